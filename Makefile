@@ -1,0 +1,110 @@
+# Ember. `make` builds the static and shared library; `make test` runs every
+# Check suite; `make test SANITIZE=1` runs them under ASan + UBSan.
+# BUILD=dir puts objects elsewhere (parallel builds of several trees).
+
+PREFIX ?= /usr/local
+BUILD ?= build
+SANITIZE ?= 0
+VERSION := 0.1.0
+SOVERSION := 0
+
+CC ?= cc
+BLIS_INC ?= /usr/include/x86_64-linux-gnu/blis-openmp
+BLIS_LIB ?= /usr/lib/x86_64-linux-gnu/blis-openmp
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -fopenmp \
+          -Iinclude -Ilib -isystem $(BLIS_INC)
+LDLIBS := -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis -lpng -lz -lm -lpthread -fopenmp
+
+ifeq ($(SANITIZE),1)
+  BUILD := $(BUILD)-sanitize
+  CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDLIBS += -fsanitize=address,undefined
+endif
+
+LIB_SRC := $(wildcard lib/*.c lib/ops/*.c lib/io/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard test/test_*.c)
+TEST_BIN := $(TEST_SRC:test/%.c=$(BUILD)/test/%)
+TEST_COMMON := $(wildcard test/cases_*.c) test/common.c
+TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/%.o)
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+BENCH := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+
+STATIC := $(BUILD)/libember.a
+SHARED := $(BUILD)/libember.so.$(VERSION)
+
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt)
+
+.PHONY: all test examples bench install clean deps mnist
+all: $(STATIC) $(SHARED) $(BUILD)/ember.pc
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h include/ember/*.h lib/*.h test/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libember.so.$(SOVERSION) -o $@ $^ $(LDLIBS)
+	ln -sf libember.so.$(VERSION) $(BUILD)/libember.so.$(SOVERSION)
+	ln -sf libember.so.$(VERSION) $(BUILD)/libember.so
+
+$(BUILD)/ember.pc: Makefile
+	@mkdir -p $(dir $@)
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: ember\nDescription: eager tape-based automatic differentiation in C\nVersion: %s\nLibs: -L$${libdir} -lember\nLibs.private: -L$(BLIS_LIB) -lblis -lpng -lz -lm -lpthread -fopenmp\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
+
+$(BUILD)/test/%: test/%.c $(TEST_COMMON_OBJ) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(TEST_COMMON_OBJ) $(STATIC) -o $@ $(CHECK_LIBS) $(LDLIBS)
+
+$(BUILD)/examples/%: examples/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS)
+
+# Each suite runs from the project root; CK_FORK=no keeps ASan's reports whole.
+test: $(TEST_BIN) $(EXAMPLES)
+	@status=0; for t in $(TEST_BIN); do \
+	  echo "== $$t"; EMBER_BUILD=$(BUILD) $$t || status=1; done; \
+	for s in test/*.sh; do [ -f "$$s" ] || continue; echo "== $$s"; \
+	  EMBER_BUILD=$(BUILD) bash $$s || status=1; done; \
+	exit $$status
+
+examples: $(EXAMPLES)
+bench: $(BENCH)
+	@for b in $(BENCH); do echo "== $$b"; $$b || exit 1; done
+
+# The README's main job: train the MNIST example with TensorBoard logs and plots.
+mnist: $(BUILD)/examples/mnist
+	$(BUILD)/examples/mnist --logdir runs/mnist
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include/ember $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/ember.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/ember/*.h $(DESTDIR)$(PREFIX)/include/ember/
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libember.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libember.so.$(SOVERSION)
+	ln -sf libember.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libember.so
+	install -m 644 $(BUILD)/ember.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+
+# Installs the Debian packages the build, tests and benchmarks need.
+DEB_PACKAGES := build-essential pkg-config libblis-dev libblis-openmp-dev check libsubunit-dev \
+                libpng-dev zlib1g-dev python3-numpy
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get update && apt-get install -y$$missing"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
+	else echo "all Debian packages present: $(DEB_PACKAGES)"; fi
+
+clean:
+	rm -rf build build-* runs

@@ -1,0 +1,32 @@
+/* Ember: an eager, tape-based automatic-differentiation runtime in C11.
+ *
+ * This is the one public header. It includes the topic headers under ember/,
+ * each of which documents one family of functions:
+ *
+ *   ember/core.h     tensors, dtypes, shapes, scopes, errors, threads
+ *   ember/ops.h      eager ops: elementwise, reductions, matmul, shape, nn, random
+ *   ember/autodiff.h gradient tape
+ *   ember/train.h    variables, variable scopes, initializers, optimizers, checkpoints
+ *   ember/io.h       data formats: IDX (MNIST), .npy
+ *   ember/summary.h  TensorBoard event files, PNG images and plots
+ *
+ * Conventions, true of every function:
+ *   - A function returning em_tensor * returns a NEW tensor owned by the
+ *     innermost open scope (em_scope_begin), unless its comment says BORROWED.
+ *   - On failure it returns NULL and sets a thread-local message
+ *     (em_last_error) naming the op and the shapes. Nothing aborts or prints.
+ *   - Every op given a NULL tensor returns NULL and keeps the first error, so a
+ *     whole expression can be checked once at the end.
+ *   - Functions returning int return 0 on success, -1 on failure (message set).
+ */
+#ifndef EMBER_H
+#define EMBER_H
+
+#include "ember/core.h"
+#include "ember/ops.h"
+#include "ember/autodiff.h"
+#include "ember/train.h"
+#include "ember/io.h"
+#include "ember/summary.h"
+
+#endif

@@ -1,0 +1,138 @@
+/* Eager ops. Every function returns a NEW tensor (or NULL with an error set).
+ * Binary and ternary elementwise ops broadcast like NumPy and require equal
+ * dtypes (no silent promotion: cast explicitly with em_cast). Axis arguments
+ * may be negative (counted from the end). */
+#ifndef EMBER_OPS_H
+#define EMBER_OPS_H
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- elementwise arithmetic (all numeric dtypes) ---- */
+em_tensor *em_add(em_tensor *a, em_tensor *b);
+em_tensor *em_sub(em_tensor *a, em_tensor *b);
+em_tensor *em_mul(em_tensor *a, em_tensor *b);
+em_tensor *em_div(em_tensor *a, em_tensor *b); /* integer division truncates; /0 is an error-free 0 */
+em_tensor *em_pow(em_tensor *a, em_tensor *b); /* float dtypes */
+em_tensor *em_maximum(em_tensor *a, em_tensor *b);
+em_tensor *em_minimum(em_tensor *a, em_tensor *b);
+/* x op scalar, the scalar taking x's dtype. */
+em_tensor *em_add_scalar(em_tensor *x, double s);
+em_tensor *em_mul_scalar(em_tensor *x, double s);
+
+em_tensor *em_neg(em_tensor *x);
+em_tensor *em_abs(em_tensor *x);
+em_tensor *em_square(em_tensor *x);
+em_tensor *em_sign(em_tensor *x);
+/* float dtypes only: */
+em_tensor *em_sqrt(em_tensor *x);
+em_tensor *em_rsqrt(em_tensor *x);
+em_tensor *em_exp(em_tensor *x);
+em_tensor *em_log(em_tensor *x);
+em_tensor *em_log1p(em_tensor *x);
+/* min(max(x, lo), hi); lo <= hi. */
+em_tensor *em_clip_by_value(em_tensor *x, double lo, double hi);
+/* cond (bool) ? a : b, all three broadcast together. */
+em_tensor *em_where(em_tensor *cond, em_tensor *a, em_tensor *b);
+em_tensor *em_cast(em_tensor *x, em_dtype dtype);
+
+/* ---- comparisons and logic: bool results ---- */
+em_tensor *em_equal(em_tensor *a, em_tensor *b);
+em_tensor *em_not_equal(em_tensor *a, em_tensor *b);
+em_tensor *em_less(em_tensor *a, em_tensor *b);
+em_tensor *em_less_equal(em_tensor *a, em_tensor *b);
+em_tensor *em_greater(em_tensor *a, em_tensor *b);
+em_tensor *em_greater_equal(em_tensor *a, em_tensor *b);
+em_tensor *em_logical_and(em_tensor *a, em_tensor *b); /* bool inputs */
+em_tensor *em_logical_or(em_tensor *a, em_tensor *b);
+em_tensor *em_logical_not(em_tensor *x);
+
+/* ---- activations (float dtypes) ---- */
+em_tensor *em_relu(em_tensor *x);
+em_tensor *em_leaky_relu(em_tensor *x, double alpha);
+em_tensor *em_elu(em_tensor *x);
+em_tensor *em_sigmoid(em_tensor *x);
+em_tensor *em_tanh(em_tensor *x);
+em_tensor *em_softplus(em_tensor *x);
+em_tensor *em_gelu(em_tensor *x); /* exact (erf) form */
+
+/* ---- reductions: axes as EM_AXES(...) or EM_ALL_AXES ---- */
+em_tensor *em_sum(em_tensor *x, int naxes, const int *axes, bool keepdims);
+em_tensor *em_mean(em_tensor *x, int naxes, const int *axes, bool keepdims);
+em_tensor *em_max(em_tensor *x, int naxes, const int *axes, bool keepdims);
+em_tensor *em_min(em_tensor *x, int naxes, const int *axes, bool keepdims);
+em_tensor *em_prod(em_tensor *x, int naxes, const int *axes, bool keepdims);
+em_tensor *em_log_sum_exp(em_tensor *x, int naxes, const int *axes, bool keepdims);
+/* Index (int64) of the first largest / smallest element along axis. */
+em_tensor *em_argmax(em_tensor *x, int axis);
+em_tensor *em_argmin(em_tensor *x, int axis);
+
+/* ---- matrix multiply (BLIS) ----
+ * [..., m, k] x [..., k, n] -> [..., m, n]; leading dims broadcast. A 1-D
+ * operand is not promoted: both must have at least 2 dims. */
+em_tensor *em_matmul(em_tensor *a, em_tensor *b);
+em_tensor *em_matmul_t(em_tensor *a, em_tensor *b, bool transpose_a, bool transpose_b);
+
+/* ---- shape ---- */
+/* One dimension may be -1 (inferred). Contiguous input: a view, no copy. */
+em_tensor *em_reshape(em_tensor *x, em_shape shape);
+/* perm as EM_AXES(...); EM_ALL_AXES reverses the axes. */
+em_tensor *em_transpose(em_tensor *x, int nperm, const int *perm);
+em_tensor *em_expand_dims(em_tensor *x, int axis);
+/* Removes the listed size-1 axes, or every size-1 axis with EM_ALL_AXES. */
+em_tensor *em_squeeze(em_tensor *x, int naxes, const int *axes);
+em_tensor *em_broadcast_to(em_tensor *x, em_shape shape);
+em_tensor *em_concat(int n, em_tensor *const *xs, int axis);
+/* Splits into n equal parts along axis into out[0..n-1]. Returns 0 or -1. */
+int em_split(em_tensor *x, int n, int axis, em_tensor **out);
+/* Splits into parts of the given sizes (one may be -1). */
+int em_split_sizes(em_tensor *x, int n, const int64_t *sizes, int axis, em_tensor **out);
+/* begin and size have ndim entries; a size of -1 means "to the end". */
+em_tensor *em_slice(em_tensor *x, const int64_t *begin, const int64_t *size);
+/* Rows of params along axis picked by integer indices (int32/int64):
+ * out shape = params.shape[:axis] + indices.shape + params.shape[axis+1:]. */
+em_tensor *em_gather(em_tensor *params, em_tensor *indices, int axis);
+/* indices (int32/int64) -> indices.shape + [depth] of dtype, on/off values. */
+em_tensor *em_one_hot(em_tensor *indices, int64_t depth, double on, double off, em_dtype dtype);
+/* pads has 2*ndim entries: before and after, per axis. */
+em_tensor *em_pad(em_tensor *x, const int64_t *pads, double value);
+/* multiples has ndim entries. */
+em_tensor *em_tile(em_tensor *x, const int64_t *multiples);
+
+/* ---- neural network (float dtypes) ---- */
+em_tensor *em_softmax(em_tensor *logits, int axis);
+em_tensor *em_log_softmax(em_tensor *logits, int axis);
+/* x [..., C] + bias [C]. */
+em_tensor *em_bias_add(em_tensor *x, em_tensor *bias);
+/* Keeps each element with probability keep_prob and scales it by 1/keep_prob;
+ * the identity (x itself, new reference) when keep_prob == 1. */
+em_tensor *em_dropout(em_tensor *x, double keep_prob);
+/* Elementwise: max(x,0) - x*z + log(1+exp(-|x|)). */
+em_tensor *em_sigmoid_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits);
+/* Over the last axis: labels are dense probabilities [..., C]; result [...]. */
+em_tensor *em_softmax_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits);
+/* labels int32/int64 [...] in [0, C); logits [..., C]; result [...]. */
+em_tensor *em_sparse_softmax_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits);
+
+typedef enum em_padding { EM_PAD_VALID, EM_PAD_SAME } em_padding;
+/* input NHWC [N,H,W,C], filter HWIO [KH,KW,C,O]; strides and dilations are
+ * {h, w} (NULL means {1, 1}). */
+em_tensor *em_conv2d(em_tensor *input, em_tensor *filter, const int *strides,
+                     em_padding padding, const int *dilations);
+/* NHWC pooling; ksize and strides are {h, w}. */
+em_tensor *em_max_pool(em_tensor *input, const int *ksize, const int *strides, em_padding padding);
+em_tensor *em_avg_pool(em_tensor *input, const int *ksize, const int *strides, em_padding padding);
+
+/* ---- random (this thread's stream, see em_set_seed) ---- */
+em_tensor *em_random_normal(em_dtype dtype, em_shape shape, double mean, double stddev);
+em_tensor *em_random_uniform(em_dtype dtype, em_shape shape, double lo, double hi);
+/* Normal, redrawn beyond two standard deviations (TensorFlow's definition). */
+em_tensor *em_truncated_normal(em_dtype dtype, em_shape shape, double mean, double stddev);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,98 @@
+/* Ember's internals shared by lib/: the tensor object, the per-thread state,
+ * errors, and the op table and dispatcher. Not installed. */
+#ifndef EMBER_INTERNAL_H
+#define EMBER_INTERNAL_H
+
+#include "ember.h"
+#include "op.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#define EM_ALIGN 64
+
+enum em_tensor_flags {
+    EM_T_VARIABLE = 1u << 0,    /* a variable: updated in place, never freed by scopes */
+    EM_T_PLACEHOLDER = 1u << 1, /* has no data until fed */
+};
+
+struct em_variable_info; /* lib/variable.c */
+
+struct em_tensor {
+    atomic_int refs;
+    uint8_t dtype;
+    uint8_t ndim;
+    uint8_t flags;
+    uint8_t device; /* 0: cpu */
+    int64_t numel;
+    int64_t shape[EM_MAX_DIMS];
+    int64_t strides[EM_MAX_DIMS]; /* in elements */
+    void *data;                   /* first element */
+    em_tensor *base;              /* owner of the memory for views; NULL if owned */
+    struct em_variable_info *var; /* name and slots, for variables */
+};
+
+/* ---- tensors (tensor.c) ---- */
+/* A new contiguous tensor, refs = 1, not in any scope, data uninitialised. */
+em_tensor *em__alloc(em_dtype dtype, int ndim, const int64_t *shape);
+/* A header sharing x's memory, with the given shape and strides (elements)
+ * starting `offset` elements after x->data. refs = 1, not in any scope. */
+em_tensor *em__view(em_tensor *x, int ndim, const int64_t *shape, const int64_t *strides, int64_t offset);
+void em__retain(em_tensor *t);
+void em__unref(em_tensor *t);
+bool em__is_contiguous(const em_tensor *t);
+/* Copies src (any strides) into dst (contiguous, same shape and dtype). */
+void em__copy_strided(em_tensor *dst, const em_tensor *src);
+/* Puts t in the innermost scope (which takes over its reference). Returns t. */
+em_tensor *em__own(em_tensor *t);
+void em__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
+double em__read(const void *p, em_dtype dtype);          /* one element -> double */
+void em__write(void *p, em_dtype dtype, double value);   /* double -> one element */
+static inline em_shape em__shape_of(const em_tensor *t) {
+    em_shape s = {.ndim = t->ndim};
+    memcpy(s.dims, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+    return s;
+}
+static inline bool em__is_float(em_dtype d) { return d == EM_F32 || d == EM_F64; }
+
+/* ---- errors (error.c) ---- */
+/* Sets the thread's error unless one is already set (the first error wins). */
+void em__error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Returns NULL after reporting "op: input is NULL" if no error is pending. */
+void *em__null_input(const char *op);
+
+/* ---- per-thread state (scope.c) ---- */
+typedef struct em_scope {
+    em_tensor **items;
+    int64_t count, cap;
+} em_scope;
+
+struct em_tape;
+struct em_trace;
+
+typedef struct em_thread {
+    char error[1024];
+    bool has_error;
+    em_scope *scopes; /* scopes[0] is the root */
+    int nscopes, capscopes;
+    struct em_tape **tapes; /* open tapes, innermost last */
+    int ntapes, captapes;
+    uint64_t seed;    /* random stream: seed and the next counter */
+    uint64_t counter;
+    struct em_varstore *vars; /* variable.c */
+} em_thread;
+
+em_thread *em__thread(void);
+
+/* ---- threads (tensor.c) ---- */
+/* Runs fn(ctx, begin, end) over [0, n) in fixed chunks of `grain`, on the
+ * thread pool when n is large. The chunking never depends on the thread count,
+ * so results are identical for any number of threads. */
+typedef void (*em_range_fn)(void *ctx, int64_t begin, int64_t end);
+void em__parallel_for(int64_t n, int64_t grain, em_range_fn fn, void *ctx);
+
+/* ---- random (ops/random.c) ---- */
+/* Reserves `n` numbers of this thread's stream: returns the first counter. */
+uint64_t em__rng_reserve(uint64_t n);
+
+#endif

@@ -1,0 +1,159 @@
+/* The dispatcher: one path for every op. It validates through the op's shape
+ * rule, allocates the output, runs the kernel, and records the call on the
+ * open tapes. It is the only place ops are run from. */
+#include "internal.h"
+#include "tape.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+static const struct {
+    int begin, end;
+    const em_op_def *rows;
+} families[] = {
+    {EM_OPS_ELEMENTWISE_BEGIN, EM_OPS_ELEMENTWISE_END, em_ops_elementwise},
+    {EM_OPS_REDUCE_BEGIN, EM_OPS_REDUCE_END, em_ops_reduce},
+    {EM_OPS_MATMUL_BEGIN, EM_OPS_MATMUL_END, em_ops_matmul},
+    {EM_OPS_SHAPE_BEGIN, EM_OPS_SHAPE_END, em_ops_shape},
+    {EM_OPS_NN_BEGIN, EM_OPS_NN_END, em_ops_nn},
+    {EM_OPS_RANDOM_BEGIN, EM_OPS_RANDOM_END, em_ops_random},
+};
+
+const em_op_def *em__op_def(em_op op) {
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
+        if ((int)op >= families[f].begin && (int)op < families[f].end) return &families[f].rows[op - families[f].begin];
+    return NULL;
+}
+
+int em__op_error(const em_call *c, const char *fmt, ...) {
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    em__error("%s: %s", c->def->name, msg);
+    return -1;
+}
+
+const char *em__tshape(const em_tensor *t, char *buf, size_t size) {
+    return em_shape_str(em__shape_of(t), buf, size);
+}
+
+int em__axis(const em_call *c, int axis, int ndim, const char *argname) {
+    int a = axis < 0 ? axis + ndim : axis;
+    if (a < 0 || a >= ndim) {
+        char b[160];
+        em__op_error(c, "%s %d is out of range for input of shape %s (rank %d)", argname, axis,
+                     em__tshape(c->in[0], b, sizeof b), ndim);
+        return -1;
+    }
+    return a;
+}
+
+int em__broadcast_shapes(const em_call *c, int *ndim, int64_t *shape) {
+    int nd = 0;
+    for (int i = 0; i < c->n; i++)
+        if (c->in[i]->ndim > nd) nd = c->in[i]->ndim;
+    for (int d = 0; d < nd; d++) shape[d] = 1;
+    for (int i = 0; i < c->n; i++) {
+        const em_tensor *t = c->in[i];
+        for (int d = 0; d < t->ndim; d++) {
+            int64_t *o = &shape[nd - t->ndim + d];
+            int64_t v = t->shape[d];
+            if (v == *o || v == 1) continue;
+            if (*o == 1) {
+                *o = v;
+                continue;
+            }
+            char msg[600];
+            size_t at = 0;
+            for (int k = 0; k < c->n && at < sizeof msg; k++) {
+                char b[160];
+                at += (size_t)snprintf(msg + at, sizeof msg - at, "%s%s", k ? " vs " : "", em__tshape(c->in[k], b, sizeof b));
+            }
+            return em__op_error(c, "shapes cannot be broadcast together: %s", msg);
+        }
+    }
+    *ndim = nd;
+    return 0;
+}
+
+/* Contiguous copies of the strided inputs for kernels that need them. */
+static em_tensor *contiguous(em_tensor *t) {
+    if (!t->data || em__is_contiguous(t)) return t;
+    em_tensor *c = em__alloc((em_dtype)t->dtype, t->ndim, t->shape);
+    if (c) em__copy_strided(c, t);
+    return c;
+}
+
+em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
+    const em_op_def *d = em__op_def(op);
+    for (int i = 0; i < n; i++) {
+        if (!in[i]) return em__null_input(d->name);
+        if (!in[i]->data && in[i]->numel) {
+            em__error("%s: input %d is a placeholder with no value: it must be fed (run the traced graph with a feed)",
+                      d->name, i);
+            return NULL;
+        }
+    }
+    em_call c = {d, n, in, a};
+    em_dtype dtype;
+    int ndim = 0;
+    int64_t shape[EM_MAX_DIMS];
+    if (d->infer(&c, &dtype, &ndim, shape)) return NULL;
+
+    em_tensor *out;
+    if (d->view) {
+        out = d->view(&c, ndim, shape);
+        if (!out) return NULL;
+    } else {
+        out = em__alloc(dtype, ndim, shape);
+        if (!out) return NULL;
+        if (d->flags & EM_OPF_STRIDED) {
+            d->cpu(&c, out);
+        } else {
+            em_tensor *small[4], **dense = n <= 4 ? small : malloc(sizeof(em_tensor *) * (size_t)n);
+            int ok = dense != NULL;
+            for (int i = 0; ok && i < n; i++) {
+                dense[i] = contiguous(in[i]);
+                if (!dense[i]) {
+                    for (int k = 0; k < i; k++)
+                        if (dense[k] != in[k]) em__unref(dense[k]);
+                    ok = 0;
+                }
+            }
+            if (!ok) {
+                if (dense != small) free(dense);
+                em__unref(out);
+                em__error("%s: out of memory", d->name);
+                return NULL;
+            }
+            em_call dc = {d, n, dense, a};
+            d->cpu(&dc, out);
+            for (int i = 0; i < n; i++)
+                if (dense[i] != in[i]) em__unref(dense[i]);
+            if (dense != small) free(dense);
+        }
+    }
+    if (em__tape_record(op, n, in, a, out)) {
+        em__unref(out);
+        return NULL;
+    }
+    return em__own(out);
+}
+
+/* Sums g over the axes along which `shape` was broadcast to g's shape. */
+em_tensor *em__sum_to_shape(em_tensor *g, int ndim, const int64_t *shape) {
+    if (!g) return NULL;
+    if (g->ndim == ndim && memcmp(g->shape, shape, sizeof(int64_t) * (size_t)ndim) == 0) {
+        em__retain(g);
+        return em__own(g);
+    }
+    int axes[EM_MAX_DIMS], naxes = 0, lead = g->ndim - ndim;
+    for (int d = 0; d < g->ndim; d++)
+        if (d < lead || (shape[d - lead] == 1 && g->shape[d] != 1)) axes[naxes++] = d;
+    em_tensor *s = naxes ? em_sum(g, naxes, axes, false) : g;
+    em_shape target = {.ndim = ndim};
+    memcpy(target.dims, shape, sizeof(int64_t) * (size_t)ndim);
+    return em_reshape(s, target);
+}

@@ -1,0 +1,126 @@
+/* Ownership scopes and the per-thread state they live in. Every new tensor is
+ * put in the innermost scope of its thread; ending the scope drops those
+ * references, so a training loop body wrapped in a scope runs in constant
+ * memory without freeing intermediates one by one. */
+#include "internal.h"
+
+#include <stdlib.h>
+
+static _Thread_local em_thread *current;
+
+/* Defined by the modules that keep per-thread state of their own. */
+void em__tapes_shutdown(em_thread *t);
+void em__variables_shutdown(em_thread *t);
+
+em_thread *em__thread(void) {
+    if (current) return current;
+    em_thread *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->scopes = calloc(8, sizeof *t->scopes);
+    if (!t->scopes) {
+        free(t);
+        return NULL;
+    }
+    t->capscopes = 8;
+    t->nscopes = 1; /* the root scope */
+    t->seed = 0x5eed;
+    current = t;
+    return t;
+}
+
+static int scope_push(em_scope *s, em_tensor *x) {
+    if (s->count == s->cap) {
+        int64_t cap = s->cap ? s->cap * 2 : 64;
+        em_tensor **items = realloc(s->items, (size_t)cap * sizeof *items);
+        if (!items) return -1;
+        s->items = items;
+        s->cap = cap;
+    }
+    s->items[s->count++] = x;
+    return 0;
+}
+
+em_tensor *em__own(em_tensor *x) {
+    em_thread *t = em__thread();
+    if (!x) return NULL;
+    if (!t || scope_push(&t->scopes[t->nscopes - 1], x)) {
+        em__unref(x);
+        em__error("out of memory recording a tensor in its scope");
+        return NULL;
+    }
+    return x;
+}
+
+void em_scope_begin(void) {
+    em_thread *t = em__thread();
+    if (!t) return;
+    if (t->nscopes == t->capscopes) {
+        em_scope *s = realloc(t->scopes, (size_t)t->capscopes * 2 * sizeof *s);
+        if (!s) {
+            em__error("scope_begin: out of memory");
+            return;
+        }
+        memset(s + t->capscopes, 0, (size_t)t->capscopes * sizeof *s);
+        t->scopes = s;
+        t->capscopes *= 2;
+    }
+    t->scopes[t->nscopes++].count = 0;
+}
+
+static void scope_clear(em_scope *s) {
+    /* Release in reverse creation order: later tensors may view earlier ones. */
+    for (int64_t i = s->count - 1; i >= 0; i--) em__unref(s->items[i]);
+    s->count = 0;
+}
+
+int em_scope_end(void) {
+    em_thread *t = em__thread();
+    if (!t) return -1;
+    if (t->nscopes <= 1) {
+        em__error("scope_end: no scope is open (em_scope_end without em_scope_begin)");
+        return -1;
+    }
+    scope_clear(&t->scopes[--t->nscopes]);
+    /* Keep a grown buffer for the next scope at this depth, but not a huge one. */
+    em_scope *s = &t->scopes[t->nscopes];
+    if (s->cap > 65536) {
+        free(s->items);
+        s->items = NULL;
+        s->cap = 0;
+    }
+    return 0;
+}
+
+em_tensor *em_keep(em_tensor *x) {
+    if (x) em__retain(x);
+    return x;
+}
+
+em_tensor *em_escape(em_tensor *x) {
+    em_thread *t = em__thread();
+    if (!x || !t) return x;
+    if (t->nscopes < 2) return x; /* already in the root scope */
+    em__retain(x);
+    if (scope_push(&t->scopes[t->nscopes - 2], x)) {
+        em__unref(x);
+        em__error("escape: out of memory");
+        return NULL;
+    }
+    return x;
+}
+
+void em_release(em_tensor *x) {
+    if (x) em__unref(x);
+}
+
+void em_shutdown(void) {
+    em_thread *t = current;
+    if (!t) return;
+    em__tapes_shutdown(t);
+    em__variables_shutdown(t);
+    for (int i = t->nscopes - 1; i >= 0; i--) scope_clear(&t->scopes[i]);
+    for (int i = 0; i < t->capscopes; i++) free(t->scopes[i].items);
+    free(t->scopes);
+    free(t);
+    current = NULL;
+}

@@ -1,0 +1,332 @@
+/* The gradient tape: recording and the backward pass.
+ *
+ * Every op run on a thread is appended to each of the thread's recording
+ * tapes. em_gradients walks a tape backwards over the records that lie on a
+ * path from the xs to y, calling each op's gradient rule. Rules are written
+ * with public ops, so a tape that is open while another computes gradients
+ * records that computation: nested tapes give higher-order derivatives. */
+#include "tape.h"
+
+#include <stdlib.h>
+
+typedef struct record {
+    em_op op;
+    int n;
+    em_tensor **in; /* points at small[] for up to 3 inputs */
+    em_tensor *small[3];
+    em_tensor *out;
+    em_attrs a;
+} record;
+
+struct em_tape {
+    record *recs;
+    int64_t n, cap;
+    bool persistent, recording, busy, used;
+};
+
+/* The thread's live tapes; recording ones get records. */
+typedef struct {
+    em_tape **items;
+    int n, cap;
+} tape_list;
+
+static _Thread_local tape_list live;
+
+em_tensor *em__ref(em_tensor *t) {
+    if (!t) return NULL;
+    em__retain(t);
+    return em__own(t);
+}
+
+int em__tape_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out) {
+    for (int k = 0; k < live.n; k++) {
+        em_tape *tp = live.items[k];
+        if (!tp->recording || tp->busy) continue;
+        if (tp->n == tp->cap) {
+            int64_t cap = tp->cap ? tp->cap * 2 : 256;
+            record *r = realloc(tp->recs, (size_t)cap * sizeof *r);
+            if (!r) goto oom;
+            tp->recs = r;
+            tp->cap = cap;
+        }
+        record *r = &tp->recs[tp->n];
+        r->in = n <= 3 ? r->small : malloc(sizeof(em_tensor *) * (size_t)n);
+        if (!r->in) goto oom;
+        r->op = op;
+        r->n = n;
+        for (int i = 0; i < n; i++) {
+            r->in[i] = in[i];
+            em__retain(in[i]);
+        }
+        r->out = out;
+        em__retain(out);
+        r->a = *a;
+        tp->n++;
+    }
+    return 0;
+oom:
+    em__error("%s: out of memory recording on the gradient tape", em__op_def(op)->name);
+    return -1;
+}
+
+static void clear_records(em_tape *tp) {
+    for (int64_t i = 0; i < tp->n; i++) {
+        record *r = &tp->recs[i];
+        for (int k = 0; k < r->n; k++) em__unref(r->in[k]);
+        if (r->in != r->small) free(r->in);
+        em__unref(r->out);
+    }
+    free(tp->recs);
+    tp->recs = NULL;
+    tp->n = tp->cap = 0;
+}
+
+em_tape *em_tape_begin(bool persistent) {
+    em_tape *tp = calloc(1, sizeof *tp);
+    if (!tp) {
+        em__error("tape_begin: out of memory");
+        return NULL;
+    }
+    if (live.n == live.cap) {
+        int cap = live.cap ? live.cap * 2 : 8;
+        em_tape **items = realloc(live.items, sizeof *items * (size_t)cap);
+        if (!items) {
+            free(tp);
+            em__error("tape_begin: out of memory");
+            return NULL;
+        }
+        live.items = items;
+        live.cap = cap;
+    }
+    live.items[live.n++] = tp;
+    tp->persistent = persistent;
+    tp->recording = true;
+    return tp;
+}
+
+void em_tape_stop(em_tape *tp) {
+    if (tp) tp->recording = false;
+}
+
+void em_tape_release(em_tape *tp) {
+    if (!tp) return;
+    for (int k = 0; k < live.n; k++)
+        if (live.items[k] == tp) {
+            live.items[k] = live.items[--live.n];
+            break;
+        }
+    clear_records(tp);
+    free(tp);
+}
+
+void em__tapes_shutdown(em_thread *t) {
+    (void)t;
+    while (live.n) em_tape_release(live.items[live.n - 1]);
+    free(live.items);
+    live.items = NULL;
+    live.cap = 0;
+}
+
+/* ---- a pointer-keyed map for the backward pass ---- */
+
+typedef struct {
+    const em_tensor *key;
+    em_tensor *grad; /* accumulated gradient, owned by the backward scope */
+} slot;
+
+typedef struct {
+    slot *slots;
+    size_t cap, count; /* cap is a power of two */
+} tmap;
+
+static size_t hash_ptr(const void *p) {
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+static slot *tmap_find(tmap *m, const em_tensor *key) {
+    size_t i = hash_ptr(key) & (m->cap - 1);
+    while (m->slots[i].key && m->slots[i].key != key) i = (i + 1) & (m->cap - 1);
+    return &m->slots[i];
+}
+
+static slot *tmap_get(tmap *m, const em_tensor *key) {
+    slot *s = tmap_find(m, key);
+    return s->key ? s : NULL;
+}
+
+static slot *tmap_put(tmap *m, const em_tensor *key) {
+    if (2 * (m->count + 1) > m->cap) {
+        tmap bigger = {calloc(m->cap * 2, sizeof(slot)), m->cap * 2, 0};
+        if (!bigger.slots) return NULL;
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->slots[i].key) {
+                *tmap_find(&bigger, m->slots[i].key) = m->slots[i];
+                bigger.count++;
+            }
+        free(m->slots);
+        *m = bigger;
+    }
+    slot *s = tmap_find(m, key);
+    if (!s->key) {
+        s->key = key;
+        s->grad = NULL;
+        m->count++;
+    }
+    return s;
+}
+
+/* ---- the backward pass ---- */
+
+static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tensor *const *xs, em_tensor **grads) {
+    char b1[160], b2[160];
+    tmap m = {calloc(64, sizeof(slot)), 64, 0};
+    if (!m.slots) goto oom;
+
+    /* Which tensors depend on the xs: only records producing them matter. */
+    for (int i = 0; i < n; i++)
+        if (!tmap_put(&m, xs[i])) goto oom;
+    for (int64_t r = 0; r < tp->n; r++) {
+        record *rec = &tp->recs[r];
+        for (int i = 0; i < rec->n; i++)
+            if (tmap_get(&m, rec->in[i])) {
+                if (!tmap_put(&m, rec->out)) goto oom;
+                break;
+            }
+    }
+
+    slot *sy = tmap_get(&m, y);
+    if (sy) {
+        sy->grad = grad_y ? em__ref(grad_y) : em_fill_like(y, 1.0);
+        if (!sy->grad) goto fail;
+    }
+    for (int64_t r = tp->n - 1; r >= 0 && sy; r--) {
+        record *rec = &tp->recs[r];
+        slot *so = tmap_get(&m, rec->out);
+        if (!so || !so->grad) continue;
+        const em_op_def *d = em__op_def(rec->op);
+        if (d->flags & EM_OPF_CUT) continue;
+        if ((d->flags & EM_OPF_NONDIFF) || !em__is_float((em_dtype)rec->out->dtype)) {
+            em__error("gradients: the path from y to the xs passes through '%s', whose output (%s %s) has no gradient",
+                      d->name, em_dtype_name((em_dtype)rec->out->dtype), em__tshape(rec->out, b1, sizeof b1));
+            goto fail;
+        }
+        bool need_small[4], *need = rec->n <= 4 ? need_small : malloc(sizeof(bool) * (size_t)rec->n);
+        em_tensor *gin_small[4], **gin = rec->n <= 4 ? gin_small : calloc((size_t)rec->n, sizeof *gin);
+        if (!need || !gin) {
+            if (need != need_small) free(need);
+            if (gin != gin_small) free(gin);
+            goto oom;
+        }
+        bool any = false;
+        for (int i = 0; i < rec->n; i++) {
+            need[i] = tmap_get(&m, rec->in[i]) && em__is_float((em_dtype)rec->in[i]->dtype);
+            any |= need[i];
+            gin[i] = NULL;
+        }
+        int rc = 0;
+        if (any) {
+            em_call c = {d, rec->n, rec->in, &rec->a};
+            rc = d->grad(&c, rec->out, so->grad, need, gin);
+        }
+        for (int i = 0; rc == 0 && i < rec->n; i++) {
+            if (!need[i] || !gin[i]) continue;
+            em_tensor *x = rec->in[i];
+            if (!em_shape_equal(em__shape_of(gin[i]), em__shape_of(x)) || gin[i]->dtype != x->dtype) {
+                em__error("gradients: the gradient rule of '%s' gave %s %s for input %d of %s %s", d->name,
+                          em_dtype_name((em_dtype)gin[i]->dtype), em__tshape(gin[i], b1, sizeof b1), i,
+                          em_dtype_name((em_dtype)x->dtype), em__tshape(x, b2, sizeof b2));
+                rc = -1;
+                break;
+            }
+            slot *sx = tmap_get(&m, x);
+            sx->grad = sx->grad ? em_add(sx->grad, gin[i]) : gin[i];
+            if (!sx->grad) rc = -1;
+        }
+        if (need != need_small) free(need);
+        if (gin != gin_small) free(gin);
+        if (rc) goto fail;
+    }
+    for (int i = 0; i < n; i++) {
+        slot *s = tmap_get(&m, xs[i]);
+        grads[i] = s->grad ? s->grad : em_fill_like(xs[i], 0.0);
+        if (!grads[i]) goto fail;
+    }
+    free(m.slots);
+    return 0;
+oom:
+    em__error("gradients: out of memory");
+fail:
+    free(m.slots);
+    return -1;
+}
+
+int em_gradients_with(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tensor *const *xs, em_tensor **grads) {
+    char b1[160], b2[160];
+    for (int i = 0; i < n; i++) grads[i] = NULL;
+    if (!tp) {
+        em__error("gradients: tape is NULL");
+        return -1;
+    }
+    if (!y) return em__null_input("gradients"), -1;
+    if (n < 0 || (n > 0 && (!xs || !grads))) {
+        em__error("gradients: xs and grads must hold n = %d tensors", n);
+        return -1;
+    }
+    if (tp->used) {
+        em__error("gradients: this tape was not persistent and has already given gradients "
+                  "(begin it with em_tape_begin(true) to ask more than once)");
+        return -1;
+    }
+    if (tp->busy) {
+        em__error("gradients: the tape is already computing gradients");
+        return -1;
+    }
+    if (!em__is_float((em_dtype)y->dtype)) {
+        em__error("gradients: y has dtype %s; only float32 and float64 outputs can be differentiated",
+                  em_dtype_name((em_dtype)y->dtype));
+        return -1;
+    }
+    if (grad_y && (!em_shape_equal(em__shape_of(grad_y), em__shape_of(y)) || grad_y->dtype != y->dtype)) {
+        em__error("gradients: grad_y is %s %s but y is %s %s", em_dtype_name((em_dtype)grad_y->dtype),
+                  em__tshape(grad_y, b1, sizeof b1), em_dtype_name((em_dtype)y->dtype), em__tshape(y, b2, sizeof b2));
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!xs[i]) {
+            em__error("gradients: xs[%d] is NULL", i);
+            return -1;
+        }
+        if (!em__is_float((em_dtype)xs[i]->dtype)) {
+            em__error("gradients: xs[%d] has dtype %s; gradients exist only for float32 and float64 tensors", i,
+                      em_dtype_name((em_dtype)xs[i]->dtype));
+            return -1;
+        }
+    }
+    tp->busy = true; /* this tape does not record its own backward pass */
+    em_scope_begin();
+    int rc = backward(tp, y, grad_y, n, xs, grads);
+    for (int i = 0; i < n; i++)
+        if (rc == 0) em_escape(grads[i]);
+    em_scope_end();
+    if (rc)
+        for (int i = 0; i < n; i++) grads[i] = NULL;
+    tp->busy = false;
+    if (!tp->persistent) {
+        tp->used = true;
+        tp->recording = false;
+        clear_records(tp);
+    }
+    return rc;
+}
+
+int em_gradients(em_tape *tp, em_tensor *y, int n, em_tensor *const *xs, em_tensor **grads) {
+    return em_gradients_with(tp, y, NULL, n, xs, grads);
+}
+
+em_tensor *em_stop_gradient(em_tensor *x) {
+    return em__apply(EM_OP_STOP_GRADIENT, 1, &x, &(em_attrs){0});
+}

@@ -1,0 +1,505 @@
+/* The tensor object: dtypes, shapes, strides, storage, reference counts,
+ * creation, access and printing; and the thread setting shared with BLIS. */
+#include "internal.h"
+
+#include <blis.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static atomic_llong live_tensors;
+
+static const struct {
+    const char *name;
+    size_t size;
+} dtypes[EM_DTYPE_COUNT] = {
+    [EM_F32] = {"float32", 4}, [EM_F64] = {"float64", 8}, [EM_I32] = {"int32", 4},
+    [EM_I64] = {"int64", 8},   [EM_U8] = {"uint8", 1},    [EM_BOOL] = {"bool", 1},
+};
+
+const char *em_dtype_name(em_dtype d) { return (unsigned)d < EM_DTYPE_COUNT ? dtypes[d].name : "invalid"; }
+size_t em_dtype_size(em_dtype d) { return (unsigned)d < EM_DTYPE_COUNT ? dtypes[d].size : 0; }
+
+int64_t em_live_tensors(void) { return atomic_load(&live_tensors); }
+
+/* ---- shapes ---- */
+
+const char *em_shape_str(em_shape s, char *buf, size_t size) {
+    size_t at = 0;
+    if (size == 0) return buf;
+    buf[0] = '\0';
+    at += (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < s.ndim && at < size; i++)
+        at += (size_t)snprintf(buf + at, size - at, i ? ",%" PRId64 : "%" PRId64, s.dims[i]);
+    if (at < size) snprintf(buf + at, size - at, "]");
+    return buf;
+}
+
+int64_t em_shape_numel(em_shape s) {
+    int64_t n = 1;
+    for (int i = 0; i < s.ndim; i++) n *= s.dims[i];
+    return n;
+}
+
+bool em_shape_equal(em_shape a, em_shape b) {
+    if (a.ndim != b.ndim) return false;
+    for (int i = 0; i < a.ndim; i++)
+        if (a.dims[i] != b.dims[i]) return false;
+    return true;
+}
+
+void em__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides) {
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        strides[i] = s;
+        s *= shape[i] ? shape[i] : 1;
+    }
+}
+
+/* Validates a shape for a tensor of dtype; sets an error naming `what`. */
+static int check_shape(const char *what, em_dtype dtype, int ndim, const int64_t *shape, int64_t *numel) {
+    if ((unsigned)dtype >= EM_DTYPE_COUNT) {
+        em__error("%s: invalid dtype %d", what, (int)dtype);
+        return -1;
+    }
+    if (ndim < 0 || ndim > EM_MAX_DIMS) {
+        em__error("%s: rank %d is outside 0..%d", what, ndim, EM_MAX_DIMS);
+        return -1;
+    }
+    int64_t n = 1;
+    const int64_t limit = INT64_MAX / 64;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) {
+            em_shape s = {.ndim = ndim};
+            memcpy(s.dims, shape, sizeof(int64_t) * (size_t)ndim);
+            char b[160];
+            em__error("%s: negative dimension %" PRId64 " in shape %s", what, shape[i], em_shape_str(s, b, sizeof b));
+            return -1;
+        }
+        if (shape[i] && n > limit / shape[i]) {
+            em__error("%s: shape too large: the element count overflows", what);
+            return -1;
+        }
+        n *= shape[i];
+    }
+    *numel = n;
+    return 0;
+}
+
+/* ---- allocation and reference counts ---- */
+
+#define HEADER_SIZE ((sizeof(em_tensor) + EM_ALIGN - 1) / EM_ALIGN * EM_ALIGN)
+
+em_tensor *em__alloc(em_dtype dtype, int ndim, const int64_t *shape) {
+    int64_t numel;
+    if (check_shape("tensor", dtype, ndim, shape, &numel)) return NULL;
+    size_t bytes = (size_t)numel * dtypes[dtype].size;
+    void *mem = NULL;
+    if (posix_memalign(&mem, EM_ALIGN, HEADER_SIZE + bytes)) {
+        em__error("out of memory: allocating %" PRId64 " %s elements (%zu bytes)", numel, dtypes[dtype].name, bytes);
+        return NULL;
+    }
+    em_tensor *t = mem;
+    memset(t, 0, sizeof *t);
+    atomic_init(&t->refs, 1);
+    t->dtype = (uint8_t)dtype;
+    t->ndim = (uint8_t)ndim;
+    t->numel = numel;
+    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    em__contiguous_strides(ndim, shape, t->strides);
+    t->data = (char *)mem + HEADER_SIZE;
+    atomic_fetch_add(&live_tensors, 1);
+    return t;
+}
+
+em_tensor *em__view(em_tensor *x, int ndim, const int64_t *shape, const int64_t *strides, int64_t offset) {
+    em_tensor *t = malloc(sizeof *t);
+    if (!t) {
+        em__error("out of memory: allocating a view");
+        return NULL;
+    }
+    memset(t, 0, sizeof *t);
+    atomic_init(&t->refs, 1);
+    t->dtype = x->dtype;
+    t->ndim = (uint8_t)ndim;
+    t->numel = 1;
+    for (int i = 0; i < ndim; i++) t->numel *= shape[i];
+    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    memcpy(t->strides, strides, sizeof(int64_t) * (size_t)ndim);
+    t->data = x->data ? (char *)x->data + offset * (int64_t)dtypes[x->dtype].size : NULL;
+    /* Views of views point at the owner, so chains stay one link long. A
+     * variable is its own owner: views of it see its in-place updates. */
+    em_tensor *owner = x->base && !(x->flags & EM_T_VARIABLE) ? x->base : x;
+    em__retain(owner);
+    t->base = owner;
+    atomic_fetch_add(&live_tensors, 1);
+    return t;
+}
+
+void em__retain(em_tensor *t) { atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed); }
+
+void em__unref(em_tensor *t) {
+    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
+    atomic_fetch_sub(&live_tensors, 1);
+    if (t->base) em__unref(t->base);
+    free(t); /* owners: header and data are one block; views: the header alone */
+}
+
+bool em__is_contiguous(const em_tensor *t) {
+    int64_t s = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] != 1 && t->strides[i] != s) return false;
+        s *= t->shape[i];
+    }
+    return true;
+}
+
+void em__copy_strided(em_tensor *dst, const em_tensor *src) {
+    size_t es = dtypes[src->dtype].size;
+    if (src->numel == 0) return;
+    if (em__is_contiguous(src)) {
+        memcpy(dst->data, src->data, (size_t)src->numel * es);
+        return;
+    }
+    int nd = src->ndim;
+    int64_t idx[EM_MAX_DIMS] = {0};
+    int64_t inner = src->shape[nd - 1], istride = src->strides[nd - 1];
+    char *out = dst->data;
+    for (int64_t done = 0; done < src->numel; done += inner) {
+        int64_t off = 0;
+        for (int d = 0; d < nd - 1; d++) off += idx[d] * src->strides[d];
+        const char *in = (const char *)src->data + off * (int64_t)es;
+        switch (es) {
+        case 8:
+            for (int64_t k = 0; k < inner; k++) ((uint64_t *)out)[k] = ((const uint64_t *)in)[k * istride];
+            break;
+        case 4:
+            for (int64_t k = 0; k < inner; k++) ((uint32_t *)out)[k] = ((const uint32_t *)in)[k * istride];
+            break;
+        default:
+            for (int64_t k = 0; k < inner; k++) out[k] = in[k * istride];
+        }
+        out += inner * (int64_t)es;
+        for (int d = nd - 2; d >= 0; d--) {
+            if (++idx[d] < src->shape[d]) break;
+            idx[d] = 0;
+        }
+    }
+}
+
+double em__read(const void *p, em_dtype d) {
+    switch (d) {
+    case EM_F32: return *(const float *)p;
+    case EM_F64: return *(const double *)p;
+    case EM_I32: return *(const int32_t *)p;
+    case EM_I64: return (double)*(const int64_t *)p;
+    case EM_U8: return *(const uint8_t *)p;
+    case EM_BOOL: return *(const uint8_t *)p ? 1.0 : 0.0;
+    default: return NAN;
+    }
+}
+
+void em__write(void *p, em_dtype d, double v) {
+    switch (d) {
+    case EM_F32: *(float *)p = (float)v; break;
+    case EM_F64: *(double *)p = v; break;
+    case EM_I32: *(int32_t *)p = (int32_t)v; break;
+    case EM_I64: *(int64_t *)p = (int64_t)v; break;
+    case EM_U8: *(uint8_t *)p = (uint8_t)v; break;
+    case EM_BOOL: *(uint8_t *)p = v != 0; break;
+    default: break;
+    }
+}
+
+/* ---- creation ---- */
+
+em_tensor *em_tensor_from(em_dtype dtype, em_shape shape, const void *data) {
+    em_tensor *t = em__alloc(dtype, shape.ndim, shape.dims);
+    if (!t) return NULL;
+    if (!data && t->numel) {
+        em__unref(t);
+        em__error("tensor_from: data is NULL for shape with %" PRId64 " elements", em_shape_numel(shape));
+        return NULL;
+    }
+    if (t->numel) memcpy(t->data, data, (size_t)t->numel * dtypes[dtype].size);
+    return em__own(t);
+}
+
+static void fill_raw(em_tensor *t, double v) {
+    size_t es = dtypes[t->dtype].size;
+    if (v == 0) {
+        memset(t->data, 0, (size_t)t->numel * es);
+        return;
+    }
+    char one[8];
+    em__write(one, (em_dtype)t->dtype, v);
+    char *p = t->data;
+    for (int64_t i = 0; i < t->numel; i++) memcpy(p + i * (int64_t)es, one, es);
+}
+
+em_tensor *em_fill(em_dtype dtype, em_shape shape, double value) {
+    em_tensor *t = em__alloc(dtype, shape.ndim, shape.dims);
+    if (!t) return NULL;
+    fill_raw(t, value);
+    return em__own(t);
+}
+
+em_tensor *em_zeros(em_dtype dtype, em_shape shape) { return em_fill(dtype, shape, 0); }
+em_tensor *em_ones(em_dtype dtype, em_shape shape) { return em_fill(dtype, shape, 1); }
+em_tensor *em_scalar(em_dtype dtype, double value) { return em_fill(dtype, EM_SHAPE0, value); }
+
+em_tensor *em_fill_like(em_tensor *x, double value) {
+    if (!x) return em__null_input("fill_like");
+    return em_fill((em_dtype)x->dtype, em__shape_of(x), value);
+}
+
+em_tensor *em_arange(em_dtype dtype, double start, double stop, double step) {
+    if (step == 0 || !isfinite(start) || !isfinite(stop) || !isfinite(step)) {
+        em__error("arange: step must be non-zero and bounds finite (start %g, stop %g, step %g)", start, stop, step);
+        return NULL;
+    }
+    double count = ceil((stop - start) / step);
+    int64_t n = count > 0 ? (int64_t)count : 0;
+    em_tensor *t = em__alloc(dtype, 1, &n);
+    if (!t) return NULL;
+    size_t es = dtypes[dtype].size;
+    for (int64_t i = 0; i < n; i++) em__write((char *)t->data + i * (int64_t)es, dtype, start + (double)i * step);
+    return em__own(t);
+}
+
+em_tensor *em_copy(em_tensor *x) {
+    if (!x) return em__null_input("copy");
+    if (!x->data) {
+        em__error("copy: tensor has no data (a placeholder must be fed)");
+        return NULL;
+    }
+    em_tensor *t = em__alloc((em_dtype)x->dtype, x->ndim, x->shape);
+    if (!t) return NULL;
+    em__copy_strided(t, x);
+    return em__own(t);
+}
+
+/* ---- access ---- */
+
+em_dtype em_tensor_dtype(const em_tensor *t) { return t ? (em_dtype)t->dtype : EM_DTYPE_COUNT; }
+em_shape em_tensor_shape(const em_tensor *t) {
+    if (!t) return (em_shape){.ndim = -1};
+    return em__shape_of(t);
+}
+int em_ndim(const em_tensor *t) { return t ? t->ndim : -1; }
+int64_t em_numel(const em_tensor *t) { return t ? t->numel : -1; }
+
+int64_t em_dim(const em_tensor *t, int axis) {
+    if (!t) return -1;
+    int a = axis < 0 ? axis + t->ndim : axis;
+    if (a < 0 || a >= t->ndim) {
+        em__error("dim: axis %d is out of range for a tensor of rank %d", axis, t->ndim);
+        return -1;
+    }
+    return t->shape[a];
+}
+
+static int check_data(em_tensor *t, const char *what) {
+    if (!t) {
+        em__null_input(what);
+        return -1;
+    }
+    if (!t->data && t->numel) {
+        em__error("%s: tensor has no value: it is a placeholder that must be fed (em_graph_run feeds)", what);
+        return -1;
+    }
+    return 0;
+}
+
+const void *em_data(em_tensor *t) {
+    if (check_data(t, "data")) return NULL;
+    if (!em__is_contiguous(t)) {
+        /* Materialise the view; it now owns a private contiguous copy. */
+        em_tensor *c = em__alloc((em_dtype)t->dtype, t->ndim, t->shape);
+        if (!c) return NULL;
+        em__copy_strided(c, t);
+        if (t->base) em__unref(t->base);
+        t->base = c;
+        t->data = c->data;
+        em__contiguous_strides(t->ndim, t->shape, t->strides);
+    }
+    return t->data;
+}
+
+int em_copy_out(em_tensor *t, void *dst, size_t bytes) {
+    if (check_data(t, "copy_out")) return -1;
+    size_t need = (size_t)t->numel * dtypes[t->dtype].size;
+    if (bytes < need) {
+        char b[160];
+        em__error("copy_out: destination holds %zu bytes but the %s tensor %s needs %zu", bytes,
+                  dtypes[t->dtype].name, em__tshape(t, b, sizeof b), need);
+        return -1;
+    }
+    em_tensor view = *t; /* copy the header: writing into dst as if contiguous */
+    view.data = dst;
+    em__contiguous_strides(t->ndim, t->shape, view.strides);
+    em__copy_strided(&view, t);
+    return 0;
+}
+
+static int64_t offset_of(const em_tensor *t, const int64_t *index) {
+    int64_t off = 0;
+    for (int i = 0; i < t->ndim; i++) off += index[i] * t->strides[i];
+    return off;
+}
+
+double em_get(em_tensor *t, const int64_t *index) {
+    if (check_data(t, "get")) return NAN;
+    for (int i = 0; i < t->ndim; i++)
+        if (!index || index[i] < 0 || index[i] >= t->shape[i]) {
+            char b[160];
+            em__error("get: index out of range for shape %s (axis %d)", em__tshape(t, b, sizeof b), i);
+            return NAN;
+        }
+    return em__read((char *)t->data + offset_of(t, index) * (int64_t)dtypes[t->dtype].size, (em_dtype)t->dtype);
+}
+
+double em_item(em_tensor *t) {
+    if (check_data(t, "item")) return NAN;
+    if (t->numel != 1) {
+        char b[160];
+        em__error("item: tensor of shape %s has %" PRId64 " elements, not 1", em__tshape(t, b, sizeof b), t->numel);
+        return NAN;
+    }
+    return em__read(t->data, (em_dtype)t->dtype);
+}
+
+/* ---- printing ---- */
+
+typedef struct {
+    char *buf;
+    size_t size, len;
+} sbuf;
+
+static void put(sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(sbuf *s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = s->len < s->size ? s->size - s->len : 0;
+    int n = vsnprintf(room ? s->buf + s->len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0) s->len += (size_t)n;
+}
+
+static void put_value(sbuf *s, em_tensor *t, const int64_t *index) {
+    double v = em__read((char *)t->data + offset_of(t, index) * (int64_t)dtypes[t->dtype].size, (em_dtype)t->dtype);
+    switch (t->dtype) {
+    case EM_BOOL: put(s, "%s", v != 0 ? " True" : "False"); break;
+    case EM_F32:
+    case EM_F64:
+        if (v == floor(v) && fabs(v) < 1e16) put(s, "%.0f.", v);
+        else put(s, "%.4g", v);
+        break;
+    default: put(s, "%.0f", v);
+    }
+}
+
+#define EDGE 3 /* elements shown at each end of an elided axis */
+
+static void put_axis(sbuf *s, em_tensor *t, int64_t *index, int axis, int indent, bool elide) {
+    if (t->ndim == 0) {
+        put_value(s, t, index);
+        return;
+    }
+    put(s, "[");
+    int64_t n = t->shape[axis];
+    for (int64_t i = 0; i < n; i++) {
+        if (elide && n > 2 * EDGE && i == EDGE) {
+            put(s, axis == t->ndim - 1 ? "..., " : "...,\n%*s", axis == t->ndim - 1 ? 0 : indent + 1, "");
+            i = n - EDGE - 1;
+            continue;
+        }
+        index[axis] = i;
+        if (axis == t->ndim - 1) put_value(s, t, index);
+        else put_axis(s, t, index, axis + 1, indent + 1, elide);
+        if (i < n - 1) {
+            if (axis == t->ndim - 1) put(s, ", ");
+            else put(s, ",%s%*s", t->ndim - axis > 2 ? "\n\n" : "\n", indent + 1, "");
+        }
+    }
+    put(s, "]");
+}
+
+int em_format(em_tensor *t, char *buf, size_t size) {
+    sbuf s = {buf, size, 0};
+    if (size) buf[0] = '\0';
+    if (!t) {
+        put(&s, "NULL");
+    } else if (!t->data && t->numel) {
+        char b[160];
+        put(&s, "placeholder(shape=%s, dtype=%s)", em__tshape(t, b, sizeof b), dtypes[t->dtype].name);
+    } else {
+        int64_t index[EM_MAX_DIMS] = {0};
+        put(&s, "tensor(");
+        if (t->numel == 0) {
+            char b[160];
+            put(&s, "[], shape=%s", em__tshape(t, b, sizeof b));
+        } else {
+            put_axis(&s, t, index, 0, 7, t->numel > 1000);
+        }
+        put(&s, ", dtype=%s)", dtypes[t->dtype].name);
+    }
+    return (int)s.len;
+}
+
+int em_print(em_tensor *t, FILE *out) {
+    int n = em_format(t, NULL, 0);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf) {
+        em__error("print: out of memory");
+        return -1;
+    }
+    em_format(t, buf, (size_t)n + 1);
+    int rc = fprintf(out ? out : stdout, "%s\n", buf) < 0 ? -1 : 0;
+    free(buf);
+    return rc;
+}
+
+/* ---- threads ---- */
+
+static atomic_int num_threads;
+
+static int default_threads(void) {
+    const char *env = getenv("EM_NUM_THREADS");
+    if (env && atoi(env) > 0) return atoi(env);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+void em_set_num_threads(int n) {
+    if (n < 1) n = default_threads();
+    atomic_store(&num_threads, n);
+    bli_thread_set_num_threads(n);
+}
+
+int em_num_threads(void) {
+    int n = atomic_load(&num_threads);
+    if (n == 0) {
+        em_set_num_threads(0);
+        n = atomic_load(&num_threads);
+    }
+    return n;
+}
+
+void em__parallel_for(int64_t n, int64_t grain, em_range_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int64_t chunks = (n + grain - 1) / grain;
+    int threads = em_num_threads();
+    if (chunks == 1 || threads == 1) {
+        for (int64_t c = 0; c < chunks; c++) fn(ctx, c * grain, c + 1 == chunks ? n : (c + 1) * grain);
+        return;
+    }
+    if (threads > chunks) threads = (int)chunks;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t c = 0; c < chunks; c++) fn(ctx, c * grain, c + 1 == chunks ? n : (c + 1) * grain);
+}

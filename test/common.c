@@ -1,0 +1,54 @@
+#include "common.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void em_test_assert_tensor(em_tensor *t, em_dtype dtype, em_shape shape, const double *expect, double tol,
+                           const char *file, int line) {
+    char b1[160], b2[160];
+    if (!t) ck_abort_msg("%s:%d: tensor is NULL: %s", file, line, em_last_error() ? em_last_error() : "(no error)");
+    ck_assert_msg(em_tensor_dtype(t) == dtype, "%s:%d: dtype %s, expected %s", file, line,
+                  em_dtype_name(em_tensor_dtype(t)), em_dtype_name(dtype));
+    ck_assert_msg(em_shape_equal(em_tensor_shape(t), shape), "%s:%d: shape %s, expected %s", file, line,
+                  em_shape_str(em_tensor_shape(t), b1, sizeof b1), em_shape_str(shape, b2, sizeof b2));
+    int64_t n = em_numel(t);
+    int64_t index[EM_MAX_DIMS] = {0};
+    for (int64_t i = 0; i < n; i++) {
+        int64_t r = i;
+        for (int d = shape.ndim - 1; d >= 0; d--) {
+            index[d] = r % shape.dims[d];
+            r /= shape.dims[d];
+        }
+        double a = em_get(t, index), e = expect[i];
+        if (isnan(e)) {
+            ck_assert_msg(isnan(a), "%s:%d: element %lld is %g, expected nan", file, line, (long long)i, a);
+            continue;
+        }
+        double scale = fabs(e) > 1 ? fabs(e) : 1;
+        ck_assert_msg(fabs(a - e) <= tol * scale || a == e, "%s:%d: element %lld is %.10g, expected %.10g", file, line,
+                      (long long)i, a, e);
+    }
+}
+
+void em_test_assert_error(int failed, const char *needle, const char *file, int line) {
+    const char *e = em_last_error();
+    ck_assert_msg(failed, "%s:%d: call succeeded, expected an error containing \"%s\"", file, line, needle);
+    ck_assert_msg(e != NULL, "%s:%d: call failed without an error message", file, line);
+    ck_assert_msg(strstr(e, needle) != NULL, "%s:%d: error \"%s\" does not contain \"%s\"", file, line, e, needle);
+    em_clear_error();
+}
+
+em_tensor *em_test_uniform(em_shape shape, double lo, double hi, uint64_t seed) {
+    int64_t n = em_shape_numel(shape);
+    double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    uint64_t s = seed * 0x9E3779B97F4A7C15ULL + 1;
+    for (int64_t i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        v[i] = lo + (hi - lo) * (double)(s >> 11) / 9007199254740992.0;
+    }
+    em_tensor *t = em_tensor_from(EM_F64, shape, v);
+    free(v);
+    return t;
+}
