@@ -132,6 +132,7 @@ void em__tapes_shutdown(em_thread *t) {
 typedef struct {
     const em_tensor *key;
     em_tensor *grad; /* accumulated gradient, owned by the backward scope */
+    bool blocked;    /* y depends on it through a value without gradient */
 } slot;
 
 typedef struct {
@@ -174,6 +175,7 @@ static slot *tmap_put(tmap *m, const em_tensor *key) {
     if (!s->key) {
         s->key = key;
         s->grad = NULL;
+        s->blocked = false;
         m->count++;
     }
     return s;
@@ -191,6 +193,7 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
         if (!tmap_put(&m, xs[i])) goto oom;
     for (int64_t r = 0; r < tp->n; r++) {
         record *rec = &tp->recs[r];
+        if (em__op_def(rec->op)->flags & EM_OPF_CUT) continue;
         for (int i = 0; i < rec->n; i++)
             if (tmap_get(&m, rec->in[i])) {
                 if (!tmap_put(&m, rec->out)) goto oom;
@@ -203,17 +206,17 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
         sy->grad = grad_y ? em__ref(grad_y) : em_fill_like(y, 1.0);
         if (!sy->grad) goto fail;
     }
+    /* Paths that cross integer or bool values (argmax, comparisons, casts to
+     * int) carry no gradient; they are followed as "blocked" so that an x that
+     * y depends on only through them is reported instead of given zeros. */
+    const char *blocker = NULL;
     for (int64_t r = tp->n - 1; r >= 0 && sy; r--) {
         record *rec = &tp->recs[r];
         slot *so = tmap_get(&m, rec->out);
-        if (!so || !so->grad) continue;
+        if (!so || (!so->grad && !so->blocked)) continue;
         const em_op_def *d = em__op_def(rec->op);
         if (d->flags & EM_OPF_CUT) continue;
-        if ((d->flags & EM_OPF_NONDIFF) || !em__is_float((em_dtype)rec->out->dtype)) {
-            em__error("gradients: the path from y to the xs passes through '%s', whose output (%s %s) has no gradient",
-                      d->name, em_dtype_name((em_dtype)rec->out->dtype), em__tshape(rec->out, b1, sizeof b1));
-            goto fail;
-        }
+        bool differentiable = so->grad && !(d->flags & EM_OPF_NONDIFF) && em__is_float((em_dtype)rec->out->dtype);
         bool need_small[4], *need = rec->n <= 4 ? need_small : malloc(sizeof(bool) * (size_t)rec->n);
         em_tensor *gin_small[4], **gin = rec->n <= 4 ? gin_small : calloc((size_t)rec->n, sizeof *gin);
         if (!need || !gin) {
@@ -223,9 +226,15 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
         }
         bool any = false;
         for (int i = 0; i < rec->n; i++) {
-            need[i] = tmap_get(&m, rec->in[i]) && em__is_float((em_dtype)rec->in[i]->dtype);
+            slot *si = tmap_get(&m, rec->in[i]);
+            bool is_float = em__is_float((em_dtype)rec->in[i]->dtype);
+            need[i] = differentiable && si && is_float;
             any |= need[i];
             gin[i] = NULL;
+            if (si && !need[i]) {
+                si->blocked = true;
+                if (!blocker && is_float) blocker = d->name; /* where floats became ints */
+            }
         }
         int rc = 0;
         if (any) {
@@ -252,6 +261,12 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
     }
     for (int i = 0; i < n; i++) {
         slot *s = tmap_get(&m, xs[i]);
+        if (!s->grad && s->blocked) {
+            em__error("gradients: y depends on xs[%d] only through '%s', whose output has no gradient "
+                      "(integer or bool values, e.g. argmax or a comparison)",
+                      i, blocker ? blocker : "an op without a gradient");
+            goto fail;
+        }
         grads[i] = s->grad ? s->grad : em_fill_like(xs[i], 0.0);
         if (!grads[i]) goto fail;
     }

@@ -1,0 +1,324 @@
+/* MNIST, the lecture's closing example (TensorFlow's mnist_with_summaries):
+ * 784 -> 500 ReLU -> dropout -> 10, softmax cross-entropy, Adam 1e-3, batch
+ * 100, with TensorBoard summaries, PNG plots and a checkpoint to resume from.
+ *
+ *   build/examples/mnist --logdir runs/mnist            (5 epochs)
+ *   tensorboard --logdir runs/mnist
+ */
+#include <ember.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+typedef struct {
+    const char *data, *logdir;
+    int epochs, max_steps, batch, eval_every, threads;
+    double keep_prob, lr;
+    uint64_t seed;
+    bool resume, quiet;
+} options;
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: mnist [--data DIR] [--logdir DIR] [--epochs N] [--steps N] [--batch N]\n"
+            "             [--eval-every N] [--keep-prob P] [--lr X] [--seed S] [--threads N]\n"
+            "             [--resume] [--quiet]\n"
+            "  --data DIR     MNIST-format IDX files (default data/mnist; Fashion-MNIST works too)\n"
+            "  --logdir DIR   TensorBoard logs, PNG plots and the checkpoint (default runs/mnist)\n"
+            "  --steps N      stop after N steps even if epochs remain (0: no limit)\n"
+            "  --resume       continue from DIR/model.ckpt\n");
+}
+
+static int parse(int argc, char **argv, options *o) {
+    *o = (options){"data/mnist", "runs/mnist", 5, 0, 100, 200, 0, 0.9, 1e-3, 1, false, false};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(name, action)                                            \
+    if (!strcmp(a, name)) {                                          \
+        if (!v) {                                                    \
+            fprintf(stderr, "mnist: %s needs a value\n", name);      \
+            return -1;                                               \
+        }                                                            \
+        action;                                                      \
+        i++;                                                         \
+        continue;                                                    \
+    }
+        OPT("--data", o->data = v)
+        OPT("--logdir", o->logdir = v)
+        OPT("--epochs", o->epochs = atoi(v))
+        OPT("--steps", o->max_steps = atoi(v))
+        OPT("--batch", o->batch = atoi(v))
+        OPT("--eval-every", o->eval_every = atoi(v))
+        OPT("--keep-prob", o->keep_prob = atof(v))
+        OPT("--lr", o->lr = atof(v))
+        OPT("--seed", o->seed = strtoull(v, NULL, 10))
+        OPT("--threads", o->threads = atoi(v))
+#undef OPT
+        if (!strcmp(a, "--resume")) o->resume = true;
+        else if (!strcmp(a, "--quiet")) o->quiet = true;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        } else {
+            fprintf(stderr, "mnist: unknown option %s\n", a);
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (o->epochs < 1 || o->batch < 1 || o->eval_every < 1 || o->keep_prob <= 0 || o->keep_prob > 1) {
+        fprintf(stderr, "mnist: epochs, batch and eval-every must be positive and keep-prob in (0, 1]\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int fail(const char *what) {
+    fprintf(stderr, "mnist: %s: %s\n", what, em_last_error() ? em_last_error() : "failed");
+    return 1;
+}
+
+typedef struct {
+    em_tensor *images; /* [N, 784] uint8 */
+    em_tensor *labels; /* [N] int64 */
+    int64_t n;
+} dataset;
+
+static int load(const char *dir, const char *prefix, dataset *d) {
+    char ipath[1024], lpath[1024];
+    snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
+    snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
+    em_tensor *img = em_load_idx(ipath), *lab = em_load_idx(lpath);
+    if (!img || !lab) return -1;
+    d->n = em_dim(img, 0);
+    d->images = em_keep(em_reshape(img, EM_SHAPE(d->n, 784)));
+    d->labels = em_keep(em_cast(lab, EM_I64));
+    return d->images && d->labels ? 0 : -1;
+}
+
+/* The network of mnist_with_summaries; `train` turns dropout on. */
+typedef struct {
+    em_tensor *w1, *b1, *w2, *b2;
+    em_tensor *pre_activations, *activations; /* of the last call, for histograms */
+} model;
+
+static em_tensor *forward(model *m, em_tensor *x, double keep_prob) {
+    em_name_scope_begin("layer1");
+    em_name_scope_begin("Wx_plus_b");
+    m->pre_activations = em_add(em_matmul(x, m->w1), m->b1);
+    em_name_scope_end();
+    m->activations = em_relu(m->pre_activations);
+    em_name_scope_end();
+    em_name_scope_begin("dropout");
+    em_tensor *dropped = em_dropout(m->activations, keep_prob);
+    em_name_scope_end();
+    em_name_scope_begin("layer2");
+    em_tensor *logits = em_add(em_matmul(dropped, m->w2), m->b2);
+    em_name_scope_end();
+    return logits;
+}
+
+static em_tensor *accuracy_of(em_tensor *logits, em_tensor *labels) {
+    return em_mean(em_cast(em_equal(em_argmax(logits, 1), labels), EM_F32), EM_ALL_AXES, false);
+}
+
+static em_tensor *batch_images(const dataset *d, const int64_t *idx, int64_t n) {
+    em_tensor *rows = em_tensor_from(EM_I64, EM_SHAPE(n), idx);
+    return em_mul_scalar(em_cast(em_gather(d->images, rows, 0), EM_F32), 1.0 / 255.0);
+}
+
+static double evaluate(model *m, const dataset *test) {
+    double correct = 0;
+    const int64_t chunk = 1000;
+    for (int64_t at = 0; at < test->n; at += chunk) {
+        int64_t n = test->n - at < chunk ? test->n - at : chunk;
+        em_scope_begin();
+        em_tensor *x = em_mul_scalar(em_cast(em_slice(test->images, (int64_t[]){at, 0}, (int64_t[]){n, 784}), EM_F32),
+                                     1.0 / 255.0);
+        em_tensor *y = em_slice(test->labels, (int64_t[]){at}, (int64_t[]){n});
+        correct += em_item(accuracy_of(forward(m, x, 1.0), y)) * (double)n;
+        em_scope_end();
+    }
+    return correct / (double)test->n;
+}
+
+/* Weight summaries as mnist_with_summaries's variable_summaries(). */
+static void variable_summaries(em_summary_writer *w, const char *name, em_tensor *v, int64_t step) {
+    char tag[256];
+    em_scope_begin();
+    em_tensor *mean = em_mean(v, EM_ALL_AXES, false);
+    double mu = em_item(mean);
+    double sd = sqrt(em_item(em_mean(em_square(em_sub(v, mean)), EM_ALL_AXES, false)));
+    snprintf(tag, sizeof tag, "%s/summaries/mean", name);
+    em_summary_scalar(w, tag, step, mu);
+    snprintf(tag, sizeof tag, "%s/summaries/stddev", name);
+    em_summary_scalar(w, tag, step, sd);
+    snprintf(tag, sizeof tag, "%s/summaries/max", name);
+    em_summary_scalar(w, tag, step, em_item(em_max(v, EM_ALL_AXES, false)));
+    snprintf(tag, sizeof tag, "%s/summaries/min", name);
+    em_summary_scalar(w, tag, step, em_item(em_min(v, EM_ALL_AXES, false)));
+    snprintf(tag, sizeof tag, "%s/summaries/histogram", name);
+    em_summary_histogram(w, tag, step, v);
+    em_scope_end();
+}
+
+static uint64_t rng_next(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void shuffle(int64_t *p, int64_t n, uint64_t *s) {
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(rng_next(s) % (uint64_t)(i + 1));
+        int64_t t = p[i];
+        p[i] = p[j];
+        p[j] = t;
+    }
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv) {
+    options o;
+    if (parse(argc, argv, &o)) return 2;
+    if (o.threads > 0) em_set_num_threads(o.threads);
+    em_set_seed(o.seed);
+
+    dataset train, test;
+    if (load(o.data, "train", &train) || load(o.data, "t10k", &test)) return fail("loading MNIST");
+    printf("MNIST: %lld training and %lld test images from %s, %d threads\n", (long long)train.n,
+           (long long)test.n, o.data, em_num_threads());
+
+    model m = {0};
+    em_variable_scope_begin("layer1", EM_REUSE_FALSE);
+    m.w1 = em_get_variable("weights", EM_F32, EM_SHAPE(784, 500), EM_INIT_TRUNC_NORMAL(0, 0.1));
+    m.b1 = em_get_variable("biases", EM_F32, EM_SHAPE(500), EM_INIT_CONST(0.1));
+    em_variable_scope_end();
+    em_variable_scope_begin("layer2", EM_REUSE_FALSE);
+    m.w2 = em_get_variable("weights", EM_F32, EM_SHAPE(500, 10), EM_INIT_TRUNC_NORMAL(0, 0.1));
+    m.b2 = em_get_variable("biases", EM_F32, EM_SHAPE(10), EM_INIT_CONST(0.1));
+    em_variable_scope_end();
+    if (!m.w1 || !m.b1 || !m.w2 || !m.b2) return fail("creating variables");
+    em_tensor *vars[4] = {m.w1, m.b1, m.w2, m.b2};
+    em_optimizer *adam = em_adam(o.lr, 0.9, 0.999, 1e-8);
+    if (!adam) return fail("creating the optimizer");
+
+    char ckpt[1024];
+    snprintf(ckpt, sizeof ckpt, "%s/model.ckpt", o.logdir);
+    em_summary_writer *train_log, *test_log;
+    {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/train", o.logdir);
+        train_log = em_summary_writer_open(dir);
+        snprintf(dir, sizeof dir, "%s/test", o.logdir);
+        test_log = em_summary_writer_open(dir);
+        if (!train_log || !test_log) return fail("opening the summary writers");
+    }
+    if (o.resume) {
+        if (em_checkpoint_restore(ckpt)) return fail("resuming");
+        printf("resumed from %s at step %lld\n", ckpt, (long long)em_optimizer_step(adam));
+    }
+
+    int64_t steps_per_epoch = train.n / o.batch;
+    int64_t total = steps_per_epoch * o.epochs;
+    if (o.max_steps > 0 && o.max_steps < total) total = o.max_steps;
+    int64_t *order = malloc(sizeof(int64_t) * (size_t)train.n);
+    double *loss_curve = malloc(sizeof(double) * (size_t)(total + 1));
+    double *acc_x = malloc(sizeof(double) * (size_t)(total / o.eval_every + 2));
+    double *acc_y = malloc(sizeof(double) * (size_t)(total / o.eval_every + 2));
+    if (!order || !loss_curve || !acc_x || !acc_y) return fail("allocating");
+    for (int64_t i = 0; i < train.n; i++) order[i] = i;
+    uint64_t shuffle_state = o.seed * 0x9E3779B97F4A7C15ULL + 1;
+
+    int nacc = 0;
+    double test_acc = 0, start = now(), last_print = 0;
+    int64_t step0 = em_optimizer_step(adam);
+    for (int64_t s = 0; s < total; s++) {
+        int64_t in_epoch = s % steps_per_epoch;
+        if (in_epoch == 0) shuffle(order, train.n, &shuffle_state);
+        int64_t step = step0 + s + 1;
+        em_scope_begin();
+        em_tensor *x = batch_images(&train, order + in_epoch * o.batch, o.batch);
+        em_tensor *y = em_gather(train.labels, em_tensor_from(EM_I64, EM_SHAPE(o.batch), order + in_epoch * o.batch), 0);
+        em_tape *tape = em_tape_begin(false);
+        em_tensor *logits = forward(&m, x, o.keep_prob);
+        em_tensor *cross_entropy = em_mean(em_sparse_softmax_cross_entropy_with_logits(y, logits), EM_ALL_AXES, false);
+        em_tape_stop(tape);
+        if (em_minimize(adam, tape, cross_entropy, 4, vars)) return fail("training step");
+        em_tape_release(tape);
+        double loss = em_item(cross_entropy);
+        loss_curve[s] = loss;
+        if (step % 10 == 0) {
+            em_summary_scalar(train_log, "cross_entropy", step, loss);
+            em_summary_scalar(train_log, "accuracy", step, em_item(accuracy_of(logits, y)));
+        }
+        if (step % 100 == 0) {
+            variable_summaries(train_log, "layer1/weights", m.w1, step);
+            variable_summaries(train_log, "layer1/biases", m.b1, step);
+            em_summary_histogram(train_log, "layer1/Wx_plus_b/pre_activations", step, m.pre_activations);
+            em_summary_histogram(train_log, "layer1/activations", step, m.activations);
+        }
+        if (s == 0)
+            em_summary_image(train_log, "input_reshape/input", step, em_reshape(x, EM_SHAPE(o.batch, 28, 28, 1)), 10);
+        em_scope_end();
+
+        if (step % o.eval_every == 0 || s == total - 1) {
+            test_acc = evaluate(&m, &test);
+            em_summary_scalar(test_log, "accuracy", step, test_acc);
+            acc_x[nacc] = (double)step;
+            acc_y[nacc++] = test_acc;
+            if (em_checkpoint_save(ckpt)) return fail("saving the checkpoint");
+        }
+        double t = now();
+        if (!o.quiet && (t - last_print > 0.5 || s == total - 1)) {
+            double rate = (double)(s + 1) / (t - start);
+            printf("\rstep %6lld/%lld  epoch %d  loss %.4f  test accuracy %.4f  %.0f steps/s  ETA %.0fs   ",
+                   (long long)step, (long long)(step0 + total), (int)(s / steps_per_epoch) + 1, loss, test_acc, rate,
+                   (double)(total - s - 1) / rate);
+            fflush(stdout);
+            last_print = t;
+        }
+    }
+    double elapsed = now() - start;
+    printf("\ntrained %lld steps in %.1f s (%.2f ms/step)\n", (long long)total, elapsed, 1e3 * elapsed / (double)total);
+    printf("final test accuracy: %.4f\n", test_acc);
+
+    char path[1024];
+    snprintf(path, sizeof path, "%s/loss.png", o.logdir);
+    em_plot_png(path, "MNIST training loss", "step", "cross entropy", 1,
+                &(em_series){"train", NULL, loss_curve, (int)total}, 900, 500);
+    snprintf(path, sizeof path, "%s/accuracy.png", o.logdir);
+    em_plot_png(path, "MNIST test accuracy", "step", "accuracy", 1, &(em_series){"test", acc_x, acc_y, nacc}, 900,
+                500);
+    snprintf(path, sizeof path, "%s/layer1_weights.png", o.logdir);
+    em_scope_begin();
+    em_plot_image_grid(path, em_transpose(m.w1, EM_ALL_AXES), 28, 28, 25);
+    em_scope_end();
+    if (em_last_error()) return fail("writing the plots");
+    printf("TensorBoard logs in %s (tensorboard --logdir %s); plots: %s/{loss,accuracy,layer1_weights}.png\n",
+           o.logdir, o.logdir, o.logdir);
+
+    em_summary_writer_close(train_log);
+    em_summary_writer_close(test_log);
+    em_optimizer_release(adam);
+    em_release(train.images);
+    em_release(train.labels);
+    em_release(test.images);
+    em_release(test.labels);
+    free(order);
+    free(loss_curve);
+    free(acc_x);
+    free(acc_y);
+    em_shutdown();
+    return 0;
+}

@@ -1,0 +1,195 @@
+/* Tensors, scopes, errors, printing: the core runtime a user touches first. */
+#include "common.h"
+
+#include <string.h>
+
+static void teardown(void) { em_shutdown(); }
+
+START_TEST(test_creation_and_access) {
+    float v[6] = {1, 2, 3, 4, 5, 6};
+    em_tensor *t = em_tensor_from(EM_F32, EM_SHAPE(2, 3), v);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(em_ndim(t), 2);
+    ck_assert_int_eq(em_dim(t, 0), 2);
+    ck_assert_int_eq(em_dim(t, -1), 3);
+    ck_assert_int_eq(em_numel(t), 6);
+    ck_assert_int_eq(em_tensor_dtype(t), EM_F32);
+    v[0] = 100; /* the data was copied */
+    const float *d = em_data(t);
+    ck_assert_float_eq(d[0], 1);
+    ck_assert_float_eq(d[5], 6);
+    ck_assert_double_eq(em_get(t, (int64_t[]){1, 2}), 6);
+    float out[6];
+    ck_assert_int_eq(em_copy_out(t, out, sizeof out), 0);
+    ck_assert_float_eq(out[4], 5);
+    ck_assert_int_eq(em_copy_out(t, out, 8), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "copy_out"));
+    em_clear_error();
+    ck_assert_int_eq(em_dim(t, 2), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "axis 2"));
+    em_clear_error();
+}
+END_TEST
+
+START_TEST(test_fill_zeros_ones_scalar_arange) {
+    ck_assert_tensor(em_zeros(EM_I32, EM_SHAPE(2, 2)), EM_I32, EM_SHAPE(2, 2), ((double[]){0, 0, 0, 0}), 0);
+    ck_assert_tensor(em_ones(EM_U8, EM_SHAPE(3)), EM_U8, EM_SHAPE(3), ((double[]){1, 1, 1}), 0);
+    ck_assert_tensor(em_fill(EM_F64, EM_SHAPE(1, 2), 2.5), EM_F64, EM_SHAPE(1, 2), ((double[]){2.5, 2.5}), 0);
+    ck_assert_tensor(em_fill(EM_BOOL, EM_SHAPE(2), 3), EM_BOOL, EM_SHAPE(2), ((double[]){1, 1}), 0);
+    em_tensor *s = em_scalar(EM_I64, 7);
+    ck_assert_int_eq(em_ndim(s), 0);
+    ck_assert_double_eq(em_item(s), 7);
+    ck_assert_tensor(em_arange(EM_F32, 0, 1, 0.25), EM_F32, EM_SHAPE(4), ((double[]){0, 0.25, 0.5, 0.75}), 0);
+    ck_assert_tensor(em_arange(EM_I32, 5, 0, -2), EM_I32, EM_SHAPE(3), ((double[]){5, 3, 1}), 0);
+    ck_assert_int_eq(em_numel(em_arange(EM_F32, 3, 3, 1)), 0);
+    ck_assert_error(em_arange(EM_F32, 0, 1, 0), "arange");
+    /* size-0 tensors exist and print */
+    em_tensor *z = em_zeros(EM_F32, EM_SHAPE(0, 3));
+    ck_assert_int_eq(em_numel(z), 0);
+    char buf[128];
+    em_format(z, buf, sizeof buf);
+    ck_assert_str_eq(buf, "tensor([], shape=[0,3], dtype=float32)");
+}
+END_TEST
+
+START_TEST(test_bad_shapes_are_errors) {
+    ck_assert_error(em_zeros(EM_F32, EM_SHAPE(2, -3)), "negative dimension -3 in shape [2,-3]");
+    ck_assert_error(em_zeros(EM_F32, EM_SHAPE(INT64_MAX / 2, 4, 4)), "overflows");
+    ck_assert_error(em_zeros((em_dtype)42, EM_SHAPE(2)), "invalid dtype");
+    ck_assert_error(em_tensor_from(EM_F32, EM_SHAPE(2), NULL), "tensor_from");
+    em_shape big = {.ndim = 9};
+    ck_assert_error(em_zeros(EM_F32, big), "rank 9");
+    ck_assert(isnan(em_item(em_zeros(EM_F32, EM_SHAPE(2)))));
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "item: tensor of shape [2] has 2 elements, not 1"));
+    em_clear_error();
+}
+END_TEST
+
+START_TEST(test_first_error_wins_and_null_propagates) {
+    em_tensor *bad = em_zeros(EM_F32, EM_SHAPE(-1));
+    ck_assert_ptr_null(bad);
+    ck_assert_ptr_null(em_copy(bad));
+    ck_assert_ptr_null(em_fill_like(bad, 1));
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "negative dimension"));
+    em_clear_error();
+    ck_assert_ptr_null(em_last_error());
+}
+END_TEST
+
+START_TEST(test_printing) {
+    char buf[512];
+    em_format(em_tensor_from(EM_F32, EM_SHAPE(2, 2), (float[]){1, 2, 3, 4.5f}), buf, sizeof buf);
+    ck_assert_str_eq(buf, "tensor([[1., 2.],\n        [3., 4.5]], dtype=float32)");
+    em_format(em_tensor_from(EM_BOOL, EM_SHAPE(2), (uint8_t[]){1, 0}), buf, sizeof buf);
+    ck_assert_str_eq(buf, "tensor([ True, False], dtype=bool)");
+    em_format(em_scalar(EM_I32, -3), buf, sizeof buf);
+    ck_assert_str_eq(buf, "tensor(-3, dtype=int32)");
+    /* Large tensors are elided like NumPy's repr. */
+    em_format(em_arange(EM_I64, 0, 2000, 1), buf, sizeof buf);
+    ck_assert_str_eq(buf, "tensor([0, 1, 2, ..., 1997, 1998, 1999], dtype=int64)");
+    /* em_format reports the needed length even when the buffer is short. */
+    int need = em_format(em_arange(EM_I32, 0, 5, 1), buf, 4);
+    ck_assert_int_eq(need, (int)strlen("tensor([0, 1, 2, 3, 4], dtype=int32)"));
+    ck_assert_int_eq((int)strlen(buf), 3);
+}
+END_TEST
+
+START_TEST(test_scopes_release_intermediates) {
+    int64_t start = em_live_tensors();
+    em_scope_begin();
+    em_tensor *a = em_ones(EM_F32, EM_SHAPE(4));
+    em_tensor *kept = em_keep(em_fill(EM_F32, EM_SHAPE(4), 2));
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(em_live_tensors(), start + 2);
+    ck_assert_int_eq(em_scope_end(), 0);
+    ck_assert_int_eq(em_live_tensors(), start + 1); /* only the kept one */
+    ck_assert_double_eq(((const float *)em_data(kept))[3], 2);
+    em_release(kept);
+    ck_assert_int_eq(em_live_tensors(), start);
+    /* em_escape hands a result to the enclosing scope. */
+    em_scope_begin();
+    em_scope_begin();
+    em_tensor *r = em_escape(em_ones(EM_F64, EM_SHAPE(2)));
+    em_scope_end();
+    ck_assert_double_eq(em_item(em_sum(r, EM_ALL_AXES, false)), 2);
+    em_scope_end();
+    ck_assert_int_eq(em_live_tensors(), start);
+    ck_assert_int_eq(em_scope_end(), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "scope_end"));
+    em_clear_error();
+}
+END_TEST
+
+START_TEST(test_constant_memory_over_100000_steps) {
+    em_tensor *x = em_keep(em_ones(EM_F32, EM_SHAPE(8)));
+    int64_t start = em_live_tensors();
+    for (int i = 0; i < 100000; i++) {
+        em_scope_begin();
+        em_tensor *y = em_mul(em_add(x, x), x);
+        ck_assert_ptr_nonnull(y);
+        em_scope_end();
+    }
+    ck_assert_int_eq(em_live_tensors(), start);
+    em_release(x);
+}
+END_TEST
+
+START_TEST(test_views_keep_their_base_alive) {
+    em_tensor *v;
+    em_scope_begin();
+    em_tensor *t = em_arange(EM_F32, 0, 6, 1);
+    v = em_keep(em_reshape(t, EM_SHAPE(2, 3)));
+    em_scope_end();
+    ck_assert_tensor(v, EM_F32, EM_SHAPE(2, 3), ((double[]){0, 1, 2, 3, 4, 5}), 0);
+    /* A transposed view reads in logical order and em_data makes it contiguous. */
+    em_tensor *tt = em_transpose(v, EM_ALL_AXES);
+    const float *d = em_data(tt);
+    ck_assert_float_eq(d[1], 3);
+    ck_assert_float_eq(d[2], 1);
+    em_release(v);
+}
+END_TEST
+
+START_TEST(test_seeded_random_is_reproducible) {
+    em_set_seed(42);
+    em_tensor *a = em_random_normal(EM_F32, EM_SHAPE(1000), 0, 1);
+    em_set_seed(42);
+    em_tensor *b = em_random_normal(EM_F32, EM_SHAPE(1000), 0, 1);
+    ck_assert_int_eq(memcmp(em_data(a), em_data(b), 4000), 0);
+    em_tensor *c = em_random_normal(EM_F32, EM_SHAPE(1000), 0, 1);
+    ck_assert_int_ne(memcmp(em_data(a), em_data(c), 4000), 0);
+}
+END_TEST
+
+START_TEST(test_threads_setting) {
+    em_set_num_threads(1);
+    ck_assert_int_eq(em_num_threads(), 1);
+    em_set_num_threads(2);
+    ck_assert_int_eq(em_num_threads(), 2);
+    em_set_num_threads(0); /* back to the default */
+    ck_assert_int_ge(em_num_threads(), 1);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("core");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_creation_and_access);
+    tcase_add_test(tc, test_fill_zeros_ones_scalar_arange);
+    tcase_add_test(tc, test_bad_shapes_are_errors);
+    tcase_add_test(tc, test_first_error_wins_and_null_propagates);
+    tcase_add_test(tc, test_printing);
+    tcase_add_test(tc, test_scopes_release_intermediates);
+    tcase_add_test(tc, test_constant_memory_over_100000_steps);
+    tcase_add_test(tc, test_views_keep_their_base_alive);
+    tcase_add_test(tc, test_seeded_random_is_reproducible);
+    tcase_add_test(tc, test_threads_setting);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,162 @@
+/* The gradient tape: tf.gradients semantics, persistence, nesting (higher
+ * order), stop_gradient, errors for what has no gradient, and memory. */
+#include "common.h"
+
+#include <string.h>
+
+static void teardown(void) { em_shutdown(); }
+
+static em_tensor *vec(int n, const double *v) { return em_tensor_from(EM_F64, EM_SHAPE(n), v); }
+
+START_TEST(test_polynomial_gradient) {
+    em_tensor *x = vec(3, (double[]){-1, 0.5, 2});
+    em_tape *tape = em_tape_begin(false);
+    /* y = x*x + 3x -> dy/dx = 2x + 3 */
+    em_tensor *y = em_add(em_mul(x, x), em_mul_scalar(x, 3));
+    em_tensor *g;
+    ck_assert_int_eq(em_gradients(tape, y, 1, &x, &g), 0);
+    em_tape_release(tape);
+    ck_assert_tensor(g, EM_F64, EM_SHAPE(3), ((double[]){1, 4, 7}), 1e-12);
+}
+END_TEST
+
+START_TEST(test_unconnected_gets_zeros_and_grad_y_scales) {
+    em_tensor *x = vec(2, (double[]){1, 2});
+    em_tensor *u = em_fill(EM_F32, EM_SHAPE(2, 2), 5);
+    em_tape *tape = em_tape_begin(false);
+    em_tensor *y = em_exp(x);
+    em_tensor *g[2];
+    ck_assert_int_eq(em_gradients_with(tape, y, vec(2, (double[]){2, -1}), 2, (em_tensor *[]){x, u}, g), 0);
+    em_tape_release(tape);
+    ck_assert_tensor(g[0], EM_F64, EM_SHAPE(2), ((double[]){2 * exp(1.0), -exp(2.0)}), 1e-12);
+    ck_assert_tensor(g[1], EM_F32, EM_SHAPE(2, 2), ((double[]){0, 0, 0, 0}), 0);
+}
+END_TEST
+
+START_TEST(test_stop_gradient_cuts) {
+    em_tensor *x = vec(2, (double[]){3, 4});
+    em_tape *tape = em_tape_begin(false);
+    /* y = x * stop(x): only the first factor carries a gradient. */
+    em_tensor *y = em_mul(x, em_stop_gradient(x));
+    em_tensor *g;
+    ck_assert_int_eq(em_gradients(tape, y, 1, &x, &g), 0);
+    em_tape_release(tape);
+    ck_assert_tensor(g, EM_F64, EM_SHAPE(2), ((double[]){3, 4}), 0);
+}
+END_TEST
+
+START_TEST(test_persistent_and_used_tapes) {
+    em_tensor *x = vec(1, (double[]){2});
+    em_tape *tape = em_tape_begin(true);
+    em_tensor *y = em_square(x), *z = em_mul(y, x);
+    em_tensor *gy, *gz;
+    ck_assert_int_eq(em_gradients(tape, y, 1, &x, &gy), 0);
+    ck_assert_int_eq(em_gradients(tape, z, 1, &x, &gz), 0);
+    em_tape_release(tape);
+    ck_assert_double_eq_tol(em_item(gy), 4, 1e-12);
+    ck_assert_double_eq_tol(em_item(gz), 12, 1e-12);
+
+    tape = em_tape_begin(false);
+    y = em_square(x);
+    ck_assert_int_eq(em_gradients(tape, y, 1, &x, &gy), 0);
+    ck_assert_int_eq(em_gradients(tape, y, 1, &x, &gy), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "not persistent"));
+    em_clear_error();
+    em_tape_release(tape);
+}
+END_TEST
+
+START_TEST(test_second_derivative_of_cube) {
+    em_tensor *x = vec(3, (double[]){-2, 0.5, 3});
+    em_tape *outer = em_tape_begin(false);
+    em_tape *inner = em_tape_begin(false);
+    em_tensor *y = em_mul(em_mul(x, x), x);
+    em_tensor *dy, *d2y;
+    ck_assert_int_eq(em_gradients(inner, y, 1, &x, &dy), 0);
+    em_tape_release(inner);
+    ck_assert_tensor(dy, EM_F64, EM_SHAPE(3), ((double[]){12, 0.75, 27}), 1e-12);
+    ck_assert_int_eq(em_gradients(outer, dy, 1, &x, &d2y), 0);
+    em_tape_release(outer);
+    ck_assert_tensor(d2y, EM_F64, EM_SHAPE(3), ((double[]){-12, 3, 18}), 1e-12);
+}
+END_TEST
+
+START_TEST(test_hessian_vector_product) {
+    /* f(x) = sum(x^3) + (sum x)^2, H = diag(6x) + 2 * ones, so Hv = 6 x v + 2 sum(v). */
+    double xv[3] = {1, -0.5, 2}, vv[3] = {0.3, 1, -2};
+    em_tensor *x = vec(3, xv), *v = vec(3, vv);
+    em_tape *outer = em_tape_begin(false);
+    em_tape *inner = em_tape_begin(false);
+    em_tensor *f = em_add(em_sum(em_mul(em_square(x), x), EM_ALL_AXES, false),
+                          em_square(em_sum(x, EM_ALL_AXES, false)));
+    em_tensor *g, *hv;
+    ck_assert_int_eq(em_gradients(inner, f, 1, &x, &g), 0);
+    em_tape_release(inner);
+    ck_assert_int_eq(em_gradients(outer, em_sum(em_mul(g, v), EM_ALL_AXES, false), 1, &x, &hv), 0);
+    em_tape_release(outer);
+    double sv = vv[0] + vv[1] + vv[2], expect[3];
+    for (int i = 0; i < 3; i++) expect[i] = 6 * xv[i] * vv[i] + 2 * sv;
+    ck_assert_tensor(hv, EM_F64, EM_SHAPE(3), expect, 1e-12);
+}
+END_TEST
+
+START_TEST(test_no_gradient_through_ints_or_argmax) {
+    em_tensor *x = vec(3, (double[]){1, 5, 2});
+    em_tensor *g;
+    em_tape *tape = em_tape_begin(true);
+    em_tensor *idx = em_argmax(x, 0);
+    ck_assert_int_eq(em_gradients(tape, idx, 1, &x, &g), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "int64"));
+    em_clear_error();
+    em_tensor *through = em_cast(em_argmax(x, 0), EM_F64);
+    ck_assert_int_eq(em_gradients(tape, through, 1, &x, &g), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "argmax"));
+    em_clear_error();
+    em_tensor *ix = em_tensor_from(EM_I32, EM_SHAPE(1), (int32_t[]){1});
+    ck_assert_int_eq(em_gradients(tape, em_exp(x), 1, &ix, &g), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "xs[0] has dtype int32"));
+    em_clear_error();
+    /* An unrelated integer computation on the same tape does not get in the way. */
+    em_tensor *y = em_sum(em_exp(x), EM_ALL_AXES, false);
+    ck_assert_int_eq(em_gradients(tape, y, 1, &x, &g), 0);
+    ck_assert_tensor(g, EM_F64, EM_SHAPE(3), ((double[]){exp(1.0), exp(5.0), exp(2.0)}), 1e-12);
+    em_tape_release(tape);
+}
+END_TEST
+
+START_TEST(test_tapes_free_everything) {
+    em_tensor *x = em_keep(vec(2, (double[]){1, 2}));
+    int64_t start = em_live_tensors();
+    for (int i = 0; i < 1000; i++) {
+        em_scope_begin();
+        em_tape *tape = em_tape_begin(false);
+        em_tensor *y = em_sum(em_tanh(em_mul(x, x)), EM_ALL_AXES, false), *g;
+        ck_assert_int_eq(em_gradients(tape, y, 1, &x, &g), 0);
+        em_tape_release(tape);
+        em_scope_end();
+    }
+    ck_assert_int_eq(em_live_tensors(), start);
+    em_release(x);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("tape");
+    TCase *tc = tcase_create("tape");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_polynomial_gradient);
+    tcase_add_test(tc, test_unconnected_gets_zeros_and_grad_y_scales);
+    tcase_add_test(tc, test_stop_gradient_cuts);
+    tcase_add_test(tc, test_persistent_and_used_tapes);
+    tcase_add_test(tc, test_second_derivative_of_cube);
+    tcase_add_test(tc, test_hessian_vector_product);
+    tcase_add_test(tc, test_no_gradient_through_ints_or_argmax);
+    tcase_add_test(tc, test_tapes_free_everything);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
