@@ -38,7 +38,7 @@ SHARED := $(BUILD)/libember.so.$(VERSION)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt)
 
 .PHONY: all test examples bench install clean deps mnist
-all: $(STATIC) $(SHARED) $(BUILD)/ember.pc
+all: $(STATIC) $(SHARED) $(BUILD)/ember.pc $(BUILD)/ember-bench
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h include/ember/*.h lib/*.h test/*.h)
 	@mkdir -p $(dir $@)
@@ -65,12 +65,16 @@ $(BUILD)/examples/%: examples/%.c $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS)
 
+# The kernel benchmarking tool (tools/ember_bench.c); test_bench runs it.
+$(BUILD)/ember-bench: tools/ember_bench.c $(STATIC)
+	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS)
+
 $(BUILD)/bench/%: bench/%.c $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS)
 
 # Each suite runs from the project root; CK_FORK=no keeps ASan's reports whole.
-test: $(TEST_BIN) $(EXAMPLES)
+test: $(TEST_BIN) $(EXAMPLES) $(BUILD)/ember-bench
 	@status=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; EMBER_BUILD=$(BUILD) $$t || status=1; done; \
 	for s in test/*.sh; do [ -f "$$s" ] || continue; echo "== $$s"; \
@@ -94,6 +98,8 @@ install: all
 	ln -sf libember.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libember.so.$(SOVERSION)
 	ln -sf libember.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libember.so
 	install -m 644 $(BUILD)/ember.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BUILD)/ember-bench $(DESTDIR)$(PREFIX)/bin/
 
 # Installs the Debian packages the build, tests and benchmarks need.
 DEB_PACKAGES := build-essential pkg-config libblis-dev libblis-openmp-dev check libsubunit-dev \

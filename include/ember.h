@@ -6,9 +6,11 @@
  *   ember/core.h     tensors, dtypes, shapes, scopes, errors, threads
  *   ember/ops.h      eager ops: elementwise, reductions, matmul, shape, nn, random
  *   ember/autodiff.h gradient tape
+ *   ember/graph.h    tracer: placeholders, frozen graphs, feeds and fetches
  *   ember/train.h    variables, variable scopes, initializers, optimizers, checkpoints
  *   ember/io.h       data formats: IDX (MNIST), .npy
  *   ember/summary.h  TensorBoard event files, PNG images and plots
+ *   ember/bench.h    kernel microbenchmarks: timing, GFLOP/s, GB/s, % of peak
  *
  * Conventions, true of every function:
  *   - A function returning em_tensor * returns a NEW tensor owned by the
@@ -25,8 +27,10 @@
 #include "ember/core.h"
 #include "ember/ops.h"
 #include "ember/autodiff.h"
+#include "ember/graph.h"
 #include "ember/train.h"
 #include "ember/io.h"
 #include "ember/summary.h"
+#include "ember/bench.h"
 
 #endif

@@ -17,6 +17,7 @@ enum em_tensor_flags {
 };
 
 struct em_variable_info; /* lib/variable.c */
+struct em_placeholder;   /* lib/graph.c */
 
 struct em_tensor {
     atomic_int refs;
@@ -30,6 +31,7 @@ struct em_tensor {
     void *data;                   /* first element */
     em_tensor *base;              /* owner of the memory for views; NULL if owned */
     struct em_variable_info *var; /* name and slots, for variables */
+    struct em_placeholder *ph;    /* declared shape and name, for placeholders */
 };
 
 /* ---- tensors (tensor.c) ---- */
@@ -38,6 +40,10 @@ em_tensor *em__alloc(em_dtype dtype, int ndim, const int64_t *shape);
 /* A header sharing x's memory, with the given shape and strides (elements)
  * starting `offset` elements after x->data. refs = 1, not in any scope. */
 em_tensor *em__view(em_tensor *x, int ndim, const int64_t *shape, const int64_t *strides, int64_t offset);
+/* A header with no data (shape-only tracing); refs = 1, not in any scope. */
+em_tensor *em__alloc_meta(em_dtype dtype, int ndim, const int64_t *shape);
+/* A contiguous header over `data`, which lives in owner's memory (retained). */
+em_tensor *em__header(em_tensor *owner, em_dtype dtype, int ndim, const int64_t *shape, void *data);
 void em__retain(em_tensor *t);
 void em__unref(em_tensor *t);
 bool em__is_contiguous(const em_tensor *t);
@@ -46,6 +52,8 @@ void em__copy_strided(em_tensor *dst, const em_tensor *src);
 /* Puts t in the innermost scope (which takes over its reference). Returns t. */
 em_tensor *em__own(em_tensor *t);
 void em__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
+/* Sets every element of contiguous t to v. */
+void em__fill_raw(em_tensor *t, double v);
 double em__read(const void *p, em_dtype dtype);          /* one element -> double */
 void em__write(void *p, em_dtype dtype, double value);   /* double -> one element */
 static inline em_shape em__shape_of(const em_tensor *t) {
@@ -80,6 +88,7 @@ typedef struct em_thread {
     uint64_t seed;    /* random stream: seed and the next counter */
     uint64_t counter;
     struct em_varstore *vars; /* variable.c */
+    struct em_graph *trace;   /* graph.c: the graph being traced, if any */
 } em_thread;
 
 em_thread *em__thread(void);
@@ -91,8 +100,24 @@ em_thread *em__thread(void);
 typedef void (*em_range_fn)(void *ctx, int64_t begin, int64_t end);
 void em__parallel_for(int64_t n, int64_t grain, em_range_fn fn, void *ctx);
 
+/* ---- tracing (graph.c) ---- */
+/* Adds a node for an op just run while tracing. 0, or -1 with an error. */
+int em__trace_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out);
+/* Notes a value read back to the host while tracing. */
+void em__trace_host_read(const em_tensor *t);
+void em__trace_shutdown(em_thread *t);
+
 /* ---- random (ops/random.c) ---- */
 /* Reserves `n` numbers of this thread's stream: returns the first counter. */
 uint64_t em__rng_reserve(uint64_t n);
+
+/* ---- matrix multiply (ops/matmul.c) ---- */
+/* C = A B (accumulate: C += A B) for an m x k A and a k x n B, any dtype, each
+ * matrix given by its row and column strides in elements. Float dtypes run
+ * BLIS (single_thread: one thread, for calls inside em__parallel_for); other
+ * dtypes and strides BLIS rejects (zero or negative) run a plain loop. */
+void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
+              const void *b, int64_t rsb, int64_t csb, bool accumulate, void *c, int64_t rsc, int64_t csc,
+              bool single_thread);
 
 #endif

@@ -17,6 +17,7 @@ static const struct {
     {EM_OPS_SHAPE_BEGIN, EM_OPS_SHAPE_END, em_ops_shape},
     {EM_OPS_NN_BEGIN, EM_OPS_NN_END, em_ops_nn},
     {EM_OPS_RANDOM_BEGIN, EM_OPS_RANDOM_END, em_ops_random},
+    {EM_OPS_FILL_BEGIN, EM_OPS_FILL_END, em_ops_fill},
 };
 
 const em_op_def *em__op_def(em_op op) {
@@ -86,14 +87,50 @@ static em_tensor *contiguous(em_tensor *t) {
     return c;
 }
 
+int em__run_kernel(const em_call *c, em_tensor *out) {
+    const em_op_def *d = c->def;
+    if (d->flags & EM_OPF_STRIDED) {
+        d->cpu(c, out);
+        return 0;
+    }
+    int n = c->n;
+    em_tensor *small[4], **dense = n <= 4 ? small : malloc(sizeof(em_tensor *) * (size_t)n);
+    int ok = dense != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        dense[i] = contiguous(c->in[i]);
+        if (!dense[i]) {
+            for (int k = 0; k < i; k++)
+                if (dense[k] != c->in[k]) em__unref(dense[k]);
+            ok = 0;
+        }
+    }
+    if (!ok) {
+        if (dense != small) free(dense);
+        em__error("%s: out of memory", d->name);
+        return -1;
+    }
+    em_call dc = {d, n, dense, c->a};
+    d->cpu(&dc, out);
+    for (int i = 0; i < n; i++)
+        if (dense[i] != c->in[i]) em__unref(dense[i]);
+    if (dense != small) free(dense);
+    return 0;
+}
+
 em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
     const em_op_def *d = em__op_def(op);
+    em_thread *th = em__thread();
+    bool meta = false; /* shape-only tracing: some input has no value yet */
     for (int i = 0; i < n; i++) {
         if (!in[i]) return em__null_input(d->name);
         if (!in[i]->data && in[i]->numel) {
-            em__error("%s: input %d is a placeholder with no value: it must be fed (run the traced graph with a feed)",
-                      d->name, i);
-            return NULL;
+            if (!th || !th->trace) {
+                em__error("%s: input %d is a placeholder with no value: it must be fed (run a traced graph with "
+                          "em_graph_run and a feed, or give it an example with em_placeholder_set)",
+                          d->name, i);
+                return NULL;
+            }
+            meta = true;
         }
     }
     em_call c = {d, n, in, a};
@@ -105,37 +142,17 @@ em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
     em_tensor *out;
     if (d->view) {
         out = d->view(&c, ndim, shape);
-        if (!out) return NULL;
+    } else if (meta) {
+        out = em__alloc_meta(dtype, ndim, shape);
     } else {
         out = em__alloc(dtype, ndim, shape);
-        if (!out) return NULL;
-        if (d->flags & EM_OPF_STRIDED) {
-            d->cpu(&c, out);
-        } else {
-            em_tensor *small[4], **dense = n <= 4 ? small : malloc(sizeof(em_tensor *) * (size_t)n);
-            int ok = dense != NULL;
-            for (int i = 0; ok && i < n; i++) {
-                dense[i] = contiguous(in[i]);
-                if (!dense[i]) {
-                    for (int k = 0; k < i; k++)
-                        if (dense[k] != in[k]) em__unref(dense[k]);
-                    ok = 0;
-                }
-            }
-            if (!ok) {
-                if (dense != small) free(dense);
-                em__unref(out);
-                em__error("%s: out of memory", d->name);
-                return NULL;
-            }
-            em_call dc = {d, n, dense, a};
-            d->cpu(&dc, out);
-            for (int i = 0; i < n; i++)
-                if (dense[i] != in[i]) em__unref(dense[i]);
-            if (dense != small) free(dense);
+        if (out && em__run_kernel(&c, out)) {
+            em__unref(out);
+            out = NULL;
         }
     }
-    if (em__tape_record(op, n, in, a, out)) {
+    if (!out) return NULL;
+    if (em__tape_record(op, n, in, a, out) || (th && th->trace && em__trace_record(op, n, in, a, out))) {
         em__unref(out);
         return NULL;
     }

@@ -108,7 +108,12 @@ typedef enum em_op {
     EM_OP_TRUNCATED_NORMAL,
     EM_OPS_RANDOM_END,
 
-    EM_OP_COUNT = EM_OPS_RANDOM_END
+    /* ops/fill.c */
+    EM_OPS_FILL_BEGIN = EM_OPS_RANDOM_END,
+    EM_OP_FILL_LIKE = EM_OPS_FILL_BEGIN,
+    EM_OPS_FILL_END,
+
+    EM_OP_COUNT = EM_OPS_FILL_END
 } em_op;
 
 /* Attributes of one op call. Each op's row says which fields it uses. */
@@ -148,6 +153,7 @@ enum em_op_flags {
     EM_OPF_NONDIFF = 1u << 1, /* no gradient: a path through it is an error */
     EM_OPF_CUT = 1u << 2,     /* stop_gradient: paths end here silently */
     EM_OPF_RANDOM = 1u << 3,  /* draws from the random stream */
+    EM_OPF_INPLACE = 1u << 4, /* updates a variable input in place: never folded, merged or reordered */
 };
 
 struct em_op_def {
@@ -167,6 +173,7 @@ extern const em_op_def em_ops_matmul[EM_OPS_MATMUL_END - EM_OPS_MATMUL_BEGIN];
 extern const em_op_def em_ops_shape[EM_OPS_SHAPE_END - EM_OPS_SHAPE_BEGIN];
 extern const em_op_def em_ops_nn[EM_OPS_NN_END - EM_OPS_NN_BEGIN];
 extern const em_op_def em_ops_random[EM_OPS_RANDOM_END - EM_OPS_RANDOM_BEGIN];
+extern const em_op_def em_ops_fill[EM_OPS_FILL_END - EM_OPS_FILL_BEGIN];
 
 /* Placed after a family's table `const em_op_def em_ops_<family>[] = {[EM_OP_X -
  * BEGIN] = {...}, ...};` to state that the table and the enum range have the
@@ -180,6 +187,10 @@ const em_op_def *em__op_def(em_op op);
 /* Runs op on inputs: validates, allocates, computes, records on open tapes,
  * and returns a NEW tensor in the current scope (NULL with an error). */
 em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a);
+
+/* Runs c's CPU kernel into out, giving it contiguous copies of strided
+ * inputs unless it reads strides itself. 0, or -1 on out of memory. */
+int em__run_kernel(const em_call *c, em_tensor *out);
 
 /* Sets the error "<op name>: <message>". Returns -1. */
 int em__op_error(const em_call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

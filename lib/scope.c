@@ -116,6 +116,7 @@ void em_release(em_tensor *x) {
 void em_shutdown(void) {
     em_thread *t = current;
     if (!t) return;
+    em__trace_shutdown(t);
     em__tapes_shutdown(t);
     em__variables_shutdown(t);
     for (int i = t->nscopes - 1; i >= 0; i--) scope_clear(&t->scopes[i]);

@@ -6,6 +6,7 @@
  * with public ops, so a tape that is open while another computes gradients
  * records that computation: nested tapes give higher-order derivatives. */
 #include "tape.h"
+#include "ptrmap.h"
 
 #include <stdlib.h>
 
@@ -127,66 +128,49 @@ void em__tapes_shutdown(em_thread *t) {
     live.cap = 0;
 }
 
-/* ---- a pointer-keyed map for the backward pass ---- */
+/* ---- the backward pass ----
+ * Every tensor that depends on the xs gets a slot; the map finds it. */
 
 typedef struct {
-    const em_tensor *key;
     em_tensor *grad; /* accumulated gradient, owned by the backward scope */
     bool blocked;    /* y depends on it through a value without gradient */
 } slot;
 
 typedef struct {
+    em_ptrmap index;
     slot *slots;
-    size_t cap, count; /* cap is a power of two */
+    int64_t n, cap;
 } tmap;
 
-static size_t hash_ptr(const void *p) {
-    uint64_t x = (uint64_t)(uintptr_t)p;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return (size_t)x;
-}
-
-static slot *tmap_find(tmap *m, const em_tensor *key) {
-    size_t i = hash_ptr(key) & (m->cap - 1);
-    while (m->slots[i].key && m->slots[i].key != key) i = (i + 1) & (m->cap - 1);
-    return &m->slots[i];
-}
-
 static slot *tmap_get(tmap *m, const em_tensor *key) {
-    slot *s = tmap_find(m, key);
-    return s->key ? s : NULL;
+    int64_t i = em__ptrmap_get(&m->index, key);
+    return i < 0 ? NULL : &m->slots[i];
 }
 
 static slot *tmap_put(tmap *m, const em_tensor *key) {
-    if (2 * (m->count + 1) > m->cap) {
-        tmap bigger = {calloc(m->cap * 2, sizeof(slot)), m->cap * 2, 0};
-        if (!bigger.slots) return NULL;
-        for (size_t i = 0; i < m->cap; i++)
-            if (m->slots[i].key) {
-                *tmap_find(&bigger, m->slots[i].key) = m->slots[i];
-                bigger.count++;
-            }
-        free(m->slots);
-        *m = bigger;
+    slot *s = tmap_get(m, key);
+    if (s) return s;
+    if (m->n == m->cap) {
+        int64_t cap = m->cap ? m->cap * 2 : 64;
+        slot *bigger = realloc(m->slots, sizeof(slot) * (size_t)cap);
+        if (!bigger) return NULL;
+        m->slots = bigger;
+        m->cap = cap;
     }
-    slot *s = tmap_find(m, key);
-    if (!s->key) {
-        s->key = key;
-        s->grad = NULL;
-        s->blocked = false;
-        m->count++;
-    }
-    return s;
+    if (em__ptrmap_put(&m->index, key, m->n)) return NULL;
+    m->slots[m->n] = (slot){0};
+    return &m->slots[m->n++];
 }
 
-/* ---- the backward pass ---- */
+static void tmap_free(tmap *m) {
+    em__ptrmap_free(&m->index);
+    free(m->slots);
+}
+
 
 static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tensor *const *xs, em_tensor **grads) {
     char b1[160], b2[160];
-    tmap m = {calloc(64, sizeof(slot)), 64, 0};
-    if (!m.slots) goto oom;
+    tmap m = {0};
 
     /* Which tensors depend on the xs: only records producing them matter. */
     for (int i = 0; i < n; i++)
@@ -270,12 +254,12 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
         grads[i] = s->grad ? s->grad : em_fill_like(xs[i], 0.0);
         if (!grads[i]) goto fail;
     }
-    free(m.slots);
+    tmap_free(&m);
     return 0;
 oom:
     em__error("gradients: out of memory");
 fail:
-    free(m.slots);
+    tmap_free(&m);
     return -1;
 }
 

@@ -116,6 +116,33 @@ em_tensor *em__alloc(em_dtype dtype, int ndim, const int64_t *shape) {
     return t;
 }
 
+em_tensor *em__alloc_meta(em_dtype dtype, int ndim, const int64_t *shape) {
+    int64_t numel;
+    if (check_shape("tensor", dtype, ndim, shape, &numel)) return NULL;
+    em_tensor *t = calloc(1, sizeof *t);
+    if (!t) {
+        em__error("out of memory: allocating a tensor header");
+        return NULL;
+    }
+    atomic_init(&t->refs, 1);
+    t->dtype = (uint8_t)dtype;
+    t->ndim = (uint8_t)ndim;
+    t->numel = numel;
+    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    em__contiguous_strides(ndim, shape, t->strides);
+    atomic_fetch_add(&live_tensors, 1);
+    return t;
+}
+
+em_tensor *em__header(em_tensor *owner, em_dtype dtype, int ndim, const int64_t *shape, void *data) {
+    em_tensor *t = em__alloc_meta(dtype, ndim, shape);
+    if (!t) return NULL;
+    t->data = data;
+    em__retain(owner);
+    t->base = owner;
+    return t;
+}
+
 em_tensor *em__view(em_tensor *x, int ndim, const int64_t *shape, const int64_t *strides, int64_t offset) {
     em_tensor *t = malloc(sizeof *t);
     if (!t) {
@@ -146,6 +173,7 @@ void em__unref(em_tensor *t) {
     if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
     atomic_fetch_sub(&live_tensors, 1);
     if (t->base) em__unref(t->base);
+    free(t->ph);
     free(t); /* owners: header and data are one block; views: the header alone */
 }
 
@@ -229,7 +257,7 @@ em_tensor *em_tensor_from(em_dtype dtype, em_shape shape, const void *data) {
     return em__own(t);
 }
 
-static void fill_raw(em_tensor *t, double v) {
+void em__fill_raw(em_tensor *t, double v) {
     size_t es = dtypes[t->dtype].size;
     if (v == 0) {
         memset(t->data, 0, (size_t)t->numel * es);
@@ -244,18 +272,13 @@ static void fill_raw(em_tensor *t, double v) {
 em_tensor *em_fill(em_dtype dtype, em_shape shape, double value) {
     em_tensor *t = em__alloc(dtype, shape.ndim, shape.dims);
     if (!t) return NULL;
-    fill_raw(t, value);
+    em__fill_raw(t, value);
     return em__own(t);
 }
 
 em_tensor *em_zeros(em_dtype dtype, em_shape shape) { return em_fill(dtype, shape, 0); }
 em_tensor *em_ones(em_dtype dtype, em_shape shape) { return em_fill(dtype, shape, 1); }
 em_tensor *em_scalar(em_dtype dtype, double value) { return em_fill(dtype, EM_SHAPE0, value); }
-
-em_tensor *em_fill_like(em_tensor *x, double value) {
-    if (!x) return em__null_input("fill_like");
-    return em_fill((em_dtype)x->dtype, em__shape_of(x), value);
-}
 
 em_tensor *em_arange(em_dtype dtype, double start, double stop, double step) {
     if (step == 0 || !isfinite(start) || !isfinite(stop) || !isfinite(step)) {
@@ -308,6 +331,7 @@ static int check_data(em_tensor *t, const char *what) {
         em__null_input(what);
         return -1;
     }
+    em__trace_host_read(t);
     if (!t->data && t->numel) {
         em__error("%s: tensor has no value: it is a placeholder that must be fed (em_graph_run feeds)", what);
         return -1;

@@ -33,6 +33,7 @@ em_tensor *em_rsqrt(em_tensor *x);
 em_tensor *em_exp(em_tensor *x);
 em_tensor *em_log(em_tensor *x);
 em_tensor *em_log1p(em_tensor *x);
+em_tensor *em_erf(em_tensor *x);
 /* min(max(x, lo), hi); lo <= hi. */
 em_tensor *em_clip_by_value(em_tensor *x, double lo, double hi);
 /* cond (bool) ? a : b, all three broadcast together. */

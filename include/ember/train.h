@@ -1,8 +1,9 @@
 /* Variables, variable scopes, name scopes, initializers, optimizers, checkpoints.
  *
  * A variable is a tensor with a name ("scope/sub/name") that lives until
- * em_variables_release / em_shutdown; ops read it like any tensor, optimizers
- * and em_assign* update it in place. Variables are registered per thread. */
+ * em_variables_release / em_shutdown; it belongs to no ownership scope. Ops
+ * read it like any tensor; optimizers and em_assign* update it in place. The
+ * variables, the variable scopes and the name scopes are per thread. */
 #ifndef EMBER_TRAIN_H
 #define EMBER_TRAIN_H
 
@@ -21,16 +22,21 @@ typedef enum em_init_kind {
     EM_INIT_RANDOM_NORMAL,    /* a = mean, b = stddev */
     EM_INIT_TRUNCATED_NORMAL, /* a = mean, b = stddev */
     EM_INIT_RANDOM_UNIFORM,   /* a = lo, b = hi */
-    EM_INIT_GLOROT_UNIFORM,
-    EM_INIT_GLOROT_NORMAL,    /* truncated normal, as TensorFlow's */
-    EM_INIT_HE_NORMAL,        /* truncated normal, as TensorFlow's */
-    EM_INIT_TENSOR            /* copy of `value` (shape must match, or shape.ndim < 0) */
+    /* TensorFlow's fans: a [in, out] matrix has fan_in = in, fan_out = out; a
+     * conv filter HWIO [h, w, in, out] has fan_in = h*w*in, fan_out = h*w*out. */
+    EM_INIT_GLOROT_UNIFORM,   /* uniform in +-sqrt(6 / (fan_in + fan_out)) */
+    EM_INIT_GLOROT_NORMAL,    /* truncated normal, stddev sqrt(2 / (fan_in + fan_out)) / 0.8796 */
+    EM_INIT_HE_NORMAL,        /* truncated normal, stddev sqrt(2 / fan_in) / 0.8796 */
+    EM_INIT_TENSOR            /* copy of `value`: same dtype; same shape, or shape.ndim < 0 */
 } em_init_kind;
 
+/* Random kinds need a float dtype. With seed != 0 the values depend on the
+ * seed alone (as after em_set_seed(seed)) and the thread's stream is left
+ * where it was; with seed 0 they are drawn from the thread's stream. */
 typedef struct em_initializer {
     em_init_kind kind;
     double a, b;
-    uint64_t seed;   /* 0: draw from the thread's stream */
+    uint64_t seed;
     em_tensor *value;
 } em_initializer;
 
@@ -39,16 +45,28 @@ typedef struct em_initializer {
 #define EM_INIT_TRUNC_NORMAL(mean, std) ((em_initializer){.kind = EM_INIT_TRUNCATED_NORMAL, .a = (mean), .b = (std)})
 #define EM_INIT_UNIFORM(lo, hi) ((em_initializer){.kind = EM_INIT_RANDOM_UNIFORM, .a = (lo), .b = (hi)})
 #define EM_INIT_GLOROT ((em_initializer){.kind = EM_INIT_GLOROT_UNIFORM})
+#define EM_INIT_GLOROT_N ((em_initializer){.kind = EM_INIT_GLOROT_NORMAL})
+#define EM_INIT_HE ((em_initializer){.kind = EM_INIT_HE_NORMAL})
 #define EM_INIT_FROM(t) ((em_initializer){.kind = EM_INIT_TENSOR, .value = (t)})
 
-/* ---- variable scopes (per thread), TensorFlow's semantics ---- */
-typedef enum em_reuse { EM_REUSE_INHERIT, EM_REUSE_FALSE, EM_REUSE_TRUE } em_reuse;
-/* Opens "name" inside the current variable scope (and the name scope of the same name). */
+/* ---- variable scopes (per thread), TensorFlow 1's semantics ----
+ * INHERIT and FALSE take the enclosing scope's reuse (as in TF1, a sub-scope
+ * cannot turn reuse off); TRUE reuses existing variables and errors on missing
+ * ones; AUTO (tf.AUTO_REUSE) returns existing ones and creates missing ones.
+ * Sub-scopes inherit reuse. Opening a scope name twice gives the same prefix. */
+typedef enum em_reuse { EM_REUSE_INHERIT, EM_REUSE_FALSE, EM_REUSE_TRUE, EM_REUSE_AUTO } em_reuse;
+/* Opens "name" inside the current variable scope (and a name scope of the same name). */
 int em_variable_scope_begin(const char *name, em_reuse reuse);
+/* Closes the innermost variable scope; -1 if none is open or a name scope
+ * opened inside it is still open. */
 int em_variable_scope_end(void);
-/* Turns reuse on for the rest of the innermost variable scope (the seed's "way 2"). */
+/* The current variable scope path, "" at top level. BORROWED. */
+const char *em_variable_scope(void);
+/* Turns reuse on for the rest of the innermost variable scope (the seed's
+ * "way 2"; at top level, until em_variables_release). */
 void em_reuse_variables(void);
-/* Name scopes prefix op names (for graphs and TensorBoard) but not variables. */
+/* Name scopes prefix op names (for graphs and TensorBoard) but not variables.
+ * em_name_scope_end fails on a name scope opened by em_variable_scope_begin. */
 int em_name_scope_begin(const char *name);
 int em_name_scope_end(void);
 /* The current name scope path, "" at top level. BORROWED. */
@@ -57,26 +75,44 @@ const char *em_name_scope(void);
 /* ---- variables ---- */
 /* Creates "scope/name", or returns the existing one when the scope reuses.
  * BORROWED: the variable lives until em_variables_release. Errors like
- * TensorFlow's: "Variable conv1/weights already exists, disallowed. Did you mean
- * to set reuse=True in VarScope?" */
+ * TensorFlow's: "Variable conv1/weights already exists, disallowed. Did you
+ * mean to set reuse=EM_REUSE_TRUE or reuse=EM_REUSE_AUTO in VarScope?", "Variable
+ * model/conv1/weights does not exist, or was not created with em_get_variable().
+ * ...", "Trying to share variable w, but specified shape [3] and found shape
+ * [4]." On reuse, shape.ndim < 0 accepts any shape and init is ignored. When
+ * em_checkpoint_restore found the full name in its file but no such variable
+ * existed yet, the new variable takes the file's value instead of init. */
 em_tensor *em_get_variable(const char *name, em_dtype dtype, em_shape shape, em_initializer init);
 /* Like em_get_variable but excluded from the trainable collection. */
 em_tensor *em_get_variable_untrainable(const char *name, em_dtype dtype, em_shape shape, em_initializer init);
 bool em_is_variable(const em_tensor *t);
 const char *em_variable_name(const em_tensor *t); /* BORROWED; NULL if not a variable */
-/* The collections: fills up to `cap` BORROWED pointers, returns the count. */
+/* The collections, in creation order (global: every variable, optimizer
+ * slots and step counts included): fills up to `cap` BORROWED pointers and
+ * returns the whole count (out may be NULL with cap 0). */
 int em_trainable_variables(em_tensor **out, int cap);
 int em_global_variables(em_tensor **out, int cap);
 /* Finds a variable by full name. BORROWED, NULL if none. */
 em_tensor *em_find_variable(const char *full_name);
-/* In-place updates; value broadcasts to the variable's shape. */
+/* In-place updates; value broadcasts to the variable's shape and must have
+ * its dtype; -1 on a tensor that is not a variable. Not recorded on tapes. */
 int em_assign(em_tensor *var, em_tensor *value);
 int em_assign_add(em_tensor *var, em_tensor *value);
 int em_assign_sub(em_tensor *var, em_tensor *value);
 /* Frees every variable of this thread (and the optimizers' slots). */
 void em_variables_release(void);
 
-/* ---- optimizers ---- */
+/* ---- optimizers ----
+ * TensorFlow 1's update rules (lib/optim.c lists where PyTorch differs).
+ * Each optimizer is named after its kind ("GradientDescent", "Momentum",
+ * "Adagrad", "AdagradDA", "RMSProp", "Adam", "AdamW"; "Adam_1" for a second
+ * one) and owns two float64 scalar variables, "<name>/step" (updates applied)
+ * and "<name>/learning_rate", read at every update. Its per-variable state
+ * lives in untrainable slot variables named like TensorFlow's: "<var>/Adam"
+ * (m) and "<var>/Adam_1" (v); "<var>/Momentum"; "<var>/Adagrad";
+ * "<var>/AdagradDA" (gradient sum), "_1" (squared sum); "<var>/RMSProp" (mean
+ * square, starting at 1 as in TF1), "_1" (momentum), "_2" (mean, centered).
+ * Slots are made at a variable's first update, so checkpoints hold them. */
 typedef struct em_optimizer em_optimizer;
 typedef struct em_schedule em_schedule;
 
@@ -86,37 +122,71 @@ em_optimizer *em_adagrad(double lr, double initial_accumulator);
 em_optimizer *em_adagrad_da(double lr, double initial_accumulator, double l1, double l2);
 em_optimizer *em_rmsprop(double lr, double decay, double momentum, double epsilon, bool centered);
 em_optimizer *em_adam(double lr, double beta1, double beta2, double epsilon);
+/* Adam with decoupled weight decay: var -= lr * weight_decay * var before the
+ * Adam step (PyTorch's AdamW; tf.contrib's AdamWOptimizer takes lr * weight_decay). */
 em_optimizer *em_adamw(double lr, double beta1, double beta2, double epsilon, double weight_decay);
+/* Frees the optimizer; its variables (step, learning rate, slots) stay until
+ * em_variables_release. */
 void em_optimizer_release(em_optimizer *opt);
+const char *em_optimizer_name(const em_optimizer *opt); /* BORROWED */
 
-/* Learning-rate schedules, evaluated at the optimizer's step count. */
+/* Learning-rate schedules, evaluated at the optimizer's step count before
+ * each update (TF1's definitions). Invalid arguments give NULL. */
 em_schedule *em_exponential_decay(double lr, int64_t decay_steps, double decay_rate, bool staircase);
+/* n boundaries and n + 1 values: values[0] while step <= boundaries[0],
+ * values[i] while boundaries[i-1] < step <= boundaries[i], values[n] after. */
 em_schedule *em_piecewise_constant(int n, const int64_t *boundaries, const double *values);
 em_schedule *em_cosine_decay(double lr, int64_t decay_steps, double alpha);
-/* The optimizer takes ownership of the schedule. */
-void em_optimizer_set_schedule(em_optimizer *opt, em_schedule *schedule);
+double em_schedule_value(const em_schedule *schedule, int64_t step);
+/* Frees a schedule that was not given to an optimizer. */
+void em_schedule_release(em_schedule *schedule);
+/* The optimizer takes ownership of the schedule (also on failure); each
+ * update writes the scheduled rate into "<name>/learning_rate". */
+int em_optimizer_set_schedule(em_optimizer *opt, em_schedule *schedule);
+/* Sets "<name>/learning_rate" (and drops a schedule). */
+int em_optimizer_set_learning_rate(em_optimizer *opt, double lr);
+/* The rate the next update will use. */
 double em_optimizer_learning_rate(const em_optimizer *opt);
 int64_t em_optimizer_step(const em_optimizer *opt);
+/* The float64 scalar variables "<name>/learning_rate" and "<name>/step".
+ * BORROWED, alive until em_optimizer_release. */
+em_tensor *em_optimizer_learning_rate_tensor(const em_optimizer *opt);
+em_tensor *em_optimizer_step_tensor(const em_optimizer *opt);
 
 /* grads[i] = d loss / d vars[i] from the tape (NEW tensors). */
 int em_compute_gradients(em_optimizer *opt, em_tape *tape, em_tensor *loss, int n,
                          em_tensor *const *vars, em_tensor **grads);
-/* Updates vars in place and advances the step count. A NULL grad skips its var. */
+/* Updates vars in place (one fused pass per variable) and advances the step
+ * count. A NULL grad skips its var. Every grad is checked (same dtype and
+ * shape as its variable) before any variable changes. */
 int em_apply_gradients(em_optimizer *opt, int n, em_tensor *const *grads, em_tensor *const *vars);
-/* compute + apply. n = 0 and vars = NULL mean every trainable variable. */
+/* compute + apply, its temporaries freed. n = 0 and vars = NULL mean every
+ * trainable variable. A variable the loss does not depend on gets a zero
+ * gradient (em_gradients' rule), which still moves momentum-like slots. */
 int em_minimize(em_optimizer *opt, em_tape *tape, em_tensor *loss, int n, em_tensor *const *vars);
 
-/* Gradient clipping (NEW tensors). */
+/* Gradient clipping (NEW tensors), TensorFlow's definitions, built from ops.
+ * g * clip_norm / max(l2norm(g), clip_norm). */
 em_tensor *em_clip_by_norm(em_tensor *g, double clip_norm);
 /* Rescales all n tensors together so that their global norm is at most
- * clip_norm; writes the new tensors to out and the norm before clipping to *norm. */
+ * clip_norm: out[i] = grads[i] * clip_norm / max(global_norm, clip_norm).
+ * NULL grads give NULL outs; *norm (if norm is not NULL) gets the norm before
+ * clipping. */
 int em_clip_by_global_norm(int n, em_tensor *const *grads, double clip_norm,
                            em_tensor **out, double *norm);
 
-/* ---- checkpoints: every variable of this thread and the optimizers' slots ---- */
+/* ---- checkpoints: every variable of this thread and the optimizers' slots ----
+ * One file: magic, format version, count, then per variable its name, dtype,
+ * shape and data (little-endian), then a CRC-32 of all that. Saving writes
+ * "<path>.tmp.<pid>", syncs it and renames it over path, so a failed save
+ * leaves the previous checkpoint whole. */
 int em_checkpoint_save(const char *path);
-/* Restores into the existing variables (create them first); checks names,
- * dtypes and shapes before changing anything. */
+/* Reads and checks the whole file (magic, version, length, checksum, and each
+ * existing variable present with its dtype and shape) before changing any
+ * variable; on error none changes. Entries with no variable yet (e.g. the
+ * slots of an optimizer that has not run) are kept and given to the variable
+ * of that name when it is created, until the next restore or
+ * em_variables_release. */
 int em_checkpoint_restore(const char *path);
 
 #ifdef __cplusplus

@@ -1,7 +1,213 @@
-/* SKELETON: rows to be filled in by the matmul family's implementation. */
+/* Matrix multiply: [..., m, k] x [..., k, n] -> [..., m, n], batch dims
+ * broadcast. Float dtypes call BLIS's typed API with each operand's own row
+ * and column strides, so transposed and strided views are multiplied in place
+ * (EM_OPF_STRIDED: the dispatcher copies nothing). Integer dtypes run a plain
+ * loop.
+ *
+ * Attributes: i[0] transpose_a, i[1] transpose_b (0 or 1). */
 #include "../internal.h"
 
+#include <blis.h>
+
+/* BLIS ignores the stride of a size-1 dimension but still checks it; give it
+ * a value BLIS accepts, then say whether BLIS accepts the pair (its rules:
+ * bli_check_matrix_strides). */
+static bool blis_strides(int64_t m, int64_t n, int64_t *rs, int64_t *cs) {
+    if (m == 1 && n == 1) {
+        *rs = *cs = 1;
+        return true;
+    }
+    if (m == 1) *rs = n * *cs;
+    if (n == 1) *cs = m * *rs;
+    int64_t r = *rs, c = *cs;
+    if (r <= 0 || c <= 0) return false;
+    if (r == 1) return c != 1 && c >= m;
+    if (c == 1) return r >= n;
+    if (r == c) return false;
+    return r < c ? m * r <= c : n * c <= r;
+}
+
+/* The plain loop: double accumulation for floats, wrapping uint64 for ints. */
+#define GEMM_LOOP(T, ACC)                                                                     \
+    do {                                                                                      \
+        const T *A = a, *B = b;                                                               \
+        T *C = c;                                                                             \
+        for (int64_t i = 0; i < m; i++)                                                       \
+            for (int64_t j = 0; j < n; j++) {                                                 \
+                ACC s = accumulate ? (ACC)C[i * rsc + j * csc] : 0;                           \
+                for (int64_t p = 0; p < k; p++) s += (ACC)A[i * rsa + p * csa] * (ACC)B[p * rsb + j * csb]; \
+                C[i * rsc + j * csc] = (T)s;                                                  \
+            }                                                                                 \
+    } while (0)
+
+void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
+              const void *b, int64_t rsb, int64_t csb, bool accumulate, void *c, int64_t rsc, int64_t csc,
+              bool single_thread) {
+    if (m == 0 || n == 0) return;
+    int64_t ra = rsa, ca = csa, rb = rsb, cb = csb, rc = rsc, cc = csc;
+    if (em__is_float(dtype) && k > 0 && blis_strides(m, k, &ra, &ca) && blis_strides(k, n, &rb, &cb) &&
+        blis_strides(m, n, &rc, &cc)) {
+        rntm_t one = BLIS_RNTM_INITIALIZER, *rntm = NULL;
+        if (single_thread) {
+            bli_rntm_set_num_threads(1, &one);
+            rntm = &one;
+        } else {
+            (void)em_num_threads(); /* hands the thread count to BLIS on first use */
+        }
+        if (dtype == EM_F32) {
+            float alpha = 1, beta = accumulate;
+            bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &alpha, (float *)a, ra, ca, (float *)b, rb,
+                         cb, &beta, c, rc, cc, NULL, rntm);
+        } else {
+            double alpha = 1, beta = accumulate;
+            bli_dgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &alpha, (double *)a, ra, ca, (double *)b, rb,
+                         cb, &beta, c, rc, cc, NULL, rntm);
+        }
+        return;
+    }
+    switch (dtype) {
+    case EM_F32: GEMM_LOOP(float, double); break;
+    case EM_F64: GEMM_LOOP(double, double); break;
+    case EM_I32: GEMM_LOOP(int32_t, uint64_t); break;
+    case EM_I64: GEMM_LOOP(int64_t, uint64_t); break;
+    case EM_U8: GEMM_LOOP(uint8_t, uint64_t); break;
+    default: break; /* bool: rejected by the shape rule */
+    }
+}
+
+/* ---- the op ---- */
+
+typedef struct {
+    int64_t m, n, k;
+    int nb;                                /* batch rank of the output */
+    int64_t bshape[EM_MAX_DIMS];           /* output batch shape */
+    int64_t bsa[EM_MAX_DIMS], bsb[EM_MAX_DIMS]; /* batch strides, 0 where broadcast */
+    int64_t rsa, csa, rsb, csb;            /* strides of op(a) and op(b) */
+    const char *a, *b;
+    char *c;
+    size_t esize;
+    em_dtype dtype;
+    bool single_thread;
+} mm_plan;
+
+static void mm_batches(void *ctx, int64_t begin, int64_t end) {
+    const mm_plan *p = ctx;
+    for (int64_t t = begin; t < end; t++) {
+        int64_t oa = 0, ob = 0, r = t;
+        for (int d = p->nb - 1; d >= 0; d--) {
+            int64_t i = r % p->bshape[d];
+            r /= p->bshape[d];
+            oa += i * p->bsa[d];
+            ob += i * p->bsb[d];
+        }
+        em__gemm(p->dtype, p->m, p->n, p->k, p->a + (size_t)oa * p->esize, p->rsa, p->csa,
+                 p->b + (size_t)ob * p->esize, p->rsb, p->csb, false, p->c + (size_t)(t * p->m * p->n) * p->esize,
+                 p->n, 1, p->single_thread);
+    }
+}
+
+/* Batch strides of x aligned to the output's nb batch dims. */
+static void batch_strides(const em_tensor *x, int nb, int64_t *bs) {
+    int lead = nb - (x->ndim - 2);
+    for (int d = 0; d < nb; d++) {
+        int xd = d - lead;
+        bs[d] = xd < 0 || x->shape[xd] == 1 ? 0 : x->strides[xd];
+    }
+}
+
+static int matmul_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    const em_tensor *a = c->in[0], *b = c->in[1];
+    char sa[160], sb[160];
+    em__tshape(a, sa, sizeof sa);
+    em__tshape(b, sb, sizeof sb);
+    if (a->ndim < 2 || b->ndim < 2)
+        return em__op_error(c, "both operands need at least 2 dimensions: %s x %s", sa, sb);
+    if (a->dtype != b->dtype)
+        return em__op_error(c, "dtypes differ: %s %s x %s %s", em_dtype_name((em_dtype)a->dtype), sa,
+                            em_dtype_name((em_dtype)b->dtype), sb);
+    if (a->dtype == EM_BOOL) return em__op_error(c, "dtype bool is not supported: %s x %s", sa, sb);
+    bool ta = c->a->i[0], tb = c->a->i[1];
+    int64_t m = a->shape[a->ndim - (ta ? 1 : 2)], ka = a->shape[a->ndim - (ta ? 2 : 1)];
+    int64_t kb = b->shape[b->ndim - (tb ? 1 : 2)], n = b->shape[b->ndim - (tb ? 2 : 1)];
+    if (ka != kb)
+        return em__op_error(c, "inner dimensions differ: %s x %s%s%s", sa, sb, ta ? " (a transposed)" : "",
+                            tb ? " (b transposed)" : "");
+    int nb = (a->ndim > b->ndim ? a->ndim : b->ndim) - 2;
+    for (int d = 0; d < nb; d++) {
+        int da = d - (nb - (a->ndim - 2)), db = d - (nb - (b->ndim - 2));
+        int64_t xa = da < 0 ? 1 : a->shape[da], xb = db < 0 ? 1 : b->shape[db];
+        if (xa != xb && xa != 1 && xb != 1)
+            return em__op_error(c, "batch dimensions cannot be broadcast: %s x %s", sa, sb);
+        shape[d] = xa == 1 ? xb : xa;
+    }
+    shape[nb] = m;
+    shape[nb + 1] = n;
+    *ndim = nb + 2;
+    *dtype = (em_dtype)a->dtype;
+    return 0;
+}
+
+static void matmul_cpu(const em_call *c, em_tensor *out) {
+    const em_tensor *a = c->in[0], *b = c->in[1];
+    bool ta = c->a->i[0], tb = c->a->i[1];
+    mm_plan p = {.nb = out->ndim - 2, .dtype = (em_dtype)out->dtype, .esize = em_dtype_size((em_dtype)out->dtype)};
+    p.m = out->shape[p.nb];
+    p.n = out->shape[p.nb + 1];
+    p.k = a->shape[a->ndim - (ta ? 2 : 1)];
+    if (out->numel == 0) return;
+    if (p.k == 0) {
+        memset(out->data, 0, (size_t)out->numel * p.esize);
+        return;
+    }
+    const int64_t *sa = a->strides + a->ndim - 2, *sb = b->strides + b->ndim - 2;
+    p.rsa = sa[ta ? 1 : 0];
+    p.csa = sa[ta ? 0 : 1];
+    p.rsb = sb[tb ? 1 : 0];
+    p.csb = sb[tb ? 0 : 1];
+    memcpy(p.bshape, out->shape, sizeof(int64_t) * (size_t)p.nb);
+    batch_strides(a, p.nb, p.bsa);
+    batch_strides(b, p.nb, p.bsb);
+    p.a = a->data;
+    p.b = b->data;
+    p.c = out->data;
+    int64_t batches = out->numel / (p.m * p.n);
+    /* Many small products: one single-threaded product per task; otherwise
+     * BLIS threads each product. Either way each element is computed alike. */
+    p.single_thread = batches > 1 && (!em__is_float(p.dtype) || p.m * p.n * p.k <= (int64_t)1 << 21) &&
+                      em_num_threads() > 1;
+    if (p.single_thread)
+        em__parallel_for(batches, 1, mm_batches, &p);
+    else
+        mm_batches(&p, 0, batches);
+}
+
+/* C = op(A) op(B): dA = G op(B)^T (transposed back if A was), dB = op(A)^T G
+ * (likewise), each summed over the batch dims its operand was broadcast on. */
+static int matmul_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)out;
+    em_tensor *a = c->in[0], *b = c->in[1];
+    bool ta = c->a->i[0], tb = c->a->i[1];
+    if (need[0]) {
+        em_tensor *da = ta ? em_matmul_t(b, g, tb, true) : em_matmul_t(g, b, false, !tb);
+        if (!(gin[0] = em__sum_to_shape(da, a->ndim, a->shape))) return -1;
+    }
+    if (need[1]) {
+        em_tensor *db = tb ? em_matmul_t(g, a, true, ta) : em_matmul_t(a, g, !ta, false);
+        if (!(gin[1] = em__sum_to_shape(db, b->ndim, b->shape))) return -1;
+    }
+    return 0;
+}
+
 const em_op_def em_ops_matmul[] = {
-    [EM_OP_MATMUL - EM_OPS_MATMUL_BEGIN] = {.name = "matmul"},
+    [EM_OP_MATMUL - EM_OPS_MATMUL_BEGIN] = {.name = "matmul", .arity = 2, .flags = EM_OPF_STRIDED,
+                                            .infer = matmul_infer, .cpu = matmul_cpu, .grad = matmul_grad},
 };
 EM_OP_TABLE_CHECK(matmul, EM_OPS_MATMUL_BEGIN, EM_OPS_MATMUL_END);
+
+em_tensor *em_matmul_t(em_tensor *a, em_tensor *b, bool transpose_a, bool transpose_b) {
+    em_attrs at = {.i = {transpose_a, transpose_b}, .ni = 2};
+    em_tensor *in[2] = {a, b};
+    return em__apply(EM_OP_MATMUL, 2, in, &at);
+}
+
+em_tensor *em_matmul(em_tensor *a, em_tensor *b) { return em_matmul_t(a, b, false, false); }

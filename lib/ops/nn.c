@@ -1,18 +1,898 @@
-/* SKELETON: rows to be filled in by the nn family's implementation. */
+/* Neural-network ops (float32 and float64): softmax family and cross
+ * entropies, 2-D convolution with its two backprops, max and average pooling.
+ *
+ * Attribute layouts:
+ *   softmax, log_softmax: i[0] the axis (may be negative).
+ *   conv2d, conv2d_backprop_input, conv2d_backprop_filter:
+ *     i[0..1] strides {h, w}, i[2..3] dilations {h, w}, i[4] padding (em_padding),
+ *     i[5..8] the shape the backprop op produces (backprop_input: the input's
+ *     NHWC shape; backprop_filter: the filter's HWIO shape).
+ *   max_pool, max_pool_grad, avg_pool, avg_pool_grad:
+ *     i[0..1] strides {h, w}, i[2..3] ksize {h, w}, i[4] padding,
+ *     i[5..8] the input's NHWC shape (avg_pool_grad).
+ *
+ * Convolutions are im2col + gemm (BLIS). The batch is cut into tasks of
+ * whole images whose number depends only on the shapes; tasks run on the
+ * thread pool, each with single-threaded BLIS, and the filter gradient sums
+ * one partial per task in task order, so results do not depend on the thread
+ * count. Within a task, output pixels are lowered in groups small enough to
+ * stay in cache. Geometry (TF's padding rule) is in lib/conv_geometry.h. */
+#include "../conv_geometry.h"
 #include "../internal.h"
+#include "../tape.h"
 
+#include <stdlib.h>
+#include <tgmath.h>
+
+enum { A_STRIDES = 0, A_WINDOW = 2, A_PAD = 4, A_SHAPE = 5, A_COUNT = 9 };
+
+static const char *shape_str(int ndim, const int64_t *dims, char *buf, size_t size) {
+    em_shape s = {.ndim = ndim};
+    memcpy(s.dims, dims, sizeof(int64_t) * (size_t)ndim);
+    return em_shape_str(s, buf, size);
+}
+
+static int need_float(const em_call *c, int i, const char *arg) {
+    em_dtype d = (em_dtype)c->in[i]->dtype;
+    if (em__is_float(d)) return 0;
+    return em__op_error(c, "%s has dtype %s; float32 or float64 is required", arg, em_dtype_name(d));
+}
+
+static int same_float(const em_call *c, const char *arg0, const char *arg1) {
+    if (need_float(c, 0, arg0) || need_float(c, 1, arg1)) return -1;
+    if (c->in[0]->dtype == c->in[1]->dtype) return 0;
+    return em__op_error(c, "%s (%s) and %s (%s) differ in dtype", arg0, em_dtype_name((em_dtype)c->in[0]->dtype), arg1,
+                        em_dtype_name((em_dtype)c->in[1]->dtype));
+}
+
+static int same_shape(const em_call *c, const char *arg0, const char *arg1) {
+    const em_tensor *a = c->in[0], *b = c->in[1];
+    if (a->ndim == b->ndim && memcmp(a->shape, b->shape, sizeof(int64_t) * a->ndim) == 0) return 0;
+    char s0[160], s1[160];
+    return em__op_error(c, "%s %s and %s %s differ in shape", arg0, em__tshape(a, s0, sizeof s0), arg1,
+                        em__tshape(b, s1, sizeof s1));
+}
+
+/* Rows of `len` elements `inner` apart: the layout of a reduction over one axis. */
+typedef struct {
+    const void *x, *z;
+    void *y;
+    int64_t len, inner;
+    bool log;
+} rows_ctx;
+
+static int64_t row_grain(int64_t len) { return len >= 16384 ? 1 : 16384 / (len ? len : 1); }
+
+/* ---- softmax, log_softmax ---- */
+
+static int softmax_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    const em_tensor *x = c->in[0];
+    if (need_float(c, 0, "logits") || em__axis(c, (int)c->a->i[0], x->ndim, "axis") < 0) return -1;
+    *dtype = (em_dtype)x->dtype;
+    *ndim = x->ndim;
+    memcpy(shape, x->shape, sizeof(int64_t) * x->ndim);
+    return 0;
+}
+
+#define SOFTMAX_ROWS(T)                                                           \
+    static void softmax_rows_##T(void *ctx, int64_t begin, int64_t end) {         \
+        const rows_ctx *s = ctx;                                                  \
+        const T *x = s->x;                                                        \
+        T *y = s->y;                                                              \
+        for (int64_t r = begin; r < end; r++) {                                   \
+            int64_t base = r / s->inner * s->len * s->inner + r % s->inner;       \
+            const T *xr = x + base;                                               \
+            T *yr = y + base, m = -INFINITY;                                      \
+            for (int64_t j = 0; j < s->len; j++) m = fmax(m, xr[j * s->inner]);   \
+            double sum = 0;                                                       \
+            for (int64_t j = 0; j < s->len; j++) {                                \
+                T e = exp(xr[j * s->inner] - m);                                  \
+                if (!s->log) yr[j * s->inner] = e;                                \
+                sum += e;                                                         \
+            }                                                                     \
+            if (s->log) {                                                         \
+                T lse = m + (T)log(sum);                                          \
+                for (int64_t j = 0; j < s->len; j++) yr[j * s->inner] = xr[j * s->inner] - lse; \
+            } else {                                                              \
+                T inv = (T)(1 / sum);                                             \
+                for (int64_t j = 0; j < s->len; j++) yr[j * s->inner] *= inv;     \
+            }                                                                     \
+        }                                                                         \
+    }
+SOFTMAX_ROWS(float)
+SOFTMAX_ROWS(double)
+
+static void softmax_run(const em_call *c, em_tensor *out, bool log) {
+    const em_tensor *x = c->in[0];
+    int axis = em__axis(c, (int)c->a->i[0], x->ndim, "axis");
+    rows_ctx s = {.x = x->data, .y = out->data, .len = x->shape[axis], .inner = 1, .log = log};
+    for (int d = axis + 1; d < x->ndim; d++) s.inner *= x->shape[d];
+    int64_t rows = s.len ? x->numel / s.len : 0;
+    em__parallel_for(rows, row_grain(s.len), x->dtype == EM_F32 ? softmax_rows_float : softmax_rows_double, &s);
+}
+static void softmax_cpu(const em_call *c, em_tensor *out) { softmax_run(c, out, false); }
+static void log_softmax_cpu(const em_call *c, em_tensor *out) { softmax_run(c, out, true); }
+
+/* y = softmax(x): dx = y * (g - sum(g * y, axis)). */
+static int softmax_grad(const em_call *c, em_tensor *y, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)need;
+    int axis = (int)c->a->i[0];
+    gin[0] = em_mul(y, em_sub(g, em_sum(em_mul(g, y), 1, &axis, true)));
+    return gin[0] ? 0 : -1;
+}
+
+/* y = log_softmax(x): dx = g - exp(y) * sum(g, axis). */
+static int log_softmax_grad(const em_call *c, em_tensor *y, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)need;
+    int axis = (int)c->a->i[0];
+    gin[0] = em_sub(g, em_mul(em_exp(y), em_sum(g, 1, &axis, true)));
+    return gin[0] ? 0 : -1;
+}
+
+/* ---- sigmoid cross entropy: inputs (labels z, logits x) ---- */
+
+static int sigmoid_xent_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    if (same_float(c, "labels", "logits") || same_shape(c, "labels", "logits")) return -1;
+    *dtype = (em_dtype)c->in[1]->dtype;
+    *ndim = c->in[1]->ndim;
+    memcpy(shape, c->in[1]->shape, sizeof(int64_t) * c->in[1]->ndim);
+    return 0;
+}
+
+#define SIGMOID_XENT(T)                                                             \
+    static void sigmoid_xent_##T(void *ctx, int64_t begin, int64_t end) {           \
+        const rows_ctx *s = ctx;                                                    \
+        const T *z = s->z, *x = s->x;                                               \
+        T *y = s->y;                                                                \
+        for (int64_t i = begin; i < end; i++)                                       \
+            y[i] = fmax(x[i], (T)0) - x[i] * z[i] + log1p(exp(-fabs(x[i])));        \
+    }
+SIGMOID_XENT(float)
+SIGMOID_XENT(double)
+
+static void sigmoid_xent_cpu(const em_call *c, em_tensor *out) {
+    rows_ctx s = {.z = c->in[0]->data, .x = c->in[1]->data, .y = out->data};
+    em__parallel_for(out->numel, 1 << 14, out->dtype == EM_F32 ? sigmoid_xent_float : sigmoid_xent_double, &s);
+}
+
+/* d/dx = sigmoid(x) - z, d/dz = -x. */
+static int sigmoid_xent_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)out;
+    em_tensor *z = c->in[0], *x = c->in[1];
+    if (need[0] && !(gin[0] = em_neg(em_mul(g, x)))) return -1;
+    if (need[1] && !(gin[1] = em_mul(g, em_sub(em_sigmoid(x), z)))) return -1;
+    return 0;
+}
+
+/* ---- softmax cross entropy over the last axis ---- */
+
+static int xent_out(const em_call *c, const em_tensor *logits, em_dtype *dtype, int *ndim, int64_t *shape) {
+    if (logits->ndim < 1) return em__op_error(c, "logits must have at least 1 dimension (the classes), got a scalar");
+    *dtype = (em_dtype)logits->dtype;
+    *ndim = logits->ndim - 1;
+    memcpy(shape, logits->shape, sizeof(int64_t) * (size_t)*ndim);
+    return 0;
+}
+
+static int softmax_xent_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    if (same_float(c, "labels", "logits") || same_shape(c, "labels", "logits")) return -1;
+    return xent_out(c, c->in[1], dtype, ndim, shape);
+}
+
+/* loss = sum_j z_j * (lse(x) - x_j), one row per output element. */
+#define SOFTMAX_XENT(T)                                                       \
+    static void softmax_xent_##T(void *ctx, int64_t begin, int64_t end) {     \
+        const rows_ctx *s = ctx;                                              \
+        T *y = s->y;                                                          \
+        for (int64_t r = begin; r < end; r++) {                               \
+            const T *x = (const T *)s->x + r * s->len, *z = (const T *)s->z + r * s->len; \
+            T m = -INFINITY;                                                  \
+            for (int64_t j = 0; j < s->len; j++) m = fmax(m, x[j]);           \
+            double sum = 0, loss = 0;                                         \
+            for (int64_t j = 0; j < s->len; j++) sum += exp(x[j] - m);        \
+            double lse = m + log(sum);                                        \
+            for (int64_t j = 0; j < s->len; j++)                              \
+                if (z[j] != 0) loss += z[j] * (lse - x[j]);                   \
+            y[r] = (T)loss;                                                   \
+        }                                                                     \
+    }
+SOFTMAX_XENT(float)
+SOFTMAX_XENT(double)
+
+static void softmax_xent_cpu(const em_call *c, em_tensor *out) {
+    const em_tensor *x = c->in[1];
+    rows_ctx s = {.z = c->in[0]->data, .x = x->data, .y = out->data, .len = x->shape[x->ndim - 1]};
+    em__parallel_for(out->numel, row_grain(s.len), out->dtype == EM_F32 ? softmax_xent_float : softmax_xent_double,
+                     &s);
+}
+
+/* With ge = g expanded over the classes: d/dx = ge * (softmax(x) * sum(z) - z),
+ * which is ge * (softmax(x) - z) when the labels sum to 1, and exact when they
+ * do not; d/dz = -ge * log_softmax(x). */
+static int softmax_xent_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)out;
+    em_tensor *z = c->in[0], *x = c->in[1], *ge = em_expand_dims(g, -1);
+    int last = -1;
+    if (need[0] && !(gin[0] = em_neg(em_mul(ge, em_log_softmax(x, -1))))) return -1;
+    if (need[1] && !(gin[1] = em_mul(ge, em_sub(em_mul(em_softmax(x, -1), em_sum(z, 1, &last, true)), z)))) return -1;
+    return 0;
+}
+
+/* ---- sparse softmax cross entropy: inputs (labels int [...], logits [..., C]) ---- */
+
+static int64_t read_label(const em_tensor *t, int64_t i) {
+    int64_t off = 0;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        off += i % t->shape[d] * t->strides[d];
+        i /= t->shape[d];
+    }
+    return t->dtype == EM_I32 ? ((const int32_t *)t->data)[off] : ((const int64_t *)t->data)[off];
+}
+
+static int sparse_xent_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    const em_tensor *z = c->in[0], *x = c->in[1];
+    char s0[160], s1[160];
+    if (z->dtype != EM_I32 && z->dtype != EM_I64)
+        return em__op_error(c, "labels have dtype %s; int32 or int64 is required", em_dtype_name((em_dtype)z->dtype));
+    if (need_float(c, 1, "logits") || xent_out(c, x, dtype, ndim, shape)) return -1;
+    if (z->ndim != *ndim || memcmp(z->shape, shape, sizeof(int64_t) * z->ndim) != 0)
+        return em__op_error(c, "labels %s must have the shape of logits %s without its last dimension",
+                            em__tshape(z, s0, sizeof s0), em__tshape(x, s1, sizeof s1));
+    int64_t classes = x->shape[x->ndim - 1];
+    for (int64_t i = 0; i < z->numel; i++) {
+        int64_t v = read_label(z, i);
+        if (v < 0 || v >= classes)
+            return em__op_error(c, "label %lld at index %lld is out of range [0, %lld) for logits %s", (long long)v,
+                                (long long)i, (long long)classes, em__tshape(x, s1, sizeof s1));
+    }
+    return 0;
+}
+
+/* loss = lse(x) - x[label]. */
+#define SPARSE_XENT(T, L)                                                     \
+    static void sparse_xent_##T##_##L(void *ctx, int64_t begin, int64_t end) { \
+        const rows_ctx *s = ctx;                                              \
+        const L *z = s->z;                                                    \
+        T *y = s->y;                                                          \
+        for (int64_t r = begin; r < end; r++) {                               \
+            const T *x = (const T *)s->x + r * s->len;                        \
+            T m = -INFINITY;                                                  \
+            for (int64_t j = 0; j < s->len; j++) m = fmax(m, x[j]);           \
+            double sum = 0;                                                   \
+            for (int64_t j = 0; j < s->len; j++) sum += exp(x[j] - m);        \
+            y[r] = (T)(m + log(sum) - x[z[r]]);                               \
+        }                                                                     \
+    }
+SPARSE_XENT(float, int32_t)
+SPARSE_XENT(float, int64_t)
+SPARSE_XENT(double, int32_t)
+SPARSE_XENT(double, int64_t)
+
+static void sparse_xent_cpu(const em_call *c, em_tensor *out) {
+    const em_tensor *z = c->in[0], *x = c->in[1];
+    rows_ctx s = {.z = z->data, .x = x->data, .y = out->data, .len = x->shape[x->ndim - 1]};
+    em_range_fn fn = out->dtype == EM_F32 ? (z->dtype == EM_I32 ? sparse_xent_float_int32_t : sparse_xent_float_int64_t)
+                                          : (z->dtype == EM_I32 ? sparse_xent_double_int32_t : sparse_xent_double_int64_t);
+    em__parallel_for(out->numel, row_grain(s.len), fn, &s);
+}
+
+/* d/dx = ge * (softmax(x) - one_hot(labels)); labels are integers (no gradient). */
+static int sparse_xent_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)out;
+    em_tensor *z = c->in[0], *x = c->in[1];
+    if (!need[1]) return 0;
+    em_tensor *hot = em_one_hot(z, x->shape[x->ndim - 1], 1, 0, (em_dtype)x->dtype);
+    gin[1] = em_mul(em_expand_dims(g, -1), em_sub(em_softmax(x, -1), hot));
+    return gin[1] ? 0 : -1;
+}
+
+/* ---- convolution ---- */
+
+/* Fills g from an input shape, window (kh, kw), output channels and the
+ * attributes; dilated says whether i[2..3] are dilations (conv) or the window
+ * (pools, dilation 1). */
+static int make_geom(const em_call *c, const int64_t *xs, int64_t kh, int64_t kw, int64_t o, bool conv, em_conv_geom *g) {
+    const int64_t *a = c->a->i;
+    char b[160];
+    *g = (em_conv_geom){.n = xs[0], .h = xs[1], .w = xs[2], .c = xs[3], .kh = kh, .kw = kw, .o = o,
+                        .sh = a[A_STRIDES], .sw = a[A_STRIDES + 1], .dh = conv ? a[A_WINDOW] : 1,
+                        .dw = conv ? a[A_WINDOW + 1] : 1};
+    if (g->sh < 1 || g->sw < 1)
+        return em__op_error(c, "strides must be >= 1, got {%lld, %lld}", (long long)g->sh, (long long)g->sw);
+    if (g->dh < 1 || g->dw < 1)
+        return em__op_error(c, "dilations must be >= 1, got {%lld, %lld}", (long long)g->dh, (long long)g->dw);
+    if (kh < 1 || kw < 1) return em__op_error(c, "window must be at least 1x1, got %lldx%lld", (long long)kh, (long long)kw);
+    if (a[A_PAD] != EM_PAD_VALID && a[A_PAD] != EM_PAD_SAME)
+        return em__op_error(c, "padding must be EM_PAD_VALID or EM_PAD_SAME, got %lld", (long long)a[A_PAD]);
+    if (!em_conv_geom_finish(g, a[A_PAD] == EM_PAD_SAME))
+        return em__op_error(c, "input %s is smaller than the %lldx%lld window (dilated) with VALID padding",
+                            shape_str(4, xs, b, sizeof b), (long long)((kh - 1) * g->dh + 1),
+                            (long long)((kw - 1) * g->dw + 1));
+    return 0;
+}
+
+static int need_rank4(const em_call *c, int i, const char *arg) {
+    char b[160];
+    if (c->in[i]->ndim == 4) return 0;
+    return em__op_error(c, "%s must be 4-D, got %s", arg, em__tshape(c->in[i], b, sizeof b));
+}
+
+static int attr_shape(const em_call *c, const char *what, int64_t *s) {
+    for (int d = 0; d < 4; d++) {
+        s[d] = c->a->i[A_SHAPE + d];
+        if (s[d] < 0) return em__op_error(c, "%s shape has a negative dimension", what);
+    }
+    return 0;
+}
+
+/* Checks input x (NHWC) against filter f (HWIO), and dy (if given) against
+ * the convolution's output shape, which goes to *out. */
+static int conv_check(const em_call *c, const int64_t *xs, const int64_t *fs, const em_tensor *dy, em_conv_geom *g,
+                      int64_t *out) {
+    char b0[160], b1[160];
+    if (fs[2] != xs[3])
+        return em__op_error(c, "filter %s expects %lld input channels but input %s has %lld",
+                            shape_str(4, fs, b0, sizeof b0), (long long)fs[2], shape_str(4, xs, b1, sizeof b1),
+                            (long long)xs[3]);
+    if (make_geom(c, xs, fs[0], fs[1], fs[3], true, g)) return -1;
+    int64_t os[4] = {g->n, g->oh, g->ow, g->o};
+    if (dy && (dy->ndim != 4 || memcmp(dy->shape, os, sizeof os) != 0))
+        return em__op_error(c, "out_backprop %s must have the convolution's output shape %s",
+                            em__tshape(dy, b0, sizeof b0), shape_str(4, os, b1, sizeof b1));
+    memcpy(out, os, sizeof os);
+    return 0;
+}
+
+static int conv2d_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    em_conv_geom g;
+    if (same_float(c, "input", "filter") || need_rank4(c, 0, "input") || need_rank4(c, 1, "filter") ||
+        conv_check(c, c->in[0]->shape, c->in[1]->shape, NULL, &g, shape))
+        return -1;
+    *dtype = (em_dtype)c->in[0]->dtype;
+    *ndim = 4;
+    return 0;
+}
+
+/* inputs (filter, out_backprop), i[5..8] the input shape. */
+static int conv_bpi_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    em_conv_geom g;
+    int64_t os[4];
+    if (same_float(c, "filter", "out_backprop") || need_rank4(c, 0, "filter") || attr_shape(c, "input", shape) ||
+        conv_check(c, shape, c->in[0]->shape, c->in[1], &g, os))
+        return -1;
+    *dtype = (em_dtype)c->in[0]->dtype;
+    *ndim = 4;
+    return 0;
+}
+
+/* inputs (input, out_backprop), i[5..8] the filter shape. */
+static int conv_bpf_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    em_conv_geom g;
+    int64_t os[4];
+    if (same_float(c, "input", "out_backprop") || need_rank4(c, 0, "input") || attr_shape(c, "filter", shape) ||
+        conv_check(c, c->in[0]->shape, shape, c->in[1], &g, os))
+        return -1;
+    *dtype = (em_dtype)c->in[0]->dtype;
+    *ndim = 4;
+    return 0;
+}
+
+typedef enum { CONV_FWD, CONV_BPI, CONV_BPF } conv_kind;
+
+typedef struct {
+    em_conv_geom g;
+    conv_kind kind;
+    em_dtype dtype;
+    size_t es;
+    int64_t K, P1, group; /* K = kh*kw*c columns, P1 pixels per image, group rows lowered at once */
+    bool direct;          /* 1x1, stride 1, no padding: the input is its own im2col */
+    bool single;          /* tasks run in parallel: single-threaded BLIS */
+    int64_t per;          /* images per task */
+    const char *x, *f, *dy;
+    char *out, *partials; /* partials: one K x O block per task (backprop filter) */
+} conv_plan;
+
+/* Lowers output pixels [r0, r1) (over the whole batch) into rows of col. */
+static void im2col(const conv_plan *p, int64_t r0, int64_t r1, char *col) {
+    const em_conv_geom *g = &p->g;
+    size_t cb = (size_t)g->c * p->es;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t n = r / p->P1, q = r % p->P1, oy = q / g->ow, ox = q % g->ow;
+        char *row = col + (size_t)((r - r0) * p->K) * p->es;
+        for (int64_t ky = 0; ky < g->kh; ky++) {
+            int64_t iy = em_conv_in_y(g, oy, ky);
+            char *dst = row + (size_t)(ky * g->kw) * cb;
+            if (iy < 0 || iy >= g->h) {
+                memset(dst, 0, cb * (size_t)g->kw);
+                continue;
+            }
+            const char *src = p->x + (size_t)((n * g->h + iy) * g->w) * cb;
+            for (int64_t kx = 0; kx < g->kw; kx++, dst += cb) {
+                int64_t ix = em_conv_in_x(g, ox, kx);
+                if (ix < 0 || ix >= g->w)
+                    memset(dst, 0, cb);
+                else if (cb == 4) /* one float channel: a fixed-size copy the compiler inlines */
+                    memcpy(dst, src + (size_t)ix * cb, 4);
+                else
+                    memcpy(dst, src + (size_t)ix * cb, cb);
+            }
+        }
+    }
+}
+
+/* Adds the rows of col for output pixels [r0, r1) back into dx. */
+#define COL2IM(T)                                                                             \
+    static void col2im_##T(const conv_plan *p, int64_t r0, int64_t r1, const T *col, T *dx) { \
+        const em_conv_geom *g = &p->g;                                                        \
+        for (int64_t r = r0; r < r1; r++) {                                                   \
+            int64_t n = r / p->P1, q = r % p->P1, oy = q / g->ow, ox = q % g->ow;             \
+            const T *row = col + (r - r0) * p->K;                                             \
+            for (int64_t ky = 0; ky < g->kh; ky++) {                                          \
+                int64_t iy = em_conv_in_y(g, oy, ky);                                         \
+                if (iy < 0 || iy >= g->h) continue;                                           \
+                for (int64_t kx = 0; kx < g->kw; kx++) {                                      \
+                    int64_t ix = em_conv_in_x(g, ox, kx);                                     \
+                    if (ix < 0 || ix >= g->w) continue;                                       \
+                    const T *s = row + (ky * g->kw + kx) * g->c;                              \
+                    T *d = dx + ((n * g->h + iy) * g->w + ix) * g->c;                         \
+                    for (int64_t ch = 0; ch < g->c; ch++) d[ch] += s[ch];                     \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+COL2IM(float)
+COL2IM(double)
+
+/* One task: images [n0, n1). */
+static void conv_task(void *ctx, int64_t n0, int64_t n1) {
+    const conv_plan *p = ctx;
+    const em_conv_geom *g = &p->g;
+    size_t es = p->es;
+    int64_t K = p->K, O = g->o, r0 = n0 * p->P1, r1 = n1 * p->P1;
+    int64_t in_img = g->h * g->w * g->c;
+    char *col = NULL;
+    if (!p->direct && !(col = malloc((size_t)(p->group * K) * es))) {
+        em__error("%s: out of memory for a %lld x %lld im2col buffer", p->kind == CONV_FWD ? "conv2d" : "conv2d backprop",
+                  (long long)p->group, (long long)K);
+        return;
+    }
+    char *dw = p->kind == CONV_BPF ? p->partials + (size_t)((n0 / p->per) * K * O) * es : NULL;
+    if (p->kind == CONV_BPI) memset(p->out + (size_t)(n0 * in_img) * es, 0, (size_t)((n1 - n0) * in_img) * es);
+    for (int64_t a = r0; a < r1; a += p->group) {
+        int64_t b = a + p->group < r1 ? a + p->group : r1, rows = b - a;
+        const char *dyr = p->dy ? p->dy + (size_t)(a * O) * es : NULL;
+        const char *lowered = p->direct ? p->x + (size_t)(a * K) * es : col;
+        switch (p->kind) {
+        case CONV_FWD: /* y[rows] = col[rows] W */
+            if (!p->direct) im2col(p, a, b, col);
+            em__gemm(p->dtype, rows, O, K, lowered, K, 1, p->f, O, 1, false, p->out + (size_t)(a * O) * es, O, 1,
+                     p->single);
+            break;
+        case CONV_BPI: /* dcol[rows] = dy[rows] W^T, scattered back into dx */
+            em__gemm(p->dtype, rows, K, O, dyr, O, 1, p->f, 1, O, false, p->direct ? p->out + (size_t)(a * K) * es : col,
+                     K, 1, p->single);
+            if (!p->direct) {
+                if (p->dtype == EM_F32)
+                    col2im_float(p, a, b, (const float *)col, (float *)p->out);
+                else
+                    col2im_double(p, a, b, (const double *)col, (double *)p->out);
+            }
+            break;
+        case CONV_BPF: /* dW += col[rows]^T dy[rows] */
+            if (!p->direct) im2col(p, a, b, col);
+            em__gemm(p->dtype, K, O, rows, lowered, 1, K, dyr, O, 1, a != r0, dw, O, 1, p->single);
+            break;
+        }
+    }
+    free(col);
+}
+
+#define SUM_PARTIALS(T)                                                        \
+    static void sum_partials_##T(void *ctx, int64_t begin, int64_t end) {      \
+        const conv_plan *p = ctx;                                              \
+        int64_t size = p->K * p->g.o, tasks = (p->g.n + p->per - 1) / p->per;  \
+        const T *part = (const T *)p->partials;                                \
+        T *out = (T *)p->out;                                                  \
+        for (int64_t j = begin; j < end; j++) {                                \
+            T s = 0;                                                           \
+            for (int64_t t = 0; t < tasks; t++) s += part[t * size + j];       \
+            out[j] = s;                                                        \
+        }                                                                      \
+    }
+SUM_PARTIALS(float)
+SUM_PARTIALS(double)
+
+/* Runs one of the three convolution kernels. */
+static void conv_run(const em_call *c, em_tensor *out, conv_kind kind) {
+    conv_plan p = {.kind = kind, .dtype = (em_dtype)out->dtype, .es = em_dtype_size((em_dtype)out->dtype),
+                   .out = out->data};
+    const int64_t *xs = kind == CONV_BPI ? out->shape : c->in[0]->shape;
+    const int64_t *fs = kind == CONV_BPF ? out->shape : c->in[kind == CONV_FWD ? 1 : 0]->shape;
+    int64_t os[4];
+    conv_check(c, xs, fs, NULL, &p.g, os);
+    if (kind == CONV_FWD) {
+        p.x = c->in[0]->data;
+        p.f = c->in[1]->data;
+    } else {
+        p.dy = c->in[1]->data;
+        if (kind == CONV_BPI) p.f = c->in[0]->data;
+        else p.x = c->in[0]->data;
+    }
+    const em_conv_geom *g = &p.g;
+    p.K = g->kh * g->kw * g->c;
+    p.P1 = g->oh * g->ow;
+    p.direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+    if (out->numel == 0) return;
+    if (p.K == 0 || p.P1 == 0 || g->o == 0) { /* an empty sum */
+        memset(out->data, 0, (size_t)out->numel * p.es);
+        return;
+    }
+    /* Groups of about 256K lowered elements; tasks of about one group, at
+     * most N/64 images (so the batch splits evenly over the threads). */
+    p.group = ((int64_t)1 << 18) / p.K;
+    if (p.group < 64) p.group = 64;
+    int64_t cap = (g->n + 63) / 64;
+    p.per = (p.group + p.P1 - 1) / p.P1;
+    if (p.per > cap) p.per = cap;
+    int64_t tasks = (g->n + p.per - 1) / p.per;
+    if (kind == CONV_BPF)
+        while (tasks > 1 && tasks * p.K * g->o > ((int64_t)1 << 24)) { /* bound the partials' memory */
+            p.per *= 2;
+            tasks = (g->n + p.per - 1) / p.per;
+        }
+    p.single = tasks > 1 && em_num_threads() > 1;
+    p.partials = out->data;
+    if (kind == CONV_BPF && tasks > 1 && !(p.partials = malloc((size_t)(tasks * p.K * g->o) * p.es))) {
+        em__error("conv2d_backprop_filter: out of memory for %lld partial sums", (long long)tasks);
+        memset(out->data, 0, (size_t)out->numel * p.es);
+        return;
+    }
+    em__parallel_for(g->n, p.per, conv_task, &p);
+    if (p.partials != (char *)out->data) {
+        em__parallel_for(p.K * g->o, 4096, p.dtype == EM_F32 ? sum_partials_float : sum_partials_double, &p);
+        free(p.partials);
+    }
+}
+static void conv2d_cpu(const em_call *c, em_tensor *out) { conv_run(c, out, CONV_FWD); }
+static void conv_bpi_cpu(const em_call *c, em_tensor *out) { conv_run(c, out, CONV_BPI); }
+static void conv_bpf_cpu(const em_call *c, em_tensor *out) { conv_run(c, out, CONV_BPF); }
+
+/* Runs a sibling op with this call's attributes and the shape attribute. */
+static em_tensor *sibling(const em_call *c, em_op op, em_tensor *a, em_tensor *b, const em_tensor *shape_of) {
+    em_attrs at = *c->a;
+    at.ni = A_COUNT;
+    if (shape_of) memcpy(&at.i[A_SHAPE], shape_of->shape, sizeof(int64_t) * 4);
+    em_tensor *in[2] = {a, b};
+    return em__apply(op, b ? 2 : 1, in, &at);
+}
+
+/* y = conv(x, w): dx = backprop_input(w, g), dw = backprop_filter(x, g). */
+static int conv2d_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)out;
+    em_tensor *x = c->in[0], *w = c->in[1];
+    if (need[0] && !(gin[0] = sibling(c, EM_OP_CONV2D_BACKPROP_INPUT, w, g, x))) return -1;
+    if (need[1] && !(gin[1] = sibling(c, EM_OP_CONV2D_BACKPROP_FILTER, x, g, w))) return -1;
+    return 0;
+}
+
+/* dx = backprop_input(w, dy) is linear in each input; with G its gradient:
+ * d/dw = backprop_filter(G, dy), d/ddy = conv(G, w). */
+static int conv_bpi_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)out;
+    em_tensor *w = c->in[0], *dy = c->in[1];
+    if (need[0] && !(gin[0] = sibling(c, EM_OP_CONV2D_BACKPROP_FILTER, g, dy, w))) return -1;
+    if (need[1] && !(gin[1] = sibling(c, EM_OP_CONV2D, g, w, NULL))) return -1;
+    return 0;
+}
+
+/* dw = backprop_filter(x, dy): d/dx = backprop_input(G, dy), d/ddy = conv(x, G). */
+static int conv_bpf_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)out;
+    em_tensor *x = c->in[0], *dy = c->in[1];
+    if (need[0] && !(gin[0] = sibling(c, EM_OP_CONV2D_BACKPROP_INPUT, g, dy, x))) return -1;
+    if (need[1] && !(gin[1] = sibling(c, EM_OP_CONV2D, x, g, NULL))) return -1;
+    return 0;
+}
+
+/* ---- pooling ---- */
+
+static int pool_geom(const em_call *c, const int64_t *xs, em_conv_geom *g) {
+    return make_geom(c, xs, c->a->i[A_WINDOW], c->a->i[A_WINDOW + 1], xs[3], false, g);
+}
+
+static int pool_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    em_conv_geom g;
+    if (need_float(c, 0, "input") || need_rank4(c, 0, "input") || pool_geom(c, c->in[0]->shape, &g)) return -1;
+    int64_t os[4] = {g.n, g.oh, g.ow, g.c};
+    memcpy(shape, os, sizeof os);
+    *dtype = (em_dtype)c->in[0]->dtype;
+    *ndim = 4;
+    return 0;
+}
+
+/* Checks dy against the pooling output of input shape xs. */
+static int pool_check_dy(const em_call *c, const int64_t *xs, const em_tensor *dy) {
+    em_conv_geom g;
+    char b0[160], b1[160];
+    if (pool_geom(c, xs, &g)) return -1;
+    int64_t os[4] = {g.n, g.oh, g.ow, g.c};
+    if (dy->ndim != 4 || memcmp(dy->shape, os, sizeof os) != 0)
+        return em__op_error(c, "out_backprop %s must have the pooling's output shape %s", em__tshape(dy, b0, sizeof b0),
+                            shape_str(4, os, b1, sizeof b1));
+    return 0;
+}
+
+/* inputs (input, out_backprop). */
+static int max_pool_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    if (same_float(c, "input", "out_backprop") || need_rank4(c, 0, "input") ||
+        pool_check_dy(c, c->in[0]->shape, c->in[1]))
+        return -1;
+    memcpy(shape, c->in[0]->shape, sizeof(int64_t) * 4);
+    *dtype = (em_dtype)c->in[0]->dtype;
+    *ndim = 4;
+    return 0;
+}
+
+/* inputs (out_backprop), i[5..8] the input shape. */
+static int avg_pool_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    if (need_float(c, 0, "out_backprop") || attr_shape(c, "input", shape) || pool_check_dy(c, shape, c->in[0]))
+        return -1;
+    *dtype = (em_dtype)c->in[0]->dtype;
+    *ndim = 4;
+    return 0;
+}
+
+typedef struct {
+    em_conv_geom g;
+    const void *x, *dy;
+    void *out;
+} pool_plan;
+
+/* Forward pools: one task per output row (n, oy). */
+#define POOL_FWD(T)                                                                           \
+    static void max_pool_##T(void *ctx, int64_t begin, int64_t end) {                         \
+        const pool_plan *p = ctx;                                                             \
+        const em_conv_geom *g = &p->g;                                                        \
+        const T *x = p->x;                                                                    \
+        for (int64_t r = begin; r < end; r++)                                                 \
+            for (int64_t ox = 0; ox < g->ow; ox++) {                                          \
+                int64_t y0, y1, x0, x1, n = r / g->oh;                                        \
+                em_pool_window(g, r % g->oh, ox, &y0, &y1, &x0, &x1);                         \
+                T *y = (T *)p->out + (r * g->ow + ox) * g->c;                                 \
+                for (int64_t ch = 0; ch < g->c; ch++) y[ch] = -INFINITY;                      \
+                for (int64_t iy = y0; iy < y1; iy++)                                          \
+                    for (int64_t ix = x0; ix < x1; ix++) {                                    \
+                        const T *v = x + ((n * g->h + iy) * g->w + ix) * g->c;                \
+                        for (int64_t ch = 0; ch < g->c; ch++) y[ch] = v[ch] > y[ch] ? v[ch] : y[ch]; \
+                    }                                                                         \
+            }                                                                                 \
+    }                                                                                         \
+    static void avg_pool_##T(void *ctx, int64_t begin, int64_t end) {                         \
+        const pool_plan *p = ctx;                                                             \
+        const em_conv_geom *g = &p->g;                                                        \
+        const T *x = p->x;                                                                    \
+        for (int64_t r = begin; r < end; r++)                                                 \
+            for (int64_t ox = 0; ox < g->ow; ox++) {                                          \
+                int64_t y0, y1, x0, x1, n = r / g->oh;                                        \
+                em_pool_window(g, r % g->oh, ox, &y0, &y1, &x0, &x1);                         \
+                T *y = (T *)p->out + (r * g->ow + ox) * g->c, inv = (T)1 / (T)((y1 - y0) * (x1 - x0)); \
+                for (int64_t ch = 0; ch < g->c; ch++) y[ch] = 0;                              \
+                for (int64_t iy = y0; iy < y1; iy++)                                          \
+                    for (int64_t ix = x0; ix < x1; ix++) {                                    \
+                        const T *v = x + ((n * g->h + iy) * g->w + ix) * g->c;                \
+                        for (int64_t ch = 0; ch < g->c; ch++) y[ch] += v[ch];                 \
+                    }                                                                         \
+                for (int64_t ch = 0; ch < g->c; ch++) y[ch] *= inv;                           \
+            }                                                                                 \
+    }
+POOL_FWD(float)
+POOL_FWD(double)
+
+/* Pool gradients: one task per image (windows overlap only within an image).
+ * max_pool_grad routes each dy to the first largest element of its window. */
+#define POOL_BWD(T)                                                                           \
+    static void max_pool_grad_##T(void *ctx, int64_t begin, int64_t end) {                    \
+        const pool_plan *p = ctx;                                                             \
+        const em_conv_geom *g = &p->g;                                                        \
+        const T *x = p->x, *dy = p->dy;                                                       \
+        T *dx = p->out;                                                                       \
+        memset(dx + begin * g->h * g->w * g->c, 0, sizeof(T) * (size_t)((end - begin) * g->h * g->w * g->c)); \
+        for (int64_t n = begin; n < end; n++)                                                 \
+            for (int64_t oy = 0; oy < g->oh; oy++)                                            \
+                for (int64_t ox = 0; ox < g->ow; ox++) {                                      \
+                    int64_t y0, y1, x0, x1;                                                   \
+                    em_pool_window(g, oy, ox, &y0, &y1, &x0, &x1);                            \
+                    const T *d = dy + ((n * g->oh + oy) * g->ow + ox) * g->c;                 \
+                    for (int64_t ch = 0; ch < g->c; ch++) {                                   \
+                        int64_t best = ((n * g->h + y0) * g->w + x0) * g->c + ch;             \
+                        for (int64_t iy = y0; iy < y1; iy++)                                  \
+                            for (int64_t ix = x0; ix < x1; ix++) {                            \
+                                int64_t at = ((n * g->h + iy) * g->w + ix) * g->c + ch;       \
+                                if (x[at] > x[best]) best = at;                               \
+                            }                                                                 \
+                        dx[best] += d[ch];                                                    \
+                    }                                                                         \
+                }                                                                             \
+    }                                                                                         \
+    static void avg_pool_grad_##T(void *ctx, int64_t begin, int64_t end) {                    \
+        const pool_plan *p = ctx;                                                             \
+        const em_conv_geom *g = &p->g;                                                        \
+        const T *dy = p->dy;                                                                  \
+        T *dx = p->out;                                                                       \
+        memset(dx + begin * g->h * g->w * g->c, 0, sizeof(T) * (size_t)((end - begin) * g->h * g->w * g->c)); \
+        for (int64_t n = begin; n < end; n++)                                                 \
+            for (int64_t oy = 0; oy < g->oh; oy++)                                            \
+                for (int64_t ox = 0; ox < g->ow; ox++) {                                      \
+                    int64_t y0, y1, x0, x1;                                                   \
+                    em_pool_window(g, oy, ox, &y0, &y1, &x0, &x1);                            \
+                    const T *d = dy + ((n * g->oh + oy) * g->ow + ox) * g->c;                 \
+                    T inv = (T)1 / (T)((y1 - y0) * (x1 - x0));                                \
+                    for (int64_t iy = y0; iy < y1; iy++)                                      \
+                        for (int64_t ix = x0; ix < x1; ix++) {                                \
+                            T *v = dx + ((n * g->h + iy) * g->w + ix) * g->c;                 \
+                            for (int64_t ch = 0; ch < g->c; ch++) v[ch] += d[ch] * inv;       \
+                        }                                                                     \
+                }                                                                             \
+    }
+POOL_BWD(float)
+POOL_BWD(double)
+
+static void pool_run(const em_call *c, em_tensor *out, const int64_t *xs, const void *x, const void *dy,
+                     em_range_fn f32, em_range_fn f64, bool per_image) {
+    pool_plan p = {.x = x, .dy = dy, .out = out->data};
+    pool_geom(c, xs, &p.g);
+    int64_t rows = per_image ? p.g.n : p.g.n * p.g.oh;
+    int64_t work = (per_image ? p.g.oh : 1) * p.g.ow * p.g.c * p.g.kh * p.g.kw;
+    em__parallel_for(rows, work >= 16384 ? 1 : 16384 / (work ? work : 1), out->dtype == EM_F32 ? f32 : f64, &p);
+}
+static void max_pool_cpu(const em_call *c, em_tensor *out) {
+    pool_run(c, out, c->in[0]->shape, c->in[0]->data, NULL, max_pool_float, max_pool_double, false);
+}
+static void avg_pool_cpu(const em_call *c, em_tensor *out) {
+    pool_run(c, out, c->in[0]->shape, c->in[0]->data, NULL, avg_pool_float, avg_pool_double, false);
+}
+static void max_pool_grad_cpu(const em_call *c, em_tensor *out) {
+    pool_run(c, out, out->shape, c->in[0]->data, c->in[1]->data, max_pool_grad_float, max_pool_grad_double, true);
+}
+static void avg_pool_grad_cpu(const em_call *c, em_tensor *out) {
+    pool_run(c, out, out->shape, NULL, c->in[0]->data, avg_pool_grad_float, avg_pool_grad_double, true);
+}
+
+static int max_pool_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)out;
+    (void)need;
+    gin[0] = sibling(c, EM_OP_MAX_POOL_GRAD, c->in[0], g, NULL);
+    return gin[0] ? 0 : -1;
+}
+
+static int avg_pool_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)out;
+    (void)need;
+    gin[0] = sibling(c, EM_OP_AVG_POOL_GRAD, g, NULL, c->in[0]);
+    return gin[0] ? 0 : -1;
+}
+
+/* avg_pool_grad applies the transpose of the (linear) average pool, so its
+ * own gradient is the average pool. */
+static int avg_pool_grad_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)out;
+    (void)need;
+    gin[0] = sibling(c, EM_OP_AVG_POOL, g, NULL, NULL);
+    return gin[0] ? 0 : -1;
+}
+
+#define NN(OP) [EM_OP_##OP - EM_OPS_NN_BEGIN]
 const em_op_def em_ops_nn[] = {
-    [EM_OP_SOFTMAX - EM_OPS_NN_BEGIN] = {.name = "softmax"},
-    [EM_OP_LOG_SOFTMAX - EM_OPS_NN_BEGIN] = {.name = "log_softmax"},
-    [EM_OP_SIGMOID_XENT - EM_OPS_NN_BEGIN] = {.name = "sigmoid_xent"},
-    [EM_OP_SOFTMAX_XENT - EM_OPS_NN_BEGIN] = {.name = "softmax_xent"},
-    [EM_OP_SPARSE_SOFTMAX_XENT - EM_OPS_NN_BEGIN] = {.name = "sparse_softmax_xent"},
-    [EM_OP_CONV2D - EM_OPS_NN_BEGIN] = {.name = "conv2d"},
-    [EM_OP_CONV2D_BACKPROP_INPUT - EM_OPS_NN_BEGIN] = {.name = "conv2d_backprop_input"},
-    [EM_OP_CONV2D_BACKPROP_FILTER - EM_OPS_NN_BEGIN] = {.name = "conv2d_backprop_filter"},
-    [EM_OP_MAX_POOL - EM_OPS_NN_BEGIN] = {.name = "max_pool"},
-    [EM_OP_MAX_POOL_GRAD - EM_OPS_NN_BEGIN] = {.name = "max_pool_grad"},
-    [EM_OP_AVG_POOL - EM_OPS_NN_BEGIN] = {.name = "avg_pool"},
-    [EM_OP_AVG_POOL_GRAD - EM_OPS_NN_BEGIN] = {.name = "avg_pool_grad"},
+    /* i[0] axis */
+    NN(SOFTMAX) = {.name = "softmax", .arity = 1, .infer = softmax_infer, .cpu = softmax_cpu, .grad = softmax_grad},
+    NN(LOG_SOFTMAX) = {.name = "log_softmax", .arity = 1, .infer = softmax_infer, .cpu = log_softmax_cpu,
+                       .grad = log_softmax_grad},
+    /* (labels, logits), same shape */
+    NN(SIGMOID_XENT) = {.name = "sigmoid_xent", .arity = 2, .infer = sigmoid_xent_infer, .cpu = sigmoid_xent_cpu,
+                        .grad = sigmoid_xent_grad},
+    /* (labels [..., C], logits [..., C]) -> [...] */
+    NN(SOFTMAX_XENT) = {.name = "softmax_xent", .arity = 2, .infer = softmax_xent_infer, .cpu = softmax_xent_cpu,
+                        .grad = softmax_xent_grad},
+    /* (labels int32/int64 [...], logits [..., C]) -> [...] */
+    NN(SPARSE_SOFTMAX_XENT) = {.name = "sparse_softmax_xent", .arity = 2, .infer = sparse_xent_infer,
+                               .cpu = sparse_xent_cpu, .grad = sparse_xent_grad},
+    /* (input NHWC, filter HWIO); i[0..1] strides, i[2..3] dilations, i[4] padding */
+    NN(CONV2D) = {.name = "conv2d", .arity = 2, .infer = conv2d_infer, .cpu = conv2d_cpu, .grad = conv2d_grad},
+    /* (filter, out_backprop) -> input gradient; conv2d's attributes, i[5..8] the input shape */
+    NN(CONV2D_BACKPROP_INPUT) = {.name = "conv2d_backprop_input", .arity = 2, .infer = conv_bpi_infer,
+                                 .cpu = conv_bpi_cpu, .grad = conv_bpi_grad},
+    /* (input, out_backprop) -> filter gradient; conv2d's attributes, i[5..8] the filter shape */
+    NN(CONV2D_BACKPROP_FILTER) = {.name = "conv2d_backprop_filter", .arity = 2, .infer = conv_bpf_infer,
+                                  .cpu = conv_bpf_cpu, .grad = conv_bpf_grad},
+    /* (input); i[0..1] strides, i[2..3] ksize, i[4] padding */
+    NN(MAX_POOL) = {.name = "max_pool", .arity = 1, .infer = pool_infer, .cpu = max_pool_cpu, .grad = max_pool_grad},
+    /* (input, out_backprop); max_pool's attributes. Second derivatives of
+     * max_pool are not supported: this op has no gradient. */
+    NN(MAX_POOL_GRAD) = {.name = "max_pool_grad", .arity = 2, .flags = EM_OPF_NONDIFF, .infer = max_pool_grad_infer,
+                         .cpu = max_pool_grad_cpu},
+    /* (input); as max_pool. SAME averages only over the window's valid elements (as TF). */
+    NN(AVG_POOL) = {.name = "avg_pool", .arity = 1, .infer = pool_infer, .cpu = avg_pool_cpu, .grad = avg_pool_grad},
+    /* (out_backprop); avg_pool's attributes, i[5..8] the input shape */
+    NN(AVG_POOL_GRAD) = {.name = "avg_pool_grad", .arity = 1, .infer = avg_pool_grad_infer, .cpu = avg_pool_grad_cpu,
+                         .grad = avg_pool_grad_grad},
 };
 EM_OP_TABLE_CHECK(nn, EM_OPS_NN_BEGIN, EM_OPS_NN_END);
+
+/* ---- public functions ---- */
+
+em_tensor *em_softmax(em_tensor *logits, int axis) {
+    return em__apply(EM_OP_SOFTMAX, 1, &logits, &(em_attrs){.i = {axis}, .ni = 1});
+}
+em_tensor *em_log_softmax(em_tensor *logits, int axis) {
+    return em__apply(EM_OP_LOG_SOFTMAX, 1, &logits, &(em_attrs){.i = {axis}, .ni = 1});
+}
+
+static em_tensor *xent(em_op op, em_tensor *labels, em_tensor *logits) {
+    em_tensor *in[2] = {labels, logits};
+    return em__apply(op, 2, in, &(em_attrs){0});
+}
+em_tensor *em_sigmoid_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits) {
+    return xent(EM_OP_SIGMOID_XENT, labels, logits);
+}
+em_tensor *em_softmax_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits) {
+    return xent(EM_OP_SOFTMAX_XENT, labels, logits);
+}
+em_tensor *em_sparse_softmax_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits) {
+    return xent(EM_OP_SPARSE_SOFTMAX_XENT, labels, logits);
+}
+
+em_tensor *em_conv2d(em_tensor *input, em_tensor *filter, const int *strides, em_padding padding,
+                     const int *dilations) {
+    em_attrs a = {.i = {strides ? strides[0] : 1, strides ? strides[1] : 1, dilations ? dilations[0] : 1,
+                        dilations ? dilations[1] : 1, padding},
+                  .ni = A_SHAPE};
+    em_tensor *in[2] = {input, filter};
+    return em__apply(EM_OP_CONV2D, 2, in, &a);
+}
+
+static em_tensor *pool(em_op op, const char *name, em_tensor *input, const int *ksize, const int *strides,
+                       em_padding padding) {
+    if (!ksize) {
+        em__error("%s: ksize is NULL; give the window as {h, w}", name);
+        return NULL;
+    }
+    em_attrs a = {.i = {strides ? strides[0] : 1, strides ? strides[1] : 1, ksize[0], ksize[1], padding}, .ni = A_SHAPE};
+    return em__apply(op, 1, &input, &a);
+}
+em_tensor *em_max_pool(em_tensor *input, const int *ksize, const int *strides, em_padding padding) {
+    return pool(EM_OP_MAX_POOL, "max_pool", input, ksize, strides, padding);
+}
+em_tensor *em_avg_pool(em_tensor *input, const int *ksize, const int *strides, em_padding padding) {
+    return pool(EM_OP_AVG_POOL, "avg_pool", input, ksize, strides, padding);
+}
+
+em_tensor *em_bias_add(em_tensor *x, em_tensor *bias) {
+    if (!x || !bias) return em__null_input("bias_add");
+    if (bias->ndim != 1 || x->ndim < 1 || bias->shape[0] != x->shape[x->ndim - 1]) {
+        char b0[160], b1[160];
+        em__error("bias_add: bias %s must be 1-D and match the last dimension of x %s", em__tshape(bias, b0, sizeof b0),
+                  em__tshape(x, b1, sizeof b1));
+        return NULL;
+    }
+    return em_add(x, bias);
+}
+
+em_tensor *em_dropout(em_tensor *x, double keep_prob) {
+    if (!x) return em__null_input("dropout");
+    if (!(keep_prob > 0 && keep_prob <= 1)) {
+        em__error("dropout: keep_prob must be in (0, 1], got %g", keep_prob);
+        return NULL;
+    }
+    if (!em__is_float((em_dtype)x->dtype)) {
+        em__error("dropout: x has dtype %s; float32 or float64 is required", em_dtype_name((em_dtype)x->dtype));
+        return NULL;
+    }
+    if (keep_prob == 1) return em__ref(x);
+    em_dtype dt = (em_dtype)x->dtype;
+    em_scope_begin(); /* the mask's intermediates go when this returns */
+    em_tensor *u = em_random_uniform(dt, em__shape_of(x), 0, 1);
+    em_tensor *keep = em_cast(em_less(u, em_scalar(dt, keep_prob)), dt);
+    em_tensor *y = em_escape(em_mul(x, em_mul_scalar(keep, 1 / keep_prob)));
+    em_scope_end();
+    return y;
+}

@@ -1,9 +1,108 @@
-/* SKELETON: rows to be filled in by the random family's implementation. */
+/* Random ops: 0-input ops that draw from the thread's counter-based stream.
+ *
+ * Attributes (all three rows): i[0..ni) the output shape, dtype (float32 or
+ * float64), f[0] and f[1] the parameters (mean and stddev, or lo and hi),
+ * seed and counter the stream position of element 0. The public functions
+ * reserve numel positions of the thread's stream, so element i is a pure
+ * function of (seed, counter + i) (lib/philox.h): identical for any thread
+ * count and on a GPU, and a traced graph replays the same draw. */
 #include "../internal.h"
+#include "../philox.h"
 
+void em_set_seed(uint64_t seed) {
+    em_thread *t = em__thread();
+    if (!t) return;
+    t->seed = seed;
+    t->counter = 0;
+}
+
+uint64_t em__rng_reserve(uint64_t n) {
+    em_thread *t = em__thread();
+    if (!t) return 0;
+    uint64_t first = t->counter;
+    t->counter += n;
+    return first;
+}
+
+static int random_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    const em_attrs *a = c->a;
+    if (a->dtype != EM_F32 && a->dtype != EM_F64)
+        return em__op_error(c, "dtype %s is not supported (float32 or float64)", em_dtype_name((em_dtype)a->dtype));
+    if (a->ni < 0 || a->ni > EM_MAX_DIMS) return em__op_error(c, "rank %d is out of range [0, %d]", a->ni, EM_MAX_DIMS);
+    for (int d = 0; d < a->ni; d++) {
+        if (a->i[d] < 0) return em__op_error(c, "dimension %d of the shape is negative (%lld)", d, (long long)a->i[d]);
+        shape[d] = a->i[d];
+    }
+    bool uniform = c->def == &em_ops_random[EM_OP_RANDOM_UNIFORM - EM_OPS_RANDOM_BEGIN];
+    if (uniform && !(a->f[0] <= a->f[1])) return em__op_error(c, "lo (%g) must not exceed hi (%g)", a->f[0], a->f[1]);
+    if (!uniform && !(a->f[1] >= 0)) return em__op_error(c, "stddev must be >= 0, got %g", a->f[1]);
+    *dtype = (em_dtype)a->dtype;
+    *ndim = a->ni;
+    return 0;
+}
+
+typedef struct {
+    void *out;
+    uint64_t seed, counter;
+    double p0, p1;
+} draw_ctx;
+
+/* One range kernel per (distribution, dtype); VALUE reads s (seed) and pos. */
+#define DRAW_KERNEL(NAME, T, VALUE)                                   \
+    static void NAME(void *ctx, int64_t begin, int64_t end) {         \
+        const draw_ctx *r = ctx;                                      \
+        T *y = r->out, p0 = (T)r->p0, p1 = (T)r->p1;                  \
+        uint64_t s = r->seed;                                         \
+        for (int64_t i = begin; i < end; i++) {                       \
+            uint64_t pos = r->counter + (uint64_t)i;                  \
+            y[i] = VALUE;                                             \
+        }                                                             \
+    }
+DRAW_KERNEL(uniform_f32, float, p0 + (p1 - p0) * em_rng_uniform_f32(s, pos))
+DRAW_KERNEL(uniform_f64, double, p0 + (p1 - p0) * em_rng_uniform_f64(s, pos))
+DRAW_KERNEL(normal_f32, float, p0 + p1 * em_rng_normal_f32(s, pos, 0))
+DRAW_KERNEL(normal_f64, double, p0 + p1 * em_rng_normal_f64(s, pos, 0))
+DRAW_KERNEL(truncated_f32, float, p0 + p1 * em_rng_truncated_f32(s, pos))
+DRAW_KERNEL(truncated_f64, double, p0 + p1 * em_rng_truncated_f64(s, pos))
+
+static void run_draw(const em_call *c, em_tensor *out, em_range_fn f32, em_range_fn f64) {
+    draw_ctx r = {out->data, c->a->seed, c->a->counter, c->a->f[0], c->a->f[1]};
+    em__parallel_for(out->numel, 1 << 14, out->dtype == EM_F32 ? f32 : f64, &r);
+}
+static void uniform_cpu(const em_call *c, em_tensor *out) { run_draw(c, out, uniform_f32, uniform_f64); }
+static void normal_cpu(const em_call *c, em_tensor *out) { run_draw(c, out, normal_f32, normal_f64); }
+static void truncated_cpu(const em_call *c, em_tensor *out) { run_draw(c, out, truncated_f32, truncated_f64); }
+
+#define RANDOM_ROW(OP, NAME, CPU) \
+    [OP - EM_OPS_RANDOM_BEGIN] = {.name = NAME, .arity = 0, .flags = EM_OPF_NONDIFF | EM_OPF_RANDOM, \
+                                  .infer = random_infer, .cpu = CPU}
 const em_op_def em_ops_random[] = {
-    [EM_OP_RANDOM_NORMAL - EM_OPS_RANDOM_BEGIN] = {.name = "random_normal"},
-    [EM_OP_RANDOM_UNIFORM - EM_OPS_RANDOM_BEGIN] = {.name = "random_uniform"},
-    [EM_OP_TRUNCATED_NORMAL - EM_OPS_RANDOM_BEGIN] = {.name = "truncated_normal"},
+    RANDOM_ROW(EM_OP_RANDOM_NORMAL, "random_normal", normal_cpu),       /* f[0] mean, f[1] stddev */
+    RANDOM_ROW(EM_OP_RANDOM_UNIFORM, "random_uniform", uniform_cpu),    /* f[0] lo, f[1] hi: [lo, hi) */
+    RANDOM_ROW(EM_OP_TRUNCATED_NORMAL, "truncated_normal", truncated_cpu), /* f[0] mean, f[1] stddev */
 };
 EM_OP_TABLE_CHECK(random, EM_OPS_RANDOM_BEGIN, EM_OPS_RANDOM_END);
+
+static em_tensor *draw(em_op op, em_dtype dtype, em_shape shape, double p0, double p1) {
+    em_attrs a = {.ni = shape.ndim, .dtype = (int)dtype, .f = {p0, p1}};
+    uint64_t numel = 1;
+    if (shape.ndim >= 0 && shape.ndim <= EM_MAX_DIMS)
+        for (int d = 0; d < shape.ndim; d++) {
+            a.i[d] = shape.dims[d];
+            numel *= shape.dims[d] > 0 ? (uint64_t)shape.dims[d] : 0;
+        }
+    em_thread *t = em__thread();
+    a.seed = t ? t->seed : 0;
+    a.counter = em__rng_reserve(numel);
+    return em__apply(op, 0, NULL, &a);
+}
+
+em_tensor *em_random_normal(em_dtype dtype, em_shape shape, double mean, double stddev) {
+    return draw(EM_OP_RANDOM_NORMAL, dtype, shape, mean, stddev);
+}
+em_tensor *em_random_uniform(em_dtype dtype, em_shape shape, double lo, double hi) {
+    return draw(EM_OP_RANDOM_UNIFORM, dtype, shape, lo, hi);
+}
+em_tensor *em_truncated_normal(em_dtype dtype, em_shape shape, double mean, double stddev) {
+    return draw(EM_OP_TRUNCATED_NORMAL, dtype, shape, mean, stddev);
+}

@@ -1,13 +1,394 @@
-/* SKELETON: rows to be filled in by the reduce family's implementation. */
+/* Reductions: sum, max, min, prod, log_sum_exp over any set of axes, argmax and
+ * argmin over one axis; mean is a composite (sum / count).
+ *
+ * attrs (every row): i[0] = bitmask of the reduced axes (bit d: axis d,
+ * normalised, no duplicates), i[1] = keepdims (0 or 1), ni = 2.
+ *
+ * Kernels follow the plan of lib/reduce_plan.h. Each output element is
+ * accumulated in the row-major order of its reduced elements, so results do
+ * not depend on the thread count. Only a reduction of a few outputs over many
+ * elements is cut into fixed chunks whose partial results are combined in
+ * order (the chunking depends on the shape alone). Float sums and products
+ * accumulate in double, integer ones in uint64 (wrapping like the dtype). */
 #include "../internal.h"
+#include "../reduce_plan.h"
+#include "../tape.h"
+
+#include <inttypes.h>
+#include <math.h>
+
+#define COLS 256          /* outputs per work item when neighbouring outputs read neighbouring inputs */
+#define WORK_GRAIN 32768  /* input elements per parallel chunk */
+#define SPLIT_OUTPUTS 4   /* at most this many outputs: cut each into chunks */
+#define SPLIT_MIN 32768   /* elements per chunk, at least */
+#define SPLIT_PARTS 64    /* chunks per output, at most */
+
+typedef struct rctx {
+    em_reduce_plan p;
+    const void *x;
+    void *out;
+    void *partial;                /* outer * parts partial accumulators */
+    int64_t blocks, parts, chunk; /* COLS-blocks of inner; chunks and their size */
+} rctx;
+
+typedef struct {
+    em_range_fn cols, rows, parts;
+    void (*combine)(const rctx *k);
+} reduce_fns;
+
+static void run_reduce(const em_call *c, em_tensor *out, void *partial, const reduce_fns *f) {
+    const em_tensor *x = c->in[0];
+    rctx k = {.x = x->data, .out = out->data, .partial = partial};
+    em_reduce_plan_init(&k.p, x->ndim, x->shape, x->strides, (uint64_t)c->a->i[0]);
+    if (k.p.outer == 0) return;
+    if (k.p.inner > 1) {
+        k.blocks = (k.p.inner + COLS - 1) / COLS;
+        int64_t work = k.p.count * (k.p.inner < COLS ? k.p.inner : COLS);
+        em__parallel_for(k.p.outer * k.blocks, work >= WORK_GRAIN ? 1 : WORK_GRAIN / (work ? work : 1), f->cols, &k);
+    } else if (k.p.outer <= SPLIT_OUTPUTS && k.p.count >= 2 * SPLIT_MIN) {
+        k.parts = (k.p.count + SPLIT_MIN - 1) / SPLIT_MIN;
+        if (k.parts > SPLIT_PARTS) k.parts = SPLIT_PARTS;
+        k.chunk = (k.p.count + k.parts - 1) / k.parts;
+        em__parallel_for(k.p.outer * k.parts, 1, f->parts, &k);
+        f->combine(&k);
+    } else {
+        int64_t work = k.p.count ? k.p.count : 1;
+        em__parallel_for(k.p.outer, work >= WORK_GRAIN ? 1 : WORK_GRAIN / work, f->rows, &k);
+    }
+}
+
+/* One kernel for input type T and output type OT: values are LOADed into V,
+ * accumulated into A by STEP (r: the reduced linear index), partials joined
+ * by MERGE and written by STORE (oi: the output's linear index). */
+#define DEFINE_REDUCE(NAME, T, OT, V, A, INIT, LOAD, STEP, MERGE, STORE, ISNAN)                          \
+    static A NAME##_range(const rctx *k, int64_t o, int64_t r0, int64_t r1) {                            \
+        const T *x = k->x;                                                                                \
+        const OT *out = k->out;                                                                           \
+        (void)out;                                                                                        \
+        A acc = INIT;                                                                                     \
+        int64_t s = r0 / k->p.run, j = r0 % k->p.run, r = r0;                                             \
+        while (r < r1) {                                                                                  \
+            const T *px = x + em_plan_at(&k->p, o, s);                                                    \
+            int64_t jend = k->p.run < j + (r1 - r) ? k->p.run : j + (r1 - r);                             \
+            for (; j < jend; j++, r++) {                                                                  \
+                V v = LOAD(px[j], o);                                                                     \
+                STEP(acc, v, r, ISNAN);                                                                   \
+            }                                                                                             \
+            s++;                                                                                          \
+            j = 0;                                                                                        \
+        }                                                                                                 \
+        return acc;                                                                                       \
+    }                                                                                                     \
+    static void NAME##_cols(void *ctx, int64_t begin, int64_t end) {                                      \
+        const rctx *k = ctx;                                                                              \
+        const T *x = k->x;                                                                                \
+        OT *out = k->out;                                                                                 \
+        A acc[COLS];                                                                                      \
+        for (int64_t it = begin; it < end; it++) {                                                        \
+            int64_t o = it / k->blocks, b0 = it % k->blocks * COLS;                                       \
+            int64_t n = k->p.inner - b0 < COLS ? k->p.inner - b0 : COLS, oi = o * k->p.inner + b0;        \
+            for (int64_t b = 0; b < n; b++) acc[b] = INIT;                                                \
+            for (int64_t s = 0; s < k->p.steps; s++) {                                                    \
+                const T *px = x + em_plan_at(&k->p, o, s) + b0;                                           \
+                for (int64_t b = 0; b < n; b++) {                                                         \
+                    V v = LOAD(px[b], oi + b);                                                            \
+                    STEP(acc[b], v, s, ISNAN);                                                            \
+                }                                                                                         \
+            }                                                                                             \
+            for (int64_t b = 0; b < n; b++) STORE(out[oi + b], acc[b]);                                   \
+        }                                                                                                 \
+    }                                                                                                     \
+    static void NAME##_rows(void *ctx, int64_t begin, int64_t end) {                                      \
+        const rctx *k = ctx;                                                                              \
+        OT *out = k->out;                                                                                 \
+        for (int64_t o = begin; o < end; o++) {                                                           \
+            A acc = NAME##_range(k, o, 0, k->p.count);                                                    \
+            STORE(out[o], acc);                                                                           \
+        }                                                                                                 \
+    }                                                                                                     \
+    static void NAME##_parts(void *ctx, int64_t begin, int64_t end) {                                     \
+        const rctx *k = ctx;                                                                              \
+        A *partial = k->partial;                                                                          \
+        for (int64_t it = begin; it < end; it++) {                                                        \
+            int64_t r0 = it % k->parts * k->chunk;                                                        \
+            int64_t r1 = r0 + k->chunk < k->p.count ? r0 + k->chunk : k->p.count;                         \
+            partial[it] = NAME##_range(k, it / k->parts, r0, r1);                                         \
+        }                                                                                                 \
+    }                                                                                                     \
+    static void NAME##_combine(const rctx *k) {                                                           \
+        OT *out = k->out;                                                                                 \
+        const A *partial = k->partial;                                                                    \
+        for (int64_t o = 0; o < k->p.outer; o++) {                                                        \
+            A acc = partial[o * k->parts];                                                                \
+            for (int64_t q = 1; q < k->parts; q++) MERGE(acc, partial[o * k->parts + q], ISNAN);          \
+            STORE(out[o], acc);                                                                           \
+        }                                                                                                 \
+    }                                                                                                     \
+    static void NAME##_cpu(const em_call *c, em_tensor *out) {                                            \
+        static const reduce_fns fns = {NAME##_cols, NAME##_rows, NAME##_parts, NAME##_combine};           \
+        A partial[SPLIT_OUTPUTS * SPLIT_PARTS];                                                           \
+        run_reduce(c, out, partial, &fns);                                                                \
+    }
+
+#define NEVER_NAN(v) 0
+#define LOAD_AS(V) LOAD_AS_##V
+#define LOAD_VALUE(v, oi) (v)
+#define LOAD_DOUBLE(v, oi) ((double)(v))
+#define LOAD_U64(v, oi) ((uint64_t)(v))
+/* log_sum_exp's second pass: out holds the maximum. */
+#define LOAD_SHIFTED_EXP(v, oi) exp((double)(v) - (double)out[oi])
+
+#define STEP_ADD(acc, v, r, ISNAN) ((acc) += (v))
+#define MERGE_ADD(acc, p, ISNAN) ((acc) += (p))
+#define STEP_MUL(acc, v, r, ISNAN) ((acc) *= (v))
+#define MERGE_MUL(acc, p, ISNAN) ((acc) *= (p))
+/* max and min propagate NaN, like NumPy. */
+#define STEP_MAX(acc, v, r, ISNAN) ((acc) = (v) > (acc) || ISNAN(v) ? (v) : (acc))
+#define MERGE_MAX(acc, p, ISNAN) STEP_MAX(acc, p, 0, ISNAN)
+#define STEP_MIN(acc, v, r, ISNAN) ((acc) = (v) < (acc) || ISNAN(v) ? (v) : (acc))
+#define MERGE_MIN(acc, p, ISNAN) STEP_MIN(acc, p, 0, ISNAN)
+/* argmax and argmin keep the first best (the first NaN, like NumPy). */
+#define BETTER_GT(a, b, ISNAN) ((a) > (b) || (ISNAN(a) && !ISNAN(b)))
+#define BETTER_LT(a, b, ISNAN) ((a) < (b) || (ISNAN(a) && !ISNAN(b)))
+#define STEP_ARG(acc, v, r, ISNAN, BETTER)                                                    \
+    do {                                                                                      \
+        if ((acc).i < 0 || BETTER(v, (acc).v, ISNAN)) (acc) = (__typeof__(acc)){(v), (r)};        \
+    } while (0)
+#define MERGE_ARG(acc, p, ISNAN, BETTER)                                                      \
+    do {                                                                                      \
+        if ((p).i >= 0 && ((acc).i < 0 || BETTER((p).v, (acc).v, ISNAN))) (acc) = (p);       \
+    } while (0)
+#define STEP_ARGMAX(acc, v, r, ISNAN) STEP_ARG(acc, v, r, ISNAN, BETTER_GT)
+#define MERGE_ARGMAX(acc, p, ISNAN) MERGE_ARG(acc, p, ISNAN, BETTER_GT)
+#define STEP_ARGMIN(acc, v, r, ISNAN) STEP_ARG(acc, v, r, ISNAN, BETTER_LT)
+#define MERGE_ARGMIN(acc, p, ISNAN) MERGE_ARG(acc, p, ISNAN, BETTER_LT)
+
+#define STORE_CAST(d, acc) ((d) = (__typeof__(d))(acc))
+#define STORE_INDEX(d, acc) ((d) = (acc).i)
+/* log_sum_exp: max + log(sum(exp(x - max))); an infinite or NaN max is the result. */
+#define STORE_LSE(d, acc) ((d) = isfinite((double)(d)) ? (__typeof__(d))((double)(d) + log(acc)) : (d))
+
+/* dtype suffix, enum, C type, sum accumulator and its loader, lowest, highest, NaN test */
+#define FLOAT_TYPES(X)                                                              \
+    X(f32, EM_F32, float, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan)          \
+    X(f64, EM_F64, double, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan)
+#define NUMERIC_TYPES(X)                                                            \
+    FLOAT_TYPES(X)                                                                  \
+    X(i32, EM_I32, int32_t, uint64_t, LOAD_U64, INT32_MIN, INT32_MAX, NEVER_NAN)    \
+    X(i64, EM_I64, int64_t, uint64_t, LOAD_U64, INT64_MIN, INT64_MAX, NEVER_NAN)    \
+    X(u8, EM_U8, uint8_t, uint64_t, LOAD_U64, 0, UINT8_MAX, NEVER_NAN)
+
+#define DEF_SUM(N, E, T, S, LS, LO, HI, ISNAN) \
+    DEFINE_REDUCE(sum_##N, T, T, S, S, (S)0, LS, STEP_ADD, MERGE_ADD, STORE_CAST, ISNAN)
+#define DEF_PROD(N, E, T, S, LS, LO, HI, ISNAN) \
+    DEFINE_REDUCE(prod_##N, T, T, S, S, (S)1, LS, STEP_MUL, MERGE_MUL, STORE_CAST, ISNAN)
+#define DEF_MAX(N, E, T, S, LS, LO, HI, ISNAN) \
+    DEFINE_REDUCE(max_##N, T, T, T, T, (T)(LO), LOAD_VALUE, STEP_MAX, MERGE_MAX, STORE_CAST, ISNAN)
+#define DEF_MIN(N, E, T, S, LS, LO, HI, ISNAN) \
+    DEFINE_REDUCE(min_##N, T, T, T, T, (T)(HI), LOAD_VALUE, STEP_MIN, MERGE_MIN, STORE_CAST, ISNAN)
+#define DEF_ARG(N, E, T, S, LS, LO, HI, ISNAN)                                                                  \
+    typedef struct {                                                                                            \
+        T v;                                                                                                    \
+        int64_t i;                                                                                              \
+    } arg_##N;                                                                                                  \
+    DEFINE_REDUCE(argmax_##N, T, int64_t, T, arg_##N, ((arg_##N){0, -1}), LOAD_VALUE, STEP_ARGMAX,             \
+                  MERGE_ARGMAX, STORE_INDEX, ISNAN)                                                             \
+    DEFINE_REDUCE(argmin_##N, T, int64_t, T, arg_##N, ((arg_##N){0, -1}), LOAD_VALUE, STEP_ARGMIN,             \
+                  MERGE_ARGMIN, STORE_INDEX, ISNAN)
+#define DEF_LSE(N, E, T, S, LS, LO, HI, ISNAN)                                                                  \
+    DEFINE_REDUCE(lse_pass_##N, T, T, double, double, 0.0, LOAD_SHIFTED_EXP, STEP_ADD, MERGE_ADD, STORE_LSE,   \
+                  ISNAN)                                                                                        \
+    static void lse_##N##_cpu(const em_call *c, em_tensor *out) {                                               \
+        max_##N##_cpu(c, out);                                                                                  \
+        lse_pass_##N##_cpu(c, out);                                                                             \
+    }
+
+NUMERIC_TYPES(DEF_SUM)
+NUMERIC_TYPES(DEF_PROD)
+NUMERIC_TYPES(DEF_MAX)
+NUMERIC_TYPES(DEF_MIN)
+NUMERIC_TYPES(DEF_ARG)
+FLOAT_TYPES(DEF_LSE)
+
+/* One row kernel per op, dispatching on the input dtype (checked by the shape rule). */
+#define ENTRY_SUM(N, E, ...) [E] = sum_##N##_cpu,
+#define ENTRY_PROD(N, E, ...) [E] = prod_##N##_cpu,
+#define ENTRY_MAX(N, E, ...) [E] = max_##N##_cpu,
+#define ENTRY_MIN(N, E, ...) [E] = min_##N##_cpu,
+#define ENTRY_ARGMAX(N, E, ...) [E] = argmax_##N##_cpu,
+#define ENTRY_ARGMIN(N, E, ...) [E] = argmin_##N##_cpu,
+#define ENTRY_LSE(N, E, ...) [E] = lse_##N##_cpu,
+#define DISPATCH(OP, TYPES, ENTRY)                                                        \
+    static void OP##_cpu(const em_call *c, em_tensor *out) {                              \
+        static em_kernel_fn const k[EM_DTYPE_COUNT] = {TYPES(ENTRY)};                     \
+        k[c->in[0]->dtype](c, out);                                                       \
+    }
+DISPATCH(sum, NUMERIC_TYPES, ENTRY_SUM)
+DISPATCH(prod, NUMERIC_TYPES, ENTRY_PROD)
+DISPATCH(max, NUMERIC_TYPES, ENTRY_MAX)
+DISPATCH(min, NUMERIC_TYPES, ENTRY_MIN)
+DISPATCH(argmax, NUMERIC_TYPES, ENTRY_ARGMAX)
+DISPATCH(argmin, NUMERIC_TYPES, ENTRY_ARGMIN)
+DISPATCH(lse, FLOAT_TYPES, ENTRY_LSE)
+
+/* ---- shape rule ---- */
+
+static em_op op_of(const em_call *c) { return (em_op)(EM_OPS_REDUCE_BEGIN + (c->def - em_ops_reduce)); }
+
+static int reduce_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    const em_tensor *x = c->in[0];
+    uint64_t mask = (uint64_t)c->a->i[0];
+    em_op op = op_of(c);
+    char b[160];
+    if (mask >> x->ndim) return em__op_error(c, "axes mask %#" PRIx64 " exceeds the rank %d of input %s", mask, x->ndim, em__tshape(x, b, sizeof b));
+    if (x->dtype == EM_BOOL || (op == EM_OP_LOG_SUM_EXP && !em__is_float((em_dtype)x->dtype)))
+        return em__op_error(c, "input of dtype %s is not supported (%s)", em_dtype_name((em_dtype)x->dtype),
+                            op == EM_OP_LOG_SUM_EXP ? "float32 or float64" : "a numeric dtype; cast bool first");
+    *ndim = em_reduce_shape(x->ndim, x->shape, mask, (int)c->a->i[1], shape);
+    if (op == EM_OP_MAX || op == EM_OP_MIN || op == EM_OP_ARGMAX || op == EM_OP_ARGMIN) {
+        int64_t nout = 1;
+        for (int d = 0; d < *ndim; d++) nout *= shape[d];
+        for (int d = 0; d < x->ndim; d++)
+            if ((mask >> d & 1u) && x->shape[d] == 0 && nout > 0)
+                return em__op_error(c, "cannot reduce over axis %d of size 0 of input %s (no identity)", d,
+                                    em__tshape(x, b, sizeof b));
+    }
+    *dtype = op == EM_OP_ARGMAX || op == EM_OP_ARGMIN ? EM_I64 : (em_dtype)x->dtype;
+    return 0;
+}
+
+/* ---- gradients ---- */
+
+/* The input's shape with the reduced axes kept as size 1. */
+static em_shape keep_shape(const em_call *c) {
+    em_shape s = {.ndim = c->in[0]->ndim};
+    em_reduce_shape(c->in[0]->ndim, c->in[0]->shape, (uint64_t)c->a->i[0], 1, s.dims);
+    return s;
+}
+
+static int mask_axes(const em_call *c, int *axes) {
+    int n = 0;
+    for (int d = 0; d < c->in[0]->ndim; d++)
+        if ((uint64_t)c->a->i[0] >> d & 1u) axes[n++] = d;
+    return n;
+}
+
+static int sum_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bool *need, em_tensor **gin) {
+    (void)out;
+    (void)need;
+    gin[0] = em_broadcast_to(em_reshape(gout, keep_shape(c)), em__shape_of(c->in[0]));
+    return gin[0] ? 0 : -1;
+}
+
+/* The gradient is split evenly among the elements equal to the extreme (like TensorFlow). */
+static int extreme_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bool *need, em_tensor **gin) {
+    (void)need;
+    em_tensor *x = c->in[0];
+    em_shape ks = keep_shape(c);
+    int axes[EM_MAX_DIMS], naxes = mask_axes(c, axes);
+    em_tensor *hit = em_cast(em_equal(x, em_reshape(out, ks)), (em_dtype)x->dtype);
+    em_tensor *count = naxes ? em_sum(hit, naxes, axes, true) : hit;
+    gin[0] = em_div(em_mul(hit, em_reshape(gout, ks)), count);
+    return gin[0] ? 0 : -1;
+}
+
+/* g * out / x: where x has a zero the gradient is not finite. */
+static int prod_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bool *need, em_tensor **gin) {
+    (void)need;
+    em_shape ks = keep_shape(c);
+    gin[0] = em_div(em_mul(em_reshape(gout, ks), em_reshape(out, ks)), c->in[0]);
+    return gin[0] ? 0 : -1;
+}
+
+static int lse_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bool *need, em_tensor **gin) {
+    (void)need;
+    em_shape ks = keep_shape(c);
+    gin[0] = em_mul(em_reshape(gout, ks), em_exp(em_sub(c->in[0], em_reshape(out, ks))));
+    return gin[0] ? 0 : -1;
+}
 
 const em_op_def em_ops_reduce[] = {
-    [EM_OP_SUM - EM_OPS_REDUCE_BEGIN] = {.name = "sum"},
-    [EM_OP_MAX - EM_OPS_REDUCE_BEGIN] = {.name = "max"},
-    [EM_OP_MIN - EM_OPS_REDUCE_BEGIN] = {.name = "min"},
-    [EM_OP_PROD - EM_OPS_REDUCE_BEGIN] = {.name = "prod"},
-    [EM_OP_LOG_SUM_EXP - EM_OPS_REDUCE_BEGIN] = {.name = "log_sum_exp"},
-    [EM_OP_ARGMAX - EM_OPS_REDUCE_BEGIN] = {.name = "argmax"},
-    [EM_OP_ARGMIN - EM_OPS_REDUCE_BEGIN] = {.name = "argmin"},
+    [EM_OP_SUM - EM_OPS_REDUCE_BEGIN] = {.name = "sum", .arity = 1, .infer = reduce_infer, .cpu = sum_cpu,
+                                         .grad = sum_grad},
+    [EM_OP_MAX - EM_OPS_REDUCE_BEGIN] = {.name = "max", .arity = 1, .infer = reduce_infer, .cpu = max_cpu,
+                                         .grad = extreme_grad},
+    [EM_OP_MIN - EM_OPS_REDUCE_BEGIN] = {.name = "min", .arity = 1, .infer = reduce_infer, .cpu = min_cpu,
+                                         .grad = extreme_grad},
+    [EM_OP_PROD - EM_OPS_REDUCE_BEGIN] = {.name = "prod", .arity = 1, .infer = reduce_infer, .cpu = prod_cpu,
+                                          .grad = prod_grad},
+    [EM_OP_LOG_SUM_EXP - EM_OPS_REDUCE_BEGIN] = {.name = "log_sum_exp", .arity = 1, .infer = reduce_infer,
+                                                 .cpu = lse_cpu, .grad = lse_grad},
+    [EM_OP_ARGMAX - EM_OPS_REDUCE_BEGIN] = {.name = "argmax", .arity = 1, .flags = EM_OPF_NONDIFF,
+                                            .infer = reduce_infer, .cpu = argmax_cpu},
+    [EM_OP_ARGMIN - EM_OPS_REDUCE_BEGIN] = {.name = "argmin", .arity = 1, .flags = EM_OPF_NONDIFF,
+                                            .infer = reduce_infer, .cpu = argmin_cpu},
 };
 EM_OP_TABLE_CHECK(reduce, EM_OPS_REDUCE_BEGIN, EM_OPS_REDUCE_END);
+
+/* ---- public functions ---- */
+
+/* The bitmask of `axes` (all axes when naxes is 0), or -1 with an error naming op. */
+static int64_t axes_mask(const char *op, const em_tensor *x, int naxes, const int *axes) {
+    char b[160];
+    if (naxes < 0 || (naxes && !axes)) {
+        em__error("%s: %d axes given for input of shape %s", op, naxes, em__tshape(x, b, sizeof b));
+        return -1;
+    }
+    if (naxes == 0) return (int64_t)((1u << x->ndim) - 1u);
+    int64_t mask = 0;
+    for (int k = 0; k < naxes; k++) {
+        int a = axes[k] < 0 ? axes[k] + x->ndim : axes[k];
+        if (a < 0 || a >= x->ndim) {
+            em__error("%s: axis %d is out of range for input of shape %s (rank %d)", op, axes[k],
+                      em__tshape(x, b, sizeof b), x->ndim);
+            return -1;
+        }
+        if (mask >> a & 1) {
+            em__error("%s: axis %d is repeated in the axes for input of shape %s", op, axes[k],
+                      em__tshape(x, b, sizeof b));
+            return -1;
+        }
+        mask |= (int64_t)1 << a;
+    }
+    return mask;
+}
+
+static em_tensor *reduce(em_op op, em_tensor *x, int naxes, const int *axes, bool keepdims) {
+    const char *name = em__op_def(op)->name;
+    if (!x) return em__null_input(name);
+    int64_t mask = axes_mask(name, x, naxes, axes);
+    if (mask < 0) return NULL;
+    em_attrs a = {.ni = 2, .i = {mask, keepdims}};
+    return em__apply(op, 1, &x, &a);
+}
+
+em_tensor *em_sum(em_tensor *x, int naxes, const int *axes, bool keepdims) {
+    return reduce(EM_OP_SUM, x, naxes, axes, keepdims);
+}
+em_tensor *em_max(em_tensor *x, int naxes, const int *axes, bool keepdims) {
+    return reduce(EM_OP_MAX, x, naxes, axes, keepdims);
+}
+em_tensor *em_min(em_tensor *x, int naxes, const int *axes, bool keepdims) {
+    return reduce(EM_OP_MIN, x, naxes, axes, keepdims);
+}
+em_tensor *em_prod(em_tensor *x, int naxes, const int *axes, bool keepdims) {
+    return reduce(EM_OP_PROD, x, naxes, axes, keepdims);
+}
+em_tensor *em_log_sum_exp(em_tensor *x, int naxes, const int *axes, bool keepdims) {
+    return reduce(EM_OP_LOG_SUM_EXP, x, naxes, axes, keepdims);
+}
+em_tensor *em_argmax(em_tensor *x, int axis) { return reduce(EM_OP_ARGMAX, x, EM_AXES(axis), false); }
+em_tensor *em_argmin(em_tensor *x, int axis) { return reduce(EM_OP_ARGMIN, x, EM_AXES(axis), false); }
+
+/* sum / count; integer means truncate (like TensorFlow); an empty float mean is NaN. */
+em_tensor *em_mean(em_tensor *x, int naxes, const int *axes, bool keepdims) {
+    if (!x) return em__null_input("mean");
+    int64_t mask = axes_mask("mean", x, naxes, axes);
+    if (mask < 0) return NULL;
+    int64_t count = 1;
+    for (int d = 0; d < x->ndim; d++)
+        if (mask >> d & 1) count *= x->shape[d];
+    em_tensor *s = em_sum(x, naxes, axes, keepdims);
+    if (!s) return NULL;
+    return em_div(s, em_scalar((em_dtype)x->dtype, (double)count));
+}

@@ -1,7 +1,7 @@
 /* PNG encoding shared by lib/png.c (files, plots) and lib/summary.c (image
  * summaries). Not installed. */
-#ifndef EMBER_PNG_H
-#define EMBER_PNG_H
+#ifndef EMBER_IMAGE_H
+#define EMBER_IMAGE_H
 
 #include "internal.h"
 

@@ -1,0 +1,1015 @@
+/* The tracer, the frozen graph, its optimizations, memory plan and executor.
+ *
+ * Tracing: em__apply calls em__trace_record for each op run while a trace is
+ * open, so a graph is the list of ops a step ran, in order (which is a
+ * topological order). Tensors that existed before the trace become graph
+ * inputs: variables (read live at run time), placeholders (fed) and constants
+ * (captured). Placeholders without an example value are traced shape-only:
+ * each unknown (-1) dimension gets a distinct large prime as a stand-in size,
+ * so that at run time every shape and attribute derived from it can be found
+ * (as a multiple of that prime) and re-derived for the fed size.
+ *
+ * At em_trace_end: constant folding (nodes whose inputs are all constants
+ * become constants) and common-subexpression elimination (same op, inputs
+ * and attributes). Each run: only the nodes the fetches need run; a memory
+ * plan (one arena, buffers reused by liveness, headers made once) is made per
+ * distinct (fetches, fed unknown dimensions) and cached, so a repeated run
+ * allocates nothing; chains of same-shape elementwise nodes run fused, block
+ * by block, with their intermediates in a small per-chain scratch. */
+#include "internal.h"
+#include "ptrmap.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+
+/* ---- placeholders ---- */
+
+struct em_placeholder {
+    em_shape declared;             /* -1 for unknown dimensions */
+    int64_t standin[EM_MAX_DIMS];  /* shape-only stand-in sizes of unknown dims */
+    bool has_example;
+    char name[];
+};
+
+/* Distinct primes above 1,000,000: stand-in sizes of unknown dimensions. */
+static int64_t next_standin(void) {
+    static _Thread_local int64_t last = 1000000;
+    for (int64_t p = last + 1;; p++) {
+        bool prime = true;
+        for (int64_t d = 2; d * d <= p && prime; d++) prime = p % d != 0;
+        if (prime) return last = p;
+    }
+}
+
+em_tensor *em_placeholder(em_dtype dtype, em_shape shape, const char *name) {
+    if (shape.ndim < 0 || shape.ndim > EM_MAX_DIMS) {
+        em__error("placeholder: rank %d is outside 0..%d", shape.ndim, EM_MAX_DIMS);
+        return NULL;
+    }
+    if (!name) name = "placeholder";
+    struct em_placeholder *ph = calloc(1, sizeof *ph + strlen(name) + 1);
+    if (!ph) {
+        em__error("placeholder: out of memory");
+        return NULL;
+    }
+    ph->declared = shape;
+    strcpy(ph->name, name);
+    int64_t dims[EM_MAX_DIMS];
+    for (int i = 0; i < shape.ndim; i++) {
+        if (shape.dims[i] < -1) {
+            char b[160];
+            free(ph);
+            em__error("placeholder '%s': dimension %d of %s must be >= 0, or -1 for unknown", name, i,
+                      em_shape_str(shape, b, sizeof b));
+            return NULL;
+        }
+        ph->standin[i] = shape.dims[i] == -1 ? next_standin() : 0;
+        dims[i] = shape.dims[i] == -1 ? ph->standin[i] : shape.dims[i];
+    }
+    em_tensor *t = em__alloc_meta(dtype, shape.ndim, dims);
+    if (!t) {
+        free(ph);
+        return NULL;
+    }
+    t->flags |= EM_T_PLACEHOLDER;
+    t->ph = ph;
+    return em__own(t);
+}
+
+/* Whether `s` fits the declared shape (unknown dims match anything). */
+static bool fits(const struct em_placeholder *ph, const em_tensor *v) {
+    if (v->ndim != ph->declared.ndim) return false;
+    for (int i = 0; i < v->ndim; i++)
+        if (ph->declared.dims[i] != -1 && ph->declared.dims[i] != v->shape[i]) return false;
+    return true;
+}
+
+int em_placeholder_set(em_tensor *p, em_tensor *value) {
+    char b1[160], b2[160];
+    if (!p || !value) return em__null_input("placeholder_set"), -1;
+    if (!(p->flags & EM_T_PLACEHOLDER)) {
+        em__error("placeholder_set: the tensor is not a placeholder");
+        return -1;
+    }
+    if (value->dtype != p->dtype || !fits(p->ph, value)) {
+        em__error("placeholder_set: placeholder '%s' is %s %s but the example is %s %s", p->ph->name,
+                  em_dtype_name((em_dtype)p->dtype), em_shape_str(p->ph->declared, b1, sizeof b1),
+                  em_dtype_name((em_dtype)value->dtype), em__tshape(value, b2, sizeof b2));
+        return -1;
+    }
+    em_tensor *copy = em__alloc((em_dtype)value->dtype, value->ndim, value->shape);
+    if (!copy) return -1;
+    em__copy_strided(copy, value);
+    if (p->base) em__unref(p->base);
+    p->base = copy;
+    p->data = copy->data;
+    p->numel = copy->numel;
+    memcpy(p->shape, copy->shape, sizeof(int64_t) * (size_t)copy->ndim);
+    memcpy(p->strides, copy->strides, sizeof(int64_t) * (size_t)copy->ndim);
+    p->ph->has_example = true;
+    return 0;
+}
+
+/* ---- the graph ---- */
+
+typedef enum { V_CONST, V_VARIABLE, V_PLACEHOLDER, V_NODE } vkind;
+
+typedef struct {
+    vkind kind;
+    em_tensor *traced; /* retained: the handle users fetch and feed by */
+    int64_t node;      /* producer, for V_NODE */
+} gval;
+
+typedef struct {
+    em_op op;
+    int n;
+    int64_t *in; /* value ids */
+    int64_t out;
+    em_attrs a;
+    char *name;  /* "scope/op" */
+    bool dead;   /* folded or merged away */
+} gnode;
+
+/* One memory plan: the headers every needed value has for a given set of
+ * fetches and fed unknown dimensions. */
+typedef struct plan {
+    int64_t *fetch;  /* value ids */
+    int nfetch;
+    int64_t *dims;   /* fed sizes of each placeholder's unknown dims, in order */
+    int ndims;
+    int64_t *order;  /* needed nodes in run order */
+    int64_t norder;
+    em_attrs *attrs; /* per needed node: attributes for the fed dims */
+    em_tensor **buf; /* per value: its header in this plan (NULL: unused) */
+    int64_t *in_at;  /* per position: index of its first argument in args */
+    em_tensor **args;      /* the headers each kernel reads */
+    em_tensor **copy_from; /* args[j] is a planned contiguous copy of copy_from[j] */
+    int64_t nargs;
+    int64_t *fuse_next;  /* per position in order: end of the fused chain starting here, or 0 */
+    em_tensor *arena;
+    int64_t arena_bytes, unplanned_bytes;
+    struct plan *next;
+} plan;
+
+struct em_graph {
+    gnode *nodes;
+    int64_t nn, capn;
+    gval *vals;
+    int64_t nv, capv;
+    int64_t *alias; /* per value: the value it was merged into (itself if none) */
+    em_ptrmap index; /* traced tensor -> value id */
+    int64_t *phs;    /* placeholder value ids */
+    int nph;
+    plan *plans;
+    em_graph_stats stats;
+    bool debug;
+};
+
+static void debug(const em_graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void debug(const em_graph *g, const char *fmt, ...) {
+    if (!g->debug) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ember graph: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void em_graph_set_debug(em_graph *g, bool on) {
+    if (g) g->debug = on;
+}
+
+static void *grow(void *p, int64_t *cap, int64_t need, size_t size) {
+    if (need <= *cap) return p;
+    int64_t c = *cap ? *cap * 2 : 64;
+    while (c < need) c *= 2;
+    void *q = realloc(p, (size_t)c * size);
+    if (q) *cap = c;
+    return q;
+}
+
+static int64_t add_value(em_graph *g, vkind kind, em_tensor *t, int64_t node) {
+    gval *v = grow(g->vals, &g->capv, g->nv + 1, sizeof *v);
+    if (!v) return -1;
+    g->vals = v;
+    if (em__ptrmap_put(&g->index, t, g->nv)) return -1;
+    em__retain(t);
+    g->vals[g->nv] = (gval){kind, t, node};
+    if (kind == V_PLACEHOLDER) {
+        int64_t *p = realloc(g->phs, sizeof *p * (size_t)(g->nph + 1));
+        if (!p) return -1;
+        g->phs = p;
+        g->phs[g->nph++] = g->nv;
+    }
+    return g->nv++;
+}
+
+static int64_t value_of(em_graph *g, em_tensor *t) {
+    int64_t v = em__ptrmap_get(&g->index, t);
+    if (v >= 0) return v;
+    vkind kind = t->flags & EM_T_VARIABLE ? V_VARIABLE : t->flags & EM_T_PLACEHOLDER ? V_PLACEHOLDER : V_CONST;
+    return add_value(g, kind, t, -1);
+}
+
+int em_trace_begin(void) {
+    em_thread *th = em__thread();
+    if (!th) return -1;
+    if (th->trace) {
+        em__error("trace_begin: this thread is already tracing (em_trace_end first)");
+        return -1;
+    }
+    th->trace = calloc(1, sizeof(em_graph));
+    if (!th->trace) {
+        em__error("trace_begin: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int em__trace_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out) {
+    em_graph *g = em__thread()->trace;
+    const em_op_def *d = em__op_def(op);
+    gnode *nodes = grow(g->nodes, &g->capn, g->nn + 1, sizeof *nodes);
+    if (!nodes) goto oom;
+    g->nodes = nodes;
+    gnode *node = &g->nodes[g->nn];
+    *node = (gnode){.op = op, .n = n, .a = *a};
+    node->in = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    const char *scope = em_name_scope();
+    node->name = malloc(strlen(scope) + strlen(d->name) + 24);
+    if (!node->in || !node->name) {
+        free(node->in);
+        free(node->name);
+        goto oom;
+    }
+    sprintf(node->name, "%s%s%s_%" PRId64, scope, *scope ? "/" : "", d->name, g->nn);
+    for (int i = 0; i < n; i++)
+        if ((node->in[i] = value_of(g, in[i])) < 0) goto oom_node;
+    if ((node->out = add_value(g, V_NODE, out, g->nn)) < 0) goto oom_node;
+    g->nn++;
+    g->stats.traced++;
+    return 0;
+oom_node:
+    free(node->in);
+    free(node->name);
+oom:
+    em__error("%s: out of memory while tracing", d->name);
+    return -1;
+}
+
+void em__trace_host_read(const em_tensor *t) {
+    em_thread *th = em__thread();
+    if (!th || !th->trace) return;
+    int64_t v = em__ptrmap_get(&th->trace->index, t);
+    if (v >= 0 && th->trace->vals[v].kind == V_NODE) th->trace->stats.host_reads++;
+}
+
+/* ---- optimizations at em_trace_end ---- */
+
+static bool pure(const gnode *n) { return !(em__op_def(n->op)->flags & (EM_OPF_RANDOM | EM_OPF_INPLACE)); }
+
+static int64_t resolve(const em_graph *g, int64_t v) {
+    while (g->alias[v] != v) v = g->alias[v];
+    return v;
+}
+
+static void fold_constants(em_graph *g) {
+    for (int64_t i = 0; i < g->nn; i++) {
+        gnode *n = &g->nodes[i];
+        bool constant = pure(n) && g->vals[n->out].traced->data;
+        for (int k = 0; k < n->n && constant; k++) constant = g->vals[resolve(g, n->in[k])].kind == V_CONST;
+        if (!constant) continue;
+        n->dead = true; /* its traced value was computed from constants: keep it */
+        g->vals[n->out].kind = V_CONST;
+        g->stats.folded++;
+    }
+}
+
+static uint64_t node_hash(const em_graph *g, const gnode *n) {
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)n->op;
+    for (int k = 0; k < n->n; k++) h = (h ^ (uint64_t)resolve(g, n->in[k])) * 1099511628211ULL;
+    const unsigned char *a = (const unsigned char *)&n->a;
+    for (size_t k = 0; k < sizeof n->a; k++) h = (h ^ a[k]) * 1099511628211ULL;
+    return h;
+}
+
+static bool same_node(const em_graph *g, const gnode *x, const gnode *y) {
+    if (x->op != y->op || x->n != y->n || memcmp(&x->a, &y->a, sizeof x->a)) return false;
+    for (int k = 0; k < x->n; k++)
+        if (resolve(g, x->in[k]) != resolve(g, y->in[k])) return false;
+    return true;
+}
+
+static int eliminate_common(em_graph *g) {
+    int64_t cap = 64;
+    while (cap < 2 * g->nn) cap *= 2;
+    int64_t *table = malloc(sizeof(int64_t) * (size_t)cap);
+    if (!table) return -1;
+    for (int64_t i = 0; i < cap; i++) table[i] = -1;
+    for (int64_t i = 0; i < g->nn; i++) {
+        gnode *n = &g->nodes[i];
+        if (n->dead || !pure(n)) continue;
+        int64_t s = (int64_t)(node_hash(g, n) & (uint64_t)(cap - 1));
+        while (table[s] >= 0 && !same_node(g, &g->nodes[table[s]], n)) s = (s + 1) & (cap - 1);
+        if (table[s] < 0) {
+            table[s] = i;
+            continue;
+        }
+        n->dead = true;
+        g->alias[n->out] = g->nodes[table[s]].out;
+        g->stats.cse_merged++;
+    }
+    free(table);
+    return 0;
+}
+
+em_graph *em_trace_end(void) {
+    em_thread *th = em__thread();
+    if (!th || !th->trace) {
+        em__error("trace_end: no trace is open on this thread (em_trace_begin first)");
+        return NULL;
+    }
+    em_graph *g = th->trace;
+    th->trace = NULL;
+    g->alias = malloc(sizeof(int64_t) * (size_t)(g->nv ? g->nv : 1));
+    if (!g->alias) {
+        em_graph_release(g);
+        em__error("trace_end: out of memory");
+        return NULL;
+    }
+    for (int64_t v = 0; v < g->nv; v++) g->alias[v] = v;
+    fold_constants(g);
+    if (eliminate_common(g)) {
+        em_graph_release(g);
+        em__error("trace_end: out of memory");
+        return NULL;
+    }
+    for (int64_t i = 0; i < g->nn; i++) g->stats.nodes += !g->nodes[i].dead;
+    return g;
+}
+
+static void plan_free(em_graph *g, plan *p) {
+    for (int64_t v = 0; p->buf && v < g->nv; v++)
+        if (p->buf[v]) em__unref(p->buf[v]);
+    for (int64_t j = 0; p->copy_from && j < p->nargs; j++)
+        if (p->copy_from[j]) em__unref(p->args[j]);
+    if (p->arena) em__unref(p->arena);
+    free(p->buf);
+    free(p->in_at);
+    free(p->args);
+    free(p->copy_from);
+    free(p->fetch);
+    free(p->dims);
+    free(p->order);
+    free(p->attrs);
+    free(p->fuse_next);
+    free(p);
+}
+
+void em_graph_release(em_graph *g) {
+    if (!g) return;
+    while (g->plans) {
+        plan *p = g->plans;
+        g->plans = p->next;
+        plan_free(g, p);
+    }
+    for (int64_t i = 0; i < g->nn; i++) {
+        free(g->nodes[i].in);
+        free(g->nodes[i].name);
+    }
+    for (int64_t v = 0; v < g->nv; v++) em__unref(g->vals[v].traced);
+    em__ptrmap_free(&g->index);
+    free(g->nodes);
+    free(g->vals);
+    free(g->alias);
+    free(g->phs);
+    free(g);
+}
+
+void em__trace_shutdown(em_thread *t) {
+    if (t->trace) em_graph_release(t->trace);
+    t->trace = NULL;
+}
+
+em_graph_stats em_graph_get_stats(const em_graph *g) { return g ? g->stats : (em_graph_stats){0}; }
+
+/* ---- memory plans ---- */
+
+typedef struct {
+    int64_t standin, size;
+} subst;
+
+/* A stand-in size (or a multiple of one) becomes the fed size (or that multiple). */
+static int64_t substitute(int64_t v, const subst *s, int ns) {
+    for (int k = 0; k < ns; k++)
+        if (v != 0 && v % s[k].standin == 0) return v / s[k].standin * s[k].size;
+    return v;
+}
+
+#define FUSE_BLOCK 1024 /* elements per block of a fused chain: intermediates stay in L1 */
+#define FUSE_MAX 8      /* nodes per fused chain */
+
+typedef struct {
+    int64_t value;
+    int64_t offset, size, last; /* bytes; last position that reads it */
+} slab;
+
+/* First-fit placement of buffers in an arena, reusing a buffer's bytes once
+ * its last reader has run. */
+static int64_t place(slab *live, int nlive, int64_t size) {
+    int64_t at = 0;
+    for (;;) {
+        bool moved = false;
+        for (int k = 0; k < nlive; k++)
+            if (at < live[k].offset + live[k].size && live[k].offset < at + size) {
+                at = (live[k].offset + live[k].size + EM_ALIGN - 1) / EM_ALIGN * EM_ALIGN;
+                moved = true;
+            }
+        if (!moved) return at;
+    }
+}
+
+typedef struct {
+    em_graph *g;
+    plan *p;
+    int64_t *pos_of;  /* node -> position in order, -1 if not needed */
+    int64_t *owner;   /* value -> value whose buffer it uses (views) */
+    int64_t *last;    /* value -> last position reading it (INT64_MAX: fetched) */
+    int64_t *readers; /* value -> number of reading positions */
+    bool *fed;        /* value -> fed placeholder */
+} builder;
+
+static void mark_needed(builder *b, int64_t v, int64_t *stack) {
+    em_graph *g = b->g;
+    int64_t top = 0;
+    stack[top++] = resolve(g, v);
+    while (top) {
+        int64_t x = stack[--top];
+        if (g->vals[x].kind != V_NODE) continue;
+        int64_t ni = g->vals[x].node;
+        if (b->pos_of[ni] >= 0) continue;
+        b->pos_of[ni] = 0; /* marked; real positions are assigned in trace order */
+        for (int k = 0; k < g->nodes[ni].n; k++) stack[top++] = resolve(g, g->nodes[ni].in[k]);
+    }
+}
+
+static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_feed *feeds, int nfeeds,
+                       const int64_t *dims, int ndims) {
+    plan *p = calloc(1, sizeof *p);
+    builder b = {.g = g, .p = p};
+    subst sub[64];
+    int nsub = 0;
+    if (!p) goto oom;
+    p->nfetch = nfetch;
+    p->ndims = ndims;
+    p->fetch = malloc(sizeof(int64_t) * (size_t)(nfetch ? nfetch : 1));
+    p->dims = malloc(sizeof(int64_t) * (size_t)(ndims ? ndims : 1));
+    p->buf = calloc((size_t)g->nv, sizeof(em_tensor *));
+    b.pos_of = malloc(sizeof(int64_t) * (size_t)(g->nn ? g->nn : 1));
+    b.owner = malloc(sizeof(int64_t) * (size_t)g->nv);
+    b.last = malloc(sizeof(int64_t) * (size_t)g->nv);
+    b.readers = calloc((size_t)g->nv, sizeof(int64_t));
+    b.fed = calloc((size_t)g->nv, sizeof(bool));
+    /* Each node is expanded once, so the stack never holds more than all inputs. */
+    int64_t stack_cap = 1;
+    for (int64_t i = 0; i < g->nn; i++) stack_cap += g->nodes[i].n;
+    int64_t *stack = malloc(sizeof(int64_t) * (size_t)stack_cap);
+    if (!p->fetch || !p->dims || !p->buf || !b.pos_of || !b.owner || !b.last || !b.readers || !b.fed || !stack) {
+        free(stack);
+        goto oom;
+    }
+    memcpy(p->fetch, fetch, sizeof(int64_t) * (size_t)nfetch);
+    memcpy(p->dims, dims, sizeof(int64_t) * (size_t)ndims);
+    for (int64_t i = 0; i < g->nn; i++) b.pos_of[i] = -1;
+    for (int64_t v = 0; v < g->nv; v++) {
+        b.owner[v] = v;
+        b.last[v] = -1;
+    }
+    for (int k = 0; k < nfetch; k++) mark_needed(&b, fetch[k], stack);
+    free(stack);
+
+    /* Run order, substitutions for unknown dims, and the placeholders' headers. */
+    for (int64_t i = 0; i < g->nn; i++)
+        if (b.pos_of[i] == 0) p->norder++;
+    p->order = malloc(sizeof(int64_t) * (size_t)(p->norder ? p->norder : 1));
+    p->attrs = malloc(sizeof(em_attrs) * (size_t)(p->norder ? p->norder : 1));
+    p->fuse_next = calloc((size_t)(p->norder ? p->norder : 1), sizeof(int64_t));
+    p->in_at = malloc(sizeof(int64_t) * (size_t)(p->norder + 1));
+    if (!p->order || !p->attrs || !p->fuse_next || !p->in_at) goto oom;
+    for (int64_t i = 0, at = 0; i < g->nn; i++)
+        if (b.pos_of[i] == 0) {
+            p->in_at[at] = p->nargs;
+            p->nargs += g->nodes[i].n;
+            b.pos_of[i] = at;
+            p->order[at++] = i;
+        }
+    p->in_at[p->norder] = p->nargs;
+    p->args = calloc((size_t)(p->nargs ? p->nargs : 1), sizeof(em_tensor *));
+    p->copy_from = calloc((size_t)(p->nargs ? p->nargs : 1), sizeof(em_tensor *));
+    if (!p->args || !p->copy_from) goto oom;
+
+    int d = 0;
+    for (int k = 0; k < nfeeds; k++) {
+        int64_t v = em__ptrmap_get(&g->index, feeds[k].placeholder);
+        b.fed[v] = true;
+        const struct em_placeholder *ph = feeds[k].placeholder->ph;
+        for (int i = 0; i < ph->declared.ndim; i++)
+            if (ph->standin[i] && !ph->has_example && nsub < 64) sub[nsub++] = (subst){ph->standin[i], dims[d++]};
+        p->buf[v] = em__alloc_meta((em_dtype)feeds[k].value->dtype, feeds[k].value->ndim, feeds[k].value->shape);
+        if (!p->buf[v]) goto fail;
+    }
+
+    /* Pass 1: shapes (and strides of views) of every needed value, on headers without data. */
+    for (int64_t at = 0; at < p->norder; at++) {
+        gnode *n = &g->nodes[p->order[at]];
+        const em_op_def *def = em__op_def(n->op);
+        em_attrs *a = &p->attrs[at];
+        *a = n->a;
+        for (int k = 0; k < 2 * EM_MAX_DIMS; k++) a->i[k] = substitute(a->i[k], sub, nsub);
+        em_tensor **in = p->args + p->in_at[at];
+        for (int k = 0; k < n->n; k++) {
+            int64_t v = resolve(g, n->in[k]);
+            gval *gv = &g->vals[v];
+            if (gv->kind == V_PLACEHOLDER && !b.fed[v]) {
+                em__error("graph_run: placeholder '%s' must be fed: node '%s' needs it", gv->traced->ph->name,
+                          n->name);
+                goto fail;
+            }
+            in[k] = gv->kind == V_CONST || gv->kind == V_VARIABLE ? gv->traced : p->buf[v];
+            b.readers[v]++;
+        }
+        em_call c = {def, n->n, in, a};
+        em_dtype dtype;
+        int ndim;
+        int64_t shape[EM_MAX_DIMS];
+        if (def->infer(&c, &dtype, &ndim, shape)) {
+            char msg[1100];
+            snprintf(msg, sizeof msg, "%s", em_last_error());
+            em_clear_error();
+            em__error("graph_run: node '%s' cannot run with the fed shapes: %s", n->name, msg);
+            goto fail;
+        }
+        int64_t out = n->out;
+        if (def->view) {
+            p->buf[out] = def->view(&c, ndim, shape);
+            b.owner[out] = b.owner[resolve(g, n->in[0])];
+        } else {
+            p->buf[out] = em__alloc_meta(dtype, ndim, shape);
+        }
+        if (!p->buf[out]) goto fail;
+    }
+    for (int k = 0; k < nfetch; k++) b.last[b.owner[fetch[k]]] = INT64_MAX;
+
+    /* Fusion: chains of consecutive pointwise nodes over one shape, each
+     * consuming the previous one's output, which nothing else reads. */
+    for (int64_t at = 0; at < p->norder;) {
+        int64_t end = at;
+        int64_t numel = p->buf[g->nodes[p->order[at]].out]->numel;
+        while (end < p->norder && end - at < FUSE_MAX) {
+            gnode *n = &g->nodes[p->order[end]];
+            const em_op_def *def = em__op_def(n->op);
+            bool ok = n->op >= EM_OPS_ELEMENTWISE_BEGIN && n->op < EM_OPS_ELEMENTWISE_END &&
+                      (def->flags & EM_OPF_STRIDED) && p->buf[n->out]->numel == numel && numel > 0;
+            bool chained = end == at;
+            for (int k = 0; k < n->n && ok; k++) {
+                em_tensor *t = p->args[p->in_at[end] + k];
+                ok = t->numel == 1 || (t->numel == numel && em__is_contiguous(t));
+                if (end > at && resolve(g, n->in[k]) == g->nodes[p->order[end - 1]].out) chained = true;
+            }
+            if (!ok || !chained) break;
+            if (end > at) {
+                int64_t prev = g->nodes[p->order[end - 1]].out;
+                if (b.readers[prev] != 1 || b.last[prev] == INT64_MAX) break;
+            }
+            end++;
+        }
+        if (end - at >= 2) {
+            p->fuse_next[at] = end;
+            g->stats.fused += end - at;
+        }
+        at = end > at ? end : at + 1;
+    }
+    /* Intermediates of a chain live in per-block scratch, not in the arena. */
+    bool *in_chain = calloc((size_t)g->nv, sizeof(bool));
+    if (!in_chain) goto oom;
+    for (int64_t at = 0; at < p->norder; at++)
+        for (int64_t k = at; k + 1 < p->fuse_next[at]; k++) in_chain[g->nodes[p->order[k]].out] = true;
+
+    /* Pass 2: liveness and offsets. Placeholders first, then node outputs. */
+    for (int64_t at = 0; at < p->norder; at++) {
+        gnode *n = &g->nodes[p->order[at]];
+        for (int k = 0; k < n->n; k++) {
+            int64_t o = b.owner[resolve(g, n->in[k])];
+            if (b.last[o] != INT64_MAX && b.last[o] < at) b.last[o] = at;
+        }
+    }
+    slab *live = malloc(sizeof(slab) * (size_t)(g->nv + 1));
+    int nlive = 0;
+    if (!live) {
+        free(in_chain);
+        goto oom;
+    }
+    int64_t *offset = malloc(sizeof(int64_t) * (size_t)g->nv);
+    if (!offset) {
+        free(live);
+        free(in_chain);
+        goto oom;
+    }
+    p->arena_bytes = 0;
+    for (int64_t pos = -1; pos < p->norder; pos++) {
+        /* Values born at pos: the fed placeholders before the first node. */
+        int64_t first = pos < 0 ? 0 : g->nodes[p->order[pos]].out;
+        int64_t count = pos < 0 ? g->nv : 1;
+        for (int k = 0; k < nlive;)
+            if (live[k].last < pos) live[k] = live[--nlive];
+            else k++;
+        for (int64_t v = first; v < first + count; v++) {
+            bool born = pos < 0 ? b.fed[v] : !em__op_def(g->nodes[p->order[pos]].op)->view && !in_chain[v];
+            if (!born || !p->buf[v]) continue;
+            int64_t size = (int64_t)em_dtype_size((em_dtype)p->buf[v]->dtype) * p->buf[v]->numel;
+            size = (size + EM_ALIGN - 1) / EM_ALIGN * EM_ALIGN;
+            offset[v] = place(live, nlive, size);
+            live[nlive++] = (slab){v, offset[v], size, b.last[v] > pos ? b.last[v] : pos};
+            if (offset[v] + size > p->arena_bytes) p->arena_bytes = offset[v] + size;
+            p->unplanned_bytes += size;
+        }
+    }
+    free(live);
+
+    /* Pass 3: the arena and the real headers, in order (views after their bases). */
+    int64_t bytes = p->arena_bytes ? p->arena_bytes : 1;
+    p->arena = em__alloc(EM_U8, 1, &bytes);
+    if (!p->arena) {
+        free(offset);
+        free(in_chain);
+        goto fail;
+    }
+    for (int64_t v = 0; v < g->nv; v++)
+        if (b.fed[v]) {
+            em_tensor *m = p->buf[v];
+            p->buf[v] = em__header(p->arena, (em_dtype)m->dtype, m->ndim, m->shape, (char *)p->arena->data + offset[v]);
+            em__unref(m);
+            if (!p->buf[v]) goto fail_arena;
+        }
+    for (int64_t at = 0; at < p->norder; at++) {
+        gnode *n = &g->nodes[p->order[at]];
+        const em_op_def *def = em__op_def(n->op);
+        em_tensor **in = p->args + p->in_at[at];
+        for (int k = 0; k < n->n; k++) {
+            int64_t v = resolve(g, n->in[k]);
+            gval *gv = &g->vals[v];
+            in[k] = gv->kind == V_CONST || gv->kind == V_VARIABLE ? gv->traced : p->buf[v];
+        }
+        em_tensor *m = p->buf[n->out];
+        if (def->view) {
+            em_call c = {def, n->n, in, &p->attrs[at]};
+            p->buf[n->out] = def->view(&c, m->ndim, m->shape);
+        } else if (in_chain[n->out]) {
+            continue; /* keeps its shape-only header: blocks get scratch */
+        } else {
+            p->buf[n->out] = em__header(p->arena, (em_dtype)m->dtype, m->ndim, m->shape,
+                                        (char *)p->arena->data + offset[n->out]);
+        }
+        em__unref(m);
+        if (!p->buf[n->out]) goto fail_arena;
+        /* Strided inputs of kernels that need contiguous ones read a planned copy. */
+        if (!def->view && !(def->flags & EM_OPF_STRIDED))
+            for (int k = 0; k < n->n; k++)
+                if (in[k]->data && !em__is_contiguous(in[k])) {
+                    em_tensor *copy = em__alloc((em_dtype)in[k]->dtype, in[k]->ndim, in[k]->shape);
+                    if (!copy) goto fail_arena;
+                    p->copy_from[p->in_at[at] + k] = in[k];
+                    in[k] = copy;
+                }
+    }
+    free(offset);
+    free(in_chain);
+    free(b.pos_of);
+    free(b.owner);
+    free(b.last);
+    free(b.readers);
+    free(b.fed);
+    g->stats.plans++;
+    return p;
+fail_arena:
+    free(offset);
+    free(in_chain);
+    goto fail;
+oom:
+    em__error("graph_run: out of memory making the memory plan");
+fail:
+    if (p) {
+        free(b.pos_of);
+        free(b.owner);
+        free(b.last);
+        free(b.readers);
+        free(b.fed);
+        plan_free(g, p);
+    }
+    return NULL;
+}
+
+/* ---- running ---- */
+
+typedef struct {
+    const em_graph *g;
+    const plan *p;
+    int64_t from, to; /* the chain's positions */
+} chain;
+
+/* Runs a fused chain over elements [begin, end): every node on one block at a
+ * time, intermediates in a stack buffer. */
+static void run_chain_range(void *ctx, int64_t begin, int64_t end) {
+    const chain *ch = ctx;
+    const em_graph *g = ch->g;
+    const plan *p = ch->p;
+    _Alignas(EM_ALIGN) unsigned char scratch[FUSE_MAX][FUSE_BLOCK * 8];
+    for (int64_t b0 = begin; b0 < end; b0 += FUSE_BLOCK) {
+        int64_t len = end - b0 < FUSE_BLOCK ? end - b0 : FUSE_BLOCK;
+        em_tensor blocks[FUSE_MAX + 1][4], outs[FUSE_MAX];
+        for (int64_t at = ch->from; at < ch->to; at++) {
+            const gnode *n = &g->nodes[p->order[at]];
+            int64_t slot = at - ch->from;
+            em_tensor *const *in = p->args + p->in_at[at];
+            em_tensor *args[4];
+            for (int k = 0; k < n->n; k++) {
+                int64_t v = resolve(g, n->in[k]);
+                if (at > ch->from && v == g->nodes[p->order[at - 1]].out) {
+                    args[k] = &outs[slot - 1];
+                } else if (in[k]->numel == 1) {
+                    em_tensor *t = &blocks[slot][k]; /* a [1] that broadcasts over the block */
+                    *t = *in[k];
+                    t->ndim = 1;
+                    t->shape[0] = 1;
+                    t->strides[0] = 1;
+                    args[k] = t;
+                } else {
+                    em_tensor *t = &blocks[slot][k];
+                    *t = *in[k];
+                    t->ndim = 1;
+                    t->shape[0] = len;
+                    t->strides[0] = 1;
+                    t->numel = len;
+                    t->data = (char *)in[k]->data + b0 * (int64_t)em_dtype_size((em_dtype)in[k]->dtype);
+                    args[k] = t;
+                }
+            }
+            em_tensor *full = p->buf[n->out];
+            em_tensor *o = &outs[slot];
+            *o = *full;
+            o->ndim = 1;
+            o->shape[0] = len;
+            o->strides[0] = 1;
+            o->numel = len;
+            o->data = at + 1 == ch->to ? (char *)full->data + b0 * (int64_t)em_dtype_size((em_dtype)full->dtype)
+                                       : (void *)scratch[slot];
+            em_call c = {em__op_def(n->op), n->n, args, &p->attrs[at]};
+            c.def->cpu(&c, o);
+        }
+    }
+}
+
+static void run_node(em_graph *g, plan *p, int64_t at) {
+    gnode *n = &g->nodes[p->order[at]];
+    const em_op_def *def = em__op_def(n->op);
+    if (def->view) return; /* its header was made once, at plan time */
+    em_attrs *a = &p->attrs[at];
+    em_tensor *out = p->buf[n->out];
+    if (def->flags & EM_OPF_RANDOM) {
+        /* Each run draws new numbers, exactly as eager calls would. */
+        a->seed = em__thread()->seed;
+        a->counter = em__rng_reserve((uint64_t)out->numel);
+    }
+    em_tensor **in = p->args + p->in_at[at];
+    for (int k = 0; k < n->n; k++)
+        if (p->copy_from[p->in_at[at] + k]) em__copy_strided(in[k], p->copy_from[p->in_at[at] + k]);
+    em_call c = {def, n->n, in, a};
+    def->cpu(&c, out);
+}
+
+static bool same_key(const plan *p, int nfetch, const int64_t *fetch, int ndims, const int64_t *dims) {
+    return p->nfetch == nfetch && p->ndims == ndims && !memcmp(p->fetch, fetch, sizeof(int64_t) * (size_t)nfetch) &&
+           !memcmp(p->dims, dims, sizeof(int64_t) * (size_t)ndims);
+}
+
+#define MAX_PLANS 8
+
+int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em_tensor *const *fetches,
+                 em_tensor **results) {
+    char b1[160], b2[160];
+    if (!g) {
+        em__error("graph_run: graph is NULL");
+        return -1;
+    }
+    if (nfetches < 1 || !fetches || !results || nfeeds < 0 || (nfeeds && !feeds)) {
+        em__error("graph_run: give at least one fetch, a results array, and nfeeds feeds");
+        return -1;
+    }
+    int64_t fetch[64], dims[64];
+    int ndims = 0;
+    if (nfetches > 64 || nfeeds > 64) {
+        em__error("graph_run: at most 64 fetches and 64 feeds per run");
+        return -1;
+    }
+    for (int k = 0; k < nfetches; k++) {
+        int64_t v = fetches[k] ? em__ptrmap_get(&g->index, fetches[k]) : -1;
+        if (v < 0) {
+            em__error("graph_run: fetch %d is %s", k, fetches[k] ? "not a tensor of this graph" : "NULL");
+            return -1;
+        }
+        fetch[k] = resolve(g, v);
+    }
+    for (int k = 0; k < nfeeds; k++) {
+        em_tensor *ph = feeds[k].placeholder, *val = feeds[k].value;
+        if (!ph || !(ph->flags & EM_T_PLACEHOLDER)) {
+            em__error("graph_run: feed %d is not a placeholder", k);
+            return -1;
+        }
+        if (!val || !val->data) {
+            em__error("graph_run: the value fed to placeholder '%s' is %s", ph->ph->name,
+                      val ? "a tensor without data" : "NULL");
+            return -1;
+        }
+        if (em__ptrmap_get(&g->index, ph) < 0) {
+            em__error("graph_run: placeholder '%s' is not used by this graph", ph->ph->name);
+            return -1;
+        }
+        const struct em_placeholder *info = ph->ph;
+        bool ok = val->dtype == ph->dtype && fits(info, val);
+        if (ok && info->has_example) ok = val->numel == ph->numel && !memcmp(val->shape, ph->shape, sizeof(int64_t) * val->ndim);
+        if (!ok) {
+            em__error("graph_run: placeholder '%s' is %s %s%s but was fed %s %s", info->name,
+                      em_dtype_name((em_dtype)ph->dtype), em_shape_str(info->declared, b1, sizeof b1),
+                      info->has_example ? " (traced with an example of that exact shape: trace it shape-only to "
+                                          "feed other sizes)"
+                                        : "",
+                      em_dtype_name((em_dtype)val->dtype), em__tshape(val, b2, sizeof b2));
+            return -1;
+        }
+        for (int i = 0; i < val->ndim; i++)
+            if (info->standin[i] && !info->has_example && ndims < 64) dims[ndims++] = val->shape[i];
+    }
+
+    plan *p = g->plans, *prev = NULL;
+    int count = 0;
+    for (; p && !same_key(p, nfetches, fetch, ndims, dims); prev = p, p = p->next) count++;
+    if (p) {
+        if (prev) { /* most recently used first */
+            prev->next = p->next;
+            p->next = g->plans;
+            g->plans = p;
+        }
+    } else {
+        debug(g, "%s memory plan for %d fetches and %d fed unknown dimensions", g->plans ? "re-planning: new" : "first",
+              nfetches, ndims);
+        p = plan_make(g, nfetches, fetch, feeds, nfeeds, dims, ndims);
+        if (!p) return -1;
+        p->next = g->plans;
+        g->plans = p;
+        if (count + 1 > MAX_PLANS) { /* drop the least recently used */
+            plan *q = g->plans;
+            while (q->next && q->next->next) q = q->next;
+            plan_free(g, q->next);
+            q->next = NULL;
+        }
+        debug(g, "plan: %" PRId64 " nodes, arena %" PRId64 " bytes (%" PRId64 " without reuse)", p->norder,
+              p->arena_bytes, p->unplanned_bytes);
+    }
+    g->stats.arena_bytes = p->arena_bytes;
+    g->stats.unplanned_bytes = p->unplanned_bytes;
+    g->stats.last_run_nodes = p->norder;
+
+    for (int k = 0; k < nfeeds; k++) {
+        int64_t v = em__ptrmap_get(&g->index, feeds[k].placeholder);
+        if (p->buf[v]) em__copy_strided(p->buf[v], feeds[k].value);
+    }
+    for (int64_t at = 0; at < p->norder;) {
+        if (p->fuse_next[at]) {
+            chain ch = {g, p, at, p->fuse_next[at]};
+            int64_t numel = p->buf[g->nodes[p->order[at]].out]->numel;
+            em__parallel_for(numel, 16 * FUSE_BLOCK, run_chain_range, &ch);
+            at = p->fuse_next[at];
+        } else {
+            run_node(g, p, at++);
+        }
+    }
+    for (int k = 0; k < nfetches; k++) {
+        gval *v = &g->vals[fetch[k]];
+        results[k] = v->kind == V_CONST || v->kind == V_VARIABLE ? v->traced : p->buf[fetch[k]];
+    }
+    return 0;
+}
+
+/* ---- Graphviz ---- */
+
+static void dot_name(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static const char *value_label(const em_graph *g, int64_t v, char *buf, size_t size) {
+    const gval *gv = &g->vals[v];
+    if (gv->kind == V_NODE) return g->nodes[gv->node].name;
+    if (gv->kind == V_VARIABLE) return em_variable_name(gv->traced);
+    if (gv->kind == V_PLACEHOLDER) return gv->traced->ph->name;
+    snprintf(buf, size, "const_%" PRId64, v);
+    return buf;
+}
+
+int em_graph_write_dot(const em_graph *g, const char *path) {
+    if (!g || !path) {
+        em__error("graph_write_dot: graph and path must not be NULL");
+        return -1;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        em__error("graph_write_dot: cannot open %s for writing", path);
+        return -1;
+    }
+    fprintf(f, "digraph ember {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n");
+    /* Nodes grouped by name scope: one cluster per distinct scope path prefix,
+     * nested by opening and closing clusters as the sorted paths change. */
+    int64_t *idx = malloc(sizeof(int64_t) * (size_t)(g->nn ? g->nn : 1));
+    int64_t live = 0;
+    for (int64_t i = 0; i < g->nn; i++)
+        if (!g->nodes[i].dead) idx[live++] = i;
+    for (int64_t a = 1; a < live; a++) /* insertion sort by name: scopes become contiguous */
+        for (int64_t b = a; b > 0 && strcmp(g->nodes[idx[b - 1]].name, g->nodes[idx[b]].name) > 0; b--) {
+            int64_t t = idx[b];
+            idx[b] = idx[b - 1];
+            idx[b - 1] = t;
+        }
+    char open_path[1024] = "";
+    int depth = 0, cluster = 0;
+    for (int64_t a = 0; a < live; a++) {
+        const char *name = g->nodes[idx[a]].name;
+        const char *slash = strrchr(name, '/');
+        size_t scope_len = slash ? (size_t)(slash - name) : 0;
+        /* close clusters not prefixing this node's scope */
+        while (depth > 0) {
+            size_t ol = strlen(open_path);
+            if (ol <= scope_len && !strncmp(open_path, name, ol) && (ol == scope_len || name[ol] == '/')) break;
+            fprintf(f, "%*s}\n", 2 * depth, "");
+            char *cut = strrchr(open_path, '/');
+            if (cut) *cut = '\0';
+            else open_path[0] = '\0';
+            depth--;
+        }
+        /* open clusters for the remaining components */
+        while (strlen(open_path) < scope_len) {
+            size_t ol = strlen(open_path);
+            const char *start = name + ol + (ol ? 1 : 0);
+            const char *stop = memchr(start, '/', scope_len - (size_t)(start - name));
+            size_t clen = stop ? (size_t)(stop - start) : scope_len - (size_t)(start - name);
+            if (ol + 1 + clen >= sizeof open_path) break;
+            if (ol) strcat(open_path, "/");
+            strncat(open_path, start, clen);
+            depth++;
+            fprintf(f, "%*ssubgraph cluster_%d {\n%*slabel=", 2 * depth, "", cluster++, 2 * depth + 2, "");
+            char comp[256];
+            snprintf(comp, sizeof comp, "%.*s", (int)clen, start);
+            dot_name(f, comp);
+            fprintf(f, ";\n");
+        }
+        fprintf(f, "%*s", 2 * depth + 2, "");
+        dot_name(f, name);
+        fprintf(f, " [label=");
+        dot_name(f, em__op_def(g->nodes[idx[a]].op)->name);
+        fprintf(f, "];\n");
+    }
+    while (depth-- > 0) fprintf(f, "%*s}\n", 2 * depth + 2, "");
+    for (int64_t a = 0; a < live; a++) {
+        const gnode *n = &g->nodes[idx[a]];
+        for (int k = 0; k < n->n; k++) {
+            char buf[64];
+            int64_t v = resolve(g, n->in[k]);
+            fprintf(f, "  ");
+            dot_name(f, value_label(g, v, buf, sizeof buf));
+            fprintf(f, " -> ");
+            dot_name(f, n->name);
+            fprintf(f, ";\n");
+        }
+    }
+    for (int64_t v = 0; v < g->nv; v++) {
+        const gval *gv = &g->vals[v];
+        if (gv->kind == V_VARIABLE || gv->kind == V_PLACEHOLDER) {
+            char buf[64];
+            fprintf(f, "  ");
+            dot_name(f, value_label(g, v, buf, sizeof buf));
+            fprintf(f, gv->kind == V_VARIABLE ? " [shape=ellipse];\n" : " [shape=invhouse];\n");
+        }
+    }
+    fprintf(f, "}\n");
+    free(idx);
+    if (fclose(f)) {
+        em__error("graph_write_dot: error writing %s", path);
+        return -1;
+    }
+    return 0;
+}

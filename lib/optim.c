@@ -1,0 +1,661 @@
+/* Optimizers, learning-rate schedules and gradient clipping.
+ *
+ * Update rules: TensorFlow 1's tf.train kernels (training_ops.cc), per element,
+ * with g the gradient, lr the learning rate and t the update's 1-based number.
+ *
+ *   GradientDescent  var -= lr * g
+ *   Momentum         accum = momentum * accum + g
+ *                    var -= lr * accum                       (nesterov: var -= lr * g + lr * momentum * accum)
+ *   Adagrad          accum += g^2;  var -= lr * g / sqrt(accum)              (accum starts at initial_accumulator)
+ *   AdagradDA        gsum += g;  g2sum += g^2                               (g2sum starts at initial_accumulator)
+ *                    var = -lr * sign(gsum) * max(|gsum| - l1 * t, 0) / (l2 * t * lr + sqrt(g2sum))
+ *   RMSProp          ms = decay * ms + (1 - decay) * g^2                      (ms starts at 1)
+ *                    centered: mg = decay * mg + (1 - decay) * g;  d = ms - mg^2;  else d = ms
+ *                    mom = momentum * mom + lr * g / sqrt(d + epsilon);  var -= mom
+ *   Adam             m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g^2
+ *                    var -= lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + epsilon)
+ *   AdamW            var -= lr * weight_decay * var, then the Adam step
+ *
+ * Where PyTorch's torch.optim defines them differently (same names, other numbers):
+ *   - Adam/AdamW: PyTorch adds epsilon to sqrt(v / (1 - beta2^t)), TF to sqrt(v)
+ *     (TF's is "epsilon hat" of the Adam paper): TF's epsilon = PyTorch's
+ *     epsilon * sqrt(1 - beta2^t), so the two agree only when epsilon is tiny.
+ *   - AdamW: tf.contrib.opt.AdamWOptimizer subtracts weight_decay * var, not
+ *     scaled by lr; PyTorch (and Ember) subtract lr * weight_decay * var, so a
+ *     schedule scales the decay too. TF's weight_decay = Ember's lr * weight_decay.
+ *   - Momentum: both accumulate the raw gradient and multiply by lr at the
+ *     update (unlike Sutskever et al.'s v = mu * v + lr * g), so a changing lr
+ *     acts at once; PyTorch's dampening (default 0) has no TF counterpart, and
+ *     PyTorch's Nesterov step is var -= lr * (g + momentum * accum), the same.
+ *   - RMSProp: TF starts the mean square at 1 and puts epsilon inside the
+ *     square root, with lr inside the momentum buffer; PyTorch starts it at 0,
+ *     adds epsilon outside the root (default 1e-8, TF 1e-10) and applies lr
+ *     after the buffer.
+ *   - Adagrad: TF has no epsilon and starts the accumulator at 0.1 (its default
+ *     initial_accumulator_value); PyTorch adds 1e-10 outside the root and starts at 0.
+ *   - AdagradDA has no PyTorch counterpart; t is TF's global_step + 1.
+ *
+ * The step count and the learning rate are float64 scalar variables read at
+ * each update (so a replayed graph sees current values); the updates run as
+ * one fused pass over each variable's memory, not through ops. */
+#include "variable.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef enum { OPT_SGD, OPT_MOMENTUM, OPT_ADAGRAD, OPT_ADAGRAD_DA, OPT_RMSPROP, OPT_ADAM, OPT_ADAMW } opt_kind;
+
+static const char *const kind_names[] = {
+    [OPT_SGD] = "GradientDescent", [OPT_MOMENTUM] = "Momentum", [OPT_ADAGRAD] = "Adagrad",
+    [OPT_ADAGRAD_DA] = "AdagradDA", [OPT_RMSPROP] = "RMSProp",   [OPT_ADAM] = "Adam",
+    [OPT_ADAMW] = "AdamW",
+};
+
+struct em_schedule {
+    enum { SCHED_EXPONENTIAL, SCHED_PIECEWISE, SCHED_COSINE } kind;
+    double lr, rate, alpha;
+    int64_t steps;
+    bool staircase;
+    int n;
+    int64_t *bounds;
+    double *values;
+};
+
+struct em_optimizer {
+    opt_kind kind;
+    uint64_t id;
+    char name[64];
+    double momentum, beta1, beta2, epsilon, decay, l1, l2, weight_decay;
+    bool nesterov, centered;
+    int nslots;
+    double slot_init[3];
+    em_tensor *step, *lr; /* float64 scalar variables; the optimizer holds a reference */
+    em_schedule *schedule;
+};
+
+static atomic_uint_fast64_t next_id = 1; /* keys slots by optimizer, never reused */
+
+/* ---- construction ---- */
+
+static int check_range(const char *op, const char *what, double x, double lo, double hi, bool hi_open) {
+    if (isfinite(x) && x >= lo && (hi_open ? x < hi : x <= hi)) return 0;
+    em__error("%s: %s must be in [%g, %g%s, got %g", op, what, lo, hi, hi_open ? ")" : "]", x);
+    return -1;
+}
+
+static em_optimizer *make(const char *op, opt_kind kind, double lr) {
+    if (check_range(op, "learning rate", lr, 0, INFINITY, true)) return NULL;
+    em_optimizer *o = calloc(1, sizeof *o);
+    if (!o) {
+        em__error("%s: out of memory", op);
+        return NULL;
+    }
+    o->kind = kind;
+    o->id = atomic_fetch_add(&next_id, 1);
+    char step[96], rate[96];
+    for (int k = 0;; k++) {
+        if (k) snprintf(o->name, sizeof o->name, "%s_%d", kind_names[kind], k);
+        else snprintf(o->name, sizeof o->name, "%s", kind_names[kind]);
+        snprintf(step, sizeof step, "%s/step", o->name);
+        snprintf(rate, sizeof rate, "%s/learning_rate", o->name);
+        if (!em_find_variable(step) && !em_find_variable(rate)) break;
+    }
+    o->step = em__variable_new(op, step, EM_F64, EM_SHAPE0, &EM_INIT_CONST(0), false);
+    if (o->step) em__retain(o->step);
+    o->lr = o->step ? em__variable_new(op, rate, EM_F64, EM_SHAPE0, &EM_INIT_CONST(lr), false) : NULL;
+    if (!o->lr) {
+        em_optimizer_release(o);
+        return NULL;
+    }
+    em__retain(o->lr);
+    return o;
+}
+
+em_optimizer *em_sgd(double lr) { return make("sgd", OPT_SGD, lr); }
+
+em_optimizer *em_momentum(double lr, double momentum, bool nesterov) {
+    if (check_range("momentum", "momentum", momentum, 0, INFINITY, true)) return NULL;
+    em_optimizer *o = make("momentum", OPT_MOMENTUM, lr);
+    if (!o) return NULL;
+    o->momentum = momentum;
+    o->nesterov = nesterov;
+    o->nslots = 1;
+    return o;
+}
+
+em_optimizer *em_adagrad(double lr, double initial_accumulator) {
+    if (check_range("adagrad", "initial_accumulator", initial_accumulator, 0, INFINITY, true)) return NULL;
+    em_optimizer *o = make("adagrad", OPT_ADAGRAD, lr);
+    if (!o) return NULL;
+    o->nslots = 1;
+    o->slot_init[0] = initial_accumulator;
+    return o;
+}
+
+em_optimizer *em_adagrad_da(double lr, double initial_accumulator, double l1, double l2) {
+    const char *op = "adagrad_da";
+    if (check_range(op, "initial_accumulator", initial_accumulator, 0, INFINITY, true) ||
+        check_range(op, "l1", l1, 0, INFINITY, true) || check_range(op, "l2", l2, 0, INFINITY, true))
+        return NULL;
+    em_optimizer *o = make(op, OPT_ADAGRAD_DA, lr);
+    if (!o) return NULL;
+    o->l1 = l1;
+    o->l2 = l2;
+    o->nslots = 2;
+    o->slot_init[1] = initial_accumulator;
+    return o;
+}
+
+em_optimizer *em_rmsprop(double lr, double decay, double momentum, double epsilon, bool centered) {
+    const char *op = "rmsprop";
+    if (check_range(op, "decay", decay, 0, 1, false) || check_range(op, "momentum", momentum, 0, INFINITY, true) ||
+        check_range(op, "epsilon", epsilon, 0, INFINITY, true))
+        return NULL;
+    em_optimizer *o = make(op, OPT_RMSPROP, lr);
+    if (!o) return NULL;
+    o->decay = decay;
+    o->momentum = momentum;
+    o->epsilon = epsilon;
+    o->centered = centered;
+    o->nslots = centered ? 3 : 2;
+    o->slot_init[0] = 1; /* TF1 starts the mean square at 1 */
+    return o;
+}
+
+static em_optimizer *adam(const char *op, opt_kind kind, double lr, double beta1, double beta2, double epsilon,
+                          double weight_decay) {
+    if (check_range(op, "beta1", beta1, 0, 1, true) || check_range(op, "beta2", beta2, 0, 1, true) ||
+        check_range(op, "epsilon", epsilon, 0, INFINITY, true) ||
+        check_range(op, "weight_decay", weight_decay, 0, INFINITY, true))
+        return NULL;
+    em_optimizer *o = make(op, kind, lr);
+    if (!o) return NULL;
+    o->beta1 = beta1;
+    o->beta2 = beta2;
+    o->epsilon = epsilon;
+    o->weight_decay = weight_decay;
+    o->nslots = 2;
+    return o;
+}
+
+em_optimizer *em_adam(double lr, double beta1, double beta2, double epsilon) {
+    return adam("adam", OPT_ADAM, lr, beta1, beta2, epsilon, 0);
+}
+
+em_optimizer *em_adamw(double lr, double beta1, double beta2, double epsilon, double weight_decay) {
+    return adam("adamw", OPT_ADAMW, lr, beta1, beta2, epsilon, weight_decay);
+}
+
+void em_optimizer_release(em_optimizer *o) {
+    if (!o) return;
+    if (o->step) em__unref(o->step);
+    if (o->lr) em__unref(o->lr);
+    em_schedule_release(o->schedule);
+    free(o);
+}
+
+const char *em_optimizer_name(const em_optimizer *o) { return o ? o->name : NULL; }
+
+/* ---- schedules ---- */
+
+static em_schedule *new_schedule(const char *op) {
+    em_schedule *s = calloc(1, sizeof *s);
+    if (!s) em__error("%s: out of memory", op);
+    return s;
+}
+
+em_schedule *em_exponential_decay(double lr, int64_t decay_steps, double decay_rate, bool staircase) {
+    const char *op = "exponential_decay";
+    if (decay_steps < 1) {
+        em__error("%s: decay_steps must be positive, got %" PRId64, op, decay_steps);
+        return NULL;
+    }
+    if (check_range(op, "learning rate", lr, 0, INFINITY, true) ||
+        check_range(op, "decay_rate", decay_rate, 0, INFINITY, true))
+        return NULL;
+    em_schedule *s = new_schedule(op);
+    if (s) *s = (em_schedule){.kind = SCHED_EXPONENTIAL, .lr = lr, .rate = decay_rate, .steps = decay_steps,
+                              .staircase = staircase};
+    return s;
+}
+
+em_schedule *em_piecewise_constant(int n, const int64_t *boundaries, const double *values) {
+    const char *op = "piecewise_constant";
+    if (n < 0 || (n && !boundaries) || !values) {
+        em__error("%s: needs n >= 0 boundaries and n + 1 values (n = %d%s%s)", op, n,
+                  n && !boundaries ? ", boundaries NULL" : "", !values ? ", values NULL" : "");
+        return NULL;
+    }
+    for (int i = 1; i < n; i++)
+        if (boundaries[i] <= boundaries[i - 1]) {
+            em__error("%s: boundaries must increase, but boundaries[%d] = %" PRId64 " follows %" PRId64, op, i,
+                      boundaries[i], boundaries[i - 1]);
+            return NULL;
+        }
+    em_schedule *s = new_schedule(op);
+    if (!s) return NULL;
+    s->kind = SCHED_PIECEWISE;
+    s->n = n;
+    s->bounds = malloc(sizeof *s->bounds * (size_t)(n ? n : 1));
+    s->values = malloc(sizeof *s->values * (size_t)(n + 1));
+    if (!s->bounds || !s->values) {
+        em_schedule_release(s);
+        em__error("%s: out of memory", op);
+        return NULL;
+    }
+    if (n) memcpy(s->bounds, boundaries, sizeof *s->bounds * (size_t)n);
+    memcpy(s->values, values, sizeof *s->values * (size_t)(n + 1));
+    return s;
+}
+
+em_schedule *em_cosine_decay(double lr, int64_t decay_steps, double alpha) {
+    const char *op = "cosine_decay";
+    if (decay_steps < 1) {
+        em__error("%s: decay_steps must be positive, got %" PRId64, op, decay_steps);
+        return NULL;
+    }
+    if (check_range(op, "learning rate", lr, 0, INFINITY, true) || check_range(op, "alpha", alpha, 0, 1, false))
+        return NULL;
+    em_schedule *s = new_schedule(op);
+    if (s) *s = (em_schedule){.kind = SCHED_COSINE, .lr = lr, .alpha = alpha, .steps = decay_steps};
+    return s;
+}
+
+double em_schedule_value(const em_schedule *s, int64_t step) {
+    if (!s) {
+        em__error("schedule_value: schedule is NULL");
+        return NAN;
+    }
+    switch (s->kind) {
+    case SCHED_EXPONENTIAL: {
+        double p = (double)step / (double)s->steps;
+        return s->lr * pow(s->rate, s->staircase ? floor(p) : p);
+    }
+    case SCHED_PIECEWISE: {
+        int i = 0;
+        while (i < s->n && step > s->bounds[i]) i++;
+        return s->values[i];
+    }
+    case SCHED_COSINE: {
+        double p = (double)(step < s->steps ? step : s->steps) / (double)s->steps;
+        return s->lr * ((1 - s->alpha) * 0.5 * (1 + cos(M_PI * p)) + s->alpha);
+    }
+    }
+    return NAN;
+}
+
+void em_schedule_release(em_schedule *s) {
+    if (!s) return;
+    free(s->bounds);
+    free(s->values);
+    free(s);
+}
+
+int em_optimizer_set_schedule(em_optimizer *o, em_schedule *s) {
+    if (!o || !s) {
+        em_schedule_release(s);
+        em__error("set_schedule: %s is NULL", o ? "the schedule" : "the optimizer");
+        return -1;
+    }
+    em_schedule_release(o->schedule);
+    o->schedule = s;
+    return 0;
+}
+
+int em_optimizer_set_learning_rate(em_optimizer *o, double lr) {
+    if (!o) {
+        em__error("set_learning_rate: the optimizer is NULL");
+        return -1;
+    }
+    if (check_range("set_learning_rate", "learning rate", lr, 0, INFINITY, true)) return -1;
+    em_schedule_release(o->schedule);
+    o->schedule = NULL;
+    *(double *)o->lr->data = lr;
+    return 0;
+}
+
+static double step_of(const em_optimizer *o) { return *(const double *)o->step->data; }
+
+double em_optimizer_learning_rate(const em_optimizer *o) {
+    if (!o) return NAN;
+    return o->schedule ? em_schedule_value(o->schedule, (int64_t)step_of(o)) : *(const double *)o->lr->data;
+}
+
+int64_t em_optimizer_step(const em_optimizer *o) { return o ? (int64_t)step_of(o) : -1; }
+em_tensor *em_optimizer_learning_rate_tensor(const em_optimizer *o) { return o ? o->lr : NULL; }
+em_tensor *em_optimizer_step_tensor(const em_optimizer *o) { return o ? o->step : NULL; }
+
+/* ---- slots ---- */
+
+/* v's slot variables for o, made on first use. NULL with an error. */
+static em_tensor **slots_of(em_optimizer *o, em_tensor *v) {
+    struct em_variable_info *vi = v->var;
+    for (int k = 0; k < vi->nslots; k++)
+        if (vi->slots[k].owner == o->id) return vi->slots[k].slot;
+    em_slot_set set = {.owner = o->id};
+    for (int j = 0; j < o->nslots; j++) {
+        /* "<var>/Adam", then "<var>/Adam_1", ...: TensorFlow's unique names. */
+        char name[1024];
+        for (int k = 0;; k++) {
+            int len = k ? snprintf(name, sizeof name, "%s/%s_%d", vi->name, kind_names[o->kind], k)
+                        : snprintf(name, sizeof name, "%s/%s", vi->name, kind_names[o->kind]);
+            if (len >= (int)sizeof name) {
+                em__error("apply_gradients: variable name %s is too long for its slot names", vi->name);
+                return NULL;
+            }
+            if (!em_find_variable(name)) break;
+        }
+        set.slot[j] = em__variable_new("apply_gradients", name, (em_dtype)v->dtype, em__shape_of(v),
+                                       &EM_INIT_CONST(o->slot_init[j]), false);
+        if (!set.slot[j]) return NULL;
+    }
+    em_slot_set *grown = realloc(vi->slots, sizeof *grown * (size_t)(vi->nslots + 1));
+    if (!grown) {
+        em__error("apply_gradients: out of memory");
+        return NULL;
+    }
+    vi->slots = grown;
+    grown[vi->nslots] = set;
+    return grown[vi->nslots++].slot;
+}
+
+/* ---- fused update kernels ---- */
+
+typedef struct {
+    void *w;
+    const void *g;
+    void *s0, *s1, *s2;
+    double lr, momentum, decay, epsilon, beta1, beta2, l1t, l2tlr, keep;
+    bool nesterov, centered;
+} upd;
+
+#define KERNELS(T, SQRT, SUF)                                                                         \
+    static void sgd_##SUF(void *c_, int64_t b, int64_t e) {                                           \
+        const upd *c = c_;                                                                            \
+        T *w = c->w;                                                                                  \
+        const T *g = c->g, lr = (T)c->lr;                                                             \
+        for (int64_t i = b; i < e; i++) w[i] -= lr * g[i];                                            \
+    }                                                                                                 \
+    static void momentum_##SUF(void *c_, int64_t b, int64_t e) {                                      \
+        const upd *c = c_;                                                                            \
+        T *w = c->w, *a = c->s0;                                                                      \
+        const T *g = c->g, lr = (T)c->lr, mu = (T)c->momentum;                                        \
+        if (c->nesterov)                                                                              \
+            for (int64_t i = b; i < e; i++) {                                                         \
+                a[i] = a[i] * mu + g[i];                                                              \
+                w[i] -= g[i] * lr + a[i] * mu * lr;                                                   \
+            }                                                                                         \
+        else                                                                                          \
+            for (int64_t i = b; i < e; i++) {                                                         \
+                a[i] = a[i] * mu + g[i];                                                              \
+                w[i] -= lr * a[i];                                                                    \
+            }                                                                                         \
+    }                                                                                                 \
+    static void adagrad_##SUF(void *c_, int64_t b, int64_t e) {                                       \
+        const upd *c = c_;                                                                            \
+        T *w = c->w, *a = c->s0;                                                                      \
+        const T *g = c->g, lr = (T)c->lr;                                                             \
+        for (int64_t i = b; i < e; i++) {                                                             \
+            a[i] += g[i] * g[i];                                                                      \
+            w[i] -= lr * g[i] / SQRT(a[i]);                                                           \
+        }                                                                                             \
+    }                                                                                                 \
+    static void adagrad_da_##SUF(void *c_, int64_t b, int64_t e) {                                    \
+        const upd *c = c_;                                                                            \
+        T *w = c->w, *ga = c->s0, *g2 = c->s1;                                                        \
+        const T *g = c->g, lr = (T)c->lr, l1t = (T)c->l1t, l2tlr = (T)c->l2tlr;                       \
+        for (int64_t i = b; i < e; i++) {                                                             \
+            ga[i] += g[i];                                                                            \
+            g2[i] += g[i] * g[i];                                                                     \
+            T num = ga[i];                                                                            \
+            if (l1t > 0) {                                                                            \
+                T m = (num < 0 ? -num : num) - l1t;                                                   \
+                num = m > 0 ? (num < 0 ? -m : m) : 0;                                                 \
+            }                                                                                         \
+            w[i] = -lr * num / (l2tlr + SQRT(g2[i]));                                                 \
+        }                                                                                             \
+    }                                                                                                 \
+    static void rmsprop_##SUF(void *c_, int64_t b, int64_t e) {                                       \
+        const upd *c = c_;                                                                            \
+        T *w = c->w, *ms = c->s0, *mom = c->s1, *mg = c->s2;                                          \
+        const T *g = c->g, lr = (T)c->lr, rho = (T)c->decay, mu = (T)c->momentum, eps = (T)c->epsilon; \
+        for (int64_t i = b; i < e; i++) {                                                             \
+            ms[i] += (g[i] * g[i] - ms[i]) * (1 - rho);                                               \
+            T d = ms[i];                                                                              \
+            if (c->centered) {                                                                        \
+                mg[i] += (g[i] - mg[i]) * (1 - rho);                                                  \
+                d -= mg[i] * mg[i];                                                                   \
+            }                                                                                         \
+            mom[i] = mom[i] * mu + lr * g[i] / SQRT(d + eps);                                         \
+            w[i] -= mom[i];                                                                           \
+        }                                                                                             \
+    }                                                                                                 \
+    static void adam_##SUF(void *c_, int64_t b, int64_t e) {                                          \
+        const upd *c = c_;                                                                            \
+        T *w = c->w, *m = c->s0, *v = c->s1;                                                          \
+        const T *g = c->g, lr = (T)c->lr, b1 = (T)c->beta1, b2 = (T)c->beta2, eps = (T)c->epsilon,     \
+                keep = (T)c->keep;                                                                    \
+        for (int64_t i = b; i < e; i++) {                                                             \
+            m[i] += (g[i] - m[i]) * (1 - b1);                                                         \
+            v[i] += (g[i] * g[i] - v[i]) * (1 - b2);                                                  \
+            w[i] = w[i] * keep - lr * m[i] / (SQRT(v[i]) + eps);                                      \
+        }                                                                                             \
+    }
+KERNELS(float, sqrtf, f32)
+KERNELS(double, sqrt, f64)
+
+static const em_range_fn kernels[][2] = {
+    [OPT_SGD] = {sgd_f32, sgd_f64},
+    [OPT_MOMENTUM] = {momentum_f32, momentum_f64},
+    [OPT_ADAGRAD] = {adagrad_f32, adagrad_f64},
+    [OPT_ADAGRAD_DA] = {adagrad_da_f32, adagrad_da_f64},
+    [OPT_RMSPROP] = {rmsprop_f32, rmsprop_f64},
+    [OPT_ADAM] = {adam_f32, adam_f64},
+    [OPT_ADAMW] = {adam_f32, adam_f64},
+};
+
+#define UPDATE_GRAIN 16384
+
+/* ---- compute and apply ---- */
+
+int em_compute_gradients(em_optimizer *o, em_tape *tape, em_tensor *loss, int n, em_tensor *const *vars,
+                         em_tensor **grads) {
+    if (!o) {
+        em__error("compute_gradients: the optimizer is NULL");
+        return -1;
+    }
+    if (n < 1 || !vars || !grads) {
+        em__error("compute_gradients: needs n >= 1 variables and room for their gradients (n = %d)", n);
+        return -1;
+    }
+    return em_gradients(tape, loss, n, vars, grads);
+}
+
+static int check_pair(int i, em_tensor *g, em_tensor *v) {
+    const char *op = "apply_gradients";
+    char b1[160], b2[160];
+    if (!v) {
+        em__error("%s: vars[%d] is NULL", op, i);
+        return -1;
+    }
+    if (!em_is_variable(v)) {
+        em__error("%s: vars[%d] (%s %s) is not a variable", op, i, em_dtype_name((em_dtype)v->dtype),
+                  em__tshape(v, b1, sizeof b1));
+        return -1;
+    }
+    if (!em__is_float((em_dtype)v->dtype)) {
+        em__error("%s: variable %s is %s; only float32 and float64 variables can be trained", op, v->var->name,
+                  em_dtype_name((em_dtype)v->dtype));
+        return -1;
+    }
+    if (!g) return 0;
+    if (g->dtype != v->dtype || !em_shape_equal(em__shape_of(g), em__shape_of(v))) {
+        em__error("%s: gradient %d is %s %s but variable %s is %s %s", op, i, em_dtype_name((em_dtype)g->dtype),
+                  em__tshape(g, b1, sizeof b1), v->var->name, em_dtype_name((em_dtype)v->dtype),
+                  em__tshape(v, b2, sizeof b2));
+        return -1;
+    }
+    if (!g->data && g->numel) {
+        em__error("%s: gradient %d is a placeholder with no value", op, i);
+        return -1;
+    }
+    return 0;
+}
+
+int em_apply_gradients(em_optimizer *o, int n, em_tensor *const *grads, em_tensor *const *vars) {
+    const char *op = "apply_gradients";
+    if (!o) {
+        em__error("%s: the optimizer is NULL", op);
+        return -1;
+    }
+    if (n < 1 || !grads || !vars) {
+        em__error("%s: needs n >= 1 gradients and variables (n = %d)", op, n);
+        return -1;
+    }
+    int used = 0;
+    for (int i = 0; i < n; i++) {
+        if (check_pair(i, grads[i], vars[i])) return -1;
+        used += grads[i] != NULL;
+    }
+    if (!used) {
+        em__error("%s: no gradients provided for any variable (every grad is NULL)", op);
+        return -1;
+    }
+    /* Everything that can fail happens before the first update. */
+    const void *small[16], **gdata = n <= 16 ? small : malloc(sizeof *gdata * (size_t)n);
+    em_tensor **slots_small[16], ***slots = n <= 16 ? slots_small : malloc(sizeof *slots * (size_t)n);
+    int rc = gdata && slots ? 0 : -1;
+    if (rc) em__error("%s: out of memory", op);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        if (!grads[i]) continue;
+        gdata[i] = em_data(grads[i]);
+        slots[i] = slots_of(o, vars[i]);
+        if (!gdata[i] || !slots[i]) rc = -1;
+    }
+    if (rc == 0) {
+        double t = step_of(o) + 1, lr = *(double *)o->lr->data;
+        if (o->schedule) *(double *)o->lr->data = lr = em_schedule_value(o->schedule, (int64_t)step_of(o));
+        upd c = {
+            .lr = lr,
+            .momentum = o->momentum,
+            .decay = o->decay,
+            .epsilon = o->epsilon,
+            .beta1 = o->beta1,
+            .beta2 = o->beta2,
+            .l1t = o->l1 * t,
+            .l2tlr = o->l2 * t * lr,
+            .keep = 1 - lr * o->weight_decay,
+            .nesterov = o->nesterov,
+            .centered = o->centered,
+        };
+        if (o->kind == OPT_ADAM || o->kind == OPT_ADAMW)
+            c.lr = lr * sqrt(1 - pow(o->beta2, t)) / (1 - pow(o->beta1, t));
+        for (int i = 0; i < n; i++) {
+            if (!grads[i]) continue;
+            em_tensor *v = vars[i];
+            c.w = v->data;
+            c.g = gdata[i];
+            c.s0 = o->nslots > 0 ? slots[i][0]->data : NULL;
+            c.s1 = o->nslots > 1 ? slots[i][1]->data : NULL;
+            c.s2 = o->nslots > 2 ? slots[i][2]->data : NULL;
+            em__parallel_for(v->numel, UPDATE_GRAIN, kernels[o->kind][v->dtype == EM_F64], &c);
+        }
+        *(double *)o->step->data = t;
+    }
+    if (gdata != small) free(gdata);
+    if (slots != slots_small) free(slots);
+    return rc;
+}
+
+int em_minimize(em_optimizer *o, em_tape *tape, em_tensor *loss, int n, em_tensor *const *vars) {
+    const char *op = "minimize";
+    em_tensor **all = NULL;
+    if (n == 0 && !vars) {
+        n = em_trainable_variables(NULL, 0);
+        if (n == 0) {
+            em__error("%s: there are no trainable variables", op);
+            return -1;
+        }
+        all = malloc(sizeof *all * (size_t)n);
+        if (!all) {
+            em__error("%s: out of memory", op);
+            return -1;
+        }
+        em_trainable_variables(all, n);
+        vars = all;
+    }
+    em_tensor *small[16], **grads = n >= 1 && n <= 16 ? small : malloc(sizeof *grads * (size_t)(n > 0 ? n : 1));
+    if (!grads) {
+        free(all);
+        em__error("%s: out of memory", op);
+        return -1;
+    }
+    em_scope_begin();
+    int rc = em_compute_gradients(o, tape, loss, n, vars, grads);
+    if (rc == 0) rc = em_apply_gradients(o, n, grads, vars);
+    em_scope_end();
+    if (grads != small) free(grads);
+    free(all);
+    return rc;
+}
+
+/* ---- clipping ---- */
+
+em_tensor *em_clip_by_norm(em_tensor *g, double clip_norm) {
+    if (!g) return em__null_input("clip_by_norm");
+    if (!em__is_float((em_dtype)g->dtype) || !(clip_norm > 0)) {
+        em__error("clip_by_norm: needs a float tensor and clip_norm > 0 (got %s, %g)",
+                  em_dtype_name((em_dtype)g->dtype), clip_norm);
+        return NULL;
+    }
+    em_dtype dt = (em_dtype)g->dtype;
+    em_scope_begin();
+    /* TF's form: the where() keeps the gradient of sqrt finite at a zero norm. */
+    em_tensor *sq = em_sum(em_square(g), EM_ALL_AXES, true);
+    em_tensor *pos = em_greater(sq, em_scalar(dt, 0));
+    em_tensor *norm = em_where(pos, em_sqrt(em_where(pos, sq, em_ones(dt, EM_SHAPE0))), sq);
+    em_tensor *out = em_div(em_mul_scalar(g, clip_norm), em_maximum(norm, em_scalar(dt, clip_norm)));
+    em_escape(out);
+    em_scope_end();
+    return out;
+}
+
+int em_clip_by_global_norm(int n, em_tensor *const *grads, double clip_norm, em_tensor **out, double *norm) {
+    const char *op = "clip_by_global_norm";
+    if (n < 1 || !grads || !out || !(clip_norm > 0)) {
+        em__error("%s: needs n >= 1 gradients, an output array and clip_norm > 0 (n = %d, clip_norm = %g)", op, n,
+                  clip_norm);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        out[i] = NULL;
+        if (grads[i] && !em__is_float((em_dtype)grads[i]->dtype)) {
+            em__error("%s: gradient %d has dtype %s; only float tensors can be clipped", op, i,
+                      em_dtype_name((em_dtype)grads[i]->dtype));
+            return -1;
+        }
+    }
+    em_scope_begin();
+    /* The sum of squares in float64 whatever the gradients' dtypes. */
+    em_tensor *total = em_zeros(EM_F64, EM_SHAPE0);
+    for (int i = 0; i < n; i++)
+        if (grads[i]) total = em_add(total, em_cast(em_sum(em_square(grads[i]), EM_ALL_AXES, false), EM_F64));
+    em_tensor *gn = em_sqrt(total);
+    /* clip * min(1 / norm, 1 / clip): 1 when the norm is 0, NaN when it is inf (as TF). */
+    em_tensor *scale = em_mul_scalar(em_minimum(em_div(em_ones(EM_F64, EM_SHAPE0), gn),
+                                                em_scalar(EM_F64, 1.0 / clip_norm)),
+                                     clip_norm);
+    int rc = scale ? 0 : -1;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        if (!grads[i]) continue;
+        out[i] = em_escape(em_mul(grads[i], em_cast(scale, (em_dtype)grads[i]->dtype)));
+        if (!out[i]) rc = -1;
+    }
+    if (rc == 0 && norm) *norm = em_item(gn);
+    em_scope_end();
+    if (rc)
+        for (int i = 0; i < n; i++) out[i] = NULL;
+    return rc;
+}
