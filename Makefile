@@ -37,6 +37,9 @@ SHARED := $(BUILD)/libember.so.$(VERSION)
 
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt)
 
+# Keep the shared test objects between builds of the suites.
+.SECONDARY:
+
 .PHONY: all test examples bench install clean deps mnist
 all: $(STATIC) $(SHARED) $(BUILD)/ember.pc $(BUILD)/ember-bench
 

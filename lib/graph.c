@@ -146,6 +146,9 @@ typedef struct plan {
     em_tensor **args;      /* the headers each kernel reads */
     em_tensor **copy_from; /* args[j] is a planned contiguous copy of copy_from[j] */
     int64_t nargs;
+    int64_t *needs;  /* placeholder values the run reads, with a node that reads each */
+    int64_t *needs_node;
+    int nneeds;
     int64_t *fuse_next;  /* per position in order: end of the fused chain starting here, or 0 */
     em_tensor *arena;
     int64_t arena_bytes, unplanned_bytes;
@@ -357,6 +360,8 @@ static void plan_free(em_graph *g, plan *p) {
         if (p->copy_from[j]) em__unref(p->args[j]);
     if (p->arena) em__unref(p->arena);
     free(p->buf);
+    free(p->needs);
+    free(p->needs_node);
     free(p->in_at);
     free(p->args);
     free(p->copy_from);
@@ -508,7 +513,9 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
     p->in_at[p->norder] = p->nargs;
     p->args = calloc((size_t)(p->nargs ? p->nargs : 1), sizeof(em_tensor *));
     p->copy_from = calloc((size_t)(p->nargs ? p->nargs : 1), sizeof(em_tensor *));
-    if (!p->args || !p->copy_from) goto oom;
+    p->needs = malloc(sizeof(int64_t) * (size_t)(g->nph ? g->nph : 1));
+    p->needs_node = malloc(sizeof(int64_t) * (size_t)(g->nph ? g->nph : 1));
+    if (!p->args || !p->copy_from || !p->needs || !p->needs_node) goto oom;
 
     int d = 0;
     for (int k = 0; k < nfeeds; k++) {
@@ -538,6 +545,10 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
                 goto fail;
             }
             in[k] = gv->kind == V_CONST || gv->kind == V_VARIABLE ? gv->traced : p->buf[v];
+            if (gv->kind == V_PLACEHOLDER && !b.readers[v]) {
+                p->needs[p->nneeds] = v;
+                p->needs_node[p->nneeds++] = p->order[at];
+            }
             b.readers[v]++;
         }
         em_call c = {def, n->n, in, a};
@@ -876,6 +887,15 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
         }
         debug(g, "plan: %" PRId64 " nodes, arena %" PRId64 " bytes (%" PRId64 " without reuse)", p->norder,
               p->arena_bytes, p->unplanned_bytes);
+    }
+    for (int k = 0; k < p->nneeds; k++) { /* a cached plan may have been made with more feeds */
+        bool fed = false;
+        for (int f = 0; f < nfeeds && !fed; f++) fed = em__ptrmap_get(&g->index, feeds[f].placeholder) == p->needs[k];
+        if (!fed) {
+            em__error("graph_run: placeholder '%s' must be fed: node '%s' needs it",
+                      g->vals[p->needs[k]].traced->ph->name, g->nodes[p->needs_node[k]].name);
+            return -1;
+        }
     }
     g->stats.arena_bytes = p->arena_bytes;
     g->stats.unplanned_bytes = p->unplanned_bytes;

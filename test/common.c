@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void em_test_assert_tensor(em_tensor *t, em_dtype dtype, em_shape shape, const double *expect, double tol,

@@ -75,11 +75,11 @@ static const op_info ops[] = {
     {"log_sum_exp", F_REDUCE, 4, .reduce = em_log_sum_exp},
     {"softmax", F_SOFTMAX, 5, .softmax = em_softmax},
     {"log_softmax", F_SOFTMAX, 5, .softmax = em_log_softmax},
-    {"matmul", F_MATMUL, 0},
-    {"conv2d", F_CONV, 0},
+    {.name = "matmul", .fam = F_MATMUL},
+    {.name = "conv2d", .fam = F_CONV},
     {"max_pool", F_POOL, 0, .pool = em_max_pool},
     {"avg_pool", F_POOL, 0, .pool = em_avg_pool},
-    {"mlp", F_MLP, 0},
+    {.name = "mlp", .fam = F_MLP},
 };
 #define NOPS ((int)(sizeof ops / sizeof ops[0]))
 
@@ -110,6 +110,14 @@ static int usage_error(const char *fmt, ...) {
     va_end(ap);
     fputs("\n" USAGE, stderr);
     return 2;
+}
+
+/* "ops: add sub ...", from the table. */
+static const char *op_list(void) {
+    static char buf[512];
+    size_t len = (size_t)snprintf(buf, sizeof buf, "ops:");
+    for (int i = 0; i < NOPS && len < sizeof buf; i++) len += (size_t)snprintf(buf + len, sizeof buf - len, " %s", ops[i].name);
+    return buf;
 }
 
 /* A positive int64 from the whole of [s, end); false if anything else. */
@@ -217,12 +225,10 @@ static int check_options(const opts *o) {
 static int parse_args(int argc, char **argv, opts *o) {
     *o = (opts){.dtype = EM_F32, .peak = -1, .time_s = 1.0, .axis_all = true, .axis = -1,
                 .stride = {1, 1}, .ksize = {2, 2}, .padding = EM_PAD_SAME};
-    if (argc < 2) return usage_error("no op given; ops: add sub mul div pow maximum minimum neg abs square sqrt "
-                                     "rsqrt exp log log1p relu elu sigmoid tanh softplus gelu sum mean max min prod "
-                                     "log_sum_exp softmax log_softmax matmul conv2d max_pool avg_pool mlp");
+    if (argc < 2 || argv[1][0] == '-') return usage_error("no op given; %s", op_list());
     for (int i = 0; i < NOPS; i++)
         if (!strcmp(argv[1], ops[i].name)) o->op = &ops[i];
-    if (!o->op) return usage_error("unknown op '%s' (run ember-bench --help for the list)", argv[1]);
+    if (!o->op) return usage_error("unknown op '%s'; %s", argv[1], op_list());
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2)) {
@@ -281,7 +287,7 @@ static int parse_args(int argc, char **argv, opts *o) {
         if (!o->stride_set) memcpy(o->stride, o->ksize, sizeof o->stride); /* windows tile the input */
         if (!o->padding_set) o->padding = EM_PAD_VALID;
     }
-    if (o->op->fam == F_SOFTMAX && o->axis_all) o->axis_all = false; /* softmax default: the last axis */
+    if (o->op->fam == F_SOFTMAX && !o->axis_set) o->axis_all = false; /* softmax default: the last axis */
     if (o->op->fam == F_MLP && o->nsizes == 0) o->sizes[o->nsizes++] = EM_SHAPE(100);
     int rc = check_sizes(o);
     return rc ? rc : check_options(o);
@@ -507,19 +513,24 @@ static void print_row(const opts *o, const bench_case *bc, pass_kind pass, const
     fflush(stdout);
 }
 
-/* GFLOP/s against size, one line per pass. */
-static int write_png(const opts *o, int n, const double *x, double gflops[][MAX_SIZES], const pass_kind *passes,
-                     int npasses) {
+/* GFLOP/s against size, one line per pass whose FLOPs are known; sizes that
+ * span more than two decades go on a log10 axis. */
+static int write_png(const opts *o, int n, double *x, double gflops[][MAX_SIZES], const pass_kind *passes,
+                     const bool *known, int npasses) {
+    double lo = x[0], hi = x[0];
+    for (int i = 1; i < n; i++) lo = fmin(lo, x[i]), hi = fmax(hi, x[i]);
+    bool logx = hi > 100 * lo;
+    for (int i = 0; logx && i < n; i++) x[i] = log10(x[i]);
     em_series series[3];
+    int ns = 0;
     for (int p = 0; p < npasses; p++)
-        series[p] = (em_series){.label = pass_names[passes[p]], .x = x, .y = gflops[p], .n = n};
-    char title[96];
+        if (known[p]) series[ns++] = (em_series){.label = pass_names[passes[p]], .x = x, .y = gflops[p], .n = n};
+    char title[96], xlabel[64];
     snprintf(title, sizeof title, "ember-bench %s (%s, %d threads)", o->op->name, em_dtype_name(o->dtype),
              em_num_threads());
-    const char *xlabel = o->op->fam == F_MATMUL ? "cube root of m*n*k"
-                         : o->op->fam == F_MLP  ? "batch size"
-                                                : "input elements";
-    return em_plot_png(o->png, title, xlabel, "GFLOP/s", npasses, series, 800, 500);
+    snprintf(xlabel, sizeof xlabel, logx ? "log10(%s)" : "%s",
+             o->op->fam == F_MATMUL ? "cube root of m*n*k" : o->op->fam == F_MLP ? "batch size" : "input elements");
+    return em_plot_png(o->png, title, xlabel, "GFLOP/s", ns, series, 800, 500);
 }
 
 static int fail(const char *what, const char *shape) {
@@ -529,7 +540,9 @@ static int fail(const char *what, const char *shape) {
 
 int main(int argc, char **argv) {
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        fputs(USAGE, stdout);
+        printf(USAGE "%s\nSIZES: comma-separated shapes, dims joined by 'x': elementwise, reductions, softmax\n"
+               "and pools take the input shape (pools NxHxWxC); matmul N or MxNxK; conv2d pairs\n"
+               "NxHxWxC,KHxKWxCxO; mlp batch sizes (default 100).\n", op_list());
         return 0;
     }
     opts o;
@@ -558,6 +571,7 @@ int main(int argc, char **argv) {
     print_header(&o, threads, peak);
     int ncases = o.op->fam == F_CONV ? o.nsizes / 2 : o.nsizes;
     double xs[MAX_SIZES], gflops[3][MAX_SIZES];
+    bool known[3] = {true, true, true}; /* FLOPs known for every size of the pass */
     for (int i = 0; i < ncases && rc == 0; i++) {
         bench_case bc;
         int setup_rc = setup(&bc, &o, o.op->fam == F_CONV ? 2 * i : i);
@@ -576,11 +590,12 @@ int main(int argc, char **argv) {
             }
             print_row(&o, &bc, passes[p], &r);
             gflops[p][i] = r.gflops;
+            known[p] = known[p] && r.flops > 0;
         }
         em_scope_end();
         teardown(&bc);
     }
-    if (rc == 0 && o.png && write_png(&o, ncases, xs, gflops, passes, npasses)) rc = fail("--png", o.png);
+    if (rc == 0 && o.png && write_png(&o, ncases, xs, gflops, passes, known, npasses)) rc = fail("--png", o.png);
     em_shutdown();
     return rc;
 }

@@ -1,0 +1,237 @@
+/* The tracer and frozen graphs: placeholders and feeds, running only what the
+ * fetches need, the optimizations, the memory plan, and the traps of
+ * freezing a step. */
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void teardown(void) { em_shutdown(); }
+
+static em_tensor *f32(em_shape s, const float *v) { return em_tensor_from(EM_F32, s, v); }
+
+START_TEST(test_placeholder_must_be_fed) {
+    /* the lecture: t = p + 1; t.eval() is wrong, t.eval(feed_dict={p: 2.0}) is right */
+    em_tensor *p = em_placeholder(EM_F32, EM_SHAPE0, "p");
+    ck_assert_error(em_add_scalar(p, 1.0), "must be fed");
+    ck_assert(isnan(em_item(p)));
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "placeholder"));
+    em_clear_error();
+
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_tensor *t = em_add_scalar(p, 1.0);
+    em_graph *g = em_trace_end();
+    ck_assert_ptr_nonnull(g);
+    em_tensor *out;
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{p, em_scalar(EM_F32, 2)}}, 1, &t, &out), 0);
+    ck_assert_double_eq(em_item(out), 3);
+    ck_assert_int_eq(em_graph_run(g, 0, NULL, 1, &t, &out), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "placeholder 'p' must be fed"));
+    em_clear_error();
+    em_graph_release(g);
+}
+END_TEST
+
+START_TEST(test_feed_errors_name_the_placeholder) {
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 3), "input");
+    em_trace_begin();
+    em_tensor *y = em_sum(x, EM_AXES(1), false);
+    em_graph *g = em_trace_end();
+    em_tensor *out;
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, em_zeros(EM_F64, EM_SHAPE(2, 3))}}, 1, &y, &out), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "placeholder 'input' is float32 [-1,3] but was fed float64 [2,3]"));
+    em_clear_error();
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, em_zeros(EM_F32, EM_SHAPE(2, 4))}}, 1, &y, &out), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "[2,4]"));
+    em_clear_error();
+    ck_assert_int_eq(em_graph_run(g, 0, NULL, 1, (em_tensor *[]){em_ones(EM_F32, EM_SHAPE(1))}, &out), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "not a tensor of this graph"));
+    em_clear_error();
+    em_graph_release(g);
+}
+END_TEST
+
+START_TEST(test_unknown_dims_replan) {
+    /* shape=[None, 3], traced with no data at all, run with batches of 2 and 5 */
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 3), "x");
+    em_tensor *w = em_tensor_from(EM_F32, EM_SHAPE(3, 1), (float[]){1, 10, 100});
+    em_trace_begin();
+    em_tensor *y = em_matmul(em_relu(x), w);
+    em_graph *g = em_trace_end();
+    em_tensor *out;
+    float a[6] = {1, 2, 3, -1, -2, 4};
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, f32(EM_SHAPE(2, 3), a)}}, 1, &y, &out), 0);
+    ck_assert_tensor(out, EM_F32, EM_SHAPE(2, 1), ((double[]){321, 400}), 0);
+    float b[15] = {0};
+    b[14] = 1;
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, f32(EM_SHAPE(5, 3), b)}}, 1, &y, &out), 0);
+    ck_assert_tensor(out, EM_F32, EM_SHAPE(5, 1), ((double[]){0, 0, 0, 0, 100}), 0);
+    ck_assert_int_eq(em_graph_get_stats(g).plans, 2);
+    /* the first shape again reuses its plan */
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, f32(EM_SHAPE(2, 3), a)}}, 1, &y, &out), 0);
+    ck_assert_int_eq(em_graph_get_stats(g).plans, 2);
+    em_graph_release(g);
+}
+END_TEST
+
+START_TEST(test_traced_with_an_example) {
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 2), "x");
+    ck_assert_int_eq(em_placeholder_set(x, f32(EM_SHAPE(1, 2), (float[]){3, 4})), 0);
+    em_trace_begin();
+    em_tensor *y = em_mul(x, x);
+    ck_assert_double_eq(em_get(y, (int64_t[]){0, 1}), 16); /* real values while tracing */
+    em_graph *g = em_trace_end();
+    ck_assert_int_eq(em_graph_get_stats(g).host_reads, 1);
+    em_tensor *out;
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, f32(EM_SHAPE(1, 2), (float[]){5, 6})}}, 1, &y, &out), 0);
+    ck_assert_tensor(out, EM_F32, EM_SHAPE(1, 2), ((double[]){25, 36}), 0);
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, em_ones(EM_F32, EM_SHAPE(3, 2))}}, 1, &y, &out), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "shape-only"));
+    em_clear_error();
+    ck_assert_int_eq(em_placeholder_set(x, em_ones(EM_F32, EM_SHAPE(2, 3))), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "placeholder_set"));
+    em_clear_error();
+    em_graph_release(g);
+}
+END_TEST
+
+START_TEST(test_only_needed_nodes_run) {
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(4), "x");
+    em_tensor *unused = em_placeholder(EM_F32, EM_SHAPE(4), "unused");
+    em_trace_begin();
+    em_tensor *a = em_exp(x);
+    em_tensor *b = em_log(em_add(unused, x)); /* a branch the fetch does not need */
+    em_graph *g = em_trace_end();
+    ck_assert_ptr_nonnull(b);
+    em_tensor *out;
+    /* "unused" need not be fed: nothing fetched depends on it */
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, em_zeros(EM_F32, EM_SHAPE(4))}}, 1, &a, &out), 0);
+    ck_assert_tensor(out, EM_F32, EM_SHAPE(4), ((double[]){1, 1, 1, 1}), 0);
+    ck_assert_int_eq(em_graph_get_stats(g).last_run_nodes, 1);
+    em_graph_release(g);
+}
+END_TEST
+
+START_TEST(test_cse_and_constant_folding) {
+    em_tensor *x = em_placeholder(EM_F64, EM_SHAPE(3), "x");
+    em_tensor *c = em_tensor_from(EM_F64, EM_SHAPE(3), (double[]){1, 2, 3});
+    em_trace_begin();
+    em_tensor *k = em_exp(em_mul(c, c)); /* constants only: folded */
+    em_tensor *y = em_add(em_mul(x, k), em_mul(x, k)); /* x*k twice: merged */
+    em_graph *g = em_trace_end();
+    em_graph_stats s = em_graph_get_stats(g);
+    ck_assert_int_eq(s.folded, 2);
+    ck_assert_int_eq(s.cse_merged, 1);
+    ck_assert_int_eq(s.nodes, 2);
+    em_tensor *out;
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, em_ones(EM_F64, EM_SHAPE(3))}}, 1, &y, &out), 0);
+    ck_assert_tensor(out, EM_F64, EM_SHAPE(3), ((double[]){2 * exp(1.0), 2 * exp(4.0), 2 * exp(9.0)}), 1e-15);
+    em_graph_release(g);
+}
+END_TEST
+
+START_TEST(test_fusion_and_memory_plan) {
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1), "x");
+    em_trace_begin();
+    em_tensor *y = x;
+    for (int i = 0; i < 6; i++) y = em_tanh(em_mul_scalar(y, 0.5)); /* a chain of 12 elementwise nodes */
+    em_tensor *z = em_sum(y, EM_ALL_AXES, false);
+    em_graph *g = em_trace_end();
+    em_tensor *out;
+    int64_t n = 100000;
+    em_tensor *ones = em_ones(EM_F32, EM_SHAPE(n));
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, ones}}, 1, &z, &out), 0);
+    em_graph_stats s = em_graph_get_stats(g);
+    ck_assert_int_ge(s.fused, 8);
+    ck_assert_int_lt(s.arena_bytes, s.unplanned_bytes);
+    /* the same as eager, to the last bit */
+    em_tensor *e = ones;
+    for (int i = 0; i < 6; i++) e = em_tanh(em_mul_scalar(e, 0.5));
+    ck_assert_float_eq(em_item(em_sum(e, EM_ALL_AXES, false)), em_item(out));
+    em_graph_release(g);
+}
+END_TEST
+
+START_TEST(test_variables_are_shared_with_eager_code) {
+    em_tensor *v = em_get_variable("shared/v", EM_F32, EM_SHAPE(2), EM_INIT_CONST(1));
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(2), "x");
+    em_trace_begin();
+    em_tensor *y = em_mul(x, v);
+    em_graph *g = em_trace_end();
+    em_tensor *out, *two = em_fill(EM_F32, EM_SHAPE(2), 2);
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, two}}, 1, &y, &out), 0);
+    ck_assert_tensor(out, EM_F32, EM_SHAPE(2), ((double[]){2, 2}), 0);
+    ck_assert_int_eq(em_assign(v, em_fill(EM_F32, EM_SHAPE(2), 5)), 0); /* eager update */
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, two}}, 1, &y, &out), 0);
+    ck_assert_tensor(out, EM_F32, EM_SHAPE(2), ((double[]){10, 10}), 0);
+    em_graph_release(g);
+}
+END_TEST
+
+START_TEST(test_random_nodes_draw_anew_each_run) {
+    em_set_seed(7);
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(1000), "x");
+    em_trace_begin();
+    em_tensor *y = em_dropout(x, 0.5);
+    em_graph *g = em_trace_end();
+    em_tensor *ones = em_ones(EM_F32, EM_SHAPE(1000)), *out;
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, ones}}, 1, &y, &out), 0);
+    em_tensor *first = em_copy(out);
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, ones}}, 1, &y, &out), 0);
+    ck_assert_int_ne(memcmp(em_data(first), em_data(out), 4000), 0);
+    em_graph_release(g);
+}
+END_TEST
+
+START_TEST(test_dot_export_groups_name_scopes) {
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 5), "input");
+    em_tensor *w = em_get_variable("W", EM_F32, EM_SHAPE(5, 1), EM_INIT_NORMAL(0, 1));
+    em_trace_begin();
+    em_name_scope_begin("Wx_plus_b");
+    em_tensor *y = em_matmul(x, w);
+    em_name_scope_end();
+    em_graph *g = em_trace_end();
+    ck_assert_ptr_nonnull(y);
+    char path[] = "/tmp/ember_graph_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(em_graph_write_dot(g, path), 0);
+    FILE *f = fopen(path, "r");
+    char text[4096] = "";
+    size_t got = fread(text, 1, sizeof text - 1, f);
+    text[got] = '\0';
+    fclose(f);
+    remove(path);
+    ck_assert_ptr_nonnull(strstr(text, "subgraph cluster_0"));
+    ck_assert_ptr_nonnull(strstr(text, "label=\"Wx_plus_b\""));
+    ck_assert_ptr_nonnull(strstr(text, "\"W\" -> \"Wx_plus_b/matmul_0\""));
+    ck_assert_ptr_nonnull(strstr(text, "\"input\" [shape=invhouse]"));
+    em_graph_release(g);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("graph");
+    TCase *tc = tcase_create("graph");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_placeholder_must_be_fed);
+    tcase_add_test(tc, test_feed_errors_name_the_placeholder);
+    tcase_add_test(tc, test_unknown_dims_replan);
+    tcase_add_test(tc, test_traced_with_an_example);
+    tcase_add_test(tc, test_only_needed_nodes_run);
+    tcase_add_test(tc, test_cse_and_constant_folding);
+    tcase_add_test(tc, test_fusion_and_memory_plan);
+    tcase_add_test(tc, test_variables_are_shared_with_eager_code);
+    tcase_add_test(tc, test_random_nodes_draw_anew_each_run);
+    tcase_add_test(tc, test_dot_export_groups_name_scopes);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,207 @@
+/* em_matmul / em_matmul_t: values against NumPy, transposes, batch
+ * broadcasting, strided views, every dtype, size-0 and size-1 dims, errors,
+ * thread-count independence. Expectations computed with NumPy from seq(). */
+#include "common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ((i * 7 + s * 3) % 11 - 5) / 4 for floats, without the / 4 for signed ints,
+ * without the - 5 for uint8: small exact values NumPy reproduces. */
+static em_tensor *seq(em_dtype dt, em_shape shape, int s) {
+    int64_t n = em_shape_numel(shape);
+    char *buf = malloc((size_t)(n ? n : 1) * 8);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t v = (i * 7 + s * 3) % 11;
+        switch (dt) {
+        case EM_F32: ((float *)buf)[i] = (float)(v - 5) / 4; break;
+        case EM_F64: ((double *)buf)[i] = (double)(v - 5) / 4; break;
+        case EM_I32: ((int32_t *)buf)[i] = (int32_t)(v - 5); break;
+        case EM_I64: ((int64_t *)buf)[i] = v - 5; break;
+        default: ((uint8_t *)buf)[i] = (uint8_t)v; break;
+        }
+    }
+    em_tensor *t = em_tensor_from(dt, shape, buf);
+    free(buf);
+    return t;
+}
+
+static const double MM_BASIC[] = {0.875, 0.5625, 0.8125, 0.5625};
+static const double MM_TA[] = {-0.875, 1.125, -0.4375, -0.9375};
+static const double MM_TB[] = {-0.8125, -1.0625, -0.9375, -1.0};
+static const double MM_TATB[] = {0.6875, 0.5, 0.875, 0.75};
+static const double MM_BATCH[] = {-1.5, 1.25, -1.3125, 1.5,  1.25, 1.25, 1.125,  1.1875, 1.25,  -1.5,   1.5,  -1.875,
+                                  0.25, 0.375, 0.4375, 0.625, 1.0,  -1.625, 0.875, -1.6875, 0.375, 1.1875, 0.625, 0.8125};
+static const double MM_I32[] = {14, 9, 13, 9};
+static const double MM_U8[] = {114, 104, 98, 89};
+
+START_TEST(test_float_values) {
+    for (em_dtype dt = EM_F32; dt <= EM_F64; dt++) {
+        em_tensor *y = em_matmul(seq(dt, EM_SHAPE(2, 3), 1), seq(dt, EM_SHAPE(3, 2), 2));
+        ck_assert_tensor(y, dt, EM_SHAPE(2, 2), MM_BASIC, 1e-6);
+    }
+    em_shutdown();
+}
+END_TEST
+
+START_TEST(test_int_dtypes) {
+    ck_assert_tensor(em_matmul(seq(EM_I32, EM_SHAPE(2, 3), 1), seq(EM_I32, EM_SHAPE(3, 2), 2)), EM_I32,
+                     EM_SHAPE(2, 2), MM_I32, 0);
+    ck_assert_tensor(em_matmul(seq(EM_I64, EM_SHAPE(2, 3), 1), seq(EM_I64, EM_SHAPE(3, 2), 2)), EM_I64,
+                     EM_SHAPE(2, 2), MM_I32, 0);
+    /* uint8 wraps modulo 256 like NumPy's uint8 matmul */
+    ck_assert_tensor(em_matmul(seq(EM_U8, EM_SHAPE(2, 3), 1), seq(EM_U8, EM_SHAPE(3, 2), 2)), EM_U8, EM_SHAPE(2, 2),
+                     MM_U8, 0);
+    em_shutdown();
+}
+END_TEST
+
+START_TEST(test_transposes) {
+    for (em_dtype dt = EM_F32; dt <= EM_F64; dt++) {
+        em_tensor *a = seq(dt, EM_SHAPE(2, 3), 1), *b = seq(dt, EM_SHAPE(3, 2), 2);
+        em_tensor *at = seq(dt, EM_SHAPE(3, 2), 1), *bt = seq(dt, EM_SHAPE(2, 3), 2);
+        ck_assert_tensor(em_matmul_t(at, b, true, false), dt, EM_SHAPE(2, 2), MM_TA, 1e-6);
+        ck_assert_tensor(em_matmul_t(a, bt, false, true), dt, EM_SHAPE(2, 2), MM_TB, 1e-6);
+        ck_assert_tensor(em_matmul_t(at, bt, true, true), dt, EM_SHAPE(2, 2), MM_TATB, 1e-6);
+    }
+    /* the integer loop honours the flags too (its values are 4x the float ones) */
+    static const double tatb_int[] = {11, 8, 14, 12};
+    ck_assert_tensor(em_matmul_t(seq(EM_I32, EM_SHAPE(3, 2), 1), seq(EM_I32, EM_SHAPE(2, 3), 2), true, true), EM_I32,
+                     EM_SHAPE(2, 2), tatb_int, 0);
+    em_shutdown();
+}
+END_TEST
+
+START_TEST(test_transposed_view_no_copy_needed) {
+    /* a transposed view (strided) gives the same as the transpose flag */
+    em_tensor *at = seq(EM_F32, EM_SHAPE(3, 2), 1);
+    em_tensor *view = em_transpose(at, EM_ALL_AXES);
+    ck_assert_tensor(em_matmul(view, seq(EM_F32, EM_SHAPE(3, 2), 2)), EM_F32, EM_SHAPE(2, 2), MM_TA, 1e-6);
+    em_tensor *bt = em_transpose(seq(EM_F64, EM_SHAPE(2, 3), 2), EM_ALL_AXES);
+    ck_assert_tensor(em_matmul(seq(EM_F64, EM_SHAPE(2, 3), 1), bt), EM_F64, EM_SHAPE(2, 2), MM_TB, 1e-12);
+    em_shutdown();
+}
+END_TEST
+
+START_TEST(test_batch_broadcast) {
+    for (em_dtype dt = EM_F32; dt <= EM_F64; dt++) {
+        em_tensor *y = em_matmul(seq(dt, EM_SHAPE(2, 1, 2, 3), 3), seq(dt, EM_SHAPE(3, 3, 2), 4));
+        ck_assert_tensor(y, dt, EM_SHAPE(2, 3, 2, 2), MM_BATCH, 1e-6);
+    }
+    /* a batch against a single matrix: each batch entry is a plain product */
+    em_tensor *a = seq(EM_F64, EM_SHAPE(3, 2, 3), 1), *b = seq(EM_F64, EM_SHAPE(3, 2), 2);
+    em_tensor *y = em_matmul(a, b);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_int_eq(em_dim(y, 0), 3);
+    ck_assert_tensor(em_matmul(seq(EM_F64, EM_SHAPE(1, 2, 3), 1), b), EM_F64, EM_SHAPE(1, 2, 2), MM_BASIC, 1e-12);
+    em_shutdown();
+}
+END_TEST
+
+START_TEST(test_size_zero_and_one) {
+    em_tensor *y = em_matmul(em_zeros(EM_F32, EM_SHAPE(0, 3)), em_ones(EM_F32, EM_SHAPE(3, 2)));
+    ck_assert_tensor(y, EM_F32, EM_SHAPE(0, 2), NULL, 0);
+    /* k = 0: an empty sum is zero */
+    static const double zeros[6] = {0};
+    ck_assert_tensor(em_matmul(em_ones(EM_F64, EM_SHAPE(2, 0)), em_ones(EM_F64, EM_SHAPE(0, 3))), EM_F64,
+                     EM_SHAPE(2, 3), zeros, 0);
+    ck_assert_tensor(em_matmul(em_ones(EM_I32, EM_SHAPE(2, 0)), em_ones(EM_I32, EM_SHAPE(0, 3))), EM_I32,
+                     EM_SHAPE(2, 3), zeros, 0);
+    /* size-1 dims: a dot product and an outer product */
+    static const double dot[] = {6}, outer[] = {1, 2, 2, 4};
+    em_tensor *r = em_tensor_from(EM_F32, EM_SHAPE(1, 2), (float[]){1, 2});
+    ck_assert_tensor(em_matmul_t(em_ones(EM_F32, EM_SHAPE(1, 3)), em_fill(EM_F32, EM_SHAPE(1, 3), 2), false, true),
+                     EM_F32, EM_SHAPE(1, 1), dot, 0);
+    ck_assert_tensor(em_matmul_t(r, r, true, false), EM_F32, EM_SHAPE(2, 2), outer, 0);
+    /* empty batch */
+    ck_assert_tensor(em_matmul(em_ones(EM_F32, EM_SHAPE(0, 2, 3)), em_ones(EM_F32, EM_SHAPE(3, 2))), EM_F32,
+                     EM_SHAPE(0, 2, 2), NULL, 0);
+    em_shutdown();
+}
+END_TEST
+
+START_TEST(test_errors) {
+    em_tensor *a = em_ones(EM_F32, EM_SHAPE(3, 5)), *b = em_ones(EM_F32, EM_SHAPE(4, 1));
+    ck_assert_error(em_matmul(a, b), "matmul: inner dimensions differ: [3,5] x [4,1]");
+    ck_assert_error(em_matmul_t(a, b, true, false), "inner dimensions differ");
+    ck_assert_error(em_matmul(em_ones(EM_F32, EM_SHAPE(3)), b), "matmul: both operands need at least 2 dimensions: [3] x [4,1]");
+    ck_assert_error(em_matmul(a, em_ones(EM_F64, EM_SHAPE(5, 2))), "matmul: dtypes differ: float32 [3,5] x float64 [5,2]");
+    ck_assert_error(em_matmul(em_ones(EM_BOOL, EM_SHAPE(2, 2)), em_ones(EM_BOOL, EM_SHAPE(2, 2))), "matmul: dtype bool");
+    ck_assert_error(em_matmul(em_ones(EM_F32, EM_SHAPE(2, 3, 5)), em_ones(EM_F32, EM_SHAPE(3, 5, 2))),
+                    "matmul: batch dimensions cannot be broadcast: [2,3,5] x [3,5,2]");
+    ck_assert_error(em_matmul(NULL, b), "matmul");
+    em_shutdown();
+}
+END_TEST
+
+/* Bit-identical results on 1 and 2 threads: one large product (BLIS threads
+ * it) and many small ones (threaded over the batch). */
+START_TEST(test_thread_count_independent) {
+    em_tensor *a = em_test_uniform(EM_SHAPE(300, 200), -1, 1, 1), *b = em_test_uniform(EM_SHAPE(200, 150), -1, 1, 2);
+    em_tensor *ba = em_test_uniform(EM_SHAPE(16, 20, 30), -1, 1, 3), *bb = em_test_uniform(EM_SHAPE(30, 10), -1, 1, 4);
+    a = em_cast(a, EM_F32);
+    b = em_cast(b, EM_F32);
+    em_tensor *y[2], *by[2];
+    for (int t = 0; t < 2; t++) {
+        em_set_num_threads(t + 1);
+        y[t] = em_matmul(a, b);
+        by[t] = em_matmul(ba, bb);
+    }
+    em_set_num_threads(0);
+    ck_assert_ptr_nonnull(y[0]);
+    ck_assert_ptr_nonnull(by[0]);
+    ck_assert_int_eq(memcmp(em_data(y[0]), em_data(y[1]), sizeof(float) * 300 * 150), 0);
+    ck_assert_int_eq(memcmp(em_data(by[0]), em_data(by[1]), sizeof(double) * 16 * 20 * 10), 0);
+    /* and equal to a float64 reference within float32 rounding */
+    em_tensor *ref = em_matmul(em_cast(a, EM_F64), em_cast(b, EM_F64));
+    const float *p = em_data(y[0]);
+    const double *q = em_data(ref);
+    for (int i = 0; i < 300 * 150; i++) ck_assert_double_eq_tol(p[i], q[i], 1e-4);
+    em_shutdown();
+}
+END_TEST
+
+/* Gradients with transposes and batch broadcasting: d(sum(A B))/dA = 1 B^T
+ * summed over the broadcast batch. */
+START_TEST(test_gradient_broadcast) {
+    em_tensor *a = em_ones(EM_F64, EM_SHAPE(2, 3)), *b = seq(EM_F64, EM_SHAPE(4, 3, 2), 2);
+    em_tape *tp = em_tape_begin(false);
+    em_tensor *y = em_matmul(a, b), *g[2];
+    ck_assert_int_eq(em_gradients(tp, y, 2, (em_tensor *[]){a, b}, g), 0);
+    em_tape_release(tp);
+    /* dA[i][k] = sum over batch and j of B[batch][k][j] */
+    double expect[6];
+    const double *bv = em_data(b);
+    for (int k = 0; k < 3; k++) {
+        double s = 0;
+        for (int t = 0; t < 4; t++) s += bv[t * 6 + k * 2] + bv[t * 6 + k * 2 + 1];
+        expect[k] = expect[3 + k] = s;
+    }
+    ck_assert_tensor(g[0], EM_F64, EM_SHAPE(2, 3), expect, 1e-12);
+    double ones[24];
+    for (int i = 0; i < 24; i++) ones[i] = 2; /* dB = A^T 1: column sums of A */
+    ck_assert_tensor(g[1], EM_F64, EM_SHAPE(4, 3, 2), ones, 1e-12);
+    em_shutdown();
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("matmul");
+    TCase *tc = tcase_create("matmul");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_float_values);
+    tcase_add_test(tc, test_int_dtypes);
+    tcase_add_test(tc, test_transposes);
+    tcase_add_test(tc, test_transposed_view_no_copy_needed);
+    tcase_add_test(tc, test_batch_broadcast);
+    tcase_add_test(tc, test_size_zero_and_one);
+    tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_thread_count_independent);
+    tcase_add_test(tc, test_gradient_broadcast);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
