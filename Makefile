@@ -18,7 +18,7 @@ CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -fopenmp \
 LDLIBS := -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis -lpng -lz -lm -lpthread -fopenmp
 
 ifeq ($(SANITIZE),1)
-  BUILD := $(BUILD)-sanitize
+  override BUILD := $(BUILD)-sanitize
   CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDLIBS += -fsanitize=address,undefined
 endif

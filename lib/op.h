@@ -111,6 +111,7 @@ typedef enum em_op {
     /* ops/fill.c */
     EM_OPS_FILL_BEGIN = EM_OPS_RANDOM_END,
     EM_OP_FILL_LIKE = EM_OPS_FILL_BEGIN,
+    EM_OP_COUNT_ELEMENTS,
     EM_OPS_FILL_END,
 
     EM_OP_COUNT = EM_OPS_FILL_END
@@ -202,6 +203,10 @@ int em__broadcast_shapes(const em_call *c, int *ndim, int64_t *shape);
 int em__axis(const em_call *c, int axis, int ndim, const char *argname);
 /* "[3,5]" of a tensor into buf. */
 const char *em__tshape(const em_tensor *t, char *buf, size_t size);
+
+/* A scalar of x's dtype: how many elements of x a reduction over the axes in
+ * the bitmask combines (ops/fill.c). NEW. */
+em_tensor *em__count(em_tensor *x, int64_t axes_mask);
 
 /* Gradient helpers: sums g down to `shape` (undoing broadcasting). NEW. */
 em_tensor *em__sum_to_shape(em_tensor *g, int ndim, const int64_t *shape);

@@ -367,7 +367,7 @@ typedef struct {
     void *w;
     const void *g;
     void *s0, *s1, *s2;
-    double lr, momentum, decay, epsilon, beta1, beta2, l1t, l2tlr, keep;
+    double lr, momentum, rho1, epsilon, beta1c, beta2c, l1t, l2tlr, keep; /* rho1, beta*c: 1 - decay, 1 - beta* */
     bool nesterov, centered;
 } upd;
 
@@ -420,12 +420,12 @@ typedef struct {
     static void rmsprop_##SUF(void *c_, int64_t b, int64_t e) {                                       \
         const upd *c = c_;                                                                            \
         T *w = c->w, *ms = c->s0, *mom = c->s1, *mg = c->s2;                                          \
-        const T *g = c->g, lr = (T)c->lr, rho = (T)c->decay, mu = (T)c->momentum, eps = (T)c->epsilon; \
+        const T *g = c->g, lr = (T)c->lr, rho1 = (T)c->rho1, mu = (T)c->momentum, eps = (T)c->epsilon; \
         for (int64_t i = b; i < e; i++) {                                                             \
-            ms[i] += (g[i] * g[i] - ms[i]) * (1 - rho);                                               \
+            ms[i] += (g[i] * g[i] - ms[i]) * rho1;                                                    \
             T d = ms[i];                                                                              \
             if (c->centered) {                                                                        \
-                mg[i] += (g[i] - mg[i]) * (1 - rho);                                                  \
+                mg[i] += (g[i] - mg[i]) * rho1;                                                       \
                 d -= mg[i] * mg[i];                                                                   \
             }                                                                                         \
             mom[i] = mom[i] * mu + lr * g[i] / SQRT(d + eps);                                         \
@@ -435,11 +435,11 @@ typedef struct {
     static void adam_##SUF(void *c_, int64_t b, int64_t e) {                                          \
         const upd *c = c_;                                                                            \
         T *w = c->w, *m = c->s0, *v = c->s1;                                                          \
-        const T *g = c->g, lr = (T)c->lr, b1 = (T)c->beta1, b2 = (T)c->beta2, eps = (T)c->epsilon,     \
+        const T *g = c->g, lr = (T)c->lr, b1c = (T)c->beta1c, b2c = (T)c->beta2c, eps = (T)c->epsilon, \
                 keep = (T)c->keep;                                                                    \
         for (int64_t i = b; i < e; i++) {                                                             \
-            m[i] += (g[i] - m[i]) * (1 - b1);                                                         \
-            v[i] += (g[i] * g[i] - v[i]) * (1 - b2);                                                  \
+            m[i] += (g[i] - m[i]) * b1c;                                                              \
+            v[i] += (g[i] * g[i] - v[i]) * b2c;                                                       \
             w[i] = w[i] * keep - lr * m[i] / (SQRT(v[i]) + eps);                                      \
         }                                                                                             \
     }
@@ -540,10 +540,11 @@ int em_apply_gradients(em_optimizer *o, int n, em_tensor *const *grads, em_tenso
         upd c = {
             .lr = lr,
             .momentum = o->momentum,
-            .decay = o->decay,
+            /* 1 - beta in double: in float32, 1 - 0.999f is off by 1e-5 relative */
+            .rho1 = 1 - o->decay,
             .epsilon = o->epsilon,
-            .beta1 = o->beta1,
-            .beta2 = o->beta2,
+            .beta1c = 1 - o->beta1,
+            .beta2c = 1 - o->beta2,
             .l1t = o->l1 * t,
             .l2tlr = o->l2 * t * lr,
             .keep = 1 - lr * o->weight_decay,

@@ -90,8 +90,9 @@ static inline EM_HD void em_reduce_plan_init(em_reduce_plan *p, int ndim, const 
             p->kstride[p->nkeep++] = gstride[g];
         }
     }
+    if (p->count == 0) p->run = 1; /* nothing to read: keep divisions by run defined */
     p->outer = p->inner ? nout / p->inner : 0;
-    p->steps = p->run ? p->count / p->run : 0;
+    p->steps = p->count / p->run;
 }
 
 /* Input offset of the first element that output row o reads at reduction step s. */

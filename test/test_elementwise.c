@@ -4,6 +4,8 @@
  * independence, and the gradient rules' conventions (ties, casts, where). */
 #include "common.h"
 
+#include "broadcast.h"
+
 #include <float.h>
 #include <stdint.h>
 #include <string.h>
@@ -67,8 +69,8 @@ START_TEST(test_integer_division_truncates_and_wraps) {
                      V(-2, -2, 0, (double)INT64_MIN), 0);
     ck_assert_tensor(em_div(VEC(EM_U8, 200, 7, 9), VEC(EM_U8, 7, 0, 255)), EM_U8, EM_SHAPE(3), V(28, 0, 0), 0);
     /* Floats follow IEEE: 1/0 = inf, 0/0 = nan. */
-    ck_assert_tensor(em_div(VEC(EM_F64, 1, -1, 0), VEC(EM_F64, 0, 0, 0)), EM_F64, EM_SHAPE(3), V(INFINITY, -INFINITY, NAN),
-                     0);
+    ck_assert_tensor(em_div(VEC(EM_F64, 1, -1, 0), VEC(EM_F64, 0, 0, 0)), EM_F64, EM_SHAPE(3),
+                     V(INFINITY, -INFINITY, NAN), 0);
     /* Integer overflow wraps modulo 2^bits. */
     ck_assert_tensor(em_add(VEC(EM_I32, INT32_MAX), VEC(EM_I32, 1)), EM_I32, EM_SHAPE(1), V(INT32_MIN), 0);
     ck_assert_tensor(em_mul(VEC(EM_I32, 65536), VEC(EM_I32, 65536)), EM_I32, EM_SHAPE(1), V(0), 0);
@@ -119,9 +121,10 @@ START_TEST(test_float_math) {
         em_tensor *p = VEC(d, 0.25, 1, 2, 9), *x = VEC(d, -2, -0.5, 0.5, 3);
         ck_assert_tensor(em_sqrt(p), d, EM_SHAPE(4), V(0.5, 1, 1.4142135623730951, 3), t);
         ck_assert_tensor(em_rsqrt(p), d, EM_SHAPE(4), V(2, 1, 0.70710678118654746, 0.33333333333333331), t);
-        ck_assert_tensor(em_exp(x), d, EM_SHAPE(4), V(0.1353352832366127, 0.60653065971263342, 1.6487212707001282,
-                                                      20.085536923187668), t);
-        ck_assert_tensor(em_log(p), d, EM_SHAPE(4), V(-1.3862943611198906, 0, 0.69314718055994529, 2.1972245773362196), t);
+        ck_assert_tensor(em_exp(x), d, EM_SHAPE(4),
+                         V(0.1353352832366127, 0.60653065971263342, 1.6487212707001282, 20.085536923187668), t);
+        ck_assert_tensor(em_log(p), d, EM_SHAPE(4), V(-1.3862943611198906, 0, 0.69314718055994529, 2.1972245773362196),
+                         t);
         ck_assert_tensor(em_log1p(VEC(d, -0.5, 0, 1e-10, 3)), d, EM_SHAPE(4),
                          V(-0.69314718055994529, 0, 9.9999999995000007e-11, 1.3862943611198906), t);
         ck_assert_tensor(em_erf(x), d, EM_SHAPE(4),
@@ -159,9 +162,9 @@ START_TEST(test_float_only_ops_reject_integers) {
     static const struct {
         unary_fn fn;
         const char *name;
-    } ops[] = {{em_sqrt, "sqrt"},         {em_rsqrt, "rsqrt"}, {em_exp, "exp"},         {em_log, "log"},
-               {em_log1p, "log1p"},       {em_erf, "erf"},     {em_relu, "relu"},       {leaky, "leaky_relu"},
-               {em_elu, "elu"},           {em_sigmoid, "sigmoid"}, {em_tanh, "tanh"}, {em_softplus, "softplus"},
+    } ops[] = {{em_sqrt, "sqrt"},   {em_rsqrt, "rsqrt"},     {em_exp, "exp"},   {em_log, "log"},
+               {em_log1p, "log1p"}, {em_erf, "erf"},         {em_relu, "relu"}, {leaky, "leaky_relu"},
+               {em_elu, "elu"},     {em_sigmoid, "sigmoid"}, {em_tanh, "tanh"}, {em_softplus, "softplus"},
                {em_gelu, "gelu"}};
     em_tensor *i = VEC(EM_I32, 1, 2), *u = VEC(EM_U8, 1);
     for (int k = 0; k < COUNT(ops); k++) {
@@ -215,7 +218,8 @@ START_TEST(test_logical_ops) {
     /* A bool scalar broadcasts. */
     ck_assert_tensor(em_logical_and(a, mk(EM_BOOL, EM_SHAPE0, V(1))), EM_BOOL, EM_SHAPE(4), V(0, 0, 1, 1), 0);
     em_tensor *f = VEC(EM_F32, 1, 0);
-    ck_assert_error(em_logical_and(f, f), "logical_and: dtype float32 (input of shape [2]) is not supported; expected bool");
+    ck_assert_error(em_logical_and(f, f),
+                    "logical_and: dtype float32 (input of shape [2]) is not supported; expected bool");
     ck_assert_error(em_logical_or(VEC(EM_I32, 1), VEC(EM_I32, 1)), "logical_or: dtype int32");
     ck_assert_error(em_logical_not(f), "logical_not: dtype float32");
 }
@@ -230,7 +234,8 @@ START_TEST(test_where_broadcasts_every_dtype) {
         em_tensor *a = d == EM_BOOL ? mk(d, EM_SHAPE(1, 4), V(1, 0, 1, 1)) : mk(d, EM_SHAPE(1, 4), V(1, 2, 3, 4));
         em_tensor *b = mk(d, EM_SHAPE0, V(0));
         ck_assert_tensor(em_where(cond, a, b), d, EM_SHAPE(3, 4),
-                         d == EM_BOOL ? V(1, 0, 1, 1, 0, 0, 0, 0, 1, 0, 1, 1) : V(1, 2, 3, 4, 0, 0, 0, 0, 1, 2, 3, 4), 0);
+                         d == EM_BOOL ? V(1, 0, 1, 1, 0, 0, 0, 0, 1, 0, 1, 1) : V(1, 2, 3, 4, 0, 0, 0, 0, 1, 2, 3, 4),
+                         0);
     }
     /* Same-shape and a scalar on the left. */
     em_tensor *c = mk(EM_BOOL, EM_SHAPE(4), V(1, 0, 0, 1));
@@ -249,11 +254,12 @@ END_TEST
 START_TEST(test_clip_by_value) {
     for (int k = 0; k < 2; k++) {
         em_dtype d = k ? EM_F64 : EM_F32;
-        ck_assert_tensor(em_clip_by_value(VEC(d, -2, -0.5, 0.5, 2, NAN), -1, 1), d, EM_SHAPE(5), V(-1, -0.5, 0.5, 1, NAN),
-                         0);
+        ck_assert_tensor(em_clip_by_value(VEC(d, -2, -0.5, 0.5, 2, NAN), -1, 1), d, EM_SHAPE(5),
+                         V(-1, -0.5, 0.5, 1, NAN), 0);
     }
     /* Integer bounds round inward: [-1.5, 2.5] is [-1, 2]; out-of-range bounds saturate. */
-    ck_assert_tensor(em_clip_by_value(VEC(EM_I32, -5, -1, 0, 2, 7), -1.5, 2.5), EM_I32, EM_SHAPE(5), V(-1, -1, 0, 2, 2), 0);
+    ck_assert_tensor(em_clip_by_value(VEC(EM_I32, -5, -1, 0, 2, 7), -1.5, 2.5), EM_I32, EM_SHAPE(5), V(-1, -1, 0, 2, 2),
+                     0);
     ck_assert_tensor(em_clip_by_value(VEC(EM_I64, -5, 7), -1e30, 3), EM_I64, EM_SHAPE(2), V(-5, 3), 0);
     ck_assert_tensor(em_clip_by_value(VEC(EM_U8, 0, 3, 200), -10, 100), EM_U8, EM_SHAPE(3), V(0, 3, 100), 0);
     ck_assert_tensor(em_clip_by_value(VEC(EM_F32, 5), 2, 2), EM_F32, EM_SHAPE(1), V(2), 0);
@@ -327,11 +333,55 @@ START_TEST(test_strided_views_need_no_copy) {
     ck_assert_tensor(em_neg(t), EM_F32, EM_SHAPE(3, 2), V(-1, -4, -2, -5, -3, -6), 0);
     ck_assert_tensor(em_mul(t, t), EM_F32, EM_SHAPE(3, 2), V(1, 16, 4, 25, 9, 36), 0);
     ck_assert_tensor(em_cast(t, EM_I32), EM_I32, EM_SHAPE(3, 2), V(1, 4, 2, 5, 3, 6), 0);
-    ck_assert_tensor(em_greater(t, mk(EM_F32, EM_SHAPE(3, 1), V(1, 4, 5))), EM_BOOL, EM_SHAPE(3, 2), V(0, 1, 0, 1, 0, 1),
-                     0);
+    ck_assert_tensor(em_greater(t, mk(EM_F32, EM_SHAPE(3, 1), V(1, 4, 5))), EM_BOOL, EM_SHAPE(3, 2),
+                     V(0, 1, 0, 1, 0, 1), 0);
     em_tensor *cond = em_greater(t, mk(EM_F32, EM_SHAPE0, V(3)));
     ck_assert_tensor(em_where(cond, t, em_transpose(em_neg(m), EM_ALL_AXES)), EM_F32, EM_SHAPE(3, 2),
                      V(-1, 4, -2, 5, -3, 6), 0);
+}
+END_TEST
+
+/* The plan the CUDA kernels share: per-element offsets (em_bcast_offset)
+ * agree with the CPU's row walk (locate + advance) from any start. */
+START_TEST(test_broadcast_plan) {
+    const int64_t out[3] = {2, 3, 4};
+    const int64_t col[2] = {3, 1}, col_st[2] = {1, 1};     /* [3,1], broadcast over axes 0 and 2 */
+    const int64_t tr[3] = {2, 3, 4}, tr_st[3] = {1, 8, 2}; /* a permuted view */
+    em_bcast p;
+    em_bcast_init(&p, 3, out, 2);
+    em_bcast_input(&p, 0, 2, col, col_st);
+    em_bcast_input(&p, 1, 3, tr, tr_st);
+    em_bcast_coalesce(&p);
+    ck_assert_int_eq(p.ndim, 3);
+    for (int64_t start = 0; start < 24; start += 5) {
+        int64_t idx[EM_MAX_DIMS], off[EM_BCAST_MAX_IN];
+        em_bcast_locate(&p, start, idx, off);
+        for (int64_t i = start; i < 24; i++) {
+            int64_t d0 = i / 12, d1 = i / 4 % 3, d2 = i % 4;
+            ck_assert_int_eq(em_bcast_offset(&p, 0, i), d1);
+            ck_assert_int_eq(em_bcast_offset(&p, 1, i), d0 * 1 + d1 * 8 + d2 * 2);
+            ck_assert_int_eq(off[0], d1);
+            ck_assert_int_eq(off[1], d0 * 1 + d1 * 8 + d2 * 2);
+            em_bcast_advance(&p, 1, idx, off);
+        }
+    }
+    /* Contiguous same-shape operands coalesce into one flat row; a scalar
+     * operand keeps stride 0; a rank-0 output is one element. */
+    const int64_t c_st[3] = {12, 4, 1};
+    em_bcast_init(&p, 3, out, 2);
+    em_bcast_input(&p, 0, 3, out, c_st);
+    em_bcast_input(&p, 1, 0, NULL, NULL);
+    em_bcast_coalesce(&p);
+    ck_assert_int_eq(p.ndim, 1);
+    ck_assert_int_eq(p.shape[0], 24);
+    ck_assert_int_eq(p.strides[0][0], 1);
+    ck_assert_int_eq(p.strides[1][0], 0);
+    em_bcast_init(&p, 0, NULL, 1);
+    em_bcast_input(&p, 0, 0, NULL, NULL);
+    em_bcast_coalesce(&p);
+    ck_assert_int_eq(p.ndim, 1);
+    ck_assert_int_eq(p.shape[0], 1);
+    ck_assert_int_eq(em_bcast_offset(&p, 0, 0), 0);
 }
 END_TEST
 
@@ -341,7 +391,8 @@ START_TEST(test_errors_name_op_shapes_and_dtypes) {
     ck_assert_error(em_add(mk(EM_F32, EM_SHAPE(2, 1), V(1, 2)), VEC(EM_F64, 1)),
                     "add: dtypes differ: float32 [2,1] vs float64 [1]");
     ck_assert_error(em_maximum(VEC(EM_I32, 1), VEC(EM_I64, 1)), "maximum: dtypes differ: int32 [1] vs int64 [1]");
-    ck_assert_error(em_div(VEC(EM_U8, 1, 2), VEC(EM_U8, 1, 2, 3)), "div: shapes cannot be broadcast together: [2] vs [3]");
+    ck_assert_error(em_div(VEC(EM_U8, 1, 2), VEC(EM_U8, 1, 2, 3)),
+                    "div: shapes cannot be broadcast together: [2] vs [3]");
     /* A failed call leaves no tensor behind. */
     int64_t live = em_live_tensors();
     ck_assert_error(em_sub(VEC(EM_F32, 1), VEC(EM_I32, 1)), "sub");
@@ -460,7 +511,8 @@ START_TEST(test_gradient_conventions) {
     em_tape_release(tape);
 
     /* where: broadcast values get summed gradients; cond gets none. */
-    em_tensor *cond = mk(EM_BOOL, EM_SHAPE(2, 1), V(1, 0)), *wa = VEC(EM_F64, 1, 2, 3), *wb = mk(EM_F64, EM_SHAPE0, V(0));
+    em_tensor *cond = mk(EM_BOOL, EM_SHAPE(2, 1), V(1, 0)), *wa = VEC(EM_F64, 1, 2, 3),
+              *wb = mk(EM_F64, EM_SHAPE0, V(0));
     tape = em_tape_begin(false);
     ck_assert_int_eq(em_gradients(tape, em_where(cond, wa, wb), 2, (em_tensor *[]){wa, wb}, g), 0);
     ck_assert_tensor(g[0], EM_F64, EM_SHAPE(3), V(1, 1, 1), 0);
@@ -487,6 +539,7 @@ int main(void) {
     tcase_add_test(tc, test_cast_between_every_dtype);
     tcase_add_test(tc, test_broadcasting);
     tcase_add_test(tc, test_strided_views_need_no_copy);
+    tcase_add_test(tc, test_broadcast_plan);
     tcase_add_test(tc, test_errors_name_op_shapes_and_dtypes);
     tcase_add_test(tc, test_null_inputs_propagate);
     tcase_add_test(tc, test_results_identical_for_any_thread_count);

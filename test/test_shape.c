@@ -214,7 +214,7 @@ END_TEST
 
 START_TEST(test_split) {
     em_tensor *x = iota(EM_I64, EM_SHAPE(2, 6));
-    em_tensor *p[3];
+    em_tensor *p[4];
     ck_assert_int_eq(em_split(x, 3, 1, p), 0);
     ck_assert_tensor(p[0], EM_I64, EM_SHAPE(2, 2), T(0, 1, 6, 7), 0);
     ck_assert_tensor(p[2], EM_I64, EM_SHAPE(2, 2), T(4, 5, 10, 11), 0);

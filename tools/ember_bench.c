@@ -245,6 +245,11 @@ static int parse_args(int argc, char **argv, opts *o) {
             else o->json = true;
             continue;
         }
+        static const char *const valued[] = {"--dtype", "--threads", "--png", "--peak", "--time",
+                                             "--axis", "--stride", "--ksize", "--padding"};
+        bool known = false;
+        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) known = known || !strcmp(key, valued[k]);
+        if (!known) return usage_error("unknown option '%s'", key);
         if (eq) val = eq + 1;
         else if (i + 1 < argc) val = argv[++i];
         else return usage_error("%s needs a value", key);
@@ -279,8 +284,6 @@ static int parse_args(int argc, char **argv, opts *o) {
             if (!strcmp(val, "same")) o->padding = EM_PAD_SAME;
             else if (!strcmp(val, "valid")) o->padding = EM_PAD_VALID;
             else return usage_error("--padding must be same or valid, got '%s'", val);
-        } else {
-            return usage_error("unknown option '%s'", key);
         }
     }
     if (o->op->fam == F_POOL) {

@@ -68,9 +68,13 @@ static void convert(void *dst, int64_t n, const idx_type *ty) {
 static void short_read(gzFile f, const char *path, const char *what, int64_t want, int64_t got) {
     int code = Z_OK;
     const char *msg = gzerror(f, &code);
-    if (code == Z_DATA_ERROR || code == Z_MEM_ERROR || code == Z_ERRNO)
-        em__error(OP ": %s: corrupt file while reading the %s: %s", path, what,
-                  code == Z_ERRNO ? strerror(errno) : msg);
+    size_t k = strlen(path); /* zlib prefixes its message with the path */
+    if (!strncmp(msg, path, k) && !strncmp(msg + k, ": ", 2)) msg += k + 2;
+    /* zlib decompresses ahead, so a corrupt stream cannot be pinned on `what` */
+    if (code == Z_DATA_ERROR || code == Z_MEM_ERROR)
+        em__error(OP ": %s: corrupt gzip data: %s", path, msg);
+    else if (code == Z_ERRNO)
+        em__error(OP ": %s: read error: %s", path, strerror(errno));
     else if (want > 0)
         em__error(OP ": %s: truncated: the %s needs %lld bytes, the file holds %lld", path, what, (long long)want,
                   (long long)(got > 0 ? got : 0));
@@ -159,10 +163,14 @@ em_tensor *em_load_idx(const char *path) {
         goto fail;
     }
     uint8_t extra;
-    int r = gzread(f, &extra, 1); /* also makes zlib check the gzip trailer */
-    if (r != 0) {
-        if (r < 0) short_read(f, path, "gzip trailer", 0, 0);
-        else em__error(OP ": %s: more data than the header's %s %s elements", path, sb, ty->name);
+    int r = gzread(f, &extra, 1), code = Z_OK; /* also makes zlib check the gzip trailer */
+    gzerror(f, &code);
+    if (r > 0) {
+        em__error(OP ": %s: more data than the header's %s %s elements", path, sb, ty->name);
+        goto fail;
+    }
+    if (r < 0 || code != Z_OK) {
+        short_read(f, path, "gzip trailer", 0, 0);
         goto fail;
     }
     convert(t->data, numel, ty);

@@ -97,8 +97,9 @@ typedef void (*ew_row_fn)(void *out, const void *const *in, const int64_t *s, in
 #define E_LOGICAL_NOT(C, T, U, MN, MX, x, f) (!(x))
 /* min(max(x, lo), hi); NaN passes through. Integer bounds round inward and
  * saturate to the dtype's range. */
-#define E_CLIP(C, T, U, MN, MX, x, f) \
-    (CLIP_LO(C, T, U, MN, MX, x, f) > HI_##C(T, MN, MX, (f)[1]) ? HI_##C(T, MN, MX, (f)[1]) : CLIP_LO(C, T, U, MN, MX, x, f))
+#define E_CLIP(C, T, U, MN, MX, x, f)                                                                                  \
+    (CLIP_LO(C, T, U, MN, MX, x, f) > HI_##C(T, MN, MX, (f)[1]) ? HI_##C(T, MN, MX, (f)[1])                            \
+                                                                : CLIP_LO(C, T, U, MN, MX, x, f))
 #define CLIP_LO(C, T, U, MN, MX, x, f) ((x) < LO_##C(T, MN, MX, (f)[0]) ? LO_##C(T, MN, MX, (f)[0]) : (x))
 #define LO_FLT(T, MN, MX, v) ((T)(v))
 #define HI_FLT(T, MN, MX, v) ((T)(v))
@@ -107,8 +108,7 @@ typedef void (*ew_row_fn)(void *out, const void *const *in, const int64_t *s, in
 #define LO_UNS LO_SGN
 #define HI_UNS HI_SGN
 /* A float to an integer type: truncates toward zero, saturates, NaN is 0. */
-#define SAT(T, MN, MX, v) \
-    (isnan(v) ? (T)0 : (v) <= (double)(MN) ? (T)(MN) : (v) >= (double)(MX) ? (T)(MX) : (T)(v))
+#define SAT(T, MN, MX, v) (isnan(v) ? (T)0 : (v) <= (double)(MN) ? (T)(MN) : (v) >= (double)(MX) ? (T)(MX) : (T)(v))
 
 /* Casts to class C from class SC: float to integer saturates (SAT), integer
  * to integer wraps, anything to or from bool goes through x != 0. */
@@ -132,61 +132,59 @@ typedef void (*ew_row_fn)(void *out, const void *const *in, const int64_t *s, in
 
 /* ---- row functions ---- */
 
-#define EW_ROW1(name, TO, TI, F, ...)                                                                 \
-    static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) { \
-        TO *restrict o = out;                                                                         \
-        const TI *restrict a = in[0];                                                                 \
-        const int64_t sa = s[0];                                                                      \
-        (void)f;                                                                                      \
-        if (sa == 1) {                                                                                \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, a[i], f);                   \
-        } else {                                                                                      \
-            for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, a[i * sa], f);                      \
-        }                                                                                             \
+#define EW_ROW1(name, TO, TI, F, ...)                                                                                  \
+    static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {                 \
+        TO *restrict o = out;                                                                                          \
+        const TI *restrict a = in[0];                                                                                  \
+        const int64_t sa = s[0];                                                                                       \
+        (void)f;                                                                                                       \
+        if (sa == 1) {                                                                                                 \
+            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, a[i], f);                                    \
+        } else {                                                                                                       \
+            for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, a[i * sa], f);                                       \
+        }                                                                                                              \
     }
 
-#define EW_ROW2(name, TO, T, F, ...)                                                                  \
-    static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) { \
-        TO *restrict o = out;                                                                         \
-        const T *restrict a = in[0], *restrict b = in[1];                                             \
-        const int64_t sa = s[0], sb = s[1];                                                           \
-        (void)f;                                                                                      \
-        if (sa == 1 && sb == 1) {                                                                     \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, a[i], b[i]);                \
-        } else if (sa == 1 && sb == 0) {                                                             \
-            const T y = b[0];                                                                         \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, a[i], y);                   \
-        } else if (sa == 0 && sb == 1) {                                                             \
-            const T x = a[0];                                                                         \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, x, b[i]);                   \
-        } else {                                                                                      \
-            for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, a[i * sa], b[i * sb]);              \
-        }                                                                                             \
+#define EW_ROW2(name, TO, T, F, ...)                                                                                   \
+    static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {                 \
+        TO *restrict o = out;                                                                                          \
+        const T *restrict a = in[0], *restrict b = in[1];                                                              \
+        const int64_t sa = s[0], sb = s[1];                                                                            \
+        (void)f;                                                                                                       \
+        if (sa == 1 && sb == 1) {                                                                                      \
+            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, a[i], b[i]);                                 \
+        } else if (sa == 1 && sb == 0) {                                                                               \
+            const T y = b[0];                                                                                          \
+            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, a[i], y);                                    \
+        } else if (sa == 0 && sb == 1) {                                                                               \
+            const T x = a[0];                                                                                          \
+            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, x, b[i]);                                    \
+        } else {                                                                                                       \
+            for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, a[i * sa], b[i * sb]);                               \
+        }                                                                                                              \
     }
 
-#define DEF_UNARY(E, sfx, T, U, C, MN, MX, op, OUT, F) \
-    EW_ROW1(row_##op##_##sfx, OUT_##OUT(T), T, F, C, T, U, MN, MX)
-#define DEF_BINARY(E, sfx, T, U, C, MN, MX, op, OUT, F) \
-    EW_ROW2(row_##op##_##sfx, OUT_##OUT(T), T, F, C, T, U, MN, MX)
+#define DEF_UNARY(E, sfx, T, U, C, MN, MX, op, OUT, F) EW_ROW1(row_##op##_##sfx, OUT_##OUT(T), T, F, C, T, U, MN, MX)
+#define DEF_BINARY(E, sfx, T, U, C, MN, MX, op, OUT, F) EW_ROW2(row_##op##_##sfx, OUT_##OUT(T), T, F, C, T, U, MN, MX)
 /* cond (bool) picks a or b; a scalar a or b (stride 0) keeps the loop vectorized. */
-#define DEF_WHERE(E, sfx, T, U, C, MN, MX, op, OUT, F)                                                         \
-    static void row_##op##_##sfx(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) { \
-        T *restrict o = out;                                                                                   \
-        const uint8_t *restrict k = in[0];                                                                     \
-        const T *restrict a = in[1], *restrict b = in[2];                                                      \
-        const int64_t sk = s[0], sa = s[1], sb = s[2];                                                         \
-        (void)f;                                                                                               \
-        if (sk == 1 && sa == 1 && sb == 1) {                                                                   \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = k[i] ? a[i] : b[i];                                 \
-        } else if (sk == 1 && sa == 1 && sb == 0) {                                                            \
-            const T y = b[0];                                                                                  \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = k[i] ? a[i] : y;                                    \
-        } else if (sk == 1 && sa == 0 && sb == 1) {                                                            \
-            const T x = a[0];                                                                                  \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = k[i] ? x : b[i];                                    \
-        } else {                                                                                               \
-            for (int64_t i = 0; i < n; i++) o[i] = k[i * sk] ? a[i * sa] : b[i * sb];                          \
-        }                                                                                                      \
+#define DEF_WHERE(E, sfx, T, U, C, MN, MX, op, OUT, F)                                                                 \
+    static void row_##op##_##sfx(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {     \
+        T *restrict o = out;                                                                                           \
+        const uint8_t *restrict k = in[0];                                                                             \
+        const T *restrict a = in[1], *restrict b = in[2];                                                              \
+        const int64_t sk = s[0], sa = s[1], sb = s[2];                                                                 \
+        (void)f;                                                                                                       \
+        if (sk == 1 && sa == 1 && sb == 1) {                                                                           \
+            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = k[i] ? a[i] : b[i];                                         \
+        } else if (sk == 1 && sa == 1 && sb == 0) {                                                                    \
+            const T y = b[0];                                                                                          \
+            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = k[i] ? a[i] : y;                                            \
+        } else if (sk == 1 && sa == 0 && sb == 1) {                                                                    \
+            const T x = a[0];                                                                                          \
+            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = k[i] ? x : b[i];                                            \
+        } else {                                                                                                       \
+            for (int64_t i = 0; i < n; i++) o[i] = k[i * sk] ? a[i * sa] : b[i * sb];                                  \
+        }                                                                                                              \
     }
 #define EW_ROW_ENTRY(E, sfx, T, U, C, MN, MX, op) [E] = row_##op##_##sfx,
 
@@ -197,9 +195,10 @@ static int unsupported(const em_call *c, const ew_row_fn *rows, const em_tensor 
     size_t at = 0;
     ok[0] = '\0';
     for (int d = 0; d < EM_DTYPE_COUNT; d++)
-        if (rows[d] && at < sizeof ok) at += (size_t)snprintf(ok + at, sizeof ok - at, "%s%s", at ? ", " : "", em_dtype_name((em_dtype)d));
-    return em__op_error(c, "dtype %s (input of shape %s) is not supported; expected %s", em_dtype_name((em_dtype)x->dtype),
-                        em__tshape(x, b, sizeof b), ok);
+        if (rows[d] && at < sizeof ok)
+            at += (size_t)snprintf(ok + at, sizeof ok - at, "%s%s", at ? ", " : "", em_dtype_name((em_dtype)d));
+    return em__op_error(c, "dtype %s (input of shape %s) is not supported; expected %s",
+                        em_dtype_name((em_dtype)x->dtype), em__tshape(x, b, sizeof b), ok);
 }
 
 /* Unary, binary and where (cond, a, b): the value inputs share one dtype that
@@ -212,8 +211,9 @@ static int ew_infer(const em_call *c, const ew_row_fn *rows, bool to_bool, em_dt
                             em__tshape(c->in[0], b1, sizeof b1));
     if (c->n >= 2 && c->in[c->n - 2]->dtype != x->dtype) {
         const em_tensor *w = c->in[c->n - 2];
-        return em__op_error(c, "dtypes differ: %s %s vs %s %s (convert one with em_cast)", em_dtype_name((em_dtype)w->dtype),
-                            em__tshape(w, b1, sizeof b1), em_dtype_name((em_dtype)x->dtype), em__tshape(x, b2, sizeof b2));
+        return em__op_error(c, "dtypes differ: %s %s vs %s %s (convert one with em_cast)",
+                            em_dtype_name((em_dtype)w->dtype), em__tshape(w, b1, sizeof b1),
+                            em_dtype_name((em_dtype)x->dtype), em__tshape(x, b2, sizeof b2));
     }
     if (!rows[x->dtype]) return unsupported(c, rows, x);
     *dtype = to_bool ? EM_BOOL : (em_dtype)x->dtype;
@@ -263,12 +263,12 @@ static void ew_run(const em_call *c, em_tensor *out, ew_row_fn row) {
 }
 
 /* One op's rows for the dtypes of LIST, its shape rule and its kernel. */
-#define EW_DEFINE(op, LIST, OUT, DEF, F)                                                                  \
-    LIST(DEF, op, OUT, F)                                                                                 \
-    static const ew_row_fn rows_##op[EM_DTYPE_COUNT] = {LIST(EW_ROW_ENTRY, op)};                          \
-    static int infer_##op(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {                 \
-        return ew_infer(c, rows_##op, OUT_IS_BOOL_##OUT, dtype, ndim, shape);                             \
-    }                                                                                                     \
+#define EW_DEFINE(op, LIST, OUT, DEF, F)                                                                               \
+    LIST(DEF, op, OUT, F)                                                                                              \
+    static const ew_row_fn rows_##op[EM_DTYPE_COUNT] = {LIST(EW_ROW_ENTRY, op)};                                       \
+    static int infer_##op(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {                              \
+        return ew_infer(c, rows_##op, OUT_IS_BOOL_##OUT, dtype, ndim, shape);                                          \
+    }                                                                                                                  \
     static void cpu_##op(const em_call *c, em_tensor *out) { ew_run(c, out, rows_##op[c->in[c->n - 1]->dtype]); }
 
 EW_DEFINE(add, EW_NUMERIC, SAME, DEF_BINARY, E_ADD)
@@ -330,7 +330,8 @@ static const ew_row_fn cast_rows[EM_DTYPE_COUNT][EM_DTYPE_COUNT] = {
 };
 
 static int infer_cast(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
-    if (c->a->dtype < 0 || c->a->dtype >= EM_DTYPE_COUNT) return em__op_error(c, "invalid target dtype %d", c->a->dtype);
+    if (c->a->dtype < 0 || c->a->dtype >= EM_DTYPE_COUNT)
+        return em__op_error(c, "invalid target dtype %d", c->a->dtype);
     *dtype = (em_dtype)c->a->dtype;
     return em__broadcast_shapes(c, ndim, shape);
 }
@@ -345,23 +346,23 @@ static em_tensor *K(const em_tensor *x, double v) { return em_scalar((em_dtype)x
 /* g summed back over the axes along which x was broadcast. */
 static em_tensor *unbroadcast(em_tensor *g, const em_tensor *x) { return em__sum_to_shape(g, x->ndim, x->shape); }
 
-#define UNARY_GRAD(op, expr)                                                                                  \
-    static int grad_##op(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) { \
-        em_tensor *x = c->in[0];                                                                              \
-        (void)out, (void)x, (void)g, (void)need;                                                                     \
-        gin[0] = (expr);                                                                                      \
-        return gin[0] ? 0 : -1;                                                                               \
+#define UNARY_GRAD(op, expr)                                                                                           \
+    static int grad_##op(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {          \
+        em_tensor *x = c->in[0];                                                                                       \
+        (void)out, (void)x, (void)g, (void)need;                                                                       \
+        gin[0] = (expr);                                                                                               \
+        return gin[0] ? 0 : -1;                                                                                        \
     }
 
 /* Binary rules: ga and gb have the broadcast output's shape, then are summed
  * down to each input's shape; only the needed ones are built. */
-#define BINARY_GRAD(op, ga, gb)                                                                               \
-    static int grad_##op(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) { \
-        em_tensor *a = c->in[0], *b = c->in[1];                                                               \
-        (void)out;                                                                                            \
-        if (need[0] && !(gin[0] = unbroadcast((ga), a))) return -1;                                           \
-        if (need[1] && !(gin[1] = unbroadcast((gb), b))) return -1;                                           \
-        return 0;                                                                                             \
+#define BINARY_GRAD(op, ga, gb)                                                                                        \
+    static int grad_##op(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {          \
+        em_tensor *a = c->in[0], *b = c->in[1];                                                                        \
+        (void)out;                                                                                                     \
+        if (need[0] && !(gin[0] = unbroadcast((ga), a))) return -1;                                                    \
+        if (need[1] && !(gin[1] = unbroadcast((gb), b))) return -1;                                                    \
+        return 0;                                                                                                      \
     }
 
 /* log(a) where a > 0 and 0 elsewhere, without evaluating log at a <= 0. */
@@ -424,13 +425,13 @@ static int grad_cast(const em_call *c, em_tensor *out, em_tensor *g, const bool 
 
 /* ---- the table ---- */
 
-#define EW_OP(OP, op, nin, grad_fn, extra_flags)                                                         \
-    [EM_OP_##OP - EM_OPS_ELEMENTWISE_BEGIN] = {.name = #op,                                                \
-                                              .arity = nin,                                              \
-                                              .flags = EM_OPF_STRIDED | (extra_flags),                     \
-                                              .infer = infer_##op,                                         \
-                                              .cpu = cpu_##op,                                             \
-                                              .grad = grad_fn}
+#define EW_OP(OP, op, nin, grad_fn, extra_flags)                                                                       \
+    [EM_OP_##OP - EM_OPS_ELEMENTWISE_BEGIN] = {.name = #op,                                                            \
+                                               .arity = nin,                                                           \
+                                               .flags = EM_OPF_STRIDED | (extra_flags),                                \
+                                               .infer = infer_##op,                                                    \
+                                               .cpu = cpu_##op,                                                        \
+                                               .grad = grad_fn}
 #define EW_DIFF(OP, op, nin) EW_OP(OP, op, nin, grad_##op, 0)
 #define EW_NONDIFF(OP, op, nin) EW_OP(OP, op, nin, NULL, EM_OPF_NONDIFF)
 
@@ -490,9 +491,9 @@ static em_tensor *binary(em_op op, em_tensor *a, em_tensor *b) {
     return em__apply(op, 2, in, &(em_attrs){0});
 }
 
-#define EW_PUBLIC_BINARY(OP, op) \
+#define EW_PUBLIC_BINARY(OP, op)                                                                                       \
     em_tensor *em_##op(em_tensor *a, em_tensor *b) { return binary(EM_OP_##OP, a, b); }
-#define EW_PUBLIC_UNARY(OP, op) \
+#define EW_PUBLIC_UNARY(OP, op)                                                                                        \
     em_tensor *em_##op(em_tensor *x) { return unary(EM_OP_##OP, x, &(em_attrs){0}); }
 
 EW_PUBLIC_BINARY(ADD, add)

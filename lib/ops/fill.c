@@ -1,7 +1,8 @@
-/* fill_like: a tensor of x's shape and dtype with every element set. It is an
- * op, not a constant, so that a traced graph gives it the shape x has at run
- * time (the tape seeds and zero gradients use it). No gradient flows through
- * it: its value does not depend on x's values. */
+/* Ops whose values depend on their input's shape alone, not on its values:
+ * fill_like (the tape's seeds and zero gradients) and count_elements (the
+ * divisor of mean). They are ops, not constants, so that a traced graph fed
+ * another size of an unknown dimension computes them for the size it has at
+ * run time. No gradient flows through them. */
 #include "../internal.h"
 
 static int fill_like_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
@@ -14,13 +15,36 @@ static int fill_like_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t
 
 static void fill_like_cpu(const em_call *c, em_tensor *out) { em__fill_raw(out, c->a->f[0]); }
 
-/* attrs: f[0] = the value */
+static int count_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    (void)shape;
+    *dtype = (em_dtype)c->in[0]->dtype;
+    *ndim = 0;
+    return 0;
+}
+
+static void count_cpu(const em_call *c, em_tensor *out) {
+    const em_tensor *x = c->in[0];
+    int64_t n = 1;
+    for (int d = 0; d < x->ndim; d++)
+        if ((uint64_t)c->a->i[0] >> d & 1u) n *= x->shape[d];
+    em__write(out->data, (em_dtype)out->dtype, (double)n);
+}
+
 const em_op_def em_ops_fill[] = {
+    /* attrs: f[0] = the value */
     [EM_OP_FILL_LIKE - EM_OPS_FILL_BEGIN] = {.name = "fill_like", .arity = 1, .flags = EM_OPF_CUT | EM_OPF_STRIDED,
                                              .infer = fill_like_infer, .cpu = fill_like_cpu},
+    /* attrs: i[0] = bitmask of the counted axes */
+    [EM_OP_COUNT_ELEMENTS - EM_OPS_FILL_BEGIN] = {.name = "count_elements", .arity = 1,
+                                                  .flags = EM_OPF_CUT | EM_OPF_STRIDED, .infer = count_infer,
+                                                  .cpu = count_cpu},
 };
 EM_OP_TABLE_CHECK(fill, EM_OPS_FILL_BEGIN, EM_OPS_FILL_END);
 
 em_tensor *em_fill_like(em_tensor *x, double value) {
     return em__apply(EM_OP_FILL_LIKE, 1, &x, &(em_attrs){.f = {value}});
+}
+
+em_tensor *em__count(em_tensor *x, int64_t axes_mask) {
+    return em__apply(EM_OP_COUNT_ELEMENTS, 1, &x, &(em_attrs){.i = {axes_mask}, .ni = 1});
 }

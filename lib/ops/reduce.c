@@ -240,7 +240,9 @@ static int reduce_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *s
     uint64_t mask = (uint64_t)c->a->i[0];
     em_op op = op_of(c);
     char b[160];
-    if (mask >> x->ndim) return em__op_error(c, "axes mask %#" PRIx64 " exceeds the rank %d of input %s", mask, x->ndim, em__tshape(x, b, sizeof b));
+    if (mask >> x->ndim)
+        return em__op_error(c, "axes mask %#" PRIx64 " exceeds the rank %d of input %s", mask, x->ndim,
+                            em__tshape(x, b, sizeof b));
     if (x->dtype == EM_BOOL || (op == EM_OP_LOG_SUM_EXP && !em__is_float((em_dtype)x->dtype)))
         return em__op_error(c, "input of dtype %s is not supported (%s)", em_dtype_name((em_dtype)x->dtype),
                             op == EM_OP_LOG_SUM_EXP ? "float32 or float64" : "a numeric dtype; cast bool first");
@@ -380,15 +382,12 @@ em_tensor *em_log_sum_exp(em_tensor *x, int naxes, const int *axes, bool keepdim
 em_tensor *em_argmax(em_tensor *x, int axis) { return reduce(EM_OP_ARGMAX, x, EM_AXES(axis), false); }
 em_tensor *em_argmin(em_tensor *x, int axis) { return reduce(EM_OP_ARGMIN, x, EM_AXES(axis), false); }
 
-/* sum / count; integer means truncate (like TensorFlow); an empty float mean is NaN. */
+/* sum / count; integer means truncate (like TensorFlow); an empty float mean
+ * is NaN. The count is an op (em__count), so a traced graph fed another batch
+ * size divides by the count it has at run time. */
 em_tensor *em_mean(em_tensor *x, int naxes, const int *axes, bool keepdims) {
     if (!x) return em__null_input("mean");
     int64_t mask = axes_mask("mean", x, naxes, axes);
     if (mask < 0) return NULL;
-    int64_t count = 1;
-    for (int d = 0; d < x->ndim; d++)
-        if (mask >> d & 1) count *= x->shape[d];
-    em_tensor *s = em_sum(x, naxes, axes, keepdims);
-    if (!s) return NULL;
-    return em_div(s, em_scalar((em_dtype)x->dtype, (double)count));
+    return em_div(em_sum(x, naxes, axes, keepdims), em__count(x, mask));
 }
