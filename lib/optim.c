@@ -371,33 +371,32 @@ typedef struct {
     bool nesterov, centered;
 } upd;
 
+/* Each loop is elementwise (no element depends on another), so `omp simd`
+ * is safe even when a gradient is its own variable. */
+#define SIMD _Pragma("omp simd")
 #define KERNELS(T, SQRT, SUF)                                                                         \
     static void sgd_##SUF(void *c_, int64_t b, int64_t e) {                                           \
         const upd *c = c_;                                                                            \
         T *w = c->w;                                                                                  \
         const T *g = c->g, lr = (T)c->lr;                                                             \
-        for (int64_t i = b; i < e; i++) w[i] -= lr * g[i];                                            \
+        SIMD for (int64_t i = b; i < e; i++) w[i] -= lr * g[i];                                       \
     }                                                                                                 \
     static void momentum_##SUF(void *c_, int64_t b, int64_t e) {                                      \
         const upd *c = c_;                                                                            \
         T *w = c->w, *a = c->s0;                                                                      \
         const T *g = c->g, lr = (T)c->lr, mu = (T)c->momentum;                                        \
-        if (c->nesterov)                                                                              \
-            for (int64_t i = b; i < e; i++) {                                                         \
-                a[i] = a[i] * mu + g[i];                                                              \
-                w[i] -= g[i] * lr + a[i] * mu * lr;                                                   \
-            }                                                                                         \
-        else                                                                                          \
-            for (int64_t i = b; i < e; i++) {                                                         \
-                a[i] = a[i] * mu + g[i];                                                              \
-                w[i] -= lr * a[i];                                                                    \
-            }                                                                                         \
+        /* nesterov: var -= g * lr + accum * momentum * lr; else var -= accum * lr */                 \
+        const T ga = c->nesterov ? lr : 0, aa = c->nesterov ? mu * lr : lr;                           \
+        SIMD for (int64_t i = b; i < e; i++) {                                                        \
+            a[i] = a[i] * mu + g[i];                                                                  \
+            w[i] -= g[i] * ga + a[i] * aa;                                                            \
+        }                                                                                             \
     }                                                                                                 \
     static void adagrad_##SUF(void *c_, int64_t b, int64_t e) {                                       \
         const upd *c = c_;                                                                            \
         T *w = c->w, *a = c->s0;                                                                      \
         const T *g = c->g, lr = (T)c->lr;                                                             \
-        for (int64_t i = b; i < e; i++) {                                                             \
+        SIMD for (int64_t i = b; i < e; i++) {                                                        \
             a[i] += g[i] * g[i];                                                                      \
             w[i] -= lr * g[i] / SQRT(a[i]);                                                           \
         }                                                                                             \
@@ -406,38 +405,39 @@ typedef struct {
         const upd *c = c_;                                                                            \
         T *w = c->w, *ga = c->s0, *g2 = c->s1;                                                        \
         const T *g = c->g, lr = (T)c->lr, l1t = (T)c->l1t, l2tlr = (T)c->l2tlr;                       \
-        for (int64_t i = b; i < e; i++) {                                                             \
+        /* l1 = 0 leaves the sum as is: shrinking by 0 keeps |sum| and its sign */                    \
+        SIMD for (int64_t i = b; i < e; i++) {                                                        \
             ga[i] += g[i];                                                                            \
             g2[i] += g[i] * g[i];                                                                     \
-            T num = ga[i];                                                                            \
-            if (l1t > 0) {                                                                            \
-                T m = (num < 0 ? -num : num) - l1t;                                                   \
-                num = m > 0 ? (num < 0 ? -m : m) : 0;                                                 \
-            }                                                                                         \
-            w[i] = -lr * num / (l2tlr + SQRT(g2[i]));                                                 \
+            T mag = (ga[i] < 0 ? -ga[i] : ga[i]) - l1t;                                               \
+            mag = mag > 0 ? mag : 0;                                                                  \
+            w[i] = -lr * (ga[i] < 0 ? -mag : mag) / (l2tlr + SQRT(g2[i]));                            \
         }                                                                                             \
     }                                                                                                 \
     static void rmsprop_##SUF(void *c_, int64_t b, int64_t e) {                                       \
         const upd *c = c_;                                                                            \
         T *w = c->w, *ms = c->s0, *mom = c->s1, *mg = c->s2;                                          \
         const T *g = c->g, lr = (T)c->lr, rho1 = (T)c->rho1, mu = (T)c->momentum, eps = (T)c->epsilon; \
-        for (int64_t i = b; i < e; i++) {                                                             \
-            ms[i] += (g[i] * g[i] - ms[i]) * rho1;                                                    \
-            T d = ms[i];                                                                              \
-            if (c->centered) {                                                                        \
+        if (c->centered)                                                                              \
+            SIMD for (int64_t i = b; i < e; i++) {                                                    \
+                ms[i] += (g[i] * g[i] - ms[i]) * rho1;                                                \
                 mg[i] += (g[i] - mg[i]) * rho1;                                                       \
-                d -= mg[i] * mg[i];                                                                   \
+                mom[i] = mom[i] * mu + lr * g[i] / SQRT(ms[i] - mg[i] * mg[i] + eps);                 \
+                w[i] -= mom[i];                                                                       \
             }                                                                                         \
-            mom[i] = mom[i] * mu + lr * g[i] / SQRT(d + eps);                                         \
-            w[i] -= mom[i];                                                                           \
-        }                                                                                             \
+        else                                                                                          \
+            SIMD for (int64_t i = b; i < e; i++) {                                                    \
+                ms[i] += (g[i] * g[i] - ms[i]) * rho1;                                                \
+                mom[i] = mom[i] * mu + lr * g[i] / SQRT(ms[i] + eps);                                 \
+                w[i] -= mom[i];                                                                       \
+            }                                                                                         \
     }                                                                                                 \
     static void adam_##SUF(void *c_, int64_t b, int64_t e) {                                          \
         const upd *c = c_;                                                                            \
         T *w = c->w, *m = c->s0, *v = c->s1;                                                          \
         const T *g = c->g, lr = (T)c->lr, b1c = (T)c->beta1c, b2c = (T)c->beta2c, eps = (T)c->epsilon, \
                 keep = (T)c->keep;                                                                    \
-        for (int64_t i = b; i < e; i++) {                                                             \
+        SIMD for (int64_t i = b; i < e; i++) {                                                        \
             m[i] += (g[i] - m[i]) * b1c;                                                              \
             v[i] += (g[i] * g[i] - v[i]) * b2c;                                                       \
             w[i] = w[i] * keep - lr * m[i] / (SQRT(v[i]) + eps);                                      \

@@ -13,11 +13,14 @@
 typedef struct record {
     em_op op;
     int n;
-    em_tensor **in; /* points at small[] for up to 3 inputs */
-    em_tensor *small[3];
+    em_tensor *small[3]; /* the inputs when there are at most 3 */
+    em_tensor **heap;    /* the inputs otherwise */
     em_tensor *out;
     em_attrs a;
 } record;
+
+/* Records move when the tape grows, so inputs are found, not pointed to. */
+static em_tensor **inputs(record *r) { return r->n <= 3 ? r->small : r->heap; }
 
 struct em_tape {
     record *recs;
@@ -51,12 +54,12 @@ int em__tape_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, em
             tp->cap = cap;
         }
         record *r = &tp->recs[tp->n];
-        r->in = n <= 3 ? r->small : malloc(sizeof(em_tensor *) * (size_t)n);
-        if (!r->in) goto oom;
-        r->op = op;
         r->n = n;
+        r->heap = n <= 3 ? NULL : malloc(sizeof(em_tensor *) * (size_t)n);
+        if (n > 3 && !r->heap) goto oom;
+        r->op = op;
         for (int i = 0; i < n; i++) {
-            r->in[i] = in[i];
+            inputs(r)[i] = in[i];
             em__retain(in[i]);
         }
         r->out = out;
@@ -73,8 +76,8 @@ oom:
 static void clear_records(em_tape *tp) {
     for (int64_t i = 0; i < tp->n; i++) {
         record *r = &tp->recs[i];
-        for (int k = 0; k < r->n; k++) em__unref(r->in[k]);
-        if (r->in != r->small) free(r->in);
+        for (int k = 0; k < r->n; k++) em__unref(inputs(r)[k]);
+        free(r->heap);
         em__unref(r->out);
     }
     free(tp->recs);
@@ -179,7 +182,7 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
         record *rec = &tp->recs[r];
         if (em__op_def(rec->op)->flags & EM_OPF_CUT) continue;
         for (int i = 0; i < rec->n; i++)
-            if (tmap_get(&m, rec->in[i])) {
+            if (tmap_get(&m, inputs(rec)[i])) {
                 if (!tmap_put(&m, rec->out)) goto oom;
                 break;
             }
@@ -210,8 +213,8 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
         }
         bool any = false;
         for (int i = 0; i < rec->n; i++) {
-            slot *si = tmap_get(&m, rec->in[i]);
-            bool is_float = em__is_float((em_dtype)rec->in[i]->dtype);
+            slot *si = tmap_get(&m, inputs(rec)[i]);
+            bool is_float = em__is_float((em_dtype)inputs(rec)[i]->dtype);
             need[i] = differentiable && si && is_float;
             any |= need[i];
             gin[i] = NULL;
@@ -222,12 +225,12 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
         }
         int rc = 0;
         if (any) {
-            em_call c = {d, rec->n, rec->in, &rec->a};
+            em_call c = {d, rec->n, inputs(rec), &rec->a};
             rc = d->grad(&c, rec->out, so->grad, need, gin);
         }
         for (int i = 0; rc == 0 && i < rec->n; i++) {
             if (!need[i] || !gin[i]) continue;
-            em_tensor *x = rec->in[i];
+            em_tensor *x = inputs(rec)[i];
             if (!em_shape_equal(em__shape_of(gin[i]), em__shape_of(x)) || gin[i]->dtype != x->dtype) {
                 em__error("gradients: the gradient rule of '%s' gave %s %s for input %d of %s %s", d->name,
                           em_dtype_name((em_dtype)gin[i]->dtype), em__tshape(gin[i], b1, sizeof b1), i,
