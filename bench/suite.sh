@@ -9,13 +9,14 @@
 #   EMBER_BENCH_THREADS=1 EMBER_BENCH_TIME=0.5 bench/suite.sh
 #
 # EMBER_BENCH_THREADS: threads for both (default: all cores); EMBER_BENCH_TIME:
-# seconds of sampling per row (default 0.3). About 2 minutes on 2 cores.
+# seconds of sampling per row (default 0.3); EMBER_BENCH_PYTHON: the Python
+# that imports torch (default /usr/bin/python3). About 2 minutes on 2 cores.
 set -u
 cd "$(dirname "$0")/.."
 tool=${EMBER_BUILD:-build}/ember-bench
 threads=${EMBER_BENCH_THREADS:-$(nproc)}
 time_s=${EMBER_BENCH_TIME:-0.3}
-py=/usr/bin/python3
+py=${EMBER_BENCH_PYTHON:-/usr/bin/python3} # Debian's python3-torch is importable by this one only
 if [ ! -x "$tool" ]; then
     echo "bench/suite.sh: $tool is not built (run: make $tool)" >&2
     exit 1
@@ -78,15 +79,15 @@ EOF
 
 # Joins ember-bench's and torch_ops.py's JSON lines row by row.
 join_rows() {
-    awk -v torch="$2" '
+    awk -v torch="$2" -v tfile="$tmp/torch" '
     function get(s, key,   m) {
-        if (!match(s, "\"" key "\": ?[^,}]*")) return ""
+        if (!match(s, "\"" key "\": ?(\"[^\"]*\"|[^,}]*)")) return ""
         m = substr(s, RSTART, RLENGTH)
         sub(/^"[^"]*": ?/, "", m)
         gsub(/"/, "", m)
         return m
     }
-    NR == FNR { t[FNR] = $0; next }
+    BEGIN { while ((getline line < tfile) > 0) t[++nt] = line }
     {
         op = get($0, "op"); shape = get($0, "shape"); pass = get($0, "pass")
         e = get($0, "median_us"); g = get($0, "gflops")
@@ -103,7 +104,7 @@ join_rows() {
         }
         printf "%-12s %-36s %-16s %12.2f %12s %8s %9s %s\n", op, shape, pass, e,
                (tm == "" || tm == "null") ? "-" : sprintf("%.2f", tm), ratio, g == "null" ? "-" : sprintf("%.2f", g), note
-    }' "$tmp/torch" "$1"
+    }' "$1"
 }
 
 export RATIOS="$tmp/ratios"

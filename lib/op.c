@@ -18,6 +18,7 @@ static const struct {
     {EM_OPS_NN_BEGIN, EM_OPS_NN_END, em_ops_nn},
     {EM_OPS_RANDOM_BEGIN, EM_OPS_RANDOM_END, em_ops_random},
     {EM_OPS_FILL_BEGIN, EM_OPS_FILL_END, em_ops_fill},
+    {EM_OPS_OPTIM_BEGIN, EM_OPS_OPTIM_END, em_ops_optim},
 };
 
 const em_op_def *em__op_def(em_op op) {

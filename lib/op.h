@@ -114,7 +114,12 @@ typedef enum em_op {
     EM_OP_COUNT_ELEMENTS,
     EM_OPS_FILL_END,
 
-    EM_OP_COUNT = EM_OPS_FILL_END
+    /* optim.c */
+    EM_OPS_OPTIM_BEGIN = EM_OPS_FILL_END,
+    EM_OP_APPLY_UPDATES = EM_OPS_OPTIM_BEGIN,
+    EM_OPS_OPTIM_END,
+
+    EM_OP_COUNT = EM_OPS_OPTIM_END
 } em_op;
 
 /* Attributes of one op call. Each op's row says which fields it uses. */
@@ -175,6 +180,7 @@ extern const em_op_def em_ops_shape[EM_OPS_SHAPE_END - EM_OPS_SHAPE_BEGIN];
 extern const em_op_def em_ops_nn[EM_OPS_NN_END - EM_OPS_NN_BEGIN];
 extern const em_op_def em_ops_random[EM_OPS_RANDOM_END - EM_OPS_RANDOM_BEGIN];
 extern const em_op_def em_ops_fill[EM_OPS_FILL_END - EM_OPS_FILL_BEGIN];
+extern const em_op_def em_ops_optim[EM_OPS_OPTIM_END - EM_OPS_OPTIM_BEGIN];
 
 /* Placed after a family's table `const em_op_def em_ops_<family>[] = {[EM_OP_X -
  * BEGIN] = {...}, ...};` to state that the table and the enum range have the

@@ -36,8 +36,12 @@
  *   - AdagradDA has no PyTorch counterpart; t is TF's global_step + 1.
  *
  * The step count and the learning rate are float64 scalar variables read at
- * each update (so a replayed graph sees current values); the updates run as
- * one fused pass over each variable's memory, not through ops. */
+ * each update (so a replayed graph sees current values). One apply is one op,
+ * apply_updates, whose kernel runs one fused pass over each variable's memory:
+ * eager calls run it at once, a trace records it like any op, and a graph
+ * replays it (reading the schedule, step and rate at run time). Scalar
+ * coefficients (1 - beta, Adam's bias-corrected rate) are computed in double
+ * before the float32 loops; TF rounds 1 - beta in float32 (1e-5 relative). */
 #include "variable.h"
 
 #include <inttypes.h>
@@ -497,92 +501,125 @@ static int check_pair(int i, em_tensor *g, em_tensor *v) {
                   em__tshape(v, b2, sizeof b2));
         return -1;
     }
-    if (!g->data && g->numel) {
-        em__error("%s: gradient %d is a placeholder with no value", op, i);
-        return -1;
-    }
     return 0;
 }
 
-int em_apply_gradients(em_optimizer *o, int n, em_tensor *const *grads, em_tensor *const *vars) {
+/* apply_updates: inputs step, lr, then per updated variable: the variable,
+ * its gradient and its o->nslots slots. attrs: i[0] = variables, seed = the
+ * optimizer (a graph holding this node must be released before it). The
+ * output is the new step count. */
+static int updates_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    (void)c;
+    (void)shape;
+    *dtype = EM_F64;
+    *ndim = 0;
+    return 0;
+}
+
+static void updates_cpu(const em_call *c, em_tensor *out) {
+    const em_optimizer *o = (const em_optimizer *)(uintptr_t)c->a->seed;
+    double t = *(const double *)c->in[0]->data + 1, lr = *(double *)c->in[1]->data;
+    if (o->schedule) *(double *)c->in[1]->data = lr = em_schedule_value(o->schedule, (int64_t)t - 1);
+    upd u = {
+        .lr = lr,
+        .momentum = o->momentum,
+        /* 1 - beta in double: in float32, 1 - 0.999f is off by 1e-5 relative */
+        .rho1 = 1 - o->decay,
+        .epsilon = o->epsilon,
+        .beta1c = 1 - o->beta1,
+        .beta2c = 1 - o->beta2,
+        .l1t = o->l1 * t,
+        .l2tlr = o->l2 * t * lr,
+        .keep = 1 - lr * o->weight_decay,
+        .nesterov = o->nesterov,
+        .centered = o->centered,
+    };
+    if (o->kind == OPT_ADAM || o->kind == OPT_ADAMW) u.lr = lr * sqrt(1 - pow(o->beta2, t)) / (1 - pow(o->beta1, t));
+    int per = 2 + o->nslots;
+    for (int64_t i = 0; i < c->a->i[0]; i++) {
+        em_tensor *const *in = c->in + 2 + i * per;
+        u.w = in[0]->data;
+        u.g = in[1]->data;
+        u.s0 = o->nslots > 0 ? in[2]->data : NULL;
+        u.s1 = o->nslots > 1 ? in[3]->data : NULL;
+        u.s2 = o->nslots > 2 ? in[4]->data : NULL;
+        em__parallel_for(in[0]->numel, UPDATE_GRAIN, kernels[o->kind][in[0]->dtype == EM_F64], &u);
+    }
+    *(double *)c->in[0]->data = t;
+    *(double *)out->data = t;
+}
+
+const em_op_def em_ops_optim[] = {
+    [EM_OP_APPLY_UPDATES - EM_OPS_OPTIM_BEGIN] = {.name = "apply_updates", .arity = -1,
+                                                  .flags = EM_OPF_INPLACE | EM_OPF_NONDIFF,
+                                                  .infer = updates_infer, .cpu = updates_cpu},
+};
+EM_OP_TABLE_CHECK(optim, EM_OPS_OPTIM_BEGIN, EM_OPS_OPTIM_END);
+
+em_tensor *em_apply_gradients_op(em_optimizer *o, int n, em_tensor *const *grads, em_tensor *const *vars) {
     const char *op = "apply_gradients";
     if (!o) {
         em__error("%s: the optimizer is NULL", op);
-        return -1;
+        return NULL;
     }
     if (n < 1 || !grads || !vars) {
         em__error("%s: needs n >= 1 gradients and variables (n = %d)", op, n);
-        return -1;
+        return NULL;
     }
     int used = 0;
     for (int i = 0; i < n; i++) {
-        if (check_pair(i, grads[i], vars[i])) return -1;
+        if (check_pair(i, grads[i], vars[i])) return NULL;
         used += grads[i] != NULL;
     }
     if (!used) {
         em__error("%s: no gradients provided for any variable (every grad is NULL)", op);
-        return -1;
+        return NULL;
     }
-    /* Everything that can fail happens before the first update. */
-    const void *small[16], **gdata = n <= 16 ? small : malloc(sizeof *gdata * (size_t)n);
-    em_tensor **slots_small[16], ***slots = n <= 16 ? slots_small : malloc(sizeof *slots * (size_t)n);
-    int rc = gdata && slots ? 0 : -1;
-    if (rc) em__error("%s: out of memory", op);
-    for (int i = 0; rc == 0 && i < n; i++) {
+    /* Everything that can fail happens before the update runs. */
+    int per = 2 + o->nslots, nin = 2 + used * per;
+    em_tensor *small[2 + 16 * 5], **in = nin <= (int)(sizeof small / sizeof small[0]) ? small
+                                                                                       : malloc(sizeof *in * (size_t)nin);
+    if (!in) {
+        em__error("%s: out of memory", op);
+        return NULL;
+    }
+    in[0] = o->step;
+    in[1] = o->lr;
+    int at = 2;
+    for (int i = 0; i < n; i++) {
         if (!grads[i]) continue;
-        gdata[i] = em_data(grads[i]);
-        slots[i] = slots_of(o, vars[i]);
-        if (!gdata[i] || !slots[i]) rc = -1;
-    }
-    if (rc == 0) {
-        double t = step_of(o) + 1, lr = *(double *)o->lr->data;
-        if (o->schedule) *(double *)o->lr->data = lr = em_schedule_value(o->schedule, (int64_t)step_of(o));
-        upd c = {
-            .lr = lr,
-            .momentum = o->momentum,
-            /* 1 - beta in double: in float32, 1 - 0.999f is off by 1e-5 relative */
-            .rho1 = 1 - o->decay,
-            .epsilon = o->epsilon,
-            .beta1c = 1 - o->beta1,
-            .beta2c = 1 - o->beta2,
-            .l1t = o->l1 * t,
-            .l2tlr = o->l2 * t * lr,
-            .keep = 1 - lr * o->weight_decay,
-            .nesterov = o->nesterov,
-            .centered = o->centered,
-        };
-        if (o->kind == OPT_ADAM || o->kind == OPT_ADAMW)
-            c.lr = lr * sqrt(1 - pow(o->beta2, t)) / (1 - pow(o->beta1, t));
-        for (int i = 0; i < n; i++) {
-            if (!grads[i]) continue;
-            em_tensor *v = vars[i];
-            c.w = v->data;
-            c.g = gdata[i];
-            c.s0 = o->nslots > 0 ? slots[i][0]->data : NULL;
-            c.s1 = o->nslots > 1 ? slots[i][1]->data : NULL;
-            c.s2 = o->nslots > 2 ? slots[i][2]->data : NULL;
-            em__parallel_for(v->numel, UPDATE_GRAIN, kernels[o->kind][v->dtype == EM_F64], &c);
+        em_tensor **slots = slots_of(o, vars[i]);
+        if (!slots) {
+            if (in != small) free(in);
+            return NULL;
         }
-        *(double *)o->step->data = t;
+        in[at++] = vars[i];
+        in[at++] = grads[i];
+        for (int k = 0; k < o->nslots; k++) in[at++] = slots[k];
     }
-    if (gdata != small) free(gdata);
-    if (slots != slots_small) free(slots);
-    return rc;
+    em_tensor *step = em__apply(EM_OP_APPLY_UPDATES, nin, in,
+                                &(em_attrs){.i = {used}, .ni = 1, .seed = (uint64_t)(uintptr_t)o});
+    if (in != small) free(in);
+    return step;
 }
 
-int em_minimize(em_optimizer *o, em_tape *tape, em_tensor *loss, int n, em_tensor *const *vars) {
+int em_apply_gradients(em_optimizer *o, int n, em_tensor *const *grads, em_tensor *const *vars) {
+    return em_apply_gradients_op(o, n, grads, vars) ? 0 : -1;
+}
+
+em_tensor *em_minimize_op(em_optimizer *o, em_tape *tape, em_tensor *loss, int n, em_tensor *const *vars) {
     const char *op = "minimize";
     em_tensor **all = NULL;
     if (n == 0 && !vars) {
         n = em_trainable_variables(NULL, 0);
         if (n == 0) {
             em__error("%s: there are no trainable variables", op);
-            return -1;
+            return NULL;
         }
         all = malloc(sizeof *all * (size_t)n);
         if (!all) {
             em__error("%s: out of memory", op);
-            return -1;
+            return NULL;
         }
         em_trainable_variables(all, n);
         vars = all;
@@ -591,15 +628,20 @@ int em_minimize(em_optimizer *o, em_tape *tape, em_tensor *loss, int n, em_tenso
     if (!grads) {
         free(all);
         em__error("%s: out of memory", op);
-        return -1;
+        return NULL;
     }
     em_scope_begin();
-    int rc = em_compute_gradients(o, tape, loss, n, vars, grads);
-    if (rc == 0) rc = em_apply_gradients(o, n, grads, vars);
+    em_tensor *step = NULL;
+    if (em_compute_gradients(o, tape, loss, n, vars, grads) == 0)
+        step = em_escape(em_apply_gradients_op(o, n, grads, vars));
     em_scope_end();
     if (grads != small) free(grads);
     free(all);
-    return rc;
+    return step;
+}
+
+int em_minimize(em_optimizer *o, em_tape *tape, em_tensor *loss, int n, em_tensor *const *vars) {
+    return em_minimize_op(o, tape, loss, n, vars) ? 0 : -1;
 }
 
 /* ---- clipping ---- */

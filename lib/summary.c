@@ -314,13 +314,14 @@ int em_summary_scalar(em_summary_writer *w, const char *tag, int64_t step, doubl
 /* ---- histograms, bucketed exactly as TensorFlow's default histogram ---- */
 
 /* TF's default limits: -DBL_MAX, -x_k..., 0, ..., x_k, DBL_MAX with x_0 = 1e-12
- * and x_{k+1} = 1.1 x_k below 1e20. Returns the count (at most `cap`). */
-static int default_limits(double *lim, int cap) {
-    double pos[800];
+ * and x_{k+1} = 1.1 x_k below 1e20 (774 of them). Returns the count. */
+#define MAX_POS 800
+#define MAX_LIMITS (2 * MAX_POS + 3)
+static int default_limits(double *lim) {
+    double pos[MAX_POS];
     int n = 0;
-    for (double v = 1e-12; v < 1e20 && n < 800; v *= 1.1) pos[n++] = v;
+    for (double v = 1e-12; v < 1e20 && n < MAX_POS; v *= 1.1) pos[n++] = v;
     int k = 0;
-    if (2 * n + 3 > cap) return 0;
     lim[k++] = -DBL_MAX;
     for (int i = n - 1; i >= 0; i--) lim[k++] = -pos[i];
     lim[k++] = 0;
@@ -341,14 +342,13 @@ static int bucket_of(const double *lim, int n, double v) {
 }
 
 static int encode_histogram(const char *op, const char *tag, em_tensor *t, pb *h) {
-    enum { CAP = 1600 };
-    double *lim = malloc(sizeof(double) * CAP * 2);
+    double *lim = malloc(sizeof(double) * MAX_LIMITS * 2);
     if (!lim) {
         em__error("%s: out of memory", op);
         return -1;
     }
-    double *count = lim + CAP;
-    int nb = default_limits(lim, CAP);
+    double *count = lim + MAX_LIMITS;
+    int nb = default_limits(lim);
     memset(count, 0, sizeof(double) * (size_t)nb);
     const char *data = em_data(t);
     if (!data) {

@@ -124,6 +124,19 @@ START_TEST(test_no_gradient_through_ints_or_argmax) {
 }
 END_TEST
 
+START_TEST(test_long_tapes) {
+    /* thousands of records: the tape grows many times while recording */
+    em_tensor *x = vec(2, (double[]){0.5, -1});
+    em_tape *tape = em_tape_begin(false);
+    em_tensor *y = x;
+    for (int i = 0; i < 3000; i++) y = em_add(y, em_mul_scalar(x, 0.001));
+    em_tensor *g;
+    ck_assert_int_eq(em_gradients(tape, y, 1, &x, &g), 0);
+    em_tape_release(tape);
+    ck_assert_tensor(g, EM_F64, EM_SHAPE(2), ((double[]){4, 4}), 1e-12);
+}
+END_TEST
+
 START_TEST(test_tapes_free_everything) {
     em_tensor *x = em_keep(vec(2, (double[]){1, 2}));
     int64_t start = em_live_tensors();
@@ -152,6 +165,7 @@ int main(void) {
     tcase_add_test(tc, test_second_derivative_of_cube);
     tcase_add_test(tc, test_hessian_vector_product);
     tcase_add_test(tc, test_no_gradient_through_ints_or_argmax);
+    tcase_add_test(tc, test_long_tapes);
     tcase_add_test(tc, test_tapes_free_everything);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -164,6 +164,11 @@ int em_apply_gradients(em_optimizer *opt, int n, em_tensor *const *grads, em_ten
  * trainable variable. A variable the loss does not depend on gets a zero
  * gradient (em_gradients' rule), which still moves momentum-like slots. */
 int em_minimize(em_optimizer *opt, em_tape *tape, em_tensor *loss, int n, em_tensor *const *vars);
+/* The same two, returning the optimizer's new step count (a NEW float64
+ * scalar): in a traced graph this is the train op, the fetch that runs the
+ * update (like sess.run(train_op)). NULL with an error. */
+em_tensor *em_apply_gradients_op(em_optimizer *opt, int n, em_tensor *const *grads, em_tensor *const *vars);
+em_tensor *em_minimize_op(em_optimizer *opt, em_tape *tape, em_tensor *loss, int n, em_tensor *const *vars);
 
 /* Gradient clipping (NEW tensors), TensorFlow's definitions, built from ops.
  * g * clip_norm / max(l2norm(g), clip_norm). */

@@ -100,7 +100,7 @@ em_tensor *em_load_idx(const char *path) {
     }
     gzbuffer(f, 1 << 17);
     em_tensor *t = NULL;
-    uint8_t head[4 + 4 * 255];
+    uint8_t head[4 + 4 * EM_MAX_DIMS];
     int64_t got = gz_read(f, head, 4);
     if (got != 4) {
         short_read(f, path, "header", 4, got);

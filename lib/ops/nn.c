@@ -389,8 +389,22 @@ typedef struct {
     bool single;          /* tasks run in parallel: single-threaded BLIS */
     int64_t per;          /* images per task */
     const char *x, *f, *dy;
+    int64_t wt_rs, wt_cs; /* backprop input: strides of W^T as f holds it */
     char *out, *partials; /* partials: one K x O block per task (backprop filter) */
 } conv_plan;
+
+/* dst[c][r] = src[r][c] for a rows x cols matrix of es-byte elements. */
+static void transpose2d(char *dst, const char *src, int64_t rows, int64_t cols, size_t es) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            const char *s = src + (size_t)(r * cols + c) * es;
+            char *d = dst + (size_t)(c * rows + r) * es;
+            if (es == 4)
+                memcpy(d, s, 4);
+            else
+                memcpy(d, s, 8);
+        }
+}
 
 /* Lowers output pixels [r0, r1) (over the whole batch) into rows of col. */
 static void im2col(const conv_plan *p, int64_t r0, int64_t r1, char *col) {
@@ -435,7 +449,7 @@ static void im2col(const conv_plan *p, int64_t r0, int64_t r1, char *col) {
                     if (ix < 0 || ix >= g->w) continue;                                       \
                     const T *s = row + (ky * g->kw + kx) * g->c;                              \
                     T *d = dx + ((n * g->h + iy) * g->w + ix) * g->c;                         \
-                    for (int64_t ch = 0; ch < g->c; ch++) d[ch] += s[ch];                     \
+                    _Pragma("omp simd") for (int64_t ch = 0; ch < g->c; ch++) d[ch] += s[ch]; \
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
@@ -469,8 +483,8 @@ static void conv_task(void *ctx, int64_t n0, int64_t n1) {
                      p->single);
             break;
         case CONV_BPI: /* dcol[rows] = dy[rows] W^T, scattered back into dx */
-            em__gemm(p->dtype, rows, K, O, dyr, O, 1, p->f, 1, O, false, p->direct ? p->out + (size_t)(a * K) * es : col,
-                     K, 1, p->single);
+            em__gemm(p->dtype, rows, K, O, dyr, O, 1, p->f, p->wt_rs, p->wt_cs, false,
+                     p->direct ? p->out + (size_t)(a * K) * es : col, K, 1, p->single);
             if (!p->direct) {
                 if (p->dtype == EM_F32)
                     col2im_float(p, a, b, (const float *)col, (float *)p->out);
@@ -487,17 +501,18 @@ static void conv_task(void *ctx, int64_t n0, int64_t n1) {
     free(col);
 }
 
-#define SUM_PARTIALS(T)                                                        \
-    static void sum_partials_##T(void *ctx, int64_t begin, int64_t end) {      \
-        const conv_plan *p = ctx;                                              \
-        int64_t size = p->K * p->g.o, tasks = (p->g.n + p->per - 1) / p->per;  \
-        const T *part = (const T *)p->partials;                                \
-        T *out = (T *)p->out;                                                  \
-        for (int64_t j = begin; j < end; j++) {                                \
-            T s = 0;                                                           \
-            for (int64_t t = 0; t < tasks; t++) s += part[t * size + j];       \
-            out[j] = s;                                                        \
-        }                                                                      \
+/* out = sum of the tasks' partials, added in task order. */
+#define SUM_PARTIALS(T)                                                            \
+    static void sum_partials_##T(void *ctx, int64_t begin, int64_t end) {          \
+        const conv_plan *p = ctx;                                                  \
+        int64_t size = p->K * p->g.o, tasks = (p->g.n + p->per - 1) / p->per;      \
+        const T *part = (const T *)p->partials;                                    \
+        T *out = (T *)p->out;                                                      \
+        memcpy(out + begin, part + begin, sizeof(T) * (size_t)(end - begin));      \
+        for (int64_t t = 1; t < tasks; t++) {                                      \
+            const T *pt = part + t * size;                                         \
+            _Pragma("omp simd") for (int64_t j = begin; j < end; j++) out[j] += pt[j]; \
+        }                                                                          \
     }
 SUM_PARTIALS(float)
 SUM_PARTIALS(double)
@@ -547,7 +562,19 @@ static void conv_run(const em_call *c, em_tensor *out, conv_kind kind) {
         memset(out->data, 0, (size_t)out->numel * p.es);
         return;
     }
+    /* BLIS runs dy W^T half again as fast with W^T row-major: transpose the
+     * (small) filter once; without the memory, use W's own strides. */
+    char *wt = kind == CONV_BPI ? malloc((size_t)(p.K * g->o) * p.es) : NULL;
+    p.wt_rs = 1;
+    p.wt_cs = g->o;
+    if (wt) {
+        transpose2d(wt, p.f, p.K, g->o, p.es);
+        p.f = wt;
+        p.wt_rs = p.K;
+        p.wt_cs = 1;
+    }
     em__parallel_for(g->n, p.per, conv_task, &p);
+    free(wt);
     if (p.partials != (char *)out->data) {
         em__parallel_for(p.K * g->o, 4096, p.dtype == EM_F32 ? sum_partials_float : sum_partials_double, &p);
         free(p.partials);
@@ -663,7 +690,7 @@ typedef struct {
                 for (int64_t iy = y0; iy < y1; iy++)                                          \
                     for (int64_t ix = x0; ix < x1; ix++) {                                    \
                         const T *v = x + ((n * g->h + iy) * g->w + ix) * g->c;                \
-                        for (int64_t ch = 0; ch < g->c; ch++) y[ch] = v[ch] > y[ch] ? v[ch] : y[ch]; \
+                        _Pragma("omp simd") for (int64_t ch = 0; ch < g->c; ch++) y[ch] = v[ch] > y[ch] ? v[ch] : y[ch]; \
                     }                                                                         \
             }                                                                                 \
     }                                                                                         \
@@ -680,7 +707,7 @@ typedef struct {
                 for (int64_t iy = y0; iy < y1; iy++)                                          \
                     for (int64_t ix = x0; ix < x1; ix++) {                                    \
                         const T *v = x + ((n * g->h + iy) * g->w + ix) * g->c;                \
-                        for (int64_t ch = 0; ch < g->c; ch++) y[ch] += v[ch];                 \
+                        _Pragma("omp simd") for (int64_t ch = 0; ch < g->c; ch++) y[ch] += v[ch];                 \
                     }                                                                         \
                 for (int64_t ch = 0; ch < g->c; ch++) y[ch] *= inv;                           \
             }                                                                                 \
@@ -730,7 +757,7 @@ POOL_FWD(double)
                     for (int64_t iy = y0; iy < y1; iy++)                                      \
                         for (int64_t ix = x0; ix < x1; ix++) {                                \
                             T *v = dx + ((n * g->h + iy) * g->w + ix) * g->c;                 \
-                            for (int64_t ch = 0; ch < g->c; ch++) v[ch] += d[ch] * inv;       \
+                            _Pragma("omp simd") for (int64_t ch = 0; ch < g->c; ch++) v[ch] += d[ch] * inv;       \
                         }                                                                     \
                 }                                                                             \
     }
