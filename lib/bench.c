@@ -71,20 +71,21 @@ static double rel_spread(const double *s, int n) {
 }
 
 /* Runs fn in doubling batches until warmup_s has passed and a batch lasts
- * min_sample_s; returns the calls one sample needs. */
+ * min_sample_s; returns the calls one sample needs, from the fastest batch
+ * per call (a batch slowed by an interrupt must not shrink the samples). */
 static int64_t calibrate(void (*fn)(void *), void *ctx, const em_bench_config *c, em_bench_result *r) {
-    double start = now_s(), batch_s = 0;
+    double start = now_s(), per_call = INFINITY;
     int64_t batch = 1;
     for (;;) {
         double t = now_s();
         for (int64_t i = 0; i < batch; i++) fn(ctx);
-        batch_s = now_s() - t;
+        double batch_s = now_s() - t;
         r->warmup_calls += batch;
+        per_call = fmin(per_call, batch_s / (double)batch);
         if (batch_s >= c->min_sample_s && now_s() - start >= c->warmup_s) break;
         if (batch_s < c->min_sample_s && batch < ((int64_t)1 << 40)) batch *= 2;
     }
     r->warmup_time_s = now_s() - start;
-    double per_call = batch_s / (double)batch;
     int64_t calls = per_call > 0 ? (int64_t)ceil(c->min_sample_s / per_call) : batch;
     return calls < 1 ? 1 : calls;
 }

@@ -5,9 +5,10 @@
  * topological order). Tensors that existed before the trace become graph
  * inputs: variables (read live at run time), placeholders (fed) and constants
  * (captured). Placeholders without an example value are traced shape-only:
- * each unknown (-1) dimension gets a distinct large prime as a stand-in size,
- * so that at run time every shape and attribute derived from it can be found
- * (as a multiple of that prime) and re-derived for the fed size.
+ * every unknown (-1) dimension stands for one symbolic size (TF's None as the
+ * batch size), traced as a large prime, so that at run time every shape and
+ * attribute derived from it can be found (as a multiple of that prime) and
+ * re-derived for the fed size. Unknown dims of one run are fed one size.
  *
  * At em_trace_end: constant folding (nodes whose inputs are all constants
  * become constants) and common-subexpression elimination (same op, inputs
@@ -32,15 +33,9 @@ struct em_placeholder {
     char name[];
 };
 
-/* Distinct primes above 1,000,000: stand-in sizes of unknown dimensions. */
-static int64_t next_standin(void) {
-    static _Thread_local int64_t last = 1000000;
-    for (int64_t p = last + 1;; p++) {
-        bool prime = true;
-        for (int64_t d = 2; d * d <= p && prime; d++) prime = p % d != 0;
-        if (prime) return last = p;
-    }
-}
+/* The stand-in size of unknown dimensions in a shape-only trace: a prime no
+ * real shape is likely to hold a multiple of. */
+#define STANDIN 1000003
 
 em_tensor *em_placeholder(em_dtype dtype, em_shape shape, const char *name) {
     if (shape.ndim < 0 || shape.ndim > EM_MAX_DIMS) {
@@ -64,7 +59,7 @@ em_tensor *em_placeholder(em_dtype dtype, em_shape shape, const char *name) {
                       em_shape_str(shape, b, sizeof b));
             return NULL;
         }
-        ph->standin[i] = shape.dims[i] == -1 ? next_standin() : 0;
+        ph->standin[i] = shape.dims[i] == -1 ? STANDIN : 0;
         dims[i] = shape.dims[i] == -1 ? ph->standin[i] : shape.dims[i];
     }
     em_tensor *t = em__alloc_meta(dtype, shape.ndim, dims);
@@ -150,6 +145,7 @@ typedef struct plan {
     int64_t *needs_node;
     int nneeds;
     int64_t *fuse_next;  /* per position in order: end of the fused chain starting here, or 0 */
+    bool *viewed;        /* per position: a view made at plan time; nothing to run */
     em_tensor *arena;
     int64_t arena_bytes, unplanned_bytes;
     struct plan *next;
@@ -370,6 +366,7 @@ static void plan_free(em_graph *g, plan *p) {
     free(p->order);
     free(p->attrs);
     free(p->fuse_next);
+    free(p->viewed);
     free(p);
 }
 
@@ -402,15 +399,10 @@ em_graph_stats em_graph_get_stats(const em_graph *g) { return g ? g->stats : (em
 
 /* ---- memory plans ---- */
 
-typedef struct {
-    int64_t standin, size;
-} subst;
-
-/* A stand-in size (or a multiple of one) becomes the fed size (or that multiple). */
-static int64_t substitute(int64_t v, const subst *s, int ns) {
-    for (int k = 0; k < ns; k++)
-        if (v != 0 && v % s[k].standin == 0) return v / s[k].standin * s[k].size;
-    return v;
+/* In a plan for batch size `batch` (-1: none fed), a multiple of the stand-in
+ * size becomes that multiple of the batch size. */
+static int64_t substitute(int64_t v, int64_t batch) {
+    return batch >= 0 && v != 0 && v % STANDIN == 0 ? v / STANDIN * batch : v;
 }
 
 #define FUSE_BLOCK 1024 /* elements per block of a fused chain: intermediates stay in L1 */
@@ -464,8 +456,6 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
                        const int64_t *dims, int ndims) {
     plan *p = calloc(1, sizeof *p);
     builder b = {.g = g, .p = p};
-    subst sub[64];
-    int nsub = 0;
     if (!p) goto oom;
     p->nfetch = nfetch;
     p->ndims = ndims;
@@ -501,8 +491,9 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
     p->order = malloc(sizeof(int64_t) * (size_t)(p->norder ? p->norder : 1));
     p->attrs = malloc(sizeof(em_attrs) * (size_t)(p->norder ? p->norder : 1));
     p->fuse_next = calloc((size_t)(p->norder ? p->norder : 1), sizeof(int64_t));
+    p->viewed = calloc((size_t)(p->norder ? p->norder : 1), sizeof(bool));
     p->in_at = malloc(sizeof(int64_t) * (size_t)(p->norder + 1));
-    if (!p->order || !p->attrs || !p->fuse_next || !p->in_at) goto oom;
+    if (!p->order || !p->attrs || !p->fuse_next || !p->viewed || !p->in_at) goto oom;
     for (int64_t i = 0, at = 0; i < g->nn; i++)
         if (b.pos_of[i] == 0) {
             p->in_at[at] = p->nargs;
@@ -517,13 +508,10 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
     p->needs_node = malloc(sizeof(int64_t) * (size_t)(g->nph ? g->nph : 1));
     if (!p->args || !p->copy_from || !p->needs || !p->needs_node) goto oom;
 
-    int d = 0;
+    int64_t batch = ndims ? dims[0] : -1;
     for (int k = 0; k < nfeeds; k++) {
         int64_t v = em__ptrmap_get(&g->index, feeds[k].placeholder);
         b.fed[v] = true;
-        const struct em_placeholder *ph = feeds[k].placeholder->ph;
-        for (int i = 0; i < ph->declared.ndim; i++)
-            if (ph->standin[i] && !ph->has_example && nsub < 64) sub[nsub++] = (subst){ph->standin[i], dims[d++]};
         p->buf[v] = em__alloc_meta((em_dtype)feeds[k].value->dtype, feeds[k].value->ndim, feeds[k].value->shape);
         if (!p->buf[v]) goto fail;
     }
@@ -534,7 +522,7 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
         const em_op_def *def = em__op_def(n->op);
         em_attrs *a = &p->attrs[at];
         *a = n->a;
-        for (int k = 0; k < 2 * EM_MAX_DIMS; k++) a->i[k] = substitute(a->i[k], sub, nsub);
+        for (int k = 0; k < 2 * EM_MAX_DIMS; k++) a->i[k] = substitute(a->i[k], batch);
         em_tensor **in = p->args + p->in_at[at];
         for (int k = 0; k < n->n; k++) {
             int64_t v = resolve(g, n->in[k]);
@@ -563,12 +551,10 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
             goto fail;
         }
         int64_t out = n->out;
-        if (def->view) {
-            p->buf[out] = def->view(&c, ndim, shape);
-            b.owner[out] = b.owner[resolve(g, n->in[0])];
-        } else {
-            p->buf[out] = em__alloc_meta(dtype, ndim, shape);
-        }
+        p->buf[out] = def->view ? def->view(&c, ndim, shape) : EM_NOT_A_VIEW;
+        p->viewed[at] = p->buf[out] != EM_NOT_A_VIEW;
+        if (p->viewed[at]) b.owner[out] = b.owner[resolve(g, n->in[0])];
+        else p->buf[out] = em__alloc_meta(dtype, ndim, shape);
         if (!p->buf[out]) goto fail;
     }
     for (int k = 0; k < nfetch; k++) b.last[b.owner[fetch[k]]] = INT64_MAX;
@@ -637,7 +623,7 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
             if (live[k].last < pos) live[k] = live[--nlive];
             else k++;
         for (int64_t v = first; v < first + count; v++) {
-            bool born = pos < 0 ? b.fed[v] : !em__op_def(g->nodes[p->order[pos]].op)->view && !in_chain[v];
+            bool born = pos < 0 ? b.fed[v] : !p->viewed[pos] && !in_chain[v];
             if (!born || !p->buf[v]) continue;
             int64_t size = (int64_t)em_dtype_size((em_dtype)p->buf[v]->dtype) * p->buf[v]->numel;
             size = (size + EM_ALIGN - 1) / EM_ALIGN * EM_ALIGN;
@@ -674,7 +660,7 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
             in[k] = gv->kind == V_CONST || gv->kind == V_VARIABLE ? gv->traced : p->buf[v];
         }
         em_tensor *m = p->buf[n->out];
-        if (def->view) {
+        if (p->viewed[at]) {
             em_call c = {def, n->n, in, &p->attrs[at]};
             p->buf[n->out] = def->view(&c, m->ndim, m->shape);
         } else if (in_chain[n->out]) {
@@ -686,7 +672,7 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
         em__unref(m);
         if (!p->buf[n->out]) goto fail_arena;
         /* Strided inputs of kernels that need contiguous ones read a planned copy. */
-        if (!def->view && !(def->flags & EM_OPF_STRIDED))
+        if (!p->viewed[at] && !(def->flags & EM_OPF_STRIDED))
             for (int k = 0; k < n->n; k++)
                 if (in[k]->data && !em__is_contiguous(in[k])) {
                     em_tensor *copy = em__alloc((em_dtype)in[k]->dtype, in[k]->ndim, in[k]->shape);
@@ -782,10 +768,10 @@ static void run_chain_range(void *ctx, int64_t begin, int64_t end) {
     }
 }
 
-static void run_node(em_graph *g, plan *p, int64_t at) {
+static int run_node(em_graph *g, plan *p, int64_t at) {
     gnode *n = &g->nodes[p->order[at]];
     const em_op_def *def = em__op_def(n->op);
-    if (def->view) return; /* its header was made once, at plan time */
+    if (p->viewed[at]) return 0; /* its header was made once, at plan time */
     em_attrs *a = &p->attrs[at];
     em_tensor *out = p->buf[n->out];
     if (def->flags & EM_OPF_RANDOM) {
@@ -797,7 +783,20 @@ static void run_node(em_graph *g, plan *p, int64_t at) {
     for (int k = 0; k < n->n; k++)
         if (p->copy_from[p->in_at[at] + k]) em__copy_strided(in[k], p->copy_from[p->in_at[at] + k]);
     em_call c = {def, n->n, in, a};
+    if (def->flags & EM_OPF_CHECKS_VALUES) { /* indices and labels are checked on the data fed */
+        em_dtype dtype;
+        int ndim;
+        int64_t shape[EM_MAX_DIMS];
+        if (def->infer(&c, &dtype, &ndim, shape)) {
+            char msg[1100];
+            snprintf(msg, sizeof msg, "%s", em_last_error());
+            em_clear_error();
+            em__error("graph_run: node '%s': %s", n->name, msg);
+            return -1;
+        }
+    }
     def->cpu(&c, out);
+    return 0;
 }
 
 static bool same_key(const plan *p, int nfetch, const int64_t *fetch, int ndims, const int64_t *dims) {
@@ -859,8 +858,17 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
                       em_dtype_name((em_dtype)val->dtype), em__tshape(val, b2, sizeof b2));
             return -1;
         }
-        for (int i = 0; i < val->ndim; i++)
-            if (info->standin[i] && !info->has_example && ndims < 64) dims[ndims++] = val->shape[i];
+        for (int i = 0; i < val->ndim; i++) {
+            if (!info->standin[i] || info->has_example) continue;
+            if (ndims && val->shape[i] != dims[0]) {
+                em__error("graph_run: the unknown dimensions of one run must be fed one size (the batch size), "
+                          "but placeholder '%s' dimension %d is %" PRId64 " where another is %" PRId64,
+                          info->name, i, val->shape[i], dims[0]);
+                return -1;
+            }
+            dims[0] = val->shape[i];
+            ndims = 1;
+        }
     }
 
     plan *p = g->plans, *prev = NULL;
@@ -911,8 +919,8 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
             int64_t numel = p->buf[g->nodes[p->order[at]].out]->numel;
             em__parallel_for(numel, 16 * FUSE_BLOCK, run_chain_range, &ch);
             at = p->fuse_next[at];
-        } else {
-            run_node(g, p, at++);
+        } else if (run_node(g, p, at++)) {
+            return -1;
         }
     }
     for (int k = 0; k < nfetches; k++) {

@@ -7,6 +7,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
+em_tensor em__not_a_view;
+
 static const struct {
     int begin, end;
     const em_op_def *rows;
@@ -140,9 +142,9 @@ em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
     int64_t shape[EM_MAX_DIMS];
     if (d->infer(&c, &dtype, &ndim, shape)) return NULL;
 
-    em_tensor *out;
-    if (d->view) {
-        out = d->view(&c, ndim, shape);
+    em_tensor *out = d->view ? d->view(&c, ndim, shape) : EM_NOT_A_VIEW;
+    if (out != EM_NOT_A_VIEW) {
+        /* a view (or NULL on error) */
     } else if (meta) {
         out = em__alloc_meta(dtype, ndim, shape);
     } else {

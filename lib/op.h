@@ -145,8 +145,11 @@ typedef struct em_call {
 typedef int (*em_infer_fn)(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape);
 /* Computes out (allocated, contiguous) from the inputs. Never fails. */
 typedef void (*em_kernel_fn)(const em_call *c, em_tensor *out);
-/* For view ops: a header sharing in[0]'s memory (refs = 1). */
+/* For view ops: a header sharing in[0]'s memory (refs = 1), or EM_NOT_A_VIEW
+ * when this input cannot be viewed that way (then .cpu computes the output). */
 typedef em_tensor *(*em_view_fn)(const em_call *c, int ndim, const int64_t *shape);
+extern em_tensor em__not_a_view;
+#define EM_NOT_A_VIEW (&em__not_a_view)
 /* gin[i] = gradient for in[i] (NEW tensors of in[i]'s shape and dtype) given
  * gout, the gradient of out. Only inputs with need[i] must be given one; the
  * others may be left NULL (gin[] arrives all NULL). Returns 0, or -1 with an
@@ -160,6 +163,8 @@ enum em_op_flags {
     EM_OPF_CUT = 1u << 2,     /* stop_gradient: paths end here silently */
     EM_OPF_RANDOM = 1u << 3,  /* draws from the random stream */
     EM_OPF_INPLACE = 1u << 4, /* updates a variable input in place: never folded, merged or reordered */
+    EM_OPF_CHECKS_VALUES = 1u << 5, /* the shape rule also checks input values (indices, labels): a graph
+                                       re-runs it on the fed data before the kernel */
 };
 
 struct em_op_def {
@@ -167,7 +172,7 @@ struct em_op_def {
     int arity; /* number of tensor inputs, -1 for any number >= 1 */
     unsigned flags;
     em_infer_fn infer;
-    em_kernel_fn cpu;  /* NULL for view ops */
+    em_kernel_fn cpu;  /* NULL for ops that are always views */
     em_view_fn view;   /* NULL for computing ops */
     em_grad_fn grad;   /* NULL only with EM_OPF_NONDIFF or EM_OPF_CUT */
 };

@@ -432,6 +432,7 @@ START_TEST(cli_errors) {
         {"matmul 8 --fast", 2, "unknown option '--fast'"},
         {"conv2d 1x8x8x3,3x3x4x8 --time 0.02 --peak 0", 1, "conv2d 1x8x8x3,3x3x4x8: conv2d:"},
         {"sum 4x4 --axis 5 --time 0.02 --peak 0", 1, "sum 4x4: sum:"},
+        {"relu 4 --time 0.02 --peak 0 --png /nonexistent-dir/plot.png", 1, "--png /nonexistent-dir/plot.png:"},
     };
     char out[8192];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

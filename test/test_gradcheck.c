@@ -16,7 +16,7 @@ START_TEST(test_every_row_is_complete) {
         const em_op_def *d = em__op_def((em_op)op);
         ck_assert_msg(d && d->name, "op %d has no table row", op);
         ck_assert_msg(d->infer, "%s has no shape rule", d->name);
-        ck_assert_msg((d->cpu != NULL) != (d->view != NULL), "%s needs exactly one of a CPU kernel or a view", d->name);
+        ck_assert_msg(d->cpu || d->view, "%s has neither a CPU kernel nor a view", d->name);
         ck_assert_msg(d->grad || (d->flags & (EM_OPF_NONDIFF | EM_OPF_CUT)),
                       "%s has no gradient rule and is not marked non-differentiable", d->name);
         ck_assert_msg(!(d->grad && (d->flags & EM_OPF_NONDIFF)), "%s has a gradient but is marked NONDIFF", d->name);

@@ -114,6 +114,20 @@ START_TEST(test_only_needed_nodes_run) {
 }
 END_TEST
 
+START_TEST(test_reshape_of_a_strided_value_is_computed_each_run) {
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(2, 3), "x");
+    em_trace_begin();
+    em_tensor *y = em_reshape(em_transpose(x, EM_ALL_AXES), EM_SHAPE(6)); /* a copy, not a view */
+    em_graph *g = em_trace_end();
+    em_tensor *out;
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, f32(EM_SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6})}}, 1, &y, &out), 0);
+    ck_assert_tensor(out, EM_F32, EM_SHAPE(6), ((double[]){1, 4, 2, 5, 3, 6}), 0);
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, f32(EM_SHAPE(2, 3), (float[]){7, 8, 9, 0, 1, 2})}}, 1, &y, &out), 0);
+    ck_assert_tensor(out, EM_F32, EM_SHAPE(6), ((double[]){7, 0, 8, 1, 9, 2}), 0);
+    em_graph_release(g);
+}
+END_TEST
+
 START_TEST(test_cse_and_constant_folding) {
     em_tensor *x = em_placeholder(EM_F64, EM_SHAPE(3), "x");
     em_tensor *c = em_tensor_from(EM_F64, EM_SHAPE(3), (double[]){1, 2, 3});
@@ -213,6 +227,123 @@ START_TEST(test_dot_export_groups_name_scopes) {
 }
 END_TEST
 
+/* A small classifier: 4 -> 8 ReLU -> dropout -> 3, Adam. */
+typedef struct {
+    em_tensor *w1, *b1, *w2, *b2;
+} net;
+
+static net make_net(const char *scope) {
+    em_variable_scope_begin(scope, EM_REUSE_FALSE);
+    net n = {
+        em_get_variable("w1", EM_F32, EM_SHAPE(4, 8), (em_initializer){.kind = EM_INIT_GLOROT_UNIFORM, .seed = 3}),
+        em_get_variable("b1", EM_F32, EM_SHAPE(8), EM_INIT_CONST(0.1)),
+        em_get_variable("w2", EM_F32, EM_SHAPE(8, 3), (em_initializer){.kind = EM_INIT_GLOROT_UNIFORM, .seed = 4}),
+        em_get_variable("b2", EM_F32, EM_SHAPE(3), EM_INIT_CONST(0)),
+    };
+    em_variable_scope_end();
+    return n;
+}
+
+static em_tensor *train_step(net *n, em_optimizer *opt, em_tensor *x, em_tensor *y, em_tensor **loss) {
+    em_tape *tape = em_tape_begin(false);
+    em_tensor *h = em_dropout(em_relu(em_add(em_matmul(x, n->w1), n->b1)), 0.8);
+    em_tensor *logits = em_add(em_matmul(h, n->w2), n->b2);
+    *loss = em_mean(em_sparse_softmax_cross_entropy_with_logits(y, logits), EM_ALL_AXES, false);
+    em_tape_stop(tape);
+    em_tensor *train = em_minimize_op(opt, tape, *loss, 4, (em_tensor *[]){n->w1, n->b1, n->w2, n->b2});
+    em_tape_release(tape);
+    return train;
+}
+
+static void batch(int step, em_tensor **x, em_tensor **y) {
+    int64_t rows = 6 + step % 3; /* the batch size changes: unknown dims re-plan */
+    float xs[8 * 4];
+    int64_t ys[8];
+    for (int64_t r = 0; r < rows; r++) {
+        for (int k = 0; k < 4; k++) xs[r * 4 + k] = (float)sin(0.7 * (double)(step * 8 + r) + k);
+        ys[r] = (step + r) % 3;
+    }
+    *x = em_tensor_from(EM_F32, EM_SHAPE(rows, 4), xs);
+    *y = em_tensor_from(EM_I64, EM_SHAPE(rows), ys);
+}
+
+START_TEST(test_50_steps_graph_equals_eager_bit_for_bit) {
+    em_set_num_threads(1);
+    net eager = make_net("eager"), graph = make_net("graph");
+    em_optimizer *eopt = em_adam(0.01, 0.9, 0.999, 1e-8), *gopt = em_adam(0.01, 0.9, 0.999, 1e-8);
+    float eager_loss[50], graph_loss[50];
+
+    em_set_seed(11);
+    for (int s = 0; s < 50; s++) {
+        em_scope_begin();
+        em_tensor *x, *y, *loss;
+        batch(s, &x, &y);
+        ck_assert_ptr_nonnull(train_step(&eager, eopt, x, y, &loss));
+        eager_loss[s] = (float)em_item(loss);
+        em_scope_end();
+    }
+
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 4), "x"), *y = em_placeholder(EM_I64, EM_SHAPE(-1), "y");
+    em_tensor *loss;
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_tensor *train = train_step(&graph, gopt, x, y, &loss);
+    em_graph *g = em_trace_end();
+    ck_assert_msg(train != NULL, "%s", em_last_error());
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(em_optimizer_step(gopt), 0); /* shape-only tracing ran no update */
+    em_set_seed(11);
+    for (int s = 0; s < 50; s++) {
+        em_scope_begin();
+        em_tensor *xb, *yb, *out[2];
+        batch(s, &xb, &yb);
+        ck_assert_int_eq(em_graph_run(g, 2, (em_feed[]){{x, xb}, {y, yb}}, 2, (em_tensor *[]){train, loss}, out), 0);
+        graph_loss[s] = (float)em_item(out[1]);
+        em_scope_end();
+    }
+    ck_assert_int_eq(em_graph_get_stats(g).plans, 3);
+    ck_assert_int_eq(em_optimizer_step(gopt), 50);
+    for (int s = 0; s < 50; s++)
+        ck_assert_msg(eager_loss[s] == graph_loss[s], "step %d: eager loss %.9g, graph loss %.9g", s, eager_loss[s],
+                      graph_loss[s]);
+    em_tensor *ev[4] = {eager.w1, eager.b1, eager.w2, eager.b2}, *gv[4] = {graph.w1, graph.b1, graph.w2, graph.b2};
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(memcmp(em_data(ev[i]), em_data(gv[i]), (size_t)em_numel(ev[i]) * 4), 0);
+    ck_assert_float_lt(graph_loss[49], graph_loss[0]);
+    em_graph_release(g);
+    em_optimizer_release(eopt);
+    em_optimizer_release(gopt);
+    em_set_num_threads(0);
+}
+END_TEST
+
+START_TEST(test_learning_rate_and_step_are_read_at_run_time) {
+    em_tensor *w = em_get_variable("lr/w", EM_F64, EM_SHAPE(1), EM_INIT_CONST(1));
+    em_optimizer *sgd = em_sgd(0.5);
+    em_tensor *x = em_placeholder(EM_F64, EM_SHAPE(1), "x");
+    em_trace_begin();
+    em_tape *tape = em_tape_begin(false);
+    em_tensor *loss = em_sum(em_mul(w, x), EM_ALL_AXES, false); /* d loss / dw = x */
+    em_tape_stop(tape);
+    em_tensor *train = em_minimize_op(sgd, tape, loss, 1, &w);
+    em_tape_release(tape);
+    em_graph *g = em_trace_end();
+    em_tensor *one = em_ones(EM_F64, EM_SHAPE(1)), *out;
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, one}}, 1, &train, &out), 0);
+    ck_assert_double_eq(em_item(w), 0.5);
+    ck_assert_double_eq(em_item(out), 1);
+    ck_assert_int_eq(em_optimizer_set_learning_rate(sgd, 0.25), 0); /* not baked in at trace time */
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, one}}, 1, &train, &out), 0);
+    ck_assert_double_eq(em_item(w), 0.25);
+    ck_assert_double_eq(em_item(out), 2);
+    ck_assert_int_eq(em_optimizer_step(sgd), 2);
+    /* fetching only the loss does not train */
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, one}}, 1, &loss, &out), 0);
+    ck_assert_double_eq(em_item(w), 0.25);
+    em_graph_release(g);
+    em_optimizer_release(sgd);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("graph");
     TCase *tc = tcase_create("graph");
@@ -223,11 +354,14 @@ int main(void) {
     tcase_add_test(tc, test_unknown_dims_replan);
     tcase_add_test(tc, test_traced_with_an_example);
     tcase_add_test(tc, test_only_needed_nodes_run);
+    tcase_add_test(tc, test_reshape_of_a_strided_value_is_computed_each_run);
     tcase_add_test(tc, test_cse_and_constant_folding);
     tcase_add_test(tc, test_fusion_and_memory_plan);
     tcase_add_test(tc, test_variables_are_shared_with_eager_code);
     tcase_add_test(tc, test_random_nodes_draw_anew_each_run);
     tcase_add_test(tc, test_dot_export_groups_name_scopes);
+    tcase_add_test(tc, test_50_steps_graph_equals_eager_bit_for_bit);
+    tcase_add_test(tc, test_learning_rate_and_step_are_read_at_run_time);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

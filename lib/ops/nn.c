@@ -239,6 +239,7 @@ static int sparse_xent_infer(const em_call *c, em_dtype *dtype, int *ndim, int64
         return em__op_error(c, "labels %s must have the shape of logits %s without its last dimension",
                             em__tshape(z, s0, sizeof s0), em__tshape(x, s1, sizeof s1));
     int64_t classes = x->shape[x->ndim - 1];
+    if (!z->data) return 0; /* shape-only tracing: a graph checks the values it is fed */
     for (int64_t i = 0; i < z->numel; i++) {
         int64_t v = read_label(z, i);
         if (v < 0 || v >= classes)
@@ -289,7 +290,7 @@ static int sparse_xent_grad(const em_call *c, em_tensor *out, em_tensor *g, cons
 /* ---- convolution ---- */
 
 /* Fills g from an input shape, window (kh, kw), output channels and the
- * attributes; dilated says whether i[2..3] are dilations (conv) or the window
+ * attributes; conv says whether i[2..3] are dilations (conv) or the window
  * (pools, dilation 1). */
 static int make_geom(const em_call *c, const int64_t *xs, int64_t kh, int64_t kw, int64_t o, bool conv, em_conv_geom *g) {
     const int64_t *a = c->a->i;
@@ -821,7 +822,8 @@ const em_op_def em_ops_nn[] = {
     NN(SOFTMAX_XENT) = {.name = "softmax_xent", .arity = 2, .infer = softmax_xent_infer, .cpu = softmax_xent_cpu,
                         .grad = softmax_xent_grad},
     /* (labels int32/int64 [...], logits [..., C]) -> [...] */
-    NN(SPARSE_SOFTMAX_XENT) = {.name = "sparse_softmax_xent", .arity = 2, .infer = sparse_xent_infer,
+    NN(SPARSE_SOFTMAX_XENT) = {.name = "sparse_softmax_xent", .arity = 2, .flags = EM_OPF_CHECKS_VALUES,
+                               .infer = sparse_xent_infer,
                                .cpu = sparse_xent_cpu, .grad = sparse_xent_grad},
     /* (input NHWC, filter HWIO); i[0..1] strides, i[2..3] dilations, i[4] padding */
     NN(CONV2D) = {.name = "conv2d", .arity = 2, .infer = conv2d_infer, .cpu = conv2d_cpu, .grad = conv2d_grad},

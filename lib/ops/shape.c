@@ -67,19 +67,15 @@ static int reshape_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *
     return 0;
 }
 
-/* A view of a contiguous input; a strided input is copied (row-major). */
+/* A view of a contiguous input; a strided input is copied (row-major) by reshape_cpu. */
 static em_tensor *reshape_view(const em_call *c, int ndim, const int64_t *shape) {
-    em_tensor *x = c->in[0];
-    if (em__is_contiguous(x)) {
-        int64_t strides[EM_MAX_DIMS];
-        em__contiguous_strides(ndim, shape, strides);
-        return view_of(c, ndim, shape, strides, 0);
-    }
-    if (!x->data) return em__alloc_meta((em_dtype)x->dtype, ndim, shape); /* shape-only tracing */
-    em_tensor *out = em__alloc((em_dtype)x->dtype, ndim, shape);
-    if (out) em__copy_strided(out, x);
-    return out;
+    if (!em__is_contiguous(c->in[0])) return EM_NOT_A_VIEW;
+    int64_t strides[EM_MAX_DIMS];
+    em__contiguous_strides(ndim, shape, strides);
+    return view_of(c, ndim, shape, strides, 0);
 }
+
+static void reshape_cpu(const em_call *c, em_tensor *out) { em__copy_strided(out, c->in[0]); }
 
 static int reshape_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bool *need, em_tensor **gin) {
     (void)out;
@@ -853,8 +849,9 @@ int em_split_sizes(em_tensor *x, int n, const int64_t *sizes, int axis, em_tenso
 }
 
 const em_op_def em_ops_shape[] = {
-    [EM_OP_RESHAPE - EM_OPS_SHAPE_BEGIN] = {.name = "reshape", .arity = 1,
-                                            .infer = reshape_infer, .view = reshape_view, .grad = reshape_grad},
+    [EM_OP_RESHAPE - EM_OPS_SHAPE_BEGIN] = {.name = "reshape", .arity = 1, .flags = EM_OPF_STRIDED,
+                                            .infer = reshape_infer, .view = reshape_view, .cpu = reshape_cpu,
+                                            .grad = reshape_grad},
     [EM_OP_TRANSPOSE - EM_OPS_SHAPE_BEGIN] = {.name = "transpose", .arity = 1,
                                               .infer = transpose_infer, .view = transpose_view, .grad = transpose_grad},
     [EM_OP_SLICE - EM_OPS_SHAPE_BEGIN] = {.name = "slice", .arity = 1,
@@ -867,7 +864,7 @@ const em_op_def em_ops_shape[] = {
                                                   .view = same_view},
     [EM_OP_CONCAT - EM_OPS_SHAPE_BEGIN] = {.name = "concat", .arity = -1, .infer = concat_infer,
                                            .cpu = concat_cpu, .grad = concat_grad},
-    [EM_OP_GATHER - EM_OPS_SHAPE_BEGIN] = {.name = "gather", .arity = 2, .infer = gather_infer,
+    [EM_OP_GATHER - EM_OPS_SHAPE_BEGIN] = {.name = "gather", .arity = 2, .flags = EM_OPF_CHECKS_VALUES, .infer = gather_infer,
                                            .cpu = gather_cpu, .grad = gather_grad},
     [EM_OP_GATHER_GRAD - EM_OPS_SHAPE_BEGIN] = {.name = "gather_grad", .arity = 2, .infer = gather_grad_infer,
                                                 .cpu = gather_grad_cpu, .grad = gather_grad_grad},
