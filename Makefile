@@ -19,8 +19,11 @@ CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -fopenmp -fno-math-
           -Iinclude -Ilib -isystem $(BLIS_INC)
 LDLIBS := -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis -lpng -lz -lm -lpthread -fopenmp
 
+TEST_ENV :=
 ifeq ($(SANITIZE),1)
   override BUILD := $(BUILD)-sanitize
+  # No fork per test: LeakSanitizer then checks each suite's whole run.
+  TEST_ENV := CK_FORK=no
   CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDLIBS += -fsanitize=address,undefined
 endif
@@ -78,10 +81,10 @@ $(BUILD)/bench/%: bench/%.c $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS)
 
-# Each suite runs from the project root; CK_FORK=no keeps ASan's reports whole.
+# Each suite runs from the project root; test/*.sh run the examples.
 test: $(TEST_BIN) $(EXAMPLES) $(BUILD)/ember-bench
 	@status=0; for t in $(TEST_BIN); do \
-	  echo "== $$t"; EMBER_BUILD=$(BUILD) $$t || status=1; done; \
+	  echo "== $$t"; EMBER_BUILD=$(BUILD) $(TEST_ENV) $$t || status=1; done; \
 	for s in test/*.sh; do [ -f "$$s" ] || continue; echo "== $$s"; \
 	  EMBER_BUILD=$(BUILD) bash $$s || status=1; done; \
 	exit $$status

@@ -950,6 +950,51 @@ static const char *value_label(const em_graph *g, int64_t v, char *buf, size_t s
     return buf;
 }
 
+int em__graph_visit(const em_graph *g, int (*fn)(void *ctx, const em_graph_node *node), void *ctx) {
+    /* Inputs first, in value order, then the live op nodes in trace order. */
+    char names[8][64];
+    for (int64_t v = 0; v < g->nv; v++) {
+        const gval *gv = &g->vals[v];
+        if (gv->kind == V_NODE || g->alias[v] != v) continue;
+        bool used = false;
+        for (int64_t i = 0; i < g->nn && !used; i++)
+            for (int k = 0; k < g->nodes[i].n && !used; k++)
+                used = !g->nodes[i].dead && resolve(g, g->nodes[i].in[k]) == v;
+        if (!used) continue;
+        const em_tensor *t = gv->traced;
+        int64_t dims[EM_MAX_DIMS];
+        for (int d = 0; d < t->ndim; d++)
+            dims[d] = gv->kind == V_PLACEHOLDER ? t->ph->declared.dims[d] : t->shape[d];
+        em_graph_node node = {value_label(g, v, names[0], sizeof names[0]),
+                              gv->kind == V_PLACEHOLDER ? "Placeholder" : gv->kind == V_VARIABLE ? "Variable" : "Const",
+                              0, NULL, (em_dtype)t->dtype, t->ndim, dims};
+        int rc = fn(ctx, &node);
+        if (rc) return rc;
+    }
+    for (int64_t i = 0; i < g->nn; i++) {
+        const gnode *n = &g->nodes[i];
+        if (n->dead) continue;
+        const char *small[8], **inputs = n->n <= 8 ? small : malloc(sizeof(char *) * (size_t)n->n);
+        char(*buf)[64] = n->n <= 8 ? names : malloc(64 * (size_t)n->n);
+        if (!inputs || !buf) {
+            if (inputs != small) free(inputs);
+            if (buf != names) free(buf);
+            em__error("graph: out of memory");
+            return -1;
+        }
+        for (int k = 0; k < n->n; k++) inputs[k] = value_label(g, resolve(g, n->in[k]), buf[k], 64);
+        const em_tensor *out = g->vals[n->out].traced;
+        int64_t dims[EM_MAX_DIMS];
+        for (int d = 0; d < out->ndim; d++) dims[d] = out->shape[d] % STANDIN == 0 && out->shape[d] ? -1 : out->shape[d];
+        em_graph_node node = {n->name, em__op_def(n->op)->name, n->n, inputs, (em_dtype)out->dtype, out->ndim, dims};
+        int rc = fn(ctx, &node);
+        if (inputs != small) free(inputs);
+        if (buf != names) free(buf);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 int em_graph_write_dot(const em_graph *g, const char *path) {
     if (!g || !path) {
         em__error("graph_write_dot: graph and path must not be NULL");

@@ -106,6 +106,20 @@ int em__trace_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, e
 /* Notes a value read back to the host while tracing. */
 void em__trace_host_read(const em_tensor *t);
 void em__trace_shutdown(em_thread *t);
+/* One node of a graph as exporters see it: ops, and the placeholders,
+ * variables and constants they read ("Placeholder", "Variable", "Const"). */
+typedef struct em_graph_node {
+    const char *name; /* "scope/op_N", or the placeholder's / variable's name */
+    const char *op;
+    int ninputs;
+    const char *const *inputs; /* the names of the nodes it reads */
+    em_dtype dtype;            /* of its output */
+    int ndim;                  /* -1: unknown */
+    const int64_t *shape;      /* -1 for unknown dims */
+} em_graph_node;
+/* Calls fn for every node in a topological order; stops at fn's first
+ * non-zero return and returns it. */
+int em__graph_visit(const struct em_graph *g, int (*fn)(void *ctx, const em_graph_node *node), void *ctx);
 
 /* ---- random (ops/random.c) ---- */
 /* Reserves `n` numbers of this thread's stream: returns the first counter. */

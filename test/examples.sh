@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every example with short settings: each must exit 0 and say what it promises.
+set -euo pipefail
+build=${EMBER_BUILD:-build}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+check() { # name, expected text, command...
+    local name=$1 want=$2
+    shift 2
+    if out=$("$@" 2>&1) && grep -q -- "$want" <<<"$out"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        echo "FAIL: $name"
+        echo "$out" | tail -20
+    fi
+}
+check logreg "loss" "$build/examples/logreg"
+check conv_scopes "model/conv1/weights" "$build/examples/conv_scopes"
+check mnist "final test accuracy" "$build/examples/mnist" --steps 60 --eval-every 30 --quiet --logdir "$tmp/mnist"
+check mnist-files "events.out.tfevents" ls "$tmp/mnist/train"
+check mnist-plots "loss.png" ls "$tmp/mnist"
+check mnist-resume "resumed from" "$build/examples/mnist" --steps 20 --eval-every 10 --quiet --resume --logdir "$tmp/mnist"
+echo "examples: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
