@@ -121,6 +121,9 @@ typedef struct em_graph_node {
  * non-zero return and returns it. */
 int em__graph_visit(const struct em_graph *g, int (*fn)(void *ctx, const em_graph_node *node), void *ctx);
 
+/* Call before the first BLIS call: chooses BLIS's kernels (tensor.c). */
+void em__blis_ready(void);
+
 /* ---- random (ops/random.c) ---- */
 /* Reserves `n` numbers of this thread's stream: returns the first counter. */
 uint64_t em__rng_reserve(uint64_t n);

@@ -48,6 +48,7 @@ void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, in
     if (em__is_float(dtype) && k > 0 && blis_strides(m, k, &ra, &ca) && blis_strides(k, n, &rb, &cb) &&
         blis_strides(m, n, &rc, &cc)) {
         rntm_t one = BLIS_RNTM_INITIALIZER, *rntm = NULL;
+        em__blis_ready();
         if (single_thread) {
             bli_rntm_set_num_threads(1, &one);
             rntm = &one;
