@@ -32,6 +32,7 @@ struct em_tensor {
     em_tensor *base;              /* owner of the memory for views; NULL if owned */
     struct em_variable_info *var; /* name and slots, for variables */
     struct em_placeholder *ph;    /* declared shape and name, for placeholders */
+    size_t block;                 /* bytes of the block holding the tensor (tensor.c) */
 };
 
 /* ---- tensors (tensor.c) ---- */
@@ -44,6 +45,11 @@ em_tensor *em__view(em_tensor *x, int ndim, const int64_t *shape, const int64_t 
 em_tensor *em__alloc_meta(em_dtype dtype, int ndim, const int64_t *shape);
 /* A contiguous header over `data`, which lives in owner's memory (retained). */
 em_tensor *em__header(em_tensor *owner, em_dtype dtype, int ndim, const int64_t *shape, void *data);
+/* Test hook: when set, every tensor allocation first asks fail(bytes, ctx)
+ * and fails as out of memory when it returns true. NULL removes it. */
+void em__set_alloc_fail_hook(bool (*fail)(size_t bytes, void *ctx), void *ctx);
+/* Frees the cached free blocks (em_shutdown). */
+void em__blocks_shutdown(void);
 void em__retain(em_tensor *t);
 void em__unref(em_tensor *t);
 bool em__is_contiguous(const em_tensor *t);

@@ -124,4 +124,5 @@ void em_shutdown(void) {
     free(t->scopes);
     free(t);
     current = NULL;
+    em__blocks_shutdown();
 }

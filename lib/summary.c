@@ -1,8 +1,9 @@
 /* TensorBoard event files written without a protobuf library: the few
  * messages TensorBoard reads (Event, Summary, HistogramProto, Summary.Image,
- * a string TensorProto for text) are encoded by hand, framed as TFRecords.
- * Field numbers follow tensorflow/core/util/event.proto and
- * tensorflow/core/framework/{summary,histogram,tensor,tensor_shape}.proto. */
+ * a string TensorProto for text, GraphDef) are encoded by hand, framed as
+ * TFRecords. Field numbers follow tensorflow/core/util/event.proto and
+ * tensorflow/core/framework/{summary,histogram,tensor,tensor_shape,graph,
+ * node_def,attr_value,types}.proto (as shipped in tensorboard/compat/proto). */
 #include "crc32c.h"
 #include "image.h"
 
@@ -114,13 +115,17 @@ static void pb_packed_doubles(pb *b, int field, const double *v, size_t n) {
 }
 
 /* Field numbers. */
-enum { EVENT_WALL_TIME = 1, EVENT_STEP = 2, EVENT_FILE_VERSION = 3, EVENT_SUMMARY = 5 };
+enum { EVENT_WALL_TIME = 1, EVENT_STEP = 2, EVENT_FILE_VERSION = 3, EVENT_GRAPH_DEF = 4, EVENT_SUMMARY = 5 };
 enum { SUMMARY_VALUE = 1 };
 enum { VALUE_TAG = 1, VALUE_SIMPLE = 2, VALUE_IMAGE = 4, VALUE_HISTO = 5, VALUE_TENSOR = 8, VALUE_METADATA = 9 };
 enum { IMAGE_HEIGHT = 1, IMAGE_WIDTH = 2, IMAGE_COLORSPACE = 3, IMAGE_ENCODED = 4 };
 enum { HISTO_MIN = 1, HISTO_MAX, HISTO_NUM, HISTO_SUM, HISTO_SUM_SQUARES, HISTO_BUCKET_LIMIT, HISTO_BUCKET };
 enum { METADATA_PLUGIN_DATA = 1, PLUGIN_NAME = 1 };
 enum { TENSOR_DTYPE = 1, TENSOR_SHAPE = 2, TENSOR_STRING_VAL = 8, DT_STRING = 7 };
+enum { SHAPE_DIM = 2, SHAPE_UNKNOWN_RANK = 3, DIM_SIZE = 1 };
+enum { GRAPH_NODE = 1 };
+enum { NODE_NAME = 1, NODE_OP = 2, NODE_INPUT = 3, NODE_ATTR = 5, ATTR_KEY = 1, ATTR_VALUE = 2 };
+enum { ATTRV_LIST = 1, ATTRV_TYPE = 6, LIST_SHAPE = 7 };
 
 /* ---- the writer ---- */
 
@@ -470,4 +475,57 @@ int em_summary_text(em_summary_writer *w, const char *tag, int64_t step, const c
     pb_msg(&v, VALUE_TENSOR, &tensor);
     pb_msg(&s, SUMMARY_VALUE, &v);
     return write_summary(w, op, step, &s);
+}
+
+/* ---- graphs ---- */
+
+/* TensorFlow's DataType enum, indexed by em_dtype. */
+static const int tf_dtype[EM_DTYPE_COUNT] = {
+    [EM_F32] = 1, [EM_F64] = 2, [EM_I32] = 3, [EM_I64] = 9, [EM_U8] = 4, [EM_BOOL] = 10,
+};
+
+/* Appends one NodeDef.attr map entry. */
+static void node_attr(pb *node, const char *key, pb *value) {
+    pb entry = {0};
+    pb_str(&entry, ATTR_KEY, key);
+    pb_msg(&entry, ATTR_VALUE, value);
+    pb_msg(node, NODE_ATTR, &entry);
+}
+
+static int encode_node(void *ctx, const em_graph_node *node) {
+    pb n = {0}, type = {0}, shape = {0}, list = {0}, shapes = {0};
+    pb_str(&n, NODE_NAME, node->name);
+    pb_str(&n, NODE_OP, node->op);
+    for (int i = 0; i < node->ninputs; i++) pb_str(&n, NODE_INPUT, node->inputs[i]);
+    /* TF names a source's type "dtype" (Placeholder, VariableV2, Const) and
+     * an op's input/output type "T". */
+    pb_int(&type, ATTRV_TYPE, tf_dtype[node->dtype]);
+    node_attr(&n, node->ninputs ? "T" : "dtype", &type);
+    if (node->ndim < 0) pb_int(&shape, SHAPE_UNKNOWN_RANK, 1);
+    for (int d = 0; d < node->ndim; d++) {
+        pb dim = {0};
+        pb_int(&dim, DIM_SIZE, node->shape[d]);
+        pb_msg(&shape, SHAPE_DIM, &dim);
+    }
+    pb_msg(&list, LIST_SHAPE, &shape);
+    pb_msg(&shapes, ATTRV_LIST, &list);
+    node_attr(&n, "_output_shapes", &shapes);
+    pb_msg(ctx, GRAPH_NODE, &n);
+    return 0;
+}
+
+int em_summary_graph(em_summary_writer *w, const em_graph *g) {
+    const char *op = "summary_graph";
+    if (!w || !g) {
+        em__error("%s: %s is NULL", op, w ? "graph" : "writer");
+        return -1;
+    }
+    pb graph = {0}, e = {0};
+    if (em__graph_visit(g, encode_node, &graph)) {
+        pb_free(&graph);
+        return -1;
+    }
+    event_header(&e, 0);
+    pb_msg(&e, EVENT_GRAPH_DEF, &graph);
+    return append_record(w, op, &e, false);
 }

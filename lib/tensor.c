@@ -93,45 +93,171 @@ static int check_shape(const char *what, em_dtype dtype, int ndim, const int64_t
 
 /* ---- allocation and reference counts ---- */
 
+/* ---- memory blocks ----
+ * Every tensor is one block: its header, then (for owners) its data. Freed
+ * blocks are kept for reuse, small ones in per-thread lists by size class and
+ * large ones in a small process-wide cache, because a training loop frees and
+ * allocates the same sizes every step, and fresh pages cost a fault each. */
+
 #define HEADER_SIZE ((sizeof(em_tensor) + EM_ALIGN - 1) / EM_ALIGN * EM_ALIGN)
+#define SMALL_CLASSES 6 /* 256 B .. 8 KiB */
+#define SMALL_KEEP 256  /* blocks kept per class and thread */
+#define LARGE_KEEP 16   /* blocks in the process-wide cache */
+#define LARGE_KEEP_BYTES ((size_t)256 << 20)
+
+typedef struct free_block {
+    struct free_block *next;
+} free_block;
+
+static _Thread_local free_block *small_free[SMALL_CLASSES];
+static _Thread_local int small_count[SMALL_CLASSES];
+
+static pthread_mutex_t large_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    void *p;
+    size_t size;
+} large[LARGE_KEEP];
+static size_t large_bytes;
+
+static bool (*fail_hook)(size_t bytes, void *ctx);
+static void *fail_ctx;
+
+void em__set_alloc_fail_hook(bool (*fail)(size_t bytes, void *ctx), void *ctx) {
+    fail_hook = fail;
+    fail_ctx = ctx;
+}
+
+static int size_class(size_t size) {
+    for (int c = 0; c < SMALL_CLASSES; c++)
+        if (size <= (size_t)256 << c) return c;
+    return -1;
+}
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
+
+/* Frees the calling thread's small blocks (thread exit and em_shutdown). */
+static void free_thread_cache(void *unused) {
+    (void)unused;
+    for (int c = 0; c < SMALL_CLASSES; c++) {
+        while (small_free[c]) {
+            free_block *b = small_free[c];
+            small_free[c] = b->next;
+            free(b);
+        }
+        small_count[c] = 0;
+    }
+}
+
+static void make_cache_key(void) { pthread_key_create(&cache_key, free_thread_cache); }
+
+void em__blocks_shutdown(void) {
+    free_thread_cache(NULL);
+    pthread_mutex_lock(&large_lock);
+    for (int k = 0; k < LARGE_KEEP; k++) {
+        free(large[k].p);
+        large[k].p = NULL;
+    }
+    large_bytes = 0;
+    pthread_mutex_unlock(&large_lock);
+}
+
+/* A block of at least `size` bytes, 64-byte aligned; *cap gets its real size. */
+static void *block_alloc(size_t size, size_t *cap) {
+    if (fail_hook && fail_hook(size, fail_ctx)) return NULL;
+    int c = size_class(size);
+    if (c >= 0) {
+        *cap = (size_t)256 << c;
+        if (small_free[c]) {
+            free_block *b = small_free[c];
+            small_free[c] = b->next;
+            small_count[c]--;
+            return b;
+        }
+    } else {
+        *cap = (size + 4095) & ~(size_t)4095;
+        pthread_mutex_lock(&large_lock);
+        for (int k = 0; k < LARGE_KEEP; k++)
+            if (large[k].p && large[k].size == *cap) {
+                void *p = large[k].p;
+                large[k].p = NULL;
+                large_bytes -= *cap;
+                pthread_mutex_unlock(&large_lock);
+                return p;
+            }
+        pthread_mutex_unlock(&large_lock);
+    }
+    void *p = NULL;
+    return posix_memalign(&p, EM_ALIGN, *cap) ? NULL : p;
+}
+
+static void block_free(void *p, size_t cap) {
+    int c = size_class(cap);
+    if (c >= 0 && (size_t)256 << c == cap) {
+        if (small_count[c] < SMALL_KEEP) {
+            pthread_once(&cache_key_once, make_cache_key);
+            pthread_setspecific(cache_key, (void *)1); /* so thread exit frees the lists */
+            free_block *b = p;
+            b->next = small_free[c];
+            small_free[c] = b;
+            small_count[c]++;
+            return;
+        }
+    } else if (cap <= LARGE_KEEP_BYTES / 4) {
+        pthread_mutex_lock(&large_lock);
+        for (int k = 0; k < LARGE_KEEP; k++)
+            if (!large[k].p && large_bytes + cap <= LARGE_KEEP_BYTES) {
+                large[k].p = p;
+                large[k].size = cap;
+                large_bytes += cap;
+                pthread_mutex_unlock(&large_lock);
+                return;
+            }
+        pthread_mutex_unlock(&large_lock);
+    }
+    free(p);
+}
+
+/* A zeroed header at the start of a block of HEADER_SIZE + data_bytes. */
+static em_tensor *new_header(size_t data_bytes, const char *what) {
+    size_t cap;
+    em_tensor *t = block_alloc(HEADER_SIZE + data_bytes, &cap);
+    if (!t) {
+        em__error("out of memory: allocating %s (%zu bytes)", what, HEADER_SIZE + data_bytes);
+        return NULL;
+    }
+    memset(t, 0, sizeof *t);
+    t->block = cap;
+    atomic_init(&t->refs, 1);
+    atomic_fetch_add(&live_tensors, 1);
+    return t;
+}
 
 em_tensor *em__alloc(em_dtype dtype, int ndim, const int64_t *shape) {
     int64_t numel;
     if (check_shape("tensor", dtype, ndim, shape, &numel)) return NULL;
     size_t bytes = (size_t)numel * dtypes[dtype].size;
-    void *mem = NULL;
-    if (posix_memalign(&mem, EM_ALIGN, HEADER_SIZE + bytes)) {
-        em__error("out of memory: allocating %" PRId64 " %s elements (%zu bytes)", numel, dtypes[dtype].name, bytes);
-        return NULL;
-    }
-    em_tensor *t = mem;
-    memset(t, 0, sizeof *t);
-    atomic_init(&t->refs, 1);
+    em_tensor *t = new_header(bytes, "a tensor");
+    if (!t) return NULL;
     t->dtype = (uint8_t)dtype;
     t->ndim = (uint8_t)ndim;
     t->numel = numel;
     memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
     em__contiguous_strides(ndim, shape, t->strides);
-    t->data = (char *)mem + HEADER_SIZE;
-    atomic_fetch_add(&live_tensors, 1);
+    t->data = (char *)t + HEADER_SIZE;
     return t;
 }
 
 em_tensor *em__alloc_meta(em_dtype dtype, int ndim, const int64_t *shape) {
     int64_t numel;
     if (check_shape("tensor", dtype, ndim, shape, &numel)) return NULL;
-    em_tensor *t = calloc(1, sizeof *t);
-    if (!t) {
-        em__error("out of memory: allocating a tensor header");
-        return NULL;
-    }
-    atomic_init(&t->refs, 1);
+    em_tensor *t = new_header(0, "a tensor header");
+    if (!t) return NULL;
     t->dtype = (uint8_t)dtype;
     t->ndim = (uint8_t)ndim;
     t->numel = numel;
     memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
     em__contiguous_strides(ndim, shape, t->strides);
-    atomic_fetch_add(&live_tensors, 1);
     return t;
 }
 
@@ -145,13 +271,8 @@ em_tensor *em__header(em_tensor *owner, em_dtype dtype, int ndim, const int64_t 
 }
 
 em_tensor *em__view(em_tensor *x, int ndim, const int64_t *shape, const int64_t *strides, int64_t offset) {
-    em_tensor *t = malloc(sizeof *t);
-    if (!t) {
-        em__error("out of memory: allocating a view");
-        return NULL;
-    }
-    memset(t, 0, sizeof *t);
-    atomic_init(&t->refs, 1);
+    em_tensor *t = new_header(0, "a view");
+    if (!t) return NULL;
     t->dtype = x->dtype;
     t->ndim = (uint8_t)ndim;
     t->numel = 1;
@@ -164,7 +285,6 @@ em_tensor *em__view(em_tensor *x, int ndim, const int64_t *shape, const int64_t 
     em_tensor *owner = x->base && !(x->flags & EM_T_VARIABLE) ? x->base : x;
     em__retain(owner);
     t->base = owner;
-    atomic_fetch_add(&live_tensors, 1);
     return t;
 }
 
@@ -175,7 +295,7 @@ void em__unref(em_tensor *t) {
     atomic_fetch_sub(&live_tensors, 1);
     if (t->base) em__unref(t->base);
     free(t->ph);
-    free(t); /* owners: header and data are one block; views: the header alone */
+    block_free(t, t->block);
 }
 
 bool em__is_contiguous(const em_tensor *t) {

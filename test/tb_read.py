@@ -9,6 +9,8 @@ TensorBoard sees, one line per item, for test/test_summary.c to compare:
   bucket <tag> <step> <limit> <count>  each non-empty bucket
   image <tag> <step> <width> <height> <png width> <png height> <png color type>
   text <tag> <step> <JSON string>
+  graph <node count>                   the GraphDef EventAccumulator.Graph() parsed
+  node <name> <op> in=<a,b|-> <dtype|T>=<DataType> shapes=<[d,d];...>
 
 usage: tb_read.py EVENT_FILE [DIR]   (DIR: also writes each image's PNG there
 as <tag with / replaced by _>.<step>.png)
@@ -62,6 +64,20 @@ def main():
             tp = t.tensor_proto
             assert tp.dtype == 7 and len(tp.tensor_shape.dim) == 0, "text is not a scalar string tensor"
             print("text", tag, t.step, json.dumps(tp.string_val[0].decode("utf-8")))
+    if tags["graph"]:
+        graph = acc.Graph()
+        print("graph", len(graph.node))
+        for n in graph.node:
+            attrs = []
+            for key in sorted(n.attr, key=lambda k: (k == "_output_shapes", k)):  # the type first
+                a = n.attr[key]
+                if key == "_output_shapes":
+                    shapes = ["?" if s.unknown_rank else "[%s]" % ",".join(str(d.size) for d in s.dim)
+                              for s in a.list.shape]
+                    attrs.append("shapes=" + ";".join(shapes))
+                else:
+                    attrs.append("%s=%d" % (key, a.type))
+            print("node", n.name, n.op, "in=" + (",".join(n.input) or "-"), *attrs)
 
 
 if __name__ == "__main__":

@@ -385,6 +385,47 @@ START_TEST(test_summary_errors) {
 }
 END_TEST
 
+/* mnist_with_summaries's first layer, traced under name scopes, as
+ * TensorBoard's Graphs tab reads it. */
+START_TEST(test_graph_read_by_tensorboard) {
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 784), "x");
+    em_tensor *labels = em_placeholder(EM_I64, EM_SHAPE(-1), "labels");
+    em_variable_scope_begin("layer1", EM_REUSE_FALSE);
+    em_tensor *wt = em_get_variable("weights", EM_F32, EM_SHAPE(784, 10), EM_INIT_CONST(0.01));
+    em_tensor *b = em_get_variable("biases", EM_F32, EM_SHAPE(10), EM_INIT_CONST(0.1));
+    em_variable_scope_end();
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_name_scope_begin("layer1");
+    em_name_scope_begin("Wx_plus_b");
+    em_tensor *pre = em_add(em_matmul(x, wt), b);
+    em_name_scope_end();
+    em_tensor *act = em_relu(pre);
+    em_name_scope_end();
+    em_tensor *loss = em_mean(em_sparse_softmax_cross_entropy_with_logits(labels, act), EM_ALL_AXES, false);
+    em_graph *g = em_trace_end();
+    ck_assert_msg(loss != NULL && g != NULL, "%s", em_last_error());
+
+    em_summary_writer *w = em_summary_writer_open(tmp);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(em_summary_graph(w, g), 0);
+    char saved[400];
+    snprintf(saved, sizeof saved, "%s", em_summary_writer_path(w));
+    ck_assert_int_eq(em_summary_writer_close(w), 0);
+    em_graph_release(g);
+
+    size_t n, last, tail;
+    uint8_t *d = slurp(saved, &n);
+    ck_assert_int_eq(scan_records(d, n, &last, &tail), 2);
+    ck_assert_uint_eq(tail, 0);
+    free(d);
+
+    char *out = tb_read(saved, NULL);
+    if (!out) return;
+    printf("%s", out);
+    free(out);
+}
+END_TEST
+
 START_TEST(test_write_png) {
     char path[300];
     snprintf(path, sizeof path, "%s/a.png", tmp);
@@ -477,6 +518,7 @@ int main(void) {
     tcase_add_test(tc, test_cut_file_reads_to_last_complete_record);
     tcase_add_test(tc, test_writes_are_buffered_until_flush);
     tcase_add_test(tc, test_summary_errors);
+    tcase_add_test(tc, test_graph_read_by_tensorboard);
     tcase_add_test(tc, test_write_png);
     tcase_add_test(tc, test_plot_png);
     tcase_add_test(tc, test_plot_image_grid);

@@ -3,6 +3,7 @@
 #define EMBER_SUMMARY_H
 
 #include "core.h"
+#include "graph.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,6 +38,12 @@ int em_summary_histogram(em_summary_writer *w, const char *tag, int64_t step, em
 int em_summary_image(em_summary_writer *w, const char *tag, int64_t step, em_tensor *images, int max_images);
 /* UTF-8 text (TensorBoard renders it as Markdown), as tf.summary.text. */
 int em_summary_text(em_summary_writer *w, const char *tag, int64_t step, const char *text);
+
+/* A traced graph for TensorBoard's Graphs tab: one NodeDef per node, named
+ * "scope/sub/op_N" (grouped by name scope), with its op (or Placeholder,
+ * Variable, Const), inputs, dtype ("dtype" on sources, "T" on ops) and
+ * "_output_shapes" (unknown dims as -1), in an Event's graph_def. */
+int em_summary_graph(em_summary_writer *w, const em_graph *g);
 
 /* Writes a tensor ([H,W], [H,W,C] uint8 or float in [0,1], C = 1, 3, 4) as a PNG file. */
 int em_write_png(const char *path, em_tensor *image);

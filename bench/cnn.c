@@ -1,0 +1,114 @@
+/* The Deep MNIST CNN training step (examples/deep_mnist.c's network: two 5x5
+ * SAME convolutions with bias and ReLU, 2x2 max pools, fc 3136 -> 1024 ReLU,
+ * dropout 0.5, fc 1024 -> 10, softmax cross-entropy, Adam 1e-4), batch 100,
+ * beside PyTorch doing the same step with the same threads in the same run
+ * (bench/torch_cnn.py).
+ *
+ *   build/bench/cnn [threads...]      (default: 1 2)
+ */
+#include <ember.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void layer(const char *scope, em_shape w, int64_t out, em_tensor **vars) {
+    em_variable_scope_begin(scope, EM_REUSE_FALSE);
+    vars[0] = em_get_variable("weights", EM_F32, w, EM_INIT_TRUNC_NORMAL(0, 0.1));
+    vars[1] = em_get_variable("biases", EM_F32, EM_SHAPE(out), EM_INIT_CONST(0.1));
+    em_variable_scope_end();
+}
+
+static em_tensor *conv_relu_pool(em_tensor *x, em_tensor **vars) {
+    const int two[2] = {2, 2};
+    em_tensor *h = em_relu(em_bias_add(em_conv2d(x, vars[0], NULL, EM_PAD_SAME, NULL), vars[1]));
+    return em_max_pool(h, two, two, EM_PAD_SAME);
+}
+
+/* Best milliseconds per step over 5 rounds of `steps`, after a warm-up round. */
+static double step_ms(int steps) {
+    em_set_seed(0);
+    em_tensor *vars[8];
+    layer("conv1", EM_SHAPE(5, 5, 1, 32), 32, vars);
+    layer("conv2", EM_SHAPE(5, 5, 32, 64), 64, vars + 2);
+    layer("fc1", EM_SHAPE(7 * 7 * 64, 1024), 1024, vars + 4);
+    layer("fc2", EM_SHAPE(1024, 10), 10, vars + 6);
+    em_tensor *x = em_keep(em_random_uniform(EM_F32, EM_SHAPE(100, 28, 28, 1), 0, 1));
+    int64_t labels[100];
+    for (int i = 0; i < 100; i++) labels[i] = i % 10;
+    em_tensor *y = em_keep(em_tensor_from(EM_I64, EM_SHAPE(100), labels));
+    em_optimizer *adam = em_adam(1e-4, 0.9, 0.999, 1e-8);
+    double best = 1e9;
+    for (int round = 0; round < 6; round++) {
+        double t = now();
+        for (int s = 0; s < steps; s++) {
+            em_scope_begin();
+            em_tape *tape = em_tape_begin(false);
+            em_tensor *h = conv_relu_pool(conv_relu_pool(x, vars), vars + 2);
+            h = em_matmul(em_reshape(h, EM_SHAPE(100, 7 * 7 * 64)), vars[4]);
+            h = em_dropout(em_relu(em_bias_add(h, vars[5])), 0.5);
+            em_tensor *logits = em_bias_add(em_matmul(h, vars[6]), vars[7]);
+            em_tensor *loss = em_mean(em_sparse_softmax_cross_entropy_with_logits(y, logits), EM_ALL_AXES, false);
+            em_tape_stop(tape);
+            if (em_minimize(adam, tape, loss, 8, vars)) {
+                fprintf(stderr, "cnn: %s\n", em_last_error());
+                exit(1);
+            }
+            em_tape_release(tape);
+            em_scope_end();
+        }
+        double ms = (now() - t) / steps * 1e3;
+        if (round > 0 && ms < best) best = ms;
+    }
+    em_optimizer_release(adam);
+    em_release(x);
+    em_release(y);
+    em_variables_release();
+    return best;
+}
+
+/* PyTorch's step in ms from bench/torch_cnn.py, or 0 when unavailable. */
+static double torch_ms(int threads, char *version, size_t size) {
+    char cmd[256], line[256] = "";
+    snprintf(cmd, sizeof cmd,
+             "OMP_NUM_THREADS=%d OPENBLAS_NUM_THREADS=%d /usr/bin/python3 bench/torch_cnn.py %d 2>/dev/null", threads,
+             threads, threads);
+    FILE *p = popen(cmd, "r");
+    if (p) {
+        if (!fgets(line, sizeof line, p)) line[0] = '\0';
+        pclose(p);
+    }
+    char v[64];
+    double us;
+    if (sscanf(line, "torch %63s step_us %lf", v, &us) != 2) return 0;
+    snprintf(version, size, "%s", v);
+    return us / 1e3;
+}
+
+int main(int argc, char **argv) {
+    int list[8] = {1, 2}, n = 2;
+    if (argc > 1) {
+        n = 0;
+        for (int i = 1; i < argc && n < 8; i++) list[n++] = atoi(argv[i]);
+    }
+    char version[64] = "";
+    printf("Deep MNIST CNN training step, batch 100 (forward + backward + Adam)\n");
+    printf("%-8s %12s %12s %8s\n", "threads", "ember (ms)", "pytorch (ms)", "ratio");
+    for (int i = 0; i < n; i++) {
+        em_set_num_threads(list[i]);
+        double e = step_ms(10), t = torch_ms(list[i], version, sizeof version);
+        if (t > 0) printf("%-8d %12.1f %12.1f %7.3fx\n", list[i], e, t, e / t);
+        else printf("%-8d %12.1f %12s %8s\n", list[i], e, "n/a", "-");
+        fflush(stdout);
+    }
+    if (version[0]) printf("pytorch %s via /usr/bin/python3 (ratio = ember / pytorch)\n", version);
+    else printf("pytorch: not available via /usr/bin/python3\n");
+    em_shutdown();
+    return 0;
+}
