@@ -146,6 +146,44 @@ static double evaluate(model *m, const dataset *test) {
     return correct / (double)test->n;
 }
 
+/* One training step traced as a graph (TF1's graph of mnist_with_summaries):
+ * the forward pass on placeholders x [-1,784] and labels [-1], the loss and
+ * the optimizer's update (*train, the fetch that runs it). Traced on a copy
+ * of the model so that m's last activations stay those of the eager step. */
+static em_graph *trace_step(const model *m, em_optimizer *opt, em_tensor *const *vars, double keep_prob,
+                            em_tensor *x, em_tensor *labels, em_tensor **train, em_tensor **loss) {
+    model traced = *m;
+    if (em_trace_begin()) return NULL;
+    em_tape *tape = em_tape_begin(false);
+    em_tensor *logits = forward(&traced, x, keep_prob);
+    em_name_scope_begin("cross_entropy");
+    *loss = em_mean(em_sparse_softmax_cross_entropy_with_logits(labels, logits), EM_ALL_AXES, false);
+    em_name_scope_end();
+    em_tape_stop(tape);
+    em_name_scope_begin("train");
+    *train = em_minimize_op(opt, tape, *loss, 4, vars);
+    em_name_scope_end();
+    em_tape_release(tape);
+    em_graph *g = em_trace_end();
+    if (*train) return g;
+    em_graph_release(g);
+    return NULL;
+}
+
+/* The traced step for TensorBoard's Graphs tab. */
+static int write_graph_summary(em_summary_writer *w, const model *m, em_optimizer *opt, em_tensor *const *vars,
+                               double keep_prob) {
+    em_scope_begin();
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 784), "x");
+    em_tensor *labels = em_placeholder(EM_I64, EM_SHAPE(-1), "labels");
+    em_tensor *train, *loss;
+    em_graph *g = x && labels ? trace_step(m, opt, vars, keep_prob, x, labels, &train, &loss) : NULL;
+    int rc = g ? em_summary_graph(w, g) : -1;
+    em_graph_release(g);
+    em_scope_end();
+    return rc;
+}
+
 /* Weight summaries as mnist_with_summaries's variable_summaries(). */
 static void variable_summaries(em_summary_writer *w, const char *name, em_tensor *v, int64_t step) {
     char tag[256];
@@ -271,6 +309,7 @@ int main(int argc, char **argv) {
         if (s == 0)
             em_summary_image(train_log, "input_reshape/input", step, em_reshape(x, EM_SHAPE(o.batch, 28, 28, 1)), 10);
         em_scope_end();
+        if (s == 0 && write_graph_summary(train_log, &m, adam, vars, o.keep_prob)) return fail("writing the graph");
 
         if (step % o.eval_every == 0 || s == total - 1) {
             test_acc = evaluate(&m, &test);

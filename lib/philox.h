@@ -64,8 +64,12 @@ EM_PHILOX_FN double em_philox_f64_open(uint32_t hi, uint32_t lo) {
 
 /* ---- one value per stream position ---- */
 
+/* float32 uniforms use all four words of a block: position p is word p % 4
+ * of block p / 4, drawn in its own domain of the third counter word so that
+ * these blocks never coincide with the one-block-per-position draws. */
+#define EM_PHILOX_LANES 0x4C414E45u
 EM_PHILOX_FN float em_rng_uniform_f32(uint64_t seed, uint64_t pos) {
-    return em_philox_f32(em_philox_block(seed, pos, 0).v[0]);
+    return em_philox_f32(em_philox_block(seed, pos >> 2, EM_PHILOX_LANES).v[pos & 3]);
 }
 EM_PHILOX_FN double em_rng_uniform_f64(uint64_t seed, uint64_t pos) {
     em_philox4 b = em_philox_block(seed, pos, 0);

@@ -21,6 +21,7 @@ import struct
 import sys
 
 from tensorboard.backend.event_processing import event_accumulator, event_file_loader
+from tensorboard.compat.proto import graph_pb2
 
 
 def main():
@@ -66,6 +67,9 @@ def main():
             print("text", tag, t.step, json.dumps(tp.string_val[0].decode("utf-8")))
     if tags["graph"]:
         graph = acc.Graph()
+        # the graphs plugin reads the copy the loader makes as a run summary
+        run_graph = [v.tensor.string_val[0] for e in events for v in e.summary.value if v.tag == "__run_graph__"]
+        assert len(run_graph) == 1 and graph_pb2.GraphDef.FromString(run_graph[0]) == graph, "no run graph summary"
         print("graph", len(graph.node))
         for n in graph.node:
             attrs = []

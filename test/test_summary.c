@@ -410,6 +410,8 @@ START_TEST(test_graph_read_by_tensorboard) {
     ck_assert_int_eq(em_summary_graph(w, g), 0);
     char saved[400];
     snprintf(saved, sizeof saved, "%s", em_summary_writer_path(w));
+    expect_fail(em_summary_graph(NULL, g), "summary_graph: writer is NULL");
+    expect_fail(em_summary_graph(w, NULL), "summary_graph: graph is NULL");
     ck_assert_int_eq(em_summary_writer_close(w), 0);
     em_graph_release(g);
 
@@ -419,9 +421,26 @@ START_TEST(test_graph_read_by_tensorboard) {
     ck_assert_uint_eq(tail, 0);
     free(d);
 
+    /* every node with its op, inputs, DataType (float 1, int64 9) and shapes */
+    static const char *const nodes[] = {
+        "node x Placeholder in=- dtype=1 shapes=[-1,784]\n",
+        "node labels Placeholder in=- dtype=9 shapes=[-1]\n",
+        "node layer1/weights Variable in=- dtype=1 shapes=[784,10]\n",
+        "node layer1/biases Variable in=- dtype=1 shapes=[10]\n",
+        "node layer1/Wx_plus_b/matmul_0 matmul in=x,layer1/weights T=1 shapes=[-1,10]\n",
+        "node layer1/Wx_plus_b/add_1 add in=layer1/Wx_plus_b/matmul_0,layer1/biases T=1 shapes=[-1,10]\n",
+        "node layer1/relu_2 relu in=layer1/Wx_plus_b/add_1 T=1 shapes=[-1,10]\n",
+        "node sparse_softmax_xent_3 sparse_softmax_xent in=labels,layer1/relu_2 T=1 shapes=[-1]\n",
+        "node count_elements_4 count_elements in=sparse_softmax_xent_3 T=1 shapes=[]\n",
+        "node sum_5 sum in=sparse_softmax_xent_3 T=1 shapes=[]\n",
+        "node div_6 div in=sum_5,count_elements_4 T=1 shapes=[]\n",
+    };
     char *out = tb_read(saved, NULL);
     if (!out) return;
-    printf("%s", out);
+    ck_assert_ptr_nonnull(find_line(out, "events 3\n")); /* the loader adds the graph as a run summary too */
+    ck_assert_ptr_nonnull(find_line(out, "graph 11\n"));
+    ck_assert_int_eq(count_lines(out, "node "), 11);
+    for (int i = 0; i < 11; i++) ck_assert_msg(find_line(out, nodes[i]) != NULL, "no %s in:\n%s", nodes[i], out);
     free(out);
 }
 END_TEST
