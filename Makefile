@@ -27,6 +27,27 @@ ifeq ($(SANITIZE),1)
   CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDLIBS += -fsanitize=address,undefined
 endif
+# `make test TSAN=1`: ThreadSanitizer. libgomp is not instrumented, so its
+# barriers look like races to TSan: test/tsan.supp suppresses reports whose
+# stacks run through libgomp (see docs/bad_input.md, "threads").
+ifeq ($(TSAN),1)
+  override BUILD := $(BUILD)-tsan
+  TEST_ENV := CK_FORK=no TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/test/tsan.supp"
+  CFLAGS += -O1 -fsanitize=thread -fno-omit-frame-pointer
+  LDLIBS += -fsanitize=thread
+endif
+# `make fuzz` builds the library with clang for libFuzzer (OpenMP pragmas off:
+# one thread is what a fuzzer wants; a variable read only by a pragma is then
+# unused) into $(BUILD)-fuzz.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst test/fuzz/%.c,%,$(wildcard test/fuzz/fuzz_*.c))
+ifeq ($(FUZZ),1)
+  override BUILD := $(BUILD)-fuzz
+  CC := clang
+  CFLAGS += -fopenmp=libgomp -Wno-unused-parameter -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+  LDLIBS += -fsanitize=fuzzer,address,undefined
+endif
 
 LIB_SRC := $(wildcard lib/*.c lib/ops/*.c lib/io/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -45,7 +66,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 # Keep the shared test objects between builds of the suites.
 .SECONDARY:
 
-.PHONY: all test examples bench install clean deps mnist
+.PHONY: all test examples bench install clean deps mnist fuzz fuzz-run
 all: $(STATIC) $(SHARED) $(BUILD)/ember.pc $(BUILD)/ember-bench
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h include/ember/*.h lib/*.h test/*.h)
@@ -90,6 +111,21 @@ test: $(TEST_BIN) $(EXAMPLES) $(BUILD)/ember-bench
 	exit $$status
 
 examples: $(EXAMPLES)
+
+# Each fuzz target runs FUZZ_SECONDS from its corpus test/fuzz/corpus/<t>/;
+# new inputs and crashes go to $(BUILD)-fuzz/fuzz/ (keep the useful ones with
+# <target> -merge=1 test/fuzz/corpus/<t> $(BUILD)-fuzz/fuzz/corpus-<t>).
+# test_fuzz_replay replays the corpora in `make test`, no clang needed.
+$(BUILD)/test/test_fuzz_replay: $(wildcard test/fuzz/*.c test/fuzz/*.h)
+$(BUILD)/fuzz/%: test/fuzz/%.c test/fuzz/fuzz.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS)
+fuzz:
+	$(MAKE) FUZZ=1 BUILD=$(BUILD) fuzz-run
+fuzz-run: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+	@for t in $(FUZZ_TARGETS); do echo "== $$t"; mkdir -p $(BUILD)/fuzz/corpus-$$t; \
+	  $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/$$t- $(BUILD)/fuzz/corpus-$$t test/fuzz/corpus/$$t || exit 1; done
 bench: $(BENCH)
 	@for b in $(BENCH); do echo "== $$b"; $$b || exit 1; done
 

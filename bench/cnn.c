@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
     printf("%-8s %12s %12s %8s\n", "threads", "ember (ms)", "pytorch (ms)", "ratio");
     for (int i = 0; i < n; i++) {
         em_set_num_threads(list[i]);
-        double e = step_ms(10), t = torch_ms(list[i], version, sizeof version);
+        double e = step_ms(10), t = getenv("NOTORCH") ? 0 : torch_ms(list[i], version, sizeof version);
         if (t > 0) printf("%-8d %12.1f %12.1f %7.3fx\n", list[i], e, t, e / t);
         else printf("%-8d %12.1f %12s %8s\n", list[i], e, "n/a", "-");
         fflush(stdout);

@@ -258,6 +258,12 @@ oom:
     return -1;
 }
 
+bool em__trace_symbolic(int ndim, const int64_t *shape) {
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] && shape[d] % STANDIN == 0) return true;
+    return false;
+}
+
 void em__trace_host_read(const em_tensor *t) {
     em_thread *th = em__thread();
     if (!th || !th->trace) return;

@@ -109,6 +109,9 @@ void em__parallel_for(int64_t n, int64_t grain, em_range_fn fn, void *ctx);
 /* ---- tracing (graph.c) ---- */
 /* Adds a node for an op just run while tracing. 0, or -1 with an error. */
 int em__trace_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out);
+/* Whether a shape holds a dimension derived from an unknown (-1) dimension
+ * of a shape-only trace. */
+bool em__trace_symbolic(int ndim, const int64_t *shape);
 /* Notes a value read back to the host while tracing. */
 void em__trace_host_read(const em_tensor *t);
 void em__trace_shutdown(em_thread *t);

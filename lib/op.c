@@ -141,6 +141,9 @@ em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
     int ndim = 0;
     int64_t shape[EM_MAX_DIMS];
     if (d->infer(&c, &dtype, &ndim, shape)) return NULL;
+    /* An op with no value inputs (random) whose shape derives from an unknown
+     * dimension of a shape-only trace has no real size yet. */
+    if (th && th->trace && !meta && em__trace_symbolic(ndim, shape)) meta = true;
 
     em_tensor *out = d->view ? d->view(&c, ndim, shape) : EM_NOT_A_VIEW;
     if (out != EM_NOT_A_VIEW) {

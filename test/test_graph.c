@@ -193,6 +193,13 @@ START_TEST(test_random_nodes_draw_anew_each_run) {
     em_tensor *ones = em_ones(EM_F32, EM_SHAPE(1000)), *out;
     ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, ones}}, 1, &y, &out), 0);
     em_tensor *first = em_copy(out);
+    /* a shape-only trace draws nothing for a batch it does not know yet */
+    em_tensor *batch = em_placeholder(EM_F32, EM_SHAPE(-1, 4096), "batch");
+    em_trace_begin();
+    em_tensor *dropped = em_dropout(batch, 0.5);
+    ck_assert_ptr_null(em_data(dropped));
+    em_clear_error();
+    em_graph_release(em_trace_end());
     ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, ones}}, 1, &y, &out), 0);
     ck_assert_int_ne(memcmp(em_data(first), em_data(out), 4000), 0);
     em_graph_release(g);

@@ -174,14 +174,24 @@ typedef void (*ew_row_fn)(void *out, const void *const *in, const int64_t *s, in
         const T *restrict a = in[1], *restrict b = in[2];                                                              \
         const int64_t sk = s[0], sa = s[1], sb = s[2];                                                                 \
         (void)f;                                                                                                       \
+        /* Both sides are loaded unconditionally so the select vectorizes (a blend, no branch). */                   \
         if (sk == 1 && sa == 1 && sb == 1) {                                                                           \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = k[i] ? a[i] : b[i];                                         \
+            EW_SIMD for (int64_t i = 0; i < n; i++) {                                                                  \
+                const T x = a[i], y = b[i];                                                                            \
+                o[i] = k[i] ? x : y;                                                                                   \
+            }                                                                                                          \
         } else if (sk == 1 && sa == 1 && sb == 0) {                                                                    \
             const T y = b[0];                                                                                          \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = k[i] ? a[i] : y;                                            \
+            EW_SIMD for (int64_t i = 0; i < n; i++) {                                                                  \
+                const T x = a[i];                                                                                      \
+                o[i] = k[i] ? x : y;                                                                                   \
+            }                                                                                                          \
         } else if (sk == 1 && sa == 0 && sb == 1) {                                                                    \
             const T x = a[0];                                                                                          \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = k[i] ? x : b[i];                                            \
+            EW_SIMD for (int64_t i = 0; i < n; i++) {                                                                  \
+                const T y = b[i];                                                                                      \
+                o[i] = k[i] ? x : y;                                                                                   \
+            }                                                                                                          \
         } else {                                                                                                       \
             for (int64_t i = 0; i < n; i++) o[i] = k[i * sk] ? a[i * sa] : b[i * sb];                                  \
         }                                                                                                              \
