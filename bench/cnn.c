@@ -5,6 +5,7 @@
  * (bench/torch_cnn.py).
  *
  *   build/bench/cnn [threads...]      (default: 1 2)
+ *   EMBER_BENCH_NO_TORCH=1 build/bench/cnn 1    (Ember only, e.g. under perf)
  */
 #include <ember.h>
 
@@ -102,7 +103,7 @@ int main(int argc, char **argv) {
     printf("%-8s %12s %12s %8s\n", "threads", "ember (ms)", "pytorch (ms)", "ratio");
     for (int i = 0; i < n; i++) {
         em_set_num_threads(list[i]);
-        double e = step_ms(10), t = getenv("NOTORCH") ? 0 : torch_ms(list[i], version, sizeof version);
+        double e = step_ms(10), t = getenv("EMBER_BENCH_NO_TORCH") ? 0 : torch_ms(list[i], version, sizeof version);
         if (t > 0) printf("%-8d %12.1f %12.1f %7.3fx\n", list[i], e, t, e / t);
         else printf("%-8d %12.1f %12s %8s\n", list[i], e, "n/a", "-");
         fflush(stdout);

@@ -20,22 +20,23 @@ typedef struct {
     int epochs, max_steps, batch, eval_every, threads;
     double keep_prob, lr;
     uint64_t seed;
-    bool resume, quiet;
+    bool resume, quiet, graph;
 } options;
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: mnist [--data DIR] [--logdir DIR] [--epochs N] [--steps N] [--batch N]\n"
             "             [--eval-every N] [--keep-prob P] [--lr X] [--seed S] [--threads N]\n"
-            "             [--resume] [--quiet]\n"
+            "             [--resume] [--quiet] [--graph]\n"
             "  --data DIR     MNIST-format IDX files (default data/mnist; Fashion-MNIST works too)\n"
             "  --logdir DIR   TensorBoard logs, PNG plots and the checkpoint (default runs/mnist)\n"
             "  --steps N      stop after N steps even if epochs remain (0: no limit)\n"
-            "  --resume       continue from DIR/model.ckpt\n");
+            "  --resume       continue from DIR/model.ckpt\n"
+            "  --graph        trace one step and replay it as a graph (default: eager)\n");
 }
 
 static int parse(int argc, char **argv, options *o) {
-    *o = (options){"data/mnist", "runs/mnist", 5, 0, 100, 200, 0, 0.9, 1e-3, 1, false, false};
+    *o = (options){"data/mnist", "runs/mnist", 5, 0, 100, 200, 0, 0.9, 1e-3, 1, false, false, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name, action)                                            \
@@ -61,6 +62,7 @@ static int parse(int argc, char **argv, options *o) {
 #undef OPT
         if (!strcmp(a, "--resume")) o->resume = true;
         else if (!strcmp(a, "--quiet")) o->quiet = true;
+        else if (!strcmp(a, "--graph")) o->graph = true;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             exit(0);
@@ -150,39 +152,49 @@ static double evaluate(model *m, const dataset *test) {
  * the forward pass on placeholders x [-1,784] and labels [-1], the loss and
  * the optimizer's update (*train, the fetch that runs it). Traced on a copy
  * of the model so that m's last activations stay those of the eager step. */
-static em_graph *trace_step(const model *m, em_optimizer *opt, em_tensor *const *vars, double keep_prob,
-                            em_tensor *x, em_tensor *labels, em_tensor **train, em_tensor **loss) {
+typedef struct {
+    em_graph *graph;
+    em_tensor *x, *labels;                  /* placeholders: [-1,784] float32, [-1] int64 */
+    em_tensor *train, *loss, *accuracy;     /* fetches */
+    em_tensor *pre_activations, *activations;
+} traced_step;
+
+/* Traces one training step into a graph: the forward pass on placeholders,
+ * the loss, the accuracy and the optimizer's update (train, the fetch that
+ * runs it). Traced on a copy of the model so that m's last activations stay
+ * those of the eager step. 0, or -1 with an error. */
+static int trace_step(const model *m, em_optimizer *opt, em_tensor *const *vars, double keep_prob, traced_step *t) {
     model traced = *m;
-    if (em_trace_begin()) return NULL;
+    t->x = em_keep(em_placeholder(EM_F32, EM_SHAPE(-1, 784), "x"));
+    t->labels = em_keep(em_placeholder(EM_I64, EM_SHAPE(-1), "labels"));
+    if (!t->x || !t->labels || em_trace_begin()) return -1;
     em_tape *tape = em_tape_begin(false);
-    em_tensor *logits = forward(&traced, x, keep_prob);
+    em_tensor *logits = forward(&traced, t->x, keep_prob);
     em_name_scope_begin("cross_entropy");
-    *loss = em_mean(em_sparse_softmax_cross_entropy_with_logits(labels, logits), EM_ALL_AXES, false);
+    t->loss = em_mean(em_sparse_softmax_cross_entropy_with_logits(t->labels, logits), EM_ALL_AXES, false);
     em_name_scope_end();
     em_tape_stop(tape);
+    em_name_scope_begin("accuracy");
+    t->accuracy = accuracy_of(logits, t->labels);
+    em_name_scope_end();
     em_name_scope_begin("train");
-    *train = em_minimize_op(opt, tape, *loss, 4, vars);
+    t->train = em_minimize_op(opt, tape, t->loss, 4, vars);
     em_name_scope_end();
     em_tape_release(tape);
-    em_graph *g = em_trace_end();
-    if (*train) return g;
-    em_graph_release(g);
-    return NULL;
+    t->pre_activations = traced.pre_activations;
+    t->activations = traced.activations;
+    t->graph = em_trace_end();
+    return t->graph && t->train && t->accuracy ? 0 : -1;
+}
+
+static void traced_step_release(traced_step *t) {
+    em_graph_release(t->graph);
+    em_release(t->x);
+    em_release(t->labels);
 }
 
 /* The traced step for TensorBoard's Graphs tab. */
-static int write_graph_summary(em_summary_writer *w, const model *m, em_optimizer *opt, em_tensor *const *vars,
-                               double keep_prob) {
-    em_scope_begin();
-    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 784), "x");
-    em_tensor *labels = em_placeholder(EM_I64, EM_SHAPE(-1), "labels");
-    em_tensor *train, *loss;
-    em_graph *g = x && labels ? trace_step(m, opt, vars, keep_prob, x, labels, &train, &loss) : NULL;
-    int rc = g ? em_summary_graph(w, g) : -1;
-    em_graph_release(g);
-    em_scope_end();
-    return rc;
-}
+static int write_graph_summary(em_summary_writer *w, const traced_step *t) { return em_summary_graph(w, t->graph); }
 
 /* Weight summaries as mnist_with_summaries's variable_summaries(). */
 static void variable_summaries(em_summary_writer *w, const char *name, em_tensor *v, int64_t step) {
@@ -278,8 +290,17 @@ int main(int argc, char **argv) {
     for (int64_t i = 0; i < train.n; i++) order[i] = i;
     uint64_t shuffle_state = o.seed * 0x9E3779B97F4A7C15ULL + 1;
 
+    /* The step as a graph: TensorBoard shows it, and --graph replays it. The
+     * trace is shape-only, so it runs no update; it draws its dropout masks
+     * at run time from the same random stream as eager steps would. */
+    em_scope_begin();
+    traced_step traced = {0};
+    if (trace_step(&m, adam, vars, o.keep_prob, &traced) || write_graph_summary(train_log, &traced))
+        return fail("tracing the training step");
+    em_scope_end();
+
     int nacc = 0;
-    double test_acc = 0, start = now(), last_print = 0;
+    double test_acc = 0, best_acc = 0, start = now(), last_print = 0;
     int64_t step0 = em_optimizer_step(adam);
     for (int64_t s = 0; s < total; s++) {
         int64_t in_epoch = s % steps_per_epoch;
@@ -288,31 +309,49 @@ int main(int argc, char **argv) {
         em_scope_begin();
         em_tensor *x = batch_images(&train, order + in_epoch * o.batch, o.batch);
         em_tensor *y = em_gather(train.labels, em_tensor_from(EM_I64, EM_SHAPE(o.batch), order + in_epoch * o.batch), 0);
-        em_tape *tape = em_tape_begin(false);
-        em_tensor *logits = forward(&m, x, o.keep_prob);
-        em_tensor *cross_entropy = em_mean(em_sparse_softmax_cross_entropy_with_logits(y, logits), EM_ALL_AXES, false);
-        em_tape_stop(tape);
-        if (em_minimize(adam, tape, cross_entropy, 4, vars)) return fail("training step");
-        em_tape_release(tape);
-        double loss = em_item(cross_entropy);
+        double loss, accuracy;
+        em_tensor *pre_activations, *activations;
+        if (o.graph) {
+            em_tensor *out[5];
+            if (em_graph_run(traced.graph, 2, (em_feed[]){{traced.x, x}, {traced.labels, y}}, 5,
+                             (em_tensor *[]){traced.train, traced.loss, traced.accuracy, traced.pre_activations,
+                                             traced.activations},
+                             out))
+                return fail("training step (graph)");
+            loss = em_item(out[1]);
+            accuracy = em_item(out[2]);
+            pre_activations = out[3];
+            activations = out[4];
+        } else {
+            em_tape *tape = em_tape_begin(false);
+            em_tensor *logits = forward(&m, x, o.keep_prob);
+            em_tensor *cross_entropy = em_mean(em_sparse_softmax_cross_entropy_with_logits(y, logits), EM_ALL_AXES, false);
+            em_tape_stop(tape);
+            if (em_minimize(adam, tape, cross_entropy, 4, vars)) return fail("training step");
+            em_tape_release(tape);
+            loss = em_item(cross_entropy);
+            accuracy = step % 10 == 0 ? em_item(accuracy_of(logits, y)) : 0;
+            pre_activations = m.pre_activations;
+            activations = m.activations;
+        }
         loss_curve[s] = loss;
         if (step % 10 == 0) {
             em_summary_scalar(train_log, "cross_entropy", step, loss);
-            em_summary_scalar(train_log, "accuracy", step, em_item(accuracy_of(logits, y)));
+            em_summary_scalar(train_log, "accuracy", step, accuracy);
         }
         if (step % 100 == 0) {
             variable_summaries(train_log, "layer1/weights", m.w1, step);
             variable_summaries(train_log, "layer1/biases", m.b1, step);
-            em_summary_histogram(train_log, "layer1/Wx_plus_b/pre_activations", step, m.pre_activations);
-            em_summary_histogram(train_log, "layer1/activations", step, m.activations);
+            em_summary_histogram(train_log, "layer1/Wx_plus_b/pre_activations", step, pre_activations);
+            em_summary_histogram(train_log, "layer1/activations", step, activations);
         }
         if (s == 0)
             em_summary_image(train_log, "input_reshape/input", step, em_reshape(x, EM_SHAPE(o.batch, 28, 28, 1)), 10);
         em_scope_end();
-        if (s == 0 && write_graph_summary(train_log, &m, adam, vars, o.keep_prob)) return fail("writing the graph");
 
         if (step % o.eval_every == 0 || s == total - 1) {
             test_acc = evaluate(&m, &test);
+            if (test_acc > best_acc) best_acc = test_acc;
             em_summary_scalar(test_log, "accuracy", step, test_acc);
             acc_x[nacc] = (double)step;
             acc_y[nacc++] = test_acc;
@@ -329,8 +368,9 @@ int main(int argc, char **argv) {
         }
     }
     double elapsed = now() - start;
-    printf("\ntrained %lld steps in %.1f s (%.2f ms/step)\n", (long long)total, elapsed, 1e3 * elapsed / (double)total);
-    printf("final test accuracy: %.4f\n", test_acc);
+    printf("\ntrained %lld steps (%s) in %.1f s (%.2f ms/step)\n", (long long)total, o.graph ? "graph" : "eager",
+           elapsed, 1e3 * elapsed / (double)total);
+    printf("best test accuracy: %.4f\nfinal test accuracy: %.4f\n", best_acc, test_acc);
 
     char path[1024];
     snprintf(path, sizeof path, "%s/loss.png", o.logdir);
@@ -347,6 +387,7 @@ int main(int argc, char **argv) {
     printf("TensorBoard logs in %s (tensorboard --logdir %s); plots: %s/{loss,accuracy,layer1_weights}.png\n",
            o.logdir, o.logdir, o.logdir);
 
+    traced_step_release(&traced);
     em_summary_writer_close(train_log);
     em_summary_writer_close(test_log);
     em_optimizer_release(adam);

@@ -911,6 +911,15 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
             return -1;
         }
     }
+    for (int k = 0; k < nfetches; k++) { /* a fetched placeholder needs its feed too */
+        bool fed = g->vals[fetch[k]].kind != V_PLACEHOLDER;
+        for (int f = 0; f < nfeeds && !fed; f++) fed = em__ptrmap_get(&g->index, feeds[f].placeholder) == fetch[k];
+        if (!fed) {
+            em__error("graph_run: placeholder '%s' must be fed: fetch %d is that placeholder",
+                      g->vals[fetch[k]].traced->ph->name, k);
+            return -1;
+        }
+    }
     g->stats.arena_bytes = p->arena_bytes;
     g->stats.unplanned_bytes = p->unplanned_bytes;
     g->stats.last_run_nodes = p->norder;

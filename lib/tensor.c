@@ -71,7 +71,7 @@ static int check_shape(const char *what, em_dtype dtype, int ndim, const int64_t
         em__error("%s: rank %d is outside 0..%d", what, ndim, EM_MAX_DIMS);
         return -1;
     }
-    int64_t n = 1;
+    int64_t n = 1, strided = 1;
     const int64_t limit = INT64_MAX / 64;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) {
@@ -81,10 +81,12 @@ static int check_shape(const char *what, em_dtype dtype, int ndim, const int64_t
             em__error("%s: negative dimension %" PRId64 " in shape %s", what, shape[i], em_shape_str(s, b, sizeof b));
             return -1;
         }
-        if (shape[i] && n > limit / shape[i]) {
+        /* the strides (products of the non-zero dims) must not overflow either */
+        if (shape[i] && strided > limit / shape[i]) {
             em__error("%s: shape too large: the element count overflows", what);
             return -1;
         }
+        strided *= shape[i] ? shape[i] : 1;
         n *= shape[i];
     }
     *numel = n;
@@ -191,7 +193,22 @@ static void *block_alloc(size_t size, size_t *cap) {
     return posix_memalign(&p, EM_ALIGN, *cap) ? NULL : p;
 }
 
+/* Under AddressSanitizer blocks go straight back to malloc, so that a tensor
+ * used after em_release is reported instead of reading a cached block. */
+#if defined(__SANITIZE_ADDRESS__)
+#define EM_NO_BLOCK_CACHE
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EM_NO_BLOCK_CACHE
+#endif
+#endif
+
 static void block_free(void *p, size_t cap) {
+#ifdef EM_NO_BLOCK_CACHE
+    (void)cap;
+    free(p);
+    return;
+#endif
     int c = size_class(cap);
     if (c >= 0 && (size_t)256 << c == cap) {
         if (small_count[c] < SMALL_KEEP) {
@@ -271,12 +288,13 @@ em_tensor *em__header(em_tensor *owner, em_dtype dtype, int ndim, const int64_t 
 }
 
 em_tensor *em__view(em_tensor *x, int ndim, const int64_t *shape, const int64_t *strides, int64_t offset) {
+    int64_t numel; /* a view's shape (e.g. broadcast_to's target) is checked like any tensor's */
+    if (check_shape("view", (em_dtype)x->dtype, ndim, shape, &numel)) return NULL;
     em_tensor *t = new_header(0, "a view");
     if (!t) return NULL;
     t->dtype = x->dtype;
     t->ndim = (uint8_t)ndim;
-    t->numel = 1;
-    for (int i = 0; i < ndim; i++) t->numel *= shape[i];
+    t->numel = numel;
     memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
     memcpy(t->strides, strides, sizeof(int64_t) * (size_t)ndim);
     t->data = x->data ? (char *)x->data + offset * (int64_t)dtypes[x->dtype].size : NULL;
@@ -352,13 +370,17 @@ double em__read(const void *p, em_dtype d) {
     }
 }
 
+/* As em_cast converts: truncates toward zero, saturates, NaN is 0 (a plain
+ * C conversion of an out-of-range double is undefined behaviour). */
+#define SAT_INT(T, MN, MX, v) (isnan(v) ? (T)0 : (v) <= (double)(MN) ? (T)(MN) : (v) >= (double)(MX) ? (T)(MX) : (T)(v))
+
 void em__write(void *p, em_dtype d, double v) {
     switch (d) {
     case EM_F32: *(float *)p = (float)v; break;
     case EM_F64: *(double *)p = v; break;
-    case EM_I32: *(int32_t *)p = (int32_t)v; break;
-    case EM_I64: *(int64_t *)p = (int64_t)v; break;
-    case EM_U8: *(uint8_t *)p = (uint8_t)v; break;
+    case EM_I32: *(int32_t *)p = SAT_INT(int32_t, INT32_MIN, INT32_MAX, v); break;
+    case EM_I64: *(int64_t *)p = SAT_INT(int64_t, INT64_MIN, INT64_MAX, v); break;
+    case EM_U8: *(uint8_t *)p = SAT_INT(uint8_t, 0, UINT8_MAX, v); break;
     case EM_BOOL: *(uint8_t *)p = v != 0; break;
     default: break;
     }
@@ -407,6 +429,10 @@ em_tensor *em_arange(em_dtype dtype, double start, double stop, double step) {
         return NULL;
     }
     double count = ceil((stop - start) / step);
+    if (count > (double)(INT64_MAX / 64)) { /* converting it would be undefined */
+        em__error("arange: %g elements from %g to %g by %g are too many", count, start, stop, step);
+        return NULL;
+    }
     int64_t n = count > 0 ? (int64_t)count : 0;
     em_tensor *t = em__alloc(dtype, 1, &n);
     if (!t) return NULL;

@@ -19,8 +19,10 @@ check() { # name, expected text, command...
 check logreg "loss" "$build/examples/logreg"
 check conv_scopes "model/conv1/weights" "$build/examples/conv_scopes"
 check mnist "final test accuracy" "$build/examples/mnist" --steps 60 --eval-every 30 --quiet --logdir "$tmp/mnist"
+check mnist-graph "(graph)" "$build/examples/mnist" --steps 30 --eval-every 30 --quiet --graph --logdir "$tmp/mnist-graph"
 check mnist-files "events.out.tfevents" ls "$tmp/mnist/train"
 check mnist-plots "loss.png" ls "$tmp/mnist"
 check mnist-resume "resumed from" "$build/examples/mnist" --steps 20 --eval-every 10 --quiet --resume --logdir "$tmp/mnist"
+check deep_mnist "final test accuracy" "$build/examples/deep_mnist" --steps 20 --eval-every 10 --quiet --threads 1 --logdir "$tmp/deep_mnist"
 echo "examples: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -314,6 +314,23 @@ START_TEST(test_pools) {
 }
 END_TEST
 
+/* Ties go to the first element of the window, in every block of channels
+ * (70 channels: more than one block of the gradient kernel). */
+START_TEST(test_max_pool_grad_ties) {
+    static const int k2[] = {2, 2};
+    em_tensor *x = em_ones(EM_F32, EM_SHAPE(1, 4, 4, 70)), *g;
+    em_tape *tp = em_tape_begin(false);
+    ck_assert_int_eq(em_gradients(tp, em_max_pool(x, k2, k2, EM_PAD_VALID), 1, &x, &g), 0);
+    em_tape_release(tp);
+    const float *d = em_data(g);
+    for (int64_t y = 0; y < 4; y++)
+        for (int64_t xx = 0; xx < 4; xx++)
+            for (int64_t c = 0; c < 70; c++)
+                ck_assert_float_eq(d[(y * 4 + xx) * 70 + c], y % 2 == 0 && xx % 2 == 0 ? 1.0f : 0.0f);
+    em_shutdown();
+}
+END_TEST
+
 START_TEST(test_pool_errors) {
     static const int k2[] = {2, 2}, k5[] = {5, 5};
     em_tensor *x = em_ones(EM_F32, EM_SHAPE(1, 4, 4, 1));
@@ -419,6 +436,7 @@ int main(void) {
     tcase_add_test(tc, test_conv2d_errors);
     tcase_add_test(tc, test_conv2d_thread_count_independent);
     tcase_add_test(tc, test_pools);
+    tcase_add_test(tc, test_max_pool_grad_ties);
     tcase_add_test(tc, test_pool_errors);
     tcase_add_test(tc, test_second_derivatives);
     tcase_add_test(tc, test_bias_add);

@@ -192,6 +192,12 @@ static int parse(const char *op, const char *path, const unsigned char *buf, siz
         return -1;
     }
     size_t end = size - 4, at = 16;
+    /* An entry takes at least 6 bytes: a corrupt count must not size calloc. */
+    if (count > (end - at) / 6) {
+        em__error("%s: %s is truncated or damaged: it declares %u entries, more than its %zu bytes can hold", op, path,
+                  count, size);
+        return -1;
+    }
     entry *e = calloc(count ? count : 1, sizeof *e);
     if (!e) {
         em__error("%s: %s: out of memory for %u entries", op, path, count);

@@ -380,6 +380,9 @@ static int conv_bpf_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t 
 
 typedef enum { CONV_FWD, CONV_BPI, CONV_BPF } conv_kind;
 
+/* Most tasks (partial filter gradients) backprop_filter splits the batch into. */
+enum { BPF_TASKS = 8 };
+
 typedef struct {
     em_conv_geom g;
     conv_kind kind;
@@ -407,51 +410,61 @@ static void transpose2d(char *dst, const char *src, int64_t rows, int64_t cols, 
         }
 }
 
-/* Lowers output pixels [r0, r1) (over the whole batch) into rows of col. */
+/* The filter columns [*k0, *k1) whose input column lies inside [0, w) for
+ * output column ox; with dilation 1 they read consecutive input pixels. */
+static void valid_taps(const em_conv_geom *g, int64_t ox, int64_t *k0, int64_t *k1) {
+    int64_t first = em_conv_in_x(g, ox, 0);
+    *k0 = first >= 0 ? 0 : (-first + g->dw - 1) / g->dw;
+    *k1 = first >= g->w ? 0 : (g->w - 1 - first) / g->dw + 1;
+    if (*k1 > g->kw) *k1 = g->kw;
+    if (*k1 < *k0) *k1 = *k0;
+}
+
+/* Lowers output pixels [r0, r1) (over the whole batch) into rows of col.
+ * Each filter row copies its valid taps as one run when they are adjacent. */
 static void im2col(const conv_plan *p, int64_t r0, int64_t r1, char *col) {
     const em_conv_geom *g = &p->g;
     size_t cb = (size_t)g->c * p->es;
     for (int64_t r = r0; r < r1; r++) {
-        int64_t n = r / p->P1, q = r % p->P1, oy = q / g->ow, ox = q % g->ow;
+        int64_t n = r / p->P1, q = r % p->P1, oy = q / g->ow, ox = q % g->ow, k0, k1;
+        valid_taps(g, ox, &k0, &k1);
         char *row = col + (size_t)((r - r0) * p->K) * p->es;
         for (int64_t ky = 0; ky < g->kh; ky++) {
             int64_t iy = em_conv_in_y(g, oy, ky);
             char *dst = row + (size_t)(ky * g->kw) * cb;
-            if (iy < 0 || iy >= g->h) {
+            if (iy < 0 || iy >= g->h || k0 == k1) {
                 memset(dst, 0, cb * (size_t)g->kw);
                 continue;
             }
-            const char *src = p->x + (size_t)((n * g->h + iy) * g->w) * cb;
-            for (int64_t kx = 0; kx < g->kw; kx++, dst += cb) {
-                int64_t ix = em_conv_in_x(g, ox, kx);
-                if (ix < 0 || ix >= g->w)
-                    memset(dst, 0, cb);
-                else if (cb == 4) /* one float channel: a fixed-size copy the compiler inlines */
-                    memcpy(dst, src + (size_t)ix * cb, 4);
-                else
-                    memcpy(dst, src + (size_t)ix * cb, cb);
-            }
+            memset(dst, 0, cb * (size_t)k0);
+            memset(dst + cb * (size_t)k1, 0, cb * (size_t)(g->kw - k1));
+            const char *src = p->x + (size_t)((n * g->h + iy) * g->w + em_conv_in_x(g, ox, k0)) * cb;
+            if (g->dw == 1)
+                memcpy(dst + cb * (size_t)k0, src, cb * (size_t)(k1 - k0));
+            else
+                for (int64_t kx = k0; kx < k1; kx++) memcpy(dst + cb * (size_t)kx, src + (size_t)((kx - k0) * g->dw) * cb, cb);
         }
     }
 }
 
-/* Adds the rows of col for output pixels [r0, r1) back into dx. */
+/* Adds the rows of col for output pixels [r0, r1) back into dx (as im2col). */
 #define COL2IM(T)                                                                             \
     static void col2im_##T(const conv_plan *p, int64_t r0, int64_t r1, const T *col, T *dx) { \
         const em_conv_geom *g = &p->g;                                                        \
+        int64_t step = g->dw * g->c;                                                         \
         for (int64_t r = r0; r < r1; r++) {                                                   \
-            int64_t n = r / p->P1, q = r % p->P1, oy = q / g->ow, ox = q % g->ow;             \
+            int64_t n = r / p->P1, q = r % p->P1, oy = q / g->ow, ox = q % g->ow, k0, k1;     \
+            valid_taps(g, ox, &k0, &k1);                                                      \
+            if (k0 == k1) continue;                                                           \
             const T *row = col + (r - r0) * p->K;                                             \
+            int64_t runs = g->dw == 1 ? 1 : k1 - k0, len = g->dw == 1 ? (k1 - k0) * g->c : g->c; \
             for (int64_t ky = 0; ky < g->kh; ky++) {                                          \
                 int64_t iy = em_conv_in_y(g, oy, ky);                                         \
                 if (iy < 0 || iy >= g->h) continue;                                           \
-                for (int64_t kx = 0; kx < g->kw; kx++) {                                      \
-                    int64_t ix = em_conv_in_x(g, ox, kx);                                     \
-                    if (ix < 0 || ix >= g->w) continue;                                       \
-                    const T *s = row + (ky * g->kw + kx) * g->c;                              \
-                    T *d = dx + ((n * g->h + iy) * g->w + ix) * g->c;                         \
-                    _Pragma("omp simd") for (int64_t ch = 0; ch < g->c; ch++) d[ch] += s[ch]; \
-                }                                                                             \
+                const T *s = row + (ky * g->kw + k0) * g->c;                                  \
+                T *d = dx + ((n * g->h + iy) * g->w + em_conv_in_x(g, ox, k0)) * g->c;        \
+                for (int64_t k = 0; k < runs; k++, s += g->c, d += step)                      \
+                    _Pragma("omp simd") for (int64_t j = 0; j < len; j++) d[j] += s[j];        \
             }                                                                                 \
         }                                                                                     \
     }
@@ -551,11 +564,10 @@ static void conv_run(const em_call *c, em_tensor *out, conv_kind kind) {
     p.per = (p.group + p.P1 - 1) / p.P1;
     if (p.per > cap) p.per = cap;
     int64_t tasks = (g->n + p.per - 1) / p.per;
-    if (kind == CONV_BPF)
-        while (tasks > 1 && tasks * p.K * g->o > ((int64_t)1 << 24)) { /* bound the partials' memory */
-            p.per *= 2;
-            tasks = (g->n + p.per - 1) / p.per;
-        }
+    if (kind == CONV_BPF && tasks > BPF_TASKS) { /* few partials: less memory and summing */
+        p.per = (g->n + BPF_TASKS - 1) / BPF_TASKS;
+        tasks = (g->n + p.per - 1) / p.per;
+    }
     p.single = tasks > 1 && em_num_threads() > 1;
     p.partials = out->data;
     if (kind == CONV_BPF && tasks > 1 && !(p.partials = malloc((size_t)(tasks * p.K * g->o) * p.es))) {
@@ -717,7 +729,11 @@ POOL_FWD(float)
 POOL_FWD(double)
 
 /* Pool gradients: one task per image (windows overlap only within an image).
- * max_pool_grad routes each dy to the first largest element of its window. */
+ * max_pool_grad routes each dy to the first element of its window not less
+ * than the window's maximum (the first largest; with NaNs, the first NaN that
+ * precedes it), in blocks of POOL_BLOCK channels: the maximum, then a scan
+ * that hands dy to the first match, both branch-free over channels. */
+enum { POOL_BLOCK = 64 };
 #define POOL_BWD(T)                                                                           \
     static void max_pool_grad_##T(void *ctx, int64_t begin, int64_t end) {                    \
         const pool_plan *p = ctx;                                                             \
@@ -731,14 +747,31 @@ POOL_FWD(double)
                     int64_t y0, y1, x0, x1;                                                   \
                     em_pool_window(g, oy, ox, &y0, &y1, &x0, &x1);                            \
                     const T *d = dy + ((n * g->oh + oy) * g->ow + ox) * g->c;                 \
-                    for (int64_t ch = 0; ch < g->c; ch++) {                                   \
-                        int64_t best = ((n * g->h + y0) * g->w + x0) * g->c + ch;             \
+                    for (int64_t c0 = 0; c0 < g->c; c0 += POOL_BLOCK) {                       \
+                        int64_t cn = g->c - c0 < POOL_BLOCK ? g->c - c0 : POOL_BLOCK;         \
+                        const T *first = x + ((n * g->h + y0) * g->w + x0) * g->c + c0;       \
+                        T m[POOL_BLOCK], left[POOL_BLOCK];                                    \
+                        for (int64_t ch = 0; ch < cn; ch++) {                                 \
+                            m[ch] = first[ch];                                                \
+                            left[ch] = d[c0 + ch];                                            \
+                        }                                                                     \
                         for (int64_t iy = y0; iy < y1; iy++)                                  \
                             for (int64_t ix = x0; ix < x1; ix++) {                            \
-                                int64_t at = ((n * g->h + iy) * g->w + ix) * g->c + ch;       \
-                                if (x[at] > x[best]) best = at;                               \
+                                const T *v = x + ((n * g->h + iy) * g->w + ix) * g->c + c0;   \
+                                _Pragma("omp simd") for (int64_t ch = 0; ch < cn; ch++) m[ch] = v[ch] > m[ch] ? v[ch] : m[ch]; \
                             }                                                                 \
-                        dx[best] += d[ch];                                                    \
+                        for (int64_t iy = y0; iy < y1; iy++)                                  \
+                            for (int64_t ix = x0; ix < x1; ix++) {                            \
+                                int64_t at = ((n * g->h + iy) * g->w + ix) * g->c + c0;       \
+                                const T *v = x + at;                                          \
+                                T *o = dx + at;                                               \
+                                _Pragma("omp simd") for (int64_t ch = 0; ch < cn; ch++) {     \
+                                    T l = left[ch];                                           \
+                                    bool hit = !(v[ch] < m[ch]);                              \
+                                    o[ch] += hit ? l : (T)0;                                  \
+                                    left[ch] = hit ? (T)0 : l;                                \
+                                }                                                             \
+                            }                                                                 \
                     }                                                                         \
                 }                                                                             \
     }                                                                                         \

@@ -19,10 +19,12 @@ static int64_t prod(const int64_t *d, int from, int to) {
     return n;
 }
 
-static const char *shape_str(int ndim, const int64_t *dims, char *buf, size_t size) {
-    em_shape s = {.ndim = ndim};
-    memcpy(s.dims, dims, sizeof(int64_t) * (size_t)ndim);
-    return em_shape_str(s, buf, size);
+/* "[a,b,...]"; n may exceed EM_MAX_DIMS (pads hold two values per axis). */
+static const char *shape_str(int n, const int64_t *dims, char *buf, size_t size) {
+    size_t at = (size_t)snprintf(buf, size, "[");
+    for (int k = 0; k < n && at < size; k++) at += (size_t)snprintf(buf + at, size - at, "%s%" PRId64, k ? "," : "", dims[k]);
+    if (at < size) snprintf(buf + at, size - at, "]");
+    return buf;
 }
 
 /* Chunks of parallel work over `rows` rows of `row_bytes` bytes each. */
@@ -40,7 +42,7 @@ static int reshape_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *
     const em_tensor *x = c->in[0];
     char b1[SHAPE_BUF], b2[SHAPE_BUF];
     int infer_at = -1;
-    int64_t known = 1;
+    int64_t known = 1, nonzero = 1;
     for (int k = 0; k < c->a->ni; k++) {
         int64_t d = c->a->i[k];
         shape[k] = d;
@@ -51,8 +53,11 @@ static int reshape_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *
         if (d < 0)
             return em__op_error(c, "invalid dimension %" PRId64 " in target shape %s (only one -1 is allowed)", d,
                                 shape_str(c->a->ni, c->a->i, b1, sizeof b1));
-        known *= d;
+        known = d && known > INT64_MAX / d ? INT64_MAX : known * d; /* saturates: never a tensor's numel */
+        nonzero = d && nonzero > INT64_MAX / d ? INT64_MAX : nonzero * (d ? d : 1);
     }
+    if (nonzero == INT64_MAX) /* its strides would overflow, even with no elements */
+        return em__op_error(c, "target shape %s is too large", shape_str(c->a->ni, c->a->i, b1, sizeof b1));
     if (infer_at >= 0) {
         if (known == 0 || x->numel % known)
             return em__op_error(c, "cannot reshape %s (%" PRId64 " elements) into %s", em__tshape(x, b1, sizeof b1),
@@ -168,7 +173,7 @@ static int slice_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *sh
     for (int k = 0; k < nd; k++) {
         int64_t begin = c->a->i[k], size = c->a->i[nd + k];
         if (size == -1 && begin >= 0 && begin <= x->shape[k]) size = x->shape[k] - begin;
-        if (begin < 0 || size < 0 || begin + size > x->shape[k])
+        if (begin < 0 || size < 0 || begin > x->shape[k] || size > x->shape[k] - begin) /* no overflow */
             return em__op_error(c, "begin %s, size %s is out of bounds for axis %d of input %s",
                                 shape_str(nd, c->a->i, b1, sizeof b1), shape_str(nd, c->a->i + nd, b2, sizeof b2), k,
                                 em__tshape(x, b3, sizeof b3));
@@ -567,6 +572,9 @@ static int pad_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shap
         if (c->a->i[2 * k] < 0 || c->a->i[2 * k + 1] < 0)
             return em__op_error(c, "pads %s must be non-negative (input %s)",
                                 shape_str(2 * x->ndim, c->a->i, b1, sizeof b1), em__tshape(x, b2, sizeof b2));
+        if (c->a->i[2 * k] > INT64_MAX - x->shape[k] - c->a->i[2 * k + 1])
+            return em__op_error(c, "pads %s overflow axis %d of input %s", shape_str(2 * x->ndim, c->a->i, b1, sizeof b1),
+                                k, em__tshape(x, b2, sizeof b2));
         shape[k] = x->shape[k] + c->a->i[2 * k] + c->a->i[2 * k + 1];
     }
     *ndim = x->ndim;
@@ -639,6 +647,9 @@ static int tile_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *sha
         if (c->a->i[k] < 0)
             return em__op_error(c, "multiples %s must be non-negative (input %s)",
                                 shape_str(x->ndim, c->a->i, b1, sizeof b1), em__tshape(x, b2, sizeof b2));
+        if (x->shape[k] && c->a->i[k] > INT64_MAX / x->shape[k])
+            return em__op_error(c, "multiples %s overflow axis %d of input %s", shape_str(x->ndim, c->a->i, b1, sizeof b1),
+                                k, em__tshape(x, b2, sizeof b2));
         shape[k] = x->shape[k] * c->a->i[k];
     }
     *ndim = x->ndim;
@@ -830,7 +841,7 @@ int em_split_sizes(em_tensor *x, int n, const int64_t *sizes, int axis, em_tenso
     for (int k = 0; k < n; k++) {
         s[k] = sizes[k];
         if (s[k] == -1 && infer_at < 0) infer_at = k;
-        else if (s[k] < 0) ok = false;
+        else if (s[k] < 0 || s[k] > INT64_MAX - total) ok = false; /* the sum must not overflow */
         else total += s[k];
     }
     if (ok && infer_at >= 0 && total <= x->shape[a]) s[infer_at] = x->shape[a] - total;

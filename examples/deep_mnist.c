@@ -1,0 +1,280 @@
+/* Deep MNIST for experts (TensorFlow's convolutional MNIST tutorial):
+ * x [N,28,28,1] -> conv 5x5x32 SAME + bias + ReLU -> max_pool 2x2 ->
+ * conv 5x5x64 + bias + ReLU -> max_pool 2x2 -> fc 3136 -> 1024 ReLU ->
+ * dropout (keep 0.5) -> fc 1024 -> 10, softmax cross-entropy, Adam.
+ *
+ * The tutorial's Adam 1e-4 with batch 50 needs ~20000 steps for 99.2%; Adam
+ * 1e-3 with batch 100 (the default here) passes 99% test accuracy in 2000
+ * steps (3.3 epochs): 99.1% in about 3.5 minutes on 2 cores of this machine
+ * (Xeon with AVX-512, shared).
+ *
+ *   build/examples/deep_mnist --logdir runs/deep_mnist    (2000 steps)
+ *   tensorboard --logdir runs/deep_mnist
+ */
+#include <ember.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+    const char *data, *logdir;
+    int steps, batch, eval_every, threads;
+    double lr;
+    uint64_t seed;
+    bool quiet;
+} options;
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: deep_mnist [--data DIR] [--logdir DIR] [--steps N] [--batch N] [--eval-every N]\n"
+            "                  [--lr X] [--seed S] [--threads N] [--quiet]\n"
+            "  --data DIR       MNIST IDX files (default data/mnist)\n"
+            "  --logdir DIR     TensorBoard scalars and loss.png (default runs/deep_mnist)\n"
+            "  --steps N        training steps (default 2000: >= 99%% test accuracy)\n"
+            "  --batch N        images per step (default 100)\n"
+            "  --eval-every N   test-set evaluation interval (default 500)\n"
+            "  --lr X           Adam learning rate (default 1e-3)\n"
+            "  --threads N      worker threads (default: all cores)\n");
+}
+
+static int parse(int argc, char **argv, options *o) {
+    *o = (options){"data/mnist", "runs/deep_mnist", 2000, 100, 500, 0, 1e-3, 1, false};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(name, action)                                            \
+    if (!strcmp(a, name)) {                                          \
+        if (!v) {                                                    \
+            fprintf(stderr, "deep_mnist: %s needs a value\n", name); \
+            return -1;                                               \
+        }                                                            \
+        action;                                                      \
+        i++;                                                         \
+        continue;                                                    \
+    }
+        OPT("--data", o->data = v)
+        OPT("--logdir", o->logdir = v)
+        OPT("--steps", o->steps = atoi(v))
+        OPT("--batch", o->batch = atoi(v))
+        OPT("--eval-every", o->eval_every = atoi(v))
+        OPT("--lr", o->lr = atof(v))
+        OPT("--seed", o->seed = strtoull(v, NULL, 10))
+        OPT("--threads", o->threads = atoi(v))
+#undef OPT
+        if (!strcmp(a, "--quiet")) o->quiet = true;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        } else {
+            fprintf(stderr, "deep_mnist: unknown option %s\n", a);
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (o->steps < 1 || o->batch < 1 || o->eval_every < 1 || !(o->lr > 0)) {
+        fprintf(stderr, "deep_mnist: steps, batch, eval-every and lr must be positive\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int fail(const char *what) {
+    fprintf(stderr, "deep_mnist: %s: %s\n", what, em_last_error() ? em_last_error() : "failed");
+    return 1;
+}
+
+typedef struct {
+    em_tensor *images; /* [N, 28, 28, 1] uint8 */
+    em_tensor *labels; /* [N] int64 */
+    int64_t n;
+} dataset;
+
+static int load(const char *dir, const char *prefix, dataset *d) {
+    char ipath[1024], lpath[1024];
+    snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
+    snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
+    em_tensor *img = em_load_idx(ipath), *lab = em_load_idx(lpath);
+    if (!img || !lab) return -1;
+    d->n = em_dim(img, 0);
+    d->images = em_keep(em_reshape(img, EM_SHAPE(d->n, 28, 28, 1)));
+    d->labels = em_keep(em_cast(lab, EM_I64));
+    return d->images && d->labels ? 0 : -1;
+}
+
+/* The tutorial's weight_variable / bias_variable under scope `name`. */
+typedef struct {
+    em_tensor *w, *b;
+} layer;
+
+static layer make_layer(const char *name, em_shape wshape, int64_t out) {
+    layer l;
+    em_variable_scope_begin(name, EM_REUSE_FALSE);
+    l.w = em_get_variable("weights", EM_F32, wshape, EM_INIT_TRUNC_NORMAL(0, 0.1));
+    l.b = em_get_variable("biases", EM_F32, EM_SHAPE(out), EM_INIT_CONST(0.1));
+    em_variable_scope_end();
+    return l;
+}
+
+typedef struct {
+    layer conv1, conv2, fc1, fc2;
+} model;
+
+static em_tensor *conv_pool(const layer *l, em_tensor *x) {
+    const int two[2] = {2, 2};
+    em_tensor *h = em_relu(em_bias_add(em_conv2d(x, l->w, NULL, EM_PAD_SAME, NULL), l->b));
+    return em_max_pool(h, two, two, EM_PAD_SAME);
+}
+
+/* x [N,28,28,1] float in [0, 1] -> logits [N,10]; keep_prob 1 turns dropout off. */
+static em_tensor *forward(const model *m, em_tensor *x, double keep_prob) {
+    em_tensor *h = conv_pool(&m->conv2, conv_pool(&m->conv1, x));
+    h = em_reshape(h, EM_SHAPE(em_dim(x, 0), 7 * 7 * 64));
+    h = em_relu(em_bias_add(em_matmul(h, m->fc1.w), m->fc1.b));
+    h = em_dropout(h, keep_prob);
+    return em_bias_add(em_matmul(h, m->fc2.w), m->fc2.b);
+}
+
+static em_tensor *scaled(em_tensor *images) { return em_mul_scalar(em_cast(images, EM_F32), 1.0 / 255.0); }
+
+static em_tensor *accuracy_of(em_tensor *logits, em_tensor *labels) {
+    return em_mean(em_cast(em_equal(em_argmax(logits, 1), labels), EM_F32), EM_ALL_AXES, false);
+}
+
+/* Accuracy on the first `count` test images. */
+static double evaluate(const model *m, const dataset *test, int64_t count) {
+    double correct = 0;
+    const int64_t chunk = 500;
+    if (count > test->n) count = test->n;
+    for (int64_t at = 0; at < count; at += chunk) {
+        int64_t n = count - at < chunk ? count - at : chunk;
+        em_scope_begin();
+        em_tensor *x = scaled(em_slice(test->images, (int64_t[]){at, 0, 0, 0}, (int64_t[]){n, 28, 28, 1}));
+        em_tensor *y = em_slice(test->labels, (int64_t[]){at}, (int64_t[]){n});
+        correct += em_item(accuracy_of(forward(m, x, 1.0), y)) * (double)n;
+        em_scope_end();
+    }
+    return correct / (double)count;
+}
+
+static uint64_t rng_next(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void shuffle(int64_t *p, int64_t n, uint64_t *s) {
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(rng_next(s) % (uint64_t)(i + 1));
+        int64_t t = p[i];
+        p[i] = p[j];
+        p[j] = t;
+    }
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv) {
+    options o;
+    if (parse(argc, argv, &o)) return 2;
+    if (o.threads > 0) em_set_num_threads(o.threads);
+    em_set_seed(o.seed);
+
+    dataset train, test;
+    if (load(o.data, "train", &train) || load(o.data, "t10k", &test)) return fail("loading MNIST");
+    if (o.batch > train.n) o.batch = (int)train.n;
+    printf("Deep MNIST: %lld training and %lld test images from %s, %d threads\n", (long long)train.n,
+           (long long)test.n, o.data, em_num_threads());
+
+    model m = {
+        make_layer("conv1", EM_SHAPE(5, 5, 1, 32), 32),
+        make_layer("conv2", EM_SHAPE(5, 5, 32, 64), 64),
+        make_layer("fc1", EM_SHAPE(7 * 7 * 64, 1024), 1024),
+        make_layer("fc2", EM_SHAPE(1024, 10), 10),
+    };
+    em_tensor *vars[8] = {m.conv1.w, m.conv1.b, m.conv2.w, m.conv2.b, m.fc1.w, m.fc1.b, m.fc2.w, m.fc2.b};
+    for (int i = 0; i < 8; i++)
+        if (!vars[i]) return fail("creating variables");
+    em_optimizer *adam = em_adam(o.lr, 0.9, 0.999, 1e-8);
+    if (!adam) return fail("creating the optimizer");
+
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/train", o.logdir);
+    em_summary_writer *train_log = em_summary_writer_open(dir);
+    snprintf(dir, sizeof dir, "%s/test", o.logdir);
+    em_summary_writer *test_log = em_summary_writer_open(dir);
+    if (!train_log || !test_log) return fail("opening the summary writers");
+
+    int64_t steps_per_epoch = train.n / o.batch, total = o.steps;
+    int64_t *order = malloc(sizeof(int64_t) * (size_t)train.n);
+    double *loss_curve = malloc(sizeof(double) * (size_t)total);
+    if (!order || !loss_curve) return fail("allocating");
+    for (int64_t i = 0; i < train.n; i++) order[i] = i;
+    uint64_t shuffle_state = o.seed * 0x9E3779B97F4A7C15ULL + 1;
+
+    double test_acc = 0, start = now(), last_print = 0;
+    for (int64_t s = 0; s < total; s++) {
+        int64_t in_epoch = s % steps_per_epoch, step = s + 1;
+        if (in_epoch == 0) shuffle(order, train.n, &shuffle_state);
+        em_scope_begin();
+        em_tensor *rows = em_tensor_from(EM_I64, EM_SHAPE(o.batch), order + in_epoch * o.batch);
+        em_tensor *x = scaled(em_gather(train.images, rows, 0));
+        em_tensor *y = em_gather(train.labels, rows, 0);
+        em_tape *tape = em_tape_begin(false);
+        em_tensor *logits = forward(&m, x, 0.5);
+        em_tensor *cross_entropy = em_mean(em_sparse_softmax_cross_entropy_with_logits(y, logits), EM_ALL_AXES, false);
+        em_tape_stop(tape);
+        if (em_minimize(adam, tape, cross_entropy, 8, vars)) return fail("training step");
+        em_tape_release(tape);
+        double loss = em_item(cross_entropy);
+        loss_curve[s] = loss;
+        if (step % 10 == 0) {
+            em_summary_scalar(train_log, "cross_entropy", step, loss);
+            em_summary_scalar(train_log, "accuracy", step, em_item(accuracy_of(logits, y)));
+        }
+        em_scope_end();
+
+        if (step % o.eval_every == 0 && s < total - 1) { /* a quick look: the first 1000 test images */
+            test_acc = evaluate(&m, &test, 1000);
+            em_summary_scalar(test_log, "accuracy_first_1000", step, test_acc);
+        }
+        double t = now();
+        if (!o.quiet && (t - last_print > 0.5 || s == total - 1)) {
+            double rate = (double)(s + 1) / (t - start);
+            printf("\rstep %6lld/%lld  epoch %d  loss %.4f  test accuracy (1000) %.4f  %.1f steps/s  ETA %.0fs   ",
+                   (long long)step, (long long)total, (int)(s / steps_per_epoch) + 1, loss, test_acc, rate,
+                   (double)(total - s - 1) / rate);
+            fflush(stdout);
+            last_print = t;
+        }
+    }
+    double elapsed = now() - start;
+    printf("\ntrained %lld steps in %.1f s (%.1f ms/step)\n", (long long)total, elapsed, 1e3 * elapsed / (double)total);
+    test_acc = evaluate(&m, &test, test.n);
+    em_summary_scalar(test_log, "accuracy", total, test_acc);
+    printf("final test accuracy: %.4f (all %lld test images)\n", test_acc, (long long)test.n);
+
+    char path[1024];
+    snprintf(path, sizeof path, "%s/loss.png", o.logdir);
+    if (em_plot_png(path, "Deep MNIST training loss", "step", "cross entropy", 1,
+                    &(em_series){"train", NULL, loss_curve, (int)total}, 900, 500))
+        return fail("writing the loss plot");
+    printf("TensorBoard logs in %s (tensorboard --logdir %s); plot: %s\n", o.logdir, o.logdir, path);
+
+    em_summary_writer_close(train_log);
+    em_summary_writer_close(test_log);
+    em_optimizer_release(adam);
+    em_release(train.images);
+    em_release(train.labels);
+    em_release(test.images);
+    em_release(test.labels);
+    free(order);
+    free(loss_curve);
+    em_shutdown();
+    return 0;
+}

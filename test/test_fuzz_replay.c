@@ -1,0 +1,81 @@
+/* Replays each fuzz target's corpus (test/fuzz/corpus/<target>/: the inputs
+ * that reached new code, and every crasher found and fixed) through the
+ * target's LLVMFuzzerTestOneInput, built here with the project's compiler and
+ * no libFuzzer. A target aborts on a broken invariant; the sanitizers of
+ * `make test SANITIZE=1` check the rest. */
+#include "common.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define LLVMFuzzerTestOneInput fuzz_idx_one
+#include "fuzz/fuzz_idx.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_npy_one
+#include "fuzz/fuzz_npy.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_checkpoint_one
+#include "fuzz/fuzz_checkpoint.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_graph_one
+#include "fuzz/fuzz_graph.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_ops_one
+#include "fuzz/fuzz_ops.c"
+#undef LLVMFuzzerTestOneInput
+
+/* Runs every file of test/fuzz/corpus/<name>; returns how many. */
+static int replay(const char *name, int (*one)(const uint8_t *, size_t)) {
+    char dir[256];
+    snprintf(dir, sizeof dir, "test/fuzz/corpus/%s", name);
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "no corpus at %s (run the suites from the project root)", dir);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        ck_assert_ptr_nonnull(f);
+        uint8_t *buf = malloc(1 << 16);
+        size_t size = fread(buf, 1, 1 << 16, f);
+        fclose(f);
+        one(buf, size);
+        free(buf);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+#define REPLAY_TEST(name)                                   \
+    START_TEST(test_replay_##name) {                        \
+        ck_assert_int_gt(replay(#name, name##_one), 0);     \
+        ck_assert_int_eq(em_live_tensors(), 0);             \
+    }                                                       \
+    END_TEST
+
+REPLAY_TEST(fuzz_idx)
+REPLAY_TEST(fuzz_npy)
+REPLAY_TEST(fuzz_checkpoint)
+REPLAY_TEST(fuzz_graph)
+REPLAY_TEST(fuzz_ops)
+
+int main(void) {
+    Suite *s = suite_create("fuzz_replay");
+    TCase *tc = tcase_create("corpora");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_replay_fuzz_idx);
+    tcase_add_test(tc, test_replay_fuzz_npy);
+    tcase_add_test(tc, test_replay_fuzz_checkpoint);
+    tcase_add_test(tc, test_replay_fuzz_graph);
+    tcase_add_test(tc, test_replay_fuzz_ops);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
