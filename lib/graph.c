@@ -146,6 +146,12 @@ typedef struct plan {
     int nneeds;
     int64_t *fuse_next;  /* per position in order: end of the fused chain starting here, or 0 */
     bool *viewed;        /* per position: a view made at plan time; nothing to run */
+    /* Units (a node, or a fused chain) by level: a unit reads only values of
+     * lower levels, so the units of one level may run at once. */
+    int64_t *units;      /* unit head positions, by level, then trace order */
+    int64_t *level_at;   /* level l holds units[level_at[l] .. level_at[l + 1]) */
+    int64_t nlevels;
+    bool *level_parallel;
     em_tensor *arena;
     int64_t arena_bytes, unplanned_bytes;
     struct plan *next;
@@ -373,6 +379,9 @@ static void plan_free(em_graph *g, plan *p) {
     free(p->attrs);
     free(p->fuse_next);
     free(p->viewed);
+    free(p->units);
+    free(p->level_at);
+    free(p->level_parallel);
     free(p);
 }
 
@@ -413,6 +422,7 @@ static int64_t substitute(int64_t v, int64_t batch) {
 
 #define FUSE_BLOCK 1024 /* elements per block of a fused chain: intermediates stay in L1 */
 #define FUSE_MAX 8      /* nodes per fused chain */
+#define PARALLEL_MIN 16384 /* output elements that make a unit worth a thread of its own */
 
 typedef struct {
     int64_t value;
@@ -600,46 +610,128 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
     for (int64_t at = 0; at < p->norder; at++)
         for (int64_t k = at; k + 1 < p->fuse_next[at]; k++) in_chain[g->nodes[p->order[k]].out] = true;
 
-    /* Pass 2: liveness and offsets. Placeholders first, then node outputs. */
+    /* Levels: a unit (a node, or a fused chain from its head) sits one level
+     * above the units it reads from. An in-place update is a barrier: it comes
+     * after every unit traced before it and before every unit traced after. */
+    int64_t *level = malloc(sizeof(int64_t) * (size_t)(p->norder ? p->norder : 1));
+    int64_t *head = malloc(sizeof(int64_t) * (size_t)(p->norder ? p->norder : 1));
+    if (!level || !head) {
+        free(level);
+        free(head);
+        free(in_chain);
+        goto oom;
+    }
+    int64_t top = 0, barrier = 0;
+    for (int64_t at = 0; at < p->norder;) {
+        int64_t end = p->fuse_next[at] ? p->fuse_next[at] : at + 1, l = barrier + 1;
+        bool inplace = false;
+        for (int64_t k = at; k < end; k++) {
+            gnode *n = &g->nodes[p->order[k]];
+            inplace |= (em__op_def(n->op)->flags & EM_OPF_INPLACE) != 0;
+            for (int i = 0; i < n->n; i++) {
+                const gval *gv = &g->vals[resolve(g, n->in[i])];
+                if (gv->kind != V_NODE) continue;
+                int64_t pos = b.pos_of[gv->node];
+                if (pos >= at) continue; /* inside this chain */
+                if (level[pos] + 1 > l) l = level[pos] + 1;
+            }
+        }
+        if (inplace) l = barrier = top + 1;
+        for (int64_t k = at; k < end; k++) {
+            head[k] = at;
+            level[k] = l;
+        }
+        if (l > top) top = l;
+        at = end;
+    }
+    p->nlevels = top + 1;
+    p->level_at = calloc((size_t)p->nlevels + 1, sizeof(int64_t));
+    p->units = malloc(sizeof(int64_t) * (size_t)(p->norder ? p->norder : 1));
+    p->level_parallel = calloc((size_t)p->nlevels, sizeof(bool));
+    if (!p->level_at || !p->units || !p->level_parallel) {
+        free(level);
+        free(head);
+        free(in_chain);
+        goto oom;
+    }
+    for (int64_t at = 0; at < p->norder; at++)
+        if (head[at] == at) p->level_at[level[at] + 1]++;
+    for (int64_t l = 0; l < p->nlevels; l++) p->level_at[l + 1] += p->level_at[l];
+    {
+        int64_t *fill = malloc(sizeof(int64_t) * (size_t)p->nlevels);
+        if (!fill) {
+            free(level);
+            free(head);
+            free(in_chain);
+            goto oom;
+        }
+        memcpy(fill, p->level_at, sizeof(int64_t) * (size_t)p->nlevels);
+        for (int64_t at = 0; at < p->norder; at++)
+            if (head[at] == at) p->units[fill[level[at]]++] = at;
+        free(fill);
+    }
+    /* A level runs its units at once when two or more do real work and none
+     * checks values (its error would be set on another thread). */
+    for (int64_t l = 0; l < p->nlevels; l++) {
+        int busy = 0;
+        bool checks = false;
+        for (int64_t u = p->level_at[l]; u < p->level_at[l + 1]; u++) {
+            int64_t at = p->units[u];
+            const em_op_def *def = em__op_def(g->nodes[p->order[at]].op);
+            checks |= (def->flags & EM_OPF_CHECKS_VALUES) != 0;
+            busy += !p->viewed[at] && p->buf[g->nodes[p->order[at]].out]->numel >= PARALLEL_MIN;
+        }
+        p->level_parallel[l] = busy >= 2 && !checks;
+    }
+
+    /* Liveness by level: a buffer is free for the levels after its last reader's. */
     for (int64_t at = 0; at < p->norder; at++) {
         gnode *n = &g->nodes[p->order[at]];
         for (int k = 0; k < n->n; k++) {
             int64_t o = b.owner[resolve(g, n->in[k])];
-            if (b.last[o] != INT64_MAX && b.last[o] < at) b.last[o] = at;
+            if (b.last[o] != INT64_MAX && b.last[o] < level[at]) b.last[o] = level[at];
         }
     }
     slab *live = malloc(sizeof(slab) * (size_t)(g->nv + 1));
-    int nlive = 0;
-    if (!live) {
-        free(in_chain);
-        goto oom;
-    }
     int64_t *offset = malloc(sizeof(int64_t) * (size_t)g->nv);
-    if (!offset) {
+    int nlive = 0;
+    if (!live || !offset) {
         free(live);
+        free(offset);
+        free(level);
+        free(head);
         free(in_chain);
         goto oom;
     }
     p->arena_bytes = 0;
-    for (int64_t pos = -1; pos < p->norder; pos++) {
-        /* Values born at pos: the fed placeholders before the first node. */
-        int64_t first = pos < 0 ? 0 : g->nodes[p->order[pos]].out;
-        int64_t count = pos < 0 ? g->nv : 1;
+    for (int64_t l = 0; l < p->nlevels; l++) {
         for (int k = 0; k < nlive;)
-            if (live[k].last < pos) live[k] = live[--nlive];
+            if (live[k].last < l) live[k] = live[--nlive];
             else k++;
-        for (int64_t v = first; v < first + count; v++) {
-            bool born = pos < 0 ? b.fed[v] : !p->viewed[pos] && !in_chain[v];
-            if (!born || !p->buf[v]) continue;
+        /* Born at level l: the fed placeholders at 0, the units' outputs above. */
+        int64_t nborn = l ? p->level_at[l + 1] - p->level_at[l] : g->nv;
+        for (int64_t i = 0; i < nborn; i++) {
+            int64_t v = i;
+            if (l) {
+                int64_t at = p->units[p->level_at[l] + i];
+                int64_t last = p->fuse_next[at] ? p->fuse_next[at] - 1 : at;
+                if (p->viewed[last]) continue;
+                v = g->nodes[p->order[last]].out;
+            } else if (!b.fed[v]) {
+                continue;
+            }
+            if (!p->buf[v]) continue;
             int64_t size = (int64_t)em_dtype_size((em_dtype)p->buf[v]->dtype) * p->buf[v]->numel;
             size = (size + EM_ALIGN - 1) / EM_ALIGN * EM_ALIGN;
             offset[v] = place(live, nlive, size);
-            live[nlive++] = (slab){v, offset[v], size, b.last[v] > pos ? b.last[v] : pos};
+            live[nlive++] = (slab){v, offset[v], size, b.last[v] > l ? b.last[v] : l};
             if (offset[v] + size > p->arena_bytes) p->arena_bytes = offset[v] + size;
             p->unplanned_bytes += size;
         }
     }
     free(live);
+    free(level);
+    free(head);
 
     /* Pass 3: the arena and the real headers, in order (views after their bases). */
     int64_t bytes = p->arena_bytes ? p->arena_bytes : 1;
@@ -780,11 +872,6 @@ static int run_node(em_graph *g, plan *p, int64_t at) {
     if (p->viewed[at]) return 0; /* its header was made once, at plan time */
     em_attrs *a = &p->attrs[at];
     em_tensor *out = p->buf[n->out];
-    if (def->flags & EM_OPF_RANDOM) {
-        /* Each run draws new numbers, exactly as eager calls would. */
-        a->seed = em__thread()->seed;
-        a->counter = em__rng_reserve((uint64_t)out->numel);
-    }
     em_tensor **in = p->args + p->in_at[at];
     for (int k = 0; k < n->n; k++)
         if (p->copy_from[p->in_at[at] + k]) em__copy_strided(in[k], p->copy_from[p->in_at[at] + k]);
@@ -802,6 +889,14 @@ static int run_node(em_graph *g, plan *p, int64_t at) {
         }
     }
     def->cpu(&c, out);
+    return 0;
+}
+
+/* Runs the unit at position at: a fused chain, or one node. */
+static int run_unit(em_graph *g, plan *p, int64_t at) {
+    if (!p->fuse_next[at]) return run_node(g, p, at);
+    chain ch = {g, p, at, p->fuse_next[at]};
+    em__parallel_for(p->buf[g->nodes[p->order[at]].out]->numel, 16 * FUSE_BLOCK, run_chain_range, &ch);
     return 0;
 }
 
@@ -928,14 +1023,25 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
         int64_t v = em__ptrmap_get(&g->index, feeds[k].placeholder);
         if (p->buf[v]) em__copy_strided(p->buf[v], feeds[k].value);
     }
-    for (int64_t at = 0; at < p->norder;) {
-        if (p->fuse_next[at]) {
-            chain ch = {g, p, at, p->fuse_next[at]};
-            int64_t numel = p->buf[g->nodes[p->order[at]].out]->numel;
-            em__parallel_for(numel, 16 * FUSE_BLOCK, run_chain_range, &ch);
-            at = p->fuse_next[at];
-        } else if (run_node(g, p, at++)) {
-            return -1;
+    /* Random nodes take their stream positions in trace order, as eager calls would. */
+    em_thread *th = em__thread();
+    for (int64_t at = 0; at < p->norder; at++)
+        if (em__op_def(g->nodes[p->order[at]].op)->flags & EM_OPF_RANDOM) {
+            p->attrs[at].seed = th->seed;
+            p->attrs[at].counter = em__rng_reserve((uint64_t)p->buf[g->nodes[p->order[at]].out]->numel);
+        }
+    g->stats.parallel_levels = 0;
+    for (int64_t l = 1; l < p->nlevels; l++) {
+        int64_t from = p->level_at[l], to = p->level_at[l + 1];
+        if (p->level_parallel[l] && em_num_threads() > 1) {
+            /* Independent units at once, each on one thread (their kernels
+             * run serially inside: OpenMP does not nest by default). */
+            g->stats.parallel_levels++;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(em_num_threads())
+            for (int64_t u = from; u < to; u++) run_unit(g, p, p->units[u]);
+        } else {
+            for (int64_t u = from; u < to; u++)
+                if (run_unit(g, p, p->units[u])) return -1;
         }
     }
     for (int k = 0; k < nfetches; k++) {

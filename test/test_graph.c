@@ -192,6 +192,28 @@ START_TEST(test_fusion_and_memory_plan) {
 }
 END_TEST
 
+START_TEST(test_independent_nodes_run_at_once) {
+    /* two branches that do not depend on each other: one level runs both */
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(256, 256), "x");
+    em_tensor *w = em_tensor_from(EM_F32, EM_SHAPE(256, 256), em_data(em_random_uniform(EM_F32, EM_SHAPE(256, 256), -1, 1)));
+    em_trace_begin();
+    em_tensor *a = em_matmul(x, w), *b = em_matmul_t(x, w, false, true);
+    em_tensor *y = em_sum(em_mul(em_tanh(a), em_sigmoid(b)), EM_ALL_AXES, false);
+    em_graph *g = em_trace_end();
+    em_tensor *feed = em_random_uniform(EM_F32, EM_SHAPE(256, 256), -1, 1), *out;
+    float result[2];
+    for (int threads = 1; threads <= 2; threads++) {
+        em_set_num_threads(threads);
+        ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, feed}}, 1, &y, &out), 0);
+        result[threads - 1] = (float)em_item(out);
+        ck_assert_int_eq(em_graph_get_stats(g).parallel_levels > 0, threads == 2);
+    }
+    ck_assert_float_eq(result[0], result[1]); /* identical for any thread count */
+    em_set_num_threads(0);
+    em_graph_release(g);
+}
+END_TEST
+
 START_TEST(test_variables_are_shared_with_eager_code) {
     em_tensor *v = em_get_variable("shared/v", EM_F32, EM_SHAPE(2), EM_INIT_CONST(1));
     em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(2), "x");
@@ -407,6 +429,7 @@ int main(void) {
     tcase_add_test(tc, test_reshape_of_a_strided_value_is_computed_each_run);
     tcase_add_test(tc, test_cse_and_constant_folding);
     tcase_add_test(tc, test_fusion_and_memory_plan);
+    tcase_add_test(tc, test_independent_nodes_run_at_once);
     tcase_add_test(tc, test_variables_are_shared_with_eager_code);
     tcase_add_test(tc, test_random_nodes_draw_anew_each_run);
     tcase_add_test(tc, test_dot_export_groups_name_scopes);

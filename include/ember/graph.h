@@ -60,6 +60,7 @@ typedef struct em_graph_stats {
     int64_t cse_merged;     /* removed as common subexpressions */
     int64_t fused;          /* elementwise nodes run inside fused chains */
     int64_t last_run_nodes; /* nodes the last run executed (dead nodes pruned) */
+    int64_t parallel_levels;/* levels of independent nodes the last run ran at once */
     int64_t plans;          /* memory plans made (re-plans when unknown dims change) */
     int64_t arena_bytes;    /* the static memory plan's size */
     int64_t unplanned_bytes;/* what the same nodes would take without buffer reuse */
