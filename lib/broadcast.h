@@ -41,14 +41,13 @@ EM_BCAST_FN void em_bcast_init(em_bcast *p, int ndim, const int64_t *shape, int 
     p->ndim = ndim > 0 ? ndim : 1;
     p->shape[0] = 1;
     for (int d = 0; d < ndim; d++) p->shape[d] = shape[d];
-    for (int k = 0; k < nin; k++)
-        for (int d = 0; d < p->ndim; d++) p->strides[k][d] = 0;
 }
 
 /* Input k of shape[ndim] and strides (elements), aligned to the output's
  * trailing axes as NumPy does. Its shape must broadcast to the output's. */
 EM_BCAST_FN void em_bcast_input(em_bcast *p, int k, int ndim, const int64_t *shape, const int64_t *strides) {
     int lead = p->ndim - ndim;
+    for (int d = 0; d < lead; d++) p->strides[k][d] = 0; /* axes it lacks broadcast */
     for (int d = 0; d < ndim; d++) p->strides[k][lead + d] = shape[d] == 1 ? 0 : strides[d];
 }
 

@@ -652,9 +652,16 @@ static void select_blis_arch(void) {
     }
 }
 
+/* Ember checks shapes and strides before it calls BLIS; BLIS's own checks
+ * would only repeat them, at a cost per call that small products feel. */
+static void init_blis(void) {
+    select_blis_arch();
+    bli_error_checking_level_set(BLIS_NO_ERROR_CHECKING);
+}
+
 void em__blis_ready(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, select_blis_arch);
+    pthread_once(&once, init_blis);
 }
 
 static atomic_int num_threads;

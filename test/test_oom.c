@@ -246,9 +246,7 @@ START_TEST(test_oom_graph_fresh_plan) {
     ck_assert_ptr_nonnull(c.g);
     watch(w);
     for (int rows = 2; rows <= 3; rows++) { /* each batch size needs its own plan */
-        c.value = em_keep(em_test_uniform(EM_SHAPE(rows, 3), -1, 1, 6));
-        c.value = em_cast(c.value, EM_F32);
-        em_keep(c.value);
+        c.value = em_keep(em_cast(em_test_uniform(EM_SHAPE(rows, 3), -1, 1, 6), EM_F32));
         ck_assert_int_gt(until_success(graph_run, &c), 0);
         em_release(c.value);
         /* the successful run trained w: compare later attempts with that */

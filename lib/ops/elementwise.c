@@ -259,7 +259,10 @@ static void ew_range(void *ctx, int64_t begin, int64_t end) {
 }
 
 static void ew_run(const em_call *c, em_tensor *out, ew_row_fn row) {
-    ew_job j = {.row = row, .out = out->data, .osize = (int64_t)em_dtype_size((em_dtype)out->dtype)};
+    ew_job j; /* fields set one by one: zeroing the whole job costs more than a small op */
+    j.row = row;
+    j.out = out->data;
+    j.osize = (int64_t)em_dtype_size((em_dtype)out->dtype);
     memcpy(j.f, c->a->f, sizeof j.f);
     em_bcast_init(&j.p, out->ndim, out->shape, c->n);
     for (int k = 0; k < c->n; k++) {

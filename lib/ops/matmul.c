@@ -27,6 +27,8 @@ static bool blis_strides(int64_t m, int64_t n, int64_t *rs, int64_t *cs) {
     return r < c ? m * r <= c : n * c <= r;
 }
 
+#define SMALL_GEMM 4096
+
 /* The plain loop: double accumulation for floats, wrapping uint64 for ints. */
 #define GEMM_LOOP(T, ACC)                                                                     \
     do {                                                                                      \
@@ -45,7 +47,10 @@ void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, in
               bool single_thread) {
     if (m == 0 || n == 0) return;
     int64_t ra = rsa, ca = csa, rb = rsb, cb = csb, rc = rsc, cc = csc;
-    if (em__is_float(dtype) && k > 0 && blis_strides(m, k, &ra, &ca) && blis_strides(k, n, &rb, &cb) &&
+    /* Below a few thousand multiply-adds BLIS's setup costs more than the
+     * product (about 1 us a call): the plain loop runs those. */
+    if (em__is_float(dtype) && k > 0 && m * n * k > SMALL_GEMM && blis_strides(m, k, &ra, &ca) &&
+        blis_strides(k, n, &rb, &cb) &&
         blis_strides(m, n, &rc, &cc)) {
         rntm_t one = BLIS_RNTM_INITIALIZER, *rntm = NULL;
         em__blis_ready();
