@@ -126,8 +126,11 @@ fuzz-run: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 	@for t in $(FUZZ_TARGETS); do echo "== $$t"; mkdir -p $(BUILD)/fuzz/corpus-$$t; \
 	  $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -print_final_stats=1 \
 	    -artifact_prefix=$(BUILD)/fuzz/$$t- $(BUILD)/fuzz/corpus-$$t test/fuzz/corpus/$$t || exit 1; done
-bench: $(BENCH)
-	@for b in $(BENCH); do echo "== $$b"; $$b || exit 1; done
+# The standard suite: every op family beside PyTorch (bench/suite.sh), then
+# the op, step and CNN benchmarks, on 1 thread and on all cores.
+bench: $(BENCH) $(BUILD)/ember-bench
+	EMBER_BUILD=$(BUILD) bench/suite.sh
+	@for b in $(BENCH); do for t in 1 $$(nproc); do echo "== $$b $$t"; $$b $$t || exit 1; done; done
 
 # The README's main job: train the MNIST example with TensorBoard logs and plots.
 mnist: $(BUILD)/examples/mnist

@@ -121,6 +121,27 @@ START_TEST(test_traced_with_an_example) {
 }
 END_TEST
 
+START_TEST(test_feeds_are_copied_into_stable_buffers) {
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(3), "x");
+    em_trace_begin();
+    em_tensor *y = em_add_scalar(x, 1);
+    em_graph *g = em_trace_end();
+    float v[3] = {1, 2, 3};
+    em_tensor *feed = em_tensor_from(EM_F32, EM_SHAPE(3), v), *first, *second;
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, feed}}, 1, &y, &first), 0);
+    const void *where = em_data(first);
+    ck_assert_tensor(first, EM_F32, EM_SHAPE(3), ((double[]){2, 3, 4}), 0);
+    /* another feed tensor, same buffers: results live at the same address */
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, em_fill(EM_F32, EM_SHAPE(3), 9)}}, 1, &y, &second), 0);
+    ck_assert_ptr_eq(second, first);
+    ck_assert_ptr_eq(em_data(second), where);
+    ck_assert_tensor(second, EM_F32, EM_SHAPE(3), ((double[]){10, 10, 10}), 0);
+    /* the graph copied the feed: the caller's tensor is untouched and independent */
+    ck_assert_tensor(feed, EM_F32, EM_SHAPE(3), ((double[]){1, 2, 3}), 0);
+    em_graph_release(g);
+}
+END_TEST
+
 START_TEST(test_only_needed_nodes_run) {
     em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(4), "x");
     em_tensor *unused = em_placeholder(EM_F32, EM_SHAPE(4), "unused");
@@ -425,6 +446,7 @@ int main(void) {
     tcase_add_test(tc, test_feed_errors_name_the_placeholder);
     tcase_add_test(tc, test_unknown_dims_replan);
     tcase_add_test(tc, test_traced_with_an_example);
+    tcase_add_test(tc, test_feeds_are_copied_into_stable_buffers);
     tcase_add_test(tc, test_only_needed_nodes_run);
     tcase_add_test(tc, test_reshape_of_a_strided_value_is_computed_each_run);
     tcase_add_test(tc, test_cse_and_constant_folding);
