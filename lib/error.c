@@ -6,7 +6,9 @@
 
 void em__error(const char *fmt, ...) {
     em_thread *t = em__thread();
-    if (!t || t->has_error) return;
+    if (!t) return;
+    t->errors++;
+    if (t->has_error) return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(t->error, sizeof t->error, fmt, ap);

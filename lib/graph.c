@@ -888,8 +888,9 @@ static int run_node(em_graph *g, plan *p, int64_t at) {
             return -1;
         }
     }
+    uint64_t errors = em__thread()->errors;
     def->cpu(&c, out);
-    return 0;
+    return em__thread()->errors == errors ? 0 : -1; /* out of scratch memory */
 }
 
 /* Runs the unit at position at: a fused chain, or one node. */

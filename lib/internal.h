@@ -48,6 +48,10 @@ em_tensor *em__header(em_tensor *owner, em_dtype dtype, int ndim, const int64_t 
 /* Test hook: when set, every tensor allocation first asks fail(bytes, ctx)
  * and fails as out of memory when it returns true. NULL removes it. */
 void em__set_alloc_fail_hook(bool (*fail)(size_t bytes, void *ctx), void *ctx);
+/* Kernel scratch memory from the same block cache as tensors (no page faults
+ * in steady state; the allocation-failure hook applies). NULL when out of memory. */
+void *em__scratch(size_t bytes);
+void em__scratch_free(void *p);
 /* Frees the cached free blocks (em_shutdown). */
 void em__blocks_shutdown(void);
 void em__retain(em_tensor *t);
@@ -87,6 +91,7 @@ struct em_trace;
 typedef struct em_thread {
     char error[1024];
     bool has_error;
+    uint64_t errors; /* errors reported, kept or not: a kernel that failed (out of memory) shows here */
     em_scope *scopes; /* scopes[0] is the root */
     int nscopes, capscopes;
     struct em_tape **tapes; /* open tapes, innermost last */

@@ -93,8 +93,10 @@ static em_tensor *contiguous(em_tensor *t) {
 int em__run_kernel(const em_call *c, em_tensor *out) {
     const em_op_def *d = c->def;
     if (d->flags & EM_OPF_STRIDED) {
+        em_thread *th = em__thread();
+        uint64_t errors = th->errors;
         d->cpu(c, out);
-        return 0;
+        return th->errors == errors ? 0 : -1;
     }
     int n = c->n;
     em_tensor *small[4], **dense = n <= 4 ? small : malloc(sizeof(em_tensor *) * (size_t)n);
@@ -113,11 +115,13 @@ int em__run_kernel(const em_call *c, em_tensor *out) {
         return -1;
     }
     em_call dc = {d, n, dense, c->a};
+    em_thread *th = em__thread();
+    uint64_t errors = th->errors;
     d->cpu(&dc, out);
     for (int i = 0; i < n; i++)
         if (dense[i] != c->in[i]) em__unref(dense[i]);
     if (dense != small) free(dense);
-    return 0;
+    return th->errors == errors ? 0 : -1; /* a kernel reports only running out of scratch memory */
 }
 
 em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a) {

@@ -143,7 +143,9 @@ typedef struct em_call {
 
 /* The output's dtype and shape, or -1 after em__op_error. */
 typedef int (*em_infer_fn)(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape);
-/* Computes out (allocated, contiguous) from the inputs. Never fails. */
+/* Computes out (allocated, contiguous) from the inputs. Shape rules catch every
+ * user error first; a kernel fails only when its scratch memory runs out, by
+ * reporting it with em__error (the dispatcher then drops the output). */
 typedef void (*em_kernel_fn)(const em_call *c, em_tensor *out);
 /* For view ops: a header sharing in[0]'s memory (refs = 1), or EM_NOT_A_VIEW
  * when this input cannot be viewed that way (then .cpu computes the output). */

@@ -104,8 +104,8 @@ static int check_shape(const char *what, em_dtype dtype, int ndim, const int64_t
 #define HEADER_SIZE ((sizeof(em_tensor) + EM_ALIGN - 1) / EM_ALIGN * EM_ALIGN)
 #define SMALL_CLASSES 6 /* 256 B .. 8 KiB */
 #define SMALL_KEEP 256  /* blocks kept per class and thread */
-#define LARGE_KEEP 16   /* blocks in the process-wide cache */
-#define LARGE_KEEP_BYTES ((size_t)256 << 20)
+#define LARGE_KEEP 64   /* blocks in the process-wide cache (a CNN step holds ~40 large ones) */
+#define LARGE_KEEP_BYTES ((size_t)512 << 20)
 
 typedef struct free_block {
     struct free_block *next;
@@ -233,6 +233,21 @@ static void block_free(void *p, size_t cap) {
         pthread_mutex_unlock(&large_lock);
     }
     free(p);
+}
+
+void *em__scratch(size_t bytes) {
+    size_t cap;
+    /* The block's size rides in front of it, where em__scratch_free finds it. */
+    char *p = block_alloc(bytes + EM_ALIGN, &cap);
+    if (!p) return NULL;
+    *(size_t *)p = cap;
+    return p + EM_ALIGN;
+}
+
+void em__scratch_free(void *p) {
+    if (!p) return;
+    char *block = (char *)p - EM_ALIGN;
+    block_free(block, *(size_t *)block);
 }
 
 /* A zeroed header at the start of a block of HEADER_SIZE + data_bytes. */

@@ -479,7 +479,7 @@ static void conv_task(void *ctx, int64_t n0, int64_t n1) {
     int64_t K = p->K, O = g->o, r0 = n0 * p->P1, r1 = n1 * p->P1;
     int64_t in_img = g->h * g->w * g->c;
     char *col = NULL;
-    if (!p->direct && !(col = malloc((size_t)(p->group * K) * es))) {
+    if (!p->direct && !(col = em__scratch((size_t)(p->group * K) * es))) {
         em__error("%s: out of memory for a %lld x %lld im2col buffer", p->kind == CONV_FWD ? "conv2d" : "conv2d backprop",
                   (long long)p->group, (long long)K);
         return;
@@ -512,7 +512,7 @@ static void conv_task(void *ctx, int64_t n0, int64_t n1) {
             break;
         }
     }
-    free(col);
+    em__scratch_free(col);
 }
 
 /* out = sum of the tasks' partials, added in task order. */
@@ -570,14 +570,14 @@ static void conv_run(const em_call *c, em_tensor *out, conv_kind kind) {
     }
     p.single = tasks > 1 && em_num_threads() > 1;
     p.partials = out->data;
-    if (kind == CONV_BPF && tasks > 1 && !(p.partials = malloc((size_t)(tasks * p.K * g->o) * p.es))) {
+    if (kind == CONV_BPF && tasks > 1 && !(p.partials = em__scratch((size_t)(tasks * p.K * g->o) * p.es))) {
         em__error("conv2d_backprop_filter: out of memory for %lld partial sums", (long long)tasks);
         memset(out->data, 0, (size_t)out->numel * p.es);
         return;
     }
     /* BLIS runs dy W^T half again as fast with W^T row-major: transpose the
      * (small) filter once; without the memory, use W's own strides. */
-    char *wt = kind == CONV_BPI ? malloc((size_t)(p.K * g->o) * p.es) : NULL;
+    char *wt = kind == CONV_BPI ? em__scratch((size_t)(p.K * g->o) * p.es) : NULL;
     p.wt_rs = 1;
     p.wt_cs = g->o;
     if (wt) {
@@ -587,10 +587,10 @@ static void conv_run(const em_call *c, em_tensor *out, conv_kind kind) {
         p.wt_cs = 1;
     }
     em__parallel_for(g->n, p.per, conv_task, &p);
-    free(wt);
+    em__scratch_free(wt);
     if (p.partials != (char *)out->data) {
         em__parallel_for(p.K * g->o, 4096, p.dtype == EM_F32 ? sum_partials_float : sum_partials_double, &p);
-        free(p.partials);
+        em__scratch_free(p.partials);
     }
 }
 static void conv2d_cpu(const em_call *c, em_tensor *out) { conv_run(c, out, CONV_FWD); }
