@@ -90,7 +90,7 @@ $(BUILD)/test/%: test/%.c $(TEST_COMMON_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(TEST_COMMON_OBJ) $(STATIC) -o $@ $(CHECK_LIBS) $(LDLIBS)
 
-$(BUILD)/examples/%: examples/%.c $(STATIC)
+$(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS)
 

@@ -14,6 +14,8 @@
  */
 #include <ember.h>
 
+#include "mnist_data.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,24 +87,6 @@ static int fail(const char *what) {
     return 1;
 }
 
-typedef struct {
-    em_tensor *images; /* [N, 28, 28, 1] uint8 */
-    em_tensor *labels; /* [N] int64 */
-    int64_t n;
-} dataset;
-
-static int load(const char *dir, const char *prefix, dataset *d) {
-    char ipath[1024], lpath[1024];
-    snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
-    snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
-    em_tensor *img = em_load_idx(ipath), *lab = em_load_idx(lpath);
-    if (!img || !lab) return -1;
-    d->n = em_dim(img, 0);
-    d->images = em_keep(em_reshape(img, EM_SHAPE(d->n, 28, 28, 1)));
-    d->labels = em_keep(em_cast(lab, EM_I64));
-    return d->images && d->labels ? 0 : -1;
-}
-
 /* The tutorial's weight_variable / bias_variable under scope `name`. */
 typedef struct {
     em_tensor *w, *b;
@@ -136,11 +120,6 @@ static em_tensor *forward(const model *m, em_tensor *x, double keep_prob) {
     return em_bias_add(em_matmul(h, m->fc2.w), m->fc2.b);
 }
 
-static em_tensor *scaled(em_tensor *images) { return em_mul_scalar(em_cast(images, EM_F32), 1.0 / 255.0); }
-
-static em_tensor *accuracy_of(em_tensor *logits, em_tensor *labels) {
-    return em_mean(em_cast(em_equal(em_argmax(logits, 1), labels), EM_F32), EM_ALL_AXES, false);
-}
 
 /* Accuracy on the first `count` test images. */
 static double evaluate(const model *m, const dataset *test, int64_t count) {
@@ -158,28 +137,6 @@ static double evaluate(const model *m, const dataset *test, int64_t count) {
     return correct / (double)count;
 }
 
-static uint64_t rng_next(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static void shuffle(int64_t *p, int64_t n, uint64_t *s) {
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)(rng_next(s) % (uint64_t)(i + 1));
-        int64_t t = p[i];
-        p[i] = p[j];
-        p[j] = t;
-    }
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int main(int argc, char **argv) {
     options o;
     if (parse(argc, argv, &o)) return 2;
@@ -187,7 +144,7 @@ int main(int argc, char **argv) {
     em_set_seed(o.seed);
 
     dataset train, test;
-    if (load(o.data, "train", &train) || load(o.data, "t10k", &test)) return fail("loading MNIST");
+    if (load_mnist(o.data, "train", EM_SHAPE(28, 28, 1), &train) || load_mnist(o.data, "t10k", EM_SHAPE(28, 28, 1), &test)) return fail("loading MNIST");
     if (o.batch > train.n) o.batch = (int)train.n;
     printf("Deep MNIST: %lld training and %lld test images from %s, %d threads\n", (long long)train.n,
            (long long)test.n, o.data, em_num_threads());
@@ -223,9 +180,8 @@ int main(int argc, char **argv) {
         int64_t in_epoch = s % steps_per_epoch, step = s + 1;
         if (in_epoch == 0) shuffle(order, train.n, &shuffle_state);
         em_scope_begin();
-        em_tensor *rows = em_tensor_from(EM_I64, EM_SHAPE(o.batch), order + in_epoch * o.batch);
-        em_tensor *x = scaled(em_gather(train.images, rows, 0));
-        em_tensor *y = em_gather(train.labels, rows, 0);
+        em_tensor *x, *y;
+        batch_of(&train, order + in_epoch * o.batch, o.batch, &x, &y);
         em_tape *tape = em_tape_begin(false);
         em_tensor *logits = forward(&m, x, 0.5);
         em_tensor *cross_entropy = em_mean(em_sparse_softmax_cross_entropy_with_logits(y, logits), EM_ALL_AXES, false);
@@ -270,10 +226,8 @@ int main(int argc, char **argv) {
     em_summary_writer_close(train_log);
     em_summary_writer_close(test_log);
     em_optimizer_release(adam);
-    em_release(train.images);
-    em_release(train.labels);
-    em_release(test.images);
-    em_release(test.labels);
+    dataset_release(&train);
+    dataset_release(&test);
     free(order);
     free(loss_curve);
     em_shutdown();

@@ -7,6 +7,8 @@
  */
 #include <ember.h>
 
+#include "mnist_data.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -84,24 +86,6 @@ static int fail(const char *what) {
     return 1;
 }
 
-typedef struct {
-    em_tensor *images; /* [N, 784] uint8 */
-    em_tensor *labels; /* [N] int64 */
-    int64_t n;
-} dataset;
-
-static int load(const char *dir, const char *prefix, dataset *d) {
-    char ipath[1024], lpath[1024];
-    snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
-    snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
-    em_tensor *img = em_load_idx(ipath), *lab = em_load_idx(lpath);
-    if (!img || !lab) return -1;
-    d->n = em_dim(img, 0);
-    d->images = em_keep(em_reshape(img, EM_SHAPE(d->n, 784)));
-    d->labels = em_keep(em_cast(lab, EM_I64));
-    return d->images && d->labels ? 0 : -1;
-}
-
 /* The network of mnist_with_summaries; `train` turns dropout on. */
 typedef struct {
     em_tensor *w1, *b1, *w2, *b2;
@@ -124,14 +108,6 @@ static em_tensor *forward(model *m, em_tensor *x, double keep_prob) {
     return logits;
 }
 
-static em_tensor *accuracy_of(em_tensor *logits, em_tensor *labels) {
-    return em_mean(em_cast(em_equal(em_argmax(logits, 1), labels), EM_F32), EM_ALL_AXES, false);
-}
-
-static em_tensor *batch_images(const dataset *d, const int64_t *idx, int64_t n) {
-    em_tensor *rows = em_tensor_from(EM_I64, EM_SHAPE(n), idx);
-    return em_mul_scalar(em_cast(em_gather(d->images, rows, 0), EM_F32), 1.0 / 255.0);
-}
 
 static double evaluate(model *m, const dataset *test) {
     double correct = 0;
@@ -216,28 +192,6 @@ static void variable_summaries(em_summary_writer *w, const char *name, em_tensor
     em_scope_end();
 }
 
-static uint64_t rng_next(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static void shuffle(int64_t *p, int64_t n, uint64_t *s) {
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)(rng_next(s) % (uint64_t)(i + 1));
-        int64_t t = p[i];
-        p[i] = p[j];
-        p[j] = t;
-    }
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int main(int argc, char **argv) {
     options o;
     if (parse(argc, argv, &o)) return 2;
@@ -245,7 +199,7 @@ int main(int argc, char **argv) {
     em_set_seed(o.seed);
 
     dataset train, test;
-    if (load(o.data, "train", &train) || load(o.data, "t10k", &test)) return fail("loading MNIST");
+    if (load_mnist(o.data, "train", EM_SHAPE(784), &train) || load_mnist(o.data, "t10k", EM_SHAPE(784), &test)) return fail("loading MNIST");
     printf("MNIST: %lld training and %lld test images from %s, %d threads\n", (long long)train.n,
            (long long)test.n, o.data, em_num_threads());
 
@@ -307,8 +261,8 @@ int main(int argc, char **argv) {
         if (in_epoch == 0) shuffle(order, train.n, &shuffle_state);
         int64_t step = step0 + s + 1;
         em_scope_begin();
-        em_tensor *x = batch_images(&train, order + in_epoch * o.batch, o.batch);
-        em_tensor *y = em_gather(train.labels, em_tensor_from(EM_I64, EM_SHAPE(o.batch), order + in_epoch * o.batch), 0);
+        em_tensor *x, *y;
+        batch_of(&train, order + in_epoch * o.batch, o.batch, &x, &y);
         double loss, accuracy;
         em_tensor *pre_activations, *activations;
         if (o.graph) {
@@ -391,10 +345,8 @@ int main(int argc, char **argv) {
     em_summary_writer_close(train_log);
     em_summary_writer_close(test_log);
     em_optimizer_release(adam);
-    em_release(train.images);
-    em_release(train.labels);
-    em_release(test.images);
-    em_release(test.labels);
+    dataset_release(&train);
+    dataset_release(&test);
     free(order);
     free(loss_curve);
     free(acc_x);

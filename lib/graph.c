@@ -948,6 +948,11 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
             em__error("graph_run: placeholder '%s' is not used by this graph", ph->ph->name);
             return -1;
         }
+        for (int j = 0; j < k; j++)
+            if (feeds[j].placeholder == ph) { /* the plan holds one buffer per placeholder */
+                em__error("graph_run: placeholder '%s' is fed twice (feeds %d and %d)", ph->ph->name, j, k);
+                return -1;
+            }
         const struct em_placeholder *info = ph->ph;
         bool ok = val->dtype == ph->dtype && fits(info, val);
         if (ok && info->has_example) ok = val->numel == ph->numel && !memcmp(val->shape, ph->shape, sizeof(int64_t) * val->ndim);
@@ -973,6 +978,15 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
         }
     }
 
+    for (int k = 0; k < nfetches; k++) { /* a fetched placeholder needs its feed too */
+        bool fed = g->vals[fetch[k]].kind != V_PLACEHOLDER;
+        for (int f = 0; f < nfeeds && !fed; f++) fed = em__ptrmap_get(&g->index, feeds[f].placeholder) == fetch[k];
+        if (!fed) {
+            em__error("graph_run: placeholder '%s' must be fed: fetch %d is that placeholder",
+                      g->vals[fetch[k]].traced->ph->name, k);
+            return -1;
+        }
+    }
     plan *p = g->plans, *prev = NULL;
     int count = 0;
     for (; p && !same_key(p, nfetches, fetch, ndims, dims); prev = p, p = p->next) count++;
@@ -1004,15 +1018,6 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
         if (!fed) {
             em__error("graph_run: placeholder '%s' must be fed: node '%s' needs it",
                       g->vals[p->needs[k]].traced->ph->name, g->nodes[p->needs_node[k]].name);
-            return -1;
-        }
-    }
-    for (int k = 0; k < nfetches; k++) { /* a fetched placeholder needs its feed too */
-        bool fed = g->vals[fetch[k]].kind != V_PLACEHOLDER;
-        for (int f = 0; f < nfeeds && !fed; f++) fed = em__ptrmap_get(&g->index, feeds[f].placeholder) == fetch[k];
-        if (!fed) {
-            em__error("graph_run: placeholder '%s' must be fed: fetch %d is that placeholder",
-                      g->vals[fetch[k]].traced->ph->name, k);
             return -1;
         }
     }

@@ -265,32 +265,27 @@ static em_tensor *new_header(size_t data_bytes, const char *what) {
     return t;
 }
 
-em_tensor *em__alloc(em_dtype dtype, int ndim, const int64_t *shape) {
+/* A tensor of dtype and shape: with room for its data after the header, or
+ * (with_data false) a header alone. */
+static em_tensor *new_tensor(em_dtype dtype, int ndim, const int64_t *shape, bool with_data) {
     int64_t numel;
     if (check_shape("tensor", dtype, ndim, shape, &numel)) return NULL;
-    size_t bytes = (size_t)numel * dtypes[dtype].size;
-    em_tensor *t = new_header(bytes, "a tensor");
+    size_t bytes = with_data ? (size_t)numel * dtypes[dtype].size : 0;
+    em_tensor *t = new_header(bytes, with_data ? "a tensor" : "a tensor header");
     if (!t) return NULL;
     t->dtype = (uint8_t)dtype;
     t->ndim = (uint8_t)ndim;
     t->numel = numel;
     memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
     em__contiguous_strides(ndim, shape, t->strides);
-    t->data = (char *)t + HEADER_SIZE;
+    if (with_data) t->data = (char *)t + HEADER_SIZE;
     return t;
 }
 
+em_tensor *em__alloc(em_dtype dtype, int ndim, const int64_t *shape) { return new_tensor(dtype, ndim, shape, true); }
+
 em_tensor *em__alloc_meta(em_dtype dtype, int ndim, const int64_t *shape) {
-    int64_t numel;
-    if (check_shape("tensor", dtype, ndim, shape, &numel)) return NULL;
-    em_tensor *t = new_header(0, "a tensor header");
-    if (!t) return NULL;
-    t->dtype = (uint8_t)dtype;
-    t->ndim = (uint8_t)ndim;
-    t->numel = numel;
-    memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
-    em__contiguous_strides(ndim, shape, t->strides);
-    return t;
+    return new_tensor(dtype, ndim, shape, false);
 }
 
 em_tensor *em__header(em_tensor *owner, em_dtype dtype, int ndim, const int64_t *shape, void *data) {

@@ -129,6 +129,9 @@ START_TEST(test_placeholders) {
     ck_assert_error_is("graph_run: placeholder 'x' must be fed: fetch 0 is that placeholder");
     ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{p, em_zeros(EM_F64, EM_SHAPE(2, 3))}}, 1, &y, &out), -1);
     ck_assert_error_is("graph_run: placeholder 'x' is float32 [-1,3] but was fed float64 [2,3]");
+    em_tensor *v = em_zeros(EM_F32, EM_SHAPE(2, 3));
+    ck_assert_int_eq(em_graph_run(g, 2, (em_feed[]){{p, v}, {p, v}}, 1, &y, &out), -1);
+    ck_assert_error_is("graph_run: placeholder 'x' is fed twice (feeds 0 and 1)");
     ck_assert_int_eq(em_graph_run(g, 0, NULL, 1, &other, &out), -1);
     ck_assert_error_is("graph_run: fetch 0 is not a tensor of this graph");
     em_graph_release(g);

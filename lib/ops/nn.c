@@ -489,7 +489,7 @@ static void conv_task(void *ctx, int64_t n0, int64_t n1) {
     for (int64_t a = r0; a < r1; a += p->group) {
         int64_t b = a + p->group < r1 ? a + p->group : r1, rows = b - a;
         const char *dyr = p->dy ? p->dy + (size_t)(a * O) * es : NULL;
-        const char *lowered = p->direct ? p->x + (size_t)(a * K) * es : col;
+        const char *lowered = p->direct && p->x ? p->x + (size_t)(a * K) * es : col; /* backprop-input has no x */
         switch (p->kind) {
         case CONV_FWD: /* y[rows] = col[rows] W */
             if (!p->direct) im2col(p, a, b, col);
@@ -800,6 +800,7 @@ POOL_BWD(double)
 
 static void pool_run(const em_call *c, em_tensor *out, const int64_t *xs, const void *x, const void *dy,
                      em_range_fn f32, em_range_fn f64, bool per_image) {
+    if (out->numel == 0) return; /* e.g. no channels: the loops below would still walk every window */
     pool_plan p = {.x = x, .dy = dy, .out = out->data};
     pool_geom(c, xs, &p.g);
     int64_t rows = per_image ? p.g.n : p.g.n * p.g.oh;
