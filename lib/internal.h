@@ -79,6 +79,15 @@ void em__error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Returns NULL after reporting "op: input is NULL" if no error is pending. */
 void *em__null_input(const char *op);
 
+/* Hot loops are compiled for AVX-512, AVX2 and plain x86-64, and the loader
+ * picks the best the CPU has (GCC's function multi-versioning): one portable
+ * library that still uses the wide vectors. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define EM_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define EM_HOT
+#endif
+
 /* ---- per-thread state (scope.c) ---- */
 typedef struct em_scope {
     em_tensor **items;

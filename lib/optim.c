@@ -380,13 +380,13 @@ typedef struct {
  * is safe even when a gradient is its own variable. */
 #define SIMD _Pragma("omp simd")
 #define KERNELS(T, SQRT, SUF)                                                                         \
-    static void sgd_##SUF(void *c_, int64_t b, int64_t e) {                                           \
+    EM_HOT static void sgd_##SUF(void *c_, int64_t b, int64_t e) {                                           \
         const upd *c = c_;                                                                            \
         T *w = c->w;                                                                                  \
         const T *g = c->g, lr = (T)c->lr;                                                             \
         SIMD for (int64_t i = b; i < e; i++) w[i] -= lr * g[i];                                       \
     }                                                                                                 \
-    static void momentum_##SUF(void *c_, int64_t b, int64_t e) {                                      \
+    EM_HOT static void momentum_##SUF(void *c_, int64_t b, int64_t e) {                                      \
         const upd *c = c_;                                                                            \
         T *w = c->w, *a = c->s0;                                                                      \
         const T *g = c->g, lr = (T)c->lr, mu = (T)c->momentum;                                        \
@@ -397,7 +397,7 @@ typedef struct {
             w[i] -= g[i] * ga + a[i] * aa;                                                            \
         }                                                                                             \
     }                                                                                                 \
-    static void adagrad_##SUF(void *c_, int64_t b, int64_t e) {                                       \
+    EM_HOT static void adagrad_##SUF(void *c_, int64_t b, int64_t e) {                                       \
         const upd *c = c_;                                                                            \
         T *w = c->w, *a = c->s0;                                                                      \
         const T *g = c->g, lr = (T)c->lr;                                                             \
@@ -406,7 +406,7 @@ typedef struct {
             w[i] -= lr * g[i] / SQRT(a[i]);                                                           \
         }                                                                                             \
     }                                                                                                 \
-    static void adagrad_da_##SUF(void *c_, int64_t b, int64_t e) {                                    \
+    EM_HOT static void adagrad_da_##SUF(void *c_, int64_t b, int64_t e) {                                    \
         const upd *c = c_;                                                                            \
         T *w = c->w, *ga = c->s0, *g2 = c->s1;                                                        \
         const T *g = c->g, lr = (T)c->lr, l1t = (T)c->l1t, l2tlr = (T)c->l2tlr;                       \
@@ -419,7 +419,7 @@ typedef struct {
             w[i] = -lr * (ga[i] < 0 ? -mag : mag) / (l2tlr + SQRT(g2[i]));                            \
         }                                                                                             \
     }                                                                                                 \
-    static void rmsprop_##SUF(void *c_, int64_t b, int64_t e) {                                       \
+    EM_HOT static void rmsprop_##SUF(void *c_, int64_t b, int64_t e) {                                       \
         const upd *c = c_;                                                                            \
         T *w = c->w, *ms = c->s0, *mom = c->s1, *mg = c->s2;                                          \
         const T *g = c->g, lr = (T)c->lr, rho1 = (T)c->rho1, mu = (T)c->momentum, eps = (T)c->epsilon; \
@@ -437,7 +437,7 @@ typedef struct {
                 w[i] -= mom[i];                                                                       \
             }                                                                                         \
     }                                                                                                 \
-    static void adam_##SUF(void *c_, int64_t b, int64_t e) {                                          \
+    EM_HOT static void adam_##SUF(void *c_, int64_t b, int64_t e) {                                          \
         const upd *c = c_;                                                                            \
         T *w = c->w, *m = c->s0, *v = c->s1;                                                          \
         const T *g = c->g, lr = (T)c->lr, b1c = (T)c->beta1c, b2c = (T)c->beta2c, eps = (T)c->epsilon, \
