@@ -133,7 +133,7 @@ typedef void (*ew_row_fn)(void *out, const void *const *in, const int64_t *s, in
 /* ---- row functions ---- */
 
 #define EW_ROW1(name, TO, TI, F, ...)                                                                                  \
-    static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {                 \
+    EM_HOT static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {                 \
         TO *restrict o = out;                                                                                          \
         const TI *restrict a = in[0];                                                                                  \
         const int64_t sa = s[0];                                                                                       \
@@ -146,7 +146,7 @@ typedef void (*ew_row_fn)(void *out, const void *const *in, const int64_t *s, in
     }
 
 #define EW_ROW2(name, TO, T, F, ...)                                                                                   \
-    static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {                 \
+    EM_HOT static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {                 \
         TO *restrict o = out;                                                                                          \
         const T *restrict a = in[0], *restrict b = in[1];                                                              \
         const int64_t sa = s[0], sb = s[1];                                                                            \
@@ -168,7 +168,7 @@ typedef void (*ew_row_fn)(void *out, const void *const *in, const int64_t *s, in
 #define DEF_BINARY(E, sfx, T, U, C, MN, MX, op, OUT, F) EW_ROW2(row_##op##_##sfx, OUT_##OUT(T), T, F, C, T, U, MN, MX)
 /* cond (bool) picks a or b; a scalar a or b (stride 0) keeps the loop vectorized. */
 #define DEF_WHERE(E, sfx, T, U, C, MN, MX, op, OUT, F)                                                                 \
-    static void row_##op##_##sfx(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {     \
+    EM_HOT static void row_##op##_##sfx(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {     \
         T *restrict o = out;                                                                                           \
         const uint8_t *restrict k = in[0];                                                                             \
         const T *restrict a = in[1], *restrict b = in[2];                                                              \
