@@ -735,7 +735,7 @@ POOL_FWD(double)
  * that hands dy to the first match, both branch-free over channels. */
 enum { POOL_BLOCK = 64 };
 #define POOL_BWD(T)                                                                           \
-    static void max_pool_grad_##T(void *ctx, int64_t begin, int64_t end) {                    \
+    EM_HOT static void max_pool_grad_##T(void *ctx, int64_t begin, int64_t end) {             \
         const pool_plan *p = ctx;                                                             \
         const em_conv_geom *g = &p->g;                                                        \
         const T *x = p->x, *dy = p->dy;                                                       \
