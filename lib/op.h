@@ -34,6 +34,7 @@ typedef enum em_op {
     EM_OP_LOG1P,
     EM_OP_ERF,
     EM_OP_RELU,
+    EM_OP_RELU_GRAD, /* (x, g) -> x > 0 ? g : 0, relu's gradient in one pass */
     EM_OP_LEAKY_RELU,
     EM_OP_ELU,
     EM_OP_SIGMOID,

@@ -22,6 +22,10 @@ static em_tensor *f_log(em_tensor *const *in) { return em_log(in[0]); }
 static em_tensor *f_log1p(em_tensor *const *in) { return em_log1p(in[0]); }
 static em_tensor *f_erf(em_tensor *const *in) { return em_erf(in[0]); }
 static em_tensor *f_relu(em_tensor *const *in) { return em_relu(in[0]); }
+/* relu's gradient op, differentiated in its gradient input (flat in x). */
+static em_tensor *f_relu_grad(em_tensor *const *in) {
+    return em__apply(EM_OP_RELU_GRAD, 2, in, &(em_attrs){0});
+}
 static em_tensor *f_leaky_relu(em_tensor *const *in) { return em_leaky_relu(in[0], 0.2); }
 static em_tensor *f_elu(em_tensor *const *in) { return em_elu(in[0]); }
 static em_tensor *f_sigmoid(em_tensor *const *in) { return em_sigmoid(in[0]); }
@@ -75,6 +79,7 @@ const gc_case gc_cases_elementwise[] = {
     U1(EM_OP_LOG1P, f_log1p, (2, 3), -0.5, 2),
     U1(EM_OP_ERF, f_erf, (2, 3), -1.5, 1.5),
     U1(EM_OP_RELU, f_relu, (3, 4), -1, 1),
+    {EM_OP_RELU_GRAD, "f_relu_grad (3, 4) (3, 4), in g", 2, {EM_SHAPE(3, 4), EM_SHAPE(3, 4)}, f_relu_grad, -1, 1, 1u, NULL},
     U1(EM_OP_LEAKY_RELU, f_leaky_relu, (3, 4), -1, 1),
     U1(EM_OP_ELU, f_elu, (3, 4), -2, 2),
     U1(EM_OP_SIGMOID, f_sigmoid, (2, 3), -3, 3),

@@ -87,6 +87,7 @@ typedef void (*ew_row_fn)(void *out, const void *const *in, const int64_t *s, in
 #define E_LOG1P(C, T, U, MN, MX, x, f) log1p(x)
 #define E_ERF(C, T, U, MN, MX, x, f) erf(x)
 #define E_RELU(C, T, U, MN, MX, x, f) ((x) < 0 ? (T)0 : (x))
+#define E_RELU_GRAD(C, T, U, MN, MX, x, y) ((x) > 0 ? (y) : (T)0)
 #define E_LEAKY_RELU(C, T, U, MN, MX, x, f) ((x) < 0 ? (T)(f)[0] * (x) : (x))
 #define E_ELU(C, T, U, MN, MX, x, f) ((x) < 0 ? expm1(x) : (x))
 /* exp of a non-positive argument only: no overflow for large |x|. */
@@ -302,6 +303,7 @@ EW_DEFINE(log, EW_FLOATS, SAME, DEF_UNARY, E_LOG)
 EW_DEFINE(log1p, EW_FLOATS, SAME, DEF_UNARY, E_LOG1P)
 EW_DEFINE(erf, EW_FLOATS, SAME, DEF_UNARY, E_ERF)
 EW_DEFINE(relu, EW_FLOATS, SAME, DEF_UNARY, E_RELU)
+EW_DEFINE(relu_grad, EW_FLOATS, SAME, DEF_BINARY, E_RELU_GRAD)
 EW_DEFINE(leaky_relu, EW_FLOATS, SAME, DEF_UNARY, E_LEAKY_RELU)
 EW_DEFINE(elu, EW_FLOATS, SAME, DEF_UNARY, E_ELU)
 EW_DEFINE(sigmoid, EW_FLOATS, SAME, DEF_UNARY, E_SIGMOID)
@@ -410,7 +412,16 @@ UNARY_GRAD(exp, em_mul(g, out))
 UNARY_GRAD(log, em_div(g, x))
 UNARY_GRAD(log1p, em_div(g, em_add_scalar(x, 1)))
 UNARY_GRAD(erf, em_mul(g, em_mul_scalar(em_exp(em_neg(em_square(x))), EW_2_SQRTPI)))
-UNARY_GRAD(relu, em_where(em_greater(x, K(x, 0)), g, K(x, 0)))
+/* relu_grad(x, g) is linear in g and flat in x: its own gradient goes to g alone. */
+static em_tensor *relu_grad(em_tensor *x, em_tensor *g) {
+    return em__apply(EM_OP_RELU_GRAD, 2, (em_tensor *[]){x, g}, &(em_attrs){0});
+}
+static int grad_relu_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)out;
+    if (need[1] && !(gin[1] = unbroadcast(relu_grad(c->in[0], g), c->in[1]))) return -1;
+    return 0;
+}
+UNARY_GRAD(relu, relu_grad(x, g))
 UNARY_GRAD(leaky_relu, em_where(em_greater(x, K(x, 0)), g, em_mul_scalar(g, c->a->f[0])))
 UNARY_GRAD(elu, em_where(em_greater(x, K(x, 0)), g, em_mul(g, em_exp(x))))
 UNARY_GRAD(sigmoid, em_mul(g, em_mul(out, em_add_scalar(em_neg(out), 1))))
@@ -468,6 +479,7 @@ const em_op_def em_ops_elementwise[] = {
     EW_DIFF(LOG1P, log1p, 1),
     EW_DIFF(ERF, erf, 1),
     EW_DIFF(RELU, relu, 1),
+    EW_DIFF(RELU_GRAD, relu_grad, 2),
     EW_DIFF(LEAKY_RELU, leaky_relu, 1), /* f[0]: alpha */
     EW_DIFF(ELU, elu, 1),
     EW_DIFF(SIGMOID, sigmoid, 1),
