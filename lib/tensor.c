@@ -412,14 +412,26 @@ em_tensor *em_tensor_from(em_dtype dtype, em_shape shape, const void *data) {
 
 void em__fill_raw(em_tensor *t, double v) {
     size_t es = dtypes[t->dtype].size;
-    if (v == 0) {
+    if (v == 0 && !signbit(v)) {
         memset(t->data, 0, (size_t)t->numel * es);
         return;
     }
-    char one[8];
-    em__write(one, (em_dtype)t->dtype, v);
-    char *p = t->data;
-    for (int64_t i = 0; i < t->numel; i++) memcpy(p + i * (int64_t)es, one, es);
+    union {
+        uint8_t b;
+        uint32_t w;
+        uint64_t d;
+    } one;
+    em__write(&one, (em_dtype)t->dtype, v);
+    /* one typed store per element, by element size: a loop the compiler vectorizes */
+    switch (es) {
+    case 8:
+        for (int64_t i = 0; i < t->numel; i++) ((uint64_t *)t->data)[i] = one.d;
+        break;
+    case 4:
+        for (int64_t i = 0; i < t->numel; i++) ((uint32_t *)t->data)[i] = one.w;
+        break;
+    default: memset(t->data, one.b, (size_t)t->numel);
+    }
 }
 
 em_tensor *em_fill(em_dtype dtype, em_shape shape, double value) {
