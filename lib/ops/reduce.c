@@ -60,8 +60,12 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
 /* One kernel for input type T and output type OT: values are LOADed into V,
  * accumulated into A by STEP (r: the reduced linear index), partials joined
  * by MERGE and written by STORE (oi: the output's linear index). */
-#define DEFINE_REDUCE(NAME, T, OT, V, A, INIT, LOAD, STEP, MERGE, STORE, ISNAN)                          \
-    static A NAME##_range(const rctx *k, int64_t o, int64_t r0, int64_t r1) {                            \
+/* LANES > 1: a run is accumulated in LANES interleaved partials joined in a
+ * fixed order, which breaks the add-latency chain and vectorizes; the order
+ * depends only on the shape, never on the thread count. Ops whose STEP looks
+ * at the position (argmax) use one lane. */
+#define DEFINE_REDUCE(NAME, T, OT, V, A, INIT, LOAD, STEP, MERGE, STORE, ISNAN, LANES)                   \
+    EM_HOT static A NAME##_range(const rctx *k, int64_t o, int64_t r0, int64_t r1) {                     \
         const T *x = k->x;                                                                                \
         const OT *out = k->out;                                                                           \
         (void)out;                                                                                        \
@@ -70,6 +74,16 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
         while (r < r1) {                                                                                  \
             const T *px = x + em_plan_at(&k->p, o, s);                                                    \
             int64_t jend = k->p.run < j + (r1 - r) ? k->p.run : j + (r1 - r);                             \
+            if (LANES > 1 && jend - j >= 4 * LANES) {                                                     \
+                A lane[LANES];                                                                            \
+                for (int l = 0; l < LANES; l++) lane[l] = INIT;                                           \
+                for (; j + LANES <= jend; j += LANES, r += LANES)                                         \
+                    for (int l = 0; l < LANES; l++) {                                                     \
+                        V v = LOAD(px[j + l], o);                                                         \
+                        STEP(lane[l], v, r + l, ISNAN);                                                   \
+                    }                                                                                     \
+                for (int l = 0; l < LANES; l++) MERGE(acc, lane[l], ISNAN);                               \
+            }                                                                                             \
             for (; j < jend; j++, r++) {                                                                  \
                 V v = LOAD(px[j], o);                                                                     \
                 STEP(acc, v, r, ISNAN);                                                                   \
@@ -179,25 +193,25 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
     X(u8, EM_U8, uint8_t, uint64_t, LOAD_U64, 0, UINT8_MAX, NEVER_NAN)
 
 #define DEF_SUM(N, E, T, S, LS, LO, HI, ISNAN) \
-    DEFINE_REDUCE(sum_##N, T, T, S, S, (S)0, LS, STEP_ADD, MERGE_ADD, STORE_CAST, ISNAN)
+    DEFINE_REDUCE(sum_##N, T, T, S, S, (S)0, LS, STEP_ADD, MERGE_ADD, STORE_CAST, ISNAN, 8)
 #define DEF_PROD(N, E, T, S, LS, LO, HI, ISNAN) \
-    DEFINE_REDUCE(prod_##N, T, T, S, S, (S)1, LS, STEP_MUL, MERGE_MUL, STORE_CAST, ISNAN)
+    DEFINE_REDUCE(prod_##N, T, T, S, S, (S)1, LS, STEP_MUL, MERGE_MUL, STORE_CAST, ISNAN, 8)
 #define DEF_MAX(N, E, T, S, LS, LO, HI, ISNAN) \
-    DEFINE_REDUCE(max_##N, T, T, T, T, (T)(LO), LOAD_VALUE, STEP_MAX, MERGE_MAX, STORE_CAST, ISNAN)
+    DEFINE_REDUCE(max_##N, T, T, T, T, (T)(LO), LOAD_VALUE, STEP_MAX, MERGE_MAX, STORE_CAST, ISNAN, 8)
 #define DEF_MIN(N, E, T, S, LS, LO, HI, ISNAN) \
-    DEFINE_REDUCE(min_##N, T, T, T, T, (T)(HI), LOAD_VALUE, STEP_MIN, MERGE_MIN, STORE_CAST, ISNAN)
+    DEFINE_REDUCE(min_##N, T, T, T, T, (T)(HI), LOAD_VALUE, STEP_MIN, MERGE_MIN, STORE_CAST, ISNAN, 8)
 #define DEF_ARG(N, E, T, S, LS, LO, HI, ISNAN)                                                                  \
     typedef struct {                                                                                            \
         T v;                                                                                                    \
         int64_t i;                                                                                              \
     } arg_##N;                                                                                                  \
     DEFINE_REDUCE(argmax_##N, T, int64_t, T, arg_##N, ((arg_##N){0, -1}), LOAD_VALUE, STEP_ARGMAX,             \
-                  MERGE_ARGMAX, STORE_INDEX, ISNAN)                                                             \
+                  MERGE_ARGMAX, STORE_INDEX, ISNAN, 1)                                                          \
     DEFINE_REDUCE(argmin_##N, T, int64_t, T, arg_##N, ((arg_##N){0, -1}), LOAD_VALUE, STEP_ARGMIN,             \
-                  MERGE_ARGMIN, STORE_INDEX, ISNAN)
+                  MERGE_ARGMIN, STORE_INDEX, ISNAN, 1)
 #define DEF_LSE(N, E, T, S, LS, LO, HI, ISNAN)                                                                  \
     DEFINE_REDUCE(lse_pass_##N, T, T, double, double, 0.0, LOAD_SHIFTED_EXP, STEP_ADD, MERGE_ADD, STORE_LSE,   \
-                  ISNAN)                                                                                        \
+                  ISNAN, 8)                                                                                     \
     static void lse_##N##_cpu(const em_call *c, em_tensor *out) {                                               \
         max_##N##_cpu(c, out);                                                                                  \
         lse_pass_##N##_cpu(c, out);                                                                             \
