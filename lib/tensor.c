@@ -221,16 +221,29 @@ static void block_free(void *p, size_t cap) {
             return;
         }
     } else if (cap <= LARGE_KEEP_BYTES / 4) {
+        /* Room is made by dropping the largest cached blocks: the sizes a
+         * loop uses now come back; a huge block from earlier may not. */
+        void *drop[LARGE_KEEP];
+        int ndrop = 0, slot = -1;
         pthread_mutex_lock(&large_lock);
-        for (int k = 0; k < LARGE_KEEP; k++)
-            if (!large[k].p && large_bytes + cap <= LARGE_KEEP_BYTES) {
-                large[k].p = p;
-                large[k].size = cap;
-                large_bytes += cap;
-                pthread_mutex_unlock(&large_lock);
-                return;
+        for (;;) {
+            int biggest = -1;
+            slot = -1;
+            for (int k = 0; k < LARGE_KEEP; k++) {
+                if (!large[k].p) slot = slot < 0 ? k : slot;
+                else if (biggest < 0 || large[k].size > large[biggest].size) biggest = k;
             }
+            if (slot >= 0 && large_bytes + cap <= LARGE_KEEP_BYTES) break;
+            drop[ndrop++] = large[biggest].p;
+            large_bytes -= large[biggest].size;
+            large[biggest].p = NULL;
+        }
+        large[slot].p = p;
+        large[slot].size = cap;
+        large_bytes += cap;
         pthread_mutex_unlock(&large_lock);
+        for (int k = 0; k < ndrop; k++) free(drop[k]);
+        return;
     }
     free(p);
 }
