@@ -468,6 +468,20 @@ static void mark_needed(builder *b, int64_t v, int64_t *stack) {
     }
 }
 
+/* Work per output element of the unit at position at, roughly: products and
+ * convolutions do a row of multiply-adds per element, the rest a few flops. */
+static int64_t unit_cost(const em_graph *g, const plan *p, int64_t at) {
+    const gnode *n = &g->nodes[p->order[at]];
+    em_tensor *const *in = p->args + p->in_at[at];
+    switch (n->op) {
+    case EM_OP_MATMUL: return in[0]->shape[in[0]->ndim - (n->a.i[0] ? 2 : 1)];
+    case EM_OP_CONV2D:
+    case EM_OP_CONV2D_BACKPROP_INPUT:
+    case EM_OP_CONV2D_BACKPROP_FILTER: return 256;
+    default: return 1;
+    }
+}
+
 static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_feed *feeds, int nfeeds,
                        const int64_t *dims, int ndims) {
     plan *p = calloc(1, sizeof *p);
@@ -670,18 +684,26 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
             if (head[at] == at) p->units[fill[level[at]]++] = at;
         free(fill);
     }
-    /* A level runs its units at once when two or more do real work and none
-     * checks values (its error would be set on another thread). */
+    /* A level runs its units at once (each on one thread) when two or more
+     * do real work, no one of them outweighs the rest (else it is better off
+     * with every thread to itself), and none checks values (its error would
+     * be set on another thread). Work is judged by output size. */
     for (int64_t l = 0; l < p->nlevels; l++) {
         int busy = 0;
+        int64_t total = 0, largest = 0;
         bool checks = false;
         for (int64_t u = p->level_at[l]; u < p->level_at[l + 1]; u++) {
             int64_t at = p->units[u];
             const em_op_def *def = em__op_def(g->nodes[p->order[at]].op);
+            int64_t numel = p->buf[g->nodes[p->order[at]].out]->numel;
             checks |= (def->flags & EM_OPF_CHECKS_VALUES) != 0;
-            busy += !p->viewed[at] && p->buf[g->nodes[p->order[at]].out]->numel >= PARALLEL_MIN;
+            if (p->viewed[at] || numel < PARALLEL_MIN) continue;
+            int64_t work = numel * unit_cost(g, p, at);
+            busy++;
+            total += work;
+            if (work > largest) largest = work;
         }
-        p->level_parallel[l] = busy >= 2 && !checks;
+        p->level_parallel[l] = busy >= 2 && 2 * largest <= total && !checks;
     }
 
     /* Liveness by level: a buffer is free for the levels after its last reader's. */

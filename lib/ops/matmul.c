@@ -8,6 +8,7 @@
 #include "../internal.h"
 
 #include <blis.h>
+#include <omp.h>
 
 /* BLIS ignores the stride of a size-1 dimension but still checks it; give it
  * a value BLIS accepts, then say whether BLIS accepts the pair (its rules:
@@ -54,7 +55,9 @@ void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, in
         blis_strides(m, n, &rc, &cc)) {
         rntm_t one = BLIS_RNTM_INITIALIZER, *rntm = NULL;
         em__blis_ready();
-        if (single_thread) {
+        /* Inside a parallel region (a graph level running nodes at once) this
+         * product has one thread; BLIS's own team would only contend. */
+        if (single_thread || omp_in_parallel()) {
             bli_rntm_set_num_threads(1, &one);
             rntm = &one;
         } else {
