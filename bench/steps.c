@@ -51,13 +51,16 @@ typedef struct {
     bool taped;
 } adds;
 
+/* A scope (and a tape) per 100 adds, as a loop body would have. */
 static void run_adds(void *ctx, int reps) {
     adds *c = ctx;
-    em_scope_begin();
-    em_tape *tape = c->taped ? em_tape_begin(false) : NULL;
-    for (int i = 0; i < reps; i++) em_add(c->a, c->b);
-    em_tape_release(tape);
-    em_scope_end();
+    for (int done = 0; done < reps; done += 100) {
+        em_scope_begin();
+        em_tape *tape = c->taped ? em_tape_begin(false) : NULL;
+        for (int i = 0; i < 100; i++) em_add(c->a, c->b);
+        em_tape_release(tape);
+        em_scope_end();
+    }
 }
 
 /* ---- a model: its step eagerly, or traced once and replayed ---- */
