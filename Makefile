@@ -71,7 +71,11 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 .PHONY: all test examples bench install clean deps mnist fuzz fuzz-run
 all: $(STATIC) $(SHARED) $(BUILD)/ember.pc $(BUILD)/ember-bench
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h include/ember/*.h lib/*.h test/*.h)
+HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h)
+$(BUILD)/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/test/%.o: test/%.c $(HEADERS) $(wildcard test/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

@@ -53,3 +53,14 @@ em_tensor *em_test_uniform(em_shape shape, double lo, double hi, uint64_t seed) 
     free(v);
     return t;
 }
+
+void em_test_tmpdir(const char *name, char *dir, size_t size) {
+    snprintf(dir, size, "/tmp/ember_%s_XXXXXX", name);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+void em_test_tmpdir_remove(const char *dir) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}

@@ -19,6 +19,11 @@ void em_test_assert_tensor(em_tensor *t, em_dtype dtype, em_shape shape, const d
 #define ck_assert_error(t, needle) em_test_assert_error((t) == NULL, (needle), __FILE__, __LINE__)
 void em_test_assert_error(int failed, const char *needle, const char *file, int line);
 
+/* A fresh directory /tmp/ember_<name>_XXXXXX for a test's files, written
+ * into dir (at least 64 bytes); em_test_tmpdir_remove deletes it and all it holds. */
+void em_test_tmpdir(const char *name, char *dir, size_t size);
+void em_test_tmpdir_remove(const char *dir);
+
 /* A float64 tensor of the shape with uniform values in [lo, hi), deterministic for a seed. */
 em_tensor *em_test_uniform(em_shape shape, double lo, double hi, uint64_t seed);
 

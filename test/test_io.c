@@ -9,15 +9,10 @@
 
 static char tmp[256];
 
-static void setup(void) {
-    strcpy(tmp, "/tmp/ember_io_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(tmp));
-}
+static void setup(void) { em_test_tmpdir("io", tmp, sizeof tmp); }
 
 static void teardown(void) {
-    char cmd[320];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    ck_assert_int_eq(system(cmd), 0);
+    em_test_tmpdir_remove(tmp);
     em_shutdown();
 }
 
