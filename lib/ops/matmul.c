@@ -124,29 +124,33 @@ static void batch_strides(const em_tensor *x, int nb, int64_t *bs) {
     }
 }
 
+/* "<what>: [3,5] x [4,1]<note>": shapes are formatted only when there is an error. */
+static int mm_error(const em_call *c, const char *what, const char *note) {
+    char sa[160], sb[160];
+    return em__op_error(c, "%s: %s x %s%s", what, em__tshape(c->in[0], sa, sizeof sa),
+                        em__tshape(c->in[1], sb, sizeof sb), note);
+}
+
 static int matmul_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     const em_tensor *a = c->in[0], *b = c->in[1];
-    char sa[160], sb[160];
-    em__tshape(a, sa, sizeof sa);
-    em__tshape(b, sb, sizeof sb);
-    if (a->ndim < 2 || b->ndim < 2)
-        return em__op_error(c, "both operands need at least 2 dimensions: %s x %s", sa, sb);
-    if (a->dtype != b->dtype)
-        return em__op_error(c, "dtypes differ: %s %s x %s %s", em_dtype_name((em_dtype)a->dtype), sa,
-                            em_dtype_name((em_dtype)b->dtype), sb);
-    if (a->dtype == EM_BOOL) return em__op_error(c, "dtype bool is not supported: %s x %s", sa, sb);
+    if (a->ndim < 2 || b->ndim < 2) return mm_error(c, "both operands need at least 2 dimensions", "");
+    if (a->dtype != b->dtype) {
+        char sa[160], sb[160];
+        return em__op_error(c, "dtypes differ: %s %s x %s %s", em_dtype_name((em_dtype)a->dtype),
+                            em__tshape(a, sa, sizeof sa), em_dtype_name((em_dtype)b->dtype), em__tshape(b, sb, sizeof sb));
+    }
+    if (a->dtype == EM_BOOL) return mm_error(c, "dtype bool is not supported", "");
     bool ta = c->a->i[0], tb = c->a->i[1];
     int64_t m = a->shape[a->ndim - (ta ? 1 : 2)], ka = a->shape[a->ndim - (ta ? 2 : 1)];
     int64_t kb = b->shape[b->ndim - (tb ? 1 : 2)], n = b->shape[b->ndim - (tb ? 2 : 1)];
     if (ka != kb)
-        return em__op_error(c, "inner dimensions differ: %s x %s%s%s", sa, sb, ta ? " (a transposed)" : "",
-                            tb ? " (b transposed)" : "");
+        return mm_error(c, "inner dimensions differ",
+                        ta && tb ? " (a and b transposed)" : ta ? " (a transposed)" : tb ? " (b transposed)" : "");
     int nb = (a->ndim > b->ndim ? a->ndim : b->ndim) - 2;
     for (int d = 0; d < nb; d++) {
         int da = d - (nb - (a->ndim - 2)), db = d - (nb - (b->ndim - 2));
         int64_t xa = da < 0 ? 1 : a->shape[da], xb = db < 0 ? 1 : b->shape[db];
-        if (xa != xb && xa != 1 && xb != 1)
-            return em__op_error(c, "batch dimensions cannot be broadcast: %s x %s", sa, sb);
+        if (xa != xb && xa != 1 && xb != 1) return mm_error(c, "batch dimensions cannot be broadcast", "");
         shape[d] = xa == 1 ? xb : xa;
     }
     shape[nb] = m;
