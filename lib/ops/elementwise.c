@@ -122,6 +122,12 @@ static inline float ew_tanhf(float x) {
     return a == 0.0f ? x : a < 0.625f ? small : x == x ? large : x; /* x == 0 keeps its sign */
 }
 
+/* One exp of -|x|, so nothing overflows and the select is branch-free. */
+static inline float ew_sigmoidf(float x) {
+    float e = ew_expf(-fabsf(x)), s = 1.0f / (1.0f + e);
+    return x >= 0 ? s : e * s;
+}
+
 #define EW_EXP(x) _Generic((x), float: ew_expf, default: exp)(x)
 #define E_EXP(C, T, U, MN, MX, x, f) EW_EXP(x)
 #define E_LOG(C, T, U, MN, MX, x, f) log(x)
@@ -132,7 +138,8 @@ static inline float ew_tanhf(float x) {
 #define E_LEAKY_RELU(C, T, U, MN, MX, x, f) ((x) < 0 ? (T)(f)[0] * (x) : (x))
 #define E_ELU(C, T, U, MN, MX, x, f) ((x) < 0 ? expm1(x) : (x))
 /* exp of a non-positive argument only: no overflow for large |x|. */
-#define E_SIGMOID(C, T, U, MN, MX, x, f) ((x) >= 0 ? (T)1 / ((T)1 + EW_EXP(-(x))) : EW_EXP(x) / ((T)1 + EW_EXP(x)))
+#define SIGMOID_LIBM(x) ((x) >= 0 ? 1 / (1 + exp(-(x))) : exp(x) / (1 + exp(x)))
+#define E_SIGMOID(C, T, U, MN, MX, x, f) _Generic((x), float: ew_sigmoidf(x), default: SIGMOID_LIBM(x))
 #define E_TANH(C, T, U, MN, MX, x, f) _Generic((x), float: ew_tanhf, default: tanh)(x)
 #define E_SOFTPLUS(C, T, U, MN, MX, x, f) (((x) > 0 ? (x) : (T)0) + log1p(exp(-fabs(x))))
 #define E_GELU(C, T, U, MN, MX, x, f) ((T)0.5 * (x) * ((T)1 + erf((x) * (T)EW_SQRT1_2)))
