@@ -8,6 +8,9 @@
 #include "ember.h"
 #include "op.h"
 
+/* Runs a suite; the exit status of a test program: 0 when every test passed. */
+int em_test_run(Suite *s);
+
 /* Asserts that t has dtype `dtype`, `shape`, and elements close to expect
  * (|a - e| <= tol * max(1, |e|)); NaNs must match NaNs. */
 #define ck_assert_tensor(t, dtype, shape, expect, tol) \

@@ -471,9 +471,5 @@ int main(void) {
     tcase_add_test(c, cli_table_and_png);
     tcase_add_test(c, cli_errors);
     suite_add_tcase(s, c);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return em_test_run(s);
 }

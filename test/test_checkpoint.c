@@ -339,9 +339,5 @@ int main(void) {
     tcase_add_test(tc, test_failed_save_keeps_previous);
     tcase_add_test(tc, test_every_dtype_and_empty);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return em_test_run(s);
 }

@@ -121,9 +121,5 @@ int main(void) {
     tcase_add_test(tc, test_every_differentiable_op_has_a_case);
     tcase_add_test(tc, test_gradients_match_central_differences);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return em_test_run(s);
 }

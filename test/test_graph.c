@@ -458,9 +458,5 @@ int main(void) {
     tcase_add_test(tc, test_50_steps_graph_equals_eager_bit_for_bit);
     tcase_add_test(tc, test_learning_rate_and_step_are_read_at_run_time);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return em_test_run(s);
 }

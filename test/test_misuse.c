@@ -240,9 +240,5 @@ int main(void) {
     tcase_add_test(tc, test_files);
     tcase_add_test(tc, test_out_of_memory);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return em_test_run(s);
 }

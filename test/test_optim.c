@@ -398,9 +398,5 @@ int main(void) {
     tcase_add_test(tc, test_schedules);
     tcase_add_test(tc, test_clipping);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return em_test_run(s);
 }

@@ -537,9 +537,5 @@ int main(void) {
     tcase_add_test(tc, test_plot_png);
     tcase_add_test(tc, test_plot_image_grid);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return em_test_run(s);
 }
