@@ -7,10 +7,12 @@
  *   ember/ops.h      eager ops: elementwise, reductions, matmul, shape, nn, random
  *   ember/autodiff.h gradient tape
  *   ember/graph.h    tracer: placeholders, frozen graphs, feeds and fetches
+ *   ember/device.h   devices, device scopes, placement, copies between devices
  *   ember/train.h    variables, variable scopes, initializers, optimizers, checkpoints
  *   ember/io.h       data formats: IDX (MNIST), .npy
  *   ember/summary.h  TensorBoard event files, PNG images and plots
  *   ember/bench.h    kernel microbenchmarks: timing, GFLOP/s, GB/s, % of peak
+ *   ember/dist.h     multi-process training on MPI (in libember_mpi)
  *
  * Conventions, true of every function:
  *   - A function returning em_tensor * returns a NEW tensor owned by the
@@ -28,9 +30,11 @@
 #include "ember/ops.h"
 #include "ember/autodiff.h"
 #include "ember/graph.h"
+#include "ember/device.h"
 #include "ember/train.h"
 #include "ember/io.h"
 #include "ember/summary.h"
 #include "ember/bench.h"
+#include "ember/dist.h"
 
 #endif

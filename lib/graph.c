@@ -21,6 +21,7 @@
 #include "ptrmap.h"
 
 #include <inttypes.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 
@@ -124,6 +125,7 @@ typedef struct {
     em_attrs a;
     char *name;  /* "scope/op" */
     bool dead;   /* folded or merged away */
+    uint8_t device; /* where it was placed */
 } gnode;
 
 /* One memory plan: the headers every needed value has for a given set of
@@ -152,6 +154,7 @@ typedef struct plan {
     int64_t *level_at;   /* level l holds units[level_at[l] .. level_at[l + 1]) */
     int64_t nlevels;
     bool *level_parallel;
+    int *level_device;   /* the device of every unit of the level, -1 when they are on several */
     em_tensor *arena;
     int64_t arena_bytes, unplanned_bytes;
     struct plan *next;
@@ -240,7 +243,7 @@ int em__trace_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, e
     if (!nodes) goto oom;
     g->nodes = nodes;
     gnode *node = &g->nodes[g->nn];
-    *node = (gnode){.op = op, .n = n, .a = *a};
+    *node = (gnode){.op = op, .n = n, .a = *a, .device = out->device};
     node->in = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
     const char *scope = em_name_scope();
     node->name = malloc(strlen(scope) + strlen(d->name) + 24);
@@ -382,6 +385,7 @@ static void plan_free(em_graph *g, plan *p) {
     free(p->units);
     free(p->level_at);
     free(p->level_parallel);
+    free(p->level_device);
     free(p);
 }
 
@@ -598,7 +602,8 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
             gnode *n = &g->nodes[p->order[end]];
             const em_op_def *def = em__op_def(n->op);
             bool ok = n->op >= EM_OPS_ELEMENTWISE_BEGIN && n->op < EM_OPS_ELEMENTWISE_END &&
-                      (def->flags & EM_OPF_STRIDED) && p->buf[n->out]->numel == numel && numel > 0;
+                      (def->flags & EM_OPF_STRIDED) && p->buf[n->out]->numel == numel && numel > 0 &&
+                      n->device == g->nodes[p->order[at]].device;
             bool chained = end == at;
             for (int k = 0; k < n->n && ok; k++) {
                 em_tensor *t = p->args[p->in_at[end] + k];
@@ -662,7 +667,8 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
     p->level_at = calloc((size_t)p->nlevels + 1, sizeof(int64_t));
     p->units = malloc(sizeof(int64_t) * (size_t)(p->norder ? p->norder : 1));
     p->level_parallel = calloc((size_t)p->nlevels, sizeof(bool));
-    if (!p->level_at || !p->units || !p->level_parallel) {
+    p->level_device = calloc((size_t)p->nlevels, sizeof(int));
+    if (!p->level_at || !p->units || !p->level_parallel || !p->level_device) {
         free(level);
         free(head);
         free(in_chain);
@@ -704,6 +710,10 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
             if (work > largest) largest = work;
         }
         p->level_parallel[l] = busy >= 2 && 2 * largest <= total && !checks;
+        /* Units on several devices run at once, one thread per device. */
+        p->level_device[l] = p->level_at[l] < p->level_at[l + 1] ? g->nodes[p->order[p->units[p->level_at[l]]]].device : 0;
+        for (int64_t u = p->level_at[l]; u < p->level_at[l + 1]; u++)
+            if (g->nodes[p->order[p->units[u]]].device != p->level_device[l]) p->level_device[l] = -1;
     }
 
     /* Liveness by level: a buffer is free for the levels after its last reader's. */
@@ -769,6 +779,7 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
             p->buf[v] = em__header(p->arena, (em_dtype)m->dtype, m->ndim, m->shape, (char *)p->arena->data + offset[v]);
             em__unref(m);
             if (!p->buf[v]) goto fail_arena;
+            p->buf[v]->device = g->vals[v].traced->device;
         }
     for (int64_t at = 0; at < p->norder; at++) {
         gnode *n = &g->nodes[p->order[at]];
@@ -791,6 +802,7 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
         }
         em__unref(m);
         if (!p->buf[n->out]) goto fail_arena;
+        p->buf[n->out]->device = n->device;
         /* Strided inputs of kernels that need contiguous ones read a planned copy. */
         if (!p->viewed[at] && !(def->flags & EM_OPF_STRIDED))
             for (int k = 0; k < n->n; k++)
@@ -921,6 +933,37 @@ static int run_unit(em_graph *g, plan *p, int64_t at) {
     chain ch = {g, p, at, p->fuse_next[at]};
     em__parallel_for(p->buf[g->nodes[p->order[at]].out]->numel, 16 * FUSE_BLOCK, run_chain_range, &ch);
     return 0;
+}
+
+/* Runs units[from, to) at once. With `devices` (one per team member), each
+ * member runs the units placed on its device, with that device's threads;
+ * without, the units go to whichever of `members` threads is free, one
+ * thread each. A failing unit's error is reported on the calling thread. */
+static int run_team(em_graph *g, plan *p, int64_t from, int64_t to, int members, const int *devices) {
+    char failure[1100] = "";
+    atomic_bool failed = false;
+#pragma omp parallel num_threads(members)
+    {
+        int saved = em__run_threads;
+        em__run_threads = 1;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t k = 0; k < (devices ? members : to - from); k++) {
+            int64_t lo = devices ? from : from + k, hi = devices ? to : lo + 1;
+            if (devices) em__run_threads = em__device_threads(devices[k]);
+            for (int64_t u = lo; u < hi && !atomic_load(&failed); u++) {
+                int64_t at = p->units[u];
+                if (devices && g->nodes[p->order[at]].device != devices[k]) continue;
+                if (run_unit(g, p, at) && !atomic_exchange(&failed, true)) {
+                    snprintf(failure, sizeof failure, "%s", em_last_error());
+                    em_clear_error();
+                }
+            }
+        }
+        em__run_threads = saved;
+    }
+    if (!atomic_load(&failed)) return 0;
+    em__error("%s", failure);
+    return -1;
 }
 
 static bool same_key(const plan *p, int nfetch, const int64_t *fetch, int ndims, const int64_t *dims) {
@@ -1059,19 +1102,36 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
             p->attrs[at].counter = em__rng_reserve((uint64_t)p->buf[g->nodes[p->order[at]].out]->numel);
         }
     g->stats.parallel_levels = 0;
-    for (int64_t l = 1; l < p->nlevels; l++) {
+    int saved_threads = em__run_threads, rc = 0;
+    bool devices = em_device_count() > 1;
+    for (int64_t l = 1; l < p->nlevels && !rc; l++) {
         int64_t from = p->level_at[l], to = p->level_at[l + 1];
-        if (p->level_parallel[l] && em_num_threads() > 1) {
-            /* Independent units at once, each on one thread (their kernels
-             * run serially inside: OpenMP does not nest by default). */
+        if (p->level_device[l] < 0) {
+            /* One thread per device, each running its device's units. */
+            int on[EM_MAX_DEVICES], non = 0;
+            bool nest = false;
+            for (int64_t u = from; u < to; u++) {
+                int dev = g->nodes[p->order[p->units[u]]].device, k = 0;
+                while (k < non && on[k] != dev) k++;
+                if (k == non) on[non++] = dev;
+                nest |= em__device_threads(dev) > 1;
+            }
+            if (nest && omp_get_max_active_levels() < 2) omp_set_max_active_levels(2);
             g->stats.parallel_levels++;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(em_num_threads())
-            for (int64_t u = from; u < to; u++) run_unit(g, p, p->units[u]);
-        } else {
-            for (int64_t u = from; u < to; u++)
-                if (run_unit(g, p, p->units[u])) return -1;
+            rc = run_team(g, p, from, to, non, on);
+            continue;
         }
+        if (devices) em__run_threads = em__device_threads(p->level_device[l]);
+        if (p->level_parallel[l] && em__threads() > 1) {
+            /* Independent units at once, each with one thread. */
+            g->stats.parallel_levels++;
+            rc = run_team(g, p, from, to, em__threads(), NULL);
+        } else {
+            for (int64_t u = from; u < to && !rc; u++) rc = run_unit(g, p, p->units[u]);
+        }
+        em__run_threads = saved_threads;
     }
+    if (rc) return -1;
     for (int k = 0; k < nfetches; k++) {
         gval *v = &g->vals[fetch[k]];
         results[k] = v->kind == V_CONST || v->kind == V_VARIABLE ? v->traced : p->buf[fetch[k]];
@@ -1084,6 +1144,10 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
 static void dot_name(FILE *f, const char *s) {
     fputc('"', f);
     for (; *s; s++) {
+        if (*s == '\n') {
+            fputs("\\n", f);
+            continue;
+        }
         if (*s == '"' || *s == '\\') fputc('\\', f);
         fputc(*s, f);
     }
@@ -1116,7 +1180,7 @@ int em__graph_visit(const em_graph *g, int (*fn)(void *ctx, const em_graph_node 
             dims[d] = gv->kind == V_PLACEHOLDER ? t->ph->declared.dims[d] : t->shape[d];
         em_graph_node node = {value_label(g, v, names[0], sizeof names[0]),
                               gv->kind == V_PLACEHOLDER ? "Placeholder" : gv->kind == V_VARIABLE ? "Variable" : "Const",
-                              0, NULL, (em_dtype)t->dtype, t->ndim, dims};
+                              0, NULL, (em_dtype)t->dtype, t->ndim, dims, em_tensor_device(t)};
         int rc = fn(ctx, &node);
         if (rc) return rc;
     }
@@ -1135,7 +1199,8 @@ int em__graph_visit(const em_graph *g, int (*fn)(void *ctx, const em_graph_node 
         const em_tensor *out = g->vals[n->out].traced;
         int64_t dims[EM_MAX_DIMS];
         for (int d = 0; d < out->ndim; d++) dims[d] = out->shape[d] % STANDIN == 0 && out->shape[d] ? -1 : out->shape[d];
-        em_graph_node node = {n->name, em__op_def(n->op)->name, n->n, inputs, (em_dtype)out->dtype, out->ndim, dims};
+        em_graph_node node = {n->name,   em__op_def(n->op)->name, n->n, inputs, (em_dtype)out->dtype,
+                              out->ndim, dims,    em_device_name(n->device)};
         int rc = fn(ctx, &node);
         if (inputs != small) free(inputs);
         if (buf != names) free(buf);
@@ -1169,6 +1234,8 @@ int em_graph_write_dot(const em_graph *g, const char *path) {
         }
     char open_path[1024] = "";
     int depth = 0, cluster = 0;
+    bool devices = false;
+    for (int64_t a = 0; a < live; a++) devices |= g->nodes[idx[a]].device != 0;
     for (int64_t a = 0; a < live; a++) {
         const char *name = g->nodes[idx[a]].name;
         const char *slash = strrchr(name, '/');
@@ -1202,7 +1269,15 @@ int em_graph_write_dot(const em_graph *g, const char *path) {
         fprintf(f, "%*s", 2 * depth + 2, "");
         dot_name(f, name);
         fprintf(f, " [label=");
-        dot_name(f, em__op_def(g->nodes[idx[a]].op)->name);
+        const gnode *n = &g->nodes[idx[a]];
+        if (devices) { /* the device under the op, and a colour per device */
+            char label[160];
+            snprintf(label, sizeof label, "%s\n%s", em__op_def(n->op)->name, em_device_name(n->device));
+            dot_name(f, label);
+            fprintf(f, ", style=filled, fillcolor=\"/pastel19/%d\"", n->device % 9 + 1);
+        } else {
+            dot_name(f, em__op_def(n->op)->name);
+        }
         fprintf(f, "];\n");
     }
     while (depth-- > 0) fprintf(f, "%*s}\n", 2 * depth + 2, "");

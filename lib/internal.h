@@ -88,6 +88,18 @@ void *em__null_input(const char *op);
 #define EM_HOT
 #endif
 
+/* ---- devices (device.c) ---- */
+/* Whether em__apply must place ops: several devices exist, or placement is logged. */
+extern atomic_bool em__placing;
+/* The innermost device scope's device on this thread, -1 when none is open. */
+extern _Thread_local int em__scoped_device;
+/* Threads for the kernels this thread runs now (the device's); 0: em_num_threads(). */
+extern _Thread_local int em__run_threads;
+static inline int em__threads(void) { return em__run_threads ? em__run_threads : em_num_threads(); }
+/* Device dev's thread count, 0 for em_num_threads(). */
+int em__device_threads(int dev);
+void em__device_scopes_reset(void);
+
 /* ---- per-thread state (scope.c) ---- */
 typedef struct em_scope {
     em_tensor **items;
@@ -139,6 +151,7 @@ typedef struct em_graph_node {
     em_dtype dtype;            /* of its output */
     int ndim;                  /* -1: unknown */
     const int64_t *shape;      /* -1 for unknown dims */
+    const char *device;        /* "/cpu:1" ... */
 } em_graph_node;
 /* Calls fn for every node in a topological order; stops at fn's first
  * non-zero return and returns it. */

@@ -21,6 +21,7 @@ static const struct {
     {EM_OPS_RANDOM_BEGIN, EM_OPS_RANDOM_END, em_ops_random},
     {EM_OPS_FILL_BEGIN, EM_OPS_FILL_END, em_ops_fill},
     {EM_OPS_OPTIM_BEGIN, EM_OPS_OPTIM_END, em_ops_optim},
+    {EM_OPS_DEVICE_BEGIN, EM_OPS_DEVICE_END, em_ops_device},
 };
 
 const em_op_def *em__op_def(em_op op) {
@@ -125,11 +126,17 @@ int em__run_kernel(const em_call *c, em_tensor *out) {
 }
 
 em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
+    for (int i = 0; i < n; i++)
+        if (!in[i]) return em__null_input(em__op_def(op)->name);
+    if (atomic_load_explicit(&em__placing, memory_order_relaxed)) return em__apply_placed(op, n, in, a);
+    return em__run_op(op, n, in, a);
+}
+
+em_tensor *em__run_op(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
     const em_op_def *d = em__op_def(op);
     em_thread *th = em__thread();
     bool meta = false; /* shape-only tracing: some input has no value yet */
     for (int i = 0; i < n; i++) {
-        if (!in[i]) return em__null_input(d->name);
         if (!in[i]->data && in[i]->numel) {
             if (!th || !th->trace) {
                 em__error("%s: input %d is a placeholder with no value: it must be fed (run a traced graph with "

@@ -120,7 +120,12 @@ typedef enum em_op {
     EM_OP_APPLY_UPDATES = EM_OPS_OPTIM_BEGIN,
     EM_OPS_OPTIM_END,
 
-    EM_OP_COUNT = EM_OPS_OPTIM_END
+    /* device.c */
+    EM_OPS_DEVICE_BEGIN = EM_OPS_OPTIM_END,
+    EM_OP_COPY_TO_DEVICE = EM_OPS_DEVICE_BEGIN,
+    EM_OPS_DEVICE_END,
+
+    EM_OP_COUNT = EM_OPS_DEVICE_END
 } em_op;
 
 /* Attributes of one op call. Each op's row says which fields it uses. */
@@ -189,6 +194,7 @@ extern const em_op_def em_ops_nn[EM_OPS_NN_END - EM_OPS_NN_BEGIN];
 extern const em_op_def em_ops_random[EM_OPS_RANDOM_END - EM_OPS_RANDOM_BEGIN];
 extern const em_op_def em_ops_fill[EM_OPS_FILL_END - EM_OPS_FILL_BEGIN];
 extern const em_op_def em_ops_optim[EM_OPS_OPTIM_END - EM_OPS_OPTIM_BEGIN];
+extern const em_op_def em_ops_device[EM_OPS_DEVICE_END - EM_OPS_DEVICE_BEGIN];
 
 /* Placed after a family's table `const em_op_def em_ops_<family>[] = {[EM_OP_X -
  * BEGIN] = {...}, ...};` to state that the table and the enum range have the
@@ -199,9 +205,14 @@ extern const em_op_def em_ops_optim[EM_OPS_OPTIM_END - EM_OPS_OPTIM_BEGIN];
 
 const em_op_def *em__op_def(em_op op);
 
-/* Runs op on inputs: validates, allocates, computes, records on open tapes,
- * and returns a NEW tensor in the current scope (NULL with an error). */
+/* Runs op on inputs: places it on a device (device.c), validates,
+ * allocates, computes, records on open tapes and traces, and returns a NEW
+ * tensor in the current scope (NULL with an error). */
 em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a);
+/* em__apply once the op is placed: the inputs are non-NULL and on its device. */
+em_tensor *em__run_op(em_op op, int n, em_tensor *const *in, const em_attrs *a);
+/* em__apply when several devices exist or placement is logged (device.c). */
+em_tensor *em__apply_placed(em_op op, int n, em_tensor *const *in, const em_attrs *a);
 
 /* Runs c's CPU kernel into out, giving it contiguous copies of strided
  * inputs unless it reads strides itself. 0, or -1 on out of memory. */

@@ -119,6 +119,7 @@ void em_shutdown(void) {
     em__trace_shutdown(t);
     em__tapes_shutdown(t);
     em__variables_shutdown(t);
+    em__device_scopes_reset();
     for (int i = t->nscopes - 1; i >= 0; i--) scope_clear(&t->scopes[i]);
     for (int i = 0; i < t->capscopes; i++) free(t->scopes[i].items);
     free(t->scopes);

@@ -124,7 +124,7 @@ enum { METADATA_PLUGIN_DATA = 1, PLUGIN_NAME = 1 };
 enum { TENSOR_DTYPE = 1, TENSOR_SHAPE = 2, TENSOR_STRING_VAL = 8, DT_STRING = 7 };
 enum { SHAPE_DIM = 2, SHAPE_UNKNOWN_RANK = 3, DIM_SIZE = 1 };
 enum { GRAPH_NODE = 1 };
-enum { NODE_NAME = 1, NODE_OP = 2, NODE_INPUT = 3, NODE_ATTR = 5, ATTR_KEY = 1, ATTR_VALUE = 2 };
+enum { NODE_NAME = 1, NODE_OP = 2, NODE_INPUT = 3, NODE_DEVICE = 4, NODE_ATTR = 5, ATTR_KEY = 1, ATTR_VALUE = 2 };
 enum { ATTRV_LIST = 1, ATTRV_TYPE = 6, LIST_SHAPE = 7 };
 
 /* ---- the writer ---- */
@@ -497,6 +497,7 @@ static int encode_node(void *ctx, const em_graph_node *node) {
     pb_str(&n, NODE_NAME, node->name);
     pb_str(&n, NODE_OP, node->op);
     for (int i = 0; i < node->ninputs; i++) pb_str(&n, NODE_INPUT, node->inputs[i]);
+    pb_str(&n, NODE_DEVICE, node->device); /* TensorBoard colours the graph by device */
     /* TF names a source's type "dtype" (Placeholder, VariableV2, Const) and
      * an op's input/output type "T". */
     pb_int(&type, ATTRV_TYPE, tf_dtype[node->dtype]);

@@ -189,8 +189,11 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
     }
 
     slot *sy = tmap_get(&m, y);
+    int user_scope = em__scoped_device;
     if (sy) {
+        em__scoped_device = y->device;
         sy->grad = grad_y ? em__ref(grad_y) : em_fill_like(y, 1.0);
+        em__scoped_device = user_scope;
         if (!sy->grad) goto fail;
     }
     /* Paths that cross integer or bool values (argmax, comparisons, casts to
@@ -224,9 +227,11 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
             }
         }
         int rc = 0;
-        if (any) {
+        if (any) { /* on the device the op ran on */
             em_call c = {d, rec->n, inputs(rec), &rec->a};
+            em__scoped_device = rec->out->device;
             rc = d->grad(&c, rec->out, so->grad, need, gin);
+            em__scoped_device = user_scope;
         }
         for (int i = 0; rc == 0 && i < rec->n; i++) {
             if (!need[i] || !gin[i]) continue;
@@ -239,7 +244,9 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
                 break;
             }
             slot *sx = tmap_get(&m, x);
+            em__scoped_device = x->device;
             sx->grad = sx->grad ? em_add(sx->grad, gin[i]) : gin[i];
+            em__scoped_device = user_scope;
             if (!sx->grad) rc = -1;
         }
         if (need != need_small) free(need);

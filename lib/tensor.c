@@ -289,6 +289,7 @@ static em_tensor *new_tensor(em_dtype dtype, int ndim, const int64_t *shape, boo
     t->dtype = (uint8_t)dtype;
     t->ndim = (uint8_t)ndim;
     t->numel = numel;
+    t->device = (uint8_t)(em__scoped_device > 0 ? em__scoped_device : 0);
     memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
     em__contiguous_strides(ndim, shape, t->strides);
     if (with_data) t->data = (char *)t + HEADER_SIZE;
@@ -305,6 +306,7 @@ em_tensor *em__header(em_tensor *owner, em_dtype dtype, int ndim, const int64_t 
     em_tensor *t = em__alloc_meta(dtype, ndim, shape);
     if (!t) return NULL;
     t->data = data;
+    t->device = owner->device;
     em__retain(owner);
     t->base = owner;
     return t;
@@ -316,6 +318,7 @@ em_tensor *em__view(em_tensor *x, int ndim, const int64_t *shape, const int64_t 
     em_tensor *t = new_header(0, "a view");
     if (!t) return NULL;
     t->dtype = x->dtype;
+    t->device = x->device;
     t->ndim = (uint8_t)ndim;
     t->numel = numel;
     memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
@@ -728,7 +731,7 @@ void em__parallel_for(int64_t n, int64_t grain, em_range_fn fn, void *ctx) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
     int64_t chunks = (n + grain - 1) / grain;
-    int threads = em_num_threads();
+    int threads = em__threads();
     if (chunks == 1 || threads == 1) {
         for (int64_t c = 0; c < chunks; c++) fn(ctx, c * grain, c + 1 == chunks ? n : (c + 1) * grain);
         return;

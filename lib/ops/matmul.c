@@ -56,9 +56,11 @@ void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, in
         rntm_t one = BLIS_RNTM_INITIALIZER, *rntm = NULL;
         em__blis_ready();
         /* Inside a parallel region (a graph level running nodes at once) this
-         * product has one thread; BLIS's own team would only contend. */
-        if (single_thread || omp_in_parallel()) {
-            bli_rntm_set_num_threads(1, &one);
+         * product has one thread; BLIS's own team would only contend. On a
+         * logical device it has that device's threads. */
+        if (single_thread || em__run_threads || omp_in_parallel()) {
+            bli_rntm_set_num_threads(single_thread || (!em__run_threads && omp_in_parallel()) ? 1 : em__run_threads,
+                                     &one);
             rntm = &one;
         } else {
             (void)em_num_threads(); /* hands the thread count to BLIS on first use */
@@ -187,7 +189,7 @@ static void matmul_cpu(const em_call *c, em_tensor *out) {
     /* Many small products: one single-threaded product per task; otherwise
      * BLIS threads each product. Either way each element is computed alike. */
     p.single_thread = batches > 1 && (!em__is_float(p.dtype) || p.m * p.n * p.k <= (int64_t)1 << 21) &&
-                      em_num_threads() > 1;
+                      em__threads() > 1;
     if (p.single_thread)
         em__parallel_for(batches, 1, mm_batches, &p);
     else

@@ -568,7 +568,7 @@ static void conv_run(const em_call *c, em_tensor *out, conv_kind kind) {
         p.per = (g->n + BPF_TASKS - 1) / BPF_TASKS;
         tasks = (g->n + p.per - 1) / p.per;
     }
-    p.single = tasks > 1 && em_num_threads() > 1;
+    p.single = tasks > 1 && em__threads() > 1;
     p.partials = out->data;
     if (kind == CONV_BPF && tasks > 1 && !(p.partials = em__scratch((size_t)(tasks * p.K * g->o) * p.es))) {
         em__error("conv2d_backprop_filter: out of memory for %lld partial sums", (long long)tasks);

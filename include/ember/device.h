@@ -1,0 +1,69 @@
+/* Devices, device scopes and placement (the lecture's "Use GPU" and
+ * "Parallel and Distributed training").
+ *
+ * Devices are named as in TensorFlow: "/cpu:0", "/device:CPU:1", "/gpu:0",
+ * "/device:GPU:1". A process has one CPU device, "/cpu:0", until
+ * em_set_cpu_devices makes several logical ones, each with threads of its
+ * own: independent parts of a traced graph placed on different devices then
+ * run at the same time (data parallelism: one replica per device; model
+ * parallelism: layers on different devices).
+ *
+ * Placement: a new tensor, and an op's output, go on the device of the
+ * innermost device scope of the thread; outside any scope an op runs on its
+ * inputs' device (creation functions on "/cpu:0"). Inside a scope, inputs that
+ * live elsewhere are copied to the scope's device automatically (a
+ * copy_to_device op: the tape differentiates it, the tracer records it, and
+ * the placement log shows it). Outside a scope, inputs on two devices are an
+ * error naming both, unless soft placement is on; then they are copied to the
+ * first input's device and the copy is logged.
+ *
+ * Gradients are computed on the device of the op they differentiate; a
+ * variable's gradient ends on the variable's device. Optimizers update each
+ * variable where it lives. */
+#ifndef EMBER_DEVICE_H
+#define EMBER_DEVICE_H
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EM_MAX_DEVICES 64
+
+/* Makes `count` logical CPU devices "/cpu:0" .. "/cpu:<count-1>", each running
+ * its kernels on `threads_each` threads (0: the cores shared out evenly, at
+ * least one each). Devices can be added at any time; removing some needs no
+ * tensor alive (em_live_tensors() == 0). 0, or -1 with an error. */
+int em_set_cpu_devices(int count, int threads_each);
+/* Number of devices, and the canonical name of device i ("/cpu:1"); NULL
+ * with an error when i is out of range. BORROWED. */
+int em_device_count(void);
+const char *em_device_name(int i);
+
+/* Opens a device scope on this thread (nestable): new tensors and ops go on
+ * `name`'s device. An unknown or absent device is an error that lists the
+ * devices there are, unless soft placement is on: then the scope uses
+ * "/cpu:0" and the fallback is logged. */
+int em_device_begin(const char *name);
+/* Closes the innermost device scope; -1 if none is open. */
+int em_device_end(void);
+/* The innermost scope's device, "" when no scope is open. BORROWED. */
+const char *em_device_current(void);
+
+/* The device t lives on ("/cpu:0" ...). BORROWED; NULL for a NULL t. */
+const char *em_tensor_device(const em_tensor *t);
+/* A copy of x on `device`. NEW. Differentiable (the gradient is copied back)
+ * and traced like any op. */
+em_tensor *em_to_device(em_tensor *x, const char *device);
+
+/* Process-wide settings, as TensorFlow's session config. */
+void em_set_soft_placement(bool on);
+/* Writes one line per op run eagerly ("layer1/matmul: /cpu:1") and per
+ * automatic copy to `out`; NULL turns the log off. */
+void em_log_device_placement(FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,263 @@
+/* Devices: the registry of logical CPU devices, device scopes, placement of
+ * ops (with automatic copies and the placement log), and copy_to_device, the
+ * one op that moves a tensor between devices. All CPU devices share the host's
+ * memory; what sets them apart is their threads (a kernel placed on a device
+ * uses that device's thread count) and that a graph runs the parts placed on
+ * different devices at the same time (graph.c). */
+#include "internal.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+
+typedef struct {
+    char name[16];
+    int threads; /* 0: em_num_threads() */
+} device;
+
+static device devices[EM_MAX_DEVICES] = {{"/cpu:0", 0}};
+static atomic_int ndevices = 1;
+static atomic_bool soft_placement;
+static _Atomic(FILE *) placement_log;
+
+atomic_bool em__placing;
+_Thread_local int em__scoped_device = -1;
+_Thread_local int em__run_threads;
+
+/* The thread's device scopes, innermost last. */
+#define MAX_SCOPES 64
+static _Thread_local int scope_stack[MAX_SCOPES];
+static _Thread_local int nscopes;
+
+static void update_placing(void) {
+    atomic_store(&em__placing, atomic_load(&ndevices) > 1 || atomic_load(&placement_log) != NULL);
+}
+
+int em__device_threads(int dev) { return devices[dev].threads; }
+
+int em_set_cpu_devices(int count, int threads_each) {
+    if (count < 1 || count > EM_MAX_DEVICES || threads_each < 0) {
+        em__error("set_cpu_devices: count must be in 1..%d and threads_each >= 0 (0: share the cores), got %d and %d",
+                  EM_MAX_DEVICES, count, threads_each);
+        return -1;
+    }
+    if (count < atomic_load(&ndevices) && em_live_tensors() > 0) {
+        em__error("set_cpu_devices: cannot go from %d devices to %d while %lld tensors are alive (they may live on "
+                  "the devices removed): release them (or call em_shutdown) first",
+                  atomic_load(&ndevices), count, (long long)em_live_tensors());
+        return -1;
+    }
+    int each = threads_each ? threads_each : em_num_threads() / count;
+    if (each < 1) each = 1;
+    for (int i = 0; i < count; i++) {
+        snprintf(devices[i].name, sizeof devices[i].name, "/cpu:%d", i);
+        devices[i].threads = count == 1 && !threads_each ? 0 : each;
+    }
+    atomic_store(&ndevices, count);
+    update_placing();
+    return 0;
+}
+
+int em_device_count(void) { return atomic_load(&ndevices); }
+
+const char *em_device_name(int i) {
+    if (i < 0 || i >= atomic_load(&ndevices)) {
+        em__error("device_name: device %d does not exist (this process has %d)", i, atomic_load(&ndevices));
+        return NULL;
+    }
+    return devices[i].name;
+}
+
+/* "cpu" or "gpu" and an index from "/cpu:1", "/device:CPU:1", "cpu:1",
+ * "/job:localhost/replica:0/task:0/device:CPU:1"; -1 when malformed. */
+static int parse_name(const char *name, char kind[4]) {
+    const char *s = strstr(name, "device:");
+    s = s ? s + 7 : name[0] == '/' ? name + 1 : name;
+    if (strlen(s) < 5 || s[3] != ':') return -1;
+    for (int i = 0; i < 3; i++) kind[i] = (char)tolower((unsigned char)s[i]);
+    kind[3] = 0;
+    if (strcmp(kind, "cpu") && strcmp(kind, "gpu")) return -1;
+    char *end;
+    long idx = strtol(s + 4, &end, 10);
+    if (end == s + 4 || *end || idx < 0 || idx >= EM_MAX_DEVICES) return -1;
+    return (int)idx;
+}
+
+static const char *device_list(char *buf, size_t size) {
+    size_t at = 0;
+    buf[0] = 0;
+    for (int i = 0; i < atomic_load(&ndevices) && at < size; i++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? ", " : "", devices[i].name);
+    return buf;
+}
+
+static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void log_line(const char *fmt, ...) {
+    FILE *out = atomic_load(&placement_log);
+    if (!out) return;
+    va_list ap;
+    va_start(ap, fmt);
+    flockfile(out);
+    vfprintf(out, fmt, ap);
+    fputc('\n', out);
+    funlockfile(out);
+    va_end(ap);
+}
+
+/* The device `name` names: its index, or -1 with an error. With soft
+ * placement a device that is not there falls back to /cpu:0 (logged). */
+static int find_device(const char *fn, const char *name) {
+    char kind[4], list[EM_MAX_DEVICES * 12];
+    if (!name) {
+        em__error("%s: device name is NULL", fn);
+        return -1;
+    }
+    int idx = parse_name(name, kind);
+    if (idx < 0) {
+        em__error("%s: '%s' is not a device name (write \"/cpu:0\", \"/gpu:0\" or \"/device:GPU:1\")", fn, name);
+        return -1;
+    }
+    if (!strcmp(kind, "cpu") && idx < atomic_load(&ndevices)) return idx;
+    if (atomic_load(&soft_placement)) {
+        log_line("%s: %s is not available; using /cpu:0 (soft placement)", fn, name);
+        return 0;
+    }
+    em__error("%s: no device '%s' in this process (it has %s%s); turn on soft placement to fall back to /cpu:0", fn,
+              name, device_list(list, sizeof list),
+              strcmp(kind, "gpu") ? "; em_set_cpu_devices makes more CPU devices" : "; this build has no GPU backend");
+    return -1;
+}
+
+int em_device_begin(const char *name) {
+    int dev = find_device("device_begin", name);
+    if (dev < 0) return -1;
+    if (nscopes == MAX_SCOPES) {
+        em__error("device_begin: more than %d device scopes are open", MAX_SCOPES);
+        return -1;
+    }
+    scope_stack[nscopes++] = dev;
+    em__scoped_device = dev;
+    return 0;
+}
+
+int em_device_end(void) {
+    if (!nscopes) {
+        em__error("device_end: no device scope is open");
+        return -1;
+    }
+    nscopes--;
+    em__scoped_device = nscopes ? scope_stack[nscopes - 1] : -1;
+    return 0;
+}
+
+const char *em_device_current(void) { return nscopes ? devices[em__scoped_device].name : ""; }
+
+void em__device_scopes_reset(void) {
+    nscopes = 0;
+    em__scoped_device = -1;
+}
+
+const char *em_tensor_device(const em_tensor *t) { return t ? devices[t->device].name : NULL; }
+
+void em_set_soft_placement(bool on) { atomic_store(&soft_placement, on); }
+
+void em_log_device_placement(FILE *out) {
+    atomic_store(&placement_log, out);
+    update_placing();
+}
+
+/* ---- placement of one op ---- */
+
+/* The op's device: its fixed target (copy_to_device), the scope's, or its
+ * inputs'. Inputs elsewhere are replaced by copies in `moved` when a scope or
+ * soft placement allows. -1 with an error naming both devices otherwise. */
+static int place(const em_op_def *d, em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor **moved) {
+    if (op == EM_OP_COPY_TO_DEVICE) return (int)a->i[0];
+    /* An in-place update writes its variables where they live. */
+    bool inplace = (d->flags & EM_OPF_INPLACE) != 0;
+    int dev = em__scoped_device >= 0 && !inplace ? em__scoped_device : n ? in[0]->device : em__scoped_device;
+    if (dev < 0) dev = 0;
+    if (inplace) return dev;
+    for (int i = 0; i < n; i++) {
+        if (in[i]->device == dev) continue;
+        if (em__scoped_device < 0 && !atomic_load(&soft_placement)) {
+            em__error("%s: input 0 is on %s but input %d is on %s: copy one with em_to_device, place the op with "
+                      "em_device_begin, or turn on soft placement",
+                      d->name, devices[dev].name, i, devices[in[i]->device].name);
+            return -1;
+        }
+        em_attrs to = {.i = {dev}, .ni = 1};
+        moved[i] = em__apply(EM_OP_COPY_TO_DEVICE, 1, &in[i], &to);
+        if (!moved[i]) return -1;
+    }
+    return dev;
+}
+
+em_tensor *em__apply_placed(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
+    const em_op_def *d = em__op_def(op);
+    em_tensor *small[4] = {0}, **moved = n <= 4 ? small : calloc((size_t)n, sizeof *moved);
+    if (!moved) {
+        em__error("%s: out of memory", d->name);
+        return NULL;
+    }
+    em_tensor *out = NULL;
+    int dev = place(d, op, n, in, a, moved);
+    if (dev >= 0) {
+        em_tensor *local[4], **args = n <= 4 ? local : moved;
+        for (int i = 0; i < n; i++) args[i] = moved[i] ? moved[i] : in[i];
+        int saved_threads = em__run_threads, saved_scope = em__scoped_device;
+        em__run_threads = devices[dev].threads;
+        em__scoped_device = dev; /* what the op allocates lives on its device */
+        out = em__run_op(op, n, args, a);
+        em__run_threads = saved_threads;
+        em__scoped_device = saved_scope;
+        if (out) {
+            out->device = (uint8_t)dev;
+            if (op == EM_OP_COPY_TO_DEVICE) {
+                char b[160];
+                log_line("copy_to_device: %s -> %s (%s %s)", devices[in[0]->device].name, devices[dev].name,
+                         em_dtype_name((em_dtype)in[0]->dtype), em__tshape(in[0], b, sizeof b));
+            } else {
+                const char *scope = em_name_scope();
+                log_line("%s%s%s: %s", scope, *scope ? "/" : "", d->name, devices[dev].name);
+            }
+        }
+    }
+    if (moved != small) free(moved);
+    return out;
+}
+
+/* ---- copy_to_device ---- */
+
+static int copy_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    if (c->a->i[0] < 0 || c->a->i[0] >= atomic_load(&ndevices))
+        return em__op_error(c, "device %lld does not exist", (long long)c->a->i[0]);
+    *dtype = (em_dtype)c->in[0]->dtype;
+    *ndim = c->in[0]->ndim;
+    memcpy(shape, c->in[0]->shape, sizeof(int64_t) * (size_t)*ndim);
+    return 0;
+}
+
+static void copy_cpu(const em_call *c, em_tensor *out) { em__copy_strided(out, c->in[0]); }
+
+static int copy_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bool *need, em_tensor **gin) {
+    (void)out;
+    (void)need;
+    em_attrs back = {.i = {c->in[0]->device}, .ni = 1};
+    gin[0] = em__apply(EM_OP_COPY_TO_DEVICE, 1, &gout, &back);
+    return gin[0] ? 0 : -1;
+}
+
+const em_op_def em_ops_device[EM_OPS_DEVICE_END - EM_OPS_DEVICE_BEGIN] = {
+    [EM_OP_COPY_TO_DEVICE - EM_OPS_DEVICE_BEGIN] = {.name = "copy_to_device", .arity = 1, .flags = EM_OPF_STRIDED,
+                                                    .infer = copy_infer, .cpu = copy_cpu, .grad = copy_grad},
+};
+EM_OP_TABLE_CHECK(device, EM_OPS_DEVICE_BEGIN, EM_OPS_DEVICE_END);
+
+em_tensor *em_to_device(em_tensor *x, const char *device) {
+    if (!x) return em__null_input("to_device");
+    int dev = find_device("to_device", device);
+    if (dev < 0) return NULL;
+    em_attrs to = {.i = {dev}, .ni = 1};
+    return em__apply(EM_OP_COPY_TO_DEVICE, 1, &x, &to);
+}
