@@ -19,7 +19,7 @@
 
 typedef struct {
     const char *data, *logdir;
-    int epochs, max_steps, batch, eval_every, threads;
+    int epochs, max_steps, batch, eval_every, threads, devices;
     double keep_prob, lr;
     uint64_t seed;
     bool resume, quiet, graph;
@@ -29,16 +29,18 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: mnist [--data DIR] [--logdir DIR] [--epochs N] [--steps N] [--batch N]\n"
             "             [--eval-every N] [--keep-prob P] [--lr X] [--seed S] [--threads N]\n"
-            "             [--resume] [--quiet] [--graph]\n"
+            "             [--devices N] [--resume] [--quiet] [--graph]\n"
             "  --data DIR     MNIST-format IDX files (default data/mnist; Fashion-MNIST works too)\n"
             "  --logdir DIR   TensorBoard logs, PNG plots and the checkpoint (default runs/mnist)\n"
             "  --steps N      stop after N steps even if epochs remain (0: no limit)\n"
             "  --resume       continue from DIR/model.ckpt\n"
-            "  --graph        trace one step and replay it as a graph (default: eager)\n");
+            "  --graph        trace one step and replay it as a graph (default: eager)\n"
+            "  --devices N    data parallelism over N logical CPU devices, the cores shared out:\n"
+            "                 each takes batch/N examples, their gradients are averaged\n");
 }
 
 static int parse(int argc, char **argv, options *o) {
-    *o = (options){"data/mnist", "runs/mnist", 5, 0, 100, 200, 0, 0.9, 1e-3, 1, false, false, false};
+    *o = (options){"data/mnist", "runs/mnist", 5, 0, 100, 200, 0, 1, 0.9, 1e-3, 1, false, false, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name, action)                                            \
@@ -61,6 +63,7 @@ static int parse(int argc, char **argv, options *o) {
         OPT("--lr", o->lr = atof(v))
         OPT("--seed", o->seed = strtoull(v, NULL, 10))
         OPT("--threads", o->threads = atoi(v))
+        OPT("--devices", o->devices = atoi(v))
 #undef OPT
         if (!strcmp(a, "--resume")) o->resume = true;
         else if (!strcmp(a, "--quiet")) o->quiet = true;
@@ -76,6 +79,10 @@ static int parse(int argc, char **argv, options *o) {
     }
     if (o->epochs < 1 || o->batch < 1 || o->eval_every < 1 || o->keep_prob <= 0 || o->keep_prob > 1) {
         fprintf(stderr, "mnist: epochs, batch and eval-every must be positive and keep-prob in (0, 1]\n");
+        return -1;
+    }
+    if (o->devices < 1 || o->devices > EM_MAX_DEVICES || o->batch % o->devices) {
+        fprintf(stderr, "mnist: --devices must be in 1..%d and divide the batch (%d)\n", EM_MAX_DEVICES, o->batch);
         return -1;
     }
     return 0;
@@ -124,6 +131,45 @@ static double evaluate(model *m, const dataset *test) {
     return correct / (double)test->n;
 }
 
+/* Data parallelism, as the lecture's towers: each of `ndev` devices takes
+ * its share of the batch and computes the gradients of its loss; the
+ * gradients are averaged on /cpu:0 and one update is applied. (Each tower
+ * differentiates its loss / ndev, so the average is a plain sum.) Returns
+ * the train op; *loss and *accuracy get the towers' means. */
+static em_tensor *tower_step(model *m, em_optimizer *opt, em_tensor *const *vars, int ndev, double keep_prob,
+                             em_tensor *x, em_tensor *labels, em_tensor **loss, em_tensor **accuracy) {
+    em_tensor *xs[EM_MAX_DEVICES], *ls[EM_MAX_DEVICES], *grads[4] = {0};
+    *loss = *accuracy = NULL;
+    if (em_split(x, ndev, 0, xs) || em_split(labels, ndev, 0, ls)) return NULL;
+    for (int r = 0; r < ndev; r++) {
+        char name[32], tower[32];
+        snprintf(name, sizeof name, "/cpu:%d", r);
+        snprintf(tower, sizeof tower, "tower_%d", r);
+        em_tensor *g[4];
+        if (em_device_begin(name)) return NULL;
+        em_name_scope_begin(tower);
+        em_tape *tape = em_tape_begin(false);
+        em_tensor *logits = forward(m, xs[r], keep_prob);
+        em_tensor *l = em_mean(em_sparse_softmax_cross_entropy_with_logits(ls[r], logits), EM_ALL_AXES, false);
+        em_tensor *share = em_mul_scalar(l, 1.0 / ndev);
+        em_tape_stop(tape);
+        int rc = em_gradients(tape, share, 4, vars, g);
+        em_tape_release(tape);
+        em_tensor *a = accuracy_of(logits, ls[r]);
+        em_name_scope_end();
+        em_device_end();
+        if (rc) return NULL;
+        em_device_begin("/cpu:0"); /* where the variables live */
+        for (int k = 0; k < 4; k++) grads[k] = grads[k] ? em_add(grads[k], g[k]) : g[k];
+        *loss = *loss ? em_add(*loss, l) : l;
+        *accuracy = *accuracy ? em_add(*accuracy, a) : a;
+        em_device_end();
+    }
+    *loss = em_mul_scalar(*loss, 1.0 / ndev);
+    *accuracy = em_mul_scalar(*accuracy, 1.0 / ndev);
+    return em_apply_gradients_op(opt, 4, grads, vars);
+}
+
 /* One training step traced as a graph (TF1's graph of mnist_with_summaries):
  * the forward pass on placeholders x [-1,784] and labels [-1], the loss and
  * the optimizer's update (*train, the fetch that runs it). Traced on a copy
@@ -139,11 +185,20 @@ typedef struct {
  * the loss, the accuracy and the optimizer's update (train, the fetch that
  * runs it). Traced on a copy of the model so that m's last activations stay
  * those of the eager step. 0, or -1 with an error. */
-static int trace_step(const model *m, em_optimizer *opt, em_tensor *const *vars, double keep_prob, traced_step *t) {
+static int trace_step(const model *m, em_optimizer *opt, em_tensor *const *vars, double keep_prob, int ndev,
+                      int batch, traced_step *t) {
     model traced = *m;
-    t->x = em_keep(em_placeholder(EM_F32, EM_SHAPE(-1, 784), "x"));
-    t->labels = em_keep(em_placeholder(EM_I64, EM_SHAPE(-1), "labels"));
+    /* Towers split the batch: its size is then part of the graph. */
+    t->x = em_keep(em_placeholder(EM_F32, EM_SHAPE(ndev > 1 ? batch : -1, 784), "x"));
+    t->labels = em_keep(em_placeholder(EM_I64, EM_SHAPE(ndev > 1 ? batch : -1), "labels"));
     if (!t->x || !t->labels || em_trace_begin()) return -1;
+    if (ndev > 1) {
+        t->train = tower_step(&traced, opt, vars, ndev, keep_prob, t->x, t->labels, &t->loss, &t->accuracy);
+        t->pre_activations = traced.pre_activations;
+        t->activations = traced.activations;
+        t->graph = em_trace_end();
+        return t->graph && t->train ? 0 : -1;
+    }
     em_tape *tape = em_tape_begin(false);
     em_tensor *logits = forward(&traced, t->x, keep_prob);
     em_name_scope_begin("cross_entropy");
@@ -196,12 +251,13 @@ int main(int argc, char **argv) {
     options o;
     if (parse(argc, argv, &o)) return 2;
     if (o.threads > 0) em_set_num_threads(o.threads);
+    if (o.devices > 1 && em_set_cpu_devices(o.devices, 0)) return fail("making the devices");
     em_set_seed(o.seed);
 
     dataset train, test;
     if (load_mnist(o.data, "train", EM_SHAPE(784), &train) || load_mnist(o.data, "t10k", EM_SHAPE(784), &test)) return fail("loading MNIST");
-    printf("MNIST: %lld training and %lld test images from %s, %d threads\n", (long long)train.n,
-           (long long)test.n, o.data, em_num_threads());
+    printf("MNIST: %lld training and %lld test images from %s, %d threads, %d device%s\n", (long long)train.n,
+           (long long)test.n, o.data, em_num_threads(), o.devices, o.devices > 1 ? "s" : "");
 
     model m = {0};
     em_variable_scope_begin("layer1", EM_REUSE_FALSE);
@@ -249,7 +305,7 @@ int main(int argc, char **argv) {
      * at run time from the same random stream as eager steps would. */
     em_scope_begin();
     traced_step traced = {0};
-    if (trace_step(&m, adam, vars, o.keep_prob, &traced) || write_graph_summary(train_log, &traced))
+    if (trace_step(&m, adam, vars, o.keep_prob, o.devices, o.batch, &traced) || write_graph_summary(train_log, &traced))
         return fail("tracing the training step");
     em_scope_end();
 
@@ -276,6 +332,13 @@ int main(int argc, char **argv) {
             accuracy = em_item(out[2]);
             pre_activations = out[3];
             activations = out[4];
+        } else if (o.devices > 1) {
+            em_tensor *l, *a;
+            if (!tower_step(&m, adam, vars, o.devices, o.keep_prob, x, y, &l, &a)) return fail("training step");
+            loss = em_item(l);
+            accuracy = em_item(a);
+            pre_activations = m.pre_activations;
+            activations = m.activations;
         } else {
             em_tape *tape = em_tape_begin(false);
             em_tensor *logits = forward(&m, x, o.keep_prob);
@@ -322,8 +385,8 @@ int main(int argc, char **argv) {
         }
     }
     double elapsed = now() - start;
-    printf("\ntrained %lld steps (%s) in %.1f s (%.2f ms/step)\n", (long long)total, o.graph ? "graph" : "eager",
-           elapsed, 1e3 * elapsed / (double)total);
+    printf("\ntrained %lld steps (%s, %d device%s) in %.1f s (%.2f ms/step)\n", (long long)total,
+           o.graph ? "graph" : "eager", o.devices, o.devices > 1 ? "s" : "", elapsed, 1e3 * elapsed / (double)total);
     printf("best test accuracy: %.4f\nfinal test accuracy: %.4f\n", best_acc, test_acc);
 
     char path[1024];

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 
 typedef struct {
-    char name[16];
-    int threads; /* 0: em_num_threads() */
+    char name[24]; /* "/cpu:<int>" always fits */
+    int threads;   /* 0: em_num_threads() */
 } device;
 
 static device devices[EM_MAX_DEVICES] = {{"/cpu:0", 0}};

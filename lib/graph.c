@@ -22,6 +22,7 @@
 
 #include <inttypes.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 
@@ -125,7 +126,10 @@ typedef struct {
     em_attrs a;
     char *name;  /* "scope/op" */
     bool dead;   /* folded or merged away */
-    uint8_t device; /* where it was placed */
+    uint8_t device;  /* where it was placed: its output lives there */
+    uint8_t runs_on; /* whose thread runs it: its device, but a copy of a value computed in the graph is
+                        pushed by the device that computed it (which is then idle, while the receiver may
+                        still be busy) */
 } gnode;
 
 /* One memory plan: the headers every needed value has for a given set of
@@ -154,7 +158,13 @@ typedef struct plan {
     int64_t *level_at;   /* level l holds units[level_at[l] .. level_at[l + 1]) */
     int64_t nlevels;
     bool *level_parallel;
-    int *level_device;   /* the device of every unit of the level, -1 when they are on several */
+    /* Units on several devices: each device's thread runs its units in order
+     * and waits only for the units of other devices that it depends on. */
+    int ndevs;           /* devices the units are on (1: levels run as above) */
+    int devs[EM_MAX_DEVICES];
+    int64_t *dep_at;     /* unit u (index into units) waits for deps[dep_at[u] .. dep_at[u + 1]) */
+    int64_t *deps;
+    atomic_bool *done;   /* per unit, this run */
     em_tensor *arena;
     int64_t arena_bytes, unplanned_bytes;
     struct plan *next;
@@ -243,7 +253,7 @@ int em__trace_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, e
     if (!nodes) goto oom;
     g->nodes = nodes;
     gnode *node = &g->nodes[g->nn];
-    *node = (gnode){.op = op, .n = n, .a = *a, .device = out->device};
+    *node = (gnode){.op = op, .n = n, .a = *a, .device = out->device, .runs_on = out->device};
     node->in = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
     const char *scope = em_name_scope();
     node->name = malloc(strlen(scope) + strlen(d->name) + 24);
@@ -255,6 +265,7 @@ int em__trace_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, e
     sprintf(node->name, "%s%s%s_%" PRId64, scope, *scope ? "/" : "", d->name, g->nn);
     for (int i = 0; i < n; i++)
         if ((node->in[i] = value_of(g, in[i])) < 0) goto oom_node;
+    if (op == EM_OP_COPY_TO_DEVICE && g->vals[node->in[0]].kind == V_NODE) node->runs_on = in[0]->device;
     if ((node->out = add_value(g, V_NODE, out, g->nn)) < 0) goto oom_node;
     g->nn++;
     g->stats.traced++;
@@ -385,7 +396,9 @@ static void plan_free(em_graph *g, plan *p) {
     free(p->units);
     free(p->level_at);
     free(p->level_parallel);
-    free(p->level_device);
+    free(p->dep_at);
+    free(p->deps);
+    free(p->done);
     free(p);
 }
 
@@ -484,6 +497,55 @@ static int64_t unit_cost(const em_graph *g, const plan *p, int64_t at) {
     case EM_OP_CONV2D_BACKPROP_FILTER: return 256;
     default: return 1;
     }
+}
+
+/* For a plan on several devices: what each unit waits for. Units run in
+ * units[] order on their device, which is a topological order, so a unit
+ * needs from each other device only the latest unit it reads from; an
+ * in-place update also waits for every earlier unit, and every later unit
+ * waits for it. */
+static int unit_deps(const em_graph *g, plan *p, const int64_t *head, const int64_t *pos_of) {
+    int64_t nunits = p->level_at[p->nlevels], *unit_of = malloc(sizeof(int64_t) * (size_t)(p->norder ? p->norder : 1));
+    p->dep_at = malloc(sizeof(int64_t) * (size_t)(nunits + 1));
+    p->deps = malloc(sizeof(int64_t) * (size_t)(nunits ? nunits : 1) * (size_t)p->ndevs);
+    p->done = malloc(sizeof(atomic_bool) * (size_t)(nunits ? nunits : 1));
+    if (!unit_of || !p->dep_at || !p->deps || !p->done) {
+        free(unit_of);
+        return -1;
+    }
+    for (int64_t u = 0; u < nunits; u++) unit_of[p->units[u]] = u;
+    int64_t ndeps = 0, barrier = -1;
+    for (int64_t u = 0; u < nunits; u++) {
+        int64_t at = p->units[u], end = p->fuse_next[at] ? p->fuse_next[at] : at + 1;
+        int dev = g->nodes[p->order[at]].runs_on;
+        int64_t need[EM_MAX_DEVICES]; /* per entry of devs: the latest unit needed there, -1 none */
+        for (int k = 0; k < p->ndevs; k++) need[k] = -1;
+        bool inplace = false;
+        for (int64_t q = at; q < end; q++) {
+            const gnode *n = &g->nodes[p->order[q]];
+            inplace |= (em__op_def(n->op)->flags & EM_OPF_INPLACE) != 0;
+            for (int i = 0; i < n->n; i++) {
+                const gval *gv = &g->vals[resolve(g, n->in[i])];
+                if (gv->kind != V_NODE) continue;
+                int64_t from = unit_of[head[pos_of[gv->node]]];
+                for (int k = 0; k < p->ndevs; k++)
+                    if (p->devs[k] == g->nodes[p->order[p->units[from]]].runs_on && from > need[k]) need[k] = from;
+            }
+        }
+        for (int64_t v = u - 1; inplace && v >= 0; v--) /* the latest earlier unit of each device */
+            for (int k = 0; k < p->ndevs; k++)
+                if (p->devs[k] == g->nodes[p->order[p->units[v]]].runs_on && v > need[k]) need[k] = v;
+        for (int k = 0; k < p->ndevs; k++)
+            if (barrier >= 0 && p->devs[k] == g->nodes[p->order[p->units[barrier]]].runs_on && barrier > need[k])
+                need[k] = barrier;
+        p->dep_at[u] = ndeps;
+        for (int k = 0; k < p->ndevs; k++)
+            if (need[k] >= 0 && p->devs[k] != dev) p->deps[ndeps++] = need[k];
+        if (inplace) barrier = u;
+    }
+    p->dep_at[nunits] = ndeps;
+    free(unit_of);
+    return 0;
 }
 
 static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_feed *feeds, int nfeeds,
@@ -603,7 +665,7 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
             const em_op_def *def = em__op_def(n->op);
             bool ok = n->op >= EM_OPS_ELEMENTWISE_BEGIN && n->op < EM_OPS_ELEMENTWISE_END &&
                       (def->flags & EM_OPF_STRIDED) && p->buf[n->out]->numel == numel && numel > 0 &&
-                      n->device == g->nodes[p->order[at]].device;
+                      n->device == g->nodes[p->order[at]].runs_on;
             bool chained = end == at;
             for (int k = 0; k < n->n && ok; k++) {
                 em_tensor *t = p->args[p->in_at[end] + k];
@@ -667,8 +729,7 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
     p->level_at = calloc((size_t)p->nlevels + 1, sizeof(int64_t));
     p->units = malloc(sizeof(int64_t) * (size_t)(p->norder ? p->norder : 1));
     p->level_parallel = calloc((size_t)p->nlevels, sizeof(bool));
-    p->level_device = calloc((size_t)p->nlevels, sizeof(int));
-    if (!p->level_at || !p->units || !p->level_parallel || !p->level_device) {
+    if (!p->level_at || !p->units || !p->level_parallel) {
         free(level);
         free(head);
         free(in_chain);
@@ -710,10 +771,18 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
             if (work > largest) largest = work;
         }
         p->level_parallel[l] = busy >= 2 && 2 * largest <= total && !checks;
-        /* Units on several devices run at once, one thread per device. */
-        p->level_device[l] = p->level_at[l] < p->level_at[l + 1] ? g->nodes[p->order[p->units[p->level_at[l]]]].device : 0;
-        for (int64_t u = p->level_at[l]; u < p->level_at[l + 1]; u++)
-            if (g->nodes[p->order[p->units[u]]].device != p->level_device[l]) p->level_device[l] = -1;
+    }
+    p->ndevs = 0;
+    for (int64_t at = 0; at < p->norder; at++) {
+        int dev = g->nodes[p->order[at]].runs_on, k = 0;
+        while (k < p->ndevs && p->devs[k] != dev) k++;
+        if (k == p->ndevs) p->devs[p->ndevs++] = dev;
+    }
+    if (p->ndevs > 1 && unit_deps(g, p, head, b.pos_of)) {
+        free(level);
+        free(head);
+        free(in_chain);
+        goto oom;
     }
 
     /* Liveness by level: a buffer is free for the levels after its last reader's. */
@@ -756,7 +825,8 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
             int64_t size = (int64_t)em_dtype_size((em_dtype)p->buf[v]->dtype) * p->buf[v]->numel;
             size = (size + EM_ALIGN - 1) / EM_ALIGN * EM_ALIGN;
             offset[v] = place(live, nlive, size);
-            live[nlive++] = (slab){v, offset[v], size, b.last[v] > l ? b.last[v] : l};
+            /* Devices run out of step: a buffer of a multi-device plan is never reused. */
+            live[nlive++] = (slab){v, offset[v], size, p->ndevs > 1 ? INT64_MAX : b.last[v] > l ? b.last[v] : l};
             if (offset[v] + size > p->arena_bytes) p->arena_bytes = offset[v] + size;
             p->unplanned_bytes += size;
         }
@@ -935,34 +1005,89 @@ static int run_unit(em_graph *g, plan *p, int64_t at) {
     return 0;
 }
 
-/* Runs units[from, to) at once. With `devices` (one per team member), each
- * member runs the units placed on its device, with that device's threads;
- * without, the units go to whichever of `members` threads is free, one
- * thread each. A failing unit's error is reported on the calling thread. */
-static int run_team(em_graph *g, plan *p, int64_t from, int64_t to, int members, const int *devices) {
+/* Runs units[from, to) at once, each with one thread, on `members`
+ * threads. A failing unit's error is reported on the calling thread. */
+static int run_team(em_graph *g, plan *p, int64_t from, int64_t to, int members) {
     char failure[1100] = "";
     atomic_bool failed = false;
-#pragma omp parallel num_threads(members)
-    {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(members)
+    for (int64_t u = from; u < to; u++) {
         int saved = em__run_threads;
         em__run_threads = 1;
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t k = 0; k < (devices ? members : to - from); k++) {
-            int64_t lo = devices ? from : from + k, hi = devices ? to : lo + 1;
-            if (devices) em__run_threads = em__device_threads(devices[k]);
-            for (int64_t u = lo; u < hi && !atomic_load(&failed); u++) {
-                int64_t at = p->units[u];
-                if (devices && g->nodes[p->order[at]].device != devices[k]) continue;
-                if (run_unit(g, p, at) && !atomic_exchange(&failed, true)) {
-                    snprintf(failure, sizeof failure, "%s", em_last_error());
-                    em_clear_error();
-                }
-            }
+        if (run_unit(g, p, p->units[u]) && !atomic_exchange(&failed, true)) {
+            snprintf(failure, sizeof failure, "%s", em_last_error());
+            em_clear_error();
         }
         em__run_threads = saved;
     }
     if (!atomic_load(&failed)) return 0;
     em__error("%s", failure);
+    return -1;
+}
+
+/* Unit completion across device threads: a waiter spins briefly, then
+ * sleeps until a unit finishes (spinning longer, or yielding, would give its
+ * core away to whatever else runs on the machine). */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t finished;
+    atomic_bool failed;
+    char failure[1100];
+} unit_sync;
+
+static void unit_done(unit_sync *s, atomic_bool *flag, bool ok) {
+    if (!ok && !atomic_exchange(&s->failed, true)) {
+        snprintf(s->failure, sizeof s->failure, "%s", em_last_error());
+        em_clear_error();
+    }
+    atomic_store_explicit(flag, true, memory_order_release);
+    pthread_mutex_lock(&s->lock);
+    pthread_cond_broadcast(&s->finished);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void unit_wait(unit_sync *s, atomic_bool *flag) {
+    for (int spins = 0; spins < 4000; spins++)
+        if (atomic_load_explicit(flag, memory_order_acquire) || atomic_load(&s->failed)) return;
+    pthread_mutex_lock(&s->lock);
+    while (!atomic_load_explicit(flag, memory_order_acquire) && !atomic_load(&s->failed))
+        pthread_cond_wait(&s->finished, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* A plan on several devices: one thread per device runs that device's units
+ * in order, on the device's threads, each unit once the units of other
+ * devices it reads from are done. With fewer threads than devices (a thread
+ * limit), one thread runs every unit in order. */
+static int run_devices(em_graph *g, plan *p) {
+    int64_t nunits = p->level_at[p->nlevels];
+    unit_sync sync = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, ""};
+    bool nest = false;
+    for (int k = 0; k < p->ndevs; k++) nest |= em__device_threads(p->devs[k]) > 1;
+    if (nest && omp_get_max_active_levels() < 2) omp_set_max_active_levels(2);
+    for (int64_t u = 0; u < nunits; u++) atomic_init(&p->done[u], false);
+#pragma omp parallel num_threads(p->ndevs)
+    {
+        int saved = em__run_threads, me = omp_get_thread_num();
+        bool alone = omp_get_num_threads() < p->ndevs;
+        if (!alone || me == 0) {
+            int dev = p->devs[me];
+            em__run_threads = em__device_threads(dev);
+            for (int64_t u = 0; u < nunits && !atomic_load(&sync.failed); u++) {
+                int64_t at = p->units[u];
+                if (!alone && g->nodes[p->order[at]].runs_on != dev) continue;
+                for (int64_t d = p->dep_at[u]; !alone && d < p->dep_at[u + 1]; d++) unit_wait(&sync, &p->done[p->deps[d]]);
+                if (atomic_load(&sync.failed)) break;
+                if (alone) em__run_threads = em__device_threads(g->nodes[p->order[at]].runs_on);
+                unit_done(&sync, &p->done[u], run_unit(g, p, at) == 0);
+            }
+        }
+        em__run_threads = saved;
+    }
+    pthread_mutex_destroy(&sync.lock);
+    pthread_cond_destroy(&sync.finished);
+    if (!atomic_load(&sync.failed)) return 0;
+    em__error("%s", sync.failure);
     return -1;
 }
 
@@ -1102,35 +1227,24 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
             p->attrs[at].counter = em__rng_reserve((uint64_t)p->buf[g->nodes[p->order[at]].out]->numel);
         }
     g->stats.parallel_levels = 0;
-    int saved_threads = em__run_threads, rc = 0;
-    bool devices = em_device_count() > 1;
-    for (int64_t l = 1; l < p->nlevels && !rc; l++) {
+    int rc = 0;
+    if (p->ndevs > 1) {
+        g->stats.parallel_levels = p->nlevels;
+        rc = run_devices(g, p);
+    }
+    int saved_threads = em__run_threads;
+    if (em_device_count() > 1 && p->ndevs == 1) em__run_threads = em__device_threads(p->devs[0]);
+    for (int64_t l = 1; p->ndevs == 1 && l < p->nlevels && !rc; l++) {
         int64_t from = p->level_at[l], to = p->level_at[l + 1];
-        if (p->level_device[l] < 0) {
-            /* One thread per device, each running its device's units. */
-            int on[EM_MAX_DEVICES], non = 0;
-            bool nest = false;
-            for (int64_t u = from; u < to; u++) {
-                int dev = g->nodes[p->order[p->units[u]]].device, k = 0;
-                while (k < non && on[k] != dev) k++;
-                if (k == non) on[non++] = dev;
-                nest |= em__device_threads(dev) > 1;
-            }
-            if (nest && omp_get_max_active_levels() < 2) omp_set_max_active_levels(2);
-            g->stats.parallel_levels++;
-            rc = run_team(g, p, from, to, non, on);
-            continue;
-        }
-        if (devices) em__run_threads = em__device_threads(p->level_device[l]);
         if (p->level_parallel[l] && em__threads() > 1) {
             /* Independent units at once, each with one thread. */
             g->stats.parallel_levels++;
-            rc = run_team(g, p, from, to, em__threads(), NULL);
+            rc = run_team(g, p, from, to, em__threads());
         } else {
             for (int64_t u = from; u < to && !rc; u++) rc = run_unit(g, p, p->units[u]);
         }
-        em__run_threads = saved_threads;
     }
+    em__run_threads = saved_threads;
     if (rc) return -1;
     for (int k = 0; k < nfetches; k++) {
         gval *v = &g->vals[fetch[k]];
