@@ -67,6 +67,32 @@ START_TEST(test_dtypes) {
 }
 END_TEST
 
+START_TEST(test_devices) {
+    ck_assert_int_eq(em_device_begin("/tpu:0"), -1);
+    ck_assert_error_is("device_begin: '/tpu:0' is not a device name (write \"/cpu:0\", \"/gpu:0\" or \"/device:GPU:1\")");
+    ck_assert_int_eq(em_device_begin(NULL), -1);
+    ck_assert_error_is("device_begin: device name is NULL");
+    ck_assert_int_eq(em_device_end(), -1);
+    ck_assert_error_is("device_end: no device scope is open");
+    ck_assert_int_eq(em_set_cpu_devices(2, 1), 0);
+    ck_assert_int_eq(em_device_begin("/device:GPU:0"), -1);
+    ck_assert_error_is("device_begin: no device '/device:GPU:0' in this process (it has /cpu:0, /cpu:1; this build "
+                       "has no GPU backend); turn on soft placement to fall back to /cpu:0");
+    em_tensor *a = em_zeros(EM_F32, EM_SHAPE(2));
+    ck_assert_int_eq(em_device_begin("/cpu:1"), 0);
+    em_tensor *b = em_zeros(EM_F32, EM_SHAPE(2));
+    ck_assert_int_eq(em_device_end(), 0);
+    ck_assert_ptr_null(em_add(a, b));
+    ck_assert_error_is("add: input 0 is on /cpu:0 but input 1 is on /cpu:1: copy one with em_to_device, place the op "
+                       "with em_device_begin, or turn on soft placement");
+    ck_assert_int_eq(em_set_cpu_devices(1, 0), -1);
+    ck_assert_error_is("set_cpu_devices: cannot go from 2 devices to 1 while 2 tensors are alive (they may live on the "
+                       "devices removed): release them (or call em_shutdown) first");
+    em_shutdown();
+    ck_assert_int_eq(em_set_cpu_devices(1, 0), 0);
+}
+END_TEST
+
 START_TEST(test_null_inputs) {
     em_tensor *a = em_zeros(EM_F32, EM_SHAPE(2));
     ck_assert_ptr_null(em_relu(em_add(a, NULL)));
@@ -231,6 +257,7 @@ int main(void) {
     tcase_add_test(tc, test_shapes);
     tcase_add_test(tc, test_bad_shapes);
     tcase_add_test(tc, test_dtypes);
+    tcase_add_test(tc, test_devices);
     tcase_add_test(tc, test_null_inputs);
     tcase_add_test(tc, test_released_tensor);
     tcase_add_test(tc, test_element_access);
