@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 typedef struct {
@@ -15,8 +16,10 @@ typedef struct {
     int threads;   /* 0: em_num_threads() */
 } device;
 
+/* CPUs at [0, ncpu), GPUs at [EM_GPU_BASE, EM_GPU_BASE + ngpu). */
 static device devices[EM_MAX_DEVICES] = {{"/cpu:0", 0}};
-static atomic_int ndevices = 1;
+static atomic_int ncpu = 1;
+static int ngpu;
 static atomic_bool soft_placement;
 static _Atomic(FILE *) placement_log;
 
@@ -29,22 +32,59 @@ _Thread_local int em__run_threads;
 static _Thread_local int scope_stack[MAX_SCOPES];
 static _Thread_local int nscopes;
 
+/* ---- the GPU backend (gpu/, lib/gpu.h) ---- */
+#ifdef EMBER_GPU
+static const em_gpu_backend backend = {
+    em__gpu_count,  em__gpu_describe,      em__gpu_configure, em__gpu_alloc,       em__gpu_free,
+    em__gpu_memory, em__gpu_copy,          em__gpu_copy_strided, em__gpu_fill,     em__gpu_sync,
+    em__gpu_capture_begin, em__gpu_capture_end, em__gpu_graph_launch, em__gpu_graph_free, em__gpu_update,
+    em__gpu_all_reduce, em__gpu_shutdown,
+};
+const em_gpu_backend *const em__gpu = &backend;
+#else
+const em_gpu_backend *const em__gpu = NULL;
+#endif
+
+void em__gpu_report(const char *fmt, ...) {
+    char msg[1000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    em__error("%s", msg);
+}
+
+static void find_gpus(void) {
+    ngpu = em__gpu ? em__gpu->count() : 0;
+    if (ngpu > EM_MAX_DEVICES - EM_GPU_BASE) ngpu = EM_MAX_DEVICES - EM_GPU_BASE;
+    for (int i = 0; i < ngpu; i++) {
+        snprintf(devices[EM_GPU_BASE + i].name, sizeof devices[0].name, "/gpu:%d", i);
+        devices[EM_GPU_BASE + i].threads = 1; /* the thread that launches its kernels */
+    }
+}
+
+static int gpus(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, find_gpus);
+    return ngpu;
+}
+
 static void update_placing(void) {
-    atomic_store(&em__placing, atomic_load(&ndevices) > 1 || atomic_load(&placement_log) != NULL);
+    atomic_store(&em__placing, atomic_load(&ncpu) + gpus() > 1 || atomic_load(&placement_log) != NULL);
 }
 
 int em__device_threads(int dev) { return devices[dev].threads; }
 
 int em_set_cpu_devices(int count, int threads_each) {
-    if (count < 1 || count > EM_MAX_DEVICES || threads_each < 0) {
+    if (count < 1 || count > EM_GPU_BASE || threads_each < 0) {
         em__error("set_cpu_devices: count must be in 1..%d and threads_each >= 0 (0: share the cores), got %d and %d",
-                  EM_MAX_DEVICES, count, threads_each);
+                  EM_GPU_BASE, count, threads_each);
         return -1;
     }
-    if (count < atomic_load(&ndevices) && em_live_tensors() > 0) {
+    if (count < atomic_load(&ncpu) && em_live_tensors() > 0) {
         em__error("set_cpu_devices: cannot go from %d devices to %d while %lld tensors are alive (they may live on "
                   "the devices removed): release them (or call em_shutdown) first",
-                  atomic_load(&ndevices), count, (long long)em_live_tensors());
+                  atomic_load(&ncpu), count, (long long)em_live_tensors());
         return -1;
     }
     int each = threads_each ? threads_each : em_num_threads() / count;
@@ -53,19 +93,28 @@ int em_set_cpu_devices(int count, int threads_each) {
         snprintf(devices[i].name, sizeof devices[i].name, "/cpu:%d", i);
         devices[i].threads = count == 1 && !threads_each ? 0 : each;
     }
-    atomic_store(&ndevices, count);
+    atomic_store(&ncpu, count);
     update_placing();
     return 0;
 }
 
-int em_device_count(void) { return atomic_load(&ndevices); }
+int em_device_count(void) { return atomic_load(&ncpu) + gpus(); }
+
+/* Public index i (CPUs, then GPUs) to the internal one; -1 if out of range. */
+static int device_index(int i) {
+    int n = atomic_load(&ncpu);
+    if (i >= 0 && i < n) return i;
+    if (i >= n && i < n + gpus()) return EM_GPU_BASE + i - n;
+    return -1;
+}
 
 const char *em_device_name(int i) {
-    if (i < 0 || i >= atomic_load(&ndevices)) {
-        em__error("device_name: device %d does not exist (this process has %d)", i, atomic_load(&ndevices));
+    int d = device_index(i);
+    if (d < 0) {
+        em__error("device_name: device %d does not exist (this process has %d)", i, em_device_count());
         return NULL;
     }
-    return devices[i].name;
+    return devices[d].name;
 }
 
 /* "cpu" or "gpu" and an index from "/cpu:1", "/device:CPU:1", "cpu:1",
@@ -86,8 +135,8 @@ static int parse_name(const char *name, char kind[4]) {
 static const char *device_list(char *buf, size_t size) {
     size_t at = 0;
     buf[0] = 0;
-    for (int i = 0; i < atomic_load(&ndevices) && at < size; i++)
-        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? ", " : "", devices[i].name);
+    for (int i = 0; i < em_device_count() && at < size; i++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? ", " : "", devices[device_index(i)].name);
     return buf;
 }
 
@@ -117,7 +166,8 @@ static int find_device(const char *fn, const char *name) {
         em__error("%s: '%s' is not a device name (write \"/cpu:0\", \"/gpu:0\" or \"/device:GPU:1\")", fn, name);
         return -1;
     }
-    if (!strcmp(kind, "cpu") && idx < atomic_load(&ndevices)) return idx;
+    if (!strcmp(kind, "cpu") && idx < atomic_load(&ncpu)) return idx;
+    if (!strcmp(kind, "gpu") && idx < gpus()) return EM_GPU_BASE + idx;
     if (atomic_load(&soft_placement)) {
         log_line("%s: %s is not available; using /cpu:0 (soft placement)", fn, name);
         return 0;
@@ -178,6 +228,15 @@ static int place(const em_op_def *d, em_op op, int n, em_tensor *const *in, cons
     int dev = em__scoped_device >= 0 && !inplace ? em__scoped_device : n ? in[0]->device : em__scoped_device;
     if (dev < 0) dev = 0;
     if (inplace) return dev;
+    if (em__is_gpu(dev) && d->cpu && !d->gpu && !(d->flags & EM_OPF_ANY_DEVICE)) {
+        if (!atomic_load(&soft_placement)) {
+            em__error("%s: no GPU kernel for this op on %s; turn on soft placement to run it on /cpu:0", d->name,
+                      devices[dev].name);
+            return -1;
+        }
+        log_line("%s: no GPU kernel: runs on /cpu:0 (soft placement)", d->name);
+        dev = 0;
+    }
     for (int i = 0; i < n; i++) {
         if (in[i]->device == dev) continue;
         if (em__scoped_device < 0 && !atomic_load(&soft_placement)) {
@@ -230,7 +289,8 @@ em_tensor *em__apply_placed(em_op op, int n, em_tensor *const *in, const em_attr
 /* ---- copy_to_device ---- */
 
 static int copy_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
-    if (c->a->i[0] < 0 || c->a->i[0] >= atomic_load(&ndevices))
+    int64_t d = c->a->i[0];
+    if (d < 0 || (d >= atomic_load(&ncpu) && (d < EM_GPU_BASE || d >= EM_GPU_BASE + gpus())))
         return em__op_error(c, "device %lld does not exist", (long long)c->a->i[0]);
     *dtype = (em_dtype)c->in[0]->dtype;
     *ndim = c->in[0]->ndim;
@@ -238,7 +298,7 @@ static int copy_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *sha
     return 0;
 }
 
-static void copy_cpu(const em_call *c, em_tensor *out) { em__copy_strided(out, c->in[0]); }
+static void copy_cpu(const em_call *c, em_tensor *out) { (void)em__copy_strided(out, c->in[0]); }
 
 static int copy_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bool *need, em_tensor **gin) {
     (void)out;
@@ -249,7 +309,8 @@ static int copy_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bo
 }
 
 const em_op_def em_ops_device[EM_OPS_DEVICE_END - EM_OPS_DEVICE_BEGIN] = {
-    [EM_OP_COPY_TO_DEVICE - EM_OPS_DEVICE_BEGIN] = {.name = "copy_to_device", .arity = 1, .flags = EM_OPF_STRIDED,
+    [EM_OP_COPY_TO_DEVICE - EM_OPS_DEVICE_BEGIN] = {.name = "copy_to_device", .arity = 1,
+                                                    .flags = EM_OPF_STRIDED | EM_OPF_ANY_DEVICE,
                                                     .infer = copy_infer, .cpu = copy_cpu, .grad = copy_grad},
 };
 EM_OP_TABLE_CHECK(device, EM_OPS_DEVICE_BEGIN, EM_OPS_DEVICE_END);
@@ -260,4 +321,30 @@ em_tensor *em_to_device(em_tensor *x, const char *device) {
     if (dev < 0) return NULL;
     em_attrs to = {.i = {dev}, .ni = 1};
     return em__apply(EM_OP_COPY_TO_DEVICE, 1, &x, &to);
+}
+
+/* ---- GPU memory ---- */
+
+void em_set_gpu_memory(bool allow_growth, double fraction) {
+    if (em__gpu) em__gpu->configure(allow_growth, fraction > 0 && fraction <= 1 ? fraction : 1);
+}
+
+int em_device_memory_stats(const char *device, em_device_memory *out) {
+    int dev = find_device("device_memory_stats", device);
+    if (dev < 0) return -1;
+    if (!out || !em__is_gpu(dev)) {
+        em__error("device_memory_stats: %s", out ? "CPU devices use the host's memory: there is nothing to report"
+                                                : "out is NULL");
+        return -1;
+    }
+    em_gpu_memory_stats m;
+    if (em__gpu->memory(dev - EM_GPU_BASE, &m)) return -1;
+    *out = (em_device_memory){m.in_use, m.peak, m.reserved, m.device_free, m.device_total, m.cuda_mallocs};
+    return 0;
+}
+
+int em_device_sync(const char *device) {
+    int dev = find_device("device_sync", device);
+    if (dev < 0) return -1;
+    return em__is_gpu(dev) ? em__gpu->sync(dev - EM_GPU_BASE) : 0;
 }

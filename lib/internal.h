@@ -4,6 +4,7 @@
 #define EMBER_INTERNAL_H
 
 #include "ember.h"
+#include "gpu.h"
 #include "op.h"
 
 #include <stdatomic.h>
@@ -43,6 +44,15 @@ em_tensor *em__alloc(em_dtype dtype, int ndim, const int64_t *shape);
 em_tensor *em__view(em_tensor *x, int ndim, const int64_t *shape, const int64_t *strides, int64_t offset);
 /* A header with no data (shape-only tracing); refs = 1, not in any scope. */
 em_tensor *em__alloc_meta(em_dtype dtype, int ndim, const int64_t *shape);
+/* A new contiguous tensor on device dev (GPU memory for a GPU): refs = 1,
+ * not in any scope, data uninitialised. em__alloc gives host memory. */
+em_tensor *em__alloc_on(int dev, em_dtype dtype, int ndim, const int64_t *shape);
+/* A host copy of t (contiguous; t itself, retained, when it is on a CPU
+ * device and contiguous): refs = 1, not in any scope. NULL with an error. */
+em_tensor *em__to_host(em_tensor *t);
+/* Moves a new host tensor to the current device scope's GPU, if a GPU scope
+ * is open (t is released); else returns t. Then puts it in the scope. */
+em_tensor *em__own_placed(em_tensor *t);
 /* A contiguous header over `data`, which lives in owner's memory (retained). */
 em_tensor *em__header(em_tensor *owner, em_dtype dtype, int ndim, const int64_t *shape, void *data);
 /* Test hook: when set, every tensor allocation first asks fail(bytes, ctx)
@@ -57,12 +67,13 @@ void em__blocks_shutdown(void);
 void em__retain(em_tensor *t);
 void em__unref(em_tensor *t);
 bool em__is_contiguous(const em_tensor *t);
-/* Copies src (any strides) into dst (contiguous, same shape and dtype). */
-void em__copy_strided(em_tensor *dst, const em_tensor *src);
+/* Copies src (any strides) into dst (contiguous, same shape and dtype), on
+ * any devices. 0, or -1 with an error (GPU copies only). */
+int em__copy_strided(em_tensor *dst, const em_tensor *src);
 /* Puts t in the innermost scope (which takes over its reference). Returns t. */
 em_tensor *em__own(em_tensor *t);
 void em__contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
-/* Sets every element of contiguous t to v. */
+/* Sets every element of contiguous t (on any device) to v. */
 void em__fill_raw(em_tensor *t, double v);
 double em__read(const void *p, em_dtype dtype);          /* one element -> double */
 void em__write(void *p, em_dtype dtype, double value);   /* double -> one element */
@@ -96,6 +107,16 @@ extern _Thread_local int em__scoped_device;
 /* Threads for the kernels this thread runs now (the device's); 0: em_num_threads(). */
 extern _Thread_local int em__run_threads;
 static inline int em__threads(void) { return em__run_threads ? em__run_threads : em_num_threads(); }
+/* Device indices: CPUs from 0, GPUs from EM_GPU_BASE (GPU ordinal = index - base). */
+#define EM_GPU_BASE 32
+static inline bool em__is_gpu(int dev) { return dev >= EM_GPU_BASE; }
+/* t as the GPU backend sees it. */
+static inline em_gpu_tensor em__gpu_tensor(const em_tensor *t) {
+    em_gpu_tensor g = {.dtype = t->dtype, .ndim = t->ndim, .numel = t->numel, .data = t->data};
+    memcpy(g.shape, t->shape, sizeof(int64_t) * (size_t)t->ndim);
+    memcpy(g.strides, t->strides, sizeof(int64_t) * (size_t)t->ndim);
+    return g;
+}
 /* Device dev's thread count, 0 for em_num_threads(). */
 int em__device_threads(int dev);
 void em__device_scopes_reset(void);

@@ -86,14 +86,46 @@ int em__broadcast_shapes(const em_call *c, int *ndim, int64_t *shape) {
 /* Contiguous copies of the strided inputs for kernels that need them. */
 static em_tensor *contiguous(em_tensor *t) {
     if (!t->data || em__is_contiguous(t)) return t;
-    em_tensor *c = em__alloc((em_dtype)t->dtype, t->ndim, t->shape);
-    if (c) em__copy_strided(c, t);
+    em_tensor *c = em__alloc_on(t->device, (em_dtype)t->dtype, t->ndim, t->shape);
+    if (c && em__copy_strided(c, t)) {
+        em__unref(c);
+        c = NULL;
+    }
     return c;
+}
+
+static em_op op_of(const em_op_def *d) {
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
+        if (d >= families[f].rows && d < families[f].rows + (families[f].end - families[f].begin))
+            return (em_op)(families[f].begin + (d - families[f].rows));
+    return EM_OP_COUNT;
+}
+
+/* c's GPU kernel into out, on out's GPU (c's inputs are there too). */
+static int run_gpu(const em_call *c, em_tensor *out) {
+    const em_op_def *d = c->def;
+    if (!d->gpu) {
+        em__error("%s: no GPU kernel for this op", d->name);
+        return -1;
+    }
+    em_gpu_tensor small[4], *in = c->n <= 4 ? small : malloc(sizeof *in * (size_t)c->n);
+    if (!in) {
+        em__error("%s: out of memory", d->name);
+        return -1;
+    }
+    for (int i = 0; i < c->n; i++) in[i] = em__gpu_tensor(c->in[i]);
+    em_gpu_tensor o = em__gpu_tensor(out);
+    em_gpu_call gc = {op_of(d), d->name, c->n, in, c->a, out->device - EM_GPU_BASE};
+    int rc = d->gpu(&gc, &o);
+    if (in != small) free(in);
+    return rc;
 }
 
 int em__run_kernel(const em_call *c, em_tensor *out) {
     const em_op_def *d = c->def;
+    bool gpu = em__is_gpu(out->device) && !(d->flags & EM_OPF_ANY_DEVICE);
     if (d->flags & EM_OPF_STRIDED) {
+        if (gpu) return run_gpu(c, out);
         em_thread *th = em__thread();
         uint64_t errors = th->errors;
         d->cpu(c, out);
@@ -118,7 +150,11 @@ int em__run_kernel(const em_call *c, em_tensor *out) {
     em_call dc = {d, n, dense, c->a};
     em_thread *th = em__thread();
     uint64_t errors = th->errors;
-    d->cpu(&dc, out);
+    if (gpu) {
+        if (run_gpu(&dc, out)) th->errors++;
+    } else {
+        d->cpu(&dc, out);
+    }
     for (int i = 0; i < n; i++)
         if (dense[i] != c->in[i]) em__unref(dense[i]);
     if (dense != small) free(dense);
@@ -130,6 +166,25 @@ em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
         if (!in[i]) return em__null_input(em__op_def(op)->name);
     if (atomic_load_explicit(&em__placing, memory_order_relaxed)) return em__apply_placed(op, n, in, a);
     return em__run_op(op, n, in, a);
+}
+
+/* The shape rule of an op that checks values (indices, labels), given host
+ * copies of its GPU inputs. */
+static int infer_on_host(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    em_tensor *small[4], **host = c->n <= 4 ? small : calloc((size_t)c->n, sizeof *host);
+    int rc = host ? 0 : -1;
+    for (int i = 0; i < c->n && !rc; i++)
+        if (!(host[i] = em__to_host(c->in[i]))) {
+            while (i--) em__unref(host[i]);
+            rc = -1;
+        }
+    if (!rc) {
+        em_call hc = {c->def, c->n, host, c->a};
+        rc = c->def->infer(&hc, dtype, ndim, shape);
+        for (int i = 0; i < c->n; i++) em__unref(host[i]);
+    }
+    if (host && host != small) free(host);
+    return rc;
 }
 
 em_tensor *em__run_op(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
@@ -151,7 +206,12 @@ em_tensor *em__run_op(em_op op, int n, em_tensor *const *in, const em_attrs *a) 
     em_dtype dtype;
     int ndim = 0;
     int64_t shape[EM_MAX_DIMS];
-    if (d->infer(&c, &dtype, &ndim, shape)) return NULL;
+    int dev = em__scoped_device > 0 ? em__scoped_device : 0;
+    if (em__is_gpu(dev) && (d->flags & EM_OPF_CHECKS_VALUES) && !meta) {
+        if (infer_on_host(&c, &dtype, &ndim, shape)) return NULL;
+    } else if (d->infer(&c, &dtype, &ndim, shape)) {
+        return NULL;
+    }
     /* An op with no value inputs (random) whose shape derives from an unknown
      * dimension of a shape-only trace has no real size yet. */
     if (th && th->trace && !meta && em__trace_symbolic(ndim, shape)) meta = true;
@@ -160,9 +220,9 @@ em_tensor *em__run_op(em_op op, int n, em_tensor *const *in, const em_attrs *a) 
     if (out != EM_NOT_A_VIEW) {
         /* a view (or NULL on error) */
     } else if (meta) {
-        out = em__alloc_meta(dtype, ndim, shape);
+        if ((out = em__alloc_meta(dtype, ndim, shape))) out->device = (uint8_t)dev;
     } else {
-        out = em__alloc(dtype, ndim, shape);
+        out = em__alloc_on(dev, dtype, ndim, shape);
         if (out && em__run_kernel(&c, out)) {
             em__unref(out);
             out = NULL;

@@ -156,6 +156,10 @@ typedef void (*em_kernel_fn)(const em_call *c, em_tensor *out);
 /* For view ops: a header sharing in[0]'s memory (refs = 1), or EM_NOT_A_VIEW
  * when this input cannot be viewed that way (then .cpu computes the output). */
 typedef em_tensor *(*em_view_fn)(const em_call *c, int ndim, const int64_t *shape);
+/* The GPU kernel of a family (gpu/<family>.cu, see lib/gpu.h): 0, or -1 with an error. */
+struct em_gpu_call;
+struct em_gpu_tensor;
+typedef int (*em_gpu_kernel_fn)(const struct em_gpu_call *c, struct em_gpu_tensor *out);
 extern em_tensor em__not_a_view;
 #define EM_NOT_A_VIEW (&em__not_a_view)
 /* gin[i] = gradient for in[i] (NEW tensors of in[i]'s shape and dtype) given
@@ -173,6 +177,7 @@ enum em_op_flags {
     EM_OPF_INPLACE = 1u << 4, /* updates a variable input in place: never folded, merged or reordered */
     EM_OPF_CHECKS_VALUES = 1u << 5, /* the shape rule also checks input values (indices, labels): a graph
                                        re-runs it on the fed data before the kernel */
+    EM_OPF_ANY_DEVICE = 1u << 6, /* the .cpu kernel handles inputs on any device itself (copies, updates) */
 };
 
 struct em_op_def {
@@ -181,6 +186,7 @@ struct em_op_def {
     unsigned flags;
     em_infer_fn infer;
     em_kernel_fn cpu;  /* NULL for ops that are always views */
+    em_gpu_kernel_fn gpu; /* the family's GPU entry (EM_GPU_KERNEL), NULL when built without the backend */
     em_view_fn view;   /* NULL for computing ops */
     em_grad_fn grad;   /* NULL only with EM_OPF_NONDIFF or EM_OPF_CUT */
 };

@@ -106,9 +106,14 @@ static em_optimizer *make(const char *op, opt_kind kind, double lr) {
         snprintf(rate, sizeof rate, "%s/learning_rate", o->name);
         if (!em_find_variable(step) && !em_find_variable(rate)) break;
     }
+    /* The step count and learning rate stay in host memory whatever the
+     * device scope: the update reads them on the host. */
+    int where = em__scoped_device;
+    em__scoped_device = 0;
     o->step = em__variable_new(op, step, EM_F64, EM_SHAPE0, &EM_INIT_CONST(0), false);
     if (o->step) em__retain(o->step);
     o->lr = o->step ? em__variable_new(op, rate, EM_F64, EM_SHAPE0, &EM_INIT_CONST(lr), false) : NULL;
+    em__scoped_device = where;
     if (!o->lr) {
         em_optimizer_release(o);
         return NULL;
@@ -351,8 +356,11 @@ static em_tensor **slots_of(em_optimizer *o, em_tensor *v) {
             }
             if (!em_find_variable(name)) break;
         }
+        int where = em__scoped_device;
+        em__scoped_device = v->device; /* a slot lives with its variable */
         set.slot[j] = em__variable_new("apply_gradients", name, (em_dtype)v->dtype, em__shape_of(v),
                                        &EM_INIT_CONST(o->slot_init[j]), false);
+        em__scoped_device = where;
         if (!set.slot[j]) return NULL;
     }
     em_slot_set *grown = realloc(vi->slots, sizeof *grown * (size_t)(vi->nslots + 1));
@@ -512,6 +520,11 @@ static int check_pair(int i, em_tensor *g, em_tensor *v) {
         return -1;
     }
     if (!g) return 0;
+    if (g->device != v->device && (em__is_gpu(g->device) || em__is_gpu(v->device))) {
+        em__error("%s: gradient %d is on %s but variable %s is on %s (copy it with em_to_device)", op, i,
+                  em_tensor_device(g), v->var->name, em_tensor_device(v));
+        return -1;
+    }
     if (g->dtype != v->dtype || !em_shape_equal(em__shape_of(g), em__shape_of(v))) {
         em__error("%s: gradient %d is %s %s but variable %s is %s %s", op, i, em_dtype_name((em_dtype)g->dtype),
                   em__tshape(g, b1, sizeof b1), v->var->name, em_dtype_name((em_dtype)v->dtype),
@@ -553,8 +566,22 @@ static void updates_cpu(const em_call *c, em_tensor *out) {
     };
     if (o->kind == OPT_ADAM || o->kind == OPT_ADAMW) u.lr = lr * sqrt(1 - pow(o->beta2, t)) / (1 - pow(o->beta1, t));
     int per = 2 + o->nslots;
+    static const em_update_kind gpu_kind[] = {
+        [OPT_SGD] = EM_UPDATE_SGD,         [OPT_MOMENTUM] = EM_UPDATE_MOMENTUM, [OPT_ADAGRAD] = EM_UPDATE_ADAGRAD,
+        [OPT_ADAGRAD_DA] = EM_UPDATE_ADAGRAD_DA, [OPT_RMSPROP] = EM_UPDATE_RMSPROP, [OPT_ADAM] = EM_UPDATE_ADAM,
+        [OPT_ADAMW] = EM_UPDATE_ADAM,
+    };
+    em_update_coeffs coeffs = {gpu_kind[o->kind], u.lr,    u.momentum, u.rho1,      u.epsilon, u.beta1c,
+                               u.beta2c,          u.l1t,   u.l2tlr,    u.keep,      u.nesterov, u.centered};
     for (int64_t i = 0; i < c->a->i[0]; i++) {
         em_tensor *const *in = c->in + 2 + i * per;
+        if (em__is_gpu(in[0]->device)) { /* a fused update kernel on the variable's GPU */
+            em_gpu_tensor t[5], *slots[3];
+            for (int k = 0; k < per; k++) t[k] = em__gpu_tensor(in[k]);
+            for (int k = 0; k < o->nslots; k++) slots[k] = &t[2 + k];
+            if (em__gpu->update(&coeffs, &t[0], &t[1], slots, in[0]->device - EM_GPU_BASE)) return;
+            continue;
+        }
         u.w = in[0]->data;
         u.g = in[1]->data;
         u.s0 = o->nslots > 0 ? in[2]->data : NULL;
@@ -569,7 +596,7 @@ static void updates_cpu(const em_call *c, em_tensor *out) {
 
 const em_op_def em_ops_optim[] = {
     [EM_OP_APPLY_UPDATES - EM_OPS_OPTIM_BEGIN] = {.name = "apply_updates", .arity = -1,
-                                                  .flags = EM_OPF_INPLACE | EM_OPF_NONDIFF,
+                                                  .flags = EM_OPF_INPLACE | EM_OPF_NONDIFF | EM_OPF_ANY_DEVICE,
                                                   .infer = updates_infer, .cpu = updates_cpu},
 };
 EM_OP_TABLE_CHECK(optim, EM_OPS_OPTIM_BEGIN, EM_OPS_OPTIM_END);

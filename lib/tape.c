@@ -35,6 +35,9 @@ typedef struct {
 } tape_list;
 
 static _Thread_local tape_list live;
+static _Thread_local int paused;
+
+void em__tapes_pause(bool pause) { paused += pause ? 1 : -1; }
 
 em_tensor *em__ref(em_tensor *t) {
     if (!t) return NULL;
@@ -43,7 +46,7 @@ em_tensor *em__ref(em_tensor *t) {
 }
 
 int em__tape_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out) {
-    for (int k = 0; k < live.n; k++) {
+    for (int k = 0; k < live.n && !paused; k++) {
         em_tape *tp = live.items[k];
         if (!tp->recording || tp->busy) continue;
         if (tp->n == tp->cap) {

@@ -8,6 +8,10 @@
  * out of memory (error set). */
 int em__tape_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out);
 
+/* Pauses (true) and resumes recording on this thread's tapes, nestably:
+ * for work done with ops that is not differentiated (GPU assignments). */
+void em__tapes_pause(bool pause);
+
 /* A NEW reference to t in the current scope (for gradient rules passing a
  * gradient through unchanged). */
 em_tensor *em__ref(em_tensor *t);

@@ -289,7 +289,7 @@ static em_tensor *new_tensor(em_dtype dtype, int ndim, const int64_t *shape, boo
     t->dtype = (uint8_t)dtype;
     t->ndim = (uint8_t)ndim;
     t->numel = numel;
-    t->device = (uint8_t)(em__scoped_device > 0 ? em__scoped_device : 0);
+    t->device = (uint8_t)(em__scoped_device > 0 && !em__is_gpu(em__scoped_device) ? em__scoped_device : 0);
     memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
     em__contiguous_strides(ndim, shape, t->strides);
     if (with_data) t->data = (char *)t + HEADER_SIZE;
@@ -297,6 +297,43 @@ static em_tensor *new_tensor(em_dtype dtype, int ndim, const int64_t *shape, boo
 }
 
 em_tensor *em__alloc(em_dtype dtype, int ndim, const int64_t *shape) { return new_tensor(dtype, ndim, shape, true); }
+
+em_tensor *em__alloc_on(int dev, em_dtype dtype, int ndim, const int64_t *shape) {
+    em_tensor *t = new_tensor(dtype, ndim, shape, !em__is_gpu(dev));
+    if (!t) return NULL;
+    t->device = (uint8_t)dev;
+    if (em__is_gpu(dev) && t->numel && !(t->data = em__gpu->alloc(dev - EM_GPU_BASE, (size_t)t->numel * dtypes[dtype].size))) {
+        em__unref(t);
+        return NULL;
+    }
+    return t;
+}
+
+em_tensor *em__to_host(em_tensor *t) {
+    if (!em__is_gpu(t->device) && em__is_contiguous(t)) {
+        em__retain(t);
+        return t;
+    }
+    em_tensor *h = em__alloc((em_dtype)t->dtype, t->ndim, t->shape);
+    if (h && em__copy_strided(h, t)) {
+        em__unref(h);
+        h = NULL;
+    }
+    return h;
+}
+
+em_tensor *em__own_placed(em_tensor *t) {
+    if (t && em__is_gpu(em__scoped_device)) {
+        em_tensor *g = em__alloc_on(em__scoped_device, (em_dtype)t->dtype, t->ndim, t->shape);
+        if (g && em__copy_strided(g, t)) {
+            em__unref(g);
+            g = NULL;
+        }
+        em__unref(t);
+        t = g;
+    }
+    return em__own(t);
+}
 
 em_tensor *em__alloc_meta(em_dtype dtype, int ndim, const int64_t *shape) {
     return new_tensor(dtype, ndim, shape, false);
@@ -338,6 +375,7 @@ void em__unref(em_tensor *t) {
     if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1) return;
     atomic_fetch_sub(&live_tensors, 1);
     if (t->base) em__unref(t->base);
+    else if (em__is_gpu(t->device) && t->data) em__gpu->free(t->device - EM_GPU_BASE, t->data);
     free(t->ph);
     block_free(t, t->block);
 }
@@ -351,12 +389,32 @@ bool em__is_contiguous(const em_tensor *t) {
     return true;
 }
 
-void em__copy_strided(em_tensor *dst, const em_tensor *src) {
+/* A copy that involves a GPU: gathered on the source's device when strided,
+ * then one contiguous transfer. */
+static int gpu_copy(em_tensor *dst, const em_tensor *src) {
+    size_t bytes = (size_t)src->numel * dtypes[src->dtype].size;
+    if (em__is_gpu(src->device) && src->device == dst->device) {
+        em_gpu_tensor d = em__gpu_tensor(dst), s = em__gpu_tensor(src);
+        return em__gpu->copy_strided(&d, &s, src->device - EM_GPU_BASE);
+    }
+    if (!em__is_contiguous(src)) {
+        em_tensor *dense = em__alloc_on(src->device, (em_dtype)src->dtype, src->ndim, src->shape);
+        int rc = !dense || em__copy_strided(dense, src) || em__copy_strided(dst, dense) ? -1 : 0;
+        if (dense) em__unref(dense);
+        return rc;
+    }
+    int to = em__is_gpu(dst->device) ? dst->device - EM_GPU_BASE : -1;
+    int from = em__is_gpu(src->device) ? src->device - EM_GPU_BASE : -1;
+    return em__gpu->copy(dst->data, to, src->data, from, bytes);
+}
+
+int em__copy_strided(em_tensor *dst, const em_tensor *src) {
     size_t es = dtypes[src->dtype].size;
-    if (src->numel == 0) return;
+    if (src->numel == 0) return 0;
+    if (em__is_gpu(dst->device) || em__is_gpu(src->device)) return gpu_copy(dst, src);
     if (em__is_contiguous(src)) {
         memcpy(dst->data, src->data, (size_t)src->numel * es);
-        return;
+        return 0;
     }
     int nd = src->ndim;
     int64_t idx[EM_MAX_DIMS] = {0};
@@ -382,6 +440,7 @@ void em__copy_strided(em_tensor *dst, const em_tensor *src) {
             idx[d] = 0;
         }
     }
+    return 0;
 }
 
 double em__read(const void *p, em_dtype d) {
@@ -423,11 +482,16 @@ em_tensor *em_tensor_from(em_dtype dtype, em_shape shape, const void *data) {
         return NULL;
     }
     if (t->numel) memcpy(t->data, data, (size_t)t->numel * dtypes[dtype].size);
-    return em__own(t);
+    return em__own_placed(t);
 }
 
 void em__fill_raw(em_tensor *t, double v) {
     size_t es = dtypes[t->dtype].size;
+    if (em__is_gpu(t->device)) {
+        em_gpu_tensor g = em__gpu_tensor(t);
+        em__gpu->fill(&g, v, t->device - EM_GPU_BASE);
+        return;
+    }
     if (v == 0 && !signbit(v)) {
         memset(t->data, 0, (size_t)t->numel * es);
         return;
@@ -451,7 +515,7 @@ void em__fill_raw(em_tensor *t, double v) {
 }
 
 em_tensor *em_fill(em_dtype dtype, em_shape shape, double value) {
-    em_tensor *t = em__alloc(dtype, shape.ndim, shape.dims);
+    em_tensor *t = em__alloc_on(em__scoped_device > 0 ? em__scoped_device : 0, dtype, shape.ndim, shape.dims);
     if (!t) return NULL;
     em__fill_raw(t, value);
     return em__own(t);
@@ -476,7 +540,7 @@ em_tensor *em_arange(em_dtype dtype, double start, double stop, double step) {
     if (!t) return NULL;
     size_t es = dtypes[dtype].size;
     for (int64_t i = 0; i < n; i++) em__write((char *)t->data + i * (int64_t)es, dtype, start + (double)i * step);
-    return em__own(t);
+    return em__own_placed(t);
 }
 
 em_tensor *em_copy(em_tensor *x) {
@@ -485,9 +549,11 @@ em_tensor *em_copy(em_tensor *x) {
         em__error("copy: tensor has no data (a placeholder must be fed)");
         return NULL;
     }
-    em_tensor *t = em__alloc((em_dtype)x->dtype, x->ndim, x->shape);
-    if (!t) return NULL;
-    em__copy_strided(t, x);
+    em_tensor *t = em__alloc_on(x->device, (em_dtype)x->dtype, x->ndim, x->shape);
+    if (t && em__copy_strided(t, x)) {
+        em__unref(t);
+        t = NULL;
+    }
     return em__own(t);
 }
 
@@ -524,8 +590,14 @@ static int check_data(em_tensor *t, const char *what) {
     return 0;
 }
 
+/* t, or for a GPU tensor a host copy in the current scope. NULL with an error. */
+static em_tensor *readable(em_tensor *t) {
+    if (!em__is_gpu(t->device)) return t;
+    return em__own(em__to_host(t));
+}
+
 const void *em_data(em_tensor *t) {
-    if (check_data(t, "data")) return NULL;
+    if (check_data(t, "data") || !(t = readable(t))) return NULL;
     if (!em__is_contiguous(t)) {
         /* Materialise the view; it now owns a private contiguous copy. */
         em_tensor *c = em__alloc((em_dtype)t->dtype, t->ndim, t->shape);
@@ -550,9 +622,9 @@ int em_copy_out(em_tensor *t, void *dst, size_t bytes) {
     }
     em_tensor view = *t; /* copy the header: writing into dst as if contiguous */
     view.data = dst;
+    view.device = 0;
     em__contiguous_strides(t->ndim, t->shape, view.strides);
-    em__copy_strided(&view, t);
-    return 0;
+    return em__copy_strided(&view, t);
 }
 
 static int64_t offset_of(const em_tensor *t, const int64_t *index) {
@@ -569,6 +641,7 @@ double em_get(em_tensor *t, const int64_t *index) {
             em__error("get: index out of range for shape %s (axis %d)", em__tshape(t, b, sizeof b), i);
             return NAN;
         }
+    if (!(t = readable(t))) return NAN;
     return em__read((char *)t->data + offset_of(t, index) * (int64_t)dtypes[t->dtype].size, (em_dtype)t->dtype);
 }
 
@@ -579,6 +652,7 @@ double em_item(em_tensor *t) {
         em__error("item: tensor of shape %s has %" PRId64 " elements, not 1", em__tshape(t, b, sizeof b), t->numel);
         return NAN;
     }
+    if (!(t = readable(t))) return NAN;
     return em__read(t->data, (em_dtype)t->dtype);
 }
 
@@ -646,6 +720,15 @@ int em_format(em_tensor *t, char *buf, size_t size) {
     } else if (!t->data && t->numel) {
         char b[160];
         put(&s, "placeholder(shape=%s, dtype=%s)", em__tshape(t, b, sizeof b), dtypes[t->dtype].name);
+    } else if (em__is_gpu(t->device)) { /* the values, from a host copy */
+        em_tensor *h = em__to_host(t);
+        if (!h) return -1;
+        int n = em_format(h, buf, size);
+        em__unref(h);
+        if (n < 0 || (size_t)n < 2) return n;
+        /* "..., dtype=float32)" -> "..., dtype=float32, device='/gpu:0')" as PyTorch prints it */
+        s.len = (size_t)n - 1;
+        put(&s, ", device='%s')", em_tensor_device(t));
     } else {
         int64_t index[EM_MAX_DIMS] = {0};
         put(&s, "tensor(");

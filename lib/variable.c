@@ -5,6 +5,7 @@
  * thread's store holds one reference to each variable, in creation order, and
  * a name index; no ownership scope does, so variables live until
  * em_variables_release or em_shutdown. */
+#include "tape.h"
 #include "variable.h"
 
 #include <inttypes.h>
@@ -204,6 +205,20 @@ static int fill_init(em_tensor *v, const em_initializer *init, const char *op) {
 
 /* ---- variables ---- */
 
+/* Moves v's values to GPU device dev; v stays the same tensor. */
+static int to_gpu(em_tensor *v, int dev) {
+    void *host = v->data, *gpu = NULL;
+    size_t bytes = (size_t)v->numel * em_dtype_size((em_dtype)v->dtype);
+    if (bytes && (!(gpu = em__gpu->alloc(dev - EM_GPU_BASE, bytes)) ||
+                  em__gpu->copy(gpu, dev - EM_GPU_BASE, host, -1, bytes))) {
+        if (gpu) em__gpu->free(dev - EM_GPU_BASE, gpu);
+        return -1;
+    }
+    v->data = gpu;
+    v->device = (uint8_t)dev;
+    return 0;
+}
+
 em_tensor *em__variable_new(const char *op, const char *full, em_dtype dtype, em_shape shape,
                             const em_initializer *init, bool trainable) {
     struct em_varstore *s = store();
@@ -230,6 +245,9 @@ em_tensor *em__variable_new(const char *op, const char *full, em_dtype dtype, em
             return NULL;
         }
     size_t len = strlen(full);
+    /* Made and initialised in host memory, then moved to a GPU scope's device. */
+    int where = em__scoped_device;
+    if (em__is_gpu(where)) em__scoped_device = 0;
     em_tensor *v = em__alloc(dtype, shape.ndim, shape.dims);
     struct em_variable_info *info = calloc(1, sizeof *info + len + 1);
     if (!v || !info) {
@@ -242,7 +260,9 @@ em_tensor *em__variable_new(const char *op, const char *full, em_dtype dtype, em
     info->trainable = trainable;
     v->var = info;
     v->flags |= EM_T_VARIABLE;
-    if (fill_init(v, init, op) || (s->pending && em__ckpt_take(s->pending, v, op)) || register_var(s, v)) {
+    int rc = fill_init(v, init, op) || (s->pending && em__ckpt_take(s->pending, v, op));
+    em__scoped_device = where;
+    if (rc || (em__is_gpu(where) && to_gpu(v, where)) || register_var(s, v)) {
         if (!em_last_error()) em__error("%s: Variable %s: out of memory", op, full);
         free_info(v);
         em__unref(v);
@@ -419,6 +439,25 @@ static bool overlaps(const em_tensor *v, const em_tensor *x) {
     return x == v || x->base == v || (b >= a && b < a + (uintptr_t)v->numel * em_dtype_size((em_dtype)v->dtype));
 }
 
+/* A GPU variable's assignment: computed with ops on its device (the tapes
+ * are paused: assignments are not differentiated), then copied in place. */
+static int assign_with_ops(em_tensor *var, em_tensor *value, int mode) {
+    int saved = em__scoped_device;
+    em__scoped_device = var->device;
+    em_scope_begin();
+    em__tapes_pause(true);
+    em_tensor *v = em_broadcast_to(em_to_device(value, em_tensor_device(var)), em__shape_of(var));
+    if (mode == ASSIGN_ADD) v = em_add(var, v);
+    else if (mode == ASSIGN_SUB) v = em_sub(var, v);
+    em_tensor *dense = v ? em__alloc_on(var->device, (em_dtype)var->dtype, var->ndim, var->shape) : NULL;
+    int rc = !dense || em__copy_strided(dense, v) || em__copy_strided(var, dense) ? -1 : 0;
+    if (dense) em__unref(dense);
+    em__tapes_pause(false);
+    em_scope_end();
+    em__scoped_device = saved;
+    return rc;
+}
+
 static int assign(const char *op, em_tensor *var, em_tensor *value, int mode) {
     char b1[160], b2[160];
     if (!var || !value) return em__null_input(op), -1;
@@ -455,6 +494,7 @@ static int assign(const char *op, em_tensor *var, em_tensor *value, int mode) {
         return -1;
     }
     if (!var->numel) return 0;
+    if (em__is_gpu(var->device) || em__is_gpu(value->device)) return assign_with_ops(var, value, mode);
     em_tensor *src = value;
     if (overlaps(var, value)) { /* read the whole value before writing any of it */
         src = em__alloc((em_dtype)value->dtype, value->ndim, value->shape);

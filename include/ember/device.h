@@ -31,13 +31,14 @@ extern "C" {
 
 #define EM_MAX_DEVICES 64
 
-/* Makes `count` logical CPU devices "/cpu:0" .. "/cpu:<count-1>", each running
+/* Makes `count` (at most 32) logical CPU devices "/cpu:0" .. "/cpu:<count-1>", each running
  * its kernels on `threads_each` threads (0: the cores shared out evenly, at
  * least one each). Devices can be added at any time; removing some needs no
  * tensor alive (em_live_tensors() == 0). 0, or -1 with an error. */
 int em_set_cpu_devices(int count, int threads_each);
-/* Number of devices, and the canonical name of device i ("/cpu:1"); NULL
- * with an error when i is out of range. BORROWED. */
+/* Number of devices, and the canonical name of device i ("/cpu:1"; the CPUs
+ * come first, then "/gpu:0" ...); NULL with an error when i is out of range.
+ * BORROWED. */
 int em_device_count(void);
 const char *em_device_name(int i);
 
@@ -56,6 +57,28 @@ const char *em_tensor_device(const em_tensor *t);
 /* A copy of x on `device`. NEW. Differentiable (the gradient is copied back)
  * and traced like any op. */
 em_tensor *em_to_device(em_tensor *x, const char *device);
+
+/* ---- GPU memory (the lecture's gpu_options) ----
+ * Each GPU's memory comes from a caching allocator: no cudaMalloc per op once
+ * training is in its steady state. allow_growth takes memory from the device
+ * as needed; otherwise `fraction` of it is reserved at first use. Call before
+ * the first GPU tensor. Out of memory is an error saying how much was asked
+ * and how much is free. */
+void em_set_gpu_memory(bool allow_growth, double fraction);
+typedef struct em_device_memory {
+    size_t in_use;       /* bytes held by tensors now */
+    size_t peak;         /* the most held at once */
+    size_t reserved;     /* bytes taken from the device, cached ones included */
+    size_t device_free;  /* the device's free memory */
+    size_t device_total;
+    int64_t allocations; /* cudaMalloc calls so far */
+} em_device_memory;
+/* A GPU's memory statistics; -1 with an error for a CPU device. */
+int em_device_memory_stats(const char *device, em_device_memory *out);
+/* Waits for every op queued on the device (GPU ops run asynchronously;
+ * reading a value waits by itself). An error a GPU kernel met is reported
+ * here, naming the op. 0 at once for a CPU device. */
+int em_device_sync(const char *device);
 
 /* Process-wide settings, as TensorFlow's session config. */
 void em_set_soft_placement(bool on);

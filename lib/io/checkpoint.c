@@ -94,7 +94,15 @@ int em_checkpoint_save(const char *path) {
         put(&w, v->var->name, nlen);
         put(&w, head, 2);
         put(&w, v->shape, sizeof(int64_t) * v->ndim);
-        put(&w, v->data, (size_t)v->numel * em_dtype_size((em_dtype)v->dtype));
+        em_tensor *host = em__is_gpu(v->device) ? em__to_host((em_tensor *)v) : NULL;
+        if (em__is_gpu(v->device) && !host) {
+            fclose(w.f);
+            unlink(tmp);
+            free(tmp);
+            return -1;
+        }
+        put(&w, host ? host->data : v->data, (size_t)v->numel * em_dtype_size((em_dtype)v->dtype));
+        if (host) em__unref(host);
     }
     uint32_t crc = (uint32_t)w.crc;
     put(&w, &crc, 4);
@@ -327,7 +335,12 @@ int em_checkpoint_restore(const char *path) {
         if (check_entry(op, path, &e[match[i]], vars[i])) goto fail;
     }
     for (int i = 0; i < nv; i++) {
-        memcpy(vars[i]->data, e[match[i]].data, e[match[i]].bytes);
+        em_tensor *v = vars[i];
+        if (em__is_gpu(v->device)) {
+            if (em__gpu->copy(v->data, v->device - EM_GPU_BASE, e[match[i]].data, -1, e[match[i]].bytes)) goto fail;
+        } else {
+            memcpy(v->data, e[match[i]].data, e[match[i]].bytes);
+        }
         e[match[i]].used = true;
     }
     free(match);

@@ -13,9 +13,13 @@
  * there is no undefined overflow); integer division truncates toward zero and
  * x/0 is 0. */
 #include "../broadcast.h"
+#include "../gpu.h"
 #include "../internal.h"
 
 #include <tgmath.h>
+
+/* This family's GPU kernels: gpu/elementwise.cu. */
+#define GPU_KERNEL EM_GPU_KERNEL(em__gpu_elementwise)
 
 #define EW_GRAIN 32768
 #define EW_SIMD _Pragma("omp simd")
@@ -502,7 +506,8 @@ static int grad_cast(const em_call *c, em_tensor *out, em_tensor *g, const bool 
                                                .arity = nin,                                                           \
                                                .flags = EM_OPF_STRIDED | (extra_flags),                                \
                                                .infer = infer_##op,                                                    \
-                                               .cpu = cpu_##op,                                                        \
+                                               .cpu = cpu_##op,                                                         \
+                                               .gpu = GPU_KERNEL,                                                      \
                                                .grad = grad_fn}
 #define EW_DIFF(OP, op, nin) EW_OP(OP, op, nin, grad_##op, 0)
 #define EW_NONDIFF(OP, op, nin) EW_OP(OP, op, nin, NULL, EM_OPF_NONDIFF)
@@ -539,7 +544,7 @@ const em_op_def em_ops_elementwise[] = {
                                                .arity = 1,
                                                .flags = EM_OPF_STRIDED,
                                                .infer = infer_clip_bounds,
-                                               .cpu = cpu_clip,
+                                               .cpu = cpu_clip, .gpu = GPU_KERNEL,
                                                .grad = grad_clip},
     EW_DIFF(WHERE, where, 3), /* cond (bool), a, b */
     EW_DIFF(CAST, cast, 1),   /* dtype: the target */

@@ -3,7 +3,11 @@
  * divisor of mean). They are ops, not constants, so that a traced graph fed
  * another size of an unknown dimension computes them for the size it has at
  * run time. No gradient flows through them. */
+#include "../gpu.h"
 #include "../internal.h"
+
+/* This family's GPU kernels: gpu/fill.cu. */
+#define GPU_KERNEL EM_GPU_KERNEL(em__gpu_fill_op)
 
 static int fill_like_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     const em_tensor *x = c->in[0];
@@ -33,11 +37,11 @@ static void count_cpu(const em_call *c, em_tensor *out) {
 const em_op_def em_ops_fill[] = {
     /* attrs: f[0] = the value */
     [EM_OP_FILL_LIKE - EM_OPS_FILL_BEGIN] = {.name = "fill_like", .arity = 1, .flags = EM_OPF_CUT | EM_OPF_STRIDED,
-                                             .infer = fill_like_infer, .cpu = fill_like_cpu},
+                                             .infer = fill_like_infer, .cpu = fill_like_cpu, .gpu = GPU_KERNEL},
     /* attrs: i[0] = bitmask of the counted axes */
     [EM_OP_COUNT_ELEMENTS - EM_OPS_FILL_BEGIN] = {.name = "count_elements", .arity = 1,
                                                   .flags = EM_OPF_CUT | EM_OPF_STRIDED, .infer = count_infer,
-                                                  .cpu = count_cpu},
+                                                  .cpu = count_cpu, .gpu = GPU_KERNEL},
 };
 EM_OP_TABLE_CHECK(fill, EM_OPS_FILL_BEGIN, EM_OPS_FILL_END);
 

@@ -5,10 +5,14 @@
  * loop.
  *
  * Attributes: i[0] transpose_a, i[1] transpose_b (0 or 1). */
+#include "../gpu.h"
 #include "../internal.h"
 
 #include <blis.h>
 #include <omp.h>
+
+/* This family's GPU kernels: gpu/matmul.cu. */
+#define GPU_KERNEL EM_GPU_KERNEL(em__gpu_matmul)
 
 /* BLIS ignores the stride of a size-1 dimension but still checks it; give it
  * a value BLIS accepts, then say whether BLIS accepts the pair (its rules:
@@ -215,7 +219,7 @@ static int matmul_grad(const em_call *c, em_tensor *out, em_tensor *g, const boo
 
 const em_op_def em_ops_matmul[] = {
     [EM_OP_MATMUL - EM_OPS_MATMUL_BEGIN] = {.name = "matmul", .arity = 2, .flags = EM_OPF_STRIDED,
-                                            .infer = matmul_infer, .cpu = matmul_cpu, .grad = matmul_grad},
+                                            .infer = matmul_infer, .cpu = matmul_cpu, .gpu = GPU_KERNEL, .grad = matmul_grad},
 };
 EM_OP_TABLE_CHECK(matmul, EM_OPS_MATMUL_BEGIN, EM_OPS_MATMUL_END);
 

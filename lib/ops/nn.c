@@ -18,11 +18,15 @@
  * count. Within a task, output pixels are lowered in groups small enough to
  * stay in cache. Geometry (TF's padding rule) is in lib/conv_geometry.h. */
 #include "../conv_geometry.h"
+#include "../gpu.h"
 #include "../internal.h"
 #include "../tape.h"
 
 #include <stdlib.h>
 #include <tgmath.h>
+
+/* This family's GPU kernels: gpu/nn.cu. */
+#define GPU_KERNEL EM_GPU_KERNEL(em__gpu_nn)
 
 enum { A_STRIDES = 0, A_WINDOW = 2, A_PAD = 4, A_SHAPE = 5, A_COUNT = 9 };
 
@@ -846,37 +850,37 @@ static int avg_pool_grad_grad(const em_call *c, em_tensor *out, em_tensor *g, co
 #define NN(OP) [EM_OP_##OP - EM_OPS_NN_BEGIN]
 const em_op_def em_ops_nn[] = {
     /* i[0] axis */
-    NN(SOFTMAX) = {.name = "softmax", .arity = 1, .infer = softmax_infer, .cpu = softmax_cpu, .grad = softmax_grad},
-    NN(LOG_SOFTMAX) = {.name = "log_softmax", .arity = 1, .infer = softmax_infer, .cpu = log_softmax_cpu,
+    NN(SOFTMAX) = {.name = "softmax", .arity = 1, .infer = softmax_infer, .cpu = softmax_cpu, .gpu = GPU_KERNEL, .grad = softmax_grad},
+    NN(LOG_SOFTMAX) = {.name = "log_softmax", .arity = 1, .infer = softmax_infer, .cpu = log_softmax_cpu, .gpu = GPU_KERNEL,
                        .grad = log_softmax_grad},
     /* (labels, logits), same shape */
-    NN(SIGMOID_XENT) = {.name = "sigmoid_xent", .arity = 2, .infer = sigmoid_xent_infer, .cpu = sigmoid_xent_cpu,
+    NN(SIGMOID_XENT) = {.name = "sigmoid_xent", .arity = 2, .infer = sigmoid_xent_infer, .cpu = sigmoid_xent_cpu, .gpu = GPU_KERNEL,
                         .grad = sigmoid_xent_grad},
     /* (labels [..., C], logits [..., C]) -> [...] */
-    NN(SOFTMAX_XENT) = {.name = "softmax_xent", .arity = 2, .infer = softmax_xent_infer, .cpu = softmax_xent_cpu,
+    NN(SOFTMAX_XENT) = {.name = "softmax_xent", .arity = 2, .infer = softmax_xent_infer, .cpu = softmax_xent_cpu, .gpu = GPU_KERNEL,
                         .grad = softmax_xent_grad},
     /* (labels int32/int64 [...], logits [..., C]) -> [...] */
     NN(SPARSE_SOFTMAX_XENT) = {.name = "sparse_softmax_xent", .arity = 2, .flags = EM_OPF_CHECKS_VALUES,
                                .infer = sparse_xent_infer,
-                               .cpu = sparse_xent_cpu, .grad = sparse_xent_grad},
+                               .cpu = sparse_xent_cpu, .gpu = GPU_KERNEL, .grad = sparse_xent_grad},
     /* (input NHWC, filter HWIO); i[0..1] strides, i[2..3] dilations, i[4] padding */
-    NN(CONV2D) = {.name = "conv2d", .arity = 2, .infer = conv2d_infer, .cpu = conv2d_cpu, .grad = conv2d_grad},
+    NN(CONV2D) = {.name = "conv2d", .arity = 2, .infer = conv2d_infer, .cpu = conv2d_cpu, .gpu = GPU_KERNEL, .grad = conv2d_grad},
     /* (filter, out_backprop) -> input gradient; conv2d's attributes, i[5..8] the input shape */
     NN(CONV2D_BACKPROP_INPUT) = {.name = "conv2d_backprop_input", .arity = 2, .infer = conv_bpi_infer,
-                                 .cpu = conv_bpi_cpu, .grad = conv_bpi_grad},
+                                 .cpu = conv_bpi_cpu, .gpu = GPU_KERNEL, .grad = conv_bpi_grad},
     /* (input, out_backprop) -> filter gradient; conv2d's attributes, i[5..8] the filter shape */
     NN(CONV2D_BACKPROP_FILTER) = {.name = "conv2d_backprop_filter", .arity = 2, .infer = conv_bpf_infer,
-                                  .cpu = conv_bpf_cpu, .grad = conv_bpf_grad},
+                                  .cpu = conv_bpf_cpu, .gpu = GPU_KERNEL, .grad = conv_bpf_grad},
     /* (input); i[0..1] strides, i[2..3] ksize, i[4] padding */
-    NN(MAX_POOL) = {.name = "max_pool", .arity = 1, .infer = pool_infer, .cpu = max_pool_cpu, .grad = max_pool_grad},
+    NN(MAX_POOL) = {.name = "max_pool", .arity = 1, .infer = pool_infer, .cpu = max_pool_cpu, .gpu = GPU_KERNEL, .grad = max_pool_grad},
     /* (input, out_backprop); max_pool's attributes. Second derivatives of
      * max_pool are not supported: this op has no gradient. */
     NN(MAX_POOL_GRAD) = {.name = "max_pool_grad", .arity = 2, .flags = EM_OPF_NONDIFF, .infer = max_pool_grad_infer,
-                         .cpu = max_pool_grad_cpu},
+                         .cpu = max_pool_grad_cpu, .gpu = GPU_KERNEL},
     /* (input); as max_pool. SAME averages only over the window's valid elements (as TF). */
-    NN(AVG_POOL) = {.name = "avg_pool", .arity = 1, .infer = pool_infer, .cpu = avg_pool_cpu, .grad = avg_pool_grad},
+    NN(AVG_POOL) = {.name = "avg_pool", .arity = 1, .infer = pool_infer, .cpu = avg_pool_cpu, .gpu = GPU_KERNEL, .grad = avg_pool_grad},
     /* (out_backprop); avg_pool's attributes, i[5..8] the input shape */
-    NN(AVG_POOL_GRAD) = {.name = "avg_pool_grad", .arity = 1, .infer = avg_pool_grad_infer, .cpu = avg_pool_grad_cpu,
+    NN(AVG_POOL_GRAD) = {.name = "avg_pool_grad", .arity = 1, .infer = avg_pool_grad_infer, .cpu = avg_pool_grad_cpu, .gpu = GPU_KERNEL,
                          .grad = avg_pool_grad_grad},
 };
 EM_OP_TABLE_CHECK(nn, EM_OPS_NN_BEGIN, EM_OPS_NN_END);

@@ -6,8 +6,12 @@
  * reserve numel positions of the thread's stream, so element i is a pure
  * function of (seed, counter + i) (lib/philox.h): identical for any thread
  * count and on a GPU, and a traced graph replays the same draw. */
+#include "../gpu.h"
 #include "../internal.h"
 #include "../philox.h"
+
+/* This family's GPU kernels: gpu/random.cu. */
+#define GPU_KERNEL EM_GPU_KERNEL(em__gpu_random)
 
 void em_set_seed(uint64_t seed) {
     em_thread *t = em__thread();
@@ -93,7 +97,7 @@ static void truncated_cpu(const em_call *c, em_tensor *out) { run_draw(c, out, t
 
 #define RANDOM_ROW(OP, NAME, CPU) \
     [OP - EM_OPS_RANDOM_BEGIN] = {.name = NAME, .arity = 0, .flags = EM_OPF_NONDIFF | EM_OPF_RANDOM, \
-                                  .infer = random_infer, .cpu = CPU}
+                                  .infer = random_infer, .cpu = CPU, .gpu = GPU_KERNEL}
 const em_op_def em_ops_random[] = {
     RANDOM_ROW(EM_OP_RANDOM_NORMAL, "random_normal", normal_cpu),       /* f[0] mean, f[1] stddev */
     RANDOM_ROW(EM_OP_RANDOM_UNIFORM, "random_uniform", uniform_cpu),    /* f[0] lo, f[1] hi: [lo, hi) */

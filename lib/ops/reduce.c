@@ -10,12 +10,16 @@
  * elements is cut into fixed chunks whose partial results are combined in
  * order (the chunking depends on the shape alone). Float sums and products
  * accumulate in double, integer ones in uint64 (wrapping like the dtype). */
+#include "../gpu.h"
 #include "../internal.h"
 #include "../reduce_plan.h"
 #include "../tape.h"
 
 #include <inttypes.h>
 #include <math.h>
+
+/* This family's GPU kernels: gpu/reduce.cu. */
+#define GPU_KERNEL EM_GPU_KERNEL(em__gpu_reduce)
 
 #define COLS 256          /* outputs per work item when neighbouring outputs read neighbouring inputs */
 #define WORK_GRAIN 32768  /* input elements per parallel chunk */
@@ -324,20 +328,20 @@ static int lse_grad(const em_call *c, em_tensor *out, em_tensor *gout, const boo
 }
 
 const em_op_def em_ops_reduce[] = {
-    [EM_OP_SUM - EM_OPS_REDUCE_BEGIN] = {.name = "sum", .arity = 1, .infer = reduce_infer, .cpu = sum_cpu,
+    [EM_OP_SUM - EM_OPS_REDUCE_BEGIN] = {.name = "sum", .arity = 1, .infer = reduce_infer, .cpu = sum_cpu, .gpu = GPU_KERNEL,
                                          .grad = sum_grad},
-    [EM_OP_MAX - EM_OPS_REDUCE_BEGIN] = {.name = "max", .arity = 1, .infer = reduce_infer, .cpu = max_cpu,
+    [EM_OP_MAX - EM_OPS_REDUCE_BEGIN] = {.name = "max", .arity = 1, .infer = reduce_infer, .cpu = max_cpu, .gpu = GPU_KERNEL,
                                          .grad = extreme_grad},
-    [EM_OP_MIN - EM_OPS_REDUCE_BEGIN] = {.name = "min", .arity = 1, .infer = reduce_infer, .cpu = min_cpu,
+    [EM_OP_MIN - EM_OPS_REDUCE_BEGIN] = {.name = "min", .arity = 1, .infer = reduce_infer, .cpu = min_cpu, .gpu = GPU_KERNEL,
                                          .grad = extreme_grad},
-    [EM_OP_PROD - EM_OPS_REDUCE_BEGIN] = {.name = "prod", .arity = 1, .infer = reduce_infer, .cpu = prod_cpu,
+    [EM_OP_PROD - EM_OPS_REDUCE_BEGIN] = {.name = "prod", .arity = 1, .infer = reduce_infer, .cpu = prod_cpu, .gpu = GPU_KERNEL,
                                           .grad = prod_grad},
     [EM_OP_LOG_SUM_EXP - EM_OPS_REDUCE_BEGIN] = {.name = "log_sum_exp", .arity = 1, .infer = reduce_infer,
-                                                 .cpu = lse_cpu, .grad = lse_grad},
+                                                 .cpu = lse_cpu, .gpu = GPU_KERNEL, .grad = lse_grad},
     [EM_OP_ARGMAX - EM_OPS_REDUCE_BEGIN] = {.name = "argmax", .arity = 1, .flags = EM_OPF_NONDIFF,
-                                            .infer = reduce_infer, .cpu = argmax_cpu},
+                                            .infer = reduce_infer, .cpu = argmax_cpu, .gpu = GPU_KERNEL},
     [EM_OP_ARGMIN - EM_OPS_REDUCE_BEGIN] = {.name = "argmin", .arity = 1, .flags = EM_OPF_NONDIFF,
-                                            .infer = reduce_infer, .cpu = argmin_cpu},
+                                            .infer = reduce_infer, .cpu = argmin_cpu, .gpu = GPU_KERNEL},
 };
 EM_OP_TABLE_CHECK(reduce, EM_OPS_REDUCE_BEGIN, EM_OPS_REDUCE_END);
 

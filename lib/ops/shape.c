@@ -2,11 +2,15 @@
  * views (no copy; they keep their input's memory alive); concat, gather and
  * its gradient gather_grad, one_hot, pad and tile compute new tensors. The
  * composites expand_dims, squeeze, split and split_sizes are built on them. */
+#include "../gpu.h"
 #include "../internal.h"
 #include "../tape.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
+
+/* This family's GPU kernels: gpu/shape.cu. */
+#define GPU_KERNEL EM_GPU_KERNEL(em__gpu_shape)
 
 #define SHAPE_BUF 160
 #define COPY_GRAIN_BYTES 65536 /* bytes copied per parallel chunk */
@@ -861,7 +865,7 @@ int em_split_sizes(em_tensor *x, int n, const int64_t *sizes, int axis, em_tenso
 
 const em_op_def em_ops_shape[] = {
     [EM_OP_RESHAPE - EM_OPS_SHAPE_BEGIN] = {.name = "reshape", .arity = 1, .flags = EM_OPF_STRIDED,
-                                            .infer = reshape_infer, .view = reshape_view, .cpu = reshape_cpu,
+                                            .infer = reshape_infer, .view = reshape_view, .cpu = reshape_cpu, .gpu = GPU_KERNEL,
                                             .grad = reshape_grad},
     [EM_OP_TRANSPOSE - EM_OPS_SHAPE_BEGIN] = {.name = "transpose", .arity = 1,
                                               .infer = transpose_infer, .view = transpose_view, .grad = transpose_grad},
@@ -874,16 +878,16 @@ const em_op_def em_ops_shape[] = {
                                                   .flags = EM_OPF_CUT, .infer = same_infer,
                                                   .view = same_view},
     [EM_OP_CONCAT - EM_OPS_SHAPE_BEGIN] = {.name = "concat", .arity = -1, .infer = concat_infer,
-                                           .cpu = concat_cpu, .grad = concat_grad},
+                                           .cpu = concat_cpu, .gpu = GPU_KERNEL, .grad = concat_grad},
     [EM_OP_GATHER - EM_OPS_SHAPE_BEGIN] = {.name = "gather", .arity = 2, .flags = EM_OPF_CHECKS_VALUES, .infer = gather_infer,
-                                           .cpu = gather_cpu, .grad = gather_grad},
+                                           .cpu = gather_cpu, .gpu = GPU_KERNEL, .grad = gather_grad},
     [EM_OP_GATHER_GRAD - EM_OPS_SHAPE_BEGIN] = {.name = "gather_grad", .arity = 2, .infer = gather_grad_infer,
-                                                .cpu = gather_grad_cpu, .grad = gather_grad_grad},
+                                                .cpu = gather_grad_cpu, .gpu = GPU_KERNEL, .grad = gather_grad_grad},
     [EM_OP_ONE_HOT - EM_OPS_SHAPE_BEGIN] = {.name = "one_hot", .arity = 1, .flags = EM_OPF_NONDIFF,
-                                            .infer = one_hot_infer, .cpu = one_hot_cpu},
-    [EM_OP_PAD - EM_OPS_SHAPE_BEGIN] = {.name = "pad", .arity = 1, .infer = pad_infer, .cpu = pad_cpu,
+                                            .infer = one_hot_infer, .cpu = one_hot_cpu, .gpu = GPU_KERNEL},
+    [EM_OP_PAD - EM_OPS_SHAPE_BEGIN] = {.name = "pad", .arity = 1, .infer = pad_infer, .cpu = pad_cpu, .gpu = GPU_KERNEL,
                                         .grad = pad_grad},
-    [EM_OP_TILE - EM_OPS_SHAPE_BEGIN] = {.name = "tile", .arity = 1, .infer = tile_infer, .cpu = tile_cpu,
+    [EM_OP_TILE - EM_OPS_SHAPE_BEGIN] = {.name = "tile", .arity = 1, .infer = tile_infer, .cpu = tile_cpu, .gpu = GPU_KERNEL,
                                          .grad = tile_grad},
 };
 EM_OP_TABLE_CHECK(shape, EM_OPS_SHAPE_BEGIN, EM_OPS_SHAPE_END);
