@@ -18,7 +18,7 @@
 #include <time.h>
 
 typedef struct {
-    const char *data, *logdir;
+    const char *data, *logdir, *device;
     int epochs, max_steps, batch, eval_every, threads, devices;
     double keep_prob, lr;
     uint64_t seed;
@@ -29,18 +29,19 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: mnist [--data DIR] [--logdir DIR] [--epochs N] [--steps N] [--batch N]\n"
             "             [--eval-every N] [--keep-prob P] [--lr X] [--seed S] [--threads N]\n"
-            "             [--devices N] [--resume] [--quiet] [--graph]\n"
+            "             [--device D] [--devices N] [--resume] [--quiet] [--graph]\n"
             "  --data DIR     MNIST-format IDX files (default data/mnist; Fashion-MNIST works too)\n"
             "  --logdir DIR   TensorBoard logs, PNG plots and the checkpoint (default runs/mnist)\n"
             "  --steps N      stop after N steps even if epochs remain (0: no limit)\n"
             "  --resume       continue from DIR/model.ckpt\n"
             "  --graph        trace one step and replay it as a graph (default: eager)\n"
+            "  --device D     where the model trains: /cpu:0 (default) or /gpu:0 (the lecture's names)\n"
             "  --devices N    data parallelism over N logical CPU devices, the cores shared out:\n"
             "                 each takes batch/N examples, their gradients are averaged\n");
 }
 
 static int parse(int argc, char **argv, options *o) {
-    *o = (options){"data/mnist", "runs/mnist", 5, 0, 100, 200, 0, 1, 0.9, 1e-3, 1, false, false, false};
+    *o = (options){"data/mnist", "runs/mnist", "/cpu:0", 5, 0, 100, 200, 0, 1, 0.9, 1e-3, 1, false, false, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name, action)                                            \
@@ -64,6 +65,7 @@ static int parse(int argc, char **argv, options *o) {
         OPT("--seed", o->seed = strtoull(v, NULL, 10))
         OPT("--threads", o->threads = atoi(v))
         OPT("--devices", o->devices = atoi(v))
+        OPT("--device", o->device = v)
 #undef OPT
         if (!strcmp(a, "--resume")) o->resume = true;
         else if (!strcmp(a, "--quiet")) o->quiet = true;
@@ -81,8 +83,13 @@ static int parse(int argc, char **argv, options *o) {
         fprintf(stderr, "mnist: epochs, batch and eval-every must be positive and keep-prob in (0, 1]\n");
         return -1;
     }
-    if (o->devices < 1 || o->devices > EM_MAX_DEVICES || o->batch % o->devices) {
-        fprintf(stderr, "mnist: --devices must be in 1..%d and divide the batch (%d)\n", EM_MAX_DEVICES, o->batch);
+    if (o->devices < 1 || o->devices > 32 || o->batch % o->devices) {
+        fprintf(stderr, "mnist: --devices must be in 1..32 and divide the batch (%d)\n", o->batch);
+        return -1;
+    }
+    if (o->devices > 1 && strcmp(o->device, "/cpu:0")) {
+        fprintf(stderr, "mnist: --devices spreads the model over CPU devices: it does not go with --device %s\n",
+                o->device);
         return -1;
     }
     return 0;
@@ -116,7 +123,7 @@ static em_tensor *forward(model *m, em_tensor *x, double keep_prob) {
 }
 
 
-static double evaluate(model *m, const dataset *test) {
+static double evaluate(model *m, const dataset *test, const char *device) {
     double correct = 0;
     const int64_t chunk = 1000;
     for (int64_t at = 0; at < test->n; at += chunk) {
@@ -125,7 +132,9 @@ static double evaluate(model *m, const dataset *test) {
         em_tensor *x = em_mul_scalar(em_cast(em_slice(test->images, (int64_t[]){at, 0}, (int64_t[]){n, 784}), EM_F32),
                                      1.0 / 255.0);
         em_tensor *y = em_slice(test->labels, (int64_t[]){at}, (int64_t[]){n});
+        em_device_begin(device);
         correct += em_item(accuracy_of(forward(m, x, 1.0), y)) * (double)n;
+        em_device_end();
         em_scope_end();
     }
     return correct / (double)test->n;
@@ -260,6 +269,7 @@ int main(int argc, char **argv) {
            (long long)test.n, o.data, em_num_threads(), o.devices, o.devices > 1 ? "s" : "");
 
     model m = {0};
+    if (em_device_begin(o.device)) return fail("placing the model");
     em_variable_scope_begin("layer1", EM_REUSE_FALSE);
     m.w1 = em_get_variable("weights", EM_F32, EM_SHAPE(784, 500), EM_INIT_TRUNC_NORMAL(0, 0.1));
     m.b1 = em_get_variable("biases", EM_F32, EM_SHAPE(500), EM_INIT_CONST(0.1));
@@ -268,6 +278,7 @@ int main(int argc, char **argv) {
     m.w2 = em_get_variable("weights", EM_F32, EM_SHAPE(500, 10), EM_INIT_TRUNC_NORMAL(0, 0.1));
     m.b2 = em_get_variable("biases", EM_F32, EM_SHAPE(10), EM_INIT_CONST(0.1));
     em_variable_scope_end();
+    em_device_end();
     if (!m.w1 || !m.b1 || !m.w2 || !m.b2) return fail("creating variables");
     em_tensor *vars[4] = {m.w1, m.b1, m.w2, m.b2};
     em_optimizer *adam = em_adam(o.lr, 0.9, 0.999, 1e-8);
@@ -305,8 +316,10 @@ int main(int argc, char **argv) {
      * at run time from the same random stream as eager steps would. */
     em_scope_begin();
     traced_step traced = {0};
-    if (trace_step(&m, adam, vars, o.keep_prob, o.devices, o.batch, &traced) || write_graph_summary(train_log, &traced))
-        return fail("tracing the training step");
+    em_device_begin(o.device);
+    int traced_rc = trace_step(&m, adam, vars, o.keep_prob, o.devices, o.batch, &traced);
+    em_device_end();
+    if (traced_rc || write_graph_summary(train_log, &traced)) return fail("tracing the training step");
     em_scope_end();
 
     int nacc = 0;
@@ -340,6 +353,7 @@ int main(int argc, char **argv) {
             pre_activations = m.pre_activations;
             activations = m.activations;
         } else {
+            em_device_begin(o.device);
             em_tape *tape = em_tape_begin(false);
             em_tensor *logits = forward(&m, x, o.keep_prob);
             em_tensor *cross_entropy = em_mean(em_sparse_softmax_cross_entropy_with_logits(y, logits), EM_ALL_AXES, false);
@@ -348,6 +362,7 @@ int main(int argc, char **argv) {
             em_tape_release(tape);
             loss = em_item(cross_entropy);
             accuracy = step % 10 == 0 ? em_item(accuracy_of(logits, y)) : 0;
+            em_device_end();
             pre_activations = m.pre_activations;
             activations = m.activations;
         }
@@ -367,7 +382,7 @@ int main(int argc, char **argv) {
         em_scope_end();
 
         if (step % o.eval_every == 0 || s == total - 1) {
-            test_acc = evaluate(&m, &test);
+            test_acc = evaluate(&m, &test, o.device);
             if (test_acc > best_acc) best_acc = test_acc;
             em_summary_scalar(test_log, "accuracy", step, test_acc);
             acc_x[nacc] = (double)step;
@@ -385,8 +400,9 @@ int main(int argc, char **argv) {
         }
     }
     double elapsed = now() - start;
-    printf("\ntrained %lld steps (%s, %d device%s) in %.1f s (%.2f ms/step)\n", (long long)total,
-           o.graph ? "graph" : "eager", o.devices, o.devices > 1 ? "s" : "", elapsed, 1e3 * elapsed / (double)total);
+    printf("\ntrained %lld steps (%s, %d device%s%s%s) in %.1f s (%.2f ms/step)\n", (long long)total,
+           o.graph ? "graph" : "eager", o.devices, o.devices > 1 ? "s" : "", strcmp(o.device, "/cpu:0") ? ": " : "",
+           strcmp(o.device, "/cpu:0") ? o.device : "", elapsed, 1e3 * elapsed / (double)total);
     printf("best test accuracy: %.4f\nfinal test accuracy: %.4f\n", best_acc, test_acc);
 
     char path[1024];

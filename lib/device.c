@@ -174,7 +174,9 @@ static int find_device(const char *fn, const char *name) {
     }
     em__error("%s: no device '%s' in this process (it has %s%s); turn on soft placement to fall back to /cpu:0", fn,
               name, device_list(list, sizeof list),
-              strcmp(kind, "gpu") ? "; em_set_cpu_devices makes more CPU devices" : "; this build has no GPU backend");
+              strcmp(kind, "gpu")  ? "; em_set_cpu_devices makes more CPU devices"
+              : em__gpu ? "; CUDA reports no such GPU on this machine"
+                        : "; this build has no GPU backend");
     return -1;
 }
 

@@ -165,6 +165,15 @@ typedef struct plan {
     int64_t *dep_at;     /* unit u (index into units) waits for deps[dep_at[u] .. dep_at[u + 1]) */
     int64_t *deps;
     atomic_bool *done;   /* per unit, this run */
+    /* A plan wholly on one GPU is captured as a CUDA graph on its second run
+     * (the first fills the allocator's caches) and replayed from then on. Its
+     * copies of host inputs (feeds) run before the replay. Random nodes (new
+     * stream positions each run), value checks and in-place updates (host
+     * work) keep a plan kernel by kernel. */
+    int cuda_state;      /* 0: not captured yet, 1: captured, -1: runs kernel by kernel */
+    int64_t runs;
+    em_gpu_graph *cuda;
+    bool *precopy;       /* per unit: a copy of a host input, run before the replay */
     em_tensor *arena;
     int64_t arena_bytes, unplanned_bytes;
     struct plan *next;
@@ -396,6 +405,8 @@ static void plan_free(em_graph *g, plan *p) {
     free(p->units);
     free(p->level_at);
     free(p->level_parallel);
+    free(p->precopy);
+    if (p->cuda) em__gpu->graph_free(p->cuda);
     free(p->dep_at);
     free(p->deps);
     free(p->done);
@@ -548,6 +559,22 @@ static int unit_deps(const em_graph *g, plan *p, const int64_t *head, const int6
     return 0;
 }
 
+/* Whether p can run as a captured CUDA graph (see plan.cuda_state), and
+ * which of its units are copies of host inputs, run before the replay. */
+static void decide_capture(const em_graph *g, plan *p) {
+    int64_t nunits = p->level_at[p->nlevels];
+    p->cuda_state = -1;
+    if (p->ndevs != 1 || !em__is_gpu(p->devs[0]) || !(p->precopy = calloc((size_t)(nunits ? nunits : 1), sizeof(bool))))
+        return;
+    for (int64_t u = 0; u < nunits; u++) {
+        const gnode *n = &g->nodes[p->order[p->units[u]]];
+        unsigned flags = em__op_def(n->op)->flags;
+        if (n->op == EM_OP_COPY_TO_DEVICE && g->vals[resolve(g, n->in[0])].kind != V_NODE) p->precopy[u] = true;
+        else if (flags & (EM_OPF_RANDOM | EM_OPF_CHECKS_VALUES | EM_OPF_INPLACE | EM_OPF_ANY_DEVICE)) return;
+    }
+    p->cuda_state = 0;
+}
+
 static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_feed *feeds, int nfeeds,
                        const int64_t *dims, int ndims) {
     plan *p = calloc(1, sizeof *p);
@@ -665,6 +692,7 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
             const em_op_def *def = em__op_def(n->op);
             bool ok = n->op >= EM_OPS_ELEMENTWISE_BEGIN && n->op < EM_OPS_ELEMENTWISE_END &&
                       (def->flags & EM_OPF_STRIDED) && p->buf[n->out]->numel == numel && numel > 0 &&
+                      !em__is_gpu(n->device) && /* chains run CPU kernels block by block */
                       n->device == g->nodes[p->order[at]].runs_on;
             bool chained = end == at;
             for (int k = 0; k < n->n && ok; k++) {
@@ -821,7 +849,7 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
             } else if (!b.fed[v]) {
                 continue;
             }
-            if (!p->buf[v]) continue;
+            if (!p->buf[v] || (l && em__is_gpu(g->nodes[g->vals[v].node].device))) continue; /* GPU buffers: on the GPU */
             int64_t size = (int64_t)em_dtype_size((em_dtype)p->buf[v]->dtype) * p->buf[v]->numel;
             size = (size + EM_ALIGN - 1) / EM_ALIGN * EM_ALIGN;
             offset[v] = place(live, nlive, size);
@@ -866,6 +894,8 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
             p->buf[n->out] = def->view(&c, m->ndim, m->shape);
         } else if (in_chain[n->out]) {
             continue; /* keeps its shape-only header: blocks get scratch */
+        } else if (em__is_gpu(n->device)) { /* its own GPU buffer, made once */
+            p->buf[n->out] = em__alloc_on(n->device, (em_dtype)m->dtype, m->ndim, m->shape);
         } else {
             p->buf[n->out] = em__header(p->arena, (em_dtype)m->dtype, m->ndim, m->shape,
                                         (char *)p->arena->data + offset[n->out]);
@@ -877,7 +907,7 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
         if (!p->viewed[at] && !(def->flags & EM_OPF_STRIDED))
             for (int k = 0; k < n->n; k++)
                 if (in[k]->data && !em__is_contiguous(in[k])) {
-                    em_tensor *copy = em__alloc((em_dtype)in[k]->dtype, in[k]->ndim, in[k]->shape);
+                    em_tensor *copy = em__alloc_on(in[k]->device, (em_dtype)in[k]->dtype, in[k]->ndim, in[k]->shape);
                     if (!copy) goto fail_arena;
                     p->copy_from[p->in_at[at] + k] = in[k];
                     in[k] = copy;
@@ -890,6 +920,7 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
     free(b.last);
     free(b.readers);
     free(b.fed);
+    decide_capture(g, p);
     g->stats.plans++;
     return p;
 fail_arena:
@@ -984,7 +1015,7 @@ static int run_node(em_graph *g, plan *p, int64_t at) {
         em_dtype dtype;
         int ndim;
         int64_t shape[EM_MAX_DIMS];
-        if (def->infer(&c, &dtype, &ndim, shape)) {
+        if (em__infer(&c, &dtype, &ndim, shape)) {
             char msg[1100];
             snprintf(msg, sizeof msg, "%s", em_last_error());
             em_clear_error();
@@ -992,9 +1023,7 @@ static int run_node(em_graph *g, plan *p, int64_t at) {
             return -1;
         }
     }
-    uint64_t errors = em__thread()->errors;
-    def->cpu(&c, out);
-    return em__thread()->errors == errors ? 0 : -1; /* out of scratch memory */
+    return em__kernel(&c, out); /* fails only out of (scratch) memory */
 }
 
 /* Runs the unit at position at: a fused chain, or one node. */
@@ -1089,6 +1118,38 @@ static int run_devices(em_graph *g, plan *p) {
     if (!atomic_load(&sync.failed)) return 0;
     em__error("%s", sync.failure);
     return -1;
+}
+
+/* Units of a plan wholly on one GPU: the copies of host inputs (precopy)
+ * or the others, kernel by kernel. */
+static int run_units(em_graph *g, plan *p, bool precopy) {
+    for (int64_t u = 0; u < p->level_at[p->nlevels]; u++)
+        if (p->precopy[u] == precopy && run_unit(g, p, p->units[u])) return -1;
+    return 0;
+}
+
+/* A plan wholly on one GPU: feeds copied in, then the rest replayed as one
+ * CUDA graph, captured on the second run. A failed capture (an operation
+ * CUDA cannot capture) leaves the plan running kernel by kernel. */
+static int run_captured(em_graph *g, plan *p) {
+    int ordinal = p->devs[0] - EM_GPU_BASE;
+    if (run_units(g, p, true)) return -1;
+    if (!p->cuda && p->runs++ >= 1) {
+        if (em__gpu->capture_begin(ordinal) == 0) {
+            int rc = run_units(g, p, false);
+            p->cuda = em__gpu->capture_end(ordinal);
+            if (rc && !p->cuda) return -1;
+        }
+        if (!p->cuda) {
+            em_clear_error(); /* nothing ran: the run goes on kernel by kernel */
+            p->cuda_state = -1;
+            return run_units(g, p, false);
+        }
+        p->cuda_state = 1;
+    }
+    if (!p->cuda) return run_units(g, p, false);
+    g->stats.cuda_graph_runs++;
+    return em__gpu->graph_launch(p->cuda, ordinal);
 }
 
 static bool same_key(const plan *p, int nfetch, const int64_t *fetch, int ndims, const int64_t *dims) {
@@ -1231,6 +1292,9 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
     if (p->ndevs > 1) {
         g->stats.parallel_levels = p->nlevels;
         rc = run_devices(g, p);
+    } else if (p->cuda_state >= 0) {
+        rc = run_captured(g, p);
+        if (rc || p->cuda_state >= 0) goto ran;
     }
     int saved_threads = em__run_threads;
     if (em_device_count() > 1 && p->ndevs == 1) em__run_threads = em__device_threads(p->devs[0]);
@@ -1245,6 +1309,7 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
         }
     }
     em__run_threads = saved_threads;
+ran:
     if (rc) return -1;
     for (int k = 0; k < nfetches; k++) {
         gval *v = &g->vals[fetch[k]];

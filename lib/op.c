@@ -94,6 +94,8 @@ static em_tensor *contiguous(em_tensor *t) {
     return c;
 }
 
+static int infer_on_host(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape);
+
 static em_op op_of(const em_op_def *d) {
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
         if (d >= families[f].rows && d < families[f].rows + (families[f].end - families[f].begin))
@@ -119,6 +121,21 @@ static int run_gpu(const em_call *c, em_tensor *out) {
     int rc = d->gpu(&gc, &o);
     if (in != small) free(in);
     return rc;
+}
+
+int em__kernel(const em_call *c, em_tensor *out) {
+    em_thread *th = em__thread();
+    uint64_t errors = th->errors;
+    if (em__is_gpu(out->device) && !(c->def->flags & EM_OPF_ANY_DEVICE)) return run_gpu(c, out);
+    c->def->cpu(c, out);
+    return th->errors == errors ? 0 : -1;
+}
+
+int em__infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    bool gpu = false;
+    for (int i = 0; i < c->n; i++) gpu |= em__is_gpu(c->in[i]->device);
+    if (gpu && (c->def->flags & EM_OPF_CHECKS_VALUES)) return infer_on_host(c, dtype, ndim, shape);
+    return c->def->infer(c, dtype, ndim, shape);
 }
 
 int em__run_kernel(const em_call *c, em_tensor *out) {
@@ -173,6 +190,7 @@ em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
 static int infer_on_host(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     em_tensor *small[4], **host = c->n <= 4 ? small : calloc((size_t)c->n, sizeof *host);
     int rc = host ? 0 : -1;
+    if (!host) em__error("%s: out of memory", c->def->name);
     for (int i = 0; i < c->n && !rc; i++)
         if (!(host[i] = em__to_host(c->in[i]))) {
             while (i--) em__unref(host[i]);
@@ -207,11 +225,7 @@ em_tensor *em__run_op(em_op op, int n, em_tensor *const *in, const em_attrs *a) 
     int ndim = 0;
     int64_t shape[EM_MAX_DIMS];
     int dev = em__scoped_device > 0 ? em__scoped_device : 0;
-    if (em__is_gpu(dev) && (d->flags & EM_OPF_CHECKS_VALUES) && !meta) {
-        if (infer_on_host(&c, &dtype, &ndim, shape)) return NULL;
-    } else if (d->infer(&c, &dtype, &ndim, shape)) {
-        return NULL;
-    }
+    if (meta ? d->infer(&c, &dtype, &ndim, shape) : em__infer(&c, &dtype, &ndim, shape)) return NULL;
     /* An op with no value inputs (random) whose shape derives from an unknown
      * dimension of a shape-only trace has no real size yet. */
     if (th && th->trace && !meta && em__trace_symbolic(ndim, shape)) meta = true;

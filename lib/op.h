@@ -224,6 +224,12 @@ em_tensor *em__apply_placed(em_op op, int n, em_tensor *const *in, const em_attr
  * inputs unless it reads strides itself. 0, or -1 on out of memory. */
 int em__run_kernel(const em_call *c, em_tensor *out);
 
+/* c's kernel for out's device (the GPU's, or .cpu), on the inputs as they
+ * are. 0, or -1 with an error. */
+int em__kernel(const em_call *c, em_tensor *out);
+/* c's shape rule; an op that checks values reads host copies of GPU inputs. */
+int em__infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape);
+
 /* Sets the error "<op name>: <message>". Returns -1. */
 int em__op_error(const em_call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -25,5 +25,12 @@ check mnist-files "events.out.tfevents" ls "$tmp/mnist/train"
 check mnist-plots "loss.png" ls "$tmp/mnist"
 check mnist-resume "resumed from" "$build/examples/mnist" --steps 20 --eval-every 10 --quiet --resume --logdir "$tmp/mnist"
 check deep_mnist "final test accuracy" "$build/examples/deep_mnist" --steps 20 --eval-every 10 --quiet --threads 1 --logdir "$tmp/deep_mnist"
+# The MNIST example on the GPU, where there is one (its training reaches the
+# same accuracy floor as on the CPU).
+if gpu_out=$("$build/examples/mnist" --steps 300 --eval-every 300 --quiet --device /gpu:0 --logdir "$tmp/mnist-gpu" 2>&1); then
+    check mnist-gpu "final test accuracy: 0.9" echo "$gpu_out"
+else
+    echo "mnist on /gpu:0: skipped: $(grep -m 1 "^mnist:" <<<"$gpu_out")"
+fi
 echo "examples: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -65,6 +65,7 @@ typedef struct em_graph_stats {
     int64_t arena_bytes;    /* the static memory plan's size */
     int64_t unplanned_bytes;/* what the same nodes would take without buffer reuse */
     int64_t host_reads;     /* values read back to the host while tracing */
+    int64_t cuda_graph_runs;/* runs replayed as one captured CUDA graph (plans wholly on one GPU) */
 } em_graph_stats;
 em_graph_stats em_graph_get_stats(const em_graph *g);
 
