@@ -28,7 +28,7 @@
 #define USAGE                                                                                          \
     "usage: ember-bench OP SIZES [--dtype f32|f64] [--threads N] [--backward] [--json] [--png FILE]\n" \
     "                   [--peak GFLOPS] [--time S] [--axis A|all] [--stride S|SHxSW]\n"               \
-    "                   [--padding same|valid] [--ksize K|KHxKW]\n"
+    "                   [--padding same|valid] [--ksize K|KHxKW] [--device /cpu:0|/gpu:0]\n"
 
 #define MAX_SIZES 64
 
@@ -98,6 +98,7 @@ typedef struct opts {
     int stride[2], ksize[2];
     bool stride_set, padding_set, ksize_set;
     em_padding padding;
+    const char *device; /* "/cpu:0" unless --device */
 } opts;
 
 /* Prints the message and the usage line; the caller exits with status 2. */
@@ -224,7 +225,7 @@ static int check_options(const opts *o) {
 
 static int parse_args(int argc, char **argv, opts *o) {
     *o = (opts){.dtype = EM_F32, .peak = -1, .time_s = 1.0, .axis_all = true, .axis = -1,
-                .stride = {1, 1}, .ksize = {2, 2}, .padding = EM_PAD_SAME};
+                .stride = {1, 1}, .ksize = {2, 2}, .padding = EM_PAD_SAME, .device = "/cpu:0"};
     if (argc < 2 || argv[1][0] == '-') return usage_error("no op given; %s", op_list());
     for (int i = 0; i < NOPS; i++)
         if (!strcmp(argv[1], ops[i].name)) o->op = &ops[i];
@@ -245,8 +246,8 @@ static int parse_args(int argc, char **argv, opts *o) {
             else o->json = true;
             continue;
         }
-        static const char *const valued[] = {"--dtype", "--threads", "--png", "--peak", "--time",
-                                             "--axis", "--stride", "--ksize", "--padding"};
+        static const char *const valued[] = {"--dtype", "--threads", "--png",    "--peak",  "--time",
+                                             "--axis",  "--stride",  "--ksize", "--padding", "--device"};
         bool known = false;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) known = known || !strcmp(key, valued[k]);
         if (!known) return usage_error("unknown option '%s'", key);
@@ -257,6 +258,8 @@ static int parse_args(int argc, char **argv, opts *o) {
             if (!strcmp(val, "f32") || !strcmp(val, "float32")) o->dtype = EM_F32;
             else if (!strcmp(val, "f64") || !strcmp(val, "float64")) o->dtype = EM_F64;
             else return usage_error("--dtype must be f32 or f64, got '%s'", val);
+        } else if (!strcmp(key, "--device")) {
+            o->device = val;
         } else if (!strcmp(key, "--threads")) {
             if (!parse_int(val, 1, 4096, &o->threads)) return usage_error("--threads must be 1..4096, got '%s'", val);
         } else if (!strcmp(key, "--png")) {
@@ -358,9 +361,11 @@ typedef struct timed_pass {
     pass_kind pass;
 } timed_pass;
 
+/* A GPU pass is timed to its end: its ops run asynchronously. */
 static void timed_fn(void *ctx) {
     timed_pass *t = ctx;
     run_pass(t->bc, t->pass);
+    em_device_sync(t->bc->o->device);
 }
 
 static em_tensor *input(em_dtype dtype, em_shape shape) {
@@ -552,8 +557,10 @@ int main(int argc, char **argv) {
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc;
     if (o.threads) em_set_num_threads(o.threads);
+    if (em_device_begin(o.device)) return fail("--device", o.device);
     int threads = em_num_threads();
-    double peak = o.peak >= 0 ? o.peak : em_bench_cpu_peak_gflops(o.dtype, threads);
+    bool gpu = strncmp(em_device_current(), "/gpu", 4) == 0;
+    double peak = o.peak >= 0 ? o.peak : gpu ? 0 : em_bench_cpu_peak_gflops(o.dtype, threads);
     if (peak < 0) return fail("peak estimate", "");
 
     pass_kind passes[3];
@@ -591,6 +598,7 @@ int main(int argc, char **argv) {
                 rc = fail(o.op->name, bc.shape);
                 break;
             }
+            snprintf(r.device, sizeof r.device, "%s", em_device_current());
             print_row(&o, &bc, passes[p], &r);
             gflops[p][i] = r.gflops;
             known[p] = known[p] && r.flops > 0;
