@@ -211,6 +211,15 @@ void em__device_scopes_reset(void) {
 
 const char *em_tensor_device(const em_tensor *t) { return t ? devices[t->device].name : NULL; }
 
+void *em_device_pointer(em_tensor *t) {
+    if (!t) return em__null_input("device_pointer");
+    if ((!t->data && t->numel) || !em__is_contiguous(t)) {
+        em__error("device_pointer: the tensor is %s", t->data ? "a strided view: em_copy it first" : "a placeholder");
+        return NULL;
+    }
+    return t->data;
+}
+
 void em_set_soft_placement(bool on) { atomic_store(&soft_placement, on); }
 
 void em_log_device_placement(FILE *out) {

@@ -80,6 +80,12 @@ int em_device_memory_stats(const char *device, em_device_memory *out);
  * here, naming the op. 0 at once for a CPU device. */
 int em_device_sync(const char *device);
 
+/* The memory of t on its device (a CUDA device pointer for a GPU tensor),
+ * for calling other libraries (cuBLAS, your own kernels) beside Ember.
+ * BORROWED, valid while t lives; NULL with an error for a strided view
+ * (em_copy it first) or a placeholder. */
+void *em_device_pointer(em_tensor *t);
+
 /* Process-wide settings, as TensorFlow's session config. */
 void em_set_soft_placement(bool on);
 /* Writes one line per op run eagerly ("layer1/matmul: /cpu:1") and per
