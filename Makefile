@@ -60,6 +60,48 @@ TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/%.o)
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 BENCH := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
+# Multi-process training (lib/dist/, include/ember/dist.h) is its own
+# libember_mpi, built with mpicc when Open MPI is installed, so that libember
+# never depends on MPI; `make MPI=0` leaves it out, with examples/mnist_mpi.c,
+# test/test_mpi.c and bench/mpi.sh.
+MPI ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+MPICC ?= mpicc
+MPI_STATIC := $(BUILD)/libember_mpi.a
+MPI_SHARED := $(BUILD)/libember_mpi.so.$(VERSION)
+MPI_PROGS := $(BUILD)/examples/mnist_mpi $(BUILD)/test/test_mpi
+ifeq ($(MPI),1)
+  MPI_LIBS := $(MPI_STATIC) $(MPI_SHARED)
+else
+  EXAMPLES := $(filter-out $(MPI_PROGS),$(EXAMPLES))
+  TEST_BIN := $(filter-out $(MPI_PROGS),$(TEST_BIN))
+endif
+
+# The CUDA backend (gpu/*.cu behind lib/gpu.h) is compiled into libember
+# when nvcc is found; `make GPU=0` leaves it out, and the library then needs
+# no CUDA at all. Without a GPU at run time the library sees no GPU device.
+# Sanitizer, ThreadSanitizer and fuzz builds leave it out (CUDA's runtime is
+# not instrumented). GPU_ARCH: the compute capability to build for (H100: sm_90).
+NVCC ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+GPU ?= $(if $(NVCC),$(if $(filter 1,$(SANITIZE) $(TSAN) $(FUZZ)),0,1),0)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+GPU_ARCH ?= sm_90
+ifeq ($(GPU),1)
+  NCCL ?= $(if $(wildcard $(CUDA_HOME)/include/nccl.h),1,0)
+  CFLAGS += -DEMBER_GPU
+  NVCCFLAGS ?= -O3
+  NVCCFLAGS += -std=c++17 -arch=$(GPU_ARCH) -Xcompiler -fPIC,-Wall,-Wextra -Iinclude -Ilib -Igpu -DEMBER_GPU \
+               $(if $(filter 1,$(NCCL)),-DEMBER_NCCL)
+  GPU_OBJ := $(patsubst %.cu,$(BUILD)/%.o,$(wildcard gpu/*.cu))
+  LIB_OBJ += $(GPU_OBJ)
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart_static -lcublas $(if $(filter 1,$(NCCL)),-lnccl) \
+            -ldl -lrt -lstdc++
+endif
+
+# bench/cublas.c calls cuBLAS directly: it exists only with the backend.
+ifneq ($(GPU),1)
+  BENCH := $(filter-out $(BUILD)/bench/cublas,$(BENCH))
+endif
+
 STATIC := $(BUILD)/libember.a
 SHARED := $(BUILD)/libember.so.$(VERSION)
 
@@ -69,7 +111,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 .SECONDARY:
 
 .PHONY: all test examples bench install clean deps mnist fuzz fuzz-run
-all: $(STATIC) $(SHARED) $(BUILD)/ember.pc $(BUILD)/ember-bench
+all: $(STATIC) $(SHARED) $(BUILD)/ember.pc $(BUILD)/ember-bench $(MPI_LIBS)
 
 HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h)
 $(BUILD)/%.o: %.c $(HEADERS)
@@ -78,6 +120,10 @@ $(BUILD)/%.o: %.c $(HEADERS)
 $(BUILD)/test/%.o: test/%.c $(HEADERS) $(wildcard test/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gpu/%.o: gpu/%.cu gpu/common.cuh $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -90,7 +136,7 @@ $(SHARED): $(LIB_OBJ)
 
 $(BUILD)/ember.pc: Makefile
 	@mkdir -p $(dir $@)
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: ember\nDescription: eager tape-based automatic differentiation in C\nVersion: %s\nLibs: -L$${libdir} -lember\nLibs.private: -L$(BLIS_LIB) -lblis -lpng -lz -lm -lpthread -fopenmp\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' > $@
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: ember\nDescription: eager tape-based automatic differentiation in C\nVersion: %s\nLibs: -L$${libdir} -lember\nLibs.private: %s\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' '$(LDLIBS)' > $@
 
 $(BUILD)/test/%: test/%.c $(TEST_COMMON_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
@@ -100,10 +146,29 @@ $(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS)
 
+$(BUILD)/lib/dist/mpi.o: lib/dist/mpi.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS) -c $< -o $@
+$(MPI_STATIC): $(BUILD)/lib/dist/mpi.o
+	rm -f $@ && ar rcs $@ $^
+$(MPI_SHARED): $(BUILD)/lib/dist/mpi.o $(SHARED)
+	$(MPICC) -shared -Wl,-soname,libember_mpi.so.$(SOVERSION) -o $@ $< -L$(BUILD) -lember $(LDLIBS)
+	ln -sf libember_mpi.so.$(VERSION) $(BUILD)/libember_mpi.so.$(SOVERSION)
+	ln -sf libember_mpi.so.$(VERSION) $(BUILD)/libember_mpi.so
+$(BUILD)/examples/mnist_mpi: examples/mnist_mpi.c $(wildcard examples/*.h) $(MPI_STATIC) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS) $< $(MPI_STATIC) $(STATIC) -o $@ $(LDLIBS)
+$(BUILD)/test/test_mpi: test/test_mpi.c $(TEST_COMMON_OBJ) $(MPI_STATIC) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS) $< $(TEST_COMMON_OBJ) $(MPI_STATIC) $(STATIC) -o $@ $(CHECK_LIBS) $(LDLIBS)
+
 # The kernel benchmarking tool (tools/ember_bench.c); test_bench runs it.
 $(BUILD)/ember-bench: tools/ember_bench.c $(STATIC)
 	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS)
 
+$(BUILD)/bench/cublas: bench/cublas.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include $< $(STATIC) -o $@ $(LDLIBS)
 $(BUILD)/bench/%: bench/%.c $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS)
@@ -134,9 +199,10 @@ fuzz-run: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 	    -artifact_prefix=$(BUILD)/fuzz/$$t- $(BUILD)/fuzz/corpus-$$t test/fuzz/corpus/$$t || exit 1; done
 # The standard suite: every op family beside PyTorch (bench/suite.sh), then
 # the op, step and CNN benchmarks, on 1 thread and on all cores.
-bench: $(BENCH) $(BUILD)/ember-bench
+bench: $(BENCH) $(BUILD)/ember-bench $(if $(MPI_LIBS),$(BUILD)/examples/mnist_mpi)
 	EMBER_BUILD=$(BUILD) bench/suite.sh
 	@for b in $(BENCH); do for t in 1 $$(nproc); do echo "== $$b $$t"; $$b $$t || exit 1; done; done
+	$(if $(MPI_LIBS),EMBER_BUILD=$(BUILD) bench/mpi.sh)
 
 # The README's main job: train the MNIST example with TensorBoard logs and plots.
 mnist: $(BUILD)/examples/mnist
@@ -153,10 +219,14 @@ install: all
 	install -m 644 $(BUILD)/ember.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(BUILD)/ember-bench $(DESTDIR)$(PREFIX)/bin/
+	$(if $(MPI_LIBS),install -m 644 $(MPI_STATIC) $(DESTDIR)$(PREFIX)/lib/ && \
+	  install -m 755 $(MPI_SHARED) $(DESTDIR)$(PREFIX)/lib/ && \
+	  ln -sf libember_mpi.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libember_mpi.so.$(SOVERSION) && \
+	  ln -sf libember_mpi.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libember_mpi.so)
 
 # Installs the Debian packages the build, tests and benchmarks need.
 DEB_PACKAGES := build-essential pkg-config libblis-dev libblis-openmp-dev check libsubunit-dev \
-                libpng-dev zlib1g-dev python3-numpy
+                libpng-dev zlib1g-dev python3-numpy libopenmpi-dev openmpi-bin
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -12,7 +12,8 @@
 #define EM_GPU_THREADS 256
 
 // The device's stream (made on first use); also makes `ordinal` the calling
-// thread's current CUDA device.
+// thread's current CUDA device. NULL only after a report (the device cannot
+// be selected or the stream cannot be made).
 cudaStream_t em_gpu_stream(int ordinal);
 // Call right after each kernel launch: records `op` as the last op launched
 // on the device (named by em__gpu_sync if a kernel fails later) and reports a
@@ -23,6 +24,29 @@ int em_gpu_fail(const char *op, const char *what, cudaError_t err);
 // Temporary device memory from the caching allocator; NULL after a report.
 void *em_gpu_scratch(int ordinal, size_t bytes);
 void em_gpu_scratch_free(int ordinal, void *p);
+// Registers fn to run first in em__gpu_shutdown, while the streams still
+// exist: a file's own per-device resources (cuBLAS handles, workspaces) are
+// released there. Registering the same fn again does nothing; fn must cope
+// with having nothing to release.
+void em_gpu_on_shutdown(void (*fn)(void));
+// gpu/nn.cu's cuBLAS handles and workspaces; em__gpu_shutdown calls it.
+extern "C" void em__gpu_nn_shutdown(void);
+
+// A double (or float) to an integer type as the CPU converts (em__write,
+// em_cast): truncates toward zero, saturates at the type's range, NaN is 0.
+template <class T> struct em_gpu_int_range;
+template <> struct em_gpu_int_range<int32_t> { static constexpr int32_t lo = INT32_MIN, hi = INT32_MAX; };
+template <> struct em_gpu_int_range<int64_t> { static constexpr int64_t lo = INT64_MIN, hi = INT64_MAX; };
+template <> struct em_gpu_int_range<uint8_t> { static constexpr uint8_t lo = 0, hi = UINT8_MAX; };
+template <class T> __host__ __device__ inline T em_gpu_saturate(double v) {
+    typedef em_gpu_int_range<T> R;
+    return v != v ? (T)0 : v <= (double)R::lo ? R::lo : v >= (double)R::hi ? R::hi : (T)v;
+}
+
+// A product nvcc must not fuse with a following sum into an FMA: the CPU
+// build (ISO C, no contraction) rounds the product first, and so do these.
+__device__ inline float em_gpu_mul(float a, float b) { return __fmul_rn(a, b); }
+__device__ inline double em_gpu_mul(double a, double b) { return __dmul_rn(a, b); }
 
 // Blocks for n elements, at most 65535 * 32 blocks; kernels loop with a grid stride.
 static inline unsigned em_gpu_blocks(int64_t n) {

@@ -1,0 +1,552 @@
+// GPU kernels of lib/ops/nn.c (float32 and float64): softmax, log_softmax,
+// the three cross entropies, conv2d and its two backprops, max and average
+// pooling and their gradients. Same arithmetic and accumulator types as the
+// CPU kernels; geometry from lib/conv_geometry.h.
+//
+// Row ops (softmax, cross entropies) give a row to one thread, or, for long
+// rows, to a block whose partial maxima and sums are joined by a fixed tree.
+// Convolutions are im2col + cuBLAS gemm over chunks of whole images; the
+// filter gradient accumulates the chunks' products in chunk order and
+// conv2d_backprop_input gathers (no atomics) each input pixel's taps from the
+// lowered gradient. Pool gradients gather too: every input element sums, in
+// window order, what the windows covering it send it, as the CPU adds them.
+//
+// cuBLAS: one handle per device, made on first use, bound to the device's
+// stream with a fixed workspace (reproducible results; no allocation while a
+// CUDA graph is captured). em__gpu_nn_shutdown destroys them.
+#include <cublas_v2.h>
+#include <limits.h>
+#include <math.h>
+
+#include <mutex>
+
+#include "common.cuh"
+#include "conv_geometry.h"
+
+namespace {
+
+constexpr int NN_THREADS = EM_GPU_THREADS; // a power of two: the block tree halves it
+static_assert((NN_THREADS & (NN_THREADS - 1)) == 0, "the block tree needs a power of two");
+constexpr int64_t BLOCK_MIN_LEN = 64;  // rows from this long get a block each ...
+constexpr int64_t BLOCK_MAX_ROWS = 8192; // ... unless many strided rows read neighbouring elements
+constexpr int64_t COL_ELEMS = (int64_t)1 << 25; // im2col chunk: at most this many lowered elements (or one image)
+constexpr int MAX_GPUS = 32;
+constexpr size_t BLAS_WORKSPACE = (size_t)32 << 20;
+
+// ---- rows: a thread or a block each ----
+
+struct Solo {
+    __device__ int64_t lane() const { return 0; }
+    __device__ int64_t size() const { return 1; }
+    template <class F> __device__ double combine(double v, F) const { return v; }
+};
+
+// The threads of a block; combine joins their values by a fixed tree in shared memory.
+struct Team {
+    double *buf; // NN_THREADS entries
+    __device__ int64_t lane() const { return threadIdx.x; }
+    __device__ int64_t size() const { return NN_THREADS; }
+    template <class F> __device__ double combine(double v, F f) const {
+        const int t = threadIdx.x;
+        buf[t] = v;
+        __syncthreads();
+        for (int w = NN_THREADS / 2; w > 0; w >>= 1) {
+            if (t < w) buf[t] = f(buf[t], buf[t + w]);
+            __syncthreads();
+        }
+        double r = buf[0];
+        __syncthreads(); // everyone has read buf[0] before it is reused
+        return r;
+    }
+};
+
+struct MaxOf {
+    __device__ double operator()(double a, double b) const { return fmax(a, b); }
+};
+struct SumOf {
+    __device__ double operator()(double a, double b) const { return a + b; }
+};
+
+// Calls f(row, team) for every row: by a block per row (all its threads call
+// f for the same row) or a thread per row.
+template <bool BLOCK, class F> __device__ void for_rows(int64_t rows, double *buf, F f) {
+    if constexpr (BLOCK) {
+        for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) f(r, Team{buf});
+    } else {
+        EM_GPU_LOOP(r, rows) f(r, Solo{});
+    }
+}
+
+bool use_block(int64_t len, int64_t inner, int64_t rows) {
+    return len >= BLOCK_MIN_LEN && (inner == 1 || rows <= BLOCK_MAX_ROWS);
+}
+
+unsigned row_blocks(int64_t rows) { return rows < 65535 * 32 ? (unsigned)rows : 65535u * 32u; }
+
+// Launches KERNEL<true> (a block per row) or KERNEL<false> (a thread per row).
+#define LAUNCH_ROWS(KERNEL, block, rows, stream, ...)                                     \
+    do {                                                                                 \
+        if (block) KERNEL<true><<<row_blocks(rows), NN_THREADS, 0, stream>>>(__VA_ARGS__); \
+        else KERNEL<false><<<em_gpu_blocks(rows), NN_THREADS, 0, stream>>>(__VA_ARGS__);   \
+    } while (0)
+
+// The maximum of a row (NaNs skipped, as fmax does), -inf when all are NaN.
+template <class T, class G> __device__ T row_max(const T *x, int64_t len, int64_t step, G g) {
+    T m = -INFINITY;
+    for (int64_t j = g.lane(); j < len; j += g.size()) m = fmax(m, x[j * step]);
+    return (T)g.combine((double)m, MaxOf{});
+}
+
+// log(sum(exp(x))) of a row: max + log(sum(exp(x - max))), the sum in double.
+template <class T, class G> __device__ double row_lse(const T *x, int64_t len, G g) {
+    T m = row_max(x, len, 1, g);
+    double sum = 0;
+    for (int64_t j = g.lane(); j < len; j += g.size()) sum += (T)exp(x[j] - m);
+    return m + log(g.combine(sum, SumOf{}));
+}
+
+// Row r of softmax over an axis of `len` elements `inner` apart.
+template <bool BLOCK, class T>
+__global__ void __launch_bounds__(NN_THREADS)
+    softmax_rows(const T *x, T *y, int64_t rows, int64_t len, int64_t inner, bool log_out) {
+    __shared__ double buf[NN_THREADS];
+    for_rows<BLOCK>(rows, buf, [&](int64_t r, auto g) {
+        int64_t base = r / inner * len * inner + r % inner;
+        const T *xr = x + base;
+        T *yr = y + base;
+        T m = row_max(xr, len, inner, g);
+        double sum = 0;
+        for (int64_t j = g.lane(); j < len; j += g.size()) {
+            T e = exp(xr[j * inner] - m);
+            if (!log_out) yr[j * inner] = e;
+            sum += e;
+        }
+        sum = g.combine(sum, SumOf{});
+        if (log_out) {
+            T lse = m + (T)log(sum);
+            for (int64_t j = g.lane(); j < len; j += g.size()) yr[j * inner] = xr[j * inner] - lse;
+        } else {
+            T inv = (T)(1 / sum);
+            for (int64_t j = g.lane(); j < len; j += g.size()) yr[j * inner] *= inv;
+        }
+    });
+}
+
+// loss = sum_j z_j * (lse(x) - x_j) over the last axis.
+template <bool BLOCK, class T>
+__global__ void __launch_bounds__(NN_THREADS) softmax_xent_rows(const T *z, const T *x, T *y, int64_t rows, int64_t len) {
+    __shared__ double buf[NN_THREADS];
+    for_rows<BLOCK>(rows, buf, [&](int64_t r, auto g) {
+        const T *xr = x + r * len, *zr = z + r * len;
+        double lse = row_lse(xr, len, g), loss = 0;
+        for (int64_t j = g.lane(); j < len; j += g.size())
+            if (zr[j] != 0) loss += em_gpu_mul((double)zr[j], lse - xr[j]);
+        loss = g.combine(loss, SumOf{});
+        if (g.lane() == 0) y[r] = (T)loss;
+    });
+}
+
+// loss = lse(x) - x[label]; a label outside [0, len) (checked on the host) gives NaN.
+template <bool BLOCK, class T, class L>
+__global__ void __launch_bounds__(NN_THREADS) sparse_xent_rows(const L *z, const T *x, T *y, int64_t rows, int64_t len) {
+    __shared__ double buf[NN_THREADS];
+    for_rows<BLOCK>(rows, buf, [&](int64_t r, auto g) {
+        const T *xr = x + r * len;
+        double lse = row_lse(xr, len, g);
+        int64_t label = z[r];
+        if (g.lane() == 0) y[r] = label >= 0 && label < len ? (T)(lse - xr[label]) : (T)NAN;
+    });
+}
+
+template <class T> __global__ void sigmoid_xent(const T *z, const T *x, T *y, int64_t n) {
+    EM_GPU_LOOP(i, n) y[i] = fmax(x[i], (T)0) - em_gpu_mul(x[i], z[i]) + log1p(exp(-fabs(x[i])));
+}
+
+// ---- convolution ----
+
+// conv2d's geometry from the attributes (i[0..1] strides, i[2..3]
+// dilations or the pool window, i[4] padding), validated by the shape rule.
+em_conv_geom make_geom(const em_attrs *a, const int64_t *xs, int64_t kh, int64_t kw, int64_t o, bool dilated) {
+    em_conv_geom g = {};
+    g.n = xs[0];
+    g.h = xs[1];
+    g.w = xs[2];
+    g.c = xs[3];
+    g.kh = kh;
+    g.kw = kw;
+    g.o = o;
+    g.sh = a->i[0];
+    g.sw = a->i[1];
+    g.dh = dilated ? a->i[2] : 1;
+    g.dw = dilated ? a->i[3] : 1;
+    (void)em_conv_geom_finish(&g, a->i[4] == EM_PAD_SAME);
+    return g;
+}
+
+// Lowered rows [row0, row0 + n / K) of the batch: row r is output pixel r,
+// column k = (ky * kw + kx) * c + ch the input it reads through that tap (0 in padding).
+template <class T> __global__ void im2col(em_conv_geom g, const T *x, T *col, int64_t row0, int64_t n, int64_t K) {
+    EM_GPU_LOOP(i, n) {
+        int64_t r = row0 + i / K, k = i % K;
+        int64_t ch = k % g.c, tap = k / g.c, kx = tap % g.kw, ky = tap / g.kw;
+        int64_t q = r % (g.oh * g.ow), img = r / (g.oh * g.ow), oy = q / g.ow, ox = q % g.ow;
+        int64_t iy = em_conv_in_y(&g, oy, ky), ix = em_conv_in_x(&g, ox, kx);
+        col[i] = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w ? x[((img * g.h + iy) * g.w + ix) * g.c + ch] : T(0);
+    }
+}
+
+// The input gradient of n elements (whole images) from their lowered
+// gradient dcol: each element sums the taps that read it, in tap order.
+template <class T> __global__ void col2im(em_conv_geom g, const T *dcol, T *dx, int64_t n, int64_t K) {
+    EM_GPU_LOOP(i, n) {
+        int64_t ch = i % g.c, p = i / g.c, ix = p % g.w, iy = p / g.w % g.h, img = p / (g.w * g.h);
+        T acc = 0;
+        for (int64_t ky = 0; ky < g.kh; ky++) {
+            int64_t ny = iy + g.ph - ky * g.dh, oy = ny / g.sh;
+            if (ny < 0 || oy >= g.oh || em_conv_in_y(&g, oy, ky) != iy) continue;
+            for (int64_t kx = 0; kx < g.kw; kx++) {
+                int64_t nx = ix + g.pw - kx * g.dw, ox = nx / g.sw;
+                if (nx < 0 || ox >= g.ow || em_conv_in_x(&g, ox, kx) != ix) continue;
+                acc += dcol[((img * g.oh + oy) * g.ow + ox) * K + (ky * g.kw + kx) * g.c + ch];
+            }
+        }
+        dx[i] = acc;
+    }
+}
+
+struct Blas {
+    std::mutex lock;
+    cublasHandle_t handle = nullptr;
+    void *workspace = nullptr;
+};
+Blas blas[MAX_GPUS];
+
+int blas_fail(const em_gpu_call *c, const char *what, cublasStatus_t st) {
+    cudaGetLastError(); // a non-sticky error cuBLAS left must not be blamed on the next launch
+    em__gpu_report("%s: %s: %s", c->name, what, cublasGetStatusString(st));
+    return -1;
+}
+
+// The device's cuBLAS handle, made on first use; NULL after a report.
+cublasHandle_t blas_handle(const em_gpu_call *c, cudaStream_t stream) {
+    if (c->device < 0 || c->device >= MAX_GPUS) {
+        em__gpu_report("%s: GPU %d is beyond the %d this backend serves", c->name, c->device, MAX_GPUS);
+        return nullptr;
+    }
+    Blas &b = blas[c->device];
+    std::lock_guard<std::mutex> guard(b.lock);
+    if (b.handle) return b.handle;
+    void *ws = nullptr;
+    cudaError_t err = cudaMalloc(&ws, BLAS_WORKSPACE);
+    if (err != cudaSuccess) {
+        em_gpu_fail(c->name, "allocating the cuBLAS workspace", err);
+        return nullptr;
+    }
+    cublasHandle_t h = nullptr;
+    cublasStatus_t st = cublasCreate(&h);
+    if (st == CUBLAS_STATUS_SUCCESS) st = cublasSetStream(h, stream);
+    if (st == CUBLAS_STATUS_SUCCESS) st = cublasSetWorkspace(h, ws, BLAS_WORKSPACE);
+    if (st == CUBLAS_STATUS_SUCCESS) st = cublasSetMathMode(h, CUBLAS_DEFAULT_MATH); // full float32: no TF32
+    if (st != CUBLAS_STATUS_SUCCESS) {
+        if (h) cublasDestroy(h);
+        cudaFree(ws);
+        blas_fail(c, "creating the cuBLAS handle", st);
+        return nullptr;
+    }
+    b.handle = h;
+    b.workspace = ws;
+    return h;
+}
+
+// Column-major C[m,n] = op(A) op(B) + beta C, alpha = 1.
+cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float *A,
+                    int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    const float one = 1;
+    return cublasSgemm(h, ta, tb, m, n, k, &one, A, lda, B, ldb, &beta, C, ldc);
+}
+cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const double *A,
+                    int lda, const double *B, int ldb, double beta, double *C, int ldc) {
+    const double one = 1;
+    return cublasDgemm(h, ta, tb, m, n, k, &one, A, lda, B, ldb, &beta, C, ldc);
+}
+
+int zero_fill(const em_gpu_call *c, em_gpu_tensor *out, size_t es, cudaStream_t stream) {
+    cudaError_t err = cudaMemsetAsync(out->data, 0, (size_t)out->numel * es, stream);
+    return err == cudaSuccess ? 0 : em_gpu_fail(c->name, "cudaMemsetAsync", err);
+}
+
+enum Conv { FWD, BPI, BPF };
+
+// conv2d (input, filter), conv2d_backprop_input (filter, out_backprop) and
+// conv2d_backprop_filter (input, out_backprop), all row-major: with col the
+// lowered input [P, K] (P output pixels, K = kh * kw * c) and W the filter
+// [K, O], y = col W, dcol = dy W^T, dW = col^T dy. cuBLAS is column-major, so
+// each product is computed transposed.
+template <class T> int conv_gpu(const em_gpu_call *c, em_gpu_tensor *out, Conv kind, cudaStream_t stream) {
+    const int64_t *xs = kind == BPI ? out->shape : c->in[0].shape;
+    const int64_t *fs = kind == BPF ? out->shape : c->in[kind == FWD ? 1 : 0].shape;
+    const em_conv_geom g = make_geom(c->a, xs, fs[0], fs[1], fs[3], true);
+    const int64_t K = g.kh * g.kw * g.c, O = g.o, P1 = g.oh * g.ow;
+    if (K == 0 || O == 0 || P1 == 0 || g.n == 0) return zero_fill(c, out, sizeof(T), stream); // an empty sum
+    if (K > INT_MAX || O > INT_MAX || P1 > INT_MAX) {
+        em__gpu_report("%s: %lld x %lld filter columns or %lld pixels per image exceed cuBLAS's int sizes", c->name,
+                       (long long)K, (long long)O, (long long)P1);
+        return -1;
+    }
+    cublasHandle_t h = blas_handle(c, stream);
+    if (!h) return -1;
+    // 1x1, stride 1, no padding: the input is its own lowered matrix.
+    const bool direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
+    int64_t per = COL_ELEMS / (P1 * K); // images per chunk
+    if (per < 1) per = 1;
+    if (per > INT_MAX / P1) per = INT_MAX / P1;
+    if (per > g.n) per = g.n;
+    T *col = nullptr;
+    if (!direct && !(col = static_cast<T *>(em_gpu_scratch(c->device, (size_t)(per * P1 * K) * sizeof(T))))) return -1;
+    const T *x = kind == BPI ? nullptr : static_cast<const T *>(c->in[0].data);
+    const T *f = kind == BPF ? nullptr : static_cast<const T *>(c->in[kind == FWD ? 1 : 0].data);
+    const T *dy = kind == FWD ? nullptr : static_cast<const T *>(c->in[1].data);
+    T *y = static_cast<T *>(out->data);
+    const int64_t img_in = g.h * g.w * g.c;
+    int rc = 0;
+    for (int64_t n0 = 0; n0 < g.n && !rc; n0 += per) {
+        const int64_t imgs = per < g.n - n0 ? per : g.n - n0, row0 = n0 * P1;
+        const int rows = (int)(imgs * P1);
+        const T *lowered = kind == BPI ? nullptr : direct ? x + row0 * K : col; // the input, lowered
+        if (!direct && kind != BPI) {
+            im2col<<<em_gpu_blocks(rows * K), EM_GPU_THREADS, 0, stream>>>(g, x, col, row0, rows * K, K);
+            if ((rc = em_gpu_launched(c->device, c->name))) break;
+        }
+        cublasStatus_t st;
+        switch (kind) {
+        case FWD: // y^T[O, rows] = W^T[O, K] col^T[K, rows]
+            st = gemm(h, CUBLAS_OP_N, CUBLAS_OP_N, (int)O, rows, (int)K, f, (int)O, lowered, (int)K, T(0), y + row0 * O,
+                      (int)O);
+            break;
+        case BPF: // dW^T[O, K] (+)= dy^T[O, rows] col[rows, K], chunks added in order
+            st = gemm(h, CUBLAS_OP_N, CUBLAS_OP_T, (int)O, (int)K, rows, dy + row0 * O, (int)O, lowered, (int)K,
+                      n0 ? T(1) : T(0), y, (int)O);
+            break;
+        default: // dcol^T[K, rows] = W[K, O] dy^T[O, rows]
+            st = gemm(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)K, rows, (int)O, f, (int)O, dy + row0 * O, (int)O, T(0),
+                      direct ? y + row0 * K : col, (int)K);
+            break;
+        }
+        if (st != CUBLAS_STATUS_SUCCESS) rc = blas_fail(c, "gemm", st);
+        else rc = em_gpu_launched(c->device, c->name);
+        if (!rc && kind == BPI && !direct) {
+            col2im<<<em_gpu_blocks(imgs * img_in), EM_GPU_THREADS, 0, stream>>>(g, col, y + n0 * img_in, imgs * img_in, K);
+            rc = em_gpu_launched(c->device, c->name);
+        }
+    }
+    if (col) em_gpu_scratch_free(c->device, col); // the stream orders the kernels before any later reuse
+    return rc;
+}
+
+// ---- pooling ----
+
+// Output element i = ((n * oh + oy) * ow + ox) * c + ch, or input element
+// ((n * h + iy) * w + ix) * c + ch: its pixel's coordinates.
+struct Pixel {
+    int64_t n, y, x, ch;
+};
+__device__ Pixel pixel(int64_t i, int64_t h, int64_t w, int64_t c) {
+    int64_t p = i / c;
+    return Pixel{p / (w * h), p / w % h, p % w, i % c};
+}
+
+template <class T> __global__ void max_pool_fwd(em_conv_geom g, const T *x, T *y, int64_t n) {
+    EM_GPU_LOOP(i, n) {
+        Pixel o = pixel(i, g.oh, g.ow, g.c);
+        int64_t y0, y1, x0, x1;
+        em_pool_window(&g, o.y, o.x, &y0, &y1, &x0, &x1);
+        const T *xi = x + o.n * g.h * g.w * g.c + o.ch;
+        T m = -INFINITY;
+        for (int64_t iy = y0; iy < y1; iy++)
+            for (int64_t ix = x0; ix < x1; ix++) {
+                T v = xi[(iy * g.w + ix) * g.c];
+                m = v > m ? v : m;
+            }
+        y[i] = m;
+    }
+}
+
+template <class T> __global__ void avg_pool_fwd(em_conv_geom g, const T *x, T *y, int64_t n) {
+    EM_GPU_LOOP(i, n) {
+        Pixel o = pixel(i, g.oh, g.ow, g.c);
+        int64_t y0, y1, x0, x1;
+        em_pool_window(&g, o.y, o.x, &y0, &y1, &x0, &x1);
+        const T *xi = x + o.n * g.h * g.w * g.c + o.ch;
+        T s = 0;
+        for (int64_t iy = y0; iy < y1; iy++)
+            for (int64_t ix = x0; ix < x1; ix++) s += xi[(iy * g.w + ix) * g.c];
+        y[i] = s * ((T)1 / (T)((y1 - y0) * (x1 - x0)));
+    }
+}
+
+// The windows (oy in [*oy0, *oy1], ox in [*ox0, *ox1]) that may cover input pixel (iy, ix).
+__device__ void covering(const em_conv_geom &g, int64_t iy, int64_t ix, int64_t *oy0, int64_t *oy1, int64_t *ox0,
+                         int64_t *ox1) {
+    int64_t ly = iy + g.ph - g.kh + 1, lx = ix + g.pw - g.kw + 1;
+    *oy0 = ly <= 0 ? 0 : (ly + g.sh - 1) / g.sh;
+    *ox0 = lx <= 0 ? 0 : (lx + g.sw - 1) / g.sw;
+    *oy1 = (iy + g.ph) / g.sh < g.oh - 1 ? (iy + g.ph) / g.sh : g.oh - 1;
+    *ox1 = (ix + g.pw) / g.sw < g.ow - 1 ? (ix + g.pw) / g.sw : g.ow - 1;
+}
+
+// The pixel (iy * w + ix) of window (oy, ox) that max_pool_grad gives the
+// window's gradient, as the CPU picks it: the first not less than the
+// maximum (the first largest; with NaNs, the first NaN before it). xi points
+// at the image's channel.
+template <class T> __device__ int64_t max_pick(const em_conv_geom &g, const T *xi, int64_t oy, int64_t ox) {
+    int64_t y0, y1, x0, x1;
+    em_pool_window(&g, oy, ox, &y0, &y1, &x0, &x1);
+    T m = xi[(y0 * g.w + x0) * g.c];
+    for (int64_t iy = y0; iy < y1; iy++)
+        for (int64_t ix = x0; ix < x1; ix++) {
+            T v = xi[(iy * g.w + ix) * g.c];
+            m = v > m ? v : m;
+        }
+    for (int64_t iy = y0; iy < y1; iy++)
+        for (int64_t ix = x0; ix < x1; ix++)
+            if (!(xi[(iy * g.w + ix) * g.c] < m)) return iy * g.w + ix;
+    return -1; // not reached: the maximum's own pixel is not less than it
+}
+
+__device__ bool in_window(const em_conv_geom &g, int64_t oy, int64_t ox, int64_t iy, int64_t ix) {
+    int64_t y0, y1, x0, x1;
+    em_pool_window(&g, oy, ox, &y0, &y1, &x0, &x1);
+    return iy >= y0 && iy < y1 && ix >= x0 && ix < x1;
+}
+
+template <class T> __global__ void max_pool_grad(em_conv_geom g, const T *x, const T *dy, T *dx, int64_t n) {
+    EM_GPU_LOOP(i, n) {
+        Pixel p = pixel(i, g.h, g.w, g.c);
+        const T *xi = x + p.n * g.h * g.w * g.c + p.ch;
+        int64_t oy0, oy1, ox0, ox1;
+        covering(g, p.y, p.x, &oy0, &oy1, &ox0, &ox1);
+        T acc = 0;
+        for (int64_t oy = oy0; oy <= oy1; oy++)
+            for (int64_t ox = ox0; ox <= ox1; ox++)
+                if (in_window(g, oy, ox, p.y, p.x) && max_pick(g, xi, oy, ox) == p.y * g.w + p.x)
+                    acc += dy[((p.n * g.oh + oy) * g.ow + ox) * g.c + p.ch];
+        dx[i] = acc;
+    }
+}
+
+template <class T> __global__ void avg_pool_grad(em_conv_geom g, const T *dy, T *dx, int64_t n) {
+    EM_GPU_LOOP(i, n) {
+        Pixel p = pixel(i, g.h, g.w, g.c);
+        int64_t oy0, oy1, ox0, ox1;
+        covering(g, p.y, p.x, &oy0, &oy1, &ox0, &ox1);
+        T acc = 0;
+        for (int64_t oy = oy0; oy <= oy1; oy++)
+            for (int64_t ox = ox0; ox <= ox1; ox++) {
+                int64_t y0, y1, x0, x1;
+                em_pool_window(&g, oy, ox, &y0, &y1, &x0, &x1);
+                if (p.y < y0 || p.y >= y1 || p.x < x0 || p.x >= x1) continue;
+                T inv = (T)1 / (T)((y1 - y0) * (x1 - x0));
+                acc += em_gpu_mul(dy[((p.n * g.oh + oy) * g.ow + ox) * g.c + p.ch], inv);
+            }
+        dx[i] = acc;
+    }
+}
+
+// Pools' attributes: i[0..1] strides, i[2..3] the window, i[4] padding; xs the input's shape.
+em_conv_geom pool_geom(const em_gpu_call *c, const int64_t *xs) {
+    return make_geom(c->a, xs, c->a->i[2], c->a->i[3], xs[3], false);
+}
+
+template <class T> int nn_typed(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream) {
+    const em_gpu_tensor *x = &c->in[0];
+    T *y = static_cast<T *>(out->data);
+    const int64_t n = out->numel;
+    const unsigned blocks = em_gpu_blocks(n);
+    switch (c->op) {
+    case EM_OP_SOFTMAX:
+    case EM_OP_LOG_SOFTMAX: {
+        int axis = (int)(c->a->i[0] < 0 ? c->a->i[0] + x->ndim : c->a->i[0]);
+        int64_t len = x->shape[axis], inner = 1;
+        for (int d = axis + 1; d < x->ndim; d++) inner *= x->shape[d];
+        int64_t rows = n / len;
+        LAUNCH_ROWS(softmax_rows, use_block(len, inner, rows), rows, stream, static_cast<const T *>(x->data), y, rows,
+                    len, inner, c->op == EM_OP_LOG_SOFTMAX);
+        break;
+    }
+    case EM_OP_SIGMOID_XENT:
+        sigmoid_xent<<<blocks, EM_GPU_THREADS, 0, stream>>>(static_cast<const T *>(x->data),
+                                                            static_cast<const T *>(c->in[1].data), y, n);
+        break;
+    case EM_OP_SOFTMAX_XENT: {
+        int64_t len = c->in[1].shape[c->in[1].ndim - 1];
+        if (len == 0) return zero_fill(c, out, sizeof(T), stream); // no classes: an empty sum
+        LAUNCH_ROWS(softmax_xent_rows, use_block(len, 1, n), n, stream, static_cast<const T *>(x->data),
+                    static_cast<const T *>(c->in[1].data), y, n, len);
+        break;
+    }
+    case EM_OP_SPARSE_SOFTMAX_XENT: {
+        int64_t len = c->in[1].shape[c->in[1].ndim - 1];
+        const T *logits = static_cast<const T *>(c->in[1].data);
+        if (x->dtype == EM_I32)
+            LAUNCH_ROWS(sparse_xent_rows, use_block(len, 1, n), n, stream, static_cast<const int32_t *>(x->data), logits,
+                        y, n, len);
+        else
+            LAUNCH_ROWS(sparse_xent_rows, use_block(len, 1, n), n, stream, static_cast<const int64_t *>(x->data), logits,
+                        y, n, len);
+        break;
+    }
+    case EM_OP_CONV2D: return conv_gpu<T>(c, out, FWD, stream);
+    case EM_OP_CONV2D_BACKPROP_INPUT: return conv_gpu<T>(c, out, BPI, stream);
+    case EM_OP_CONV2D_BACKPROP_FILTER: return conv_gpu<T>(c, out, BPF, stream);
+    case EM_OP_MAX_POOL:
+        max_pool_fwd<<<blocks, EM_GPU_THREADS, 0, stream>>>(pool_geom(c, x->shape), static_cast<const T *>(x->data), y, n);
+        break;
+    case EM_OP_AVG_POOL:
+        avg_pool_fwd<<<blocks, EM_GPU_THREADS, 0, stream>>>(pool_geom(c, x->shape), static_cast<const T *>(x->data), y, n);
+        break;
+    case EM_OP_MAX_POOL_GRAD: // (input, out_backprop)
+        max_pool_grad<<<blocks, EM_GPU_THREADS, 0, stream>>>(pool_geom(c, out->shape), static_cast<const T *>(x->data),
+                                                             static_cast<const T *>(c->in[1].data), y, n);
+        break;
+    case EM_OP_AVG_POOL_GRAD: // (out_backprop); out has the input's shape
+        avg_pool_grad<<<blocks, EM_GPU_THREADS, 0, stream>>>(pool_geom(c, out->shape), static_cast<const T *>(x->data), y,
+                                                             n);
+        break;
+    default: em__gpu_report("%s: no GPU kernel", c->name); return -1;
+    }
+    return em_gpu_launched(c->device, c->name);
+}
+
+} // namespace
+
+extern "C" int em__gpu_nn(const em_gpu_call *c, em_gpu_tensor *out) {
+    if (c->op < EM_OPS_NN_BEGIN || c->op >= EM_OPS_NN_END) {
+        em__gpu_report("%s: no GPU kernel", c->name);
+        return -1;
+    }
+    if (out->numel == 0) return 0;
+    cudaStream_t stream = em_gpu_stream(c->device);
+    if (!stream) return -1;
+    switch (out->dtype) {
+    case EM_F32: return nn_typed<float>(c, out, stream);
+    case EM_F64: return nn_typed<double>(c, out, stream);
+    default:
+        em__gpu_report("%s: no GPU kernel for dtype %s", c->name, em_dtype_name((em_dtype)out->dtype));
+        return -1;
+    }
+}
+
+// Destroys the cuBLAS handles and workspaces of the convolutions (from
+// em__gpu_shutdown, once no kernel runs).
+extern "C" void em__gpu_nn_shutdown(void) {
+    for (int d = 0; d < MAX_GPUS; d++) {
+        Blas &b = blas[d];
+        std::lock_guard<std::mutex> guard(b.lock);
+        if (!b.handle) continue;
+        cudaSetDevice(d);
+        cublasDestroy(b.handle);
+        cudaFree(b.workspace);
+        b.handle = nullptr;
+        b.workspace = nullptr;
+    }
+}

@@ -1,0 +1,208 @@
+// GPU reductions: the ops of lib/ops/reduce.c (sum, max, min, prod,
+// log_sum_exp, argmax, argmin) over any axes, following the same plan
+// (lib/reduce_plan.h) as the CPU kernels.
+//
+// Each output element is reduced by one thread (few elements per output, or
+// many neighbouring outputs that read neighbouring inputs) or by one block
+// (many elements per output): thread t of the block folds reduced elements
+// t, t + 256, ... in order, then the 256 partials are joined by a fixed tree.
+// The choice depends on the shape alone, so results are reproducible run to
+// run. Accumulators are the CPU's: double for float sums and products,
+// uint64 (wrapping like the dtype) for integer ones. max/min propagate NaN;
+// argmax/argmin keep the first best index (the first NaN), like the CPU.
+#include <math.h>
+
+#include <limits>
+#include <type_traits>
+
+#include "common.cuh"
+#include "reduce_plan.h"
+
+namespace {
+
+constexpr int RED_THREADS = 256; // a power of two: the tree halves it
+constexpr int64_t BLOCK_MIN_COUNT = 64;   // reduced elements per output from which a block reduces it
+constexpr int64_t BLOCK_MAX_OUTPUTS = 8192; // outputs reading neighbouring inputs: above this, a thread each
+
+template <class T> __device__ bool is_nan(T v) {
+    if constexpr (std::is_floating_point<T>::value) return isnan(v);
+    else return false;
+}
+
+// The smallest and largest values of T (infinities for floats): max's and min's identities.
+template <class T> T lowest() {
+    if constexpr (std::is_floating_point<T>::value) return -std::numeric_limits<T>::infinity();
+    else return std::numeric_limits<T>::lowest();
+}
+template <class T> T highest() {
+    if constexpr (std::is_floating_point<T>::value) return std::numeric_limits<T>::infinity();
+    else return std::numeric_limits<T>::max();
+}
+
+// The CPU's accumulator for sums and products.
+template <class T> using acc_t = typename std::conditional<std::is_floating_point<T>::value, double, uint64_t>::type;
+
+// An op folds values with load (the value of reduced element r of output oi)
+// and merge (acc = acc (+) p, where p's elements come after acc's, or, for
+// the tree, from the higher half), and writes with store.
+template <class T> struct Sum {
+    typedef acc_t<T> A;
+    __device__ A init() const { return (A)0; }
+    __device__ A load(T v, int64_t, int64_t) const { return (A)v; }
+    __device__ void merge(A &a, const A &p) const { a += p; }
+    __device__ void store(T *out, int64_t oi, A a) const { out[oi] = (T)a; }
+};
+
+template <class T> struct Prod {
+    typedef acc_t<T> A;
+    __device__ A init() const { return (A)1; }
+    __device__ A load(T v, int64_t, int64_t) const { return (A)v; }
+    __device__ void merge(A &a, const A &p) const { a *= p; }
+    __device__ void store(T *out, int64_t oi, A a) const { out[oi] = (T)a; }
+};
+
+// max (MIN = false) and min: a NaN, once seen, stays.
+template <class T, bool MIN> struct Extreme {
+    typedef T A;
+    T identity;
+    __device__ A init() const { return identity; }
+    __device__ A load(T v, int64_t, int64_t) const { return v; }
+    __device__ void merge(A &a, const A &p) const {
+        bool better = MIN ? p < a : p > a;
+        if (better || is_nan(p)) a = p;
+    }
+    __device__ void store(T *out, int64_t oi, A a) const { out[oi] = a; }
+};
+
+template <class T> struct Best {
+    T v;
+    int64_t i; // reduced index; -1: nothing seen
+};
+
+// argmax (MIN = false) and argmin. On equal values (or two NaNs) the smaller
+// index wins, so the tree finds the CPU's first best whatever the split.
+template <class T, bool MIN> struct Arg {
+    typedef Best<T> A;
+    __device__ A init() const { return A{T(0), -1}; }
+    __device__ A load(T v, int64_t r, int64_t) const { return A{v, r}; }
+    __device__ static bool better(T x, T y) { return (MIN ? x < y : x > y) || (is_nan(x) && !is_nan(y)); }
+    __device__ void merge(A &a, const A &p) const {
+        if (p.i < 0) return;
+        if (a.i < 0 || better(p.v, a.v) || (!better(a.v, p.v) && p.i < a.i)) a = p;
+    }
+    __device__ void store(int64_t *out, int64_t oi, A a) const { out[oi] = a.i; }
+};
+
+// log_sum_exp's second pass: out already holds each output's maximum m; the
+// result is m + log(sum(exp(x - m))), or m itself when m is infinite or NaN.
+template <class T> struct LseSum {
+    typedef double A;
+    const T *max;
+    __device__ A init() const { return 0.0; }
+    __device__ A load(T v, int64_t, int64_t oi) const { return exp((double)v - (double)max[oi]); }
+    __device__ void merge(A &a, const A &p) const { a += p; }
+    __device__ void store(T *out, int64_t oi, A a) const {
+        T m = out[oi];
+        out[oi] = isfinite((double)m) ? (T)((double)m + log(a)) : m;
+    }
+};
+
+// One thread per output element: its reduced elements in row-major order.
+template <class T, class OT, class Op>
+__global__ void reduce_per_thread(em_reduce_plan p, const T *x, OT *out, int64_t nout, Op op) {
+    EM_GPU_LOOP(oi, nout) {
+        int64_t o = oi / p.inner, b = oi % p.inner;
+        const T *xo = x + em_plan_offset(p.nkeep, p.kdim, p.kstride, o) + b;
+        typename Op::A acc = op.init();
+        int64_t r = 0;
+        for (int64_t s = 0; s < p.steps; s++) {
+            const T *xs = xo + em_plan_offset(p.nred, p.rdim, p.rstride, s);
+            for (int64_t j = 0; j < p.run; j++, r++) op.merge(acc, op.load(xs[j], r, oi));
+        }
+        op.store(out, oi, acc);
+    }
+}
+
+// One block per output element: strided partials, then a fixed tree.
+template <class T, class OT, class Op>
+__global__ void __launch_bounds__(RED_THREADS) reduce_per_block(em_reduce_plan p, const T *x, OT *out, int64_t nout,
+                                                                Op op) {
+    __shared__ typename Op::A part[RED_THREADS];
+    const int t = threadIdx.x;
+    for (int64_t oi = blockIdx.x; oi < nout; oi += gridDim.x) {
+        int64_t o = oi / p.inner, b = oi % p.inner;
+        const T *xo = x + em_plan_offset(p.nkeep, p.kdim, p.kstride, o) + b;
+        typename Op::A acc = op.init();
+        for (int64_t r = t; r < p.count; r += RED_THREADS) {
+            int64_t s = r / p.run, j = r - s * p.run;
+            op.merge(acc, op.load(xo[em_plan_offset(p.nred, p.rdim, p.rstride, s) + j], r, oi));
+        }
+        part[t] = acc;
+        __syncthreads();
+        for (int w = RED_THREADS / 2; w > 0; w >>= 1) {
+            if (t < w) op.merge(part[t], part[t + w]);
+            __syncthreads();
+        }
+        if (t == 0) op.store(out, oi, part[0]);
+        __syncthreads(); // part[0] is read before the next output overwrites it
+    }
+}
+
+template <class T, class OT, class Op>
+int launch(const em_gpu_call *c, const em_reduce_plan &p, const T *x, OT *out, int64_t nout, const Op &op) {
+    cudaStream_t stream = em_gpu_stream(c->device);
+    if (!stream) return -1;
+    if (p.count >= BLOCK_MIN_COUNT && (p.inner == 1 || nout <= BLOCK_MAX_OUTPUTS)) {
+        unsigned blocks = nout < 65535 * 32 ? (unsigned)nout : 65535u * 32u;
+        reduce_per_block<T, OT, Op><<<blocks, RED_THREADS, 0, stream>>>(p, x, out, nout, op);
+    } else {
+        reduce_per_thread<T, OT, Op><<<em_gpu_blocks(nout), EM_GPU_THREADS, 0, stream>>>(p, x, out, nout, op);
+    }
+    return em_gpu_launched(c->device, c->name);
+}
+
+template <class T> int reduce_typed(const em_gpu_call *c, em_gpu_tensor *out, const em_reduce_plan &p) {
+    const T *x = static_cast<const T *>(c->in[0].data);
+    T *y = static_cast<T *>(out->data);
+    int64_t n = out->numel;
+    switch (c->op) {
+    case EM_OP_SUM: return launch(c, p, x, y, n, Sum<T>{});
+    case EM_OP_PROD: return launch(c, p, x, y, n, Prod<T>{});
+    case EM_OP_MAX: return launch(c, p, x, y, n, Extreme<T, false>{lowest<T>()});
+    case EM_OP_MIN: return launch(c, p, x, y, n, Extreme<T, true>{highest<T>()});
+    case EM_OP_ARGMAX: return launch(c, p, x, static_cast<int64_t *>(out->data), n, Arg<T, false>{});
+    case EM_OP_ARGMIN: return launch(c, p, x, static_cast<int64_t *>(out->data), n, Arg<T, true>{});
+    case EM_OP_LOG_SUM_EXP:
+        if constexpr (std::is_floating_point<T>::value) {
+            if (launch(c, p, x, y, n, Extreme<T, false>{lowest<T>()})) return -1;
+            return launch(c, p, x, y, n, LseSum<T>{y});
+        }
+        break;
+    default: break;
+    }
+    em__gpu_report("%s: no GPU kernel for input dtype %s", c->name, em_dtype_name((em_dtype)c->in[0].dtype));
+    return -1;
+}
+
+} // namespace
+
+extern "C" int em__gpu_reduce(const em_gpu_call *c, em_gpu_tensor *out) {
+    if (c->op < EM_OPS_REDUCE_BEGIN || c->op >= EM_OPS_REDUCE_END) {
+        em__gpu_report("%s: no GPU kernel", c->name);
+        return -1;
+    }
+    if (out->numel == 0) return 0;
+    const em_gpu_tensor *x = &c->in[0];
+    em_reduce_plan p;
+    em_reduce_plan_init(&p, x->ndim, x->shape, x->strides, (uint64_t)c->a->i[0]);
+    switch (x->dtype) {
+    case EM_F32: return reduce_typed<float>(c, out, p);
+    case EM_F64: return reduce_typed<double>(c, out, p);
+    case EM_I32: return reduce_typed<int32_t>(c, out, p);
+    case EM_I64: return reduce_typed<int64_t>(c, out, p);
+    case EM_U8: return reduce_typed<uint8_t>(c, out, p);
+    default:
+        em__gpu_report("%s: no GPU kernel for input dtype %s", c->name, em_dtype_name((em_dtype)x->dtype));
+        return -1;
+    }
+}
