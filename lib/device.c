@@ -5,6 +5,7 @@
  * uses that device's thread count) and that a graph runs the parts placed on
  * different devices at the same time (graph.c). */
 #include "internal.h"
+#include "tape.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -358,4 +359,56 @@ int em_device_sync(const char *device) {
     int dev = find_device("device_sync", device);
     if (dev < 0) return -1;
     return em__is_gpu(dev) ? em__gpu->sync(dev - EM_GPU_BASE) : 0;
+}
+
+/* ---- all-reduce ---- */
+
+int em_all_reduce_mean(int n, em_tensor *const *ts) {
+    char b1[160], b2[160];
+    if (n < 1 || !ts) {
+        em__error("all_reduce_mean: needs n >= 1 tensors (n = %d)", n);
+        return -1;
+    }
+    bool all_gpu = em__gpu != NULL;
+    for (int i = 0; i < n; i++) {
+        if (!ts[i]) return em__null_input("all_reduce_mean"), -1;
+        if (!em__is_float((em_dtype)ts[i]->dtype) || !ts[i]->data || !em__is_contiguous(ts[i])) {
+            em__error("all_reduce_mean: tensor %d must be a contiguous float tensor with a value (it is %s %s)", i,
+                      em_dtype_name((em_dtype)ts[i]->dtype), em__tshape(ts[i], b1, sizeof b1));
+            return -1;
+        }
+        if (ts[i]->dtype != ts[0]->dtype || !em_shape_equal(em__shape_of(ts[i]), em__shape_of(ts[0]))) {
+            em__error("all_reduce_mean: tensor %d is %s %s but tensor 0 is %s %s", i,
+                      em_dtype_name((em_dtype)ts[i]->dtype), em__tshape(ts[i], b1, sizeof b1),
+                      em_dtype_name((em_dtype)ts[0]->dtype), em__tshape(ts[0], b2, sizeof b2));
+            return -1;
+        }
+        all_gpu &= em__is_gpu(ts[i]->device);
+    }
+    if (all_gpu && n > 1) {
+        em_gpu_tensor g[EM_MAX_DEVICES], *gp[EM_MAX_DEVICES];
+        int ordinals[EM_MAX_DEVICES];
+        if (n <= EM_MAX_DEVICES) {
+            for (int i = 0; i < n; i++) {
+                g[i] = em__gpu_tensor(ts[i]);
+                gp[i] = &g[i];
+                ordinals[i] = ts[i]->device - EM_GPU_BASE;
+            }
+            return em__gpu->all_reduce(n, gp, ordinals, 1.0 / n);
+        }
+    }
+    /* The sum in tensor 0's order on the host, then copied back to each. */
+    int saved = em__scoped_device;
+    em__scoped_device = 0;
+    em__tapes_pause(true);
+    em_scope_begin();
+    em_tensor *sum = em_to_device(ts[0], "/cpu:0");
+    for (int i = 1; i < n; i++) sum = em_add(sum, em_to_device(ts[i], "/cpu:0"));
+    em_tensor *mean = em_mul_scalar(sum, 1.0 / n);
+    int rc = mean ? 0 : -1;
+    for (int i = 0; i < n && !rc; i++) rc = em__copy_strided(ts[i], mean);
+    em_scope_end();
+    em__tapes_pause(false);
+    em__scoped_device = saved;
+    return rc;
 }

@@ -336,6 +336,25 @@ START_TEST(test_model_parallel) {
 }
 END_TEST
 
+/* Each replica's gradient replaced by the mean of all: the all-reduce. */
+START_TEST(test_all_reduce_mean) {
+    em_tensor *t[2];
+    t[0] = em_tensor_from(EM_F32, EM_SHAPE(3), (float[]){1, 2, 3});
+    em_device_begin("/cpu:1");
+    t[1] = em_tensor_from(EM_F32, EM_SHAPE(3), (float[]){3, 6, 9});
+    em_device_end();
+    ck_assert_int_eq(em_all_reduce_mean(2, t), 0);
+    for (int i = 0; i < 2; i++) ck_assert_tensor(t[i], EM_F32, EM_SHAPE(3), ((double[]){2, 4, 6}), 0);
+    ck_assert_str_eq(em_tensor_device(t[1]), "/cpu:1");
+    em_tensor *bad[2] = {t[0], em_zeros(EM_F32, EM_SHAPE(4))};
+    ck_assert_int_eq(em_all_reduce_mean(2, bad), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "all_reduce_mean: tensor 1 is float32 [4] but tensor 0 is float32 [3]"));
+    em_clear_error();
+    ck_assert_tensor(t[0], EM_F32, EM_SHAPE(3), ((double[]){2, 4, 6}), 0);
+    one_device();
+}
+END_TEST
+
 /* A value check failing on one device's thread reaches the caller. */
 START_TEST(test_device_errors_reach_the_caller) {
     em_tensor *table = em_test_uniform(EM_SHAPE(5, 4), 0, 1, 3);
@@ -375,6 +394,7 @@ int main(void) {
     tcase_add_test(tc, test_lecture_split_concat);
     tcase_add_test(tc, test_data_parallel_matches_one_device);
     tcase_add_test(tc, test_model_parallel);
+    tcase_add_test(tc, test_all_reduce_mean);
     tcase_add_test(tc, test_device_errors_reach_the_caller);
     suite_add_tcase(s, tc);
     return em_test_run(s);

@@ -157,6 +157,21 @@ START_TEST(test_memory_and_errors) {
 }
 END_TEST
 
+/* The all-reduce across GPUs (NCCL when built with it) or a GPU and the CPU. */
+START_TEST(test_all_reduce) {
+    em_tensor *t[2] = {em_tensor_from(EM_F32, EM_SHAPE(3), (float[]){1, 2, 3}),
+                       em_tensor_from(EM_F32, EM_SHAPE(3), (float[]){3, 6, 9})};
+    t[0] = em_to_device(t[0], "/gpu:0");
+    if (em_device_begin("/gpu:1") == 0) { /* two GPUs */
+        em_device_end();
+        t[1] = em_to_device(t[1], "/gpu:1");
+    }
+    em_clear_error();
+    ck_assert_int_eq(em_all_reduce_mean(2, t), 0);
+    for (int i = 0; i < 2; i++) ck_assert_tensor(t[i], EM_F32, EM_SHAPE(3), ((double[]){2, 4, 6}), 0);
+}
+END_TEST
+
 /* A graph wholly on the GPU replays as one CUDA graph, with eager's results. */
 START_TEST(test_graph_replays_as_cuda_graph) {
     em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 64), "x");
@@ -190,6 +205,7 @@ int main(void) {
     tcase_add_test(tc, test_random_streams_match);
     tcase_add_test(tc, test_optimizers_match);
     tcase_add_test(tc, test_memory_and_errors);
+    tcase_add_test(tc, test_all_reduce);
     tcase_add_test(tc, test_graph_replays_as_cuda_graph);
     suite_add_tcase(s, tc);
     return em_test_run(s);

@@ -80,6 +80,13 @@ int em_device_memory_stats(const char *device, em_device_memory *out);
  * here, naming the op. 0 at once for a CPU device. */
 int em_device_sync(const char *device);
 
+/* The all-reduce of synchronous data parallelism: n float tensors of one
+ * shape and dtype, typically one per device, each replaced in place by
+ * their mean. Across GPUs it runs NCCL's all-reduce when the build has NCCL,
+ * else device copies. Not recorded on tapes. 0, or -1 with an error (and
+ * nothing changed). */
+int em_all_reduce_mean(int n, em_tensor *const *ts);
+
 /* The memory of t on its device (a CUDA device pointer for a GPU tensor),
  * for calling other libraries (cuBLAS, your own kernels) beside Ember.
  * BORROWED, valid while t lives; NULL with an error for a strided view
