@@ -23,7 +23,7 @@
  *
  *   em_ps *ps = em_ps_open(d, 4, vars, opt, &(em_ps_options){.servers = 1, .staleness = 4});
  *   if (em_ps_is_server(ps)) em_ps_serve(ps, 0);
- *   else for (em_ps_pull(ps); ...;) { ...grads...; em_ps_push_pull(ps, 4, grads); }
+ *   else for (...) { ...grads...; em_ps_push_pull(ps, 4, grads); }
  *   em_ps_close(ps);
  *
  * Faults. Every wait has a deadline (em_dist_options.timeout): a call whose
@@ -32,8 +32,8 @@
  * dropped by the servers, and the other workers go on; a server that dies
  * makes each worker's next push or pull fail after the timeout. Open MPI 4.1
  * kills the whole job when one process dies unless mpirun is given
- * --enable-recovery; with it, the survivors' messages keep flowing and
- * MPI_Finalize returns (see README, "Several processes").
+ * --enable-recovery; with it, the survivors' messages keep flowing (see
+ * em_dist_close for the end, and README, "Several processes").
  *
  * Every function here is called from the thread that called em_dist_init,
  * and errors name the function and the rank, e.g. "em_ps_pull: rank 2:
@@ -61,9 +61,12 @@ em_dist *em_dist_init(int *argc, char ***argv, const em_dist_options *o);
 int em_dist_rank(const em_dist *d);
 int em_dist_size(const em_dist *d);
 double em_dist_timeout(const em_dist *d);
-/* Frees d and finalises MPI if em_dist_init initialised it. Returns after the
- * live ranks finalise too, also when a peer has died (under --enable-recovery).
- * 0, or -1 with an error. d may be NULL. */
+/* Frees d and finalises MPI if em_dist_init initialised it (which waits for
+ * the other ranks to close too). When this rank knows that some rank died
+ * (a call timed out, or a server said so), it leaves MPI unfinalised
+ * instead: Open MPI 4.1's MPI_Finalize may then never return, while ranks
+ * leaving without it end the job cleanly under --enable-recovery. 0, or -1
+ * with an error. d may be NULL. */
 int em_dist_close(em_dist *d);
 
 /* Waits until every rank got here. 0, or -1 after the timeout. */
@@ -98,24 +101,33 @@ typedef struct em_ps_stats {
 } em_ps_stats;
 
 /* Collective: every rank passes the same variables (names, dtypes, shapes) in
- * the same order. A server's values of its shard are the starting values; it
- * updates them with opt (any Ember optimizer; the slots live on the server).
- * Workers may pass opt = NULL. NULL with an error. */
+ * the same order. A server's values of its shard are the starting values,
+ * copied into every rank's variables before em_ps_open returns (so that all
+ * workers start alike); the server updates them with opt (any Ember
+ * optimizer; the slots live on the server). Workers may pass opt = NULL. A
+ * server counts a worker as lost when it hears nothing from it for the
+ * timeout, counted from em_ps_open or from the server's last answer to it.
+ * NULL with an error. */
 em_ps *em_ps_open(em_dist *d, int n, em_tensor *const *vars, em_optimizer *opt, const em_ps_options *o);
 bool em_ps_is_server(const em_ps *ps);
-/* The server rank holding vars[i]. */
+/* The server rank holding vars[i]; -1 for an i out of range. */
 int em_ps_server_of(const em_ps *ps, int i);
 /* Server: answers pulls and applies pushes until every worker has closed or
  * been lost (returns 0), or until max_updates more pushes were applied
  * (returns 1; max_updates <= 0: no such limit). -1 with an error. */
 int em_ps_serve(em_ps *ps, int64_t max_updates);
-/* Worker: copies the servers' current values into the variables. */
+/* Worker: copies the servers' current values into the variables (as soon as
+ * the staleness bound allows). */
 int em_ps_pull(em_ps *ps);
 /* Worker: pushes grads[0..n) (dtypes and shapes of the variables), then
  * pulls the values as soon as the staleness bound allows. */
 int em_ps_push_pull(em_ps *ps, int n, em_tensor *const *grads);
 em_ps_stats em_ps_get_stats(const em_ps *ps);
-/* A worker tells the servers it is done (without waiting past the timeout).
+/* A worker tells the servers it is done and waits for them to finish (all
+ * workers done or lost; each server's silence is bounded by the timeout),
+ * learning whether any rank died (then em_dist_close skips MPI_Finalize,
+ * which Open MPI 4.1 may never return from after a death). A server that
+ * does not answer leaves its error (em_last_error) and counts as dead.
  * Frees ps; ps may be NULL. */
 void em_ps_close(em_ps *ps);
 
