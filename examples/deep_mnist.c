@@ -46,16 +46,7 @@ static int parse(int argc, char **argv, options *o) {
     *o = (options){"data/mnist", "runs/deep_mnist", 4000, 100, 500, 0, 1e-3, 1, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name, action)                                            \
-    if (!strcmp(a, name)) {                                          \
-        if (!v) {                                                    \
-            fprintf(stderr, "deep_mnist: %s needs a value\n", name); \
-            return -1;                                               \
-        }                                                            \
-        action;                                                      \
-        i++;                                                         \
-        continue;                                                    \
-    }
+#define OPT(name, action) EXAMPLE_OPTION("deep_mnist", name, action)
         OPT("--data", o->data = v)
         OPT("--logdir", o->logdir = v)
         OPT("--steps", o->steps = atoi(v))

@@ -44,16 +44,7 @@ static int parse(int argc, char **argv, options *o) {
     *o = (options){"data/mnist", "runs/mnist", "/cpu:0", 5, 0, 100, 200, 0, 1, 0.9, 1e-3, 1, false, false, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name, action)                                            \
-    if (!strcmp(a, name)) {                                          \
-        if (!v) {                                                    \
-            fprintf(stderr, "mnist: %s needs a value\n", name);      \
-            return -1;                                               \
-        }                                                            \
-        action;                                                      \
-        i++;                                                         \
-        continue;                                                    \
-    }
+#define OPT(name, action) EXAMPLE_OPTION("mnist", name, action)
         OPT("--data", o->data = v)
         OPT("--logdir", o->logdir = v)
         OPT("--epochs", o->epochs = atoi(v))

@@ -6,7 +6,22 @@
 #include <ember.h>
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
+
+/* One "--name value" option, inside an example's loop over argv (where a is
+ * the argument, v the next one or NULL, i the index): runs `action` with
+ * the value, or says the value is missing. */
+#define EXAMPLE_OPTION(program, name, action)                          \
+    if (!strcmp(a, name)) {                                            \
+        if (!v) {                                                      \
+            fprintf(stderr, "%s: %s needs a value\n", program, name); \
+            return -1;                                                 \
+        }                                                              \
+        action;                                                        \
+        i++;                                                           \
+        continue;                                                      \
+    }
 
 typedef struct {
     em_tensor *images; /* uint8, [N, ...] as the example asked */

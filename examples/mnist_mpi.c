@@ -58,16 +58,7 @@ static int parse(int argc, char **argv, options *o) {
                    .checkpoint_every = 100, .lr = 1e-3, .seed = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(name, action)                                            \
-    if (!strcmp(a, name)) {                                          \
-        if (!v) {                                                    \
-            fprintf(stderr, "mnist_mpi: %s needs a value\n", name);  \
-            return -1;                                               \
-        }                                                            \
-        action;                                                      \
-        i++;                                                         \
-        continue;                                                    \
-    }
+#define OPT(name, action) EXAMPLE_OPTION("mnist_mpi", name, action)
         OPT("--mode", o->async = !strcmp(v, "async"); if (!o->async && strcmp(v, "sync")) {
             fprintf(stderr, "mnist_mpi: --mode is sync or async, not %s\n", v);
             return -1;
