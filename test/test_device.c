@@ -25,9 +25,9 @@ static bool same_values(em_tensor *a, em_tensor *b, double tol) {
 }
 
 START_TEST(test_names_and_scopes) {
-    ck_assert_int_eq(em_device_count(), 2);
+    ck_assert_int_ge(em_device_count(), 2); /* and any GPUs after the CPUs */
     ck_assert_str_eq(em_device_name(1), "/cpu:1");
-    ck_assert_ptr_null(em_device_name(2));
+    ck_assert_ptr_null(em_device_name(em_device_count()));
     em_clear_error();
     ck_assert_str_eq(em_device_current(), "");
     /* the lecture's spellings all name the same device */
@@ -67,8 +67,8 @@ START_TEST(test_names_and_scopes) {
 END_TEST
 
 START_TEST(test_gpu_absent_and_soft_placement) {
-    ck_assert_int_eq(em_device_begin("/device:GPU:0"), -1);
-    ck_assert_ptr_nonnull(strstr(em_last_error(), "no device '/device:GPU:0'"));
+    ck_assert_int_eq(em_device_begin("/device:GPU:31"), -1); /* absent even where there are GPUs */
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "no device '/device:GPU:31'"));
     ck_assert_ptr_nonnull(strstr(em_last_error(), "turn on soft placement"));
     em_clear_error();
     char *text = NULL;
@@ -76,13 +76,13 @@ START_TEST(test_gpu_absent_and_soft_placement) {
     FILE *log = open_memstream(&text, &len);
     em_log_device_placement(log);
     em_set_soft_placement(true);
-    ck_assert_int_eq(em_device_begin("/gpu:0"), 0);
+    ck_assert_int_eq(em_device_begin("/gpu:31"), 0);
     em_tensor *a = em_tensor_from(EM_F32, EM_SHAPE(2, 2), (float[]){1, 2, 3, 4});
     em_tensor *c = em_matmul(a, a);
     ck_assert_str_eq(em_tensor_device(c), "/cpu:0");
     ck_assert_int_eq(em_device_end(), 0);
     fflush(log);
-    ck_assert_ptr_nonnull(strstr(text, "device_begin: /gpu:0 is not available; using /cpu:0 (soft placement)"));
+    ck_assert_ptr_nonnull(strstr(text, "device_begin: /gpu:31 is not available; using /cpu:0 (soft placement)"));
     ck_assert_ptr_nonnull(strstr(text, "matmul: /cpu:0"));
     em_log_device_placement(NULL);
     fclose(log);
