@@ -124,6 +124,7 @@ static int run_gpu(const em_call *c, em_tensor *out) {
 }
 
 int em__kernel(const em_call *c, em_tensor *out) {
+    if (out->numel == 0) return 0; /* no element to compute (its other dims may still be huge) */
     em_thread *th = em__thread();
     uint64_t errors = th->errors;
     if (em__is_gpu(out->device) && !(c->def->flags & EM_OPF_ANY_DEVICE)) return run_gpu(c, out);
@@ -140,6 +141,7 @@ int em__infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
 
 int em__run_kernel(const em_call *c, em_tensor *out) {
     const em_op_def *d = c->def;
+    if (out->numel == 0) return 0; /* no element to compute (its other dims may still be huge) */
     bool gpu = em__is_gpu(out->device) && !(d->flags & EM_OPF_ANY_DEVICE);
     if (d->flags & EM_OPF_STRIDED) {
         if (gpu) return run_gpu(c, out);

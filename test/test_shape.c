@@ -25,6 +25,17 @@ START_TEST(test_reshape) {
 }
 END_TEST
 
+/* Empty tensors with huge other dims: nothing to compute, and nothing is
+ * looped over (the fuzzer found concat spinning over 2^40 empty rows). */
+START_TEST(test_empty_with_huge_dims) {
+    em_tensor *e = em_broadcast_to(em_zeros(EM_F32, EM_SHAPE(1, 0)), EM_SHAPE(1LL << 40, 0));
+    em_tensor *c = em_concat(2, (em_tensor *[]){e, e}, 1);
+    ck_assert_int_eq(em_numel(c), 0);
+    ck_assert_int_eq(em_dim(c, 0), 1LL << 40);
+    ck_assert_int_eq(em_numel(em_tile(e, (int64_t[]){1, 3})), 0);
+}
+END_TEST
+
 START_TEST(test_reshape_errors) {
     em_tensor *x = iota(EM_F32, EM_SHAPE(2, 3));
     ck_assert_error(em_reshape(x, EM_SHAPE(4, 2)), "reshape: cannot reshape [2,3] (6 elements) into [4,2]");
@@ -253,6 +264,7 @@ int main(void) {
     tcase_add_test(tc, test_tile);
     tcase_add_test(tc, test_expand_dims_and_squeeze);
     tcase_add_test(tc, test_split);
+    tcase_add_test(tc, test_empty_with_huge_dims);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }
