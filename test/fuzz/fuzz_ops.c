@@ -71,6 +71,8 @@ static em_tensor *ops_new(fz *f) {
 }
 
 /* An operand: an earlier one or result, or a new one. */
+#define OPERAND_MAX 4096 /* elements of a result kept as a later operand */
+
 static em_tensor *ops_arg(ops_state *s) {
     unsigned k = fz_u8(&s->f);
     if (s->n && k % 3) return s->pool[k % s->n];
@@ -320,7 +322,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FZ_CHECK(em_numel(r) == em_shape_numel(em_tensor_shape(r)));
         fz_touch(r);
         last = r;
-        if (s.n < POOL) s.pool[s.n++] = r;
+        /* Big results (a broadcast view can stand for 2^40 elements) are not
+         * fed to later ops: a matmul over them is slow, not wrong. */
+        if (s.n < POOL && em_numel(r) <= OPERAND_MAX) s.pool[s.n++] = r;
     }
     if (tape) {
         em_tape_stop(tape);
