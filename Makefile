@@ -183,7 +183,8 @@ test: $(TEST_BIN) $(EXAMPLES) $(BUILD)/ember-bench
 
 examples: $(EXAMPLES)
 
-# Each fuzz target runs FUZZ_SECONDS from its corpus test/fuzz/corpus/<t>/;
+# Each fuzz target runs FUZZ_SECONDS (or FUZZ_RUNS executions: the 10M of
+# issue 9 is `make fuzz FUZZ_RUNS=10000000`) from its corpus test/fuzz/corpus/<t>/;
 # new inputs and crashes go to $(BUILD)-fuzz/fuzz/ (keep the useful ones with
 # <target> -merge=1 test/fuzz/corpus/<t> $(BUILD)-fuzz/fuzz/corpus-<t>).
 # test_fuzz_replay replays the corpora in `make test`, no clang needed.
@@ -195,7 +196,7 @@ fuzz:
 	$(MAKE) FUZZ=1 BUILD=$(BUILD) fuzz-run
 fuzz-run: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 	@for t in $(FUZZ_TARGETS); do echo "== $$t"; mkdir -p $(BUILD)/fuzz/corpus-$$t; \
-	  $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 -print_final_stats=1 \
+	  $(BUILD)/fuzz/$$t $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS)) -max_len=4096 -timeout=10 -print_final_stats=1 \
 	    -artifact_prefix=$(BUILD)/fuzz/$$t- $(BUILD)/fuzz/corpus-$$t test/fuzz/corpus/$$t || exit 1; done
 # The standard suite: every op family beside PyTorch (bench/suite.sh), then
 # the op, step and CNN benchmarks, on 1 thread and on all cores; with the GPU
