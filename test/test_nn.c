@@ -422,6 +422,18 @@ START_TEST(test_dropout) {
 }
 END_TEST
 
+/* A filter's gradient over a batch of no images is zero (the fuzzer found a
+ * division by zero here). */
+START_TEST(test_conv_filter_gradient_of_empty_batch) {
+    em_tensor *x = em_zeros(EM_F32, EM_SHAPE(0, 4, 4, 1)), *w = em_ones(EM_F32, EM_SHAPE(3, 3, 1, 2)), *g;
+    em_tape *tape = em_tape_begin(false);
+    em_tensor *y = em_sum(em_conv2d(x, w, (int[]){1, 1}, EM_PAD_SAME, NULL), EM_ALL_AXES, false);
+    ck_assert_int_eq(em_gradients(tape, y, 1, &w, &g), 0);
+    em_tape_release(tape);
+    ck_assert_tensor(g, EM_F32, EM_SHAPE(3, 3, 1, 2), ((double[18]){0}), 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("nn");
     TCase *tc = tcase_create("nn");
@@ -441,6 +453,7 @@ int main(void) {
     tcase_add_test(tc, test_second_derivatives);
     tcase_add_test(tc, test_bias_add);
     tcase_add_test(tc, test_dropout);
+    tcase_add_test(tc, test_conv_filter_gradient_of_empty_batch);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

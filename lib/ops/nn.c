@@ -556,7 +556,7 @@ static void conv_run(const em_call *c, em_tensor *out, conv_kind kind) {
     p.P1 = g->oh * g->ow;
     p.direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
     if (out->numel == 0) return;
-    if (p.K == 0 || p.P1 == 0 || g->o == 0) { /* an empty sum */
+    if (p.K == 0 || p.P1 == 0 || g->o == 0 || g->n == 0) { /* an empty sum (a filter gradient over no images) */
         memset(out->data, 0, (size_t)out->numel * p.es);
         return;
     }
