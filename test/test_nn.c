@@ -3,6 +3,8 @@
  * computed with NumPy from seq() (direct loops over TF's padding rule). */
 #include "common.h"
 
+#include <limits.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -434,6 +436,19 @@ START_TEST(test_conv_filter_gradient_of_empty_batch) {
 }
 END_TEST
 
+/* A window far larger than the input is clamped to it, and its gradient
+ * too (the fuzzer found the work estimate overflowing for ksize INT_MAX). */
+START_TEST(test_pool_with_huge_window) {
+    em_tensor *x = em_reshape(em_arange(EM_F32, 0, 16, 1), EM_SHAPE(1, 4, 4, 1)), *g;
+    em_tape *tape = em_tape_begin(false);
+    em_tensor *y = em_max_pool(x, (int[]){INT_MAX, INT_MAX}, (int[]){4, 4}, EM_PAD_SAME);
+    ck_assert_tensor(y, EM_F32, EM_SHAPE(1, 1, 1, 1), ((double[]){15}), 0);
+    ck_assert_int_eq(em_gradients(tape, y, 1, &x, &g), 0);
+    em_tape_release(tape);
+    ck_assert_double_eq(em_item(em_sum(g, EM_ALL_AXES, false)), 1);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("nn");
     TCase *tc = tcase_create("nn");
@@ -454,6 +469,7 @@ int main(void) {
     tcase_add_test(tc, test_bias_add);
     tcase_add_test(tc, test_dropout);
     tcase_add_test(tc, test_conv_filter_gradient_of_empty_batch);
+    tcase_add_test(tc, test_pool_with_huge_window);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

@@ -808,8 +808,11 @@ static void pool_run(const em_call *c, em_tensor *out, const int64_t *xs, const 
     pool_plan p = {.x = x, .dy = dy, .out = out->data};
     pool_geom(c, xs, &p.g);
     int64_t rows = per_image ? p.g.n : p.g.n * p.g.oh;
-    int64_t work = (per_image ? p.g.oh : 1) * p.g.ow * p.g.c * p.g.kh * p.g.kw;
-    em__parallel_for(rows, work >= 16384 ? 1 : 16384 / (work ? work : 1), out->dtype == EM_F32 ? f32 : f64, &p);
+    /* Work per row, to size the chunks: in double, as windows of a huge ksize
+     * (clamped to the input when run) would overflow it. */
+    double work = (double)(per_image ? p.g.oh : 1) * (double)p.g.ow * (double)p.g.c * (double)p.g.kh * (double)p.g.kw;
+    int64_t grain = work >= 16384 ? 1 : (int64_t)(16384 / (work > 1 ? work : 1));
+    em__parallel_for(rows, grain, out->dtype == EM_F32 ? f32 : f64, &p);
 }
 static void max_pool_cpu(const em_call *c, em_tensor *out) {
     pool_run(c, out, c->in[0]->shape, c->in[0]->data, NULL, max_pool_float, max_pool_double, false);
