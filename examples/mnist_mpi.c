@@ -140,7 +140,7 @@ static const int64_t *batch_rows(run *r, int64_t g) {
 }
 
 static void maybe_die(const run *r, int64_t step) {
-    if (r->rank == r->o.die_rank && step == r->o.die_at) {
+    if (r->rank == r->o.die_rank && r->o.die_at > 0 && step >= r->o.die_at) {
         printf("rank %d: dying at step %" PRId64 " (SIGKILL)\n", r->rank, step);
         fflush(stdout);
         raise(SIGKILL);

@@ -756,6 +756,8 @@ int em_ps_serve(em_ps *ps, int64_t max_updates) {
             if (flag) {
                 progress = true;
                 if (handle(ps, fn, w, &st)) return -1;
+                /* stop at exactly max_updates: the caller may act at that count */
+                if (max_updates > 0 && ps->stats.updates - start >= max_updates) break;
             }
         }
         if (release(ps, fn)) return -1;
