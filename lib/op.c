@@ -133,23 +133,15 @@ int em__kernel(const em_call *c, em_tensor *out) {
 }
 
 int em__infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
-    bool gpu = false;
-    for (int i = 0; i < c->n; i++) gpu |= em__is_gpu(c->in[i]->device);
-    if (gpu && (c->def->flags & EM_OPF_CHECKS_VALUES)) return infer_on_host(c, dtype, ndim, shape);
+    if (c->def->flags & EM_OPF_CHECKS_VALUES)
+        for (int i = 0; i < c->n; i++)
+            if (em__is_gpu(c->in[i]->device)) return infer_on_host(c, dtype, ndim, shape);
     return c->def->infer(c, dtype, ndim, shape);
 }
 
 int em__run_kernel(const em_call *c, em_tensor *out) {
     const em_op_def *d = c->def;
-    if (out->numel == 0) return 0; /* no element to compute (its other dims may still be huge) */
-    bool gpu = em__is_gpu(out->device) && !(d->flags & EM_OPF_ANY_DEVICE);
-    if (d->flags & EM_OPF_STRIDED) {
-        if (gpu) return run_gpu(c, out);
-        em_thread *th = em__thread();
-        uint64_t errors = th->errors;
-        d->cpu(c, out);
-        return th->errors == errors ? 0 : -1;
-    }
+    if ((d->flags & EM_OPF_STRIDED) || out->numel == 0) return em__kernel(c, out);
     int n = c->n;
     em_tensor *small[4], **dense = n <= 4 ? small : malloc(sizeof(em_tensor *) * (size_t)n);
     int ok = dense != NULL;
@@ -167,17 +159,11 @@ int em__run_kernel(const em_call *c, em_tensor *out) {
         return -1;
     }
     em_call dc = {d, n, dense, c->a};
-    em_thread *th = em__thread();
-    uint64_t errors = th->errors;
-    if (gpu) {
-        if (run_gpu(&dc, out)) th->errors++;
-    } else {
-        d->cpu(&dc, out);
-    }
+    int rc = em__kernel(&dc, out); /* a kernel fails only out of scratch memory */
     for (int i = 0; i < n; i++)
         if (dense[i] != c->in[i]) em__unref(dense[i]);
     if (dense != small) free(dense);
-    return th->errors == errors ? 0 : -1; /* a kernel reports only running out of scratch memory */
+    return rc;
 }
 
 em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a) {

@@ -379,8 +379,7 @@ typedef struct {
     void *w;
     const void *g;
     void *s0, *s1, *s2;
-    double lr, momentum, rho1, epsilon, beta1c, beta2c, l1t, l2tlr, keep; /* rho1, beta*c: 1 - decay, 1 - beta* */
-    bool nesterov, centered;
+    em_update_coeffs k; /* the step's scalars, shared with the GPU's update kernels (lib/gpu.h) */
     em_range_fn kernel;
 } upd;
 
@@ -391,15 +390,15 @@ typedef struct {
     EM_HOT static void sgd_##SUF(void *c_, int64_t b, int64_t e) {                                           \
         const upd *c = c_;                                                                            \
         T *w = c->w;                                                                                  \
-        const T *g = c->g, lr = (T)c->lr;                                                             \
+        const T *g = c->g, lr = (T)c->k.lr;                                                             \
         SIMD for (int64_t i = b; i < e; i++) w[i] -= lr * g[i];                                       \
     }                                                                                                 \
     EM_HOT static void momentum_##SUF(void *c_, int64_t b, int64_t e) {                                      \
         const upd *c = c_;                                                                            \
         T *w = c->w, *a = c->s0;                                                                      \
-        const T *g = c->g, lr = (T)c->lr, mu = (T)c->momentum;                                        \
+        const T *g = c->g, lr = (T)c->k.lr, mu = (T)c->k.momentum;                                        \
         /* nesterov: var -= g * lr + accum * momentum * lr; else var -= accum * lr */                 \
-        const T ga = c->nesterov ? lr : 0, aa = c->nesterov ? mu * lr : lr;                           \
+        const T ga = c->k.nesterov ? lr : 0, aa = c->k.nesterov ? mu * lr : lr;                           \
         SIMD for (int64_t i = b; i < e; i++) {                                                        \
             a[i] = a[i] * mu + g[i];                                                                  \
             w[i] -= g[i] * ga + a[i] * aa;                                                            \
@@ -408,7 +407,7 @@ typedef struct {
     EM_HOT static void adagrad_##SUF(void *c_, int64_t b, int64_t e) {                                       \
         const upd *c = c_;                                                                            \
         T *w = c->w, *a = c->s0;                                                                      \
-        const T *g = c->g, lr = (T)c->lr;                                                             \
+        const T *g = c->g, lr = (T)c->k.lr;                                                             \
         SIMD for (int64_t i = b; i < e; i++) {                                                        \
             a[i] += g[i] * g[i];                                                                      \
             w[i] -= lr * g[i] / SQRT(a[i]);                                                           \
@@ -417,7 +416,7 @@ typedef struct {
     EM_HOT static void adagrad_da_##SUF(void *c_, int64_t b, int64_t e) {                                    \
         const upd *c = c_;                                                                            \
         T *w = c->w, *ga = c->s0, *g2 = c->s1;                                                        \
-        const T *g = c->g, lr = (T)c->lr, l1t = (T)c->l1t, l2tlr = (T)c->l2tlr;                       \
+        const T *g = c->g, lr = (T)c->k.lr, l1t = (T)c->k.l1t, l2tlr = (T)c->k.l2tlr;                       \
         /* l1 = 0 leaves the sum as is: shrinking by 0 keeps |sum| and its sign */                    \
         SIMD for (int64_t i = b; i < e; i++) {                                                        \
             ga[i] += g[i];                                                                            \
@@ -430,8 +429,8 @@ typedef struct {
     EM_HOT static void rmsprop_##SUF(void *c_, int64_t b, int64_t e) {                                       \
         const upd *c = c_;                                                                            \
         T *w = c->w, *ms = c->s0, *mom = c->s1, *mg = c->s2;                                          \
-        const T *g = c->g, lr = (T)c->lr, rho1 = (T)c->rho1, mu = (T)c->momentum, eps = (T)c->epsilon; \
-        if (c->centered)                                                                              \
+        const T *g = c->g, lr = (T)c->k.lr, rho1 = (T)c->k.rho1, mu = (T)c->k.momentum, eps = (T)c->k.epsilon; \
+        if (c->k.centered)                                                                              \
             SIMD for (int64_t i = b; i < e; i++) {                                                    \
                 ms[i] += (g[i] * g[i] - ms[i]) * rho1;                                                \
                 mg[i] += (g[i] - mg[i]) * rho1;                                                       \
@@ -448,8 +447,8 @@ typedef struct {
     EM_HOT static void adam_##SUF(void *c_, int64_t b, int64_t e) {                                          \
         const upd *c = c_;                                                                            \
         T *w = c->w, *m = c->s0, *v = c->s1;                                                          \
-        const T *g = c->g, lr = (T)c->lr, b1c = (T)c->beta1c, b2c = (T)c->beta2c, eps = (T)c->epsilon, \
-                keep = (T)c->keep;                                                                    \
+        const T *g = c->g, lr = (T)c->k.lr, b1c = (T)c->k.beta1c, b2c = (T)c->k.beta2c, eps = (T)c->k.epsilon, \
+                keep = (T)c->k.keep;                                                                    \
         SIMD for (int64_t i = b; i < e; i++) {                                                        \
             m[i] += (g[i] - m[i]) * b1c;                                                              \
             v[i] += (g[i] * g[i] - v[i]) * b2c;                                                       \
@@ -550,36 +549,35 @@ static void updates_cpu(const em_call *c, em_tensor *out) {
     const em_optimizer *o = (const em_optimizer *)(uintptr_t)c->a->seed;
     double t = *(const double *)c->in[0]->data + 1, lr = *(double *)c->in[1]->data;
     if (o->schedule) *(double *)c->in[1]->data = lr = em_schedule_value(o->schedule, (int64_t)t - 1);
-    upd u = {
-        .lr = lr,
-        .momentum = o->momentum,
-        /* 1 - beta in double: in float32, 1 - 0.999f is off by 1e-5 relative */
-        .rho1 = 1 - o->decay,
-        .epsilon = o->epsilon,
-        .beta1c = 1 - o->beta1,
-        .beta2c = 1 - o->beta2,
-        .l1t = o->l1 * t,
-        .l2tlr = o->l2 * t * lr,
-        .keep = 1 - lr * o->weight_decay,
-        .nesterov = o->nesterov,
-        .centered = o->centered,
-    };
-    if (o->kind == OPT_ADAM || o->kind == OPT_ADAMW) u.lr = lr * sqrt(1 - pow(o->beta2, t)) / (1 - pow(o->beta1, t));
-    int per = 2 + o->nslots;
-    static const em_update_kind gpu_kind[] = {
+    static const em_update_kind update_kind[] = {
         [OPT_SGD] = EM_UPDATE_SGD,         [OPT_MOMENTUM] = EM_UPDATE_MOMENTUM, [OPT_ADAGRAD] = EM_UPDATE_ADAGRAD,
         [OPT_ADAGRAD_DA] = EM_UPDATE_ADAGRAD_DA, [OPT_RMSPROP] = EM_UPDATE_RMSPROP, [OPT_ADAM] = EM_UPDATE_ADAM,
         [OPT_ADAMW] = EM_UPDATE_ADAM,
     };
-    em_update_coeffs coeffs = {gpu_kind[o->kind], u.lr,    u.momentum, u.rho1,      u.epsilon, u.beta1c,
-                               u.beta2c,          u.l1t,   u.l2tlr,    u.keep,      u.nesterov, u.centered};
+    upd u = {.k = {
+                 .kind = update_kind[o->kind],
+                 .lr = lr,
+                 .momentum = o->momentum,
+                 /* 1 - beta in double: in float32, 1 - 0.999f is off by 1e-5 relative */
+                 .rho1 = 1 - o->decay,
+                 .epsilon = o->epsilon,
+                 .beta1c = 1 - o->beta1,
+                 .beta2c = 1 - o->beta2,
+                 .l1t = o->l1 * t,
+                 .l2tlr = o->l2 * t * lr,
+                 .keep = 1 - lr * o->weight_decay,
+                 .nesterov = o->nesterov,
+                 .centered = o->centered,
+             }};
+    if (o->kind == OPT_ADAM || o->kind == OPT_ADAMW) u.k.lr = lr * sqrt(1 - pow(o->beta2, t)) / (1 - pow(o->beta1, t));
+    int per = 2 + o->nslots;
     for (int64_t i = 0; i < c->a->i[0]; i++) {
         em_tensor *const *in = c->in + 2 + i * per;
         if (em__is_gpu(in[0]->device)) { /* a fused update kernel on the variable's GPU */
             em_gpu_tensor t[5], *slots[3];
             for (int k = 0; k < per; k++) t[k] = em__gpu_tensor(in[k]);
             for (int k = 0; k < o->nslots; k++) slots[k] = &t[2 + k];
-            if (em__gpu->update(&coeffs, &t[0], &t[1], slots, in[0]->device - EM_GPU_BASE)) return;
+            if (em__gpu->update(&u.k, &t[0], &t[1], slots, in[0]->device - EM_GPU_BASE)) return;
             continue;
         }
         u.w = in[0]->data;

@@ -72,3 +72,17 @@ int em_test_run(Suite *s) {
     srunner_free(sr);
     return failed ? 1 : 0;
 }
+
+double em_test_max_rel_diff(em_tensor *a, em_tensor *b) {
+    if (em_numel(a) != em_numel(b)) return INFINITY;
+    em_scope_begin();
+    const double *x = em_data(em_cast(em_to_device(a, "/cpu:0"), EM_F64));
+    const double *y = em_data(em_cast(em_to_device(b, "/cpu:0"), EM_F64));
+    double worst = x && y ? 0 : INFINITY;
+    for (int64_t i = 0; x && y && i < em_numel(a); i++) {
+        double d = fabs(x[i] - y[i]) / fmax(1, fabs(y[i]));
+        if (!(d <= worst)) worst = d; /* NaN counts as worst */
+    }
+    em_scope_end();
+    return worst;
+}

@@ -18,6 +18,10 @@ int em_test_run(Suite *s);
 void em_test_assert_tensor(em_tensor *t, em_dtype dtype, em_shape shape, const double *expect, double tol,
                            const char *file, int line);
 
+/* The largest |a - b| / max(1, |b|) over the elements of two tensors on any
+ * devices (INFINITY when their sizes differ or a value is NaN). */
+double em_test_max_rel_diff(em_tensor *a, em_tensor *b);
+
 /* Asserts the call failed (t == NULL) with an error containing `needle`, then clears it. */
 #define ck_assert_error(t, needle) em_test_assert_error((t) == NULL, (needle), __FILE__, __LINE__)
 void em_test_assert_error(int failed, const char *needle, const char *file, int line);

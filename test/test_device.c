@@ -15,15 +15,6 @@ static void one_device(void) {
     ck_assert_int_eq(em_set_cpu_devices(1, 0), 0);
 }
 
-static bool same_values(em_tensor *a, em_tensor *b, double tol) {
-    if (em_numel(a) != em_numel(b)) return false;
-    em_tensor *da = em_cast(a, EM_F64), *db = em_cast(b, EM_F64);
-    const double *x = em_data(da), *y = em_data(db);
-    for (int64_t i = 0; i < em_numel(a); i++)
-        if (fabs(x[i] - y[i]) > tol * fmax(1, fabs(y[i]))) return false;
-    return true;
-}
-
 START_TEST(test_names_and_scopes) {
     ck_assert_int_ge(em_device_count(), 2); /* and any GPUs after the CPUs */
     ck_assert_str_eq(em_device_name(1), "/cpu:1");
@@ -149,7 +140,7 @@ START_TEST(test_lecture_split_concat) {
     ck_assert_int_eq(em_device_begin("/cpu:0"), 0);
     em_tensor *c = em_concat(2, sc, 0);
     ck_assert_int_eq(em_device_end(), 0);
-    ck_assert(same_values(c, em_add(a, b), 0));
+    ck_assert(em_test_max_rel_diff(c, em_add(a, b)) <= 0);
     one_device();
 }
 END_TEST
@@ -237,7 +228,7 @@ START_TEST(test_data_parallel_matches_one_device) {
     snapshot(got);
     for (int k = 0; k < 4; k++) {
         ck_assert_str_eq(em_tensor_device(vars[k]), "/cpu:0");
-        ck_assert_msg(same_values(got[k], want[k], 1e-5), "variable %d differs", k);
+        ck_assert_msg(em_test_max_rel_diff(got[k], want[k]) <= 1e-5, "variable %d differs", k);
     }
     em_optimizer_release(opt);
 
@@ -261,7 +252,8 @@ START_TEST(test_data_parallel_matches_one_device) {
     for (int s = 0; s < 3; s++) ck_assert_int_eq(em_graph_run(g, 2, feeds, 1, &train, r), 0);
     ck_assert_int_gt(em_graph_get_stats(g).parallel_levels, 0);
     snapshot(graph_got);
-    for (int k = 0; k < 4; k++) ck_assert_msg(same_values(graph_got[k], got[k], 1e-6), "graph variable %d differs", k);
+    for (int k = 0; k < 4; k++)
+        ck_assert_msg(em_test_max_rel_diff(graph_got[k], got[k]) <= 1e-6, "graph variable %d differs", k);
     em_graph_release(g);
     em_optimizer_release(opt);
     one_device();
@@ -297,7 +289,7 @@ START_TEST(test_model_parallel) {
     free(text);
     for (int k = 0; k < 4; k++) {
         ck_assert_str_eq(em_tensor_device(grads[k]), em_tensor_device(vars[k]));
-        ck_assert_msg(same_values(grads[k], single[k], 1e-6), "gradient %d differs", k);
+        ck_assert_msg(em_test_max_rel_diff(grads[k], single[k]) <= 1e-6, "gradient %d differs", k);
     }
     /* traced: the copies are graph nodes, and the graph shows each node's device */
     snapshot(want);
@@ -316,7 +308,7 @@ START_TEST(test_model_parallel) {
         em_device_begin("/cpu:0"); /* want[k] is a copy on the variable's device */
         em_tensor *expect = em_sub(want[k], em_mul(single[k], em_scalar(EM_F32, 0.5)));
         em_device_end();
-        ck_assert_msg(same_values(vars[k], expect, 1e-5), "updated variable %d differs", k);
+        ck_assert_msg(em_test_max_rel_diff(vars[k], expect) <= 1e-5, "updated variable %d differs", k);
     }
     char dir[128], path[160];
     em_test_tmpdir("device", dir, sizeof dir);

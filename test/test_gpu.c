@@ -14,20 +14,6 @@ static const gc_case *const families[] = {gc_cases_elementwise, gc_cases_reduce,
 
 static void teardown(void) { em_shutdown(); }
 
-/* Relative difference of two tensors' values (any devices, same shape). */
-static double max_rel_diff(em_tensor *a, em_tensor *b) {
-    em_scope_begin();
-    const double *x = em_data(em_cast(em_to_device(a, "/cpu:0"), EM_F64));
-    const double *y = em_data(em_cast(em_to_device(b, "/cpu:0"), EM_F64));
-    double worst = x && y ? 0 : INFINITY;
-    for (int64_t i = 0; x && y && i < em_numel(a); i++) {
-        double d = fabs(x[i] - y[i]) / fmax(1, fabs(y[i]));
-        if (!(d <= worst)) worst = d; /* NaN counts as worst */
-    }
-    em_scope_end();
-    return worst;
-}
-
 /* fn's value and the gradients of sum(fn * w), on the current device scope. */
 static int run_case(const gc_case *c, em_tensor *const *in, em_tensor **y, em_tensor **grads) {
     em_tensor *xs[4];
@@ -62,11 +48,11 @@ START_TEST(test_every_op_matches_the_cpu) {
             ck_assert_msg(rc == 0, "%s on the GPU: %s", c->label, em_last_error());
             ck_assert_int_eq(em_device_sync("/gpu:0"), 0);
             ck_assert_str_eq(em_tensor_device(gy), "/gpu:0");
-            double d = max_rel_diff(gy, y);
+            double d = em_test_max_rel_diff(gy, y);
             ck_assert_msg(d < 1e-9, "%s: GPU value differs from the CPU by %.3g", c->label, d);
             for (int i = 0, k = 0; i < c->nin; i++) {
                 if (c->skip_mask & (1u << i)) continue;
-                d = max_rel_diff(gg[k], g[k]);
+                d = em_test_max_rel_diff(gg[k], g[k]);
                 ck_assert_msg(d < 1e-9, "%s: GPU gradient %d differs from the CPU by %.3g", c->label, i, d);
                 k++;
             }
@@ -88,7 +74,7 @@ START_TEST(test_random_streams_match) {
                          em_random_uniform(EM_F32, EM_SHAPE(1000), -2, 3),
                          em_truncated_normal(EM_F64, EM_SHAPE(1000), 1, 2)};
     em_device_end();
-    for (int k = 0; k < 3; k++) ck_assert_msg(max_rel_diff(gpu[k], cpu[k]) < 1e-6, "stream %d differs", k);
+    for (int k = 0; k < 3; k++) ck_assert_msg(em_test_max_rel_diff(gpu[k], cpu[k]) < 1e-6, "stream %d differs", k);
 }
 END_TEST
 
@@ -120,7 +106,7 @@ START_TEST(test_optimizers_match) {
             ck_assert_int_eq(em_apply_gradients(opt[0], 1, &grad, &v[0]), 0);
             ck_assert_int_eq(em_apply_gradients(opt[1], 1, &ggrad, &v[1]), 0);
         }
-        ck_assert_msg(max_rel_diff(v[1], v[0]) < 1e-5, "optimizer %d: GPU update differs", kind);
+        ck_assert_msg(em_test_max_rel_diff(v[1], v[0]) < 1e-5, "optimizer %d: GPU update differs", kind);
         em_optimizer_release(opt[0]);
         em_optimizer_release(opt[1]);
     }
@@ -186,7 +172,7 @@ START_TEST(test_graph_replays_as_cuda_graph) {
     for (int run = 0; run < 4; run++) ck_assert_int_eq(em_graph_run(g, 1, &(em_feed){x, xv}, 1, &y, &r), 0);
     ck_assert_int_gt(em_graph_get_stats(g).cuda_graph_runs, 0);
     em_tensor *want = em_softmax(em_tanh(em_matmul(xv, w)), -1);
-    ck_assert(max_rel_diff(r, want) < 1e-5);
+    ck_assert(em_test_max_rel_diff(r, want) < 1e-5);
     em_graph_release(g);
 }
 END_TEST

@@ -770,10 +770,10 @@ int em_ps_serve(em_ps *ps, int64_t max_updates) {
 
 /* ---- worker ---- */
 
-/* Polls the request pair of every server in `todo`; a server's deadline
+/* Polls the request pair of every server in `asked`; a server's deadline
  * moves on with each of its TAG_ALIVE messages. A server that stays silent
  * past the timeout becomes ps->failed_server. */
-static int wait_servers(em_ps *ps, const char *fn, const bool *todo) {
+static int wait_servers(em_ps *ps, const char *fn, const bool *asked) {
     double t = now();
     for (int s = 0; s < ps->servers; s++) ps->links[s].deadline = t + ps->d->timeout;
     double idle = 0;
@@ -782,7 +782,7 @@ static int wait_servers(em_ps *ps, const char *fn, const bool *todo) {
         t = now();
         for (int s = 0; s < ps->servers; s++) {
             link *l = &ps->links[s];
-            if (!todo[s]) continue;
+            if (!asked[s]) continue;
             MPI_Request r[2] = {l->send, l->recv};
             int done = 0, rc = MPI_Testall(2, r, &done, MPI_STATUSES_IGNORE);
             if (rc != MPI_SUCCESS) return mpi_failed(ps->d, fn, "MPI_Testall", rc);
@@ -811,11 +811,11 @@ static int wait_servers(em_ps *ps, const char *fn, const bool *todo) {
     }
 }
 
-/* Sends each server in todo its request (l->out holds the header and any
+/* Sends each server in asked its request (l->out holds the header and any
  * payload) and receives its answer (tag, up to `in` bytes) into l->in. */
-static int exchange(em_ps *ps, const char *fn, int64_t kind, int tag, const bool *todo) {
+static int exchange(em_ps *ps, const char *fn, int64_t kind, int tag, const bool *asked) {
     for (int s = 0; s < ps->servers; s++) {
-        if (!todo[s]) continue;
+        if (!asked[s]) continue;
         link *l = &ps->links[s];
         const shard *sh = &ps->shards[s];
         req_header h = {kind, ps->d->peer_lost};
@@ -825,7 +825,7 @@ static int exchange(em_ps *ps, const char *fn, int64_t kind, int tag, const bool
         if (rc == MPI_SUCCESS) rc = MPI_Isend(l->out, (int)out, MPI_BYTE, s, TAG_REQ, ps->d->comm, &l->send);
         if (rc != MPI_SUCCESS) return mpi_failed(ps->d, fn, "MPI_Isend", rc);
     }
-    return wait_servers(ps, fn, todo);
+    return wait_servers(ps, fn, asked);
 }
 
 /* Pull or push + pull from every server, into the variables. */
@@ -914,22 +914,22 @@ void em_ps_close(em_ps *ps) {
     /* A worker: DONE to every live server, then FIN back, which says
      * whether a server saw a rank die (em_dist_close needs to know). */
     if (!is_server(ps) && !ps->d->broken) {
-        bool *todo = malloc(sizeof *todo * (size_t)ps->servers);
-        if (todo) {
+        bool *asked = malloc(sizeof *asked * (size_t)ps->servers);
+        if (asked) {
             /* Not a server that failed, nor one whose answer is still due
              * after another failed: those will count this worker as lost. */
             for (int s = 0; s < ps->servers; s++)
-                todo[s] = s != ps->failed_server && ps->links[s].send == MPI_REQUEST_NULL &&
+                asked[s] = s != ps->failed_server && ps->links[s].send == MPI_REQUEST_NULL &&
                           ps->links[s].recv == MPI_REQUEST_NULL;
-            if (exchange(ps, "em_ps_close", REQ_DONE, TAG_FIN, todo) == 0)
+            if (exchange(ps, "em_ps_close", REQ_DONE, TAG_FIN, asked) == 0)
                 for (int s = 0; s < ps->servers; s++) {
                     int64_t lost = 0;
-                    if (todo[s]) memcpy(&lost, ps->links[s].in, sizeof lost);
+                    if (asked[s]) memcpy(&lost, ps->links[s].in, sizeof lost);
                     if (lost) ps->d->peer_lost = true;
                 }
-            free(todo);
+            free(asked);
         }
-        if (!todo || ps->failed_server >= 0) ps->d->peer_lost = true;
+        if (!asked || ps->failed_server >= 0) ps->d->peer_lost = true;
     }
     for (int k = 0; k < nlinks(ps); k++) drop_link(ps, &ps->links[k]);
     ps_free(ps);
