@@ -272,8 +272,8 @@ END_TEST
  * filter gradient's partial sums are fixed by the shapes, not the threads). */
 START_TEST(test_conv2d_thread_count_independent) {
     em_tensor *x = em_cast(em_test_uniform(EM_SHAPE(70, 12, 12, 4), -1, 1, 1), EM_F32);
-    em_tensor *w = em_cast(em_test_uniform(EM_SHAPE(3, 3, 4, 8), -1, 1, 2), EM_F32);
-    em_tensor *r = em_cast(em_test_uniform(EM_SHAPE(70, 12, 12, 8), -1, 1, 3), EM_F32);
+    em_tensor *w = em_cast(em_test_uniform(EM_SHAPE(3, 3, 4, 16), -1, 1, 2), EM_F32);
+    em_tensor *r = em_cast(em_test_uniform(EM_SHAPE(70, 12, 12, 16), -1, 1, 3), EM_F32);
     em_tensor *out[2][3];
     for (int t = 0; t < 2; t++) {
         em_set_num_threads(t + 1);
@@ -286,6 +286,50 @@ START_TEST(test_conv2d_thread_count_independent) {
     em_set_num_threads(0);
     for (int k = 0; k < 3; k++)
         ck_assert_int_eq(memcmp(em_data(out[0][k]), em_data(out[1][k]), sizeof(float) * (size_t)em_numel(out[0][k])), 0);
+    em_shutdown();
+}
+END_TEST
+
+/* Float32 convolutions whose vectorized channels (forward and filter
+ * gradient: the output's; input gradient: the input's) are multiples of 16
+ * run the direct AVX-512 kernels where the CPU has them: forward and both
+ * gradients agree with float64 (im2col + BLIS) over odd and even windows,
+ * SAME and VALID, one input channel, channel counts that leave 16, 32 or 48
+ * lanes, pixel counts that are not multiples of the kernels' 6 rows, and a
+ * batch split into several filter-gradient partials. Float32 sums of up to
+ * 1280 products round to about 1e-5; a wrong tap or channel is off by O(1). */
+START_TEST(test_conv2d_direct_kernels_match_float64) {
+    static const struct {
+        int64_t x[4], w[4];
+        em_padding pad;
+    } cases[] = {
+        {{9, 9, 11, 5}, {5, 5, 5, 32}, EM_PAD_SAME},   {{2, 8, 7, 16}, {4, 4, 16, 80}, EM_PAD_SAME},
+        {{4, 10, 9, 32}, {3, 2, 32, 48}, EM_PAD_VALID}, {{3, 6, 6, 1}, {3, 3, 1, 16}, EM_PAD_SAME},
+        {{2, 7, 7, 16}, {2, 2, 16, 16}, EM_PAD_VALID},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        em_scope_begin();
+        const int64_t *xs = cases[i].x, *ws = cases[i].w;
+        /* the float64 run reads the float32 values: only the sums differ */
+        em_tensor *x32 = em_cast(em_test_uniform(EM_SHAPE(xs[0], xs[1], xs[2], xs[3]), -1, 1, 10 + (uint64_t)i), EM_F32);
+        em_tensor *w32 = em_cast(em_test_uniform(EM_SHAPE(ws[0], ws[1], ws[2], ws[3]), -1, 1, 20 + (uint64_t)i), EM_F32);
+        em_tensor *out[2][3];
+        for (int f32 = 0; f32 < 2; f32++) {
+            em_tensor *x = f32 ? x32 : em_cast(x32, EM_F64), *w = f32 ? w32 : em_cast(w32, EM_F64);
+            em_tape *tp = em_tape_begin(false);
+            em_tensor *y = em_conv2d(x, w, NULL, cases[i].pad, NULL);
+            em_tensor *r = em_cast(em_test_uniform(em_tensor_shape(y), -1, 1, 30 + (uint64_t)i), em_tensor_dtype(y));
+            out[f32][0] = y;
+            ck_assert_int_eq(em_gradients(tp, em_mul(y, r), 2, (em_tensor *[]){x, w}, &out[f32][1]), 0);
+            em_tape_release(tp);
+        }
+        for (int k = 0; k < 3; k++) {
+            double d = em_test_max_rel_diff(out[1][k], out[0][k]);
+            ck_assert_msg(d < 1e-4, "case %zu, %s: float32 differs from float64 by %g", i,
+                          (const char *[]){"y", "dx", "dw"}[k], d);
+        }
+        em_scope_end();
+    }
     em_shutdown();
 }
 END_TEST
@@ -461,6 +505,7 @@ int main(void) {
     tcase_add_test(tc, test_conv2d_pointwise);
     tcase_add_test(tc, test_conv2d_gradients);
     tcase_add_test(tc, test_conv2d_errors);
+    tcase_add_test(tc, test_conv2d_direct_kernels_match_float64);
     tcase_add_test(tc, test_conv2d_thread_count_independent);
     tcase_add_test(tc, test_pools);
     tcase_add_test(tc, test_max_pool_grad_ties);
