@@ -32,6 +32,7 @@ static em_tensor *conv_bpf(em_tensor *const *in) {
 
 static em_tensor *max_pool_same(em_tensor *const *in) { return em_max_pool(in[0], K3, S2, EM_PAD_SAME); }
 static em_tensor *max_pool_valid(em_tensor *const *in) { return em_max_pool(in[0], K2, S2, EM_PAD_VALID); }
+static em_tensor *max_pool_2x2_same(em_tensor *const *in) { return em_max_pool(in[0], K2, S2, EM_PAD_SAME); }
 static em_tensor *avg_pool_same(em_tensor *const *in) { return em_avg_pool(in[0], K3, S2, EM_PAD_SAME); }
 static em_tensor *avg_pool_valid(em_tensor *const *in) { return em_avg_pool(in[0], K2, (const int[]){1, 1}, EM_PAD_VALID); }
 /* avg_pool_grad of [1,3,3,2] (3x3 SAME stride 2 over [1,5,6,2]). */
@@ -60,6 +61,10 @@ const gc_case gc_cases_nn[] = {
      {EM_SHAPE(1, 5, 5, 2), EM_SHAPE(1, 3, 3, 3)}, conv_bpf, -1, 1, 0, NULL},
     {EM_OP_MAX_POOL, "max_pool 3x3 SAME stride 2 [1,5,6,2]", 1, {EM_SHAPE(1, 5, 6, 2)}, max_pool_same, -1, 1, 0, NULL},
     {EM_OP_MAX_POOL, "max_pool 2x2 VALID stride 2 [2,4,4,1]", 1, {EM_SHAPE(2, 4, 4, 1)}, max_pool_valid, -1, 1, 0, NULL},
+    /* windows that miss the last row and column (their gradient is zero), and
+     * windows clipped by SAME padding that still tile the input */
+    {EM_OP_MAX_POOL, "max_pool 2x2 VALID stride 2 [1,5,5,3]", 1, {EM_SHAPE(1, 5, 5, 3)}, max_pool_valid, -1, 1, 0, NULL},
+    {EM_OP_MAX_POOL, "max_pool 2x2 SAME stride 2 [2,5,3,2]", 1, {EM_SHAPE(2, 5, 3, 2)}, max_pool_2x2_same, -1, 1, 0, NULL},
     {EM_OP_AVG_POOL, "avg_pool 3x3 SAME stride 2 [1,5,6,2]", 1, {EM_SHAPE(1, 5, 6, 2)}, avg_pool_same, -1, 1, 0, NULL},
     {EM_OP_AVG_POOL, "avg_pool 2x2 VALID stride 1 [2,3,4,1]", 1, {EM_SHAPE(2, 3, 4, 1)}, avg_pool_valid, -1, 1, 0, NULL},
     {EM_OP_AVG_POOL_GRAD, "avg_pool_grad [1,3,3,2] -> [1,5,6,2]", 1, {EM_SHAPE(1, 3, 3, 2)}, avg_pool_grad, -1, 1, 0,

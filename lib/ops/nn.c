@@ -894,6 +894,7 @@ typedef struct {
     em_conv_geom g;
     const void *x, *dy;
     void *out;
+    bool tiles; /* the windows cover the input without overlapping: gradients are stored, not added */
 } pool_plan;
 
 /* Forward pools: one task per output row (n, oy). */
@@ -942,13 +943,24 @@ POOL_FWD(double)
  * precedes it), in blocks of POOL_BLOCK channels: the maximum, then a scan
  * that hands dy to the first match, both branch-free over channels. */
 enum { POOL_BLOCK = 64 };
+/* Hands what is left of dy to the window elements v that reach the maximum,
+ * storing (=) or adding (+=) into o. */
+#define POOL_ROUTE(T, STORE, v, o)                                                            \
+    _Pragma("omp simd") for (int64_t ch = 0; ch < cn; ch++) {                                 \
+        T l = left[ch];                                                                       \
+        bool hit = !((v)[ch] < m[ch]);                                                        \
+        (o)[ch] STORE hit ? l : (T)0;                                                         \
+        left[ch] = hit ? (T)0 : l;                                                            \
+    }
 #define POOL_BWD(T)                                                                           \
     EM_HOT static void max_pool_grad_##T(void *ctx, int64_t begin, int64_t end) {             \
         const pool_plan *p = ctx;                                                             \
         const em_conv_geom *g = &p->g;                                                        \
         const T *x = p->x, *dy = p->dy;                                                       \
         T *dx = p->out;                                                                       \
-        memset(dx + begin * g->h * g->w * g->c, 0, sizeof(T) * (size_t)((end - begin) * g->h * g->w * g->c)); \
+        const bool tiles = p->tiles;                                                          \
+        if (!tiles)                                                                           \
+            memset(dx + begin * g->h * g->w * g->c, 0, sizeof(T) * (size_t)((end - begin) * g->h * g->w * g->c)); \
         for (int64_t n = begin; n < end; n++)                                                 \
             for (int64_t oy = 0; oy < g->oh; oy++)                                            \
                 for (int64_t ox = 0; ox < g->ow; ox++) {                                      \
@@ -971,13 +983,10 @@ enum { POOL_BLOCK = 64 };
                         for (int64_t iy = y0; iy < y1; iy++)                                  \
                             for (int64_t ix = x0; ix < x1; ix++) {                            \
                                 int64_t at = ((n * g->h + iy) * g->w + ix) * g->c + c0;       \
-                                const T *v = x + at;                                          \
-                                T *o = dx + at;                                               \
-                                _Pragma("omp simd") for (int64_t ch = 0; ch < cn; ch++) {     \
-                                    T l = left[ch];                                           \
-                                    bool hit = !(v[ch] < m[ch]);                              \
-                                    o[ch] += hit ? l : (T)0;                                  \
-                                    left[ch] = hit ? (T)0 : l;                                \
+                                if (tiles) {                                                  \
+                                    POOL_ROUTE(T, =, x + at, dx + at)                         \
+                                } else {                                                      \
+                                    POOL_ROUTE(T, +=, x + at, dx + at)                        \
                                 }                                                             \
                             }                                                                 \
                     }                                                                         \
@@ -1011,6 +1020,9 @@ static void pool_run(const em_call *c, em_tensor *out, const int64_t *xs, const 
     if (out->numel == 0) return; /* e.g. no channels: the loops below would still walk every window */
     pool_plan p = {.x = x, .dy = dy, .out = out->data};
     pool_geom(c, xs, &p.g);
+    const em_conv_geom *g = &p.g;
+    p.tiles = g->sh == g->kh && g->sw == g->kw && (g->oh - 1) * g->sh - g->ph + g->kh >= g->h &&
+              (g->ow - 1) * g->sw - g->pw + g->kw >= g->w;
     int64_t rows = per_image ? p.g.n : p.g.n * p.g.oh;
     /* Work per row, to size the chunks: in double, as windows of a huge ksize
      * (clamped to the input when run) would overflow it. */

@@ -97,7 +97,7 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
         }                                                                                                 \
         return acc;                                                                                       \
     }                                                                                                     \
-    static void NAME##_cols(void *ctx, int64_t begin, int64_t end) {                                      \
+    EM_HOT static void NAME##_cols(void *ctx, int64_t begin, int64_t end) {                               \
         const rctx *k = ctx;                                                                              \
         const T *x = k->x;                                                                                \
         OT *out = k->out;                                                                                 \
@@ -106,9 +106,12 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
             int64_t o = it / k->blocks, b0 = it % k->blocks * COLS;                                       \
             int64_t n = k->p.inner - b0 < COLS ? k->p.inner - b0 : COLS, oi = o * k->p.inner + b0;        \
             for (int64_t b = 0; b < n; b++) acc[b] = INIT;                                                \
+            /* one reduced group (the usual case) steps by its stride: no index arithmetic per row */     \
+            int64_t base = em_plan_offset(k->p.nkeep, k->p.kdim, k->p.kstride, o) + b0;                    \
+            int64_t stride = k->p.nred == 1 ? k->p.rstride[0] : 0;                                        \
             for (int64_t s = 0; s < k->p.steps; s++) {                                                    \
-                const T *px = x + em_plan_at(&k->p, o, s) + b0;                                           \
-                for (int64_t b = 0; b < n; b++) {                                                         \
+                const T *px = x + (k->p.nred == 1 ? base + s * stride : em_plan_at(&k->p, o, s) + b0);    \
+                _Pragma("omp simd") for (int64_t b = 0; b < n; b++) {                                     \
                     V v = LOAD(px[b], oi + b);                                                            \
                     STEP(acc[b], v, s, ISNAN);                                                            \
                 }                                                                                         \
