@@ -392,23 +392,27 @@ enum { BPF_TASKS = 8 };
  * more; at the small channel counts of image models the copying, not the
  * arithmetic, bounds the gemm (about 60% of peak at the CNN example's
  * shapes). The direct kernels read a zero-padded copy of each image where it
- * lies: a block of 6 output rows x 64 channels stays in 24 vector registers
- * while the sum runs over the filter taps (forward; backprop input, which is
- * the forward convolution of the padded dy with the flipped, transposed
- * filter) or over the pixels (backprop filter). Each output element is one
- * sum in a fixed order, so results do not depend on the thread count. */
+ * lies: a tile of output rows x up to 64 channels (6 x 64, 8 x 48, 12 x 32,
+ * 12 x 16) stays in vector registers while the sum runs over the filter taps
+ * (forward; backprop input, which is the forward convolution of the padded
+ * dy with the flipped, transposed filter) or over the pixels (backprop
+ * filter). Each output element is one sum in a fixed order, so results do
+ * not depend on the thread count. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define DIRECT_CONV 1
 #define AVX512 __attribute__((target("avx512f")))
 
-enum { TILE_ROWS = 6, TILE_VECS = 4, TILE_COLS = 16 * TILE_VECS };
+enum { TILE_MAX_ROWS = 12, TILE_VECS = 4, TILE_COLS = 16 * TILE_VECS };
 
-/* One output block: for j < rows and v < vecs,
+/* Rows of a tile `vecs` vectors wide: 24 accumulators where that many fit. */
+static int tile_rows(int vecs) { return vecs == 4 ? 6 : vecs == 3 ? 8 : 12; }
+
+/* One output tile: for j < rows and v < vecs,
  *   c[j*cj + 16v..] (+)= sum over s < ns, r < nr, t < nt of
  *       a[j][s*as + r*ar + t*at] * b[s*bs + r*br + t*bt + 16v..]. */
 typedef struct {
-    const float *a[TILE_ROWS];
+    const float *a[TILE_MAX_ROWS];
     const float *b;
     float *c;
     int64_t ns, nr, nt, as, ar, at, bs, br, bt, cj;
@@ -416,8 +420,8 @@ typedef struct {
 } conv_tile;
 
 static inline __attribute__((always_inline)) AVX512 void tile_sum(const int rows, const int vecs, const conv_tile *k) {
-    __m512 acc[TILE_ROWS][TILE_VECS];
-#pragma GCC unroll 6
+    __m512 acc[TILE_MAX_ROWS][TILE_VECS];
+#pragma GCC unroll 12
     for (int j = 0; j < rows; j++)
 #pragma GCC unroll 4
         for (int v = 0; v < vecs; v++)
@@ -430,7 +434,7 @@ static inline __attribute__((always_inline)) AVX512 void tile_sum(const int rows
                 __m512 bv[TILE_VECS];
 #pragma GCC unroll 4
                 for (int v = 0; v < vecs; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
-#pragma GCC unroll 6
+#pragma GCC unroll 12
                 for (int j = 0; j < rows; j++) {
                     __m512 aj = _mm512_set1_ps(k->a[j][off]);
 #pragma GCC unroll 4
@@ -438,31 +442,40 @@ static inline __attribute__((always_inline)) AVX512 void tile_sum(const int rows
                 }
             }
         }
-#pragma GCC unroll 6
+#pragma GCC unroll 12
     for (int j = 0; j < rows; j++)
 #pragma GCC unroll 4
         for (int v = 0; v < vecs; v++) _mm512_storeu_ps(k->c + j * k->cj + 16 * v, acc[j][v]);
 }
 
-/* tile_sum with its block size as constants, so the accumulators are registers. */
-#define TILE_ROWS_CASE(J)                                     \
-    case J:                                                   \
-        switch (vecs) {                                       \
-        case 1: tile_sum(J, 1, k); break;                     \
-        case 2: tile_sum(J, 2, k); break;                     \
-        case 3: tile_sum(J, 3, k); break;                     \
-        default: tile_sum(J, 4, k); break;                    \
-        }                                                     \
-        break;
-static AVX512 void tile_run(int rows, int vecs, const conv_tile *k) {
-    switch (rows) {
-        TILE_ROWS_CASE(1)
-        TILE_ROWS_CASE(2)
-        TILE_ROWS_CASE(3)
-        TILE_ROWS_CASE(4)
-        TILE_ROWS_CASE(5)
-        TILE_ROWS_CASE(6)
+/* A full tile (tile_rows(vecs) rows); with the sizes constant, the
+ * accumulators are registers. */
+static AVX512 void tile_full(int vecs, const conv_tile *k) {
+    switch (vecs) {
+    case 1: tile_sum(12, 1, k); break;
+    case 2: tile_sum(12, 2, k); break;
+    case 3: tile_sum(8, 3, k); break;
+    default: tile_sum(6, 4, k); break;
     }
+}
+
+/* A tile of `rows` rows: a short one (the end of a run) computes a full tile
+ * whose extra rows repeat row 0, into a buffer, and keeps its first rows. */
+static void tile_run(int rows, int vecs, const conv_tile *k) {
+    if (rows == tile_rows(vecs)) {
+        tile_full(vecs, k);
+        return;
+    }
+    float buf[TILE_MAX_ROWS * TILE_COLS];
+    size_t row_bytes = sizeof(float) * 16 * (size_t)vecs;
+    conv_tile part = *k;
+    for (int j = rows; j < TILE_MAX_ROWS; j++) part.a[j] = k->a[0];
+    part.c = buf;
+    part.cj = TILE_COLS;
+    if (k->accumulate)
+        for (int j = 0; j < rows; j++) memcpy(buf + j * TILE_COLS, k->c + j * k->cj, row_bytes);
+    tile_full(vecs, &part);
+    for (int j = 0; j < rows; j++) memcpy(k->c + j * k->cj, buf + j * TILE_COLS, row_bytes);
 }
 
 static bool cpu_has_avx512(void) {
@@ -628,7 +641,7 @@ static void pad_image(const conv_pad *d, int64_t n, float *dst) {
 }
 
 /* Forward (and backprop input, as a forward convolution): images [n0, n1),
- * each padded, then 6 output pixels x 64 channels at a time, summing over
+ * each padded, then a tile of output pixels x channels at a time, summing over
  * the filter's rows (r) and each row's kw x channels taps (t). */
 static void tiled_forward_task(void *ctx, int64_t n0, int64_t n1) {
     const conv_plan *p = ctx;
@@ -646,9 +659,9 @@ static void tiled_forward_task(void *ctx, int64_t n0, int64_t n1) {
         for (int64_t o0 = 0; o0 < oc; o0 += TILE_COLS) {
             conv_tile k = {.b = (const float *)p->f + o0, .ns = 1, .nr = g->kh, .nt = taps, .ar = d->wp * d->c,
                            .at = 1, .br = taps * oc, .bt = oc, .cj = oc};
-            int vecs = (int)((oc - o0) / 16 < TILE_VECS ? (oc - o0) / 16 : TILE_VECS);
-            for (int64_t q = 0; q < pixels; q += TILE_ROWS) {
-                int rows = (int)(pixels - q < TILE_ROWS ? pixels - q : TILE_ROWS);
+            int vecs = (int)((oc - o0) / 16 < TILE_VECS ? (oc - o0) / 16 : TILE_VECS), full = tile_rows(vecs);
+            for (int64_t q = 0; q < pixels; q += full) {
+                int rows = (int)(pixels - q < full ? pixels - q : full);
                 for (int j = 0; j < rows; j++) k.a[j] = img + ((q + j) / ow * d->wp + (q + j) % ow) * d->c;
                 k.c = (float *)p->out + (n * pixels + q) * oc + o0;
                 tile_run(rows, vecs, &k);
@@ -658,8 +671,8 @@ static void tiled_forward_task(void *ctx, int64_t n0, int64_t n1) {
     em__scratch_free(img);
 }
 
-/* Backprop filter: this task's images padded together, then 6 filter taps x
- * 64 output channels at a time, summing over images (s), rows (r) and
+/* Backprop filter: this task's images padded together, then a tile of filter
+ * taps x output channels at a time, summing over images (s), rows (r) and
  * columns (t) into the task's partial gradient. */
 static void tiled_filter_task(void *ctx, int64_t n0, int64_t n1) {
     const conv_plan *p = ctx;
@@ -677,9 +690,9 @@ static void tiled_filter_task(void *ctx, int64_t n0, int64_t n1) {
         conv_tile k = {.b = (const float *)p->dy + n0 * pixels * O + o0, .ns = n1 - n0, .nr = g->oh, .nt = g->ow,
                        .as = image, .ar = d->wp * d->c, .at = d->c, .bs = pixels * O, .br = g->ow * O, .bt = O,
                        .cj = O};
-        int vecs = (int)((O - o0) / 16 < TILE_VECS ? (O - o0) / 16 : TILE_VECS);
-        for (int64_t k0 = 0; k0 < p->K; k0 += TILE_ROWS) {
-            int rows = (int)(p->K - k0 < TILE_ROWS ? p->K - k0 : TILE_ROWS);
+        int vecs = (int)((O - o0) / 16 < TILE_VECS ? (O - o0) / 16 : TILE_VECS), full = tile_rows(vecs);
+        for (int64_t k0 = 0; k0 < p->K; k0 += full) {
+            int rows = (int)(p->K - k0 < full ? p->K - k0 : full);
             for (int j = 0; j < rows; j++) {
                 int64_t tap = (k0 + j) / d->c, ci = (k0 + j) % d->c;
                 k.a[j] = imgs + (tap / g->kw * d->wp + tap % g->kw) * d->c + ci;
