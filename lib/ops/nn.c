@@ -11,13 +11,17 @@
  *     i[0..1] strides {h, w}, i[2..3] ksize {h, w}, i[4] padding,
  *     i[5..8] the input's NHWC shape (avg_pool_grad).
  *
- * Convolutions are im2col + gemm (BLIS). The batch is cut into tasks of
- * whole images whose number depends only on the shapes; tasks run on the
- * thread pool, each with single-threaded BLIS, and the filter gradient sums
- * one partial per task in task order, so results do not depend on the thread
- * count. Within a task, output pixels are lowered in groups small enough to
- * stay in cache. Geometry (TF's padding rule) is in lib/conv_geometry.h. */
+ * Convolutions of float32 with stride and dilation 1 run direct AVX-512
+ * kernels where the CPU has them (see "Direct convolution" below); the rest
+ * are im2col + gemm (BLIS). Either way the batch is cut into tasks of whole
+ * images whose number depends only on the shapes; tasks run on the thread
+ * pool (BLIS single-threaded in each), and the filter gradient sums one
+ * partial per task in task order, so results do not depend on the thread
+ * count. Within an im2col task, output pixels are lowered in groups small
+ * enough to stay in cache. Geometry (TF's padding rule) is in
+ * lib/conv_geometry.h. */
 #include "../conv_geometry.h"
+#include "../fast_math.h"
 #include "../gpu.h"
 #include "../internal.h"
 #include "../tape.h"
@@ -78,29 +82,42 @@ static int softmax_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *
     return 0;
 }
 
+/* Each row is summed by one thread in a fixed (vector-lane) order: results do
+ * not depend on the thread count. softmax_row is inlined twice, once with
+ * stride 1 (the usual last axis) so that its loops vectorize; float32 uses
+ * the polynomial exp of fast_math.h. */
 #define SOFTMAX_ROWS(T)                                                           \
-    static void softmax_rows_##T(void *ctx, int64_t begin, int64_t end) {         \
+    static inline __attribute__((always_inline)) void softmax_row_##T(const T *x, T *y, int64_t len, int64_t st, \
+                                                                      bool as_log) { \
+        T m = -INFINITY;                                                          \
+        /* a NaN is skipped here but makes the sum, so every output, NaN */       \
+        _Pragma("omp simd reduction(max : m)")                                    \
+        for (int64_t j = 0; j < len; j++) m = x[j * st] > m ? x[j * st] : m;      \
+        double sum = 0;                                                           \
+        _Pragma("omp simd reduction(+ : sum)")                                    \
+        for (int64_t j = 0; j < len; j++) {                                       \
+            T e = EM_EXP(x[j * st] - m);                                          \
+            if (!as_log) y[j * st] = e;                                              \
+            sum += e;                                                             \
+        }                                                                         \
+        if (as_log) {                                                                \
+            T lse = m + (T)log(sum);                                              \
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) y[j * st] = x[j * st] - lse; \
+        } else {                                                                  \
+            T inv = (T)(1 / sum);                                                 \
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) y[j * st] *= inv; \
+        }                                                                         \
+    }                                                                             \
+    EM_HOT static void softmax_rows_##T(void *ctx, int64_t begin, int64_t end) {  \
         const rows_ctx *s = ctx;                                                  \
-        const T *x = s->x;                                                        \
-        T *y = s->y;                                                              \
         for (int64_t r = begin; r < end; r++) {                                   \
-            int64_t base = r / s->inner * s->len * s->inner + r % s->inner;       \
-            const T *xr = x + base;                                               \
-            T *yr = y + base, m = -INFINITY;                                      \
-            for (int64_t j = 0; j < s->len; j++) m = fmax(m, xr[j * s->inner]);   \
-            double sum = 0;                                                       \
-            for (int64_t j = 0; j < s->len; j++) {                                \
-                T e = exp(xr[j * s->inner] - m);                                  \
-                if (!s->log) yr[j * s->inner] = e;                                \
-                sum += e;                                                         \
-            }                                                                     \
-            if (s->log) {                                                         \
-                T lse = m + (T)log(sum);                                          \
-                for (int64_t j = 0; j < s->len; j++) yr[j * s->inner] = xr[j * s->inner] - lse; \
-            } else {                                                              \
-                T inv = (T)(1 / sum);                                             \
-                for (int64_t j = 0; j < s->len; j++) yr[j * s->inner] *= inv;     \
-            }                                                                     \
+            int64_t st = s->inner, base = r / st * s->len * st + r % st;          \
+            const T *x = (const T *)s->x + base;                                  \
+            T *y = (T *)s->y + base;                                              \
+            if (st == 1)                                                          \
+                softmax_row_##T(x, y, s->len, 1, s->log);                         \
+            else                                                                  \
+                softmax_row_##T(x, y, s->len, st, s->log);                        \
         }                                                                         \
     }
 SOFTMAX_ROWS(float)
