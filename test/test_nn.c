@@ -140,6 +140,29 @@ START_TEST(test_softmax_values) {
 }
 END_TEST
 
+/* Wide float32 rows (the vectorized kernel and its polynomial exp) agree with
+ * float64 along the last axis and a strided one; a NaN makes its whole row
+ * NaN and leaves the other rows alone. */
+START_TEST(test_softmax_wide_rows_float32) {
+    em_tensor *x32 = em_cast(em_test_uniform(EM_SHAPE(5, 1003), -30, 30, 7), EM_F32), *x64 = em_cast(x32, EM_F64);
+    for (int axis = 0; axis < 2; axis++) {
+        ck_assert_double_lt(em_test_max_rel_diff(em_softmax(x32, axis), em_softmax(x64, axis)), 1e-6);
+        ck_assert_double_lt(em_test_max_rel_diff(em_log_softmax(x32, axis), em_log_softmax(x64, axis)), 1e-6);
+    }
+    float row[2][40];
+    for (int j = 0; j < 40; j++) row[0][j] = row[1][j] = (float)j / 8;
+    row[0][17] = NAN;
+    const float *y = em_data(em_softmax(em_tensor_from(EM_F32, EM_SHAPE(2, 40), row), -1));
+    double total = 0;
+    for (int j = 0; j < 40; j++) {
+        ck_assert(isnan(y[j]));
+        total += y[40 + j];
+    }
+    ck_assert_double_eq_tol(total, 1, 1e-6);
+    em_shutdown();
+}
+END_TEST
+
 START_TEST(test_sigmoid_xent) {
     for (em_dtype dt = EM_F32; dt <= EM_F64; dt++) {
         em_tensor *z = lin(dt, EM_SHAPE(2, 3), 1, 0.4, 0.5), *x = lin(dt, EM_SHAPE(2, 3), 2, 3, 0);
@@ -498,6 +521,7 @@ int main(void) {
     TCase *tc = tcase_create("nn");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_softmax_values);
+    tcase_add_test(tc, test_softmax_wide_rows_float32);
     tcase_add_test(tc, test_sigmoid_xent);
     tcase_add_test(tc, test_softmax_xent);
     tcase_add_test(tc, test_xent_errors);
