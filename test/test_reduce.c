@@ -99,6 +99,24 @@ START_TEST(test_nan_ties_and_first_occurrence) {
 }
 END_TEST
 
+/* Long rows take the many-lane loops: the extreme is found wherever it lies,
+ * and a NaN anywhere (even among the leftover tail) still wins. */
+START_TEST(test_max_min_long_rows) {
+    enum { LEN = 1001 };
+    static float v[3][LEN];
+    for (int r = 0; r < 3; r++)
+        for (int j = 0; j < LEN; j++) v[r][j] = (float)((j * 37) % 101) - 50.0f;
+    v[0][613] = 1000, v[0][614] = -1000;
+    v[1][517] = NAN;
+    v[2][LEN - 1] = NAN;
+    em_tensor *x = em_tensor_from(EM_F32, EM_SHAPE(3, LEN), v);
+    ck_assert_tensor(em_max(x, EM_AXES(1), false), EM_F32, EM_SHAPE(3), T(1000, NAN, NAN), 0);
+    ck_assert_tensor(em_min(x, EM_AXES(1), false), EM_F32, EM_SHAPE(3), T(-1000, NAN, NAN), 0);
+    ck_assert_tensor(em_max(em_slice(x, (int64_t[]){0, 0}, (int64_t[]){1, LEN}), EM_ALL_AXES, false), EM_F32, EM_SHAPE0,
+                     T(1000), 0);
+}
+END_TEST
+
 START_TEST(test_size_zero_and_size_one_dims) {
     em_tensor *z = em_zeros(EM_F32, EM_SHAPE(2, 0));
     ck_assert_tensor(em_sum(z, EM_AXES(1), false), EM_F32, EM_SHAPE(2), T(0, 0), 0);
@@ -242,6 +260,7 @@ int main(void) {
     tcase_add_test(tc, test_every_numeric_dtype);
     tcase_add_test(tc, test_log_sum_exp_and_prod);
     tcase_add_test(tc, test_nan_ties_and_first_occurrence);
+    tcase_add_test(tc, test_max_min_long_rows);
     tcase_add_test(tc, test_size_zero_and_size_one_dims);
     tcase_add_test(tc, test_strided_input);
     tcase_add_test(tc, test_large_reductions_match_reference_and_any_thread_count);

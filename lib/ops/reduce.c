@@ -204,9 +204,9 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
 #define DEF_PROD(N, E, T, S, LS, LO, HI, ISNAN) \
     DEFINE_REDUCE(prod_##N, T, T, S, S, (S)1, LS, STEP_MUL, MERGE_MUL, STORE_CAST, ISNAN, 8)
 #define DEF_MAX(N, E, T, S, LS, LO, HI, ISNAN) \
-    DEFINE_REDUCE(max_##N, T, T, T, T, (T)(LO), LOAD_VALUE, STEP_MAX, MERGE_MAX, STORE_CAST, ISNAN, 8)
+    DEFINE_REDUCE(max_##N, T, T, T, T, (T)(LO), LOAD_VALUE, STEP_MAX, MERGE_MAX, STORE_CAST, ISNAN, 32)
 #define DEF_MIN(N, E, T, S, LS, LO, HI, ISNAN) \
-    DEFINE_REDUCE(min_##N, T, T, T, T, (T)(HI), LOAD_VALUE, STEP_MIN, MERGE_MIN, STORE_CAST, ISNAN, 8)
+    DEFINE_REDUCE(min_##N, T, T, T, T, (T)(HI), LOAD_VALUE, STEP_MIN, MERGE_MIN, STORE_CAST, ISNAN, 32)
 #define DEF_ARG(N, E, T, S, LS, LO, HI, ISNAN)                                                                  \
     typedef struct {                                                                                            \
         T v;                                                                                                    \
