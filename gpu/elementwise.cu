@@ -109,6 +109,8 @@ EW_BINARY(Pow, T, m_pow(x, y))
 EW_BINARY(Maximum, T, x >= y || x != x ? x : y)
 EW_BINARY(Minimum, T, x <= y || x != x ? x : y)
 EW_BINARY(ReluGrad, T, x > 0 ? y : (T)0)
+EW_BINARY(SigmoidGrad, T, y * x * ((T)1 - x))
+EW_BINARY(TanhGrad, T, y * ((T)1 - x * x))
 EW_BINARY(Equal, uint8_t, x == y)
 EW_BINARY(NotEqual, uint8_t, x != y)
 EW_BINARY(Less, uint8_t, x < y)
@@ -295,7 +297,9 @@ extern "C" int em__gpu_elementwise(const em_gpu_call *c, em_gpu_tensor *out) {
     case EM_OP_LEAKY_RELU: return op<LeakyRelu, FLOATS>(c, out);
     case EM_OP_ELU: return op<Elu, FLOATS>(c, out);
     case EM_OP_SIGMOID: return op<Sigmoid, FLOATS>(c, out);
+    case EM_OP_SIGMOID_GRAD: return op<SigmoidGrad, FLOATS>(c, out);
     case EM_OP_TANH: return op<Tanh, FLOATS>(c, out);
+    case EM_OP_TANH_GRAD: return op<TanhGrad, FLOATS>(c, out);
     case EM_OP_SOFTPLUS: return op<Softplus, FLOATS>(c, out);
     case EM_OP_GELU: return op<Gelu, FLOATS>(c, out);
     case EM_OP_CLIP: return op<Clip, NUMERIC>(c, out);

@@ -38,7 +38,9 @@ typedef enum em_op {
     EM_OP_LEAKY_RELU,
     EM_OP_ELU,
     EM_OP_SIGMOID,
+    EM_OP_SIGMOID_GRAD, /* (y, g) -> g * y * (1 - y), sigmoid's gradient from its output in one pass */
     EM_OP_TANH,
+    EM_OP_TANH_GRAD, /* (y, g) -> g * (1 - y * y), tanh's gradient from its output in one pass */
     EM_OP_SOFTPLUS,
     EM_OP_GELU,
     EM_OP_CLIP,

@@ -30,6 +30,11 @@ static em_tensor *f_leaky_relu(em_tensor *const *in) { return em_leaky_relu(in[0
 static em_tensor *f_elu(em_tensor *const *in) { return em_elu(in[0]); }
 static em_tensor *f_sigmoid(em_tensor *const *in) { return em_sigmoid(in[0]); }
 static em_tensor *f_tanh(em_tensor *const *in) { return em_tanh(in[0]); }
+/* sigmoid's and tanh's gradient ops (output, incoming gradient), in both inputs. */
+static em_tensor *f_sigmoid_grad(em_tensor *const *in) {
+    return em__apply(EM_OP_SIGMOID_GRAD, 2, in, &(em_attrs){0});
+}
+static em_tensor *f_tanh_grad(em_tensor *const *in) { return em__apply(EM_OP_TANH_GRAD, 2, in, &(em_attrs){0}); }
 static em_tensor *f_softplus(em_tensor *const *in) { return em_softplus(in[0]); }
 static em_tensor *f_gelu(em_tensor *const *in) { return em_gelu(in[0]); }
 static em_tensor *f_clip(em_tensor *const *in) { return em_clip_by_value(in[0], -0.45, 0.55); }
@@ -84,6 +89,9 @@ const gc_case gc_cases_elementwise[] = {
     U1(EM_OP_ELU, f_elu, (3, 4), -2, 2),
     U1(EM_OP_SIGMOID, f_sigmoid, (2, 3), -3, 3),
     U1(EM_OP_TANH, f_tanh, (2, 3), -2, 2),
+    {EM_OP_SIGMOID_GRAD, "f_sigmoid_grad (2, 3) (2, 3)", 2, {EM_SHAPE(2, 3), EM_SHAPE(2, 3)}, f_sigmoid_grad, -1, 1, 0,
+     NULL},
+    {EM_OP_TANH_GRAD, "f_tanh_grad (3, 2) (3, 2)", 2, {EM_SHAPE(3, 2), EM_SHAPE(3, 2)}, f_tanh_grad, -1, 1, 0, NULL},
     U1(EM_OP_SOFTPLUS, f_softplus, (2, 3), -3, 3),
     U1(EM_OP_GELU, f_gelu, (3, 4), -3, 3),
     U1(EM_OP_CLIP, f_clip, (3, 4), -1, 1),

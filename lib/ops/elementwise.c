@@ -93,6 +93,8 @@ typedef void (*ew_row_fn)(void *out, const void *const *in, const int64_t *s, in
 #define E_ERF(C, T, U, MN, MX, x, f) erf(x)
 #define E_RELU(C, T, U, MN, MX, x, f) ((x) < 0 ? (T)0 : (x))
 #define E_RELU_GRAD(C, T, U, MN, MX, x, y) ((x) > 0 ? (y) : (T)0)
+#define E_SIGMOID_GRAD(C, T, U, MN, MX, x, y) ((y) * (x) * ((T)1 - (x)))
+#define E_TANH_GRAD(C, T, U, MN, MX, x, y) ((y) * ((T)1 - (x) * (x)))
 #define E_LEAKY_RELU(C, T, U, MN, MX, x, f) ((x) < 0 ? (T)(f)[0] * (x) : (x))
 #define E_ELU(C, T, U, MN, MX, x, f) ((x) < 0 ? expm1(x) : (x))
 /* exp of a non-positive argument only: no overflow for large |x|. */
@@ -313,7 +315,9 @@ EW_DEFINE(relu_grad, EW_FLOATS, SAME, DEF_BINARY, E_RELU_GRAD)
 EW_DEFINE(leaky_relu, EW_FLOATS, SAME, DEF_UNARY, E_LEAKY_RELU)
 EW_DEFINE(elu, EW_FLOATS, SAME, DEF_UNARY, E_ELU)
 EW_DEFINE(sigmoid, EW_FLOATS, SAME, DEF_UNARY, E_SIGMOID)
+EW_DEFINE(sigmoid_grad, EW_FLOATS, SAME, DEF_BINARY, E_SIGMOID_GRAD)
 EW_DEFINE(tanh, EW_FLOATS, SAME, DEF_UNARY, E_TANH)
+EW_DEFINE(tanh_grad, EW_FLOATS, SAME, DEF_BINARY, E_TANH_GRAD)
 EW_DEFINE(softplus, EW_FLOATS, SAME, DEF_UNARY, E_SOFTPLUS)
 EW_DEFINE(gelu, EW_FLOATS, SAME, DEF_UNARY, E_GELU)
 EW_DEFINE(clip, EW_NUMERIC, SAME, DEF_UNARY, E_CLIP)
@@ -430,8 +434,30 @@ static int grad_relu_grad(const em_call *c, em_tensor *out, em_tensor *g, const 
 UNARY_GRAD(relu, relu_grad(x, g))
 UNARY_GRAD(leaky_relu, em_where(em_greater(x, K(x, 0)), g, em_mul_scalar(g, c->a->f[0])))
 UNARY_GRAD(elu, em_where(em_greater(x, K(x, 0)), g, em_mul(g, em_exp(x))))
-UNARY_GRAD(sigmoid, em_mul(g, em_mul(out, em_add_scalar(em_neg(out), 1))))
-UNARY_GRAD(tanh, em_mul(g, em_add_scalar(em_neg(em_square(out)), 1)))
+/* sigmoid and tanh differentiate through their outputs, in one pass each:
+ * sigmoid_grad(y, g) = g y (1 - y), whose own gradients are G g (1 - 2y) for
+ * y and sigmoid_grad(y, G) for g; tanh_grad(y, g) = g (1 - y^2), with
+ * -2 G g y and tanh_grad(y, G). */
+static em_tensor *output_grad(em_op op, em_tensor *y, em_tensor *g) {
+    return em__apply(op, 2, (em_tensor *[]){y, g}, &(em_attrs){0});
+}
+static int grad_sigmoid_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    em_tensor *y = c->in[0], *dy = c->in[1];
+    (void)out;
+    if (need[0] && !(gin[0] = unbroadcast(em_mul(em_mul(g, dy), em_add_scalar(em_mul_scalar(y, -2), 1)), y)))
+        return -1;
+    if (need[1] && !(gin[1] = unbroadcast(output_grad(EM_OP_SIGMOID_GRAD, y, g), dy))) return -1;
+    return 0;
+}
+static int grad_tanh_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    em_tensor *y = c->in[0], *dy = c->in[1];
+    (void)out;
+    if (need[0] && !(gin[0] = unbroadcast(em_mul(em_mul(g, dy), em_mul_scalar(y, -2)), y))) return -1;
+    if (need[1] && !(gin[1] = unbroadcast(output_grad(EM_OP_TANH_GRAD, y, g), dy))) return -1;
+    return 0;
+}
+UNARY_GRAD(sigmoid, output_grad(EM_OP_SIGMOID_GRAD, out, g))
+UNARY_GRAD(tanh, output_grad(EM_OP_TANH_GRAD, out, g))
 UNARY_GRAD(softplus, em_mul(g, em_sigmoid(x)))
 UNARY_GRAD(gelu, em_mul(g, gelu_slope(x)))
 UNARY_GRAD(clip, em_where(em_logical_and(em_greater_equal(x, K(x, c->a->f[0])), em_less_equal(x, K(x, c->a->f[1]))), g,
@@ -490,7 +516,9 @@ const em_op_def em_ops_elementwise[] = {
     EW_DIFF(LEAKY_RELU, leaky_relu, 1), /* f[0]: alpha */
     EW_DIFF(ELU, elu, 1),
     EW_DIFF(SIGMOID, sigmoid, 1),
+    EW_DIFF(SIGMOID_GRAD, sigmoid_grad, 2),
     EW_DIFF(TANH, tanh, 1),
+    EW_DIFF(TANH_GRAD, tanh_grad, 2),
     EW_DIFF(SOFTPLUS, softplus, 1),
     EW_DIFF(GELU, gelu, 1),
     /* f[0]: lo, f[1]: hi, lo <= hi. */
