@@ -447,6 +447,7 @@ static inline __attribute__((always_inline)) AVX512 void tile_sum(const int rows
         for (int64_t r = 0; r < k->nr; r++) {
             const float *b = k->b + s * k->bs + r * k->br;
             int64_t off = s * k->as + r * k->ar;
+#pragma GCC unroll 2
             for (int64_t t = 0; t < k->nt; t++, b += k->bt, off += k->at) {
                 __m512 bv[TILE_VECS];
 #pragma GCC unroll 4
