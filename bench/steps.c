@@ -7,7 +7,9 @@
  * Rows: a 1-element add without and with a recording tape; the MNIST MLP
  * step (784-500-10, ReLU, dropout 0.1, batch 100, Adam 1e-3); the lecture's
  * logistic regression step (3 examples x 5 features, sigmoid cross-entropy,
- * SGD 0.003), where dispatch dominates. Each: best of 5 rounds, per call. */
+ * SGD 0.003), where dispatch dominates. Each: best of 5 rounds, per call.
+ * Then one whole MNIST epoch of the MLP (600 steps of 100), timed once each
+ * eagerly, as a graph and in PyTorch. */
 #include <ember.h>
 
 #include <stdio.h>
@@ -95,6 +97,13 @@ static void graph_steps(void *ctx, int reps) {
     em_tensor *out;
     for (int s = 0; s < reps; s++)
         if (em_graph_run(m->graph, 2, feeds, 1, &m->train, &out)) fail("graph step");
+}
+
+/* Seconds for one MNIST epoch of steps (600 batches of 100), timed once. */
+static double epoch_s(run_fn fn, void *ctx) {
+    double t = now();
+    fn(ctx, 600);
+    return now() - t;
 }
 
 static void trace(model *m) {
@@ -202,6 +211,7 @@ int main(int argc, char **argv) {
     trace(&lr_g);
     double mlp_eager = best_us(eager_steps, &mlp_e, 50), mlp_graph = best_us(graph_steps, &mlp_g, 50);
     double lr_eager = best_us(eager_steps, &lr_e, 2000), lr_graph = best_us(graph_steps, &lr_g, 2000);
+    double epoch_eager = epoch_s(eager_steps, &mlp_e), epoch_graph = epoch_s(graph_steps, &mlp_g);
     em_graph_stats st = em_graph_get_stats(mlp_g.graph);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -217,11 +227,11 @@ int main(int argc, char **argv) {
         pclose(p);
     }
     char version[64] = "";
-    double t_add = 0, t_add_grad = 0, t_mlp = 0, t_mlp_jit = 0, t_lr = 0, t_lr_jit = 0, t_rss = 0;
+    double t_add = 0, t_add_grad = 0, t_mlp = 0, t_mlp_jit = 0, t_lr = 0, t_lr_jit = 0, t_epoch = 0, t_rss = 0;
     bool torch = sscanf(line,
                         "torch %63s add_us %lf add_grad_us %lf mlp_us %lf mlp_jit_us %lf logreg_us %lf "
-                        "logreg_jit_us %lf peak_rss_mib %lf",
-                        version, &t_add, &t_add_grad, &t_mlp, &t_mlp_jit, &t_lr, &t_lr_jit, &t_rss) == 8;
+                        "logreg_jit_us %lf mlp_epoch_s %lf peak_rss_mib %lf",
+                        version, &t_add, &t_add_grad, &t_mlp, &t_mlp_jit, &t_lr, &t_lr_jit, &t_epoch, &t_rss) == 9;
 
     printf("threads: %d   (MLP graph: %lld nodes, %lld fused, arena %.1f MiB vs %.1f MiB without reuse)\n", threads,
            (long long)st.nodes, (long long)st.fused, st.arena_bytes / 1048576.0, st.unplanned_bytes / 1048576.0);
@@ -235,6 +245,8 @@ int main(int argc, char **argv) {
     ROW("logreg step: ember eager / torch eager", lr_eager, t_lr);
     ROW("logreg step: ember graph / torch eager", lr_graph, t_lr);
     ROW("logreg step: ember graph / torch jit.trace", lr_graph, t_lr_jit);
+    ROW("MLP epoch (s): ember eager / torch eager", epoch_eager, t_epoch);
+    ROW("MLP epoch (s): ember graph / torch eager", epoch_graph, t_epoch);
     printf("%-40s %12.2fx\n", "MLP step: ember eager / ember graph", mlp_eager / mlp_graph);
     printf("%-40s %12.2fx\n", "logreg step: ember eager / ember graph", lr_eager / lr_graph);
     printf("%-40s %12.1f %12.1f %9.3fx\n", "peak RSS, MLP eager training alone (MiB)", alone, t_rss,

@@ -5,6 +5,7 @@ Prints `key value` pairs that bench/steps.c parses (microseconds per call):
   mlp_us mlp_jit_us    the MNIST MLP step (784-500-10, ReLU, dropout 0.1, batch 100, Adam 1e-3),
                        eager and with the model under torch.jit.trace
   logreg_us logreg_jit_us  the lecture's logistic regression step (3 x 5 inputs, SGD 0.003)
+  mlp_epoch_s          one MNIST epoch of the MLP (600 steps of 100), eager, in seconds
   peak_rss_mib
 """
 import os
@@ -84,5 +85,10 @@ out = {
     "logreg_us": best_of(logreg_steps(False), 2000),
     "logreg_jit_us": best_of(logreg_steps(True), 2000),
 }
+epoch = mlp_steps(False)
+epoch(5)  # warm up
+t = time.perf_counter()
+epoch(600)
+out["mlp_epoch_s"] = time.perf_counter() - t
 out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 print(f"torch {torch.__version__} " + " ".join(f"{k} {v:.3f}" for k, v in out.items()))
