@@ -1,7 +1,8 @@
-// GPU kernels of lib/ops/nn.c (float32 and float64): softmax, log_softmax,
-// the three cross entropies, conv2d and its two backprops, max and average
-// pooling and their gradients. Same arithmetic and accumulator types as the
-// CPU kernels; geometry from lib/conv_geometry.h.
+// GPU kernels of lib/ops/nn.c (float32 and float64): softmax, log_softmax
+// and their gradient, the three cross entropies, conv2d and its two
+// backprops, max and average pooling and their gradients. Same arithmetic
+// and accumulator types as the CPU kernels; geometry from
+// lib/conv_geometry.h.
 //
 // Row ops (softmax, cross entropies) give a row to one thread, or, for long
 // rows, to a block whose partial maxima and sums are joined by a fixed tree.
@@ -129,6 +130,25 @@ __global__ void __launch_bounds__(NN_THREADS)
             T inv = (T)(1 / sum);
             for (int64_t j = g.lane(); j < len; j += g.size()) yr[j * inner] *= inv;
         }
+    });
+}
+
+// Row r of softmax's gradient from its output y and the incoming g:
+// dx = y (g - sum(g y)), or for log_softmax dx = g - exp(y) sum(g).
+template <bool BLOCK, class T>
+__global__ void __launch_bounds__(NN_THREADS)
+    softmax_grad_rows(const T *y, const T *g, T *dx, int64_t rows, int64_t len, int64_t inner, bool log_out) {
+    __shared__ double buf[NN_THREADS];
+    for_rows<BLOCK>(rows, buf, [&](int64_t r, auto team) {
+        int64_t base = r / inner * len * inner + r % inner;
+        const T *yr = y + base, *gr = g + base;
+        T *dr = dx + base;
+        double sum = 0;
+        for (int64_t j = team.lane(); j < len; j += team.size())
+            sum += log_out ? (double)gr[j * inner] : (double)(gr[j * inner] * yr[j * inner]);
+        T total = (T)team.combine(sum, SumOf{});
+        for (int64_t j = team.lane(); j < len; j += team.size())
+            dr[j * inner] = log_out ? gr[j * inner] - (T)exp(yr[j * inner]) * total : yr[j * inner] * (gr[j * inner] - total);
     });
 }
 
@@ -471,6 +491,15 @@ template <class T> int nn_typed(const em_gpu_call *c, em_gpu_tensor *out, cudaSt
         int64_t rows = n / len;
         LAUNCH_ROWS(softmax_rows, use_block(len, inner, rows), rows, stream, static_cast<const T *>(x->data), y, rows,
                     len, inner, c->op == EM_OP_LOG_SOFTMAX);
+        break;
+    }
+    case EM_OP_SOFTMAX_GRAD: {
+        int axis = (int)(c->a->i[0] < 0 ? c->a->i[0] + x->ndim : c->a->i[0]);
+        int64_t len = x->shape[axis], inner = 1;
+        for (int d = axis + 1; d < x->ndim; d++) inner *= x->shape[d];
+        int64_t rows = n / len;
+        LAUNCH_ROWS(softmax_grad_rows, use_block(len, inner, rows), rows, stream, static_cast<const T *>(x->data),
+                    static_cast<const T *>(c->in[1].data), y, rows, len, inner, c->a->i[1] != 0);
         break;
     }
     case EM_OP_SIGMOID_XENT:

@@ -92,6 +92,7 @@ typedef enum em_op {
     EM_OPS_NN_BEGIN = EM_OPS_SHAPE_END,
     EM_OP_SOFTMAX = EM_OPS_NN_BEGIN,
     EM_OP_LOG_SOFTMAX,
+    EM_OP_SOFTMAX_GRAD, /* (y, g) -> softmax's or log_softmax's gradient from its output, in one pass */
     EM_OP_SIGMOID_XENT,
     EM_OP_SOFTMAX_XENT,
     EM_OP_SPARSE_SOFTMAX_XENT,

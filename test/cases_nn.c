@@ -5,6 +5,13 @@
 static em_tensor *softmax_last(em_tensor *const *in) { return em_softmax(in[0], -1); }
 static em_tensor *softmax_first(em_tensor *const *in) { return em_softmax(in[0], 0); }
 static em_tensor *log_softmax_mid(em_tensor *const *in) { return em_log_softmax(in[0], 1); }
+/* The gradient op itself (output y, incoming g), in both inputs. */
+static em_tensor *softmax_grad_last(em_tensor *const *in) {
+    return em__apply(EM_OP_SOFTMAX_GRAD, 2, in, &(em_attrs){.i = {-1, 0}, .ni = 2});
+}
+static em_tensor *log_softmax_grad_mid(em_tensor *const *in) {
+    return em__apply(EM_OP_SOFTMAX_GRAD, 2, in, &(em_attrs){.i = {1, 1}, .ni = 2});
+}
 static em_tensor *sigmoid_xent(em_tensor *const *in) { return em_sigmoid_cross_entropy_with_logits(in[0], in[1]); }
 static em_tensor *softmax_xent(em_tensor *const *in) { return em_softmax_cross_entropy_with_logits(in[0], in[1]); }
 static em_tensor *sparse_xent(em_tensor *const *in) { return em_sparse_softmax_cross_entropy_with_logits(in[0], in[1]); }
@@ -45,6 +52,10 @@ const gc_case gc_cases_nn[] = {
     {EM_OP_SOFTMAX, "softmax last axis [3,4]", 1, {EM_SHAPE(3, 4)}, softmax_last, -2, 2, 0, NULL},
     {EM_OP_SOFTMAX, "softmax axis 0 [3,2,2]", 1, {EM_SHAPE(3, 2, 2)}, softmax_first, -2, 2, 0, NULL},
     {EM_OP_LOG_SOFTMAX, "log_softmax axis 1 [2,4,3]", 1, {EM_SHAPE(2, 4, 3)}, log_softmax_mid, -2, 2, 0, NULL},
+    {EM_OP_SOFTMAX_GRAD, "softmax_grad (softmax, last axis) [3,4] [3,4]", 2, {EM_SHAPE(3, 4), EM_SHAPE(3, 4)},
+     softmax_grad_last, -1, 1, 0, NULL},
+    {EM_OP_SOFTMAX_GRAD, "softmax_grad (log_softmax, axis 1) [2,3,2] [2,3,2]", 2, {EM_SHAPE(2, 3, 2), EM_SHAPE(2, 3, 2)},
+     log_softmax_grad_mid, -1, 1, 0, NULL},
     {EM_OP_SIGMOID_XENT, "sigmoid_xent [2,3]", 2, {EM_SHAPE(2, 3), EM_SHAPE(2, 3)}, sigmoid_xent, 0.1, 0.9, 0, NULL},
     {EM_OP_SOFTMAX_XENT, "softmax_xent [3,4]", 2, {EM_SHAPE(3, 4), EM_SHAPE(3, 4)}, softmax_xent, 0.1, 0.9, 0, NULL},
     {EM_OP_SPARSE_SOFTMAX_XENT, "sparse_softmax_xent int64 [3] x [3,4]", 2, {EM_SHAPE(3), EM_SHAPE(3, 4)},

@@ -3,6 +3,7 @@
  *
  * Attribute layouts:
  *   softmax, log_softmax: i[0] the axis (may be negative).
+ *   softmax_grad (y, g): i[0] the axis, i[1] 1 for log_softmax's gradient.
  *   conv2d, conv2d_backprop_input, conv2d_backprop_filter:
  *     i[0..1] strides {h, w}, i[2..3] dilations {h, w}, i[4] padding (em_padding),
  *     i[5..8] the shape the backprop op produces (backprop_input: the input's
@@ -71,7 +72,7 @@ typedef struct {
 
 static int64_t row_grain(int64_t len) { return len >= 16384 ? 1 : 16384 / (len ? len : 1); }
 
-/* ---- softmax, log_softmax ---- */
+/* ---- softmax, log_softmax and their gradient ---- */
 
 static int softmax_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     const em_tensor *x = c->in[0];
@@ -82,72 +83,135 @@ static int softmax_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *
     return 0;
 }
 
-/* Each row is summed by one thread in a fixed (vector-lane) order: results do
- * not depend on the thread count. softmax_row is inlined twice, once with
- * stride 1 (the usual last axis) so that its loops vectorize; float32 uses
- * the polynomial exp of fast_math.h. */
-#define SOFTMAX_ROWS(T)                                                           \
-    static inline __attribute__((always_inline)) void softmax_row_##T(const T *x, T *y, int64_t len, int64_t st, \
-                                                                      bool as_log) { \
-        T m = -INFINITY;                                                          \
-        /* a NaN is skipped here but makes the sum, so every output, NaN */       \
-        _Pragma("omp simd reduction(max : m)")                                    \
-        for (int64_t j = 0; j < len; j++) m = x[j * st] > m ? x[j * st] : m;      \
-        double sum = 0;                                                           \
-        _Pragma("omp simd reduction(+ : sum)")                                    \
-        for (int64_t j = 0; j < len; j++) {                                       \
-            T e = EM_EXP(x[j * st] - m);                                          \
-            if (!as_log) y[j * st] = e;                                              \
-            sum += e;                                                             \
-        }                                                                         \
-        if (as_log) {                                                                \
-            T lse = m + (T)log(sum);                                              \
-            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) y[j * st] = x[j * st] - lse; \
-        } else {                                                                  \
-            T inv = (T)(1 / sum);                                                 \
-            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) y[j * st] *= inv; \
-        }                                                                         \
-    }                                                                             \
-    EM_HOT static void softmax_rows_##T(void *ctx, int64_t begin, int64_t end) {  \
-        const rows_ctx *s = ctx;                                                  \
-        for (int64_t r = begin; r < end; r++) {                                   \
-            int64_t st = s->inner, base = r / st * s->len * st + r % st;          \
-            const T *x = (const T *)s->x + base;                                  \
-            T *y = (T *)s->y + base;                                              \
-            if (st == 1)                                                          \
-                softmax_row_##T(x, y, s->len, 1, s->log);                         \
-            else                                                                  \
-                softmax_row_##T(x, y, s->len, st, s->log);                        \
-        }                                                                         \
+/* (y, g): the forward op's output and the incoming gradient, alike. */
+static int softmax_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    if (same_float(c, "output", "gradient") || same_shape(c, "output", "gradient")) return -1;
+    return softmax_infer(c, dtype, ndim, shape);
+}
+
+/* The row loop of NAME_row_T over a rows_ctx. */
+#define ROW_KERNEL(NAME, T)                                                                             \
+    EM_HOT static void NAME##_rows_##T(void *ctx, int64_t begin, int64_t end) {                         \
+        const rows_ctx *s = ctx;                                                                        \
+        for (int64_t r = begin; r < end; r++) {                                                         \
+            int64_t st = s->inner, base = r / st * s->len * st + r % st;                                \
+            if (st == 1)                                                                                \
+                NAME##_row_##T(s, base, 1);                                                             \
+            else                                                                                        \
+                NAME##_row_##T(s, base, st);                                                            \
+        }                                                                                               \
     }
+
+/* Each row is summed by one thread in a fixed (vector-lane) order: results do
+ * not depend on the thread count. A row function is inlined twice, once with
+ * stride 1 (the usual last axis) so that its loops vectorize; float32 uses
+ * the polynomial exp of fast_math.h.
+ *   softmax:      y = exp(x - max) / sum,   log_softmax: y = x - max - log(sum)
+ *   softmax_grad: dx = y (g - sum(g y)),    for log_softmax: dx = g - exp(y) sum(g) */
+#define SOFTMAX_ROWS(T)                                                                                 \
+    static inline __attribute__((always_inline)) void softmax_row_##T(const rows_ctx *s, int64_t base,   \
+                                                                      int64_t st) {                     \
+        const T *x = (const T *)s->x + base;                                                            \
+        T *y = (T *)s->y + base, m = -INFINITY;                                                         \
+        const int64_t len = s->len;                                                                     \
+        const bool as_log = s->log;                                                                     \
+        /* a NaN is skipped here but makes the sum, so every output, NaN */                             \
+        _Pragma("omp simd reduction(max : m)")                                                          \
+        for (int64_t j = 0; j < len; j++) m = x[j * st] > m ? x[j * st] : m;                         \
+        double sum = 0;                                                                                 \
+        _Pragma("omp simd reduction(+ : sum)")                                                          \
+        for (int64_t j = 0; j < len; j++) {                                                          \
+            T e = EM_EXP(x[j * st] - m);                                                                \
+            if (!as_log) y[j * st] = e;                                                                 \
+            sum += e;                                                                                   \
+        }                                                                                               \
+        if (as_log) {                                                                                   \
+            T lse = m + (T)log(sum);                                                                    \
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) y[j * st] = x[j * st] - lse;       \
+        } else {                                                                                        \
+            T inv = (T)(1 / sum);                                                                       \
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) y[j * st] *= inv;                  \
+        }                                                                                               \
+    }                                                                                                   \
+    static inline __attribute__((always_inline)) void softmax_grad_row_##T(const rows_ctx *s,            \
+                                                                           int64_t base, int64_t st) {  \
+        const T *y = (const T *)s->x + base, *g = (const T *)s->z + base;                               \
+        T *dx = (T *)s->y + base;                                                                       \
+        const int64_t len = s->len;                                                                     \
+        const bool as_log = s->log;                                                                     \
+        double sum = 0;                                                                                 \
+        if (as_log) {                                                                                   \
+            _Pragma("omp simd reduction(+ : sum)") for (int64_t j = 0; j < len; j++) sum += g[j * st];  \
+            T total = (T)sum;                                                                           \
+            _Pragma("omp simd")                                                                         \
+            for (int64_t j = 0; j < len; j++) dx[j * st] = g[j * st] - EM_EXP(y[j * st]) * total;      \
+        } else {                                                                                        \
+            _Pragma("omp simd reduction(+ : sum)")                                                      \
+            for (int64_t j = 0; j < len; j++) sum += g[j * st] * y[j * st];                             \
+            T total = (T)sum;                                                                           \
+            _Pragma("omp simd")                                                                         \
+            for (int64_t j = 0; j < len; j++) dx[j * st] = y[j * st] * (g[j * st] - total);            \
+        }                                                                                               \
+    }                                                                                                   \
+    ROW_KERNEL(softmax, T)                                                                              \
+    ROW_KERNEL(softmax_grad, T)
 SOFTMAX_ROWS(float)
 SOFTMAX_ROWS(double)
 
-static void softmax_run(const em_call *c, em_tensor *out, bool log) {
+/* Runs f32/f64 over the rows along i[0]'s axis of the first input. */
+static void rows_run(const em_call *c, em_tensor *out, rows_ctx *s, em_range_fn f32, em_range_fn f64) {
     const em_tensor *x = c->in[0];
     int axis = em__axis(c, (int)c->a->i[0], x->ndim, "axis");
-    rows_ctx s = {.x = x->data, .y = out->data, .len = x->shape[axis], .inner = 1, .log = log};
-    for (int d = axis + 1; d < x->ndim; d++) s.inner *= x->shape[d];
-    int64_t rows = s.len ? x->numel / s.len : 0;
-    em__parallel_for(rows, row_grain(s.len), x->dtype == EM_F32 ? softmax_rows_float : softmax_rows_double, &s);
+    s->len = x->shape[axis];
+    s->inner = 1;
+    for (int d = axis + 1; d < x->ndim; d++) s->inner *= x->shape[d];
+    int64_t rows = s->len ? x->numel / s->len : 0;
+    em__parallel_for(rows, row_grain(s->len), out->dtype == EM_F32 ? f32 : f64, s);
 }
-static void softmax_cpu(const em_call *c, em_tensor *out) { softmax_run(c, out, false); }
-static void log_softmax_cpu(const em_call *c, em_tensor *out) { softmax_run(c, out, true); }
+static void softmax_cpu(const em_call *c, em_tensor *out) {
+    rows_ctx s = {.x = c->in[0]->data, .y = out->data};
+    rows_run(c, out, &s, softmax_rows_float, softmax_rows_double);
+}
+static void log_softmax_cpu(const em_call *c, em_tensor *out) {
+    rows_ctx s = {.x = c->in[0]->data, .y = out->data, .log = true};
+    rows_run(c, out, &s, softmax_rows_float, softmax_rows_double);
+}
+static void softmax_grad_cpu(const em_call *c, em_tensor *out) {
+    rows_ctx s = {.x = c->in[0]->data, .z = c->in[1]->data, .y = out->data, .log = c->a->i[1] != 0};
+    rows_run(c, out, &s, softmax_grad_rows_float, softmax_grad_rows_double);
+}
 
-/* y = softmax(x): dx = y * (g - sum(g * y, axis)). */
+static em_tensor *softmax_grad_op(em_tensor *y, em_tensor *g, int axis, bool log) {
+    return em__apply(EM_OP_SOFTMAX_GRAD, 2, (em_tensor *[]){y, g}, &(em_attrs){.i = {axis, log}, .ni = 2});
+}
 static int softmax_grad(const em_call *c, em_tensor *y, em_tensor *g, const bool *need, em_tensor **gin) {
     (void)need;
-    int axis = (int)c->a->i[0];
-    gin[0] = em_mul(y, em_sub(g, em_sum(em_mul(g, y), 1, &axis, true)));
+    gin[0] = softmax_grad_op(y, g, (int)c->a->i[0], false);
     return gin[0] ? 0 : -1;
 }
-
-/* y = log_softmax(x): dx = g - exp(y) * sum(g, axis). */
 static int log_softmax_grad(const em_call *c, em_tensor *y, em_tensor *g, const bool *need, em_tensor **gin) {
     (void)need;
-    int axis = (int)c->a->i[0];
-    gin[0] = em_sub(g, em_mul(em_exp(y), em_sum(g, 1, &axis, true)));
+    gin[0] = softmax_grad_op(y, g, (int)c->a->i[0], true);
     return gin[0] ? 0 : -1;
+}
+/* Its own gradient, G the gradient of dx (s: sums over the axis, kept):
+ *   softmax:     d/dy = G (g - s(g y)) - g s(G y),   d/dg = softmax_grad(y, G)
+ *   log_softmax: d/dy = -G exp(y) s(g),              d/dg = G - s(G exp(y)) */
+static int softmax_grad_grad(const em_call *c, em_tensor *out, em_tensor *G, const bool *need, em_tensor **gin) {
+    (void)out;
+    em_tensor *y = c->in[0], *g = c->in[1];
+    int axis = (int)c->a->i[0];
+    if (c->a->i[1]) {
+        em_tensor *e = em_exp(y);
+        if (need[0] && !(gin[0] = em_neg(em_mul(em_mul(G, e), em_sum(g, 1, &axis, true))))) return -1;
+        if (need[1] && !(gin[1] = em_sub(G, em_sum(em_mul(G, e), 1, &axis, true)))) return -1;
+        return 0;
+    }
+    if (need[0] && !(gin[0] = em_sub(em_mul(G, em_sub(g, em_sum(em_mul(g, y), 1, &axis, true))),
+                                     em_mul(g, em_sum(em_mul(G, y), 1, &axis, true)))))
+        return -1;
+    if (need[1] && !(gin[1] = softmax_grad_op(y, G, axis, false))) return -1;
+    return 0;
 }
 
 /* ---- sigmoid cross entropy: inputs (labels z, logits x) ---- */
@@ -1103,6 +1167,9 @@ const em_op_def em_ops_nn[] = {
     NN(SOFTMAX) = {.name = "softmax", .arity = 1, .infer = softmax_infer, .cpu = softmax_cpu, .gpu = GPU_KERNEL, .grad = softmax_grad},
     NN(LOG_SOFTMAX) = {.name = "log_softmax", .arity = 1, .infer = softmax_infer, .cpu = log_softmax_cpu, .gpu = GPU_KERNEL,
                        .grad = log_softmax_grad},
+    /* (y, g) -> dx; i[0] axis, i[1] 1 for log_softmax's gradient */
+    NN(SOFTMAX_GRAD) = {.name = "softmax_grad", .arity = 2, .infer = softmax_grad_infer, .cpu = softmax_grad_cpu,
+                        .gpu = GPU_KERNEL, .grad = softmax_grad_grad},
     /* (labels, logits), same shape */
     NN(SIGMOID_XENT) = {.name = "sigmoid_xent", .arity = 2, .infer = sigmoid_xent_infer, .cpu = sigmoid_xent_cpu, .gpu = GPU_KERNEL,
                         .grad = sigmoid_xent_grad},
