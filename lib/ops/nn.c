@@ -473,98 +473,12 @@ enum { BPF_TASKS = 8 };
  * more; at the small channel counts of image models the copying, not the
  * arithmetic, bounds the gemm (about 60% of peak at the CNN example's
  * shapes). The direct kernels read a zero-padded copy of each image where it
- * lies: a tile of output rows x up to 64 channels (6 x 64, 8 x 48, 12 x 32,
- * 12 x 16) stays in vector registers while the sum runs over the filter taps
- * (forward; backprop input, which is the forward convolution of the padded
- * dy with the flipped, transposed filter) or over the pixels (backprop
- * filter). Each output element is one sum in a fixed order, so results do
- * not depend on the thread count. */
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define DIRECT_CONV 1
-#define AVX512 __attribute__((target("avx512f")))
-
-enum { TILE_MAX_ROWS = 12, TILE_VECS = 4, TILE_COLS = 16 * TILE_VECS };
-
-/* Rows of a tile `vecs` vectors wide: 24 accumulators where that many fit. */
-static int tile_rows(int vecs) { return vecs == 4 ? 6 : vecs == 3 ? 8 : 12; }
-
-/* One output tile: for j < rows and v < vecs,
- *   c[j*cj + 16v..] (+)= sum over s < ns, r < nr, t < nt of
- *       a[j][s*as + r*ar + t*at] * b[s*bs + r*br + t*bt + 16v..]. */
-typedef struct {
-    const float *a[TILE_MAX_ROWS];
-    const float *b;
-    float *c;
-    int64_t ns, nr, nt, as, ar, at, bs, br, bt, cj;
-    bool accumulate;
-} conv_tile;
-
-static inline __attribute__((always_inline)) AVX512 void tile_sum(const int rows, const int vecs, const conv_tile *k) {
-    __m512 acc[TILE_MAX_ROWS][TILE_VECS];
-#pragma GCC unroll 12
-    for (int j = 0; j < rows; j++)
-#pragma GCC unroll 4
-        for (int v = 0; v < vecs; v++)
-            acc[j][v] = k->accumulate ? _mm512_loadu_ps(k->c + j * k->cj + 16 * v) : _mm512_setzero_ps();
-    for (int64_t s = 0; s < k->ns; s++)
-        for (int64_t r = 0; r < k->nr; r++) {
-            const float *b = k->b + s * k->bs + r * k->br;
-            int64_t off = s * k->as + r * k->ar;
-#pragma GCC unroll 2
-            for (int64_t t = 0; t < k->nt; t++, b += k->bt, off += k->at) {
-                __m512 bv[TILE_VECS];
-#pragma GCC unroll 4
-                for (int v = 0; v < vecs; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
-#pragma GCC unroll 12
-                for (int j = 0; j < rows; j++) {
-                    __m512 aj = _mm512_set1_ps(k->a[j][off]);
-#pragma GCC unroll 4
-                    for (int v = 0; v < vecs; v++) acc[j][v] = _mm512_fmadd_ps(aj, bv[v], acc[j][v]);
-                }
-            }
-        }
-#pragma GCC unroll 12
-    for (int j = 0; j < rows; j++)
-#pragma GCC unroll 4
-        for (int v = 0; v < vecs; v++) _mm512_storeu_ps(k->c + j * k->cj + 16 * v, acc[j][v]);
-}
-
-/* A full tile (tile_rows(vecs) rows); with the sizes constant, the
- * accumulators are registers. */
-static AVX512 void tile_full(int vecs, const conv_tile *k) {
-    switch (vecs) {
-    case 1: tile_sum(12, 1, k); break;
-    case 2: tile_sum(12, 2, k); break;
-    case 3: tile_sum(8, 3, k); break;
-    default: tile_sum(6, 4, k); break;
-    }
-}
-
-/* A tile of `rows` rows: a short one (the end of a run) computes a full tile
- * whose extra rows repeat row 0, into a buffer, and keeps its first rows. */
-static void tile_run(int rows, int vecs, const conv_tile *k) {
-    if (rows == tile_rows(vecs)) {
-        tile_full(vecs, k);
-        return;
-    }
-    float buf[TILE_MAX_ROWS * TILE_COLS];
-    size_t row_bytes = sizeof(float) * 16 * (size_t)vecs;
-    conv_tile part = *k;
-    for (int j = rows; j < TILE_MAX_ROWS; j++) part.a[j] = k->a[0];
-    part.c = buf;
-    part.cj = TILE_COLS;
-    if (k->accumulate)
-        for (int j = 0; j < rows; j++) memcpy(buf + j * TILE_COLS, k->c + j * k->cj, row_bytes);
-    tile_full(vecs, &part);
-    for (int j = 0; j < rows; j++) memcpy(k->c + j * k->cj, buf + j * TILE_COLS, row_bytes);
-}
-
-static bool cpu_has_avx512(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-}
-#endif
+ * lies, through the register-tile kernel of ops/matmul.c (em_regtile): a tile of
+ * output rows x up to 64 channels stays in vector registers while the sum
+ * runs over the filter taps (forward; backprop input, which is the forward
+ * convolution of the padded dy with the flipped, transposed filter) or over
+ * the pixels (backprop filter). Each output element is one sum in a fixed
+ * order, so results do not depend on the thread count. */
 /* Where the direct kernels read their input: each image of src (h x w x c)
  * copied into a zero-filled hp x wp image at row top, column left. */
 typedef struct {
@@ -705,7 +619,7 @@ static void conv_task(void *ctx, int64_t n0, int64_t n1) {
     em__scratch_free(col);
 }
 
-#ifdef DIRECT_CONV
+#ifdef EM_REGTILE_KERNEL
 static void pad_image(const conv_pad *d, int64_t n, float *dst) {
     const float *src = d->src + n * d->h * d->w * d->c;
     size_t pixel = sizeof(float) * (size_t)d->c;
@@ -738,15 +652,15 @@ static void tiled_forward_task(void *ctx, int64_t n0, int64_t n1) {
     }
     for (int64_t n = n0; n < n1; n++) {
         pad_image(d, n, img);
-        for (int64_t o0 = 0; o0 < oc; o0 += TILE_COLS) {
-            conv_tile k = {.b = (const float *)p->f + o0, .ns = 1, .nr = g->kh, .nt = taps, .ar = d->wp * d->c,
+        for (int64_t o0 = 0; o0 < oc; o0 += EM_REGTILE_COLS) {
+            em_regtile k = {.b = (const float *)p->f + o0, .ns = 1, .nr = g->kh, .nt = taps, .ar = d->wp * d->c,
                            .at = 1, .br = taps * oc, .bt = oc, .cj = oc};
-            int vecs = (int)((oc - o0) / 16 < TILE_VECS ? (oc - o0) / 16 : TILE_VECS), full = tile_rows(vecs);
+            int vecs = em__regtile_vecs(oc - o0), full = em__regtile_rows(vecs);
             for (int64_t q = 0; q < pixels; q += full) {
                 int rows = (int)(pixels - q < full ? pixels - q : full);
                 for (int j = 0; j < rows; j++) k.a[j] = img + ((q + j) / ow * d->wp + (q + j) % ow) * d->c;
                 k.c = (float *)p->out + (n * pixels + q) * oc + o0;
-                tile_run(rows, vecs, &k);
+                em__regtile_run(rows, vecs, &k);
             }
         }
     }
@@ -768,11 +682,11 @@ static void tiled_filter_task(void *ctx, int64_t n0, int64_t n1) {
     }
     for (int64_t n = n0; n < n1; n++) pad_image(d, n, imgs + (n - n0) * image);
     float *dw = (float *)p->partials + (n0 / p->per) * p->K * O;
-    for (int64_t o0 = 0; o0 < O; o0 += TILE_COLS) {
-        conv_tile k = {.b = (const float *)p->dy + n0 * pixels * O + o0, .ns = n1 - n0, .nr = g->oh, .nt = g->ow,
+    for (int64_t o0 = 0; o0 < O; o0 += EM_REGTILE_COLS) {
+        em_regtile k = {.b = (const float *)p->dy + n0 * pixels * O + o0, .ns = n1 - n0, .nr = g->oh, .nt = g->ow,
                        .as = image, .ar = d->wp * d->c, .at = d->c, .bs = pixels * O, .br = g->ow * O, .bt = O,
                        .cj = O};
-        int vecs = (int)((O - o0) / 16 < TILE_VECS ? (O - o0) / 16 : TILE_VECS), full = tile_rows(vecs);
+        int vecs = em__regtile_vecs(O - o0), full = em__regtile_rows(vecs);
         for (int64_t k0 = 0; k0 < p->K; k0 += full) {
             int rows = (int)(p->K - k0 < full ? p->K - k0 : full);
             for (int j = 0; j < rows; j++) {
@@ -780,7 +694,7 @@ static void tiled_filter_task(void *ctx, int64_t n0, int64_t n1) {
                 k.a[j] = imgs + (tap / g->kw * d->wp + tap % g->kw) * d->c + ci;
             }
             k.c = dw + k0 * O + o0;
-            tile_run(rows, vecs, &k);
+            em__regtile_run(rows, vecs, &k);
         }
     }
     em__scratch_free(imgs);
@@ -791,7 +705,7 @@ static bool tiled_plan(conv_plan *p) {
     const em_conv_geom *g = &p->g;
     int64_t vector_channels = p->kind == CONV_BPI ? g->c : g->o;
     if (p->dtype != EM_F32 || p->direct || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 ||
-        vector_channels % 16 != 0 || !cpu_has_avx512())
+        vector_channels % 16 != 0 || !em__regtile_ready())
         return false;
     if (p->kind == CONV_BPI) /* the padded dy: a full correlation with the flipped filter */
         p->pad = (conv_pad){(const float *)p->dy, g->oh, g->ow, g->o, g->kh - 1 - g->ph, g->kw - 1 - g->pw,
@@ -873,7 +787,7 @@ static void conv_run(const em_call *c, em_tensor *out, conv_kind kind) {
     }
     char *wt = kind == CONV_BPI ? em__scratch((size_t)(p.K * g->o) * p.es) : NULL;
     em_range_fn task = conv_task;
-#ifdef DIRECT_CONV
+#ifdef EM_REGTILE_KERNEL
     if ((kind != CONV_BPI || wt) && tiled_plan(&p)) {
         if (wt) flip_filter((float *)wt, (const float *)p.f, g);
         task = kind == CONV_BPF ? tiled_filter_task : tiled_forward_task;
