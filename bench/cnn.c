@@ -1,8 +1,8 @@
 /* The Deep MNIST CNN training step (examples/deep_mnist.c's network: two 5x5
  * SAME convolutions with bias and ReLU, 2x2 max pools, fc 3136 -> 1024 ReLU,
  * dropout 0.5, fc 1024 -> 10, softmax cross-entropy, Adam 1e-4), batch 100,
- * beside PyTorch doing the same step with the same threads in the same run
- * (bench/torch_cnn.py).
+ * eagerly and as a traced graph, beside PyTorch doing the same step with the
+ * same threads in the same run (bench/torch_cnn.py).
  *
  *   build/bench/cnn [threads...]      (default: 1 2)
  *   EMBER_BENCH_NO_TORCH=1 build/bench/cnn 1    (Ember only, e.g. under perf)
@@ -32,8 +32,22 @@ static em_tensor *conv_relu_pool(em_tensor *x, em_tensor **vars) {
     return em_max_pool(h, two, two, EM_PAD_SAME);
 }
 
-/* Best milliseconds per step over 5 rounds of `steps`, after a warm-up round. */
-static double step_ms(int steps) {
+static em_tensor *cnn_loss(em_tensor **vars, em_tensor *x, em_tensor *y) {
+    em_tensor *h = conv_relu_pool(conv_relu_pool(x, vars), vars + 2);
+    h = em_matmul(em_reshape(h, EM_SHAPE(-1, 7 * 7 * 64)), vars[4]);
+    h = em_dropout(em_relu(em_bias_add(h, vars[5])), 0.5);
+    em_tensor *logits = em_bias_add(em_matmul(h, vars[6]), vars[7]);
+    return em_mean(em_sparse_softmax_cross_entropy_with_logits(y, logits), EM_ALL_AXES, false);
+}
+
+static void fail(const char *what) {
+    fprintf(stderr, "cnn: %s: %s\n", what, em_last_error() ? em_last_error() : "failed");
+    exit(1);
+}
+
+/* Best milliseconds per step over 5 rounds of `steps`, after a warm-up round:
+ * eagerly (a tape per step), or traced once into a graph and replayed. */
+static double step_ms(int steps, bool graph) {
     em_set_seed(0);
     em_tensor *vars[8];
     layer("conv1", EM_SHAPE(5, 5, 1, 32), 32, vars);
@@ -45,28 +59,44 @@ static double step_ms(int steps) {
     for (int i = 0; i < 100; i++) labels[i] = i % 10;
     em_tensor *y = em_keep(em_tensor_from(EM_I64, EM_SHAPE(100), labels));
     em_optimizer *adam = em_adam(1e-4, 0.9, 0.999, 1e-8);
+    em_graph *g = NULL;
+    em_tensor *px = NULL, *py = NULL, *train = NULL;
+    if (graph) {
+        px = em_keep(em_placeholder(EM_F32, EM_SHAPE(-1, 28, 28, 1), "x"));
+        py = em_keep(em_placeholder(EM_I64, EM_SHAPE(-1), "y"));
+        if (em_trace_begin()) fail("trace");
+        em_tape *tape = em_tape_begin(false);
+        em_tensor *loss = cnn_loss(vars, px, py);
+        em_tape_stop(tape);
+        train = em_keep(em_minimize_op(adam, tape, loss, 8, vars));
+        em_tape_release(tape);
+        if (!(g = em_trace_end()) || !train) fail("trace");
+    }
+    em_feed feeds[2] = {{px, x}, {py, y}};
     double best = 1e9;
     for (int round = 0; round < 6; round++) {
         double t = now();
         for (int s = 0; s < steps; s++) {
+            if (graph) {
+                em_tensor *out;
+                if (em_graph_run(g, 2, feeds, 1, &train, &out)) fail("graph step");
+                continue;
+            }
             em_scope_begin();
             em_tape *tape = em_tape_begin(false);
-            em_tensor *h = conv_relu_pool(conv_relu_pool(x, vars), vars + 2);
-            h = em_matmul(em_reshape(h, EM_SHAPE(100, 7 * 7 * 64)), vars[4]);
-            h = em_dropout(em_relu(em_bias_add(h, vars[5])), 0.5);
-            em_tensor *logits = em_bias_add(em_matmul(h, vars[6]), vars[7]);
-            em_tensor *loss = em_mean(em_sparse_softmax_cross_entropy_with_logits(y, logits), EM_ALL_AXES, false);
+            em_tensor *loss = cnn_loss(vars, x, y);
             em_tape_stop(tape);
-            if (em_minimize(adam, tape, loss, 8, vars)) {
-                fprintf(stderr, "cnn: %s\n", em_last_error());
-                exit(1);
-            }
+            if (em_minimize(adam, tape, loss, 8, vars)) fail("eager step");
             em_tape_release(tape);
             em_scope_end();
         }
         double ms = (now() - t) / steps * 1e3;
         if (round > 0 && ms < best) best = ms;
     }
+    em_graph_release(g);
+    em_release(px);
+    em_release(py);
+    em_release(train);
     em_optimizer_release(adam);
     em_release(x);
     em_release(y);
@@ -100,12 +130,13 @@ int main(int argc, char **argv) {
     }
     char version[64] = "";
     printf("Deep MNIST CNN training step, batch 100 (forward + backward + Adam)\n");
-    printf("%-8s %12s %12s %8s\n", "threads", "ember (ms)", "pytorch (ms)", "ratio");
+    printf("%-8s %12s %12s %12s %14s\n", "threads", "eager (ms)", "graph (ms)", "pytorch (ms)", "ratio e / g");
     for (int i = 0; i < n; i++) {
         em_set_num_threads(list[i]);
-        double e = step_ms(10), t = getenv("EMBER_BENCH_NO_TORCH") ? 0 : torch_ms(list[i], version, sizeof version);
-        if (t > 0) printf("%-8d %12.1f %12.1f %7.3fx\n", list[i], e, t, e / t);
-        else printf("%-8d %12.1f %12s %8s\n", list[i], e, "n/a", "-");
+        double e = step_ms(10, false), gr = step_ms(10, true);
+        double t = getenv("EMBER_BENCH_NO_TORCH") ? 0 : torch_ms(list[i], version, sizeof version);
+        if (t > 0) printf("%-8d %12.1f %12.1f %12.1f %7.3f / %.3f\n", list[i], e, gr, t, e / t, gr / t);
+        else printf("%-8d %12.1f %12.1f %12s %14s\n", list[i], e, gr, "n/a", "-");
         fflush(stdout);
     }
     if (version[0]) printf("pytorch %s via /usr/bin/python3 (ratio = ember / pytorch)\n", version);
