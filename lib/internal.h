@@ -197,8 +197,8 @@ void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, in
 /* ---- the register-tile kernel (ops/matmul.c; x86-64 with GCC or clang) ----
  * One output tile of `rows` rows and `vecs` vectors of 16 floats: for j <
  * rows, v < vecs,
- *   c[j*cj + 16v..] (+)= sum over s < ns, r < nr, t < nt of
- *       a[j][s*as + r*ar + t*at] * b[s*bs + r*br + t*bt + 16v..]
+ *   c[j*cj + 16v..] (+)= sum over r < nr, t < nt of
+ *       a[j][r*ar + t*at] * b[r*br + t*bt + 16v..]
  * (accumulate: added to what c holds). The direct convolutions and small
  * float32 products run on it; call only when em__regtile_ready() (AVX-512). */
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -208,7 +208,7 @@ typedef struct {
     const float *a[EM_REGTILE_MAX_ROWS];
     const float *b;
     float *c;
-    int64_t ns, nr, nt, as, ar, at, bs, br, bt, cj;
+    int64_t nr, nt, ar, at, br, bt, cj;
     bool accumulate;
 } em_regtile;
 bool em__regtile_ready(void);

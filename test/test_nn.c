@@ -318,8 +318,9 @@ END_TEST
  * run the direct AVX-512 kernels where the CPU has them: forward and both
  * gradients agree with float64 (im2col + BLIS) over odd and even windows,
  * SAME and VALID, one input channel, channel counts that leave 16, 32 or 48
- * lanes, pixel counts that are not multiples of the kernels' 6 rows, and a
- * batch split into several filter-gradient partials. Float32 sums of up to
+ * lanes, pixel counts that are not multiples of the kernels' 6 rows, a
+ * batch split into several filter-gradient partials, and images large enough
+ * that each partial sums several chunks of them. Float32 sums of up to
  * 1280 products round to about 1e-5; a wrong tap or channel is off by O(1). */
 START_TEST(test_conv2d_direct_kernels_match_float64) {
     static const struct {
@@ -329,6 +330,8 @@ START_TEST(test_conv2d_direct_kernels_match_float64) {
         {{9, 9, 11, 5}, {5, 5, 5, 32}, EM_PAD_SAME},   {{2, 8, 7, 16}, {4, 4, 16, 80}, EM_PAD_SAME},
         {{4, 10, 9, 32}, {3, 2, 32, 48}, EM_PAD_VALID}, {{3, 6, 6, 1}, {3, 3, 1, 16}, EM_PAD_SAME},
         {{2, 7, 7, 16}, {2, 2, 16, 16}, EM_PAD_VALID},
+        /* padded images over 512 KB: the filter gradient pads them one per chunk */
+        {{9, 90, 90, 16}, {3, 3, 16, 16}, EM_PAD_SAME},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         em_scope_begin();

@@ -50,7 +50,7 @@ static bool blis_strides(int64_t m, int64_t n, int64_t *rs, int64_t *cs) {
 /* ---- the register-tile kernel (AVX-512, float32) ----
  * A tile of output rows x up to 64 columns (6 x 64, 8 x 48, 12 x 32, 12 x 16:
  * 24 accumulators where they fit) stays in vector registers while a sum of
- * up to three nested strides runs (see em_regtile in internal.h). */
+ * two nested strides runs (see em_regtile in internal.h). */
 #ifdef EM_REGTILE_KERNEL
 #include <immintrin.h>
 #define AVX512 __attribute__((target("avx512f")))
@@ -69,23 +69,22 @@ static inline __attribute__((always_inline)) AVX512 void tile_sum(const int rows
 #pragma GCC unroll 4
         for (int v = 0; v < vecs; v++)
             acc[j][v] = k->accumulate ? _mm512_loadu_ps(k->c + j * k->cj + 16 * v) : _mm512_setzero_ps();
-    for (int64_t s = 0; s < k->ns; s++)
-        for (int64_t r = 0; r < k->nr; r++) {
-            const float *b = k->b + s * k->bs + r * k->br;
-            int64_t off = s * k->as + r * k->ar;
+    for (int64_t r = 0; r < k->nr; r++) {
+        const float *b = k->b + r * k->br;
+        int64_t off = r * k->ar;
 #pragma GCC unroll 2
-            for (int64_t t = 0; t < k->nt; t++, b += k->bt, off += k->at) {
-                __m512 bv[EM_REGTILE_VECS];
+        for (int64_t t = 0; t < k->nt; t++, b += k->bt, off += k->at) {
+            __m512 bv[EM_REGTILE_VECS];
 #pragma GCC unroll 4
-                for (int v = 0; v < vecs; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
+            for (int v = 0; v < vecs; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 12
-                for (int j = 0; j < rows; j++) {
-                    __m512 aj = _mm512_set1_ps(k->a[j][off]);
+            for (int j = 0; j < rows; j++) {
+                __m512 aj = _mm512_set1_ps(k->a[j][off]);
 #pragma GCC unroll 4
-                    for (int v = 0; v < vecs; v++) acc[j][v] = _mm512_fmadd_ps(aj, bv[v], acc[j][v]);
-                }
+                for (int v = 0; v < vecs; v++) acc[j][v] = _mm512_fmadd_ps(aj, bv[v], acc[j][v]);
             }
         }
+    }
 #pragma GCC unroll 12
     for (int j = 0; j < rows; j++)
 #pragma GCC unroll 4
@@ -134,7 +133,7 @@ static bool tile_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t r
         return false;
     for (int64_t o0 = 0; o0 < n; o0 += EM_REGTILE_COLS) {
         int vecs = em__regtile_vecs(n - o0), full = em__regtile_rows(vecs);
-        em_regtile t = {.b = b + o0, .ns = 1, .nr = 1, .nt = k, .at = csa, .bt = rsb, .cj = rsc, .accumulate = accumulate};
+        em_regtile t = {.b = b + o0, .nr = 1, .nt = k, .at = csa, .bt = rsb, .cj = rsc, .accumulate = accumulate};
         for (int64_t i = 0; i < m; i += full) {
             int rows = (int)(m - i < full ? m - i : full);
             for (int r = 0; r < rows; r++) t.a[r] = a + (i + r) * rsa;

@@ -653,7 +653,7 @@ static void tiled_forward_task(void *ctx, int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; n++) {
         pad_image(d, n, img);
         for (int64_t o0 = 0; o0 < oc; o0 += EM_REGTILE_COLS) {
-            em_regtile k = {.b = (const float *)p->f + o0, .ns = 1, .nr = g->kh, .nt = taps, .ar = d->wp * d->c,
+            em_regtile k = {.b = (const float *)p->f + o0, .nr = g->kh, .nt = taps, .ar = d->wp * d->c,
                            .at = 1, .br = taps * oc, .bt = oc, .cj = oc};
             int vecs = em__regtile_vecs(oc - o0), full = em__regtile_rows(vecs);
             for (int64_t q = 0; q < pixels; q += full) {
@@ -667,35 +667,58 @@ static void tiled_forward_task(void *ctx, int64_t n0, int64_t n1) {
     em__scratch_free(img);
 }
 
-/* Backprop filter: this task's images padded together, then a tile of filter
- * taps x output channels at a time, summing over images (s), rows (r) and
- * columns (t) into the task's partial gradient. */
+/* Backprop filter: this task's images padded a few at a time (about
+ * FILTER_CHUNK_BYTES, at least one image); then, band after band of about
+ * FILTER_BAND_PIXELS output pixels of each image in order, a tile of filter
+ * taps x output channels at a time sums over the band's rows (r) and columns
+ * (t). The first band's sums start the task's partial gradient; each later
+ * band's are summed apart and then added, so float32 rounding grows with a
+ * band, not with the batch (as BLIS's blocking does for the im2col path). */
+enum { FILTER_CHUNK_BYTES = 1 << 20, FILTER_BAND_PIXELS = 256 };
 static void tiled_filter_task(void *ctx, int64_t n0, int64_t n1) {
     const conv_plan *p = ctx;
     const conv_pad *d = &p->pad;
     const em_conv_geom *g = &p->g;
     int64_t image = d->hp * d->wp * d->c, O = g->o, pixels = g->oh * g->ow;
-    float *imgs = em__scratch(sizeof(float) * (size_t)((n1 - n0) * image));
+    int64_t chunk = FILTER_CHUNK_BYTES / (image * (int64_t)sizeof(float));
+    if (chunk < 1) chunk = 1;
+    if (chunk > n1 - n0) chunk = n1 - n0;
+    int64_t band = (FILTER_BAND_PIXELS + g->ow - 1) / g->ow;
+    float *imgs = em__scratch(sizeof(float) * (size_t)(chunk * image));
     if (!imgs) {
-        em__error("conv2d_backprop_filter: out of memory for %lld padded images", (long long)(n1 - n0));
+        em__error("conv2d_backprop_filter: out of memory for %lld padded images", (long long)chunk);
         return;
     }
-    for (int64_t n = n0; n < n1; n++) pad_image(d, n, imgs + (n - n0) * image);
-    float *dw = (float *)p->partials + (n0 / p->per) * p->K * O;
-    for (int64_t o0 = 0; o0 < O; o0 += EM_REGTILE_COLS) {
-        em_regtile k = {.b = (const float *)p->dy + n0 * pixels * O + o0, .ns = n1 - n0, .nr = g->oh, .nt = g->ow,
-                       .as = image, .ar = d->wp * d->c, .at = d->c, .bs = pixels * O, .br = g->ow * O, .bt = O,
-                       .cj = O};
-        int vecs = em__regtile_vecs(O - o0), full = em__regtile_rows(vecs);
-        for (int64_t k0 = 0; k0 < p->K; k0 += full) {
-            int rows = (int)(p->K - k0 < full ? p->K - k0 : full);
-            for (int j = 0; j < rows; j++) {
-                int64_t tap = (k0 + j) / d->c, ci = (k0 + j) % d->c;
-                k.a[j] = imgs + (tap / g->kw * d->wp + tap % g->kw) * d->c + ci;
+    float *dw = (float *)p->partials + (n0 / p->per) * p->K * O, part[EM_REGTILE_MAX_ROWS * EM_REGTILE_COLS];
+    for (int64_t c0 = n0; c0 < n1; c0 += chunk) {
+        int64_t c1 = c0 + chunk < n1 ? c0 + chunk : n1;
+        for (int64_t n = c0; n < c1; n++) pad_image(d, n, imgs + (n - c0) * image);
+        for (int64_t n = c0; n < c1; n++)
+            for (int64_t y0 = 0; y0 < g->oh; y0 += band) {
+                const float *rows0 = imgs + (n - c0) * image + y0 * d->wp * d->c;
+                bool first = n == n0 && y0 == 0;
+                for (int64_t o0 = 0; o0 < O; o0 += EM_REGTILE_COLS) {
+                    em_regtile k = {.b = (const float *)p->dy + (n * pixels + y0 * g->ow) * O + o0,
+                                    .nr = g->oh - y0 < band ? g->oh - y0 : band, .nt = g->ow, .ar = d->wp * d->c,
+                                    .at = d->c, .br = g->ow * O, .bt = O, .cj = first ? O : EM_REGTILE_COLS};
+                    int vecs = em__regtile_vecs(O - o0), full = em__regtile_rows(vecs);
+                    for (int64_t k0 = 0; k0 < p->K; k0 += full) {
+                        int rows = (int)(p->K - k0 < full ? p->K - k0 : full);
+                        for (int j = 0; j < rows; j++) {
+                            int64_t tap = (k0 + j) / d->c, ci = (k0 + j) % d->c;
+                            k.a[j] = rows0 + (tap / g->kw * d->wp + tap % g->kw) * d->c + ci;
+                        }
+                        float *to = dw + k0 * O + o0;
+                        k.c = first ? to : part;
+                        em__regtile_run(rows, vecs, &k);
+                        for (int j = 0; !first && j < rows; j++) {
+                            const float *src = part + j * EM_REGTILE_COLS;
+                            float *dst = to + j * O;
+                            _Pragma("omp simd") for (int q = 0; q < 16 * vecs; q++) dst[q] += src[q];
+                        }
+                    }
+                }
             }
-            k.c = dw + k0 * O + o0;
-            em__regtile_run(rows, vecs, &k);
-        }
     }
     em__scratch_free(imgs);
 }
