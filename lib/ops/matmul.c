@@ -124,12 +124,14 @@ void em__regtile_run(int rows, int vecs, const em_regtile *k) {
 /* C (+)= A B in tiles read straight from A and B, for float32 products of at
  * most TILE_GEMM_MAX multiply-adds whose B and C rows are contiguous and a
  * multiple of 16 wide: there BLIS's setup and packing cost more than the
- * product (64^3: 15 us against 4). false: not taken. */
-enum { TILE_GEMM_MAX = 1 << 21, TILE_GEMM_MAX_N = 256 };
+ * product (64^3: 15 us against 2.6). Each output is one sequential float32
+ * sum, so k stays at most TILE_GEMM_MAX_K (BLIS blocks longer sums). false:
+ * not taken. */
+enum { TILE_GEMM_MAX = 1 << 21, TILE_GEMM_MAX_N = 256, TILE_GEMM_MAX_K = 1024 };
 static bool tile_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b,
                       int64_t rsb, int64_t csb, bool accumulate, float *c, int64_t rsc, int64_t csc) {
-    if (csb != 1 || csc != 1 || n % 16 != 0 || n > TILE_GEMM_MAX_N || m * n * k > TILE_GEMM_MAX ||
-        !em__regtile_ready())
+    if (csb != 1 || csc != 1 || n % 16 != 0 || n > TILE_GEMM_MAX_N || k > TILE_GEMM_MAX_K ||
+        m * n * k > TILE_GEMM_MAX || !em__regtile_ready())
         return false;
     for (int64_t o0 = 0; o0 < n; o0 += EM_REGTILE_COLS) {
         int vecs = em__regtile_vecs(n - o0), full = em__regtile_rows(vecs);
