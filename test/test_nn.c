@@ -242,7 +242,7 @@ START_TEST(test_conv2d_values) {
 }
 END_TEST
 
-/* A 1x1 convolution is a matrix product over the pixels (its direct path). */
+/* A 1x1 convolution is a matrix product over the pixels (its pointwise path). */
 START_TEST(test_conv2d_pointwise) {
     em_tensor *x = seq(EM_F64, EM_SHAPE(2, 3, 2, 4), 1), *w = seq(EM_F64, EM_SHAPE(1, 1, 4, 3), 2);
     em_tensor *y = em_conv2d(x, w, NULL, EM_PAD_VALID, NULL);

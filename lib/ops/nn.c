@@ -473,12 +473,13 @@ enum { BPF_TASKS = 8 };
  * more; at the small channel counts of image models the copying, not the
  * arithmetic, bounds the gemm (about 60% of peak at the CNN example's
  * shapes). The direct kernels read a zero-padded copy of each image where it
- * lies, through the register-tile kernel of ops/matmul.c (em_regtile): a tile of
- * output rows x up to 64 channels stays in vector registers while the sum
+ * lies, through the register-tile kernel of ops/matmul.c (em_regtile): a tile
+ * of output rows x up to 64 channels stays in vector registers while the sum
  * runs over the filter taps (forward; backprop input, which is the forward
  * convolution of the padded dy with the flipped, transposed filter) or over
  * the pixels (backprop filter). Each output element is one sum in a fixed
  * order, so results do not depend on the thread count. */
+
 /* Where the direct kernels read their input: each image of src (h x w x c)
  * copied into a zero-filled hp x wp image at row top, column left. */
 typedef struct {
@@ -492,7 +493,7 @@ typedef struct {
     em_dtype dtype;
     size_t es;
     int64_t K, P1, group; /* K = kh*kw*c columns, P1 pixels per image, group rows lowered at once */
-    bool direct;          /* 1x1, stride 1, no padding: the input is its own im2col */
+    bool pointwise;       /* 1x1, stride 1, no padding: the input is its own im2col */
     bool single;          /* tasks run in parallel: single-threaded BLIS */
     conv_pad pad;         /* the direct kernels: the padded input (forward, backprop filter) or dy (backprop input) */
     int64_t per;          /* images per task */
@@ -583,7 +584,7 @@ static void conv_task(void *ctx, int64_t n0, int64_t n1) {
     int64_t K = p->K, O = g->o, r0 = n0 * p->P1, r1 = n1 * p->P1;
     int64_t in_img = g->h * g->w * g->c;
     char *col = NULL;
-    if (!p->direct && !(col = em__scratch((size_t)(p->group * K) * es))) {
+    if (!p->pointwise && !(col = em__scratch((size_t)(p->group * K) * es))) {
         em__error("%s: out of memory for a %lld x %lld im2col buffer", p->kind == CONV_FWD ? "conv2d" : "conv2d backprop",
                   (long long)p->group, (long long)K);
         return;
@@ -593,17 +594,17 @@ static void conv_task(void *ctx, int64_t n0, int64_t n1) {
     for (int64_t a = r0; a < r1; a += p->group) {
         int64_t b = a + p->group < r1 ? a + p->group : r1, rows = b - a;
         const char *dyr = p->dy ? p->dy + (size_t)(a * O) * es : NULL;
-        const char *lowered = p->direct && p->x ? p->x + (size_t)(a * K) * es : col; /* backprop-input has no x */
+        const char *lowered = p->pointwise && p->x ? p->x + (size_t)(a * K) * es : col; /* backprop-input has no x */
         switch (p->kind) {
         case CONV_FWD: /* y[rows] = col[rows] W */
-            if (!p->direct) im2col(p, a, b, col);
+            if (!p->pointwise) im2col(p, a, b, col);
             em__gemm(p->dtype, rows, O, K, lowered, K, 1, p->f, O, 1, false, p->out + (size_t)(a * O) * es, O, 1,
                      p->single);
             break;
         case CONV_BPI: /* dcol[rows] = dy[rows] W^T, scattered back into dx */
             em__gemm(p->dtype, rows, K, O, dyr, O, 1, p->f, p->wt_rs, p->wt_cs, false,
-                     p->direct ? p->out + (size_t)(a * K) * es : col, K, 1, p->single);
-            if (!p->direct) {
+                     p->pointwise ? p->out + (size_t)(a * K) * es : col, K, 1, p->single);
+            if (!p->pointwise) {
                 if (p->dtype == EM_F32)
                     col2im_float(p, a, b, (const float *)col, (float *)p->out);
                 else
@@ -611,7 +612,7 @@ static void conv_task(void *ctx, int64_t n0, int64_t n1) {
             }
             break;
         case CONV_BPF: /* dW += col[rows]^T dy[rows] */
-            if (!p->direct) im2col(p, a, b, col);
+            if (!p->pointwise) im2col(p, a, b, col);
             em__gemm(p->dtype, K, O, rows, lowered, 1, K, dyr, O, 1, a != r0, dw, O, 1, p->single);
             break;
         }
@@ -727,7 +728,7 @@ static void tiled_filter_task(void *ctx, int64_t n0, int64_t n1) {
 static bool tiled_plan(conv_plan *p) {
     const em_conv_geom *g = &p->g;
     int64_t vector_channels = p->kind == CONV_BPI ? g->c : g->o;
-    if (p->dtype != EM_F32 || p->direct || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 ||
+    if (p->dtype != EM_F32 || p->pointwise || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 ||
         vector_channels % 16 != 0 || !em__regtile_ready())
         return false;
     if (p->kind == CONV_BPI) /* the padded dy: a full correlation with the flipped filter */
@@ -783,7 +784,7 @@ static void conv_run(const em_call *c, em_tensor *out, conv_kind kind) {
     const em_conv_geom *g = &p.g;
     p.K = g->kh * g->kw * g->c;
     p.P1 = g->oh * g->ow;
-    p.direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+    p.pointwise = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
     if (out->numel == 0) return;
     if (p.K == 0 || p.P1 == 0 || g->o == 0 || g->n == 0) { /* an empty sum (a filter gradient over no images) */
         memset(out->data, 0, (size_t)out->numel * p.es);
