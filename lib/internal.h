@@ -92,8 +92,11 @@ void *em__null_input(const char *op);
 
 /* Hot loops are compiled for AVX-512, AVX2 and plain x86-64, and the loader
  * picks the best the CPU has (GCC's function multi-versioning): one portable
- * library that still uses the wide vectors. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+ * library that still uses the wide vectors. Not under the sanitizers: their
+ * runtimes are not ready when the loader runs the resolvers (ThreadSanitizer
+ * crashes there). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__)
 #define EM_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define EM_HOT
