@@ -152,13 +152,13 @@ void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, in
               bool single_thread) {
     if (m == 0 || n == 0) return;
     int64_t ra = rsa, ca = csa, rb = rsb, cb = csb, rc = rsc, cc = csc;
-    /* Below a few thousand multiply-adds BLIS's setup costs more than the
-     * product (about 1 us a call): the plain loop runs those. */
 #ifdef EM_REGTILE_KERNEL
     if (dtype == EM_F32 && k > 0 && m * n * k > SMALL_GEMM &&
         tile_gemm(m, n, k, a, rsa, csa, b, rsb, csb, accumulate, c, rsc, csc))
         return;
 #endif
+    /* Below a few thousand multiply-adds BLIS's setup costs more than the
+     * product (about 1 us a call): the plain loop runs those. */
     if (em__is_float(dtype) && k > 0 && m * n * k > SMALL_GEMM && blis_strides(m, k, &ra, &ca) &&
         blis_strides(k, n, &rb, &cb) &&
         blis_strides(m, n, &rc, &cc)) {
