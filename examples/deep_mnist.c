@@ -56,15 +56,8 @@ static int parse(int argc, char **argv, options *o) {
         OPT("--seed", o->seed = strtoull(v, NULL, 10))
         OPT("--threads", o->threads = atoi(v))
 #undef OPT
-        if (!strcmp(a, "--quiet")) o->quiet = true;
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        } else {
-            fprintf(stderr, "deep_mnist: unknown option %s\n", a);
-            usage(stderr);
-            return -1;
-        }
+        EXAMPLE_FLAG("--quiet", o->quiet)
+        EXAMPLE_HELP_OR_UNKNOWN("deep_mnist", usage)
     }
     if (o->steps < 1 || o->batch < 1 || o->eval_every < 1 || !(o->lr > 0)) {
         fprintf(stderr, "deep_mnist: steps, batch, eval-every and lr must be positive\n");

@@ -58,17 +58,10 @@ static int parse(int argc, char **argv, options *o) {
         OPT("--devices", o->devices = atoi(v))
         OPT("--device", o->device = v)
 #undef OPT
-        if (!strcmp(a, "--resume")) o->resume = true;
-        else if (!strcmp(a, "--quiet")) o->quiet = true;
-        else if (!strcmp(a, "--graph")) o->graph = true;
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        } else {
-            fprintf(stderr, "mnist: unknown option %s\n", a);
-            usage(stderr);
-            return -1;
-        }
+        EXAMPLE_FLAG("--resume", o->resume)
+        EXAMPLE_FLAG("--quiet", o->quiet)
+        EXAMPLE_FLAG("--graph", o->graph)
+        EXAMPLE_HELP_OR_UNKNOWN("mnist", usage)
     }
     if (o->epochs < 1 || o->batch < 1 || o->eval_every < 1 || o->keep_prob <= 0 || o->keep_prob > 1) {
         fprintf(stderr, "mnist: epochs, batch and eval-every must be positive and keep-prob in (0, 1]\n");

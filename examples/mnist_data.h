@@ -23,6 +23,24 @@
         continue;                                                      \
     }
 
+/* A "--name" flag that sets `field`, in the same loop. */
+#define EXAMPLE_FLAG(name, field) \
+    if (!strcmp(a, name)) {       \
+        field = true;             \
+        continue;                 \
+    }
+
+/* The end of that loop: --help (or -h) prints the usage and exits; anything
+ * else is an unknown option, reported with the usage. */
+#define EXAMPLE_HELP_OR_UNKNOWN(program, usage)                     \
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {                \
+        usage(stdout);                                             \
+        exit(0);                                                   \
+    }                                                              \
+    fprintf(stderr, "%s: unknown option %s\n", program, a);        \
+    usage(stderr);                                                 \
+    return -1;
+
 typedef struct {
     em_tensor *images; /* uint8, [N, ...] as the example asked */
     em_tensor *labels; /* [N] int64 */

@@ -78,15 +78,8 @@ static int parse(int argc, char **argv, options *o) {
         OPT("--die-rank", o->die_rank = atoi(v))
         OPT("--die-at-step", o->die_at = atoi(v))
 #undef OPT
-        if (!strcmp(a, "--quiet")) o->quiet = true;
-        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
-        } else {
-            fprintf(stderr, "mnist_mpi: unknown option %s\n", a);
-            usage(stderr);
-            return -1;
-        }
+        EXAMPLE_FLAG("--quiet", o->quiet)
+        EXAMPLE_HELP_OR_UNKNOWN("mnist_mpi", usage)
     }
     if (o->epochs < 1 || o->batch < 1 || o->checkpoint_every < 1 || o->max_steps < 0) {
         fprintf(stderr, "mnist_mpi: epochs, batch and checkpoint-every must be positive, steps not negative\n");

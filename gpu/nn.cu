@@ -84,6 +84,19 @@ bool use_block(int64_t len, int64_t inner, int64_t rows) {
 
 unsigned row_blocks(int64_t rows) { return rows < 65535 * 32 ? (unsigned)rows : 65535u * 32u; }
 
+// The rows along an axis (negative: from the end) of x: `len` elements
+// `inner` apart.
+struct AxisRows {
+    int64_t len, inner, rows;
+};
+AxisRows axis_rows(const em_gpu_tensor *x, int64_t axis_attr) {
+    int axis = (int)(axis_attr < 0 ? axis_attr + x->ndim : axis_attr);
+    AxisRows r = {x->shape[axis], 1, 0};
+    for (int d = axis + 1; d < x->ndim; d++) r.inner *= x->shape[d];
+    r.rows = x->numel / r.len; // numel > 0, so len > 0
+    return r;
+}
+
 // Launches KERNEL<true> (a block per row) or KERNEL<false> (a thread per row).
 #define LAUNCH_ROWS(KERNEL, block, rows, stream, ...)                                     \
     do {                                                                                 \
@@ -485,21 +498,16 @@ template <class T> int nn_typed(const em_gpu_call *c, em_gpu_tensor *out, cudaSt
     switch (c->op) {
     case EM_OP_SOFTMAX:
     case EM_OP_LOG_SOFTMAX: {
-        int axis = (int)(c->a->i[0] < 0 ? c->a->i[0] + x->ndim : c->a->i[0]);
-        int64_t len = x->shape[axis], inner = 1;
-        for (int d = axis + 1; d < x->ndim; d++) inner *= x->shape[d];
-        int64_t rows = n / len;
-        LAUNCH_ROWS(softmax_rows, use_block(len, inner, rows), rows, stream, static_cast<const T *>(x->data), y, rows,
-                    len, inner, c->op == EM_OP_LOG_SOFTMAX);
+        AxisRows r = axis_rows(x, c->a->i[0]);
+        LAUNCH_ROWS(softmax_rows, use_block(r.len, r.inner, r.rows), r.rows, stream, static_cast<const T *>(x->data),
+                    y, r.rows, r.len, r.inner, c->op == EM_OP_LOG_SOFTMAX);
         break;
     }
     case EM_OP_SOFTMAX_GRAD: {
-        int axis = (int)(c->a->i[0] < 0 ? c->a->i[0] + x->ndim : c->a->i[0]);
-        int64_t len = x->shape[axis], inner = 1;
-        for (int d = axis + 1; d < x->ndim; d++) inner *= x->shape[d];
-        int64_t rows = n / len;
-        LAUNCH_ROWS(softmax_grad_rows, use_block(len, inner, rows), rows, stream, static_cast<const T *>(x->data),
-                    static_cast<const T *>(c->in[1].data), y, rows, len, inner, c->a->i[1] != 0);
+        AxisRows r = axis_rows(x, c->a->i[0]);
+        LAUNCH_ROWS(softmax_grad_rows, use_block(r.len, r.inner, r.rows), r.rows, stream,
+                    static_cast<const T *>(x->data), static_cast<const T *>(c->in[1].data), y, r.rows, r.len, r.inner,
+                    c->a->i[1] != 0);
         break;
     }
     case EM_OP_SIGMOID_XENT:

@@ -210,16 +210,22 @@ template <class I> int one_hot_gpu(const em_gpu_call *c, em_gpu_tensor *out, cud
     return em_gpu_launched(c->device, c->name);
 }
 
-// attrs i[2k], i[2k + 1]: the pads before and after axis k; f[0] the value.
-int pad_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream) {
-    const em_gpu_tensor *x = &c->in[0];
+// The input's and output's shapes (pads before: none).
+dims io_dims(const em_gpu_tensor *x, const em_gpu_tensor *out) {
     dims g = {};
     g.nd = x->ndim;
     for (int d = 0; d < x->ndim; d++) {
         g.out[d] = out->shape[d];
         g.in[d] = x->shape[d];
-        g.before[d] = c->a->i[2 * d];
     }
+    return g;
+}
+
+// attrs i[2k], i[2k + 1]: the pads before and after axis k; f[0] the value.
+int pad_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream) {
+    const em_gpu_tensor *x = &c->in[0];
+    dims g = io_dims(x, out);
+    for (int d = 0; d < x->ndim; d++) g.before[d] = c->a->i[2 * d];
     BY_SIZE(elem_size(x), E,
             pad_copy<E><<<em_gpu_blocks(out->numel), EM_GPU_THREADS, 0, stream>>>(
                 g, static_cast<const E *>(x->data), static_cast<E *>(out->data), out->numel,
@@ -229,12 +235,7 @@ int pad_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream) {
 
 int tile_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream) {
     const em_gpu_tensor *x = &c->in[0];
-    dims g = {};
-    g.nd = x->ndim;
-    for (int d = 0; d < x->ndim; d++) {
-        g.out[d] = out->shape[d];
-        g.in[d] = x->shape[d];
-    }
+    dims g = io_dims(x, out);
     BY_SIZE(elem_size(x), E,
             tile_copy<E><<<em_gpu_blocks(out->numel), EM_GPU_THREADS, 0, stream>>>(
                 g, static_cast<const E *>(x->data), static_cast<E *>(out->data), out->numel));
