@@ -93,7 +93,7 @@ ifeq ($(GPU),1)
   NCCL ?= $(if $(wildcard $(CUDA_HOME)/include/nccl.h),1,0)
   CFLAGS += -DEMBER_GPU
   NVCCFLAGS ?= -O3
-  NVCCFLAGS += -std=c++17 -arch=$(GPU_ARCH) -Xcompiler -fPIC,-Wall,-Wextra -Iinclude -Ilib -Igpu -DEMBER_GPU \
+  NVCCFLAGS += -std=c++17 -arch=$(GPU_ARCH) -Xcompiler -fPIC,-Wall,-Wextra -diag-suppress 186 -Iinclude -Ilib -Igpu -DEMBER_GPU \
                $(if $(filter 1,$(NCCL)),-DEMBER_NCCL)
   GPU_OBJ := $(patsubst %.cu,$(BUILD)/%.o,$(wildcard gpu/*.cu))
   LIB_OBJ += $(GPU_OBJ)
@@ -117,7 +117,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 .PHONY: all test examples bench install clean deps mnist fuzz fuzz-run
 all: $(STATIC) $(SHARED) $(BUILD)/ember.pc $(BUILD)/ember-bench $(MPI_LIBS)
 
-HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h)
+HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h lib/ops/*.h lib/ops/*.def)
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@

@@ -233,8 +233,8 @@ void em_log_device_placement(FILE *out) {
 /* The op's device: its fixed target (copy_to_device), the scope's, or its
  * inputs'. Inputs elsewhere are replaced by copies in `moved` when a scope or
  * soft placement allows. -1 with an error naming both devices otherwise. */
-static int place(const em_op_def *d, em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor **moved) {
-    if (op == EM_OP_COPY_TO_DEVICE) return (int)a->i[0];
+static int place(const em_op_def *d, int n, em_tensor *const *in, const em_attrs *a, em_tensor **moved) {
+    if (d->flags & EM_OPF_COPIES) return (int)a->i[0];
     /* An in-place update writes its variables where they live. */
     bool inplace = (d->flags & EM_OPF_INPLACE) != 0;
     int dev = em__scoped_device >= 0 && !inplace ? em__scoped_device : n ? in[0]->device : em__scoped_device;
@@ -272,7 +272,7 @@ em_tensor *em__apply_placed(em_op op, int n, em_tensor *const *in, const em_attr
         return NULL;
     }
     em_tensor *out = NULL;
-    int dev = place(d, op, n, in, a, moved);
+    int dev = place(d, n, in, a, moved);
     if (dev >= 0) {
         em_tensor *local[4], **args = n <= 4 ? local : moved;
         for (int i = 0; i < n; i++) args[i] = moved[i] ? moved[i] : in[i];
@@ -284,9 +284,9 @@ em_tensor *em__apply_placed(em_op op, int n, em_tensor *const *in, const em_attr
         em__scoped_device = saved_scope;
         if (out) {
             out->device = (uint8_t)dev;
-            if (op == EM_OP_COPY_TO_DEVICE) {
+            if (d->flags & EM_OPF_COPIES) {
                 char b[160];
-                log_line("copy_to_device: %s -> %s (%s %s)", devices[in[0]->device].name, devices[dev].name,
+                log_line("%s: %s -> %s (%s %s)", d->name, devices[in[0]->device].name, devices[dev].name,
                          em_dtype_name((em_dtype)in[0]->dtype), em__tshape(in[0], b, sizeof b));
             } else {
                 const char *scope = em_name_scope();
@@ -300,7 +300,7 @@ em_tensor *em__apply_placed(em_op op, int n, em_tensor *const *in, const em_attr
 
 /* ---- copy_to_device ---- */
 
-static int copy_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+static int copy_to_device_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     int64_t d = c->a->i[0];
     if (d < 0 || (d >= atomic_load(&ncpu) && (d < EM_GPU_BASE || d >= EM_GPU_BASE + gpus())))
         return em__op_error(c, "device %lld does not exist", (long long)c->a->i[0]);
@@ -310,9 +310,9 @@ static int copy_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *sha
     return 0;
 }
 
-static void copy_cpu(const em_call *c, em_tensor *out) { (void)em__copy_strided(out, c->in[0]); }
+static void copy_to_device_cpu(const em_call *c, em_tensor *out) { (void)em__copy_strided(out, c->in[0]); }
 
-static int copy_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bool *need, em_tensor **gin) {
+static int copy_to_device_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bool *need, em_tensor **gin) {
     (void)out;
     (void)need;
     em_attrs back = {.i = {c->in[0]->device}, .ni = 1};
@@ -320,12 +320,10 @@ static int copy_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bo
     return gin[0] ? 0 : -1;
 }
 
-const em_op_def em_ops_device[EM_OPS_DEVICE_END - EM_OPS_DEVICE_BEGIN] = {
-    [EM_OP_COPY_TO_DEVICE - EM_OPS_DEVICE_BEGIN] = {.name = "copy_to_device", .arity = 1,
-                                                    .flags = EM_OPF_STRIDED | EM_OPF_ANY_DEVICE,
-                                                    .infer = copy_infer, .cpu = copy_cpu, .grad = copy_grad},
-};
-EM_OP_TABLE_CHECK(device, EM_OPS_DEVICE_BEGIN, EM_OPS_DEVICE_END);
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
+    EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, name##_infer, name##_cpu, NULL, name##_grad)
+#include "ops/device.def"
+#undef EM_OP
 
 em_tensor *em_to_device(em_tensor *x, const char *device) {
     if (!x) return em__null_input("to_device");

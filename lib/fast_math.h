@@ -1,24 +1,27 @@
-/* float32 math that vectorizes, shared by the elementwise kernels and the
- * softmax family: header-only, static inline. */
+/* float32 math that vectorizes, shared by the elementwise formulas and the
+ * softmax family on the CPU and the GPU: header-only, EM_HD static inline. */
 #ifndef EMBER_FAST_MATH_H
 #define EMBER_FAST_MATH_H
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "em_hd.h"
 
 /* float32 exp and tanh as branch-free polynomials (Cephes' coefficients, range
  * reduction by ln 2 in two parts, the power of two built from its bits in two
  * halves so no step overflows): unlike glibc's expf and tanhf they vectorize.
  * Measured against double-precision libm over every 97th float: exp within
  * 0.99 ulp, tanh within 1.33 ulp. float64 keeps libm. */
-static inline float em__bits_to_float(int32_t i) {
+EM_HD static inline float em__bits_to_float(int32_t i) {
     float f;
     memcpy(&f, &i, sizeof f);
     return f;
 }
 
-static inline float em__expf(float x) {
+EM_HD static inline float em__expf(float x) {
     float c = x > 88.72283f ? 88.72283f : x < -103.97208f ? -103.97208f : x;
     c = c == c ? c : 0.0f; /* NaN: any finite stand-in; the result is replaced below */
     float n = rintf(c * 1.44269504088896341f);
@@ -36,7 +39,7 @@ static inline float em__expf(float x) {
     return x == x ? y : x;
 }
 
-static inline float em__tanhf(float x) {
+EM_HD static inline float em__tanhf(float x) {
     float a = fabsf(x);
     float z = x * x; /* |x| < 0.625: x + x^3 P(x^2) */
     float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
@@ -47,13 +50,50 @@ static inline float em__tanhf(float x) {
     return a == 0.0f ? x : a < 0.625f ? small : x == x ? large : x; /* x == 0 keeps its sign */
 }
 
-/* One exp of -|x|, so nothing overflows and the select is branch-free. */
-static inline float em__sigmoidf(float x) {
-    float e = em__expf(-fabsf(x)), s = 1.0f / (1.0f + e);
-    return x >= 0 ? s : e * s;
-}
-
-/* exp for float (the polynomial above) and double (libm), by the argument's type. */
-#define EM_EXP(x) _Generic((x), float: em__expf, default: exp)(x)
+/* Type-generic math for the shared formulas (elementwise_math.h, the softmax
+ * rows): float32 exp and tanh are the polynomials above, everything else the
+ * C library's function of the argument's type. C picks by _Generic; CUDA's
+ * C++ by overloading, with the device's own float and double functions.
+ * em_math_isnan is 0 for integer types. */
+#ifdef __cplusplus
+#define EM_MATH_1(name, ffn, dfn)                                                                                      \
+    EM_HD static inline float name(float x) { return ffn(x); }                                                         \
+    EM_HD static inline double name(double x) { return dfn(x); }
+EM_MATH_1(em_math_exp, em__expf, exp)
+EM_MATH_1(em_math_expm1, expm1f, expm1)
+EM_MATH_1(em_math_log, logf, log)
+EM_MATH_1(em_math_log1p, log1pf, log1p)
+EM_MATH_1(em_math_erf, erff, erf)
+EM_MATH_1(em_math_tanh, em__tanhf, tanh)
+EM_MATH_1(em_math_sqrt, sqrtf, sqrt)
+EM_MATH_1(em_math_fabs, fabsf, fabs)
+/* Integer overloads: the formulas name them only in branches that floats take. */
+EM_HD static inline int32_t em_math_fabs(int32_t x) { return x; }
+EM_HD static inline int64_t em_math_fabs(int64_t x) { return x; }
+EM_HD static inline uint8_t em_math_fabs(uint8_t x) { return x; }
+EM_HD static inline float em_math_pow(float x, float y) { return powf(x, y); }
+EM_HD static inline double em_math_pow(double x, double y) { return pow(x, y); }
+EM_HD static inline bool em_math_isnan(float x) { return x != x; }
+EM_HD static inline bool em_math_isnan(double x) { return x != x; }
+EM_HD static inline bool em_math_isnan(int64_t x) { return (void)x, false; }
+EM_HD static inline bool em_math_isnan(int32_t x) { return (void)x, false; }
+EM_HD static inline bool em_math_isnan(uint8_t x) { return (void)x, false; }
+#undef EM_MATH_1
+#else
+#define EM_MATH_1(x, ffn, dfn) _Generic((x), float: ffn, default: dfn)(x)
+#define em_math_exp(x) EM_MATH_1(x, em__expf, exp)
+#define em_math_expm1(x) EM_MATH_1(x, expm1f, expm1)
+#define em_math_log(x) EM_MATH_1(x, logf, log)
+#define em_math_log1p(x) EM_MATH_1(x, log1pf, log1p)
+#define em_math_erf(x) EM_MATH_1(x, erff, erf)
+#define em_math_tanh(x) EM_MATH_1(x, em__tanhf, tanh)
+#define em_math_sqrt(x) EM_MATH_1(x, sqrtf, sqrt)
+#define em_math_fabs(x) EM_MATH_1(x, fabsf, fabs)
+#define em_math_pow(x, y) _Generic((x), float: powf, default: pow)(x, y)
+static inline bool em__isnan_float(float x) { return x != x; }
+static inline bool em__isnan_double(double x) { return x != x; }
+static inline bool em__isnan_integer(int64_t x) { return (void)x, false; }
+#define em_math_isnan(x) _Generic((x), float: em__isnan_float, double: em__isnan_double, default: em__isnan_integer)(x)
+#endif
 
 #endif

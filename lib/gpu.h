@@ -120,14 +120,17 @@ int em__gpu_all_reduce(int n, em_gpu_tensor *const *ts, const int *ordinals, dou
 /* Frees every cached block, handle and stream (em_shutdown of the last user). */
 void em__gpu_shutdown(void);
 
-/* The family entry points of the op table's .gpu column. */
-int em__gpu_elementwise(const em_gpu_call *c, em_gpu_tensor *out);
-int em__gpu_reduce(const em_gpu_call *c, em_gpu_tensor *out);
-int em__gpu_matmul(const em_gpu_call *c, em_gpu_tensor *out);
-int em__gpu_shape(const em_gpu_call *c, em_gpu_tensor *out);
-int em__gpu_nn(const em_gpu_call *c, em_gpu_tensor *out);
-int em__gpu_random(const em_gpu_call *c, em_gpu_tensor *out);
-int em__gpu_fill_op(const em_gpu_call *c, em_gpu_tensor *out);
+/* Each GPU row's entry, em__gpu_<name> (the kernel column GPU or
+ * VIEW_OR_GPU of its .def line), defined in gpu/<family>.cu. */
+#define EM_GPU_ENTRY_GPU(name) int em__gpu_##name(const em_gpu_call *c, em_gpu_tensor *out);
+#define EM_GPU_ENTRY_VIEW_OR_GPU(name) EM_GPU_ENTRY_GPU(name)
+#define EM_GPU_ENTRY_HOST(name)
+#define EM_GPU_ENTRY_VIEW(name)
+#define EM_FAMILY(family)
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, ...) EM_GPU_ENTRY_##kernel(name)
+#include "ops/ops.def"
+#undef EM_OP
+#undef EM_FAMILY
 
 /* ---- provided by the C library, for the backend ---- */
 /* Sets the thread's error (printf-style); the backend's only way to fail. */
@@ -165,13 +168,5 @@ typedef struct em_gpu_backend {
     void (*shutdown)(void);
 } em_gpu_backend;
 extern const em_gpu_backend *const em__gpu;
-
-/* In an op table row: the family's GPU entry point, or NULL when the library
- * is built without the backend. */
-#ifdef EMBER_GPU
-#define EM_GPU_KERNEL(fn) fn
-#else
-#define EM_GPU_KERNEL(fn) NULL
-#endif
 
 #endif

@@ -274,7 +274,7 @@ int em__trace_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, e
     sprintf(node->name, "%s%s%s_%" PRId64, scope, *scope ? "/" : "", d->name, g->nn);
     for (int i = 0; i < n; i++)
         if ((node->in[i] = value_of(g, in[i])) < 0) goto oom_node;
-    if (op == EM_OP_COPY_TO_DEVICE && g->vals[node->in[0]].kind == V_NODE) node->runs_on = in[0]->device;
+    if ((d->flags & EM_OPF_COPIES) && g->vals[node->in[0]].kind == V_NODE) node->runs_on = in[0]->device;
     if ((node->out = add_value(g, V_NODE, out, g->nn)) < 0) goto oom_node;
     g->nn++;
     g->stats.traced++;
@@ -500,14 +500,10 @@ static void mark_needed(builder *b, int64_t v, int64_t *stack) {
  * convolutions do a row of multiply-adds per element, the rest a few flops. */
 static int64_t unit_cost(const em_graph *g, const plan *p, int64_t at) {
     const gnode *n = &g->nodes[p->order[at]];
-    em_tensor *const *in = p->args + p->in_at[at];
-    switch (n->op) {
-    case EM_OP_MATMUL: return in[0]->shape[in[0]->ndim - (n->a.i[0] ? 2 : 1)];
-    case EM_OP_CONV2D:
-    case EM_OP_CONV2D_BACKPROP_INPUT:
-    case EM_OP_CONV2D_BACKPROP_FILTER: return 256;
-    default: return 1;
-    }
+    const em_op_def *d = em__op_def(n->op);
+    if (!d->cost) return 1;
+    em_call c = {d, n->n, p->args + p->in_at[at], &n->a};
+    return d->cost(&c);
 }
 
 /* For a plan on several devices: what each unit waits for. Units run in
@@ -569,7 +565,7 @@ static void decide_capture(const em_graph *g, plan *p) {
     for (int64_t u = 0; u < nunits; u++) {
         const gnode *n = &g->nodes[p->order[p->units[u]]];
         unsigned flags = em__op_def(n->op)->flags;
-        if (n->op == EM_OP_COPY_TO_DEVICE && g->vals[resolve(g, n->in[0])].kind != V_NODE) p->precopy[u] = true;
+        if ((flags & EM_OPF_COPIES) && g->vals[resolve(g, n->in[0])].kind != V_NODE) p->precopy[u] = true;
         else if (flags & (EM_OPF_RANDOM | EM_OPF_CHECKS_VALUES | EM_OPF_INPLACE | EM_OPF_ANY_DEVICE)) return;
     }
     p->cuda_state = 0;
@@ -690,8 +686,7 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
         while (end < p->norder && end - at < FUSE_MAX) {
             gnode *n = &g->nodes[p->order[end]];
             const em_op_def *def = em__op_def(n->op);
-            bool ok = n->op >= EM_OPS_ELEMENTWISE_BEGIN && n->op < EM_OPS_ELEMENTWISE_END &&
-                      (def->flags & EM_OPF_STRIDED) && p->buf[n->out]->numel == numel && numel > 0 &&
+            bool ok = (def->flags & EM_OPF_FUSABLE) && p->buf[n->out]->numel == numel && numel > 0 &&
                       !em__is_gpu(n->device) && /* chains run CPU kernels block by block */
                       n->device == g->nodes[p->order[at]].runs_on;
             bool chained = end == at;

@@ -4,30 +4,64 @@
 #include "internal.h"
 #include "tape.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 em_tensor em__not_a_view;
 
-static const struct {
-    int begin, end;
-    const em_op_def *rows;
-} families[] = {
-    {EM_OPS_ELEMENTWISE_BEGIN, EM_OPS_ELEMENTWISE_END, em_ops_elementwise},
-    {EM_OPS_REDUCE_BEGIN, EM_OPS_REDUCE_END, em_ops_reduce},
-    {EM_OPS_MATMUL_BEGIN, EM_OPS_MATMUL_END, em_ops_matmul},
-    {EM_OPS_SHAPE_BEGIN, EM_OPS_SHAPE_END, em_ops_shape},
-    {EM_OPS_NN_BEGIN, EM_OPS_NN_END, em_ops_nn},
-    {EM_OPS_RANDOM_BEGIN, EM_OPS_RANDOM_END, em_ops_random},
-    {EM_OPS_FILL_BEGIN, EM_OPS_FILL_END, em_ops_fill},
-    {EM_OPS_OPTIM_BEGIN, EM_OPS_OPTIM_END, em_ops_optim},
-    {EM_OPS_DEVICE_BEGIN, EM_OPS_DEVICE_END, em_ops_device},
+/* The built-in rows by id, then those registered at run time. */
+static const em_op_def *const builtin[EM_OP_BUILTIN_COUNT] = {
+#define EM_FAMILY(family)
+#define EM_OP(ID, name, ...) [EM_OP_##ID] = &em_opdef_##name,
+#include "ops/ops.def"
+#undef EM_OP
+#undef EM_FAMILY
 };
+/* Registered rows: appended under the lock, read without it (a slot is
+ * written before the count that publishes it). */
+#define EM_OP_REGISTERED_MAX 4096
+static const em_op_def *registered[EM_OP_REGISTERED_MAX];
+static _Atomic int nregistered;
+static pthread_mutex_t register_lock = PTHREAD_MUTEX_INITIALIZER;
 
 const em_op_def *em__op_def(em_op op) {
-    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
-        if ((int)op >= families[f].begin && (int)op < families[f].end) return &families[f].rows[op - families[f].begin];
+    if ((unsigned)op < EM_OP_BUILTIN_COUNT) return builtin[op];
+    int k = (int)op - EM_OP_BUILTIN_COUNT;
+    return k >= 0 && k < atomic_load_explicit(&nregistered, memory_order_acquire) ? registered[k] : NULL;
+}
+
+int em__op_count(void) { return EM_OP_BUILTIN_COUNT + atomic_load_explicit(&nregistered, memory_order_acquire); }
+
+const em_op_def *em__op_by_name(const char *name) {
+    if (!name) return NULL;
+    int n = em__op_count();
+    for (int op = 0; op < n; op++)
+        if (strcmp(em__op_def((em_op)op)->name, name) == 0) return em__op_def((em_op)op);
     return NULL;
+}
+
+int em__op_register(em_op_def *def) {
+    if (!def || !def->name || !def->name[0] || !def->infer || !def->cpu) {
+        em__error("op registration: the definition needs a name, a shape rule and a CPU kernel");
+        return -1;
+    }
+    pthread_mutex_lock(&register_lock);
+    int n = atomic_load_explicit(&nregistered, memory_order_relaxed), rc = 0;
+    if (em__op_by_name(def->name)) {
+        em__error("op registration: an op named \"%s\" already exists", def->name);
+        rc = -1;
+    } else if (n == EM_OP_REGISTERED_MAX) {
+        em__error("op registration: \"%s\": at most %d ops can be registered", def->name, EM_OP_REGISTERED_MAX);
+        rc = -1;
+    } else {
+        def->id = (em_op)(EM_OP_BUILTIN_COUNT + n);
+        registered[n] = def;
+        atomic_store_explicit(&nregistered, n + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&register_lock);
+    return rc;
 }
 
 int em__op_error(const em_call *c, const char *fmt, ...) {
@@ -96,13 +130,6 @@ static em_tensor *contiguous(em_tensor *t) {
 
 static int infer_on_host(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape);
 
-static em_op op_of(const em_op_def *d) {
-    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
-        if (d >= families[f].rows && d < families[f].rows + (families[f].end - families[f].begin))
-            return (em_op)(families[f].begin + (d - families[f].rows));
-    return EM_OP_COUNT;
-}
-
 /* c's GPU kernel into out, on out's GPU (c's inputs are there too). */
 static int run_gpu(const em_call *c, em_tensor *out) {
     const em_op_def *d = c->def;
@@ -117,7 +144,7 @@ static int run_gpu(const em_call *c, em_tensor *out) {
     }
     for (int i = 0; i < c->n; i++) in[i] = em__gpu_tensor(c->in[i]);
     em_gpu_tensor o = em__gpu_tensor(out);
-    em_gpu_call gc = {op_of(d), d->name, c->n, in, c->a, out->device - EM_GPU_BASE};
+    em_gpu_call gc = {d->id, d->name, c->n, in, c->a, out->device - EM_GPU_BASE};
     int rc = d->gpu(&gc, &o);
     if (in != small) free(in);
     return rc;

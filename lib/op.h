@@ -1,134 +1,79 @@
-/* The op table. An op is an enum value plus one row in its family's file
- * (lib/ops/<family>.c): name, arity, shape rule, CPU kernel, gradient rule.
- * Gradient rules are written with Ember's public ops, so they run on every
- * device, are recorded by outer tapes and are traced like any op.
+/* The op definitions. Every op is one line in its family's file
+ * lib/ops/<family>.def, and lib/ops/ops.def lists the families in id order.
+ * The preprocessor derives everything else from those lines: the op ids
+ * below, each family's table rows (em_opdef_<name>, built by the family's .c
+ * file from its own functions), the GPU entries (lib/gpu.h declares
+ * em__gpu_<name> for each GPU row), and the lists that test/test_ops.c,
+ * the fuzzer and ember-bench walk. No generated file is checked in.
  *
- * Adding an op: an enum value in its family's range below, and a row in the
- * family's table. The family's table is sized by this range and a static
- * assertion beside it checks that no trailing row is missing; test/test_ops.c
- * checks that every row is complete and test/test_gradcheck.c that every
- * differentiable op passes the float64 gradient check. */
+ * A line:  EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost, ...)
+ *   ID      the id's suffix: EM_OP_<ID>
+ *   name    the op's name (errors, graphs, saved files): stable, never reused
+ *   arity   tensor inputs; -1 for any number >= 1
+ *   dtypes  the dtype set its kernels accept (EM_DT_<dtypes> below)
+ *   grad    GRAD: a gradient rule; NONDIFF: a path through it is an error;
+ *           CUT: paths end here silently (stop_gradient)
+ *   kernel  GPU: a CPU and a GPU kernel (em__gpu_<name>); HOST: one kernel
+ *           handling inputs on any device; VIEW: always a view of its input;
+ *           VIEW_OR_GPU: a view where strides allow, else the kernels
+ *   flags   traits the executor reads: EM_OPF_* below
+ *   cost    the graph's work estimate per output element: EM_COST_POINTWISE,
+ *           or the family's function of the call
+ *   ...     the family's own columns (lib/ops/elementwise.def documents its)
+ *
+ * The recipe: a new unary elementwise op with a gradient is 5 edits,
+ *   1. its line in lib/ops/elementwise.def;
+ *   2. its formula in lib/ops/elementwise_math.h (EM_HD: the CPU and CUDA
+ *      kernels both call it);
+ *   3. its gradient rule in lib/ops/elementwise.c, with Ember's public ops;
+ *   4. its declaration in include/ember/ops.h;
+ *   5. its rows in test/cases_elementwise.c: a forward case per dtype it
+ *      accepts (test/test_ops.c runs them on every device and fails for a
+ *      missing one) and a float64 gradient case (test/test_gradcheck.c
+ *      fails for a differentiable op without one).
+ * A fused *_grad op is an op of its own, with its own 5. Other families have
+ * the same five parts; their kernels live in lib/ops/<family>.c and
+ * gpu/<family>.cu.
+ *
+ * Gradient rules are written with Ember's public ops, so they run on every
+ * device, are recorded by outer tapes and are traced like any op. Op ids past
+ * the built-in ones are handed out at run time (em__op_register). */
 #ifndef EMBER_OP_H
 #define EMBER_OP_H
 
 #include "ember.h"
 
+
+/* Dtype sets: EM_DT_<set> is the bitmask, EM_FOR_<set>(X, ...) calls
+ * X(EM_dtype, suffix, C type, wrapping type, class, min, max, ...) for each
+ * member. Classes: FLT float, SGN signed integer, UNS unsigned integer, BOL
+ * bool. Integer arithmetic wraps in the unsigned type. */
+#define EM_DT(d) (1u << (d))
+#define EM_FOR_F32(X, ...) X(EM_F32, f32, float, float, FLT, 0, 0, __VA_ARGS__)
+#define EM_FOR_F64(X, ...) X(EM_F64, f64, double, double, FLT, 0, 0, __VA_ARGS__)
+#define EM_FOR_I32(X, ...) X(EM_I32, i32, int32_t, uint32_t, SGN, INT32_MIN, INT32_MAX, __VA_ARGS__)
+#define EM_FOR_I64(X, ...) X(EM_I64, i64, int64_t, uint64_t, SGN, INT64_MIN, INT64_MAX, __VA_ARGS__)
+#define EM_FOR_U8(X, ...) X(EM_U8, u8, uint8_t, uint8_t, UNS, 0, UINT8_MAX, __VA_ARGS__)
+#define EM_FOR_BOOL(X, ...) X(EM_BOOL, b8, uint8_t, uint8_t, BOL, 0, 1, __VA_ARGS__)
+#define EM_FOR_FLOATS(X, ...) EM_FOR_F32(X, __VA_ARGS__) EM_FOR_F64(X, __VA_ARGS__)
+#define EM_FOR_INDEX(X, ...) EM_FOR_I32(X, __VA_ARGS__) EM_FOR_I64(X, __VA_ARGS__)
+#define EM_FOR_NUMERIC(X, ...) EM_FOR_FLOATS(X, __VA_ARGS__) EM_FOR_INDEX(X, __VA_ARGS__) EM_FOR_U8(X, __VA_ARGS__)
+#define EM_FOR_ALL(X, ...) EM_FOR_NUMERIC(X, __VA_ARGS__) EM_FOR_BOOL(X, __VA_ARGS__)
+#define EM_DT_F32 EM_DT(EM_F32)
+#define EM_DT_F64 EM_DT(EM_F64)
+#define EM_DT_BOOL EM_DT(EM_BOOL)
+#define EM_DT_FLOATS (EM_DT(EM_F32) | EM_DT(EM_F64))
+#define EM_DT_INDEX (EM_DT(EM_I32) | EM_DT(EM_I64))
+#define EM_DT_NUMERIC (EM_DT_FLOATS | EM_DT_INDEX | EM_DT(EM_U8))
+#define EM_DT_ALL (EM_DT_NUMERIC | EM_DT(EM_BOOL))
+
 typedef enum em_op {
-    /* ops/elementwise.c */
-    EM_OPS_ELEMENTWISE_BEGIN = 0,
-    EM_OP_ADD = EM_OPS_ELEMENTWISE_BEGIN,
-    EM_OP_SUB,
-    EM_OP_MUL,
-    EM_OP_DIV,
-    EM_OP_POW,
-    EM_OP_MAXIMUM,
-    EM_OP_MINIMUM,
-    EM_OP_NEG,
-    EM_OP_ABS,
-    EM_OP_SQUARE,
-    EM_OP_SIGN,
-    EM_OP_SQRT,
-    EM_OP_RSQRT,
-    EM_OP_EXP,
-    EM_OP_LOG,
-    EM_OP_LOG1P,
-    EM_OP_ERF,
-    EM_OP_RELU,
-    EM_OP_RELU_GRAD, /* (x, g) -> x > 0 ? g : 0, relu's gradient in one pass */
-    EM_OP_LEAKY_RELU,
-    EM_OP_ELU,
-    EM_OP_SIGMOID,
-    EM_OP_SIGMOID_GRAD, /* (y, g) -> g * y * (1 - y), sigmoid's gradient from its output in one pass */
-    EM_OP_TANH,
-    EM_OP_TANH_GRAD, /* (y, g) -> g * (1 - y * y), tanh's gradient from its output in one pass */
-    EM_OP_SOFTPLUS,
-    EM_OP_GELU,
-    EM_OP_CLIP,
-    EM_OP_WHERE,
-    EM_OP_CAST,
-    EM_OP_EQUAL,
-    EM_OP_NOT_EQUAL,
-    EM_OP_LESS,
-    EM_OP_LESS_EQUAL,
-    EM_OP_GREATER,
-    EM_OP_GREATER_EQUAL,
-    EM_OP_LOGICAL_AND,
-    EM_OP_LOGICAL_OR,
-    EM_OP_LOGICAL_NOT,
-    EM_OPS_ELEMENTWISE_END,
-
-    /* ops/reduce.c */
-    EM_OPS_REDUCE_BEGIN = EM_OPS_ELEMENTWISE_END,
-    EM_OP_SUM = EM_OPS_REDUCE_BEGIN,
-    EM_OP_MAX,
-    EM_OP_MIN,
-    EM_OP_PROD,
-    EM_OP_LOG_SUM_EXP,
-    EM_OP_ARGMAX,
-    EM_OP_ARGMIN,
-    EM_OPS_REDUCE_END,
-
-    /* ops/matmul.c */
-    EM_OPS_MATMUL_BEGIN = EM_OPS_REDUCE_END,
-    EM_OP_MATMUL = EM_OPS_MATMUL_BEGIN,
-    EM_OPS_MATMUL_END,
-
-    /* ops/shape.c */
-    EM_OPS_SHAPE_BEGIN = EM_OPS_MATMUL_END,
-    EM_OP_RESHAPE = EM_OPS_SHAPE_BEGIN,
-    EM_OP_TRANSPOSE,
-    EM_OP_SLICE,
-    EM_OP_BROADCAST_TO,
-    EM_OP_STOP_GRADIENT,
-    EM_OP_CONCAT,
-    EM_OP_GATHER,
-    EM_OP_GATHER_GRAD, /* scatter-add of rows: the gradient of gather */
-    EM_OP_ONE_HOT,
-    EM_OP_PAD,
-    EM_OP_TILE,
-    EM_OPS_SHAPE_END,
-
-    /* ops/nn.c */
-    EM_OPS_NN_BEGIN = EM_OPS_SHAPE_END,
-    EM_OP_SOFTMAX = EM_OPS_NN_BEGIN,
-    EM_OP_LOG_SOFTMAX,
-    EM_OP_SOFTMAX_GRAD, /* (y, g) -> softmax's or log_softmax's gradient from its output, in one pass */
-    EM_OP_SIGMOID_XENT,
-    EM_OP_SOFTMAX_XENT,
-    EM_OP_SPARSE_SOFTMAX_XENT,
-    EM_OP_CONV2D,
-    EM_OP_CONV2D_BACKPROP_INPUT,
-    EM_OP_CONV2D_BACKPROP_FILTER,
-    EM_OP_MAX_POOL,
-    EM_OP_MAX_POOL_GRAD,
-    EM_OP_AVG_POOL,
-    EM_OP_AVG_POOL_GRAD,
-    EM_OPS_NN_END,
-
-    /* ops/random.c */
-    EM_OPS_RANDOM_BEGIN = EM_OPS_NN_END,
-    EM_OP_RANDOM_NORMAL = EM_OPS_RANDOM_BEGIN,
-    EM_OP_RANDOM_UNIFORM,
-    EM_OP_TRUNCATED_NORMAL,
-    EM_OPS_RANDOM_END,
-
-    /* ops/fill.c */
-    EM_OPS_FILL_BEGIN = EM_OPS_RANDOM_END,
-    EM_OP_FILL_LIKE = EM_OPS_FILL_BEGIN,
-    EM_OP_COUNT_ELEMENTS,
-    EM_OPS_FILL_END,
-
-    /* optim.c */
-    EM_OPS_OPTIM_BEGIN = EM_OPS_FILL_END,
-    EM_OP_APPLY_UPDATES = EM_OPS_OPTIM_BEGIN,
-    EM_OPS_OPTIM_END,
-
-    /* device.c */
-    EM_OPS_DEVICE_BEGIN = EM_OPS_OPTIM_END,
-    EM_OP_COPY_TO_DEVICE = EM_OPS_DEVICE_BEGIN,
-    EM_OPS_DEVICE_END,
-
-    EM_OP_COUNT = EM_OPS_DEVICE_END
+#define EM_FAMILY(family)
+#define EM_OP(ID, ...) EM_OP_##ID,
+#include "ops/ops.def"
+#undef EM_OP
+#undef EM_FAMILY
+    EM_OP_BUILTIN_COUNT /* registered ops take the ids from here on */
 } em_op;
 
 /* Attributes of one op call. Each op's row says which fields it uses. */
@@ -159,7 +104,7 @@ typedef void (*em_kernel_fn)(const em_call *c, em_tensor *out);
 /* For view ops: a header sharing in[0]'s memory (refs = 1), or EM_NOT_A_VIEW
  * when this input cannot be viewed that way (then .cpu computes the output). */
 typedef em_tensor *(*em_view_fn)(const em_call *c, int ndim, const int64_t *shape);
-/* The GPU kernel of a family (gpu/<family>.cu, see lib/gpu.h): 0, or -1 with an error. */
+/* An op's GPU kernel (gpu/<family>.cu, see lib/gpu.h): 0, or -1 with an error. */
 struct em_gpu_call;
 struct em_gpu_tensor;
 typedef int (*em_gpu_kernel_fn)(const struct em_gpu_call *c, struct em_gpu_tensor *out);
@@ -174,45 +119,101 @@ typedef int (*em_grad_fn)(const em_call *c, em_tensor *out, em_tensor *gout, con
 
 enum em_op_flags {
     EM_OPF_STRIDED = 1u << 0, /* the kernel reads inputs of any strides */
-    EM_OPF_NONDIFF = 1u << 1, /* no gradient: a path through it is an error */
-    EM_OPF_CUT = 1u << 2,     /* stop_gradient: paths end here silently */
+    EM_OPF_NONDIFF = 1u << 1, /* no gradient: a path through it is an error (grad column NONDIFF) */
+    EM_OPF_CUT = 1u << 2,     /* stop_gradient: paths end here silently (grad column CUT) */
     EM_OPF_RANDOM = 1u << 3,  /* draws from the random stream */
     EM_OPF_INPLACE = 1u << 4, /* updates a variable input in place: never folded, merged or reordered */
     EM_OPF_CHECKS_VALUES = 1u << 5, /* the shape rule also checks input values (indices, labels): a graph
                                        re-runs it on the fed data before the kernel */
-    EM_OPF_ANY_DEVICE = 1u << 6, /* the .cpu kernel handles inputs on any device itself (copies, updates) */
+    EM_OPF_ANY_DEVICE = 1u << 6, /* the .cpu kernel handles inputs on any device itself (kernel column HOST) */
+    EM_OPF_FUSABLE = 1u << 7,    /* pointwise over one output shape: a graph may run a chain of such ops
+                                    block by block through their CPU kernels */
+    EM_OPF_COPIES = 1u << 8,     /* copies its input to the device in attribute i[0]: it runs on the target,
+                                    and a graph copies host inputs before a captured replay */
 };
+/* An elementwise op's flags. */
+#define EM_OPF_POINTWISE (EM_OPF_STRIDED | EM_OPF_FUSABLE)
+
+/* The work per output element of a call, for the graph's parallel
+ * chunking; EM_COST_POINTWISE (NULL) is a few flops. */
+typedef int64_t (*em_cost_fn)(const em_call *c);
+#define EM_COST_POINTWISE NULL
 
 struct em_op_def {
+    em_op id;
     const char *name;
-    int arity; /* number of tensor inputs, -1 for any number >= 1 */
+    int arity;        /* number of tensor inputs, -1 for any number >= 1 */
+    unsigned dtypes;  /* EM_DT(dtype) bits of the dtypes its kernels accept */
     unsigned flags;
+    em_cost_fn cost;
     em_infer_fn infer;
-    em_kernel_fn cpu;  /* NULL for ops that are always views */
-    em_gpu_kernel_fn gpu; /* the family's GPU entry (EM_GPU_KERNEL), NULL when built without the backend */
-    em_view_fn view;   /* NULL for computing ops */
-    em_grad_fn grad;   /* NULL only with EM_OPF_NONDIFF or EM_OPF_CUT */
+    em_kernel_fn cpu;     /* NULL for ops that are always views */
+    em_gpu_kernel_fn gpu; /* em__gpu_<name>; NULL without one, or when built without the backend */
+    em_view_fn view;      /* NULL for computing ops */
+    em_grad_fn grad;      /* NULL only with EM_OPF_NONDIFF or EM_OPF_CUT */
 };
 
-/* Tables, one per family, each indexed by (op - family begin). */
-extern const em_op_def em_ops_elementwise[EM_OPS_ELEMENTWISE_END - EM_OPS_ELEMENTWISE_BEGIN];
-extern const em_op_def em_ops_reduce[EM_OPS_REDUCE_END - EM_OPS_REDUCE_BEGIN];
-extern const em_op_def em_ops_matmul[EM_OPS_MATMUL_END - EM_OPS_MATMUL_BEGIN];
-extern const em_op_def em_ops_shape[EM_OPS_SHAPE_END - EM_OPS_SHAPE_BEGIN];
-extern const em_op_def em_ops_nn[EM_OPS_NN_END - EM_OPS_NN_BEGIN];
-extern const em_op_def em_ops_random[EM_OPS_RANDOM_END - EM_OPS_RANDOM_BEGIN];
-extern const em_op_def em_ops_fill[EM_OPS_FILL_END - EM_OPS_FILL_BEGIN];
-extern const em_op_def em_ops_optim[EM_OPS_OPTIM_END - EM_OPS_OPTIM_BEGIN];
-extern const em_op_def em_ops_device[EM_OPS_DEVICE_END - EM_OPS_DEVICE_BEGIN];
+/* Every op's row, em_opdef_<name>, defined by its family's .c file. */
+#define EM_FAMILY(family)
+#define EM_OP(ID, name, ...) extern const em_op_def em_opdef_##name;
+#include "ops/ops.def"
+#undef EM_OP
+#undef EM_FAMILY
 
-/* Placed after a family's table `const em_op_def em_ops_<family>[] = {[EM_OP_X -
- * BEGIN] = {...}, ...};` to state that the table and the enum range have the
- * same length (the sized extern declarations above enforce it too). */
-#define EM_OP_TABLE_CHECK(family, BEGIN, END)                                   \
-    _Static_assert(sizeof(em_ops_##family) / sizeof(em_op_def) == (END) - (BEGIN), \
-                   #family " table and enum range differ in length")
+/* A family's .c file turns each of its .def lines into its row with this,
+ * naming its own functions; the grad and kernel columns pick which of them
+ * the row uses (a NONDIFF row's grad_fn, or a VIEW row's cpu_fn, need not
+ * exist). */
+#define EM_OP_ROW(ID, nm, ar, dt, grad_col, kernel, fl, cost_fn, infer_fn, cpu_fn, view_fn, grad_fn)                 \
+    const em_op_def em_opdef_##nm = {.id = EM_OP_##ID,                                                                  \
+                                     .name = #nm,                                                                       \
+                                     .arity = ar,                                                                       \
+                                     .dtypes = EM_DT_##dt,                                                              \
+                                     .flags = (fl) | EM_ROW_GRADF_##grad_col | EM_ROW_KERNELF_##kernel,                 \
+                                     .cost = cost_fn,                                                                   \
+                                     .infer = infer_fn,                                                                 \
+                                     .cpu = EM_ROW_CPU_##kernel(cpu_fn),                                                \
+                                     .gpu = EM_ROW_GPU_##kernel(nm),                                                    \
+                                     .view = EM_ROW_VIEW_##kernel(view_fn),                                             \
+                                     .grad = EM_ROW_GRAD_##grad_col(grad_fn)};
+#define EM_ROW_GRADF_GRAD 0
+#define EM_ROW_GRADF_NONDIFF EM_OPF_NONDIFF
+#define EM_ROW_GRADF_CUT EM_OPF_CUT
+#define EM_ROW_GRAD_GRAD(fn) fn
+#define EM_ROW_GRAD_NONDIFF(fn) NULL
+#define EM_ROW_GRAD_CUT(fn) NULL
+#define EM_ROW_KERNELF_GPU 0
+#define EM_ROW_KERNELF_VIEW_OR_GPU 0
+#define EM_ROW_KERNELF_VIEW 0
+#define EM_ROW_KERNELF_HOST EM_OPF_ANY_DEVICE
+#define EM_ROW_CPU_GPU(fn) fn
+#define EM_ROW_CPU_VIEW_OR_GPU(fn) fn
+#define EM_ROW_CPU_HOST(fn) fn
+#define EM_ROW_CPU_VIEW(fn) NULL
+#define EM_ROW_VIEW_GPU(fn) NULL
+#define EM_ROW_VIEW_HOST(fn) NULL
+#define EM_ROW_VIEW_VIEW(fn) fn
+#define EM_ROW_VIEW_VIEW_OR_GPU(fn) fn
+/* The GPU entry is em__gpu_<name> (lib/gpu.h declares them from the .def lines). */
+#ifdef EMBER_GPU
+#define EM_ROW_GPU_GPU(nm) em__gpu_##nm
+#else
+#define EM_ROW_GPU_GPU(nm) NULL
+#endif
+#define EM_ROW_GPU_VIEW_OR_GPU(nm) EM_ROW_GPU_GPU(nm)
+#define EM_ROW_GPU_HOST(nm) NULL
+#define EM_ROW_GPU_VIEW(nm) NULL
 
+/* The row of op id `op`, built in or registered; NULL for an unknown id. */
 const em_op_def *em__op_def(em_op op);
+/* The row named `name`, or NULL. */
+const em_op_def *em__op_by_name(const char *name);
+/* One past the largest op id in use: the built-in ops and those registered so far. */
+int em__op_count(void);
+/* Gives `def` (kept by the caller for the life of the process) the next op
+ * id, setting def->id; -1 with an error when its name is taken or it lacks a
+ * shape rule or a CPU kernel. */
+int em__op_register(em_op_def *def);
 
 /* Runs op on inputs: places it on a device (device.c), validates,
  * allocates, computes, records on open tapes and traces, and returns a NEW

@@ -537,7 +537,7 @@ static int check_pair(int i, em_tensor *g, em_tensor *v) {
  * its gradient and its o->nslots slots. attrs: i[0] = variables, seed = the
  * optimizer (a graph holding this node must be released before it). The
  * output is the new step count. */
-static int updates_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+static int apply_updates_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     (void)c;
     (void)shape;
     *dtype = EM_F64;
@@ -545,7 +545,7 @@ static int updates_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *
     return 0;
 }
 
-static void updates_cpu(const em_call *c, em_tensor *out) {
+static void apply_updates_cpu(const em_call *c, em_tensor *out) {
     const em_optimizer *o = (const em_optimizer *)(uintptr_t)c->a->seed;
     double t = *(const double *)c->in[0]->data + 1, lr = *(double *)c->in[1]->data;
     if (o->schedule) *(double *)c->in[1]->data = lr = em_schedule_value(o->schedule, (int64_t)t - 1);
@@ -592,12 +592,10 @@ static void updates_cpu(const em_call *c, em_tensor *out) {
     *(double *)out->data = t;
 }
 
-const em_op_def em_ops_optim[] = {
-    [EM_OP_APPLY_UPDATES - EM_OPS_OPTIM_BEGIN] = {.name = "apply_updates", .arity = -1,
-                                                  .flags = EM_OPF_INPLACE | EM_OPF_NONDIFF | EM_OPF_ANY_DEVICE,
-                                                  .infer = updates_infer, .cpu = updates_cpu},
-};
-EM_OP_TABLE_CHECK(optim, EM_OPS_OPTIM_BEGIN, EM_OPS_OPTIM_END);
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
+    EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, name##_infer, name##_cpu, NULL, NULL)
+#include "ops/optim.def"
+#undef EM_OP
 
 em_tensor *em_apply_gradients_op(em_optimizer *o, int n, em_tensor *const *grads, em_tensor *const *vars) {
     const char *op = "apply_gradients";

@@ -17,13 +17,7 @@
 
 #include <stdint.h>
 
-#ifndef EM_HD
-#ifdef __CUDACC__
-#define EM_HD __host__ __device__
-#else
-#define EM_HD
-#endif
-#endif
+#include "em_hd.h"
 
 #define EM_PLAN_MAX_DIMS 8
 

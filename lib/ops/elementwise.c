@@ -1,211 +1,90 @@
 /* The elementwise family: arithmetic, math functions, activations, clip,
- * where, cast, comparisons and logic.
+ * where, cast, comparisons and logic. Its ops are the lines of
+ * elementwise.def; their formulas live in elementwise_math.h, shared with
+ * the CUDA kernels (gpu/elementwise.cu).
  *
  * Every op reads its inputs in place through broadcast strides (lib/broadcast.h):
  * broadcasts and strided views cost no copies. The output is cut into fixed
  * chunks of EW_GRAIN elements (em__parallel_for), each chunk into runs of the
- * innermost axis, and each run goes to a "row" function generated per op and
- * dtype from one scalar expression. A row whose operands are contiguous (or
+ * innermost axis, and each run goes to a "row" function made per op and
+ * dtype around the op's formula. A row whose operands are contiguous (or
  * scalar) is an `omp simd` loop the compiler vectorizes; a contiguous
- * same-shape call is a single run per chunk.
- *
- * Integer arithmetic wraps modulo 2^bits (computed in the unsigned type, so
- * there is no undefined overflow); integer division truncates toward zero and
- * x/0 is 0. */
+ * same-shape call is a single run per chunk. */
+#include "elementwise_math.h"
+
 #include "../broadcast.h"
-#include "../fast_math.h"
-#include "../gpu.h"
 #include "../internal.h"
-
-#include <tgmath.h>
-
-/* This family's GPU kernels: gpu/elementwise.cu. */
-#define GPU_KERNEL EM_GPU_KERNEL(em__gpu_elementwise)
 
 #define EW_GRAIN 32768
 #define EW_SIMD _Pragma("omp simd")
-
-#define EW_SQRT1_2 0.70710678118654752440   /* 1/sqrt(2) */
-#define EW_2_SQRTPI 1.12837916709551257390  /* 2/sqrt(pi) */
-#define EW_1_SQRT2PI 0.39894228040143267794 /* 1/sqrt(2 pi) */
 
 /* One run of n output elements: in[k] is input k's first element, s[k] its
  * stride (elements) along the run, f the op's float attributes. */
 typedef void (*ew_row_fn)(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f);
 
-/* ---- dtypes: enum, suffix, C type, wrapping type, class, integer range ----
- * Classes: FLT float, SGN signed integer, UNS unsigned integer, BOL bool. */
-#define EW_F32(X, ...) X(EM_F32, f32, float, float, FLT, 0, 0, __VA_ARGS__)
-#define EW_F64(X, ...) X(EM_F64, f64, double, double, FLT, 0, 0, __VA_ARGS__)
-#define EW_I32(X, ...) X(EM_I32, i32, int32_t, uint32_t, SGN, INT32_MIN, INT32_MAX, __VA_ARGS__)
-#define EW_I64(X, ...) X(EM_I64, i64, int64_t, uint64_t, SGN, INT64_MIN, INT64_MAX, __VA_ARGS__)
-#define EW_U8(X, ...) X(EM_U8, u8, uint8_t, uint8_t, UNS, 0, UINT8_MAX, __VA_ARGS__)
-#define EW_B8(X, ...) X(EM_BOOL, b8, uint8_t, uint8_t, BOL, 0, 1, __VA_ARGS__)
-#define EW_FLOATS(X, ...) EW_F32(X, __VA_ARGS__) EW_F64(X, __VA_ARGS__)
-#define EW_NUMERIC(X, ...) EW_FLOATS(X, __VA_ARGS__) EW_I32(X, __VA_ARGS__) EW_I64(X, __VA_ARGS__) EW_U8(X, __VA_ARGS__)
-#define EW_ALL(X, ...) EW_NUMERIC(X, __VA_ARGS__) EW_B8(X, __VA_ARGS__)
-#define EW_BOOLS(X, ...) EW_B8(X, __VA_ARGS__)
+/* ---- row functions around the formulas ---- */
 
-/* ---- scalar expressions ----
- * Binary: F(C, T, U, MN, MX, x, y); unary: F(C, T, U, MN, MX, x, f), where C
- * is the class, T the type, U the wrapping type, f the attributes. */
-#define E_ADD(C, T, U, MN, MX, x, y) ((T)((U)(x) + (U)(y)))
-#define E_SUB(C, T, U, MN, MX, x, y) ((T)((U)(x) - (U)(y)))
-#define E_MUL(C, T, U, MN, MX, x, y) ((T)((U)(x) * (U)(y)))
-#define E_DIV(C, T, U, MN, MX, x, y) DIV_##C(T, U, x, y)
-#define DIV_FLT(T, U, x, y) ((x) / (y))
-#define DIV_SGN(T, U, x, y) ((y) == 0 ? (T)0 : (y) == -1 ? (T)(0 - (U)(x)) : (T)((x) / (y)))
-#define DIV_UNS(T, U, x, y) ((y) == 0 ? (T)0 : (T)((x) / (y)))
-#define E_POW(C, T, U, MN, MX, x, y) pow(x, y)
-/* NaN propagates from either side, as in NumPy. */
-#define E_MAXIMUM(C, T, U, MN, MX, x, y) ((x) >= (y) || NAN_##C(x) ? (x) : (y))
-#define E_MINIMUM(C, T, U, MN, MX, x, y) ((x) <= (y) || NAN_##C(x) ? (x) : (y))
-#define NAN_FLT(x) isnan(x)
-#define NAN_SGN(x) 0
-#define NAN_UNS(x) 0
-#define E_EQUAL(C, T, U, MN, MX, x, y) ((x) == (y))
-#define E_NOT_EQUAL(C, T, U, MN, MX, x, y) ((x) != (y))
-#define E_LESS(C, T, U, MN, MX, x, y) ((x) < (y))
-#define E_LESS_EQUAL(C, T, U, MN, MX, x, y) ((x) <= (y))
-#define E_GREATER(C, T, U, MN, MX, x, y) ((x) > (y))
-#define E_GREATER_EQUAL(C, T, U, MN, MX, x, y) ((x) >= (y))
-#define E_LOGICAL_AND(C, T, U, MN, MX, x, y) ((x) && (y))
-#define E_LOGICAL_OR(C, T, U, MN, MX, x, y) ((x) || (y))
-
-#define E_NEG(C, T, U, MN, MX, x, f) NEG_##C(T, U, x)
-#define NEG_FLT(T, U, x) (-(x))
-#define NEG_SGN(T, U, x) ((T)(0 - (U)(x)))
-#define NEG_UNS NEG_SGN
-#define E_ABS(C, T, U, MN, MX, x, f) ABS_##C(T, U, x)
-#define ABS_FLT(T, U, x) fabs(x)
-#define ABS_SGN(T, U, x) ((x) < 0 ? (T)(0 - (U)(x)) : (x))
-#define ABS_UNS(T, U, x) (x)
-#define E_SQUARE(C, T, U, MN, MX, x, f) ((T)((U)(x) * (U)(x)))
-#define E_SIGN(C, T, U, MN, MX, x, f) SIGN_##C(T, x)
-#define SIGN_FLT(T, x) (isnan(x) ? (x) : (T)(((x) > 0) - ((x) < 0)))
-#define SIGN_SGN(T, x) ((T)(((x) > 0) - ((x) < 0)))
-#define SIGN_UNS(T, x) ((T)((x) > 0))
-#define E_SQRT(C, T, U, MN, MX, x, f) sqrt(x)
-#define E_RSQRT(C, T, U, MN, MX, x, f) ((T)1 / sqrt(x))
-#define E_EXP(C, T, U, MN, MX, x, f) EM_EXP(x)
-#define E_LOG(C, T, U, MN, MX, x, f) log(x)
-#define E_LOG1P(C, T, U, MN, MX, x, f) log1p(x)
-#define E_ERF(C, T, U, MN, MX, x, f) erf(x)
-#define E_RELU(C, T, U, MN, MX, x, f) ((x) < 0 ? (T)0 : (x))
-#define E_RELU_GRAD(C, T, U, MN, MX, x, y) ((x) > 0 ? (y) : (T)0)
-#define E_SIGMOID_GRAD(C, T, U, MN, MX, x, y) ((y) * (x) * ((T)1 - (x)))
-#define E_TANH_GRAD(C, T, U, MN, MX, x, y) ((y) * ((T)1 - (x) * (x)))
-#define E_LEAKY_RELU(C, T, U, MN, MX, x, f) ((x) < 0 ? (T)(f)[0] * (x) : (x))
-#define E_ELU(C, T, U, MN, MX, x, f) ((x) < 0 ? expm1(x) : (x))
-/* exp of a non-positive argument only: no overflow for large |x|. */
-#define SIGMOID_LIBM(x) ((x) >= 0 ? 1 / (1 + exp(-(x))) : exp(x) / (1 + exp(x)))
-#define E_SIGMOID(C, T, U, MN, MX, x, f) _Generic((x), float: em__sigmoidf(x), default: SIGMOID_LIBM(x))
-#define E_TANH(C, T, U, MN, MX, x, f) _Generic((x), float: em__tanhf, default: tanh)(x)
-#define E_SOFTPLUS(C, T, U, MN, MX, x, f) (((x) > 0 ? (x) : (T)0) + log1p(exp(-fabs(x))))
-#define E_GELU(C, T, U, MN, MX, x, f) ((T)0.5 * (x) * ((T)1 + erf((x) * (T)EW_SQRT1_2)))
-#define E_LOGICAL_NOT(C, T, U, MN, MX, x, f) (!(x))
-/* min(max(x, lo), hi); NaN passes through. Integer bounds round inward and
- * saturate to the dtype's range. */
-#define E_CLIP(C, T, U, MN, MX, x, f)                                                                                  \
-    (CLIP_LO(C, T, U, MN, MX, x, f) > HI_##C(T, MN, MX, (f)[1]) ? HI_##C(T, MN, MX, (f)[1])                            \
-                                                                : CLIP_LO(C, T, U, MN, MX, x, f))
-#define CLIP_LO(C, T, U, MN, MX, x, f) ((x) < LO_##C(T, MN, MX, (f)[0]) ? LO_##C(T, MN, MX, (f)[0]) : (x))
-#define LO_FLT(T, MN, MX, v) ((T)(v))
-#define HI_FLT(T, MN, MX, v) ((T)(v))
-#define LO_SGN(T, MN, MX, v) SAT(T, MN, MX, ceil(v))
-#define HI_SGN(T, MN, MX, v) SAT(T, MN, MX, floor(v))
-#define LO_UNS LO_SGN
-#define HI_UNS HI_SGN
-/* A float to an integer type: truncates toward zero, saturates, NaN is 0. */
-#define SAT(T, MN, MX, v) (isnan(v) ? (T)0 : (v) <= (double)(MN) ? (T)(MN) : (v) >= (double)(MX) ? (T)(MX) : (T)(v))
-
-/* Casts to class C from class SC: float to integer saturates (SAT), integer
- * to integer wraps, anything to or from bool goes through x != 0. */
-#define CVT_FLT(SC, T, MN, MX, x, f) ((T)LOAD_##SC(x))
-#define CVT_BOL(SC, T, MN, MX, x, f) ((T)((x) != 0))
-#define CVT_SGN(SC, T, MN, MX, x, f) TOINT_##SC(T, MN, MX, x)
-#define CVT_UNS CVT_SGN
-#define LOAD_FLT(x) (x)
-#define LOAD_SGN(x) (x)
-#define LOAD_UNS(x) (x)
-#define LOAD_BOL(x) ((x) != 0)
-#define TOINT_FLT SAT
-#define TOINT_SGN(T, MN, MX, x) ((T)(x))
-#define TOINT_UNS TOINT_SGN
-#define TOINT_BOL(T, MN, MX, x) ((T)((x) != 0))
-
-#define OUT_SAME(T) T
-#define OUT_BOOL(T) uint8_t
-#define OUT_IS_BOOL_SAME false
-#define OUT_IS_BOOL_BOOL true
-
-/* ---- row functions ---- */
-
-#define EW_ROW1(name, TO, TI, F, ...)                                                                                  \
-    EM_HOT static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {                 \
+#define EW_ROW1(name, TO, TI, F)                                                                                       \
+    EM_HOT static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {          \
         TO *restrict o = out;                                                                                          \
         const TI *restrict a = in[0];                                                                                  \
         const int64_t sa = s[0];                                                                                       \
-        (void)f;                                                                                                       \
         if (sa == 1) {                                                                                                 \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, a[i], f);                                    \
+            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(a[i], f);                                                 \
         } else {                                                                                                       \
-            for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, a[i * sa], f);                                       \
+            for (int64_t i = 0; i < n; i++) o[i] = F(a[i * sa], f);                                                    \
         }                                                                                                              \
     }
 
-#define EW_ROW2(name, TO, T, F, ...)                                                                                   \
-    EM_HOT static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {                 \
+#define EW_ROW2(name, TO, T, F)                                                                                        \
+    EM_HOT static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {          \
         TO *restrict o = out;                                                                                          \
         const T *restrict a = in[0], *restrict b = in[1];                                                              \
         const int64_t sa = s[0], sb = s[1];                                                                            \
-        (void)f;                                                                                                       \
         if (sa == 1 && sb == 1) {                                                                                      \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, a[i], b[i]);                                 \
+            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(a[i], b[i], f);                                           \
         } else if (sa == 1 && sb == 0) {                                                                               \
             const T y = b[0];                                                                                          \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, a[i], y);                                    \
+            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(a[i], y, f);                                              \
         } else if (sa == 0 && sb == 1) {                                                                               \
             const T x = a[0];                                                                                          \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, x, b[i]);                                    \
+            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(x, b[i], f);                                              \
         } else {                                                                                                       \
-            for (int64_t i = 0; i < n; i++) o[i] = F(__VA_ARGS__, a[i * sa], b[i * sb]);                               \
+            for (int64_t i = 0; i < n; i++) o[i] = F(a[i * sa], b[i * sb], f);                                         \
         }                                                                                                              \
     }
 
-#define DEF_UNARY(E, sfx, T, U, C, MN, MX, op, OUT, F) EW_ROW1(row_##op##_##sfx, OUT_##OUT(T), T, F, C, T, U, MN, MX)
-#define DEF_BINARY(E, sfx, T, U, C, MN, MX, op, OUT, F) EW_ROW2(row_##op##_##sfx, OUT_##OUT(T), T, F, C, T, U, MN, MX)
-/* cond (bool) picks a or b; a scalar a or b (stride 0) keeps the loop vectorized. */
-#define DEF_WHERE(E, sfx, T, U, C, MN, MX, op, OUT, F)                                                                 \
-    EM_HOT static void row_##op##_##sfx(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {     \
-        T *restrict o = out;                                                                                           \
+/* cond (bool) picks a or b; a scalar a or b (stride 0) keeps the loop
+ * vectorized. Both sides are loaded unconditionally so the select vectorizes
+ * (a blend, no branch). */
+#define EW_ROW3(name, TO, T, F)                                                                                        \
+    EM_HOT static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {          \
+        TO *restrict o = out;                                                                                          \
         const uint8_t *restrict k = in[0];                                                                             \
         const T *restrict a = in[1], *restrict b = in[2];                                                              \
         const int64_t sk = s[0], sa = s[1], sb = s[2];                                                                 \
         (void)f;                                                                                                       \
-        /* Both sides are loaded unconditionally so the select vectorizes (a blend, no branch). */                   \
         if (sk == 1 && sa == 1 && sb == 1) {                                                                           \
             EW_SIMD for (int64_t i = 0; i < n; i++) {                                                                  \
                 const T x = a[i], y = b[i];                                                                            \
-                o[i] = k[i] ? x : y;                                                                                   \
+                o[i] = F(k[i], x, y);                                                                                  \
             }                                                                                                          \
         } else if (sk == 1 && sa == 1 && sb == 0) {                                                                    \
             const T y = b[0];                                                                                          \
             EW_SIMD for (int64_t i = 0; i < n; i++) {                                                                  \
                 const T x = a[i];                                                                                      \
-                o[i] = k[i] ? x : y;                                                                                   \
+                o[i] = F(k[i], x, y);                                                                                  \
             }                                                                                                          \
         } else if (sk == 1 && sa == 0 && sb == 1) {                                                                    \
             const T x = a[0];                                                                                          \
             EW_SIMD for (int64_t i = 0; i < n; i++) {                                                                  \
                 const T y = b[i];                                                                                      \
-                o[i] = k[i] ? x : y;                                                                                   \
+                o[i] = F(k[i], x, y);                                                                                  \
             }                                                                                                          \
         } else {                                                                                                       \
-            for (int64_t i = 0; i < n; i++) o[i] = k[i * sk] ? a[i * sa] : b[i * sb];                                  \
+            for (int64_t i = 0; i < n; i++) o[i] = F(k[i * sk], a[i * sa], b[i * sb]);                                 \
         }                                                                                                              \
     }
-#define EW_ROW_ENTRY(E, sfx, T, U, C, MN, MX, op) [E] = row_##op##_##sfx,
 
 /* ---- the shared shape rule and kernel driver ---- */
 
@@ -284,74 +163,41 @@ static void ew_run(const em_call *c, em_tensor *out, ew_row_fn row) {
     em__parallel_for(out->numel, EW_GRAIN, ew_range, &j);
 }
 
-/* One op's rows for the dtypes of LIST, its shape rule and its kernel. */
-#define EW_DEFINE(op, LIST, OUT, DEF, F)                                                                               \
-    LIST(DEF, op, OUT, F)                                                                                              \
-    static const ew_row_fn rows_##op[EM_DTYPE_COUNT] = {LIST(EW_ROW_ENTRY, op)};                                       \
-    static int infer_##op(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {                              \
-        return ew_infer(c, rows_##op, OUT_IS_BOOL_##OUT, dtype, ndim, shape);                                          \
+/* ---- each line of elementwise.def: its rows, shape rule and kernel ---- */
+
+#define EW_TO_BOOL_SAME false
+#define EW_TO_BOOL_BOOL true
+#define EW_ROW(E, sfx, T, U, C, MN, MX, name, arity, OUT)                                                             \
+    EW_ROW##arity(row_##name##_##sfx, EM_EW_OUT_##OUT(T), T, em_ew_##name##_##sfx)
+#define EW_ROW_ENTRY(E, sfx, T, U, C, MN, MX, name, ...) [E] = row_##name##_##sfx,
+#define EW_KERNELS(name, arity, dtypes, OUT)                                                                           \
+    EM_FOR_##dtypes(EW_ROW, name, arity, OUT)                                                                          \
+    static const ew_row_fn rows_##name[EM_DTYPE_COUNT] = {EM_FOR_##dtypes(EW_ROW_ENTRY, name)};                       \
+    static int infer_##name(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {                            \
+        return ew_infer(c, rows_##name, EW_TO_BOOL_##OUT, dtype, ndim, shape);                                         \
     }                                                                                                                  \
-    static void cpu_##op(const em_call *c, em_tensor *out) { ew_run(c, out, rows_##op[c->in[c->n - 1]->dtype]); }
-
-EW_DEFINE(add, EW_NUMERIC, SAME, DEF_BINARY, E_ADD)
-EW_DEFINE(sub, EW_NUMERIC, SAME, DEF_BINARY, E_SUB)
-EW_DEFINE(mul, EW_NUMERIC, SAME, DEF_BINARY, E_MUL)
-EW_DEFINE(div, EW_NUMERIC, SAME, DEF_BINARY, E_DIV)
-EW_DEFINE(pow, EW_FLOATS, SAME, DEF_BINARY, E_POW)
-EW_DEFINE(maximum, EW_NUMERIC, SAME, DEF_BINARY, E_MAXIMUM)
-EW_DEFINE(minimum, EW_NUMERIC, SAME, DEF_BINARY, E_MINIMUM)
-EW_DEFINE(neg, EW_NUMERIC, SAME, DEF_UNARY, E_NEG)
-EW_DEFINE(abs, EW_NUMERIC, SAME, DEF_UNARY, E_ABS)
-EW_DEFINE(square, EW_NUMERIC, SAME, DEF_UNARY, E_SQUARE)
-EW_DEFINE(sign, EW_NUMERIC, SAME, DEF_UNARY, E_SIGN)
-EW_DEFINE(sqrt, EW_FLOATS, SAME, DEF_UNARY, E_SQRT)
-EW_DEFINE(rsqrt, EW_FLOATS, SAME, DEF_UNARY, E_RSQRT)
-EW_DEFINE(exp, EW_FLOATS, SAME, DEF_UNARY, E_EXP)
-EW_DEFINE(log, EW_FLOATS, SAME, DEF_UNARY, E_LOG)
-EW_DEFINE(log1p, EW_FLOATS, SAME, DEF_UNARY, E_LOG1P)
-EW_DEFINE(erf, EW_FLOATS, SAME, DEF_UNARY, E_ERF)
-EW_DEFINE(relu, EW_FLOATS, SAME, DEF_UNARY, E_RELU)
-EW_DEFINE(relu_grad, EW_FLOATS, SAME, DEF_BINARY, E_RELU_GRAD)
-EW_DEFINE(leaky_relu, EW_FLOATS, SAME, DEF_UNARY, E_LEAKY_RELU)
-EW_DEFINE(elu, EW_FLOATS, SAME, DEF_UNARY, E_ELU)
-EW_DEFINE(sigmoid, EW_FLOATS, SAME, DEF_UNARY, E_SIGMOID)
-EW_DEFINE(sigmoid_grad, EW_FLOATS, SAME, DEF_BINARY, E_SIGMOID_GRAD)
-EW_DEFINE(tanh, EW_FLOATS, SAME, DEF_UNARY, E_TANH)
-EW_DEFINE(tanh_grad, EW_FLOATS, SAME, DEF_BINARY, E_TANH_GRAD)
-EW_DEFINE(softplus, EW_FLOATS, SAME, DEF_UNARY, E_SOFTPLUS)
-EW_DEFINE(gelu, EW_FLOATS, SAME, DEF_UNARY, E_GELU)
-EW_DEFINE(clip, EW_NUMERIC, SAME, DEF_UNARY, E_CLIP)
-EW_DEFINE(where, EW_ALL, SAME, DEF_WHERE, 0)
-EW_DEFINE(equal, EW_ALL, BOOL, DEF_BINARY, E_EQUAL)
-EW_DEFINE(not_equal, EW_ALL, BOOL, DEF_BINARY, E_NOT_EQUAL)
-EW_DEFINE(less, EW_ALL, BOOL, DEF_BINARY, E_LESS)
-EW_DEFINE(less_equal, EW_ALL, BOOL, DEF_BINARY, E_LESS_EQUAL)
-EW_DEFINE(greater, EW_ALL, BOOL, DEF_BINARY, E_GREATER)
-EW_DEFINE(greater_equal, EW_ALL, BOOL, DEF_BINARY, E_GREATER_EQUAL)
-EW_DEFINE(logical_and, EW_BOOLS, BOOL, DEF_BINARY, E_LOGICAL_AND)
-EW_DEFINE(logical_or, EW_BOOLS, BOOL, DEF_BINARY, E_LOGICAL_OR)
-EW_DEFINE(logical_not, EW_BOOLS, BOOL, DEF_UNARY, E_LOGICAL_NOT)
-
-static int infer_clip_bounds(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
-    if (!(c->a->f[0] <= c->a->f[1]))
-        return em__op_error(c, "bounds must satisfy lo <= hi, got lo=%g hi=%g", c->a->f[0], c->a->f[1]);
-    return infer_clip(c, dtype, ndim, shape);
-}
+    static void cpu_##name(const em_call *c, em_tensor *out) { ew_run(c, out, rows_##name[c->in[c->n - 1]->dtype]); }
+#define EW_KERNELS_SAME(name, arity, dtypes) EW_KERNELS(name, arity, dtypes, SAME)
+#define EW_KERNELS_BOOL(name, arity, dtypes) EW_KERNELS(name, arity, dtypes, BOOL)
+#define EW_KERNELS_CAST(name, arity, dtypes) /* below */
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost, out, api, fn) EW_KERNELS_##out(name, arity, dtypes)
+#include "elementwise.def"
+#undef EM_OP
 
 /* Cast rows for every (source, target) pair. The preprocessor does not
  * re-enter a macro inside its own expansion, so the source loop is spelled out. */
-#define DEF_CAST(E, sfx, T, U, C, MN, MX, ssfx, ST, SC) EW_ROW1(row_cast_##ssfx##_##sfx, T, ST, CVT_##C, SC, T, MN, MX)
+#define EW_CAST_ROW(E, sfx, T, U, C, MN, MX, ssfx, S) EW_ROW1(row_cast_##ssfx##_##sfx, T, S, em_ew_cast_##ssfx##_##sfx)
 #define EW_CAST_ENTRY(E, sfx, T, U, C, MN, MX, ssfx) [E] = row_cast_##ssfx##_##sfx,
-EW_ALL(DEF_CAST, f32, float, FLT)
-EW_ALL(DEF_CAST, f64, double, FLT)
-EW_ALL(DEF_CAST, i32, int32_t, SGN)
-EW_ALL(DEF_CAST, i64, int64_t, SGN)
-EW_ALL(DEF_CAST, u8, uint8_t, UNS)
-EW_ALL(DEF_CAST, b8, uint8_t, BOL)
+EM_FOR_ALL(EW_CAST_ROW, f32, float)
+EM_FOR_ALL(EW_CAST_ROW, f64, double)
+EM_FOR_ALL(EW_CAST_ROW, i32, int32_t)
+EM_FOR_ALL(EW_CAST_ROW, i64, int64_t)
+EM_FOR_ALL(EW_CAST_ROW, u8, uint8_t)
+EM_FOR_ALL(EW_CAST_ROW, b8, uint8_t)
 static const ew_row_fn cast_rows[EM_DTYPE_COUNT][EM_DTYPE_COUNT] = {
-    [EM_F32] = {EW_ALL(EW_CAST_ENTRY, f32)}, [EM_F64] = {EW_ALL(EW_CAST_ENTRY, f64)},
-    [EM_I32] = {EW_ALL(EW_CAST_ENTRY, i32)}, [EM_I64] = {EW_ALL(EW_CAST_ENTRY, i64)},
-    [EM_U8] = {EW_ALL(EW_CAST_ENTRY, u8)},   [EM_BOOL] = {EW_ALL(EW_CAST_ENTRY, b8)},
+    [EM_F32] = {EM_FOR_ALL(EW_CAST_ENTRY, f32)}, [EM_F64] = {EM_FOR_ALL(EW_CAST_ENTRY, f64)},
+    [EM_I32] = {EM_FOR_ALL(EW_CAST_ENTRY, i32)}, [EM_I64] = {EM_FOR_ALL(EW_CAST_ENTRY, i64)},
+    [EM_U8] = {EM_FOR_ALL(EW_CAST_ENTRY, u8)},   [EM_BOOL] = {EM_FOR_ALL(EW_CAST_ENTRY, b8)},
 };
 
 static int infer_cast(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
@@ -398,8 +244,8 @@ static em_tensor *log_positive(em_tensor *a) {
 
 /* d gelu/dx = Phi(x) + x phi(x): the standard normal cdf and density. */
 static em_tensor *gelu_slope(em_tensor *x) {
-    em_tensor *cdf = em_add_scalar(em_mul_scalar(em_erf(em_mul_scalar(x, EW_SQRT1_2)), 0.5), 0.5);
-    em_tensor *pdf = em_mul_scalar(em_exp(em_mul_scalar(em_square(x), -0.5)), EW_1_SQRT2PI);
+    em_tensor *cdf = em_add_scalar(em_mul_scalar(em_erf(em_mul_scalar(x, EM_EW_SQRT1_2)), 0.5), 0.5);
+    em_tensor *pdf = em_mul_scalar(em_exp(em_mul_scalar(em_square(x), -0.5)), EM_EW_1_SQRT2PI);
     return em_add(cdf, em_mul(x, pdf));
 }
 
@@ -421,7 +267,7 @@ UNARY_GRAD(rsqrt, em_mul(g, em_mul_scalar(em_mul(out, em_square(out)), -0.5)))
 UNARY_GRAD(exp, em_mul(g, out))
 UNARY_GRAD(log, em_div(g, x))
 UNARY_GRAD(log1p, em_div(g, em_add_scalar(x, 1)))
-UNARY_GRAD(erf, em_mul(g, em_mul_scalar(em_exp(em_neg(em_square(x))), EW_2_SQRTPI)))
+UNARY_GRAD(erf, em_mul(g, em_mul_scalar(em_exp(em_neg(em_square(x))), EM_EW_2_SQRTPI)))
 /* relu_grad(x, g) is linear in g and flat in x: its own gradient goes to g alone. */
 static em_tensor *relu_grad(em_tensor *x, em_tensor *g) {
     return em__apply(EM_OP_RELU_GRAD, 2, (em_tensor *[]){x, g}, &(em_attrs){0});
@@ -479,128 +325,40 @@ static int grad_cast(const em_call *c, em_tensor *out, em_tensor *g, const bool 
     return gin[0] ? 0 : -1;
 }
 
-/* ---- the table ---- */
+/* ---- the rows and the plain public functions ---- */
 
-#define EW_OP(OP, op, nin, grad_fn, extra_flags)                                                                       \
-    [EM_OP_##OP - EM_OPS_ELEMENTWISE_BEGIN] = {.name = #op,                                                            \
-                                               .arity = nin,                                                           \
-                                               .flags = EM_OPF_STRIDED | (extra_flags),                                \
-                                               .infer = infer_##op,                                                    \
-                                               .cpu = cpu_##op,                                                         \
-                                               .gpu = GPU_KERNEL,                                                      \
-                                               .grad = grad_fn}
-#define EW_DIFF(OP, op, nin) EW_OP(OP, op, nin, grad_##op, 0)
-#define EW_NONDIFF(OP, op, nin) EW_OP(OP, op, nin, NULL, EM_OPF_NONDIFF)
+#define EW_PUBLIC_1(fn, ID)                                                                                            \
+    em_tensor *fn(em_tensor *x) { return em__apply(EM_OP_##ID, 1, &x, &(em_attrs){0}); }
+#define EW_PUBLIC_2(fn, ID)                                                                                            \
+    em_tensor *fn(em_tensor *a, em_tensor *b) { return em__apply(EM_OP_##ID, 2, (em_tensor *[]){a, b}, &(em_attrs){0}); }
+#define EW_PUBLIC_3(fn, ID)                                                                                            \
+    em_tensor *fn(em_tensor *cond, em_tensor *a, em_tensor *b) {                                                       \
+        return em__apply(EM_OP_##ID, 3, (em_tensor *[]){cond, a, b}, &(em_attrs){0});                                  \
+    }
+#define EW_API_PLAIN(fn, ID, arity) EW_PUBLIC_##arity(fn, ID)
+#define EW_API_OWN(fn, ID, arity)
+#define EW_API_INTERNAL(fn, ID, arity)
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost, out, api, fn)                                        \
+    EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, infer_##name, cpu_##name, NULL, grad_##name)         \
+    EW_API_##api(fn, ID, arity)
+#include "elementwise.def"
+#undef EM_OP
 
-const em_op_def em_ops_elementwise[] = {
-    EW_DIFF(ADD, add, 2),
-    EW_DIFF(SUB, sub, 2),
-    EW_DIFF(MUL, mul, 2),
-    /* Integer division truncates toward zero; x/0 is 0 for integer dtypes (IEEE for floats). */
-    EW_DIFF(DIV, div, 2),
-    EW_DIFF(POW, pow, 2),
-    EW_DIFF(MAXIMUM, maximum, 2),
-    EW_DIFF(MINIMUM, minimum, 2),
-    EW_DIFF(NEG, neg, 1),
-    EW_DIFF(ABS, abs, 1),
-    EW_DIFF(SQUARE, square, 1),
-    EW_DIFF(SIGN, sign, 1),
-    EW_DIFF(SQRT, sqrt, 1),
-    EW_DIFF(RSQRT, rsqrt, 1),
-    EW_DIFF(EXP, exp, 1),
-    EW_DIFF(LOG, log, 1),
-    EW_DIFF(LOG1P, log1p, 1),
-    EW_DIFF(ERF, erf, 1),
-    EW_DIFF(RELU, relu, 1),
-    EW_DIFF(RELU_GRAD, relu_grad, 2),
-    EW_DIFF(LEAKY_RELU, leaky_relu, 1), /* f[0]: alpha */
-    EW_DIFF(ELU, elu, 1),
-    EW_DIFF(SIGMOID, sigmoid, 1),
-    EW_DIFF(SIGMOID_GRAD, sigmoid_grad, 2),
-    EW_DIFF(TANH, tanh, 1),
-    EW_DIFF(TANH_GRAD, tanh_grad, 2),
-    EW_DIFF(SOFTPLUS, softplus, 1),
-    EW_DIFF(GELU, gelu, 1),
-    /* f[0]: lo, f[1]: hi, lo <= hi. */
-    [EM_OP_CLIP - EM_OPS_ELEMENTWISE_BEGIN] = {.name = "clip",
-                                               .arity = 1,
-                                               .flags = EM_OPF_STRIDED,
-                                               .infer = infer_clip_bounds,
-                                               .cpu = cpu_clip, .gpu = GPU_KERNEL,
-                                               .grad = grad_clip},
-    EW_DIFF(WHERE, where, 3), /* cond (bool), a, b */
-    EW_DIFF(CAST, cast, 1),   /* dtype: the target */
-    EW_NONDIFF(EQUAL, equal, 2),
-    EW_NONDIFF(NOT_EQUAL, not_equal, 2),
-    EW_NONDIFF(LESS, less, 2),
-    EW_NONDIFF(LESS_EQUAL, less_equal, 2),
-    EW_NONDIFF(GREATER, greater, 2),
-    EW_NONDIFF(GREATER_EQUAL, greater_equal, 2),
-    EW_NONDIFF(LOGICAL_AND, logical_and, 2),
-    EW_NONDIFF(LOGICAL_OR, logical_or, 2),
-    EW_NONDIFF(LOGICAL_NOT, logical_not, 1),
-};
-EM_OP_TABLE_CHECK(elementwise, EM_OPS_ELEMENTWISE_BEGIN, EM_OPS_ELEMENTWISE_END);
-
-/* ---- public functions ---- */
+/* ---- the public functions with attributes ---- */
 
 static em_tensor *unary(em_op op, em_tensor *x, const em_attrs *a) { return em__apply(op, 1, &x, a); }
-
-static em_tensor *binary(em_op op, em_tensor *a, em_tensor *b) {
-    em_tensor *in[2] = {a, b};
-    return em__apply(op, 2, in, &(em_attrs){0});
-}
-
-#define EW_PUBLIC_BINARY(OP, op)                                                                                       \
-    em_tensor *em_##op(em_tensor *a, em_tensor *b) { return binary(EM_OP_##OP, a, b); }
-#define EW_PUBLIC_UNARY(OP, op)                                                                                        \
-    em_tensor *em_##op(em_tensor *x) { return unary(EM_OP_##OP, x, &(em_attrs){0}); }
-
-EW_PUBLIC_BINARY(ADD, add)
-EW_PUBLIC_BINARY(SUB, sub)
-EW_PUBLIC_BINARY(MUL, mul)
-EW_PUBLIC_BINARY(DIV, div)
-EW_PUBLIC_BINARY(POW, pow)
-EW_PUBLIC_BINARY(MAXIMUM, maximum)
-EW_PUBLIC_BINARY(MINIMUM, minimum)
-EW_PUBLIC_BINARY(EQUAL, equal)
-EW_PUBLIC_BINARY(NOT_EQUAL, not_equal)
-EW_PUBLIC_BINARY(LESS, less)
-EW_PUBLIC_BINARY(LESS_EQUAL, less_equal)
-EW_PUBLIC_BINARY(GREATER, greater)
-EW_PUBLIC_BINARY(GREATER_EQUAL, greater_equal)
-EW_PUBLIC_BINARY(LOGICAL_AND, logical_and)
-EW_PUBLIC_BINARY(LOGICAL_OR, logical_or)
-EW_PUBLIC_UNARY(NEG, neg)
-EW_PUBLIC_UNARY(ABS, abs)
-EW_PUBLIC_UNARY(SQUARE, square)
-EW_PUBLIC_UNARY(SIGN, sign)
-EW_PUBLIC_UNARY(SQRT, sqrt)
-EW_PUBLIC_UNARY(RSQRT, rsqrt)
-EW_PUBLIC_UNARY(EXP, exp)
-EW_PUBLIC_UNARY(LOG, log)
-EW_PUBLIC_UNARY(LOG1P, log1p)
-EW_PUBLIC_UNARY(ERF, erf)
-EW_PUBLIC_UNARY(RELU, relu)
-EW_PUBLIC_UNARY(ELU, elu)
-EW_PUBLIC_UNARY(SIGMOID, sigmoid)
-EW_PUBLIC_UNARY(TANH, tanh)
-EW_PUBLIC_UNARY(SOFTPLUS, softplus)
-EW_PUBLIC_UNARY(GELU, gelu)
-EW_PUBLIC_UNARY(LOGICAL_NOT, logical_not)
 
 em_tensor *em_leaky_relu(em_tensor *x, double alpha) { return unary(EM_OP_LEAKY_RELU, x, &(em_attrs){.f = {alpha}}); }
 
 em_tensor *em_clip_by_value(em_tensor *x, double lo, double hi) {
+    if (x && !(lo <= hi)) {
+        em__error("clip: bounds must satisfy lo <= hi, got lo=%g hi=%g", lo, hi);
+        return NULL;
+    }
     return unary(EM_OP_CLIP, x, &(em_attrs){.f = {lo, hi}});
 }
 
 em_tensor *em_cast(em_tensor *x, em_dtype dtype) { return unary(EM_OP_CAST, x, &(em_attrs){.dtype = (int)dtype}); }
-
-em_tensor *em_where(em_tensor *cond, em_tensor *a, em_tensor *b) {
-    em_tensor *in[3] = {cond, a, b};
-    return em__apply(EM_OP_WHERE, 3, in, &(em_attrs){0});
-}
 
 em_tensor *em_add_scalar(em_tensor *x, double s) {
     if (!x) return em__null_input("add_scalar");

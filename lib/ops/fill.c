@@ -6,8 +6,6 @@
 #include "../gpu.h"
 #include "../internal.h"
 
-/* This family's GPU kernels: gpu/fill.cu. */
-#define GPU_KERNEL EM_GPU_KERNEL(em__gpu_fill_op)
 
 static int fill_like_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     const em_tensor *x = c->in[0];
@@ -19,14 +17,14 @@ static int fill_like_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t
 
 static void fill_like_cpu(const em_call *c, em_tensor *out) { em__fill_raw(out, c->a->f[0]); }
 
-static int count_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+static int count_elements_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     (void)shape;
     *dtype = (em_dtype)c->in[0]->dtype;
     *ndim = 0;
     return 0;
 }
 
-static void count_cpu(const em_call *c, em_tensor *out) {
+static void count_elements_cpu(const em_call *c, em_tensor *out) {
     const em_tensor *x = c->in[0];
     int64_t n = 1;
     for (int d = 0; d < x->ndim; d++)
@@ -34,16 +32,10 @@ static void count_cpu(const em_call *c, em_tensor *out) {
     em__write(out->data, (em_dtype)out->dtype, (double)n);
 }
 
-const em_op_def em_ops_fill[] = {
-    /* attrs: f[0] = the value */
-    [EM_OP_FILL_LIKE - EM_OPS_FILL_BEGIN] = {.name = "fill_like", .arity = 1, .flags = EM_OPF_CUT | EM_OPF_STRIDED,
-                                             .infer = fill_like_infer, .cpu = fill_like_cpu, .gpu = GPU_KERNEL},
-    /* attrs: i[0] = bitmask of the counted axes */
-    [EM_OP_COUNT_ELEMENTS - EM_OPS_FILL_BEGIN] = {.name = "count_elements", .arity = 1,
-                                                  .flags = EM_OPF_CUT | EM_OPF_STRIDED, .infer = count_infer,
-                                                  .cpu = count_cpu, .gpu = GPU_KERNEL},
-};
-EM_OP_TABLE_CHECK(fill, EM_OPS_FILL_BEGIN, EM_OPS_FILL_END);
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
+    EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, name##_infer, name##_cpu, NULL, NULL)
+#include "fill.def"
+#undef EM_OP
 
 em_tensor *em_fill_like(em_tensor *x, double value) {
     return em__apply(EM_OP_FILL_LIKE, 1, &x, &(em_attrs){.f = {value}});

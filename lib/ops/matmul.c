@@ -11,8 +11,6 @@
 #include <blis.h>
 #include <omp.h>
 
-/* This family's GPU kernels: gpu/matmul.cu. */
-#define GPU_KERNEL EM_GPU_KERNEL(em__gpu_matmul)
 
 /* BLIS ignores the stride of a size-1 dimension but still checks it; give it
  * a value BLIS accepts, then say whether BLIS accepts the pair (its rules:
@@ -322,11 +320,16 @@ static int matmul_grad(const em_call *c, em_tensor *out, em_tensor *g, const boo
     return 0;
 }
 
-const em_op_def em_ops_matmul[] = {
-    [EM_OP_MATMUL - EM_OPS_MATMUL_BEGIN] = {.name = "matmul", .arity = 2, .flags = EM_OPF_STRIDED,
-                                            .infer = matmul_infer, .cpu = matmul_cpu, .gpu = GPU_KERNEL, .grad = matmul_grad},
-};
-EM_OP_TABLE_CHECK(matmul, EM_OPS_MATMUL_BEGIN, EM_OPS_MATMUL_END);
+/* One multiply-add per element of the contracted axis. */
+static int64_t matmul_cost(const em_call *c) {
+    const em_tensor *a = c->in[0];
+    return a->shape[a->ndim - (c->a->i[0] ? 2 : 1)];
+}
+
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
+    EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, name##_infer, name##_cpu, NULL, name##_grad)
+#include "matmul.def"
+#undef EM_OP
 
 em_tensor *em_matmul_t(em_tensor *a, em_tensor *b, bool transpose_a, bool transpose_b) {
     em_attrs at = {.i = {transpose_a, transpose_b}, .ni = 2};

@@ -30,8 +30,6 @@
 #include <stdlib.h>
 #include <tgmath.h>
 
-/* This family's GPU kernels: gpu/nn.cu. */
-#define GPU_KERNEL EM_GPU_KERNEL(em__gpu_nn)
 
 enum { A_STRIDES = 0, A_WINDOW = 2, A_PAD = 4, A_SHAPE = 5, A_COUNT = 9 };
 
@@ -121,7 +119,7 @@ static int softmax_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
         double sum = 0;                                                                                 \
         _Pragma("omp simd reduction(+ : sum)")                                                          \
         for (int64_t j = 0; j < len; j++) {                                                          \
-            T e = EM_EXP(x[j * st] - m);                                                                \
+            T e = em_math_exp(x[j * st] - m);                                                                \
             if (!as_log) y[j * st] = e;                                                                 \
             sum += e;                                                                                   \
         }                                                                                               \
@@ -144,7 +142,7 @@ static int softmax_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
             _Pragma("omp simd reduction(+ : sum)") for (int64_t j = 0; j < len; j++) sum += g[j * st];  \
             T total = (T)sum;                                                                           \
             _Pragma("omp simd")                                                                         \
-            for (int64_t j = 0; j < len; j++) dx[j * st] = g[j * st] - EM_EXP(y[j * st]) * total;      \
+            for (int64_t j = 0; j < len; j++) dx[j * st] = g[j * st] - em_math_exp(y[j * st]) * total;      \
         } else {                                                                                        \
             _Pragma("omp simd reduction(+ : sum)")                                                      \
             for (int64_t j = 0; j < len; j++) sum += g[j * st] * y[j * st];                             \
@@ -314,7 +312,7 @@ static int64_t read_label(const em_tensor *t, int64_t i) {
     return t->dtype == EM_I32 ? ((const int32_t *)t->data)[off] : ((const int64_t *)t->data)[off];
 }
 
-static int sparse_xent_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+static int sparse_softmax_xent_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     const em_tensor *z = c->in[0], *x = c->in[1];
     char s0[160], s1[160];
     if (z->dtype != EM_I32 && z->dtype != EM_I64)
@@ -336,7 +334,7 @@ static int sparse_xent_infer(const em_call *c, em_dtype *dtype, int *ndim, int64
 
 /* loss = lse(x) - x[label]. */
 #define SPARSE_XENT(T, L)                                                     \
-    static void sparse_xent_##T##_##L(void *ctx, int64_t begin, int64_t end) { \
+    static void sparse_softmax_xent_##T##_##L(void *ctx, int64_t begin, int64_t end) { \
         const rows_ctx *s = ctx;                                              \
         const L *z = s->z;                                                    \
         T *y = s->y;                                                          \
@@ -354,16 +352,16 @@ SPARSE_XENT(float, int64_t)
 SPARSE_XENT(double, int32_t)
 SPARSE_XENT(double, int64_t)
 
-static void sparse_xent_cpu(const em_call *c, em_tensor *out) {
+static void sparse_softmax_xent_cpu(const em_call *c, em_tensor *out) {
     const em_tensor *z = c->in[0], *x = c->in[1];
     rows_ctx s = {.z = z->data, .x = x->data, .y = out->data, .len = x->shape[x->ndim - 1]};
-    em_range_fn fn = out->dtype == EM_F32 ? (z->dtype == EM_I32 ? sparse_xent_float_int32_t : sparse_xent_float_int64_t)
-                                          : (z->dtype == EM_I32 ? sparse_xent_double_int32_t : sparse_xent_double_int64_t);
+    em_range_fn fn = out->dtype == EM_F32 ? (z->dtype == EM_I32 ? sparse_softmax_xent_float_int32_t : sparse_softmax_xent_float_int64_t)
+                                          : (z->dtype == EM_I32 ? sparse_softmax_xent_double_int32_t : sparse_softmax_xent_double_int64_t);
     em__parallel_for(out->numel, row_grain(s.len), fn, &s);
 }
 
 /* d/dx = ge * (softmax(x) - one_hot(labels)); labels are integers (no gradient). */
-static int sparse_xent_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+static int sparse_softmax_xent_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
     (void)out;
     em_tensor *z = c->in[0], *x = c->in[1];
     if (!need[1]) return 0;
@@ -440,7 +438,7 @@ static int conv2d_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *s
 }
 
 /* inputs (filter, out_backprop), i[5..8] the input shape. */
-static int conv_bpi_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+static int conv2d_backprop_input_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     em_conv_geom g;
     int64_t os[4];
     if (same_float(c, "filter", "out_backprop") || need_rank4(c, 0, "filter") || attr_shape(c, "input", shape) ||
@@ -452,7 +450,7 @@ static int conv_bpi_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t 
 }
 
 /* inputs (input, out_backprop), i[5..8] the filter shape. */
-static int conv_bpf_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+static int conv2d_backprop_filter_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     em_conv_geom g;
     int64_t os[4];
     if (same_float(c, "input", "out_backprop") || need_rank4(c, 0, "input") || attr_shape(c, "filter", shape) ||
@@ -835,8 +833,8 @@ static void conv_run(const em_call *c, em_tensor *out, conv_kind kind) {
     }
 }
 static void conv2d_cpu(const em_call *c, em_tensor *out) { conv_run(c, out, CONV_FWD); }
-static void conv_bpi_cpu(const em_call *c, em_tensor *out) { conv_run(c, out, CONV_BPI); }
-static void conv_bpf_cpu(const em_call *c, em_tensor *out) { conv_run(c, out, CONV_BPF); }
+static void conv2d_backprop_input_cpu(const em_call *c, em_tensor *out) { conv_run(c, out, CONV_BPI); }
+static void conv2d_backprop_filter_cpu(const em_call *c, em_tensor *out) { conv_run(c, out, CONV_BPF); }
 
 /* Runs a sibling op with this call's attributes and the shape attribute. */
 static em_tensor *sibling(const em_call *c, em_op op, em_tensor *a, em_tensor *b, const em_tensor *shape_of) {
@@ -858,7 +856,7 @@ static int conv2d_grad(const em_call *c, em_tensor *out, em_tensor *g, const boo
 
 /* dx = backprop_input(w, dy) is linear in each input; with G its gradient:
  * d/dw = backprop_filter(G, dy), d/ddy = conv(G, w). */
-static int conv_bpi_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+static int conv2d_backprop_input_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
     (void)out;
     em_tensor *w = c->in[0], *dy = c->in[1];
     if (need[0] && !(gin[0] = sibling(c, EM_OP_CONV2D_BACKPROP_FILTER, g, dy, w))) return -1;
@@ -867,7 +865,7 @@ static int conv_bpi_grad(const em_call *c, em_tensor *out, em_tensor *g, const b
 }
 
 /* dw = backprop_filter(x, dy): d/dx = backprop_input(G, dy), d/ddy = conv(x, G). */
-static int conv_bpf_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+static int conv2d_backprop_filter_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
     (void)out;
     em_tensor *x = c->in[0], *dy = c->in[1];
     if (need[0] && !(gin[0] = sibling(c, EM_OP_CONV2D_BACKPROP_INPUT, g, dy, x))) return -1;
@@ -1099,46 +1097,20 @@ static int avg_pool_grad_grad(const em_call *c, em_tensor *out, em_tensor *g, co
     return gin[0] ? 0 : -1;
 }
 
-#define NN(OP) [EM_OP_##OP - EM_OPS_NN_BEGIN]
-const em_op_def em_ops_nn[] = {
-    /* i[0] axis */
-    NN(SOFTMAX) = {.name = "softmax", .arity = 1, .infer = softmax_infer, .cpu = softmax_cpu, .gpu = GPU_KERNEL, .grad = softmax_grad},
-    NN(LOG_SOFTMAX) = {.name = "log_softmax", .arity = 1, .infer = softmax_infer, .cpu = log_softmax_cpu, .gpu = GPU_KERNEL,
-                       .grad = log_softmax_grad},
-    /* (y, g) -> dx; i[0] axis, i[1] 1 for log_softmax's gradient */
-    NN(SOFTMAX_GRAD) = {.name = "softmax_grad", .arity = 2, .infer = softmax_grad_infer, .cpu = softmax_grad_cpu,
-                        .gpu = GPU_KERNEL, .grad = softmax_grad_grad},
-    /* (labels, logits), same shape */
-    NN(SIGMOID_XENT) = {.name = "sigmoid_xent", .arity = 2, .infer = sigmoid_xent_infer, .cpu = sigmoid_xent_cpu, .gpu = GPU_KERNEL,
-                        .grad = sigmoid_xent_grad},
-    /* (labels [..., C], logits [..., C]) -> [...] */
-    NN(SOFTMAX_XENT) = {.name = "softmax_xent", .arity = 2, .infer = softmax_xent_infer, .cpu = softmax_xent_cpu, .gpu = GPU_KERNEL,
-                        .grad = softmax_xent_grad},
-    /* (labels int32/int64 [...], logits [..., C]) -> [...] */
-    NN(SPARSE_SOFTMAX_XENT) = {.name = "sparse_softmax_xent", .arity = 2, .flags = EM_OPF_CHECKS_VALUES,
-                               .infer = sparse_xent_infer,
-                               .cpu = sparse_xent_cpu, .gpu = GPU_KERNEL, .grad = sparse_xent_grad},
-    /* (input NHWC, filter HWIO); i[0..1] strides, i[2..3] dilations, i[4] padding */
-    NN(CONV2D) = {.name = "conv2d", .arity = 2, .infer = conv2d_infer, .cpu = conv2d_cpu, .gpu = GPU_KERNEL, .grad = conv2d_grad},
-    /* (filter, out_backprop) -> input gradient; conv2d's attributes, i[5..8] the input shape */
-    NN(CONV2D_BACKPROP_INPUT) = {.name = "conv2d_backprop_input", .arity = 2, .infer = conv_bpi_infer,
-                                 .cpu = conv_bpi_cpu, .gpu = GPU_KERNEL, .grad = conv_bpi_grad},
-    /* (input, out_backprop) -> filter gradient; conv2d's attributes, i[5..8] the filter shape */
-    NN(CONV2D_BACKPROP_FILTER) = {.name = "conv2d_backprop_filter", .arity = 2, .infer = conv_bpf_infer,
-                                  .cpu = conv_bpf_cpu, .gpu = GPU_KERNEL, .grad = conv_bpf_grad},
-    /* (input); i[0..1] strides, i[2..3] ksize, i[4] padding */
-    NN(MAX_POOL) = {.name = "max_pool", .arity = 1, .infer = pool_infer, .cpu = max_pool_cpu, .gpu = GPU_KERNEL, .grad = max_pool_grad},
-    /* (input, out_backprop); max_pool's attributes. Second derivatives of
-     * max_pool are not supported: this op has no gradient. */
-    NN(MAX_POOL_GRAD) = {.name = "max_pool_grad", .arity = 2, .flags = EM_OPF_NONDIFF, .infer = max_pool_grad_infer,
-                         .cpu = max_pool_grad_cpu, .gpu = GPU_KERNEL},
-    /* (input); as max_pool. SAME averages only over the window's valid elements (as TF). */
-    NN(AVG_POOL) = {.name = "avg_pool", .arity = 1, .infer = pool_infer, .cpu = avg_pool_cpu, .gpu = GPU_KERNEL, .grad = avg_pool_grad},
-    /* (out_backprop); avg_pool's attributes, i[5..8] the input shape */
-    NN(AVG_POOL_GRAD) = {.name = "avg_pool_grad", .arity = 1, .infer = avg_pool_grad_infer, .cpu = avg_pool_grad_cpu, .gpu = GPU_KERNEL,
-                         .grad = avg_pool_grad_grad},
-};
-EM_OP_TABLE_CHECK(nn, EM_OPS_NN_BEGIN, EM_OPS_NN_END);
+/* A convolution does a row of multiply-adds per output element. */
+static int64_t conv_cost(const em_call *c) {
+    (void)c;
+    return 256;
+}
+
+/* softmax and log_softmax share a shape rule, and so do the pools. */
+#define log_softmax_infer softmax_infer
+#define max_pool_infer pool_infer
+#define avg_pool_infer pool_infer
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
+    EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, name##_infer, name##_cpu, name##_view, name##_grad)
+#include "nn.def"
+#undef EM_OP
 
 /* ---- public functions ---- */
 

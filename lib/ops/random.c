@@ -10,8 +10,6 @@
 #include "../internal.h"
 #include "../philox.h"
 
-/* This family's GPU kernels: gpu/random.cu. */
-#define GPU_KERNEL EM_GPU_KERNEL(em__gpu_random)
 
 void em_set_seed(uint64_t seed) {
     em_thread *t = em__thread();
@@ -37,7 +35,7 @@ static int random_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *s
         if (a->i[d] < 0) return em__op_error(c, "dimension %d of the shape is negative (%lld)", d, (long long)a->i[d]);
         shape[d] = a->i[d];
     }
-    bool uniform = c->def == &em_ops_random[EM_OP_RANDOM_UNIFORM - EM_OPS_RANDOM_BEGIN];
+    bool uniform = c->def->id == EM_OP_RANDOM_UNIFORM;
     if (uniform && !(a->f[0] <= a->f[1])) return em__op_error(c, "lo (%g) must not exceed hi (%g)", a->f[0], a->f[1]);
     if (!uniform && !(a->f[1] >= 0)) return em__op_error(c, "stddev must be >= 0, got %g", a->f[1]);
     *dtype = (em_dtype)a->dtype;
@@ -91,19 +89,14 @@ static void run_draw(const em_call *c, em_tensor *out, em_range_fn f32, em_range
     draw_ctx r = {out->data, c->a->seed, c->a->counter, c->a->f[0], c->a->f[1]};
     em__parallel_for(out->numel, 1 << 14, out->dtype == EM_F32 ? f32 : f64, &r);
 }
-static void uniform_cpu(const em_call *c, em_tensor *out) { run_draw(c, out, uniform_f32, uniform_f64); }
-static void normal_cpu(const em_call *c, em_tensor *out) { run_draw(c, out, normal_f32, normal_f64); }
-static void truncated_cpu(const em_call *c, em_tensor *out) { run_draw(c, out, truncated_f32, truncated_f64); }
+static void random_uniform_cpu(const em_call *c, em_tensor *out) { run_draw(c, out, uniform_f32, uniform_f64); }
+static void random_normal_cpu(const em_call *c, em_tensor *out) { run_draw(c, out, normal_f32, normal_f64); }
+static void truncated_normal_cpu(const em_call *c, em_tensor *out) { run_draw(c, out, truncated_f32, truncated_f64); }
 
-#define RANDOM_ROW(OP, NAME, CPU) \
-    [OP - EM_OPS_RANDOM_BEGIN] = {.name = NAME, .arity = 0, .flags = EM_OPF_NONDIFF | EM_OPF_RANDOM, \
-                                  .infer = random_infer, .cpu = CPU, .gpu = GPU_KERNEL}
-const em_op_def em_ops_random[] = {
-    RANDOM_ROW(EM_OP_RANDOM_NORMAL, "random_normal", normal_cpu),       /* f[0] mean, f[1] stddev */
-    RANDOM_ROW(EM_OP_RANDOM_UNIFORM, "random_uniform", uniform_cpu),    /* f[0] lo, f[1] hi: [lo, hi) */
-    RANDOM_ROW(EM_OP_TRUNCATED_NORMAL, "truncated_normal", truncated_cpu), /* f[0] mean, f[1] stddev */
-};
-EM_OP_TABLE_CHECK(random, EM_OPS_RANDOM_BEGIN, EM_OPS_RANDOM_END);
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
+    EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, random_infer, name##_cpu, NULL, NULL)
+#include "random.def"
+#undef EM_OP
 
 static em_tensor *draw(em_op op, em_dtype dtype, em_shape shape, double p0, double p1) {
     em_attrs a = {.ni = shape.ndim, .dtype = (int)dtype, .f = {p0, p1}};

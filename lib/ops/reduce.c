@@ -18,8 +18,6 @@
 #include <inttypes.h>
 #include <math.h>
 
-/* This family's GPU kernels: gpu/reduce.cu. */
-#define GPU_KERNEL EM_GPU_KERNEL(em__gpu_reduce)
 
 #define COLS 256          /* outputs per work item when neighbouring outputs read neighbouring inputs */
 #define WORK_GRAIN 32768  /* input elements per parallel chunk */
@@ -250,16 +248,15 @@ DISPATCH(max, NUMERIC_TYPES, ENTRY_MAX)
 DISPATCH(min, NUMERIC_TYPES, ENTRY_MIN)
 DISPATCH(argmax, NUMERIC_TYPES, ENTRY_ARGMAX)
 DISPATCH(argmin, NUMERIC_TYPES, ENTRY_ARGMIN)
-DISPATCH(lse, FLOAT_TYPES, ENTRY_LSE)
+DISPATCH(log_sum_exp, FLOAT_TYPES, ENTRY_LSE)
 
 /* ---- shape rule ---- */
 
-static em_op op_of(const em_call *c) { return (em_op)(EM_OPS_REDUCE_BEGIN + (c->def - em_ops_reduce)); }
 
 static int reduce_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     const em_tensor *x = c->in[0];
     uint64_t mask = (uint64_t)c->a->i[0];
-    em_op op = op_of(c);
+    em_op op = c->def->id;
     char b[160];
     if (mask >> x->ndim)
         return em__op_error(c, "axes mask %#" PRIx64 " exceeds the rank %d of input %s", mask, x->ndim,
@@ -323,30 +320,20 @@ static int prod_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bo
     return gin[0] ? 0 : -1;
 }
 
-static int lse_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bool *need, em_tensor **gin) {
+static int log_sum_exp_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bool *need, em_tensor **gin) {
     (void)need;
     em_shape ks = keep_shape(c);
     gin[0] = em_mul(em_reshape(gout, ks), em_exp(em_sub(c->in[0], em_reshape(out, ks))));
     return gin[0] ? 0 : -1;
 }
 
-const em_op_def em_ops_reduce[] = {
-    [EM_OP_SUM - EM_OPS_REDUCE_BEGIN] = {.name = "sum", .arity = 1, .infer = reduce_infer, .cpu = sum_cpu, .gpu = GPU_KERNEL,
-                                         .grad = sum_grad},
-    [EM_OP_MAX - EM_OPS_REDUCE_BEGIN] = {.name = "max", .arity = 1, .infer = reduce_infer, .cpu = max_cpu, .gpu = GPU_KERNEL,
-                                         .grad = extreme_grad},
-    [EM_OP_MIN - EM_OPS_REDUCE_BEGIN] = {.name = "min", .arity = 1, .infer = reduce_infer, .cpu = min_cpu, .gpu = GPU_KERNEL,
-                                         .grad = extreme_grad},
-    [EM_OP_PROD - EM_OPS_REDUCE_BEGIN] = {.name = "prod", .arity = 1, .infer = reduce_infer, .cpu = prod_cpu, .gpu = GPU_KERNEL,
-                                          .grad = prod_grad},
-    [EM_OP_LOG_SUM_EXP - EM_OPS_REDUCE_BEGIN] = {.name = "log_sum_exp", .arity = 1, .infer = reduce_infer,
-                                                 .cpu = lse_cpu, .gpu = GPU_KERNEL, .grad = lse_grad},
-    [EM_OP_ARGMAX - EM_OPS_REDUCE_BEGIN] = {.name = "argmax", .arity = 1, .flags = EM_OPF_NONDIFF,
-                                            .infer = reduce_infer, .cpu = argmax_cpu, .gpu = GPU_KERNEL},
-    [EM_OP_ARGMIN - EM_OPS_REDUCE_BEGIN] = {.name = "argmin", .arity = 1, .flags = EM_OPF_NONDIFF,
-                                            .infer = reduce_infer, .cpu = argmin_cpu, .gpu = GPU_KERNEL},
-};
-EM_OP_TABLE_CHECK(reduce, EM_OPS_REDUCE_BEGIN, EM_OPS_REDUCE_END);
+/* The rows of reduce.def: one shape rule; max and min share a gradient. */
+#define max_grad extreme_grad
+#define min_grad extreme_grad
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
+    EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, reduce_infer, name##_cpu, NULL, name##_grad)
+#include "reduce.def"
+#undef EM_OP
 
 /* ---- public functions ---- */
 

@@ -9,8 +9,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-/* This family's GPU kernels: gpu/shape.cu. */
-#define GPU_KERNEL EM_GPU_KERNEL(em__gpu_shape)
 
 #define SHAPE_BUF 160
 #define COPY_GRAIN_BYTES 65536 /* bytes copied per parallel chunk */
@@ -863,32 +861,10 @@ int em_split_sizes(em_tensor *x, int n, const int64_t *sizes, int axis, em_tenso
     return rc;
 }
 
-const em_op_def em_ops_shape[] = {
-    [EM_OP_RESHAPE - EM_OPS_SHAPE_BEGIN] = {.name = "reshape", .arity = 1, .flags = EM_OPF_STRIDED,
-                                            .infer = reshape_infer, .view = reshape_view, .cpu = reshape_cpu, .gpu = GPU_KERNEL,
-                                            .grad = reshape_grad},
-    [EM_OP_TRANSPOSE - EM_OPS_SHAPE_BEGIN] = {.name = "transpose", .arity = 1,
-                                              .infer = transpose_infer, .view = transpose_view, .grad = transpose_grad},
-    [EM_OP_SLICE - EM_OPS_SHAPE_BEGIN] = {.name = "slice", .arity = 1,
-                                          .infer = slice_infer, .view = slice_view, .grad = slice_grad},
-    [EM_OP_BROADCAST_TO - EM_OPS_SHAPE_BEGIN] = {.name = "broadcast_to", .arity = 1,
-                                                 .infer = broadcast_to_infer, .view = broadcast_to_view,
-                                                 .grad = broadcast_to_grad},
-    [EM_OP_STOP_GRADIENT - EM_OPS_SHAPE_BEGIN] = {.name = "stop_gradient", .arity = 1,
-                                                  .flags = EM_OPF_CUT, .infer = same_infer,
-                                                  .view = same_view},
-    [EM_OP_CONCAT - EM_OPS_SHAPE_BEGIN] = {.name = "concat", .arity = -1, .infer = concat_infer,
-                                           .cpu = concat_cpu, .gpu = GPU_KERNEL, .grad = concat_grad},
-    [EM_OP_GATHER - EM_OPS_SHAPE_BEGIN] = {.name = "gather", .arity = 2, .flags = EM_OPF_CHECKS_VALUES, .infer = gather_infer,
-                                           .cpu = gather_cpu, .gpu = GPU_KERNEL, .grad = gather_grad},
-    [EM_OP_GATHER_GRAD - EM_OPS_SHAPE_BEGIN] = {.name = "gather_grad", .arity = 2, .flags = EM_OPF_CHECKS_VALUES,
-                                                .infer = gather_grad_infer,
-                                                .cpu = gather_grad_cpu, .gpu = GPU_KERNEL, .grad = gather_grad_grad},
-    [EM_OP_ONE_HOT - EM_OPS_SHAPE_BEGIN] = {.name = "one_hot", .arity = 1, .flags = EM_OPF_NONDIFF,
-                                            .infer = one_hot_infer, .cpu = one_hot_cpu, .gpu = GPU_KERNEL},
-    [EM_OP_PAD - EM_OPS_SHAPE_BEGIN] = {.name = "pad", .arity = 1, .infer = pad_infer, .cpu = pad_cpu, .gpu = GPU_KERNEL,
-                                        .grad = pad_grad},
-    [EM_OP_TILE - EM_OPS_SHAPE_BEGIN] = {.name = "tile", .arity = 1, .infer = tile_infer, .cpu = tile_cpu, .gpu = GPU_KERNEL,
-                                         .grad = tile_grad},
-};
-EM_OP_TABLE_CHECK(shape, EM_OPS_SHAPE_BEGIN, EM_OPS_SHAPE_END);
+/* stop_gradient is the identity view. */
+#define stop_gradient_infer same_infer
+#define stop_gradient_view same_view
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
+    EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, name##_infer, name##_cpu, name##_view, name##_grad)
+#include "shape.def"
+#undef EM_OP

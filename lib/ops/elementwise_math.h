@@ -1,0 +1,161 @@
+/* The elementwise formulas, each written once and compiled into both the C
+ * kernels (lib/ops/elementwise.c) and the CUDA ones (gpu/elementwise.cu).
+ *
+ * EM_EW_1(name, SET, OUT, body), EM_EW_2 and EM_EW_3 stamp the function
+ * em_ew_<name>_<suffix> for each dtype of the set (lib/op.h's EM_FOR_<SET>):
+ *   unary   OUT em_ew_name_sfx(T x, const double *f)
+ *   binary  OUT em_ew_name_sfx(T x, T y, const double *f)
+ * OUT is SAME (T) or BOOL (uint8_t), f the call's float attributes. The body
+ * sees T, U (the unsigned type integer arithmetic wraps in), IS_FLOAT,
+ * IS_SIGNED and zero (T's 0); em_ew_saturate_<suffix>(v) converts a double as
+ * casts do.
+ *
+ * Semantics: integer arithmetic wraps modulo 2^bits; integer division
+ * truncates toward zero and x/0 is 0; NaN propagates through maximum,
+ * minimum, clip and relu; casts to integers saturate and take NaN to 0. */
+#ifndef EMBER_ELEMENTWISE_MATH_H
+#define EMBER_ELEMENTWISE_MATH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../fast_math.h"
+#include "../op.h"
+
+#define EM_EW_SQRT1_2 0.70710678118654752440   /* 1/sqrt(2) */
+#define EM_EW_2_SQRTPI 1.12837916709551257390  /* 2/sqrt(pi) */
+#define EM_EW_1_SQRT2PI 0.39894228040143267794 /* 1/sqrt(2 pi) */
+
+#define EM_EW_OUT_SAME(T) T
+#define EM_EW_OUT_BOOL(T) uint8_t
+#define EM_EW_IS_FLOAT_FLT 1
+#define EM_EW_IS_FLOAT_SGN 0
+#define EM_EW_IS_FLOAT_UNS 0
+#define EM_EW_IS_FLOAT_BOL 0
+#define EM_EW_IS_BOOL_FLT 0
+#define EM_EW_IS_BOOL_SGN 0
+#define EM_EW_IS_BOOL_UNS 0
+#define EM_EW_IS_BOOL_BOL 1
+#define EM_EW_IS_SIGNED_FLT 1
+#define EM_EW_IS_SIGNED_SGN 1
+#define EM_EW_IS_SIGNED_UNS 0
+#define EM_EW_IS_SIGNED_BOL 0
+
+/* A double to each dtype as Ember converts: floats round, integers truncate
+ * toward zero and saturate at their range, NaN is 0, bool is v != 0. */
+#define EM_EW_SATURATE(E, sfx, T, U, C, MN, MX, ...)                                                                  \
+    EM_HD static inline T em_ew_saturate_##sfx(double v) {                                                             \
+        if (EM_EW_IS_FLOAT_##C) return (T)v;                                                                           \
+        if (E == EM_BOOL) return (T)(v != 0);                                                                          \
+        return v != v ? (T)0 : v <= (double)(MN) ? (T)(MN) : v >= (double)(MX) ? (T)(MX) : (T)v;                     \
+    }
+EM_FOR_ALL(EM_EW_SATURATE, )
+
+/* What a stamped body sees. */
+#define EM_EW_PRELUDE(sfx, T_, U_, C)                                                                                 \
+    typedef T_ T EM_UNUSED;                                                                                            \
+    typedef U_ U EM_UNUSED;                                                                                            \
+    enum { IS_FLOAT = EM_EW_IS_FLOAT_##C, IS_SIGNED = EM_EW_IS_SIGNED_##C };                                           \
+    const T zero EM_UNUSED = 0; /* compared with, where a literal 0 would warn for unsigned types */                \
+    (void)f;
+
+#define EM_EW_STAMP1(E, sfx, T_, U_, C, MN, MX, name, OUT, ...)                                                       \
+    EM_HD static inline EM_EW_OUT_##OUT(T_) em_ew_##name##_##sfx(T_ x, const double *f) {                             \
+        EM_EW_PRELUDE(sfx, T_, U_, C)                                                                                  \
+        __VA_ARGS__                                                                                                    \
+    }
+#define EM_EW_STAMP2(E, sfx, T_, U_, C, MN, MX, name, OUT, ...)                                                       \
+    EM_HD static inline EM_EW_OUT_##OUT(T_) em_ew_##name##_##sfx(T_ x, T_ y, const double *f) {                       \
+        EM_EW_PRELUDE(sfx, T_, U_, C)                                                                                  \
+        __VA_ARGS__                                                                                                    \
+    }
+#define EM_EW_1(name, SET, OUT, ...) EM_FOR_##SET(EM_EW_STAMP1, name, OUT, __VA_ARGS__)
+#define EM_EW_2(name, SET, OUT, ...) EM_FOR_##SET(EM_EW_STAMP2, name, OUT, __VA_ARGS__)
+
+/* ---- arithmetic ---- */
+EM_EW_2(add, NUMERIC, SAME, return (T)((U)x + (U)y);)
+EM_EW_2(sub, NUMERIC, SAME, return (T)((U)x - (U)y);)
+EM_EW_2(mul, NUMERIC, SAME, return (T)((U)x * (U)y);)
+EM_EW_2(div, NUMERIC, SAME, {
+    if (IS_FLOAT) return x / y;
+    if (y == zero) return zero;
+    if (IS_SIGNED && y == (T)-1) return (T)(0 - (U)x); /* no overflow trap at the type's minimum */
+    return (T)(x / y);
+})
+EM_EW_2(pow, FLOATS, SAME, return em_math_pow(x, y);)
+EM_EW_2(maximum, NUMERIC, SAME, return x >= y || em_math_isnan(x) ? x : y;)
+EM_EW_2(minimum, NUMERIC, SAME, return x <= y || em_math_isnan(x) ? x : y;)
+EM_EW_1(neg, NUMERIC, SAME, return IS_FLOAT ? -x : (T)(0 - (U)x);)
+EM_EW_1(abs, NUMERIC, SAME, return IS_FLOAT ? em_math_fabs(x) : x < zero ? (T)(0 - (U)x) : x;)
+EM_EW_1(square, NUMERIC, SAME, return (T)((U)x * (U)x);)
+EM_EW_1(sign, NUMERIC, SAME, return em_math_isnan(x) ? x : (T)((x > zero) - (x < zero));)
+
+/* ---- math functions ---- */
+EM_EW_1(sqrt, FLOATS, SAME, return em_math_sqrt(x);)
+EM_EW_1(rsqrt, FLOATS, SAME, return (T)1 / em_math_sqrt(x);)
+EM_EW_1(exp, FLOATS, SAME, return em_math_exp(x);)
+EM_EW_1(log, FLOATS, SAME, return em_math_log(x);)
+EM_EW_1(log1p, FLOATS, SAME, return em_math_log1p(x);)
+EM_EW_1(erf, FLOATS, SAME, return em_math_erf(x);)
+
+/* ---- activations and their fused gradients ---- */
+EM_EW_1(relu, FLOATS, SAME, return x < 0 ? (T)0 : x;)
+EM_EW_2(relu_grad, FLOATS, SAME, return x > 0 ? y : (T)0;)
+EM_EW_1(leaky_relu, FLOATS, SAME, return x < 0 ? (T)f[0] * x : x;)
+EM_EW_1(elu, FLOATS, SAME, return x < 0 ? em_math_expm1(x) : x;)
+/* One exp of -|x|, so nothing overflows and the select is branch-free. */
+EM_EW_1(sigmoid, FLOATS, SAME, {
+    T e = em_math_exp(-em_math_fabs(x)), s = (T)1 / ((T)1 + e);
+    return x >= 0 ? s : e * s;
+})
+EM_EW_2(sigmoid_grad, FLOATS, SAME, return y * x * ((T)1 - x);)
+EM_EW_1(tanh, FLOATS, SAME, return em_math_tanh(x);)
+EM_EW_2(tanh_grad, FLOATS, SAME, return y * ((T)1 - x * x);)
+EM_EW_1(softplus, FLOATS, SAME, return (x > 0 ? x : (T)0) + em_math_log1p(em_math_exp(-em_math_fabs(x)));)
+EM_EW_1(gelu, FLOATS, SAME, return (T)0.5 * x * ((T)1 + em_math_erf(x * (T)EM_EW_SQRT1_2));)
+
+/* min(max(x, lo), hi) for f[0] = lo, f[1] = hi; NaN passes through. Integer
+ * bounds round inward and saturate to the dtype's range. */
+#define EM_EW_CLIP(E, sfx, T_, U_, C, MN, MX, ...)                                                                    \
+    EM_EW_STAMP1(E, sfx, T_, U_, C, MN, MX, clip, SAME, {                                                             \
+        T lo = IS_FLOAT ? (T)f[0] : em_ew_saturate_##sfx(ceil(f[0]));                                                  \
+        T hi = IS_FLOAT ? (T)f[1] : em_ew_saturate_##sfx(floor(f[1]));                                                 \
+        T r = x < lo ? lo : x;                                                                                         \
+        return r > hi ? hi : r;                                                                                        \
+    })
+EM_FOR_NUMERIC(EM_EW_CLIP, )
+
+/* cond (bool) picks a or b. */
+#define EM_EW_WHERE(E, sfx, T, ...)                                                                                    \
+    EM_HD static inline T em_ew_where_##sfx(uint8_t k, T a, T b) { return k ? a : b; }
+EM_FOR_ALL(EM_EW_WHERE, )
+
+/* ---- comparisons and logic ---- */
+EM_EW_2(equal, ALL, BOOL, return x == y;)
+EM_EW_2(not_equal, ALL, BOOL, return x != y;)
+EM_EW_2(less, ALL, BOOL, return x < y;)
+EM_EW_2(less_equal, ALL, BOOL, return x <= y;)
+EM_EW_2(greater, ALL, BOOL, return x > y;)
+EM_EW_2(greater_equal, ALL, BOOL, return x >= y;)
+EM_EW_2(logical_and, BOOL, BOOL, return x && y;)
+EM_EW_2(logical_or, BOOL, BOOL, return x || y;)
+EM_EW_1(logical_not, BOOL, BOOL, return !x;)
+
+/* ---- casts: em_ew_cast_<from>_<to>(x, f) for every pair ----
+ * To and from bool through x != 0; float to integer saturates (NaN is 0);
+ * integer to integer wraps. */
+#define EM_EW_CAST(E, sfx, T, U, C, MN, MX, ssfx, S, SC)                                                              \
+    EM_HD static inline T em_ew_cast_##ssfx##_##sfx(S x, const double *f) {                                           \
+        (void)f;                                                                                                       \
+        if (E == EM_BOOL || EM_EW_IS_BOOL_##SC) return (T)(x != 0);                                                    \
+        if (EM_EW_IS_FLOAT_##C || !EM_EW_IS_FLOAT_##SC) return (T)x;                                                   \
+        return em_ew_saturate_##sfx((double)x);                                                                        \
+    }
+EM_FOR_ALL(EM_EW_CAST, f32, float, FLT)
+EM_FOR_ALL(EM_EW_CAST, f64, double, FLT)
+EM_FOR_ALL(EM_EW_CAST, i32, int32_t, SGN)
+EM_FOR_ALL(EM_EW_CAST, i64, int64_t, SGN)
+EM_FOR_ALL(EM_EW_CAST, u8, uint8_t, UNS)
+EM_FOR_ALL(EM_EW_CAST, b8, uint8_t, BOL)
+
+#endif
