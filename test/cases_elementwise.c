@@ -102,3 +102,7 @@ const gc_case gc_cases_elementwise[] = {
     U1(EM_OP_CAST, f_cast, (2, 3), -1, 1),
     {.fn = NULL},
 };
+
+const fw_case fw_cases_elementwise[] = {
+    {.fn = NULL},
+};

@@ -18,3 +18,7 @@ const gc_case gc_cases_matmul[] = {
      -1, 1, 0, NULL},
     {.fn = NULL},
 };
+
+const fw_case fw_cases_matmul[] = {
+    {.fn = NULL},
+};

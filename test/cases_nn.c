@@ -82,3 +82,7 @@ const gc_case gc_cases_nn[] = {
      NULL},
     {.fn = NULL},
 };
+
+const fw_case fw_cases_nn[] = {
+    {.fn = NULL},
+};

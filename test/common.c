@@ -86,3 +86,12 @@ double em_test_max_rel_diff(em_tensor *a, em_tensor *b) {
     em_scope_end();
     return worst;
 }
+
+const em_test_family em_test_families[] = {
+#define EM_FAMILY(family) {#family, gc_cases_##family, fw_cases_##family},
+#define EM_OP(...)
+#include "ops/ops.def"
+#undef EM_OP
+#undef EM_FAMILY
+    {NULL, NULL, NULL},
+};

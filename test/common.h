@@ -48,11 +48,47 @@ typedef struct gc_case {
     em_tensor *(*make_input)(int i); /* NULL: uniform; may return NULL for the default */
 } gc_case;
 
-/* Each family's cases, in test/cases_<family>.c; a { .fn = NULL } row ends a list. */
-extern const gc_case gc_cases_elementwise[];
-extern const gc_case gc_cases_reduce[];
-extern const gc_case gc_cases_matmul[];
-extern const gc_case gc_cases_shape[];
-extern const gc_case gc_cases_nn[];
+/* One forward case: the op named `op` (its .def name) on inputs of the
+ * dtype `dtype`, one of the dtypes its .def line accepts. test/test_ops.c
+ * runs every case on every device present and fails for an op that lacks a
+ * case for one of its dtypes. Expected values come from an independent
+ * source: literals (computed with NumPy, or by hand, with the script or
+ * formula beside them), or `ref`, which computes them in float64 from the
+ * input values. */
+typedef struct fw_input {
+    em_dtype dtype;
+    em_shape shape;
+    const double *v; /* row-major values, converted to dtype; may hold NAN and INFINITY */
+} fw_input;
+typedef struct fw_case {
+    const char *op;  /* the op this case covers */
+    em_dtype dtype;  /* the accepted dtype it covers */
+    const char *label;
+    em_tensor *(*fn)(em_tensor *const *in); /* builds the output from the inputs */
+    int nin;
+    fw_input in[4];
+    em_dtype out_dtype;
+    em_shape out_shape;
+    const double *expect; /* the expected values, or NULL when ref computes them */
+    void (*ref)(const struct fw_case *c, double *expect); /* from c->in[k].v, em_shape_numel(out_shape) values */
+    double tol; /* float outputs: |got - expected| <= tol * max(1, |expected|); integer and bool outputs are exact */
+} fw_case;
+/* Literal values for a case: V(1, 2, 3). */
+#define V(...) ((const double[]){__VA_ARGS__})
+
+/* Each family's cases, in test/cases_<family>.c: gc_cases_<family> and
+ * fw_cases_<family>, each ended by a row whose fn is NULL. The family list
+ * is lib/ops/ops.def's. */
+#define EM_FAMILY(family) extern const gc_case gc_cases_##family[]; extern const fw_case fw_cases_##family[];
+#define EM_OP(...)
+#include "ops/ops.def"
+#undef EM_OP
+#undef EM_FAMILY
+typedef struct em_test_family {
+    const char *name;
+    const gc_case *gc;
+    const fw_case *fw;
+} em_test_family;
+extern const em_test_family em_test_families[]; /* ended by a NULL name */
 
 #endif

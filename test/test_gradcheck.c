@@ -6,9 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static const gc_case *const families[] = {gc_cases_elementwise, gc_cases_reduce, gc_cases_matmul, gc_cases_shape,
-                                          gc_cases_nn};
-
 static void teardown(void) { em_shutdown(); }
 
 START_TEST(test_every_row_is_complete) {
@@ -31,8 +28,8 @@ START_TEST(test_every_differentiable_op_has_a_case) {
         const em_op_def *d = em__op_def((em_op)op);
         if (!d->grad) continue;
         int cases = 0;
-        for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
-            for (const gc_case *c = families[f]; c->fn; c++) cases += c->op == (em_op)op;
+        for (const em_test_family *f = em_test_families; f->name; f++)
+            for (const gc_case *c = f->gc; c->fn; c++) cases += c->op == (em_op)op;
         ck_assert_msg(cases > 0, "op %s has a gradient rule but no gradient-check case", d->name);
     }
 }
@@ -103,8 +100,8 @@ static void check_case(const gc_case *c) {
 
 START_TEST(test_gradients_match_central_differences) {
     int checked = 0;
-    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
-        for (const gc_case *c = families[f]; c->fn; c++) {
+    for (const em_test_family *f = em_test_families; f->name; f++)
+        for (const gc_case *c = f->gc; c->fn; c++) {
             check_case(c);
             checked++;
         }

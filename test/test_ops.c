@@ -1,0 +1,214 @@
+/* Every op's forward cases (test/cases_<family>.c) on every device present:
+ * "/cpu:0", a second logical CPU device with the inputs placed there, and
+ * "/gpu:0" when there is one, where every value is also compared with the
+ * CPU's (exact for integer and bool outputs, to the case's tolerance for
+ * float ones) and every gradient-check case's value and gradients too. An op
+ * without a forward case for one of the dtypes its .def line accepts fails
+ * here. The run prints how many cases ran on each device. */
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void teardown(void) { em_shutdown(); }
+
+static bool has_gpu(void) {
+    if (em_device_begin("/gpu:0")) {
+        em_clear_error();
+        return false;
+    }
+    em_device_end();
+    return true;
+}
+
+/* A tensor of the input's dtype from its double values, converted in the
+ * test (not by the cast op under test). */
+static em_tensor *make_input(const fw_input *in) {
+    int64_t n = em_shape_numel(in->shape);
+    size_t size = em_dtype_size(in->dtype);
+    unsigned char *buf = calloc((size_t)(n ? n : 1), size);
+    for (int64_t i = 0; i < n; i++) {
+        double v = in->v[i];
+        void *p = buf + (size_t)i * size;
+        switch (in->dtype) {
+        case EM_F32: *(float *)p = (float)v; break;
+        case EM_F64: *(double *)p = v; break;
+        case EM_I32: *(int32_t *)p = (int32_t)v; break;
+        case EM_I64: *(int64_t *)p = (int64_t)v; break;
+        case EM_U8: *(uint8_t *)p = (uint8_t)v; break;
+        case EM_BOOL: *(uint8_t *)p = v != 0; break;
+        default: ck_abort_msg("input dtype %d has no conversion in test_ops", in->dtype);
+        }
+    }
+    em_tensor *t = em_tensor_from(in->dtype, in->shape, buf);
+    free(buf);
+    return t;
+}
+
+static bool is_float(em_dtype d) { return d == EM_F32 || d == EM_F64; }
+
+/* got (any device) against want[]: NaN matches NaN, infinities match exactly. */
+static void check_values(const fw_case *c, const char *dev, em_tensor *got, const double *want) {
+    char b1[160], b2[160];
+    ck_assert_msg(got != NULL, "%s on %s: %s", c->label, dev, em_last_error());
+    ck_assert_msg(em_tensor_dtype(got) == c->out_dtype, "%s on %s: dtype %s, expected %s", c->label, dev,
+                  em_dtype_name(em_tensor_dtype(got)), em_dtype_name(c->out_dtype));
+    ck_assert_msg(em_shape_equal(em_tensor_shape(got), c->out_shape), "%s on %s: shape %s, expected %s", c->label, dev,
+                  em_shape_str(em_tensor_shape(got), b1, sizeof b1), em_shape_str(c->out_shape, b2, sizeof b2));
+    em_tensor *host = em_cast(em_to_device(got, "/cpu:0"), EM_F64);
+    ck_assert_msg(host != NULL, "%s on %s: reading the output: %s", c->label, dev, em_last_error());
+    const double *v = em_data(host);
+    double tol = is_float(c->out_dtype) ? c->tol : 0;
+    for (int64_t i = 0; i < em_numel(host); i++) {
+        double a = v[i], e = want[i];
+        bool ok = isnan(e) ? isnan(a) : a == e || fabs(a - e) <= tol * fmax(1, fabs(e));
+        ck_assert_msg(ok, "%s on %s: element %lld is %.17g, expected %.17g (tolerance %g)", c->label, dev,
+                      (long long)i, a, e, tol);
+    }
+}
+
+/* c's output on device dev, its inputs placed there first. */
+static em_tensor *run_on(const fw_case *c, const char *dev) {
+    em_tensor *in[4] = {0};
+    for (int k = 0; k < c->nin; k++) {
+        in[k] = em_to_device(make_input(&c->in[k]), dev);
+        ck_assert_msg(in[k] != NULL, "%s: input %d on %s: %s", c->label, k, dev, em_last_error());
+    }
+    ck_assert_int_eq(em_device_begin(dev), 0);
+    em_tensor *y = c->fn(in);
+    em_device_end();
+    return y;
+}
+
+static const char *const devices[] = {"/cpu:0", "/cpu:1", "/gpu:0"};
+enum { NDEV = sizeof devices / sizeof devices[0] };
+
+START_TEST(test_every_case_on_every_device) {
+    ck_assert_int_eq(em_set_cpu_devices(2, 0), 0);
+    bool gpu = has_gpu();
+    int ran[NDEV] = {0};
+    for (const em_test_family *f = em_test_families; f->name; f++)
+        for (const fw_case *c = f->fw; c->fn; c++) {
+            em_scope_begin();
+            int64_t n = em_shape_numel(c->out_shape);
+            double *want = malloc(sizeof(double) * (size_t)(n ? n : 1));
+            if (c->expect) memcpy(want, c->expect, sizeof(double) * (size_t)n);
+            else c->ref(c, want);
+            em_tensor *on_cpu = NULL;
+            for (int d = 0; d < NDEV; d++) {
+                if (d == 2 && !gpu) continue;
+                em_tensor *y = run_on(c, devices[d]);
+                check_values(c, devices[d], y, want);
+                if (d == 0) on_cpu = y;
+                else {
+                    /* value for value against the CPU (the same as against `want`, up to the tolerance) */
+                    double diff = em_test_max_rel_diff(y, on_cpu);
+                    ck_assert_msg(is_float(c->out_dtype) ? diff <= c->tol || diff == 0 : diff == 0 || isnan(diff),
+                                  "%s: %s differs from /cpu:0 by %.3g", c->label, devices[d], diff);
+                }
+                ran[d]++;
+            }
+            free(want);
+            em_scope_end();
+        }
+    for (int d = 0; d < NDEV; d++)
+        if (d == 2 && !gpu) printf("test_ops: %s: not present, its %d cases skipped\n", devices[d], ran[0]);
+        else printf("test_ops: %s: %d forward cases\n", devices[d], ran[d]);
+    ck_assert_int_gt(ran[0], 0);
+    em_set_cpu_devices(1, 0);
+}
+END_TEST
+
+/* Every case names a known op and a dtype its .def line accepts; every
+ * accepted dtype of every op has a case. */
+START_TEST(test_every_op_has_a_case_per_dtype) {
+    char missing[2048] = "";
+    size_t at = 0;
+    int nmissing = 0;
+    for (const em_test_family *f = em_test_families; f->name; f++)
+        for (const fw_case *c = f->fw; c->fn; c++) {
+            const em_op_def *d = em__op_by_name(c->op);
+            ck_assert_msg(d != NULL, "case \"%s\" names no op: \"%s\"", c->label, c->op);
+            ck_assert_msg(d->dtypes >> c->dtype & 1u, "case \"%s\": %s does not accept %s", c->label, c->op,
+                          em_dtype_name(c->dtype));
+        }
+    for (int op = 0; op < em__op_count(); op++) {
+        const em_op_def *d = em__op_def((em_op)op);
+        for (int dt = 0; dt < EM_DTYPE_COUNT; dt++) {
+            if (!(d->dtypes >> dt & 1u)) continue;
+            bool found = false;
+            for (const em_test_family *f = em_test_families; f->name && !found; f++)
+                for (const fw_case *c = f->fw; c->fn && !found; c++) found = (int)c->dtype == dt && !strcmp(c->op, d->name);
+            if (!found && nmissing++ < 40 && at < sizeof missing)
+                at += (size_t)snprintf(missing + at, sizeof missing - at, " %s/%s", d->name, em_dtype_name((em_dtype)dt));
+        }
+    }
+    ck_assert_msg(nmissing == 0, "%d op/dtype pairs have no forward case:%s%s", nmissing, missing, nmissing > 40 ? " ..." : "");
+}
+END_TEST
+
+/* fn's value and the gradients of sum(fn * w), on the current device scope. */
+static int run_gradient_case(const gc_case *c, em_tensor *const *in, em_tensor **y, em_tensor **grads) {
+    em_tensor *xs[4];
+    int nx = 0;
+    for (int i = 0; i < c->nin; i++)
+        if (!(c->skip_mask & (1u << i))) xs[nx++] = in[i];
+    em_tape *tape = em_tape_begin(false);
+    *y = c->fn(in);
+    em_tensor *w = em_test_uniform(em_tensor_shape(*y), 0.5, 1.5, 77);
+    int rc = *y && w ? em_gradients(tape, em_sum(em_mul(*y, w), EM_ALL_AXES, false), nx, xs, grads) : -1;
+    em_tape_release(tape);
+    return rc;
+}
+
+/* The gradient-check cases' values and gradients on the GPU against the
+ * CPU, in float64: agreeing to 1e-9 (sums may add in another order). */
+START_TEST(test_gradient_cases_match_the_cpu_on_the_gpu) {
+    if (!has_gpu()) {
+        printf("test_ops: /gpu:0: not present, the gradient cases ran on the CPU only (test_gradcheck)\n");
+        return;
+    }
+    int checked = 0;
+    for (const em_test_family *f = em_test_families; f->name; f++)
+        for (const gc_case *c = f->gc; c->fn; c++, checked++) {
+            em_scope_begin();
+            em_tensor *in[4] = {0}, *gin[4] = {0}, *y, *gy, *g[4], *gg[4];
+            for (int i = 0; i < c->nin; i++) {
+                in[i] = c->make_input ? c->make_input(i) : NULL;
+                if (!in[i]) in[i] = em_test_uniform(c->shapes[i], c->lo, c->hi, 1000u + (unsigned)i * 7u + (unsigned)c->op);
+                gin[i] = em_to_device(in[i], "/gpu:0");
+            }
+            ck_assert_msg(run_gradient_case(c, in, &y, g) == 0, "%s on the CPU: %s", c->label, em_last_error());
+            ck_assert_int_eq(em_device_begin("/gpu:0"), 0);
+            int rc = run_gradient_case(c, gin, &gy, gg);
+            em_device_end();
+            ck_assert_msg(rc == 0, "%s on the GPU: %s", c->label, em_last_error());
+            ck_assert_int_eq(em_device_sync("/gpu:0"), 0);
+            ck_assert_str_eq(em_tensor_device(gy), "/gpu:0");
+            double d = em_test_max_rel_diff(gy, y);
+            ck_assert_msg(d < 1e-9, "%s: GPU value differs from the CPU by %.3g", c->label, d);
+            for (int i = 0, k = 0; i < c->nin; i++) {
+                if (c->skip_mask & (1u << i)) continue;
+                d = em_test_max_rel_diff(gg[k], g[k]);
+                ck_assert_msg(d < 1e-9, "%s: GPU gradient %d differs from the CPU by %.3g", c->label, i, d);
+                k++;
+            }
+            em_scope_end();
+        }
+    printf("test_ops: /gpu:0: %d gradient cases against the CPU\n", checked);
+    ck_assert_int_gt(checked, 0);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("ops");
+    TCase *tc = tcase_create("ops");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_every_op_has_a_case_per_dtype);
+    tcase_add_test(tc, test_every_case_on_every_device);
+    tcase_add_test(tc, test_gradient_cases_match_the_cpu_on_the_gpu);
+    suite_add_tcase(s, tc);
+    return em_test_run(s);
+}
