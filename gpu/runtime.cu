@@ -21,6 +21,7 @@
 // the request is tried once more before it fails as out of memory.
 #include "broadcast.h"
 #include "common.cuh"
+#include "optim_math.h"
 
 #ifdef EMBER_NCCL
 #include <nccl.h>
@@ -242,76 +243,41 @@ template <class T> __global__ void add_kernel(T *x, const T *y, int64_t n) { EM_
 
 template <class T> __global__ void scale_kernel(T *x, T s, int64_t n) { EM_GPU_LOOP(i, n) x[i] = x[i] * s; }
 
-// The optimizers' rules, element by element as lib/optim.c's KERNELS: the
-// same operations in the same order, products rounded before they are summed.
+// The optimizers' update kernels: one thread per element (grid stride), each
+// applying lib/optim_math.h's rule, the one lib/optim.c's CPU loops apply.
 template <class T> struct update_args {
     T *w, *s0, *s1, *s2;
     const T *g;
-    T lr, mu, ga, aa, rho1, eps, b1c, b2c, l1t, l2tlr, keep;
+    typename em_optim_scalars_of<T>::type k; // the step's scalars in T, as the CPU kernels convert them
     bool centered;
     int64_t n;
 };
 
-template <class T> __device__ inline T root(T x);
-template <> __device__ inline float root(float x) { return sqrtf(x); }
-template <> __device__ inline double root(double x) { return sqrt(x); }
-
 template <class T> __global__ void sgd_kernel(const update_args<T> u) {
-    EM_GPU_LOOP(i, u.n) u.w[i] = u.w[i] - em_gpu_mul(u.lr, u.g[i]);
+    EM_GPU_LOOP(i, u.n) em_optim_sgd(&u.w[i], u.g[i], u.k);
 }
 
 template <class T> __global__ void momentum_kernel(const update_args<T> u) {
-    EM_GPU_LOOP(i, u.n) {
-        T g = u.g[i], a = em_gpu_mul(u.s0[i], u.mu) + g;
-        u.s0[i] = a;
-        u.w[i] = u.w[i] - (em_gpu_mul(g, u.ga) + em_gpu_mul(a, u.aa));
-    }
+    EM_GPU_LOOP(i, u.n) em_optim_momentum(&u.w[i], &u.s0[i], u.g[i], u.k);
 }
 
 template <class T> __global__ void adagrad_kernel(const update_args<T> u) {
-    EM_GPU_LOOP(i, u.n) {
-        T g = u.g[i], a = u.s0[i] + em_gpu_mul(g, g);
-        u.s0[i] = a;
-        u.w[i] = u.w[i] - em_gpu_mul(u.lr, g) / root(a);
-    }
+    EM_GPU_LOOP(i, u.n) em_optim_adagrad(&u.w[i], &u.s0[i], u.g[i], u.k);
 }
 
 template <class T> __global__ void adagrad_da_kernel(const update_args<T> u) {
-    EM_GPU_LOOP(i, u.n) {
-        T g = u.g[i], ga = u.s0[i] + g, g2 = u.s1[i] + em_gpu_mul(g, g);
-        u.s0[i] = ga;
-        u.s1[i] = g2;
-        T mag = (ga < 0 ? -ga : ga) - u.l1t;
-        mag = mag > 0 ? mag : 0;
-        u.w[i] = em_gpu_mul(-u.lr, ga < 0 ? -mag : mag) / (u.l2tlr + root(g2));
-    }
+    EM_GPU_LOOP(i, u.n) em_optim_adagrad_da(&u.w[i], &u.s0[i], &u.s1[i], u.g[i], u.k);
 }
 
 template <class T> __global__ void rmsprop_kernel(const update_args<T> u) {
     EM_GPU_LOOP(i, u.n) {
-        T g = u.g[i], ms = u.s0[i] + em_gpu_mul(em_gpu_mul(g, g) - u.s0[i], u.rho1), denom;
-        u.s0[i] = ms;
-        if (u.centered) {
-            T mg = u.s2[i] + em_gpu_mul(g - u.s2[i], u.rho1);
-            u.s2[i] = mg;
-            denom = root(ms - em_gpu_mul(mg, mg) + u.eps);
-        } else {
-            denom = root(ms + u.eps);
-        }
-        T mom = em_gpu_mul(u.s1[i], u.mu) + em_gpu_mul(u.lr, g) / denom;
-        u.s1[i] = mom;
-        u.w[i] = u.w[i] - mom;
+        T *mg = u.centered ? &u.s2[i] : nullptr; // the mean gradient: centered only
+        em_optim_rmsprop(&u.w[i], &u.s0[i], &u.s1[i], mg, u.g[i], u.k, u.centered);
     }
 }
 
 template <class T> __global__ void adam_kernel(const update_args<T> u) {
-    EM_GPU_LOOP(i, u.n) {
-        T g = u.g[i], m = u.s0[i] + em_gpu_mul(g - u.s0[i], u.b1c);
-        T v = u.s1[i] + em_gpu_mul(em_gpu_mul(g, g) - u.s1[i], u.b2c);
-        u.s0[i] = m;
-        u.s1[i] = v;
-        u.w[i] = em_gpu_mul(u.w[i], u.keep) - em_gpu_mul(u.lr, m) / (root(v) + u.eps);
-    }
+    EM_GPU_LOOP(i, u.n) em_optim_adam(&u.w[i], &u.s0[i], &u.s1[i], u.g[i], u.k);
 }
 
 template <class T>
@@ -330,18 +296,7 @@ int run_update(const em_update_coeffs *c, em_gpu_tensor *var, const em_gpu_tenso
     u.s0 = s[0];
     u.s1 = s[1];
     u.s2 = s[2];
-    // The scalars in T, as the CPU kernels convert them.
-    u.lr = (T)c->lr;
-    u.mu = (T)c->momentum;
-    u.ga = c->nesterov ? u.lr : (T)0;
-    u.aa = c->nesterov ? u.mu * u.lr : u.lr;
-    u.rho1 = (T)c->rho1;
-    u.eps = (T)c->epsilon;
-    u.b1c = (T)c->beta1c;
-    u.b2c = (T)c->beta2c;
-    u.l1t = (T)c->l1t;
-    u.l2tlr = (T)c->l2tlr;
-    u.keep = (T)c->keep;
+    em_optim_scalars(c, &u.k);
     u.centered = c->centered;
     u.n = var->numel;
     cudaStream_t st = em_gpu_stream(ordinal);

@@ -42,6 +42,7 @@
  * replays it (reading the schedule, step and rate at run time). Scalar
  * coefficients (1 - beta, Adam's bias-corrected rate) are computed in double
  * before the float32 loops; TF rounds 1 - beta in float32 (1e-5 relative). */
+#include "optim_math.h"
 #include "variable.h"
 
 #include <inttypes.h>
@@ -384,79 +385,66 @@ typedef struct {
 } upd;
 
 /* Each loop is elementwise (no element depends on another), so `omp simd`
- * is safe even when a gradient is its own variable. */
+ * is safe even when a gradient is its own variable. The rules themselves are
+ * lib/optim_math.h's, shared with the GPU's update kernels. */
 #define SIMD _Pragma("omp simd")
-#define KERNELS(T, SQRT, SUF)                                                                         \
-    EM_HOT static void sgd_##SUF(void *c_, int64_t b, int64_t e) {                                           \
-        const upd *c = c_;                                                                            \
-        T *w = c->w;                                                                                  \
-        const T *g = c->g, lr = (T)c->k.lr;                                                             \
-        SIMD for (int64_t i = b; i < e; i++) w[i] -= lr * g[i];                                       \
-    }                                                                                                 \
-    EM_HOT static void momentum_##SUF(void *c_, int64_t b, int64_t e) {                                      \
-        const upd *c = c_;                                                                            \
-        T *w = c->w, *a = c->s0;                                                                      \
-        const T *g = c->g, lr = (T)c->k.lr, mu = (T)c->k.momentum;                                        \
-        /* nesterov: var -= g * lr + accum * momentum * lr; else var -= accum * lr */                 \
-        const T ga = c->k.nesterov ? lr : 0, aa = c->k.nesterov ? mu * lr : lr;                           \
-        SIMD for (int64_t i = b; i < e; i++) {                                                        \
-            a[i] = a[i] * mu + g[i];                                                                  \
-            w[i] -= g[i] * ga + a[i] * aa;                                                            \
-        }                                                                                             \
-    }                                                                                                 \
-    EM_HOT static void adagrad_##SUF(void *c_, int64_t b, int64_t e) {                                       \
-        const upd *c = c_;                                                                            \
-        T *w = c->w, *a = c->s0;                                                                      \
-        const T *g = c->g, lr = (T)c->k.lr;                                                             \
-        SIMD for (int64_t i = b; i < e; i++) {                                                        \
-            a[i] += g[i] * g[i];                                                                      \
-            w[i] -= lr * g[i] / SQRT(a[i]);                                                           \
-        }                                                                                             \
-    }                                                                                                 \
-    EM_HOT static void adagrad_da_##SUF(void *c_, int64_t b, int64_t e) {                                    \
-        const upd *c = c_;                                                                            \
-        T *w = c->w, *ga = c->s0, *g2 = c->s1;                                                        \
-        const T *g = c->g, lr = (T)c->k.lr, l1t = (T)c->k.l1t, l2tlr = (T)c->k.l2tlr;                       \
-        /* l1 = 0 leaves the sum as is: shrinking by 0 keeps |sum| and its sign */                    \
-        SIMD for (int64_t i = b; i < e; i++) {                                                        \
-            ga[i] += g[i];                                                                            \
-            g2[i] += g[i] * g[i];                                                                     \
-            T mag = (ga[i] < 0 ? -ga[i] : ga[i]) - l1t;                                               \
-            mag = mag > 0 ? mag : 0;                                                                  \
-            w[i] = -lr * (ga[i] < 0 ? -mag : mag) / (l2tlr + SQRT(g2[i]));                            \
-        }                                                                                             \
-    }                                                                                                 \
-    EM_HOT static void rmsprop_##SUF(void *c_, int64_t b, int64_t e) {                                       \
-        const upd *c = c_;                                                                            \
-        T *w = c->w, *ms = c->s0, *mom = c->s1, *mg = c->s2;                                          \
-        const T *g = c->g, lr = (T)c->k.lr, rho1 = (T)c->k.rho1, mu = (T)c->k.momentum, eps = (T)c->k.epsilon; \
-        if (c->k.centered)                                                                              \
-            SIMD for (int64_t i = b; i < e; i++) {                                                    \
-                ms[i] += (g[i] * g[i] - ms[i]) * rho1;                                                \
-                mg[i] += (g[i] - mg[i]) * rho1;                                                       \
-                mom[i] = mom[i] * mu + lr * g[i] / SQRT(ms[i] - mg[i] * mg[i] + eps);                 \
-                w[i] -= mom[i];                                                                       \
-            }                                                                                         \
-        else                                                                                          \
-            SIMD for (int64_t i = b; i < e; i++) {                                                    \
-                ms[i] += (g[i] * g[i] - ms[i]) * rho1;                                                \
-                mom[i] = mom[i] * mu + lr * g[i] / SQRT(ms[i] + eps);                                 \
-                w[i] -= mom[i];                                                                       \
-            }                                                                                         \
-    }                                                                                                 \
-    EM_HOT static void adam_##SUF(void *c_, int64_t b, int64_t e) {                                          \
-        const upd *c = c_;                                                                            \
-        T *w = c->w, *m = c->s0, *v = c->s1;                                                          \
-        const T *g = c->g, lr = (T)c->k.lr, b1c = (T)c->k.beta1c, b2c = (T)c->k.beta2c, eps = (T)c->k.epsilon, \
-                keep = (T)c->k.keep;                                                                    \
-        SIMD for (int64_t i = b; i < e; i++) {                                                        \
-            m[i] += (g[i] - m[i]) * b1c;                                                              \
-            v[i] += (g[i] * g[i] - v[i]) * b2c;                                                       \
-            w[i] = w[i] * keep - lr * m[i] / (SQRT(v[i]) + eps);                                      \
-        }                                                                                             \
+#define KERNELS(T, SUF)                                                                                                \
+    EM_HOT static void sgd_##SUF(void *c_, int64_t b, int64_t e) {                                                     \
+        const upd *c = c_;                                                                                             \
+        T *w = c->w;                                                                                                   \
+        const T *g = c->g;                                                                                             \
+        em_optim_##SUF k;                                                                                              \
+        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
+        SIMD for (int64_t i = b; i < e; i++) em_optim_sgd_##SUF(&w[i], g[i], k);                                       \
+    }                                                                                                                  \
+    EM_HOT static void momentum_##SUF(void *c_, int64_t b, int64_t e) {                                                \
+        const upd *c = c_;                                                                                             \
+        T *w = c->w, *a = c->s0;                                                                                       \
+        const T *g = c->g;                                                                                             \
+        em_optim_##SUF k;                                                                                              \
+        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
+        SIMD for (int64_t i = b; i < e; i++) em_optim_momentum_##SUF(&w[i], &a[i], g[i], k);                           \
+    }                                                                                                                  \
+    EM_HOT static void adagrad_##SUF(void *c_, int64_t b, int64_t e) {                                                 \
+        const upd *c = c_;                                                                                             \
+        T *w = c->w, *a = c->s0;                                                                                       \
+        const T *g = c->g;                                                                                             \
+        em_optim_##SUF k;                                                                                              \
+        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
+        SIMD for (int64_t i = b; i < e; i++) em_optim_adagrad_##SUF(&w[i], &a[i], g[i], k);                            \
+    }                                                                                                                  \
+    EM_HOT static void adagrad_da_##SUF(void *c_, int64_t b, int64_t e) {                                              \
+        const upd *c = c_;                                                                                             \
+        T *w = c->w, *ga = c->s0, *g2 = c->s1;                                                                         \
+        const T *g = c->g;                                                                                             \
+        em_optim_##SUF k;                                                                                              \
+        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
+        SIMD for (int64_t i = b; i < e; i++) em_optim_adagrad_da_##SUF(&w[i], &ga[i], &g2[i], g[i], k);                \
+    }                                                                                                                  \
+    EM_HOT static void rmsprop_##SUF(void *c_, int64_t b, int64_t e) {                                                 \
+        const upd *c = c_;                                                                                             \
+        T *w = c->w, *ms = c->s0, *mom = c->s1, *mg = c->s2;                                                           \
+        const T *g = c->g;                                                                                             \
+        em_optim_##SUF k;                                                                                              \
+        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
+        /* one loop each way, so the per-element rule's branch folds away */                                           \
+        if (c->k.centered)                                                                                             \
+            SIMD for (int64_t i = b; i < e; i++)                                                                       \
+                em_optim_rmsprop_##SUF(&w[i], &ms[i], &mom[i], &mg[i], g[i], k, true);                                 \
+        else                                                                                                           \
+            SIMD for (int64_t i = b; i < e; i++)                                                                       \
+                em_optim_rmsprop_##SUF(&w[i], &ms[i], &mom[i], NULL, g[i], k, false);                                  \
+    }                                                                                                                  \
+    EM_HOT static void adam_##SUF(void *c_, int64_t b, int64_t e) {                                                    \
+        const upd *c = c_;                                                                                             \
+        T *w = c->w, *m = c->s0, *v = c->s1;                                                                           \
+        const T *g = c->g;                                                                                             \
+        em_optim_##SUF k;                                                                                              \
+        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
+        SIMD for (int64_t i = b; i < e; i++) em_optim_adam_##SUF(&w[i], &m[i], &v[i], g[i], k);                        \
     }
-KERNELS(float, sqrtf, f32)
-KERNELS(double, sqrt, f64)
+KERNELS(float, f32)
+KERNELS(double, f64)
 
 static const em_range_fn kernels[][2] = {
     [OPT_SGD] = {sgd_f32, sgd_f64},

@@ -7,18 +7,18 @@
  * any device. A truncated normal that must redraw uses the third counter word
  * as the attempt number, so redraws stay a pure function of the position too.
  * Header-only and free of libc calls except the float math functions, which
- * CUDA provides on the device. */
+ * CUDA provides on the device. Every op's value is computed here (the
+ * em_rng_<op>_* functions at the end), so the CPU kernels (lib/ops/random.c)
+ * and the CUDA ones (gpu/random.cu) run the same formula. */
 #ifndef EMBER_PHILOX_H
 #define EMBER_PHILOX_H
 
 #include <math.h>
 #include <stdint.h>
 
-#if defined(__CUDACC__)
-#define EM_PHILOX_FN static inline __host__ __device__
-#else
-#define EM_PHILOX_FN static inline
-#endif
+#include "em_hd.h"
+
+#define EM_PHILOX_FN EM_HD static inline
 
 typedef struct em_philox4 {
     uint32_t v[4];
@@ -99,6 +99,53 @@ EM_PHILOX_FN double em_rng_truncated_f64(uint64_t seed, uint64_t pos) {
     double z = em_rng_normal_f64(seed, pos, 0);
     for (uint32_t a = 1; fabs(z) > 2.0; a++) z = em_rng_normal_f64(seed, pos, a);
     return z;
+}
+
+/* ---- the ops' values ---- */
+
+/* a + b * z with the product rounded before the sum: the CPU build (ISO C)
+ * never contracts it into an FMA, and CUDA code must not either, so that
+ * uniform draws match bit for bit. */
+EM_PHILOX_FN float em_rng_affine_f32(float a, float b, float z) {
+#ifdef __CUDA_ARCH__
+    return a + __fmul_rn(b, z);
+#else
+    return a + b * z;
+#endif
+}
+EM_PHILOX_FN double em_rng_affine_f64(double a, double b, double z) {
+#ifdef __CUDA_ARCH__
+    return a + __dmul_rn(b, z);
+#else
+    return a + b * z;
+#endif
+}
+
+/* Element `pos` of each op's output, from the op's f[0] and f[1] in the
+ * output's type. float32 uniforms take lo and the width hi - lo (rounded from
+ * double), and are drawn four to a Philox block (em_rng_uniform_f32): a
+ * kernel that reads whole blocks turns each word into a value with
+ * em_rng_random_uniform_lane_f32. */
+EM_PHILOX_FN float em_rng_random_normal_f32(uint64_t seed, uint64_t pos, float mean, float stddev) {
+    return em_rng_affine_f32(mean, stddev, em_rng_normal_f32(seed, pos, 0));
+}
+EM_PHILOX_FN double em_rng_random_normal_f64(uint64_t seed, uint64_t pos, double mean, double stddev) {
+    return em_rng_affine_f64(mean, stddev, em_rng_normal_f64(seed, pos, 0));
+}
+EM_PHILOX_FN float em_rng_truncated_normal_f32(uint64_t seed, uint64_t pos, float mean, float stddev) {
+    return em_rng_affine_f32(mean, stddev, em_rng_truncated_f32(seed, pos));
+}
+EM_PHILOX_FN double em_rng_truncated_normal_f64(uint64_t seed, uint64_t pos, double mean, double stddev) {
+    return em_rng_affine_f64(mean, stddev, em_rng_truncated_f64(seed, pos));
+}
+EM_PHILOX_FN double em_rng_random_uniform_f64(uint64_t seed, uint64_t pos, double lo, double hi) {
+    return em_rng_affine_f64(lo, hi - lo, em_rng_uniform_f64(seed, pos));
+}
+EM_PHILOX_FN float em_rng_random_uniform_lane_f32(float lo, float width, uint32_t word) {
+    return em_rng_affine_f32(lo, width, em_philox_f32(word));
+}
+EM_PHILOX_FN float em_rng_random_uniform_f32(uint64_t seed, uint64_t pos, float lo, float width) {
+    return em_rng_affine_f32(lo, width, em_rng_uniform_f32(seed, pos));
 }
 
 #endif

@@ -1,5 +1,6 @@
 /* Reduction plans and index helpers shared by the CPU kernels (lib/ops/reduce.c,
- * lib/ops/shape.c) and the CUDA kernels: header-only, static inline, no libc.
+ * lib/ops/shape.c) and the CUDA kernels: header-only, static inline, no libc
+ * except log_sum_exp's formula at the end.
  *
  * A reduction over a set of axes of an [d0, ..., dn-1] tensor is planned by
  * dropping size-1 axes and merging neighbouring axes that are both kept or
@@ -15,9 +16,11 @@
 #ifndef EMBER_REDUCE_PLAN_H
 #define EMBER_REDUCE_PLAN_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "em_hd.h"
+#include "fast_math.h"
 
 #define EM_PLAN_MAX_DIMS 8
 
@@ -104,5 +107,25 @@ static inline EM_HD int em_reduce_shape(int ndim, const int64_t *shape, uint64_t
     }
     return n;
 }
+
+/* log_sum_exp's formula, shared by lib/ops/reduce.c and gpu/reduce.cu. With m
+ * the maximum of an output's elements x (a first pass), the terms
+ * em_lse_term(x, m) = exp(x - m) are summed in double, and the result is
+ * em_lse_result(m, sum) = m + log(sum) in the input's type; an infinite or NaN
+ * m is the result itself. em_lse_result is type-generic (float, double): C
+ * picks by _Generic, CUDA's C++ by overloading. */
+EM_HD static inline double em_lse_term(double x, double m) { return em_math_exp(x - m); }
+EM_HD static inline float em_lse_result_f32(float m, double sum) {
+    return isfinite((double)m) ? (float)((double)m + em_math_log(sum)) : m;
+}
+EM_HD static inline double em_lse_result_f64(double m, double sum) {
+    return isfinite(m) ? m + em_math_log(sum) : m;
+}
+#ifdef __cplusplus
+EM_HD static inline float em_lse_result(float m, double sum) { return em_lse_result_f32(m, sum); }
+EM_HD static inline double em_lse_result(double m, double sum) { return em_lse_result_f64(m, sum); }
+#else
+#define em_lse_result(m, sum) _Generic((m), float: em_lse_result_f32, default: em_lse_result_f64)(m, sum)
+#endif
 
 #endif

@@ -26,9 +26,9 @@
 #include "../gpu.h"
 #include "../internal.h"
 #include "../tape.h"
+#include "nn_math.h"
 
 #include <stdlib.h>
-#include <tgmath.h>
 
 
 enum { A_STRIDES = 0, A_WINDOW = 2, A_PAD = 4, A_SHAPE = 5, A_COUNT = 9 };
@@ -102,8 +102,8 @@ static int softmax_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
 
 /* Each row is summed by one thread in a fixed (vector-lane) order: results do
  * not depend on the thread count. A row function is inlined twice, once with
- * stride 1 (the usual last axis) so that its loops vectorize; float32 uses
- * the polynomial exp of fast_math.h.
+ * stride 1 (the usual last axis) so that its loops vectorize; the formulas
+ * are nn_math.h's (float32 exp is the polynomial of fast_math.h).
  *   softmax:      y = exp(x - max) / sum,   log_softmax: y = x - max - log(sum)
  *   softmax_grad: dx = y (g - sum(g y)),    for log_softmax: dx = g - exp(y) sum(g) */
 #define SOFTMAX_ROWS(T)                                                                                 \
@@ -115,19 +115,20 @@ static int softmax_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
         const bool as_log = s->log;                                                                     \
         /* a NaN is skipped here but makes the sum, so every output, NaN */                             \
         _Pragma("omp simd reduction(max : m)")                                                          \
-        for (int64_t j = 0; j < len; j++) m = x[j * st] > m ? x[j * st] : m;                         \
+        for (int64_t j = 0; j < len; j++) m = EM_NN(max, T)(m, x[j * st]);                           \
         double sum = 0;                                                                                 \
         _Pragma("omp simd reduction(+ : sum)")                                                          \
         for (int64_t j = 0; j < len; j++) {                                                          \
-            T e = em_math_exp(x[j * st] - m);                                                                \
+            T e = EM_NN(softmax_exp, T)(x[j * st], m);                                                  \
             if (!as_log) y[j * st] = e;                                                                 \
             sum += e;                                                                                   \
         }                                                                                               \
         if (as_log) {                                                                                   \
-            T lse = m + (T)log(sum);                                                                    \
-            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) y[j * st] = x[j * st] - lse;       \
+            T lse = EM_NN(log_softmax_lse, T)(m, sum);                                                  \
+            _Pragma("omp simd")                                                                         \
+            for (int64_t j = 0; j < len; j++) y[j * st] = EM_NN(log_softmax, T)(x[j * st], lse);      \
         } else {                                                                                        \
-            T inv = (T)(1 / sum);                                                                       \
+            T inv = EM_NN(softmax_inv, T)(sum);                                                         \
             _Pragma("omp simd") for (int64_t j = 0; j < len; j++) y[j * st] *= inv;                  \
         }                                                                                               \
     }                                                                                                   \
@@ -142,13 +143,15 @@ static int softmax_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
             _Pragma("omp simd reduction(+ : sum)") for (int64_t j = 0; j < len; j++) sum += g[j * st];  \
             T total = (T)sum;                                                                           \
             _Pragma("omp simd")                                                                         \
-            for (int64_t j = 0; j < len; j++) dx[j * st] = g[j * st] - em_math_exp(y[j * st]) * total;      \
+            for (int64_t j = 0; j < len; j++)                                                           \
+                dx[j * st] = EM_NN(log_softmax_grad, T)(y[j * st], g[j * st], total);                   \
         } else {                                                                                        \
             _Pragma("omp simd reduction(+ : sum)")                                                      \
-            for (int64_t j = 0; j < len; j++) sum += g[j * st] * y[j * st];                             \
+            for (int64_t j = 0; j < len; j++) sum += EM_NN(softmax_grad_dot, T)(g[j * st], y[j * st]);  \
             T total = (T)sum;                                                                           \
             _Pragma("omp simd")                                                                         \
-            for (int64_t j = 0; j < len; j++) dx[j * st] = y[j * st] * (g[j * st] - total);            \
+            for (int64_t j = 0; j < len; j++)                                                           \
+                dx[j * st] = EM_NN(softmax_grad, T)(y[j * st], g[j * st], total);                       \
         }                                                                                               \
     }                                                                                                   \
     ROW_KERNEL(softmax, T)                                                                              \
@@ -227,8 +230,7 @@ static int sigmoid_xent_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
         const rows_ctx *s = ctx;                                                    \
         const T *z = s->z, *x = s->x;                                               \
         T *y = s->y;                                                                \
-        for (int64_t i = begin; i < end; i++)                                       \
-            y[i] = fmax(x[i], (T)0) - x[i] * z[i] + log1p(exp(-fabs(x[i])));        \
+        for (int64_t i = begin; i < end; i++) y[i] = EM_NN(sigmoid_xent, T)(z[i], x[i]); \
     }
 SIGMOID_XENT(float)
 SIGMOID_XENT(double)

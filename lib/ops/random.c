@@ -49,49 +49,50 @@ typedef struct {
     double p0, p1;
 } draw_ctx;
 
-/* One range kernel per (distribution, dtype); VALUE reads s (seed) and pos. */
-#define DRAW_KERNEL(NAME, T, VALUE)                                   \
-    static void NAME(void *ctx, int64_t begin, int64_t end) {         \
-        const draw_ctx *r = ctx;                                      \
-        T *y = r->out, p0 = (T)r->p0, p1 = (T)r->p1;                  \
-        uint64_t s = r->seed;                                         \
-        for (int64_t i = begin; i < end; i++) {                       \
-            uint64_t pos = r->counter + (uint64_t)i;                  \
-            y[i] = VALUE;                                             \
-        }                                                             \
+/* One range kernel per (op, dtype): y[i] is lib/philox.h's value of the op at
+ * position counter + i, from p0 and p1 in T. */
+#define DRAW_KERNEL(NAME, T)                                                  \
+    static void NAME(void *ctx, int64_t begin, int64_t end) {                 \
+        const draw_ctx *r = ctx;                                              \
+        T *y = r->out, p0 = (T)r->p0, p1 = (T)r->p1;                          \
+        for (int64_t i = begin; i < end; i++)                                 \
+            y[i] = em_rng_##NAME(r->seed, r->counter + (uint64_t)i, p0, p1); \
     }
 
 /* The hot one (dropout): one Philox block gives four values; whole blocks in
  * the middle run as a branch-free loop the compiler vectorizes. */
-EM_HOT static void uniform_f32(void *ctx, int64_t begin, int64_t end) {
+EM_HOT static void random_uniform_f32(void *ctx, int64_t begin, int64_t end) {
     const draw_ctx *r = ctx;
     float *y = r->out, lo = (float)r->p0, width = (float)(r->p1 - r->p0);
     int64_t i = begin;
     for (; i < end && ((r->counter + (uint64_t)i) & 3); i++) /* up to the first block boundary */
-        y[i] = lo + width * em_rng_uniform_f32(r->seed, r->counter + (uint64_t)i);
+        y[i] = em_rng_random_uniform_f32(r->seed, r->counter + (uint64_t)i, lo, width);
     uint64_t first = (r->counter + (uint64_t)i) >> 2;
     int64_t blocks = (end - i) / 4;
     float *out = y + i;
 #pragma omp simd
     for (int64_t k = 0; k < blocks; k++) {
         em_philox4 b = em_philox_block(r->seed, first + (uint64_t)k, EM_PHILOX_LANES);
-        for (int w = 0; w < 4; w++) out[4 * k + w] = lo + width * em_philox_f32(b.v[w]);
+        for (int w = 0; w < 4; w++) out[4 * k + w] = em_rng_random_uniform_lane_f32(lo, width, b.v[w]);
     }
-    for (i += 4 * blocks; i < end; i++) y[i] = lo + width * em_rng_uniform_f32(r->seed, r->counter + (uint64_t)i);
+    for (i += 4 * blocks; i < end; i++)
+        y[i] = em_rng_random_uniform_f32(r->seed, r->counter + (uint64_t)i, lo, width);
 }
-DRAW_KERNEL(uniform_f64, double, p0 + (p1 - p0) * em_rng_uniform_f64(s, pos))
-DRAW_KERNEL(normal_f32, float, p0 + p1 * em_rng_normal_f32(s, pos, 0))
-DRAW_KERNEL(normal_f64, double, p0 + p1 * em_rng_normal_f64(s, pos, 0))
-DRAW_KERNEL(truncated_f32, float, p0 + p1 * em_rng_truncated_f32(s, pos))
-DRAW_KERNEL(truncated_f64, double, p0 + p1 * em_rng_truncated_f64(s, pos))
+DRAW_KERNEL(random_uniform_f64, double)
+DRAW_KERNEL(random_normal_f32, float)
+DRAW_KERNEL(random_normal_f64, double)
+DRAW_KERNEL(truncated_normal_f32, float)
+DRAW_KERNEL(truncated_normal_f64, double)
 
 static void run_draw(const em_call *c, em_tensor *out, em_range_fn f32, em_range_fn f64) {
     draw_ctx r = {out->data, c->a->seed, c->a->counter, c->a->f[0], c->a->f[1]};
     em__parallel_for(out->numel, 1 << 14, out->dtype == EM_F32 ? f32 : f64, &r);
 }
-static void random_uniform_cpu(const em_call *c, em_tensor *out) { run_draw(c, out, uniform_f32, uniform_f64); }
-static void random_normal_cpu(const em_call *c, em_tensor *out) { run_draw(c, out, normal_f32, normal_f64); }
-static void truncated_normal_cpu(const em_call *c, em_tensor *out) { run_draw(c, out, truncated_f32, truncated_f64); }
+/* name_cpu for each row of random.def: its kernels name_f32 and name_f64. */
+#define EM_OP(ID, name, ...) \
+    static void name##_cpu(const em_call *c, em_tensor *out) { run_draw(c, out, name##_f32, name##_f64); }
+#include "random.def"
+#undef EM_OP
 
 #define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
     EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, random_infer, name##_cpu, NULL, NULL)

@@ -154,8 +154,8 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
 #define LOAD_VALUE(v, oi) (v)
 #define LOAD_DOUBLE(v, oi) ((double)(v))
 #define LOAD_U64(v, oi) ((uint64_t)(v))
-/* log_sum_exp's second pass: out holds the maximum. */
-#define LOAD_SHIFTED_EXP(v, oi) exp((double)(v) - (double)out[oi])
+/* log_sum_exp's second pass: out holds the maximum (em_lse_term: lib/reduce_plan.h). */
+#define LOAD_SHIFTED_EXP(v, oi) em_lse_term((double)(v), (double)out[oi])
 
 #define STEP_ADD(acc, v, r, ISNAN) ((acc) += (v))
 #define MERGE_ADD(acc, p, ISNAN) ((acc) += (p))
@@ -185,7 +185,7 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
 #define STORE_CAST(d, acc) ((d) = (__typeof__(d))(acc))
 #define STORE_INDEX(d, acc) ((d) = (acc).i)
 /* log_sum_exp: max + log(sum(exp(x - max))); an infinite or NaN max is the result. */
-#define STORE_LSE(d, acc) ((d) = isfinite((double)(d)) ? (__typeof__(d))((double)(d) + log(acc)) : (d))
+#define STORE_LSE(d, acc) ((d) = em_lse_result((d), (acc)))
 
 /* dtype suffix, enum, C type, sum accumulator and its loader, lowest, highest, NaN test */
 #define FLOAT_TYPES(X)                                                              \

@@ -32,6 +32,19 @@ static inline unsigned fz_u8(fz *f) {
     return *f->p++;
 }
 
+/* A string ended by a NUL byte or by the input's end, into buf; false when
+ * it has more than size - 1 characters (all of it is read all the same). */
+static inline bool fz_str(fz *f, char *buf, size_t size) {
+    size_t len = 0;
+    bool fits = true;
+    for (unsigned c; f->n && (c = fz_u8(f)) != 0;) {
+        if (len + 1 < size) buf[len++] = (char)c;
+        else fits = false;
+    }
+    buf[len] = '\0';
+    return fits;
+}
+
 /* An integer in [lo, hi] (hi - lo < 65536). */
 static inline int64_t fz_range(fz *f, int64_t lo, int64_t hi) {
     unsigned v = fz_u8(f) | fz_u8(f) << 8;
