@@ -17,9 +17,47 @@ START_TEST(test_every_row_is_complete) {
         ck_assert_msg(d->grad || (d->flags & (EM_OPF_NONDIFF | EM_OPF_CUT)),
                       "%s has no gradient rule and is not marked non-differentiable", d->name);
         ck_assert_msg(!(d->grad && (d->flags & EM_OPF_NONDIFF)), "%s has a gradient but is marked NONDIFF", d->name);
-        for (int other = 0; other < op; other++)
-            ck_assert_msg(strcmp(em__op_def((em_op)other)->name, d->name), "two ops are named %s", d->name);
+        ck_assert_msg(d->id == (em_op)op, "%s's row says id %d, its id is %d", d->name, (int)d->id, op);
+        ck_assert_msg(em__op_by_name(d->name) == d, "two ops are named %s", d->name);
     }
+}
+END_TEST
+
+/* An op registered at run time gets the next id, is found by id and by
+ * name, and runs through the dispatcher like a built-in one; a second op of
+ * the same name, or one without a kernel, is refused. */
+static int twice_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    em_shape s = em_tensor_shape(c->in[0]);
+    *dtype = em_tensor_dtype(c->in[0]);
+    *ndim = s.ndim;
+    memcpy(shape, s.dims, sizeof(int64_t) * (size_t)s.ndim);
+    return 0;
+}
+static void twice_cpu(const em_call *c, em_tensor *out) {
+    const double *x = em_data(c->in[0]);
+    double *y = (double *)em_data(out); /* the kernel's own output */
+    for (int64_t i = 0; i < em_numel(out); i++) y[i] = 2 * x[i];
+}
+START_TEST(test_ops_can_be_registered_at_run_time) {
+    static em_op_def twice = {.name = "test_twice", .arity = 1, .dtypes = EM_DT_F64, .flags = EM_OPF_NONDIFF,
+                              .infer = twice_infer, .cpu = twice_cpu};
+    int before = em__op_count();
+    ck_assert_int_eq(em__op_register(&twice), 0);
+    ck_assert_int_eq((int)twice.id, before);
+    ck_assert_int_eq(em__op_count(), before + 1);
+    ck_assert_ptr_eq(em__op_def(twice.id), &twice);
+    ck_assert_ptr_eq(em__op_by_name("test_twice"), &twice);
+    ck_assert_ptr_null(em__op_def((em_op)(before + 1)));
+    em_tensor *y = em__apply(twice.id, 1, (em_tensor *[]){em_tensor_from(EM_F64, EM_SHAPE(3), (double[]){1, -2, 3})},
+                             &(em_attrs){0});
+    ck_assert_tensor(y, EM_F64, EM_SHAPE(3), ((double[]){2, -4, 6}), 0);
+    static em_op_def again = {.name = "test_twice", .arity = 1, .infer = twice_infer, .cpu = twice_cpu};
+    ck_assert_int_eq(em__op_register(&again), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "already exists"));
+    static em_op_def no_kernel = {.name = "test_no_kernel", .arity = 1, .infer = twice_infer};
+    ck_assert_int_eq(em__op_register(&no_kernel), -1);
+    em_clear_error();
+    ck_assert_int_eq(em__op_count(), before + 1);
 }
 END_TEST
 
@@ -115,6 +153,7 @@ int main(void) {
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_every_row_is_complete);
+    tcase_add_test(tc, test_ops_can_be_registered_at_run_time);
     tcase_add_test(tc, test_every_differentiable_op_has_a_case);
     tcase_add_test(tc, test_gradients_match_central_differences);
     suite_add_tcase(s, tc);
