@@ -32,17 +32,6 @@ void em_gpu_on_shutdown(void (*fn)(void));
 // gpu/nn.cu's cuBLAS handles and workspaces; em__gpu_shutdown calls it.
 extern "C" void em__gpu_nn_shutdown(void);
 
-// A double (or float) to an integer type as the CPU converts (em__write,
-// em_cast): truncates toward zero, saturates at the type's range, NaN is 0.
-template <class T> struct em_gpu_int_range;
-template <> struct em_gpu_int_range<int32_t> { static constexpr int32_t lo = INT32_MIN, hi = INT32_MAX; };
-template <> struct em_gpu_int_range<int64_t> { static constexpr int64_t lo = INT64_MIN, hi = INT64_MAX; };
-template <> struct em_gpu_int_range<uint8_t> { static constexpr uint8_t lo = 0, hi = UINT8_MAX; };
-template <class T> __host__ __device__ inline T em_gpu_saturate(double v) {
-    typedef em_gpu_int_range<T> R;
-    return v != v ? (T)0 : v <= (double)R::lo ? R::lo : v >= (double)R::hi ? R::hi : (T)v;
-}
-
 // A product nvcc must not fuse with a following sum into an FMA: the CPU
 // build (ISO C, no contraction) rounds the product first, and so do these.
 __device__ inline float em_gpu_mul(float a, float b) { return __fmul_rn(a, b); }

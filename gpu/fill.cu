@@ -3,21 +3,26 @@
 // (em__gpu_fill, converting as the CPU's em__write does).
 #include "common.cuh"
 
-extern "C" int em__gpu_fill_op(const em_gpu_call *c, em_gpu_tensor *out) {
-    double v;
-    switch (c->op) {
-    case EM_OP_FILL_LIKE: v = c->a->f[0]; break; // f[0]: the value
-    case EM_OP_COUNT_ELEMENTS: {                 // i[0]: bitmask of the counted axes
-        const em_gpu_tensor *x = &c->in[0];
-        int64_t n = 1;
-        for (int d = 0; d < x->ndim; d++)
-            if ((uint64_t)c->a->i[0] >> d & 1u) n *= x->shape[d];
-        v = (double)n;
-        break;
-    }
-    default: em__gpu_report("%s: no GPU kernel", c->name); return -1;
-    }
+namespace {
+
+int fill(const em_gpu_call *c, em_gpu_tensor *out, double v) {
     if (out->numel == 0) return 0;
     if (em__gpu_fill(out, v, c->device)) return -1;
     return em_gpu_launched(c->device, c->name); // names this op as the last one launched
+}
+
+// The number of elements along the axes in bitmask `mask`.
+double count(const em_gpu_tensor *x, uint64_t mask) {
+    int64_t n = 1;
+    for (int d = 0; d < x->ndim; d++)
+        if (mask >> d & 1u) n *= x->shape[d];
+    return (double)n;
+}
+
+} // namespace
+
+// The entries of lib/ops/fill.def: f[0] the value; i[0] the bitmask of the counted axes.
+extern "C" int em__gpu_fill_like(const em_gpu_call *c, em_gpu_tensor *out) { return fill(c, out, c->a->f[0]); }
+extern "C" int em__gpu_count_elements(const em_gpu_call *c, em_gpu_tensor *out) {
+    return fill(c, out, count(&c->in[0], (uint64_t)c->a->i[0]));
 }

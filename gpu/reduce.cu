@@ -10,8 +10,7 @@
 // run. Accumulators are the CPU's: double for float sums and products,
 // uint64 (wrapping like the dtype) for integer ones. max/min propagate NaN;
 // argmax/argmin keep the first best index (the first NaN), like the CPU.
-#include <math.h>
-
+// log_sum_exp's arithmetic is lib/reduce_plan.h's, the CPU's.
 #include <limits>
 #include <type_traits>
 
@@ -23,11 +22,6 @@ namespace {
 constexpr int RED_THREADS = 256; // a power of two: the tree halves it
 constexpr int64_t BLOCK_MIN_COUNT = 64;   // reduced elements per output from which a block reduces it
 constexpr int64_t BLOCK_MAX_OUTPUTS = 8192; // outputs reading neighbouring inputs: above this, a thread each
-
-template <class T> __device__ bool is_nan(T v) {
-    if constexpr (std::is_floating_point<T>::value) return isnan(v);
-    else return false;
-}
 
 // The smallest and largest values of T (infinities for floats): max's and min's identities.
 template <class T> T lowest() {
@@ -44,9 +38,12 @@ template <class T> using acc_t = typename std::conditional<std::is_floating_poin
 
 // An op folds values with load (the value of reduced element r of output oi)
 // and merge (acc = acc (+) p, where p's elements come after acc's, or, for
-// the tree, from the higher half), and writes with store.
+// the tree, from the higher half), and writes with store into an OT. The host
+// makes it for an output with make(out).
 template <class T> struct Sum {
     typedef acc_t<T> A;
+    typedef T OT;
+    static Sum make(const em_gpu_tensor *) { return {}; }
     __device__ A init() const { return (A)0; }
     __device__ A load(T v, int64_t, int64_t) const { return (A)v; }
     __device__ void merge(A &a, const A &p) const { a += p; }
@@ -55,6 +52,8 @@ template <class T> struct Sum {
 
 template <class T> struct Prod {
     typedef acc_t<T> A;
+    typedef T OT;
+    static Prod make(const em_gpu_tensor *) { return {}; }
     __device__ A init() const { return (A)1; }
     __device__ A load(T v, int64_t, int64_t) const { return (A)v; }
     __device__ void merge(A &a, const A &p) const { a *= p; }
@@ -64,12 +63,14 @@ template <class T> struct Prod {
 // max (MIN = false) and min: a NaN, once seen, stays.
 template <class T, bool MIN> struct Extreme {
     typedef T A;
+    typedef T OT;
     T identity;
+    static Extreme make(const em_gpu_tensor *) { return {MIN ? highest<T>() : lowest<T>()}; }
     __device__ A init() const { return identity; }
     __device__ A load(T v, int64_t, int64_t) const { return v; }
     __device__ void merge(A &a, const A &p) const {
         bool better = MIN ? p < a : p > a;
-        if (better || is_nan(p)) a = p;
+        if (better || em_math_isnan(p)) a = p;
     }
     __device__ void store(T *out, int64_t oi, A a) const { out[oi] = a; }
 };
@@ -83,9 +84,11 @@ template <class T> struct Best {
 // index wins, so the tree finds the CPU's first best whatever the split.
 template <class T, bool MIN> struct Arg {
     typedef Best<T> A;
+    typedef int64_t OT;
+    static Arg make(const em_gpu_tensor *) { return {}; }
     __device__ A init() const { return A{T(0), -1}; }
     __device__ A load(T v, int64_t r, int64_t) const { return A{v, r}; }
-    __device__ static bool better(T x, T y) { return (MIN ? x < y : x > y) || (is_nan(x) && !is_nan(y)); }
+    __device__ static bool better(T x, T y) { return (MIN ? x < y : x > y) || (em_math_isnan(x) && !em_math_isnan(y)); }
     __device__ void merge(A &a, const A &p) const {
         if (p.i < 0) return;
         if (a.i < 0 || better(p.v, a.v) || (!better(a.v, p.v) && p.i < a.i)) a = p;
@@ -93,18 +96,21 @@ template <class T, bool MIN> struct Arg {
     __device__ void store(int64_t *out, int64_t oi, A a) const { out[oi] = a.i; }
 };
 
-// log_sum_exp's second pass: out already holds each output's maximum m; the
-// result is m + log(sum(exp(x - m))), or m itself when m is infinite or NaN.
+template <class T> using Max = Extreme<T, false>;
+template <class T> using Min = Extreme<T, true>;
+template <class T> using ArgMax = Arg<T, false>;
+template <class T> using ArgMin = Arg<T, true>;
+
+// log_sum_exp's second pass: out already holds each output's maximum m.
 template <class T> struct LseSum {
     typedef double A;
+    typedef T OT;
     const T *max;
+    static LseSum make(const em_gpu_tensor *out) { return {static_cast<const T *>(out->data)}; }
     __device__ A init() const { return 0.0; }
-    __device__ A load(T v, int64_t, int64_t oi) const { return exp((double)v - (double)max[oi]); }
+    __device__ A load(T v, int64_t, int64_t oi) const { return em_lse_term((double)v, (double)max[oi]); }
     __device__ void merge(A &a, const A &p) const { a += p; }
-    __device__ void store(T *out, int64_t oi, A a) const {
-        T m = out[oi];
-        out[oi] = isfinite((double)m) ? (T)((double)m + log(a)) : m;
-    }
+    __device__ void store(T *out, int64_t oi, A a) const { out[oi] = em_lse_result(out[oi], a); }
 };
 
 // One thread per output element: its reduced elements in row-major order.
@@ -161,48 +167,50 @@ int launch(const em_gpu_call *c, const em_reduce_plan &p, const T *x, OT *out, i
     return em_gpu_launched(c->device, c->name);
 }
 
-template <class T> int reduce_typed(const em_gpu_call *c, em_gpu_tensor *out, const em_reduce_plan &p) {
+// The passes an op runs, in order, each over the whole input.
+template <template <class> class... P> struct passes {};
+
+template <class T, template <class> class... P>
+int run(const em_gpu_call *c, const em_reduce_plan &p, em_gpu_tensor *out) {
     const T *x = static_cast<const T *>(c->in[0].data);
-    T *y = static_cast<T *>(out->data);
-    int64_t n = out->numel;
-    switch (c->op) {
-    case EM_OP_SUM: return launch(c, p, x, y, n, Sum<T>{});
-    case EM_OP_PROD: return launch(c, p, x, y, n, Prod<T>{});
-    case EM_OP_MAX: return launch(c, p, x, y, n, Extreme<T, false>{lowest<T>()});
-    case EM_OP_MIN: return launch(c, p, x, y, n, Extreme<T, true>{highest<T>()});
-    case EM_OP_ARGMAX: return launch(c, p, x, static_cast<int64_t *>(out->data), n, Arg<T, false>{});
-    case EM_OP_ARGMIN: return launch(c, p, x, static_cast<int64_t *>(out->data), n, Arg<T, true>{});
-    case EM_OP_LOG_SUM_EXP:
-        if constexpr (std::is_floating_point<T>::value) {
-            if (launch(c, p, x, y, n, Extreme<T, false>{lowest<T>()})) return -1;
-            return launch(c, p, x, y, n, LseSum<T>{y});
-        }
-        break;
-    default: break;
-    }
-    em__gpu_report("%s: no GPU kernel for input dtype %s", c->name, em_dtype_name((em_dtype)c->in[0].dtype));
-    return -1;
+    bool ok = ((launch(c, p, x, static_cast<typename P<T>::OT *>(out->data), out->numel, P<T>::make(out)) == 0) && ...);
+    return ok ? 0 : -1;
 }
 
-} // namespace
-
-extern "C" int em__gpu_reduce(const em_gpu_call *c, em_gpu_tensor *out) {
-    if (c->op < EM_OPS_REDUCE_BEGIN || c->op >= EM_OPS_REDUCE_END) {
-        em__gpu_report("%s: no GPU kernel", c->name);
-        return -1;
-    }
+// An entry: its passes for the input's dtype, one of the op's dtypes DT.
+#define RED_CASE(E, sfx, T, ...)                                            \
+    case E:                                                                 \
+        if constexpr ((DT & EM_DT(E)) != 0) return run<T, P...>(c, p, out); \
+        break;
+template <unsigned DT, template <class> class... P> int reduce(const em_gpu_call *c, em_gpu_tensor *out, passes<P...>) {
     if (out->numel == 0) return 0;
     const em_gpu_tensor *x = &c->in[0];
     em_reduce_plan p;
     em_reduce_plan_init(&p, x->ndim, x->shape, x->strides, (uint64_t)c->a->i[0]);
     switch (x->dtype) {
-    case EM_F32: return reduce_typed<float>(c, out, p);
-    case EM_F64: return reduce_typed<double>(c, out, p);
-    case EM_I32: return reduce_typed<int32_t>(c, out, p);
-    case EM_I64: return reduce_typed<int64_t>(c, out, p);
-    case EM_U8: return reduce_typed<uint8_t>(c, out, p);
-    default:
-        em__gpu_report("%s: no GPU kernel for input dtype %s", c->name, em_dtype_name((em_dtype)x->dtype));
-        return -1;
+        EM_FOR_NUMERIC(RED_CASE, )
+    default: break;
     }
+    em__gpu_report("%s: no GPU kernel for input dtype %s", c->name, em_dtype_name((em_dtype)x->dtype));
+    return -1;
 }
+#undef RED_CASE
+
+// Each op's passes, by its name in lib/ops/reduce.def.
+typedef passes<Sum> sum_passes;
+typedef passes<Max> max_passes;
+typedef passes<Min> min_passes;
+typedef passes<Prod> prod_passes;
+typedef passes<Max, LseSum> log_sum_exp_passes;
+typedef passes<ArgMax> argmax_passes;
+typedef passes<ArgMin> argmin_passes;
+
+} // namespace
+
+// em__gpu_<name> for each row of lib/ops/reduce.def, over the row's dtypes.
+#define EM_OP(ID, name, arity, dtypes, ...)                                    \
+    extern "C" int em__gpu_##name(const em_gpu_call *c, em_gpu_tensor *out) { \
+        return reduce<EM_DT_##dtypes>(c, out, name##_passes{});                \
+    }
+#include "ops/reduce.def"
+#undef EM_OP

@@ -21,6 +21,7 @@
 // the request is tried once more before it fails as out of memory.
 #include "broadcast.h"
 #include "common.cuh"
+#include "dtype_convert.h"
 #include "optim_math.h"
 
 #ifdef EMBER_NCCL
@@ -711,12 +712,12 @@ int em__gpu_fill(em_gpu_tensor *t, double v, int ordinal) {
     } one;
     one.d = 0;
     switch (t->dtype) {
-    case EM_F32: one.f32 = (float)v; break;
-    case EM_F64: one.f64 = v; break;
-    case EM_I32: one.i32 = em_gpu_saturate<int32_t>(v); break;
-    case EM_I64: one.i64 = em_gpu_saturate<int64_t>(v); break;
-    case EM_U8: one.b = em_gpu_saturate<uint8_t>(v); break;
-    case EM_BOOL: one.b = v != 0; break;
+    case EM_F32: one.f32 = em_convert_f32(v); break;
+    case EM_F64: one.f64 = em_convert_f64(v); break;
+    case EM_I32: one.i32 = em_convert_i32(v); break;
+    case EM_I64: one.i64 = em_convert_i64(v); break;
+    case EM_U8: one.b = em_convert_u8(v); break;
+    case EM_BOOL: one.b = em_convert_b8(v); break;
     default: em__gpu_report("fill: dtype %d has no GPU fill", t->dtype); return -1;
     }
     size_t es = em_dtype_size((em_dtype)t->dtype);

@@ -242,33 +242,29 @@ int tile_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream) {
     return em_gpu_launched(c->device, c->name);
 }
 
-// Runs F<int32_t> or F<int64_t> by the dtype of indices.
-#define BY_INDEX(F, c, out, stream) \
-    ((c)->in[(c)->n - 1].dtype == EM_I32 ? F<int32_t>(c, out, stream) : F<int64_t>(c, out, stream))
+typedef int kernel_fn(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream);
 
-} // namespace
-
-extern "C" int em__gpu_shape(const em_gpu_call *c, em_gpu_tensor *out) {
-    switch (c->op) {
-    case EM_OP_RESHAPE:
-    case EM_OP_CONCAT:
-    case EM_OP_GATHER:
-    case EM_OP_GATHER_GRAD:
-    case EM_OP_ONE_HOT:
-    case EM_OP_PAD:
-    case EM_OP_TILE: break;
-    default: em__gpu_report("%s: no GPU kernel", c->name); return -1;
-    }
+// An entry's work: f, or f64 when given and the op's last input (its indices) is not int32.
+int run(const em_gpu_call *c, em_gpu_tensor *out, kernel_fn *f, kernel_fn *f64 = nullptr) {
     if (out->numel == 0) return 0;
     cudaStream_t stream = em_gpu_stream(c->device);
     if (!stream) return -1;
-    switch (c->op) {
-    case EM_OP_RESHAPE: return reshape_gpu(c, out, stream);
-    case EM_OP_CONCAT: return concat_gpu(c, out, stream);
-    case EM_OP_GATHER: return BY_INDEX(gather_gpu, c, out, stream);
-    case EM_OP_GATHER_GRAD: return BY_INDEX(gather_grad_gpu, c, out, stream);
-    case EM_OP_ONE_HOT: return BY_INDEX(one_hot_gpu, c, out, stream);
-    case EM_OP_PAD: return pad_gpu(c, out, stream);
-    default: return tile_gpu(c, out, stream);
-    }
+    return (f64 && c->in[c->n - 1].dtype != EM_I32 ? f64 : f)(c, out, stream);
 }
+
+} // namespace
+
+// The entries of lib/ops/shape.def's computing rows.
+extern "C" int em__gpu_reshape(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, reshape_gpu); }
+extern "C" int em__gpu_concat(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, concat_gpu); }
+extern "C" int em__gpu_gather(const em_gpu_call *c, em_gpu_tensor *out) {
+    return run(c, out, gather_gpu<int32_t>, gather_gpu<int64_t>);
+}
+extern "C" int em__gpu_gather_grad(const em_gpu_call *c, em_gpu_tensor *out) {
+    return run(c, out, gather_grad_gpu<int32_t>, gather_grad_gpu<int64_t>);
+}
+extern "C" int em__gpu_one_hot(const em_gpu_call *c, em_gpu_tensor *out) {
+    return run(c, out, one_hot_gpu<int32_t>, one_hot_gpu<int64_t>);
+}
+extern "C" int em__gpu_pad(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, pad_gpu); }
+extern "C" int em__gpu_tile(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, tile_gpu); }

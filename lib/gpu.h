@@ -94,8 +94,8 @@ int em__gpu_graph_launch(em_gpu_graph *g, int ordinal);
 void em__gpu_graph_free(em_gpu_graph *g);
 
 /* One optimizer step's update of a float variable in place, the same rule
- * as lib/optim.c's CPU kernels (TensorFlow 1's update rules; read them there
- * for the exact arithmetic). The host computes the step's scalars. */
+ * as the CPU's: both call lib/optim_math.h's functions (TensorFlow 1's update
+ * rules). The host computes the step's scalars. */
 typedef enum {
     EM_UPDATE_SGD,
     EM_UPDATE_MOMENTUM,   /* slot 0: accumulator */

@@ -41,24 +41,13 @@
 #ifndef EMBER_OP_H
 #define EMBER_OP_H
 
+#include "dtype_convert.h"
 #include "ember.h"
 
 
-/* Dtype sets: EM_DT_<set> is the bitmask, EM_FOR_<set>(X, ...) calls
- * X(EM_dtype, suffix, C type, wrapping type, class, min, max, ...) for each
- * member. Classes: FLT float, SGN signed integer, UNS unsigned integer, BOL
- * bool. Integer arithmetic wraps in the unsigned type. */
+/* Dtype sets: EM_DT_<set> is the bitmask; dtype_convert.h's EM_FOR_<set>(X,
+ * ...) calls X for each member. */
 #define EM_DT(d) (1u << (d))
-#define EM_FOR_F32(X, ...) X(EM_F32, f32, float, float, FLT, 0, 0, __VA_ARGS__)
-#define EM_FOR_F64(X, ...) X(EM_F64, f64, double, double, FLT, 0, 0, __VA_ARGS__)
-#define EM_FOR_I32(X, ...) X(EM_I32, i32, int32_t, uint32_t, SGN, INT32_MIN, INT32_MAX, __VA_ARGS__)
-#define EM_FOR_I64(X, ...) X(EM_I64, i64, int64_t, uint64_t, SGN, INT64_MIN, INT64_MAX, __VA_ARGS__)
-#define EM_FOR_U8(X, ...) X(EM_U8, u8, uint8_t, uint8_t, UNS, 0, UINT8_MAX, __VA_ARGS__)
-#define EM_FOR_BOOL(X, ...) X(EM_BOOL, b8, uint8_t, uint8_t, BOL, 0, 1, __VA_ARGS__)
-#define EM_FOR_FLOATS(X, ...) EM_FOR_F32(X, __VA_ARGS__) EM_FOR_F64(X, __VA_ARGS__)
-#define EM_FOR_INDEX(X, ...) EM_FOR_I32(X, __VA_ARGS__) EM_FOR_I64(X, __VA_ARGS__)
-#define EM_FOR_NUMERIC(X, ...) EM_FOR_FLOATS(X, __VA_ARGS__) EM_FOR_INDEX(X, __VA_ARGS__) EM_FOR_U8(X, __VA_ARGS__)
-#define EM_FOR_ALL(X, ...) EM_FOR_NUMERIC(X, __VA_ARGS__) EM_FOR_BOOL(X, __VA_ARGS__)
 #define EM_DT_F32 EM_DT(EM_F32)
 #define EM_DT_F64 EM_DT(EM_F64)
 #define EM_DT_BOOL EM_DT(EM_BOOL)

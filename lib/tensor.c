@@ -455,18 +455,14 @@ double em__read(const void *p, em_dtype d) {
     }
 }
 
-/* As em_cast converts: truncates toward zero, saturates, NaN is 0 (a plain
- * C conversion of an out-of-range double is undefined behaviour). */
-#define SAT_INT(T, MN, MX, v) (isnan(v) ? (T)0 : (v) <= (double)(MN) ? (T)(MN) : (v) >= (double)(MX) ? (T)(MX) : (T)(v))
-
 void em__write(void *p, em_dtype d, double v) {
     switch (d) {
-    case EM_F32: *(float *)p = (float)v; break;
-    case EM_F64: *(double *)p = v; break;
-    case EM_I32: *(int32_t *)p = SAT_INT(int32_t, INT32_MIN, INT32_MAX, v); break;
-    case EM_I64: *(int64_t *)p = SAT_INT(int64_t, INT64_MIN, INT64_MAX, v); break;
-    case EM_U8: *(uint8_t *)p = SAT_INT(uint8_t, 0, UINT8_MAX, v); break;
-    case EM_BOOL: *(uint8_t *)p = v != 0; break;
+    case EM_F32: *(float *)p = em_convert_f32(v); break;
+    case EM_F64: *(double *)p = em_convert_f64(v); break;
+    case EM_I32: *(int32_t *)p = em_convert_i32(v); break;
+    case EM_I64: *(int64_t *)p = em_convert_i64(v); break;
+    case EM_U8: *(uint8_t *)p = em_convert_u8(v); break;
+    case EM_BOOL: *(uint8_t *)p = em_convert_b8(v); break;
     default: break;
     }
 }

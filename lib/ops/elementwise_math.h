@@ -7,8 +7,8 @@
  *   binary  OUT em_ew_name_sfx(T x, T y, const double *f)
  * OUT is SAME (T) or BOOL (uint8_t), f the call's float attributes. The body
  * sees T, U (the unsigned type integer arithmetic wraps in), IS_FLOAT,
- * IS_SIGNED and zero (T's 0); em_ew_saturate_<suffix>(v) converts a double as
- * casts do.
+ * IS_SIGNED and zero (T's 0); em_convert_<suffix>(v) (dtype_convert.h)
+ * converts a double as casts do.
  *
  * Semantics: integer arithmetic wraps modulo 2^bits; integer division
  * truncates toward zero and x/0 is 0; NaN propagates through maximum,
@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../dtype_convert.h"
 #include "../fast_math.h"
 #include "../op.h"
 
@@ -41,15 +42,6 @@
 #define EM_EW_IS_SIGNED_UNS 0
 #define EM_EW_IS_SIGNED_BOL 0
 
-/* A double to each dtype as Ember converts: floats round, integers truncate
- * toward zero and saturate at their range, NaN is 0, bool is v != 0. */
-#define EM_EW_SATURATE(E, sfx, T, U, C, MN, MX, ...)                                                                  \
-    EM_HD static inline T em_ew_saturate_##sfx(double v) {                                                             \
-        if (EM_EW_IS_FLOAT_##C) return (T)v;                                                                           \
-        if (E == EM_BOOL) return (T)(v != 0);                                                                          \
-        return v != v ? (T)0 : v <= (double)(MN) ? (T)(MN) : v >= (double)(MX) ? (T)(MX) : (T)v;                     \
-    }
-EM_FOR_ALL(EM_EW_SATURATE, )
 
 /* What a stamped body sees. */
 #define EM_EW_PRELUDE(sfx, T_, U_, C)                                                                                 \
@@ -118,8 +110,8 @@ EM_EW_1(gelu, FLOATS, SAME, return (T)0.5 * x * ((T)1 + em_math_erf(x * (T)EM_EW
  * bounds round inward and saturate to the dtype's range. */
 #define EM_EW_CLIP(E, sfx, T_, U_, C, MN, MX, ...)                                                                    \
     EM_EW_STAMP1(E, sfx, T_, U_, C, MN, MX, clip, SAME, {                                                             \
-        T lo = IS_FLOAT ? (T)f[0] : em_ew_saturate_##sfx(ceil(f[0]));                                                  \
-        T hi = IS_FLOAT ? (T)f[1] : em_ew_saturate_##sfx(floor(f[1]));                                                 \
+        T lo = IS_FLOAT ? (T)f[0] : em_convert_##sfx(ceil(f[0]));                                                  \
+        T hi = IS_FLOAT ? (T)f[1] : em_convert_##sfx(floor(f[1]));                                                 \
         T r = x < lo ? lo : x;                                                                                         \
         return r > hi ? hi : r;                                                                                        \
     })
@@ -149,7 +141,7 @@ EM_EW_1(logical_not, BOOL, BOOL, return !x;)
         (void)f;                                                                                                       \
         if (E == EM_BOOL || EM_EW_IS_BOOL_##SC) return (T)(x != 0);                                                    \
         if (EM_EW_IS_FLOAT_##C || !EM_EW_IS_FLOAT_##SC) return (T)x;                                                   \
-        return em_ew_saturate_##sfx((double)x);                                                                        \
+        return em_convert_##sfx((double)x);                                                                        \
     }
 EM_FOR_ALL(EM_EW_CAST, f32, float, FLT)
 EM_FOR_ALL(EM_EW_CAST, f64, double, FLT)
