@@ -88,7 +88,9 @@ EM_HD static inline bool em_math_isnan(uint8_t x) { return (void)x, false; }
 #define em_math_erf(x) EM_MATH_1(x, erff, erf)
 #define em_math_tanh(x) EM_MATH_1(x, em__tanhf, tanh)
 #define em_math_sqrt(x) EM_MATH_1(x, sqrtf, sqrt)
-#define em_math_fabs(x) EM_MATH_1(x, fabsf, fabs)
+/* Integers only in branches that floats take (as the C++ overloads above). */
+static inline int64_t em__fabs_integer(int64_t x) { return x; }
+#define em_math_fabs(x) _Generic((x), float: fabsf, double: fabs, default: em__fabs_integer)(x)
 #define em_math_pow(x, y) _Generic((x), float: powf, default: pow)(x, y)
 static inline bool em__isnan_float(float x) { return x != x; }
 static inline bool em__isnan_double(double x) { return x != x; }

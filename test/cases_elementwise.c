@@ -3,6 +3,8 @@
  * (abs and relu at 0, clip at its bounds) and from domain edges via lo/hi. */
 #include "common.h"
 
+#include <string.h>
+
 static em_tensor *f_add(em_tensor *const *in) { return em_add(in[0], in[1]); }
 static em_tensor *f_sub(em_tensor *const *in) { return em_sub(in[0], in[1]); }
 static em_tensor *f_mul(em_tensor *const *in) { return em_mul(in[0], in[1]); }
@@ -103,6 +105,465 @@ const gc_case gc_cases_elementwise[] = {
     {.fn = NULL},
 };
 
+/* ==== Forward cases (run by test_ops.c on every device) ====
+ * Expected values are either literals (integer arithmetic, casts, sign:
+ * worked out by hand and checked with NumPy, whose fixed-width integers wrap
+ * the same way; the formula sits beside each) or come from ref_ew/ref_where,
+ * which recompute every output element in double with libm from the values
+ * the inputs hold, with formulas written independently of the kernels'
+ * (e.g. sigmoid as 1/(1+exp(-x)), gelu with erfc). Tolerances: float64
+ * 1e-12, float32 2e-6 (relative, absolute below 1); integer and bool outputs
+ * and casts are exact. */
+
+#define TOL32 2e-6
+#define TOL64 1e-12
+#define I32MIN (-2147483648.0)
+#define I32MAX 2147483647.0
+#define I64MIN (-9223372036854775808.0) /* -2^63 */
+#define I64MAX 9223372036854775807.0    /* the double 2^63: test_ops compares int64 values as doubles */
+#define P32 4294967296.0                /* 2^32 */
+#define P40 1099511627776.0             /* 2^40 */
+#define P53 9007199254740992.0          /* 2^53 */
+#define P62 4611686018427387904.0       /* 2^62 */
+#define INF INFINITY
+#define LEAKY_ALPHA 0.2
+#define CLIP_LO (-0.45)
+#define CLIP_HI 0.55
+
+/* ---- the ops as fw_case functions ---- */
+#define W1(op) \
+    static em_tensor *w_##op(em_tensor *const *in) { return em_##op(in[0]); }
+#define W2(op) \
+    static em_tensor *w_##op(em_tensor *const *in) { return em_##op(in[0], in[1]); }
+/* The fused gradient ops have no public function. */
+#define WG(op, ID) \
+    static em_tensor *w_##op(em_tensor *const *in) { return em__apply(EM_OP_##ID, 2, in, &(em_attrs){0}); }
+#define WC(sfx, DT) \
+    static em_tensor *w_cast_##sfx(em_tensor *const *in) { return em_cast(in[0], DT); }
+W2(add) W2(sub) W2(mul) W2(div) W2(pow) W2(maximum) W2(minimum)
+W1(neg) W1(abs) W1(square) W1(sign) W1(sqrt) W1(rsqrt) W1(exp) W1(log) W1(log1p) W1(erf)
+W1(relu) W1(elu) W1(sigmoid) W1(tanh) W1(softplus) W1(gelu)
+WG(relu_grad, RELU_GRAD) WG(sigmoid_grad, SIGMOID_GRAD) WG(tanh_grad, TANH_GRAD)
+W2(equal) W2(not_equal) W2(less) W2(less_equal) W2(greater) W2(greater_equal)
+W2(logical_and) W2(logical_or) W1(logical_not)
+WC(f32, EM_F32) WC(f64, EM_F64) WC(i32, EM_I32) WC(i64, EM_I64) WC(u8, EM_U8) WC(b8, EM_BOOL)
+#define DT_f32 EM_F32
+#define DT_f64 EM_F64
+#define DT_i32 EM_I32
+#define DT_i64 EM_I64
+#define DT_u8 EM_U8
+#define DT_b8 EM_BOOL
+static em_tensor *w_leaky_relu(em_tensor *const *in) { return em_leaky_relu(in[0], LEAKY_ALPHA); }
+static em_tensor *w_clip(em_tensor *const *in) { return em_clip_by_value(in[0], CLIP_LO, CLIP_HI); }
+/* Integer clips: bounds round inward ([-2.5, 3.5] is [-2, 3]) and saturate to the dtype's range. */
+static em_tensor *w_clip_inward(em_tensor *const *in) { return em_clip_by_value(in[0], -2.5, 3.5); }
+static em_tensor *w_clip_wide(em_tensor *const *in) { return em_clip_by_value(in[0], -1e10, 1e10); }
+static em_tensor *w_clip_10_200(em_tensor *const *in) { return em_clip_by_value(in[0], 10.2, 200.7); }
+static em_tensor *w_clip_upto5(em_tensor *const *in) { return em_clip_by_value(in[0], -1e30, 5); }
+static em_tensor *w_where(em_tensor *const *in) { return em_where(in[0], in[1], in[2]); }
+/* Signed zeros, made visible as the sign of an infinity: in[1] / op(in[0]). */
+static em_tensor *w_neg_zero(em_tensor *const *in) { return em_div(in[1], em_neg(in[0])); }
+static em_tensor *w_abs_zero(em_tensor *const *in) { return em_div(in[1], em_abs(in[0])); }
+static em_tensor *w_tanh_zero(em_tensor *const *in) { return em_div(in[1], em_tanh(in[0])); }
+
+/* ---- references, in double from the values the inputs hold ---- */
+
+/* Input element i as test_ops.c's make_input stores it in the input's dtype. */
+static double held(const fw_input *in, int64_t i) {
+    double v = in->v[i];
+    switch (in->dtype) {
+    case EM_F32: return (float)v;
+    case EM_I32: return (int32_t)v;
+    case EM_I64: return (double)(int64_t)v;
+    case EM_U8: return (uint8_t)v;
+    case EM_BOOL: return v != 0;
+    default: return v;
+    }
+}
+
+/* The element of `in` that output element i (row-major in `out`) reads under NumPy broadcasting. */
+static int64_t bcast_at(const fw_input *in, em_shape out, int64_t i) {
+    int64_t at = 0, stride = 1;
+    for (int d = out.ndim - 1, e = in->shape.ndim - 1; d >= 0; d--, e--) {
+        int64_t coord = i % out.dims[d];
+        i /= out.dims[d];
+        if (e < 0) continue;
+        if (in->shape.dims[e] != 1) at += coord * stride;
+        stride *= in->shape.dims[e];
+    }
+    return at;
+}
+
+/* A double rounded to float32, overflowing to an infinity as IEEE conversion does. */
+static double to_f32(double v) {
+    if (fabs(v) >= 0x1.ffffffp127) return copysign(INFINITY, v);
+    return (float)v;
+}
+
+static double r_neg(double x) { return -x; }
+static double r_abs(double x) { return fabs(x); }
+static double r_square(double x) { return x * x; }
+static double r_rsqrt(double x) { return 1 / sqrt(x); }
+static double r_relu(double x) { return isnan(x) || x > 0 ? x : 0; }
+static double r_leaky_relu(double x) { return x < 0 ? LEAKY_ALPHA * x : x; }
+static double r_elu(double x) { return x < 0 ? exp(x) - 1 : x; }
+static double r_sigmoid(double x) { return 1 / (1 + exp(-x)); }
+/* log(1 + e^x); past 30, x + e^-x (log1p(e^-x) to double precision). */
+static double r_softplus(double x) { return x > 30 ? x + exp(-x) : log1p(exp(x)); }
+/* x Phi(x) = x erfc(-x / sqrt 2) / 2: no cancellation for negative x. */
+static double r_gelu(double x) { return 0.5 * x * erfc(-x / sqrt(2.0)); }
+static double r_clip(double x) { return isnan(x) ? x : x < CLIP_LO ? CLIP_LO : x > CLIP_HI ? CLIP_HI : x; }
+static double r_add(double x, double y) { return x + y; }
+static double r_sub(double x, double y) { return x - y; }
+static double r_mul(double x, double y) { return x * y; }
+static double r_div(double x, double y) { return x / y; }
+static double r_maximum(double x, double y) { return isnan(x) || isnan(y) ? NAN : fmax(x, y); }
+static double r_minimum(double x, double y) { return isnan(x) || isnan(y) ? NAN : fmin(x, y); }
+static double r_relu_grad(double x, double g) { return x > 0 ? g : 0; }
+static double r_sigmoid_grad(double y, double g) { return g * y * (1 - y); }
+static double r_tanh_grad(double y, double g) { return g * (1 - y * y); }
+static double r_equal(double x, double y) { return x == y; }
+static double r_not_equal(double x, double y) { return x != y; }
+static double r_less(double x, double y) { return x < y; }
+static double r_less_equal(double x, double y) { return x <= y; }
+static double r_greater(double x, double y) { return x > y; }
+static double r_greater_equal(double x, double y) { return x >= y; }
+static double r_logical_and(double x, double y) { return x != 0 && y != 0; }
+static double r_logical_or(double x, double y) { return x != 0 || y != 0; }
+static double r_logical_not(double x) { return x == 0; }
+
+typedef struct ew_ref {
+    const char *op;
+    double (*f1)(double);
+    double (*f2)(double, double);
+} ew_ref;
+static const ew_ref ew_refs[] = {
+    {"neg", r_neg, NULL},          {"abs", r_abs, NULL},
+    {"square", r_square, NULL},    {"sqrt", sqrt, NULL},
+    {"rsqrt", r_rsqrt, NULL},      {"exp", exp, NULL},
+    {"log", log, NULL},            {"log1p", log1p, NULL},
+    {"erf", erf, NULL},            {"relu", r_relu, NULL},
+    {"leaky_relu", r_leaky_relu, NULL}, {"elu", r_elu, NULL},
+    {"sigmoid", r_sigmoid, NULL},  {"tanh", tanh, NULL},
+    {"softplus", r_softplus, NULL}, {"gelu", r_gelu, NULL},
+    {"clip", r_clip, NULL},        {"logical_not", r_logical_not, NULL},
+    {"add", NULL, r_add},          {"sub", NULL, r_sub},
+    {"mul", NULL, r_mul},          {"div", NULL, r_div},
+    {"pow", NULL, pow},            {"maximum", NULL, r_maximum},
+    {"minimum", NULL, r_minimum},  {"relu_grad", NULL, r_relu_grad},
+    {"sigmoid_grad", NULL, r_sigmoid_grad}, {"tanh_grad", NULL, r_tanh_grad},
+    {"equal", NULL, r_equal},      {"not_equal", NULL, r_not_equal},
+    {"less", NULL, r_less},        {"less_equal", NULL, r_less_equal},
+    {"greater", NULL, r_greater},  {"greater_equal", NULL, r_greater_equal},
+    {"logical_and", NULL, r_logical_and}, {"logical_or", NULL, r_logical_or},
+};
+
+/* c's op applied element by element (broadcast) to the held input values,
+ * rounded to float32 for a float32 output. */
+static void ref_ew(const fw_case *c, double *expect) {
+    const ew_ref *r = NULL;
+    for (size_t k = 0; k < sizeof ew_refs / sizeof ew_refs[0] && !r; k++)
+        if (!strcmp(ew_refs[k].op, c->op)) r = &ew_refs[k];
+    ck_assert_msg(r != NULL && (c->nin == 1 ? r->f1 != NULL : r->f2 != NULL), "%s: no reference for %s", c->label,
+                  c->op);
+    for (int64_t i = 0; i < em_shape_numel(c->out_shape); i++) {
+        double x = held(&c->in[0], bcast_at(&c->in[0], c->out_shape, i)), v;
+        if (c->nin == 1) v = r->f1(x);
+        else v = r->f2(x, held(&c->in[1], bcast_at(&c->in[1], c->out_shape, i)));
+        expect[i] = c->out_dtype == EM_F32 ? to_f32(v) : v;
+    }
+}
+
+/* cond ? a : b, broadcast. */
+static void ref_where(const fw_case *c, double *expect) {
+    for (int64_t i = 0; i < em_shape_numel(c->out_shape); i++) {
+        int k = held(&c->in[0], bcast_at(&c->in[0], c->out_shape, i)) != 0 ? 1 : 2;
+        expect[i] = held(&c->in[k], bcast_at(&c->in[k], c->out_shape, i));
+    }
+}
+
+/* ---- standard inputs ---- */
+#define N(a) ((int64_t)(sizeof(a) / sizeof((a)[0])))
+/* general: signed zeros, infinities, NaN */
+static const double x_all[] = {INF, -INF, NAN, -3, -1.5, -0.5, -0.0, 0, 0.25, 1, 10, 2.5};
+/* around the domains of sqrt, rsqrt, log and log1p (-1, ±0, negatives) */
+static const double x_dom[] = {INF, NAN, -2, -1, -0.5, -0.0, 0, 1e-7, 0.25, 1, 1e10, 2.5};
+/* exp: float32 overflow past 88.72 and underflow, float64's past 709.8 and -745 */
+static const double x_exp[] = {INF, -INF, NAN, -746, -104, -87, -10, -1, -0.0, 1, 10, 88, 89, 710, 0.5};
+/* activations: saturated tails, tanh's float32 branch at |x| = 0.625 and cap at 9 */
+static const double x_act[] = {INF, -INF, NAN, -100, -20, -3, -0.7, -0.5, -0.0, 0, 0.625, 3, 9.5, 100, 0.3};
+/* gelu: no -Inf (the kernel's 0.5 x (1 + erf(x / sqrt 2)) is -Inf * 0 there) */
+static const double x_gelu[] = {INF, NAN, -6, -3, -1.5, -0.5, -0.0, 0, 0.25, 2.5, 6, 1};
+/* clip's float bounds [-0.45, 0.55], at and beyond them */
+static const double x_clip[] = {INF, -INF, NAN, -3, -0.45, -0.4, -0.0, 0.55, 0.6, 0.5};
+/* binary float ops, [3,4] with [3,4]: 0/0, Inf-Inf, Inf/Inf, x/-0, NaN on either side, pow's specials */
+static const double ba[] = {1.5, -2, 7, -7, 0, -0.0, 1, INF, INF, NAN, 1, -3};
+static const double bb[] = {2.25, 0.5, 2, 2, 0, 1, -0.0, INF, -INF, 1, NAN, 3};
+/* broadcasting: [3,1] with [4], and a scalar with [2,3] */
+static const double bcol[] = {-1.5, 0, 2};
+static const double brow[] = {NAN, 0.5, -2, 3};
+static const double bsc[] = {2.5};
+static const double bmat[] = {-1, 0, 1.5, 4, -0.0, 8};
+/* the fused gradients: x or y, and the incoming gradient g */
+static const double grelu_x[] = {INF, -INF, NAN, -1, -0.0, 0, 1e-30, 2};
+static const double gsig_y[] = {0, 0.1, 0.25, 0.5, 0.9, 1, 0.73, 0.01};
+static const double gtanh_y[] = {-1, -0.9, -0.5, 0, 0.3, 0.76, 1, 0.99};
+static const double gg[] = {1.5, 2, -3, 4, 0.5, 6, -1, 100};
+/* comparisons: NaN compares false (not_equal true), -0 == 0; signed and unsigned ordering at the extremes */
+static const double cf_a[] = {1, NAN, -0.0, INF, -INF, 2.5, 3, NAN, 1e-30, -2};
+static const double cf_b[] = {1, 1, 0, INF, 1, 2.75, 2, NAN, 0, -1};
+static const double ci32_a[] = {I32MIN, -1, 0, 5, I32MAX, 7};
+static const double ci32_b[] = {I32MAX, 0, 0, -5, I32MIN, 7};
+static const double ci64_a[] = {I64MIN, -1, 0, P62, 5, 7};
+static const double ci64_b[] = {P62, 1, 0, I64MIN, 5, 8};
+static const double cu8_a[] = {0, 255, 128, 127, 5, 5};
+static const double cu8_b[] = {255, 0, 127, 128, 5, 6};
+static const double cb_a[] = {0, 0, 1, 1};
+static const double cb_b[] = {0, 1, 0, 1};
+/* where: cond [2,3], a [2,3], b [3]; a NaN not selected must not leak */
+static const double wc[] = {1, 0, 0, 1, 1, 0};
+static const double wa_f[] = {NAN, 1.5, -0.0, INF, -2, 7};
+static const double wb_f[] = {NAN, 20, 10};
+static const double wa_i32[] = {I32MIN, 1, 2, I32MAX, -5, 6};
+static const double wa_i64[] = {I64MIN, 1, 2, P62, -5, 6};
+static const double wb_i[] = {-1, -2, -3};
+static const double wa_u8[] = {255, 1, 2, 128, 0, 6};
+static const double wb_u8[] = {7, 8, 9};
+static const double wa_b[] = {1, 1, 0, 0, 1, 1};
+static const double wb_b[] = {0, 0, 1};
+static const double wc_col[] = {0, 1}; /* cond [2,1] with a [1,3] and a scalar b */
+
+/* ---- case makers ---- */
+#define S(...) EM_SHAPE(__VA_ARGS__)
+#define S0 EM_SHAPE0
+#define NARGS(...) NARGS_(__VA_ARGS__, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+#define NARGS_(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, n, ...) n
+/* A 1-D input of dtype dt from a parenthesised list of values. */
+#define IN(dt, vals) {dt, EM_SHAPE(NARGS vals), V vals}
+/* Literal cases on 1-D inputs: unary (fn, output dtype odt) and same-dtype binary. */
+#define LIT1(op, dt, what, fn, vin, odt, vout) \
+    {#op, dt, #op " " #dt ": " what, fn, 1, {IN(dt, vin)}, odt, EM_SHAPE(NARGS vout), V vout, NULL, 0}
+#define LIT2(op, dt, what, va, vb, vout) \
+    {#op, dt, #op " " #dt ": " what, w_##op, 2, {IN(dt, va), IN(dt, vb)}, dt, EM_SHAPE(NARGS vout), V vout, NULL, 0}
+/* cast from src to dst (dtype suffixes): exact. */
+#define CAST(src, dst, what, vin, vout) \
+    {"cast", DT_##src, "cast " #src " -> " #dst ": " what, w_cast_##dst, 1, {IN(DT_##src, vin)}, DT_##dst, \
+     EM_SHAPE(NARGS vout), V vout, NULL, 0}
+/* Reference cases: unary on a standard 1-D input, in float32 and float64. */
+#define REF1(op, dt, x, tol) \
+    {#op, dt, #op " " #dt " on " #x, w_##op, 1, {{dt, S(N(x)), x}}, dt, S(N(x)), NULL, ref_ew, tol}
+#define REF1F(op, x) REF1(op, EM_F32, x, TOL32), REF1(op, EM_F64, x, TOL64)
+/* binary on a with shape sa and b with shape sb -> shape so, output dtype odt; what names the shapes */
+#define REF2O(op, dt, what, a, sa, b, sb, odt, so, tol) \
+    {#op, dt, #op " " #dt " " #a ", " #b ": " what, w_##op, 2, {{dt, sa, a}, {dt, sb, b}}, odt, so, NULL, ref_ew, tol}
+#define REF2(op, dt, what, a, sa, b, sb, so, tol) REF2O(op, dt, what, a, sa, b, sb, dt, so, tol)
+/* a binary float op: specials in both dtypes, [3,1] with [4], a scalar with [2,3] both ways */
+#define REF2F(op)                                                                                                      \
+    REF2(op, EM_F32, "[3,4]", ba, S(3, 4), bb, S(3, 4), S(3, 4), TOL32),                                               \
+        REF2(op, EM_F64, "[3,4]", ba, S(3, 4), bb, S(3, 4), S(3, 4), TOL64),                                           \
+        REF2(op, EM_F32, "[3,1] with [4]", bcol, S(3, 1), brow, S(4), S(3, 4), TOL32),                                 \
+        REF2(op, EM_F64, "[] with [2,3]", bsc, S0, bmat, S(2, 3), S(2, 3), TOL64),                                     \
+        REF2(op, EM_F64, "[2,3] with []", bmat, S(2, 3), bsc, S0, S(2, 3), TOL64)
+/* a fused gradient op in both float dtypes */
+#define REFG(op, x)                                                                                                    \
+    REF2(op, EM_F32, "1-D", x, S(N(x)), gg, S(N(gg)), S(N(x)), TOL32),                                                 \
+        REF2(op, EM_F64, "1-D", x, S(N(x)), gg, S(N(gg)), S(N(x)), TOL64)
+/* a comparison in every dtype (bool output) */
+#define CMP1(op, dt, a, b) REF2O(op, dt, "1-D", a, S(N(a)), b, S(N(b)), EM_BOOL, S(N(a)), 0)
+#define CMP(op)                                                                                                        \
+    CMP1(op, EM_F32, cf_a, cf_b), CMP1(op, EM_F64, cf_a, cf_b), CMP1(op, EM_I32, ci32_a, ci32_b),                      \
+        CMP1(op, EM_I64, ci64_a, ci64_b), CMP1(op, EM_U8, cu8_a, cu8_b), CMP1(op, EM_BOOL, cb_a, cb_b)
+#define WHERE(dt, a, b) \
+    {"where", dt, "where " #dt " [2,3] ? " #a " [2,3] : " #b " [3]", w_where, 3, \
+     {{EM_BOOL, S(2, 3), wc}, {dt, S(2, 3), a}, {dt, S(3), b}}, dt, S(2, 3), NULL, ref_where, 0}
+#define WHERE_BC(dt, a, b) \
+    {"where", dt, "where " #dt " [2,1] ? [1,3] : []", w_where, 3, \
+     {{EM_BOOL, S(2, 1), wc_col}, {dt, S(1, 3), a}, {dt, S0, b}}, dt, S(2, 3), NULL, ref_where, 0}
+
+static em_tensor *w_abs_of_sum(em_tensor *const *in) { return em_abs(em_add(in[0], in[1])); }
+
 const fw_case fw_cases_elementwise[] = {
+    /* ---- float binary arithmetic (reference) ---- */
+    REF2F(add), REF2F(sub), REF2F(mul), REF2F(div), REF2F(pow), REF2F(maximum), REF2F(minimum),
+    REF2(add, EM_F32, "[3,1,1] with [2,3]", bcol, S(3, 1, 1), bmat, S(2, 3), S(3, 2, 3), TOL32),
+
+    /* ---- integer binary arithmetic: wraps modulo 2^bits (np.int32/np.int64/np.uint8 arithmetic) ---- */
+    LIT2(add, EM_I32, "wraps", (I32MAX, I32MIN, -5, 100, 0, -1), (1, -1, 3, -200, 0, -1),
+         (I32MIN, I32MAX, -2, -100, 0, -2)),
+    LIT2(add, EM_I64, "wraps", (I64MIN, P62, P62, -7, 0), (-1, P62, -P62, 3, 0), (I64MAX, I64MIN, 0, -4, 0)),
+    LIT2(add, EM_U8, "255 + 1 wraps", (255, 200, 0, 128, 1), (1, 100, 0, 128, 2), (0, 44, 0, 0, 3)),
+    LIT2(sub, EM_I32, "wraps", (I32MIN, I32MAX, 0, 5), (1, -1, I32MIN, 7), (I32MAX, I32MIN, I32MIN, -2)),
+    LIT2(sub, EM_I64, "wraps", (I64MIN, 0, P62, 10), (1, I64MIN, -P62, 3), (I64MAX, I64MIN, I64MIN, 7)),
+    LIT2(sub, EM_U8, "0 - 1 wraps", (0, 5, 100, 255), (1, 10, 100, 0), (255, 251, 0, 255)),
+    /* 65537^2 = 2^32 + 2^17 + 1; 46341^2 = 2147488281 = 2^32 - 2147479015 */
+    LIT2(mul, EM_I32, "wraps", (65536, 65537, -3, I32MIN, 46341, -7), (65536, 65537, 4, -1, 46341, 0),
+         (0, 131073, -12, I32MIN, -2147479015, 0)),
+    /* 3037000500^2 = 9223372037000250000 = 2^64 - 9223372036709301616 */
+    LIT2(mul, EM_I64, "wraps", (P32, P62, I64MIN, 3037000500, -6), (P32, 4, -1, 3037000500, 7),
+         (0, 0, I64MIN, -9223372036709301616.0, -42)),
+    LIT2(mul, EM_U8, "wraps", (16, 17, 255, 3, 0), (16, 17, 255, 5, 9), (0, 33, 1, 15, 0)),
+    /* C division: truncates toward zero, x/0 = 0, MIN / -1 = MIN (wraps) */
+    LIT2(div, EM_I32, "truncation, /0, MIN/-1", (7, -7, 7, -7, 5, I32MIN, I32MIN, 0, 6, -1, I32MAX),
+         (2, 2, -2, -2, 0, -1, 1, 3, -1, 0, -1), (3, -3, -3, 3, 0, I32MIN, I32MIN, 0, -6, 0, -I32MAX)),
+    LIT2(div, EM_I64, "truncation, /0, MIN/-1", (7, -7, I64MIN, I64MIN, 9, -9, 1e18), (-2, 2, -1, 2, 0, 0, -1e9),
+         (-3, -3, I64MIN, -P62, 0, 0, -1e9)),
+    LIT2(div, EM_U8, "truncation, /0, /255", (7, 255, 200, 254, 255, 9), (2, 0, 3, 255, 255, 10), (3, 0, 66, 0, 1, 0)),
+    LIT2(maximum, EM_I32, "signed", (I32MIN, -1, 5, 0, 3), (I32MAX, -2, 5, I32MIN, -3), (I32MAX, -1, 5, 0, 3)),
+    LIT2(maximum, EM_I64, "signed", (I64MIN, P62, -1, 3), (P62, I64MIN, 1, 3), (P62, P62, 1, 3)),
+    LIT2(maximum, EM_U8, "unsigned", (0, 255, 128, 127, 9), (255, 0, 127, 128, 9), (255, 255, 128, 128, 9)),
+    LIT2(minimum, EM_I32, "signed", (I32MIN, -1, 5, 0, 3), (I32MAX, -2, 5, I32MIN, -3), (I32MIN, -2, 5, I32MIN, -3)),
+    LIT2(minimum, EM_I64, "signed", (I64MIN, P62, -1, 3), (P62, I64MIN, 1, 3), (I64MIN, I64MIN, -1, 3)),
+    LIT2(minimum, EM_U8, "unsigned", (0, 255, 128, 127, 9), (255, 0, 127, 128, 9), (0, 0, 127, 127, 9)),
+    /* integer broadcasting */
+    {"add", EM_I32, "add i32 [3,1] + [4], wrapping", w_add, 2,
+     {{EM_I32, S(3, 1), V(0, 10, I32MAX)}, IN(EM_I32, (1, -1, 2, -3))},
+     EM_I32, S(3, 4), V(1, -1, 2, -3, 11, 9, 12, 7, I32MIN, 2147483646, -2147483647, 2147483644), NULL, 0},
+    {"sub", EM_U8, "sub u8 scalar - [4]", w_sub, 2, {{EM_U8, S0, V(3)}, IN(EM_U8, (0, 3, 4, 255))}, EM_U8, S(4),
+     V(3, 0, 255, 4), NULL, 0},
+    {"div", EM_I64, "div i64 [2,1] / [1,3]", w_div, 2,
+     {{EM_I64, S(2, 1), V(-7, I64MIN)}, {EM_I64, S(1, 3), V(2, 0, -1)}},
+     EM_I64, S(2, 3), V(-3, 0, 7, -P62, 0, I64MIN), NULL, 0},
+    {"mul", EM_U8, "mul u8 [2,1] * []", w_mul, 2, {{EM_U8, S(2, 1), V(100, 7)}, {EM_U8, S0, V(3)}}, EM_U8, S(2, 1),
+     V(44, 21), NULL, 0},
+
+    /* ---- empty tensors ---- */
+    {"neg", EM_F32, "neg f32 empty [2,0]", w_neg, 1, {{EM_F32, S(2, 0), V(0)}}, EM_F32, S(2, 0), V(0), NULL, 0},
+    {"add", EM_F64, "add f64 empty [0,3] + [3]", w_add, 2, {{EM_F64, S(0, 3), V(0)}, IN(EM_F64, (1, 2, 3))}, EM_F64,
+     S(0, 3), V(0), NULL, 0},
+    {"mul", EM_I32, "mul i32 empty [3,0] * [3,1]", w_mul, 2, {{EM_I32, S(3, 0), V(0)}, {EM_I32, S(3, 1), V(1, 2, 3)}},
+     EM_I32, S(3, 0), V(0), NULL, 0},
+
+    /* ---- unary arithmetic ---- */
+    REF1F(neg, x_all), REF1F(abs, x_all), REF1F(square, x_all),
+    LIT1(neg, EM_I32, "MIN wraps", w_neg, (I32MIN, I32MAX, -5, 0, 7), EM_I32, (I32MIN, -I32MAX, 5, 0, -7)),
+    LIT1(neg, EM_I64, "MIN wraps", w_neg, (I64MIN, P62, -5, 0), EM_I64, (I64MIN, -P62, 5, 0)),
+    LIT1(neg, EM_U8, "wraps mod 256", w_neg, (0, 1, 255, 128, 5), EM_U8, (0, 255, 1, 128, 251)),
+    LIT1(abs, EM_I32, "abs(MIN) wraps", w_abs, (I32MIN, I32MAX, -5, 0, 7, -I32MAX), EM_I32,
+         (I32MIN, I32MAX, 5, 0, 7, I32MAX)),
+    LIT1(abs, EM_I64, "abs(MIN) wraps", w_abs, (I64MIN, -P62, 5, 0, -P53), EM_I64, (I64MIN, P62, 5, 0, P53)),
+    LIT1(abs, EM_U8, "unsigned: identity", w_abs, (0, 1, 255, 128), EM_U8, (0, 1, 255, 128)),
+    /* an int64 beyond 2^53 is made by an op (inputs come from doubles); its |x| must not go through a double */
+    {"abs", EM_I64, "abs i64 of INT64_MIN + 1 is INT64_MAX", w_abs_of_sum, 2, {IN(EM_I64, (I64MIN)), IN(EM_I64, (1))},
+     EM_I64, S(1), V(I64MAX), NULL, 0},
+    LIT1(square, EM_I32, "wraps", w_square, (46341, -46341, 65536, -3, 0, I32MIN), EM_I32,
+         (-2147479015, -2147479015, 0, 9, 0, 0)),
+    LIT1(square, EM_I64, "wraps", w_square, (P32, -3, 3037000500, I64MIN), EM_I64, (0, 9, -9223372036709301616.0, 0)),
+    LIT1(square, EM_U8, "wraps", w_square, (0, 3, 15, 16, 255), EM_U8, (0, 9, 225, 0, 1)),
+    /* sign: NaN stays NaN, sign(±0) = 0, sign(±Inf) = ±1 (np.sign) */
+    LIT1(sign, EM_F32, "NaN, zeros, infinities", w_sign, (-3, -0.0, 0, 2.5, INF, -INF, NAN, 1e-30), EM_F32,
+         (-1, 0, 0, 1, 1, -1, NAN, 1)),
+    LIT1(sign, EM_F64, "NaN, zeros, infinities", w_sign, (-3, -0.0, 0, 2.5, INF, -INF, NAN, 1e-300, -5e-324), EM_F64,
+         (-1, 0, 0, 1, 1, -1, NAN, 1, -1)),
+    LIT1(sign, EM_I32, "extremes", w_sign, (I32MIN, -5, 0, 7, I32MAX), EM_I32, (-1, -1, 0, 1, 1)),
+    LIT1(sign, EM_I64, "extremes", w_sign, (I64MIN, -5, 0, P62), EM_I64, (-1, -1, 0, 1)),
+    LIT1(sign, EM_U8, "unsigned", w_sign, (0, 1, 255, 128), EM_U8, (0, 1, 1, 1)),
+    /* signed zeros, seen through 1 / y */
+    {"neg", EM_F64, "neg f64 flips the zero's sign: 1 / neg([0, -0])", w_neg_zero, 2,
+     {IN(EM_F64, (0.0, -0.0, 2)), IN(EM_F64, (1, 1, 1))},
+     EM_F64, S(3), V(-INF, INF, -0.5), NULL, 0},
+    {"abs", EM_F32, "abs f32 clears the zero's sign: 1 / abs([-0, 0])", w_abs_zero, 2,
+     {IN(EM_F32, (-0.0, 0.0, -2)), IN(EM_F32, (1, 1, 1))}, EM_F32, S(3), V(INF, INF, 0.5), NULL, 0},
+    {"tanh", EM_F32, "tanh f32 keeps the zero's sign: 1 / tanh([-0, 0])", w_tanh_zero, 2,
+     {IN(EM_F32, (-0.0, 0.0, 1e-30)), IN(EM_F32, (1, 1, 1e-30))}, EM_F32, S(3), V(-INF, INF, 1), NULL, 0},
+    {"tanh", EM_F64, "tanh f64 keeps the zero's sign: 1 / tanh([-0, 0])", w_tanh_zero, 2,
+     {IN(EM_F64, (-0.0, 0.0, 1e-300)), IN(EM_F64, (1, 1, 1e-300))}, EM_F64, S(3), V(-INF, INF, 1), NULL, 0},
+
+    /* ---- math functions (reference: libm in double) ---- */
+    REF1F(sqrt, x_dom), REF1F(rsqrt, x_dom), REF1F(exp, x_exp), REF1F(log, x_dom), REF1F(log1p, x_dom),
+    REF1F(erf, x_all),
+    {"exp", EM_F64, "exp f64 [2,3]", w_exp, 1, {{EM_F64, S(2, 3), bmat}}, EM_F64, S(2, 3), NULL, ref_ew, TOL64},
+
+    /* ---- activations and their fused gradients ---- */
+    REF1F(relu, x_act), REF1F(leaky_relu, x_act), REF1F(elu, x_act), REF1F(sigmoid, x_act), REF1F(tanh, x_act),
+    REF1F(softplus, x_act), REF1F(gelu, x_gelu), REF1F(erf, x_act),
+    REFG(relu_grad, grelu_x), REFG(sigmoid_grad, gsig_y), REFG(tanh_grad, gtanh_y),
+    REF2(sigmoid_grad, EM_F64, "[2,4] with []", gsig_y, S(2, 4), bsc, S0, S(2, 4), TOL64),
+    REF2(relu_grad, EM_F32, "[2,4] with [4]", grelu_x, S(2, 4), brow, S(4), S(2, 4), TOL32),
+
+    /* ---- clip: NaN passes; integer bounds round inward and saturate ---- */
+    REF1F(clip, x_clip),
+    LIT1(clip, EM_I32, "[-2.5, 3.5] is [-2, 3]", w_clip_inward, (-5, -2, -1, 0, 3, 4, I32MIN, I32MAX), EM_I32,
+         (-2, -2, -1, 0, 3, 3, -2, 3)),
+    LIT1(clip, EM_I32, "[-1e10, 1e10] saturates to the range", w_clip_wide, (I32MIN, -1, 0, I32MAX), EM_I32,
+         (I32MIN, -1, 0, I32MAX)),
+    LIT1(clip, EM_I64, "[-2.5, 3.5] is [-2, 3]", w_clip_inward, (I64MIN, -3, -2, 0, 3, 4, P62), EM_I64,
+         (-2, -2, -2, 0, 3, 3, 3)),
+    LIT1(clip, EM_I64, "[-1e30, 5]: lo saturates to MIN", w_clip_upto5, (I64MIN, -7, 5, 6, P62), EM_I64,
+         (I64MIN, -7, 5, 5, 5)),
+    LIT1(clip, EM_U8, "[10.2, 200.7] is [11, 200]", w_clip_10_200, (0, 10, 11, 12, 200, 201, 255), EM_U8,
+         (11, 11, 11, 12, 200, 200, 200)),
+    LIT1(clip, EM_U8, "[-1e10, 1e10] saturates to [0, 255]", w_clip_wide, (0, 1, 254, 255), EM_U8, (0, 1, 254, 255)),
+
+    /* ---- where (reference: select), broadcasting ---- */
+    WHERE(EM_F32, wa_f, wb_f), WHERE(EM_F64, wa_f, wb_f), WHERE(EM_I32, wa_i32, wb_i), WHERE(EM_I64, wa_i64, wb_i),
+    WHERE(EM_U8, wa_u8, wb_u8), WHERE(EM_BOOL, wa_b, wb_b),
+    WHERE_BC(EM_F32, wb_f, bsc), WHERE_BC(EM_I64, wb_i, V(I64MIN)), WHERE_BC(EM_BOOL, wb_b, V(1)),
+
+    /* ---- comparisons (bool output) and logic ---- */
+    CMP(equal), CMP(not_equal), CMP(less), CMP(less_equal), CMP(greater), CMP(greater_equal),
+    REF2O(less, EM_I32, "[2,3] with [3]", ci32_a, S(2, 3), wb_i, S(3), EM_BOOL, S(2, 3), 0),
+    REF2O(greater_equal, EM_F64, "[] with [2,3]", bsc, S0, bmat, S(2, 3), EM_BOOL, S(2, 3), 0),
+    REF2O(equal, EM_BOOL, "[2,1,2] with [3,1]", cb_a, S(2, 1, 2), wb_b, S(3, 1), EM_BOOL, S(2, 3, 2), 0),
+    REF2O(logical_and, EM_BOOL, "[4]", cb_a, S(4), cb_b, S(4), EM_BOOL, S(4), 0),
+    REF2O(logical_or, EM_BOOL, "[4]", cb_a, S(4), cb_b, S(4), EM_BOOL, S(4), 0),
+    REF2O(logical_and, EM_BOOL, "[2,1] with [3]", wc_col, S(2, 1), wb_b, S(3), EM_BOOL, S(2, 3), 0),
+    REF2O(logical_or, EM_BOOL, "[] with [2,2]", wb_b, S0, cb_a, S(2, 2), EM_BOOL, S(2, 2), 0),
+    {"logical_not", EM_BOOL, "logical_not bool", w_logical_not, 1, {IN(EM_BOOL, (0, 1, 1, 0))}, EM_BOOL, S(4),
+     V(1, 0, 0, 1), NULL, 0},
+
+    /* ---- cast: every source to every target. Floats to integers truncate, saturate and take NaN to 0;
+     * integers to integers wrap (np.astype); anything to bool is x != 0 (NaN is true); float32 values
+     * are the doubles np.float32(v) holds. ---- */
+    CAST(f32, f64, "exact", (1.5, -2.25, 0.1, 1e-40, 3.4028234663852886e38, INF, -INF, NAN, -0.0),
+         (1.5, -2.25, 0.10000000149011612, 9.99994610111476e-41, 3.4028234663852886e38, INF, -INF, NAN, -0.0)),
+    CAST(f32, f32, "identity", (INF, NAN, -0.0, 1.5), (INF, NAN, -0.0, 1.5)),
+    CAST(f32, i32, "truncates, saturates, NaN is 0",
+         (1.9, -1.9, 3e9, -3e9, NAN, INF, -INF, 2147483520, I32MIN, 0.5, I32MAX),
+         (1, -1, I32MAX, I32MIN, 0, I32MAX, I32MIN, 2147483520, I32MIN, 0, I32MAX)),
+    CAST(f32, i64, "truncates, saturates, NaN is 0", (1e19, -1e19, NAN, -2.5, P40, INF, -INF),
+         (I64MAX, I64MIN, 0, -2, P40, I64MAX, I64MIN)),
+    CAST(f32, u8, "truncates, saturates, NaN is 0", (-1, 255.9, 256, 300, 1.5, NAN, -0.5, INF, 128),
+         (0, 255, 255, 255, 1, 0, 0, 255, 128)),
+    CAST(f32, b8, "x != 0", (0, -0.0, 0.5, NAN, INF, 1e-45, -3), (0, 0, 1, 1, 1, 1, 1)),
+    CAST(f64, f32, "rounds, overflows to Inf", (0.1, 1e39, -1e39, 1e-50, NAN, 1.0000000001, -0.0, 16777217),
+         (0.10000000149011612, INF, -INF, 0, NAN, 1, -0.0, 16777216)),
+    CAST(f64, f64, "identity", (-INF, NAN, -0.0, 1.5), (-INF, NAN, -0.0, 1.5)),
+    CAST(f64, i32, "truncates, saturates, NaN is 0",
+         (2147483647.5, 2147483648, -2147483649, -2147483648.9, NAN, 1e300, -7.9, INF, -INF, 0.999),
+         (I32MAX, I32MAX, I32MIN, I32MIN, 0, I32MAX, -7, I32MAX, I32MIN, 0)),
+    /* 9223372036854774784 is the largest double below 2^63 */
+    CAST(f64, i64, "truncates, saturates, NaN is 0",
+         (9.3e18, 9223372036854775808.0, I64MIN, -1e300, NAN, 9007199254740994, -0.99, 9223372036854774784.0),
+         (I64MAX, I64MAX, I64MIN, I64MIN, 0, 9007199254740994, 0, 9223372036854774784.0)),
+    CAST(f64, u8, "truncates, saturates, NaN is 0", (256, -0.1, 254.99, NAN, INF, -INF, 1e10, 77.7),
+         (255, 0, 254, 0, 255, 0, 255, 77)),
+    CAST(f64, b8, "x != 0", (0, -0.0, NAN, 1e-300, -INF, 5e-324), (0, 0, 1, 1, 1, 1)),
+    CAST(i32, f64, "exact", (I32MIN, I32MAX, -1, 0, 123456789), (I32MIN, I32MAX, -1, 0, 123456789)),
+    /* np.int32([16777217, 2147483647, -3, 16777219]).astype(np.float32) */
+    CAST(i32, f32, "rounds to nearest even", (16777217, I32MAX, -3, 16777219), (16777216, 2147483648.0, -3, 16777220)),
+    CAST(i32, i32, "identity", (I32MIN, -1, I32MAX), (I32MIN, -1, I32MAX)),
+    CAST(i32, i64, "sign-extends", (I32MIN, -1, I32MAX, 0), (I32MIN, -1, I32MAX, 0)),
+    /* np.int32([256, -1, 300, -256, 255, -129]).astype(np.uint8) */
+    CAST(i32, u8, "wraps", (256, -1, 300, -256, 255, -129), (0, 255, 44, 0, 255, 127)),
+    CAST(i32, b8, "x != 0, not the low byte", (0, -1, 256, I32MIN), (0, 1, 1, 1)),
+    CAST(i64, f64, "exact", (I64MIN, P62, -5, 0, P53), (I64MIN, P62, -5, 0, P53)),
+    CAST(i64, f32, "rounds", (16777217, I64MIN, 1099511627777), (16777216, I64MIN, P40)),
+    /* np.int64([2**32+5, 2**31, -2**31-1, -1, 2**33-1, 2**62]).astype(np.int32) */
+    CAST(i64, i32, "wraps", (P32 + 5, 2147483648, -2147483649, -1, 8589934591, P62), (5, I32MIN, I32MAX, -1, -1, 0)),
+    CAST(i64, i64, "identity", (I64MIN, -1, P62), (I64MIN, -1, P62)),
+    CAST(i64, u8, "wraps", (-1, 1099511627783, 511, 256), (255, 7, 255, 0)),
+    CAST(i64, b8, "x != 0, not the low bits", (P40, 0, I64MIN, 256), (1, 0, 1, 1)),
+    CAST(u8, f64, "no sign extension", (0, 1, 127, 128, 255), (0, 1, 127, 128, 255)),
+    CAST(u8, f32, "no sign extension", (0, 128, 255), (0, 128, 255)),
+    CAST(u8, i32, "no sign extension", (0, 128, 255), (0, 128, 255)),
+    CAST(u8, i64, "no sign extension", (0, 128, 255), (0, 128, 255)),
+    CAST(u8, u8, "identity", (0, 128, 255), (0, 128, 255)),
+    CAST(u8, b8, "x != 0", (0, 1, 2, 255), (0, 1, 1, 1)),
+    CAST(b8, f64, "0 and 1", (0, 1, 1), (0, 1, 1)),
+    CAST(b8, f32, "0 and 1", (1, 0), (1, 0)),
+    CAST(b8, i32, "0 and 1", (1, 0), (1, 0)),
+    CAST(b8, i64, "0 and 1", (1, 0), (1, 0)),
+    CAST(b8, u8, "0 and 1", (1, 0), (1, 0)),
+    CAST(b8, b8, "identity", (1, 0), (1, 0)),
     {.fn = NULL},
 };

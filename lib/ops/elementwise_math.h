@@ -78,7 +78,12 @@ EM_EW_2(pow, FLOATS, SAME, return em_math_pow(x, y);)
 EM_EW_2(maximum, NUMERIC, SAME, return x >= y || em_math_isnan(x) ? x : y;)
 EM_EW_2(minimum, NUMERIC, SAME, return x <= y || em_math_isnan(x) ? x : y;)
 EM_EW_1(neg, NUMERIC, SAME, return IS_FLOAT ? -x : (T)(0 - (U)x);)
-EM_EW_1(abs, NUMERIC, SAME, return IS_FLOAT ? em_math_fabs(x) : x < zero ? (T)(0 - (U)x) : x;)
+/* Not one ?: : in C, fabs's double would be the whole expression's type and
+ * round int64 values. */
+EM_EW_1(abs, NUMERIC, SAME, {
+    if (IS_FLOAT) return em_math_fabs(x);
+    return x < zero ? (T)(0 - (U)x) : x;
+})
 EM_EW_1(square, NUMERIC, SAME, return (T)((U)x * (U)x);)
 EM_EW_1(sign, NUMERIC, SAME, return em_math_isnan(x) ? x : (T)((x > zero) - (x < zero));)
 

@@ -1,9 +1,21 @@
-/* The public ops on fuzzed arguments: the input picks up to six ops in a
+/* The public ops on fuzzed arguments: the input names up to six ops in a
  * chain, each with fuzzed operands (any dtype, rank 0..4, small or empty
  * dims, strided views, earlier results) and fuzzed shape, axis, permutation,
  * slice, padding, stride and size arguments (small, negative or extreme).
  * Under a tape when asked, then gradients of the last float result. Every
- * call gives a valid tensor or NULL with a message. */
+ * call gives a valid tensor or NULL with a message.
+ *
+ * The input: a flags byte (bit 0: run under a tape, bit 1: a persistent one;
+ * the byte also seeds the random ops), a byte n for 1 + n % 6 steps, then
+ * each step: its op's name, ended by a NUL byte (or the input's end), and
+ * the arguments its handler reads. A name not in ops_table skips the step.
+ * Steps name their ops, never number them, so adding an op leaves what the
+ * stored corpus means unchanged; libFuzzer learns the names from the strcmp
+ * against the table. The table: every elementwise op with a plain public
+ * function (api PLAIN in lib/ops/elementwise.def, by arity), then the
+ * hand-written handlers, keyed by the op's name (lib/ops/<family>.def) or,
+ * for a public function that is not one op, the function's name without
+ * em_ (mean, expand_dims, add_scalar, get ...). */
 #include "fuzz.h"
 
 #include <limits.h>
@@ -89,219 +101,383 @@ static void ops_i64s(fz *f, int n, int64_t *out) {
     for (int i = 0; i < n; i++) out[i] = fz_i64(f);
 }
 
+typedef struct op_entry op_entry;
 typedef em_tensor *(*unary_fn)(em_tensor *);
 typedef em_tensor *(*binary_fn)(em_tensor *, em_tensor *);
+typedef em_tensor *(*ternary_fn)(em_tensor *, em_tensor *, em_tensor *);
 typedef em_tensor *(*reduce_fn)(em_tensor *, int, const int *, bool);
+typedef em_tensor *(*axis_fn)(em_tensor *, int);
+typedef em_tensor *(*scalar_fn)(em_tensor *, double);
+typedef em_tensor *(*make_fn)(em_dtype, em_shape);
 typedef em_tensor *(*random_fn)(em_dtype, em_shape, double, double);
 typedef em_tensor *(*pool_fn)(em_tensor *, const int *, const int *, em_padding);
 
-static const unary_fn unary[] = {
-    em_neg,  em_abs,  em_square,  em_sign,     em_sqrt, em_rsqrt, em_exp,  em_log,           em_log1p, em_erf,
-    em_relu, em_elu,  em_sigmoid, em_tanh,     em_softplus, em_gelu, em_logical_not, em_copy, em_stop_gradient,
+/* One named step: run reads the op's arguments and calls it (with the entry's
+ * function, for handlers shared by ops of one signature); NULL on failure.
+ * Handlers read at most one argument within a call's argument list: C leaves
+ * their order open, and gcc (the replay) and clang (the fuzzer) differ. */
+struct op_entry {
+    const char *name;
+    em_tensor *(*run)(ops_state *s, const op_entry *e);
+    unary_fn unary;
+    binary_fn binary;
+    ternary_fn ternary;
+    reduce_fn reduce;
+    axis_fn axis;
+    scalar_fn scalar;
+    make_fn make;
+    random_fn random;
+    pool_fn pool;
 };
-static const binary_fn binary[] = {
-    em_add,   em_sub,      em_mul,           em_div,        em_pow,         em_maximum,
-    em_minimum, em_equal,  em_not_equal,     em_less,       em_less_equal,  em_greater,
-    em_greater_equal, em_logical_and, em_logical_or, em_matmul, em_bias_add,
-    em_sigmoid_cross_entropy_with_logits, em_softmax_cross_entropy_with_logits,
-    em_sparse_softmax_cross_entropy_with_logits,
-};
-static const reduce_fn reduce[] = {em_sum, em_mean, em_max, em_min, em_prod, em_log_sum_exp};
-static const random_fn random_ops[] = {em_random_normal, em_random_uniform, em_truncated_normal};
 
-#define COUNT(a) ((unsigned)(sizeof(a) / sizeof((a)[0])))
+static em_tensor *run_unary(ops_state *s, const op_entry *e) { return e->unary(ops_arg(s)); }
 
-/* Runs one fuzzed op; returns its result (or NULL). */
-static em_tensor *ops_one(ops_state *s) {
+static em_tensor *run_binary(ops_state *s, const op_entry *e) {
+    em_tensor *a = ops_arg(s);
+    return e->binary(a, ops_arg(s));
+}
+
+static em_tensor *run_ternary(ops_state *s, const op_entry *e) {
+    em_tensor *a = ops_arg(s), *b = ops_arg(s);
+    return e->ternary(a, b, ops_arg(s));
+}
+
+static em_tensor *run_reduce(ops_state *s, const op_entry *e) {
     fz *f = &s->f;
     int ints[2 * EM_MAX_DIMS + 2];
-    int64_t i64[2 * EM_MAX_DIMS + 2], i64b[EM_MAX_DIMS + 2];
+    em_tensor *x = ops_arg(s);
+    int n = (int)(fz_u8(f) % 10) - 1;
+    ops_ints(f, n > 0 ? n : 0, ints);
+    return e->reduce(x, n, n > 0 ? ints : NULL, fz_u8(f) & 1);
+}
+
+/* argmax, argmin, softmax, log_softmax */
+static em_tensor *run_axis(ops_state *s, const op_entry *e) {
+    em_tensor *x = ops_arg(s);
+    return e->axis(x, ops_int(&s->f));
+}
+
+/* add_scalar, mul_scalar, leaky_relu, dropout, clip_by_norm */
+static em_tensor *run_scalar(ops_state *s, const op_entry *e) {
+    em_tensor *x = ops_arg(s);
+    return e->scalar(x, ops_double(&s->f));
+}
+
+static em_tensor *run_matmul(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *a = ops_arg(s), *b = ops_arg(s);
+    unsigned k = fz_u8(&s->f);
+    return em_matmul_t(a, b, k & 1, k & 2);
+}
+
+static em_tensor *run_cast(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s);
+    return em_cast(x, (em_dtype)(fz_u8(&s->f) % (EM_DTYPE_COUNT + 1)));
+}
+
+static em_tensor *run_clip(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s);
+    double lo = ops_double(&s->f);
+    return em_clip_by_value(x, lo, ops_double(&s->f));
+}
+
+static em_tensor *run_reshape(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s);
+    return em_reshape(x, ops_shape(&s->f));
+}
+
+static em_tensor *run_broadcast_to(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s);
+    return em_broadcast_to(x, ops_shape(&s->f));
+}
+
+static em_tensor *run_transpose(ops_state *s, const op_entry *e) {
+    (void)e;
+    int ints[2 * EM_MAX_DIMS + 2];
+    em_tensor *x = ops_arg(s);
+    int n = (int)(fz_u8(&s->f) % 11) - 1;
+    ops_ints(&s->f, n > 0 ? n : 0, ints);
+    return em_transpose(x, n, n > 0 ? ints : NULL);
+}
+
+static em_tensor *run_expand_dims(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s);
+    return em_expand_dims(x, ops_int(&s->f));
+}
+
+static em_tensor *run_squeeze(ops_state *s, const op_entry *e) {
+    (void)e;
+    int ints[2 * EM_MAX_DIMS + 2];
+    em_tensor *x = ops_arg(s);
+    int n = (int)(fz_u8(&s->f) % 11) - 1;
+    ops_ints(&s->f, n > 0 ? n : 0, ints);
+    return em_squeeze(x, n, n > 0 ? ints : NULL);
+}
+
+static em_tensor *run_concat(ops_state *s, const op_entry *e) {
+    (void)e;
+    fz *f = &s->f;
+    em_tensor *xs[4];
+    int n = (int)(fz_u8(f) % 5);
+    for (int i = 0; i < n; i++) xs[i] = fz_u8(f) % 16 ? ops_arg(s) : NULL;
+    return em_concat(n, xs, ops_int(f));
+}
+
+static em_tensor *run_split(ops_state *s, const op_entry *e) {
+    (void)e;
     em_tensor *outs[4] = {NULL};
-    unsigned op = fz_u8(f) % 36;
-    switch (op) {
-    case 0: return unary[fz_u8(f) % COUNT(unary)](ops_arg(s));
-    case 1: {
-        binary_fn fn = binary[fz_u8(f) % COUNT(binary)];
-        em_tensor *a = ops_arg(s);
-        return fn(a, ops_arg(s));
+    em_tensor *x = ops_arg(s);
+    int n = (int)(fz_u8(&s->f) % 6) - 1, axis = ops_int(&s->f);
+    return em_split(x, n, axis, outs) ? NULL : outs[0];
+}
+
+static em_tensor *run_split_sizes(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *outs[4] = {NULL};
+    int64_t sizes[4];
+    em_tensor *x = ops_arg(s);
+    int n = (int)(fz_u8(&s->f) % 5);
+    ops_i64s(&s->f, n, sizes);
+    return em_split_sizes(x, n, sizes, ops_int(&s->f), outs) ? NULL : n ? outs[0] : em_copy(x);
+}
+
+static em_tensor *run_slice(ops_state *s, const op_entry *e) {
+    (void)e;
+    int64_t begin[EM_MAX_DIMS], len[EM_MAX_DIMS];
+    em_tensor *x = ops_arg(s);
+    ops_i64s(&s->f, EM_MAX_DIMS, begin);
+    ops_i64s(&s->f, EM_MAX_DIMS, len);
+    return em_slice(x, begin, len);
+}
+
+static em_tensor *run_gather(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *p = ops_arg(s), *idx = ops_arg(s);
+    return em_gather(p, idx, ops_int(&s->f));
+}
+
+static em_tensor *run_one_hot(ops_state *s, const op_entry *e) {
+    (void)e;
+    fz *f = &s->f;
+    em_tensor *idx = ops_arg(s);
+    int64_t depth = fz_i64(f);
+    double on = ops_double(f), off = ops_double(f);
+    return em_one_hot(idx, depth, on, off, (em_dtype)(fz_u8(f) % (EM_DTYPE_COUNT + 1)));
+}
+
+static em_tensor *run_pad(ops_state *s, const op_entry *e) {
+    (void)e;
+    int64_t pads[2 * EM_MAX_DIMS];
+    em_tensor *x = ops_arg(s);
+    ops_i64s(&s->f, 2 * EM_MAX_DIMS, pads);
+    return em_pad(x, pads, ops_double(&s->f));
+}
+
+static em_tensor *run_tile(ops_state *s, const op_entry *e) {
+    (void)e;
+    int64_t reps[EM_MAX_DIMS];
+    em_tensor *x = ops_arg(s);
+    ops_i64s(&s->f, EM_MAX_DIMS, reps);
+    return em_tile(x, reps);
+}
+
+static em_tensor *run_conv2d(ops_state *s, const op_entry *e) {
+    (void)e;
+    int ints[4];
+    em_tensor *in = ops_arg(s), *filt = ops_arg(s);
+    ops_ints(&s->f, 4, ints);
+    unsigned k = fz_u8(&s->f);
+    return em_conv2d(in, filt, k & 1 ? ints : NULL, (em_padding)(k >> 1 & 1), k & 4 ? ints + 2 : NULL);
+}
+
+/* max_pool, avg_pool */
+static em_tensor *run_pool(ops_state *s, const op_entry *e) {
+    int ints[4];
+    em_tensor *in = ops_arg(s);
+    ops_ints(&s->f, 4, ints);
+    return e->pool(in, ints, ints + 2, (em_padding)(fz_u8(&s->f) % 3));
+}
+
+static em_tensor *run_random(ops_state *s, const op_entry *e) {
+    fz *f = &s->f;
+    em_dtype dt = (em_dtype)(fz_u8(f) % EM_DTYPE_COUNT);
+    em_shape sh = ops_shape(f);
+    double a = ops_double(f), b = ops_double(f);
+    return e->random(dt, sh, a, b);
+}
+
+static em_tensor *run_arange(ops_state *s, const op_entry *e) {
+    (void)e;
+    fz *f = &s->f;
+    em_dtype dt = (em_dtype)(fz_u8(f) % EM_DTYPE_COUNT);
+    double a = ops_double(f), b = ops_double(f);
+    return em_arange(dt, a, b, ops_double(f));
+}
+
+static em_tensor *run_fill(ops_state *s, const op_entry *e) {
+    (void)e;
+    fz *f = &s->f;
+    em_dtype dt = (em_dtype)(fz_u8(f) % (EM_DTYPE_COUNT + 1));
+    em_shape sh = ops_shape(f);
+    return em_fill(dt, sh, ops_double(f));
+}
+
+/* zeros, ones */
+static em_tensor *run_make(ops_state *s, const op_entry *e) {
+    em_dtype dt = (em_dtype)(fz_u8(&s->f) % (EM_DTYPE_COUNT + 1));
+    return e->make(dt, ops_shape(&s->f));
+}
+
+static em_tensor *run_scalar_new(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_dtype dt = (em_dtype)(fz_u8(&s->f) % (EM_DTYPE_COUNT + 1));
+    return em_scalar(dt, ops_double(&s->f));
+}
+
+static em_tensor *run_clip_by_global_norm(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *outs[3] = {NULL}, *g[3];
+    g[0] = ops_arg(s);
+    g[1] = fz_u8(&s->f) & 1 ? ops_arg(s) : NULL;
+    g[2] = ops_arg(s);
+    double norm;
+    return em_clip_by_global_norm(3, g, ops_double(&s->f), outs, &norm) ? NULL : outs[0];
+}
+
+/* element access with fuzzed indices */
+static em_tensor *run_get(ops_state *s, const op_entry *e) {
+    (void)e;
+    int64_t index[EM_MAX_DIMS];
+    em_tensor *x = ops_arg(s);
+    ops_i64s(&s->f, EM_MAX_DIMS, index);
+    double v = em_get(x, index);
+    if (isnan(v) && em_last_error()) fz_failed_with_message();
+    (void)em_dim(x, ops_int(&s->f));
+    em_clear_error();
+    v = em_item(x);
+    if (isnan(v) && em_last_error()) fz_failed_with_message();
+    return em_copy(x);
+}
+
+static em_tensor *run_format(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s);
+    char buf[64];
+    size_t cap = fz_u8(&s->f) % sizeof buf;
+    int len = em_format(x, cap ? buf : NULL, cap);
+    if (len < 0) fz_failed_with_message();
+    else if (cap) FZ_CHECK(strlen(buf) == ((size_t)len < cap ? (size_t)len : cap - 1));
+    return em_copy(x);
+}
+
+static em_tensor *run_copy_out(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s);
+    size_t bytes = (size_t)(fz_u8(&s->f) % 64);
+    uint8_t dst[64];
+    if (em_copy_out(x, dst, bytes)) fz_failed_with_message();
+    return em_copy(x);
+}
+
+static const op_entry ops_table[] = {
+/* The elementwise ops with a plain public function, by arity. */
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost, out, api, fn) OPS_ROW_##api(arity, name, fn)
+#define OPS_ROW_PLAIN(arity, name, fn) OPS_PLAIN_##arity(name, fn)
+#define OPS_ROW_OWN(arity, name, fn)
+#define OPS_ROW_INTERNAL(arity, name, fn)
+#define OPS_PLAIN_1(name, fn) {#name, run_unary, .unary = fn},
+#define OPS_PLAIN_2(name, fn) {#name, run_binary, .binary = fn},
+#define OPS_PLAIN_3(name, fn) {#name, run_ternary, .ternary = fn},
+#include "ops/elementwise.def"
+#undef EM_OP
+#undef OPS_ROW_PLAIN
+#undef OPS_ROW_OWN
+#undef OPS_ROW_INTERNAL
+#undef OPS_PLAIN_1
+#undef OPS_PLAIN_2
+#undef OPS_PLAIN_3
+    /* elementwise, with attributes */
+    {"leaky_relu", run_scalar, .scalar = em_leaky_relu},
+    {"clip", .run = run_clip},
+    {"cast", .run = run_cast},
+    {"add_scalar", run_scalar, .scalar = em_add_scalar},
+    {"mul_scalar", run_scalar, .scalar = em_mul_scalar},
+    /* reductions */
+    {"sum", run_reduce, .reduce = em_sum},
+    {"mean", run_reduce, .reduce = em_mean},
+    {"max", run_reduce, .reduce = em_max},
+    {"min", run_reduce, .reduce = em_min},
+    {"prod", run_reduce, .reduce = em_prod},
+    {"log_sum_exp", run_reduce, .reduce = em_log_sum_exp},
+    {"argmax", run_axis, .axis = em_argmax},
+    {"argmin", run_axis, .axis = em_argmin},
+    /* matmul */
+    {"matmul", .run = run_matmul},
+    /* shape */
+    {"reshape", .run = run_reshape},
+    {"transpose", .run = run_transpose},
+    {"expand_dims", .run = run_expand_dims},
+    {"squeeze", .run = run_squeeze},
+    {"broadcast_to", .run = run_broadcast_to},
+    {"stop_gradient", run_unary, .unary = em_stop_gradient},
+    {"concat", .run = run_concat},
+    {"split", .run = run_split},
+    {"split_sizes", .run = run_split_sizes},
+    {"slice", .run = run_slice},
+    {"gather", .run = run_gather},
+    {"one_hot", .run = run_one_hot},
+    {"pad", .run = run_pad},
+    {"tile", .run = run_tile},
+    /* nn */
+    {"softmax", run_axis, .axis = em_softmax},
+    {"log_softmax", run_axis, .axis = em_log_softmax},
+    {"bias_add", run_binary, .binary = em_bias_add},
+    {"sigmoid_xent", run_binary, .binary = em_sigmoid_cross_entropy_with_logits},
+    {"softmax_xent", run_binary, .binary = em_softmax_cross_entropy_with_logits},
+    {"sparse_softmax_xent", run_binary, .binary = em_sparse_softmax_cross_entropy_with_logits},
+    {"conv2d", .run = run_conv2d},
+    {"max_pool", run_pool, .pool = em_max_pool},
+    {"avg_pool", run_pool, .pool = em_avg_pool},
+    {"dropout", run_scalar, .scalar = em_dropout},
+    /* random */
+    {"random_normal", run_random, .random = em_random_normal},
+    {"random_uniform", run_random, .random = em_random_uniform},
+    {"truncated_normal", run_random, .random = em_truncated_normal},
+    /* new tensors */
+    {"arange", .run = run_arange},
+    {"fill", .run = run_fill},
+    {"zeros", run_make, .make = em_zeros},
+    {"ones", run_make, .make = em_ones},
+    {"scalar", .run = run_scalar_new},
+    {"copy", run_unary, .unary = em_copy},
+    /* training helpers */
+    {"clip_by_norm", run_scalar, .scalar = em_clip_by_norm},
+    {"clip_by_global_norm", .run = run_clip_by_global_norm},
+    /* reading tensors back */
+    {"get", .run = run_get},
+    {"format", .run = run_format},
+    {"copy_out", .run = run_copy_out},
+};
+#define OPS_COUNT ((int)(sizeof ops_table / sizeof ops_table[0]))
+
+/* Reads a step's op name: its entry, or NULL for a name not in the table. */
+static const op_entry *ops_named(fz *f) {
+    static bool checked;
+    if (!checked) { /* one handler per name: an op named twice would shadow one */
+        for (int i = 0; i < OPS_COUNT; i++)
+            for (int j = i + 1; j < OPS_COUNT; j++) FZ_CHECK(strcmp(ops_table[i].name, ops_table[j].name) != 0);
+        checked = true;
     }
-    case 2: {
-        reduce_fn fn = reduce[fz_u8(f) % COUNT(reduce)];
-        em_tensor *x = ops_arg(s);
-        int n = (int)(fz_u8(f) % 10) - 1;
-        ops_ints(f, n > 0 ? n : 0, ints);
-        return fn(x, n, n > 0 ? ints : NULL, fz_u8(f) & 1);
-    }
-    case 3: return (fz_u8(f) & 1 ? em_argmax : em_argmin)(ops_arg(s), ops_int(f));
-    case 4: return (fz_u8(f) & 1 ? em_softmax : em_log_softmax)(ops_arg(s), ops_int(f));
-    case 5: {
-        em_tensor *x = ops_arg(s);
-        return em_reshape(x, ops_shape(f));
-    }
-    case 6: {
-        em_tensor *x = ops_arg(s);
-        int n = (int)(fz_u8(f) % 11) - 1;
-        ops_ints(f, n > 0 ? n : 0, ints);
-        return em_transpose(x, n, n > 0 ? ints : NULL);
-    }
-    case 7: {
-        em_tensor *x = ops_arg(s);
-        return em_expand_dims(x, ops_int(f));
-    }
-    case 8: {
-        em_tensor *x = ops_arg(s);
-        int n = (int)(fz_u8(f) % 11) - 1;
-        ops_ints(f, n > 0 ? n : 0, ints);
-        return em_squeeze(x, n, n > 0 ? ints : NULL);
-    }
-    case 9: {
-        em_tensor *x = ops_arg(s);
-        return em_broadcast_to(x, ops_shape(f));
-    }
-    case 10: {
-        em_tensor *xs[4];
-        int n = (int)(fz_u8(f) % 5);
-        for (int i = 0; i < n; i++) xs[i] = fz_u8(f) % 16 ? ops_arg(s) : NULL;
-        return em_concat(n, xs, ops_int(f));
-    }
-    case 11: {
-        em_tensor *x = ops_arg(s);
-        int n = (int)(fz_u8(f) % 6) - 1, axis = ops_int(f);
-        return em_split(x, n, axis, outs) ? NULL : outs[0];
-    }
-    case 12: {
-        em_tensor *x = ops_arg(s);
-        int n = (int)(fz_u8(f) % 5);
-        ops_i64s(f, n, i64);
-        return em_split_sizes(x, n, i64, ops_int(f), outs) ? NULL : n ? outs[0] : em_copy(x);
-    }
-    case 13: {
-        em_tensor *x = ops_arg(s);
-        ops_i64s(f, EM_MAX_DIMS, i64);
-        ops_i64s(f, EM_MAX_DIMS, i64b);
-        return em_slice(x, i64, i64b);
-    }
-    case 14: {
-        em_tensor *p = ops_arg(s), *idx = ops_arg(s);
-        return em_gather(p, idx, ops_int(f));
-    }
-    case 15: {
-        em_tensor *idx = ops_arg(s);
-        int64_t depth = fz_i64(f);
-        return em_one_hot(idx, depth, ops_double(f), ops_double(f), (em_dtype)(fz_u8(f) % (EM_DTYPE_COUNT + 1)));
-    }
-    case 16: {
-        em_tensor *x = ops_arg(s);
-        ops_i64s(f, 2 * EM_MAX_DIMS, i64);
-        return em_pad(x, i64, ops_double(f));
-    }
-    case 17: {
-        em_tensor *x = ops_arg(s);
-        ops_i64s(f, EM_MAX_DIMS, i64);
-        return em_tile(x, i64);
-    }
-    case 18: {
-        em_tensor *in = ops_arg(s), *filt = ops_arg(s);
-        ops_ints(f, 4, ints);
-        unsigned k = fz_u8(f);
-        return em_conv2d(in, filt, k & 1 ? ints : NULL, (em_padding)(k >> 1 & 1), k & 4 ? ints + 2 : NULL);
-    }
-    case 19: {
-        pool_fn fn = fz_u8(f) & 1 ? em_max_pool : em_avg_pool;
-        em_tensor *in = ops_arg(s);
-        ops_ints(f, 4, ints);
-        return fn(in, ints, ints + 2, (em_padding)(fz_u8(f) % 3));
-    }
-    case 20: {
-        random_fn fn = random_ops[fz_u8(f) % COUNT(random_ops)];
-        em_dtype dt = (em_dtype)(fz_u8(f) % EM_DTYPE_COUNT);
-        em_shape sh = ops_shape(f);
-        return fn(dt, sh, ops_double(f), ops_double(f));
-    }
-    case 21: {
-        em_dtype dt = (em_dtype)(fz_u8(f) % EM_DTYPE_COUNT);
-        double a = ops_double(f), b = ops_double(f);
-        return em_arange(dt, a, b, ops_double(f));
-    }
-    case 22: {
-        em_dtype dt = (em_dtype)(fz_u8(f) % (EM_DTYPE_COUNT + 1));
-        em_shape sh = ops_shape(f);
-        return em_fill(dt, sh, ops_double(f));
-    }
-    case 23: {
-        em_tensor *x = ops_arg(s);
-        return em_cast(x, (em_dtype)(fz_u8(f) % (EM_DTYPE_COUNT + 1)));
-    }
-    case 24: {
-        em_tensor *x = ops_arg(s);
-        double lo = ops_double(f);
-        return em_clip_by_value(x, lo, ops_double(f));
-    }
-    case 25: {
-        em_tensor *x = ops_arg(s);
-        return em_leaky_relu(x, ops_double(f));
-    }
-    case 26: {
-        em_tensor *x = ops_arg(s);
-        return (fz_u8(f) & 1 ? em_add_scalar : em_mul_scalar)(x, ops_double(f));
-    }
-    case 27: {
-        em_tensor *x = ops_arg(s);
-        return em_dropout(x, ops_double(f));
-    }
-    case 28: {
-        em_tensor *c = ops_arg(s), *a = ops_arg(s);
-        return em_where(c, a, ops_arg(s));
-    }
-    case 29: {
-        em_tensor *a = ops_arg(s), *b = ops_arg(s);
-        unsigned k = fz_u8(f);
-        return em_matmul_t(a, b, k & 1, k & 2);
-    }
-    case 30: {
-        em_tensor *x = ops_arg(s);
-        return em_clip_by_norm(x, ops_double(f));
-    }
-    case 31: {
-        em_tensor *g[3] = {ops_arg(s), fz_u8(f) & 1 ? ops_arg(s) : NULL, ops_arg(s)};
-        double norm;
-        return em_clip_by_global_norm(3, g, ops_double(f), outs, &norm) ? NULL : outs[0];
-    }
-    case 32: {
-        /* element access with fuzzed indices */
-        em_tensor *x = ops_arg(s);
-        ops_i64s(f, EM_MAX_DIMS, i64);
-        double v = em_get(x, i64);
-        if (isnan(v) && em_last_error()) fz_failed_with_message();
-        (void)em_dim(x, ops_int(f));
-        em_clear_error();
-        v = em_item(x);
-        if (isnan(v) && em_last_error()) fz_failed_with_message();
-        return em_copy(x);
-    }
-    case 33: {
-        em_tensor *x = ops_arg(s);
-        char buf[64];
-        size_t cap = fz_u8(f) % sizeof buf;
-        int len = em_format(x, cap ? buf : NULL, cap);
-        if (len < 0) fz_failed_with_message();
-        else if (cap) FZ_CHECK(strlen(buf) == ((size_t)len < cap ? (size_t)len : cap - 1));
-        return em_copy(x);
-    }
-    case 34: {
-        em_tensor *x = ops_arg(s);
-        size_t bytes = (size_t)(fz_u8(f) % 64);
-        uint8_t dst[64];
-        if (em_copy_out(x, dst, bytes)) fz_failed_with_message();
-        return em_copy(x);
-    }
-    default: {
-        em_dtype dt = (em_dtype)(fz_u8(f) % (EM_DTYPE_COUNT + 1));
-        em_shape sh = ops_shape(f);
-        unsigned k = fz_u8(f) % 3;
-        return k == 0 ? em_zeros(dt, sh) : k == 1 ? em_ones(dt, sh) : em_scalar(dt, ops_double(f));
-    }
-    }
+    char name[40];
+    if (!fz_str(f, name, sizeof name)) return NULL;
+    for (int i = 0; i < OPS_COUNT; i++)
+        if (!strcmp(name, ops_table[i].name)) return &ops_table[i];
+    return NULL;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -313,7 +489,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     em_tensor *last = NULL;
     int nops = 1 + (int)(fz_u8(&s.f) % 6);
     for (int i = 0; i < nops; i++) {
-        em_tensor *r = ops_one(&s);
+        const op_entry *op = ops_named(&s.f);
+        if (!op) continue;
+        em_tensor *r = op->run(&s, op);
         if (!r) {
             fz_failed_with_message();
             continue;
