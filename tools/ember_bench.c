@@ -18,6 +18,8 @@
  * 2 for a malformed command line. */
 #include <ember.h>
 
+#include "op.h" /* the dtype sets of lib/ops/elementwise.def (built with -Ilib) */
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -43,30 +45,35 @@ typedef struct op_info {
     em_tensor *(*reduce)(em_tensor *, int, const int *, bool);
     em_tensor *(*softmax)(em_tensor *, int);
     em_tensor *(*pool)(em_tensor *, const int *, const int *, em_padding);
+    unsigned dtypes; /* elementwise: the dtypes it accepts (one without f32 or f64 is not offered) */
+    bool no_grad;    /* elementwise: no gradient (--backward does not apply) */
 } op_info;
 
 static const op_info ops[] = {
-    {"add", F_BINARY, 1, .binary = em_add},
-    {"sub", F_BINARY, 1, .binary = em_sub},
-    {"mul", F_BINARY, 1, .binary = em_mul},
-    {"div", F_BINARY, 1, .binary = em_div},
-    {"pow", F_BINARY, 1, .binary = em_pow},
-    {"maximum", F_BINARY, 1, .binary = em_maximum},
-    {"minimum", F_BINARY, 1, .binary = em_minimum},
-    {"neg", F_UNARY, 1, .unary = em_neg},
-    {"abs", F_UNARY, 1, .unary = em_abs},
-    {"square", F_UNARY, 1, .unary = em_square},
-    {"sqrt", F_UNARY, 1, .unary = em_sqrt},
-    {"rsqrt", F_UNARY, 1, .unary = em_rsqrt},
-    {"exp", F_UNARY, 1, .unary = em_exp},
-    {"log", F_UNARY, 1, .unary = em_log},
-    {"log1p", F_UNARY, 1, .unary = em_log1p},
-    {"relu", F_UNARY, 1, .unary = em_relu},
-    {"elu", F_UNARY, 1, .unary = em_elu},
-    {"sigmoid", F_UNARY, 1, .unary = em_sigmoid},
-    {"tanh", F_UNARY, 1, .unary = em_tanh},
-    {"softplus", F_UNARY, 1, .unary = em_softplus},
-    {"gelu", F_UNARY, 1, .unary = em_gelu},
+/* The elementwise ops with a unary or binary public function, from their
+ * lines in lib/ops/elementwise.def. */
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost, out, api, fn) \
+    BENCH_ROW_##api(arity, name, fn, EM_DT_##dtypes, BENCH_NO_GRAD_##grad)
+#define BENCH_ROW_PLAIN(arity, name, fn, dts, nograd) BENCH_PLAIN_##arity(name, fn, dts, nograd)
+#define BENCH_ROW_OWN(arity, name, fn, dts, nograd)
+#define BENCH_ROW_INTERNAL(arity, name, fn, dts, nograd)
+#define BENCH_PLAIN_1(name, fn, dts, nograd) {#name, F_UNARY, 1, .unary = fn, .dtypes = dts, .no_grad = nograd},
+#define BENCH_PLAIN_2(name, fn, dts, nograd) {#name, F_BINARY, 1, .binary = fn, .dtypes = dts, .no_grad = nograd},
+#define BENCH_PLAIN_3(name, fn, dts, nograd)
+#define BENCH_NO_GRAD_GRAD false
+#define BENCH_NO_GRAD_NONDIFF true
+#define BENCH_NO_GRAD_CUT true
+#include "ops/elementwise.def"
+#undef EM_OP
+#undef BENCH_ROW_PLAIN
+#undef BENCH_ROW_OWN
+#undef BENCH_ROW_INTERNAL
+#undef BENCH_PLAIN_1
+#undef BENCH_PLAIN_2
+#undef BENCH_PLAIN_3
+#undef BENCH_NO_GRAD_GRAD
+#undef BENCH_NO_GRAD_NONDIFF
+#undef BENCH_NO_GRAD_CUT
     {"sum", F_REDUCE, 1, .reduce = em_sum},
     {"mean", F_REDUCE, 1, .reduce = em_mean},
     {"max", F_REDUCE, 1, .reduce = em_max},
@@ -82,6 +89,11 @@ static const op_info ops[] = {
     {.name = "mlp", .fam = F_MLP},
 };
 #define NOPS ((int)(sizeof ops / sizeof ops[0]))
+
+/* Whether ember-bench offers the op: it times f32 and f64 only. */
+static bool offered(const op_info *op) {
+    return !op->dtypes || (op->dtypes & (EM_DT(EM_F32) | EM_DT(EM_F64)));
+}
 
 typedef struct opts {
     const op_info *op;
@@ -115,9 +127,10 @@ static int usage_error(const char *fmt, ...) {
 
 /* "ops: add sub ...", from the table. */
 static const char *op_list(void) {
-    static char buf[512];
+    static char buf[1024];
     size_t len = (size_t)snprintf(buf, sizeof buf, "ops:");
-    for (int i = 0; i < NOPS && len < sizeof buf; i++) len += (size_t)snprintf(buf + len, sizeof buf - len, " %s", ops[i].name);
+    for (int i = 0; i < NOPS && len < sizeof buf; i++)
+        if (offered(&ops[i])) len += (size_t)snprintf(buf + len, sizeof buf - len, " %s", ops[i].name);
     return buf;
 }
 
@@ -220,6 +233,7 @@ static int check_options(const opts *o) {
     if ((o->stride_set || o->padding_set) && f != F_CONV && f != F_POOL)
         return usage_error("--stride and --padding apply to conv2d and pools, not %s", o->op->name);
     if (o->ksize_set && f != F_POOL) return usage_error("--ksize applies to max_pool and avg_pool, not %s", o->op->name);
+    if (o->backward && o->op->no_grad) return usage_error("%s has no gradient: --backward does not apply", o->op->name);
     return 0;
 }
 
@@ -228,7 +242,7 @@ static int parse_args(int argc, char **argv, opts *o) {
                 .stride = {1, 1}, .ksize = {2, 2}, .padding = EM_PAD_SAME, .device = "/cpu:0"};
     if (argc < 2 || argv[1][0] == '-') return usage_error("no op given; %s", op_list());
     for (int i = 0; i < NOPS; i++)
-        if (!strcmp(argv[1], ops[i].name)) o->op = &ops[i];
+        if (offered(&ops[i]) && !strcmp(argv[1], ops[i].name)) o->op = &ops[i];
     if (!o->op) return usage_error("unknown op '%s'; %s", argv[1], op_list());
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -454,6 +468,7 @@ static void teardown(bench_case *bc) {
 static void work(const bench_case *bc, pass_kind pass, em_tensor *y, double *flops, double *bytes) {
     const opts *o = bc->o;
     double esize = (double)em_dtype_size(o->dtype), in_elems = 0, out_elems = (double)em_numel(y);
+    double out_esize = (double)em_dtype_size(em_tensor_dtype(y)); /* comparisons give bool */
     for (int k = 0; k < bc->nin; k++) in_elems += (double)em_numel(bc->in[k]);
     *bytes = 0;
     *flops = 0;
@@ -472,7 +487,7 @@ static void work(const bench_case *bc, pass_kind pass, em_tensor *y, double *flo
     case F_POOL: *flops = out_elems * o->ksize[0] * o->ksize[1]; break;
     }
     if (pass == PASS_FWD) {
-        if (o->op->fam != F_MLP) *bytes = (in_elems + out_elems) * esize;
+        if (o->op->fam != F_MLP) *bytes = in_elems * esize + out_elems * out_esize;
         return;
     }
     family f = o->op->fam;
