@@ -25,7 +25,8 @@
     /* log(1 + e^x); past 30, x + e^-x (log1p(e^-x) to double precision) */                                           \
     X(SOFTPLUS, softplus, x > 30 ? x + exp(-x) : log1p(exp(x)), x_act, (2, 3), -3, 3)                                  \
     /* x Phi(x) = x erfc(-x / sqrt 2) / 2: no cancellation for negative x */                                          \
-    X(GELU, gelu, 0.5 * x * erfc(-x / sqrt(2.0)), x_gelu, (3, 4), -3, 3)
+    X(GELU, gelu, 0.5 * x * erfc(-x / sqrt(2.0)), x_gelu, (3, 4), -3, 3)                                             \
+    X(SILU, silu, x / (1 + exp(-x)), x_act, (2, 3), -4, 4)
 #define EW_UNARY_WRAPPER(ID, op, ...)                                                                                  \
     static em_tensor *w_##op(em_tensor *const *in) { return em_##op(in[0]); }
 EW_UNARY_FLOAT(EW_UNARY_WRAPPER)

@@ -59,6 +59,7 @@ em_tensor *em_sigmoid(em_tensor *x);
 em_tensor *em_tanh(em_tensor *x);
 em_tensor *em_softplus(em_tensor *x);
 em_tensor *em_gelu(em_tensor *x); /* exact (erf) form */
+em_tensor *em_silu(em_tensor *x); /* x sigmoid(x), also called swish */
 
 /* ---- reductions: axes as EM_AXES(...) or EM_ALL_AXES ---- */
 em_tensor *em_sum(em_tensor *x, int naxes, const int *axes, bool keepdims);

@@ -306,6 +306,12 @@ UNARY_GRAD(sigmoid, output_grad(EM_OP_SIGMOID_GRAD, out, g))
 UNARY_GRAD(tanh, output_grad(EM_OP_TANH_GRAD, out, g))
 UNARY_GRAD(softplus, em_mul(g, em_sigmoid(x)))
 UNARY_GRAD(gelu, em_mul(g, gelu_slope(x)))
+/* d silu/dx = s (1 + x (1 - s)) with s = sigmoid(x). */
+static em_tensor *silu_slope(em_tensor *x) {
+    em_tensor *s = em_sigmoid(x);
+    return em_mul(s, em_add_scalar(em_mul(x, em_add_scalar(em_neg(s), 1)), 1));
+}
+UNARY_GRAD(silu, em_mul(g, silu_slope(x)))
 UNARY_GRAD(clip, em_where(em_logical_and(em_greater_equal(x, K(x, c->a->f[0])), em_less_equal(x, K(x, c->a->f[1]))), g,
                           K(x, 0)))
 

@@ -110,6 +110,9 @@ EM_EW_1(tanh, FLOATS, SAME, return em_math_tanh(x);)
 EM_EW_2(tanh_grad, FLOATS, SAME, return y * ((T)1 - x * x);)
 EM_EW_1(softplus, FLOATS, SAME, return (x > 0 ? x : (T)0) + em_math_log1p(em_math_exp(-em_math_fabs(x)));)
 EM_EW_1(gelu, FLOATS, SAME, return (T)0.5 * x * ((T)1 + em_math_erf(x * (T)EM_EW_SQRT1_2));)
+/* x sigmoid(x), through sigmoid's own formula */
+#define EM_EW_SILU(E, sfx, T_, U_, C, MN, MX, ...) EM_EW_STAMP1(E, sfx, T_, U_, C, MN, MX, silu, SAME, return x * em_ew_sigmoid_##sfx(x, f);)
+EM_FOR_FLOATS(EM_EW_SILU, )
 
 /* min(max(x, lo), hi) for f[0] = lo, f[1] = hi; NaN passes through. Integer
  * bounds round inward and saturate to the dtype's range. */
