@@ -6,6 +6,8 @@
 //
 // Row ops (softmax, cross entropies) give a row to one thread, or, for long
 // rows, to a block whose partial maxima and sums are joined by a fixed tree.
+// Their formulas are lib/ops/nn_math.h's, the CPU kernels' own: this file
+// only walks rows and adds up.
 // Convolutions are im2col + cuBLAS gemm over chunks of whole images; the
 // filter gradient accumulates the chunks' products in chunk order and
 // conv2d_backprop_input gathers (no atomics) each input pixel's taps from the
@@ -17,12 +19,12 @@
 // CUDA graph is captured). em__gpu_nn_shutdown destroys them.
 #include <cublas_v2.h>
 #include <limits.h>
-#include <math.h>
 
 #include <mutex>
 
 #include "common.cuh"
 #include "conv_geometry.h"
+#include "ops/nn_math.h"
 
 namespace {
 
@@ -62,7 +64,7 @@ struct Team {
 };
 
 struct MaxOf {
-    __device__ double operator()(double a, double b) const { return fmax(a, b); }
+    __device__ double operator()(double a, double b) const { return EM_NN(max, double)(a, b); }
 };
 struct SumOf {
     __device__ double operator()(double a, double b) const { return a + b; }
@@ -104,10 +106,10 @@ AxisRows axis_rows(const em_gpu_tensor *x, int64_t axis_attr) {
         else KERNEL<false><<<em_gpu_blocks(rows), NN_THREADS, 0, stream>>>(__VA_ARGS__);   \
     } while (0)
 
-// The maximum of a row (NaNs skipped, as fmax does), -inf when all are NaN.
+// The maximum of a row (NaNs skipped), -inf when all are NaN.
 template <class T, class G> __device__ T row_max(const T *x, int64_t len, int64_t step, G g) {
     T m = -INFINITY;
-    for (int64_t j = g.lane(); j < len; j += g.size()) m = fmax(m, x[j * step]);
+    for (int64_t j = g.lane(); j < len; j += g.size()) m = EM_NN(max, T)(m, x[j * step]);
     return (T)g.combine((double)m, MaxOf{});
 }
 
@@ -115,8 +117,8 @@ template <class T, class G> __device__ T row_max(const T *x, int64_t len, int64_
 template <class T, class G> __device__ double row_lse(const T *x, int64_t len, G g) {
     T m = row_max(x, len, 1, g);
     double sum = 0;
-    for (int64_t j = g.lane(); j < len; j += g.size()) sum += (T)exp(x[j] - m);
-    return m + log(g.combine(sum, SumOf{}));
+    for (int64_t j = g.lane(); j < len; j += g.size()) sum += EM_NN(softmax_exp, T)(x[j], m);
+    return EM_NN(xent_lse, T)(m, g.combine(sum, SumOf{}));
 }
 
 // Row r of softmax over an axis of `len` elements `inner` apart.
@@ -131,16 +133,17 @@ __global__ void __launch_bounds__(NN_THREADS)
         T m = row_max(xr, len, inner, g);
         double sum = 0;
         for (int64_t j = g.lane(); j < len; j += g.size()) {
-            T e = exp(xr[j * inner] - m);
+            T e = EM_NN(softmax_exp, T)(xr[j * inner], m);
             if (!log_out) yr[j * inner] = e;
             sum += e;
         }
         sum = g.combine(sum, SumOf{});
         if (log_out) {
-            T lse = m + (T)log(sum);
-            for (int64_t j = g.lane(); j < len; j += g.size()) yr[j * inner] = xr[j * inner] - lse;
+            T log_sum = EM_NN(log_softmax_log_sum, T)(sum);
+            for (int64_t j = g.lane(); j < len; j += g.size())
+                yr[j * inner] = EM_NN(log_softmax, T)(xr[j * inner], m, log_sum);
         } else {
-            T inv = (T)(1 / sum);
+            T inv = EM_NN(softmax_inv, T)(sum);
             for (int64_t j = g.lane(); j < len; j += g.size()) yr[j * inner] *= inv;
         }
     });
@@ -158,10 +161,11 @@ __global__ void __launch_bounds__(NN_THREADS)
         T *dr = dx + base;
         double sum = 0;
         for (int64_t j = team.lane(); j < len; j += team.size())
-            sum += log_out ? (double)gr[j * inner] : (double)(gr[j * inner] * yr[j * inner]);
+            sum += log_out ? gr[j * inner] : EM_NN(softmax_grad_dot, T)(gr[j * inner], yr[j * inner]);
         T total = (T)team.combine(sum, SumOf{});
         for (int64_t j = team.lane(); j < len; j += team.size())
-            dr[j * inner] = log_out ? gr[j * inner] - (T)exp(yr[j * inner]) * total : yr[j * inner] * (gr[j * inner] - total);
+            dr[j * inner] = log_out ? EM_NN(log_softmax_grad, T)(yr[j * inner], gr[j * inner], total)
+                                    : EM_NN(softmax_grad, T)(yr[j * inner], gr[j * inner], total);
     });
 }
 
@@ -172,8 +176,7 @@ __global__ void __launch_bounds__(NN_THREADS) softmax_xent_rows(const T *z, cons
     for_rows<BLOCK>(rows, buf, [&](int64_t r, auto g) {
         const T *xr = x + r * len, *zr = z + r * len;
         double lse = row_lse(xr, len, g), loss = 0;
-        for (int64_t j = g.lane(); j < len; j += g.size())
-            if (zr[j] != 0) loss += em_gpu_mul((double)zr[j], lse - xr[j]);
+        for (int64_t j = g.lane(); j < len; j += g.size()) loss += EM_NN(softmax_xent, T)(zr[j], xr[j], lse);
         loss = g.combine(loss, SumOf{});
         if (g.lane() == 0) y[r] = (T)loss;
     });
@@ -187,12 +190,12 @@ __global__ void __launch_bounds__(NN_THREADS) sparse_xent_rows(const L *z, const
         const T *xr = x + r * len;
         double lse = row_lse(xr, len, g);
         int64_t label = z[r];
-        if (g.lane() == 0) y[r] = label >= 0 && label < len ? (T)(lse - xr[label]) : (T)NAN;
+        if (g.lane() == 0) y[r] = label >= 0 && label < len ? EM_NN(sparse_softmax_xent, T)(lse, xr[label]) : (T)NAN;
     });
 }
 
 template <class T> __global__ void sigmoid_xent(const T *z, const T *x, T *y, int64_t n) {
-    EM_GPU_LOOP(i, n) y[i] = fmax(x[i], (T)0) - em_gpu_mul(x[i], z[i]) + log1p(exp(-fabs(x[i])));
+    EM_GPU_LOOP(i, n) y[i] = EM_NN(sigmoid_xent, T)(z[i], x[i]);
 }
 
 // ---- convolution ----
@@ -490,88 +493,95 @@ em_conv_geom pool_geom(const em_gpu_call *c, const int64_t *xs) {
     return make_geom(c->a, xs, c->a->i[2], c->a->i[3], xs[3], false);
 }
 
-template <class T> int nn_typed(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream) {
-    const em_gpu_tensor *x = &c->in[0];
-    T *y = static_cast<T *>(out->data);
-    const int64_t n = out->numel;
-    const unsigned blocks = em_gpu_blocks(n);
-    switch (c->op) {
-    case EM_OP_SOFTMAX:
-    case EM_OP_LOG_SOFTMAX: {
-        AxisRows r = axis_rows(x, c->a->i[0]);
-        LAUNCH_ROWS(softmax_rows, use_block(r.len, r.inner, r.rows), r.rows, stream, static_cast<const T *>(x->data),
-                    y, r.rows, r.len, r.inner, c->op == EM_OP_LOG_SOFTMAX);
-        break;
-    }
-    case EM_OP_SOFTMAX_GRAD: {
-        AxisRows r = axis_rows(x, c->a->i[0]);
-        LAUNCH_ROWS(softmax_grad_rows, use_block(r.len, r.inner, r.rows), r.rows, stream,
-                    static_cast<const T *>(x->data), static_cast<const T *>(c->in[1].data), y, r.rows, r.len, r.inner,
-                    c->a->i[1] != 0);
-        break;
-    }
-    case EM_OP_SIGMOID_XENT:
-        sigmoid_xent<<<blocks, EM_GPU_THREADS, 0, stream>>>(static_cast<const T *>(x->data),
-                                                            static_cast<const T *>(c->in[1].data), y, n);
-        break;
-    case EM_OP_SOFTMAX_XENT: {
-        int64_t len = c->in[1].shape[c->in[1].ndim - 1];
-        if (len == 0) return zero_fill(c, out, sizeof(T), stream); // no classes: an empty sum
-        LAUNCH_ROWS(softmax_xent_rows, use_block(len, 1, n), n, stream, static_cast<const T *>(x->data),
-                    static_cast<const T *>(c->in[1].data), y, n, len);
-        break;
-    }
-    case EM_OP_SPARSE_SOFTMAX_XENT: {
-        int64_t len = c->in[1].shape[c->in[1].ndim - 1];
-        const T *logits = static_cast<const T *>(c->in[1].data);
-        if (x->dtype == EM_I32)
-            LAUNCH_ROWS(sparse_xent_rows, use_block(len, 1, n), n, stream, static_cast<const int32_t *>(x->data), logits,
-                        y, n, len);
-        else
-            LAUNCH_ROWS(sparse_xent_rows, use_block(len, 1, n), n, stream, static_cast<const int64_t *>(x->data), logits,
-                        y, n, len);
-        break;
-    }
-    case EM_OP_CONV2D: return conv_gpu<T>(c, out, FWD, stream);
-    case EM_OP_CONV2D_BACKPROP_INPUT: return conv_gpu<T>(c, out, BPI, stream);
-    case EM_OP_CONV2D_BACKPROP_FILTER: return conv_gpu<T>(c, out, BPF, stream);
-    case EM_OP_MAX_POOL:
-        max_pool_fwd<<<blocks, EM_GPU_THREADS, 0, stream>>>(pool_geom(c, x->shape), static_cast<const T *>(x->data), y, n);
-        break;
-    case EM_OP_AVG_POOL:
-        avg_pool_fwd<<<blocks, EM_GPU_THREADS, 0, stream>>>(pool_geom(c, x->shape), static_cast<const T *>(x->data), y, n);
-        break;
-    case EM_OP_MAX_POOL_GRAD: // (input, out_backprop)
-        max_pool_grad<<<blocks, EM_GPU_THREADS, 0, stream>>>(pool_geom(c, out->shape), static_cast<const T *>(x->data),
-                                                             static_cast<const T *>(c->in[1].data), y, n);
-        break;
-    case EM_OP_AVG_POOL_GRAD: // (out_backprop); out has the input's shape
-        avg_pool_grad<<<blocks, EM_GPU_THREADS, 0, stream>>>(pool_geom(c, out->shape), static_cast<const T *>(x->data), y,
-                                                             n);
-        break;
-    default: em__gpu_report("%s: no GPU kernel", c->name); return -1;
-    }
+// ---- the ops' launches, for one float type T ----
+// Each runs one op into out (numel > 0) on stream: 0, or -1 after a report.
+
+template <class T> const T *arg(const em_gpu_call *c, int i) { return static_cast<const T *>(c->in[i].data); }
+
+// kernel(args..., y, n) over out's n elements.
+template <class T, class... P, class... A>
+int per_element(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream, void (*kernel)(P...), A... args) {
+    kernel<<<em_gpu_blocks(out->numel), EM_GPU_THREADS, 0, stream>>>(args..., static_cast<T *>(out->data), out->numel);
     return em_gpu_launched(c->device, c->name);
 }
 
-} // namespace
+// softmax or log_softmax of in[0] over the axis i[0].
+template <class T> int softmax_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream, bool log_out) {
+    AxisRows r = axis_rows(&c->in[0], c->a->i[0]);
+    LAUNCH_ROWS(softmax_rows, use_block(r.len, r.inner, r.rows), r.rows, stream, arg<T>(c, 0),
+                static_cast<T *>(out->data), r.rows, r.len, r.inner, log_out);
+    return em_gpu_launched(c->device, c->name);
+}
 
-extern "C" int em__gpu_nn(const em_gpu_call *c, em_gpu_tensor *out) {
-    if (c->op < EM_OPS_NN_BEGIN || c->op >= EM_OPS_NN_END) {
-        em__gpu_report("%s: no GPU kernel", c->name);
-        return -1;
-    }
+// (y, g) over the axis i[0]; i[1] 1 for log_softmax's gradient.
+template <class T> int softmax_grad_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream) {
+    AxisRows r = axis_rows(&c->in[0], c->a->i[0]);
+    LAUNCH_ROWS(softmax_grad_rows, use_block(r.len, r.inner, r.rows), r.rows, stream, arg<T>(c, 0), arg<T>(c, 1),
+                static_cast<T *>(out->data), r.rows, r.len, r.inner, c->a->i[1] != 0);
+    return em_gpu_launched(c->device, c->name);
+}
+
+// (labels, logits [..., len]): a row of len per output element.
+template <class T> int softmax_xent_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream) {
+    const int64_t n = out->numel, len = c->in[1].shape[c->in[1].ndim - 1];
+    if (len == 0) return zero_fill(c, out, sizeof(T), stream); // no classes: an empty sum
+    LAUNCH_ROWS(softmax_xent_rows, use_block(len, 1, n), n, stream, arg<T>(c, 0), arg<T>(c, 1),
+                static_cast<T *>(out->data), n, len);
+    return em_gpu_launched(c->device, c->name);
+}
+
+// (labels int32/int64 [...], logits [..., len]).
+template <class T> int sparse_softmax_xent_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream) {
+    const int64_t n = out->numel, len = c->in[1].shape[c->in[1].ndim - 1];
+    T *y = static_cast<T *>(out->data);
+    if (c->in[0].dtype == EM_I32)
+        LAUNCH_ROWS(sparse_xent_rows, use_block(len, 1, n), n, stream, arg<int32_t>(c, 0), arg<T>(c, 1), y, n, len);
+    else
+        LAUNCH_ROWS(sparse_xent_rows, use_block(len, 1, n), n, stream, arg<int64_t>(c, 0), arg<T>(c, 1), y, n, len);
+    return em_gpu_launched(c->device, c->name);
+}
+
+// Runs launch(T(), stream) with T the output's float type.
+template <class F> int typed(const em_gpu_call *c, em_gpu_tensor *out, F launch) {
     if (out->numel == 0) return 0;
     cudaStream_t stream = em_gpu_stream(c->device);
     if (!stream) return -1;
     switch (out->dtype) {
-    case EM_F32: return nn_typed<float>(c, out, stream);
-    case EM_F64: return nn_typed<double>(c, out, stream);
+    case EM_F32: return launch(float(), stream);
+    case EM_F64: return launch(double(), stream);
     default:
         em__gpu_report("%s: no GPU kernel for dtype %s", c->name, em_dtype_name((em_dtype)out->dtype));
         return -1;
     }
 }
+
+} // namespace
+
+// The GPU entry of op `name` (lib/gpu.h): the expression that launches it, with T its float type.
+#define NN_GPU(name, ...)                                                                                  \
+    extern "C" int em__gpu_##name(const em_gpu_call *c, em_gpu_tensor *out) {                             \
+        return typed(c, out, [&](auto zero, cudaStream_t stream) {                                         \
+            typedef decltype(zero) T;                                                                      \
+            return __VA_ARGS__;                                                                            \
+        });                                                                                                \
+    }
+NN_GPU(softmax, softmax_gpu<T>(c, out, stream, false))
+NN_GPU(log_softmax, softmax_gpu<T>(c, out, stream, true))
+NN_GPU(softmax_grad, softmax_grad_gpu<T>(c, out, stream))
+NN_GPU(sigmoid_xent, per_element<T>(c, out, stream, sigmoid_xent<T>, arg<T>(c, 0), arg<T>(c, 1)))
+NN_GPU(softmax_xent, softmax_xent_gpu<T>(c, out, stream))
+NN_GPU(sparse_softmax_xent, sparse_softmax_xent_gpu<T>(c, out, stream))
+NN_GPU(conv2d, conv_gpu<T>(c, out, FWD, stream))
+NN_GPU(conv2d_backprop_input, conv_gpu<T>(c, out, BPI, stream))
+NN_GPU(conv2d_backprop_filter, conv_gpu<T>(c, out, BPF, stream))
+NN_GPU(max_pool, per_element<T>(c, out, stream, max_pool_fwd<T>, pool_geom(c, c->in[0].shape), arg<T>(c, 0)))
+// (input, out_backprop); out has the input's shape
+NN_GPU(max_pool_grad,
+       per_element<T>(c, out, stream, max_pool_grad<T>, pool_geom(c, out->shape), arg<T>(c, 0), arg<T>(c, 1)))
+NN_GPU(avg_pool, per_element<T>(c, out, stream, avg_pool_fwd<T>, pool_geom(c, c->in[0].shape), arg<T>(c, 0)))
+// (out_backprop); out has the input's shape
+NN_GPU(avg_pool_grad, per_element<T>(c, out, stream, avg_pool_grad<T>, pool_geom(c, out->shape), arg<T>(c, 0)))
+#undef NN_GPU
 
 // Destroys the cuBLAS handles and workspaces of the convolutions (from
 // em__gpu_shutdown, once no kernel runs).

@@ -22,7 +22,6 @@
  * enough to stay in cache. Geometry (TF's padding rule) is in
  * lib/conv_geometry.h. */
 #include "../conv_geometry.h"
-#include "../fast_math.h"
 #include "../gpu.h"
 #include "../internal.h"
 #include "../tape.h"
@@ -107,7 +106,7 @@ static int softmax_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
  *   softmax:      y = exp(x - max) / sum,   log_softmax: y = x - max - log(sum)
  *   softmax_grad: dx = y (g - sum(g y)),    for log_softmax: dx = g - exp(y) sum(g) */
 #define SOFTMAX_ROWS(T)                                                                                 \
-    static inline __attribute__((always_inline)) void softmax_row_##T(const rows_ctx *s, int64_t base,   \
+    static inline __attribute__((always_inline)) void softmax_row_##T(const rows_ctx *s, int64_t base,  \
                                                                       int64_t st) {                     \
         const T *x = (const T *)s->x + base;                                                            \
         T *y = (T *)s->y + base, m = -INFINITY;                                                         \
@@ -115,24 +114,24 @@ static int softmax_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
         const bool as_log = s->log;                                                                     \
         /* a NaN is skipped here but makes the sum, so every output, NaN */                             \
         _Pragma("omp simd reduction(max : m)")                                                          \
-        for (int64_t j = 0; j < len; j++) m = EM_NN(max, T)(m, x[j * st]);                           \
+        for (int64_t j = 0; j < len; j++) m = EM_NN(max, T)(m, x[j * st]);                              \
         double sum = 0;                                                                                 \
         _Pragma("omp simd reduction(+ : sum)")                                                          \
-        for (int64_t j = 0; j < len; j++) {                                                          \
+        for (int64_t j = 0; j < len; j++) {                                                             \
             T e = EM_NN(softmax_exp, T)(x[j * st], m);                                                  \
             if (!as_log) y[j * st] = e;                                                                 \
             sum += e;                                                                                   \
         }                                                                                               \
         if (as_log) {                                                                                   \
-            T lse = EM_NN(log_softmax_lse, T)(m, sum);                                                  \
+            T log_sum = EM_NN(log_softmax_log_sum, T)(sum);                                                  \
             _Pragma("omp simd")                                                                         \
-            for (int64_t j = 0; j < len; j++) y[j * st] = EM_NN(log_softmax, T)(x[j * st], lse);      \
+            for (int64_t j = 0; j < len; j++) y[j * st] = EM_NN(log_softmax, T)(x[j * st], m, log_sum);        \
         } else {                                                                                        \
             T inv = EM_NN(softmax_inv, T)(sum);                                                         \
-            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) y[j * st] *= inv;                  \
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) y[j * st] *= inv;                     \
         }                                                                                               \
     }                                                                                                   \
-    static inline __attribute__((always_inline)) void softmax_grad_row_##T(const rows_ctx *s,            \
+    static inline __attribute__((always_inline)) void softmax_grad_row_##T(const rows_ctx *s,           \
                                                                            int64_t base, int64_t st) {  \
         const T *y = (const T *)s->x + base, *g = (const T *)s->z + base;                               \
         T *dx = (T *)s->y + base;                                                                       \
@@ -264,6 +263,18 @@ static int softmax_xent_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
     return xent_out(c, c->in[1], dtype, ndim, shape);
 }
 
+/* log(sum(exp(x))) of a row of the logits, in double: max + log(sum(exp(x - max))). */
+#define XENT_LSE(T)                                                           \
+    static double xent_lse_##T(const T *x, int64_t len) {                     \
+        T m = -INFINITY;                                                      \
+        for (int64_t j = 0; j < len; j++) m = EM_NN(max, T)(m, x[j]);         \
+        double sum = 0;                                                       \
+        for (int64_t j = 0; j < len; j++) sum += EM_NN(softmax_exp, T)(x[j], m); \
+        return EM_NN(xent_lse, T)(m, sum);                                    \
+    }
+XENT_LSE(float)
+XENT_LSE(double)
+
 /* loss = sum_j z_j * (lse(x) - x_j), one row per output element. */
 #define SOFTMAX_XENT(T)                                                       \
     static void softmax_xent_##T(void *ctx, int64_t begin, int64_t end) {     \
@@ -271,13 +282,8 @@ static int softmax_xent_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
         T *y = s->y;                                                          \
         for (int64_t r = begin; r < end; r++) {                               \
             const T *x = (const T *)s->x + r * s->len, *z = (const T *)s->z + r * s->len; \
-            T m = -INFINITY;                                                  \
-            for (int64_t j = 0; j < s->len; j++) m = fmax(m, x[j]);           \
-            double sum = 0, loss = 0;                                         \
-            for (int64_t j = 0; j < s->len; j++) sum += exp(x[j] - m);        \
-            double lse = m + log(sum);                                        \
-            for (int64_t j = 0; j < s->len; j++)                              \
-                if (z[j] != 0) loss += z[j] * (lse - x[j]);                   \
+            double lse = xent_lse_##T(x, s->len), loss = 0;                   \
+            for (int64_t j = 0; j < s->len; j++) loss += EM_NN(softmax_xent, T)(z[j], x[j], lse); \
             y[r] = (T)loss;                                                   \
         }                                                                     \
     }
@@ -342,11 +348,7 @@ static int sparse_softmax_xent_infer(const em_call *c, em_dtype *dtype, int *ndi
         T *y = s->y;                                                          \
         for (int64_t r = begin; r < end; r++) {                               \
             const T *x = (const T *)s->x + r * s->len;                        \
-            T m = -INFINITY;                                                  \
-            for (int64_t j = 0; j < s->len; j++) m = fmax(m, x[j]);           \
-            double sum = 0;                                                   \
-            for (int64_t j = 0; j < s->len; j++) sum += exp(x[j] - m);        \
-            y[r] = (T)(m + log(sum) - x[z[r]]);                               \
+            y[r] = EM_NN(sparse_softmax_xent, T)(xent_lse_##T(x, s->len), x[z[r]]); \
         }                                                                     \
     }
 SPARSE_XENT(float, int32_t)

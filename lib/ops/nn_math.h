@@ -1,8 +1,8 @@
 /* The softmax and cross-entropy formulas, each written once and compiled
  * into both the C kernels (lib/ops/nn.c) and the CUDA ones (gpu/nn.cu).
- * The kernels only walk rows and add up; every exp, log and product of the
- * family is here, through fast_math.h's em_math_* (float32 exp is its
- * polynomial, so the CPU's row loops vectorize and both devices use it).
+ * The kernels only walk rows, add up and scale by softmax_inv; every exp and
+ * log of the family is here, through fast_math.h's em_math_* (float32 exp is
+ * its polynomial, so the CPU's row loops vectorize and both devices use it).
  *
  * EM_NN(name, T)(...) calls a formula for T = float or double: in C the
  * function em_nn_<name>_<T>, stamped once per type; in CUDA's C++ the
@@ -43,7 +43,7 @@ EM_HD static inline double em_nn_mul(double a, double b) {
 #endif
 
 /* softmax over a row x:      m = max(x), e = exp(x - m), y = e / sum(e)
- * log_softmax:               y = x - (m + log(sum(e)))
+ * log_softmax:               y = (x - m) - log(sum(e))
  * softmax_grad (y, g):       dx = y (g - sum(g y))
  *   for log_softmax:         dx = g - exp(y) sum(g)
  * sigmoid_xent (z, x):       max(x, 0) - x z + log1p(exp(-|x|))
@@ -56,9 +56,9 @@ EM_HD static inline double em_nn_mul(double a, double b) {
     EM_NN_DEF(T, T, softmax_exp)(T x, T m) { return em_math_exp(x - m); }                                             \
     /* softmax: the factor every e of the row is multiplied by */                                                     \
     EM_NN_DEF(T, T, softmax_inv)(double sum) { return (T)(1 / sum); }                                                 \
-    /* log_softmax: y = x - lse, with lse in T */                                                                      \
-    EM_NN_DEF(T, T, log_softmax_lse)(T m, double sum) { return m + (T)em_math_log(sum); }                            \
-    EM_NN_DEF(T, T, log_softmax)(T x, T lse) { return x - lse; }                                                      \
+    /* log_softmax: y = (x - m) - log(sum), so that y's rounding error scales with y, not with m */                  \
+    EM_NN_DEF(T, T, log_softmax_log_sum)(double sum) { return (T)em_math_log(sum); }                                  \
+    EM_NN_DEF(T, T, log_softmax)(T x, T m, T log_sum) { return (x - m) - log_sum; }                                   \
     /* softmax_grad: the term of sum(g y), then dx from total = sum(g y) */                                           \
     EM_NN_DEF(T, T, softmax_grad_dot)(T g, T y) { return EM_NN_MUL(g, y); }                                           \
     EM_NN_DEF(T, T, softmax_grad)(T y, T g, T total) { return y * (g - total); }                                      \
