@@ -36,8 +36,7 @@ typedef struct em_gpu_tensor {
 /* One op call: the same attributes the CPU kernel gets (lib/ops/<family>.c
  * documents each op's use of them). */
 typedef struct em_gpu_call {
-    em_op op;
-    const char *name; /* the op's name, for error messages */
+    const char *name; /* the op's name, for error messages (an entry serves one op: nothing dispatches on it) */
     int n;
     const em_gpu_tensor *in;
     const em_attrs *a;

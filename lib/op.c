@@ -144,7 +144,7 @@ static int run_gpu(const em_call *c, em_tensor *out) {
     }
     for (int i = 0; i < c->n; i++) in[i] = em__gpu_tensor(c->in[i]);
     em_gpu_tensor o = em__gpu_tensor(out);
-    em_gpu_call gc = {d->id, d->name, c->n, in, c->a, out->device - EM_GPU_BASE};
+    em_gpu_call gc = {d->name, c->n, in, c->a, out->device - EM_GPU_BASE};
     int rc = d->gpu(&gc, &o);
     if (in != small) free(in);
     return rc;
