@@ -217,7 +217,7 @@ START_TEST(test_damaged_files) {
     memcpy(copy, good, (size_t)size);
     copy[8] = 9;
     write_all(bad, copy, size);
-    ck_assert_fails(em_checkpoint_restore(bad), "has format version 9; this Ember reads version 1");
+    ck_assert_fails(em_checkpoint_restore(bad), "has format version 9; this Ember reads versions 1 to 2");
     ck_assert_fails(em_checkpoint_restore("/nonexistent/x.ckpt"), "cannot open /nonexistent/x.ckpt");
     assert_unchanged(before, n);
     /* The good file still restores. */

@@ -83,6 +83,27 @@ int em_dist_allreduce_mean(em_dist *d, int n, em_tensor **tensors);
  * mean identical values (up to hash collisions). */
 int em_dist_checksums(em_dist *d, int n, em_tensor *const *tensors, uint64_t *sums);
 
+/* ---- checkpoints on several ranks ----
+ * Collective: every rank opens a checkpoint manager (train.h) of the same
+ * dir, prefix and max_to_keep; rank 0 writes the files. On it:
+ *   - em_checkpoint_manager_save is collective: rank 0 writes the
+ *     checkpoint (its variables, its random stream and its values: in
+ *     synchronous data parallelism the ranks' variables are identical) and
+ *     the index and deletes the old ones, while every other rank waits for
+ *     it at a barrier; then every rank returns 0, or -1 if rank 0 failed
+ *     (rank 0's error says why) or the ranks passed different steps;
+ *   - em_checkpoint_manager_restore_latest is collective: every rank reads
+ *     the newest checkpoint itself (dir must be shared by the ranks, as on
+ *     one machine or a shared file system) and restores its own variables,
+ *     random stream and values; the ranks then check that they all restored
+ *     the same step (or all found none), and fail together otherwise;
+ *   - the other manager functions are local.
+ * The waits have the em_dist's deadline. Close the manager with
+ * em_checkpoint_manager_close, before em_dist_close. NULL with an error
+ * (on every rank when any rank failed to open it). */
+em_checkpoint_manager *em_dist_checkpoint_manager_open(em_dist *d, const char *dir, const char *prefix,
+                                                       int max_to_keep);
+
 /* ---- parameter servers ---- */
 typedef struct em_ps em_ps;
 

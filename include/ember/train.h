@@ -184,7 +184,11 @@ int em_clip_by_global_norm(int n, em_tensor *const *grads, double clip_norm,
  * One file: magic, format version, count, then per variable its name, dtype,
  * shape and data (little-endian), then a CRC-32 of all that. Saving writes
  * "<path>.tmp.<pid>", syncs it and renames it over path, so a failed save
- * leaves the previous checkpoint whole. */
+ * leaves the previous checkpoint whole. The writer holds an exclusive
+ * flock() on its temporary file until the rename; a save first removes the
+ * temporary files of earlier saves to the same path that no writer holds
+ * (theirs were killed), and never touches one a live writer holds, in this
+ * process or another. */
 int em_checkpoint_save(const char *path);
 /* Reads and checks the whole file (magic, version, length, checksum, and each
  * existing variable present with its dtype and shape) before changing any
@@ -193,6 +197,88 @@ int em_checkpoint_save(const char *path);
  * of that name when it is created, until the next restore or
  * em_variables_release. */
 int em_checkpoint_restore(const char *path);
+
+/* ---- checkpoint manager: keep the last N, resume from the newest ----
+ * Like TensorFlow's tf.train.CheckpointManager (and Saver's max_to_keep and
+ * latest_checkpoint). A manager owns, in dir, the checkpoints
+ * "<prefix>-<step>" and the index "<prefix>.index", a text file that names
+ * the checkpoints kept, oldest first, newest last. Each checkpoint holds
+ * what a resumed run needs to go on exactly as if never stopped: every
+ * variable of this thread with the optimizers' slots and step counts, the
+ * global step, this thread's random stream (em_set_seed's seed and how far
+ * it has been drawn, so dropout continues rather than repeats) and the
+ * program's own named values (a data position, an epoch, a shuffle state).
+ *
+ *   em_checkpoint_manager *ckpt = em_checkpoint_manager_open("runs/ckpt", "model", 5);
+ *   ... make the variables and the optimizer ...
+ *   int64_t step = 0;
+ *   if (em_checkpoint_manager_restore_latest(ckpt) == 1) {   // 0: nothing yet, start fresh
+ *       step = em_checkpoint_manager_step(ckpt);
+ *       em_checkpoint_manager_get_value(ckpt, "epoch", &epoch);
+ *   }
+ *   for (step++; step <= total; step++) {
+ *       ... one training step ...
+ *       if (step % 100 == 0) {
+ *           em_checkpoint_manager_set_value(ckpt, "epoch", epoch);
+ *           if (em_checkpoint_manager_save(ckpt, step)) ...error...
+ *       }
+ *   }
+ *   em_checkpoint_manager_close(ckpt);
+ *
+ * Files named "<prefix>-<digits>" in dir belong to the manager: one its
+ * index does not list (left by a save killed between writing it and writing
+ * the index) is removed by the next save. One process at a time may save
+ * through a manager of a given dir and prefix (several MPI ranks: see
+ * em_dist_checkpoint_manager_open in dist.h). A manager is used by one
+ * thread, the one whose variables it saves. */
+typedef struct em_checkpoint_manager em_checkpoint_manager;
+
+/* Makes dir (and its parents) if missing. prefix names the files: not
+ * empty, no '/', no whitespace or control characters, at most 200 bytes.
+ * max_to_keep <= 0 keeps every checkpoint. NULL with an error. */
+em_checkpoint_manager *em_checkpoint_manager_open(const char *dir, const char *prefix, int max_to_keep);
+/* Saves "<dir>/<prefix>-<step>" (step >= 0) with every variable, the step,
+ * the random stream and the values set on the manager, then the index (each
+ * written atomically: temporary file, fsync, rename), then deletes the
+ * checkpoints beyond max_to_keep (oldest first), files the index does not
+ * list, and temporary files of killed saves. Saving a step already kept
+ * replaces it (it becomes the newest). 0, or -1 with an error naming the
+ * path; the checkpoints kept before stay whole. */
+int em_checkpoint_manager_save(em_checkpoint_manager *mgr, int64_t step);
+/* The path of the newest complete checkpoint ("<dir>/<prefix>-<step>",
+ * BORROWED until the next call with mgr), checked by reading it whole (its
+ * checksum); NULL when there is none (no error set). Entries of the index
+ * that are missing or damaged are skipped (see _last_fallback); a missing or
+ * damaged index falls back to the checkpoints found in dir, by step. */
+const char *em_checkpoint_manager_latest(em_checkpoint_manager *mgr);
+/* Restores the newest complete checkpoint, as em_checkpoint_restore does,
+ * with its step, random stream and values (which replace the manager's).
+ * Returns 1 when it restored, 0 when there was no checkpoint (nothing
+ * changes), -1 with an error: the checkpoint does not fit the variables (a
+ * variable missing from it, another dtype or shape), or every checkpoint the
+ * index names is missing or damaged. Skipping a damaged or missing newest
+ * checkpoint for an older one is not an error: _last_fallback says what was
+ * skipped and why. */
+int em_checkpoint_manager_restore_latest(em_checkpoint_manager *mgr);
+/* What the last _latest or _restore_latest skipped and why ("<path>: <what
+ * was wrong>; ...; using <path>"); NULL when it skipped nothing. BORROWED
+ * until the next call with mgr. */
+const char *em_checkpoint_manager_last_fallback(const em_checkpoint_manager *mgr);
+/* The step of the checkpoint last saved or restored through mgr; -1 before. */
+int64_t em_checkpoint_manager_step(const em_checkpoint_manager *mgr);
+/* The program's named values, saved with every checkpoint and replaced by
+ * the restored checkpoint's. A key (not empty, at most 1024 bytes) holds a
+ * double or a string (at most 1 MiB); setting replaces either. The getters
+ * return 1 and fill *value when the key holds a value of that kind, 0 when
+ * the key is not set (*value unchanged), -1 with an error when it holds the
+ * other kind or an argument is NULL. A string is BORROWED until the key is
+ * set again, a restore, or _close. */
+int em_checkpoint_manager_set_value(em_checkpoint_manager *mgr, const char *key, double value);
+int em_checkpoint_manager_get_value(const em_checkpoint_manager *mgr, const char *key, double *value);
+int em_checkpoint_manager_set_string(em_checkpoint_manager *mgr, const char *key, const char *value);
+int em_checkpoint_manager_get_string(const em_checkpoint_manager *mgr, const char *key, const char **value);
+/* Frees mgr (the files stay). mgr may be NULL. */
+void em_checkpoint_manager_close(em_checkpoint_manager *mgr);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,7 @@
  * is at most `staleness` pushes ahead of the slowest live worker. A push and
  * the pull after it travel as one request, so with staleness 0 every worker
  * of a round gets the values of the same completed round. */
+#include "checkpoint.h"
 #include "internal.h"
 
 #include <limits.h>
@@ -412,6 +413,43 @@ int em_dist_checksums(em_dist *d, int n, em_tensor *const *t, uint64_t *sums) {
     memcpy(sums, all, sizeof *all * (size_t)d->size);
     free(all);
     return 0;
+}
+
+/* ---- checkpoint managers: rank 0 writes, the others wait ---- */
+
+/* The coordinator's collective (lib/checkpoint.h): the minimum of v over the ranks. */
+static int ckpt_all_min(void *ctx, const char *op, int64_t *v, int n) {
+    em_dist *d = ctx;
+    if (check_dist(d, op)) return -1;
+    int64_t *buf = malloc(sizeof *buf * (size_t)n);
+    if (!buf) return fail(d, op, "out of memory");
+    memcpy(buf, v, sizeof *buf * (size_t)n);
+    MPI_Request r;
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_INT64_T, MPI_MIN, d->comm, &r);
+    if (rc != MPI_SUCCESS) {
+        free(buf);
+        return mpi_failed(d, op, "MPI_Iallreduce", rc);
+    }
+    if (coll_wait(d, op, &r, buf)) return -1;
+    memcpy(v, buf, sizeof *buf * (size_t)n);
+    free(buf);
+    return 0;
+}
+
+em_checkpoint_manager *em_dist_checkpoint_manager_open(em_dist *d, const char *dir, const char *prefix,
+                                                       int max_to_keep) {
+    const char *fn = "em_dist_checkpoint_manager_open";
+    if (check_dist(d, fn)) return NULL;
+    em_checkpoint_manager *m = em_checkpoint_manager_open(dir, prefix, max_to_keep);
+    int64_t ok[1] = {m ? 0 : -1};
+    if (ckpt_all_min(d, fn, ok, 1) || ok[0] < 0) {
+        if (m) fail(d, fn, "another rank could not open the checkpoint manager of %s", dir);
+        em_checkpoint_manager_close(m);
+        return NULL;
+    }
+    em__checkpoint_manager_coordinate(m, &(em__ckpt_coordinator){.writes = d->rank == 0, .rank = d->rank,
+                                                                  .all_min = ckpt_all_min, .ctx = d});
+    return m;
 }
 
 /* ---- parameter servers ---- */

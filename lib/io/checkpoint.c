@@ -2,13 +2,21 @@
  *
  *   "EMBERCKP"  u32 version  u32 count
  *   count x { u32 name_len  name  u8 dtype  u8 ndim  i64 dims[ndim]  data }
+ *   version 2 only: u32 nvalues, nvalues x { u8 kind  u32 key_len  key  value }
+ *     (kind 0: f64; 1: u32 len + bytes; 2: u64; see lib/checkpoint.h)
  *   u32 crc32 (zlib's) of every byte before it
  *
- * Integers and data are little-endian. A save goes to "<path>.tmp.<pid>",
- * is synced, then renamed over path (and the directory synced), so a failed
- * or interrupted save never damages the previous checkpoint. A restore reads
+ * Integers and data are little-endian. em_checkpoint_save writes version 1;
+ * the checkpoint manager writes version 2, whose values hold the step, the
+ * random stream and the program's own values. Both are read. A save goes to
+ * "<path>.tmp.<pid>", locked while written (see "temporary files"), is
+ * synced, then renamed over path (and the directory synced), so a failed or
+ * interrupted save never damages the previous checkpoint. A restore reads
  * and checks the whole file before it changes any variable. */
+#include "../checkpoint.h"
 #include "../variable.h"
+
+#include <dirent.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +24,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -25,8 +34,122 @@
 #endif
 
 static const char MAGIC[8] = {'E', 'M', 'B', 'E', 'R', 'C', 'K', 'P'};
-#define VERSION 1u
+#define VERSION 2u /* the newest this Ember reads */
 #define MAX_NAME (1u << 16)
+
+/* ---- temporary files ----
+ *
+ * A writer creates "<path>.tmp.<pid>" and holds an exclusive flock() on it
+ * until it has been renamed over path. A writer killed on the way (SIGKILL,
+ * a crash, a power cut) leaves the file unlocked, since the lock dies with
+ * its open file; the next save to the same path removes it. Locks rather
+ * than process ids tell the dead from the living: ids are reused, and a
+ * process in another PID namespace sees other ids. flock() locks belong to
+ * an open file, so they also conflict between two opens in one process. */
+
+bool em__is_temp_of(const char *name, const char *base) {
+    size_t b = strlen(base);
+    if (strncmp(name, base, b) != 0 || strncmp(name + b, ".tmp.", 5) != 0) return false;
+    const char *d = name + b + 5;
+    if (!*d) return false;
+    for (; *d; d++)
+        if (*d < '0' || *d > '9') return false;
+    return true;
+}
+
+int em__remove_stale_temps(const char *dir, bool (*match)(const char *name, void *ctx), void *ctx) {
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return 0;
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return 0;
+    }
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!match(e->d_name, ctx)) continue;
+        int fd = openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) continue;
+        struct stat held, named;
+        /* Only a regular file that no writer holds, and that is still the
+         * file of that name once locked (a writer may have renamed it, and
+         * another taken the name, since readdir). */
+        if (fstat(fd, &held) == 0 && S_ISREG(held.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+            fstatat(dfd, e->d_name, &named, AT_SYMLINK_NOFOLLOW) == 0 && named.st_dev == held.st_dev &&
+            named.st_ino == held.st_ino && unlinkat(dfd, e->d_name, 0) == 0)
+            removed++;
+        close(fd);
+    }
+    closedir(d);
+    return removed;
+}
+
+static bool temp_of_base(const char *name, void *base) { return em__is_temp_of(name, base); }
+
+/* dirname and basename of path, in one allocation: *dir and *base point into it. */
+static char *split_path(const char *path, const char **dir, const char **base) {
+    size_t n = strlen(path);
+    char *c = malloc(2 * n + 4);
+    if (!c) return NULL;
+    const char *slash = strrchr(path, '/');
+    char *b = c + n + 2;
+    if (!slash) {
+        strcpy(c, ".");
+        strcpy(b, path);
+    } else {
+        size_t k = (size_t)(slash - path);
+        memcpy(c, path, k ? k : 1);
+        c[k ? k : 1] = '\0';
+        strcpy(b, slash + 1);
+    }
+    *dir = c;
+    *base = b;
+    return c;
+}
+
+/* Removes the stale temporaries of path, then creates its own, locked
+ * ("<path>.tmp.<pid>", returned in *tmp). The file is created exclusively
+ * and checked, once locked, to be still the one of that name: a concurrent
+ * cleaner may have taken it for stale between its creation and the lock.
+ * fd, or -1 with an error. */
+static int create_locked_temp(const char *op, const char *path, char **tmp) {
+    const char *dir, *base;
+    char *parts = split_path(path, &dir, &base);
+    size_t len = strlen(path) + 32;
+    *tmp = malloc(len);
+    if (!parts || !*tmp) {
+        free(parts);
+        free(*tmp);
+        *tmp = NULL;
+        em__error("%s: out of memory", op);
+        return -1;
+    }
+    em__remove_stale_temps(dir, temp_of_base, (void *)base);
+    free(parts);
+    snprintf(*tmp, len, "%s.tmp.%ld", path, (long)getpid());
+    for (int attempt = 0; attempt < 8; attempt++) {
+        int fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            em__error("%s: cannot create %s: %s", op, *tmp, strerror(errno));
+            break;
+        }
+        /* A cleaner may hold the lock for a moment: wait for it. Where the
+         * file system has no flock(), cleaners cannot lock either, so they
+         * never remove a live writer's file. */
+        int locked = flock(fd, LOCK_EX);
+        struct stat held, named;
+        if (locked == 0 && (fstat(fd, &held) || stat(*tmp, &named) || held.st_dev != named.st_dev ||
+                            held.st_ino != named.st_ino)) {
+            close(fd); /* taken for stale and removed: make it again */
+            continue;
+        }
+        return fd;
+    }
+    if (!em_last_error()) em__error("%s: cannot create %s: it kept being removed", op, *tmp);
+    free(*tmp);
+    *tmp = NULL;
+    return -1;
+}
 
 /* ---- saving ---- */
 
@@ -60,68 +183,42 @@ static int sync_dir(const char *path) {
     return rc == EINVAL ? 0 : rc; /* some file systems cannot sync a directory */
 }
 
-int em_checkpoint_save(const char *path) {
-    const char *op = "checkpoint_save";
+/* Writes path through a locked temporary: fill(w, ctx) writes the content
+ * (0, or -1 with an error set). The lock is held until after the rename. */
+static int write_atomic(const char *op, const char *path, int (*fill)(writer *w, void *ctx), void *ctx) {
     if (!path || !*path) {
         em__error("%s: the path is empty", op);
         return -1;
     }
-    em_tensor *const *vars;
-    int n = em__variables_list(&vars);
-    size_t len = strlen(path) + 32;
-    char *tmp = malloc(len);
-    if (!tmp) {
-        em__error("%s: out of memory", op);
-        return -1;
-    }
-    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    writer w = {fd >= 0 ? fdopen(fd, "wb") : NULL, crc32(0, NULL, 0), 0};
-    if (!w.f) {
-        em__error("%s: cannot create %s: %s", op, tmp, strerror(errno));
-        if (fd >= 0) close(fd), unlink(tmp);
+    char *tmp;
+    int fd = create_locked_temp(op, path, &tmp);
+    if (fd < 0) return -1;
+    int lock = dup(fd); /* keeps the lock past fclose, until after the rename */
+    writer w = {fdopen(fd, "wb"), crc32(0, NULL, 0), 0};
+    if (!w.f || lock < 0) {
+        em__error("%s: cannot write %s: %s", op, tmp, strerror(errno));
+        if (w.f) fclose(w.f);
+        else close(fd);
+        if (lock >= 0) close(lock);
+        unlink(tmp);
         free(tmp);
         return -1;
     }
-    put(&w, MAGIC, sizeof MAGIC);
-    put_u32(&w, VERSION);
-    put_u32(&w, (uint32_t)n);
-    for (int i = 0; i < n; i++) {
-        const em_tensor *v = vars[i];
-        uint32_t nlen = (uint32_t)strlen(v->var->name);
-        uint8_t head[2] = {v->dtype, v->ndim};
-        put_u32(&w, nlen);
-        put(&w, v->var->name, nlen);
-        put(&w, head, 2);
-        put(&w, v->shape, sizeof(int64_t) * v->ndim);
-        em_tensor *host = em__is_gpu(v->device) ? em__to_host((em_tensor *)v) : NULL;
-        if (em__is_gpu(v->device) && !host) {
-            fclose(w.f);
-            unlink(tmp);
-            free(tmp);
-            return -1;
-        }
-        put(&w, host ? host->data : v->data, (size_t)v->numel * em_dtype_size((em_dtype)v->dtype));
-        if (host) em__unref(host);
-    }
-    uint32_t crc = (uint32_t)w.crc;
-    put(&w, &crc, 4);
+    int rc = fill(&w, ctx);
     if (!w.err && fflush(w.f)) w.err = errno;
     if (!w.err && fsync(fileno(w.f))) w.err = errno;
     if (fclose(w.f) && !w.err) w.err = errno;
-    if (!w.err && rename(tmp, path)) {
+    if (!rc && !w.err && rename(tmp, path)) {
         em__error("%s: cannot rename %s to %s: %s", op, tmp, path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    if (w.err) {
+        rc = -1;
+    } else if (!rc && w.err) {
         em__error("%s: writing %s failed: %s (%s is unchanged)", op, tmp, strerror(w.err), path);
-        unlink(tmp);
-        free(tmp);
-        return -1;
+        rc = -1;
     }
+    if (rc) unlink(tmp);
+    close(lock);
     free(tmp);
+    if (rc) return -1;
     int err = sync_dir(path);
     if (err) {
         em__error("%s: %s was written but its directory could not be synced: %s", op, path, strerror(err));
@@ -129,6 +226,74 @@ int em_checkpoint_save(const char *path) {
     }
     return 0;
 }
+
+typedef struct {
+    const void *data;
+    size_t size;
+} bytes_ctx;
+
+static int fill_bytes(writer *w, void *ctx) {
+    bytes_ctx *b = ctx;
+    put(w, b->data, b->size);
+    return 0;
+}
+
+int em__write_file_atomic(const char *op, const char *path, const void *data, size_t size) {
+    return write_atomic(op, path, fill_bytes, &(bytes_ctx){data, size});
+}
+
+typedef struct {
+    const char *op;
+    int n;
+    const em__ckpt_value *values;
+} ckpt_ctx;
+
+static int fill_checkpoint(writer *w, void *ctx_) {
+    ckpt_ctx *c = ctx_;
+    em_tensor *const *vars;
+    int n = em__variables_list(&vars);
+    put(w, MAGIC, sizeof MAGIC);
+    put_u32(w, c->values ? 2u : 1u);
+    put_u32(w, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        const em_tensor *v = vars[i];
+        uint32_t nlen = (uint32_t)strlen(v->var->name);
+        uint8_t head[2] = {v->dtype, v->ndim};
+        put_u32(w, nlen);
+        put(w, v->var->name, nlen);
+        put(w, head, 2);
+        put(w, v->shape, sizeof(int64_t) * v->ndim);
+        em_tensor *host = em__is_gpu(v->device) ? em__to_host((em_tensor *)v) : NULL;
+        if (em__is_gpu(v->device) && !host) return -1;
+        put(w, host ? host->data : v->data, (size_t)v->numel * em_dtype_size((em_dtype)v->dtype));
+        if (host) em__unref(host);
+    }
+    if (c->values) {
+        put_u32(w, (uint32_t)c->n);
+        for (int i = 0; i < c->n; i++) {
+            const em__ckpt_value *x = &c->values[i];
+            uint8_t kind = (uint8_t)x->kind;
+            put(w, &kind, 1);
+            put_u32(w, (uint32_t)strlen(x->key));
+            put(w, x->key, strlen(x->key));
+            if (x->kind == EM__CKPT_F64) put(w, &x->f64, 8);
+            else if (x->kind == EM__CKPT_U64) put(w, &x->u64, 8);
+            else {
+                put_u32(w, (uint32_t)strlen(x->str));
+                put(w, x->str, strlen(x->str));
+            }
+        }
+    }
+    uint32_t crc = (uint32_t)w->crc;
+    put(w, &crc, 4);
+    return 0;
+}
+
+int em__checkpoint_write(const char *op, const char *path, int n, const em__ckpt_value *values) {
+    return write_atomic(op, path, fill_checkpoint, &(ckpt_ctx){op, n, values});
+}
+
+int em_checkpoint_save(const char *path) { return em__checkpoint_write("checkpoint_save", path, 0, NULL); }
 
 /* ---- reading ---- */
 
@@ -185,18 +350,56 @@ static unsigned char *slurp(const char *op, const char *path, size_t *size) {
     return NULL;
 }
 
-/* Parses and checks buf; fills *entries (count *n). -1 with an error. */
+/* Checks the values section of a version 2 file, buf[*at, end): moves *at
+ * past it and sets *count. -1 with an error. */
+static int parse_values(const char *op, const char *path, const unsigned char *buf, size_t end, size_t *at,
+                        uint32_t *count) {
+    if (end - *at < 4) {
+        em__error("%s: %s is truncated or damaged: it ends before its values", op, path);
+        return -1;
+    }
+    *count = get_u32(buf + *at);
+    *at += 4;
+    for (uint32_t i = 0; i < *count; i++) {
+        bool ok = end - *at >= 5;
+        uint8_t kind = ok ? buf[*at] : 0;
+        uint32_t klen = ok ? get_u32(buf + *at + 1) : 0;
+        ok = ok && kind <= EM__CKPT_U64 && klen > 0 && klen <= EM__CKPT_MAX_KEY && end - *at - 5 >= klen;
+        if (ok) {
+            *at += 5 + klen;
+            if (kind != EM__CKPT_STRING) {
+                ok = end - *at >= 8;
+                *at += ok ? 8 : 0;
+            } else {
+                uint32_t slen = end - *at >= 4 ? get_u32(buf + *at) : UINT32_MAX;
+                ok = slen <= EM__CKPT_MAX_STRING && end - *at - 4 >= slen;
+                *at += ok ? 4 + (size_t)slen : 0;
+            }
+        }
+        if (!ok) {
+            em__error("%s: %s is truncated or damaged: it ends inside value %u of %u", op, path, i + 1, *count);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Parses and checks buf; fills *entries (count *n) and, for a version 2
+ * file, the offset and count of its values (0 and 0 for version 1). -1 with
+ * an error. */
 static int parse(const char *op, const char *path, const unsigned char *buf, size_t size, entry **entries,
-                 uint32_t *n) {
+                 uint32_t *n, size_t *values_at, uint32_t *nvalues) {
     *entries = NULL;
+    *values_at = 0;
+    *nvalues = 0;
     if (size < sizeof MAGIC + 12 || memcmp(buf, MAGIC, sizeof MAGIC) != 0) {
         em__error("%s: %s is not an Ember checkpoint (%s)", op, path,
                   size < sizeof MAGIC ? "too short" : "bad magic number");
         return -1;
     }
     uint32_t version = get_u32(buf + 8), count = get_u32(buf + 12);
-    if (version != VERSION) {
-        em__error("%s: %s has format version %u; this Ember reads version %u", op, path, version, VERSION);
+    if (version < 1 || version > VERSION) {
+        em__error("%s: %s has format version %u; this Ember reads versions 1 to %u", op, path, version, VERSION);
         return -1;
     }
     size_t end = size - 4, at = 16;
@@ -247,9 +450,16 @@ static int parse(const char *op, const char *path, const unsigned char *buf, siz
             return -1;
         }
     }
+    if (version >= 2) {
+        *values_at = at;
+        if (parse_values(op, path, buf, end, &at, nvalues)) {
+            free(e);
+            return -1;
+        }
+    }
     if (at != end) {
-        em__error("%s: %s is damaged: %zu unexpected bytes after the last of its %u entries", op, path, end - at,
-                  count);
+        em__error("%s: %s is damaged: %zu unexpected bytes after the last of its %u %s", op, path, end - at,
+                  version >= 2 ? *nvalues : count, version >= 2 ? "values" : "entries");
         free(e);
         return -1;
     }
@@ -297,8 +507,47 @@ int em__ckpt_take(struct em_ckpt_pending *p, em_tensor *v, const char *op) {
     return 0;
 }
 
-int em_checkpoint_restore(const char *path) {
-    const char *op = "checkpoint_restore";
+void em__ckpt_values_free(em__ckpt_value *v, int n) {
+    for (int i = 0; v && i < n; i++) {
+        free(v[i].key);
+        free(v[i].str);
+    }
+    free(v);
+}
+
+/* The values section at buf + at (checked by parse): a NEW array. -1 with an error. */
+static int decode_values(const char *op, const unsigned char *buf, size_t at, uint32_t n, em__ckpt_value **out) {
+    em__ckpt_value *v = calloc(n ? n : 1, sizeof *v);
+    if (!v) {
+        em__error("%s: out of memory for %u values", op, n);
+        return -1;
+    }
+    at += 4;
+    for (uint32_t i = 0; i < n; i++) {
+        v[i].kind = buf[at];
+        uint32_t klen = get_u32(buf + at + 1);
+        v[i].key = strndup((const char *)buf + at + 5, klen);
+        at += 5 + klen;
+        if (v[i].kind == EM__CKPT_F64) memcpy(&v[i].f64, buf + at, 8), at += 8;
+        else if (v[i].kind == EM__CKPT_U64) memcpy(&v[i].u64, buf + at, 8), at += 8;
+        else {
+            uint32_t slen = get_u32(buf + at);
+            v[i].str = strndup((const char *)buf + at + 4, slen);
+            at += 4 + (size_t)slen;
+        }
+        if (!v[i].key || (v[i].kind == EM__CKPT_STRING && !v[i].str)) {
+            em__ckpt_values_free(v, (int)i + 1);
+            em__error("%s: out of memory for %u values", op, n);
+            return -1;
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+int em__checkpoint_read(const char *op, const char *path, bool apply, em__ckpt_value **values, int *nvalues) {
+    if (values) *values = NULL;
+    if (nvalues) *nvalues = 0;
     if (!path || !*path) {
         em__error("%s: the path is empty", op);
         return -1;
@@ -307,19 +556,35 @@ int em_checkpoint_restore(const char *path) {
     if (!pending) return -1;
     size_t size;
     unsigned char *buf = slurp(op, path, &size);
-    if (!buf) return -1;
+    if (!buf) return EM__CKPT_UNUSABLE;
     entry *e;
-    uint32_t ne;
+    uint32_t ne, nv_file = 0;
+    size_t values_at;
     em_tensor *const *vars;
     int nv = em__variables_list(&vars);
     int *match = malloc(sizeof *match * (size_t)(nv ? nv : 1));
     struct em_ckpt_pending *p = calloc(1, sizeof *p);
     char *pcopy = strdup(path);
+    em__ckpt_value *vals = NULL;
+    int rc = -1;
     if (!match || !p || !pcopy) {
         em__error("%s: out of memory", op);
         goto fail_alloc;
     }
-    if (parse(op, path, buf, size, &e, &ne)) goto fail_alloc;
+    if (parse(op, path, buf, size, &e, &ne, &values_at, &nv_file)) {
+        rc = EM__CKPT_UNUSABLE;
+        goto fail_alloc;
+    }
+    if (values && values_at && decode_values(op, buf, values_at, nv_file, &vals)) goto fail;
+    if (!apply) {
+        free(e);
+        free(match);
+        free(p);
+        free(pcopy);
+        free(buf);
+        if (values) *values = vals, *nvalues = vals ? (int)nv_file : 0;
+        return 0;
+    }
     /* Files list variables in creation order, so searching on from the last
      * match is usually one step. */
     uint32_t hint = 0;
@@ -348,13 +613,19 @@ int em_checkpoint_restore(const char *path) {
     em__ckpt_pending_free(*pending);
     *p = (struct em_ckpt_pending){pcopy, buf, e, ne};
     *pending = p;
+    if (values) *values = vals, *nvalues = vals ? (int)nv_file : 0;
     return 0;
 fail:
     free(e);
 fail_alloc:
+    em__ckpt_values_free(vals, (int)nv_file);
     free(match);
     free(p);
     free(pcopy);
     free(buf);
-    return -1;
+    return rc;
+}
+
+int em_checkpoint_restore(const char *path) {
+    return em__checkpoint_read("checkpoint_restore", path, true, NULL, NULL) ? -1 : 0;
 }
