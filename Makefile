@@ -55,7 +55,7 @@ ifeq ($(FUZZ),1)
   LDLIBS += -fsanitize=fuzzer,address,undefined
 endif
 
-LIB_SRC := $(wildcard lib/*.c lib/ops/*.c lib/io/*.c)
+LIB_SRC := $(wildcard lib/*.c lib/ops/*.c lib/graph/*.c lib/io/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard test/test_*.c)
 TEST_BIN := $(TEST_SRC:test/%.c=$(BUILD)/test/%)
@@ -117,7 +117,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 .PHONY: all test examples bench install clean deps mnist fuzz fuzz-run
 all: $(STATIC) $(SHARED) $(BUILD)/ember.pc $(BUILD)/ember-bench $(MPI_LIBS)
 
-HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h lib/ops/*.h lib/ops/*.def)
+HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h lib/ops/*.h lib/ops/*.def lib/graph/*.h)
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
