@@ -1,9 +1,19 @@
 /* MNIST, the lecture's closing example (TensorFlow's mnist_with_summaries):
  * 784 -> 500 ReLU -> dropout -> 10, softmax cross-entropy, Adam 1e-3, batch
- * 100, with TensorBoard summaries, PNG plots and a checkpoint to resume from.
+ * 100, with TensorBoard summaries, PNG plots and checkpoints to resume from.
  *
  *   build/examples/mnist --logdir runs/mnist            (5 epochs)
  *   tensorboard --logdir runs/mnist
+ *
+ * Checkpoints (a checkpoint manager: the last --keep of them, "model-<step>"
+ * and "model.index" in --checkpoint-dir) hold everything a resumed run needs
+ * to go on exactly as if it had never stopped: the variables and Adam's
+ * slots, the step, the random stream (dropout) and the data position (the
+ * epoch and the shuffle). Killed at any moment, the same command with
+ * --resume continues from the newest one and ends with the variables an
+ * uninterrupted run ends with, bit for bit:
+ *
+ *   until build/examples/mnist --resume; do echo "killed; resuming"; done
  */
 #include <ember.h>
 
@@ -18,8 +28,8 @@
 #include <time.h>
 
 typedef struct {
-    const char *data, *logdir, *device;
-    int epochs, max_steps, batch, eval_every, threads, devices;
+    const char *data, *logdir, *device, *checkpoint_dir;
+    int epochs, max_steps, batch, eval_every, threads, devices, keep, checkpoint_every;
     double keep_prob, lr;
     uint64_t seed;
     bool resume, quiet, graph;
@@ -29,11 +39,16 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: mnist [--data DIR] [--logdir DIR] [--epochs N] [--steps N] [--batch N]\n"
             "             [--eval-every N] [--keep-prob P] [--lr X] [--seed S] [--threads N]\n"
-            "             [--device D] [--devices N] [--resume] [--quiet] [--graph]\n"
+            "             [--device D] [--devices N] [--checkpoint-dir DIR] [--keep N]\n"
+            "             [--checkpoint-every N] [--resume] [--quiet] [--graph]\n"
             "  --data DIR     MNIST-format IDX files (default data/mnist; Fashion-MNIST works too)\n"
-            "  --logdir DIR   TensorBoard logs, PNG plots and the checkpoint (default runs/mnist)\n"
-            "  --steps N      stop after N steps even if epochs remain (0: no limit)\n"
-            "  --resume       continue from DIR/model.ckpt\n"
+            "  --logdir DIR   TensorBoard logs and PNG plots (default runs/mnist)\n"
+            "  --steps N      stop at step N even if epochs remain (0: no limit)\n"
+            "  --checkpoint-dir DIR  checkpoints model-<step> and model.index (default: the logdir)\n"
+            "  --keep N       checkpoints kept, the newest (default 5; 0: all)\n"
+            "  --checkpoint-every N  steps between checkpoints (default: --eval-every), and one at the end\n"
+            "  --resume       continue from the newest checkpoint (none: start fresh); without it a run\n"
+            "                 starts fresh. The epochs and --steps count from the start of training\n"
             "  --graph        trace one step and replay it as a graph (default: eager)\n"
             "  --device D     where the model trains: /cpu:0 (default) or /gpu:0 (the lecture's names)\n"
             "  --devices N    data parallelism over N logical CPU devices, the cores shared out:\n"
@@ -41,7 +56,8 @@ static void usage(FILE *out) {
 }
 
 static int parse(int argc, char **argv, options *o) {
-    *o = (options){"data/mnist", "runs/mnist", "/cpu:0", 5, 0, 100, 200, 0, 1, 0.9, 1e-3, 1, false, false, false};
+    *o = (options){"data/mnist", "runs/mnist", "/cpu:0", NULL, 5, 0, 100, 200, 0, 1, 5, 0, 0.9, 1e-3, 1,
+                   false, false, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name, action) EXAMPLE_OPTION("mnist", name, action)
@@ -57,16 +73,23 @@ static int parse(int argc, char **argv, options *o) {
         OPT("--threads", o->threads = atoi(v))
         OPT("--devices", o->devices = atoi(v))
         OPT("--device", o->device = v)
+        OPT("--checkpoint-dir", o->checkpoint_dir = v)
+        OPT("--keep", o->keep = atoi(v))
+        OPT("--checkpoint-every", o->checkpoint_every = atoi(v))
 #undef OPT
         EXAMPLE_FLAG("--resume", o->resume)
         EXAMPLE_FLAG("--quiet", o->quiet)
         EXAMPLE_FLAG("--graph", o->graph)
         EXAMPLE_HELP_OR_UNKNOWN("mnist", usage)
     }
-    if (o->epochs < 1 || o->batch < 1 || o->eval_every < 1 || o->keep_prob <= 0 || o->keep_prob > 1) {
-        fprintf(stderr, "mnist: epochs, batch and eval-every must be positive and keep-prob in (0, 1]\n");
+    if (o->epochs < 1 || o->batch < 1 || o->eval_every < 1 || o->keep_prob <= 0 || o->keep_prob > 1 ||
+        o->checkpoint_every < 0 || o->keep < 0 || o->max_steps < 0) {
+        fprintf(stderr, "mnist: epochs, batch and eval-every must be positive, steps, keep and checkpoint-every "
+                        "not negative, and keep-prob in (0, 1]\n");
         return -1;
     }
+    if (!o->checkpoint_dir) o->checkpoint_dir = o->logdir;
+    if (!o->checkpoint_every) o->checkpoint_every = o->eval_every;
     if (o->devices < 1 || o->devices > 32 || o->batch % o->devices) {
         fprintf(stderr, "mnist: --devices must be in 1..32 and divide the batch (%d)\n", o->batch);
         return -1;
@@ -268,8 +291,6 @@ int main(int argc, char **argv) {
     em_optimizer *adam = em_adam(o.lr, 0.9, 0.999, 1e-8);
     if (!adam) return fail("creating the optimizer");
 
-    char ckpt[1024];
-    snprintf(ckpt, sizeof ckpt, "%s/model.ckpt", o.logdir);
     em_summary_writer *train_log, *test_log;
     {
         char dir[1024];
@@ -279,21 +300,14 @@ int main(int argc, char **argv) {
         test_log = em_summary_writer_open(dir);
         if (!train_log || !test_log) return fail("opening the summary writers");
     }
-    if (o.resume) {
-        if (em_checkpoint_restore(ckpt)) return fail("resuming");
-        printf("resumed from %s at step %lld\n", ckpt, (long long)em_optimizer_step(adam));
-    }
+    em_checkpoint_manager *ckpt = em_checkpoint_manager_open(o.checkpoint_dir, "model", o.keep);
+    if (!ckpt) return fail("opening the checkpoints");
 
     int64_t steps_per_epoch = train.n / o.batch;
     int64_t total = steps_per_epoch * o.epochs;
     if (o.max_steps > 0 && o.max_steps < total) total = o.max_steps;
-    int64_t *order = malloc(sizeof(int64_t) * (size_t)train.n);
-    double *loss_curve = malloc(sizeof(double) * (size_t)(total + 1));
-    double *acc_x = malloc(sizeof(double) * (size_t)(total / o.eval_every + 2));
-    double *acc_y = malloc(sizeof(double) * (size_t)(total / o.eval_every + 2));
-    if (!order || !loss_curve || !acc_x || !acc_y) return fail("allocating");
-    for (int64_t i = 0; i < train.n; i++) order[i] = i;
-    uint64_t shuffle_state = o.seed * 0x9E3779B97F4A7C15ULL + 1;
+    data_order data = {.n = train.n};
+    if (data_order_init(&data, train.n, o.seed)) return fail("allocating");
 
     /* The step as a graph: TensorBoard shows it, and --graph replays it. The
      * trace is shape-only, so it runs no update; it draws its dropout masks
@@ -306,16 +320,45 @@ int main(int argc, char **argv) {
     if (traced_rc || write_graph_summary(train_log, &traced)) return fail("tracing the training step");
     em_scope_end();
 
+    /* Resuming comes last, so that the checkpoint's random stream replaces
+     * whatever the set-up drew from it. */
+    int64_t step0 = 0;
+    double best_acc = 0;
+    if (o.resume) {
+        int r = em_checkpoint_manager_restore_latest(ckpt);
+        if (r < 0) return fail("resuming");
+        if (em_checkpoint_manager_last_fallback(ckpt))
+            printf("note: %s\n", em_checkpoint_manager_last_fallback(ckpt));
+        if (r == 0) {
+            printf("no checkpoint in %s: starting fresh\n", o.checkpoint_dir);
+        } else {
+            char why[256];
+            if (data_order_restore(&data, ckpt, o.batch, why, sizeof why)) {
+                fprintf(stderr, "mnist: resuming: %s\n", why);
+                return 1;
+            }
+            step0 = em_checkpoint_manager_step(ckpt);
+            em_checkpoint_manager_get_value(ckpt, "best_accuracy", &best_acc);
+            printf("resumed from %s at step %lld (epoch %lld)\n", em_checkpoint_manager_latest(ckpt),
+                   (long long)step0, (long long)data.shuffles);
+        }
+    }
+    int64_t todo = total > step0 ? total - step0 : 0;
+    /* The curves grow as the run goes (a long run may be killed long before its end). */
+    int64_t cap = 1024, acc_cap = 64;
+    double *loss_curve = malloc(sizeof(double) * (size_t)cap);
+    double *acc_x = malloc(sizeof(double) * (size_t)acc_cap);
+    double *acc_y = malloc(sizeof(double) * (size_t)acc_cap);
+    if (!loss_curve || !acc_x || !acc_y) return fail("allocating");
+
     int nacc = 0;
-    double test_acc = 0, best_acc = 0, start = now(), last_print = 0;
-    int64_t step0 = em_optimizer_step(adam);
-    for (int64_t s = 0; s < total; s++) {
-        int64_t in_epoch = s % steps_per_epoch;
-        if (in_epoch == 0) shuffle(order, train.n, &shuffle_state);
-        int64_t step = step0 + s + 1;
+    double test_acc = 0, start = now(), last_print = 0;
+    if (!todo) printf("already trained %lld of %lld steps\n", (long long)step0, (long long)total);
+    for (int64_t step = step0 + 1; step <= total; step++) {
+        int64_t s = step - step0 - 1; /* steps run by this process */
         em_scope_begin();
         em_tensor *x, *y;
-        batch_of(&train, order + in_epoch * o.batch, o.batch, &x, &y);
+        batch_of(&train, data_order_batch(&data, step - 1, o.batch), o.batch, &x, &y);
         double loss, accuracy;
         em_tensor *pre_activations, *activations;
         if (o.graph) {
@@ -350,6 +393,8 @@ int main(int argc, char **argv) {
             pre_activations = m.pre_activations;
             activations = m.activations;
         }
+        if (s == cap && !(loss_curve = realloc(loss_curve, sizeof(double) * (size_t)(cap *= 2))))
+            return fail("allocating");
         loss_curve[s] = loss;
         if (step % 10 == 0) {
             em_summary_scalar(train_log, "cross_entropy", step, loss);
@@ -365,37 +410,49 @@ int main(int argc, char **argv) {
             em_summary_image(train_log, "input_reshape/input", step, em_reshape(x, EM_SHAPE(o.batch, 28, 28, 1)), 10);
         em_scope_end();
 
-        if (step % o.eval_every == 0 || s == total - 1) {
+        if (step % o.eval_every == 0 || step == total) {
             test_acc = evaluate(&m, &test, o.device);
             if (test_acc > best_acc) best_acc = test_acc;
             em_summary_scalar(test_log, "accuracy", step, test_acc);
+            if (nacc == acc_cap && (!(acc_x = realloc(acc_x, sizeof(double) * (size_t)(acc_cap * 2))) ||
+                                    !(acc_y = realloc(acc_y, sizeof(double) * (size_t)(acc_cap *= 2)))))
+                return fail("allocating");
             acc_x[nacc] = (double)step;
             acc_y[nacc++] = test_acc;
-            if (em_checkpoint_save(ckpt)) return fail("saving the checkpoint");
+        }
+        if (step % o.checkpoint_every == 0 || step == total) {
+            if (data_order_save(&data, ckpt, o.batch) ||
+                em_checkpoint_manager_set_value(ckpt, "best_accuracy", best_acc) ||
+                em_checkpoint_manager_save(ckpt, step))
+                return fail("saving the checkpoint");
         }
         double t = now();
-        if (!o.quiet && (t - last_print > 0.5 || s == total - 1)) {
+        if (!o.quiet && (t - last_print > 0.5 || step == total)) {
             double rate = (double)(s + 1) / (t - start);
             printf("\rstep %6lld/%lld  epoch %d  loss %.4f  test accuracy %.4f  %.0f steps/s  ETA %.0fs   ",
-                   (long long)step, (long long)(step0 + total), (int)(s / steps_per_epoch) + 1, loss, test_acc, rate,
-                   (double)(total - s - 1) / rate);
+                   (long long)step, (long long)total, (int)((step - 1) / steps_per_epoch) + 1, loss, test_acc, rate,
+                   (double)(total - step) / rate);
             fflush(stdout);
             last_print = t;
         }
     }
+    if (!todo) test_acc = evaluate(&m, &test, o.device);
+    int64_t ran = todo;
     double elapsed = now() - start;
-    printf("\ntrained %lld steps (%s, %d device%s%s%s) in %.1f s (%.2f ms/step)\n", (long long)total,
+    printf("\ntrained %lld steps (%s, %d device%s%s%s) in %.1f s (%.2f ms/step)\n", (long long)ran,
            o.graph ? "graph" : "eager", o.devices, o.devices > 1 ? "s" : "", strcmp(o.device, "/cpu:0") ? ": " : "",
-           strcmp(o.device, "/cpu:0") ? o.device : "", elapsed, 1e3 * elapsed / (double)total);
+           strcmp(o.device, "/cpu:0") ? o.device : "", elapsed, ran ? 1e3 * elapsed / (double)ran : 0.0);
     printf("best test accuracy: %.4f\nfinal test accuracy: %.4f\n", best_acc, test_acc);
 
     char path[1024];
     snprintf(path, sizeof path, "%s/loss.png", o.logdir);
-    em_plot_png(path, "MNIST training loss", "step", "cross entropy", 1,
-                &(em_series){"train", NULL, loss_curve, (int)total}, 900, 500);
+    if (ran > 0) /* the curves of this process's steps */
+        em_plot_png(path, "MNIST training loss", "step", "cross entropy", 1,
+                    &(em_series){"train", NULL, loss_curve, (int)ran}, 900, 500);
     snprintf(path, sizeof path, "%s/accuracy.png", o.logdir);
-    em_plot_png(path, "MNIST test accuracy", "step", "accuracy", 1, &(em_series){"test", acc_x, acc_y, nacc}, 900,
-                500);
+    if (nacc > 0)
+        em_plot_png(path, "MNIST test accuracy", "step", "accuracy", 1, &(em_series){"test", acc_x, acc_y, nacc},
+                    900, 500);
     snprintf(path, sizeof path, "%s/layer1_weights.png", o.logdir);
     em_scope_begin();
     em_plot_image_grid(path, em_transpose(m.w1, EM_ALL_AXES), 28, 28, 25);
@@ -407,10 +464,11 @@ int main(int argc, char **argv) {
     traced_step_release(&traced);
     em_summary_writer_close(train_log);
     em_summary_writer_close(test_log);
+    em_checkpoint_manager_close(ckpt);
     em_optimizer_release(adam);
     dataset_release(&train);
     dataset_release(&test);
-    free(order);
+    data_order_free(&data);
     free(loss_curve);
     free(acc_x);
     free(acc_y);

@@ -6,6 +6,7 @@
 #include <ember.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -93,6 +94,88 @@ static void shuffle(int64_t *p, int64_t n, uint64_t *state) {
         p[i] = p[j];
         p[j] = t;
     }
+}
+
+/* The order of the training examples, shuffled anew at each epoch, and
+ * where a run is in it: a resumed run rebuilds it from the checkpoint's
+ * values, so that it sees the batches an uninterrupted run would have seen. */
+typedef struct {
+    int64_t *order, n;
+    uint64_t seed, state; /* the shuffle's seed and its state now */
+    int64_t shuffles;     /* done so far: the order of epoch e is the (e+1)-th */
+} data_order;
+
+static int data_order_init(data_order *d, int64_t n, uint64_t seed) {
+    d->order = malloc(sizeof(int64_t) * (size_t)n);
+    if (!d->order) return -1;
+    for (int64_t i = 0; i < n; i++) d->order[i] = i;
+    d->n = n;
+    d->seed = seed;
+    d->state = seed * 0x9E3779B97F4A7C15ULL + 1;
+    d->shuffles = 0;
+    return 0;
+}
+
+static void data_order_free(data_order *d) {
+    free(d->order);
+    d->order = NULL;
+}
+
+/* The rows of global batch g (0, 1, ... across epochs). */
+static const int64_t *data_order_batch(data_order *d, int64_t g, int64_t batch) {
+    int64_t per_epoch = d->n / batch;
+    while (d->shuffles <= g / per_epoch) {
+        shuffle(d->order, d->n, &d->state);
+        d->shuffles++;
+    }
+    return d->order + (g % per_epoch) * batch;
+}
+
+/* The position, as values of the checkpoints the manager saves next. */
+static int data_order_save(const data_order *d, em_checkpoint_manager *m, int64_t batch) {
+    char seed[24], state[24];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)d->seed);
+    snprintf(state, sizeof state, "%016llx", (unsigned long long)d->state);
+    return em_checkpoint_manager_set_string(m, "data.seed", seed) ||
+                   em_checkpoint_manager_set_string(m, "data.state", state) ||
+                   em_checkpoint_manager_set_value(m, "data.shuffles", (double)d->shuffles) ||
+                   em_checkpoint_manager_set_value(m, "data.batch", (double)batch)
+               ? -1
+               : 0;
+}
+
+/* The position of a restored checkpoint: the same shuffles replayed from its
+ * seed. 0, or -1 with the reason in why. */
+static int data_order_restore(data_order *d, const em_checkpoint_manager *m, int64_t batch, char *why,
+                              size_t size) {
+    const char *seed, *state;
+    double shuffles, saved_batch;
+    if (em_checkpoint_manager_get_string(m, "data.seed", &seed) != 1 ||
+        em_checkpoint_manager_get_string(m, "data.state", &state) != 1 ||
+        em_checkpoint_manager_get_value(m, "data.shuffles", &shuffles) != 1 ||
+        em_checkpoint_manager_get_value(m, "data.batch", &saved_batch) != 1) {
+        snprintf(why, size, "the checkpoint has no data position (data.seed, data.state, data.shuffles, data.batch)");
+        return -1;
+    }
+    if ((int64_t)saved_batch != batch) {
+        snprintf(why, size, "the checkpoint was trained with batches of %lld, not %lld", (long long)saved_batch,
+                 (long long)batch);
+        return -1;
+    }
+    data_order_free(d);
+    if (data_order_init(d, d->n, strtoull(seed, NULL, 10))) {
+        snprintf(why, size, "out of memory");
+        return -1;
+    }
+    for (; d->shuffles < (int64_t)shuffles; d->shuffles++) shuffle(d->order, d->n, &d->state);
+    char now_state[24];
+    snprintf(now_state, sizeof now_state, "%016llx", (unsigned long long)d->state);
+    if (strcmp(now_state, state)) {
+        snprintf(why, size, "replaying %lld shuffles from seed %s gives state %s, not the saved %s", (long long)shuffles,
+                 seed, now_state, state);
+        return -1;
+    }
+    return 0;
 }
 
 static double now(void) {
