@@ -11,6 +11,11 @@
  *
  *   build/examples/deep_mnist --logdir runs/deep_mnist    (4000 steps)
  *   tensorboard --logdir runs/deep_mnist
+ *
+ * Checkpoints go through a checkpoint manager ("model-<step>" and
+ * "model.index" in --checkpoint-dir, the newest --keep kept); --resume
+ * continues from the newest with the step, the random stream (dropout) and
+ * the data position, as if never stopped.
  */
 #include <ember.h>
 
@@ -22,28 +27,35 @@
 #include <time.h>
 
 typedef struct {
-    const char *data, *logdir;
-    int steps, batch, eval_every, threads;
+    const char *data, *logdir, *checkpoint_dir;
+    int steps, batch, eval_every, threads, keep, checkpoint_every, test_images;
     double lr;
     uint64_t seed;
-    bool quiet;
+    bool quiet, resume;
 } options;
 
 static void usage(FILE *out) {
     fprintf(out,
             "usage: deep_mnist [--data DIR] [--logdir DIR] [--steps N] [--batch N] [--eval-every N]\n"
-            "                  [--lr X] [--seed S] [--threads N] [--quiet]\n"
+            "                  [--lr X] [--seed S] [--threads N] [--checkpoint-dir DIR] [--keep N]\n"
+            "                  [--checkpoint-every N] [--resume] [--test-images N] [--quiet]\n"
             "  --data DIR       MNIST IDX files (default data/mnist)\n"
             "  --logdir DIR     TensorBoard scalars and loss.png (default runs/deep_mnist)\n"
             "  --steps N        training steps (default 4000: >= 99%% test accuracy)\n"
             "  --batch N        images per step (default 100)\n"
             "  --eval-every N   test-set evaluation interval (default 500)\n"
             "  --lr X           Adam learning rate (default 1e-3)\n"
-            "  --threads N      worker threads (default: all cores)\n");
+            "  --threads N      worker threads (default: all cores)\n"
+            "  --checkpoint-dir DIR  checkpoints model-<step> and model.index (default: the logdir)\n"
+            "  --keep N         checkpoints kept, the newest (default 5; 0: all)\n"
+            "  --checkpoint-every N  steps between checkpoints (default: --eval-every), and one at the end\n"
+            "  --test-images N  the final evaluation's test images, the first N (default: all)\n"
+            "  --resume         continue from the newest checkpoint (none: start fresh); --steps counts\n"
+            "                   from the start of training. Without it a run starts fresh\n");
 }
 
 static int parse(int argc, char **argv, options *o) {
-    *o = (options){"data/mnist", "runs/deep_mnist", 4000, 100, 500, 0, 1e-3, 1, false};
+    *o = (options){"data/mnist", "runs/deep_mnist", NULL, 4000, 100, 500, 0, 5, 0, 0, 1e-3, 1, false, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name, action) EXAMPLE_OPTION("deep_mnist", name, action)
@@ -55,14 +67,23 @@ static int parse(int argc, char **argv, options *o) {
         OPT("--lr", o->lr = atof(v))
         OPT("--seed", o->seed = strtoull(v, NULL, 10))
         OPT("--threads", o->threads = atoi(v))
+        OPT("--checkpoint-dir", o->checkpoint_dir = v)
+        OPT("--keep", o->keep = atoi(v))
+        OPT("--checkpoint-every", o->checkpoint_every = atoi(v))
+        OPT("--test-images", o->test_images = atoi(v))
 #undef OPT
         EXAMPLE_FLAG("--quiet", o->quiet)
+        EXAMPLE_FLAG("--resume", o->resume)
         EXAMPLE_HELP_OR_UNKNOWN("deep_mnist", usage)
     }
-    if (o->steps < 1 || o->batch < 1 || o->eval_every < 1 || !(o->lr > 0)) {
-        fprintf(stderr, "deep_mnist: steps, batch, eval-every and lr must be positive\n");
+    if (o->steps < 1 || o->batch < 1 || o->eval_every < 1 || !(o->lr > 0) || o->keep < 0 || o->checkpoint_every < 0 ||
+        o->test_images < 0) {
+        fprintf(stderr, "deep_mnist: steps, batch, eval-every and lr must be positive, keep and checkpoint-every "
+                        "not negative\n");
         return -1;
     }
+    if (!o->checkpoint_dir) o->checkpoint_dir = o->logdir;
+    if (!o->checkpoint_every) o->checkpoint_every = o->eval_every;
     return 0;
 }
 
@@ -152,20 +173,39 @@ int main(int argc, char **argv) {
     em_summary_writer *test_log = em_summary_writer_open(dir);
     if (!train_log || !test_log) return fail("opening the summary writers");
 
-    int64_t steps_per_epoch = train.n / o.batch, total = o.steps;
-    int64_t *order = malloc(sizeof(int64_t) * (size_t)train.n);
-    double *loss_curve = malloc(sizeof(double) * (size_t)total);
-    if (!order || !loss_curve) return fail("allocating");
-    for (int64_t i = 0; i < train.n; i++) order[i] = i;
-    uint64_t shuffle_state = o.seed * 0x9E3779B97F4A7C15ULL + 1;
+    em_checkpoint_manager *ckpt = em_checkpoint_manager_open(o.checkpoint_dir, "model", o.keep);
+    if (!ckpt) return fail("opening the checkpoints");
+    int64_t steps_per_epoch = train.n / o.batch, total = o.steps, step0 = 0;
+    data_order data = {.n = train.n};
+    if (data_order_init(&data, train.n, o.seed)) return fail("allocating");
+    if (o.resume) {
+        int r = em_checkpoint_manager_restore_latest(ckpt);
+        if (r < 0) return fail("resuming");
+        if (em_checkpoint_manager_last_fallback(ckpt))
+            printf("note: %s\n", em_checkpoint_manager_last_fallback(ckpt));
+        if (r == 0) {
+            printf("no checkpoint in %s: starting fresh\n", o.checkpoint_dir);
+        } else {
+            char why[256];
+            if (data_order_restore(&data, ckpt, o.batch, why, sizeof why)) {
+                fprintf(stderr, "deep_mnist: resuming: %s\n", why);
+                return 1;
+            }
+            step0 = em_checkpoint_manager_step(ckpt);
+            printf("resumed at step %lld (epoch %lld) from %s\n", (long long)step0, (long long)data.shuffles,
+                   o.checkpoint_dir);
+        }
+    }
+    int64_t todo = total > step0 ? total - step0 : 0;
+    double *loss_curve = malloc(sizeof(double) * (size_t)(todo + 1));
+    if (!loss_curve) return fail("allocating");
 
     double test_acc = 0, start = now(), last_print = 0;
-    for (int64_t s = 0; s < total; s++) {
-        int64_t in_epoch = s % steps_per_epoch, step = s + 1;
-        if (in_epoch == 0) shuffle(order, train.n, &shuffle_state);
+    for (int64_t step = step0 + 1; step <= total; step++) {
+        int64_t s = step - step0 - 1; /* steps run by this process */
         em_scope_begin();
         em_tensor *x, *y;
-        batch_of(&train, order + in_epoch * o.batch, o.batch, &x, &y);
+        batch_of(&train, data_order_batch(&data, step - 1, o.batch), o.batch, &x, &y);
         em_tape *tape = em_tape_begin(false);
         em_tensor *logits = forward(&m, x, 0.5);
         em_tensor *cross_entropy = em_mean(em_sparse_softmax_cross_entropy_with_logits(y, logits), EM_ALL_AXES, false);
@@ -180,39 +220,46 @@ int main(int argc, char **argv) {
         }
         em_scope_end();
 
-        if (step % o.eval_every == 0 && s < total - 1) { /* a quick look: the first 1000 test images */
+        if (step % o.eval_every == 0 && step < total) { /* a quick look: the first 1000 test images */
             test_acc = evaluate(&m, &test, 1000);
             em_summary_scalar(test_log, "accuracy_first_1000", step, test_acc);
         }
+        if ((step % o.checkpoint_every == 0 || step == total) &&
+            (data_order_save(&data, ckpt, o.batch) || em_checkpoint_manager_save(ckpt, step)))
+            return fail("saving the checkpoint");
         double t = now();
-        if (!o.quiet && (t - last_print > 0.5 || s == total - 1)) {
+        if (!o.quiet && (t - last_print > 0.5 || step == total)) {
             double rate = (double)(s + 1) / (t - start);
             printf("\rstep %6lld/%lld  epoch %d  loss %.4f  test accuracy (1000) %.4f  %.1f steps/s  ETA %.0fs   ",
-                   (long long)step, (long long)total, (int)(s / steps_per_epoch) + 1, loss, test_acc, rate,
-                   (double)(total - s - 1) / rate);
+                   (long long)step, (long long)total, (int)((step - 1) / steps_per_epoch) + 1, loss, test_acc, rate,
+                   (double)(total - step) / rate);
             fflush(stdout);
             last_print = t;
         }
     }
     double elapsed = now() - start;
-    printf("\ntrained %lld steps in %.1f s (%.1f ms/step)\n", (long long)total, elapsed, 1e3 * elapsed / (double)total);
-    test_acc = evaluate(&m, &test, test.n);
+    printf("\ntrained %lld steps in %.1f s (%.1f ms/step)\n", (long long)todo, elapsed,
+           todo ? 1e3 * elapsed / (double)todo : 0.0);
+    int64_t count = o.test_images > 0 && o.test_images < test.n ? o.test_images : test.n;
+    test_acc = evaluate(&m, &test, count);
     em_summary_scalar(test_log, "accuracy", total, test_acc);
-    printf("final test accuracy: %.4f (all %lld test images)\n", test_acc, (long long)test.n);
+    printf("final test accuracy: %.4f (%s %lld test images)\n", test_acc, count == test.n ? "all" : "the first",
+           (long long)count);
 
     char path[1024];
     snprintf(path, sizeof path, "%s/loss.png", o.logdir);
-    if (em_plot_png(path, "Deep MNIST training loss", "step", "cross entropy", 1,
-                    &(em_series){"train", NULL, loss_curve, (int)total}, 900, 500))
+    if (todo && em_plot_png(path, "Deep MNIST training loss", "step", "cross entropy", 1,
+                            &(em_series){"train", NULL, loss_curve, (int)todo}, 900, 500))
         return fail("writing the loss plot");
     printf("TensorBoard logs in %s (tensorboard --logdir %s); plot: %s\n", o.logdir, o.logdir, path);
 
     em_summary_writer_close(train_log);
     em_summary_writer_close(test_log);
+    em_checkpoint_manager_close(ckpt);
     em_optimizer_release(adam);
     dataset_release(&train);
     dataset_release(&test);
-    free(order);
+    data_order_free(&data);
     free(loss_curve);
     em_shutdown();
     return 0;

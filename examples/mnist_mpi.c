@@ -11,9 +11,19 @@
  *                   that pull, compute gradients on their batches and push,
  *                   at most --staleness S pushes ahead of the slowest worker.
  *
+ * Checkpoints (--checkpoint-dir DIR: "model-<step>" and "model.index", the
+ * newest --keep kept) go through a checkpoint manager. In sync mode it is
+ * shared by the ranks (em_dist_checkpoint_manager_open): rank 0 writes while
+ * the others wait at a barrier, and --resume restores the newest on every
+ * rank, continuing exactly as an uninterrupted run would. In async mode the
+ * first worker saves the values it pulled; --resume starts every rank from
+ * them (the servers' Adam state starts afresh: asynchronous training does
+ * not repeat exactly anyway).
+ *
  *   mpirun -np 2 build/examples/mnist_mpi --mode sync
  *   mpirun --enable-recovery -np 3 build/examples/mnist_mpi --mode async --servers 1 \
  *          --die-rank 2 --die-at-step 50 --timeout 3      (a worker dies; training goes on)
+ *   mpirun -np 2 build/examples/mnist_mpi --checkpoint-dir runs/mpi --resume
  */
 #include <ember.h>
 
@@ -27,9 +37,9 @@
 #include <unistd.h>
 
 typedef struct {
-    const char *data, *checkpoint;
-    bool async, quiet;
-    int servers, staleness, epochs, max_steps, batch, threads, die_rank, die_at, checkpoint_every;
+    const char *data, *checkpoint_dir;
+    bool async, quiet, resume;
+    int servers, staleness, epochs, max_steps, batch, threads, die_rank, die_at, checkpoint_every, keep;
     double lr, timeout;
     uint64_t seed;
 } options;
@@ -38,7 +48,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: mpirun [--enable-recovery] -np N mnist_mpi [--mode sync|async] [--servers K] [--staleness S]\n"
             "             [--data DIR] [--epochs N] [--steps N] [--batch N] [--lr X] [--seed S] [--threads N]\n"
-            "             [--timeout SEC] [--checkpoint PATH] [--checkpoint-every N]\n"
+            "             [--timeout SEC] [--checkpoint-dir DIR] [--keep N] [--checkpoint-every N] [--resume]\n"
             "             [--die-rank R --die-at-step N] [--quiet]\n"
             "  --mode         sync: allreduce of gradients (default); async: parameter servers\n"
             "  --servers K    async: ranks 0..K-1 are servers (default 1)\n"
@@ -46,8 +56,12 @@ static void usage(FILE *out) {
             "                 0: synchronous rounds; -1: no bound)\n"
             "  --steps N      at most N steps per rank (0: whole epochs)\n"
             "  --timeout SEC  how long a rank waits for a peer before giving up (default 10)\n"
-            "  --checkpoint P rank 0 (sync) or the first worker (async) saves the model there\n"
-            "                 every --checkpoint-every steps (default 100) and at the end\n"
+            "  --checkpoint-dir DIR  checkpoints model-<step> and model.index, saved every\n"
+            "                 --checkpoint-every steps (default 100) and at the end: by rank 0 while the\n"
+            "                 others wait (sync) or by the first worker (async)\n"
+            "  --keep N       checkpoints kept, the newest (default 5; 0: all)\n"
+            "  --resume       continue from the newest checkpoint in --checkpoint-dir (none: start\n"
+            "                 fresh); --steps and --epochs count from the start of training\n"
             "  --die-rank R --die-at-step N  rank R kills itself (SIGKILL) at its step N\n"
             "                 (a server: after N updates); needs mpirun --enable-recovery\n"
             "  --threads N    threads per rank (default: cores / ranks)\n");
@@ -55,7 +69,7 @@ static void usage(FILE *out) {
 
 static int parse(int argc, char **argv, options *o) {
     *o = (options){.data = "data/mnist", .servers = 1, .staleness = 4, .epochs = 1, .batch = 100, .die_rank = -1,
-                   .checkpoint_every = 100, .lr = 1e-3, .seed = 1};
+                   .checkpoint_every = 100, .keep = 5, .lr = 1e-3, .seed = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name, action) EXAMPLE_OPTION("mnist_mpi", name, action)
@@ -73,16 +87,22 @@ static int parse(int argc, char **argv, options *o) {
         OPT("--seed", o->seed = strtoull(v, NULL, 10))
         OPT("--threads", o->threads = atoi(v))
         OPT("--timeout", o->timeout = atof(v))
-        OPT("--checkpoint", o->checkpoint = v)
+        OPT("--checkpoint-dir", o->checkpoint_dir = v)
+        OPT("--keep", o->keep = atoi(v))
         OPT("--checkpoint-every", o->checkpoint_every = atoi(v))
         OPT("--die-rank", o->die_rank = atoi(v))
         OPT("--die-at-step", o->die_at = atoi(v))
 #undef OPT
         EXAMPLE_FLAG("--quiet", o->quiet)
+        EXAMPLE_FLAG("--resume", o->resume)
         EXAMPLE_HELP_OR_UNKNOWN("mnist_mpi", usage)
     }
-    if (o->epochs < 1 || o->batch < 1 || o->checkpoint_every < 1 || o->max_steps < 0) {
-        fprintf(stderr, "mnist_mpi: epochs, batch and checkpoint-every must be positive, steps not negative\n");
+    if (o->epochs < 1 || o->batch < 1 || o->checkpoint_every < 1 || o->max_steps < 0 || o->keep < 0) {
+        fprintf(stderr, "mnist_mpi: epochs, batch and checkpoint-every must be positive, steps and keep not negative\n");
+        return -1;
+    }
+    if (o->resume && !o->checkpoint_dir) {
+        fprintf(stderr, "mnist_mpi: --resume needs --checkpoint-dir\n");
         return -1;
     }
     return 0;
@@ -111,9 +131,9 @@ typedef struct {
     dataset train, test;
     model m;
     em_tensor *vars[4];
-    int64_t *order;
-    uint64_t shuffle_state;
-    int64_t epoch; /* of the current order */
+    data_order data;
+    em_checkpoint_manager *ckpt; /* sync: shared by the ranks; async: the first worker's */
+    int64_t step0;               /* steps done before this run (--resume) */
 } run;
 
 static int report(const run *r, const char *what) {
@@ -123,14 +143,7 @@ static int report(const run *r, const char *what) {
 
 /* The rows of global batch g (0, 1, ... across epochs), reshuffled per epoch
  * from the same seed on every rank. */
-static const int64_t *batch_rows(run *r, int64_t g) {
-    int64_t per_epoch = r->train.n / r->o.batch;
-    while (r->epoch < g / per_epoch) {
-        shuffle(r->order, r->train.n, &r->shuffle_state);
-        r->epoch++;
-    }
-    return r->order + (g % per_epoch) * r->o.batch;
-}
+static const int64_t *batch_rows(run *r, int64_t g) { return data_order_batch(&r->data, g, r->o.batch); }
 
 static void maybe_die(const run *r, int64_t step) {
     if (r->rank == r->o.die_rank && r->o.die_at > 0 && step >= r->o.die_at) {
@@ -140,9 +153,12 @@ static void maybe_die(const run *r, int64_t step) {
     }
 }
 
+/* Saves a checkpoint (sync: collective, rank 0 writes). */
 static int save(const run *r, int64_t step) {
-    if (!r->o.checkpoint || em_checkpoint_save(r->o.checkpoint)) return r->o.checkpoint ? -1 : 0;
-    if (!r->o.quiet) printf("rank %d: step %" PRId64 ": saved %s\n", r->rank, step, r->o.checkpoint);
+    if (!r->ckpt) return 0;
+    if (data_order_save(&r->data, r->ckpt, r->o.batch) || em_checkpoint_manager_save(r->ckpt, step)) return -1;
+    if (!r->o.quiet && (r->rank == 0 || r->o.async))
+        printf("rank %d: step %" PRId64 ": saved %s/model-%" PRId64 "\n", r->rank, step, r->o.checkpoint_dir, step);
     return 0;
 }
 
@@ -174,7 +190,7 @@ static int sync_steps(run *r, em_optimizer *adam, int64_t total) {
      * mean over ranks is the mean over the whole batch, for any split. */
     int64_t lo = (int64_t)r->rank * r->o.batch / r->size, hi = (int64_t)(r->rank + 1) * r->o.batch / r->size;
     double scale = (double)r->size / r->o.batch;
-    for (int64_t s = 1; s <= total; s++) {
+    for (int64_t s = r->step0 + 1; s <= total; s++) {
         maybe_die(r, s);
         em_scope_begin();
         em_tensor *grads[4];
@@ -187,8 +203,7 @@ static int sync_steps(run *r, em_optimizer *adam, int64_t total) {
         if (r->rank == 0 && !r->o.quiet && s % 100 == 0)
             printf("rank 0: step %" PRId64 "/%" PRId64 ": loss of my rows %.4f\n", s, total,
                    loss / scale / (double)(hi - lo));
-        if (r->rank == 0 && (s % r->o.checkpoint_every == 0 || s == total) && save(r, s))
-            return report(r, "saving the checkpoint");
+        if ((s % r->o.checkpoint_every == 0 || s == total) && save(r, s)) return report(r, "saving the checkpoint");
     }
     return 0;
 }
@@ -211,8 +226,9 @@ static int train_sync(run *r) {
     bool same = true;
     for (int k = 1; k < r->size && !rc; k++) same = same && sums[k] == sums[0];
     if (r->rank == 0 && !rc) {
-        printf("rank 0: trained %" PRId64 " steps of %d rows on %d ranks in %.2f s (%.2f ms/step)\n", total,
-               r->o.batch, r->size, elapsed, 1e3 * elapsed / (double)total);
+        int64_t ran = total > r->step0 ? total - r->step0 : 0;
+        printf("rank 0: trained %" PRId64 " steps of %d rows on %d ranks in %.2f s (%.2f ms/step)\n", ran,
+               r->o.batch, r->size, elapsed, ran ? 1e3 * elapsed / (double)ran : 0.0);
         printf("rank 0: wall time %.3f s\n", elapsed);
         printf("rank 0: checksums:");
         for (int k = 0; k < r->size; k++) printf(" %016" PRIx64, sums[k]);
@@ -245,7 +261,7 @@ static int work(run *r, em_ps *ps) {
     /* Worker w takes global batches w, w + nw, w + 2 nw, ... */
     int64_t total = total_steps(r, (global - w + nw - 1) / nw);
     double start = now(), loss = 0;
-    for (int64_t s = 1; s <= total; s++) {
+    for (int64_t s = r->step0 + 1; s <= total; s++) {
         maybe_die(r, s);
         em_scope_begin();
         em_tensor *grads[4];
@@ -258,7 +274,8 @@ static int work(run *r, em_ps *ps) {
         if (w == 0 && (s % r->o.checkpoint_every == 0 || s == total) && save(r, s))
             return report(r, "saving the checkpoint");
     }
-    printf("rank %d: worker: %" PRId64 " steps in %.2f s, last loss %.4f, test accuracy %.4f\n", r->rank, total,
+    printf("rank %d: worker: %" PRId64 " steps in %.2f s, last loss %.4f, test accuracy %.4f\n", r->rank,
+           total > r->step0 ? total - r->step0 : 0,
            now() - start, loss, evaluate(&r->m, &r->test));
     return 0;
 }
@@ -282,6 +299,43 @@ static int train_async(run *r) {
     return rc;
 }
 
+/* Opens the checkpoint manager and, with --resume, restores the newest
+ * checkpoint. Sync: every rank shares the manager (rank 0 writes). Async:
+ * the first worker saves; with --resume every rank restores on its own,
+ * before the servers' optimizers exist (the worker's checkpoints have no
+ * Adam state). 0, or 1 after reporting the error. */
+static int open_checkpoints(run *r) {
+    if (!r->o.checkpoint_dir) return 0;
+    bool saver = !r->o.async || r->rank == r->o.servers;
+    if (!r->o.async)
+        r->ckpt = em_dist_checkpoint_manager_open(r->d, r->o.checkpoint_dir, "model", r->o.keep);
+    else if (saver || r->o.resume)
+        r->ckpt = em_checkpoint_manager_open(r->o.checkpoint_dir, "model", r->o.keep);
+    if ((saver || r->o.resume) && !r->ckpt) return report(r, "opening the checkpoints");
+    if (r->o.resume) {
+        int got = em_checkpoint_manager_restore_latest(r->ckpt);
+        if (got < 0) return report(r, "resuming");
+        if (got == 1) {
+            char why[256];
+            if (data_order_restore(&r->data, r->ckpt, r->o.batch, why, sizeof why)) {
+                fprintf(stderr, "mnist_mpi: rank %d: resuming: %s\n", r->rank, why);
+                return 1;
+            }
+            r->step0 = em_checkpoint_manager_step(r->ckpt);
+        }
+        const char *note = em_checkpoint_manager_last_fallback(r->ckpt);
+        if (r->rank == 0 && note) printf("rank 0: note: %s\n", note);
+        if (r->rank == 0 && got == 1)
+            printf("rank 0: resumed at step %" PRId64 " from %s\n", r->step0, r->o.checkpoint_dir);
+        if (r->rank == 0 && got == 0) printf("rank 0: no checkpoint in %s: starting fresh\n", r->o.checkpoint_dir);
+    }
+    if (!saver) {
+        em_checkpoint_manager_close(r->ckpt);
+        r->ckpt = NULL;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     run r = {0};
     /* mpirun hands MPI its settings in the environment: argv is ours alone. */
@@ -299,12 +353,8 @@ int main(int argc, char **argv) {
     int rc = 0;
     if (load_mnist(r.o.data, "train", EM_SHAPE(784), &r.train) || load_mnist(r.o.data, "t10k", EM_SHAPE(784), &r.test))
         rc = report(&r, "loading MNIST");
-    r.order = rc ? NULL : malloc(sizeof(int64_t) * (size_t)r.train.n);
-    if (!rc && !r.order) rc = report(&r, "allocating");
+    if (!rc && data_order_init(&r.data, r.train.n, r.o.seed)) rc = report(&r, "allocating");
     if (!rc) {
-        for (int64_t i = 0; i < r.train.n; i++) r.order[i] = i;
-        r.shuffle_state = r.o.seed * 0x9E3779B97F4A7C15ULL + 1;
-        shuffle(r.order, r.train.n, &r.shuffle_state);
         em_variable_scope_begin("layer1", EM_REUSE_FALSE);
         r.m.w1 = em_get_variable("weights", EM_F32, EM_SHAPE(784, 500), EM_INIT_TRUNC_NORMAL(0, 0.1));
         r.m.b1 = em_get_variable("biases", EM_F32, EM_SHAPE(500), EM_INIT_CONST(0.1));
@@ -316,6 +366,7 @@ int main(int argc, char **argv) {
         memcpy(r.vars, (em_tensor *[]){r.m.w1, r.m.b1, r.m.w2, r.m.b2}, sizeof r.vars);
         if (!r.m.w1 || !r.m.b1 || !r.m.w2 || !r.m.b2) rc = report(&r, "creating variables");
     }
+    if (!rc) rc = open_checkpoints(&r);
     if (!rc) {
         if (r.rank == 0)
             printf("rank 0: %s training on %d ranks, %d thread(s) each, timeout %g s\n", r.o.async ? "async" : "sync",
@@ -323,7 +374,8 @@ int main(int argc, char **argv) {
         rc = r.o.async ? train_async(&r) : train_sync(&r);
     }
     fflush(stdout);
-    free(r.order);
+    em_checkpoint_manager_close(r.ckpt);
+    data_order_free(&r.data);
     dataset_release(&r.train);
     dataset_release(&r.test);
     em_shutdown();

@@ -23,8 +23,15 @@ check mnist-graph "(graph, 1 device)" "$build/examples/mnist" --steps 30 --eval-
 check mnist-devices "(graph, 2 devices)" "$build/examples/mnist" --steps 20 --eval-every 20 --quiet --graph --devices 2 --logdir "$tmp/mnist-devices"
 check mnist-files "events.out.tfevents" ls "$tmp/mnist/train"
 check mnist-plots "loss.png" ls "$tmp/mnist"
-check mnist-resume "resumed from" "$build/examples/mnist" --steps 20 --eval-every 10 --quiet --resume --logdir "$tmp/mnist"
-check deep_mnist "final test accuracy" "$build/examples/deep_mnist" --steps 20 --eval-every 10 --quiet --threads 1 --logdir "$tmp/deep_mnist"
+# Checkpoints: the first run saved model-30 and model-60 (every --eval-every
+# steps); --resume continues from the newest to the total of --steps, and a
+# run without it starts fresh in the same directory.
+check mnist-checkpoints "model-60" ls "$tmp/mnist"
+check mnist-resume "resumed from $tmp/mnist/model-60 at step 60" "$build/examples/mnist" --steps 80 --eval-every 10 --quiet --resume --logdir "$tmp/mnist"
+check mnist-keep "model-80" cat "$tmp/mnist/model.index"
+check mnist-fresh "trained 20 steps" "$build/examples/mnist" --steps 20 --eval-every 10 --keep 2 --quiet --logdir "$tmp/mnist"
+check deep_mnist "final test accuracy" "$build/examples/deep_mnist" --steps 12 --eval-every 10 --checkpoint-every 6 --test-images 1000 --quiet --threads 1 --logdir "$tmp/deep_mnist"
+check deep_mnist-resume "resumed at step 12" "$build/examples/deep_mnist" --steps 20 --eval-every 10 --test-images 1000 --quiet --threads 1 --resume --logdir "$tmp/deep_mnist"
 # The MNIST example on the GPU, where there is one (its training reaches the
 # same accuracy floor as on the CPU).
 if gpu_out=$("$build/examples/mnist" --steps 300 --eval-every 300 --quiet --device /gpu:0 --logdir "$tmp/mnist-gpu" 2>&1); then
