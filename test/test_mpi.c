@@ -15,7 +15,11 @@
  *   - a worker killed by SIGKILL: the server and the other worker finish;
  *   - a server killed: both workers stop with an error naming the server
  *     rank and the timeout, well within the time, and the checkpoint the
- *     first worker saved restores.
+ *     first worker saved restores;
+ *   - a checkpoint manager shared by 2 ranks (em_dist_checkpoint_manager_open,
+ *     `mpirun -np 2`): rank 0 writes while rank 1 waits for it, restores
+ *     give every rank rank 0's variables, values and random stream, only
+ *     the newest max_to_keep stay, and ranks saving different steps fail.
  * Without mpirun the suite prints why and passes. */
 #include "common.h"
 
@@ -252,13 +256,72 @@ static int child_ps(em_dist *d) {
     return child_failed;
 }
 
-static int child(const char *mode) {
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int count_files(const char *dir) {
+    DIR *dd = opendir(dir);
+    int files = 0;
+    for (struct dirent *e; dd && (e = readdir(dd));) files += e->d_name[0] != '.';
+    if (dd) closedir(dd);
+    return files;
+}
+
+/* 2 ranks sharing a checkpoint manager in dir: rank 0 writes, rank 1 waits. */
+static int child_ckpt(em_dist *d, const char *dir) {
+    int rank = em_dist_rank(d);
+    char path[512];
+    em_set_seed(100 + (uint64_t)rank); /* different streams, until a restore */
+    em_tensor *w = em_get_variable("w", EM_F64, EM_SHAPE(4), EM_INIT_CONST(rank + 1));
+    em_checkpoint_manager *m = em_dist_checkpoint_manager_open(d, dir, "ck", 2);
+    EXPECT(w && m, "open");
+    EXPECT(em_checkpoint_manager_set_value(m, "rank", rank) == 0, "set_value");
+    /* Rank 0 comes late: rank 1's save returns only once the file is there. */
+    if (rank == 0) nanosleep(&(struct timespec){0, 300000000}, NULL);
+    double t0 = seconds();
+    EXPECT(em_checkpoint_manager_save(m, 10) == 0, "save 10");
+    snprintf(path, sizeof path, "%s/ck-10", dir);
+    if (rank == 1) {
+        EXPECT(seconds() - t0 > 0.2, "rank 1 did not wait for rank 0 (%.3f s)", seconds() - t0);
+        EXPECT(access(path, F_OK) == 0, "no %s after the save returned", path);
+    }
+    /* A restore gives every rank what rank 0 saved. */
+    em_assign(w, em_scalar(EM_F64, -5));
+    EXPECT(em_checkpoint_manager_set_value(m, "rank", 7) == 0, "set_value");
+    EXPECT(em_checkpoint_manager_restore_latest(m) == 1, "restore");
+    double v = -1;
+    EXPECT(em_get(w, (int64_t[]){3}) == 1.0, "w = %g, not rank 0's 1", em_get(w, (int64_t[]){3}));
+    EXPECT(em_checkpoint_manager_get_value(m, "rank", &v) == 1 && v == 0, "value 'rank' = %g, not 0", v);
+    EXPECT(em_checkpoint_manager_step(m) == 10, "step %lld", (long long)em_checkpoint_manager_step(m));
+    uint64_t sums[2];
+    em_tensor *r = em_keep(em_random_uniform(EM_F64, EM_SHAPE(8), 0, 1)); /* rank 0's stream on both */
+    EXPECT(em_dist_checksums(d, 1, &r, sums) == 0 && sums[0] == sums[1], "random streams differ after restore");
+    em_release(r);
+    /* Only the newest 2 stay (and the index). */
+    EXPECT(em_checkpoint_manager_save(m, 20) == 0 && em_checkpoint_manager_save(m, 30) == 0, "saves 20, 30");
+    snprintf(path, sizeof path, "%s/ck-10", dir);
+    EXPECT(count_files(dir) == 3 && access(path, F_OK) != 0, "%d files in %s", count_files(dir), dir);
+    EXPECT(em_dist_barrier(d) == 0, "barrier"); /* both counted before rank 0 writes again */
+    /* Ranks that disagree on the step both fail. */
+    em_clear_error();
+    EXPECT(em_checkpoint_manager_save(m, 40 + rank) == -1 && err_has("the processes saved different steps"),
+           "different steps");
+    em_clear_error();
+    em_checkpoint_manager_close(m);
+    if (!child_failed) printf("rank %d: ckpt ok\n", rank);
+    return child_failed;
+}
+
+static int child(const char *mode, const char *arg) {
     em_dist *d = em_dist_init(NULL, NULL, &(em_dist_options){.timeout = 20});
     if (!d) {
         printf("FAIL: em_dist_init: %s\n", em_last_error());
         return 1;
     }
-    int rc = !strcmp(mode, "sync") ? child_sync(d) : child_ps(d);
+    int rc = !strcmp(mode, "sync") ? child_sync(d) : !strcmp(mode, "ckpt") ? child_ckpt(d, arg) : child_ps(d);
     fflush(stdout);
     em_shutdown();
     if (em_dist_close(d)) rc = 1;
@@ -294,15 +357,16 @@ static void check_sanitizers(const char *text) {
     }
 }
 
-/* Runs `mpirun -np 3 <program> <args>` (with --enable-recovery when a rank
- * is to die) on loopback; returns the exit status with the output (stderr
- * too) in out and the wall time in *seconds. */
-static int mpirun(bool recovery, const char *program, const char *args, char *out, size_t size, double *seconds) {
+/* Runs `mpirun -np <np> <program> <args>` (with --enable-recovery when a
+ * rank is to die) on loopback; returns the exit status with the output
+ * (stderr too) in out and the wall time in *seconds. */
+static int mpirun_np(int np, bool recovery, const char *program, const char *args, char *out, size_t size,
+                     double *seconds) {
     char cmd[8192];
     snprintf(cmd, sizeof cmd,
-             "timeout -k 5 90 mpirun %s --oversubscribe --bind-to none -np 3 --mca btl self,tcp "
+             "timeout -k 5 90 mpirun %s --oversubscribe --bind-to none -np %d --mca btl self,tcp "
              "--mca btl_tcp_if_include lo --mca oob_tcp_if_include lo %s %s %s 2>&1",
-             root_user ? "--allow-run-as-root" : "", recovery ? "--enable-recovery" : "", program, args);
+             root_user ? "--allow-run-as-root" : "", np, recovery ? "--enable-recovery" : "", program, args);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     FILE *p = popen(cmd, "r");
@@ -321,6 +385,10 @@ static int mpirun(bool recovery, const char *program, const char *args, char *ou
     if (seconds) *seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     check_sanitizers(out);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int mpirun(bool recovery, const char *program, const char *args, char *out, size_t size, double *seconds) {
+    return mpirun_np(3, recovery, program, args, out, size, seconds);
 }
 
 static char out[1 << 20];
@@ -394,13 +462,12 @@ START_TEST(killed_worker_leaves_the_others_training) {
 END_TEST
 
 START_TEST(killed_server_stops_workers_and_checkpoint_restores) {
-    char dir[64], args[512], ckpt[128];
+    char dir[64], args[512];
     em_test_tmpdir("mpi", dir, sizeof dir);
-    snprintf(ckpt, sizeof ckpt, "%s/model.ckpt", dir);
     snprintf(args, sizeof args,
-             "--mode async --steps 200 --die-rank 0 --die-at-step 40 --timeout 2 --checkpoint %s "
+             "--mode async --steps 200 --die-rank 0 --die-at-step 40 --timeout 2 --checkpoint-dir %s --keep 1 "
              "--checkpoint-every 5 --quiet",
-             ckpt);
+             dir);
     double t;
     mpirun(true, example, args, out, sizeof out, &t);
     ck_assert_output("rank 0: dying at step 40");
@@ -418,22 +485,35 @@ START_TEST(killed_server_stops_workers_and_checkpoint_restores) {
     em_get_variable("weights", EM_F32, EM_SHAPE(500, 10), EM_INIT_CONST(0));
     em_get_variable("biases", EM_F32, EM_SHAPE(10), EM_INIT_CONST(0.1));
     em_variable_scope_end();
-    ck_assert_msg(em_checkpoint_restore(ckpt) == 0, "restore: %s", em_last_error());
+    em_checkpoint_manager *m = em_checkpoint_manager_open(dir, "model", 1);
+    ck_assert_msg(m && em_checkpoint_manager_restore_latest(m) == 1, "restore: %s", em_last_error());
+    ck_assert_msg(em_checkpoint_manager_step(m) % 5 == 0 && em_checkpoint_manager_step(m) >= 5, "step %lld",
+                  (long long)em_checkpoint_manager_step(m));
+    em_checkpoint_manager_close(m);
     ck_assert_double_ne(em_get(w1, (int64_t[]){0, 0}), 0);
     ck_assert_double_ne(em_get(b1, (int64_t[]){0}), (double)0.1f);
-    /* No temporary file of an interrupted save is left beside it. */
-    DIR *dd = opendir(dir);
-    int files = 0;
-    for (struct dirent *e; (e = readdir(dd));) files += e->d_name[0] != '.';
-    closedir(dd);
-    ck_assert_int_eq(files, 1);
+    /* One checkpoint (--keep 1) and the index; no temporary file of an
+     * interrupted save beside them. */
+    ck_assert_int_eq(count_files(dir), 2);
     em_test_tmpdir_remove(dir);
     em_shutdown();
 }
 END_TEST
 
+START_TEST(checkpoint_manager_on_two_ranks) {
+    char dir[64], args[128];
+    em_test_tmpdir("mpi_ckpt", dir, sizeof dir);
+    snprintf(args, sizeof args, "--child ckpt %s/ckpts", dir);
+    int rc = mpirun_np(2, false, self, args, out, sizeof out, NULL);
+    ck_assert_msg(rc == 0, "exit status %d:\n%s", rc, tail());
+    ck_assert_output("rank 0: ckpt ok");
+    ck_assert_output("rank 1: ckpt ok");
+    em_test_tmpdir_remove(dir);
+}
+END_TEST
+
 int main(int argc, char **argv) {
-    if (argc == 3 && !strcmp(argv[1], "--child")) return child(argv[2]);
+    if (argc >= 3 && !strcmp(argv[1], "--child")) return child(argv[2], argc > 3 ? argv[3] : NULL);
     if (system("command -v mpirun >/dev/null 2>&1") != 0) {
         printf("test_mpi: SKIPPED: mpirun is not on PATH (Debian: apt-get install openmpi-bin)\n");
         return 77;
@@ -457,6 +537,7 @@ int main(int argc, char **argv) {
     tcase_add_test(c, mnist_async_trains);
     tcase_add_test(c, killed_worker_leaves_the_others_training);
     tcase_add_test(c, killed_server_stops_workers_and_checkpoint_restores);
+    tcase_add_test(c, checkpoint_manager_on_two_ranks);
     suite_add_tcase(s, c);
     return em_test_run(s);
 }
