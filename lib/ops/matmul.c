@@ -7,6 +7,7 @@
  * Attributes: i[0] transpose_a, i[1] transpose_b (0 or 1). */
 #include "../gpu.h"
 #include "../internal.h"
+#include "regtile.h"
 
 #include <blis.h>
 #include <omp.h>
@@ -45,80 +46,8 @@ static bool blis_strides(int64_t m, int64_t n, int64_t *rs, int64_t *cs) {
             }                                                                                 \
     } while (0)
 
-/* ---- the register-tile kernel (AVX-512, float32) ----
- * A tile of output rows x up to 64 columns (6 x 64, 8 x 48, 12 x 32, 12 x 16:
- * 24 accumulators where they fit) stays in vector registers while a sum of
- * two nested strides runs (see em_regtile in internal.h). */
+/* ---- small float32 products on the register-tile kernel (regtile.h) ---- */
 #ifdef EM_REGTILE_KERNEL
-#include <immintrin.h>
-#define AVX512 __attribute__((target("avx512f")))
-
-int em__regtile_rows(int vecs) { return vecs == 4 ? 6 : vecs == 3 ? 8 : 12; }
-
-bool em__regtile_ready(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-}
-
-static inline __attribute__((always_inline)) AVX512 void tile_sum(const int rows, const int vecs, const em_regtile *k) {
-    __m512 acc[EM_REGTILE_MAX_ROWS][EM_REGTILE_VECS];
-#pragma GCC unroll 12
-    for (int j = 0; j < rows; j++)
-#pragma GCC unroll 4
-        for (int v = 0; v < vecs; v++)
-            acc[j][v] = k->accumulate ? _mm512_loadu_ps(k->c + j * k->cj + 16 * v) : _mm512_setzero_ps();
-    for (int64_t r = 0; r < k->nr; r++) {
-        const float *b = k->b + r * k->br;
-        int64_t off = r * k->ar;
-#pragma GCC unroll 2
-        for (int64_t t = 0; t < k->nt; t++, b += k->bt, off += k->at) {
-            __m512 bv[EM_REGTILE_VECS];
-#pragma GCC unroll 4
-            for (int v = 0; v < vecs; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
-#pragma GCC unroll 12
-            for (int j = 0; j < rows; j++) {
-                __m512 aj = _mm512_set1_ps(k->a[j][off]);
-#pragma GCC unroll 4
-                for (int v = 0; v < vecs; v++) acc[j][v] = _mm512_fmadd_ps(aj, bv[v], acc[j][v]);
-            }
-        }
-    }
-#pragma GCC unroll 12
-    for (int j = 0; j < rows; j++)
-#pragma GCC unroll 4
-        for (int v = 0; v < vecs; v++) _mm512_storeu_ps(k->c + j * k->cj + 16 * v, acc[j][v]);
-}
-
-/* A full tile (em__regtile_rows(vecs) rows); with the sizes constant, the
- * accumulators are registers. */
-static AVX512 void tile_full(int vecs, const em_regtile *k) {
-    switch (vecs) {
-    case 1: tile_sum(12, 1, k); break;
-    case 2: tile_sum(12, 2, k); break;
-    case 3: tile_sum(8, 3, k); break;
-    default: tile_sum(6, 4, k); break;
-    }
-}
-
-/* A tile of `rows` rows: a short one (the end of a run) computes a full tile
- * whose extra rows repeat row 0, into a buffer, and keeps its first rows. */
-void em__regtile_run(int rows, int vecs, const em_regtile *k) {
-    if (rows == em__regtile_rows(vecs)) {
-        tile_full(vecs, k);
-        return;
-    }
-    float buf[EM_REGTILE_MAX_ROWS * EM_REGTILE_COLS];
-    size_t row_bytes = sizeof(float) * 16 * (size_t)vecs;
-    em_regtile part = *k;
-    for (int j = rows; j < EM_REGTILE_MAX_ROWS; j++) part.a[j] = k->a[0];
-    part.c = buf;
-    part.cj = EM_REGTILE_COLS;
-    if (k->accumulate)
-        for (int j = 0; j < rows; j++) memcpy(buf + j * EM_REGTILE_COLS, k->c + j * k->cj, row_bytes);
-    tile_full(vecs, &part);
-    for (int j = 0; j < rows; j++) memcpy(k->c + j * k->cj, buf + j * EM_REGTILE_COLS, row_bytes);
-}
-
 /* C (+)= A B in tiles read straight from A and B, for float32 products of at
  * most TILE_GEMM_MAX multiply-adds whose B and C rows are contiguous and a
  * multiple of 16 wide: there BLIS's setup and packing cost more than the

@@ -1,5 +1,5 @@
 /* The softmax and cross-entropy formulas, each written once and compiled
- * into both the C kernels (lib/ops/nn.c) and the CUDA ones (gpu/nn.cu).
+ * into both the C kernels (lib/ops/softmax.c) and the CUDA ones (gpu/nn.cu).
  * The kernels only walk rows, add up and scale by softmax_inv; every exp and
  * log of the family is here, through fast_math.h's em_math_* (float32 exp is
  * its polynomial, so the CPU's row loops vectorize and both devices use it).

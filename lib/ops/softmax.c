@@ -1,0 +1,358 @@
+/* Softmax and losses (float32 and float64): softmax, log_softmax and their
+ * gradient, and the sigmoid, softmax and sparse softmax cross entropies.
+ * Their formulas are nn_math.h's, which gpu/nn.cu's kernels call too.
+ *
+ * Attribute layouts:
+ *   softmax, log_softmax: i[0] the axis (may be negative).
+ *   softmax_grad (y, g): i[0] the axis, i[1] 1 for log_softmax's gradient.
+ *   the cross entropies: none. */
+#include "../gpu.h"
+#include "../internal.h"
+#include "nn.h"
+#include "nn_math.h"
+
+
+/* Rows of `len` elements `inner` apart: the layout of a reduction over one axis. */
+typedef struct {
+    const void *x, *z;
+    void *y;
+    int64_t len, inner;
+    bool log;
+} rows_ctx;
+
+static int64_t row_grain(int64_t len) { return len >= 16384 ? 1 : 16384 / (len ? len : 1); }
+
+/* ---- softmax, log_softmax and their gradient ---- */
+
+static int softmax_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    const em_tensor *x = c->in[0];
+    if (em__nn_need_float(c, 0, "logits") || em__axis(c, (int)c->a->i[0], x->ndim, "axis") < 0) return -1;
+    *dtype = (em_dtype)x->dtype;
+    *ndim = x->ndim;
+    memcpy(shape, x->shape, sizeof(int64_t) * x->ndim);
+    return 0;
+}
+
+/* (y, g): the forward op's output and the incoming gradient, alike. */
+static int softmax_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    if (em__nn_same_float(c, "output", "gradient") || em__nn_same_shape(c, "output", "gradient")) return -1;
+    return softmax_infer(c, dtype, ndim, shape);
+}
+
+/* The row loop of NAME_row_T over a rows_ctx. */
+#define ROW_KERNEL(NAME, T)                                                                             \
+    EM_HOT static void NAME##_rows_##T(void *ctx, int64_t begin, int64_t end) {                         \
+        const rows_ctx *s = ctx;                                                                        \
+        for (int64_t r = begin; r < end; r++) {                                                         \
+            int64_t st = s->inner, base = r / st * s->len * st + r % st;                                \
+            if (st == 1)                                                                                \
+                NAME##_row_##T(s, base, 1);                                                             \
+            else                                                                                        \
+                NAME##_row_##T(s, base, st);                                                            \
+        }                                                                                               \
+    }
+
+/* Each row is summed by one thread in a fixed (vector-lane) order: results do
+ * not depend on the thread count. A row function is inlined twice, once with
+ * stride 1 (the usual last axis) so that its loops vectorize; the formulas
+ * are nn_math.h's (float32 exp is the polynomial of fast_math.h).
+ *   softmax:      y = exp(x - max) / sum,   log_softmax: y = x - max - log(sum)
+ *   softmax_grad: dx = y (g - sum(g y)),    for log_softmax: dx = g - exp(y) sum(g) */
+#define SOFTMAX_ROWS(T)                                                                                 \
+    static inline __attribute__((always_inline)) void softmax_row_##T(const rows_ctx *s, int64_t base,  \
+                                                                      int64_t st) {                     \
+        const T *x = (const T *)s->x + base;                                                            \
+        T *y = (T *)s->y + base, m = -INFINITY;                                                         \
+        const int64_t len = s->len;                                                                     \
+        const bool as_log = s->log;                                                                     \
+        /* a NaN is skipped here but makes the sum, so every output, NaN */                             \
+        _Pragma("omp simd reduction(max : m)")                                                          \
+        for (int64_t j = 0; j < len; j++) m = EM_NN(max, T)(m, x[j * st]);                              \
+        double sum = 0;                                                                                 \
+        _Pragma("omp simd reduction(+ : sum)")                                                          \
+        for (int64_t j = 0; j < len; j++) {                                                             \
+            T e = EM_NN(softmax_exp, T)(x[j * st], m);                                                  \
+            if (!as_log) y[j * st] = e;                                                                 \
+            sum += e;                                                                                   \
+        }                                                                                               \
+        if (as_log) {                                                                                   \
+            T log_sum = EM_NN(log_softmax_log_sum, T)(sum);                                                  \
+            _Pragma("omp simd")                                                                         \
+            for (int64_t j = 0; j < len; j++) y[j * st] = EM_NN(log_softmax, T)(x[j * st], m, log_sum);        \
+        } else {                                                                                        \
+            T inv = EM_NN(softmax_inv, T)(sum);                                                         \
+            _Pragma("omp simd") for (int64_t j = 0; j < len; j++) y[j * st] *= inv;                     \
+        }                                                                                               \
+    }                                                                                                   \
+    static inline __attribute__((always_inline)) void softmax_grad_row_##T(const rows_ctx *s,           \
+                                                                           int64_t base, int64_t st) {  \
+        const T *y = (const T *)s->x + base, *g = (const T *)s->z + base;                               \
+        T *dx = (T *)s->y + base;                                                                       \
+        const int64_t len = s->len;                                                                     \
+        const bool as_log = s->log;                                                                     \
+        double sum = 0;                                                                                 \
+        if (as_log) {                                                                                   \
+            _Pragma("omp simd reduction(+ : sum)") for (int64_t j = 0; j < len; j++) sum += g[j * st];  \
+            T total = (T)sum;                                                                           \
+            _Pragma("omp simd")                                                                         \
+            for (int64_t j = 0; j < len; j++)                                                           \
+                dx[j * st] = EM_NN(log_softmax_grad, T)(y[j * st], g[j * st], total);                   \
+        } else {                                                                                        \
+            _Pragma("omp simd reduction(+ : sum)")                                                      \
+            for (int64_t j = 0; j < len; j++) sum += EM_NN(softmax_grad_dot, T)(g[j * st], y[j * st]);  \
+            T total = (T)sum;                                                                           \
+            _Pragma("omp simd")                                                                         \
+            for (int64_t j = 0; j < len; j++)                                                           \
+                dx[j * st] = EM_NN(softmax_grad, T)(y[j * st], g[j * st], total);                       \
+        }                                                                                               \
+    }                                                                                                   \
+    ROW_KERNEL(softmax, T)                                                                              \
+    ROW_KERNEL(softmax_grad, T)
+SOFTMAX_ROWS(float)
+SOFTMAX_ROWS(double)
+
+/* Runs f32/f64 over the rows along i[0]'s axis of the first input. */
+static void rows_run(const em_call *c, em_tensor *out, rows_ctx *s, em_range_fn f32, em_range_fn f64) {
+    const em_tensor *x = c->in[0];
+    int axis = em__axis(c, (int)c->a->i[0], x->ndim, "axis");
+    s->len = x->shape[axis];
+    s->inner = 1;
+    for (int d = axis + 1; d < x->ndim; d++) s->inner *= x->shape[d];
+    int64_t rows = s->len ? x->numel / s->len : 0;
+    em__parallel_for(rows, row_grain(s->len), out->dtype == EM_F32 ? f32 : f64, s);
+}
+static void softmax_cpu(const em_call *c, em_tensor *out) {
+    rows_ctx s = {.x = c->in[0]->data, .y = out->data};
+    rows_run(c, out, &s, softmax_rows_float, softmax_rows_double);
+}
+static void log_softmax_cpu(const em_call *c, em_tensor *out) {
+    rows_ctx s = {.x = c->in[0]->data, .y = out->data, .log = true};
+    rows_run(c, out, &s, softmax_rows_float, softmax_rows_double);
+}
+static void softmax_grad_cpu(const em_call *c, em_tensor *out) {
+    rows_ctx s = {.x = c->in[0]->data, .z = c->in[1]->data, .y = out->data, .log = c->a->i[1] != 0};
+    rows_run(c, out, &s, softmax_grad_rows_float, softmax_grad_rows_double);
+}
+
+static em_tensor *softmax_grad_op(em_tensor *y, em_tensor *g, int axis, bool log) {
+    return em__apply(EM_OP_SOFTMAX_GRAD, 2, (em_tensor *[]){y, g}, &(em_attrs){.i = {axis, log}, .ni = 2});
+}
+static int softmax_grad(const em_call *c, em_tensor *y, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)need;
+    gin[0] = softmax_grad_op(y, g, (int)c->a->i[0], false);
+    return gin[0] ? 0 : -1;
+}
+static int log_softmax_grad(const em_call *c, em_tensor *y, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)need;
+    gin[0] = softmax_grad_op(y, g, (int)c->a->i[0], true);
+    return gin[0] ? 0 : -1;
+}
+/* Its own gradient, G the gradient of dx (s: sums over the axis, kept):
+ *   softmax:     d/dy = G (g - s(g y)) - g s(G y),   d/dg = softmax_grad(y, G)
+ *   log_softmax: d/dy = -G exp(y) s(g),              d/dg = G - s(G exp(y)) */
+static int softmax_grad_grad(const em_call *c, em_tensor *out, em_tensor *G, const bool *need, em_tensor **gin) {
+    (void)out;
+    em_tensor *y = c->in[0], *g = c->in[1];
+    int axis = (int)c->a->i[0];
+    if (c->a->i[1]) {
+        em_tensor *e = em_exp(y);
+        if (need[0] && !(gin[0] = em_neg(em_mul(em_mul(G, e), em_sum(g, 1, &axis, true))))) return -1;
+        if (need[1] && !(gin[1] = em_sub(G, em_sum(em_mul(G, e), 1, &axis, true)))) return -1;
+        return 0;
+    }
+    if (need[0] && !(gin[0] = em_sub(em_mul(G, em_sub(g, em_sum(em_mul(g, y), 1, &axis, true))),
+                                     em_mul(g, em_sum(em_mul(G, y), 1, &axis, true)))))
+        return -1;
+    if (need[1] && !(gin[1] = softmax_grad_op(y, G, axis, false))) return -1;
+    return 0;
+}
+
+/* ---- sigmoid cross entropy: inputs (labels z, logits x) ---- */
+
+static int sigmoid_xent_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    if (em__nn_same_float(c, "labels", "logits") || em__nn_same_shape(c, "labels", "logits")) return -1;
+    *dtype = (em_dtype)c->in[1]->dtype;
+    *ndim = c->in[1]->ndim;
+    memcpy(shape, c->in[1]->shape, sizeof(int64_t) * c->in[1]->ndim);
+    return 0;
+}
+
+#define SIGMOID_XENT(T)                                                             \
+    static void sigmoid_xent_##T(void *ctx, int64_t begin, int64_t end) {           \
+        const rows_ctx *s = ctx;                                                    \
+        const T *z = s->z, *x = s->x;                                               \
+        T *y = s->y;                                                                \
+        for (int64_t i = begin; i < end; i++) y[i] = EM_NN(sigmoid_xent, T)(z[i], x[i]); \
+    }
+SIGMOID_XENT(float)
+SIGMOID_XENT(double)
+
+static void sigmoid_xent_cpu(const em_call *c, em_tensor *out) {
+    rows_ctx s = {.z = c->in[0]->data, .x = c->in[1]->data, .y = out->data};
+    em__parallel_for(out->numel, 1 << 14, out->dtype == EM_F32 ? sigmoid_xent_float : sigmoid_xent_double, &s);
+}
+
+/* d/dx = sigmoid(x) - z, d/dz = -x. */
+static int sigmoid_xent_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)out;
+    em_tensor *z = c->in[0], *x = c->in[1];
+    if (need[0] && !(gin[0] = em_neg(em_mul(g, x)))) return -1;
+    if (need[1] && !(gin[1] = em_mul(g, em_sub(em_sigmoid(x), z)))) return -1;
+    return 0;
+}
+
+/* ---- softmax cross entropy over the last axis ---- */
+
+static int xent_out(const em_call *c, const em_tensor *logits, em_dtype *dtype, int *ndim, int64_t *shape) {
+    if (logits->ndim < 1) return em__op_error(c, "logits must have at least 1 dimension (the classes), got a scalar");
+    *dtype = (em_dtype)logits->dtype;
+    *ndim = logits->ndim - 1;
+    memcpy(shape, logits->shape, sizeof(int64_t) * (size_t)*ndim);
+    return 0;
+}
+
+static int softmax_xent_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    if (em__nn_same_float(c, "labels", "logits") || em__nn_same_shape(c, "labels", "logits")) return -1;
+    return xent_out(c, c->in[1], dtype, ndim, shape);
+}
+
+/* log(sum(exp(x))) of a row of the logits, in double: max + log(sum(exp(x - max))). */
+#define XENT_LSE(T)                                                           \
+    static double xent_lse_##T(const T *x, int64_t len) {                     \
+        T m = -INFINITY;                                                      \
+        for (int64_t j = 0; j < len; j++) m = EM_NN(max, T)(m, x[j]);         \
+        double sum = 0;                                                       \
+        for (int64_t j = 0; j < len; j++) sum += EM_NN(softmax_exp, T)(x[j], m); \
+        return EM_NN(xent_lse, T)(m, sum);                                    \
+    }
+XENT_LSE(float)
+XENT_LSE(double)
+
+/* loss = sum_j z_j * (lse(x) - x_j), one row per output element. */
+#define SOFTMAX_XENT(T)                                                       \
+    static void softmax_xent_##T(void *ctx, int64_t begin, int64_t end) {     \
+        const rows_ctx *s = ctx;                                              \
+        T *y = s->y;                                                          \
+        for (int64_t r = begin; r < end; r++) {                               \
+            const T *x = (const T *)s->x + r * s->len, *z = (const T *)s->z + r * s->len; \
+            double lse = xent_lse_##T(x, s->len), loss = 0;                   \
+            for (int64_t j = 0; j < s->len; j++) loss += EM_NN(softmax_xent, T)(z[j], x[j], lse); \
+            y[r] = (T)loss;                                                   \
+        }                                                                     \
+    }
+SOFTMAX_XENT(float)
+SOFTMAX_XENT(double)
+
+static void softmax_xent_cpu(const em_call *c, em_tensor *out) {
+    const em_tensor *x = c->in[1];
+    rows_ctx s = {.z = c->in[0]->data, .x = x->data, .y = out->data, .len = x->shape[x->ndim - 1]};
+    em__parallel_for(out->numel, row_grain(s.len), out->dtype == EM_F32 ? softmax_xent_float : softmax_xent_double,
+                     &s);
+}
+
+/* With ge = g expanded over the classes: d/dx = ge * (softmax(x) * sum(z) - z),
+ * which is ge * (softmax(x) - z) when the labels sum to 1, and exact when they
+ * do not; d/dz = -ge * log_softmax(x). */
+static int softmax_xent_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)out;
+    em_tensor *z = c->in[0], *x = c->in[1], *ge = em_expand_dims(g, -1);
+    int last = -1;
+    if (need[0] && !(gin[0] = em_neg(em_mul(ge, em_log_softmax(x, -1))))) return -1;
+    if (need[1] && !(gin[1] = em_mul(ge, em_sub(em_mul(em_softmax(x, -1), em_sum(z, 1, &last, true)), z)))) return -1;
+    return 0;
+}
+
+/* ---- sparse softmax cross entropy: inputs (labels int [...], logits [..., C]) ---- */
+
+static int64_t read_label(const em_tensor *t, int64_t i) {
+    int64_t off = 0;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        off += i % t->shape[d] * t->strides[d];
+        i /= t->shape[d];
+    }
+    return t->dtype == EM_I32 ? ((const int32_t *)t->data)[off] : ((const int64_t *)t->data)[off];
+}
+
+static int sparse_softmax_xent_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    const em_tensor *z = c->in[0], *x = c->in[1];
+    char s0[160], s1[160];
+    if (z->dtype != EM_I32 && z->dtype != EM_I64)
+        return em__op_error(c, "labels have dtype %s; int32 or int64 is required", em_dtype_name((em_dtype)z->dtype));
+    if (em__nn_need_float(c, 1, "logits") || xent_out(c, x, dtype, ndim, shape)) return -1;
+    if (z->ndim != *ndim || memcmp(z->shape, shape, sizeof(int64_t) * z->ndim) != 0)
+        return em__op_error(c, "labels %s must have the shape of logits %s without its last dimension",
+                            em__tshape(z, s0, sizeof s0), em__tshape(x, s1, sizeof s1));
+    int64_t classes = x->shape[x->ndim - 1];
+    if (!z->data) return 0; /* shape-only tracing: a graph checks the values it is fed */
+    for (int64_t i = 0; i < z->numel; i++) {
+        int64_t v = read_label(z, i);
+        if (v < 0 || v >= classes)
+            return em__op_error(c, "label %lld at index %lld is out of range [0, %lld) for logits %s", (long long)v,
+                                (long long)i, (long long)classes, em__tshape(x, s1, sizeof s1));
+    }
+    return 0;
+}
+
+/* loss = lse(x) - x[label]. */
+#define SPARSE_XENT(T, L)                                                     \
+    static void sparse_softmax_xent_##T##_##L(void *ctx, int64_t begin, int64_t end) { \
+        const rows_ctx *s = ctx;                                              \
+        const L *z = s->z;                                                    \
+        T *y = s->y;                                                          \
+        for (int64_t r = begin; r < end; r++) {                               \
+            const T *x = (const T *)s->x + r * s->len;                        \
+            y[r] = EM_NN(sparse_softmax_xent, T)(xent_lse_##T(x, s->len), x[z[r]]); \
+        }                                                                     \
+    }
+SPARSE_XENT(float, int32_t)
+SPARSE_XENT(float, int64_t)
+SPARSE_XENT(double, int32_t)
+SPARSE_XENT(double, int64_t)
+
+static void sparse_softmax_xent_cpu(const em_call *c, em_tensor *out) {
+    const em_tensor *z = c->in[0], *x = c->in[1];
+    rows_ctx s = {.z = z->data, .x = x->data, .y = out->data, .len = x->shape[x->ndim - 1]};
+    em_range_fn fn = out->dtype == EM_F32 ? (z->dtype == EM_I32 ? sparse_softmax_xent_float_int32_t : sparse_softmax_xent_float_int64_t)
+                                          : (z->dtype == EM_I32 ? sparse_softmax_xent_double_int32_t : sparse_softmax_xent_double_int64_t);
+    em__parallel_for(out->numel, row_grain(s.len), fn, &s);
+}
+
+/* d/dx = ge * (softmax(x) - one_hot(labels)); labels are integers (no gradient). */
+static int sparse_softmax_xent_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
+    (void)out;
+    em_tensor *z = c->in[0], *x = c->in[1];
+    if (!need[1]) return 0;
+    em_tensor *hot = em_one_hot(z, x->shape[x->ndim - 1], 1, 0, (em_dtype)x->dtype);
+    gin[1] = em_mul(em_expand_dims(g, -1), em_sub(em_softmax(x, -1), hot));
+    return gin[1] ? 0 : -1;
+}
+
+/* softmax and log_softmax share a shape rule. */
+#define log_softmax_infer softmax_infer
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
+    EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, name##_infer, name##_cpu, name##_view, name##_grad)
+#include "softmax.def"
+#undef EM_OP
+
+/* ---- public functions ---- */
+
+em_tensor *em_softmax(em_tensor *logits, int axis) {
+    return em__apply(EM_OP_SOFTMAX, 1, &logits, &(em_attrs){.i = {axis}, .ni = 1});
+}
+em_tensor *em_log_softmax(em_tensor *logits, int axis) {
+    return em__apply(EM_OP_LOG_SOFTMAX, 1, &logits, &(em_attrs){.i = {axis}, .ni = 1});
+}
+
+static em_tensor *xent(em_op op, em_tensor *labels, em_tensor *logits) {
+    em_tensor *in[2] = {labels, logits};
+    return em__apply(op, 2, in, &(em_attrs){0});
+}
+em_tensor *em_sigmoid_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits) {
+    return xent(EM_OP_SIGMOID_XENT, labels, logits);
+}
+em_tensor *em_softmax_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits) {
+    return xent(EM_OP_SOFTMAX_XENT, labels, logits);
+}
+em_tensor *em_sparse_softmax_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits) {
+    return xent(EM_OP_SPARSE_SOFTMAX_XENT, labels, logits);
+}
