@@ -1,17 +1,30 @@
 /* Checkpoints: roundtrip with optimizer slots, deferred restore of slots made
  * later, damaged files (truncated, flipped byte, bad magic or version),
  * missing variables and wrong shapes (each changing no variable), and a
- * failed save leaving the previous checkpoint whole. */
+ * failed save leaving the previous checkpoint whole. Temporary files of
+ * killed saves removed by the next save, those of live writers (another
+ * process, or this one) never touched. The checkpoint manager: keeping the
+ * newest N, the index, orphans, the step, the random stream and named
+ * values, fallbacks past missing or damaged files and indexes; and a
+ * training run killed with SIGKILL inside a step and inside a save, resumed
+ * each time, ending with the variables of a run never stopped, bit for bit
+ * (this program re-runs itself as the training process). */
 #include "common.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <zlib.h>
 
 #define ck_assert_fails(rc, needle) em_test_assert_error((rc) != 0, (needle), __FILE__, __LINE__)
 
@@ -218,6 +231,13 @@ START_TEST(test_damaged_files) {
     copy[8] = 9;
     write_all(bad, copy, size);
     ck_assert_fails(em_checkpoint_restore(bad), "has format version 9; this Ember reads versions 1 to 2");
+    /* A version-2 file whose values section is cut (its checksum fixed). */
+    memcpy(copy, good, (size_t)size);
+    copy[8] = 2;
+    uint32_t crc = (uint32_t)crc32(crc32(0, NULL, 0), copy, (uInt)(size - 4));
+    memcpy(copy + size - 4, &crc, 4);
+    write_all(bad, copy, size);
+    ck_assert_fails(em_checkpoint_restore(bad), "ends before its values");
     ck_assert_fails(em_checkpoint_restore("/nonexistent/x.ckpt"), "cannot open /nonexistent/x.ckpt");
     assert_unchanged(before, n);
     /* The good file still restores. */
@@ -328,7 +348,487 @@ START_TEST(test_every_dtype_and_empty) {
 }
 END_TEST
 
-int main(void) {
+/* ---- temporary files of killed saves ---- */
+
+static bool exists(const char *p) { return access(p, F_OK) == 0; }
+
+/* A process that makes `file` and holds a lock on it, as a live writer
+ * does, until killed. Returns its pid once the lock is held. */
+static pid_t hold_lock_in_child(const char *file) {
+    int ready[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(file, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        char c = fd >= 0 && flock(fd, LOCK_EX) == 0 ? 'y' : 'n';
+        if (write(ready[1], &c, 1) != 1) _exit(1);
+        for (;;) pause();
+    }
+    char c = 0;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    ck_assert_int_eq(c, 'y');
+    close(ready[0]);
+    close(ready[1]);
+    return pid;
+}
+
+static void touch(const char *p) {
+    FILE *f = fopen(p, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs("partial", f);
+    fclose(f);
+}
+
+START_TEST(test_stale_temporaries) {
+    em_get_variable("w", EM_F32, EM_SHAPE(3), EM_INIT_CONST(1));
+    char stale[200], other_pid[200], live[200], mine[200], not_digits[200], other_file[200], a_dir[200];
+    snprintf(stale, sizeof stale, "%s.tmp.123456789", path); /* its writer was killed: no lock */
+    snprintf(other_pid, sizeof other_pid, "%s.tmp.%ld", path, (long)getpid()); /* a dead writer with our pid */
+    snprintf(live, sizeof live, "%s.tmp.987654321", path);
+    snprintf(mine, sizeof mine, "%s.tmp.555", path);
+    snprintf(not_digits, sizeof not_digits, "%s.tmp.x1", path);
+    snprintf(other_file, sizeof other_file, "%s/other.ckpt.tmp.1", dir);
+    snprintf(a_dir, sizeof a_dir, "%s.tmp.777", path);
+    touch(stale);
+    touch(other_pid);
+    touch(not_digits);
+    touch(other_file);
+    ck_assert_int_eq(mkdir(a_dir, 0700), 0);
+    /* A live writer in another process, and one in this process (another
+     * open file of the same process: flock() locks still conflict). */
+    pid_t writer = hold_lock_in_child(live);
+    int fd = open(mine, O_WRONLY | O_CREAT, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(flock(fd, LOCK_EX), 0);
+
+    ck_assert_int_eq(em_checkpoint_save(path), 0);
+    ck_assert(!exists(stale) && !exists(other_pid));
+    ck_assert(exists(live) && exists(mine));                               /* live writers: untouched */
+    ck_assert(exists(not_digits) && exists(other_file) && exists(a_dir)); /* not temporaries of path */
+    ck_assert_int_eq(em_checkpoint_restore(path), 0);
+
+    /* The writers die (the other process by SIGKILL): the next save tidies up. */
+    ck_assert_int_eq(kill(writer, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(writer, NULL, 0), writer);
+    close(fd);
+    ck_assert_int_eq(em_checkpoint_save(path), 0);
+    ck_assert(!exists(live) && !exists(mine));
+    ck_assert(exists(not_digits) && exists(other_file) && exists(a_dir));
+    rmdir(a_dir);
+}
+END_TEST
+
+/* ---- the checkpoint manager ---- */
+
+static char *read_text(const char *p) {
+    long n = file_size(p);
+    ck_assert_int_ge(n, 0);
+    char *b = calloc(1, (size_t)n + 1);
+    FILE *f = fopen(p, "rb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fread(b, 1, (size_t)n, f), n);
+    fclose(f);
+    return b;
+}
+
+static int files_in(const char *d) {
+    DIR *dd = opendir(d);
+    int files = 0;
+    for (struct dirent *e; dd && (e = readdir(dd));) files += e->d_name[0] != '.';
+    if (dd) closedir(dd);
+    return files;
+}
+
+START_TEST(test_manager_keeps_newest) {
+    model m = make_model();
+    char ck[128], p[256];
+    snprintf(ck, sizeof ck, "%s/runs/ck", dir); /* made by open, parents too */
+    em_checkpoint_manager *mgr = em_checkpoint_manager_open(ck, "model", 3);
+    ck_assert_ptr_nonnull(mgr);
+    ck_assert_int_eq(em_checkpoint_manager_step(mgr), -1);
+    ck_assert_ptr_null(em_checkpoint_manager_latest(mgr)); /* nothing yet: no error */
+    ck_assert_ptr_null(em_last_error());
+    ck_assert_int_eq(em_checkpoint_manager_restore_latest(mgr), 0);
+    for (int s = 1; s <= 5; s++) {
+        train_step(&m, s);
+        ck_assert_int_eq(em_checkpoint_manager_save(mgr, 10 * s), 0);
+    }
+    snprintf(p, sizeof p, "%s/model.index", ck);
+    char *index = read_text(p);
+    ck_assert_str_eq(index, "ember checkpoint index 1\nmodel-30\nmodel-40\nmodel-50\n");
+    free(index);
+    ck_assert_int_eq(files_in(ck), 4);
+    snprintf(p, sizeof p, "%s/model-50", ck);
+    ck_assert_str_eq(em_checkpoint_manager_latest(mgr), p);
+    ck_assert_int_eq(em_checkpoint_manager_step(mgr), 50);
+    ck_assert_ptr_null(em_checkpoint_manager_last_fallback(mgr));
+
+    /* Saving a kept step again makes it the newest; a file named like the
+     * manager's that the index does not list (a save killed before its
+     * index) goes at the next save; files of other names stay. */
+    snprintf(p, sizeof p, "%s/model-999", ck);
+    touch(p);
+    snprintf(p, sizeof p, "%s/model-007", ck);
+    touch(p);
+    ck_assert_int_eq(em_checkpoint_manager_save(mgr, 30), 0);
+    snprintf(p, sizeof p, "%s/model.index", ck);
+    index = read_text(p);
+    ck_assert_str_eq(index, "ember checkpoint index 1\nmodel-40\nmodel-50\nmodel-30\n");
+    free(index);
+    snprintf(p, sizeof p, "%s/model-999", ck);
+    ck_assert(!exists(p));
+    ck_assert_int_eq(files_in(ck), 5); /* 3 checkpoints, the index, model-007 */
+
+    /* max_to_keep <= 0 keeps all; another prefix in the same directory is
+     * another manager's business. */
+    em_checkpoint_manager *all = em_checkpoint_manager_open(ck, "all", 0);
+    for (int s = 1; s <= 4; s++) ck_assert_int_eq(em_checkpoint_manager_save(all, s), 0);
+    ck_assert_int_eq(files_in(ck), 10);
+    snprintf(p, sizeof p, "%s/all.index", ck);
+    index = read_text(p);
+    ck_assert_str_eq(index, "ember checkpoint index 1\nall-1\nall-2\nall-3\nall-4\n");
+    free(index);
+    em_checkpoint_manager_close(all);
+    em_checkpoint_manager_close(mgr);
+    em_optimizer_release(m.opt);
+}
+END_TEST
+
+/* A resumed program: a fresh state, restore, and training goes on exactly
+ * as it did; the values, the step and the random stream come back. */
+START_TEST(test_manager_restores_state) {
+    em_set_seed(5);
+    model m = make_model();
+    em_checkpoint_manager *mgr = em_checkpoint_manager_open(dir, "ck", 2);
+    ck_assert_ptr_nonnull(mgr);
+    double d = -1;
+    const char *str = NULL;
+    ck_assert_int_eq(em_checkpoint_manager_get_value(mgr, "epoch", &d), 0); /* not set: untouched */
+    ck_assert_double_eq(d, -1);
+    ck_assert_int_eq(em_checkpoint_manager_set_value(mgr, "epoch", 2.5), 0);
+    ck_assert_int_eq(em_checkpoint_manager_set_value(mgr, "epoch", 3), 0); /* replaces */
+    ck_assert_int_eq(em_checkpoint_manager_set_string(mgr, "data", "shard-7"), 0);
+    ck_assert_int_eq(em_checkpoint_manager_set_string(mgr, "empty", ""), 0);
+    ck_assert_int_eq(em_checkpoint_manager_get_value(mgr, "epoch", &d), 1);
+    ck_assert_double_eq(d, 3);
+    ck_assert_int_eq(em_checkpoint_manager_get_string(mgr, "data", &str), 1);
+    ck_assert_str_eq(str, "shard-7");
+    for (int s = 0; s < 3; s++) train_step(&m, s);
+    em_scope_begin();
+    em_keep(em_random_uniform(EM_F32, EM_SHAPE(5), 0, 1)); /* the stream moves on */
+    em_scope_end();
+    ck_assert_int_eq(em_checkpoint_manager_save(mgr, 3), 0);
+    float after_save[6];
+    em_scope_begin();
+    memcpy(after_save, em_data(em_random_uniform(EM_F32, EM_SHAPE(6), 0, 1)), sizeof after_save);
+    em_scope_end();
+    for (int s = 3; s < 6; s++) train_step(&m, s);
+    unsigned char expect[4096], got[4096];
+    size_t n = snapshot(expect, sizeof expect);
+    em_checkpoint_manager_close(mgr);
+    em_optimizer_release(m.opt);
+    em_variables_release();
+
+    em_set_seed(999); /* a resumed program seeds as it likes: the checkpoint's stream wins */
+    model r = make_model();
+    mgr = em_checkpoint_manager_open(dir, "ck", 2);
+    ck_assert_int_eq(em_checkpoint_manager_set_value(mgr, "stale", 1), 0); /* replaced by the file's values */
+    ck_assert_int_eq(em_checkpoint_manager_restore_latest(mgr), 1);
+    ck_assert_int_eq(em_checkpoint_manager_step(mgr), 3);
+    ck_assert_int_eq(em_optimizer_step(r.opt), 3);
+    ck_assert_int_eq(em_checkpoint_manager_get_value(mgr, "stale", &d), 0);
+    ck_assert_int_eq(em_checkpoint_manager_get_value(mgr, "epoch", &d), 1);
+    ck_assert_double_eq(d, 3);
+    ck_assert_int_eq(em_checkpoint_manager_get_string(mgr, "data", &str), 1);
+    ck_assert_str_eq(str, "shard-7");
+    ck_assert_int_eq(em_checkpoint_manager_get_string(mgr, "empty", &str), 1);
+    ck_assert_str_eq(str, "");
+    em_scope_begin();
+    ck_assert_mem_eq(em_data(em_random_uniform(EM_F32, EM_SHAPE(6), 0, 1)), after_save, sizeof after_save);
+    em_scope_end();
+    for (int s = 3; s < 6; s++) train_step(&r, s);
+    ck_assert_int_eq(snapshot(got, sizeof got), n);
+    ck_assert_mem_eq(got, expect, n);
+
+    /* A key holds one kind at a time. */
+    ck_assert_fails(em_checkpoint_manager_get_string(mgr, "epoch", &str),
+                    "em_checkpoint_manager_get_string: key 'epoch' holds a number, not a string");
+    ck_assert_fails(em_checkpoint_manager_get_value(mgr, "data", &d),
+                    "em_checkpoint_manager_get_value: key 'data' holds a string, not a number");
+    ck_assert_int_eq(em_checkpoint_manager_set_value(mgr, "data", 1), 0);
+    ck_assert_int_eq(em_checkpoint_manager_get_value(mgr, "data", &d), 1);
+
+    /* A checkpoint that does not fit the variables is an error, not a fallback. */
+    em_checkpoint_manager_close(mgr);
+    em_optimizer_release(r.opt);
+    em_variables_release();
+    em_get_variable("unrelated", EM_F32, EM_SHAPE0, EM_INIT_CONST(0));
+    mgr = em_checkpoint_manager_open(dir, "ck", 2);
+    ck_assert_fails(em_checkpoint_manager_restore_latest(mgr), "variable unrelated is not in");
+    ck_assert_ptr_null(em_checkpoint_manager_last_fallback(mgr));
+    em_checkpoint_manager_close(mgr);
+}
+END_TEST
+
+START_TEST(test_manager_falls_back) {
+    model m = make_model();
+    em_checkpoint_manager *mgr = em_checkpoint_manager_open(dir, "ck", 5);
+    for (int s = 1; s <= 4; s++) {
+        train_step(&m, s);
+        ck_assert_int_eq(em_checkpoint_manager_save(mgr, s), 0);
+    }
+    char p[256], want[512];
+    /* The newest is damaged (one flipped byte), the one before is gone. */
+    snprintf(p, sizeof p, "%s/ck-4", dir);
+    long size;
+    unsigned char *b = read_all(p, &size);
+    b[size / 2] ^= 1;
+    write_all(p, b, size);
+    free(b);
+    snprintf(p, sizeof p, "%s/ck-3", dir);
+    ck_assert_int_eq(unlink(p), 0);
+    train_step(&m, 9);
+    ck_assert_int_eq(em_checkpoint_restore("/nonexistent/x"), -1); /* an earlier error, kept: a fallback is none */
+    char earlier[256];
+    snprintf(earlier, sizeof earlier, "%s", em_last_error());
+    ck_assert_int_eq(em_checkpoint_manager_restore_latest(mgr), 1);
+    ck_assert_str_eq(em_last_error(), earlier);
+    em_clear_error();
+    ck_assert_int_eq(em_checkpoint_manager_step(mgr), 2);
+    ck_assert_int_eq(em_optimizer_step(m.opt), 2);
+    const char *why = em_checkpoint_manager_last_fallback(mgr);
+    ck_assert_ptr_nonnull(why);
+    snprintf(want, sizeof want, "%s/ck-4 is damaged: checksum mismatch", dir);
+    ck_assert_msg(strstr(why, want), "%s", why);
+    snprintf(want, sizeof want, "cannot open %s/ck-3: No such file or directory", dir);
+    ck_assert_msg(strstr(why, want), "%s", why);
+    snprintf(want, sizeof want, "; using %s/ck-2", dir);
+    ck_assert_msg(strstr(why, want), "%s", why);
+    snprintf(p, sizeof p, "%s/ck-2", dir);
+    ck_assert_str_eq(em_checkpoint_manager_latest(mgr), p);
+
+    /* A damaged index: the checkpoints found in the directory, by step. */
+    snprintf(p, sizeof p, "%s/ck.index", dir);
+    write_all(p, (const unsigned char *)"ember checkpoint index 1\nck-2\nck-", 33);
+    ck_assert_int_eq(em_checkpoint_manager_restore_latest(mgr), 1);
+    ck_assert_int_eq(em_checkpoint_manager_step(mgr), 2);
+    why = em_checkpoint_manager_last_fallback(mgr);
+    ck_assert_msg(strstr(why, "is damaged (its last line is cut short): using the 3 checkpoints found in"), "%s", why);
+    write_all(p, (const unsigned char *)"ember checkpoint index 1\nother-5\n", 33);
+    ck_assert_int_eq(em_checkpoint_manager_restore_latest(mgr), 1);
+    ck_assert_msg(strstr(em_checkpoint_manager_last_fallback(mgr), "line 2 does not name a checkpoint ck-<step>"),
+                  "%s", em_checkpoint_manager_last_fallback(mgr));
+    /* A missing index: likewise, and the next save writes it anew. */
+    ck_assert_int_eq(unlink(p), 0);
+    ck_assert_int_eq(em_checkpoint_manager_restore_latest(mgr), 1);
+    ck_assert_msg(strstr(em_checkpoint_manager_last_fallback(mgr), "ck.index is missing: using the 3 checkpoints"),
+                  "%s", em_checkpoint_manager_last_fallback(mgr));
+    ck_assert_int_eq(em_checkpoint_manager_save(mgr, 5), 0);
+    char *index = read_text(p);
+    ck_assert_str_eq(index, "ember checkpoint index 1\nck-1\nck-2\nck-4\nck-5\n");
+    free(index);
+    ck_assert_int_eq(em_checkpoint_manager_restore_latest(mgr), 1);
+    ck_assert_ptr_null(em_checkpoint_manager_last_fallback(mgr));
+    ck_assert_int_eq(em_checkpoint_manager_step(mgr), 5);
+
+    /* Nothing usable: an error for a restore; no answer (and no error) for latest. */
+    for (int s = 1; s <= 5; s++) {
+        snprintf(p, sizeof p, "%s/ck-%d", dir, s);
+        unlink(p);
+    }
+    snprintf(p, sizeof p, "%s/ck-4", dir);
+    write_all(p, (const unsigned char *)"EMBERCKP", 8);
+    snprintf(want, sizeof want, "em_checkpoint_manager_restore_latest: no usable checkpoint in %s: ", dir);
+    ck_assert_fails(em_checkpoint_manager_restore_latest(mgr), want);
+    ck_assert_ptr_null(em_checkpoint_manager_latest(mgr));
+    ck_assert_ptr_null(em_last_error());
+    ck_assert_ptr_nonnull(em_checkpoint_manager_last_fallback(mgr));
+    em_checkpoint_manager_close(mgr);
+    em_optimizer_release(m.opt);
+}
+END_TEST
+
+/* ---- killed and resumed: bit for bit ----
+ *
+ * The training process (this program, run as `test_checkpoint --train DIR
+ * TOTAL MODE K`): an MLP 24-48-4 with dropout (keep 0.7) and Adam on 256
+ * synthetic examples, batches of 32 in an order reshuffled every epoch, a
+ * checkpoint every 5 steps (keep 3) with the data position as values. It
+ * resumes from DIR's newest checkpoint, trains to step TOTAL and saves its
+ * final variables to DIR/final.ckpt. MODE "step" kills itself (SIGKILL)
+ * inside step K, between computing and applying the gradients; "save"
+ * inside the save of step K, half way through writing the temporary file
+ * (a file size limit whose signal handler sends SIGKILL). */
+
+#define N_EXAMPLES 256
+#define BATCH 32
+
+static void kill_self(int sig) {
+    (void)sig;
+    raise(SIGKILL);
+}
+
+static uint64_t xorshift(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* The order of epoch e: the (e+1)-th shuffle from the seed's state. */
+static void order_of_epoch(int64_t epoch, int64_t *order) {
+    uint64_t state = 88172645463325252ULL;
+    for (int64_t i = 0; i < N_EXAMPLES; i++) order[i] = i;
+    for (int64_t e = 0; e <= epoch; e++)
+        for (int64_t i = N_EXAMPLES - 1; i > 0; i--) {
+            int64_t j = (int64_t)(xorshift(&state) % (uint64_t)(i + 1)), t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+}
+
+static int train_child(const char *d, int64_t total, const char *mode, int64_t kill_at) {
+    em_set_num_threads(1); /* tiny ops: a second thread only waits for a core on a busy machine */
+    em_set_seed(11);
+    /* The data: a fixed seed of its own, so it takes nothing from the stream. */
+    em_initializer data_init = EM_INIT_NORMAL(0, 1), label_init = EM_INIT_UNIFORM(0, 4);
+    data_init.seed = 3;
+    label_init.seed = 4;
+    em_tensor *x = em_get_variable_untrainable("data/x", EM_F32, EM_SHAPE(N_EXAMPLES, 24), data_init);
+    em_tensor *u = em_get_variable_untrainable("data/u", EM_F32, EM_SHAPE(N_EXAMPLES), label_init);
+    em_tensor *y = em_keep(em_cast(u, EM_I64));
+    em_tensor *vars[4] = {em_get_variable("w1", EM_F32, EM_SHAPE(24, 48), EM_INIT_GLOROT),
+                          em_get_variable("b1", EM_F32, EM_SHAPE(48), EM_INIT_CONST(0.1)),
+                          em_get_variable("w2", EM_F32, EM_SHAPE(48, 4), EM_INIT_GLOROT),
+                          em_get_variable("b2", EM_F32, EM_SHAPE(4), EM_INIT_CONST(0))};
+    em_optimizer *opt = em_adam(0.01, 0.9, 0.999, 1e-8);
+    em_checkpoint_manager *mgr = em_checkpoint_manager_open(d, "m", 3);
+    if (!vars[0] || !y || !opt || !mgr) return 2;
+    int got = em_checkpoint_manager_restore_latest(mgr);
+    if (got < 0) return 3;
+    int64_t step0 = got ? em_checkpoint_manager_step(mgr) : 0;
+    double epoch_saved = -1;
+    if (got && (em_checkpoint_manager_get_value(mgr, "epoch", &epoch_saved) != 1 ||
+                (int64_t)epoch_saved != step0 / (N_EXAMPLES / BATCH)))
+        return 4; /* the data position saved is the one the step implies */
+    int64_t order[N_EXAMPLES], epoch = -1;
+    for (int64_t step = step0 + 1; step <= total; step++) {
+        int64_t g = step - 1, per_epoch = N_EXAMPLES / BATCH;
+        if (g / per_epoch != epoch) order_of_epoch(epoch = g / per_epoch, order);
+        em_scope_begin();
+        em_tensor *rows = em_tensor_from(EM_I64, EM_SHAPE(BATCH), order + (g % per_epoch) * BATCH);
+        em_tape *tape = em_tape_begin(false);
+        em_tensor *h = em_dropout(em_relu(em_add(em_matmul(em_gather(x, rows, 0), vars[0]), vars[1])), 0.7);
+        em_tensor *logits = em_add(em_matmul(h, vars[2]), vars[3]);
+        em_tensor *loss = em_mean(em_sparse_softmax_cross_entropy_with_logits(em_gather(y, rows, 0), logits),
+                                  EM_ALL_AXES, false);
+        em_tape_stop(tape);
+        em_tensor *grads[4];
+        if (em_compute_gradients(opt, tape, loss, 4, vars, grads)) return 5;
+        if (!strcmp(mode, "step") && step == kill_at) raise(SIGKILL);
+        if (em_apply_gradients(opt, 4, grads, vars)) return 6;
+        em_tape_release(tape);
+        em_scope_end();
+        if (step % 5 == 0) {
+            if (!strcmp(mode, "save") && step == kill_at) {
+                signal(SIGXFSZ, kill_self);
+                setrlimit(RLIMIT_FSIZE, &(struct rlimit){12000, 12000});
+            }
+            if (em_checkpoint_manager_set_value(mgr, "epoch", (double)(step / per_epoch)) ||
+                em_checkpoint_manager_save(mgr, step))
+                return 7;
+        }
+    }
+    char final[512];
+    snprintf(final, sizeof final, "%s/final.ckpt", d);
+    int rc = em_checkpoint_save(final) ? 8 : 0;
+    em_checkpoint_manager_close(mgr);
+    em_optimizer_release(opt);
+    em_release(y);
+    em_shutdown();
+    return rc;
+}
+
+static char self[4096];
+
+/* Runs this program's training process; its wait status. */
+static int run_training(const char *d, int total, const char *mode, int kill_at, pid_t *child) {
+    char t[16], k[16];
+    snprintf(t, sizeof t, "%d", total);
+    snprintf(k, sizeof k, "%d", kill_at);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        execl(self, self, "--train", d, t, mode, k, (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    if (child) *child = pid;
+    return status;
+}
+
+START_TEST(test_killed_and_resumed_bit_identical) {
+    /* Where the two kills fall: from a fixed seed, so the test is the same
+     * every time. The first inside a step (no checkpoint at it), the second
+     * inside the save of a later step. */
+    uint64_t seed = 24;
+    const int total = 60;
+    int k1 = 6 + (int)(xorshift(&seed) % 20);
+    if (k1 % 5 == 0) k1++;
+    int k2 = 5 * ((k1 + 5) / 5 + 1 + (int)(xorshift(&seed) % 4));
+    ck_assert(k2 > k1 + 5 && k2 < total);
+    char ref[128], run[128], p[256];
+    snprintf(ref, sizeof ref, "%s/uninterrupted", dir);
+    snprintf(run, sizeof run, "%s/killed", dir);
+
+    int st = run_training(ref, total, "none", 0, NULL);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the uninterrupted run: status %d", st);
+    st = run_training(run, total, "step", k1, NULL);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "killed inside step %d: status %d", k1, st);
+    pid_t pid;
+    st = run_training(run, total, "save", k2, &pid);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "killed inside the save of step %d: status %d", k2, st);
+    /* It died half way through its temporary file, which it still locked. */
+    snprintf(p, sizeof p, "%s/m-%d.tmp.%ld", run, k2, (long)pid);
+    ck_assert_msg(file_size(p) > 0 && file_size(p) <= 12000, "%s: %ld bytes", p, file_size(p));
+    st = run_training(run, total, "none", 0, NULL);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the resumed run: status %d", st);
+    ck_assert(!exists(p)); /* removed by the next save */
+    ck_assert_int_eq(files_in(run), 5); /* m-50, m-55, m-60, m.index, final.ckpt */
+
+    long n1, n2;
+    char f1[256], f2[256];
+    snprintf(f1, sizeof f1, "%s/final.ckpt", ref);
+    snprintf(f2, sizeof f2, "%s/final.ckpt", run);
+    unsigned char *a = read_all(f1, &n1), *b = read_all(f2, &n2);
+    ck_assert_int_eq(n1, n2);
+    ck_assert_msg(memcmp(a, b, (size_t)n1) == 0, "the final variables differ from the uninterrupted run's");
+    /* And the last checkpoints, values and random stream included. */
+    free(a);
+    free(b);
+    snprintf(f1, sizeof f1, "%s/m-%d", ref, total);
+    snprintf(f2, sizeof f2, "%s/m-%d", run, total);
+    a = read_all(f1, &n1);
+    b = read_all(f2, &n2);
+    ck_assert_int_eq(n1, n2);
+    ck_assert(memcmp(a, b, (size_t)n1) == 0);
+    free(a);
+    free(b);
+    em_test_tmpdir_remove(ref);
+    em_test_tmpdir_remove(run);
+}
+END_TEST
+
+int main(int argc, char **argv) {
+    if (argc == 6 && !strcmp(argv[1], "--train")) return train_child(argv[2], atoll(argv[3]), argv[4], atoll(argv[5]));
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        printf("test_checkpoint: cannot find this program's path\n");
+        return 1;
+    }
+    self[len] = '\0';
     Suite *s = suite_create("checkpoint");
     TCase *tc = tcase_create("checkpoint");
     tcase_add_checked_fixture(tc, setup, teardown);
@@ -338,6 +838,11 @@ int main(void) {
     tcase_add_test(tc, test_missing_and_mismatched);
     tcase_add_test(tc, test_failed_save_keeps_previous);
     tcase_add_test(tc, test_every_dtype_and_empty);
+    tcase_add_test(tc, test_stale_temporaries);
+    tcase_add_test(tc, test_manager_keeps_newest);
+    tcase_add_test(tc, test_manager_restores_state);
+    tcase_add_test(tc, test_manager_falls_back);
+    tcase_add_test(tc, test_killed_and_resumed_bit_identical);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

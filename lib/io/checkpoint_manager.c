@@ -668,7 +668,8 @@ static int find_latest(em_checkpoint_manager *m, const char *op, bool apply, int
         rc = 1;
         break;
     }
-    if (rc == 0 && skipped) {
+    /* Nothing usable: for a restore an error, for latest() an answer. */
+    if (rc == 0 && skipped && apply) {
         em__error("%s: no usable checkpoint in %s: %s", op, m->dir, notes ? notes : "");
         rc = -1;
     }
@@ -677,13 +678,8 @@ static int find_latest(em_checkpoint_manager *m, const char *op, bool apply, int
         free(notes);
         notes = s;
     }
-    if (notes && rc >= 0) m->fallback = notes;
+    if (notes && (rc >= 0 || skipped)) m->fallback = notes;
     else free(notes);
-    /* latest(): nothing usable is an answer, not an error. */
-    if (rc == -1 && !apply && skipped && c.n == skipped) {
-        rc = 0;
-        em_clear_error();
-    }
     err_pop(&saved, rc < 0);
     free(c.step);
     return rc;
