@@ -3,8 +3,10 @@
 #include "common.h"
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void teardown(void) { em_shutdown(); }
 
@@ -237,6 +239,67 @@ START_TEST(test_files) {
 }
 END_TEST
 
+/* Asserts the pending error is exactly the formatted text, then clears it. */
+#define ck_assert_error_fmt(...)                       \
+    do {                                               \
+        char want_[768];                               \
+        snprintf(want_, sizeof want_, __VA_ARGS__);    \
+        ck_assert_error_is(want_);                     \
+    } while (0)
+
+START_TEST(test_checkpoint_manager) {
+    char dir[64], cmd[128];
+    snprintf(dir, sizeof dir, "/tmp/ember-misuse-manager-%ld", (long)getpid());
+    ck_assert_ptr_null(em_checkpoint_manager_open(NULL, "model", 5));
+    ck_assert_error_is("em_checkpoint_manager_open: argument dir is NULL");
+    ck_assert_ptr_null(em_checkpoint_manager_open(dir, "a/b", 5));
+    ck_assert_error_fmt("em_checkpoint_manager_open: argument prefix 'a/b' has a '/'; it names files in %s, so no "
+                        "'/', whitespace or control characters",
+                        dir);
+    ck_assert_ptr_null(em_checkpoint_manager_open("/proc/self/status", "model", 5));
+    ck_assert_error_is("em_checkpoint_manager_open: argument dir: cannot make directory /proc/self/status: Not a "
+                       "directory");
+    em_checkpoint_manager *m = em_checkpoint_manager_open(dir, "model", 5);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(em_checkpoint_manager_save(NULL, 1), -1);
+    ck_assert_error_is("em_checkpoint_manager_save: argument mgr is NULL");
+    ck_assert_int_eq(em_checkpoint_manager_save(m, -1), -1);
+    ck_assert_error_fmt("em_checkpoint_manager_save: argument step is -1; steps are >= 0 (checkpoints "
+                        "%s/model-<step>)",
+                        dir);
+    ck_assert_int_eq(em_checkpoint_manager_set_value(m, "", 1), -1);
+    ck_assert_error_fmt("em_checkpoint_manager_set_value: argument key is empty (manager of %s/model)", dir);
+    double d;
+    ck_assert_int_eq(em_checkpoint_manager_get_value(m, "epoch", NULL), -1);
+    ck_assert_error_fmt("em_checkpoint_manager_get_value: argument value is NULL for key 'epoch' (manager of "
+                        "%s/model)",
+                        dir);
+    ck_assert_int_eq(em_checkpoint_manager_set_value(m, "epoch", 3), 0);
+    const char *str;
+    ck_assert_int_eq(em_checkpoint_manager_get_string(m, "epoch", &str), -1);
+    ck_assert_error_fmt("em_checkpoint_manager_get_string: key 'epoch' holds a number, not a string (read it with "
+                        "em_checkpoint_manager_get_value; manager of %s/model)",
+                        dir);
+    /* A checkpoint that does not fit the program's variables. */
+    ck_assert_int_eq(em_checkpoint_manager_save(m, 1), 0);
+    em_get_variable("w", EM_F32, EM_SHAPE(2), EM_INIT_CONST(0));
+    ck_assert_int_eq(em_checkpoint_manager_restore_latest(m), -1);
+    ck_assert_error_fmt("em_checkpoint_manager_restore_latest: variable w is not in %s/model-1 (it holds 0 "
+                        "variables)",
+                        dir);
+    /* Its directory removed under it. */
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(em_checkpoint_manager_save(m, 2), -1);
+    ck_assert_error_fmt("em_checkpoint_manager_save: cannot create %s/model-2.tmp.%ld: No such file or directory",
+                        dir, (long)getpid());
+    ck_assert_int_eq(em_checkpoint_manager_restore_latest(m), 0); /* nothing there: start fresh */
+    ck_assert_int_eq(em_checkpoint_manager_get_value(m, "epoch", &d), 1);
+    em_checkpoint_manager_close(m);
+    em_checkpoint_manager_close(NULL);
+}
+END_TEST
+
 static bool fail_all(size_t bytes, void *ctx) {
     (void)bytes;
     (void)ctx;
@@ -271,6 +334,7 @@ int main(void) {
     tcase_add_test(tc, test_variable_scopes);
     tcase_add_test(tc, test_tapes_and_optimizers);
     tcase_add_test(tc, test_files);
+    tcase_add_test(tc, test_checkpoint_manager);
     tcase_add_test(tc, test_out_of_memory);
     suite_add_tcase(s, tc);
     return em_test_run(s);
