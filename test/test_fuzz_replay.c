@@ -18,6 +18,9 @@
 #define LLVMFuzzerTestOneInput fuzz_checkpoint_one
 #include "fuzz/fuzz_checkpoint.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_checkpoint_manager_one
+#include "fuzz/fuzz_checkpoint_manager.c"
+#undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_graph_one
 #include "fuzz/fuzz_graph.c"
 #undef LLVMFuzzerTestOneInput
@@ -60,6 +63,7 @@ static int replay(const char *name, int (*one)(const uint8_t *, size_t)) {
 REPLAY_TEST(fuzz_idx)
 REPLAY_TEST(fuzz_npy)
 REPLAY_TEST(fuzz_checkpoint)
+REPLAY_TEST(fuzz_checkpoint_manager)
 REPLAY_TEST(fuzz_graph)
 REPLAY_TEST(fuzz_ops)
 
@@ -70,6 +74,7 @@ int main(void) {
     tcase_add_test(tc, test_replay_fuzz_idx);
     tcase_add_test(tc, test_replay_fuzz_npy);
     tcase_add_test(tc, test_replay_fuzz_checkpoint);
+    tcase_add_test(tc, test_replay_fuzz_checkpoint_manager);
     tcase_add_test(tc, test_replay_fuzz_graph);
     tcase_add_test(tc, test_replay_fuzz_ops);
     suite_add_tcase(s, tc);
