@@ -264,8 +264,8 @@ START_TEST(test_checkpoint_manager) {
     ck_assert_int_eq(em_checkpoint_manager_save(NULL, 1), -1);
     ck_assert_error_is("em_checkpoint_manager_save: argument mgr is NULL");
     ck_assert_int_eq(em_checkpoint_manager_save(m, -1), -1);
-    ck_assert_error_fmt("em_checkpoint_manager_save: argument step is -1; steps are >= 0 (checkpoints "
-                        "%s/model-<step>)",
+    ck_assert_error_fmt("em_checkpoint_manager_save: argument step is -1; steps are 0 to 999999999999999999 "
+                        "(checkpoints %s/model-<step>)",
                         dir);
     ck_assert_int_eq(em_checkpoint_manager_set_value(m, "", 1), -1);
     ck_assert_error_fmt("em_checkpoint_manager_set_value: argument key is empty (manager of %s/model)", dir);

@@ -28,6 +28,7 @@
 #define INDEX_HEADER "ember checkpoint index 1\n"
 #define MAX_INDEX_BYTES (64u << 20)
 #define MAX_PREFIX 200
+#define MAX_STEP 999999999999999999LL /* 18 digits: every step's name parses back */
 /* Ember's own values (kind U64, which the program's values never have). */
 #define KEY_STEP "step"
 #define KEY_SEED "random.seed"
@@ -518,10 +519,14 @@ static int save_files(em_checkpoint_manager *m, const char *op, int64_t step) {
     all[2] = (em__ckpt_value){.key = KEY_COUNTER, .kind = EM__CKPT_U64, .u64 = t->counter};
     if (m->nvalues) memcpy(all + 3, m->values, sizeof *all * (size_t)m->nvalues);
     if (load_list(m, op, &l, &notes) || em__checkpoint_write(op, path, n, all)) goto done;
-    /* The new list: step moves to the end; the oldest go beyond max_to_keep. */
+    /* The new list: step moves to the end (entries whose file is gone are
+     * dropped); the oldest go beyond max_to_keep. */
     int k = 0;
-    for (int i = 0; i < l.n; i++)
-        if (l.step[i] != step) l.step[k++] = l.step[i];
+    for (int i = 0; i < l.n; i++) {
+        char *p = l.step[i] != step ? checkpoint_path(m, l.step[i]) : NULL;
+        if (p && access(p, F_OK) == 0) l.step[k++] = l.step[i];
+        free(p);
+    }
     l.n = k;
     if (list_push(&l, step)) {
         em__error("%s: out of memory (saving step %" PRId64 " in %s)", op, step, m->dir);
@@ -569,9 +574,9 @@ int em_checkpoint_manager_save(em_checkpoint_manager *mgr, int64_t step) {
         em__error("%s: argument mgr is NULL", op);
         return -1;
     }
-    if (step < 0) {
-        em__error("%s: argument step is %" PRId64 "; steps are >= 0 (checkpoints %s/%s-<step>)", op, step, mgr->dir,
-                  mgr->prefix);
+    if (step < 0 || step > MAX_STEP) {
+        em__error("%s: argument step is %" PRId64 "; steps are 0 to %lld (checkpoints %s/%s-<step>)", op, step,
+                  MAX_STEP, mgr->dir, mgr->prefix);
         return -1;
     }
     if (!mgr->coordinated) return save_files(mgr, op, step);
