@@ -1,0 +1,182 @@
+/* A graph as others see it: em__graph_visit walks the live nodes and the
+ * inputs they read (TensorBoard's GraphDef, lib/summary.c, is written from
+ * it), and em_graph_write_dot writes Graphviz, clustered by name scope. */
+#include "graph.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static void dot_name(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '\n') {
+            fputs("\\n", f);
+            continue;
+        }
+        if (*s == '"' || *s == '\\') fputc('\\', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static const char *value_label(const em_graph *g, int64_t v, char *buf, size_t size) {
+    const gval *gv = &g->vals[v];
+    if (gv->kind == V_NODE) return g->nodes[gv->node].name;
+    if (gv->kind == V_VARIABLE) return em_variable_name(gv->traced);
+    if (gv->kind == V_PLACEHOLDER) return gv->traced->ph->name;
+    snprintf(buf, size, "const_%" PRId64, v);
+    return buf;
+}
+
+/* ---- the node walk ---- */
+
+int em__graph_visit(const em_graph *g, int (*fn)(void *ctx, const em_graph_node *node), void *ctx) {
+    /* Inputs first, in value order, then the live op nodes in trace order. */
+    char names[8][64];
+    for (int64_t v = 0; v < g->nv; v++) {
+        const gval *gv = &g->vals[v];
+        if (gv->kind == V_NODE || g->alias[v] != v) continue;
+        bool used = false;
+        for (int64_t i = 0; i < g->nn && !used; i++)
+            for (int k = 0; k < g->nodes[i].n && !used; k++)
+                used = !g->nodes[i].dead && resolve(g, g->nodes[i].in[k]) == v;
+        if (!used) continue;
+        const em_tensor *t = gv->traced;
+        int64_t dims[EM_MAX_DIMS];
+        for (int d = 0; d < t->ndim; d++)
+            dims[d] = gv->kind == V_PLACEHOLDER ? t->ph->declared.dims[d] : t->shape[d];
+        em_graph_node node = {value_label(g, v, names[0], sizeof names[0]),
+                              gv->kind == V_PLACEHOLDER ? "Placeholder" : gv->kind == V_VARIABLE ? "Variable" : "Const",
+                              0, NULL, (em_dtype)t->dtype, t->ndim, dims, em_tensor_device(t)};
+        int rc = fn(ctx, &node);
+        if (rc) return rc;
+    }
+    for (int64_t i = 0; i < g->nn; i++) {
+        const gnode *n = &g->nodes[i];
+        if (n->dead) continue;
+        const char *small[8], **inputs = n->n <= 8 ? small : malloc(sizeof(char *) * (size_t)n->n);
+        char(*buf)[64] = n->n <= 8 ? names : malloc(64 * (size_t)n->n);
+        if (!inputs || !buf) {
+            if (inputs != small) free(inputs);
+            if (buf != names) free(buf);
+            em__error("graph: out of memory");
+            return -1;
+        }
+        for (int k = 0; k < n->n; k++) inputs[k] = value_label(g, resolve(g, n->in[k]), buf[k], 64);
+        const em_tensor *out = g->vals[n->out].traced;
+        int64_t dims[EM_MAX_DIMS];
+        for (int d = 0; d < out->ndim; d++) dims[d] = out->shape[d] % STANDIN == 0 && out->shape[d] ? -1 : out->shape[d];
+        em_graph_node node = {n->name,   em__op_def(n->op)->name, n->n, inputs, (em_dtype)out->dtype,
+                              out->ndim, dims,    em_device_name(n->device)};
+        int rc = fn(ctx, &node);
+        if (inputs != small) free(inputs);
+        if (buf != names) free(buf);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* ---- Graphviz ---- */
+
+int em_graph_write_dot(const em_graph *g, const char *path) {
+    if (!g || !path) {
+        em__error("graph_write_dot: graph and path must not be NULL");
+        return -1;
+    }
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        em__error("graph_write_dot: cannot open %s for writing", path);
+        return -1;
+    }
+    fprintf(f, "digraph ember {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n");
+    /* Nodes grouped by name scope: one cluster per distinct scope path prefix,
+     * nested by opening and closing clusters as the sorted paths change. */
+    int64_t *idx = malloc(sizeof(int64_t) * (size_t)(g->nn ? g->nn : 1));
+    int64_t live = 0;
+    for (int64_t i = 0; i < g->nn; i++)
+        if (!g->nodes[i].dead) idx[live++] = i;
+    for (int64_t a = 1; a < live; a++) /* insertion sort by name: scopes become contiguous */
+        for (int64_t b = a; b > 0 && strcmp(g->nodes[idx[b - 1]].name, g->nodes[idx[b]].name) > 0; b--) {
+            int64_t t = idx[b];
+            idx[b] = idx[b - 1];
+            idx[b - 1] = t;
+        }
+    char open_path[1024] = "";
+    int depth = 0, cluster = 0;
+    bool devices = false;
+    for (int64_t a = 0; a < live; a++) devices |= g->nodes[idx[a]].device != 0;
+    for (int64_t a = 0; a < live; a++) {
+        const char *name = g->nodes[idx[a]].name;
+        const char *slash = strrchr(name, '/');
+        size_t scope_len = slash ? (size_t)(slash - name) : 0;
+        /* close clusters not prefixing this node's scope */
+        while (depth > 0) {
+            size_t ol = strlen(open_path);
+            if (ol <= scope_len && !strncmp(open_path, name, ol) && (ol == scope_len || name[ol] == '/')) break;
+            fprintf(f, "%*s}\n", 2 * depth, "");
+            char *cut = strrchr(open_path, '/');
+            if (cut) *cut = '\0';
+            else open_path[0] = '\0';
+            depth--;
+        }
+        /* open clusters for the remaining components */
+        while (strlen(open_path) < scope_len) {
+            size_t ol = strlen(open_path);
+            const char *start = name + ol + (ol ? 1 : 0);
+            const char *stop = memchr(start, '/', scope_len - (size_t)(start - name));
+            size_t clen = stop ? (size_t)(stop - start) : scope_len - (size_t)(start - name);
+            if (ol + 1 + clen >= sizeof open_path) break;
+            if (ol) strcat(open_path, "/");
+            strncat(open_path, start, clen);
+            depth++;
+            fprintf(f, "%*ssubgraph cluster_%d {\n%*slabel=", 2 * depth, "", cluster++, 2 * depth + 2, "");
+            char comp[256];
+            snprintf(comp, sizeof comp, "%.*s", (int)clen, start);
+            dot_name(f, comp);
+            fprintf(f, ";\n");
+        }
+        fprintf(f, "%*s", 2 * depth + 2, "");
+        dot_name(f, name);
+        fprintf(f, " [label=");
+        const gnode *n = &g->nodes[idx[a]];
+        if (devices) { /* the device under the op, and a colour per device */
+            char label[160];
+            snprintf(label, sizeof label, "%s\n%s", em__op_def(n->op)->name, em_device_name(n->device));
+            dot_name(f, label);
+            fprintf(f, ", style=filled, fillcolor=\"/pastel19/%d\"", n->device % 9 + 1);
+        } else {
+            dot_name(f, em__op_def(n->op)->name);
+        }
+        fprintf(f, "];\n");
+    }
+    while (depth-- > 0) fprintf(f, "%*s}\n", 2 * depth + 2, "");
+    for (int64_t a = 0; a < live; a++) {
+        const gnode *n = &g->nodes[idx[a]];
+        for (int k = 0; k < n->n; k++) {
+            char buf[64];
+            int64_t v = resolve(g, n->in[k]);
+            fprintf(f, "  ");
+            dot_name(f, value_label(g, v, buf, sizeof buf));
+            fprintf(f, " -> ");
+            dot_name(f, n->name);
+            fprintf(f, ";\n");
+        }
+    }
+    for (int64_t v = 0; v < g->nv; v++) {
+        const gval *gv = &g->vals[v];
+        if (gv->kind == V_VARIABLE || gv->kind == V_PLACEHOLDER) {
+            char buf[64];
+            fprintf(f, "  ");
+            dot_name(f, value_label(g, v, buf, sizeof buf));
+            fprintf(f, gv->kind == V_VARIABLE ? " [shape=ellipse];\n" : " [shape=invhouse];\n");
+        }
+    }
+    fprintf(f, "}\n");
+    free(idx);
+    if (fclose(f)) {
+        em__error("graph_write_dot: error writing %s", path);
+        return -1;
+    }
+    return 0;
+}

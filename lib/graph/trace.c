@@ -1,0 +1,234 @@
+/* Placeholders, the tracer and the graph's lifetime: em_placeholder, tracing
+ * (em_trace_begin, em__trace_record, em_trace_end) and em_graph_release.
+ * graph.h describes how a traced graph works. */
+#include "graph.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- placeholders ---- */
+
+em_tensor *em_placeholder(em_dtype dtype, em_shape shape, const char *name) {
+    if (shape.ndim < 0 || shape.ndim > EM_MAX_DIMS) {
+        em__error("placeholder: rank %d is outside 0..%d", shape.ndim, EM_MAX_DIMS);
+        return NULL;
+    }
+    if (!name) name = "placeholder";
+    struct em_placeholder *ph = calloc(1, sizeof *ph + strlen(name) + 1);
+    if (!ph) {
+        em__error("placeholder: out of memory");
+        return NULL;
+    }
+    ph->declared = shape;
+    strcpy(ph->name, name);
+    int64_t dims[EM_MAX_DIMS];
+    for (int i = 0; i < shape.ndim; i++) {
+        if (shape.dims[i] < -1) {
+            char b[160];
+            free(ph);
+            em__error("placeholder '%s': dimension %d of %s must be >= 0, or -1 for unknown", name, i,
+                      em_shape_str(shape, b, sizeof b));
+            return NULL;
+        }
+        ph->standin[i] = shape.dims[i] == -1 ? STANDIN : 0;
+        dims[i] = shape.dims[i] == -1 ? ph->standin[i] : shape.dims[i];
+    }
+    em_tensor *t = em__alloc_meta(dtype, shape.ndim, dims);
+    if (!t) {
+        free(ph);
+        return NULL;
+    }
+    t->flags |= EM_T_PLACEHOLDER;
+    t->ph = ph;
+    return em__own(t);
+}
+
+bool em__placeholder_fits(const struct em_placeholder *ph, const em_tensor *v) {
+    if (v->ndim != ph->declared.ndim) return false;
+    for (int i = 0; i < v->ndim; i++)
+        if (ph->declared.dims[i] != -1 && ph->declared.dims[i] != v->shape[i]) return false;
+    return true;
+}
+
+int em_placeholder_set(em_tensor *p, em_tensor *value) {
+    char b1[160], b2[160];
+    if (!p || !value) return em__null_input("placeholder_set"), -1;
+    if (!(p->flags & EM_T_PLACEHOLDER)) {
+        em__error("placeholder_set: the tensor is not a placeholder");
+        return -1;
+    }
+    if (value->dtype != p->dtype || !em__placeholder_fits(p->ph, value)) {
+        em__error("placeholder_set: placeholder '%s' is %s %s but the example is %s %s", p->ph->name,
+                  em_dtype_name((em_dtype)p->dtype), em_shape_str(p->ph->declared, b1, sizeof b1),
+                  em_dtype_name((em_dtype)value->dtype), em__tshape(value, b2, sizeof b2));
+        return -1;
+    }
+    em_tensor *copy = em__alloc((em_dtype)value->dtype, value->ndim, value->shape);
+    if (!copy) return -1;
+    em__copy_strided(copy, value);
+    if (p->base) em__unref(p->base);
+    p->base = copy;
+    p->data = copy->data;
+    p->numel = copy->numel;
+    memcpy(p->shape, copy->shape, sizeof(int64_t) * (size_t)copy->ndim);
+    memcpy(p->strides, copy->strides, sizeof(int64_t) * (size_t)copy->ndim);
+    p->ph->has_example = true;
+    return 0;
+}
+
+/* ---- the graph ---- */
+
+void em__graph_debug(const em_graph *g, const char *fmt, ...) {
+    if (!g->debug) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ember graph: ");
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void em_graph_set_debug(em_graph *g, bool on) {
+    if (g) g->debug = on;
+}
+
+static void *grow(void *p, int64_t *cap, int64_t need, size_t size) {
+    if (need <= *cap) return p;
+    int64_t c = *cap ? *cap * 2 : 64;
+    while (c < need) c *= 2;
+    void *q = realloc(p, (size_t)c * size);
+    if (q) *cap = c;
+    return q;
+}
+
+static int64_t add_value(em_graph *g, vkind kind, em_tensor *t, int64_t node) {
+    gval *v = grow(g->vals, &g->capv, g->nv + 1, sizeof *v);
+    if (!v) return -1;
+    g->vals = v;
+    if (em__ptrmap_put(&g->index, t, g->nv)) return -1;
+    em__retain(t);
+    g->vals[g->nv] = (gval){kind, t, node};
+    if (kind == V_PLACEHOLDER) {
+        int64_t *p = realloc(g->phs, sizeof *p * (size_t)(g->nph + 1));
+        if (!p) return -1;
+        g->phs = p;
+        g->phs[g->nph++] = g->nv;
+    }
+    return g->nv++;
+}
+
+static int64_t value_of(em_graph *g, em_tensor *t) {
+    int64_t v = em__ptrmap_get(&g->index, t);
+    if (v >= 0) return v;
+    vkind kind = t->flags & EM_T_VARIABLE ? V_VARIABLE : t->flags & EM_T_PLACEHOLDER ? V_PLACEHOLDER : V_CONST;
+    return add_value(g, kind, t, -1);
+}
+
+/* ---- tracing ---- */
+
+int em_trace_begin(void) {
+    em_thread *th = em__thread();
+    if (!th) return -1;
+    if (th->trace) {
+        em__error("trace_begin: this thread is already tracing (em_trace_end first)");
+        return -1;
+    }
+    th->trace = calloc(1, sizeof(em_graph));
+    if (!th->trace) {
+        em__error("trace_begin: out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int em__trace_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out) {
+    em_graph *g = em__thread()->trace;
+    const em_op_def *d = em__op_def(op);
+    gnode *nodes = grow(g->nodes, &g->capn, g->nn + 1, sizeof *nodes);
+    if (!nodes) goto oom;
+    g->nodes = nodes;
+    gnode *node = &g->nodes[g->nn];
+    *node = (gnode){.op = op, .n = n, .a = *a, .device = out->device, .runs_on = out->device};
+    node->in = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    const char *scope = em_name_scope();
+    node->name = malloc(strlen(scope) + strlen(d->name) + 24);
+    if (!node->in || !node->name) {
+        free(node->in);
+        free(node->name);
+        goto oom;
+    }
+    sprintf(node->name, "%s%s%s_%" PRId64, scope, *scope ? "/" : "", d->name, g->nn);
+    for (int i = 0; i < n; i++)
+        if ((node->in[i] = value_of(g, in[i])) < 0) goto oom_node;
+    if ((d->flags & EM_OPF_COPIES) && g->vals[node->in[0]].kind == V_NODE) node->runs_on = in[0]->device;
+    if ((node->out = add_value(g, V_NODE, out, g->nn)) < 0) goto oom_node;
+    g->nn++;
+    g->stats.traced++;
+    return 0;
+oom_node:
+    free(node->in);
+    free(node->name);
+oom:
+    em__error("%s: out of memory while tracing", d->name);
+    return -1;
+}
+
+bool em__trace_symbolic(int ndim, const int64_t *shape) {
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] && shape[d] % STANDIN == 0) return true;
+    return false;
+}
+
+void em__trace_host_read(const em_tensor *t) {
+    em_thread *th = em__thread();
+    if (!th || !th->trace) return;
+    int64_t v = em__ptrmap_get(&th->trace->index, t);
+    if (v >= 0 && th->trace->vals[v].kind == V_NODE) th->trace->stats.host_reads++;
+}
+
+em_graph *em_trace_end(void) {
+    em_thread *th = em__thread();
+    if (!th || !th->trace) {
+        em__error("trace_end: no trace is open on this thread (em_trace_begin first)");
+        return NULL;
+    }
+    em_graph *g = th->trace;
+    th->trace = NULL;
+    if (em__graph_optimize(g)) {
+        em_graph_release(g);
+        em__error("trace_end: out of memory");
+        return NULL;
+    }
+    return g;
+}
+
+/* ---- lifetime ---- */
+
+void em_graph_release(em_graph *g) {
+    if (!g) return;
+    while (g->plans) {
+        plan *p = g->plans;
+        g->plans = p->next;
+        em__graph_plan_free(g, p);
+    }
+    for (int64_t i = 0; i < g->nn; i++) {
+        free(g->nodes[i].in);
+        free(g->nodes[i].name);
+    }
+    for (int64_t v = 0; v < g->nv; v++) em__unref(g->vals[v].traced);
+    em__ptrmap_free(&g->index);
+    free(g->nodes);
+    free(g->vals);
+    free(g->alias);
+    free(g->phs);
+    free(g);
+}
+
+void em__trace_shutdown(em_thread *t) {
+    if (t->trace) em_graph_release(t->trace);
+    t->trace = NULL;
+}
+
+em_graph_stats em_graph_get_stats(const em_graph *g) { return g ? g->stats : (em_graph_stats){0}; }
