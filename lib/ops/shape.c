@@ -636,7 +636,7 @@ em_tensor *em_pad(em_tensor *x, const int64_t *pads, double value) {
         return NULL;
     }
     em_attrs a = {.ni = 2 * x->ndim, .f = {value}};
-    memcpy(a.i, pads, sizeof(int64_t) * 2 * x->ndim);
+    if (a.ni) memcpy(a.i, pads, sizeof(int64_t) * 2 * x->ndim); /* a scalar may come with no pads */
     return em__apply(EM_OP_PAD, 1, &x, &a);
 }
 
@@ -718,7 +718,7 @@ em_tensor *em_tile(em_tensor *x, const int64_t *multiples) {
         return NULL;
     }
     em_attrs a = {.ni = x->ndim};
-    memcpy(a.i, multiples, sizeof(int64_t) * x->ndim);
+    if (a.ni) memcpy(a.i, multiples, sizeof(int64_t) * x->ndim); /* a scalar may come with no multiples */
     return em__apply(EM_OP_TILE, 1, &x, &a);
 }
 
