@@ -1,9 +1,12 @@
-# Ember. `make` builds the static and shared library; `make test` runs every
-# Check suite; `make test SANITIZE=1` runs them under ASan + UBSan.
-# BUILD=dir puts objects elsewhere (parallel builds of several trees).
+# Ember. `make` builds the static and shared library and the CUDA plug-in;
+# `make test` runs every Check suite; `make test SANITIZE=1` runs them under
+# ASan + UBSan. BUILD=dir puts objects elsewhere (parallel builds of several trees).
 
 PREFIX ?= /usr/local
 BUILD ?= build
+# BUILD as given, before the sanitizer builds add their suffix (a test runs
+# `make install` with the same variables).
+BUILD_ARG := $(BUILD)
 SANITIZE ?= 0
 VERSION := 0.1.0
 SOVERSION := 0
@@ -17,7 +20,10 @@ CFLAGS ?= -O2 -g
 # keeps one scalar sqrt call per element (the optimizers' loops stay scalar).
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -fopenmp -fno-math-errno \
           -Iinclude -Ilib -isystem $(BLIS_INC)
-LDLIBS := -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis -lpng -lz -lm -lpthread -fopenmp
+LDLIBS := -L$(BLIS_LIB) -Wl,-rpath,$(BLIS_LIB) -lblis -lpng -lz -lm -lpthread -ldl -fopenmp
+# The build tree's programs (build/test, build/examples, build/bench) find the
+# CUDA plug-in build/libember_cuda.so through the loader's search (lib/gpu_loader.c).
+PROG_RPATH := -Wl,-rpath,'$$ORIGIN/..'
 
 TEST_ENV :=
 ifeq ($(SANITIZE),1)
@@ -80,25 +86,34 @@ else
   TEST_BIN := $(filter-out $(MPI_PROGS),$(TEST_BIN))
 endif
 
-# The CUDA backend (gpu/*.cu behind lib/gpu.h) is compiled into libember
-# when nvcc is found; `make GPU=0` leaves it out, and the library then needs
-# no CUDA at all. Without a GPU at run time the library sees no GPU device.
-# Sanitizer, ThreadSanitizer and fuzz builds leave it out (CUDA's runtime is
-# not instrumented). GPU_ARCH: the compute capability to build for (H100: sm_90).
+# The CUDA backend (gpu/*.cu behind lib/gpu.h) is a plug-in of its own,
+# $(BUILD)/libember_cuda.so, built when nvcc is found; `make GPU=0` leaves it
+# out. Either way libember links no CUDA library: it loads the plug-in with
+# dlopen the first time a GPU is asked for or listed (lib/gpu_loader.c), so
+# the library is the same in both builds. Sanitizer, ThreadSanitizer and fuzz
+# builds leave the plug-in out (CUDA's runtime is not instrumented); the stub
+# plug-in (test/plugin_stub.c) stands in for it in the tests of every build.
+# GPU_ARCH: the compute capability to build for (H100, H200: sm_90).
 NVCC ?= $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
 GPU ?= $(if $(NVCC),$(if $(filter 1,$(SANITIZE) $(TSAN) $(FUZZ)),0,1),0)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 GPU_ARCH ?= sm_90
+CUDA_PLUGIN := $(BUILD)/libember_cuda.so
 ifeq ($(GPU),1)
   NCCL ?= $(if $(wildcard $(CUDA_HOME)/include/nccl.h),1,0)
-  CFLAGS += -DEMBER_GPU
   NVCCFLAGS ?= -O3
-  NVCCFLAGS += -std=c++17 -arch=$(GPU_ARCH) -Xcompiler -fPIC,-Wall,-Wextra -diag-suppress 186 -Iinclude -Ilib -Igpu -DEMBER_GPU \
+  # Hidden visibility: the plug-in exports its entry, em_gpu_plugin, only.
+  NVCCFLAGS += -std=c++17 -arch=$(GPU_ARCH) -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra,-Werror \
+               -diag-suppress 186 -Iinclude -Ilib -Igpu -DEMBER_GPU_ARCH='"$(GPU_ARCH)"' \
                $(if $(filter 1,$(NCCL)),-DEMBER_NCCL)
   GPU_OBJ := $(patsubst %.cu,$(BUILD)/%.o,$(wildcard gpu/*.cu))
-  LIB_OBJ += $(GPU_OBJ)
-  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart_static -lcublas $(if $(filter 1,$(NCCL)),-lnccl) \
-            -ldl -lrt -lstdc++
+  GPU_LIBS := $(CUDA_PLUGIN)
+  # The CUDA runtime linked in statically, its symbols kept inside
+  # (--exclude-libs: a program's own CUDA runtime cannot take over the
+  # plug-in's calls); --no-undefined: the plug-in needs no symbol of
+  # libember's (it calls the library only through the table it is handed).
+  CUDA_LDLIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart_static -lcublas \
+                 $(if $(filter 1,$(NCCL)),-lnccl) -ldl -lrt -lpthread -lstdc++ -lm
 endif
 
 # bench/cublas.c calls cuBLAS directly: it exists only with the backend.
@@ -114,8 +129,8 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 # Keep the shared test objects between builds of the suites.
 .SECONDARY:
 
-.PHONY: all test examples bench install clean deps mnist fuzz fuzz-run
-all: $(STATIC) $(SHARED) $(BUILD)/ember.pc $(BUILD)/ember-bench $(MPI_LIBS)
+.PHONY: all test examples bench install clean deps mnist fuzz fuzz-run gpu-check
+all: $(STATIC) $(SHARED) $(GPU_LIBS) $(BUILD)/ember.pc $(BUILD)/ember-bench $(MPI_LIBS)
 
 HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h lib/ops/*.h lib/ops/*.def lib/graph/*.h)
 $(BUILD)/%.o: %.c $(HEADERS)
@@ -129,6 +144,16 @@ $(BUILD)/gpu/%.o: gpu/%.cu gpu/common.cuh $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
+$(CUDA_PLUGIN): $(GPU_OBJ) gpu/plugin.map
+	$(CC) -shared -Wl,-soname,libember_cuda.so -Wl,--no-undefined -Wl,--exclude-libs,ALL \
+	  -Wl,--version-script=gpu/plugin.map -o $@ $(GPU_OBJ) $(CUDA_LDLIBS)
+
+# The loader names the install directory (PREFIX/lib) as a place to look for
+# the plug-in, and ember.pc names PREFIX: both are rebuilt when PREFIX changes.
+$(shell mkdir -p $(BUILD) && [ "$$(cat $(BUILD)/prefix 2>/dev/null)" = "$(PREFIX)" ] || echo "$(PREFIX)" > $(BUILD)/prefix)
+$(BUILD)/lib/gpu_loader.o: CFLAGS += -DEMBER_LIBDIR='"$(PREFIX)/lib"'
+$(BUILD)/lib/gpu_loader.o: $(BUILD)/prefix
+
 $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
@@ -138,17 +163,42 @@ $(SHARED): $(LIB_OBJ)
 	ln -sf libember.so.$(VERSION) $(BUILD)/libember.so.$(SOVERSION)
 	ln -sf libember.so.$(VERSION) $(BUILD)/libember.so
 
-$(BUILD)/ember.pc: Makefile
+$(BUILD)/ember.pc: Makefile $(BUILD)/prefix
 	@mkdir -p $(dir $@)
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: ember\nDescription: eager tape-based automatic differentiation in C\nVersion: %s\nLibs: -L$${libdir} -lember\nLibs.private: %s\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' '$(LDLIBS)' > $@
 
 $(BUILD)/test/%: test/%.c $(TEST_COMMON_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(TEST_COMMON_OBJ) $(STATIC) -o $@ $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $< $(TEST_COMMON_OBJ) $(STATIC) -o $@ $(CHECK_LIBS) $(LDLIBS) $(PROG_RPATH)
+
+# The plug-in's loading, linked both ways (test/test_plugin.c): test_plugin
+# and test_plugin_shared with the stub plug-ins (every build, every machine),
+# test_plugin_cuda and test_plugin_cuda_shared with the real one (exit 77
+# without a GPU). The stubs: the working one, and three that must be refused
+# (an old ABI version, another op count, another op list).
+STUB_PLUGINS := $(addprefix $(BUILD)/test/,libember_stub.so libember_stub_abi0.so libember_stub_opcount.so \
+                  libember_stub_opnames.so)
+PLUGIN_TESTS := $(addprefix $(BUILD)/test/,test_plugin test_plugin_shared test_plugin_cuda test_plugin_cuda_shared)
+TEST_BIN := $(filter-out $(PLUGIN_TESTS),$(TEST_BIN)) $(PLUGIN_TESTS)
+STUB_FLAGS_libember_stub :=
+STUB_FLAGS_libember_stub_abi0 := -DSTUB_ABI_VERSION=0
+STUB_FLAGS_libember_stub_opcount := -DSTUB_OP_COUNT_DELTA=1
+STUB_FLAGS_libember_stub_opnames := -DSTUB_WRONG_NAME
+$(BUILD)/test/libember_%.so: test/plugin_stub.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(STUB_FLAGS_$(basename $(notdir $@))) -fvisibility=hidden -shared -Wl,--no-undefined -o $@ $<
+PLUGIN_TEST_DEPS := test/test_plugin.c $(STUB_PLUGINS)
+$(BUILD)/test/test_plugin $(BUILD)/test/test_plugin_cuda: $(PLUGIN_TEST_DEPS) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(if $(findstring cuda,$(notdir $@)),-DREAL_PLUGIN) $< $(STATIC) -o $@ $(LDLIBS) $(PROG_RPATH)
+$(BUILD)/test/test_plugin_shared $(BUILD)/test/test_plugin_cuda_shared: $(PLUGIN_TEST_DEPS) $(SHARED)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DSHARED_LINK $(if $(findstring cuda,$(notdir $@)),-DREAL_PLUGIN) $< -o $@ -L$(BUILD) -lember \
+	  $(LDLIBS) $(PROG_RPATH)
 
 $(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS) $(PROG_RPATH)
 
 $(BUILD)/lib/dist/mpi.o: lib/dist/mpi.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -161,29 +211,35 @@ $(MPI_SHARED): $(BUILD)/lib/dist/mpi.o $(SHARED)
 	ln -sf libember_mpi.so.$(VERSION) $(BUILD)/libember_mpi.so
 $(BUILD)/examples/mnist_mpi: examples/mnist_mpi.c $(wildcard examples/*.h) $(MPI_STATIC) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(MPICC) $(CFLAGS) $< $(MPI_STATIC) $(STATIC) -o $@ $(LDLIBS)
+	$(MPICC) $(CFLAGS) $< $(MPI_STATIC) $(STATIC) -o $@ $(LDLIBS) $(PROG_RPATH)
 $(BUILD)/test/test_mpi: test/test_mpi.c $(TEST_COMMON_OBJ) $(MPI_STATIC) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(CFLAGS) $< $(TEST_COMMON_OBJ) $(MPI_STATIC) $(STATIC) -o $@ $(CHECK_LIBS) $(LDLIBS)
 
 # The kernel benchmarking tool (tools/ember_bench.c); test_bench runs it.
 $(BUILD)/ember-bench: tools/ember_bench.c $(STATIC)
-	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS) -Wl,-rpath,'$$ORIGIN'
 
+# bench/cublas calls CUDA and cuBLAS itself, beside Ember's GPU ops (the
+# plug-in keeps its own CUDA runtime inside).
 $(BUILD)/bench/cublas: bench/cublas.c $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include $< $(STATIC) -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include $< $(STATIC) -o $@ $(LDLIBS) $(PROG_RPATH) \
+	  -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart_static -lcublas -lrt
 $(BUILD)/bench/%: bench/%.c $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS) $(PROG_RPATH)
 
-# Each suite runs from the project root; test/*.sh run the examples. A suite
-# that cannot run here (no GPU, no mpirun) exits 77: it is counted as skipped,
-# never as passed, and the last line gives the totals.
-test: $(TEST_BIN) $(EXAMPLES) $(BUILD)/ember-bench
+# Each suite runs from the project root; test/*.sh run the examples and the
+# README's compile lines (test/readme.sh runs `make install` with
+# EMBER_MAKE_ARGS). A suite that cannot run here (no GPU, no mpirun) exits 77:
+# it is counted as skipped, never as passed, and the last line gives the totals.
+TEST_SCRIPT_ENV := EMBER_BUILD=$(BUILD) EMBER_MAKE_ARGS="BUILD=$(BUILD_ARG) PREFIX=$(PREFIX) GPU=$(GPU) MPI=$(MPI) SANITIZE=$(SANITIZE)" \
+                   EMBER_LINK_EXTRA="$(filter -fsanitize=%,$(LDLIBS))"
+test: all $(TEST_BIN) $(EXAMPLES) $(BUILD)/ember-bench
 	@passed=0; failed=0; skipped=0; \
 	for t in $(TEST_BIN) $(TEST_SCRIPTS); do echo "== $$t"; \
-	  case $$t in *.sh) EMBER_BUILD=$(BUILD) bash $$t;; *) EMBER_BUILD=$(BUILD) $(TEST_ENV) $$t;; esac; rc=$$?; \
+	  case $$t in *.sh) $(TEST_SCRIPT_ENV) bash $$t;; *) EMBER_BUILD=$(BUILD) $(TEST_ENV) $$t;; esac; rc=$$?; \
 	  if [ $$rc -eq 0 ]; then passed=$$((passed + 1)); \
 	  elif [ $$rc -eq 77 ]; then skipped=$$((skipped + 1)); echo "SKIPPED: $$t"; \
 	  else failed=$$((failed + 1)); echo "FAILED: $$t (exit $$rc)"; fi; done; \
@@ -200,7 +256,7 @@ examples: $(EXAMPLES)
 $(BUILD)/test/test_fuzz_replay: $(wildcard test/fuzz/*.c test/fuzz/*.h)
 $(BUILD)/fuzz/%: test/fuzz/%.c test/fuzz/fuzz.h $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS) $(PROG_RPATH)
 fuzz:
 	$(MAKE) FUZZ=1 BUILD=$(BUILD) fuzz-run
 fuzz-run: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
@@ -231,6 +287,7 @@ install: all
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libember.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libember.so.$(SOVERSION)
 	ln -sf libember.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libember.so
+	$(if $(GPU_LIBS),install -m 755 $(CUDA_PLUGIN) $(DESTDIR)$(PREFIX)/lib/)
 	install -m 644 $(BUILD)/ember.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(BUILD)/ember-bench $(DESTDIR)$(PREFIX)/bin/
@@ -238,6 +295,20 @@ install: all
 	  install -m 755 $(MPI_SHARED) $(DESTDIR)$(PREFIX)/lib/ && \
 	  ln -sf libember_mpi.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libember_mpi.so.$(SOVERSION) && \
 	  ln -sf libember_mpi.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libember_mpi.so)
+
+# Everything that needs a GPU, built here and packed for a machine that has
+# one but no network, BLIS, libpng or Check (tools/gpu_pack.sh): the suites
+# that run on /gpu:0, the plug-in's loading linked both ways, MNIST on
+# /gpu:0 and bench/cublas. It prints the one command to run there.
+GPU_CHECK_PROGS := $(addprefix $(BUILD)/test/,test_gpu test_ops test_plugin_cuda test_plugin_cuda_shared) \
+                   $(BUILD)/examples/mnist $(BUILD)/bench/cublas
+ifeq ($(GPU),1)
+gpu-check: $(GPU_CHECK_PROGS) $(CUDA_PLUGIN) $(SHARED)
+	EMBER_BUILD=$(BUILD) bash tools/gpu_pack.sh
+else
+gpu-check:
+	@echo "make gpu-check: needs the CUDA plug-in, which this build leaves out (GPU=0, a sanitizer build, or no nvcc)"; exit 1
+endif
 
 # Installs the Debian packages the build, tests and benchmarks need.
 DEB_PACKAGES := build-essential pkg-config libblis-dev libblis-openmp-dev check libsubunit-dev \

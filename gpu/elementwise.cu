@@ -57,7 +57,7 @@ int launch(const em_gpu_call *c, em_gpu_tensor *out) {
 }
 
 int no_kernel(const em_gpu_call *c, int dtype) {
-    em__gpu_report("%s: no GPU kernel for dtype %s", c->name, em_dtype_name((em_dtype)dtype));
+    em_gpu_report("%s: no GPU kernel for dtype %s", c->name, em_gpu_dtype_name(dtype));
     return -1;
 }
 
@@ -118,7 +118,7 @@ EW_CAST_FROM(EM_BOOL, b8, uint8_t)
 
 } // namespace
 
-// ---- the entries: em__gpu_<name>, dispatching on the value inputs' dtype ----
+// ---- the entries: em_gpu_op_<name>, dispatching on the value inputs' dtype ----
 
 // The value inputs' dtype is the last input's (where's first input is its bool condition).
 #define EW_CASE_1(E, sfx, T, U, C, MN, MX, name, OUT)                                                                 \
@@ -127,7 +127,7 @@ EW_CAST_FROM(EM_BOOL, b8, uint8_t)
 #define EW_CASE_3(E, sfx, T, U, C, MN, MX, name, OUT)                                                                 \
     case E: return launch<ew_##name##_##sfx, T, uint8_t, T, T>(c, out);
 #define EW_ENTRY(name, arity, dtypes, OUT)                                                                             \
-    extern "C" int em__gpu_##name(const em_gpu_call *c, em_gpu_tensor *out) {                                         \
+    int em_gpu_op_##name(const em_gpu_call *c, em_gpu_tensor *out) {                                         \
         int dt = c->in[c->n - 1].dtype;                                                                                \
         switch (dt) { EM_FOR_##dtypes(EW_CASE_##arity, name, OUT) default: break; }                                    \
         return no_kernel(c, dt);                                                                                       \
@@ -135,7 +135,7 @@ EW_CAST_FROM(EM_BOOL, b8, uint8_t)
 #define EW_ENTRY_SAME(name, arity, dtypes) EW_ENTRY(name, arity, dtypes, SAME)
 #define EW_ENTRY_BOOL(name, arity, dtypes) EW_ENTRY(name, arity, dtypes, BOOL)
 #define EW_ENTRY_CAST(name, arity, dtypes)                                                                             \
-    extern "C" int em__gpu_##name(const em_gpu_call *c, em_gpu_tensor *out) {                                         \
+    int em_gpu_op_##name(const em_gpu_call *c, em_gpu_tensor *out) {                                         \
         switch (c->in[0].dtype) {                                                                                      \
         case EM_F32: return cast_from<EM_F32>(c, out);                                                                 \
         case EM_F64: return cast_from<EM_F64>(c, out);                                                                 \

@@ -1,13 +1,13 @@
 // lib/ops/fill.c's ops on the GPU: their values depend on the input's shape
 // alone, which the host knows, so each is one fill of the output
-// (em__gpu_fill, converting as the CPU's em__write does).
+// (em_gpu_fill, converting as the CPU's em__write does).
 #include "common.cuh"
 
 namespace {
 
 int fill(const em_gpu_call *c, em_gpu_tensor *out, double v) {
     if (out->numel == 0) return 0;
-    if (em__gpu_fill(out, v, c->device)) return -1;
+    if (em_gpu_fill(out, v, c->device)) return -1;
     return em_gpu_launched(c->device, c->name); // names this op as the last one launched
 }
 
@@ -22,7 +22,7 @@ double count(const em_gpu_tensor *x, uint64_t mask) {
 } // namespace
 
 // The entries of lib/ops/fill.def: f[0] the value; i[0] the bitmask of the counted axes.
-extern "C" int em__gpu_fill_like(const em_gpu_call *c, em_gpu_tensor *out) { return fill(c, out, c->a->f[0]); }
-extern "C" int em__gpu_count_elements(const em_gpu_call *c, em_gpu_tensor *out) {
+int em_gpu_op_fill_like(const em_gpu_call *c, em_gpu_tensor *out) { return fill(c, out, c->a->f[0]); }
+int em_gpu_op_count_elements(const em_gpu_call *c, em_gpu_tensor *out) {
     return fill(c, out, count(&c->in[0], (uint64_t)c->a->i[0]));
 }

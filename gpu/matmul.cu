@@ -9,9 +9,10 @@
 // strides cuBLAS cannot describe (a broadcast or otherwise strided view) is
 // first gathered into a contiguous copy. Batch dims that collapse into one
 // stride per operand run one strided-batched call; others an array of
-// pointers built on the device. One cuBLAS handle per device, bound to the
-// device's stream, with a fixed workspace: the same call picks the same
-// algorithm and gives the same bits every run.
+// pointers built on the device. The handle is the device's one from the
+// plug-in's pool (gpu/blas.cu): bound to the device's stream, with a fixed
+// workspace, so the same call picks the same algorithm and gives the same
+// bits every run.
 //
 // Integer dtypes run a plain kernel, one thread per output element, wrapping
 // modulo 2^64 as the CPU's loop does.
@@ -20,10 +21,6 @@
 
 #include <cublas_v2.h>
 
-#include <mutex>
-
-#define MM_MAX_GPUS 32
-#define MM_WORKSPACE ((size_t)32 << 20) // cuBLAS's recommended workspace on Hopper
 
 namespace {
 
@@ -32,59 +29,6 @@ struct mm_geom {
     int64_t rsa, csa, rsb, csb; // strides of op(a) and op(b)
     em_bcast batch;             // output batch dims; input 0: a's batch strides, 1: b's
 };
-
-std::mutex handles_mu;
-cublasHandle_t handles[MM_MAX_GPUS];
-void *workspaces[MM_MAX_GPUS];
-
-void release_handles(void) {
-    std::lock_guard<std::mutex> lock(handles_mu);
-    for (int d = 0; d < MM_MAX_GPUS; d++) {
-        if (!handles[d]) continue;
-        cudaSetDevice(d);
-        cublasDestroy(handles[d]);
-        cudaFree(workspaces[d]);
-        handles[d] = nullptr;
-        workspaces[d] = nullptr;
-    }
-}
-
-// The device's handle (made on first use, bound to stream s). NULL after a report.
-cublasHandle_t handle_for(const char *op, int dev, cudaStream_t s) {
-    if (dev < 0 || dev >= MM_MAX_GPUS) {
-        em__gpu_report("%s: /gpu:%d is beyond the %d GPUs cuBLAS handles are kept for", op, dev, MM_MAX_GPUS);
-        return nullptr;
-    }
-    std::lock_guard<std::mutex> lock(handles_mu);
-    if (handles[dev]) return handles[dev];
-    cublasHandle_t h = nullptr;
-    void *ws = nullptr;
-    cublasStatus_t st = cublasCreate(&h);
-    if (st != CUBLAS_STATUS_SUCCESS) {
-        cudaGetLastError();
-        em__gpu_report("%s: cannot create a cuBLAS handle on /gpu:%d: %s", op, dev, cublasGetStatusString(st));
-        return nullptr;
-    }
-    cudaError_t e = cudaMalloc(&ws, MM_WORKSPACE);
-    if (e != cudaSuccess) {
-        cublasDestroy(h);
-        em_gpu_fail(op, "allocating cuBLAS's workspace", e);
-        return nullptr;
-    }
-    st = cublasSetStream(h, s);
-    if (st == CUBLAS_STATUS_SUCCESS) st = cublasSetWorkspace(h, ws, MM_WORKSPACE);
-    if (st == CUBLAS_STATUS_SUCCESS) st = cublasSetMathMode(h, CUBLAS_DEFAULT_MATH); // full float32: no TF32
-    if (st != CUBLAS_STATUS_SUCCESS) {
-        cublasDestroy(h);
-        cudaFree(ws);
-        em__gpu_report("%s: cannot set up cuBLAS on /gpu:%d: %s", op, dev, cublasGetStatusString(st));
-        return nullptr;
-    }
-    em_gpu_on_shutdown(release_handles);
-    handles[dev] = h;
-    workspaces[dev] = ws;
-    return h;
-}
 
 // How cuBLAS reads X^T, for an r x c matrix X with strides (rs, cs): as it
 // lies (OP_N, X is X^T in column-major with ld = rs) when its columns are
@@ -195,9 +139,9 @@ int contiguous(const em_gpu_tensor &x, em_gpu_tensor *dst, void **mem, int dev) 
         dst->strides[d] = stride;
         stride *= x.shape[d];
     }
-    *mem = dst->data = em_gpu_scratch(dev, (size_t)x.numel * em_dtype_size((em_dtype)x.dtype));
+    *mem = dst->data = em_gpu_scratch(dev, (size_t)x.numel * em_gpu_dtype_size(x.dtype));
     if (!dst->data) return -1;
-    return em__gpu_copy_strided(dst, &x, dev);
+    return em_gpu_copy_strided(dst, &x, dev);
 }
 
 template <class T> int float_matmul(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t s) {
@@ -216,7 +160,7 @@ template <class T> int float_matmul(const em_gpu_call *c, em_gpu_tensor *out, cu
         blas_layout(g.m, g.k, g.rsa, g.csa, &opa, &lda);
         blas_layout(g.k, g.n, g.rsb, g.csb, &opb, &ldb);
     }
-    cublasHandle_t h = rc ? nullptr : handle_for(c->name, c->device, s);
+    cublasHandle_t h = rc ? nullptr : em_gpu_blas(c->name, c->device);
     if (h) {
         const T *pa = (const T *)a.data, *pb = (const T *)b.data;
         T *pc = (T *)out->data;
@@ -239,7 +183,7 @@ template <class T> int float_matmul(const em_gpu_call *c, em_gpu_tensor *out, cu
         }
         if (!rc && st != CUBLAS_STATUS_SUCCESS) {
             cudaGetLastError();
-            em__gpu_report("%s: cuBLAS failed on /gpu:%d: %s", c->name, c->device, cublasGetStatusString(st));
+            em_gpu_report("%s: cuBLAS failed on /gpu:%d: %s", c->name, c->device, cublasGetStatusString(st));
             rc = -1;
         }
         if (!rc) rc = em_gpu_launched(c->device, c->name);
@@ -262,13 +206,13 @@ template <class T> int integer_matmul(const em_gpu_call *c, em_gpu_tensor *out, 
 } // namespace
 
 // The entry of lib/ops/matmul.def.
-extern "C" int em__gpu_matmul(const em_gpu_call *c, em_gpu_tensor *out) {
+int em_gpu_op_matmul(const em_gpu_call *c, em_gpu_tensor *out) {
     if (out->numel == 0) return 0;
     cudaStream_t s = em_gpu_stream(c->device);
     if (!s) return -1;
     const em_gpu_tensor &a = c->in[0];
     if (a.shape[a.ndim - (c->a->i[0] ? 2 : 1)] == 0) { // k = 0: a sum of nothing
-        cudaError_t e = cudaMemsetAsync(out->data, 0, (size_t)out->numel * em_dtype_size((em_dtype)out->dtype), s);
+        cudaError_t e = cudaMemsetAsync(out->data, 0, (size_t)out->numel * em_gpu_dtype_size(out->dtype), s);
         if (e != cudaSuccess) return em_gpu_fail(c->name, "clearing the output", e);
         return em_gpu_launched(c->device, c->name);
     }
@@ -278,6 +222,6 @@ extern "C" int em__gpu_matmul(const em_gpu_call *c, em_gpu_tensor *out) {
     case EM_I32: return integer_matmul<int32_t>(c, out, s);
     case EM_I64: return integer_matmul<int64_t>(c, out, s);
     case EM_U8: return integer_matmul<uint8_t>(c, out, s);
-    default: em__gpu_report("%s: no GPU kernel for dtype %s", c->name, em_dtype_name((em_dtype)out->dtype)); return -1;
+    default: em_gpu_report("%s: no GPU kernel for dtype %s", c->name, em_gpu_dtype_name(out->dtype)); return -1;
     }
 }

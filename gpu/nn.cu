@@ -14,13 +14,11 @@
 // lowered gradient. Pool gradients gather too: every input element sums, in
 // window order, what the windows covering it send it, as the CPU adds them.
 //
-// cuBLAS: one handle per device, made on first use, bound to the device's
-// stream with a fixed workspace (reproducible results; no allocation while a
-// CUDA graph is captured). em__gpu_nn_shutdown destroys them.
+// cuBLAS: the device's handle from the plug-in's one pool (gpu/blas.cu),
+// shared with matmul.
 #include <cublas_v2.h>
 #include <limits.h>
 
-#include <mutex>
 
 #include "common.cuh"
 #include "conv_geometry.h"
@@ -33,8 +31,6 @@ static_assert((NN_THREADS & (NN_THREADS - 1)) == 0, "the block tree needs a powe
 constexpr int64_t BLOCK_MIN_LEN = 64;  // rows from this long get a block each ...
 constexpr int64_t BLOCK_MAX_ROWS = 8192; // ... unless many strided rows read neighbouring elements
 constexpr int64_t COL_ELEMS = (int64_t)1 << 25; // im2col chunk: at most this many lowered elements (or one image)
-constexpr int MAX_GPUS = 32;
-constexpr size_t BLAS_WORKSPACE = (size_t)32 << 20;
 
 // ---- rows: a thread or a block each ----
 
@@ -250,48 +246,10 @@ template <class T> __global__ void col2im(em_conv_geom g, const T *dcol, T *dx, 
     }
 }
 
-struct Blas {
-    std::mutex lock;
-    cublasHandle_t handle = nullptr;
-    void *workspace = nullptr;
-};
-Blas blas[MAX_GPUS];
-
 int blas_fail(const em_gpu_call *c, const char *what, cublasStatus_t st) {
     cudaGetLastError(); // a non-sticky error cuBLAS left must not be blamed on the next launch
-    em__gpu_report("%s: %s: %s", c->name, what, cublasGetStatusString(st));
+    em_gpu_report("%s: %s: %s", c->name, what, cublasGetStatusString(st));
     return -1;
-}
-
-// The device's cuBLAS handle, made on first use; NULL after a report.
-cublasHandle_t blas_handle(const em_gpu_call *c, cudaStream_t stream) {
-    if (c->device < 0 || c->device >= MAX_GPUS) {
-        em__gpu_report("%s: GPU %d is beyond the %d this backend serves", c->name, c->device, MAX_GPUS);
-        return nullptr;
-    }
-    Blas &b = blas[c->device];
-    std::lock_guard<std::mutex> guard(b.lock);
-    if (b.handle) return b.handle;
-    void *ws = nullptr;
-    cudaError_t err = cudaMalloc(&ws, BLAS_WORKSPACE);
-    if (err != cudaSuccess) {
-        em_gpu_fail(c->name, "allocating the cuBLAS workspace", err);
-        return nullptr;
-    }
-    cublasHandle_t h = nullptr;
-    cublasStatus_t st = cublasCreate(&h);
-    if (st == CUBLAS_STATUS_SUCCESS) st = cublasSetStream(h, stream);
-    if (st == CUBLAS_STATUS_SUCCESS) st = cublasSetWorkspace(h, ws, BLAS_WORKSPACE);
-    if (st == CUBLAS_STATUS_SUCCESS) st = cublasSetMathMode(h, CUBLAS_DEFAULT_MATH); // full float32: no TF32
-    if (st != CUBLAS_STATUS_SUCCESS) {
-        if (h) cublasDestroy(h);
-        cudaFree(ws);
-        blas_fail(c, "creating the cuBLAS handle", st);
-        return nullptr;
-    }
-    b.handle = h;
-    b.workspace = ws;
-    return h;
 }
 
 // Column-major C[m,n] = op(A) op(B) + beta C, alpha = 1.
@@ -325,11 +283,11 @@ template <class T> int conv_gpu(const em_gpu_call *c, em_gpu_tensor *out, Conv k
     const int64_t K = g.kh * g.kw * g.c, O = g.o, P1 = g.oh * g.ow;
     if (K == 0 || O == 0 || P1 == 0 || g.n == 0) return zero_fill(c, out, sizeof(T), stream); // an empty sum
     if (K > INT_MAX || O > INT_MAX || P1 > INT_MAX) {
-        em__gpu_report("%s: %lld x %lld filter columns or %lld pixels per image exceed cuBLAS's int sizes", c->name,
+        em_gpu_report("%s: %lld x %lld filter columns or %lld pixels per image exceed cuBLAS's int sizes", c->name,
                        (long long)K, (long long)O, (long long)P1);
         return -1;
     }
-    cublasHandle_t h = blas_handle(c, stream);
+    cublasHandle_t h = em_gpu_blas(c->name, c->device);
     if (!h) return -1;
     // 1x1, stride 1, no padding: the input is its own lowered matrix.
     const bool direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
@@ -550,16 +508,16 @@ template <class F> int typed(const em_gpu_call *c, em_gpu_tensor *out, F launch)
     case EM_F32: return launch(float(), stream);
     case EM_F64: return launch(double(), stream);
     default:
-        em__gpu_report("%s: no GPU kernel for dtype %s", c->name, em_dtype_name((em_dtype)out->dtype));
+        em_gpu_report("%s: no GPU kernel for dtype %s", c->name, em_gpu_dtype_name(out->dtype));
         return -1;
     }
 }
 
 } // namespace
 
-// The GPU entry of op `name` (lib/gpu.h): the expression that launches it, with T its float type.
+// The GPU entry of op `name` (em_gpu_op_<name>, gpu/common.cuh): the expression that launches it, with T its float type.
 #define NN_GPU(name, ...)                                                                                  \
-    extern "C" int em__gpu_##name(const em_gpu_call *c, em_gpu_tensor *out) {                             \
+    int em_gpu_op_##name(const em_gpu_call *c, em_gpu_tensor *out) {                             \
         return typed(c, out, [&](auto zero, cudaStream_t stream) {                                         \
             typedef decltype(zero) T;                                                                      \
             return __VA_ARGS__;                                                                            \
@@ -582,18 +540,3 @@ NN_GPU(avg_pool, per_element<T>(c, out, stream, avg_pool_fwd<T>, pool_geom(c, c-
 // (out_backprop); out has the input's shape
 NN_GPU(avg_pool_grad, per_element<T>(c, out, stream, avg_pool_grad<T>, pool_geom(c, out->shape), arg<T>(c, 0)))
 #undef NN_GPU
-
-// Destroys the cuBLAS handles and workspaces of the convolutions (from
-// em__gpu_shutdown, once no kernel runs).
-extern "C" void em__gpu_nn_shutdown(void) {
-    for (int d = 0; d < MAX_GPUS; d++) {
-        Blas &b = blas[d];
-        std::lock_guard<std::mutex> guard(b.lock);
-        if (!b.handle) continue;
-        cudaSetDevice(d);
-        cublasDestroy(b.handle);
-        cudaFree(b.workspace);
-        b.handle = nullptr;
-        b.workspace = nullptr;
-    }
-}

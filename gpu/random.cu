@@ -54,7 +54,7 @@ void uniform_f32(const em_attrs *a, em_gpu_tensor *out, cudaStream_t s) {
 // An entry's work: f32 or f64 by the output's dtype.
 int draw(const em_gpu_call *c, em_gpu_tensor *out, launch_fn *f32, launch_fn *f64) {
     if (out->dtype != EM_F32 && out->dtype != EM_F64) {
-        em__gpu_report("%s: no GPU kernel for dtype %s", c->name, em_dtype_name((em_dtype)out->dtype));
+        em_gpu_report("%s: no GPU kernel for dtype %s", c->name, em_gpu_dtype_name(out->dtype));
         return -1;
     }
     if (out->numel == 0) return 0;
@@ -67,13 +67,13 @@ int draw(const em_gpu_call *c, em_gpu_tensor *out, launch_fn *f32, launch_fn *f6
 } // namespace
 
 // The entries of lib/ops/random.def.
-extern "C" int em__gpu_random_normal(const em_gpu_call *c, em_gpu_tensor *out) {
+int em_gpu_op_random_normal(const em_gpu_call *c, em_gpu_tensor *out) {
     return draw(c, out, per_position<float, em_rng_random_normal_f32>, per_position<double, em_rng_random_normal_f64>);
 }
-extern "C" int em__gpu_random_uniform(const em_gpu_call *c, em_gpu_tensor *out) {
+int em_gpu_op_random_uniform(const em_gpu_call *c, em_gpu_tensor *out) {
     return draw(c, out, uniform_f32, per_position<double, em_rng_random_uniform_f64>);
 }
-extern "C" int em__gpu_truncated_normal(const em_gpu_call *c, em_gpu_tensor *out) {
+int em_gpu_op_truncated_normal(const em_gpu_call *c, em_gpu_tensor *out) {
     return draw(c, out, per_position<float, em_rng_truncated_normal_f32>,
                 per_position<double, em_rng_truncated_normal_f64>);
 }

@@ -191,7 +191,7 @@ template <unsigned DT, template <class> class... P> int reduce(const em_gpu_call
         EM_FOR_NUMERIC(RED_CASE, )
     default: break;
     }
-    em__gpu_report("%s: no GPU kernel for input dtype %s", c->name, em_dtype_name((em_dtype)x->dtype));
+    em_gpu_report("%s: no GPU kernel for input dtype %s", c->name, em_gpu_dtype_name(x->dtype));
     return -1;
 }
 #undef RED_CASE
@@ -207,9 +207,9 @@ typedef passes<ArgMin> argmin_passes;
 
 } // namespace
 
-// em__gpu_<name> for each row of lib/ops/reduce.def, over the row's dtypes.
+// em_gpu_op_<name> for each row of lib/ops/reduce.def, over the row's dtypes.
 #define EM_OP(ID, name, arity, dtypes, ...)                                    \
-    extern "C" int em__gpu_##name(const em_gpu_call *c, em_gpu_tensor *out) { \
+    int em_gpu_op_##name(const em_gpu_call *c, em_gpu_tensor *out) { \
         return reduce<EM_DT_##dtypes>(c, out, name##_passes{});                \
     }
 #include "ops/reduce.def"

@@ -11,10 +11,6 @@
 #include "broadcast.h"
 #include "common.cuh"
 
-// lib/internal.h's conversion of a double to one element of dtype (saturating
-// like em_cast); that header is C11 only, so it is declared here.
-extern "C" void em__write(void *p, em_dtype dtype, double value);
-
 namespace {
 
 // Runs BODY with E bound to the unsigned type of `size` bytes.
@@ -110,12 +106,12 @@ template <class E> __global__ void tile_copy(dims g, const E *x, E *out, int64_t
     }
 }
 
-size_t elem_size(const em_gpu_tensor *t) { return em_dtype_size((em_dtype)t->dtype); }
+size_t elem_size(const em_gpu_tensor *t) { return em_gpu_dtype_size(t->dtype); }
 
 // The bits of `v` as one element of dtype, in an E of its size.
 template <class E> E element(em_dtype dtype, double v) {
     E e = 0;
-    em__write(&e, dtype, v);
+    em_gpu_write(&e, dtype, v); // the library's conversion (saturating like em_cast)
     return e;
 }
 
@@ -255,16 +251,16 @@ int run(const em_gpu_call *c, em_gpu_tensor *out, kernel_fn *f, kernel_fn *f64 =
 } // namespace
 
 // The entries of lib/ops/shape.def's computing rows.
-extern "C" int em__gpu_reshape(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, reshape_gpu); }
-extern "C" int em__gpu_concat(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, concat_gpu); }
-extern "C" int em__gpu_gather(const em_gpu_call *c, em_gpu_tensor *out) {
+int em_gpu_op_reshape(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, reshape_gpu); }
+int em_gpu_op_concat(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, concat_gpu); }
+int em_gpu_op_gather(const em_gpu_call *c, em_gpu_tensor *out) {
     return run(c, out, gather_gpu<int32_t>, gather_gpu<int64_t>);
 }
-extern "C" int em__gpu_gather_grad(const em_gpu_call *c, em_gpu_tensor *out) {
+int em_gpu_op_gather_grad(const em_gpu_call *c, em_gpu_tensor *out) {
     return run(c, out, gather_grad_gpu<int32_t>, gather_grad_gpu<int64_t>);
 }
-extern "C" int em__gpu_one_hot(const em_gpu_call *c, em_gpu_tensor *out) {
+int em_gpu_op_one_hot(const em_gpu_call *c, em_gpu_tensor *out) {
     return run(c, out, one_hot_gpu<int32_t>, one_hot_gpu<int64_t>);
 }
-extern "C" int em__gpu_pad(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, pad_gpu); }
-extern "C" int em__gpu_tile(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, tile_gpu); }
+int em_gpu_op_pad(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, pad_gpu); }
+int em_gpu_op_tile(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, tile_gpu); }

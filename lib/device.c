@@ -20,7 +20,6 @@ typedef struct {
 /* CPUs at [0, ncpu), GPUs at [EM_GPU_BASE, EM_GPU_BASE + ngpu). */
 static device devices[EM_MAX_DEVICES] = {{"/cpu:0", 0}};
 static atomic_int ncpu = 1;
-static int ngpu;
 static atomic_bool soft_placement;
 static _Atomic(FILE *) placement_log;
 
@@ -33,45 +32,30 @@ _Thread_local int em__run_threads;
 static _Thread_local int scope_stack[MAX_SCOPES];
 static _Thread_local int nscopes;
 
-/* ---- the GPU backend (gpu/, lib/gpu.h) ---- */
-#ifdef EMBER_GPU
-static const em_gpu_backend backend = {
-    em__gpu_count,  em__gpu_describe,      em__gpu_configure, em__gpu_alloc,       em__gpu_free,
-    em__gpu_memory, em__gpu_copy,          em__gpu_copy_strided, em__gpu_fill,     em__gpu_sync,
-    em__gpu_capture_begin, em__gpu_capture_end, em__gpu_graph_launch, em__gpu_graph_free, em__gpu_update,
-    em__gpu_all_reduce, em__gpu_shutdown,
-};
-const em_gpu_backend *const em__gpu = &backend;
-#else
-const em_gpu_backend *const em__gpu = NULL;
-#endif
+/* ---- GPUs: the CUDA plug-in (lib/gpu_loader.c), loaded when one is asked for or listed ---- */
 
-void em__gpu_report(const char *fmt, ...) {
-    char msg[1000];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    em__error("%s", msg);
-}
-
-static void find_gpus(void) {
-    ngpu = em__gpu ? em__gpu->count() : 0;
-    if (ngpu > EM_MAX_DEVICES - EM_GPU_BASE) ngpu = EM_MAX_DEVICES - EM_GPU_BASE;
-    for (int i = 0; i < ngpu; i++) {
+static void name_gpus(void) {
+    for (int i = 0; i < EM_MAX_DEVICES - EM_GPU_BASE; i++) {
         snprintf(devices[EM_GPU_BASE + i].name, sizeof devices[0].name, "/gpu:%d", i);
         devices[EM_GPU_BASE + i].threads = 1; /* the thread that launches its kernels */
     }
 }
 
+static void update_placing(void);
+
+/* The GPUs, loading the plug-in on first use: 0 without it or a GPU. */
 static int gpus(void) {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, find_gpus);
-    return ngpu;
+    pthread_once(&once, name_gpus);
+    bool before = em__gpu_loaded_count() > 0;
+    int n = em__gpu_load();
+    if (n > 0 && !before) update_placing(); /* ops must now be placed */
+    return n;
 }
 
 static void update_placing(void) {
-    atomic_store(&em__placing, atomic_load(&ncpu) + gpus() > 1 || atomic_load(&placement_log) != NULL);
+    atomic_store(&em__placing,
+                 atomic_load(&ncpu) + em__gpu_loaded_count() > 1 || atomic_load(&placement_log) != NULL);
 }
 
 int em__device_threads(int dev) { return devices[dev].threads; }
@@ -99,18 +83,21 @@ int em_set_cpu_devices(int count, int threads_each) {
     return 0;
 }
 
+/* Listing devices loads the plug-in; without it (or a GPU) the CPUs are
+ * listed, with no error. */
 int em_device_count(void) { return atomic_load(&ncpu) + gpus(); }
 
-/* Public index i (CPUs, then GPUs) to the internal one; -1 if out of range. */
-static int device_index(int i) {
+/* Public index i (CPUs, then GPUs) to the internal one; -1 if out of range.
+ * ngpu < 0: load the plug-in to know (an index past the CPUs lists GPUs). */
+static int device_index(int i, int ngpu) {
     int n = atomic_load(&ncpu);
     if (i >= 0 && i < n) return i;
-    if (i >= n && i < n + gpus()) return EM_GPU_BASE + i - n;
+    if (i >= n && i < n + (ngpu < 0 ? gpus() : ngpu)) return EM_GPU_BASE + i - n;
     return -1;
 }
 
 const char *em_device_name(int i) {
-    int d = device_index(i);
+    int d = device_index(i, -1);
     if (d < 0) {
         em__error("device_name: device %d does not exist (this process has %d)", i, em_device_count());
         return NULL;
@@ -133,11 +120,14 @@ static int parse_name(const char *name, char kind[4]) {
     return (int)idx;
 }
 
+/* The devices there are, without loading the plug-in (an error about a CPU
+ * device does not load CUDA). */
 static const char *device_list(char *buf, size_t size) {
     size_t at = 0;
+    int ngpu = em__gpu_loaded_count(), n = atomic_load(&ncpu) + ngpu;
     buf[0] = 0;
-    for (int i = 0; i < em_device_count() && at < size; i++)
-        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? ", " : "", devices[device_index(i)].name);
+    for (int i = 0; i < n && at < size; i++)
+        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? ", " : "", devices[device_index(i, ngpu)].name);
     return buf;
 }
 
@@ -167,17 +157,25 @@ static int find_device(const char *fn, const char *name) {
         em__error("%s: '%s' is not a device name (write \"/cpu:0\", \"/gpu:0\" or \"/device:GPU:1\")", fn, name);
         return -1;
     }
-    if (!strcmp(kind, "cpu") && idx < atomic_load(&ncpu)) return idx;
-    if (!strcmp(kind, "gpu") && idx < gpus()) return EM_GPU_BASE + idx;
+    bool gpu = !strcmp(kind, "gpu");
+    int ngpu = gpu ? gpus() : 0; /* asking for a GPU loads the plug-in */
+    if (!gpu && idx < atomic_load(&ncpu)) return idx;
+    if (gpu && idx < ngpu) return EM_GPU_BASE + idx;
     if (atomic_load(&soft_placement)) {
         log_line("%s: %s is not available; using /cpu:0 (soft placement)", fn, name);
         return 0;
     }
-    em__error("%s: no device '%s' in this process (it has %s%s); turn on soft placement to fall back to /cpu:0", fn,
-              name, device_list(list, sizeof list),
-              strcmp(kind, "gpu")  ? "; em_set_cpu_devices makes more CPU devices"
-              : em__gpu ? "; CUDA reports no such GPU on this machine"
-                        : "; this build has no GPU backend");
+    if (!gpu)
+        em__error("%s: no device '%s' in this process (it has %s; em_set_cpu_devices makes more CPU devices); turn on "
+                  "soft placement to fall back to /cpu:0",
+                  fn, name, device_list(list, sizeof list));
+    else if (ngpu)
+        em__error("%s: no device '%s' in this process (it has %s: CUDA sees %d GPU%s); turn on soft placement to fall "
+                  "back to /cpu:0",
+                  fn, name, device_list(list, sizeof list), ngpu, ngpu == 1 ? "" : "s");
+    else
+        em__error("%s: no device '%s' in this process (it has %s): %s; turn on soft placement to fall back to /cpu:0",
+                  fn, name, device_list(list, sizeof list), em__gpu_unavailable());
     return -1;
 }
 
@@ -240,7 +238,7 @@ static int place(const em_op_def *d, int n, em_tensor *const *in, const em_attrs
     int dev = em__scoped_device >= 0 && !inplace ? em__scoped_device : n ? in[0]->device : em__scoped_device;
     if (dev < 0) dev = 0;
     if (inplace) return dev;
-    if (em__is_gpu(dev) && d->cpu && !d->gpu && !(d->flags & EM_OPF_ANY_DEVICE)) {
+    if (em__is_gpu(dev) && d->cpu && !em__gpu_kernel(d->id) && !(d->flags & EM_OPF_ANY_DEVICE)) {
         if (!atomic_load(&soft_placement)) {
             em__error("%s: no GPU kernel for this op on %s; turn on soft placement to run it on /cpu:0", d->name,
                       devices[dev].name);
@@ -302,7 +300,7 @@ em_tensor *em__apply_placed(em_op op, int n, em_tensor *const *in, const em_attr
 
 static int copy_to_device_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     int64_t d = c->a->i[0];
-    if (d < 0 || (d >= atomic_load(&ncpu) && (d < EM_GPU_BASE || d >= EM_GPU_BASE + gpus())))
+    if (d < 0 || (d >= atomic_load(&ncpu) && (d < EM_GPU_BASE || d >= EM_GPU_BASE + em__gpu_loaded_count())))
         return em__op_error(c, "device %lld does not exist", (long long)c->a->i[0]);
     *dtype = (em_dtype)c->in[0]->dtype;
     *ndim = c->in[0]->ndim;
@@ -335,8 +333,18 @@ em_tensor *em_to_device(em_tensor *x, const char *device) {
 
 /* ---- GPU memory ---- */
 
+/* Kept for the plug-in, which need not be loaded yet. */
 void em_set_gpu_memory(bool allow_growth, double fraction) {
-    if (em__gpu) em__gpu->configure(allow_growth, fraction > 0 && fraction <= 1 ? fraction : 1);
+    em__gpu_configure(allow_growth, fraction > 0 && fraction <= 1 ? fraction : 1);
+}
+
+/* ---- the process-wide state's owner ---- */
+
+int em_shutdown_process(void) {
+    em_shutdown();
+    if (em__gpu_unload()) return -1;
+    update_placing();
+    return 0;
 }
 
 int em_device_memory_stats(const char *device, em_device_memory *out) {

@@ -130,11 +130,14 @@ static em_tensor *contiguous(em_tensor *t) {
 
 static int infer_on_host(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape);
 
-/* c's GPU kernel into out, on out's GPU (c's inputs are there too). */
+/* c's GPU kernel into out, on out's GPU (c's inputs are there too): the
+ * plug-in's entry for the op's id, found in the table it gave at load. */
 static int run_gpu(const em_call *c, em_tensor *out) {
     const em_op_def *d = c->def;
-    if (!d->gpu) {
-        em__error("%s: no GPU kernel for this op", d->name);
+    em_gpu_kernel_fn gpu = em__gpu_kernel(d->id);
+    if (!gpu) {
+        em__error("%s: no GPU kernel for this op%s", d->name,
+                  (unsigned)d->id < EM_OP_BUILTIN_COUNT ? " in the CUDA plug-in" : " (a registered op runs on the CPU)");
         return -1;
     }
     em_gpu_tensor small[4], *in = c->n <= 4 ? small : malloc(sizeof *in * (size_t)c->n);
@@ -145,7 +148,7 @@ static int run_gpu(const em_call *c, em_tensor *out) {
     for (int i = 0; i < c->n; i++) in[i] = em__gpu_tensor(c->in[i]);
     em_gpu_tensor o = em__gpu_tensor(out);
     em_gpu_call gc = {d->name, c->n, in, c->a, out->device - EM_GPU_BASE};
-    int rc = d->gpu(&gc, &o);
+    int rc = gpu(&gc, &o);
     if (in != small) free(in);
     return rc;
 }

@@ -2,9 +2,11 @@
  * lib/ops/<family>.def, and lib/ops/ops.def lists the families in id order.
  * The preprocessor derives everything else from those lines: the op ids
  * below, each family's table rows (em_opdef_<name>, built by the family's .c
- * file from its own functions), the GPU entries (lib/gpu.h declares
- * em__gpu_<name> for each GPU row), and the lists that test/test_ops.c,
- * the fuzzer and ember-bench walk. No generated file is checked in.
+ * file from its own functions), the CUDA plug-in's table of GPU kernels by op
+ * id (gpu/plugin.cu, from the same lines; the dispatcher finds an op's GPU
+ * kernel there once the plug-in is loaded, lib/gpu.h), and the lists that
+ * test/test_ops.c, the fuzzer and ember-bench walk. No generated file is
+ * checked in.
  *
  * A line:  EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost, ...)
  *   ID      the id's suffix: EM_OP_<ID>
@@ -13,7 +15,8 @@
  *   dtypes  the dtype set its kernels accept (EM_DT_<dtypes> below)
  *   grad    GRAD: a gradient rule; NONDIFF: a path through it is an error;
  *           CUT: paths end here silently (stop_gradient)
- *   kernel  GPU: a CPU and a GPU kernel (em__gpu_<name>); HOST: one kernel
+ *   kernel  GPU: a CPU and a GPU kernel (em_gpu_op_<name> in the plug-in,
+ *           gpu/<family>.cu); HOST: one kernel
  *           handling inputs on any device; VIEW: always a view of its input;
  *           VIEW_OR_GPU: a view where strides allow, else the kernels
  *   flags   traits the executor reads: EM_OPF_* below
@@ -93,7 +96,9 @@ typedef void (*em_kernel_fn)(const em_call *c, em_tensor *out);
 /* For view ops: a header sharing in[0]'s memory (refs = 1), or EM_NOT_A_VIEW
  * when this input cannot be viewed that way (then .cpu computes the output). */
 typedef em_tensor *(*em_view_fn)(const em_call *c, int ndim, const int64_t *shape);
-/* An op's GPU kernel (gpu/<family>.cu, see lib/gpu.h): 0, or -1 with an error. */
+/* An op's GPU kernel (gpu/<family>.cu, in the CUDA plug-in; lib/gpu.h): 0, or
+ * -1 with an error. Rows do not name it: the plug-in's table, indexed by op
+ * id, gives it when the plug-in loads (em__gpu_kernel). */
 struct em_gpu_call;
 struct em_gpu_tensor;
 typedef int (*em_gpu_kernel_fn)(const struct em_gpu_call *c, struct em_gpu_tensor *out);
@@ -137,7 +142,6 @@ struct em_op_def {
     em_cost_fn cost;
     em_infer_fn infer;
     em_kernel_fn cpu;     /* NULL for ops that are always views */
-    em_gpu_kernel_fn gpu; /* em__gpu_<name>; NULL without one, or when built without the backend */
     em_view_fn view;      /* NULL for computing ops */
     em_grad_fn grad;      /* NULL only with EM_OPF_NONDIFF or EM_OPF_CUT */
 };
@@ -162,7 +166,6 @@ struct em_op_def {
                                      .cost = cost_fn,                                                                   \
                                      .infer = infer_fn,                                                                 \
                                      .cpu = EM_ROW_CPU_##kernel(cpu_fn),                                                \
-                                     .gpu = EM_ROW_GPU_##kernel(nm),                                                    \
                                      .view = EM_ROW_VIEW_##kernel(view_fn),                                             \
                                      .grad = EM_ROW_GRAD_##grad_col(grad_fn)};
 #define EM_ROW_GRADF_GRAD 0
@@ -183,15 +186,9 @@ struct em_op_def {
 #define EM_ROW_VIEW_HOST(fn) NULL
 #define EM_ROW_VIEW_VIEW(fn) fn
 #define EM_ROW_VIEW_VIEW_OR_GPU(fn) fn
-/* The GPU entry is em__gpu_<name> (lib/gpu.h declares them from the .def lines). */
-#ifdef EMBER_GPU
-#define EM_ROW_GPU_GPU(nm) em__gpu_##nm
-#else
-#define EM_ROW_GPU_GPU(nm) NULL
-#endif
-#define EM_ROW_GPU_VIEW_OR_GPU(nm) EM_ROW_GPU_GPU(nm)
-#define EM_ROW_GPU_HOST(nm) NULL
-#define EM_ROW_GPU_VIEW(nm) NULL
+/* The GPU kernel is not in the row: the CUDA plug-in gives one per op id
+ * when it loads (gpu/plugin.cu builds its table from these .def lines: an
+ * entry for each line whose kernel column is GPU or VIEW_OR_GPU). */
 
 /* The row of op id `op`, built in or registered; NULL for an unknown id. */
 const em_op_def *em__op_def(em_op op);

@@ -1,6 +1,6 @@
 /* The optimizers' update rules (TensorFlow 1's; lib/optim.c's opening comment
  * states them), each written once for one element and compiled into both the
- * CPU loops (lib/optim.c) and the CUDA kernels (gpu/runtime.cu).
+ * CPU loops (lib/optim.c) and the CUDA kernels (gpu/optim.cu).
  *
  * EM_OPTIM_STAMP(T, sfx) stamps, for T float (f32) and double (f64):
  *   em_optim_sfx                the step's scalars in T (a struct)

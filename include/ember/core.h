@@ -117,8 +117,18 @@ int em_num_threads(void);
  * any thread count. */
 void em_set_seed(uint64_t seed);
 
-/* Frees this thread's scopes, tapes, variables and caches. */
+/* Frees this thread's scopes, tapes, variables and caches. Process-wide state
+ * (the CUDA plug-in and its caches) is em_shutdown_process's. */
 void em_shutdown(void);
+/* The owner of the process-wide state: em_shutdown for the calling thread,
+ * then the CUDA plug-in's cached GPU memory, cuBLAS handles and workspace,
+ * NCCL communicators and streams are freed and the plug-in is unloaded (a
+ * later GPU request loads it again). Call it last, once every other thread
+ * that used Ember has called em_shutdown or ended and no tensor, variable or
+ * graph lives on a GPU any more. 0; -1 with an error, freeing nothing of the
+ * GPU's, while GPU memory is still in use. Without a loaded plug-in it is
+ * em_shutdown. */
+int em_shutdown_process(void);
 
 #ifdef __cplusplus
 }

@@ -38,7 +38,17 @@ extern "C" {
 int em_set_cpu_devices(int count, int threads_each);
 /* Number of devices, and the canonical name of device i ("/cpu:1"; the CPUs
  * come first, then "/gpu:0" ...); NULL with an error when i is out of range.
- * BORROWED. */
+ * BORROWED.
+ *
+ * GPUs come from the CUDA plug-in, libember_cuda.so, which is loaded the
+ * first time a GPU is listed (these two functions) or asked for by name
+ * ("/gpu:0" in any function); a program that does neither never loads it.
+ * It is looked for beside libember.so (or the program linked with
+ * libember.a), in the install directory and on the dynamic loader's search
+ * path, and loaded where the NVIDIA driver is; EMBER_CUDA_LIBRARY names the
+ * file instead. Without it, a driver or a GPU, listing gives the CPU devices
+ * with no error, and asking for a GPU is an error that says why (what was
+ * looked for, and where). em_shutdown_process unloads it. */
 int em_device_count(void);
 const char *em_device_name(int i);
 
@@ -62,8 +72,9 @@ em_tensor *em_to_device(em_tensor *x, const char *device);
  * Each GPU's memory comes from a caching allocator: no cudaMalloc per op once
  * training is in its steady state. allow_growth takes memory from the device
  * as needed; otherwise `fraction` of it is reserved at first use. Call before
- * the first GPU tensor. Out of memory is an error saying how much was asked
- * and how much is free. */
+ * the first GPU tensor (it does not load the CUDA plug-in: the settings are
+ * kept for it). Out of memory is an error saying how much was asked and how
+ * much is free. */
 void em_set_gpu_memory(bool allow_growth, double fraction);
 typedef struct em_device_memory {
     size_t in_use;       /* bytes held by tensors now */

@@ -134,7 +134,8 @@ static int run_team(em_graph *g, plan *p, int64_t from, int64_t to, int members)
  * the others run in order with every thread. */
 static int run_levels(em_graph *g, plan *p) {
     int rc = 0, saved_threads = em__run_threads;
-    if (em_device_count() > 1 && p->ndevs == 1) em__run_threads = em__device_threads(p->devs[0]);
+    /* Several devices exist (em__placing; em_device_count would load the CUDA plug-in). */
+    if (atomic_load(&em__placing) && p->ndevs == 1) em__run_threads = em__device_threads(p->devs[0]);
     for (int64_t l = 1; l < p->nlevels && !rc; l++) {
         int64_t from = p->level_at[l], to = p->level_at[l + 1];
         if (p->level_parallel[l] && em__threads() > 1) {

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The README's first program, compiled with exactly the README's two lines
+# against this build, and run: "straight from this tree" (run where `include`
+# and `build` name this tree's, so that another BUILD works too), and
+# "against an installed Ember" (`make install` staged with DESTDIR; a
+# pkg-config shim points the installed ember.pc's prefix at the stage).
+# Neither program may need a CUDA library, and the plug-in must be
+# installed beside the library when it was built. Sanitizer builds append
+# their -fsanitize flags (EMBER_LINK_EXTRA) to both lines.
+set -euo pipefail
+root=$PWD
+build=${EMBER_BUILD:-build}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "readme.sh: FAILED: $*"; exit 1; }
+
+# The first ```c block after "## A first program", and the lines that compile it.
+awk '/^## A first program/{f=1} f&&/^```c/{p=1;next} p&&/^```/{exit} p' README.md > "$tmp/first.c"
+grep -q 'int main' "$tmp/first.c" || fail "no program under '## A first program' in README.md"
+mapfile -t lines < <(grep -E '^cc first\.c ' README.md)
+[ "${#lines[@]}" -eq 2 ] || fail "expected the README's 2 compile lines (cc first.c ...), found ${#lines[@]}"
+installed=$(printf '%s\n' "${lines[@]}" | grep 'pkg-config' || true)
+tree=$(printf '%s\n' "${lines[@]}" | grep -v 'pkg-config' || true)
+[ -n "$installed" ] && [ -n "$tree" ] || fail "one line with pkg-config and one without expected: ${lines[*]}"
+
+no_cuda() { # program
+    if readelf -d "$1" | grep NEEDED | grep -Ei 'cuda|cublas|nccl'; then fail "$1 needs a CUDA library"; fi
+}
+runs() { # dir, command... (the README's program keeps x and y to the end: no leak check)
+    local out
+    out=$( (cd "$1" && shift && ASAN_OPTIONS=detect_leaks=0 "$@") 2>&1) || fail "the first program failed: $out"
+    grep -q '^step 0 loss' <<<"$out" || fail "the first program printed: $out"
+}
+
+# Straight from this tree.
+mkdir -p "$tmp/tree"
+cp "$tmp/first.c" "$tmp/tree/"
+ln -s "$root/include" "$tmp/tree/include"
+ln -s "$root/$build" "$tmp/tree/build"
+(cd "$tmp/tree" && eval "$tree ${EMBER_LINK_EXTRA:-}") || fail "the tree line failed: $tree"
+no_cuda "$tmp/tree/first"
+runs "$tmp/tree" ./first
+
+# Against an installed Ember.
+stage=$tmp/stage
+# shellcheck disable=SC2086 # EMBER_MAKE_ARGS is a list of VAR=value words
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -C "$root" ${EMBER_MAKE_ARGS:-} install \
+    DESTDIR="$stage" >"$tmp/install.log" 2>&1 || fail "make install: $(tail -5 "$tmp/install.log")"
+pc=$(find "$stage" -name ember.pc)
+[ -n "$pc" ] || fail "make install installed no ember.pc"
+prefix=$(sed -n 's/^prefix=//p' "$pc")
+libdir=$stage$prefix/lib
+real=$(command -v pkg-config)
+mkdir -p "$tmp/bin"
+printf '#!/bin/sh\nexec "%s" --define-variable=prefix="%s" "$@"\n' "$real" "$stage$prefix" > "$tmp/bin/pkg-config"
+chmod +x "$tmp/bin/pkg-config"
+export PKG_CONFIG_PATH=$libdir/pkgconfig
+libs=$(PATH=$tmp/bin:$PATH pkg-config --libs ember | sed 's/ *$//')
+[ "$(PATH=$tmp/bin:$PATH pkg-config --libs ember | wc -l)" -eq 1 ] && [ "$libs" = "-L$libdir -lember" ] ||
+    fail "pkg-config --libs ember gives '$libs'"
+if [ -e "$root/$build/libember_cuda.so" ]; then
+    [ -e "$libdir/libember_cuda.so" ] || fail "make install did not put libember_cuda.so beside the library"
+fi
+mkdir -p "$tmp/installed"
+cp "$tmp/first.c" "$tmp/installed/"
+(cd "$tmp/installed" && PATH=$tmp/bin:$PATH eval "$installed ${EMBER_LINK_EXTRA:-}") ||
+    fail "the installed line failed: $installed"
+no_cuda "$tmp/installed/first"
+runs "$tmp/installed" env LD_LIBRARY_PATH="$libdir" ./first
+echo "readme.sh: the README's first program compiles with both lines and runs; it needs no CUDA library"
