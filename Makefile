@@ -266,13 +266,15 @@ fuzz-run: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 # The standard suite: every op family beside PyTorch (bench/suite.sh), then
 # the op, step and CNN benchmarks, on 1 thread and on all cores; with the GPU
 # backend, Ember's GPU matmul and add against cuBLAS and the card's bandwidth
-# (skipped without a GPU); data parallelism over CPU devices, and over MPI ranks.
+# (skipped without a GPU); data parallelism over CPU devices, and over MPI
+# ranks; what the CUDA plug-in costs a CPU-only program (against a GPU=0 build).
 bench: $(BENCH) $(BUILD)/ember-bench $(BUILD)/examples/mnist $(if $(MPI_LIBS),$(BUILD)/examples/mnist_mpi)
 	EMBER_BUILD=$(BUILD) bench/suite.sh
 	@for b in $(filter-out $(BUILD)/bench/cublas,$(BENCH)); do for t in 1 $$(nproc); do \
 	  echo "== $$b $$t"; $$b $$t || exit 1; done; done
 	$(if $(filter $(BUILD)/bench/cublas,$(BENCH)),$(BUILD)/bench/cublas)
 	EMBER_BUILD=$(BUILD) bench/devices.sh
+	EMBER_BUILD=$(BUILD) bench/plugin.sh
 	$(if $(MPI_LIBS),EMBER_BUILD=$(BUILD) bench/mpi.sh)
 
 # The README's main job: train the MNIST example with TensorBoard logs and plots.
