@@ -96,11 +96,6 @@ void em_gpu_blas_shutdown(void);
 #undef EM_OP
 #undef EM_FAMILY
 
-// A product nvcc must not fuse with a following sum into an FMA: the CPU
-// build (ISO C, no contraction) rounds the product first, and so do these.
-__device__ inline float em_gpu_mul(float a, float b) { return __fmul_rn(a, b); }
-__device__ inline double em_gpu_mul(double a, double b) { return __dmul_rn(a, b); }
-
 // Blocks for n elements, at most 65535 * 32 blocks; kernels loop with a grid stride.
 static inline unsigned em_gpu_blocks(int64_t n) {
     int64_t b = (n + EM_GPU_THREADS - 1) / EM_GPU_THREADS;

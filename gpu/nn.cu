@@ -440,7 +440,7 @@ template <class T> __global__ void avg_pool_grad(em_conv_geom g, const T *dy, T 
                 em_pool_window(&g, oy, ox, &y0, &y1, &x0, &x1);
                 if (p.y < y0 || p.y >= y1 || p.x < x0 || p.x >= x1) continue;
                 T inv = (T)1 / (T)((y1 - y0) * (x1 - x0));
-                acc += em_gpu_mul(dy[((p.n * g.oh + oy) * g.ow + ox) * g.c + p.ch], inv);
+                acc += em_mul_rn(dy[((p.n * g.oh + oy) * g.ow + ox) * g.c + p.ch], inv);
             }
         dx[i] = acc;
     }

@@ -12,7 +12,7 @@
  * and em_optim_scalars_of<T>::type names the struct.
  *
  * Exactness: the CPU and GPU results agree bit for bit. Each product goes
- * through em_optim_mul, which rounds it before any sum it feeds (the C build,
+ * through em_mul_rn, which rounds it before any sum it feeds (the C build,
  * ISO C, never contracts a*b+c into an FMA; nvcc does unless told not to),
  * and each rule keeps the operations and order of TensorFlow's kernels; the
  * square roots are the correctly rounded sqrtf/sqrt on both sides. */
@@ -25,21 +25,6 @@
 #include "fast_math.h"
 #include "gpu.h"
 
-/* a * b, rounded to T before it is used. */
-EM_HD static inline float em_optim_mul_f32(float a, float b) {
-#ifdef __CUDA_ARCH__
-    return __fmul_rn(a, b);
-#else
-    return a * b;
-#endif
-}
-EM_HD static inline double em_optim_mul_f64(double a, double b) {
-#ifdef __CUDA_ARCH__
-    return __dmul_rn(a, b);
-#else
-    return a * b;
-#endif
-}
 
 #ifdef __cplusplus
 #define EM_OPTIM_FN(name, sfx) em_optim_##name
@@ -69,44 +54,44 @@ EM_HD static inline double em_optim_mul_f64(double a, double b) {
     }                                                                                                                  \
     /* GradientDescent: var -= lr * g */                                                                               \
     EM_HD static inline void EM_OPTIM_FN(sgd, sfx)(T *w, T g, em_optim_##sfx k) {                                      \
-        *w = *w - em_optim_mul_##sfx(k.lr, g);                                                                         \
+        *w = *w - em_mul_rn_##sfx(k.lr, g);                                                                         \
     }                                                                                                                  \
     /* Momentum: accum = accum * momentum + g; var -= g * ga + accum * aa */                                           \
     EM_HD static inline void EM_OPTIM_FN(momentum, sfx)(T *w, T *accum, T g, em_optim_##sfx k) {                       \
-        T a = em_optim_mul_##sfx(*accum, k.mu) + g;                                                                    \
+        T a = em_mul_rn_##sfx(*accum, k.mu) + g;                                                                    \
         *accum = a;                                                                                                    \
-        *w = *w - (em_optim_mul_##sfx(g, k.ga) + em_optim_mul_##sfx(a, k.aa));                                         \
+        *w = *w - (em_mul_rn_##sfx(g, k.ga) + em_mul_rn_##sfx(a, k.aa));                                         \
     }                                                                                                                  \
     /* Adagrad: accum += g^2; var -= lr * g / sqrt(accum) */                                                           \
     EM_HD static inline void EM_OPTIM_FN(adagrad, sfx)(T *w, T *accum, T g, em_optim_##sfx k) {                        \
-        T a = *accum + em_optim_mul_##sfx(g, g);                                                                       \
+        T a = *accum + em_mul_rn_##sfx(g, g);                                                                       \
         *accum = a;                                                                                                    \
-        *w = *w - em_optim_mul_##sfx(k.lr, g) / em_math_sqrt(a);                                                       \
+        *w = *w - em_mul_rn_##sfx(k.lr, g) / em_math_sqrt(a);                                                       \
     }                                                                                                                  \
     /* AdagradDA: gsum += g; g2sum += g^2;                                                                             \
      * var = -lr * sign(gsum) * max(|gsum| - l1t, 0) / (l2tlr + sqrt(g2sum))                                           \
      * (l1 = 0 leaves the sum as is: shrinking by 0 keeps |sum| and its sign) */                                       \
     EM_HD static inline void EM_OPTIM_FN(adagrad_da, sfx)(T *w, T *gsum, T *g2sum, T g, em_optim_##sfx k) {            \
-        T s = *gsum + g, s2 = *g2sum + em_optim_mul_##sfx(g, g);                                                       \
+        T s = *gsum + g, s2 = *g2sum + em_mul_rn_##sfx(g, g);                                                       \
         *gsum = s;                                                                                                     \
         *g2sum = s2;                                                                                                   \
         T mag = (s < 0 ? -s : s) - k.l1t;                                                                              \
         mag = mag > 0 ? mag : 0;                                                                                       \
-        *w = em_optim_mul_##sfx(-k.lr, s < 0 ? -mag : mag) / (k.l2tlr + em_math_sqrt(s2));                             \
+        *w = em_mul_rn_##sfx(-k.lr, s < 0 ? -mag : mag) / (k.l2tlr + em_math_sqrt(s2));                             \
     }                                                                                                                  \
     /* RMSProp: ms += (g^2 - ms) * rho1; centered: mg += (g - mg) * rho1,                                              \
      * d = ms - mg^2, else d = ms; mom = mom * momentum + lr * g / sqrt(d + eps);                                      \
      * var -= mom. mg is read only when centered. */                                                                   \
     EM_HD static inline void EM_OPTIM_FN(rmsprop, sfx)(T *w, T *ms, T *mom, T *mg, T g, em_optim_##sfx k,              \
                                                        bool centered) {                                                \
-        T s = *ms + em_optim_mul_##sfx(em_optim_mul_##sfx(g, g) - *ms, k.rho1), d = s;                                 \
+        T s = *ms + em_mul_rn_##sfx(em_mul_rn_##sfx(g, g) - *ms, k.rho1), d = s;                                 \
         *ms = s;                                                                                                       \
         if (centered) {                                                                                                \
-            T m = *mg + em_optim_mul_##sfx(g - *mg, k.rho1);                                                           \
+            T m = *mg + em_mul_rn_##sfx(g - *mg, k.rho1);                                                           \
             *mg = m;                                                                                                   \
-            d = s - em_optim_mul_##sfx(m, m);                                                                          \
+            d = s - em_mul_rn_##sfx(m, m);                                                                          \
         }                                                                                                              \
-        T mo = em_optim_mul_##sfx(*mom, k.mu) + em_optim_mul_##sfx(k.lr, g) / em_math_sqrt(d + k.eps);                 \
+        T mo = em_mul_rn_##sfx(*mom, k.mu) + em_mul_rn_##sfx(k.lr, g) / em_math_sqrt(d + k.eps);                 \
         *mom = mo;                                                                                                     \
         *w = *w - mo;                                                                                                  \
     }                                                                                                                  \
@@ -114,11 +99,11 @@ EM_HD static inline double em_optim_mul_f64(double a, double b) {
      * v += (g^2 - v) * b2c; var = var * keep - lr * m / (sqrt(v) + eps)                                               \
      * (keep = 1 - lr * weight_decay: AdamW; 1 for Adam) */                                                            \
     EM_HD static inline void EM_OPTIM_FN(adam, sfx)(T *w, T *m, T *v, T g, em_optim_##sfx k) {                         \
-        T m1 = *m + em_optim_mul_##sfx(g - *m, k.b1c);                                                                 \
-        T v1 = *v + em_optim_mul_##sfx(em_optim_mul_##sfx(g, g) - *v, k.b2c);                                          \
+        T m1 = *m + em_mul_rn_##sfx(g - *m, k.b1c);                                                                 \
+        T v1 = *v + em_mul_rn_##sfx(em_mul_rn_##sfx(g, g) - *v, k.b2c);                                          \
         *m = m1;                                                                                                       \
         *v = v1;                                                                                                       \
-        *w = em_optim_mul_##sfx(*w, k.keep) - em_optim_mul_##sfx(k.lr, m1) / (em_math_sqrt(v1) + k.eps);               \
+        *w = em_mul_rn_##sfx(*w, k.keep) - em_mul_rn_##sfx(k.lr, m1) / (em_math_sqrt(v1) + k.eps);               \
     }
 
 EM_OPTIM_STAMP(float, f32)

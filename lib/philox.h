@@ -103,23 +103,10 @@ EM_PHILOX_FN double em_rng_truncated_f64(uint64_t seed, uint64_t pos) {
 
 /* ---- the ops' values ---- */
 
-/* a + b * z with the product rounded before the sum: the CPU build (ISO C)
- * never contracts it into an FMA, and CUDA code must not either, so that
- * uniform draws match bit for bit. */
-EM_PHILOX_FN float em_rng_affine_f32(float a, float b, float z) {
-#ifdef __CUDA_ARCH__
-    return a + __fmul_rn(b, z);
-#else
-    return a + b * z;
-#endif
-}
-EM_PHILOX_FN double em_rng_affine_f64(double a, double b, double z) {
-#ifdef __CUDA_ARCH__
-    return a + __dmul_rn(b, z);
-#else
-    return a + b * z;
-#endif
-}
+/* a + b * z with the product rounded before the sum (em_mul_rn), so that
+ * uniform draws match bit for bit on the CPU and the GPU. */
+EM_PHILOX_FN float em_rng_affine_f32(float a, float b, float z) { return a + em_mul_rn_f32(b, z); }
+EM_PHILOX_FN double em_rng_affine_f64(double a, double b, double z) { return a + em_mul_rn_f64(b, z); }
 
 /* Element `pos` of each op's output, from the op's f[0] and f[1] in the
  * output's type. float32 uniforms take lo and the width hi - lo (rounded from

@@ -21,21 +21,7 @@
 #ifdef __cplusplus
 #define EM_NN(name, T) em_nn_##name<T>
 #define EM_NN_DEF(T, ret, name) template <class T> EM_HD static inline ret em_nn_##name
-#define EM_NN_MUL(a, b) em_nn_mul(a, b)
-EM_HD static inline float em_nn_mul(float a, float b) {
-#ifdef __CUDA_ARCH__
-    return __fmul_rn(a, b);
-#else
-    return a * b;
-#endif
-}
-EM_HD static inline double em_nn_mul(double a, double b) {
-#ifdef __CUDA_ARCH__
-    return __dmul_rn(a, b);
-#else
-    return a * b;
-#endif
-}
+#define EM_NN_MUL(a, b) em_mul_rn(a, b)
 #else
 #define EM_NN(name, T) em_nn_##name##_##T
 #define EM_NN_DEF(T, ret, name) EM_HD static inline ret em_nn_##name##_##T
