@@ -1,10 +1,11 @@
 /* Devices: the registry of logical CPU devices, device scopes, placement of
- * ops (with automatic copies and the placement log), and copy_to_device, the
- * one op that moves a tensor between devices. All CPU devices share the host's
+ * ops (with automatic copies and the placement log), and em_to_device (its
+ * op, copy_to_device, the one op that moves a tensor between devices, is
+ * lib/ops/device.c's). All CPU devices share the host's
  * memory; what sets them apart is their threads (a kernel placed on a device
  * uses that device's thread count) and that a graph runs the parts placed on
  * different devices at the same time (graph.c). */
-#include "internal.h"
+#include "device.h"
 #include "tape.h"
 
 #include <ctype.h>
@@ -19,18 +20,23 @@ typedef struct {
 
 /* CPUs at [0, ncpu), GPUs at [EM_GPU_BASE, EM_GPU_BASE + ngpu). */
 static device devices[EM_MAX_DEVICES] = {{"/cpu:0", 0}};
-static atomic_int ncpu = 1;
 static atomic_bool soft_placement;
 static _Atomic(FILE *) placement_log;
 
-atomic_bool em__placing;
-_Thread_local int em__scoped_device = -1;
-_Thread_local int em__run_threads;
 
 /* The thread's device scopes, innermost last. */
 #define MAX_SCOPES 64
 static _Thread_local int scope_stack[MAX_SCOPES];
 static _Thread_local int nscopes;
+
+/* The dispatcher places ops through this when em__placing; em_shutdown
+ * closes the thread's device scopes (lib/op.h, lib/internal.h). */
+static em_tensor *apply_placed(em_op op, int n, em_tensor *const *in, const em_attrs *a);
+static void device_scopes_reset(void);
+__attribute__((constructor)) static void install_hooks(void) {
+    em__op_hooks.apply_placed = apply_placed;
+    em__hooks.device_scopes_reset = device_scopes_reset;
+}
 
 /* ---- GPUs: the CUDA plug-in (lib/gpu_loader.c), loaded when one is asked for or listed ---- */
 
@@ -55,7 +61,7 @@ static int gpus(void) {
 
 static void update_placing(void) {
     atomic_store(&em__placing,
-                 atomic_load(&ncpu) + em__gpu_loaded_count() > 1 || atomic_load(&placement_log) != NULL);
+                 atomic_load(&em__ncpu) + em__gpu_loaded_count() > 1 || atomic_load(&placement_log) != NULL);
 }
 
 int em__device_threads(int dev) { return devices[dev].threads; }
@@ -66,10 +72,10 @@ int em_set_cpu_devices(int count, int threads_each) {
                   EM_GPU_BASE, count, threads_each);
         return -1;
     }
-    if (count < atomic_load(&ncpu) && em_live_tensors() > 0) {
+    if (count < atomic_load(&em__ncpu) && em_live_tensors() > 0) {
         em__error("set_cpu_devices: cannot go from %d devices to %d while %lld tensors are alive (they may live on "
                   "the devices removed): release them (or call em_shutdown) first",
-                  atomic_load(&ncpu), count, (long long)em_live_tensors());
+                  atomic_load(&em__ncpu), count, (long long)em_live_tensors());
         return -1;
     }
     int each = threads_each ? threads_each : em_num_threads() / count;
@@ -78,19 +84,19 @@ int em_set_cpu_devices(int count, int threads_each) {
         snprintf(devices[i].name, sizeof devices[i].name, "/cpu:%d", i);
         devices[i].threads = count == 1 && !threads_each ? 0 : each;
     }
-    atomic_store(&ncpu, count);
+    atomic_store(&em__ncpu, count);
     update_placing();
     return 0;
 }
 
 /* Listing devices loads the plug-in; without it (or a GPU) the CPUs are
  * listed, with no error. */
-int em_device_count(void) { return atomic_load(&ncpu) + gpus(); }
+int em_device_count(void) { return atomic_load(&em__ncpu) + gpus(); }
 
 /* Public index i (CPUs, then GPUs) to the internal one; -1 if out of range.
  * ngpu < 0: load the plug-in to know (an index past the CPUs lists GPUs). */
 static int device_index(int i, int ngpu) {
-    int n = atomic_load(&ncpu);
+    int n = atomic_load(&em__ncpu);
     if (i >= 0 && i < n) return i;
     if (i >= n && i < n + (ngpu < 0 ? gpus() : ngpu)) return EM_GPU_BASE + i - n;
     return -1;
@@ -124,7 +130,7 @@ static int parse_name(const char *name, char kind[4]) {
  * device does not load CUDA). */
 static const char *device_list(char *buf, size_t size) {
     size_t at = 0;
-    int ngpu = em__gpu_loaded_count(), n = atomic_load(&ncpu) + ngpu;
+    int ngpu = em__gpu_loaded_count(), n = atomic_load(&em__ncpu) + ngpu;
     buf[0] = 0;
     for (int i = 0; i < n && at < size; i++)
         at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? ", " : "", devices[device_index(i, ngpu)].name);
@@ -159,7 +165,7 @@ static int find_device(const char *fn, const char *name) {
     }
     bool gpu = !strcmp(kind, "gpu");
     int ngpu = gpu ? gpus() : 0; /* asking for a GPU loads the plug-in */
-    if (!gpu && idx < atomic_load(&ncpu)) return idx;
+    if (!gpu && idx < atomic_load(&em__ncpu)) return idx;
     if (gpu && idx < ngpu) return EM_GPU_BASE + idx;
     if (atomic_load(&soft_placement)) {
         log_line("%s: %s is not available; using /cpu:0 (soft placement)", fn, name);
@@ -203,7 +209,7 @@ int em_device_end(void) {
 
 const char *em_device_current(void) { return nscopes ? devices[em__scoped_device].name : ""; }
 
-void em__device_scopes_reset(void) {
+static void device_scopes_reset(void) {
     nscopes = 0;
     em__scoped_device = -1;
 }
@@ -262,7 +268,7 @@ static int place(const em_op_def *d, int n, em_tensor *const *in, const em_attrs
     return dev;
 }
 
-em_tensor *em__apply_placed(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
+static em_tensor *apply_placed(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
     const em_op_def *d = em__op_def(op);
     em_tensor *small[4] = {0}, **moved = n <= 4 ? small : calloc((size_t)n, sizeof *moved);
     if (!moved) {
@@ -274,12 +280,13 @@ em_tensor *em__apply_placed(em_op op, int n, em_tensor *const *in, const em_attr
     if (dev >= 0) {
         em_tensor *local[4], **args = n <= 4 ? local : moved;
         for (int i = 0; i < n; i++) args[i] = moved[i] ? moved[i] : in[i];
-        int saved_threads = em__run_threads, saved_scope = em__scoped_device;
+        int saved_threads = em__run_threads;
         em__run_threads = devices[dev].threads;
-        em__scoped_device = dev; /* what the op allocates lives on its device */
-        out = em__run_op(op, n, args, a);
+        {
+            EM_ON_DEVICE(dev); /* what the op allocates lives on its device */
+            out = em__run_op(op, n, args, a);
+        }
         em__run_threads = saved_threads;
-        em__scoped_device = saved_scope;
         if (out) {
             out->device = (uint8_t)dev;
             if (d->flags & EM_OPF_COPIES) {
@@ -287,7 +294,7 @@ em_tensor *em__apply_placed(em_op op, int n, em_tensor *const *in, const em_attr
                 log_line("%s: %s -> %s (%s %s)", d->name, devices[in[0]->device].name, devices[dev].name,
                          em_dtype_name((em_dtype)in[0]->dtype), em__tshape(in[0], b, sizeof b));
             } else {
-                const char *scope = em_name_scope();
+                const char *scope = em__name_scope();
                 log_line("%s%s%s: %s", scope, *scope ? "/" : "", d->name, devices[dev].name);
             }
         }
@@ -296,32 +303,7 @@ em_tensor *em__apply_placed(em_op op, int n, em_tensor *const *in, const em_attr
     return out;
 }
 
-/* ---- copy_to_device ---- */
-
-static int copy_to_device_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
-    int64_t d = c->a->i[0];
-    if (d < 0 || (d >= atomic_load(&ncpu) && (d < EM_GPU_BASE || d >= EM_GPU_BASE + em__gpu_loaded_count())))
-        return em__op_error(c, "device %lld does not exist", (long long)c->a->i[0]);
-    *dtype = (em_dtype)c->in[0]->dtype;
-    *ndim = c->in[0]->ndim;
-    memcpy(shape, c->in[0]->shape, sizeof(int64_t) * (size_t)*ndim);
-    return 0;
-}
-
-static void copy_to_device_cpu(const em_call *c, em_tensor *out) { (void)em__copy_strided(out, c->in[0]); }
-
-static int copy_to_device_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bool *need, em_tensor **gin) {
-    (void)out;
-    (void)need;
-    em_attrs back = {.i = {c->in[0]->device}, .ni = 1};
-    gin[0] = em__apply(EM_OP_COPY_TO_DEVICE, 1, &gout, &back);
-    return gin[0] ? 0 : -1;
-}
-
-#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
-    EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, name##_infer, name##_cpu, NULL, name##_grad)
-#include "ops/device.def"
-#undef EM_OP
+/* ---- copy_to_device (the op: lib/ops/device.c) ---- */
 
 em_tensor *em_to_device(em_tensor *x, const char *device) {
     if (!x) return em__null_input("to_device");
@@ -404,8 +386,7 @@ int em_all_reduce_mean(int n, em_tensor *const *ts) {
         }
     }
     /* The sum in tensor 0's order on the host, then copied back to each. */
-    int saved = em__scoped_device;
-    em__scoped_device = 0;
+    EM_ON_DEVICE(0);
     em__tapes_pause(true);
     em_scope_begin();
     em_tensor *sum = em_to_device(ts[0], "/cpu:0");
@@ -415,6 +396,5 @@ int em_all_reduce_mean(int n, em_tensor *const *ts) {
     for (int i = 0; i < n && !rc; i++) rc = em__copy_strided(ts[i], mean);
     em_scope_end();
     em__tapes_pause(false);
-    em__scoped_device = saved;
     return rc;
 }

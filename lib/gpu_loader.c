@@ -193,8 +193,17 @@ static bool check_table(const char *path, const em_gpu_backend *b) {
             b->op_count, EM_OP_BUILTIN_COUNT);
         return false;
     }
+    /* The op names, from the same .def lines as the dispatcher's rows (this
+     * file is below the dispatcher: it does not ask it). */
+    static const char *const names[EM_OP_BUILTIN_COUNT] = {
+#define EM_FAMILY(family)
+#define EM_OP(ID, name, ...) [EM_OP_##ID] = #name,
+#include "ops/ops.def"
+#undef EM_OP
+#undef EM_FAMILY
+    };
     for (int op = 0; op < EM_OP_BUILTIN_COUNT; op++) {
-        const char *mine = em__op_def((em_op)op)->name, *its = b->op_names[op];
+        const char *mine = names[op], *its = b->op_names[op];
         if (!its || strcmp(its, mine)) {
             why("the CUDA plug-in %s was built for another op list: op %d is '%s' there but '%s' here; build them "
                 "from the same tree",

@@ -17,8 +17,16 @@ enum em_tensor_flags {
     EM_T_PLACEHOLDER = 1u << 1, /* has no data until fed */
 };
 
-struct em_variable_info; /* lib/variable.c */
-struct em_placeholder;   /* lib/graph.c */
+struct em_placeholder; /* lib/graph/graph.h */
+
+/* A variable's name and optimizer slots (variable.c, optim.c; the name is
+ * read at every layer: errors, graphs, checkpoints). */
+struct em_variable_info {
+    char *name; /* full name, "scope/sub/name" */
+    bool trainable;
+    struct em_slot_set *slots; /* BORROWED slot variables (they are in the store too); lib/variable.h */
+    int nslots;
+};
 
 struct em_tensor {
     atomic_int refs;
@@ -67,6 +75,8 @@ void em__blocks_shutdown(void);
 void em__retain(em_tensor *t);
 void em__unref(em_tensor *t);
 bool em__is_contiguous(const em_tensor *t);
+/* "[3,5]" of a tensor into buf. */
+const char *em__tshape(const em_tensor *t, char *buf, size_t size);
 /* Copies src (any strides) into dst (contiguous, same shape and dtype), on
  * any devices. 0, or -1 with an error (GPU copies only). */
 int em__copy_strided(em_tensor *dst, const em_tensor *src);
@@ -102,7 +112,9 @@ void *em__null_input(const char *op);
 #define EM_HOT
 #endif
 
-/* ---- devices (device.c) ---- */
+/* ---- the thread's device (scope.c; device.c's scopes and placement set it) ---- */
+/* The logical CPU devices, [0, em__ncpu) (em_set_cpu_devices). */
+extern atomic_int em__ncpu;
 /* Whether em__apply must place ops: several devices exist, or placement is logged. */
 extern atomic_bool em__placing;
 /* The innermost device scope's device on this thread, -1 when none is open. */
@@ -120,9 +132,18 @@ static inline em_gpu_tensor em__gpu_tensor(const em_tensor *t) {
     memcpy(g.strides, t->strides, sizeof(int64_t) * (size_t)t->ndim);
     return g;
 }
-/* Device dev's thread count, 0 for em_num_threads(). */
-int em__device_threads(int dev);
-void em__device_scopes_reset(void);
+/* Runs the code after it, to the end of the enclosing block, with dev as the
+ * scoped device (what ops allocate lives there), and puts the caller's scope
+ * back however the block is left (return, break, goto): the one way device
+ * scopes are entered and left inside lib/. */
+#define EM_ON_DEVICE(dev) \
+    int em__on_device_saved __attribute__((cleanup(em__device_restore), unused)) = em__device_enter(dev)
+static inline int em__device_enter(int dev) {
+    int saved = em__scoped_device;
+    em__scoped_device = dev;
+    return saved;
+}
+static inline void em__device_restore(const int *saved) { em__scoped_device = *saved; }
 
 /* ---- per-thread state (scope.c) ---- */
 typedef struct em_scope {
@@ -156,45 +177,28 @@ em_thread *em__thread(void);
 typedef void (*em_range_fn)(void *ctx, int64_t begin, int64_t end);
 void em__parallel_for(int64_t n, int64_t grain, em_range_fn fn, void *ctx);
 
-/* ---- tracing (graph.c) ---- */
-/* Adds a node for an op just run while tracing. 0, or -1 with an error. */
-int em__trace_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out);
-/* Whether a shape holds a dimension derived from an unknown (-1) dimension
- * of a shape-only trace. */
-bool em__trace_symbolic(int ndim, const int64_t *shape);
-/* Notes a value read back to the host while tracing. */
-void em__trace_host_read(const em_tensor *t);
-void em__trace_shutdown(em_thread *t);
-/* One node of a graph as exporters see it: ops, and the placeholders,
- * variables and constants they read ("Placeholder", "Variable", "Const"). */
-typedef struct em_graph_node {
-    const char *name; /* "scope/op_N", or the placeholder's / variable's name */
-    const char *op;
-    int ninputs;
-    const char *const *inputs; /* the names of the nodes it reads */
-    em_dtype dtype;            /* of its output */
-    int ndim;                  /* -1: unknown */
-    const int64_t *shape;      /* -1 for unknown dims */
-    const char *device;        /* "/cpu:1" ... */
-} em_graph_node;
-/* Calls fn for every node in a topological order; stops at fn's first
- * non-zero return and returns it. */
-int em__graph_visit(const struct em_graph *g, int (*fn)(void *ctx, const em_graph_node *node), void *ctx);
+/* ---- hooks: what the layers above do at layer 0's events ----
+ * Each is set once, at load, by the file that defines it (a constructor),
+ * and is NULL when that file is not linked in: layer 0 never calls up by
+ * name. Checked by test/layers.sh. */
+typedef struct em_hooks {
+    /* em_shutdown, in this order, before the scopes are cleared */
+    void (*trace_shutdown)(em_thread *t);     /* lib/graph/trace.c */
+    void (*tapes_shutdown)(em_thread *t);     /* tape.c */
+    void (*variables_shutdown)(em_thread *t); /* variable.c */
+    void (*device_scopes_reset)(void);        /* device.c */
+    /* a value read back to the host (em_data, em_item ...): the tracer notes it */
+    void (*host_read)(const em_tensor *t); /* lib/graph/trace.c */
+    /* the innermost name scope, "scope/sub" (variable.c) */
+    const char *(*name_scope)(void);
+} em_hooks;
+extern em_hooks em__hooks;
+/* The innermost name scope ("" without one). */
+static inline const char *em__name_scope(void) { return em__hooks.name_scope ? em__hooks.name_scope() : ""; }
 
-/* Call before the first BLIS call: chooses BLIS's kernels (tensor.c). */
-void em__blis_ready(void);
-
-/* ---- random (ops/random.c) ---- */
-/* Reserves `n` numbers of this thread's stream: returns the first counter. */
-uint64_t em__rng_reserve(uint64_t n);
-
-/* ---- matrix multiply (ops/matmul.c) ---- */
-/* C = A B (accumulate: C += A B) for an m x k A and a k x n B, any dtype, each
- * matrix given by its row and column strides in elements. Float dtypes run
- * BLIS (single_thread: one thread, for calls inside em__parallel_for); other
- * dtypes and strides BLIS rejects (zero or negative) run a plain loop. */
-void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
-              const void *b, int64_t rsb, int64_t csb, bool accumulate, void *c, int64_t rsc, int64_t csc,
-              bool single_thread);
+/* ---- scopes (scope.c) ---- */
+/* A NEW reference to t in the current scope (for gradient rules passing a
+ * gradient through unchanged). */
+em_tensor *em__ref(em_tensor *t);
 
 #endif

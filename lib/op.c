@@ -1,8 +1,9 @@
 /* The dispatcher: one path for every op. It validates through the op's shape
- * rule, allocates the output, runs the kernel, and records the call on the
- * open tapes. It is the only place ops are run from. */
+ * rule, allocates the output, runs the kernel, and hands the call to the open
+ * tapes and the tracer through the hooks they register (em__op_hooks,
+ * lib/op.h): it calls nothing above its layer. It is the only place ops are
+ * run from. */
 #include "internal.h"
-#include "tape.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 
 em_tensor em__not_a_view;
+em_op_hooks em__op_hooks;
 
 /* The built-in rows by id, then those registered at run time. */
 static const em_op_def *const builtin[EM_OP_BUILTIN_COUNT] = {
@@ -72,10 +74,6 @@ int em__op_error(const em_call *c, const char *fmt, ...) {
     va_end(ap);
     em__error("%s: %s", c->def->name, msg);
     return -1;
-}
-
-const char *em__tshape(const em_tensor *t, char *buf, size_t size) {
-    return em_shape_str(em__shape_of(t), buf, size);
 }
 
 int em__axis(const em_call *c, int axis, int ndim, const char *argname) {
@@ -199,7 +197,7 @@ int em__run_kernel(const em_call *c, em_tensor *out) {
 em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
     for (int i = 0; i < n; i++)
         if (!in[i]) return em__null_input(em__op_def(op)->name);
-    if (atomic_load_explicit(&em__placing, memory_order_relaxed)) return em__apply_placed(op, n, in, a);
+    if (atomic_load_explicit(&em__placing, memory_order_relaxed)) return em__op_hooks.apply_placed(op, n, in, a);
     return em__run_op(op, n, in, a);
 }
 
@@ -246,7 +244,7 @@ em_tensor *em__run_op(em_op op, int n, em_tensor *const *in, const em_attrs *a) 
     if (meta ? d->infer(&c, &dtype, &ndim, shape) : em__infer(&c, &dtype, &ndim, shape)) return NULL;
     /* An op with no value inputs (random) whose shape derives from an unknown
      * dimension of a shape-only trace has no real size yet. */
-    if (th && th->trace && !meta && em__trace_symbolic(ndim, shape)) meta = true;
+    if (th && th->trace && !meta && em__op_hooks.trace_symbolic(ndim, shape)) meta = true;
 
     em_tensor *out = d->view ? d->view(&c, ndim, shape) : EM_NOT_A_VIEW;
     if (out != EM_NOT_A_VIEW) {
@@ -261,7 +259,8 @@ em_tensor *em__run_op(em_op op, int n, em_tensor *const *in, const em_attrs *a) 
         }
     }
     if (!out) return NULL;
-    if (em__tape_record(op, n, in, a, out) || (th && th->trace && em__trace_record(op, n, in, a, out))) {
+    if ((em__op_hooks.tape_record && em__op_hooks.tape_record(op, n, in, a, out)) ||
+        (th && th->trace && em__op_hooks.trace_record(op, n, in, a, out))) {
         em__unref(out);
         return NULL;
     }

@@ -201,14 +201,29 @@ int em__op_count(void);
  * shape rule or a CPU kernel. */
 int em__op_register(em_op_def *def);
 
+/* What the layers above the dispatcher do with the ops it runs. Each is set
+ * once, at load, by the file that defines it (a constructor), and is NULL
+ * when that file is not linked in: the dispatcher never calls the tape, the
+ * tracer or placement by name (test/layers.sh checks it). */
+typedef struct em_op_hooks {
+    /* em__apply when em__placing: places the op, then em__run_op (device.c) */
+    em_tensor *(*apply_placed)(em_op op, int n, em_tensor *const *in, const em_attrs *a);
+    /* appends the call to the thread's recording tapes: 0, or -1 with an error (tape.c) */
+    int (*tape_record)(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out);
+    /* adds a node for an op just run while tracing: 0, or -1 with an error (lib/graph/trace.c) */
+    int (*trace_record)(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out);
+    /* whether a shape holds a dimension derived from an unknown (-1) dimension
+     * of a shape-only trace (lib/graph/trace.c) */
+    bool (*trace_symbolic)(int ndim, const int64_t *shape);
+} em_op_hooks;
+extern em_op_hooks em__op_hooks;
+
 /* Runs op on inputs: places it on a device (device.c), validates,
  * allocates, computes, records on open tapes and traces, and returns a NEW
  * tensor in the current scope (NULL with an error). */
 em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a);
 /* em__apply once the op is placed: the inputs are non-NULL and on its device. */
 em_tensor *em__run_op(em_op op, int n, em_tensor *const *in, const em_attrs *a);
-/* em__apply when several devices exist or placement is logged (device.c). */
-em_tensor *em__apply_placed(em_op op, int n, em_tensor *const *in, const em_attrs *a);
 
 /* Runs c's CPU kernel into out, giving it contiguous copies of strided
  * inputs unless it reads strides itself. 0, or -1 on out of memory. */
@@ -228,8 +243,6 @@ int em__op_error(const em_call *c, const char *fmt, ...) __attribute__((format(p
 int em__broadcast_shapes(const em_call *c, int *ndim, int64_t *shape);
 /* Normalises a possibly negative axis for rank ndim; -1 with an error. */
 int em__axis(const em_call *c, int axis, int ndim, const char *argname);
-/* "[3,5]" of a tensor into buf. */
-const char *em__tshape(const em_tensor *t, char *buf, size_t size);
 
 /* A scalar of x's dtype: how many elements of x a reduction over the axes in
  * the bitmask combines (ops/fill.c). NEW. */
@@ -237,5 +250,20 @@ em_tensor *em__count(em_tensor *x, int64_t axes_mask);
 
 /* Gradient helpers: sums g down to `shape` (undoing broadcasting). NEW. */
 em_tensor *em__sum_to_shape(em_tensor *g, int ndim, const int64_t *shape);
+
+/* ---- random (ops/random.c) ---- */
+/* Reserves `n` numbers of this thread's stream: returns the first counter. */
+uint64_t em__rng_reserve(uint64_t n);
+
+/* ---- matrix multiply (ops/matmul.c) ---- */
+/* C = A B (accumulate: C += A B) for an m x k A and a k x n B, any dtype, each
+ * matrix given by its row and column strides in elements. Float dtypes run
+ * BLIS (single_thread: one thread, for calls inside em__parallel_for); other
+ * dtypes and strides BLIS rejects (zero or negative) run a plain loop. */
+void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
+              const void *b, int64_t rsb, int64_t csb, bool accumulate, void *c, int64_t rsc, int64_t csc,
+              bool single_thread);
+/* Call before the first BLIS call: chooses BLIS's kernels (tensor.c). */
+void em__blis_ready(void);
 
 #endif

@@ -37,12 +37,12 @@
  *
  * The step count and the learning rate are float64 scalar variables read at
  * each update (so a replayed graph sees current values). One apply is one op,
- * apply_updates, whose kernel runs one fused pass over each variable's memory:
+ * apply_updates (lib/ops/optim.c, given the rule in em_update_rule), whose kernel runs one fused pass over each variable's memory:
  * eager calls run it at once, a trace records it like any op, and a graph
  * replays it (reading the schedule, step and rate at run time). Scalar
  * coefficients (1 - beta, Adam's bias-corrected rate) are computed in double
  * before the float32 loops; TF rounds 1 - beta in float32 (1e-5 relative). */
-#include "optim_math.h"
+#include "ops/optim.h"
 #include "variable.h"
 
 #include <inttypes.h>
@@ -50,7 +50,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef enum { OPT_SGD, OPT_MOMENTUM, OPT_ADAGRAD, OPT_ADAGRAD_DA, OPT_RMSPROP, OPT_ADAM, OPT_ADAMW } opt_kind;
 
 static const char *const kind_names[] = {
     [OPT_SGD] = "GradientDescent", [OPT_MOMENTUM] = "Momentum", [OPT_ADAGRAD] = "Adagrad",
@@ -69,15 +68,11 @@ struct em_schedule {
 };
 
 struct em_optimizer {
-    opt_kind kind;
+    em_update_rule r; /* what apply_updates reads (lib/ops/optim.h); first: the op's attribute points here */
     uint64_t id;
     char name[64];
-    double momentum, beta1, beta2, epsilon, decay, l1, l2, weight_decay;
-    bool nesterov, centered;
-    int nslots;
     double slot_init[3];
     em_tensor *step, *lr; /* float64 scalar variables; the optimizer holds a reference */
-    em_schedule *schedule;
 };
 
 static atomic_uint_fast64_t next_id = 1; /* keys slots by optimizer, never reused */
@@ -90,14 +85,15 @@ static int check_range(const char *op, const char *what, double x, double lo, do
     return -1;
 }
 
-static em_optimizer *make(const char *op, opt_kind kind, double lr) {
+static em_optimizer *make(const char *op, em_opt_kind kind, double lr) {
     if (check_range(op, "learning rate", lr, 0, INFINITY, true)) return NULL;
     em_optimizer *o = calloc(1, sizeof *o);
     if (!o) {
         em__error("%s: out of memory", op);
         return NULL;
     }
-    o->kind = kind;
+    o->r.kind = kind;
+    o->r.schedule_value = em_schedule_value;
     o->id = atomic_fetch_add(&next_id, 1);
     char step[96], rate[96];
     for (int k = 0;; k++) {
@@ -109,12 +105,12 @@ static em_optimizer *make(const char *op, opt_kind kind, double lr) {
     }
     /* The step count and learning rate stay in host memory whatever the
      * device scope: the update reads them on the host. */
-    int where = em__scoped_device;
-    em__scoped_device = 0;
-    o->step = em__variable_new(op, step, EM_F64, EM_SHAPE0, &EM_INIT_CONST(0), false);
-    if (o->step) em__retain(o->step);
-    o->lr = o->step ? em__variable_new(op, rate, EM_F64, EM_SHAPE0, &EM_INIT_CONST(lr), false) : NULL;
-    em__scoped_device = where;
+    {
+        EM_ON_DEVICE(0);
+        o->step = em__variable_new(op, step, EM_F64, EM_SHAPE0, &EM_INIT_CONST(0), false);
+        if (o->step) em__retain(o->step);
+        o->lr = o->step ? em__variable_new(op, rate, EM_F64, EM_SHAPE0, &EM_INIT_CONST(lr), false) : NULL;
+    }
     if (!o->lr) {
         em_optimizer_release(o);
         return NULL;
@@ -129,9 +125,9 @@ em_optimizer *em_momentum(double lr, double momentum, bool nesterov) {
     if (check_range("momentum", "momentum", momentum, 0, INFINITY, true)) return NULL;
     em_optimizer *o = make("momentum", OPT_MOMENTUM, lr);
     if (!o) return NULL;
-    o->momentum = momentum;
-    o->nesterov = nesterov;
-    o->nslots = 1;
+    o->r.momentum = momentum;
+    o->r.nesterov = nesterov;
+    o->r.nslots = 1;
     return o;
 }
 
@@ -139,7 +135,7 @@ em_optimizer *em_adagrad(double lr, double initial_accumulator) {
     if (check_range("adagrad", "initial_accumulator", initial_accumulator, 0, INFINITY, true)) return NULL;
     em_optimizer *o = make("adagrad", OPT_ADAGRAD, lr);
     if (!o) return NULL;
-    o->nslots = 1;
+    o->r.nslots = 1;
     o->slot_init[0] = initial_accumulator;
     return o;
 }
@@ -151,9 +147,9 @@ em_optimizer *em_adagrad_da(double lr, double initial_accumulator, double l1, do
         return NULL;
     em_optimizer *o = make(op, OPT_ADAGRAD_DA, lr);
     if (!o) return NULL;
-    o->l1 = l1;
-    o->l2 = l2;
-    o->nslots = 2;
+    o->r.l1 = l1;
+    o->r.l2 = l2;
+    o->r.nslots = 2;
     o->slot_init[1] = initial_accumulator;
     return o;
 }
@@ -165,16 +161,16 @@ em_optimizer *em_rmsprop(double lr, double decay, double momentum, double epsilo
         return NULL;
     em_optimizer *o = make(op, OPT_RMSPROP, lr);
     if (!o) return NULL;
-    o->decay = decay;
-    o->momentum = momentum;
-    o->epsilon = epsilon;
-    o->centered = centered;
-    o->nslots = centered ? 3 : 2;
+    o->r.decay = decay;
+    o->r.momentum = momentum;
+    o->r.epsilon = epsilon;
+    o->r.centered = centered;
+    o->r.nslots = centered ? 3 : 2;
     o->slot_init[0] = 1; /* TF1 starts the mean square at 1 */
     return o;
 }
 
-static em_optimizer *adam(const char *op, opt_kind kind, double lr, double beta1, double beta2, double epsilon,
+static em_optimizer *adam(const char *op, em_opt_kind kind, double lr, double beta1, double beta2, double epsilon,
                           double weight_decay) {
     if (check_range(op, "beta1", beta1, 0, 1, true) || check_range(op, "beta2", beta2, 0, 1, true) ||
         check_range(op, "epsilon", epsilon, 0, INFINITY, true) ||
@@ -182,11 +178,11 @@ static em_optimizer *adam(const char *op, opt_kind kind, double lr, double beta1
         return NULL;
     em_optimizer *o = make(op, kind, lr);
     if (!o) return NULL;
-    o->beta1 = beta1;
-    o->beta2 = beta2;
-    o->epsilon = epsilon;
-    o->weight_decay = weight_decay;
-    o->nslots = 2;
+    o->r.beta1 = beta1;
+    o->r.beta2 = beta2;
+    o->r.epsilon = epsilon;
+    o->r.weight_decay = weight_decay;
+    o->r.nslots = 2;
     return o;
 }
 
@@ -202,7 +198,7 @@ void em_optimizer_release(em_optimizer *o) {
     if (!o) return;
     if (o->step) em__unref(o->step);
     if (o->lr) em__unref(o->lr);
-    em_schedule_release(o->schedule);
+    em_schedule_release(o->r.schedule);
     free(o);
 }
 
@@ -309,8 +305,8 @@ int em_optimizer_set_schedule(em_optimizer *o, em_schedule *s) {
         em__error("set_schedule: %s is NULL", o ? "the schedule" : "the optimizer");
         return -1;
     }
-    em_schedule_release(o->schedule);
-    o->schedule = s;
+    em_schedule_release(o->r.schedule);
+    o->r.schedule = s;
     return 0;
 }
 
@@ -320,8 +316,8 @@ int em_optimizer_set_learning_rate(em_optimizer *o, double lr) {
         return -1;
     }
     if (check_range("set_learning_rate", "learning rate", lr, 0, INFINITY, true)) return -1;
-    em_schedule_release(o->schedule);
-    o->schedule = NULL;
+    em_schedule_release(o->r.schedule);
+    o->r.schedule = NULL;
     *(double *)o->lr->data = lr;
     return 0;
 }
@@ -330,7 +326,7 @@ static double step_of(const em_optimizer *o) { return *(const double *)o->step->
 
 double em_optimizer_learning_rate(const em_optimizer *o) {
     if (!o) return NAN;
-    return o->schedule ? em_schedule_value(o->schedule, (int64_t)step_of(o)) : *(const double *)o->lr->data;
+    return o->r.schedule ? em_schedule_value(o->r.schedule, (int64_t)step_of(o)) : *(const double *)o->lr->data;
 }
 
 int64_t em_optimizer_step(const em_optimizer *o) { return o ? (int64_t)step_of(o) : -1; }
@@ -345,23 +341,23 @@ static em_tensor **slots_of(em_optimizer *o, em_tensor *v) {
     for (int k = 0; k < vi->nslots; k++)
         if (vi->slots[k].owner == o->id) return vi->slots[k].slot;
     em_slot_set set = {.owner = o->id};
-    for (int j = 0; j < o->nslots; j++) {
+    for (int j = 0; j < o->r.nslots; j++) {
         /* "<var>/Adam", then "<var>/Adam_1", ...: TensorFlow's unique names. */
         char name[1024];
         for (int k = 0;; k++) {
-            int len = k ? snprintf(name, sizeof name, "%s/%s_%d", vi->name, kind_names[o->kind], k)
-                        : snprintf(name, sizeof name, "%s/%s", vi->name, kind_names[o->kind]);
+            int len = k ? snprintf(name, sizeof name, "%s/%s_%d", vi->name, kind_names[o->r.kind], k)
+                        : snprintf(name, sizeof name, "%s/%s", vi->name, kind_names[o->r.kind]);
             if (len >= (int)sizeof name) {
                 em__error("apply_gradients: variable name %s is too long for its slot names", vi->name);
                 return NULL;
             }
             if (!em_find_variable(name)) break;
         }
-        int where = em__scoped_device;
-        em__scoped_device = v->device; /* a slot lives with its variable */
-        set.slot[j] = em__variable_new("apply_gradients", name, (em_dtype)v->dtype, em__shape_of(v),
-                                       &EM_INIT_CONST(o->slot_init[j]), false);
-        em__scoped_device = where;
+        {
+            EM_ON_DEVICE(v->device); /* a slot lives with its variable */
+            set.slot[j] = em__variable_new("apply_gradients", name, (em_dtype)v->dtype, em__shape_of(v),
+                                           &EM_INIT_CONST(o->slot_init[j]), false);
+        }
         if (!set.slot[j]) return NULL;
     }
     em_slot_set *grown = realloc(vi->slots, sizeof *grown * (size_t)(vi->nslots + 1));
@@ -372,106 +368,6 @@ static em_tensor **slots_of(em_optimizer *o, em_tensor *v) {
     vi->slots = grown;
     grown[vi->nslots] = set;
     return grown[vi->nslots++].slot;
-}
-
-/* ---- fused update kernels ---- */
-
-typedef struct {
-    void *w;
-    const void *g;
-    void *s0, *s1, *s2;
-    em_update_coeffs k; /* the step's scalars, shared with the GPU's update kernels (lib/gpu.h) */
-    em_range_fn kernel;
-} upd;
-
-/* Each loop is elementwise (no element depends on another), so `omp simd`
- * is safe even when a gradient is its own variable. The rules themselves are
- * lib/optim_math.h's, shared with the GPU's update kernels. */
-#define SIMD _Pragma("omp simd")
-#define KERNELS(T, SUF)                                                                                                \
-    EM_HOT static void sgd_##SUF(void *c_, int64_t b, int64_t e) {                                                     \
-        const upd *c = c_;                                                                                             \
-        T *w = c->w;                                                                                                   \
-        const T *g = c->g;                                                                                             \
-        em_optim_##SUF k;                                                                                              \
-        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
-        SIMD for (int64_t i = b; i < e; i++) em_optim_sgd_##SUF(&w[i], g[i], k);                                       \
-    }                                                                                                                  \
-    EM_HOT static void momentum_##SUF(void *c_, int64_t b, int64_t e) {                                                \
-        const upd *c = c_;                                                                                             \
-        T *w = c->w, *a = c->s0;                                                                                       \
-        const T *g = c->g;                                                                                             \
-        em_optim_##SUF k;                                                                                              \
-        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
-        SIMD for (int64_t i = b; i < e; i++) em_optim_momentum_##SUF(&w[i], &a[i], g[i], k);                           \
-    }                                                                                                                  \
-    EM_HOT static void adagrad_##SUF(void *c_, int64_t b, int64_t e) {                                                 \
-        const upd *c = c_;                                                                                             \
-        T *w = c->w, *a = c->s0;                                                                                       \
-        const T *g = c->g;                                                                                             \
-        em_optim_##SUF k;                                                                                              \
-        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
-        SIMD for (int64_t i = b; i < e; i++) em_optim_adagrad_##SUF(&w[i], &a[i], g[i], k);                            \
-    }                                                                                                                  \
-    EM_HOT static void adagrad_da_##SUF(void *c_, int64_t b, int64_t e) {                                              \
-        const upd *c = c_;                                                                                             \
-        T *w = c->w, *ga = c->s0, *g2 = c->s1;                                                                         \
-        const T *g = c->g;                                                                                             \
-        em_optim_##SUF k;                                                                                              \
-        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
-        SIMD for (int64_t i = b; i < e; i++) em_optim_adagrad_da_##SUF(&w[i], &ga[i], &g2[i], g[i], k);                \
-    }                                                                                                                  \
-    EM_HOT static void rmsprop_##SUF(void *c_, int64_t b, int64_t e) {                                                 \
-        const upd *c = c_;                                                                                             \
-        T *w = c->w, *ms = c->s0, *mom = c->s1, *mg = c->s2;                                                           \
-        const T *g = c->g;                                                                                             \
-        em_optim_##SUF k;                                                                                              \
-        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
-        /* one loop each way, so the per-element rule's branch folds away */                                           \
-        if (c->k.centered)                                                                                             \
-            SIMD for (int64_t i = b; i < e; i++)                                                                       \
-                em_optim_rmsprop_##SUF(&w[i], &ms[i], &mom[i], &mg[i], g[i], k, true);                                 \
-        else                                                                                                           \
-            SIMD for (int64_t i = b; i < e; i++)                                                                       \
-                em_optim_rmsprop_##SUF(&w[i], &ms[i], &mom[i], NULL, g[i], k, false);                                  \
-    }                                                                                                                  \
-    EM_HOT static void adam_##SUF(void *c_, int64_t b, int64_t e) {                                                    \
-        const upd *c = c_;                                                                                             \
-        T *w = c->w, *m = c->s0, *v = c->s1;                                                                           \
-        const T *g = c->g;                                                                                             \
-        em_optim_##SUF k;                                                                                              \
-        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
-        SIMD for (int64_t i = b; i < e; i++) em_optim_adam_##SUF(&w[i], &m[i], &v[i], g[i], k);                        \
-    }
-KERNELS(float, f32)
-KERNELS(double, f64)
-
-static const em_range_fn kernels[][2] = {
-    [OPT_SGD] = {sgd_f32, sgd_f64},
-    [OPT_MOMENTUM] = {momentum_f32, momentum_f64},
-    [OPT_ADAGRAD] = {adagrad_f32, adagrad_f64},
-    [OPT_ADAGRAD_DA] = {adagrad_da_f32, adagrad_da_f64},
-    [OPT_RMSPROP] = {rmsprop_f32, rmsprop_f64},
-    [OPT_ADAM] = {adam_f32, adam_f64},
-    [OPT_ADAMW] = {adam_f32, adam_f64},
-};
-
-#define UPDATE_GRAIN 16384
-
-/* Runs an update kernel with denormals flushed to zero (as TensorFlow's
- * thread pools do): slots of weights whose gradient is 0 decay geometrically
- * into the denormal range, where each multiply costs ~100 cycles. MXCSR is per
- * thread, so each chunk sets it and puts the caller's value back. */
-static void update_range(void *ctx, int64_t b, int64_t e) {
-    const upd *u = ctx;
-#if defined(__SSE__)
-    unsigned csr = __builtin_ia32_stmxcsr();
-    __builtin_ia32_ldmxcsr(csr | 0x8040); /* FTZ | DAZ */
-    u->kernel(ctx, b, e);
-    __builtin_ia32_ldmxcsr(csr);
-#else
-    u->kernel(ctx, b, e);
-#endif
 }
 
 /* ---- compute and apply ---- */
@@ -521,70 +417,6 @@ static int check_pair(int i, em_tensor *g, em_tensor *v) {
     return 0;
 }
 
-/* apply_updates: inputs step, lr, then per updated variable: the variable,
- * its gradient and its o->nslots slots. attrs: i[0] = variables, seed = the
- * optimizer (a graph holding this node must be released before it). The
- * output is the new step count. */
-static int apply_updates_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
-    (void)c;
-    (void)shape;
-    *dtype = EM_F64;
-    *ndim = 0;
-    return 0;
-}
-
-static void apply_updates_cpu(const em_call *c, em_tensor *out) {
-    const em_optimizer *o = (const em_optimizer *)(uintptr_t)c->a->seed;
-    double t = *(const double *)c->in[0]->data + 1, lr = *(double *)c->in[1]->data;
-    if (o->schedule) *(double *)c->in[1]->data = lr = em_schedule_value(o->schedule, (int64_t)t - 1);
-    static const em_update_kind update_kind[] = {
-        [OPT_SGD] = EM_UPDATE_SGD,         [OPT_MOMENTUM] = EM_UPDATE_MOMENTUM, [OPT_ADAGRAD] = EM_UPDATE_ADAGRAD,
-        [OPT_ADAGRAD_DA] = EM_UPDATE_ADAGRAD_DA, [OPT_RMSPROP] = EM_UPDATE_RMSPROP, [OPT_ADAM] = EM_UPDATE_ADAM,
-        [OPT_ADAMW] = EM_UPDATE_ADAM,
-    };
-    upd u = {.k = {
-                 .kind = update_kind[o->kind],
-                 .lr = lr,
-                 .momentum = o->momentum,
-                 /* 1 - beta in double: in float32, 1 - 0.999f is off by 1e-5 relative */
-                 .rho1 = 1 - o->decay,
-                 .epsilon = o->epsilon,
-                 .beta1c = 1 - o->beta1,
-                 .beta2c = 1 - o->beta2,
-                 .l1t = o->l1 * t,
-                 .l2tlr = o->l2 * t * lr,
-                 .keep = 1 - lr * o->weight_decay,
-                 .nesterov = o->nesterov,
-                 .centered = o->centered,
-             }};
-    if (o->kind == OPT_ADAM || o->kind == OPT_ADAMW) u.k.lr = lr * sqrt(1 - pow(o->beta2, t)) / (1 - pow(o->beta1, t));
-    int per = 2 + o->nslots;
-    for (int64_t i = 0; i < c->a->i[0]; i++) {
-        em_tensor *const *in = c->in + 2 + i * per;
-        if (em__is_gpu(in[0]->device)) { /* a fused update kernel on the variable's GPU */
-            em_gpu_tensor t[5], *slots[3];
-            for (int k = 0; k < per; k++) t[k] = em__gpu_tensor(in[k]);
-            for (int k = 0; k < o->nslots; k++) slots[k] = &t[2 + k];
-            if (em__gpu->update(&u.k, &t[0], &t[1], slots, in[0]->device - EM_GPU_BASE)) return;
-            continue;
-        }
-        u.w = in[0]->data;
-        u.g = in[1]->data;
-        u.s0 = o->nslots > 0 ? in[2]->data : NULL;
-        u.s1 = o->nslots > 1 ? in[3]->data : NULL;
-        u.s2 = o->nslots > 2 ? in[4]->data : NULL;
-        u.kernel = kernels[o->kind][in[0]->dtype == EM_F64];
-        em__parallel_for(in[0]->numel, UPDATE_GRAIN, update_range, &u);
-    }
-    *(double *)c->in[0]->data = t;
-    *(double *)out->data = t;
-}
-
-#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
-    EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, name##_infer, name##_cpu, NULL, NULL)
-#include "ops/optim.def"
-#undef EM_OP
-
 em_tensor *em_apply_gradients_op(em_optimizer *o, int n, em_tensor *const *grads, em_tensor *const *vars) {
     const char *op = "apply_gradients";
     if (!o) {
@@ -605,7 +437,7 @@ em_tensor *em_apply_gradients_op(em_optimizer *o, int n, em_tensor *const *grads
         return NULL;
     }
     /* Everything that can fail happens before the update runs. */
-    int per = 2 + o->nslots, nin = 2 + used * per;
+    int per = 2 + o->r.nslots, nin = 2 + used * per;
     em_tensor *small[2 + 16 * 5], **in = nin <= (int)(sizeof small / sizeof small[0]) ? small
                                                                                        : malloc(sizeof *in * (size_t)nin);
     if (!in) {
@@ -624,10 +456,10 @@ em_tensor *em_apply_gradients_op(em_optimizer *o, int n, em_tensor *const *grads
         }
         in[at++] = vars[i];
         in[at++] = grads[i];
-        for (int k = 0; k < o->nslots; k++) in[at++] = slots[k];
+        for (int k = 0; k < o->r.nslots; k++) in[at++] = slots[k];
     }
     em_tensor *step = em__apply(EM_OP_APPLY_UPDATES, nin, in,
-                                &(em_attrs){.i = {used}, .ni = 1, .seed = (uint64_t)(uintptr_t)o});
+                                &(em_attrs){.i = {used}, .ni = 1, .seed = (uint64_t)(uintptr_t)&o->r});
     if (in != small) free(in);
     return step;
 }

@@ -1,16 +1,21 @@
 /* Ownership scopes and the per-thread state they live in. Every new tensor is
  * put in the innermost scope of its thread; ending the scope drops those
  * references, so a training loop body wrapped in a scope runs in constant
- * memory without freeing intermediates one by one. */
+ * memory without freeing intermediates one by one. The thread's device (the
+ * innermost device scope's, which device.c keeps) lives here too, with the
+ * hooks the layers above set (lib/internal.h). */
 #include "internal.h"
 
 #include <stdlib.h>
 
 static _Thread_local em_thread *current;
 
-/* Defined by the modules that keep per-thread state of their own. */
-void em__tapes_shutdown(em_thread *t);
-void em__variables_shutdown(em_thread *t);
+atomic_int em__ncpu = 1;
+atomic_bool em__placing;
+_Thread_local int em__scoped_device = -1;
+_Thread_local int em__run_threads;
+
+em_hooks em__hooks;
 
 em_thread *em__thread(void) {
     if (current) return current;
@@ -91,6 +96,12 @@ int em_scope_end(void) {
     return 0;
 }
 
+em_tensor *em__ref(em_tensor *t) {
+    if (!t) return NULL;
+    em__retain(t);
+    return em__own(t);
+}
+
 em_tensor *em_keep(em_tensor *x) {
     if (x) em__retain(x);
     return x;
@@ -116,10 +127,11 @@ void em_release(em_tensor *x) {
 void em_shutdown(void) {
     em_thread *t = current;
     if (!t) return;
-    em__trace_shutdown(t);
-    em__tapes_shutdown(t);
-    em__variables_shutdown(t);
-    em__device_scopes_reset();
+    if (em__hooks.trace_shutdown) em__hooks.trace_shutdown(t);
+    if (em__hooks.tapes_shutdown) em__hooks.tapes_shutdown(t);
+    if (em__hooks.variables_shutdown) em__hooks.variables_shutdown(t);
+    if (em__hooks.device_scopes_reset) em__hooks.device_scopes_reset();
+    else em__scoped_device = -1;
     for (int i = t->nscopes - 1; i >= 0; i--) scope_clear(&t->scopes[i]);
     for (int i = 0; i < t->capscopes; i++) free(t->scopes[i].items);
     free(t->scopes);

@@ -5,6 +5,7 @@
  * tensorflow/core/framework/{summary,histogram,tensor,tensor_shape,graph,
  * node_def,attr_value,types}.proto (as shipped in tensorboard/compat/proto). */
 #include "crc32c.h"
+#include "graph/export.h"
 #include "image.h"
 
 #include <errno.h>

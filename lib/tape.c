@@ -39,13 +39,7 @@ static _Thread_local int paused;
 
 void em__tapes_pause(bool pause) { paused += pause ? 1 : -1; }
 
-em_tensor *em__ref(em_tensor *t) {
-    if (!t) return NULL;
-    em__retain(t);
-    return em__own(t);
-}
-
-int em__tape_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out) {
+static int tape_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out) {
     for (int k = 0; k < live.n && !paused; k++) {
         em_tape *tp = live.items[k];
         if (!tp->recording || tp->busy) continue;
@@ -74,6 +68,15 @@ int em__tape_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, em
 oom:
     em__error("%s: out of memory recording on the gradient tape", em__op_def(op)->name);
     return -1;
+}
+
+static void tapes_shutdown(em_thread *t);
+
+/* The dispatcher records through this; em_shutdown releases the thread's
+ * tapes (lib/op.h, lib/internal.h). */
+__attribute__((constructor)) static void install_hooks(void) {
+    em__op_hooks.tape_record = tape_record;
+    em__hooks.tapes_shutdown = tapes_shutdown;
 }
 
 static void clear_records(em_tape *tp) {
@@ -126,7 +129,7 @@ void em_tape_release(em_tape *tp) {
     free(tp);
 }
 
-void em__tapes_shutdown(em_thread *t) {
+static void tapes_shutdown(em_thread *t) {
     (void)t;
     while (live.n) em_tape_release(live.items[live.n - 1]);
     free(live.items);
@@ -192,11 +195,11 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
     }
 
     slot *sy = tmap_get(&m, y);
-    int user_scope = em__scoped_device;
     if (sy) {
-        em__scoped_device = y->device;
-        sy->grad = grad_y ? em__ref(grad_y) : em_fill_like(y, 1.0);
-        em__scoped_device = user_scope;
+        {
+            EM_ON_DEVICE(y->device);
+            sy->grad = grad_y ? em__ref(grad_y) : em_fill_like(y, 1.0);
+        }
         if (!sy->grad) goto fail;
     }
     /* Paths that cross integer or bool values (argmax, comparisons, casts to
@@ -232,9 +235,8 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
         int rc = 0;
         if (any) { /* on the device the op ran on */
             em_call c = {d, rec->n, inputs(rec), &rec->a};
-            em__scoped_device = rec->out->device;
+            EM_ON_DEVICE(rec->out->device);
             rc = d->grad(&c, rec->out, so->grad, need, gin);
-            em__scoped_device = user_scope;
         }
         for (int i = 0; rc == 0 && i < rec->n; i++) {
             if (!need[i] || !gin[i]) continue;
@@ -247,9 +249,10 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
                 break;
             }
             slot *sx = tmap_get(&m, x);
-            em__scoped_device = x->device;
-            sx->grad = sx->grad ? em_add(sx->grad, gin[i]) : gin[i];
-            em__scoped_device = user_scope;
+            {
+                EM_ON_DEVICE(x->device);
+                sx->grad = sx->grad ? em_add(sx->grad, gin[i]) : gin[i];
+            }
             if (!sx->grad) rc = -1;
         }
         if (need != need_small) free(need);

@@ -578,7 +578,7 @@ static int check_data(em_tensor *t, const char *what) {
         em__null_input(what);
         return -1;
     }
-    em__trace_host_read(t);
+    if (em__hooks.host_read) em__hooks.host_read(t);
     if (!t->data && t->numel) {
         em__error("%s: tensor has no value: it is a placeholder that must be fed (em_graph_run feeds)", what);
         return -1;
@@ -724,7 +724,7 @@ int em_format(em_tensor *t, char *buf, size_t size) {
         if (n < 0 || (size_t)n < 2) return n;
         /* "..., dtype=float32)" -> "..., dtype=float32, device='/gpu:0')" as PyTorch prints it */
         s.len = (size_t)n - 1;
-        put(&s, ", device='%s')", em_tensor_device(t));
+        put(&s, ", device='/gpu:%d')", t->device - EM_GPU_BASE); /* em_tensor_device's name (device.c) */
     } else {
         int64_t index[EM_MAX_DIMS] = {0};
         put(&s, "tensor(");
@@ -819,3 +819,11 @@ void em__parallel_for(int64_t n, int64_t grain, em_range_fn fn, void *ctx) {
 #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t c = 0; c < chunks; c++) fn(ctx, c * grain, c + 1 == chunks ? n : (c + 1) * grain);
 }
+
+const char *em__tshape(const em_tensor *t, char *buf, size_t size) {
+    return em_shape_str(em__shape_of(t), buf, size);
+}
+
+bool em_is_variable(const em_tensor *t) { return t && (t->flags & EM_T_VARIABLE); }
+
+const char *em_variable_name(const em_tensor *t) { return em_is_variable(t) ? t->var->name : NULL; }

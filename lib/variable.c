@@ -35,6 +35,16 @@ struct em_varstore {
     struct em_ckpt_pending *pending;
 };
 
+static void variables_shutdown(em_thread *t);
+static const char *innermost_name_scope(void);
+
+/* em_shutdown releases the thread's variables; the graph and the placement
+ * log name ops by the name scope (lib/internal.h). */
+__attribute__((constructor)) static void install_hooks(void) {
+    em__hooks.variables_shutdown = variables_shutdown;
+    em__hooks.name_scope = innermost_name_scope;
+}
+
 static struct em_varstore *store(void) {
     em_thread *t = em__thread();
     if (!t) return NULL;
@@ -219,6 +229,31 @@ static int to_gpu(em_tensor *v, int dev) {
     return 0;
 }
 
+/* The variable in host memory, filled, not registered: NULL with an error. */
+static em_tensor *variable_on_host(struct em_varstore *s, const char *op, const char *full, em_dtype dtype,
+                                   em_shape shape, const em_initializer *init, bool trainable) {
+    size_t len = strlen(full);
+    em_tensor *v = em__alloc(dtype, shape.ndim, shape.dims);
+    struct em_variable_info *info = calloc(1, sizeof *info + len + 1);
+    if (!v || !info) {
+        if (v) em__unref(v);
+        free(info);
+        em__error("%s: Variable %s: out of memory", op, full);
+        return NULL;
+    }
+    info->name = memcpy((char *)(info + 1), full, len + 1);
+    info->trainable = trainable;
+    v->var = info;
+    v->flags |= EM_T_VARIABLE;
+    if (fill_init(v, init, op) || (s->pending && em__ckpt_take(s->pending, v, op))) {
+        if (!em_last_error()) em__error("%s: Variable %s: out of memory", op, full);
+        free_info(v);
+        em__unref(v);
+        return NULL;
+    }
+    return v;
+}
+
 em_tensor *em__variable_new(const char *op, const char *full, em_dtype dtype, em_shape shape,
                             const em_initializer *init, bool trainable) {
     struct em_varstore *s = store();
@@ -244,25 +279,14 @@ em_tensor *em__variable_new(const char *op, const char *full, em_dtype dtype, em
             em__error("%s: Variable %s: negative dimension in shape %s", op, full, em_shape_str(shape, b, sizeof b));
             return NULL;
         }
-    size_t len = strlen(full);
     /* Made and initialised in host memory, then moved to a GPU scope's device. */
     int where = em__scoped_device;
-    if (em__is_gpu(where)) em__scoped_device = 0;
-    em_tensor *v = em__alloc(dtype, shape.ndim, shape.dims);
-    struct em_variable_info *info = calloc(1, sizeof *info + len + 1);
-    if (!v || !info) {
-        if (v) em__unref(v);
-        free(info);
-        em__error("%s: Variable %s: out of memory", op, full);
-        return NULL;
+    em_tensor *v;
+    {
+        EM_ON_DEVICE(em__is_gpu(where) ? 0 : where);
+        v = variable_on_host(s, op, full, dtype, shape, init, trainable);
     }
-    info->name = memcpy((char *)(info + 1), full, len + 1);
-    info->trainable = trainable;
-    v->var = info;
-    v->flags |= EM_T_VARIABLE;
-    int rc = fill_init(v, init, op) || (s->pending && em__ckpt_take(s->pending, v, op));
-    em__scoped_device = where;
-    if (rc || (em__is_gpu(where) && to_gpu(v, where)) || register_var(s, v)) {
+    if (v && ((em__is_gpu(where) && to_gpu(v, where)) || register_var(s, v))) {
         if (!em_last_error()) em__error("%s: Variable %s: out of memory", op, full);
         free_info(v);
         em__unref(v);
@@ -332,10 +356,6 @@ em_tensor *em_get_variable_untrainable(const char *name, em_dtype dtype, em_shap
     return get_variable(name, dtype, shape, init, false);
 }
 
-bool em_is_variable(const em_tensor *t) { return t && (t->flags & EM_T_VARIABLE); }
-
-const char *em_variable_name(const em_tensor *t) { return em_is_variable(t) ? t->var->name : NULL; }
-
 em_tensor *em_find_variable(const char *full_name) {
     struct em_varstore *s = store();
     return s && full_name ? lookup(s, full_name) : NULL;
@@ -386,7 +406,7 @@ void em_variables_release(void) {
     if (s) release_all(s);
 }
 
-void em__variables_shutdown(em_thread *t) {
+static void variables_shutdown(em_thread *t) {
     struct em_varstore *s = t->vars;
     if (!s) return;
     release_all(s);
@@ -442,8 +462,7 @@ static bool overlaps(const em_tensor *v, const em_tensor *x) {
 /* A GPU variable's assignment: computed with ops on its device (the tapes
  * are paused: assignments are not differentiated), then copied in place. */
 static int assign_with_ops(em_tensor *var, em_tensor *value, int mode) {
-    int saved = em__scoped_device;
-    em__scoped_device = var->device;
+    EM_ON_DEVICE(var->device);
     em_scope_begin();
     em__tapes_pause(true);
     em_tensor *v = em_broadcast_to(em_to_device(value, em_tensor_device(var)), em__shape_of(var));
@@ -454,7 +473,6 @@ static int assign_with_ops(em_tensor *var, em_tensor *value, int mode) {
     if (dense) em__unref(dense);
     em__tapes_pause(false);
     em_scope_end();
-    em__scoped_device = saved;
     return rc;
 }
 
@@ -553,10 +571,12 @@ int em_name_scope_end(void) {
     return 0;
 }
 
-const char *em_name_scope(void) {
+static const char *innermost_name_scope(void) {
     struct em_varstore *s = store();
     return s && s->nns ? s->ns[s->nns - 1].path : "";
 }
+
+const char *em_name_scope(void) { return innermost_name_scope(); }
 
 int em_variable_scope_begin(const char *name, em_reuse reuse) {
     const char *op = "variable_scope_begin";

@@ -11,13 +11,6 @@ typedef struct em_slot_set {
     em_tensor *slot[3];
 } em_slot_set;
 
-struct em_variable_info {
-    char *name; /* full name, "scope/sub/name" */
-    bool trainable;
-    em_slot_set *slots; /* BORROWED slot variables (they are in the store too) */
-    int nslots;
-};
-
 /* Creates and registers a variable named `full` as is (no scope prefix),
  * contiguous, filled from init (or from a pending checkpoint entry of that
  * name). BORROWED. NULL with an error naming `op`. */

@@ -232,6 +232,46 @@ static int graph_run(void *ctx) {
     return em_graph_run(c->g, 1, (em_feed[]){{c->x, c->value}}, 2, (em_tensor *[]){c->train, c->loss}, out);
 }
 
+/* Making a variable in a device scope: a failed allocation leaves the
+ * scope as it was (the variable is made in host memory, with the scoped
+ * device set to the CPU for that time). */
+static int make_variable(void *ctx) {
+    const char *device = ctx;
+    em_tensor *v = em_get_variable("v", EM_F32, EM_SHAPE(3, 4), EM_INIT_GLOROT);
+    ck_assert_str_eq(em_device_current(), device);
+    return v ? 0 : -1;
+}
+
+START_TEST(test_oom_variable_device_scope) {
+    ck_assert_int_eq(em_set_cpu_devices(2, 1), 0);
+    ck_assert_int_eq(em_device_begin("/cpu:1"), 0);
+    ck_assert_int_gt(until_success(make_variable, "/cpu:1"), 0);
+    ck_assert_int_eq(em_device_end(), 0);
+    em_variables_release();
+    ck_assert_int_eq(em_set_cpu_devices(1, 0), 0);
+
+    /* In a GPU scope the variable is made on the host first: an allocation
+     * that fails there must put the GPU scope back (it once left the CPU
+     * set, so that the next op meant for the GPU ran on the CPU). The scope
+     * is set as em_device_begin("/gpu:0") sets it; no GPU is touched, since
+     * the first allocation fails. */
+    int saved = em__scoped_device;
+    em__scoped_device = EM_GPU_BASE;
+    fail_at f = {0, 1};
+    em__set_alloc_fail_hook(fail_kth, &f);
+    em_tensor *v = em_get_variable("w", EM_F32, EM_SHAPE(3, 4), EM_INIT_CONST(0));
+    em__set_alloc_fail_hook(NULL, NULL);
+    int after = em__scoped_device;
+    em__scoped_device = saved;
+    ck_assert_ptr_null(v);
+    ck_assert_msg(em_last_error() && strstr(em_last_error(), "out of memory"), "error: %s",
+                  em_last_error() ? em_last_error() : "(none)");
+    em_clear_error();
+    ck_assert_int_eq(after, EM_GPU_BASE);
+    ck_assert_ptr_null(em_find_variable("w"));
+}
+END_TEST
+
 START_TEST(test_oom_graph_fresh_plan) {
     graph_ctx c = {.x = em_placeholder(EM_F32, EM_SHAPE(-1, 3), "x")};
     em_tensor *w = em_get_variable("gw", EM_F32, EM_SHAPE(3, 1), EM_INIT_CONST(0.25));
@@ -275,6 +315,7 @@ int main(void) {
     tcase_add_test(tc, test_oom_training_step);
     tcase_add_test(tc, test_oom_checkpoint);
     tcase_add_test(tc, test_oom_graph_fresh_plan);
+    tcase_add_test(tc, test_oom_variable_device_scope);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

@@ -2,7 +2,7 @@
  * plans, the executor and the exporters share. Not installed; only
  * the files of lib/graph/ include it.
  *
- *   trace.c     placeholders; tracing (em_trace_begin, em__trace_record,
+ *   trace.c     placeholders; tracing (em_trace_begin, trace_record,
  *               em_trace_end); the graph's lifetime and stats
  *   optimize.c  constant folding and common-subexpression elimination
  *   plan.c      memory plans, one function per pass, and the plan cache
@@ -11,7 +11,7 @@
  *   export.c    Graphviz (em_graph_write_dot) and the node walk exporters
  *               use (em__graph_visit: TensorBoard's GraphDef)
  *
- * Tracing: em__apply calls em__trace_record for each op run while a trace is
+ * Tracing: em__apply calls trace_record (lib/op.h's hook) for each op run while a trace is
  * open, so a graph is the list of ops a step ran, in order (which is a
  * topological order). Tensors that existed before the trace become graph
  * inputs: variables (read live at run time), placeholders (fed) and constants
@@ -34,7 +34,8 @@
 #ifndef EMBER_GRAPH_GRAPH_H
 #define EMBER_GRAPH_GRAPH_H
 
-#include "internal.h"
+#include "device.h"
+#include "export.h"
 #include "ptrmap.h"
 
 /* ---- placeholders (trace.c) ---- */

@@ -1,5 +1,7 @@
 /* Placeholders, the tracer and the graph's lifetime: em_placeholder, tracing
- * (em_trace_begin, em__trace_record, em_trace_end) and em_graph_release.
+ * (em_trace_begin, trace_record, em_trace_end) and em_graph_release. The
+ * dispatcher and the tensors reach the tracer through hooks (lib/op.h,
+ * lib/internal.h), installed below.
  * graph.h describes how a traced graph works. */
 #include "graph.h"
 
@@ -143,7 +145,7 @@ int em_trace_begin(void) {
     return 0;
 }
 
-int em__trace_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out) {
+static int trace_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out) {
     em_graph *g = em__thread()->trace;
     const em_op_def *d = em__op_def(op);
     gnode *nodes = grow(g->nodes, &g->capn, g->nn + 1, sizeof *nodes);
@@ -152,7 +154,7 @@ int em__trace_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, e
     gnode *node = &g->nodes[g->nn];
     *node = (gnode){.op = op, .n = n, .a = *a, .device = out->device, .runs_on = out->device};
     node->in = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
-    const char *scope = em_name_scope();
+    const char *scope = em__name_scope();
     node->name = malloc(strlen(scope) + strlen(d->name) + 24);
     if (!node->in || !node->name) {
         free(node->in);
@@ -175,13 +177,13 @@ oom:
     return -1;
 }
 
-bool em__trace_symbolic(int ndim, const int64_t *shape) {
+static bool trace_symbolic(int ndim, const int64_t *shape) {
     for (int d = 0; d < ndim; d++)
         if (shape[d] && shape[d] % STANDIN == 0) return true;
     return false;
 }
 
-void em__trace_host_read(const em_tensor *t) {
+static void trace_host_read(const em_tensor *t) {
     em_thread *th = em__thread();
     if (!th || !th->trace) return;
     int64_t v = em__ptrmap_get(&th->trace->index, t);
@@ -226,9 +228,16 @@ void em_graph_release(em_graph *g) {
     free(g);
 }
 
-void em__trace_shutdown(em_thread *t) {
+static void trace_shutdown(em_thread *t) {
     if (t->trace) em_graph_release(t->trace);
     t->trace = NULL;
 }
 
 em_graph_stats em_graph_get_stats(const em_graph *g) { return g ? g->stats : (em_graph_stats){0}; }
+
+__attribute__((constructor)) static void install_hooks(void) {
+    em__op_hooks.trace_record = trace_record;
+    em__op_hooks.trace_symbolic = trace_symbolic;
+    em__hooks.host_read = trace_host_read;
+    em__hooks.trace_shutdown = trace_shutdown;
+}

@@ -2,7 +2,7 @@
  * of their shape rules, and convolution and pooling's geometry from the
  * attributes; then the layers that are compositions of other ops: bias_add
  * and dropout. */
-#include "../tape.h"
+#include "../internal.h"
 #include "nn.h"
 
 /* ---- the checks (nn.h) ---- */

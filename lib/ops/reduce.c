@@ -13,7 +13,6 @@
 #include "../gpu.h"
 #include "../internal.h"
 #include "../reduce_plan.h"
-#include "../tape.h"
 
 #include <inttypes.h>
 #include <math.h>

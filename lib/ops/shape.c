@@ -4,7 +4,6 @@
  * composites expand_dims, squeeze, split and split_sizes are built on them. */
 #include "../gpu.h"
 #include "../internal.h"
-#include "../tape.h"
 
 #include <inttypes.h>
 #include <stdlib.h>

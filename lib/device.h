@@ -1,0 +1,11 @@
+/* Devices' interface inside layer 2 (device.c): what the graph's executor
+ * asks of the device registry. */
+#ifndef EMBER_LIB_DEVICE_H
+#define EMBER_LIB_DEVICE_H
+
+#include "internal.h"
+
+/* Device dev's thread count, 0 for em_num_threads(). */
+int em__device_threads(int dev);
+
+#endif

@@ -1,0 +1,171 @@
+/* apply_updates: one optimizer step as one op, whose kernel runs one fused
+ * pass over each variable's memory (the optimizers, their slots and
+ * schedules: optim.c). The rules themselves are lib/optim_math.h's, shared
+ * with the GPU's update kernels. */
+#include "optim.h"
+
+#include <math.h>
+
+/* ---- fused update kernels ---- */
+
+typedef struct {
+    void *w;
+    const void *g;
+    void *s0, *s1, *s2;
+    em_update_coeffs k; /* the step's scalars, shared with the GPU's update kernels (lib/gpu.h) */
+    em_range_fn kernel;
+} upd;
+
+/* Each loop is elementwise (no element depends on another), so `omp simd`
+ * is safe even when a gradient is its own variable. The rules themselves are
+ * lib/optim_math.h's, shared with the GPU's update kernels. */
+#define SIMD _Pragma("omp simd")
+#define KERNELS(T, SUF)                                                                                                \
+    EM_HOT static void sgd_##SUF(void *c_, int64_t b, int64_t e) {                                                     \
+        const upd *c = c_;                                                                                             \
+        T *w = c->w;                                                                                                   \
+        const T *g = c->g;                                                                                             \
+        em_optim_##SUF k;                                                                                              \
+        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
+        SIMD for (int64_t i = b; i < e; i++) em_optim_sgd_##SUF(&w[i], g[i], k);                                       \
+    }                                                                                                                  \
+    EM_HOT static void momentum_##SUF(void *c_, int64_t b, int64_t e) {                                                \
+        const upd *c = c_;                                                                                             \
+        T *w = c->w, *a = c->s0;                                                                                       \
+        const T *g = c->g;                                                                                             \
+        em_optim_##SUF k;                                                                                              \
+        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
+        SIMD for (int64_t i = b; i < e; i++) em_optim_momentum_##SUF(&w[i], &a[i], g[i], k);                           \
+    }                                                                                                                  \
+    EM_HOT static void adagrad_##SUF(void *c_, int64_t b, int64_t e) {                                                 \
+        const upd *c = c_;                                                                                             \
+        T *w = c->w, *a = c->s0;                                                                                       \
+        const T *g = c->g;                                                                                             \
+        em_optim_##SUF k;                                                                                              \
+        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
+        SIMD for (int64_t i = b; i < e; i++) em_optim_adagrad_##SUF(&w[i], &a[i], g[i], k);                            \
+    }                                                                                                                  \
+    EM_HOT static void adagrad_da_##SUF(void *c_, int64_t b, int64_t e) {                                              \
+        const upd *c = c_;                                                                                             \
+        T *w = c->w, *ga = c->s0, *g2 = c->s1;                                                                         \
+        const T *g = c->g;                                                                                             \
+        em_optim_##SUF k;                                                                                              \
+        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
+        SIMD for (int64_t i = b; i < e; i++) em_optim_adagrad_da_##SUF(&w[i], &ga[i], &g2[i], g[i], k);                \
+    }                                                                                                                  \
+    EM_HOT static void rmsprop_##SUF(void *c_, int64_t b, int64_t e) {                                                 \
+        const upd *c = c_;                                                                                             \
+        T *w = c->w, *ms = c->s0, *mom = c->s1, *mg = c->s2;                                                           \
+        const T *g = c->g;                                                                                             \
+        em_optim_##SUF k;                                                                                              \
+        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
+        /* one loop each way, so the per-element rule's branch folds away */                                           \
+        if (c->k.centered)                                                                                             \
+            SIMD for (int64_t i = b; i < e; i++)                                                                       \
+                em_optim_rmsprop_##SUF(&w[i], &ms[i], &mom[i], &mg[i], g[i], k, true);                                 \
+        else                                                                                                           \
+            SIMD for (int64_t i = b; i < e; i++)                                                                       \
+                em_optim_rmsprop_##SUF(&w[i], &ms[i], &mom[i], NULL, g[i], k, false);                                  \
+    }                                                                                                                  \
+    EM_HOT static void adam_##SUF(void *c_, int64_t b, int64_t e) {                                                    \
+        const upd *c = c_;                                                                                             \
+        T *w = c->w, *m = c->s0, *v = c->s1;                                                                           \
+        const T *g = c->g;                                                                                             \
+        em_optim_##SUF k;                                                                                              \
+        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
+        SIMD for (int64_t i = b; i < e; i++) em_optim_adam_##SUF(&w[i], &m[i], &v[i], g[i], k);                        \
+    }
+KERNELS(float, f32)
+KERNELS(double, f64)
+
+static const em_range_fn kernels[][2] = {
+    [OPT_SGD] = {sgd_f32, sgd_f64},
+    [OPT_MOMENTUM] = {momentum_f32, momentum_f64},
+    [OPT_ADAGRAD] = {adagrad_f32, adagrad_f64},
+    [OPT_ADAGRAD_DA] = {adagrad_da_f32, adagrad_da_f64},
+    [OPT_RMSPROP] = {rmsprop_f32, rmsprop_f64},
+    [OPT_ADAM] = {adam_f32, adam_f64},
+    [OPT_ADAMW] = {adam_f32, adam_f64},
+};
+
+#define UPDATE_GRAIN 16384
+
+/* Runs an update kernel with denormals flushed to zero (as TensorFlow's
+ * thread pools do): slots of weights whose gradient is 0 decay geometrically
+ * into the denormal range, where each multiply costs ~100 cycles. MXCSR is per
+ * thread, so each chunk sets it and puts the caller's value back. */
+static void update_range(void *ctx, int64_t b, int64_t e) {
+    const upd *u = ctx;
+#if defined(__SSE__)
+    unsigned csr = __builtin_ia32_stmxcsr();
+    __builtin_ia32_ldmxcsr(csr | 0x8040); /* FTZ | DAZ */
+    u->kernel(ctx, b, e);
+    __builtin_ia32_ldmxcsr(csr);
+#else
+    u->kernel(ctx, b, e);
+#endif
+}
+
+/* apply_updates: inputs step, lr, then per updated variable: the variable,
+ * its gradient and its o->nslots slots. attrs: i[0] = variables, seed = the
+ * optimizer's rule (a graph holding this node must be released before it). The
+ * output is the new step count. */
+static int apply_updates_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    (void)c;
+    (void)shape;
+    *dtype = EM_F64;
+    *ndim = 0;
+    return 0;
+}
+
+static void apply_updates_cpu(const em_call *c, em_tensor *out) {
+    const em_update_rule *o = (const em_update_rule *)(uintptr_t)c->a->seed;
+    double t = *(const double *)c->in[0]->data + 1, lr = *(double *)c->in[1]->data;
+    if (o->schedule) *(double *)c->in[1]->data = lr = o->schedule_value(o->schedule, (int64_t)t - 1);
+    static const em_update_kind update_kind[] = {
+        [OPT_SGD] = EM_UPDATE_SGD,         [OPT_MOMENTUM] = EM_UPDATE_MOMENTUM, [OPT_ADAGRAD] = EM_UPDATE_ADAGRAD,
+        [OPT_ADAGRAD_DA] = EM_UPDATE_ADAGRAD_DA, [OPT_RMSPROP] = EM_UPDATE_RMSPROP, [OPT_ADAM] = EM_UPDATE_ADAM,
+        [OPT_ADAMW] = EM_UPDATE_ADAM,
+    };
+    upd u = {.k = {
+                 .kind = update_kind[o->kind],
+                 .lr = lr,
+                 .momentum = o->momentum,
+                 /* 1 - beta in double: in float32, 1 - 0.999f is off by 1e-5 relative */
+                 .rho1 = 1 - o->decay,
+                 .epsilon = o->epsilon,
+                 .beta1c = 1 - o->beta1,
+                 .beta2c = 1 - o->beta2,
+                 .l1t = o->l1 * t,
+                 .l2tlr = o->l2 * t * lr,
+                 .keep = 1 - lr * o->weight_decay,
+                 .nesterov = o->nesterov,
+                 .centered = o->centered,
+             }};
+    if (o->kind == OPT_ADAM || o->kind == OPT_ADAMW) u.k.lr = lr * sqrt(1 - pow(o->beta2, t)) / (1 - pow(o->beta1, t));
+    int per = 2 + o->nslots;
+    for (int64_t i = 0; i < c->a->i[0]; i++) {
+        em_tensor *const *in = c->in + 2 + i * per;
+        if (em__is_gpu(in[0]->device)) { /* a fused update kernel on the variable's GPU */
+            em_gpu_tensor t[5], *slots[3];
+            for (int k = 0; k < per; k++) t[k] = em__gpu_tensor(in[k]);
+            for (int k = 0; k < o->nslots; k++) slots[k] = &t[2 + k];
+            if (em__gpu->update(&u.k, &t[0], &t[1], slots, in[0]->device - EM_GPU_BASE)) return;
+            continue;
+        }
+        u.w = in[0]->data;
+        u.g = in[1]->data;
+        u.s0 = o->nslots > 0 ? in[2]->data : NULL;
+        u.s1 = o->nslots > 1 ? in[3]->data : NULL;
+        u.s2 = o->nslots > 2 ? in[4]->data : NULL;
+        u.kernel = kernels[o->kind][in[0]->dtype == EM_F64];
+        em__parallel_for(in[0]->numel, UPDATE_GRAIN, update_range, &u);
+    }
+    *(double *)c->in[0]->data = t;
+    *(double *)out->data = t;
+}
+
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
+    EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, name##_infer, name##_cpu, NULL, NULL)
+#include "optim.def"
+#undef EM_OP
