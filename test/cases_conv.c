@@ -43,29 +43,7 @@ const gc_case gc_cases_conv[] = {
  * Every expected value is computed by a ref below, in float64 from the
  * case's input values as its dtype holds them, by the loops of a direct
  * convolution and TensorFlow's padding rule, independently of the kernels.
- * Inputs are small integers (XA, XB), so float32 sums are exact. */
-
-/* random.Random(1).randint(-4, 4) and random.Random(2).randint(-4, 4), 64 each */
-static const double XA[64] = {-2, -3, 0,  -3, 3,  3,  3,  2, -1, -3, 3,  -4, 2,  2, -4, 3,  0,  -1, -3, 1,  -4, -4,
-                              -4, 4,  -4, 2,  -1, 2,  -4, 4, -1, 3,  3,  4,  -1, 1, -1, -1, 3,  0,  -4, 2,  4,  -3,
-                              -2, 0,  -3, 1,  4,  2,  4,  -1, 0, 0,  3,  4,  2,  -4, 3, -1, 2,  2,  -2, 1};
-static const double XB[64] = {-4, -3, -3, 1,  -2, 0,  0,  -1, -4, -2, 2,  2,  4,  1,  4,  3, 4,  0,  -4, -4, 1, 3,
-                              1,  2,  2,  4,  -2, 4,  -2, -1, -1, -4, -2, 1,  -2, -2, 4,  4, 1,  4,  4,  -2, 3, 2,
-                              4,  1,  1,  1,  3,  -2, 2,  3,  4,  -1, 3,  0,  3,  4,  4,  1, 3,  3,  1,  4};
-
-/* Element i of input k as its dtype holds it. */
-static double in_at(const fw_case *c, int k, int64_t i) {
-    double v = c->in[k].v[i];
-    return c->in[k].dtype == EM_F32 ? (double)(float)v : v;
-}
-/* All of input k as float64, or zeros of shape s for k < 0 (malloc'd). */
-static double *load(const fw_case *c, int k, em_shape s) {
-    int64_t n = em_shape_numel(s);
-    double *v = calloc((size_t)(n ? n : 1), sizeof(double));
-    ck_assert_ptr_nonnull(v);
-    for (int64_t i = 0; k >= 0 && i < n; i++) v[i] = in_at(c, k, i);
-    return v;
-}
+ * Inputs are small integers (fw_ints_a, fw_ints_b), so float32 sums are exact. */
 
 /* ---- convolution: a direct loop over every output pixel, tap and channel pair ---- */
 
@@ -74,21 +52,6 @@ typedef struct {
     em_padding pad;
 } conv_at;
 
-/* TensorFlow's rule: SAME gives ceil(in / s) outputs and pads max((out - 1) s + ek - in, 0)
- * in total, the smaller half before; VALID gives (in - ek) / s + 1 and no padding,
- * with ek = (k - 1) d + 1. */
-static void out_dim(int64_t in, int64_t k, int s, int d, em_padding pad, int64_t *out, int64_t *before) {
-    int64_t ek = (k - 1) * d + 1;
-    if (pad == EM_PAD_SAME) {
-        *out = (in + s - 1) / s;
-        int64_t total = (*out - 1) * s + ek - in;
-        *before = total > 0 ? total / 2 : 0;
-    } else {
-        *out = (in - ek) / s + 1;
-        *before = 0;
-    }
-}
-
 /* y = conv(x, w) over input x [N,H,W,C] and filter w [KH,KW,C,O]. Each of x,
  * w and y comes from an input (its index) or is the output (-1): the forward
  * op computes y, backprop_input x (from w and y = dy), backprop_filter w. */
@@ -96,11 +59,11 @@ static void conv_ref_(const fw_case *c, double *e, conv_at a, int kx, int kw, in
     em_shape xs = kx >= 0 ? c->in[kx].shape : c->out_shape, ws = kw >= 0 ? c->in[kw].shape : c->out_shape;
     int64_t N = xs.dims[0], H = xs.dims[1], W = xs.dims[2], C = xs.dims[3];
     int64_t KH = ws.dims[0], KW = ws.dims[1], O = ws.dims[3], OH, OW, PH, PW;
-    out_dim(H, KH, a.sh, a.dh, a.pad, &OH, &PH);
-    out_dim(W, KW, a.sw, a.dw, a.pad, &OW, &PW);
+    fw_out_dim(H, KH, a.sh, a.dh, a.pad, &OH, &PH);
+    fw_out_dim(W, KW, a.sw, a.dw, a.pad, &OW, &PW);
     em_shape ys = EM_SHAPE(N, OH, OW, O);
     if (ky >= 0) ck_assert(em_shape_equal(ys, c->in[ky].shape));
-    double *x = load(c, kx, xs), *w = load(c, kw, ws), *y = load(c, ky, ys);
+    double *x = fw_load(c, kx, xs), *w = fw_load(c, kw, ws), *y = fw_load(c, ky, ys);
     for (int64_t n = 0; n < N; n++)
         for (int64_t oy = 0; oy < OH; oy++)
             for (int64_t ox = 0; ox < OW; ox++)
@@ -195,28 +158,28 @@ CONV_TAPE_CASE(bpf_tape_valid_s2, 1, 2, 2, 1, 1, EM_PAD_VALID)
 #define S4(a, b, c, d) EM_SHAPE(a, b, c, d)
 
 const fw_case fw_cases_conv[] = {
-    FLOATS2(NN2, "conv2d", conv_same, S4(1, 4, 4, 3), S4(1, 4, 4, 2), XA, S4(3, 3, 2, 3), XB),
-    FLOATS2(NN2, "conv2d", conv_valid_s2, S4(2, 2, 2, 2), S4(2, 5, 5, 1), XA, S4(2, 2, 1, 2), XB),
-    FLOATS2(NN2, "conv2d", conv_same_s2, S4(1, 3, 3, 2), S4(1, 5, 6, 2), XA, S4(3, 3, 2, 2), XB),
-    FLOATS2(NN2, "conv2d", conv_same_s2_d2, S4(1, 3, 3, 1), S4(1, 6, 5, 2), XA, S4(2, 3, 2, 1), XB),
-    FLOATS2(NN2, "conv2d", conv_1x1, S4(1, 3, 3, 2), S4(1, 3, 3, 4), XA, S4(1, 1, 4, 2), XB),
-    FLOATS2(NN2, "conv2d", conv_valid_s12_d21, S4(1, 3, 2, 3), S4(1, 5, 5, 2), XA, S4(2, 2, 2, 3), XB),
-    FLOATS2(NN2, "conv2d", conv_same_o16, S4(1, 4, 4, 16), S4(1, 4, 4, 1), XA, S4(2, 2, 1, 16), XB),
-    FLOATS2(NN2, "conv2d_backprop_input", bpi_same_s2, S4(1, 5, 5, 2), S4(3, 3, 2, 3), XB, S4(1, 3, 3, 3), XA),
-    FLOATS2(NN2, "conv2d_backprop_input", bpi_valid, S4(1, 4, 4, 2), S4(2, 2, 2, 2), XB, S4(1, 3, 3, 2), XA),
-    FLOATS2(NN2, "conv2d_backprop_input", bpi_same_d2, S4(2, 4, 3, 1), S4(2, 2, 1, 2), XB, S4(2, 4, 3, 2), XA),
-    FLOATS2(NN2, "conv2d_backprop_input", bpi_same_c16, S4(1, 4, 4, 16), S4(2, 2, 16, 1), XB, S4(1, 4, 4, 1), XA),
-    FLOATS2(NN3, "conv2d_backprop_input", bpi_tape_same_s2, S4(1, 5, 6, 2), S4(1, 5, 6, 2), XA, S4(3, 3, 2, 2), XB,
-            S4(1, 3, 3, 2), XB + 20),
-    FLOATS2(NN3, "conv2d_backprop_input", bpi_tape_valid_s2, S4(2, 5, 5, 1), S4(2, 5, 5, 1), XA, S4(2, 2, 1, 2), XB,
-            S4(2, 2, 2, 2), XB + 8),
-    FLOATS2(NN2, "conv2d_backprop_filter", bpf_same_s2, S4(3, 3, 2, 3), S4(1, 5, 5, 2), XA, S4(1, 3, 3, 3), XB),
-    FLOATS2(NN2, "conv2d_backprop_filter", bpf_valid, S4(2, 2, 1, 2), S4(2, 4, 4, 1), XA, S4(2, 3, 3, 2), XB),
-    FLOATS2(NN2, "conv2d_backprop_filter", bpf_same_d2, S4(2, 2, 1, 2), S4(2, 4, 3, 1), XA, S4(2, 4, 3, 2), XB),
-    FLOATS2(NN2, "conv2d_backprop_filter", bpf_same_o16, S4(2, 2, 1, 16), S4(1, 2, 2, 1), XA, S4(1, 2, 2, 16), XB),
-    FLOATS2(NN3, "conv2d_backprop_filter", bpf_tape_same_s2_d2, S4(2, 3, 2, 1), S4(1, 6, 5, 2), XA, S4(2, 3, 2, 1), XB,
-            S4(1, 3, 3, 1), XB + 12),
-    FLOATS2(NN3, "conv2d_backprop_filter", bpf_tape_valid_s2, S4(2, 2, 1, 2), S4(2, 5, 5, 1), XA, S4(2, 2, 1, 2), XB,
-            S4(2, 2, 2, 2), XB + 8),
+    FLOATS2(NN2, "conv2d", conv_same, S4(1, 4, 4, 3), S4(1, 4, 4, 2), fw_ints_a, S4(3, 3, 2, 3), fw_ints_b),
+    FLOATS2(NN2, "conv2d", conv_valid_s2, S4(2, 2, 2, 2), S4(2, 5, 5, 1), fw_ints_a, S4(2, 2, 1, 2), fw_ints_b),
+    FLOATS2(NN2, "conv2d", conv_same_s2, S4(1, 3, 3, 2), S4(1, 5, 6, 2), fw_ints_a, S4(3, 3, 2, 2), fw_ints_b),
+    FLOATS2(NN2, "conv2d", conv_same_s2_d2, S4(1, 3, 3, 1), S4(1, 6, 5, 2), fw_ints_a, S4(2, 3, 2, 1), fw_ints_b),
+    FLOATS2(NN2, "conv2d", conv_1x1, S4(1, 3, 3, 2), S4(1, 3, 3, 4), fw_ints_a, S4(1, 1, 4, 2), fw_ints_b),
+    FLOATS2(NN2, "conv2d", conv_valid_s12_d21, S4(1, 3, 2, 3), S4(1, 5, 5, 2), fw_ints_a, S4(2, 2, 2, 3), fw_ints_b),
+    FLOATS2(NN2, "conv2d", conv_same_o16, S4(1, 4, 4, 16), S4(1, 4, 4, 1), fw_ints_a, S4(2, 2, 1, 16), fw_ints_b),
+    FLOATS2(NN2, "conv2d_backprop_input", bpi_same_s2, S4(1, 5, 5, 2), S4(3, 3, 2, 3), fw_ints_b, S4(1, 3, 3, 3), fw_ints_a),
+    FLOATS2(NN2, "conv2d_backprop_input", bpi_valid, S4(1, 4, 4, 2), S4(2, 2, 2, 2), fw_ints_b, S4(1, 3, 3, 2), fw_ints_a),
+    FLOATS2(NN2, "conv2d_backprop_input", bpi_same_d2, S4(2, 4, 3, 1), S4(2, 2, 1, 2), fw_ints_b, S4(2, 4, 3, 2), fw_ints_a),
+    FLOATS2(NN2, "conv2d_backprop_input", bpi_same_c16, S4(1, 4, 4, 16), S4(2, 2, 16, 1), fw_ints_b, S4(1, 4, 4, 1), fw_ints_a),
+    FLOATS2(NN3, "conv2d_backprop_input", bpi_tape_same_s2, S4(1, 5, 6, 2), S4(1, 5, 6, 2), fw_ints_a, S4(3, 3, 2, 2), fw_ints_b,
+            S4(1, 3, 3, 2), fw_ints_b + 20),
+    FLOATS2(NN3, "conv2d_backprop_input", bpi_tape_valid_s2, S4(2, 5, 5, 1), S4(2, 5, 5, 1), fw_ints_a, S4(2, 2, 1, 2), fw_ints_b,
+            S4(2, 2, 2, 2), fw_ints_b + 8),
+    FLOATS2(NN2, "conv2d_backprop_filter", bpf_same_s2, S4(3, 3, 2, 3), S4(1, 5, 5, 2), fw_ints_a, S4(1, 3, 3, 3), fw_ints_b),
+    FLOATS2(NN2, "conv2d_backprop_filter", bpf_valid, S4(2, 2, 1, 2), S4(2, 4, 4, 1), fw_ints_a, S4(2, 3, 3, 2), fw_ints_b),
+    FLOATS2(NN2, "conv2d_backprop_filter", bpf_same_d2, S4(2, 2, 1, 2), S4(2, 4, 3, 1), fw_ints_a, S4(2, 4, 3, 2), fw_ints_b),
+    FLOATS2(NN2, "conv2d_backprop_filter", bpf_same_o16, S4(2, 2, 1, 16), S4(1, 2, 2, 1), fw_ints_a, S4(1, 2, 2, 16), fw_ints_b),
+    FLOATS2(NN3, "conv2d_backprop_filter", bpf_tape_same_s2_d2, S4(2, 3, 2, 1), S4(1, 6, 5, 2), fw_ints_a, S4(2, 3, 2, 1), fw_ints_b,
+            S4(1, 3, 3, 1), fw_ints_b + 12),
+    FLOATS2(NN3, "conv2d_backprop_filter", bpf_tape_valid_s2, S4(2, 2, 1, 2), S4(2, 5, 5, 1), fw_ints_a, S4(2, 2, 1, 2), fw_ints_b,
+            S4(2, 2, 2, 2), fw_ints_b + 8),
     {.fn = NULL},
 };

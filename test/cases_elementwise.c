@@ -173,18 +173,6 @@ static em_tensor *w_tanh_zero(em_tensor *const *in) { return em_div(in[1], em_ta
 
 /* ---- references, in double from the values the inputs hold ---- */
 
-/* Input element i as test_ops.c's make_input stores it in the input's dtype. */
-static double held(const fw_input *in, int64_t i) {
-    double v = in->v[i];
-    switch (in->dtype) {
-    case EM_F32: return (float)v;
-    case EM_I32: return (int32_t)v;
-    case EM_I64: return (double)(int64_t)v;
-    case EM_U8: return (uint8_t)v;
-    case EM_BOOL: return v != 0;
-    default: return v;
-    }
-}
 
 /* The element of `in` that output element i (row-major in `out`) reads under NumPy broadcasting. */
 static int64_t bcast_at(const fw_input *in, em_shape out, int64_t i) {
@@ -269,9 +257,9 @@ static void ref_ew(const fw_case *c, double *expect) {
     ck_assert_msg(r != NULL && (c->nin == 1 ? r->f1 != NULL : r->f2 != NULL), "%s: no reference for %s", c->label,
                   c->op);
     for (int64_t i = 0; i < em_shape_numel(c->out_shape); i++) {
-        double x = held(&c->in[0], bcast_at(&c->in[0], c->out_shape, i)), v;
+        double x = fw_held(&c->in[0], bcast_at(&c->in[0], c->out_shape, i)), v;
         if (c->nin == 1) v = r->f1(x);
-        else v = r->f2(x, held(&c->in[1], bcast_at(&c->in[1], c->out_shape, i)));
+        else v = r->f2(x, fw_held(&c->in[1], bcast_at(&c->in[1], c->out_shape, i)));
         expect[i] = c->out_dtype == EM_F32 ? to_f32(v) : v;
     }
 }
@@ -279,8 +267,8 @@ static void ref_ew(const fw_case *c, double *expect) {
 /* cond ? a : b, broadcast. */
 static void ref_where(const fw_case *c, double *expect) {
     for (int64_t i = 0; i < em_shape_numel(c->out_shape); i++) {
-        int k = held(&c->in[0], bcast_at(&c->in[0], c->out_shape, i)) != 0 ? 1 : 2;
-        expect[i] = held(&c->in[k], bcast_at(&c->in[k], c->out_shape, i));
+        int k = fw_held(&c->in[0], bcast_at(&c->in[0], c->out_shape, i)) != 0 ? 1 : 2;
+        expect[i] = fw_held(&c->in[k], bcast_at(&c->in[k], c->out_shape, i));
     }
 }
 

@@ -36,45 +36,8 @@ const gc_case gc_cases_pool[] = {
  * Every expected value is computed by a ref below, in float64 from the
  * case's input values as its dtype holds them, by the loops of a direct
  * pooling and TensorFlow's padding rule, independently of the kernels.
- * Inputs are small integers (XA, XB), so float32 sums are exact and max
+ * Inputs are small integers (fw_ints_a, fw_ints_b), so float32 sums are exact and max
  * pooling has ties. */
-
-/* random.Random(1).randint(-4, 4) and random.Random(2).randint(-4, 4), 64 each */
-static const double XA[64] = {-2, -3, 0,  -3, 3,  3,  3,  2, -1, -3, 3,  -4, 2,  2, -4, 3,  0,  -1, -3, 1,  -4, -4,
-                              -4, 4,  -4, 2,  -1, 2,  -4, 4, -1, 3,  3,  4,  -1, 1, -1, -1, 3,  0,  -4, 2,  4,  -3,
-                              -2, 0,  -3, 1,  4,  2,  4,  -1, 0, 0,  3,  4,  2,  -4, 3, -1, 2,  2,  -2, 1};
-static const double XB[64] = {-4, -3, -3, 1,  -2, 0,  0,  -1, -4, -2, 2,  2,  4,  1,  4,  3, 4,  0,  -4, -4, 1, 3,
-                              1,  2,  2,  4,  -2, 4,  -2, -1, -1, -4, -2, 1,  -2, -2, 4,  4, 1,  4,  4,  -2, 3, 2,
-                              4,  1,  1,  1,  3,  -2, 2,  3,  4,  -1, 3,  0,  3,  4,  4,  1, 3,  3,  1,  4};
-
-/* Element i of input k as its dtype holds it. */
-static double in_at(const fw_case *c, int k, int64_t i) {
-    double v = c->in[k].v[i];
-    return c->in[k].dtype == EM_F32 ? (double)(float)v : v;
-}
-/* All of input k as float64, or zeros of shape s for k < 0 (malloc'd). */
-static double *load(const fw_case *c, int k, em_shape s) {
-    int64_t n = em_shape_numel(s);
-    double *v = calloc((size_t)(n ? n : 1), sizeof(double));
-    ck_assert_ptr_nonnull(v);
-    for (int64_t i = 0; k >= 0 && i < n; i++) v[i] = in_at(c, k, i);
-    return v;
-}
-
-/* TensorFlow's rule: SAME gives ceil(in / s) outputs and pads max((out - 1) s + ek - in, 0)
- * in total, the smaller half before; VALID gives (in - ek) / s + 1 and no padding,
- * with ek = (k - 1) d + 1. */
-static void out_dim(int64_t in, int64_t k, int s, int d, em_padding pad, int64_t *out, int64_t *before) {
-    int64_t ek = (k - 1) * d + 1;
-    if (pad == EM_PAD_SAME) {
-        *out = (in + s - 1) / s;
-        int64_t total = (*out - 1) * s + ek - in;
-        *before = total > 0 ? total / 2 : 0;
-    } else {
-        *out = (in - ek) / s + 1;
-        *before = 0;
-    }
-}
 
 /* ---- pooling: every window clipped to the input (SAME padding is never
  * pooled: max over, and average of, the window's elements in the input) ---- */
@@ -90,9 +53,9 @@ static void pool_ref_(const fw_case *c, double *e, pool_kind kind, pool_at a) {
     bool fwd = kind == MAX_POOL || kind == AVG_POOL;
     em_shape xs = kind == AVG_POOL_GRAD ? c->out_shape : c->in[0].shape;
     int64_t N = xs.dims[0], H = xs.dims[1], W = xs.dims[2], C = xs.dims[3], OH, OW, PH, PW;
-    out_dim(H, a.kh, a.sh, 1, a.pad, &OH, &PH);
-    out_dim(W, a.kw, a.sw, 1, a.pad, &OW, &PW);
-    double *x = load(c, kind == AVG_POOL_GRAD ? -1 : 0, xs);
+    fw_out_dim(H, a.kh, a.sh, 1, a.pad, &OH, &PH);
+    fw_out_dim(W, a.kw, a.sw, 1, a.pad, &OW, &PW);
+    double *x = fw_load(c, kind == AVG_POOL_GRAD ? -1 : 0, xs);
     const int kdy = c->nin - 1;
     if (!fwd) ck_assert(em_shape_equal(c->in[kdy].shape, EM_SHAPE(N, OH, OW, C)));
     if (!fwd) memset(e, 0, sizeof(double) * (size_t)em_shape_numel(xs));
@@ -103,7 +66,7 @@ static void pool_ref_(const fw_case *c, double *e, pool_kind kind, pool_at a) {
                     int64_t y0 = oy * a.sh - PH, x0 = ox * a.sw - PW, y1 = y0 + a.kh, x1 = x0 + a.kw;
                     y0 = y0 < 0 ? 0 : y0, x0 = x0 < 0 ? 0 : x0, y1 = y1 > H ? H : y1, x1 = x1 > W ? W : x1;
                     int64_t out = ((n * OH + oy) * OW + ox) * C + ch, first = -1, count = (y1 - y0) * (x1 - x0);
-                    double best = -INFINITY, sum = 0, dy = fwd ? 0 : in_at(c, kdy, out);
+                    double best = -INFINITY, sum = 0, dy = fwd ? 0 : fw_held_in(c, kdy, out);
                     for (int64_t iy = y0; iy < y1; iy++)
                         for (int64_t ix = x0; ix < x1; ix++) {
                             int64_t at = ((n * H + iy) * W + ix) * C + ch;
@@ -178,19 +141,19 @@ POOL_TAPE_CASE(avg_pool_grad_tape_valid, em_avg_pool, AVG_POOL_GRAD, 2, 2, 1, 1,
 #define S4(a, b, c, d) EM_SHAPE(a, b, c, d)
 
 const fw_case fw_cases_pool[] = {
-    FLOATS2(NN1, "max_pool", max_pool_same, S4(1, 3, 3, 2), S4(1, 5, 6, 2), XA),
-    FLOATS2(NN1, "max_pool", max_pool_valid, S4(2, 2, 2, 1), S4(2, 4, 4, 1), XA),
-    FLOATS2(NN1, "max_pool", max_pool_same_2x2, S4(2, 3, 2, 2), S4(2, 5, 3, 2), XA),
-    FLOATS2(NN1, "max_pool", max_pool_valid_13, S4(1, 4, 2, 3), S4(1, 4, 5, 3), XB),
-    FLOATS2(NN1, "avg_pool", avg_pool_same, S4(1, 3, 3, 2), S4(1, 5, 6, 2), XA),
-    FLOATS2(NN1, "avg_pool", avg_pool_valid, S4(2, 2, 3, 1), S4(2, 3, 4, 1), XA),
-    FLOATS2(NN1, "avg_pool", avg_pool_same_2x2, S4(2, 3, 2, 2), S4(2, 5, 3, 2), XB),
-    FLOATS2(NN2, "max_pool_grad", max_pool_grad_same, S4(1, 5, 6, 2), S4(1, 5, 6, 2), XA, S4(1, 3, 3, 2), XB),
-    FLOATS2(NN2, "max_pool_grad", max_pool_grad_tiles, S4(1, 4, 4, 2), S4(1, 4, 4, 2), XA, S4(1, 2, 2, 2), XB),
-    FLOATS2(NN2, "max_pool_grad", max_pool_grad_same_2x2, S4(2, 5, 3, 2), S4(2, 5, 3, 2), XB, S4(2, 3, 2, 2), XA),
-    FLOATS2(NN2, "max_pool_grad", max_pool_grad_tape_valid, S4(1, 5, 5, 2), S4(1, 5, 5, 2), XA, S4(1, 2, 2, 2), XB),
-    FLOATS2(NN1, "avg_pool_grad", avg_pool_grad_same, S4(1, 5, 6, 2), S4(1, 3, 3, 2), XB),
-    FLOATS2(NN1, "avg_pool_grad", avg_pool_grad_tiles, S4(2, 5, 3, 2), S4(2, 3, 2, 2), XA),
-    FLOATS2(NN2, "avg_pool_grad", avg_pool_grad_tape_valid, S4(2, 3, 4, 1), S4(2, 3, 4, 1), XA, S4(2, 2, 3, 1), XB),
+    FLOATS2(NN1, "max_pool", max_pool_same, S4(1, 3, 3, 2), S4(1, 5, 6, 2), fw_ints_a),
+    FLOATS2(NN1, "max_pool", max_pool_valid, S4(2, 2, 2, 1), S4(2, 4, 4, 1), fw_ints_a),
+    FLOATS2(NN1, "max_pool", max_pool_same_2x2, S4(2, 3, 2, 2), S4(2, 5, 3, 2), fw_ints_a),
+    FLOATS2(NN1, "max_pool", max_pool_valid_13, S4(1, 4, 2, 3), S4(1, 4, 5, 3), fw_ints_b),
+    FLOATS2(NN1, "avg_pool", avg_pool_same, S4(1, 3, 3, 2), S4(1, 5, 6, 2), fw_ints_a),
+    FLOATS2(NN1, "avg_pool", avg_pool_valid, S4(2, 2, 3, 1), S4(2, 3, 4, 1), fw_ints_a),
+    FLOATS2(NN1, "avg_pool", avg_pool_same_2x2, S4(2, 3, 2, 2), S4(2, 5, 3, 2), fw_ints_b),
+    FLOATS2(NN2, "max_pool_grad", max_pool_grad_same, S4(1, 5, 6, 2), S4(1, 5, 6, 2), fw_ints_a, S4(1, 3, 3, 2), fw_ints_b),
+    FLOATS2(NN2, "max_pool_grad", max_pool_grad_tiles, S4(1, 4, 4, 2), S4(1, 4, 4, 2), fw_ints_a, S4(1, 2, 2, 2), fw_ints_b),
+    FLOATS2(NN2, "max_pool_grad", max_pool_grad_same_2x2, S4(2, 5, 3, 2), S4(2, 5, 3, 2), fw_ints_b, S4(2, 3, 2, 2), fw_ints_a),
+    FLOATS2(NN2, "max_pool_grad", max_pool_grad_tape_valid, S4(1, 5, 5, 2), S4(1, 5, 5, 2), fw_ints_a, S4(1, 2, 2, 2), fw_ints_b),
+    FLOATS2(NN1, "avg_pool_grad", avg_pool_grad_same, S4(1, 5, 6, 2), S4(1, 3, 3, 2), fw_ints_b),
+    FLOATS2(NN1, "avg_pool_grad", avg_pool_grad_tiles, S4(2, 5, 3, 2), S4(2, 3, 2, 2), fw_ints_a),
+    FLOATS2(NN2, "avg_pool_grad", avg_pool_grad_tape_valid, S4(2, 3, 4, 1), S4(2, 3, 4, 1), fw_ints_a, S4(2, 2, 3, 1), fw_ints_b),
     {.fn = NULL},
 };

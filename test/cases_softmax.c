@@ -48,20 +48,6 @@ static const double SMX[12] = {0.5, -1.25, 2, 0.3, -INFINITY, 1, -INFINITY, 3, 1
 static const double SMY[12] = {0.1, -0.4, 1.2, 0.7, -2.0, 0.05, 3.0, -1.0, 0.25, 0.5, -0.75, 2.5};
 static const double G12[12] = {0.3, -1.1, 0.8, 2.0, -0.5, 0.25, 1.5, -0.7, 0.9, 0.0, -2.2, 0.6};
 
-/* Element i of input k as its dtype holds it. */
-static double in_at(const fw_case *c, int k, int64_t i) {
-    double v = c->in[k].v[i];
-    return c->in[k].dtype == EM_F32 ? (double)(float)v : v;
-}
-/* All of input k as float64, or zeros of shape s for k < 0 (malloc'd). */
-static double *load(const fw_case *c, int k, em_shape s) {
-    int64_t n = em_shape_numel(s);
-    double *v = calloc((size_t)(n ? n : 1), sizeof(double));
-    ck_assert_ptr_nonnull(v);
-    for (int64_t i = 0; k >= 0 && i < n; i++) v[i] = in_at(c, k, i);
-    return v;
-}
-
 /* ---- softmax family ---- */
 
 /* The rows along `axis` of shape s: element j of row (o, i) is at (o * len + j) * inner + i. */
@@ -92,7 +78,7 @@ static void softmax_of(const double *x, em_shape s, int axis, bool log_form, dou
         }
 }
 static void softmax_ref_(const fw_case *c, double *e, int axis, bool log_form) {
-    double *x = load(c, 0, c->in[0].shape);
+    double *x = fw_load(c, 0, c->in[0].shape);
     softmax_of(x, c->in[0].shape, axis, log_form, e);
     free(x);
 }
@@ -114,7 +100,7 @@ static void softmax_grad_of(const double *y, const double *g, em_shape s, int ax
 }
 /* softmax_grad(y = in[0], g = in[1]) */
 static void softmax_grad_ref_(const fw_case *c, double *e, int axis, bool log_form) {
-    double *y = load(c, 0, c->in[0].shape), *g = load(c, 1, c->in[1].shape);
+    double *y = fw_load(c, 0, c->in[0].shape), *g = fw_load(c, 1, c->in[1].shape);
     softmax_grad_of(y, g, c->in[0].shape, axis, log_form, e);
     free(y);
     free(g);
@@ -122,7 +108,7 @@ static void softmax_grad_ref_(const fw_case *c, double *e, int axis, bool log_fo
 /* the gradient of (log_)softmax(x = in[0]) given g = in[1], through the tape:
  * softmax_grad(softmax(x), g), or for log_softmax g - softmax(x) sum(g) */
 static void softmax_tape_ref_(const fw_case *c, double *e, int axis, bool log_form) {
-    double *x = load(c, 0, c->in[0].shape), *g = load(c, 1, c->in[1].shape);
+    double *x = fw_load(c, 0, c->in[0].shape), *g = fw_load(c, 1, c->in[1].shape);
     softmax_of(x, c->in[0].shape, axis, log_form, x);
     softmax_grad_of(x, g, c->in[0].shape, axis, log_form, e);
     free(x);
@@ -167,7 +153,7 @@ static const double LOGY12[12] = {-1.2, -0.3, -0.9, -2.1, -1.5, -1.0, -0.2, -3.0
 /* max(x, 0) - x z + log(1 + exp(-|x|)) */
 static void sigmoid_xent_ref(const fw_case *c, double *e) {
     for (int64_t i = 0; i < em_shape_numel(c->out_shape); i++) {
-        double z = in_at(c, 0, i), x = in_at(c, 1, i);
+        double z = fw_held_in(c, 0, i), x = fw_held_in(c, 1, i);
         e[i] = fmax(x, 0) - x * z + log1p(exp(-fabs(x)));
     }
 }
@@ -177,8 +163,8 @@ static const double SIG_Z[8] = {0, 1, 0.25, 0.5, 1, 0, 0.75, 0.1}, SIG_X[8] = {0
 /* log(sum(exp(x))) of row r (len classes) of input k */
 static double lse_row(const fw_case *c, int k, int64_t r, int64_t len) {
     double m = -INFINITY, sum = 0;
-    for (int64_t j = 0; j < len; j++) m = fmax(m, in_at(c, k, r * len + j));
-    for (int64_t j = 0; j < len; j++) sum += exp(in_at(c, k, r * len + j) - m);
+    for (int64_t j = 0; j < len; j++) m = fmax(m, fw_held_in(c, k, r * len + j));
+    for (int64_t j = 0; j < len; j++) sum += exp(fw_held_in(c, k, r * len + j) - m);
     return m + log(sum);
 }
 /* sum_j z_j (lse - x_j) over the last axis; a class with z_j = 0 adds nothing (even at x_j = -inf) */
@@ -187,8 +173,8 @@ static void softmax_xent_ref(const fw_case *c, double *e) {
     for (int64_t r = 0; r < em_shape_numel(c->out_shape); r++) {
         double lse = lse_row(c, 1, r, len), loss = 0;
         for (int64_t j = 0; j < len; j++) {
-            double z = in_at(c, 0, r * len + j);
-            if (z != 0) loss += z * (lse - in_at(c, 1, r * len + j));
+            double z = fw_held_in(c, 0, r * len + j);
+            if (z != 0) loss += z * (lse - fw_held_in(c, 1, r * len + j));
         }
         e[r] = loss;
     }
@@ -206,7 +192,7 @@ static const double XENT_Z8[8] = {0.5, 1, 0, 0.25, 0, 0, 2, 0};
 static void sparse_xent_ref(const fw_case *c, double *e) {
     int64_t len = c->in[1].shape.dims[c->in[1].shape.ndim - 1];
     for (int64_t r = 0; r < em_shape_numel(c->out_shape); r++)
-        e[r] = lse_row(c, 1, r, len) - in_at(c, 1, r * len + (int64_t)c->in[0].v[r]);
+        e[r] = lse_row(c, 1, r, len) - fw_held_in(c, 1, r * len + (int64_t)c->in[0].v[r]);
 }
 #define sparse_xent_2d_ref sparse_xent_ref
 static em_tensor *f_sparse_xent(em_tensor *const *in) {

@@ -96,3 +96,42 @@ const em_test_family em_test_families[] = {
 #undef EM_FAMILY
     {NULL, NULL, NULL},
 };
+
+double fw_held(const fw_input *in, int64_t i) {
+    double v = in->v[i];
+    switch (in->dtype) {
+    case EM_F32: return (float)v;
+    case EM_I32: return (int32_t)v;
+    case EM_I64: return (double)(int64_t)v;
+    case EM_U8: return (uint8_t)v;
+    case EM_BOOL: return v != 0;
+    default: return v;
+    }
+}
+
+double *fw_load(const fw_case *c, int k, em_shape s) {
+    int64_t n = em_shape_numel(s);
+    double *v = calloc((size_t)(n ? n : 1), sizeof(double));
+    ck_assert_ptr_nonnull(v);
+    for (int64_t i = 0; k >= 0 && i < n; i++) v[i] = fw_held_in(c, k, i);
+    return v;
+}
+
+void fw_out_dim(int64_t in, int64_t k, int s, int d, em_padding pad, int64_t *out, int64_t *before) {
+    int64_t ek = (k - 1) * d + 1;
+    if (pad == EM_PAD_SAME) {
+        *out = (in + s - 1) / s;
+        int64_t total = (*out - 1) * s + ek - in;
+        *before = total > 0 ? total / 2 : 0;
+    } else {
+        *out = (in - ek) / s + 1;
+        *before = 0;
+    }
+}
+
+const double fw_ints_a[64] = {-2, -3, 0,  -3, 3,  3, 3, 2,  -1, -3, 3, -4, 2,  2,  -4, 3,  0, -1, -3, 1, -4, -4,
+                              -4, 4,  -4, 2,  -1, 2, -4, 4, -1, 3,  3, 4,  -1, 1,  -1, -1, 3, 0,  -4, 2, 4,  -3,
+                              -2, 0,  -3, 1,  4,  2, 4,  -1, 0, 0,  3, 4,  2,  -4, 3,  -1, 2, 2,  -2, 1};
+const double fw_ints_b[64] = {-4, -3, -3, 1,  -2, 0,  0,  -1, -4, -2, 2,  2,  4, 1, 4, 3,  4,  0, -4, -4, 1, 3,
+                              1,  2,  2,  4,  -2, 4,  -2, -1, -1, -4, -2, 1,  -2, -2, 4, 4, 1, 4,  4,  -2, 3, 2,
+                              4,  1,  1,  1,  3,  -2, 2,  3,  4,  -1, 3,  0,  3,  4, 4, 1, 3,  3,  1,  4};

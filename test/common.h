@@ -73,6 +73,20 @@ typedef struct fw_case {
     void (*ref)(const struct fw_case *c, double *expect); /* from c->in[k].v, em_shape_numel(out_shape) values */
     double tol; /* float outputs: |got - expected| <= tol * max(1, |expected|); integer and bool outputs are exact */
 } fw_case;
+/* Reference helpers for the cases' ref functions. */
+/* Element i of `in` as its dtype holds it (float32 rounded, integers truncated, bool 0/1). */
+double fw_held(const fw_input *in, int64_t i);
+#define fw_held_in(c, k, i) fw_held(&(c)->in[k], (i))
+/* All of c's input k as float64 (em_shape s), or zeros of shape s for k < 0 (malloc'd). */
+double *fw_load(const struct fw_case *c, int k, em_shape s);
+/* TensorFlow's padding rule for one spatial axis: SAME gives ceil(in / s)
+ * outputs and pads max((out - 1) s + ek - in, 0) in total, the smaller half
+ * before; VALID gives (in - ek) / s + 1 and no padding; ek = (k - 1) d + 1. */
+void fw_out_dim(int64_t in, int64_t k, int s, int d, em_padding pad, int64_t *out, int64_t *before);
+/* Small integers for inputs whose float32 sums stay exact (and pooling has
+ * ties): random.Random(1).randint(-4, 4) and random.Random(2).randint(-4, 4). */
+extern const double fw_ints_a[64], fw_ints_b[64];
+
 /* Literal values for a case: V(1, 2, 3). */
 #define V(...) ((const double[]){__VA_ARGS__})
 
