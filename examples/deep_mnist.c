@@ -178,24 +178,7 @@ int main(int argc, char **argv) {
     int64_t steps_per_epoch = train.n / o.batch, total = o.steps, step0 = 0;
     data_order data = {.n = train.n};
     if (data_order_init(&data, train.n, o.seed)) return fail("allocating");
-    if (o.resume) {
-        int r = em_checkpoint_manager_restore_latest(ckpt);
-        if (r < 0) return fail("resuming");
-        if (em_checkpoint_manager_last_fallback(ckpt))
-            printf("note: %s\n", em_checkpoint_manager_last_fallback(ckpt));
-        if (r == 0) {
-            printf("no checkpoint in %s: starting fresh\n", o.checkpoint_dir);
-        } else {
-            char why[256];
-            if (data_order_restore(&data, ckpt, o.batch, why, sizeof why)) {
-                fprintf(stderr, "deep_mnist: resuming: %s\n", why);
-                return 1;
-            }
-            step0 = em_checkpoint_manager_step(ckpt);
-            printf("resumed at step %lld (epoch %lld) from %s\n", (long long)step0, (long long)data.shuffles,
-                   o.checkpoint_dir);
-        }
-    }
+    if (o.resume && (step0 = resume_newest(ckpt, &data, o.batch, "deep_mnist", "", true)) < 0) return 1;
     int64_t todo = total > step0 ? total - step0 : 0;
     double *loss_curve = malloc(sizeof(double) * (size_t)(todo + 1));
     if (!loss_curve) return fail("allocating");

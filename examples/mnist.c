@@ -325,23 +325,8 @@ int main(int argc, char **argv) {
     int64_t step0 = 0;
     double best_acc = 0;
     if (o.resume) {
-        int r = em_checkpoint_manager_restore_latest(ckpt);
-        if (r < 0) return fail("resuming");
-        if (em_checkpoint_manager_last_fallback(ckpt))
-            printf("note: %s\n", em_checkpoint_manager_last_fallback(ckpt));
-        if (r == 0) {
-            printf("no checkpoint in %s: starting fresh\n", o.checkpoint_dir);
-        } else {
-            char why[256];
-            if (data_order_restore(&data, ckpt, o.batch, why, sizeof why)) {
-                fprintf(stderr, "mnist: resuming: %s\n", why);
-                return 1;
-            }
-            step0 = em_checkpoint_manager_step(ckpt);
-            em_checkpoint_manager_get_value(ckpt, "best_accuracy", &best_acc);
-            printf("resumed from %s at step %lld (epoch %lld)\n", em_checkpoint_manager_latest(ckpt),
-                   (long long)step0, (long long)data.shuffles);
-        }
+        if ((step0 = resume_newest(ckpt, &data, o.batch, "mnist", "", true)) < 0) return 1;
+        if (step0) em_checkpoint_manager_get_value(ckpt, "best_accuracy", &best_acc);
     }
     int64_t todo = total > step0 ? total - step0 : 0;
     /* The curves grow as the run goes (a long run may be killed long before its end). */

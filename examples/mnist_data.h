@@ -178,6 +178,35 @@ static int data_order_restore(data_order *d, const em_checkpoint_manager *m, int
     return 0;
 }
 
+/* --resume: restores ckpt's newest checkpoint (variables, random streams)
+ * and data's position. The step it resumes at, 0 when there is none (start
+ * fresh), or -1 after saying why on stderr, prefixed with `who`. Notes go
+ * to stdout, prefixed with `lead`, when `talk` (one rank of several talks). */
+static int64_t resume_newest(em_checkpoint_manager *ckpt, data_order *data, int64_t batch, const char *who,
+                             const char *lead, bool talk) {
+    int got = em_checkpoint_manager_restore_latest(ckpt);
+    if (got < 0) {
+        fprintf(stderr, "%s: resuming: %s\n", who, em_last_error());
+        return -1;
+    }
+    const char *note = em_checkpoint_manager_last_fallback(ckpt);
+    if (talk && note) printf("%snote: %s\n", lead, note);
+    if (got == 0) {
+        if (talk) printf("%sno checkpoint: starting fresh\n", lead);
+        return 0;
+    }
+    char why[256];
+    if (data_order_restore(data, ckpt, batch, why, sizeof why)) {
+        fprintf(stderr, "%s: resuming: %s\n", who, why);
+        return -1;
+    }
+    int64_t step = em_checkpoint_manager_step(ckpt);
+    if (talk)
+        printf("%sresumed from %s at step %lld (epoch %lld)\n", lead, em_checkpoint_manager_latest(ckpt),
+               (long long)step, (long long)data->shuffles);
+    return step;
+}
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -313,21 +313,9 @@ static int open_checkpoints(run *r) {
         r->ckpt = em_checkpoint_manager_open(r->o.checkpoint_dir, "model", r->o.keep);
     if ((saver || r->o.resume) && !r->ckpt) return report(r, "opening the checkpoints");
     if (r->o.resume) {
-        int got = em_checkpoint_manager_restore_latest(r->ckpt);
-        if (got < 0) return report(r, "resuming");
-        if (got == 1) {
-            char why[256];
-            if (data_order_restore(&r->data, r->ckpt, r->o.batch, why, sizeof why)) {
-                fprintf(stderr, "mnist_mpi: rank %d: resuming: %s\n", r->rank, why);
-                return 1;
-            }
-            r->step0 = em_checkpoint_manager_step(r->ckpt);
-        }
-        const char *note = em_checkpoint_manager_last_fallback(r->ckpt);
-        if (r->rank == 0 && note) printf("rank 0: note: %s\n", note);
-        if (r->rank == 0 && got == 1)
-            printf("rank 0: resumed at step %" PRId64 " from %s\n", r->step0, r->o.checkpoint_dir);
-        if (r->rank == 0 && got == 0) printf("rank 0: no checkpoint in %s: starting fresh\n", r->o.checkpoint_dir);
+        char who[64];
+        snprintf(who, sizeof who, "mnist_mpi: rank %d", r->rank);
+        if ((r->step0 = resume_newest(r->ckpt, &r->data, r->o.batch, who, "rank 0: ", r->rank == 0)) < 0) return 1;
     }
     if (!saver) {
         em_checkpoint_manager_close(r->ckpt);

@@ -39,6 +39,10 @@ int em__checkpoint_read(const char *op, const char *path, bool apply, em__ckpt_v
  * renamed over path, the directory synced. 0, or -1 with an error. */
 int em__write_file_atomic(const char *op, const char *path, const void *data, size_t size);
 
+/* mkdir -p: dir and its missing parents (0777 less the umask). 0, or errno
+ * (ENOTDIR when a part of it exists and is not a directory). */
+int em__make_dirs(const char *dir);
+
 /* Removes each regular file in dir whose name `match` accepts and whose
  * writer is gone: a writer holds an exclusive flock() on its temporary file
  * from creation until after the rename, so a file this process can lock is

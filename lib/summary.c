@@ -4,6 +4,7 @@
  * TFRecords. Field numbers follow tensorflow/core/util/event.proto and
  * tensorflow/core/framework/{summary,histogram,tensor,tensor_shape,graph,
  * node_def,attr_value,types}.proto (as shipped in tensorboard/compat/proto). */
+#include "checkpoint.h"
 #include "crc32c.h"
 #include "graph/export.h"
 #include "image.h"
@@ -206,32 +207,13 @@ static int write_summary(em_summary_writer *w, const char *op, int64_t step, pb 
     return append_record(w, op, &e, false);
 }
 
-/* mkdir -p */
-static int make_dirs(const char *dir) {
-    char *p = strdup(dir);
-    if (!p) return ENOMEM;
-    int err = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s) continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, 0777) && errno != EEXIST) err = errno;
-        *s = c;
-        if (err || !c) break;
-    }
-    struct stat st;
-    if (!err && (stat(p, &st) || !S_ISDIR(st.st_mode))) err = ENOTDIR;
-    free(p);
-    return err;
-}
-
 em_summary_writer *em_summary_writer_open(const char *logdir) {
     const char *op = "summary_writer_open";
     if (!logdir || !logdir[0]) {
         em__error("%s: logdir is %s", op, logdir ? "empty" : "NULL");
         return NULL;
     }
-    int err = make_dirs(logdir);
+    int err = em__make_dirs(logdir);
     if (err) {
         em__error("%s: cannot create directory %s: %s", op, logdir, strerror(err));
         return NULL;

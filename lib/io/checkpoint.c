@@ -238,6 +238,25 @@ static int fill_bytes(writer *w, void *ctx) {
     return 0;
 }
 
+int em__make_dirs(const char *dir) {
+    char *p = strdup(dir);
+    if (!p) return ENOMEM;
+    int err = 0;
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s) continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0777) && errno != EEXIST) err = errno;
+        *s = c;
+        if (!c || err) break;
+    }
+    struct stat st;
+    if (!err && stat(dir, &st)) err = errno;
+    else if (!err && !S_ISDIR(st.st_mode)) err = ENOTDIR;
+    free(p);
+    return err;
+}
+
 int em__write_file_atomic(const char *op, const char *path, const void *data, size_t size) {
     return write_atomic(op, path, fill_bytes, &(bytes_ctx){data, size});
 }

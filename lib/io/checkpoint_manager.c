@@ -128,26 +128,6 @@ static void err_pop(err_state *s, bool failed) {
     memcpy(t->error, s->msg, sizeof s->msg);
 }
 
-/* mkdir -p. 0, or errno. */
-static int make_dirs(const char *dir) {
-    char *p = strdup(dir);
-    if (!p) return ENOMEM;
-    int err = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s) continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, 0755) && errno != EEXIST) err = errno;
-        *s = c;
-        if (!c || err) break;
-    }
-    struct stat st;
-    if (!err && stat(dir, &st)) err = errno;
-    else if (!err && !S_ISDIR(st.st_mode)) err = ENOTDIR;
-    free(p);
-    return err;
-}
-
 /* ---- the list of checkpoints: from the index, or from the directory ---- */
 
 typedef struct {
@@ -432,7 +412,7 @@ em_checkpoint_manager *em_checkpoint_manager_open(const char *dir, const char *p
         em__error("%s: argument prefix '%s' is not a file name (for files in %s)", op, prefix, dir);
         return NULL;
     }
-    int err = make_dirs(dir);
+    int err = em__make_dirs(dir);
     if (err) {
         em__error("%s: argument dir: cannot make directory %s: %s", op, dir, strerror(err));
         return NULL;
