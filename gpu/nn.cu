@@ -1,4 +1,4 @@
-// GPU kernels of lib/ops/nn.c (float32 and float64): softmax, log_softmax
+// GPU kernels of the softmax, conv and pool families (lib/ops/{softmax,conv,pool}.c; float32 and float64): softmax, log_softmax
 // and their gradient, the three cross entropies, conv2d and its two
 // backprops, max and average pooling and their gradients. Same arithmetic
 // and accumulator types as the CPU kernels; geometry from

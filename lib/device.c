@@ -4,7 +4,7 @@
  * lib/ops/device.c's). All CPU devices share the host's
  * memory; what sets them apart is their threads (a kernel placed on a device
  * uses that device's thread count) and that a graph runs the parts placed on
- * different devices at the same time (graph.c). */
+ * different devices at the same time (lib/graph/run.c). */
 #include "device.h"
 #include "tape.h"
 

@@ -165,7 +165,7 @@ typedef struct em_thread {
     uint64_t seed;    /* random stream: seed and the next counter */
     uint64_t counter;
     struct em_varstore *vars; /* variable.c */
-    struct em_graph *trace;   /* graph.c: the graph being traced, if any */
+    struct em_graph *trace;   /* lib/graph/trace.c: the graph being traced, if any */
 } em_thread;
 
 em_thread *em__thread(void);

@@ -1,6 +1,8 @@
-/* Gradient-check cases of the elementwise family (run by test_gradcheck.c in
- * float64). Binary ops have broadcasting cases; inputs stay away from kinks
- * (abs and relu at 0, clip at its bounds) and from domain edges via lo/hi. */
+/* The elementwise family's forward cases (run by test_ops.c on every device)
+ * and gradient-check cases (test_gradcheck.c, float64; binary ops with
+ * broadcasting; inputs away from kinks, such as abs and relu at 0 and clip at
+ * its bounds, and from domain edges via lo/hi). Both tables call the same
+ * w_<op> wrappers. */
 #include "common.h"
 
 #include <string.h>
@@ -31,30 +33,8 @@
     static em_tensor *w_##op(em_tensor *const *in) { return em_##op(in[0]); }
 EW_UNARY_FLOAT(EW_UNARY_WRAPPER)
 
-static em_tensor *f_add(em_tensor *const *in) { return em_add(in[0], in[1]); }
-static em_tensor *f_sub(em_tensor *const *in) { return em_sub(in[0], in[1]); }
-static em_tensor *f_mul(em_tensor *const *in) { return em_mul(in[0], in[1]); }
-static em_tensor *f_div(em_tensor *const *in) { return em_div(in[0], in[1]); }
-static em_tensor *f_pow(em_tensor *const *in) { return em_pow(in[0], in[1]); }
-static em_tensor *f_maximum(em_tensor *const *in) { return em_maximum(in[0], in[1]); }
-static em_tensor *f_minimum(em_tensor *const *in) { return em_minimum(in[0], in[1]); }
-static em_tensor *f_neg(em_tensor *const *in) { return em_neg(in[0]); }
-static em_tensor *f_abs(em_tensor *const *in) { return em_abs(in[0]); }
-static em_tensor *f_square(em_tensor *const *in) { return em_square(in[0]); }
 /* sign has a zero gradient: multiplied by x so the check is not vacuous. */
 static em_tensor *f_sign(em_tensor *const *in) { return em_mul(em_sign(in[0]), in[0]); }
-/* relu's gradient op, differentiated in its gradient input (flat in x). */
-static em_tensor *f_relu_grad(em_tensor *const *in) {
-    return em__apply(EM_OP_RELU_GRAD, 2, in, &(em_attrs){0});
-}
-static em_tensor *f_leaky_relu(em_tensor *const *in) { return em_leaky_relu(in[0], 0.2); }
-/* sigmoid's and tanh's gradient ops (output, incoming gradient), in both inputs. */
-static em_tensor *f_sigmoid_grad(em_tensor *const *in) {
-    return em__apply(EM_OP_SIGMOID_GRAD, 2, in, &(em_attrs){0});
-}
-static em_tensor *f_tanh_grad(em_tensor *const *in) { return em__apply(EM_OP_TANH_GRAD, 2, in, &(em_attrs){0}); }
-static em_tensor *f_clip(em_tensor *const *in) { return em_clip_by_value(in[0], -0.45, 0.55); }
-static em_tensor *f_where(em_tensor *const *in) { return em_where(in[0], in[1], in[2]); }
 static em_tensor *f_cast(em_tensor *const *in) { return em_cast(in[0], EM_F64); }
 /* The gradient of exp(x)^2 and of tanh(x)*tanh(x) flows through `out`. */
 static em_tensor *f_exp_twice(em_tensor *const *in) { return em_mul(em_exp(in[0]), em_exp(in[0])); }
@@ -73,42 +53,6 @@ static em_tensor *where_cond_col(int i) {
 #define U1(OP, fn, shape, lo, hi) {OP, #fn " " #shape, 1, {EM_SHAPE shape}, fn, lo, hi, 0, NULL}
 #define B2(OP, fn, sa, sb, lo, hi) {OP, #fn " " #sa " " #sb, 2, {EM_SHAPE sa, EM_SHAPE sb}, fn, lo, hi, 0, NULL}
 
-#define EW_UNARY_GRADIENT_CASE(ID, op, ref, x, shape, lo, hi) U1(EM_OP_##ID, w_##op, shape, lo, hi),
-
-const gc_case gc_cases_elementwise[] = {
-    EW_UNARY_FLOAT(EW_UNARY_GRADIENT_CASE)
-    B2(EM_OP_ADD, f_add, (3, 4), (3, 4), -1, 1),
-    B2(EM_OP_ADD, f_add, (3, 1), (4), -1, 1),
-    {EM_OP_ADD, "add scalar + [2,3]", 2, {EM_SHAPE0, EM_SHAPE(2, 3)}, f_add, -1, 1, 0, NULL},
-    U1(EM_OP_ADD, f_add_scalar, (2, 3), -1, 1),
-    B2(EM_OP_SUB, f_sub, (2, 3), (3), -1, 1),
-    B2(EM_OP_SUB, f_sub, (1, 3), (2, 1), -1, 1),
-    B2(EM_OP_MUL, f_mul, (3, 1), (1, 4), -2, 2),
-    B2(EM_OP_MUL, f_mul, (2, 2, 3), (2, 3), -2, 2),
-    B2(EM_OP_DIV, f_div, (2, 3), (3), 0.5, 2),
-    B2(EM_OP_DIV, f_div, (3, 1), (3, 4), 0.5, 2),
-    B2(EM_OP_POW, f_pow, (2, 3), (3), 0.5, 2),
-    B2(EM_OP_POW, f_pow, (2, 1), (2, 3), 0.5, 2),
-    B2(EM_OP_MAXIMUM, f_maximum, (3, 4), (4), -1, 1),
-    B2(EM_OP_MINIMUM, f_minimum, (3, 1), (3, 4), -1, 1),
-    U1(EM_OP_NEG, f_neg, (2, 3), -1, 1),
-    U1(EM_OP_ABS, f_abs, (2, 3), -2, 2),
-    U1(EM_OP_SQUARE, f_square, (2, 3), -2, 2),
-    U1(EM_OP_SIGN, f_sign, (2, 3), -2, 2),
-    U1(EM_OP_EXP, f_exp_twice, (4), -1, 1),
-    {EM_OP_RELU_GRAD, "f_relu_grad (3, 4) (3, 4), in g", 2, {EM_SHAPE(3, 4), EM_SHAPE(3, 4)}, f_relu_grad, -1, 1, 1u, NULL},
-    U1(EM_OP_LEAKY_RELU, f_leaky_relu, (3, 4), -1, 1),
-    {EM_OP_SIGMOID_GRAD, "f_sigmoid_grad (2, 3) (2, 3)", 2, {EM_SHAPE(2, 3), EM_SHAPE(2, 3)}, f_sigmoid_grad, -1, 1, 0,
-     NULL},
-    {EM_OP_TANH_GRAD, "f_tanh_grad (3, 2) (3, 2)", 2, {EM_SHAPE(3, 2), EM_SHAPE(3, 2)}, f_tanh_grad, -1, 1, 0, NULL},
-    U1(EM_OP_CLIP, f_clip, (3, 4), -1, 1),
-    {EM_OP_WHERE, "where [2,3] ? [2,3] : [3]", 3, {EM_SHAPE(2, 3), EM_SHAPE(2, 3), EM_SHAPE(3)}, f_where, -1, 1, 1u,
-     where_cond},
-    {EM_OP_WHERE, "where [2,1] ? [1,3] : []", 3, {EM_SHAPE(2, 1), EM_SHAPE(1, 3), EM_SHAPE0}, f_where, -1, 1, 1u,
-     where_cond_col},
-    U1(EM_OP_CAST, f_cast, (2, 3), -1, 1),
-    {.fn = NULL},
-};
 
 /* ==== Forward cases (run by test_ops.c on every device) ====
  * Expected values are either literals (integer arithmetic, casts, sign:
@@ -557,5 +501,44 @@ const fw_case fw_cases_elementwise[] = {
     CAST(b8, i64, "0 and 1", (1, 0), (1, 0)),
     CAST(b8, u8, "0 and 1", (1, 0), (1, 0)),
     CAST(b8, b8, "identity", (1, 0), (1, 0)),
+    {.fn = NULL},
+};
+
+/* ==== Gradient-check cases (run by test_gradcheck.c in float64) ==== */
+
+#define EW_UNARY_GRADIENT_CASE(ID, op, ref, x, shape, lo, hi) U1(EM_OP_##ID, w_##op, shape, lo, hi),
+
+const gc_case gc_cases_elementwise[] = {
+    EW_UNARY_FLOAT(EW_UNARY_GRADIENT_CASE)
+    B2(EM_OP_ADD, w_add, (3, 4), (3, 4), -1, 1),
+    B2(EM_OP_ADD, w_add, (3, 1), (4), -1, 1),
+    {EM_OP_ADD, "add scalar + [2,3]", 2, {EM_SHAPE0, EM_SHAPE(2, 3)}, w_add, -1, 1, 0, NULL},
+    U1(EM_OP_ADD, f_add_scalar, (2, 3), -1, 1),
+    B2(EM_OP_SUB, w_sub, (2, 3), (3), -1, 1),
+    B2(EM_OP_SUB, w_sub, (1, 3), (2, 1), -1, 1),
+    B2(EM_OP_MUL, w_mul, (3, 1), (1, 4), -2, 2),
+    B2(EM_OP_MUL, w_mul, (2, 2, 3), (2, 3), -2, 2),
+    B2(EM_OP_DIV, w_div, (2, 3), (3), 0.5, 2),
+    B2(EM_OP_DIV, w_div, (3, 1), (3, 4), 0.5, 2),
+    B2(EM_OP_POW, w_pow, (2, 3), (3), 0.5, 2),
+    B2(EM_OP_POW, w_pow, (2, 1), (2, 3), 0.5, 2),
+    B2(EM_OP_MAXIMUM, w_maximum, (3, 4), (4), -1, 1),
+    B2(EM_OP_MINIMUM, w_minimum, (3, 1), (3, 4), -1, 1),
+    U1(EM_OP_NEG, w_neg, (2, 3), -1, 1),
+    U1(EM_OP_ABS, w_abs, (2, 3), -2, 2),
+    U1(EM_OP_SQUARE, w_square, (2, 3), -2, 2),
+    U1(EM_OP_SIGN, f_sign, (2, 3), -2, 2),
+    U1(EM_OP_EXP, f_exp_twice, (4), -1, 1),
+    {EM_OP_RELU_GRAD, "w_relu_grad (3, 4) (3, 4), in g", 2, {EM_SHAPE(3, 4), EM_SHAPE(3, 4)}, w_relu_grad, -1, 1, 1u, NULL},
+    U1(EM_OP_LEAKY_RELU, w_leaky_relu, (3, 4), -1, 1),
+    {EM_OP_SIGMOID_GRAD, "w_sigmoid_grad (2, 3) (2, 3)", 2, {EM_SHAPE(2, 3), EM_SHAPE(2, 3)}, w_sigmoid_grad, -1, 1, 0,
+     NULL},
+    {EM_OP_TANH_GRAD, "w_tanh_grad (3, 2) (3, 2)", 2, {EM_SHAPE(3, 2), EM_SHAPE(3, 2)}, w_tanh_grad, -1, 1, 0, NULL},
+    U1(EM_OP_CLIP, w_clip, (3, 4), -1, 1),
+    {EM_OP_WHERE, "where [2,3] ? [2,3] : [3]", 3, {EM_SHAPE(2, 3), EM_SHAPE(2, 3), EM_SHAPE(3)}, w_where, -1, 1, 1u,
+     where_cond},
+    {EM_OP_WHERE, "where [2,1] ? [1,3] : []", 3, {EM_SHAPE(2, 1), EM_SHAPE(1, 3), EM_SHAPE0}, w_where, -1, 1, 1u,
+     where_cond_col},
+    U1(EM_OP_CAST, f_cast, (2, 3), -1, 1),
     {.fn = NULL},
 };

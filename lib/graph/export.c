@@ -84,15 +84,20 @@ int em_graph_write_dot(const em_graph *g, const char *path) {
         em__error("graph_write_dot: graph and path must not be NULL");
         return -1;
     }
+    int64_t *idx = malloc(sizeof(int64_t) * (size_t)(g->nn ? g->nn : 1));
+    if (!idx) {
+        em__error("graph_write_dot: out of memory for %lld nodes", (long long)g->nn);
+        return -1;
+    }
     FILE *f = fopen(path, "w");
     if (!f) {
+        free(idx);
         em__error("graph_write_dot: cannot open %s for writing", path);
         return -1;
     }
     fprintf(f, "digraph ember {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n");
     /* Nodes grouped by name scope: one cluster per distinct scope path prefix,
      * nested by opening and closing clusters as the sorted paths change. */
-    int64_t *idx = malloc(sizeof(int64_t) * (size_t)(g->nn ? g->nn : 1));
     int64_t live = 0;
     for (int64_t i = 0; i < g->nn; i++)
         if (!g->nodes[i].dead) idx[live++] = i;
