@@ -41,8 +41,29 @@ const char *em_shape_str(em_shape s, char *buf, size_t size) {
 }
 
 int64_t em_shape_numel(em_shape s) {
+    char b[160];
+    if (s.ndim < 0 || s.ndim > EM_MAX_DIMS) {
+        em__error("shape_numel: rank %d is outside 0..%d", s.ndim, EM_MAX_DIMS);
+        return -1;
+    }
     int64_t n = 1;
-    for (int i = 0; i < s.ndim; i++) n *= s.dims[i];
+    bool empty = false, overflow = false;
+    for (int i = 0; i < s.ndim; i++) {
+        int64_t d = s.dims[i];
+        if (d < 0) {
+            em__error("shape_numel: dimension %d of %s is negative (an unknown size has no element count)", i,
+                      em_shape_str(s, b, sizeof b));
+            return -1;
+        }
+        if (d == 0) empty = true;
+        else if (n > INT64_MAX / d) overflow = true;
+        else n *= d;
+    }
+    if (empty) return 0; /* whatever the other sizes */
+    if (overflow) {
+        em__error("shape_numel: the element count of %s overflows int64", em_shape_str(s, b, sizeof b));
+        return -1;
+    }
     return n;
 }
 

@@ -38,6 +38,20 @@ START_TEST(test_bad_shapes) {
     ck_assert_error_is("tensor: rank 9 is outside 0..8");
     ck_assert_ptr_null(em_zeros(EM_F32, EM_SHAPE(1LL << 40, 1LL << 40)));
     ck_assert_error_is("tensor: shape too large: the element count overflows");
+    /* the count alone (issue 21): an overflow, even one that wraps to 0, is an error */
+    ck_assert_int_eq(em_shape_numel(EM_SHAPE(1LL << 40, 1LL << 40)), -1);
+    ck_assert_error_is("shape_numel: the element count of [1099511627776,1099511627776] overflows int64");
+    ck_assert_int_eq(em_shape_numel(EM_SHAPE(1LL << 32, 1LL << 32)), -1);
+    ck_assert_error_is("shape_numel: the element count of [4294967296,4294967296] overflows int64");
+    ck_assert_int_eq(em_shape_numel(EM_SHAPE(-1, 4)), -1);
+    ck_assert_error_is("shape_numel: dimension 0 of [-1,4] is negative (an unknown size has no element count)");
+    ck_assert_int_eq(em_shape_numel(((em_shape){.ndim = 9})), -1);
+    ck_assert_error_is("shape_numel: rank 9 is outside 0..8");
+    ck_assert_int_eq(em_shape_numel(EM_SHAPE(1LL << 40, 0, 1LL << 40)), 0);
+    ck_assert_int_eq(em_shape_numel(EM_SHAPE(INT64_MAX, 1)), INT64_MAX);
+    ck_assert_int_eq(em_shape_numel(EM_SHAPE(1LL << 31, 1LL << 31, 2)), -1); /* 2^63 */
+    em_clear_error();
+    ck_assert_int_eq(em_shape_numel(EM_SHAPE0), 1);
     /* sizes near INT64_MAX are refused, not overflowed */
     em_tensor *x = em_zeros(EM_F32, EM_SHAPE(2));
     ck_assert_ptr_null(em_slice(x, (int64_t[]){1}, (int64_t[]){INT64_MAX}));

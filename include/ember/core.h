@@ -26,19 +26,32 @@ typedef enum em_dtype {
 
 #define EM_MAX_DIMS 8
 
-/* A shape by value. EM_SHAPE(10, 224, 224, 3) builds one; EM_SHAPE0 is a scalar. */
+/* A shape by value. EM_SHAPE(10, 224, 224, 3) builds one, of 1 to EM_MAX_DIMS
+ * sizes (more is a compile error naming EM_SHAPE); EM_SHAPE0 is a scalar. */
 typedef struct em_shape {
     int ndim;
     int64_t dims[EM_MAX_DIMS];
 } em_shape;
 
-#define EM__NARGS(...) EM__NARGS_(__VA_ARGS__, 8, 7, 6, 5, 4, 3, 2, 1, 0)
-#define EM__NARGS_(a1, a2, a3, a4, a5, a6, a7, a8, n, ...) n
-#define EM_SHAPE(...) ((em_shape){.ndim = EM__NARGS(__VA_ARGS__), .dims = {__VA_ARGS__}})
+/* The number of arguments, 1 to 8. 9 to 64 arguments give `too_many`, a name
+ * declared nowhere, so that the compiler's error says what is wrong (a plain
+ * initializer would only warn of excess elements and take the ninth size
+ * for the rank). */
+#define EM__NARGS(too_many, ...)                                                                                  \
+    EM__APPLY(EM__NARGS_, (__VA_ARGS__, EM__X8(too_many), EM__X8(too_many), EM__X8(too_many), EM__X8(too_many), \
+                           EM__X8(too_many), EM__X8(too_many), EM__X8(too_many), 8, 7, 6, 5, 4, 3, 2, 1, 0))
+#define EM__NARGS_(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, \
+                   a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30, a31, a32, \
+                   a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44, a45, a46, a47, a48, \
+                   a49, a50, a51, a52, a53, a54, a55, a56, a57, a58, a59, a60, a61, a62, a63, a64, n, ...) n
+#define EM__X8(t) t, t, t, t, t, t, t, t
+#define EM__APPLY(macro, args) macro args
+#define EM_SHAPE(...) \
+    ((em_shape){.ndim = EM__NARGS(EM_SHAPE_takes_at_most_8_dimensions, __VA_ARGS__), .dims = {__VA_ARGS__}})
 #define EM_SHAPE0 ((em_shape){.ndim = 0})
 /* A list of axes for reductions, transposes, squeeze: em_sum(x, EM_AXES(0, 1), false).
  * EM_ALL_AXES reduces over every axis. */
-#define EM_AXES(...) EM__NARGS(__VA_ARGS__), ((const int[]){__VA_ARGS__})
+#define EM_AXES(...) EM__NARGS(EM_AXES_takes_at_most_8_axes, __VA_ARGS__), ((const int[]){__VA_ARGS__})
 #define EM_ALL_AXES 0, NULL
 
 typedef struct em_tensor em_tensor;
@@ -84,6 +97,9 @@ int em_format(em_tensor *t, char *buf, size_t size);
 int em_print(em_tensor *t, FILE *out);
 /* "[3,5]" into buf; returns buf. */
 const char *em_shape_str(em_shape shape, char *buf, size_t size);
+/* The product of the sizes (1 for a scalar); -1 with an error when it overflows
+ * int64 (tensor creation refuses such shapes too), a size is negative (the
+ * unknown size -1 of a placeholder) or the rank is outside 0..EM_MAX_DIMS. */
 int64_t em_shape_numel(em_shape shape);
 bool em_shape_equal(em_shape a, em_shape b);
 
