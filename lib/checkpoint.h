@@ -34,25 +34,6 @@ int em__checkpoint_write(const char *op, const char *path, int n, const em__ckpt
  * count. 0; EM__CKPT_UNUSABLE or -1 with an error beginning with `op`. */
 int em__checkpoint_read(const char *op, const char *path, bool apply, em__ckpt_value **values, int *n);
 
-/* Writes size bytes to path as checkpoints are written: a locked temporary
- * "<path>.tmp.<pid>" (stale ones of earlier writers removed first), synced,
- * renamed over path, the directory synced. 0, or -1 with an error. */
-int em__write_file_atomic(const char *op, const char *path, const void *data, size_t size);
-
-/* mkdir -p: dir and its missing parents (0777 less the umask). 0, or errno
- * (ENOTDIR when a part of it exists and is not a directory). */
-int em__make_dirs(const char *dir);
-
-/* Removes each regular file in dir whose name `match` accepts and whose
- * writer is gone: a writer holds an exclusive flock() on its temporary file
- * from creation until after the rename, so a file this process can lock is
- * an orphan (its writer was killed). Never touches a file a live writer (in
- * any process, this one included) holds. Best effort: returns how many it
- * removed. */
-int em__remove_stale_temps(const char *dir, bool (*match)(const char *name, void *ctx), void *ctx);
-/* Whether name is "<base>.tmp.<digits>". */
-bool em__is_temp_of(const char *name, const char *base);
-
 /* ---- coordinating a checkpoint manager over several processes ----
  * Installed by libember_mpi (em_dist_checkpoint_manager_open), so that
  * libember knows nothing of MPI. */

@@ -1,6 +1,7 @@
 /* PNG output through libpng, and line plots and image grids drawn by Ember
  * itself with a built-in 5x7 bitmap font, so a training run can leave
  * pictures behind without Python. */
+#include "file.h"
 #include "image.h"
 
 #include <errno.h>
@@ -90,27 +91,11 @@ fail:
     return -1;
 }
 
-static int write_file(const char *op, const char *path, const void *data, size_t size) {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        em__error("%s: cannot create %s: %s", op, path, strerror(errno));
-        return -1;
-    }
-    size_t put = fwrite(data, 1, size, f);
-    int err = put == size ? 0 : errno;
-    if (fclose(f) && !err) err = errno ? errno : EIO;
-    if (err) {
-        em__error("%s: cannot write %s: %s", op, path, strerror(err));
-        return -1;
-    }
-    return 0;
-}
-
 static int save_png(const char *op, const char *path, const uint8_t *px, int h, int w, int c) {
     void *png;
     size_t size;
     if (em__png_encode(op, px, h, w, c, &png, &size)) return -1;
-    int rc = write_file(op, path, png, size);
+    int rc = em__write_file_atomic(op, path, png, size);
     free(png);
     return rc;
 }

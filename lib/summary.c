@@ -4,7 +4,7 @@
  * TFRecords. Field numbers follow tensorflow/core/util/event.proto and
  * tensorflow/core/framework/{summary,histogram,tensor,tensor_shape,graph,
  * node_def,attr_value,types}.proto (as shipped in tensorboard/compat/proto). */
-#include "checkpoint.h"
+#include "file.h"
 #include "crc32c.h"
 #include "graph/export.h"
 #include "image.h"

@@ -2,6 +2,7 @@
  * inputs they read (TensorBoard's GraphDef, lib/summary.c, is written from
  * it), and em_graph_write_dot writes Graphviz, clustered by name scope. */
 #include "graph.h"
+#include "../file.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -79,20 +80,13 @@ int em__graph_visit(const em_graph *g, int (*fn)(void *ctx, const em_graph_node 
 
 /* ---- Graphviz ---- */
 
-int em_graph_write_dot(const em_graph *g, const char *path) {
-    if (!g || !path) {
-        em__error("graph_write_dot: graph and path must not be NULL");
-        return -1;
-    }
+/* The DOT text of graph g_ (em__write_atomic's fill). */
+static int write_dot(em__file_out *out, void *g_) {
+    const em_graph *g = g_;
+    FILE *f = out->f;
     int64_t *idx = malloc(sizeof(int64_t) * (size_t)(g->nn ? g->nn : 1));
     if (!idx) {
         em__error("graph_write_dot: out of memory for %lld nodes", (long long)g->nn);
-        return -1;
-    }
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        free(idx);
-        em__error("graph_write_dot: cannot open %s for writing", path);
         return -1;
     }
     fprintf(f, "digraph ember {\n  rankdir=TB;\n  node [shape=box, fontname=\"Helvetica\"];\n");
@@ -179,9 +173,13 @@ int em_graph_write_dot(const em_graph *g, const char *path) {
     }
     fprintf(f, "}\n");
     free(idx);
-    if (fclose(f)) {
-        em__error("graph_write_dot: error writing %s", path);
+    return 0;
+}
+
+int em_graph_write_dot(const em_graph *g, const char *path) {
+    if (!g || !path) {
+        em__error("graph_write_dot: graph and path must not be NULL");
         return -1;
     }
-    return 0;
+    return em__write_atomic("graph_write_dot", path, write_dot, (void *)g);
 }

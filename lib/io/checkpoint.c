@@ -8,23 +8,19 @@
  *
  * Integers and data are little-endian. em_checkpoint_save writes version 1;
  * the checkpoint manager writes version 2, whose values hold the step, the
- * random stream and the program's own values. Both are read. A save goes to
- * "<path>.tmp.<pid>", locked while written (see "temporary files"), is
- * synced, then renamed over path (and the directory synced), so a failed or
- * interrupted save never damages the previous checkpoint. A restore reads
- * and checks the whole file before it changes any variable. */
+ * random stream and the program's own values. Both are read. A save is
+ * written as every file Ember writes (lib/file.h): to a locked temporary,
+ * synced, then renamed over path, so a failed or interrupted save never
+ * damages the previous checkpoint. A restore reads and checks the whole file
+ * before it changes any variable. */
 #include "../checkpoint.h"
+#include "../file.h"
 #include "../variable.h"
 
-#include <dirent.h>
-
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -37,134 +33,20 @@ static const char MAGIC[8] = {'E', 'M', 'B', 'E', 'R', 'C', 'K', 'P'};
 #define VERSION 2u /* the newest this Ember reads */
 #define MAX_NAME (1u << 16)
 
-/* ---- temporary files ----
- *
- * A writer creates "<path>.tmp.<pid>" and holds an exclusive flock() on it
- * until it has been renamed over path. A writer killed on the way (SIGKILL,
- * a crash, a power cut) leaves the file unlocked, since the lock dies with
- * its open file; the next save to the same path removes it. Locks rather
- * than process ids tell the dead from the living: ids are reused, and a
- * process in another PID namespace sees other ids. flock() locks belong to
- * an open file, so they also conflict between two opens in one process. */
-
-bool em__is_temp_of(const char *name, const char *base) {
-    size_t b = strlen(base);
-    if (strncmp(name, base, b) != 0 || strncmp(name + b, ".tmp.", 5) != 0) return false;
-    const char *d = name + b + 5;
-    if (!*d) return false;
-    for (; *d; d++)
-        if (*d < '0' || *d > '9') return false;
-    return true;
-}
-
-int em__remove_stale_temps(const char *dir, bool (*match)(const char *name, void *ctx), void *ctx) {
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return 0;
-    DIR *d = fdopendir(dfd);
-    if (!d) {
-        close(dfd);
-        return 0;
-    }
-    int removed = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!match(e->d_name, ctx)) continue;
-        int fd = openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0) continue;
-        struct stat held, named;
-        /* Only a regular file that no writer holds, and that is still the
-         * file of that name once locked (a writer may have renamed it, and
-         * another taken the name, since readdir). */
-        if (fstat(fd, &held) == 0 && S_ISREG(held.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-            fstatat(dfd, e->d_name, &named, AT_SYMLINK_NOFOLLOW) == 0 && named.st_dev == held.st_dev &&
-            named.st_ino == held.st_ino && unlinkat(dfd, e->d_name, 0) == 0)
-            removed++;
-        close(fd);
-    }
-    closedir(d);
-    return removed;
-}
-
-static bool temp_of_base(const char *name, void *base) { return em__is_temp_of(name, base); }
-
-/* dirname and basename of path, in one allocation: *dir and *base point into it. */
-static char *split_path(const char *path, const char **dir, const char **base) {
-    size_t n = strlen(path);
-    char *c = malloc(2 * n + 4);
-    if (!c) return NULL;
-    const char *slash = strrchr(path, '/');
-    char *b = c + n + 2;
-    if (!slash) {
-        strcpy(c, ".");
-        strcpy(b, path);
-    } else {
-        size_t k = (size_t)(slash - path);
-        memcpy(c, path, k ? k : 1);
-        c[k ? k : 1] = '\0';
-        strcpy(b, slash + 1);
-    }
-    *dir = c;
-    *base = b;
-    return c;
-}
-
-/* Removes the stale temporaries of path, then creates its own, locked
- * ("<path>.tmp.<pid>", returned in *tmp). The file is created exclusively
- * and checked, once locked, to be still the one of that name: a concurrent
- * cleaner may have taken it for stale between its creation and the lock.
- * fd, or -1 with an error. */
-static int create_locked_temp(const char *op, const char *path, char **tmp) {
-    const char *dir, *base;
-    char *parts = split_path(path, &dir, &base);
-    size_t len = strlen(path) + 32;
-    *tmp = malloc(len);
-    if (!parts || !*tmp) {
-        free(parts);
-        free(*tmp);
-        *tmp = NULL;
-        em__error("%s: out of memory", op);
-        return -1;
-    }
-    em__remove_stale_temps(dir, temp_of_base, (void *)base);
-    free(parts);
-    snprintf(*tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    for (int attempt = 0; attempt < 8; attempt++) {
-        int fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd < 0) {
-            em__error("%s: cannot create %s: %s", op, *tmp, strerror(errno));
-            break;
-        }
-        /* A cleaner may hold the lock for a moment: wait for it. Where the
-         * file system has no flock(), cleaners cannot lock either, so they
-         * never remove a live writer's file. */
-        int locked = flock(fd, LOCK_EX);
-        struct stat held, named;
-        if (locked == 0 && (fstat(fd, &held) || stat(*tmp, &named) || held.st_dev != named.st_dev ||
-                            held.st_ino != named.st_ino)) {
-            close(fd); /* taken for stale and removed: make it again */
-            continue;
-        }
-        return fd;
-    }
-    if (!em_last_error()) em__error("%s: cannot create %s: it kept being removed", op, *tmp);
-    free(*tmp);
-    *tmp = NULL;
-    return -1;
-}
-
 /* ---- saving ---- */
 
+/* The checkpoint's bytes, and the CRC of all of them. */
 typedef struct {
-    FILE *f;
+    em__file_out *out;
     uLong crc;
-    int err; /* errno of the first failed write */
 } writer;
 
 static void put(writer *w, const void *p, size_t n) {
     const unsigned char *b = p;
-    while (!w->err && n) {
+    while (n) {
         size_t k = n < (1u << 30) ? n : (1u << 30); /* crc32 takes a uInt length */
         w->crc = crc32(w->crc, b, (uInt)k);
-        if (fwrite(b, 1, k, w->f) != k) w->err = errno ? errno : EIO;
+        em__file_put(w->out, b, k);
         b += k;
         n -= k;
     }
@@ -172,103 +54,15 @@ static void put(writer *w, const void *p, size_t n) {
 
 static void put_u32(writer *w, uint32_t x) { put(w, &x, 4); }
 
-static int sync_dir(const char *path) {
-    char *copy = strdup(path);
-    if (!copy) return ENOMEM;
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(copy);
-    if (fd < 0) return errno;
-    int rc = fsync(fd) ? errno : 0;
-    close(fd);
-    return rc == EINVAL ? 0 : rc; /* some file systems cannot sync a directory */
-}
-
-/* Writes path through a locked temporary: fill(w, ctx) writes the content
- * (0, or -1 with an error set). The lock is held until after the rename. */
-static int write_atomic(const char *op, const char *path, int (*fill)(writer *w, void *ctx), void *ctx) {
-    if (!path || !*path) {
-        em__error("%s: the path is empty", op);
-        return -1;
-    }
-    char *tmp;
-    int fd = create_locked_temp(op, path, &tmp);
-    if (fd < 0) return -1;
-    int lock = dup(fd); /* keeps the lock past fclose, until after the rename */
-    writer w = {fdopen(fd, "wb"), crc32(0, NULL, 0), 0};
-    if (!w.f || lock < 0) {
-        em__error("%s: cannot write %s: %s", op, tmp, strerror(errno));
-        if (w.f) fclose(w.f);
-        else close(fd);
-        if (lock >= 0) close(lock);
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    int rc = fill(&w, ctx);
-    if (!w.err && fflush(w.f)) w.err = errno;
-    if (!w.err && fsync(fileno(w.f))) w.err = errno;
-    if (fclose(w.f) && !w.err) w.err = errno;
-    if (!rc && !w.err && rename(tmp, path)) {
-        em__error("%s: cannot rename %s to %s: %s", op, tmp, path, strerror(errno));
-        rc = -1;
-    } else if (!rc && w.err) {
-        em__error("%s: writing %s failed: %s (%s is unchanged)", op, tmp, strerror(w.err), path);
-        rc = -1;
-    }
-    if (rc) unlink(tmp);
-    close(lock);
-    free(tmp);
-    if (rc) return -1;
-    int err = sync_dir(path);
-    if (err) {
-        em__error("%s: %s was written but its directory could not be synced: %s", op, path, strerror(err));
-        return -1;
-    }
-    return 0;
-}
-
-typedef struct {
-    const void *data;
-    size_t size;
-} bytes_ctx;
-
-static int fill_bytes(writer *w, void *ctx) {
-    bytes_ctx *b = ctx;
-    put(w, b->data, b->size);
-    return 0;
-}
-
-int em__make_dirs(const char *dir) {
-    char *p = strdup(dir);
-    if (!p) return ENOMEM;
-    int err = 0;
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s) continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, 0777) && errno != EEXIST) err = errno;
-        *s = c;
-        if (!c || err) break;
-    }
-    struct stat st;
-    if (!err && stat(dir, &st)) err = errno;
-    else if (!err && !S_ISDIR(st.st_mode)) err = ENOTDIR;
-    free(p);
-    return err;
-}
-
-int em__write_file_atomic(const char *op, const char *path, const void *data, size_t size) {
-    return write_atomic(op, path, fill_bytes, &(bytes_ctx){data, size});
-}
-
 typedef struct {
     const char *op;
     int n;
     const em__ckpt_value *values;
 } ckpt_ctx;
 
-static int fill_checkpoint(writer *w, void *ctx_) {
+static int fill_checkpoint(em__file_out *out, void *ctx_) {
     ckpt_ctx *c = ctx_;
+    writer wr = {out, crc32(0, NULL, 0)}, *w = &wr;
     em_tensor *const *vars;
     int n = em__variables_list(&vars);
     put(w, MAGIC, sizeof MAGIC);
@@ -309,7 +103,7 @@ static int fill_checkpoint(writer *w, void *ctx_) {
 }
 
 int em__checkpoint_write(const char *op, const char *path, int n, const em__ckpt_value *values) {
-    return write_atomic(op, path, fill_checkpoint, &(ckpt_ctx){op, n, values});
+    return em__write_atomic(op, path, fill_checkpoint, &(ckpt_ctx){op, n, values});
 }
 
 int em_checkpoint_save(const char *path) { return em__checkpoint_write("checkpoint_save", path, 0, NULL); }

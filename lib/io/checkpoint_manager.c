@@ -15,6 +15,7 @@
  * values hold the step and the random stream (kind U64, Ember's own keys)
  * and the program's values (kinds F64 and STRING). */
 #include "../checkpoint.h"
+#include "../file.h"
 
 #include <dirent.h>
 #include <errno.h>

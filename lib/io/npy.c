@@ -1,6 +1,7 @@
 /* NumPy .npy files: magic "\x93NUMPY", version, header length, a Python dict
  * literal {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } padded
  * to a multiple of 64 bytes, then the raw little-endian C-order data. */
+#include "file.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -210,6 +211,22 @@ em_tensor *em_load_npy(const char *path) {
     return t;
 }
 
+typedef struct {
+    uint8_t pre[10]; /* magic, version, header length */
+    const char *header;
+    size_t header_len;
+    const void *data;
+    size_t bytes;
+} npy_parts;
+
+static int fill_npy(em__file_out *out, void *ctx) {
+    npy_parts *p = ctx;
+    em__file_put(out, p->pre, sizeof p->pre);
+    em__file_put(out, p->header, p->header_len);
+    em__file_put(out, p->data, p->bytes);
+    return 0;
+}
+
 int em_save_npy(const char *path, em_tensor *t) {
     if (!path) {
         em__error("save_npy: path is NULL");
@@ -229,20 +246,7 @@ int em_save_npy(const char *path, em_tensor *t) {
     memset(h + n, ' ', (size_t)(total - 10 - n - 1));
     h[total - 10 - 1] = '\n';
     int hlen = total - 10;
-    uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)hlen, (uint8_t)(hlen >> 8)};
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        em__error("save_npy: cannot create %s: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t bytes = (size_t)t->numel * em_dtype_size((em_dtype)t->dtype);
-    bool ok = fwrite(pre, 1, 10, f) == 10 && fwrite(h, 1, (size_t)hlen, f) == (size_t)hlen &&
-              fwrite(data, 1, bytes, f) == bytes;
-    int err = ok ? 0 : errno;
-    if (fclose(f) && !err) err = errno ? errno : EIO;
-    if (err || !ok) {
-        em__error("save_npy: cannot write %s: %s", path, strerror(err ? err : EIO));
-        return -1;
-    }
-    return 0;
+    npy_parts parts = {{0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)hlen, (uint8_t)(hlen >> 8)}, h, (size_t)hlen,
+                       data, (size_t)t->numel * em_dtype_size((em_dtype)t->dtype)};
+    return em__write_atomic("save_npy", path, fill_npy, &parts);
 }
