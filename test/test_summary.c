@@ -7,8 +7,10 @@
 
 #include <float.h>
 #include <png.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -354,6 +356,48 @@ START_TEST(test_writes_are_buffered_until_flush) {
 }
 END_TEST
 
+/* An event file is appended to as training runs, never replaced (a new
+ * file per writer), so the atomic rename of the other writers does not
+ * apply: a failed flush (a full disk; the file size limit stands in for
+ * one) keeps what did not reach the file, and the next flush writes it, so
+ * the file never holds a torn record followed by more (issue 21). */
+START_TEST(test_failed_flush_is_retried_whole) {
+    em_summary_writer *w = em_summary_writer_open(tmp);
+    ck_assert_ptr_nonnull(w);
+    char path[400];
+    snprintf(path, sizeof path, "%s", em_summary_writer_path(w));
+    ck_assert_int_eq(em_summary_scalar(w, "loss", 1, 0.5), 0);
+    ck_assert_int_eq(em_summary_writer_flush(w), 0);
+    long size = file_size(path);
+    char text[2000];
+    memset(text, 'x', sizeof text - 1);
+    text[sizeof text - 1] = 0;
+    ck_assert_int_eq(em_summary_text(w, "notes", 2, text), 0);
+    struct rlimit old, small;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = old;
+    small.rlim_cur = (rlim_t)size + 100; /* the text event's first 100 bytes fit */
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+    int rc = em_summary_writer_flush(w);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    char msg[600];
+    snprintf(msg, sizeof msg, "summary: cannot write %s: File too large", path);
+    ck_assert_int_eq(rc, -1);
+    ck_assert_str_eq(em_last_error(), msg);
+    em_clear_error();
+    ck_assert_int_eq(file_size(path), size + 100);
+    ck_assert_int_eq(em_summary_scalar(w, "loss", 3, 0.25), 0);
+    ck_assert_int_eq(em_summary_writer_close(w), 0);
+    size_t n, last, tail;
+    uint8_t *d = slurp(path, &n);
+    ck_assert_int_eq(scan_records(d, n, &last, &tail), 4); /* version, loss, notes, loss */
+    ck_assert_int_eq(tail, 0);
+    free(d);
+}
+END_TEST
+
 START_TEST(test_summary_errors) {
     char file[300], under[320];
     snprintf(file, sizeof file, "%s/plain", tmp);
@@ -531,6 +575,7 @@ int main(void) {
     tcase_add_test(tc, test_event_file_read_by_tensorboard);
     tcase_add_test(tc, test_cut_file_reads_to_last_complete_record);
     tcase_add_test(tc, test_writes_are_buffered_until_flush);
+    tcase_add_test(tc, test_failed_flush_is_retried_whole);
     tcase_add_test(tc, test_summary_errors);
     tcase_add_test(tc, test_graph_read_by_tensorboard);
     tcase_add_test(tc, test_write_png);
