@@ -130,7 +130,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 .SECONDARY:
 
 .PHONY: all test examples bench install clean deps mnist fuzz fuzz-run gpu-check
-all: $(STATIC) $(SHARED) $(GPU_LIBS) $(BUILD)/ember.pc $(BUILD)/ember-bench $(MPI_LIBS)
+all: $(STATIC) $(SHARED) $(GPU_LIBS) $(BUILD)/ember-bench $(MPI_LIBS)
 
 HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h lib/ops/*.h lib/ops/*.def lib/graph/*.h)
 $(BUILD)/%.o: %.c $(HEADERS)
@@ -149,7 +149,7 @@ $(CUDA_PLUGIN): $(GPU_OBJ) gpu/plugin.map
 	  -Wl,--version-script=gpu/plugin.map -o $@ $(GPU_OBJ) $(CUDA_LDLIBS)
 
 # The loader names the install directory (PREFIX/lib) as a place to look for
-# the plug-in, and ember.pc names PREFIX: both are rebuilt when PREFIX changes.
+# the plug-in: it is rebuilt when PREFIX changes.
 $(shell mkdir -p $(BUILD) && [ "$$(cat $(BUILD)/prefix 2>/dev/null)" = "$(PREFIX)" ] || echo "$(PREFIX)" > $(BUILD)/prefix)
 $(BUILD)/lib/gpu_loader.o: CFLAGS += -DEMBER_LIBDIR='"$(PREFIX)/lib"'
 $(BUILD)/lib/gpu_loader.o: $(BUILD)/prefix
@@ -162,10 +162,6 @@ $(SHARED): $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libember.so.$(SOVERSION) -o $@ $^ $(LDLIBS)
 	ln -sf libember.so.$(VERSION) $(BUILD)/libember.so.$(SOVERSION)
 	ln -sf libember.so.$(VERSION) $(BUILD)/libember.so
-
-$(BUILD)/ember.pc: Makefile $(BUILD)/prefix
-	@mkdir -p $(dir $@)
-	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: ember\nDescription: eager tape-based automatic differentiation in C\nVersion: %s\nLibs: -L$${libdir} -lember\nLibs.private: %s\nCflags: -I$${includedir}\n' '$(PREFIX)' '$(VERSION)' '$(LDLIBS)' > $@
 
 $(BUILD)/test/%: test/%.c $(TEST_COMMON_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
@@ -281,6 +277,8 @@ bench: $(BENCH) $(BUILD)/ember-bench $(BUILD)/examples/mnist $(if $(MPI_LIBS),$(
 mnist: $(BUILD)/examples/mnist
 	$(BUILD)/examples/mnist --logdir runs/mnist
 
+# ember.pc is written here, naming the PREFIX given to this `make install`
+# (DESTDIR, a staging directory, is not part of it).
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include/ember $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/ember.h $(DESTDIR)$(PREFIX)/include/
@@ -290,7 +288,9 @@ install: all
 	ln -sf libember.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libember.so.$(SOVERSION)
 	ln -sf libember.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libember.so
 	$(if $(GPU_LIBS),install -m 755 $(CUDA_PLUGIN) $(DESTDIR)$(PREFIX)/lib/)
-	install -m 644 $(BUILD)/ember.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: ember\nDescription: eager tape-based automatic differentiation in C\nVersion: %s\nLibs: -L$${libdir} -lember\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	  '$(PREFIX)' '$(VERSION)' '$(LDLIBS)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ember.pc
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/ember.pc
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(BUILD)/ember-bench $(DESTDIR)$(PREFIX)/bin/
 	$(if $(MPI_LIBS),install -m 644 $(MPI_STATIC) $(DESTDIR)$(PREFIX)/lib/ && \

@@ -2,11 +2,14 @@
 # The README's first program, compiled with exactly the README's two lines
 # against this build, and run: "straight from this tree" (run where `include`
 # and `build` name this tree's, so that another BUILD works too), and
-# "against an installed Ember" (`make install` staged with DESTDIR; a
-# pkg-config shim points the installed ember.pc's prefix at the stage).
-# Neither program may need a CUDA library, and the plug-in must be
-# installed beside the library when it was built. Sanitizer builds append
-# their -fsanitize flags (EMBER_LINK_EXTRA) to both lines.
+# "against an installed Ember" (`make install PREFIX=<a temporary directory>`,
+# then pkg-config alone, PKG_CONFIG_PATH naming that prefix: the installed
+# ember.pc must name the PREFIX given). Installing to another PREFIX rebuilds
+# the plug-in loader, which names PREFIX/lib, so the install runs from a
+# copy of the build: this tree's build is left as it was. Neither program
+# may need a CUDA library, and the plug-in must be installed beside the
+# library when it was built. Sanitizer builds append their -fsanitize flags
+# (EMBER_LINK_EXTRA) to both lines.
 set -euo pipefail
 root=$PWD
 build=${EMBER_BUILD:-build}
@@ -42,29 +45,31 @@ no_cuda "$tmp/tree/first"
 runs "$tmp/tree" ./first
 
 # Against an installed Ember.
-stage=$tmp/stage
-# shellcheck disable=SC2086 # EMBER_MAKE_ARGS is a list of VAR=value words
-env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -C "$root" ${EMBER_MAKE_ARGS:-} install \
-    DESTDIR="$stage" >"$tmp/install.log" 2>&1 || fail "make install: $(tail -5 "$tmp/install.log")"
-pc=$(find "$stage" -name ember.pc)
-[ -n "$pc" ] || fail "make install installed no ember.pc"
-prefix=$(sed -n 's/^prefix=//p' "$pc")
-libdir=$stage$prefix/lib
-real=$(command -v pkg-config)
-mkdir -p "$tmp/bin"
-printf '#!/bin/sh\nexec "%s" --define-variable=prefix="%s" "$@"\n' "$real" "$stage$prefix" > "$tmp/bin/pkg-config"
-chmod +x "$tmp/bin/pkg-config"
+prefix=$tmp/prefix
+read -ra make_args <<<"${EMBER_MAKE_ARGS:-}"
+build_arg=build
+for a in "${make_args[@]}"; do [[ $a == BUILD=* ]] && build_arg=${a#BUILD=}; done
+copy=$tmp/build${build#"$build_arg"} # the suffix a sanitizer build adds to BUILD
+mkdir -p "$copy"
+for f in "$root/$build"/*; do # what `make install` needs: the library's objects and what is made of them
+    case ${f##*/} in test | examples | bench | fuzz) ;; *) cp -a "$f" "$copy/" ;; esac
+done
+env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -C "$root" "${make_args[@]}" \
+    BUILD="$tmp/build" PREFIX="$prefix" install >"$tmp/install.log" 2>&1 || fail "make install: $(tail -5 "$tmp/install.log")"
+libdir=$prefix/lib
 export PKG_CONFIG_PATH=$libdir/pkgconfig
-libs=$(PATH=$tmp/bin:$PATH pkg-config --libs ember | sed 's/ *$//')
-[ "$(PATH=$tmp/bin:$PATH pkg-config --libs ember | wc -l)" -eq 1 ] && [ "$libs" = "-L$libdir -lember" ] ||
+[ "$(sed -n 's/^prefix=//p' "$libdir/pkgconfig/ember.pc")" = "$prefix" ] ||
+    fail "the installed ember.pc names prefix $(sed -n 's/^prefix=//p' "$libdir/pkgconfig/ember.pc"), not $prefix"
+libs=$(pkg-config --libs ember | sed 's/ *$//')
+[ "$(pkg-config --libs ember | wc -l)" -eq 1 ] && [ "$libs" = "-L$libdir -lember" ] ||
     fail "pkg-config --libs ember gives '$libs'"
 case " ${EMBER_MAKE_ARGS:-} " in # a build with the plug-in (GPU=1) installs it beside the library
 *" GPU=1 "*) [ -e "$libdir/libember_cuda.so" ] || fail "make install did not put libember_cuda.so beside the library" ;;
 esac
 mkdir -p "$tmp/installed"
 cp "$tmp/first.c" "$tmp/installed/"
-(cd "$tmp/installed" && PATH=$tmp/bin:$PATH eval "$installed ${EMBER_LINK_EXTRA:-}") ||
-    fail "the installed line failed: $installed"
+(cd "$tmp/installed" && eval "$installed ${EMBER_LINK_EXTRA:-}") || fail "the installed line failed: $installed"
 no_cuda "$tmp/installed/first"
 runs "$tmp/installed" env LD_LIBRARY_PATH="$libdir" ./first
-echo "readme.sh: the README's first program compiles with both lines and runs; it needs no CUDA library"
+echo "readme.sh: the README's first program compiles with both lines (the second against make install PREFIX=$prefix," \
+    "through pkg-config alone) and runs; it needs no CUDA library"
