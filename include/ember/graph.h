@@ -69,7 +69,7 @@ typedef struct em_graph_stats {
 } em_graph_stats;
 em_graph_stats em_graph_get_stats(const em_graph *g);
 
-/* Graphviz DOT, name scopes as clusters. */
+/* Graphviz DOT, name scopes as clusters; written whole or not at all (ember/io.h). */
 int em_graph_write_dot(const em_graph *g, const char *path);
 
 /* Set to print re-plan decisions and other debug lines to stderr. */

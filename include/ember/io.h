@@ -1,4 +1,13 @@
-/* Data formats: IDX (MNIST; raw or gzip) and NumPy .npy. */
+/* Data formats: IDX (MNIST; raw or gzip) and NumPy .npy.
+ *
+ * Every file Ember writes (.npy, PNG images and plots, DOT graphs,
+ * checkpoints) is written whole or not at all: to "<file>.tmp.<pid>" beside
+ * it, synced, then renamed over it, so a failed write (a full disk) leaves
+ * the previous file as it was and removes its temporary. A path that is a
+ * symbolic link is written through: the file it names is replaced (created
+ * if missing) and the link stays. A path that exists and is not a regular
+ * file (a device, a FIFO, a directory, or a link to one) is an error and is
+ * left alone. A replaced file keeps its permission bits. */
 #ifndef EMBER_IO_H
 #define EMBER_IO_H
 

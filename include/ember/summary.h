@@ -15,8 +15,12 @@ typedef struct em_summary_writer em_summary_writer;
  * (".1", ".2", ... appended if a writer opened the same name this second).
  * Events are buffered and written every 2 seconds (checked on each write), at
  * 1 MiB, and on flush and close, always as whole records: a killed process
- * leaves a file TensorBoard reads up to the last record written. A writer may
- * be shared by threads. All functions return 0, or -1 with an error set. */
+ * leaves a file TensorBoard reads up to the last record written. The file is
+ * appended to, never replaced: a write that fails (a full disk) keeps what
+ * did not reach it for the next flush or close, so no record is torn inside
+ * the file. A writer may be shared by threads. All functions return 0, or -1
+ * with an error set. PNG files and plots are written as every file Ember
+ * writes (ember/io.h): whole or not at all. */
 em_summary_writer *em_summary_writer_open(const char *logdir);
 int em_summary_writer_flush(em_summary_writer *w);
 /* Flushes and closes; NULL is fine. */

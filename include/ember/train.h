@@ -184,11 +184,12 @@ int em_clip_by_global_norm(int n, em_tensor *const *grads, double clip_norm,
  * One file: magic, format version, count, then per variable its name, dtype,
  * shape and data (little-endian), then a CRC-32 of all that. Saving writes
  * "<path>.tmp.<pid>", syncs it and renames it over path, so a failed save
- * leaves the previous checkpoint whole. The writer holds an exclusive
- * flock() on its temporary file until the rename; a save first removes the
- * temporary files of earlier saves to the same path that no writer holds
- * (theirs were killed), and never touches one a live writer holds, in this
- * process or another. */
+ * leaves the previous checkpoint whole (as for every file Ember writes;
+ * symbolic links and paths that are not regular files: see ember/io.h). The
+ * writer holds an exclusive flock() on its temporary file until the rename;
+ * a save first removes the temporary files of earlier saves to the same path
+ * that no writer holds (theirs were killed), and never touches one a live
+ * writer holds, in this process or another. */
 int em_checkpoint_save(const char *path);
 /* Reads and checks the whole file (magic, version, length, checksum, and each
  * existing variable present with its dtype and shape) before changing any
