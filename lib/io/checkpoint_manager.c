@@ -117,12 +117,12 @@ static void err_take(char *out, size_t size) {
 }
 
 /* Puts the caller's error state back. With `failed`, the error raised since
- * err_push is kept (unless the caller had one: the first error wins);
- * otherwise it is forgotten, and so are the errors counted meanwhile. */
+ * err_push is kept (the failing call owns the message); otherwise it is
+ * forgotten, and so are the errors counted meanwhile. */
 static void err_pop(err_state *s, bool failed) {
     em_thread *t = em__thread();
     if (!t) return;
-    if (failed && !s->had) return;
+    if (failed) return;
     if (!failed) t->errors = s->errors;
     t->has_error = s->had;
     memcpy(t->error, s->msg, sizeof s->msg);
@@ -276,7 +276,7 @@ static em__ckpt_value *find_value(const em_checkpoint_manager *m, const char *ke
 
 static int check_key(const em_checkpoint_manager *m, const char *op, const char *key) {
     if (!m) {
-        em__error("%s: argument mgr is NULL", op);
+        em__error_null("%s: argument mgr is NULL", op);
         return -1;
     }
     if (!key || !*key) {
@@ -551,7 +551,7 @@ done:
 int em_checkpoint_manager_save(em_checkpoint_manager *mgr, int64_t step) {
     const char *op = "em_checkpoint_manager_save";
     if (!mgr) {
-        em__error("%s: argument mgr is NULL", op);
+        em__error_null("%s: argument mgr is NULL", op);
         return -1;
     }
     if (step < 0 || step > MAX_STEP) {
@@ -672,7 +672,7 @@ static int find_latest(em_checkpoint_manager *m, const char *op, bool apply, int
 
 const char *em_checkpoint_manager_latest(em_checkpoint_manager *mgr) {
     if (!mgr) {
-        em__error("em_checkpoint_manager_latest: argument mgr is NULL");
+        em__error_null("em_checkpoint_manager_latest: argument mgr is NULL");
         return NULL;
     }
     int64_t step;
@@ -687,7 +687,7 @@ const char *em_checkpoint_manager_latest(em_checkpoint_manager *mgr) {
 int em_checkpoint_manager_restore_latest(em_checkpoint_manager *mgr) {
     const char *op = "em_checkpoint_manager_restore_latest";
     if (!mgr) {
-        em__error("%s: argument mgr is NULL", op);
+        em__error_null("%s: argument mgr is NULL", op);
         return -1;
     }
     int64_t step = -1;
