@@ -200,7 +200,7 @@ int em__run_kernel(const em_call *c, em_tensor *out) {
 }
 
 /* Debug mode: whether an input was freed (with the error saying so). */
-static __attribute__((noinline)) bool released_input(em_op op, int n, em_tensor *const *in) {
+static __attribute__((noinline, cold)) bool released_input(em_op op, int n, em_tensor *const *in) {
     for (int i = 0; i < n; i++)
         if (em__released_report(in[i], em__op_def(op)->name, i)) return true;
     return false;

@@ -422,7 +422,7 @@ static bool quarantine_grow(void) {
 
 /* Keeps freed t's block, poisoned, for em__released; a block larger than
  * the whole quarantine (or one that finds no room) is freed at once. */
-static void quarantine_put(em_tensor *t) {
+static __attribute__((noinline, cold)) void quarantine_put(em_tensor *t) {
     t->released = em__release_cause ? em__release_cause : EM_FREED_OTHER;
     t->ph = NULL;
     if (em__is_gpu(t->device)) t->data = NULL; /* its GPU memory went back */
