@@ -255,12 +255,13 @@ static int load_list(const em_checkpoint_manager *m, const char *op, step_list *
  * not name, highest step first. -1 with an error. */
 static int candidates(const em_checkpoint_manager *m, const char *op, step_list *out, char **notes) {
     step_list l = {0}, found = {0};
+    uint64_t errors = em__error_count();
     int rc = load_list(m, op, &l, notes);
     if (!rc) rc = scan_dir(m, op, &found);
     for (int i = l.n - 1; !rc && i >= 0; i--) rc = list_push(out, l.step[i]);
     for (int i = found.n - 1; !rc && i >= 0; i--)
         if (!list_has(&l, found.step[i])) rc = list_push(out, found.step[i]);
-    if (rc && !em_last_error()) em__error("%s: out of memory", op);
+    if (rc && em__error_count() == errors) em__error("%s: out of memory", op); /* list_push says nothing */
     free(l.step);
     free(found.step);
     return rc;
