@@ -95,7 +95,8 @@ static inline uint8_t em__releasing(em_release_cause why) {
     em__release_cause = (uint8_t)why;
     return before;
 }
-extern atomic_bool em__debug;
+/* Whether debug mode is on; hidden: read without the GOT on every op. */
+extern atomic_bool em__debug __attribute__((visibility("hidden")));
 bool em__released_report(const em_tensor *t, const char *op, int input);
 /* In debug mode, whether t was freed, with an error naming op, the input
  * (-1: "the tensor"), why it was freed and the op that made it. Always false

@@ -199,19 +199,25 @@ int em__run_kernel(const em_call *c, em_tensor *out) {
     return rc;
 }
 
-/* Debug mode: whether an input was freed (with the error saying so). */
-static __attribute__((noinline, cold)) bool released_input(em_op op, int n, em_tensor *const *in) {
+static inline em_tensor *dispatch(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
+    if (atomic_load_explicit(&em__placing, memory_order_relaxed)) return em__op_hooks.apply_placed(op, n, in, a);
+    return em__run_op(op, n, in, a);
+}
+
+/* Debug mode: an input that was freed is an error saying so. Out of line,
+ * so that with debug mode off the check costs one load and a branch. */
+static __attribute__((noinline, cold)) em_tensor *apply_debug(em_op op, int n, em_tensor *const *in,
+                                                              const em_attrs *a) {
     for (int i = 0; i < n; i++)
-        if (em__released_report(in[i], em__op_def(op)->name, i)) return true;
-    return false;
+        if (em__released_report(in[i], em__op_def(op)->name, i)) return NULL;
+    return dispatch(op, n, in, a);
 }
 
 em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
     for (int i = 0; i < n; i++)
         if (!in[i]) return em__null_input(em__op_def(op)->name);
-    if (atomic_load_explicit(&em__debug, memory_order_relaxed) && released_input(op, n, in)) return NULL;
-    if (atomic_load_explicit(&em__placing, memory_order_relaxed)) return em__op_hooks.apply_placed(op, n, in, a);
-    return em__run_op(op, n, in, a);
+    if (atomic_load_explicit(&em__debug, memory_order_relaxed)) return apply_debug(op, n, in, a);
+    return dispatch(op, n, in, a);
 }
 
 /* The shape rule of an op that checks values (indices, labels), given host
@@ -272,7 +278,7 @@ em_tensor *em__run_op(em_op op, int n, em_tensor *const *in, const em_attrs *a) 
         }
     }
     if (!out) return NULL;
-    if (!out->made_by) out->made_by = (uint16_t)(op + 1);
+    out->made_by = (uint16_t)(op + 1);
     if ((em__op_hooks.tape_record && em__op_hooks.tape_record(op, n, in, a, out)) ||
         (th && th->trace && em__op_hooks.trace_record(op, n, in, a, out))) {
         em__unref(out);
