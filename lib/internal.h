@@ -34,6 +34,9 @@ struct em_tensor {
     uint8_t ndim;
     uint8_t flags;
     uint8_t device; /* 0: cpu */
+    atomic_int kept;  /* references the user holds from em_keep, which em_release may drop */
+    uint16_t made_by; /* 1 + the op that made it; 0: not made by an op */
+    uint8_t released; /* debug mode: why it was freed (em_release_cause), 0 while alive */
     int64_t numel;
     int64_t shape[EM_MAX_DIMS];
     int64_t strides[EM_MAX_DIMS]; /* in elements */
@@ -74,6 +77,33 @@ void em__scratch_free(void *p);
 void em__blocks_shutdown(void);
 void em__retain(em_tensor *t);
 void em__unref(em_tensor *t);
+
+/* ---- debug mode (tensor.c): freed tensors kept, poisoned, and refused ---- */
+/* Why the last reference of a tensor went: what the debug mode's message says. */
+typedef enum em_release_cause {
+    EM_FREED_OTHER = 1, /* a reference Ember held (a tape, a graph, a view) */
+    EM_FREED_SCOPE,     /* its scope ended */
+    EM_FREED_RELEASE,   /* em_release */
+    EM_FREED_SHUTDOWN,  /* em_shutdown */
+    EM_FREED_VARIABLES, /* em_variables_release (it was a variable) */
+} em_release_cause;
+/* The cause the calling thread is releasing for; the setter returns the one
+ * before it, to be put back. */
+extern _Thread_local uint8_t em__release_cause;
+static inline uint8_t em__releasing(em_release_cause why) {
+    uint8_t before = em__release_cause;
+    em__release_cause = (uint8_t)why;
+    return before;
+}
+/* Whether debug mode is on; hidden: read without the GOT on every op. */
+extern atomic_bool em__debug __attribute__((visibility("hidden")));
+bool em__released_report(const em_tensor *t, const char *op, int input);
+/* In debug mode, whether t was freed, with an error naming op, the input
+ * (-1: "the tensor"), why it was freed and the op that made it. Always false
+ * (and t not read) when debug mode is off. */
+static inline bool em__released(const em_tensor *t, const char *op, int input) {
+    return atomic_load_explicit(&em__debug, memory_order_relaxed) && em__released_report(t, op, input);
+}
 bool em__is_contiguous(const em_tensor *t);
 /* "[3,5]" of a tensor into buf. */
 const char *em__tshape(const em_tensor *t, char *buf, size_t size);
@@ -95,10 +125,18 @@ static inline em_shape em__shape_of(const em_tensor *t) {
 static inline bool em__is_float(em_dtype d) { return d == EM_F32 || d == EM_F64; }
 
 /* ---- errors (error.c) ---- */
-/* Sets the thread's error unless one is already set (the first error wins). */
+/* Sets the thread's error, replacing a pending one: a call that fails on its
+ * own arguments owns the message (include/ember/core.h, em_last_error). */
 void em__error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Returns NULL after reporting "op: input is NULL" if no error is pending. */
+/* A call given a NULL tensor or handle (most likely the result of an earlier
+ * failed call): sets the error only when none is pending, so the root cause
+ * of an expression stays. */
+void em__error_null(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Returns NULL after reporting "op: an input is NULL" if no error is pending. */
 void *em__null_input(const char *op);
+/* Errors reported on this thread so far, kept or not: a caller that sees the
+ * count unchanged after a callee failed reports the failure itself. */
+uint64_t em__error_count(void);
 
 /* Hot loops are compiled for AVX-512, AVX2 and plain x86-64, and the loader
  * picks the best the CPU has (GCC's function multi-versioning): one portable
@@ -191,6 +229,8 @@ typedef struct em_hooks {
     void (*host_read)(const em_tensor *t); /* lib/graph/trace.c */
     /* the innermost name scope, "scope/sub" (variable.c) */
     const char *(*name_scope)(void);
+    /* the name of op id `op`, for the debug mode's messages (op.c) */
+    const char *(*op_name)(int op);
 } em_hooks;
 extern em_hooks em__hooks;
 /* The innermost name scope ("" without one). */

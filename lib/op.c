@@ -34,6 +34,11 @@ const em_op_def *em__op_def(em_op op) {
     return k >= 0 && k < atomic_load_explicit(&nregistered, memory_order_acquire) ? registered[k] : NULL;
 }
 
+static const char *op_name(int op) { return em__op_def((em_op)op)->name; }
+
+/* The debug mode's messages name the op that made a tensor (lib/internal.h). */
+__attribute__((constructor)) static void install_hooks(void) { em__hooks.op_name = op_name; }
+
 int em__op_count(void) { return EM_OP_BUILTIN_COUNT + atomic_load_explicit(&nregistered, memory_order_acquire); }
 
 const em_op_def *em__op_by_name(const char *name) {
@@ -194,11 +199,25 @@ int em__run_kernel(const em_call *c, em_tensor *out) {
     return rc;
 }
 
+static inline em_tensor *dispatch(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
+    if (atomic_load_explicit(&em__placing, memory_order_relaxed)) return em__op_hooks.apply_placed(op, n, in, a);
+    return em__run_op(op, n, in, a);
+}
+
+/* Debug mode: an input that was freed is an error saying so. Out of line,
+ * so that with debug mode off the check costs one load and a branch. */
+static __attribute__((noinline, cold)) em_tensor *apply_debug(em_op op, int n, em_tensor *const *in,
+                                                              const em_attrs *a) {
+    for (int i = 0; i < n; i++)
+        if (em__released_report(in[i], em__op_def(op)->name, i)) return NULL;
+    return dispatch(op, n, in, a);
+}
+
 em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
     for (int i = 0; i < n; i++)
         if (!in[i]) return em__null_input(em__op_def(op)->name);
-    if (atomic_load_explicit(&em__placing, memory_order_relaxed)) return em__op_hooks.apply_placed(op, n, in, a);
-    return em__run_op(op, n, in, a);
+    if (atomic_load_explicit(&em__debug, memory_order_relaxed)) return apply_debug(op, n, in, a);
+    return dispatch(op, n, in, a);
 }
 
 /* The shape rule of an op that checks values (indices, labels), given host
@@ -259,6 +278,7 @@ em_tensor *em__run_op(em_op op, int n, em_tensor *const *in, const em_attrs *a) 
         }
     }
     if (!out) return NULL;
+    out->made_by = (uint16_t)(op + 1);
     if ((em__op_hooks.tape_record && em__op_hooks.tape_record(op, n, in, a, out)) ||
         (th && th->trace && em__op_hooks.trace_record(op, n, in, a, out))) {
         em__unref(out);

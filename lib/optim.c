@@ -271,7 +271,7 @@ em_schedule *em_cosine_decay(double lr, int64_t decay_steps, double alpha) {
 
 double em_schedule_value(const em_schedule *s, int64_t step) {
     if (!s) {
-        em__error("schedule_value: schedule is NULL");
+        em__error_null("schedule_value: schedule is NULL");
         return NAN;
     }
     switch (s->kind) {
@@ -302,7 +302,7 @@ void em_schedule_release(em_schedule *s) {
 int em_optimizer_set_schedule(em_optimizer *o, em_schedule *s) {
     if (!o || !s) {
         em_schedule_release(s);
-        em__error("set_schedule: %s is NULL", o ? "the schedule" : "the optimizer");
+        em__error_null("set_schedule: %s is NULL", o ? "the schedule" : "the optimizer");
         return -1;
     }
     em_schedule_release(o->r.schedule);
@@ -312,7 +312,7 @@ int em_optimizer_set_schedule(em_optimizer *o, em_schedule *s) {
 
 int em_optimizer_set_learning_rate(em_optimizer *o, double lr) {
     if (!o) {
-        em__error("set_learning_rate: the optimizer is NULL");
+        em__error_null("set_learning_rate: the optimizer is NULL");
         return -1;
     }
     if (check_range("set_learning_rate", "learning rate", lr, 0, INFINITY, true)) return -1;
@@ -375,7 +375,7 @@ static em_tensor **slots_of(em_optimizer *o, em_tensor *v) {
 int em_compute_gradients(em_optimizer *o, em_tape *tape, em_tensor *loss, int n, em_tensor *const *vars,
                          em_tensor **grads) {
     if (!o) {
-        em__error("compute_gradients: the optimizer is NULL");
+        em__error_null("compute_gradients: the optimizer is NULL");
         return -1;
     }
     if (n < 1 || !vars || !grads) {
@@ -389,7 +389,7 @@ static int check_pair(int i, em_tensor *g, em_tensor *v) {
     const char *op = "apply_gradients";
     char b1[160], b2[160];
     if (!v) {
-        em__error("%s: vars[%d] is NULL", op, i);
+        em__error_null("%s: vars[%d] is NULL", op, i);
         return -1;
     }
     if (!em_is_variable(v)) {
@@ -420,7 +420,7 @@ static int check_pair(int i, em_tensor *g, em_tensor *v) {
 em_tensor *em_apply_gradients_op(em_optimizer *o, int n, em_tensor *const *grads, em_tensor *const *vars) {
     const char *op = "apply_gradients";
     if (!o) {
-        em__error("%s: the optimizer is NULL", op);
+        em__error_null("%s: the optimizer is NULL", op);
         return NULL;
     }
     if (n < 1 || !grads || !vars) {
@@ -433,7 +433,7 @@ em_tensor *em_apply_gradients_op(em_optimizer *o, int n, em_tensor *const *grads
         used += grads[i] != NULL;
     }
     if (!used) {
-        em__error("%s: no gradients provided for any variable (every grad is NULL)", op);
+        em__error_null("%s: no gradients provided for any variable (every grad is NULL)", op);
         return NULL;
     }
     /* Everything that can fail happens before the update runs. */

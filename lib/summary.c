@@ -259,7 +259,7 @@ em_summary_writer *em_summary_writer_open(const char *logdir) {
 
 int em_summary_writer_flush(em_summary_writer *w) {
     if (!w) {
-        em__error("summary_writer_flush: writer is NULL");
+        em__error_null("summary_writer_flush: writer is NULL");
         return -1;
     }
     pthread_mutex_lock(&w->lock);
@@ -285,7 +285,7 @@ int em_summary_writer_close(em_summary_writer *w) {
 const char *em_summary_writer_path(const em_summary_writer *w) { return w ? w->path : NULL; }
 
 static int check_args(const char *op, em_summary_writer *w, const char *tag) {
-    if (!w) em__error("%s: writer is NULL", op);
+    if (!w) em__error_null("%s: writer is NULL", op);
     else if (!tag || !tag[0]) em__error("%s: tag is %s", op, tag ? "empty" : "NULL");
     return !w || !tag || !tag[0] ? -1 : 0;
 }
@@ -501,7 +501,7 @@ static int encode_node(void *ctx, const em_graph_node *node) {
 int em_summary_graph(em_summary_writer *w, const em_graph *g) {
     const char *op = "summary_graph";
     if (!w || !g) {
-        em__error("%s: %s is NULL", op, w ? "graph" : "writer");
+        em__error_null("%s: %s is NULL", op, w ? "graph" : "writer");
         return -1;
     }
     pb graph = {0}, e = {0};

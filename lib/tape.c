@@ -8,6 +8,7 @@
 #include "tape.h"
 #include "ptrmap.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 
 typedef struct record {
@@ -26,6 +27,7 @@ struct em_tape {
     record *recs;
     int64_t n, cap;
     bool persistent, recording, busy, used;
+    bool closed; /* its thread called em_shutdown: no records, only the handle */
 };
 
 /* The thread's live tapes; recording ones get records. */
@@ -36,6 +38,32 @@ typedef struct {
 
 static _Thread_local tape_list live;
 static _Thread_local int paused;
+/* Tapes closed by em_shutdown whose handles the user still holds, as graphs
+ * and optimizers outlive it: em_tape_release frees them. */
+static tape_list closed;
+static pthread_mutex_t closed_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Removes tp from l; whether it was there. */
+static bool list_remove(tape_list *l, em_tape *tp) {
+    for (int k = 0; k < l->n; k++)
+        if (l->items[k] == tp) {
+            l->items[k] = l->items[--l->n];
+            return true;
+        }
+    return false;
+}
+
+static int list_push(tape_list *l, em_tape *tp) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 8;
+        em_tape **items = realloc(l->items, sizeof *items * (size_t)cap);
+        if (!items) return -1;
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->n++] = tp;
+    return 0;
+}
 
 void em__tapes_pause(bool pause) { paused += pause ? 1 : -1; }
 
@@ -93,22 +121,11 @@ static void clear_records(em_tape *tp) {
 
 em_tape *em_tape_begin(bool persistent) {
     em_tape *tp = calloc(1, sizeof *tp);
-    if (!tp) {
+    if (!tp || list_push(&live, tp)) {
+        free(tp);
         em__error("tape_begin: out of memory");
         return NULL;
     }
-    if (live.n == live.cap) {
-        int cap = live.cap ? live.cap * 2 : 8;
-        em_tape **items = realloc(live.items, sizeof *items * (size_t)cap);
-        if (!items) {
-            free(tp);
-            em__error("tape_begin: out of memory");
-            return NULL;
-        }
-        live.items = items;
-        live.cap = cap;
-    }
-    live.items[live.n++] = tp;
     tp->persistent = persistent;
     tp->recording = true;
     return tp;
@@ -118,23 +135,43 @@ void em_tape_stop(em_tape *tp) {
     if (tp) tp->recording = false;
 }
 
-void em_tape_release(em_tape *tp) {
-    if (!tp) return;
-    for (int k = 0; k < live.n; k++)
-        if (live.items[k] == tp) {
-            live.items[k] = live.items[--live.n];
-            break;
+int em_tape_release(em_tape *tp) {
+    if (!tp) return 0;
+    if (!list_remove(&live, tp)) {
+        pthread_mutex_lock(&closed_lock);
+        bool was_closed = list_remove(&closed, tp);
+        if (!closed.n) { /* the last one: nothing to hold */
+            free(closed.items);
+            closed = (tape_list){0};
         }
+        pthread_mutex_unlock(&closed_lock);
+        if (!was_closed) {
+            em__error("tape_release: not a tape of this thread (released already, or begun on another thread)");
+            return -1;
+        }
+    }
     clear_records(tp);
     free(tp);
+    return 0;
 }
 
+/* The thread's tapes lose their records (the tensors they hold go with the
+ * thread's) but stay valid handles: em_gradients on one fails, releasing
+ * one frees it. One that finds no room in the list (out of memory) is left
+ * allocated: a leak, not a dangling handle. */
 static void tapes_shutdown(em_thread *t) {
     (void)t;
-    while (live.n) em_tape_release(live.items[live.n - 1]);
+    pthread_mutex_lock(&closed_lock);
+    while (live.n) {
+        em_tape *tp = live.items[--live.n];
+        clear_records(tp);
+        tp->closed = true;
+        tp->recording = false;
+        (void)list_push(&closed, tp);
+    }
+    pthread_mutex_unlock(&closed_lock);
     free(live.items);
-    live.items = NULL;
-    live.cap = 0;
+    live = (tape_list){0};
 }
 
 /* ---- the backward pass ----
@@ -283,12 +320,18 @@ int em_gradients_with(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_te
     char b1[160], b2[160];
     for (int i = 0; i < n; i++) grads[i] = NULL;
     if (!tp) {
-        em__error("gradients: tape is NULL");
+        em__error_null("gradients: tape is NULL");
         return -1;
     }
     if (!y) return em__null_input("gradients"), -1;
+    if (em__released(y, "gradients", -1) || (grad_y && em__released(grad_y, "gradients", -1))) return -1;
     if (n < 0 || (n > 0 && (!xs || !grads))) {
         em__error("gradients: xs and grads must hold n = %d tensors", n);
+        return -1;
+    }
+    if (tp->closed) {
+        em__error("gradients: the tape was closed by em_shutdown (its records went with the thread's tensors): "
+                  "begin a new tape");
         return -1;
     }
     if (tp->used) {
@@ -312,7 +355,7 @@ int em_gradients_with(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_te
     }
     for (int i = 0; i < n; i++) {
         if (!xs[i]) {
-            em__error("gradients: xs[%d] is NULL", i);
+            em__error_null("gradients: xs[%d] is NULL", i);
             return -1;
         }
         if (!em__is_float((em_dtype)xs[i]->dtype)) {

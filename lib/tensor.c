@@ -174,7 +174,10 @@ static void free_thread_cache(void *unused) {
 
 static void make_cache_key(void) { pthread_key_create(&cache_key, free_thread_cache); }
 
+static void quarantine_trim(size_t keep);
+
 void em__blocks_shutdown(void) {
+    quarantine_trim(0);
     free_thread_cache(NULL);
     pthread_mutex_lock(&large_lock);
     for (int k = 0; k < LARGE_KEEP; k++) {
@@ -390,6 +393,97 @@ em_tensor *em__view(em_tensor *x, int ndim, const int64_t *shape, const int64_t 
     return t;
 }
 
+/* ---- debug mode ----
+ * A freed tensor's block is kept whole, its header readable and its data
+ * poisoned (all bits set: NaN, or -1), in a process-wide quarantine of the
+ * last QUARANTINE_BYTES freed, so that a tensor used after its scope ended
+ * is still recognised (em__released) instead of read. Off, nothing of this
+ * runs but one relaxed load per op. */
+
+#define QUARANTINE_BYTES ((size_t)64 << 20)
+
+atomic_bool em__debug;
+_Thread_local uint8_t em__release_cause;
+
+static pthread_mutex_t quarantine_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    em_tensor **ring; /* oldest at head */
+    size_t head, n, cap, bytes;
+} quarantine;
+
+/* Frees the oldest quarantined blocks until `keep` bytes are left. */
+static void quarantine_trim(size_t keep) {
+    pthread_mutex_lock(&quarantine_lock);
+    while (quarantine.n && quarantine.bytes > keep) {
+        em_tensor *t = quarantine.ring[quarantine.head];
+        quarantine.head = (quarantine.head + 1) % quarantine.cap;
+        quarantine.n--;
+        quarantine.bytes -= t->block;
+        block_free(t, t->block);
+    }
+    if (!quarantine.n) {
+        free(quarantine.ring);
+        quarantine.ring = NULL;
+        quarantine.head = quarantine.cap = 0;
+    }
+    pthread_mutex_unlock(&quarantine_lock);
+}
+
+static bool quarantine_grow(void) {
+    size_t cap = quarantine.cap ? quarantine.cap * 2 : 1024;
+    em_tensor **ring = malloc(cap * sizeof *ring);
+    if (!ring) return false;
+    for (size_t k = 0; k < quarantine.n; k++) ring[k] = quarantine.ring[(quarantine.head + k) % quarantine.cap];
+    free(quarantine.ring);
+    quarantine.ring = ring;
+    quarantine.head = 0;
+    quarantine.cap = cap;
+    return true;
+}
+
+/* Keeps freed t's block, poisoned, for em__released; a block larger than
+ * the whole quarantine (or one that finds no room) is freed at once. */
+static __attribute__((noinline, cold)) void quarantine_put(em_tensor *t) {
+    t->released = em__release_cause ? em__release_cause : EM_FREED_OTHER;
+    t->ph = NULL;
+    if (em__is_gpu(t->device)) t->data = NULL; /* its GPU memory went back */
+    memset((char *)t + HEADER_SIZE, 0xff, t->block - HEADER_SIZE);
+    pthread_mutex_lock(&quarantine_lock);
+    bool kept = t->block <= QUARANTINE_BYTES && (quarantine.n < quarantine.cap || quarantine_grow());
+    if (kept) {
+        quarantine.ring[(quarantine.head + quarantine.n++) % quarantine.cap] = t;
+        quarantine.bytes += t->block;
+    }
+    bool full = quarantine.bytes > QUARANTINE_BYTES;
+    pthread_mutex_unlock(&quarantine_lock);
+    if (!kept) block_free(t, t->block);
+    else if (full) quarantine_trim(QUARANTINE_BYTES);
+}
+
+void em_set_debug(bool on) {
+    atomic_store(&em__debug, on);
+    if (!on) quarantine_trim(0);
+}
+
+__attribute__((constructor)) static void debug_from_environment(void) {
+    const char *env = getenv("EMBER_DEBUG");
+    if (env && strcmp(env, "1") == 0) atomic_store(&em__debug, true);
+}
+
+bool em__released_report(const em_tensor *t, const char *op, int input) {
+    static const char *const how[] = {
+        [EM_FREED_OTHER] = "when its last reference was dropped", [EM_FREED_SCOPE] = "when its scope ended",
+        [EM_FREED_RELEASE] = "by em_release",                      [EM_FREED_SHUTDOWN] = "by em_shutdown",
+        [EM_FREED_VARIABLES] = "by em_variables_release (it was a variable)",
+    };
+    if (!t->released) return false;
+    char who[32] = "the tensor", by[80] = "";
+    if (input >= 0) snprintf(who, sizeof who, "input %d", input);
+    if (t->made_by && em__hooks.op_name) snprintf(by, sizeof by, " (made by %s)", em__hooks.op_name(t->made_by - 1));
+    em__error("%s: %s was released %s%s", op, who, how[t->released], by);
+    return true;
+}
+
 void em__retain(em_tensor *t) { atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed); }
 
 void em__unref(em_tensor *t) {
@@ -398,7 +492,8 @@ void em__unref(em_tensor *t) {
     if (t->base) em__unref(t->base);
     else if (em__is_gpu(t->device) && t->data) em__gpu->free(t->device - EM_GPU_BASE, t->data);
     free(t->ph);
-    block_free(t, t->block);
+    if (atomic_load_explicit(&em__debug, memory_order_relaxed)) quarantine_put(t);
+    else block_free(t, t->block);
 }
 
 bool em__is_contiguous(const em_tensor *t) {
@@ -562,6 +657,7 @@ em_tensor *em_arange(em_dtype dtype, double start, double stop, double step) {
 
 em_tensor *em_copy(em_tensor *x) {
     if (!x) return em__null_input("copy");
+    if (em__released(x, "copy", -1)) return NULL;
     if (!x->data) {
         em__error("copy: tensor has no data (a placeholder must be fed)");
         return NULL;
@@ -599,6 +695,7 @@ static int check_data(em_tensor *t, const char *what) {
         em__null_input(what);
         return -1;
     }
+    if (em__released(t, what, -1)) return -1;
     if (em__hooks.host_read) em__hooks.host_read(t);
     if (!t->data && t->numel) {
         em__error("%s: tensor has no value: it is a placeholder that must be fed (em_graph_run feeds)", what);

@@ -403,7 +403,9 @@ static void release_all(struct em_varstore *s) {
 
 void em_variables_release(void) {
     struct em_varstore *s = store();
+    uint8_t before = em__releasing(EM_FREED_VARIABLES);
     if (s) release_all(s);
+    em__release_cause = before;
 }
 
 static void variables_shutdown(em_thread *t) {

@@ -24,8 +24,11 @@ typedef struct em_tape em_tape;
 em_tape *em_tape_begin(bool persistent);
 /* Stops recording (the records are kept for em_gradients). */
 void em_tape_stop(em_tape *tape);
-/* Frees the tape and its records; stops it first if needed. */
-void em_tape_release(em_tape *tape);
+/* Frees the tape and its records; stops it first if needed. A tape outlives
+ * em_shutdown as a handle without records (em_gradients on it fails):
+ * releasing it then frees it. 0 (also for NULL); -1 with an error for a tape
+ * that is not this thread's (released already, or begun on another thread). */
+int em_tape_release(em_tape *tape);
 
 /* grads[i] = d(sum of y)/d xs[i], NEW tensors, zeros for unconnected xs.
  * Like tf.gradients. Returns 0, or -1 with an error (e.g. y not float, a path

@@ -115,12 +115,29 @@ em_tensor *em_keep(em_tensor *t);
 /* Moves t to the scope enclosing the innermost one (a function returning a
  * result from its own scope). Returns t. */
 em_tensor *em_escape(em_tensor *t);
-void em_release(em_tensor *t);
+/* Drops one reference em_keep gave. 0 (also for NULL); -1 with an error, and
+ * nothing freed, for a tensor not kept (its scope owns it) or a variable
+ * (the variable store owns it: em_variables_release). */
+int em_release(em_tensor *t);
 /* Tensors alive in this process (for leak checks). */
 int64_t em_live_tensors(void);
+/* Debug mode (also EMBER_DEBUG=1 in the environment): a freed tensor is
+ * poisoned and kept for a while (the last 64 MiB freed, oldest reused
+ * first), and an op or accessor given one fails with an error naming the
+ * input, how it was freed and the op that made it, e.g. "add: input 0 was
+ * released when its scope ended (made by matmul)", instead of reading freed
+ * memory. A tensor freed longer ago is not recognised. Turning it off frees
+ * what it kept. */
+void em_set_debug(bool on);
 
-/* ---- errors (thread-local) ---- */
-/* The message of the first error since the last em_clear_error, or NULL. */
+/* ---- errors (thread-local) ----
+ * A failing call sets the message, replacing any earlier one: the call that
+ * failed on its own arguments owns it, even when an earlier failure was
+ * handled without em_clear_error. The exception makes expressions checkable
+ * once: a call that fails because it was given NULL (a tensor or handle an
+ * earlier call failed to make) keeps the pending message, so the root cause
+ * of a chain like em_relu(em_add(em_matmul(a, b), c)) is what is reported. */
+/* The message of the latest failure (as above) since em_clear_error, or NULL. */
 const char *em_last_error(void);
 void em_clear_error(void);
 

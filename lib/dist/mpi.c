@@ -138,7 +138,7 @@ static size_t nbytes(em_tensor *t) { return (size_t)em_numel(t) * em_dtype_size(
 
 static int check_dist(const em_dist *d, const char *fn) {
     if (!d) {
-        em__error("%s: the em_dist is NULL", fn);
+        em__error_null("%s: the em_dist is NULL", fn);
         return -1;
     }
     if (d->broken) return fail(d, fn, "an earlier call timed out waiting for the other ranks; MPI cannot go on");
@@ -776,7 +776,7 @@ static int finish(em_ps *ps, const char *fn) {
 
 int em_ps_serve(em_ps *ps, int64_t max_updates) {
     const char *fn = "em_ps_serve";
-    if (!ps) return em__error("%s: the em_ps is NULL", fn), -1;
+    if (!ps) return em__error_null("%s: the em_ps is NULL", fn), -1;
     if (check_dist(ps->d, fn)) return -1;
     if (!is_server(ps)) return fail(ps->d, fn, "this rank is a worker (servers are ranks 0..%d)", ps->servers - 1);
     int64_t start = ps->stats.updates;
@@ -879,7 +879,7 @@ static int update(em_ps *ps, const char *fn, int64_t kind) {
 }
 
 static int check_worker(em_ps *ps, const char *fn) {
-    if (!ps) return em__error("%s: the em_ps is NULL", fn), -1;
+    if (!ps) return em__error_null("%s: the em_ps is NULL", fn), -1;
     if (check_dist(ps->d, fn)) return -1;
     if (is_server(ps)) return fail(ps->d, fn, "this rank is a server (workers are ranks %d..)", ps->servers);
     if (ps->failed_server >= 0)

@@ -118,12 +118,12 @@ static void err_take(char *out, size_t size) {
 }
 
 /* Puts the caller's error state back. With `failed`, the error raised since
- * err_push is kept (unless the caller had one: the first error wins);
- * otherwise it is forgotten, and so are the errors counted meanwhile. */
+ * err_push is kept (the failing call owns the message); otherwise it is
+ * forgotten, and so are the errors counted meanwhile. */
 static void err_pop(err_state *s, bool failed) {
     em_thread *t = em__thread();
     if (!t) return;
-    if (failed && !s->had) return;
+    if (failed) return;
     if (!failed) t->errors = s->errors;
     t->has_error = s->had;
     memcpy(t->error, s->msg, sizeof s->msg);
@@ -256,12 +256,13 @@ static int load_list(const em_checkpoint_manager *m, const char *op, step_list *
  * not name, highest step first. -1 with an error. */
 static int candidates(const em_checkpoint_manager *m, const char *op, step_list *out, char **notes) {
     step_list l = {0}, found = {0};
+    uint64_t errors = em__error_count();
     int rc = load_list(m, op, &l, notes);
     if (!rc) rc = scan_dir(m, op, &found);
     for (int i = l.n - 1; !rc && i >= 0; i--) rc = list_push(out, l.step[i]);
     for (int i = found.n - 1; !rc && i >= 0; i--)
         if (!list_has(&l, found.step[i])) rc = list_push(out, found.step[i]);
-    if (rc && !em_last_error()) em__error("%s: out of memory", op);
+    if (rc && em__error_count() == errors) em__error("%s: out of memory", op); /* list_push says nothing */
     free(l.step);
     free(found.step);
     return rc;
@@ -277,7 +278,7 @@ static em__ckpt_value *find_value(const em_checkpoint_manager *m, const char *ke
 
 static int check_key(const em_checkpoint_manager *m, const char *op, const char *key) {
     if (!m) {
-        em__error("%s: argument mgr is NULL", op);
+        em__error_null("%s: argument mgr is NULL", op);
         return -1;
     }
     if (!key || !*key) {
@@ -552,7 +553,7 @@ done:
 int em_checkpoint_manager_save(em_checkpoint_manager *mgr, int64_t step) {
     const char *op = "em_checkpoint_manager_save";
     if (!mgr) {
-        em__error("%s: argument mgr is NULL", op);
+        em__error_null("%s: argument mgr is NULL", op);
         return -1;
     }
     if (step < 0 || step > MAX_STEP) {
@@ -673,7 +674,7 @@ static int find_latest(em_checkpoint_manager *m, const char *op, bool apply, int
 
 const char *em_checkpoint_manager_latest(em_checkpoint_manager *mgr) {
     if (!mgr) {
-        em__error("em_checkpoint_manager_latest: argument mgr is NULL");
+        em__error_null("em_checkpoint_manager_latest: argument mgr is NULL");
         return NULL;
     }
     int64_t step;
@@ -688,7 +689,7 @@ const char *em_checkpoint_manager_latest(em_checkpoint_manager *mgr) {
 int em_checkpoint_manager_restore_latest(em_checkpoint_manager *mgr) {
     const char *op = "em_checkpoint_manager_restore_latest";
     if (!mgr) {
-        em__error("%s: argument mgr is NULL", op);
+        em__error_null("%s: argument mgr is NULL", op);
         return -1;
     }
     int64_t step = -1;
