@@ -75,8 +75,33 @@ void em__blocks_shutdown(void);
 void em__retain(em_tensor *t);
 void em__unref(em_tensor *t);
 bool em__is_contiguous(const em_tensor *t);
-/* "[3,5]" of a tensor into buf. */
+/* "[3,5]" of a tensor into buf; a symbolic size (below) shows as "?". */
 const char *em__tshape(const em_tensor *t, char *buf, size_t size);
+
+/* ---- symbolic sizes (shape-only tracing) ----
+ * A placeholder's unknown dimension (TF's None: the batch size) is traced
+ * shape-only as the stand-in size EM_SYM_SIZE, a large prime times a number
+ * with many divisors. Shape rules stay plain integer arithmetic, and a size
+ * derived from the batch by the shape rules a trace needs (split into equal
+ * parts, reshape with -1, slicing, concatenation, broadcasting) is still a
+ * multiple of the prime: r/EM_SYM_PARTS of the batch, where r = size / prime.
+ * The memory plan re-derives such sizes (and attributes holding them) for
+ * the fed batch, re-running every shape rule on real sizes, so a condition
+ * the trace could not know (an odd batch split in two) is checked when the
+ * graph runs. Only whole-number fractions of the batch are tracked: a batch
+ * plus a fixed size (a slice from row 1) is a plain size while tracing and
+ * is re-derived at run time only where the shape rules recompute it. Users
+ * never see the stand-in: em_dim and em_tensor_shape give -1, messages and
+ * exported graphs "?". */
+#define EM_SYM_PRIME 100043
+#define EM_SYM_PARTS 2520 /* lcm(1..10): splits into up to 10 parts, and 12, 14, 15, 18, 20, ... */
+#define EM_SYM_SIZE ((int64_t)EM_SYM_PRIME * EM_SYM_PARTS)
+static inline bool em__symbolic(int64_t size) { return size > 0 && size % EM_SYM_PRIME == 0; }
+/* Whether t's dimension size `size` is symbolic: t has no data (a
+ * shape-only trace) and the size derives from the stand-in. */
+static inline bool em__symbolic_in(const em_tensor *t, int64_t size) { return !t->data && em__symbolic(size); }
+/* A size of t for a message: "?" when symbolic, else the number. */
+const char *em__size_str(const em_tensor *t, int64_t size, char *buf, size_t bufsize);
 /* Copies src (any strides) into dst (contiguous, same shape and dtype), on
  * any devices. 0, or -1 with an error (GPU copies only). */
 int em__copy_strided(em_tensor *dst, const em_tensor *src);

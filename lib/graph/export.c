@@ -66,7 +66,7 @@ int em__graph_visit(const em_graph *g, int (*fn)(void *ctx, const em_graph_node 
         for (int k = 0; k < n->n; k++) inputs[k] = value_label(g, resolve(g, n->in[k]), buf[k], 64);
         const em_tensor *out = g->vals[n->out].traced;
         int64_t dims[EM_MAX_DIMS];
-        for (int d = 0; d < out->ndim; d++) dims[d] = out->shape[d] % STANDIN == 0 && out->shape[d] ? -1 : out->shape[d];
+        for (int d = 0; d < out->ndim; d++) dims[d] = em__symbolic_in(out, out->shape[d]) ? -1 : out->shape[d];
         em_graph_node node = {n->name,   em__op_def(n->op)->name, n->n, inputs, (em_dtype)out->dtype,
                               out->ndim, dims,    em_device_name(n->device)};
         int rc = fn(ctx, &node);

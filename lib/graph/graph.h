@@ -17,9 +17,10 @@
  * inputs: variables (read live at run time), placeholders (fed) and constants
  * (captured). Placeholders without an example value are traced shape-only:
  * every unknown (-1) dimension stands for one symbolic size (TF's None as the
- * batch size), traced as a large prime, so that at run time every shape and
- * attribute derived from it can be found (as a multiple of that prime) and
- * re-derived for the fed size. Unknown dims of one run are fed one size.
+ * batch size), traced as the stand-in EM_SYM_SIZE (lib/internal.h), so that
+ * at run time every shape and attribute derived from it can be found and
+ * re-derived for the fed size, and every shape rule re-checked on it.
+ * Unknown dims of one run are fed one size.
  *
  * At em_trace_end: constant folding (nodes whose inputs are all constants
  * become constants) and common-subexpression elimination (same op, inputs
@@ -46,10 +47,6 @@ struct em_placeholder {
     bool has_example;
     char name[];
 };
-
-/* The stand-in size of unknown dimensions in a shape-only trace: a prime no
- * real shape is likely to hold a multiple of. */
-#define STANDIN 1000003
 
 /* Whether v fits the declared shape (unknown dims match anything). */
 bool em__placeholder_fits(const struct em_placeholder *ph, const em_tensor *v);

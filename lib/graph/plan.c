@@ -10,6 +10,7 @@
 #include "graph.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define PARALLEL_MIN 16384 /* output elements that make a unit worth a thread of its own */
@@ -170,10 +171,39 @@ static int order_nodes(builder *b) {
 
 /* ---- pass: shapes (and strides of views) of every needed value, on headers without data ---- */
 
-/* In a plan for batch size `batch` (-1: none fed), a multiple of the stand-in
- * size becomes that multiple of the batch size. */
-static int64_t substitute(int64_t v, int64_t batch) {
-    return batch >= 0 && v != 0 && v % STANDIN == 0 ? v / STANDIN * batch : v;
+static int64_t gcd(int64_t a, int64_t b) { return b ? gcd(b, a % b) : a; }
+
+/* In a plan for batch size `batch` (-1: none fed), an attribute derived from
+ * the stand-in size (lib/internal.h) becomes the same fraction of the batch.
+ * -1 with an error naming the fed size when the batch does not divide so
+ * (an odd batch split in two equal parts). */
+static int substitute(const gnode *n, int64_t *v, int64_t batch) {
+    if (!em__symbolic(*v)) return 0;
+    int64_t r = *v / EM_SYM_PRIME, g = gcd(r, EM_SYM_PARTS), num = r / g, den = EM_SYM_PARTS / g;
+    char size[48], times[24] = "", over[24] = ""; /* "?", "2*?", "?/2" */
+    if (num != 1) snprintf(times, sizeof times, "%" PRId64 "*", num);
+    if (den != 1) snprintf(over, sizeof over, "/%" PRId64, den);
+    snprintf(size, sizeof size, "%s?%s", times, over);
+    if (batch < 0) {
+        em__error("graph_run: node '%s' has a size of %s, which derives from an unknown dimension, but no "
+                  "placeholder with an unknown dimension was fed",
+                  n->name, size);
+        return -1;
+    }
+    if (r % EM_SYM_PRIME == 0) { /* a product of unknown sizes: not a fraction of the batch */
+        em__error("graph_run: node '%s' has a size that is a product of unknown dimensions; trace it with an "
+                  "example value (em_placeholder_set)",
+                  n->name);
+        return -1;
+    }
+    if (batch % den) {
+        em__error("graph_run: node '%s' was traced with a size of %s: the unknown dimension must be a multiple of "
+                  "%" PRId64 ", but it was fed %" PRId64,
+                  n->name, size, den, batch);
+        return -1;
+    }
+    *v = batch / den * num;
+    return 0;
 }
 
 /* The attributes for the fed dims, the arguments, and the output's header
@@ -185,7 +215,8 @@ static int infer_node(builder *b, int64_t at, int64_t batch) {
     const em_op_def *def = em__op_def(n->op);
     em_attrs *a = &p->attrs[at];
     *a = n->a;
-    for (int k = 0; k < 2 * EM_MAX_DIMS; k++) a->i[k] = substitute(a->i[k], batch);
+    for (int k = 0; k < 2 * EM_MAX_DIMS; k++)
+        if (substitute(n, &a->i[k], batch)) return -1;
     em_tensor **in = p->args + p->in_at[at];
     for (int k = 0; k < n->n; k++) {
         int64_t v = resolve(g, n->in[k]);

@@ -34,7 +34,7 @@ em_tensor *em_placeholder(em_dtype dtype, em_shape shape, const char *name) {
                       em_shape_str(shape, b, sizeof b));
             return NULL;
         }
-        ph->standin[i] = shape.dims[i] == -1 ? STANDIN : 0;
+        ph->standin[i] = shape.dims[i] == -1 ? EM_SYM_SIZE : 0;
         dims[i] = shape.dims[i] == -1 ? ph->standin[i] : shape.dims[i];
     }
     em_tensor *t = em__alloc_meta(dtype, shape.ndim, dims);
@@ -179,7 +179,7 @@ oom:
 
 static bool trace_symbolic(int ndim, const int64_t *shape) {
     for (int d = 0; d < ndim; d++)
-        if (shape[d] && shape[d] % STANDIN == 0) return true;
+        if (em__symbolic(shape[d])) return true;
     return false;
 }
 
