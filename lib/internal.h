@@ -216,6 +216,11 @@ typedef struct em_hooks {
     void (*host_read)(const em_tensor *t); /* lib/graph/trace.c */
     /* the innermost name scope, "scope/sub" (variable.c) */
     const char *(*name_scope)(void);
+    /* A graph binds its variables by name when it runs (variable.c): this
+     * thread's variable of that full name (NULL: none), and a count that
+     * changes whenever any thread creates or releases a variable. */
+    em_tensor *(*find_variable)(const char *name);
+    uint64_t (*variables_generation)(void);
 } em_hooks;
 extern em_hooks em__hooks;
 /* The innermost name scope ("" without one). */

@@ -828,7 +828,8 @@ const char *em__tshape(const em_tensor *t, char *buf, size_t size) {
     size_t at = (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < t->ndim && at < size; i++) {
         char dim[24];
-        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? "," : "", em__size_str(t, t->shape[i], dim, sizeof dim));
+        em__size_str(t, t->shape[i], dim, sizeof dim);
+        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? "," : "", dim);
     }
     if (at < size) snprintf(buf + at, size - at, "]");
     return buf;

@@ -497,7 +497,8 @@ START_TEST(test_unknown_batch_is_symbolic) {
     em_tensor *out[3];
     ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{p, f32(EM_SHAPE(4, 4), v)}}, 3,
                                   (em_tensor *[]){swapped, tail, halves}, out), 0);
-    ck_assert_tensor(out[0], EM_F32, EM_SHAPE(4, 4), ((double[]){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}), 0);
+    ck_assert_tensor(out[0], EM_F32, EM_SHAPE(4, 4),
+                     ((double[]){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}), 0);
     ck_assert_tensor(out[1], EM_F32, EM_SHAPE(2, 3), ((double[]){9, 10, 11, 13, 14, 15}), 0);
     ck_assert_tensor(out[2], EM_F32, EM_SHAPE(2, 4), ((double[]){4, 6, 8, 10, 20, 22, 24, 26}), 0);
     /* an odd batch cannot be split in two: checked when the graph runs, on the fed size */
@@ -529,6 +530,57 @@ START_TEST(test_unknown_batch_is_symbolic) {
 }
 END_TEST
 
+START_TEST(test_variables_are_bound_by_name_when_the_graph_runs) {
+    /* issue 21: a graph kept training a released variable */
+    em_tensor *W = em_get_variable("W", EM_F32, EM_SHAPE(3, 1), EM_INIT_CONST(1));
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 3), "x");
+    em_trace_begin();
+    em_tensor *y = em_sum(em_matmul(x, W), EM_ALL_AXES, false);
+    em_graph *g = em_trace_end();
+    em_feed feed = {x, em_ones(EM_F32, EM_SHAPE(1, 3))};
+    em_tensor *out;
+    ck_assert_int_eq(em_graph_run(g, 1, &feed, 1, &y, &out), 0);
+    ck_assert_double_eq(em_item(out), 3);
+    /* released and not made again: an error naming it */
+    em_variables_release();
+    ck_assert_int_eq(em_graph_run(g, 1, &feed, 1, &y, &out), -1);
+    ck_assert_msg(strstr(em_last_error(), "graph_run: variable 'W' was released and not created again"), "%s",
+                  em_last_error());
+    em_clear_error();
+    /* made again under the same name, dtype and shape: read, new values and all */
+    em_get_variable("W", EM_F32, EM_SHAPE(3, 1), EM_INIT_CONST(100));
+    ck_assert_int_eq(em_graph_run(g, 1, &feed, 1, &y, &out), 0);
+    ck_assert_double_eq(em_item(out), 300);
+    /* a checkpoint restored between runs: its values */
+    char dir[128], path[160];
+    em_test_tmpdir("graphsym", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/ckpt", dir);
+    ck_assert_int_eq(em_checkpoint_save(path), 0);
+    em_variables_release();
+    em_get_variable("W", EM_F32, EM_SHAPE(3, 1), EM_INIT_CONST(7));
+    ck_assert_int_eq(em_graph_run(g, 1, &feed, 1, &y, &out), 0);
+    ck_assert_double_eq(em_item(out), 21);
+    ck_assert_int_eq(em_checkpoint_restore(path), 0);
+    ck_assert_int_eq(em_graph_run(g, 1, &feed, 1, &y, &out), 0);
+    ck_assert_double_eq(em_item(out), 300);
+    em_variables_release(); /* restored before the variable exists: given to it when it is made */
+    ck_assert_int_eq(em_checkpoint_restore(path), 0);
+    em_get_variable("W", EM_F32, EM_SHAPE(3, 1), EM_INIT_CONST(0));
+    ck_assert_int_eq(em_graph_run(g, 1, &feed, 1, &y, &out), 0);
+    ck_assert_double_eq(em_item(out), 300);
+    em_test_tmpdir_remove(dir);
+    /* made again with another shape: named, with both shapes */
+    em_variables_release();
+    em_get_variable("W", EM_F32, EM_SHAPE(1, 3), EM_INIT_CONST(1));
+    ck_assert_int_eq(em_graph_run(g, 1, &feed, 1, &y, &out), -1);
+    ck_assert_msg(strstr(em_last_error(), "variable 'W' is now float32 [1,3], but the graph was traced with float32 "
+                                          "[3,1]"),
+                  "%s", em_last_error());
+    em_clear_error();
+    em_graph_release(g);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("graph");
     TCase *tc = tcase_create("graph");
@@ -550,6 +602,7 @@ int main(void) {
     tcase_add_test(tc, test_50_steps_graph_equals_eager_bit_for_bit);
     tcase_add_test(tc, test_learning_rate_and_step_are_read_at_run_time);
     tcase_add_test(tc, test_unknown_batch_is_symbolic);
+    tcase_add_test(tc, test_variables_are_bound_by_name_when_the_graph_runs);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

@@ -23,7 +23,7 @@ static void dot_name(FILE *f, const char *s) {
 static const char *value_label(const em_graph *g, int64_t v, char *buf, size_t size) {
     const gval *gv = &g->vals[v];
     if (gv->kind == V_NODE) return g->nodes[gv->node].name;
-    if (gv->kind == V_VARIABLE) return em_variable_name(gv->traced);
+    if (gv->kind == V_VARIABLE) return gv->name; /* the traced tensor may have been released since */
     if (gv->kind == V_PLACEHOLDER) return gv->traced->ph->name;
     snprintf(buf, size, "const_%" PRId64, v);
     return buf;

@@ -59,6 +59,10 @@ typedef struct {
     vkind kind;
     em_tensor *traced; /* retained: the handle users fetch and feed by */
     int64_t node;      /* producer, for V_NODE */
+    /* V_VARIABLE: its full name, and the variable of that name it reads now
+     * (retained; bound by name when the graph runs, see bind_variables) */
+    char *name;
+    em_tensor *bound;
 } gval;
 
 typedef struct {
@@ -134,6 +138,12 @@ struct em_graph {
     em_ptrmap index; /* traced tensor -> value id */
     int64_t *phs;    /* placeholder value ids */
     int nph;
+    int64_t *vars;   /* variable value ids */
+    int nvars;
+    /* the variables are bound for this thread's store as it was at this
+     * generation (em__hooks.variables_generation) */
+    const em_thread *bound_thread;
+    uint64_t bound_generation;
     plan *plans;     /* most recently used first */
     em_graph_stats stats;
     bool debug;
@@ -153,6 +163,11 @@ void em__graph_debug(const em_graph *g, const char *fmt, ...) __attribute__((for
  * subexpressions, counts the live nodes. 0, or -1 when out of memory (no
  * error set). */
 int em__graph_optimize(em_graph *g);
+
+/* What value v reads: its traced tensor, or for a variable the one bound by name. */
+static inline em_tensor *input_of(const em_graph *g, int64_t v) {
+    return g->vals[v].kind == V_VARIABLE ? g->vals[v].bound : g->vals[v].traced;
+}
 
 /* ---- memory plans (plan.c) ---- */
 /* The plan for these fetches (resolved value ids) and fed unknown

@@ -225,7 +225,7 @@ static int infer_node(builder *b, int64_t at, int64_t batch) {
             em__error("graph_run: placeholder '%s' must be fed: node '%s' needs it", gv->traced->ph->name, n->name);
             return -1;
         }
-        in[k] = gv->kind == V_CONST || gv->kind == V_VARIABLE ? gv->traced : p->buf[v];
+        in[k] = gv->kind == V_CONST || gv->kind == V_VARIABLE ? input_of(g, v) : p->buf[v];
         if (gv->kind == V_PLACEHOLDER && !b->readers[v]) {
             p->needs[p->nneeds] = v;
             p->needs_node[p->nneeds++] = p->order[at];
@@ -561,7 +561,7 @@ static int make_headers(builder *b) {
         for (int k = 0; k < n->n; k++) {
             int64_t v = resolve(g, n->in[k]);
             gval *gv = &g->vals[v];
-            in[k] = gv->kind == V_CONST || gv->kind == V_VARIABLE ? gv->traced : p->buf[v];
+            in[k] = gv->kind == V_CONST || gv->kind == V_VARIABLE ? input_of(g, v) : p->buf[v];
         }
         em_tensor *m = p->buf[n->out];
         if (p->viewed[at]) {

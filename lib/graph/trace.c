@@ -111,12 +111,25 @@ static int64_t add_value(em_graph *g, vkind kind, em_tensor *t, int64_t node) {
     g->vals = v;
     if (em__ptrmap_put(&g->index, t, g->nv)) return -1;
     em__retain(t);
-    g->vals[g->nv] = (gval){kind, t, node};
+    g->vals[g->nv] = (gval){kind, t, node, NULL, NULL};
     if (kind == V_PLACEHOLDER) {
         int64_t *p = realloc(g->phs, sizeof *p * (size_t)(g->nph + 1));
         if (!p) return -1;
         g->phs = p;
         g->phs[g->nph++] = g->nv;
+    }
+    if (kind == V_VARIABLE) {
+        int64_t *p = realloc(g->vars, sizeof *p * (size_t)(g->nvars + 1));
+        char *name = strdup(em_variable_name(t));
+        if (p) g->vars = p;
+        if (!p || !name) {
+            free(name);
+            return -1;
+        }
+        g->vars[g->nvars++] = g->nv;
+        g->vals[g->nv].name = name;
+        g->vals[g->nv].bound = t;
+        em__retain(t);
     }
     return g->nv++;
 }
@@ -219,12 +232,17 @@ void em_graph_release(em_graph *g) {
         free(g->nodes[i].in);
         free(g->nodes[i].name);
     }
-    for (int64_t v = 0; v < g->nv; v++) em__unref(g->vals[v].traced);
+    for (int64_t v = 0; v < g->nv; v++) {
+        em__unref(g->vals[v].traced);
+        if (g->vals[v].bound) em__unref(g->vals[v].bound);
+        free(g->vals[v].name);
+    }
     em__ptrmap_free(&g->index);
     free(g->nodes);
     free(g->vals);
     free(g->alias);
     free(g->phs);
+    free(g->vars);
     free(g);
 }
 

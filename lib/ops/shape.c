@@ -66,7 +66,8 @@ static int reshape_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *
     if (infer_at >= 0 ? known == 0 || x->numel % known : known != x->numel) {
         char count[24];
         return em__op_error(c, "cannot reshape %s (%s elements) into %s", em__tshape(x, b1, sizeof b1),
-                            em__size_str(x, x->numel, count, sizeof count), shape_str(x, c->a->ni, c->a->i, b2, sizeof b2));
+                            em__size_str(x, x->numel, count, sizeof count),
+                            shape_str(x, c->a->ni, c->a->i, b2, sizeof b2));
     }
     if (infer_at >= 0) shape[infer_at] = x->numel / known;
     *ndim = c->a->ni;
@@ -177,7 +178,8 @@ static int slice_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *sh
         if (size == -1 && begin >= 0 && begin <= x->shape[k]) size = x->shape[k] - begin;
         if (begin < 0 || size < 0 || begin > x->shape[k] || size > x->shape[k] - begin) /* no overflow */
             return em__op_error(c, "begin %s, size %s is out of bounds for axis %d of input %s",
-                                shape_str(x, nd, c->a->i, b1, sizeof b1), shape_str(x, nd, c->a->i + nd, b2, sizeof b2), k,
+                                shape_str(x, nd, c->a->i, b1, sizeof b1),
+                                shape_str(x, nd, c->a->i + nd, b2, sizeof b2), k,
                                 em__tshape(x, b3, sizeof b3));
         shape[k] = size;
     }
@@ -575,7 +577,8 @@ static int pad_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shap
             return em__op_error(c, "pads %s must be non-negative (input %s)",
                                 shape_str(x, 2 * x->ndim, c->a->i, b1, sizeof b1), em__tshape(x, b2, sizeof b2));
         if (c->a->i[2 * k] > INT64_MAX - x->shape[k] - c->a->i[2 * k + 1])
-            return em__op_error(c, "pads %s overflow axis %d of input %s", shape_str(x, 2 * x->ndim, c->a->i, b1, sizeof b1),
+            return em__op_error(c, "pads %s overflow axis %d of input %s",
+                                shape_str(x, 2 * x->ndim, c->a->i, b1, sizeof b1),
                                 k, em__tshape(x, b2, sizeof b2));
         shape[k] = x->shape[k] + c->a->i[2 * k] + c->a->i[2 * k + 1];
     }
@@ -650,7 +653,8 @@ static int tile_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *sha
             return em__op_error(c, "multiples %s must be non-negative (input %s)",
                                 shape_str(x, x->ndim, c->a->i, b1, sizeof b1), em__tshape(x, b2, sizeof b2));
         if (x->shape[k] && c->a->i[k] > INT64_MAX / x->shape[k])
-            return em__op_error(c, "multiples %s overflow axis %d of input %s", shape_str(x, x->ndim, c->a->i, b1, sizeof b1),
+            return em__op_error(c, "multiples %s overflow axis %d of input %s",
+                                shape_str(x, x->ndim, c->a->i, b1, sizeof b1),
                                 k, em__tshape(x, b2, sizeof b2));
         shape[k] = x->shape[k] * c->a->i[k];
     }
