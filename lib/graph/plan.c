@@ -661,6 +661,24 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
     return p;
 }
 
+/* The placement log (em_log_device_placement) gets each node of a new plan
+ * once, as eager ops get a line per call: "graph: scope/op_N: /cpu:1", and a
+ * copy with its devices and the shape it copies. Runs of the plan log nothing. */
+static void log_placement(const em_graph *g, const plan *p) {
+    if (!em__placement_logged()) return;
+    for (int64_t at = 0; at < p->norder; at++) {
+        const gnode *n = &g->nodes[p->order[at]];
+        const em_tensor *in = n->n ? p->args[p->in_at[at]] : NULL;
+        char b[160];
+        if ((em__op_def(n->op)->flags & EM_OPF_COPIES) && in)
+            em__log_placement("graph: %s: %s -> %s (%s %s)", n->name, em_device_name(in->device),
+                              em_device_name(n->device), em_dtype_name((em_dtype)in->dtype),
+                              em__tshape(in, b, sizeof b));
+        else
+            em__log_placement("graph: %s: %s", n->name, em_device_name(n->device));
+    }
+}
+
 /* ---- the plan cache ---- */
 
 static bool same_key(const plan *p, int nfetch, const int64_t *fetch, int ndims, const int64_t *dims) {
@@ -685,6 +703,7 @@ plan *em__graph_plan(em_graph *g, int nfetch, const int64_t *fetch, const em_fee
                     g->plans ? "re-planning: new" : "first", nfetch, ndims);
     p = plan_make(g, nfetch, fetch, feeds, nfeeds, dims, ndims);
     if (!p) return NULL;
+    log_placement(g, p);
     p->next = g->plans;
     g->plans = p;
     if (count + 1 > MAX_PLANS) { /* drop the least recently used */
