@@ -819,8 +819,8 @@ int em_split(em_tensor *x, int n, int axis, em_tensor **out) {
         char b[SHAPE_BUF];
         if (em__symbolic_in(x, x->shape[a])) /* checked on the fed size when n divides the stand-in */
             em__error("split: axis %d of input %s has an unknown size (known when the graph runs); a shape-only "
-                      "trace splits it into a number of equal parts that divides %d, not %d (give the placeholder "
-                      "an example value with em_placeholder_set, or use split_sizes)",
+                      "trace splits it into a number of equal parts that divides %d, not %d (or give the "
+                      "placeholder an example value with em_placeholder_set)",
                       axis, em__tshape(x, b, sizeof b), EM_SYM_PARTS, n);
         else
             em__error("split: axis %d of input %s (size %" PRId64 ") cannot be split into %d equal parts", axis,
