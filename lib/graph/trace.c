@@ -106,31 +106,26 @@ static void *grow(void *p, int64_t *cap, int64_t need, size_t size) {
 }
 
 static int64_t add_value(em_graph *g, vkind kind, em_tensor *t, int64_t node) {
+    /* everything that can fail first: a failed add leaves the graph as it was */
     gval *v = grow(g->vals, &g->capv, g->nv + 1, sizeof *v);
     if (!v) return -1;
     g->vals = v;
-    if (em__ptrmap_put(&g->index, t, g->nv)) return -1;
-    em__retain(t);
-    g->vals[g->nv] = (gval){kind, t, node, NULL, NULL};
-    if (kind == V_PLACEHOLDER) {
-        int64_t *p = realloc(g->phs, sizeof *p * (size_t)(g->nph + 1));
+    int64_t **list = kind == V_PLACEHOLDER ? &g->phs : kind == V_VARIABLE ? &g->vars : NULL;
+    int *count = kind == V_PLACEHOLDER ? &g->nph : &g->nvars;
+    if (list) {
+        int64_t *p = realloc(*list, sizeof *p * (size_t)(*count + 1));
         if (!p) return -1;
-        g->phs = p;
-        g->phs[g->nph++] = g->nv;
+        *list = p;
     }
-    if (kind == V_VARIABLE) {
-        int64_t *p = realloc(g->vars, sizeof *p * (size_t)(g->nvars + 1));
-        char *name = strdup(em_variable_name(t));
-        if (p) g->vars = p;
-        if (!p || !name) {
-            free(name);
-            return -1;
-        }
-        g->vars[g->nvars++] = g->nv;
-        g->vals[g->nv].name = name;
-        g->vals[g->nv].bound = t;
-        em__retain(t);
+    char *name = kind == V_VARIABLE ? strdup(em_variable_name(t)) : NULL;
+    if ((kind == V_VARIABLE && !name) || em__ptrmap_put(&g->index, t, g->nv)) {
+        free(name);
+        return -1;
     }
+    if (list) (*list)[(*count)++] = g->nv;
+    em__retain(t);
+    if (kind == V_VARIABLE) em__retain(t); /* bound: the variable it reads until bound anew by name */
+    g->vals[g->nv] = (gval){kind, t, node, name, kind == V_VARIABLE ? t : NULL};
     return g->nv++;
 }
 
