@@ -80,7 +80,7 @@ const char *em__tshape(const em_tensor *t, char *buf, size_t size);
 
 /* ---- symbolic sizes (shape-only tracing) ----
  * A placeholder's unknown dimension (TF's None: the batch size) is traced
- * shape-only as the stand-in size EM_SYM_SIZE, a large prime times a number
+ * shape-only as the stand-in size EM_SYM_SIZE, a prime times a number
  * with many divisors. Shape rules stay plain integer arithmetic, and a size
  * derived from the batch by the shape rules a trace needs (split into equal
  * parts, reshape with -1, slicing, concatenation, broadcasting) is still a
@@ -88,13 +88,16 @@ const char *em__tshape(const em_tensor *t, char *buf, size_t size);
  * The memory plan re-derives such sizes (and attributes holding them) for
  * the fed batch, re-running every shape rule on real sizes, so a condition
  * the trace could not know (an odd batch split in two) is checked when the
- * graph runs. Only whole-number fractions of the batch are tracked: a batch
- * plus a fixed size (a slice from row 1) is a plain size while tracing and
- * is re-derived at run time only where the shape rules recompute it. Users
- * never see the stand-in: em_dim and em_tensor_shape give -1, messages and
- * exported graphs "?". */
-#define EM_SYM_PRIME 100043
-#define EM_SYM_PARTS 2520 /* lcm(1..10): splits into up to 10 parts, and 12, 14, 15, 18, 20, ... */
+ * graph runs. Users never see the stand-in: em_dim, em_numel and
+ * em_tensor_shape give -1, messages and exported graphs "?". Only fractions
+ * of the batch are tracked: a batch plus a fixed size (a slice from row 1 to
+ * the end, a concat with a fixed block) traces as a plain number (the
+ * stand-in's, plus or minus) and is re-derived at run time only where a
+ * shape rule recomputes it (a slice's -1 size does). The stand-in (about
+ * 1.7e7) is small enough that a [batch, batch, 500] tensor's element count
+ * still fits. */
+#define EM_SYM_PRIME 10007 /* divides no power of 2 or of 10: real sizes are rarely its multiples */
+#define EM_SYM_PARTS 1680  /* 16 * 3 * 5 * 7: splits into 2 to 8, 10, 12, 14, 15, 16, 20, ... parts */
 #define EM_SYM_SIZE ((int64_t)EM_SYM_PRIME * EM_SYM_PARTS)
 static inline bool em__symbolic(int64_t size) { return size > 0 && size % EM_SYM_PRIME == 0; }
 /* Whether t's dimension size `size` is symbolic: t has no data (a
