@@ -759,8 +759,9 @@ em_tensor *em_squeeze(em_tensor *x, int naxes, const int *axes) {
             return NULL;
         }
         if (x->shape[a] != 1) {
-            em__error("squeeze: axis %d of input %s has size %" PRId64 ", not 1", axes[k], em__tshape(x, b, sizeof b),
-                      x->shape[a]);
+            char size[24];
+            em__error("squeeze: axis %d of input %s has size %s, not 1", axes[k], em__tshape(x, b, sizeof b),
+                      em__size_str(x, x->shape[a], size, sizeof size));
             return NULL;
         }
         drop[a] = true;
