@@ -137,8 +137,9 @@ static const char *device_list(char *buf, size_t size) {
     return buf;
 }
 
-static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void log_line(const char *fmt, ...) {
+bool em__placement_logged(void) { return atomic_load(&placement_log) != NULL; }
+
+void em__log_placement(const char *fmt, ...) {
     FILE *out = atomic_load(&placement_log);
     if (!out) return;
     va_list ap;
@@ -168,7 +169,7 @@ static int find_device(const char *fn, const char *name) {
     if (!gpu && idx < atomic_load(&em__ncpu)) return idx;
     if (gpu && idx < ngpu) return EM_GPU_BASE + idx;
     if (atomic_load(&soft_placement)) {
-        log_line("%s: %s is not available; using /cpu:0 (soft placement)", fn, name);
+        em__log_placement("%s: %s is not available; using /cpu:0 (soft placement)", fn, name);
         return 0;
     }
     if (!gpu)
@@ -250,7 +251,7 @@ static int place(const em_op_def *d, int n, em_tensor *const *in, const em_attrs
                       devices[dev].name);
             return -1;
         }
-        log_line("%s: no GPU kernel: runs on /cpu:0 (soft placement)", d->name);
+        em__log_placement("%s: no GPU kernel: runs on /cpu:0 (soft placement)", d->name);
         dev = 0;
     }
     for (int i = 0; i < n; i++) {
@@ -291,11 +292,11 @@ static em_tensor *apply_placed(em_op op, int n, em_tensor *const *in, const em_a
             out->device = (uint8_t)dev;
             if (d->flags & EM_OPF_COPIES) {
                 char b[160];
-                log_line("%s: %s -> %s (%s %s)", d->name, devices[in[0]->device].name, devices[dev].name,
+                em__log_placement("%s: %s -> %s (%s %s)", d->name, devices[in[0]->device].name, devices[dev].name,
                          em_dtype_name((em_dtype)in[0]->dtype), em__tshape(in[0], b, sizeof b));
             } else {
                 const char *scope = em__name_scope();
-                log_line("%s%s%s: %s", scope, *scope ? "/" : "", d->name, devices[dev].name);
+                em__log_placement("%s%s%s: %s", scope, *scope ? "/" : "", d->name, devices[dev].name);
             }
         }
     }

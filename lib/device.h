@@ -7,5 +7,8 @@
 
 /* Device dev's thread count, 0 for em_num_threads(). */
 int em__device_threads(int dev);
+/* One line in the placement log (em_log_device_placement), if it is on. */
+bool em__placement_logged(void);
+void em__log_placement(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

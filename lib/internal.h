@@ -105,8 +105,36 @@ static inline bool em__released(const em_tensor *t, const char *op, int input) {
     return atomic_load_explicit(&em__debug, memory_order_relaxed) && em__released_report(t, op, input);
 }
 bool em__is_contiguous(const em_tensor *t);
-/* "[3,5]" of a tensor into buf. */
+/* "[3,5]" of a tensor into buf; a symbolic size (below) shows as "?". */
 const char *em__tshape(const em_tensor *t, char *buf, size_t size);
+
+/* ---- symbolic sizes (shape-only tracing) ----
+ * A placeholder's unknown dimension (TF's None: the batch size) is traced
+ * shape-only as the stand-in size EM_SYM_SIZE, a prime times a number
+ * with many divisors. Shape rules stay plain integer arithmetic, and a size
+ * derived from the batch by the shape rules a trace needs (split into equal
+ * parts, reshape with -1, slicing, concatenation, broadcasting) is still a
+ * multiple of the prime: r/EM_SYM_PARTS of the batch, where r = size / prime.
+ * The memory plan re-derives such sizes (and attributes holding them) for
+ * the fed batch, re-running every shape rule on real sizes, so a condition
+ * the trace could not know (an odd batch split in two) is checked when the
+ * graph runs. Users never see the stand-in: em_dim, em_numel and
+ * em_tensor_shape give -1, messages and exported graphs "?". Only fractions
+ * of the batch are tracked: a batch plus a fixed size (a slice from row 1 to
+ * the end, a concat with a fixed block) traces as a plain number (the
+ * stand-in's, plus or minus) and is re-derived at run time only where a
+ * shape rule recomputes it (a slice's -1 size does). The stand-in (about
+ * 1.7e7) is small enough that a [batch, batch, 500] tensor's element count
+ * still fits. */
+#define EM_SYM_PRIME 10007 /* divides no power of 2 or of 10: real sizes are rarely its multiples */
+#define EM_SYM_PARTS 1680  /* 16 * 3 * 5 * 7: splits into 2 to 8, 10, 12, 14, 15, 16, 20, ... parts */
+#define EM_SYM_SIZE ((int64_t)EM_SYM_PRIME * EM_SYM_PARTS)
+static inline bool em__symbolic(int64_t size) { return size > 0 && size % EM_SYM_PRIME == 0; }
+/* Whether t's dimension size `size` is symbolic: t has no data (a
+ * shape-only trace) and the size derives from the stand-in. */
+static inline bool em__symbolic_in(const em_tensor *t, int64_t size) { return !t->data && em__symbolic(size); }
+/* A size of t for a message: "?" when symbolic, else the number. */
+const char *em__size_str(const em_tensor *t, int64_t size, char *buf, size_t bufsize);
 /* Copies src (any strides) into dst (contiguous, same shape and dtype), on
  * any devices. 0, or -1 with an error (GPU copies only). */
 int em__copy_strided(em_tensor *dst, const em_tensor *src);
@@ -231,6 +259,11 @@ typedef struct em_hooks {
     const char *(*name_scope)(void);
     /* the name of op id `op`, for the debug mode's messages (op.c) */
     const char *(*op_name)(int op);
+    /* A graph binds its variables by name when it runs (variable.c): this
+     * thread's variable of that full name (NULL: none), and a count that
+     * changes whenever any thread creates or releases a variable. */
+    em_tensor *(*find_variable)(const char *name);
+    uint64_t (*variables_generation)(void);
 } em_hooks;
 extern em_hooks em__hooks;
 /* The innermost name scope ("" without one). */

@@ -675,10 +675,13 @@ em_tensor *em_copy(em_tensor *x) {
 em_dtype em_tensor_dtype(const em_tensor *t) { return t ? (em_dtype)t->dtype : EM_DTYPE_COUNT; }
 em_shape em_tensor_shape(const em_tensor *t) {
     if (!t) return (em_shape){.ndim = -1};
-    return em__shape_of(t);
+    em_shape s = em__shape_of(t);
+    for (int i = 0; i < s.ndim; i++)
+        if (em__symbolic_in(t, s.dims[i])) s.dims[i] = -1;
+    return s;
 }
 int em_ndim(const em_tensor *t) { return t ? t->ndim : -1; }
-int64_t em_numel(const em_tensor *t) { return t ? t->numel : -1; }
+int64_t em_numel(const em_tensor *t) { return !t || em__symbolic_in(t, t->numel) ? -1 : t->numel; }
 
 int64_t em_dim(const em_tensor *t, int axis) {
     if (!t) return -1;
@@ -687,7 +690,7 @@ int64_t em_dim(const em_tensor *t, int axis) {
         em__error("dim: axis %d is out of range for a tensor of rank %d", axis, t->ndim);
         return -1;
     }
-    return t->shape[a];
+    return em__symbolic_in(t, t->shape[a]) ? -1 : t->shape[a];
 }
 
 static int check_data(em_tensor *t, const char *what) {
@@ -939,7 +942,21 @@ void em__parallel_for(int64_t n, int64_t grain, em_range_fn fn, void *ctx) {
 }
 
 const char *em__tshape(const em_tensor *t, char *buf, size_t size) {
-    return em_shape_str(em__shape_of(t), buf, size);
+    if (size == 0) return buf;
+    size_t at = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < t->ndim && at < size; i++) {
+        char dim[24];
+        em__size_str(t, t->shape[i], dim, sizeof dim);
+        at += (size_t)snprintf(buf + at, size - at, "%s%s", i ? "," : "", dim);
+    }
+    if (at < size) snprintf(buf + at, size - at, "]");
+    return buf;
+}
+
+const char *em__size_str(const em_tensor *t, int64_t size, char *buf, size_t bufsize) {
+    if (em__symbolic_in(t, size)) snprintf(buf, bufsize, "?");
+    else snprintf(buf, bufsize, "%" PRId64, size);
+    return buf;
 }
 
 bool em_is_variable(const em_tensor *t) { return t && (t->flags & EM_T_VARIABLE); }

@@ -37,12 +37,21 @@ struct em_varstore {
 
 static void variables_shutdown(em_thread *t);
 static const char *innermost_name_scope(void);
+static em_tensor *find_by_name(const char *name);
+
+/* Changes whenever a variable is registered or released (any thread): a
+ * graph re-binds its variables by name when it has changed. */
+static _Atomic uint64_t generation;
+static uint64_t variables_generation(void) { return atomic_load_explicit(&generation, memory_order_acquire); }
 
 /* em_shutdown releases the thread's variables; the graph and the placement
- * log name ops by the name scope (lib/internal.h). */
+ * log name ops by the name scope, and graphs find their variables by name
+ * (lib/internal.h). */
 __attribute__((constructor)) static void install_hooks(void) {
     em__hooks.variables_shutdown = variables_shutdown;
     em__hooks.name_scope = innermost_name_scope;
+    em__hooks.find_variable = find_by_name;
+    em__hooks.variables_generation = variables_generation;
 }
 
 static struct em_varstore *store(void) {
@@ -102,10 +111,12 @@ static int register_var(struct em_varstore *s, em_tensor *v) {
     if (2 * (size_t)(s->n + 1) > s->icap && index_rebuild(s, s->icap ? s->icap * 2 : 64)) return -1;
     s->items[s->n++] = v;
     *index_slot(s, v->var->name) = s->n;
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
     return 0;
 }
 
 static void free_info(em_tensor *v) {
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
     free(v->var->slots);
     free(v->var);
     v->var = NULL;
@@ -359,6 +370,12 @@ em_tensor *em_get_variable_untrainable(const char *name, em_dtype dtype, em_shap
 em_tensor *em_find_variable(const char *full_name) {
     struct em_varstore *s = store();
     return s && full_name ? lookup(s, full_name) : NULL;
+}
+
+/* This thread's variable named `name`, without making a store. */
+static em_tensor *find_by_name(const char *name) {
+    em_thread *t = em__thread();
+    return t && t->vars ? lookup(t->vars, name) : NULL;
 }
 
 int em__variables_list(em_tensor *const **items) {

@@ -375,6 +375,58 @@ START_TEST(test_device_errors_reach_the_caller) {
 }
 END_TEST
 
+/* Lines of text that start with prefix. */
+static int count_lines(const char *text, const char *prefix) {
+    int n = 0;
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        n += !strncmp(p, prefix, strlen(prefix));
+    return n;
+}
+
+START_TEST(test_graph_plans_write_the_placement_log) {
+    /* issue 21: the lecture's towers over a [None, 4] batch, as a graph: each new plan is logged once */
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 4), "x");
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_tensor *half[2], *tower[2];
+    ck_assert_int_eq(em_split(x, 2, 0, half), 0);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(em_device_begin(i ? "/cpu:1" : "/cpu:0"), 0);
+        tower[i] = em_mul_scalar(half[i], 2);
+        ck_assert_int_eq(em_device_end(), 0);
+    }
+    ck_assert_int_eq(em_device_begin("/cpu:0"), 0);
+    em_tensor *y = em_concat(2, tower, 0);
+    ck_assert_int_eq(em_device_end(), 0);
+    em_graph *g = em_trace_end();
+    ck_assert_ptr_nonnull(g);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *log = open_memstream(&text, &len);
+    em_log_device_placement(log);
+    em_tensor *out;
+    for (int run = 0; run < 3; run++)
+        ck_assert_msg(em_graph_run(g, 1, (em_feed[]){{x, em_ones(EM_F32, EM_SHAPE(4, 4))}}, 1, &y, &out) == 0, "%s",
+                      em_last_error());
+    ck_assert_tensor(out, EM_F32, EM_SHAPE(4, 4), ((double[]){2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2}), 0);
+    fflush(log);
+    int lines = count_lines(text, "graph: ");
+    ck_assert_int_eq(lines, (int)em_graph_get_stats(g).last_run_nodes);
+    ck_assert_msg(strstr(text, "graph: copy_to_device_3: /cpu:0 -> /cpu:1 (float32 [2,4])\ngraph: mul_4: /cpu:1\n"),
+                  "%s", text);
+    /* a batch of 6 makes a new plan: logged once more */
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, em_ones(EM_F32, EM_SHAPE(6, 4))}}, 1, &y, &out), 0);
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, em_ones(EM_F32, EM_SHAPE(6, 4))}}, 1, &y, &out), 0);
+    fflush(log);
+    ck_assert_int_eq(count_lines(text, "graph: "), 2 * lines);
+    ck_assert_ptr_nonnull(strstr(text, "(float32 [3,4])\n"));
+    em_log_device_placement(NULL);
+    fclose(log);
+    free(text);
+    em_graph_release(g);
+    one_device();
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("device");
     TCase *tc = tcase_create("device");
@@ -388,6 +440,7 @@ int main(void) {
     tcase_add_test(tc, test_model_parallel);
     tcase_add_test(tc, test_all_reduce_mean);
     tcase_add_test(tc, test_device_errors_reach_the_caller);
+    tcase_add_test(tc, test_graph_plans_write_the_placement_log);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

@@ -2,6 +2,7 @@
  * fetches need, the optimizations, the memory plan, and the traps of
  * freezing a step. */
 #include "common.h"
+#include "internal.h" /* EM_SYM_SIZE: the stand-in no user may see */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -437,6 +438,149 @@ START_TEST(test_learning_rate_and_step_are_read_at_run_time) {
 }
 END_TEST
 
+/* Whether the message holds no stand-in size: every number in it is small. */
+static bool no_standin(const char *msg) {
+    for (const char *c = msg; *c; c++)
+        if (strtoll(c, NULL, 10) >= EM_SYM_PRIME) return false;
+    return true;
+}
+
+/* Whether the bytes hold v as a protobuf varint. */
+static bool holds_varint(const uint8_t *d, size_t n, uint64_t v) {
+    uint8_t enc[10];
+    size_t len = 0;
+    do {
+        enc[len] = (uint8_t)(v & 0x7f) | (v >= 0x80 ? 0x80 : 0);
+        len++;
+        v >>= 7;
+    } while (v);
+    for (size_t at = 0; at + len <= n; at++)
+        if (!memcmp(d + at, enc, len)) return true;
+    return false;
+}
+
+START_TEST(test_unknown_batch_is_symbolic) {
+    /* issue 21: the lecture's tower example splits a [None, 4] batch */
+    em_tensor *p = em_placeholder(EM_F32, EM_SHAPE(-1, 4), "p");
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_tensor *parts[2];
+    ck_assert_msg(em_split(p, 2, 0, parts) == 0, "%s", em_last_error());
+    ck_assert_int_eq(em_dim(p, 0), -1);
+    ck_assert_int_eq(em_dim(parts[0], 0), -1);
+    ck_assert_int_eq(em_dim(parts[0], 1), 4);
+    ck_assert_int_eq(em_numel(parts[1]), -1);
+    ck_assert_int_eq(em_tensor_shape(parts[1]).dims[0], -1);
+    em_tensor *r = em_reshape(p, EM_SHAPE(2, -1, 4));
+    ck_assert_msg(r != NULL, "%s", em_last_error());
+    ck_assert_int_eq(em_dim(r, 0), 2);
+    ck_assert_int_eq(em_dim(r, 1), -1);
+    em_tensor *tail = em_slice(parts[1], (int64_t[]){0, 1}, (int64_t[]){-1, -1});
+    ck_assert_int_eq(em_dim(tail, 0), -1);
+    ck_assert_int_eq(em_dim(tail, 1), 3);
+    em_tensor *swapped = em_concat(2, (em_tensor *[]){parts[1], parts[0]}, 0);
+    ck_assert_int_eq(em_dim(swapped, 0), -1);
+    em_tensor *halves = em_sum(r, EM_AXES(1), false); /* [2,4]: the batch's halves summed */
+    /* a shape-only trace cannot split an unknown size into 11: said without the stand-in */
+    em_tensor *eleven[11];
+    ck_assert_int_eq(em_split(p, 11, 0, eleven), -1);
+    ck_assert_msg(strstr(em_last_error(), "input [?,4] has an unknown size") && no_standin(em_last_error()), "%s",
+                  em_last_error());
+    em_clear_error();
+    ck_assert_ptr_null(em_add(parts[0], em_ones(EM_F32, EM_SHAPE(3, 4))));
+    ck_assert_msg(strstr(em_last_error(), "[?,4]") && no_standin(em_last_error()), "%s", em_last_error());
+    em_clear_error();
+    em_graph *g = em_trace_end();
+    ck_assert_ptr_nonnull(g);
+
+    float v[16];
+    for (int k = 0; k < 16; k++) v[k] = (float)k;
+    em_tensor *out[3];
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{p, f32(EM_SHAPE(4, 4), v)}}, 3,
+                                  (em_tensor *[]){swapped, tail, halves}, out), 0);
+    ck_assert_tensor(out[0], EM_F32, EM_SHAPE(4, 4),
+                     ((double[]){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}), 0);
+    ck_assert_tensor(out[1], EM_F32, EM_SHAPE(2, 3), ((double[]){9, 10, 11, 13, 14, 15}), 0);
+    ck_assert_tensor(out[2], EM_F32, EM_SHAPE(2, 4), ((double[]){4, 6, 8, 10, 20, 22, 24, 26}), 0);
+    /* an odd batch cannot be split in two: checked when the graph runs, on the fed size */
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{p, em_ones(EM_F32, EM_SHAPE(3, 4))}}, 1, &swapped, out), -1);
+    ck_assert_msg(strstr(em_last_error(), "was traced with a size of ?/2: the unknown dimension must be a multiple of "
+                                          "2, but it was fed 3") &&
+                      no_standin(em_last_error()),
+                  "%s", em_last_error());
+    em_clear_error();
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{p, em_ones(EM_F32, EM_SHAPE(6, 4))}}, 1, &swapped, out), 0);
+    ck_assert_int_eq(em_dim(out[0], 0), 6);
+
+    /* TensorBoard's graph shows the unknown sizes as -1, never the stand-in */
+    char dir[128];
+    em_test_tmpdir("graphsym", dir, sizeof dir);
+    em_summary_writer *w = em_summary_writer_open(dir);
+    ck_assert_int_eq(em_summary_graph(w, g), 0);
+    char saved[400];
+    snprintf(saved, sizeof saved, "%s", em_summary_writer_path(w));
+    ck_assert_int_eq(em_summary_writer_close(w), 0);
+    FILE *f = fopen(saved, "rb");
+    uint8_t bytes[8192];
+    size_t n = fread(bytes, 1, sizeof bytes, f);
+    fclose(f);
+    em_test_tmpdir_remove(dir);
+    ck_assert(holds_varint(bytes, n, (uint64_t)-1));
+    for (int k = 1; k <= 4; k++) ck_assert(!holds_varint(bytes, n, (uint64_t)(EM_SYM_SIZE * k / 2)));
+    em_graph_release(g);
+}
+END_TEST
+
+START_TEST(test_variables_are_bound_by_name_when_the_graph_runs) {
+    /* issue 21: a graph kept training a released variable */
+    em_tensor *W = em_get_variable("W", EM_F32, EM_SHAPE(3, 1), EM_INIT_CONST(1));
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 3), "x");
+    em_trace_begin();
+    em_tensor *y = em_sum(em_matmul(x, W), EM_ALL_AXES, false);
+    em_graph *g = em_trace_end();
+    em_feed feed = {x, em_ones(EM_F32, EM_SHAPE(1, 3))};
+    em_tensor *out;
+    ck_assert_int_eq(em_graph_run(g, 1, &feed, 1, &y, &out), 0);
+    ck_assert_double_eq(em_item(out), 3);
+    /* released and not made again: an error naming it */
+    em_variables_release();
+    ck_assert_int_eq(em_graph_run(g, 1, &feed, 1, &y, &out), -1);
+    ck_assert_msg(strstr(em_last_error(), "graph_run: variable 'W' was released and not created again"), "%s",
+                  em_last_error());
+    em_clear_error();
+    /* made again under the same name, dtype and shape: read, new values and all */
+    em_get_variable("W", EM_F32, EM_SHAPE(3, 1), EM_INIT_CONST(100));
+    ck_assert_int_eq(em_graph_run(g, 1, &feed, 1, &y, &out), 0);
+    ck_assert_double_eq(em_item(out), 300);
+    /* a checkpoint restored between runs: its values */
+    char dir[128], path[160];
+    em_test_tmpdir("graphsym", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/ckpt", dir);
+    ck_assert_int_eq(em_checkpoint_save(path), 0);
+    em_variables_release();
+    em_get_variable("W", EM_F32, EM_SHAPE(3, 1), EM_INIT_CONST(7));
+    ck_assert_int_eq(em_graph_run(g, 1, &feed, 1, &y, &out), 0);
+    ck_assert_double_eq(em_item(out), 21);
+    ck_assert_int_eq(em_checkpoint_restore(path), 0);
+    ck_assert_int_eq(em_graph_run(g, 1, &feed, 1, &y, &out), 0);
+    ck_assert_double_eq(em_item(out), 300);
+    em_variables_release(); /* restored before the variable exists: given to it when it is made */
+    ck_assert_int_eq(em_checkpoint_restore(path), 0);
+    em_get_variable("W", EM_F32, EM_SHAPE(3, 1), EM_INIT_CONST(0));
+    ck_assert_int_eq(em_graph_run(g, 1, &feed, 1, &y, &out), 0);
+    ck_assert_double_eq(em_item(out), 300);
+    em_test_tmpdir_remove(dir);
+    /* made again with another shape: named, with both shapes */
+    em_variables_release();
+    em_get_variable("W", EM_F32, EM_SHAPE(1, 3), EM_INIT_CONST(1));
+    ck_assert_int_eq(em_graph_run(g, 1, &feed, 1, &y, &out), -1);
+    ck_assert_msg(strstr(em_last_error(), "variable 'W' is now float32 [1,3], but the graph was traced with float32 "
+                                          "[3,1]"),
+                  "%s", em_last_error());
+    em_clear_error();
+    em_graph_release(g);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("graph");
     TCase *tc = tcase_create("graph");
@@ -457,6 +601,8 @@ int main(void) {
     tcase_add_test(tc, test_dot_export_groups_name_scopes);
     tcase_add_test(tc, test_50_steps_graph_equals_eager_bit_for_bit);
     tcase_add_test(tc, test_learning_rate_and_step_are_read_at_run_time);
+    tcase_add_test(tc, test_unknown_batch_is_symbolic);
+    tcase_add_test(tc, test_variables_are_bound_by_name_when_the_graph_runs);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

@@ -76,6 +76,9 @@ em_tensor *em_copy(em_tensor *x);
 
 /* ---- access ---- */
 em_dtype em_tensor_dtype(const em_tensor *t);
+/* In a shape-only trace, a size that derives from a placeholder's unknown
+ * dimension (the batch) is not known until the graph runs: -1 here, "?" in
+ * messages (em_dim, em_numel and em_tensor_shape alike). */
 em_shape em_tensor_shape(const em_tensor *t);
 int em_ndim(const em_tensor *t);
 /* Size of dimension `axis` (negative counts from the end); -1 on a bad axis. */

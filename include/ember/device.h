@@ -107,7 +107,9 @@ void *em_device_pointer(em_tensor *t);
 /* Process-wide settings, as TensorFlow's session config. */
 void em_set_soft_placement(bool on);
 /* Writes one line per op run eagerly ("layer1/matmul: /cpu:1") and per
- * automatic copy to `out`; NULL turns the log off. */
+ * automatic copy to `out`, and a graph's nodes once per memory plan it makes
+ * (its first run, and each new fetch set or batch size), not per run
+ * ("graph: layer1/matmul_0: /cpu:1"); NULL turns the log off. */
 void em_log_device_placement(FILE *out);
 
 #ifdef __cplusplus

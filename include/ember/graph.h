@@ -48,8 +48,11 @@ typedef struct em_feed {
 
 /* Runs the nodes that the fetches need. Feeds are copied into the graph's own
  * input buffers. results[i] are BORROWED tensors owned by the graph, valid
- * until its next run or release (copy with em_copy to keep one). Errors name
- * a needed placeholder that is not fed, or a feed of the wrong dtype or shape. */
+ * until its next run or release (copy with em_copy to keep one). Variables
+ * are found by name on this thread when it runs: one made again after
+ * em_variables_release (same dtype and shape) is read, new values and all.
+ * Errors name a needed placeholder that is not fed, a feed of the wrong dtype
+ * or shape, or a variable that no longer exists or changed shape. */
 int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em_tensor *const *fetches,
                  em_tensor **results);
 

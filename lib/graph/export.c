@@ -24,7 +24,7 @@ static void dot_name(FILE *f, const char *s) {
 static const char *value_label(const em_graph *g, int64_t v, char *buf, size_t size) {
     const gval *gv = &g->vals[v];
     if (gv->kind == V_NODE) return g->nodes[gv->node].name;
-    if (gv->kind == V_VARIABLE) return em_variable_name(gv->traced);
+    if (gv->kind == V_VARIABLE) return gv->name; /* the traced tensor may have been released since */
     if (gv->kind == V_PLACEHOLDER) return gv->traced->ph->name;
     snprintf(buf, size, "const_%" PRId64, v);
     return buf;
@@ -67,7 +67,7 @@ int em__graph_visit(const em_graph *g, int (*fn)(void *ctx, const em_graph_node 
         for (int k = 0; k < n->n; k++) inputs[k] = value_label(g, resolve(g, n->in[k]), buf[k], 64);
         const em_tensor *out = g->vals[n->out].traced;
         int64_t dims[EM_MAX_DIMS];
-        for (int d = 0; d < out->ndim; d++) dims[d] = out->shape[d] % STANDIN == 0 && out->shape[d] ? -1 : out->shape[d];
+        for (int d = 0; d < out->ndim; d++) dims[d] = em__symbolic_in(out, out->shape[d]) ? -1 : out->shape[d];
         em_graph_node node = {n->name,   em__op_def(n->op)->name, n->n, inputs, (em_dtype)out->dtype,
                               out->ndim, dims,    em_device_name(n->device)};
         int rc = fn(ctx, &node);

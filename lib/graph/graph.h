@@ -17,9 +17,10 @@
  * inputs: variables (read live at run time), placeholders (fed) and constants
  * (captured). Placeholders without an example value are traced shape-only:
  * every unknown (-1) dimension stands for one symbolic size (TF's None as the
- * batch size), traced as a large prime, so that at run time every shape and
- * attribute derived from it can be found (as a multiple of that prime) and
- * re-derived for the fed size. Unknown dims of one run are fed one size.
+ * batch size), traced as the stand-in EM_SYM_SIZE (lib/internal.h), so that
+ * at run time every shape and attribute derived from it can be found and
+ * re-derived for the fed size, and every shape rule re-checked on it.
+ * Unknown dims of one run are fed one size.
  *
  * At em_trace_end: constant folding (nodes whose inputs are all constants
  * become constants) and common-subexpression elimination (same op, inputs
@@ -47,10 +48,6 @@ struct em_placeholder {
     char name[];
 };
 
-/* The stand-in size of unknown dimensions in a shape-only trace: a prime no
- * real shape is likely to hold a multiple of. */
-#define STANDIN 1000003
-
 /* Whether v fits the declared shape (unknown dims match anything). */
 bool em__placeholder_fits(const struct em_placeholder *ph, const em_tensor *v);
 
@@ -62,6 +59,10 @@ typedef struct {
     vkind kind;
     em_tensor *traced; /* retained: the handle users fetch and feed by */
     int64_t node;      /* producer, for V_NODE */
+    /* V_VARIABLE: its full name, and the variable of that name it reads now
+     * (retained; bound by name when the graph runs, see bind_variables) */
+    char *name;
+    em_tensor *bound;
 } gval;
 
 typedef struct {
@@ -137,6 +138,12 @@ struct em_graph {
     em_ptrmap index; /* traced tensor -> value id */
     int64_t *phs;    /* placeholder value ids */
     int nph;
+    int64_t *vars;   /* variable value ids */
+    int nvars;
+    /* the variables are bound for this thread's store as it was at this
+     * generation (em__hooks.variables_generation) */
+    const em_thread *bound_thread;
+    uint64_t bound_generation;
     plan *plans;     /* most recently used first */
     em_graph_stats stats;
     bool debug;
@@ -156,6 +163,11 @@ void em__graph_debug(const em_graph *g, const char *fmt, ...) __attribute__((for
  * subexpressions, counts the live nodes. 0, or -1 when out of memory (no
  * error set). */
 int em__graph_optimize(em_graph *g);
+
+/* What value v reads: its traced tensor, or for a variable the one bound by name. */
+static inline em_tensor *input_of(const em_graph *g, int64_t v) {
+    return g->vals[v].kind == V_VARIABLE ? g->vals[v].bound : g->vals[v].traced;
+}
 
 /* ---- memory plans (plan.c) ---- */
 /* The plan for these fetches (resolved value ids) and fed unknown

@@ -10,6 +10,7 @@
 #include "graph.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define PARALLEL_MIN 16384 /* output elements that make a unit worth a thread of its own */
@@ -170,10 +171,39 @@ static int order_nodes(builder *b) {
 
 /* ---- pass: shapes (and strides of views) of every needed value, on headers without data ---- */
 
-/* In a plan for batch size `batch` (-1: none fed), a multiple of the stand-in
- * size becomes that multiple of the batch size. */
-static int64_t substitute(int64_t v, int64_t batch) {
-    return batch >= 0 && v != 0 && v % STANDIN == 0 ? v / STANDIN * batch : v;
+static int64_t gcd(int64_t a, int64_t b) { return b ? gcd(b, a % b) : a; }
+
+/* In a plan for batch size `batch` (-1: none fed), an attribute derived from
+ * the stand-in size (lib/internal.h) becomes the same fraction of the batch.
+ * -1 with an error naming the fed size when the batch does not divide so
+ * (an odd batch split in two equal parts). */
+static int substitute(const gnode *n, int64_t *v, int64_t batch) {
+    if (!em__symbolic(*v)) return 0;
+    int64_t r = *v / EM_SYM_PRIME, g = gcd(r, EM_SYM_PARTS), num = r / g, den = EM_SYM_PARTS / g;
+    char size[48], times[24] = "", over[24] = ""; /* "?", "2*?", "?/2" */
+    if (num != 1) snprintf(times, sizeof times, "%" PRId64 "*", num);
+    if (den != 1) snprintf(over, sizeof over, "/%" PRId64, den);
+    snprintf(size, sizeof size, "%s?%s", times, over);
+    if (batch < 0) {
+        em__error("graph_run: node '%s' has a size of %s, which derives from an unknown dimension, but no "
+                  "placeholder with an unknown dimension was fed",
+                  n->name, size);
+        return -1;
+    }
+    if (r % EM_SYM_PRIME == 0) { /* a product of unknown sizes: not a fraction of the batch */
+        em__error("graph_run: node '%s' has a size that is a product of unknown dimensions; trace it with an "
+                  "example value (em_placeholder_set)",
+                  n->name);
+        return -1;
+    }
+    if (batch % den) {
+        em__error("graph_run: node '%s' was traced with a size of %s: the unknown dimension must be a multiple of "
+                  "%" PRId64 ", but it was fed %" PRId64,
+                  n->name, size, den, batch);
+        return -1;
+    }
+    *v = batch / den * num;
+    return 0;
 }
 
 /* The attributes for the fed dims, the arguments, and the output's header
@@ -185,7 +215,8 @@ static int infer_node(builder *b, int64_t at, int64_t batch) {
     const em_op_def *def = em__op_def(n->op);
     em_attrs *a = &p->attrs[at];
     *a = n->a;
-    for (int k = 0; k < 2 * EM_MAX_DIMS; k++) a->i[k] = substitute(a->i[k], batch);
+    for (int k = 0; k < 2 * EM_MAX_DIMS; k++)
+        if (substitute(n, &a->i[k], batch)) return -1;
     em_tensor **in = p->args + p->in_at[at];
     for (int k = 0; k < n->n; k++) {
         int64_t v = resolve(g, n->in[k]);
@@ -194,7 +225,7 @@ static int infer_node(builder *b, int64_t at, int64_t batch) {
             em__error("graph_run: placeholder '%s' must be fed: node '%s' needs it", gv->traced->ph->name, n->name);
             return -1;
         }
-        in[k] = gv->kind == V_CONST || gv->kind == V_VARIABLE ? gv->traced : p->buf[v];
+        in[k] = gv->kind == V_CONST || gv->kind == V_VARIABLE ? input_of(g, v) : p->buf[v];
         if (gv->kind == V_PLACEHOLDER && !b->readers[v]) {
             p->needs[p->nneeds] = v;
             p->needs_node[p->nneeds++] = p->order[at];
@@ -530,7 +561,7 @@ static int make_headers(builder *b) {
         for (int k = 0; k < n->n; k++) {
             int64_t v = resolve(g, n->in[k]);
             gval *gv = &g->vals[v];
-            in[k] = gv->kind == V_CONST || gv->kind == V_VARIABLE ? gv->traced : p->buf[v];
+            in[k] = gv->kind == V_CONST || gv->kind == V_VARIABLE ? input_of(g, v) : p->buf[v];
         }
         em_tensor *m = p->buf[n->out];
         if (p->viewed[at]) {
@@ -630,6 +661,24 @@ static plan *plan_make(em_graph *g, int nfetch, const int64_t *fetch, const em_f
     return p;
 }
 
+/* The placement log (em_log_device_placement) gets each node of a new plan
+ * once, as eager ops get a line per call: "graph: scope/op_N: /cpu:1", and a
+ * copy with its devices and the shape it copies. Runs of the plan log nothing. */
+static void log_placement(const em_graph *g, const plan *p) {
+    if (!em__placement_logged()) return;
+    for (int64_t at = 0; at < p->norder; at++) {
+        const gnode *n = &g->nodes[p->order[at]];
+        const em_tensor *in = n->n ? p->args[p->in_at[at]] : NULL;
+        char b[160];
+        if ((em__op_def(n->op)->flags & EM_OPF_COPIES) && in)
+            em__log_placement("graph: %s: %s -> %s (%s %s)", n->name, em_device_name(in->device),
+                              em_device_name(n->device), em_dtype_name((em_dtype)in->dtype),
+                              em__tshape(in, b, sizeof b));
+        else
+            em__log_placement("graph: %s: %s", n->name, em_device_name(n->device));
+    }
+}
+
 /* ---- the plan cache ---- */
 
 static bool same_key(const plan *p, int nfetch, const int64_t *fetch, int ndims, const int64_t *dims) {
@@ -654,6 +703,7 @@ plan *em__graph_plan(em_graph *g, int nfetch, const int64_t *fetch, const em_fee
                     g->plans ? "re-planning: new" : "first", nfetch, ndims);
     p = plan_make(g, nfetch, fetch, feeds, nfeeds, dims, ndims);
     if (!p) return NULL;
+    log_placement(g, p);
     p->next = g->plans;
     g->plans = p;
     if (count + 1 > MAX_PLANS) { /* drop the least recently used */

@@ -361,6 +361,54 @@ static int check_needs(const em_graph *g, const plan *p, int nfeeds, const em_fe
     return 0;
 }
 
+/* ---- variables, bound by name ---- */
+
+/* Binds every variable the graph reads to this thread's variable of the same
+ * name, as eager code and saved graphs see them: one released and not made
+ * again is an error naming it; one made again (same dtype and shape) is read,
+ * with its values. Cached: nothing to do while no variable was created or
+ * released since the last binding on this thread. A changed binding drops the
+ * plans, whose headers point at the variables they were made with. */
+static int bind_variables(em_graph *g) {
+    if (!g->nvars || !em__hooks.variables_generation) return 0;
+    uint64_t generation = em__hooks.variables_generation();
+    const em_thread *th = em__thread();
+    if (generation == g->bound_generation && th == g->bound_thread) return 0;
+    bool changed = false;
+    for (int k = 0; k < g->nvars; k++) {
+        gval *gv = &g->vals[g->vars[k]];
+        em_tensor *now = em__hooks.find_variable(gv->name), *was = gv->traced;
+        char b1[160], b2[160];
+        if (!now) {
+            em__error("graph_run: variable '%s' was released and not created again; the graph reads it (create it "
+                      "again, with em_get_variable or by restoring a checkpoint, before running the graph)",
+                      gv->name);
+            return -1;
+        }
+        if (now->dtype != was->dtype || now->ndim != was->ndim ||
+            memcmp(now->shape, was->shape, sizeof(int64_t) * was->ndim)) {
+            em__error("graph_run: variable '%s' is now %s %s, but the graph was traced with %s %s", gv->name,
+                      em_dtype_name((em_dtype)now->dtype), em__tshape(now, b1, sizeof b1),
+                      em_dtype_name((em_dtype)was->dtype), em__tshape(was, b2, sizeof b2));
+            return -1;
+        }
+        if (now == gv->bound) continue;
+        em__retain(now);
+        em__unref(gv->bound);
+        gv->bound = now;
+        changed = true;
+    }
+    while (changed && g->plans) {
+        plan *p = g->plans;
+        g->plans = p->next;
+        em__graph_plan_free(g, p);
+    }
+    if (changed) em__graph_debug(g, "variables bound anew by name: plans dropped");
+    g->bound_generation = generation;
+    g->bound_thread = th;
+    return 0;
+}
+
 /* ---- running ---- */
 
 int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em_tensor *const *fetches,
@@ -371,7 +419,7 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
     int64_t fetch[64], dims[64];
     int ndims = 0;
     if (nfetches > 64 || nfeeds > 64) return bad_call("at most 64 fetches and 64 feeds per run");
-    if (check_fetches(g, nfetches, fetches, fetch)) return -1;
+    if (check_fetches(g, nfetches, fetches, fetch) || bind_variables(g)) return -1;
     for (int k = 0; k < nfeeds; k++)
         if (check_feed(g, k, feeds, dims, &ndims)) return -1;
     if (check_fetched_placeholders(g, nfetches, fetch, nfeeds, feeds)) return -1;
@@ -395,7 +443,7 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
     if (execute(g, p)) return -1;
     for (int k = 0; k < nfetches; k++) {
         gval *v = &g->vals[fetch[k]];
-        results[k] = v->kind == V_CONST || v->kind == V_VARIABLE ? v->traced : p->buf[fetch[k]];
+        results[k] = v->kind == V_CONST || v->kind == V_VARIABLE ? input_of(g, fetch[k]) : p->buf[fetch[k]];
     }
     return 0;
 }

@@ -34,7 +34,7 @@ em_tensor *em_placeholder(em_dtype dtype, em_shape shape, const char *name) {
                       em_shape_str(shape, b, sizeof b));
             return NULL;
         }
-        ph->standin[i] = shape.dims[i] == -1 ? STANDIN : 0;
+        ph->standin[i] = shape.dims[i] == -1 ? EM_SYM_SIZE : 0;
         dims[i] = shape.dims[i] == -1 ? ph->standin[i] : shape.dims[i];
     }
     em_tensor *t = em__alloc_meta(dtype, shape.ndim, dims);
@@ -106,18 +106,26 @@ static void *grow(void *p, int64_t *cap, int64_t need, size_t size) {
 }
 
 static int64_t add_value(em_graph *g, vkind kind, em_tensor *t, int64_t node) {
+    /* everything that can fail first: a failed add leaves the graph as it was */
     gval *v = grow(g->vals, &g->capv, g->nv + 1, sizeof *v);
     if (!v) return -1;
     g->vals = v;
-    if (em__ptrmap_put(&g->index, t, g->nv)) return -1;
-    em__retain(t);
-    g->vals[g->nv] = (gval){kind, t, node};
-    if (kind == V_PLACEHOLDER) {
-        int64_t *p = realloc(g->phs, sizeof *p * (size_t)(g->nph + 1));
+    int64_t **list = kind == V_PLACEHOLDER ? &g->phs : kind == V_VARIABLE ? &g->vars : NULL;
+    int *count = kind == V_PLACEHOLDER ? &g->nph : &g->nvars;
+    if (list) {
+        int64_t *p = realloc(*list, sizeof *p * (size_t)(*count + 1));
         if (!p) return -1;
-        g->phs = p;
-        g->phs[g->nph++] = g->nv;
+        *list = p;
     }
+    char *name = kind == V_VARIABLE ? strdup(em_variable_name(t)) : NULL;
+    if ((kind == V_VARIABLE && !name) || em__ptrmap_put(&g->index, t, g->nv)) {
+        free(name);
+        return -1;
+    }
+    if (list) (*list)[(*count)++] = g->nv;
+    em__retain(t);
+    if (kind == V_VARIABLE) em__retain(t); /* bound: the variable it reads until bound anew by name */
+    g->vals[g->nv] = (gval){kind, t, node, name, kind == V_VARIABLE ? t : NULL};
     return g->nv++;
 }
 
@@ -179,7 +187,7 @@ oom:
 
 static bool trace_symbolic(int ndim, const int64_t *shape) {
     for (int d = 0; d < ndim; d++)
-        if (shape[d] && shape[d] % STANDIN == 0) return true;
+        if (em__symbolic(shape[d])) return true;
     return false;
 }
 
@@ -219,12 +227,17 @@ void em_graph_release(em_graph *g) {
         free(g->nodes[i].in);
         free(g->nodes[i].name);
     }
-    for (int64_t v = 0; v < g->nv; v++) em__unref(g->vals[v].traced);
+    for (int64_t v = 0; v < g->nv; v++) {
+        em__unref(g->vals[v].traced);
+        if (g->vals[v].bound) em__unref(g->vals[v].bound);
+        free(g->vals[v].name);
+    }
     em__ptrmap_free(&g->index);
     free(g->nodes);
     free(g->vals);
     free(g->alias);
     free(g->phs);
+    free(g->vars);
     free(g);
 }
 

@@ -20,10 +20,14 @@ static int64_t prod(const int64_t *d, int from, int to) {
     return n;
 }
 
-/* "[a,b,...]"; n may exceed EM_MAX_DIMS (pads hold two values per axis). */
-static const char *shape_str(int n, const int64_t *dims, char *buf, size_t size) {
+/* "[a,b,...]" of sizes given for input x ("?" where symbolic, as x's own);
+ * n may exceed EM_MAX_DIMS (pads hold two values per axis). */
+static const char *shape_str(const em_tensor *x, int n, const int64_t *dims, char *buf, size_t size) {
     size_t at = (size_t)snprintf(buf, size, "[");
-    for (int k = 0; k < n && at < size; k++) at += (size_t)snprintf(buf + at, size - at, "%s%" PRId64, k ? "," : "", dims[k]);
+    for (int k = 0; k < n && at < size; k++) {
+        char dim[24];
+        at += (size_t)snprintf(buf + at, size - at, "%s%s", k ? "," : "", em__size_str(x, dims[k], dim, sizeof dim));
+    }
     if (at < size) snprintf(buf + at, size - at, "]");
     return buf;
 }
@@ -53,21 +57,19 @@ static int reshape_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *
         }
         if (d < 0)
             return em__op_error(c, "invalid dimension %" PRId64 " in target shape %s (only one -1 is allowed)", d,
-                                shape_str(c->a->ni, c->a->i, b1, sizeof b1));
+                                shape_str(x, c->a->ni, c->a->i, b1, sizeof b1));
         known = d && known > INT64_MAX / d ? INT64_MAX : known * d; /* saturates: never a tensor's numel */
         nonzero = d && nonzero > INT64_MAX / d ? INT64_MAX : nonzero * (d ? d : 1);
     }
     if (nonzero == INT64_MAX) /* its strides would overflow, even with no elements */
-        return em__op_error(c, "target shape %s is too large", shape_str(c->a->ni, c->a->i, b1, sizeof b1));
-    if (infer_at >= 0) {
-        if (known == 0 || x->numel % known)
-            return em__op_error(c, "cannot reshape %s (%" PRId64 " elements) into %s", em__tshape(x, b1, sizeof b1),
-                                x->numel, shape_str(c->a->ni, c->a->i, b2, sizeof b2));
-        shape[infer_at] = x->numel / known;
-    } else if (known != x->numel) {
-        return em__op_error(c, "cannot reshape %s (%" PRId64 " elements) into %s", em__tshape(x, b1, sizeof b1),
-                            x->numel, shape_str(c->a->ni, c->a->i, b2, sizeof b2));
+        return em__op_error(c, "target shape %s is too large", shape_str(x, c->a->ni, c->a->i, b1, sizeof b1));
+    if (infer_at >= 0 ? known == 0 || x->numel % known : known != x->numel) {
+        char count[24];
+        return em__op_error(c, "cannot reshape %s (%s elements) into %s", em__tshape(x, b1, sizeof b1),
+                            em__size_str(x, x->numel, count, sizeof count),
+                            shape_str(x, c->a->ni, c->a->i, b2, sizeof b2));
     }
+    if (infer_at >= 0) shape[infer_at] = x->numel / known;
     *ndim = c->a->ni;
     *dtype = (em_dtype)x->dtype;
     return 0;
@@ -125,7 +127,7 @@ static int transpose_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t
         }
         if (!ok)
             return em__op_error(c, "perm %s is not a permutation of the %d axes of input %s",
-                                shape_str(c->a->ni, c->a->i, b1, sizeof b1), nd, em__tshape(x, b2, sizeof b2));
+                                shape_str(x, c->a->ni, c->a->i, b1, sizeof b1), nd, em__tshape(x, b2, sizeof b2));
     }
     int perm[EM_MAX_DIMS];
     perm_of(c, perm);
@@ -176,7 +178,8 @@ static int slice_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *sh
         if (size == -1 && begin >= 0 && begin <= x->shape[k]) size = x->shape[k] - begin;
         if (begin < 0 || size < 0 || begin > x->shape[k] || size > x->shape[k] - begin) /* no overflow */
             return em__op_error(c, "begin %s, size %s is out of bounds for axis %d of input %s",
-                                shape_str(nd, c->a->i, b1, sizeof b1), shape_str(nd, c->a->i + nd, b2, sizeof b2), k,
+                                shape_str(x, nd, c->a->i, b1, sizeof b1),
+                                shape_str(x, nd, c->a->i + nd, b2, sizeof b2), k,
                                 em__tshape(x, b3, sizeof b3));
         shape[k] = size;
     }
@@ -232,7 +235,7 @@ static int broadcast_to_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
     }
     if (!ok)
         return em__op_error(c, "cannot broadcast input %s to shape %s", em__tshape(x, b1, sizeof b1),
-                            shape_str(nd, c->a->i, b2, sizeof b2));
+                            shape_str(x, nd, c->a->i, b2, sizeof b2));
     *ndim = nd;
     *dtype = (em_dtype)x->dtype;
     return 0;
@@ -572,9 +575,10 @@ static int pad_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shap
     for (int k = 0; k < x->ndim; k++) {
         if (c->a->i[2 * k] < 0 || c->a->i[2 * k + 1] < 0)
             return em__op_error(c, "pads %s must be non-negative (input %s)",
-                                shape_str(2 * x->ndim, c->a->i, b1, sizeof b1), em__tshape(x, b2, sizeof b2));
+                                shape_str(x, 2 * x->ndim, c->a->i, b1, sizeof b1), em__tshape(x, b2, sizeof b2));
         if (c->a->i[2 * k] > INT64_MAX - x->shape[k] - c->a->i[2 * k + 1])
-            return em__op_error(c, "pads %s overflow axis %d of input %s", shape_str(2 * x->ndim, c->a->i, b1, sizeof b1),
+            return em__op_error(c, "pads %s overflow axis %d of input %s",
+                                shape_str(x, 2 * x->ndim, c->a->i, b1, sizeof b1),
                                 k, em__tshape(x, b2, sizeof b2));
         shape[k] = x->shape[k] + c->a->i[2 * k] + c->a->i[2 * k + 1];
     }
@@ -647,9 +651,10 @@ static int tile_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *sha
     for (int k = 0; k < x->ndim; k++) {
         if (c->a->i[k] < 0)
             return em__op_error(c, "multiples %s must be non-negative (input %s)",
-                                shape_str(x->ndim, c->a->i, b1, sizeof b1), em__tshape(x, b2, sizeof b2));
+                                shape_str(x, x->ndim, c->a->i, b1, sizeof b1), em__tshape(x, b2, sizeof b2));
         if (x->shape[k] && c->a->i[k] > INT64_MAX / x->shape[k])
-            return em__op_error(c, "multiples %s overflow axis %d of input %s", shape_str(x->ndim, c->a->i, b1, sizeof b1),
+            return em__op_error(c, "multiples %s overflow axis %d of input %s",
+                                shape_str(x, x->ndim, c->a->i, b1, sizeof b1),
                                 k, em__tshape(x, b2, sizeof b2));
         shape[k] = x->shape[k] * c->a->i[k];
     }
@@ -754,8 +759,9 @@ em_tensor *em_squeeze(em_tensor *x, int naxes, const int *axes) {
             return NULL;
         }
         if (x->shape[a] != 1) {
-            em__error("squeeze: axis %d of input %s has size %" PRId64 ", not 1", axes[k], em__tshape(x, b, sizeof b),
-                      x->shape[a]);
+            char size[24];
+            em__error("squeeze: axis %d of input %s has size %s, not 1", axes[k], em__tshape(x, b, sizeof b),
+                      em__size_str(x, x->shape[a], size, sizeof size));
             return NULL;
         }
         drop[a] = true;
@@ -812,8 +818,14 @@ int em_split(em_tensor *x, int n, int axis, em_tensor **out) {
     if (a < 0) return -1;
     if (x->shape[a] % n) {
         char b[SHAPE_BUF];
-        em__error("split: axis %d of input %s (size %" PRId64 ") cannot be split into %d equal parts", axis,
-                  em__tshape(x, b, sizeof b), x->shape[a], n);
+        if (em__symbolic_in(x, x->shape[a])) /* checked on the fed size when n divides the stand-in */
+            em__error("split: axis %d of input %s has an unknown size (known when the graph runs); a shape-only "
+                      "trace splits it into a number of equal parts that divides %d, not %d (or give the "
+                      "placeholder an example value with em_placeholder_set)",
+                      axis, em__tshape(x, b, sizeof b), EM_SYM_PARTS, n);
+        else
+            em__error("split: axis %d of input %s (size %" PRId64 ") cannot be split into %d equal parts", axis,
+                      em__tshape(x, b, sizeof b), x->shape[a], n);
         return -1;
     }
     int64_t *sizes = malloc(sizeof(int64_t) * (size_t)n);
@@ -848,10 +860,10 @@ int em_split_sizes(em_tensor *x, int n, const int64_t *sizes, int axis, em_tenso
     if (ok && infer_at >= 0 && total <= x->shape[a]) s[infer_at] = x->shape[a] - total;
     else if (infer_at >= 0 || total != x->shape[a]) ok = false;
     if (!ok) {
-        char b2[SHAPE_BUF];
-        em__error("split_sizes: sizes %s do not add up to size %" PRId64 " of axis %d of input %s",
-                  shape_str(n < EM_MAX_DIMS ? n : EM_MAX_DIMS, sizes, b, sizeof b), x->shape[a], axis,
-                  em__tshape(x, b2, sizeof b2));
+        char b2[SHAPE_BUF], size[24];
+        em__error("split_sizes: sizes %s do not add up to size %s of axis %d of input %s",
+                  shape_str(x, n < EM_MAX_DIMS ? n : EM_MAX_DIMS, sizes, b, sizeof b),
+                  em__size_str(x, x->shape[a], size, sizeof size), axis, em__tshape(x, b2, sizeof b2));
         free(s);
         return -1;
     }
