@@ -60,6 +60,8 @@ em_tensor *em_tanh(em_tensor *x);
 em_tensor *em_softplus(em_tensor *x);
 em_tensor *em_gelu(em_tensor *x); /* exact (erf) form */
 em_tensor *em_silu(em_tensor *x); /* x sigmoid(x), also called swish */
+/* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): GPT-2's tanh approximation of GELU */
+em_tensor *em_gelu_tanh(em_tensor *x);
 
 /* ---- reductions: axes as EM_AXES(...) or EM_ALL_AXES ---- */
 em_tensor *em_sum(em_tensor *x, int naxes, const int *axes, bool keepdims);
