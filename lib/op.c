@@ -275,8 +275,7 @@ int em__run_op_into(em_op op, int n, em_tensor *const *in, const em_attrs *a, em
         if (!in[i]) return em__null_input(d->name), -1;
         if (!in[i]->data && in[i]->numel) return em__op_error(&c, "input %d is a placeholder with no value", i);
         if (in[i]->device != out->device)
-            return em__op_error(&c, "input %d is on %s but the output it adds into is on %s", i,
-                                em_tensor_device(in[i]), em_tensor_device(out));
+            return em__op_error(&c, "input %d and the output it adds into are on different devices", i);
     }
     em_dtype dtype;
     int ndim = 0;
