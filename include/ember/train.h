@@ -180,9 +180,10 @@ em_tensor *em_apply_gradients_op(em_optimizer *opt, int n, em_tensor *const *gra
 em_tensor *em_minimize_op(em_optimizer *opt, em_tape *tape, em_tensor *loss, int n, em_tensor *const *vars);
 
 /* Gradient accumulation over micro-batches: acc[i] += grads[i] in place, on the device where they are (one
- * fused pass, no copy); a NULL grads[i] leaves acc[i] as it is. acc[i] is a contiguous float tensor the
- * caller holds (the first micro-batch's gradients, say); grads[i] has its dtype, shape and device. Every
- * pair is checked before any acc changes. 0, or -1 with an error naming the index. */
+ * fused pass, no copy; denormal sums flush to zero, as optimizer updates do); a NULL grads[i] leaves acc[i]
+ * as it is. acc[i] is a contiguous float tensor the caller holds (the first micro-batch's gradients, say);
+ * grads[i] has its dtype, shape and device. Every pair is checked before any acc changes. 0, or -1 with an
+ * error naming the index. */
 int em_gradients_accumulate(int n, em_tensor **acc, em_tensor **grads);
 
 /* Gradient clipping (NEW tensors), TensorFlow's definitions, built from ops.
