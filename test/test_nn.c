@@ -251,6 +251,15 @@ START_TEST(test_sparse_xent_ignore) {
     ck_assert_double_eq(em_get(y, (int64_t[]){1}), 0);
     ck_assert_double_eq(em_get(y, (int64_t[]){0}),
                         em_get(em_sparse_softmax_cross_entropy_with_logits(l32, x32), (int64_t[]){0}));
+    tape = em_tape_begin(false);
+    y = em_sparse_softmax_cross_entropy_ignore(l32, x32, 1);
+    ck_assert_int_eq(em_gradients(tape, y, 1, &x32, &g), 0);
+    em_tape_release(tape);
+    for (int j = 0; j < real; j++) {
+        ck_assert_double_eq(em_get(g, (int64_t[]){1, j}), 0);
+        ck_assert_double_eq(em_get(g, (int64_t[]){2, j}), 0);
+    }
+    ck_assert_double_lt(em_get(g, (int64_t[]){0, 2}), 0); /* the counted row's label pulls its logit up */
     em_shutdown();
 }
 END_TEST
