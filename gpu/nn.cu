@@ -178,14 +178,20 @@ __global__ void __launch_bounds__(NN_THREADS) softmax_xent_rows(const T *z, cons
     });
 }
 
-// loss = lse(x) - x[label]; a label outside [0, len) (checked on the host) gives NaN.
+// loss = lse(x) - x[label], 0 for an ignored label (the same for the whole row's group); another label
+// outside [0, len) (checked on the host) gives NaN.
 template <bool BLOCK, class T, class L>
-__global__ void __launch_bounds__(NN_THREADS) sparse_xent_rows(const L *z, const T *x, T *y, int64_t rows, int64_t len) {
+__global__ void __launch_bounds__(NN_THREADS) sparse_xent_rows(const L *z, const T *x, T *y, int64_t rows, int64_t len,
+                                                               bool ignoring, int64_t ignore_index) {
     __shared__ double buf[NN_THREADS];
     for_rows<BLOCK>(rows, buf, [&](int64_t r, auto g) {
         const T *xr = x + r * len;
-        double lse = row_lse(xr, len, g);
         int64_t label = z[r];
+        if (!em_nn_sparse_xent_counts(label, ignoring, ignore_index)) {
+            if (g.lane() == 0) y[r] = (T)0;
+            return;
+        }
+        double lse = row_lse(xr, len, g);
         if (g.lane() == 0) y[r] = label >= 0 && label < len ? EM_NN(sparse_softmax_xent, T)(lse, xr[label]) : (T)NAN;
     });
 }
@@ -491,11 +497,15 @@ template <class T> int softmax_xent_gpu(const em_gpu_call *c, em_gpu_tensor *out
 // (labels int32/int64 [...], logits [..., len]).
 template <class T> int sparse_softmax_xent_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream) {
     const int64_t n = out->numel, len = c->in[1].shape[c->in[1].ndim - 1];
+    const bool ignoring = c->a->i[0] != 0;
+    const int64_t ignore_index = c->a->i[1];
     T *y = static_cast<T *>(out->data);
     if (c->in[0].dtype == EM_I32)
-        LAUNCH_ROWS(sparse_xent_rows, use_block(len, 1, n), n, stream, arg<int32_t>(c, 0), arg<T>(c, 1), y, n, len);
+        LAUNCH_ROWS(sparse_xent_rows, use_block(len, 1, n), n, stream, arg<int32_t>(c, 0), arg<T>(c, 1), y, n, len,
+                    ignoring, ignore_index);
     else
-        LAUNCH_ROWS(sparse_xent_rows, use_block(len, 1, n), n, stream, arg<int64_t>(c, 0), arg<T>(c, 1), y, n, len);
+        LAUNCH_ROWS(sparse_xent_rows, use_block(len, 1, n), n, stream, arg<int64_t>(c, 0), arg<T>(c, 1), y, n, len,
+                    ignoring, ignore_index);
     return em_gpu_launched(c->device, c->name);
 }
 

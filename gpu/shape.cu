@@ -60,7 +60,7 @@ __global__ void iota(int64_t *v, int64_t n) {
 // indices[j] == d: keys are the indices sorted stably, perm their positions.
 template <class T, class I>
 __global__ void scatter_rows(const T *u, const I *keys, const int64_t *perm, T *out, int64_t n, int64_t nidx, int64_t dim,
-                             int64_t inner) {
+                             int64_t inner, bool into) {
     EM_GPU_LOOP(i, n) {
         int64_t r = i / inner, b = i % inner, d = r % dim, o = r / dim;
         int64_t lo = 0, hi = nidx; // first key >= d
@@ -69,7 +69,7 @@ __global__ void scatter_rows(const T *u, const I *keys, const int64_t *perm, T *
             if ((int64_t)keys[mid] < d) lo = mid + 1;
             else hi = mid;
         }
-        T acc = T(0);
+        T acc = into ? out[i] : T(0); // into: add to the output's values, as the CPU kernel does
         for (int64_t k = lo; k < nidx && (int64_t)keys[k] == d; k++) acc = (T)(acc + u[(o * nidx + perm[k]) * inner + b]);
         out[i] = acc;
     }
@@ -157,11 +157,14 @@ template <class I> int gather_gpu(const em_gpu_call *c, em_gpu_tensor *out, cuda
 
 size_t align256(size_t n) { return (n + 255) / 256 * 256; }
 
-// gather_grad(updates, indices): attrs i[0] = axis (>= 0), i[1] = the params' size along it.
+// gather_grad(updates, indices): attrs i[0] = axis (>= 0), i[1] = the params' size along it, i[2] 1: add
+// into the output's values instead of zeros.
 template <class I> int gather_grad_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream) {
     const em_gpu_tensor *u = &c->in[0], *ind = &c->in[1];
     int axis = (int)c->a->i[0];
+    const bool into = c->a->i[2] != 0;
     int64_t dim = c->a->i[1], nidx = ind->numel, inner = prod(out->shape, axis + 1, out->ndim);
+    if (nidx == 0 && into) return 0;
     if (nidx == 0) { // nothing to add
         cudaError_t err = cudaMemsetAsync(out->data, 0, (size_t)out->numel * elem_size(out), stream);
         return err == cudaSuccess ? 0 : em_gpu_fail(c->name, "cudaMemsetAsync", err);
@@ -190,7 +193,7 @@ template <class I> int gather_grad_gpu(const em_gpu_call *c, em_gpu_tensor *out,
         EM_GPU_DTYPE_SWITCH(out->dtype, T,
                             scatter_rows<T, I><<<em_gpu_blocks(out->numel), EM_GPU_THREADS, 0, stream>>>(
                                 static_cast<const T *>(u->data), keys, perm, static_cast<T *>(out->data), out->numel,
-                                nidx, dim, inner));
+                                nidx, dim, inner, into));
         rc = em_gpu_launched(c->device, c->name);
     }
     em_gpu_scratch_free(c->device, scratch); // the stream orders the kernels before any later reuse

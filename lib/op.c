@@ -191,7 +191,7 @@ int em__run_kernel(const em_call *c, em_tensor *out) {
         em__error("%s: out of memory", d->name);
         return -1;
     }
-    em_call dc = {d, n, dense, c->a};
+    em_call dc = {d, n, dense, c->a, NULL};
     int rc = em__kernel(&dc, out); /* a kernel fails only out of scratch memory */
     for (int i = 0; i < n; i++)
         if (dense[i] != c->in[i]) em__unref(dense[i]);
@@ -232,7 +232,7 @@ static int infer_on_host(const em_call *c, em_dtype *dtype, int *ndim, int64_t *
             rc = -1;
         }
     if (!rc) {
-        em_call hc = {c->def, c->n, host, c->a};
+        em_call hc = {c->def, c->n, host, c->a, NULL};
         rc = c->def->infer(&hc, dtype, ndim, shape);
         for (int i = 0; i < c->n; i++) em__unref(host[i]);
     }
@@ -255,7 +255,7 @@ em_tensor *em__run_op(em_op op, int n, em_tensor *const *in, const em_attrs *a) 
             meta = true;
         }
     }
-    em_call c = {d, n, in, a};
+    em_call c = {d, n, in, a, NULL};
     em_dtype dtype;
     int ndim = 0;
     int64_t shape[EM_MAX_DIMS];
@@ -285,6 +285,31 @@ em_tensor *em__run_op(em_op op, int n, em_tensor *const *in, const em_attrs *a) 
         return NULL;
     }
     return em__own(out);
+}
+
+int em__run_op_into(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out) {
+    const em_op_def *d = em__op_def(op);
+    em_call c = {d, n, in, a, NULL};
+    char b1[160], b2[160];
+    for (int i = 0; i < n; i++) {
+        if (!in[i]) return em__null_input(d->name), -1;
+        if (!in[i]->data && in[i]->numel) return em__op_error(&c, "input %d is a placeholder with no value", i);
+        if (in[i]->device != out->device)
+            return em__op_error(&c, "input %d and the output it adds into are on different devices", i);
+    }
+    em_dtype dtype;
+    int ndim = 0;
+    int64_t shape[EM_MAX_DIMS];
+    if (em__infer(&c, &dtype, &ndim, shape)) return -1;
+    if (dtype != out->dtype || ndim != out->ndim || memcmp(shape, out->shape, sizeof(int64_t) * (size_t)ndim) != 0 ||
+        !out->data || !em__is_contiguous(out)) {
+        em_tensor want = {.dtype = (uint8_t)dtype, .ndim = (uint8_t)ndim};
+        memcpy(want.shape, shape, sizeof(int64_t) * (size_t)ndim);
+        return em__op_error(&c, "cannot write its %s %s output into %s %s%s", em_dtype_name(dtype),
+                            em__tshape(&want, b1, sizeof b1), em_dtype_name((em_dtype)out->dtype),
+                            em__tshape(out, b2, sizeof b2), out->data && !em__is_contiguous(out) ? " (strided)" : "");
+    }
+    return em__run_kernel(&c, out);
 }
 
 /* Sums g over the axes along which `shape` was broadcast to g's shape. */

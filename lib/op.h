@@ -85,6 +85,11 @@ typedef struct em_call {
     int n;                  /* number of inputs */
     em_tensor *const *in;
     const em_attrs *a;
+    /* Gradient rules only, and only from the tape: NULL, or per input NULL or the gradient accumulated so far
+     * for it, which no one else holds. A rule may add its gradient into acc[i] in place (em__run_op_into) and
+     * give acc[i] itself as gin[i]: a tensor used twice (a tied embedding) then gets one buffer, not a
+     * temporary and a sum. lib/tape.c offers it only when nothing records or traces the backward pass. */
+    em_tensor *const *acc;
 } em_call;
 
 /* The output's dtype and shape, or -1 after em__op_error. */
@@ -224,6 +229,11 @@ extern em_op_hooks em__op_hooks;
 em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a);
 /* em__apply once the op is placed: the inputs are non-NULL and on its device. */
 em_tensor *em__run_op(em_op op, int n, em_tensor *const *in, const em_attrs *a);
+
+/* Runs op's shape rule and kernel into `out`, an existing contiguous tensor of the output's dtype and shape
+ * on the inputs' device, instead of a new one; nothing is recorded on tapes or traces. For gradient rules
+ * adding into em_call's acc. 0, or -1 with an error. */
+int em__run_op_into(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out);
 
 /* Runs c's CPU kernel into out, giving it contiguous copies of strided
  * inputs unless it reads strides itself. 0, or -1 on out of memory. */

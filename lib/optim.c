@@ -14,7 +14,8 @@
  *                    mom = momentum * mom + lr * g / sqrt(d + epsilon);  var -= mom
  *   Adam             m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g^2
  *                    var -= lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + epsilon)
- *   AdamW            var -= lr * weight_decay * var, then the Adam step
+ *   AdamW            var -= lr * weight_decay * var, then the Adam step; a decay filter
+ *                    (em_optimizer_set_decay_filter) leaves the variables it refuses undecayed
  *
  * Where PyTorch's torch.optim defines them differently (same names, other numbers):
  *   - Adam/AdamW: PyTorch adds epsilon to sqrt(v / (1 - beta2^t)), TF to sqrt(v)
@@ -60,7 +61,7 @@ static const char *const kind_names[] = {
 struct em_schedule {
     enum { SCHED_EXPONENTIAL, SCHED_PIECEWISE, SCHED_COSINE } kind;
     double lr, rate, alpha;
-    int64_t steps;
+    int64_t steps, warmup; /* warmup: the cosine's linear warm-up steps (0: none) */
     bool staircase;
     int n;
     int64_t *bounds;
@@ -256,8 +257,11 @@ em_schedule *em_piecewise_constant(int n, const int64_t *boundaries, const doubl
     return s;
 }
 
-em_schedule *em_cosine_decay(double lr, int64_t decay_steps, double alpha) {
-    const char *op = "cosine_decay";
+static em_schedule *cosine(const char *op, double lr, int64_t warmup_steps, int64_t decay_steps, double alpha) {
+    if (warmup_steps < 0) {
+        em__error("%s: warmup_steps must be >= 0, got %" PRId64, op, warmup_steps);
+        return NULL;
+    }
     if (decay_steps < 1) {
         em__error("%s: decay_steps must be positive, got %" PRId64, op, decay_steps);
         return NULL;
@@ -265,8 +269,18 @@ em_schedule *em_cosine_decay(double lr, int64_t decay_steps, double alpha) {
     if (check_range(op, "learning rate", lr, 0, INFINITY, true) || check_range(op, "alpha", alpha, 0, 1, false))
         return NULL;
     em_schedule *s = new_schedule(op);
-    if (s) *s = (em_schedule){.kind = SCHED_COSINE, .lr = lr, .alpha = alpha, .steps = decay_steps};
+    if (s)
+        *s = (em_schedule){.kind = SCHED_COSINE, .lr = lr, .alpha = alpha, .steps = decay_steps,
+                           .warmup = warmup_steps};
     return s;
+}
+
+em_schedule *em_cosine_decay(double lr, int64_t decay_steps, double alpha) {
+    return cosine("cosine_decay", lr, 0, decay_steps, alpha);
+}
+
+em_schedule *em_warmup_cosine_decay(double lr, int64_t warmup_steps, int64_t decay_steps, double alpha) {
+    return cosine("warmup_cosine_decay", lr, warmup_steps, decay_steps, alpha);
 }
 
 double em_schedule_value(const em_schedule *s, int64_t step) {
@@ -285,7 +299,9 @@ double em_schedule_value(const em_schedule *s, int64_t step) {
         return s->values[i];
     }
     case SCHED_COSINE: {
-        double p = (double)(step < s->steps ? step : s->steps) / (double)s->steps;
+        if (step < s->warmup) return s->lr * (double)step / (double)s->warmup; /* 0 at step 0, as optax's */
+        int64_t d = step - s->warmup;
+        double p = (double)(d < s->steps ? d : s->steps) / (double)s->steps;
         return s->lr * ((1 - s->alpha) * 0.5 * (1 + cos(M_PI * p)) + s->alpha);
     }
     }
@@ -319,6 +335,20 @@ int em_optimizer_set_learning_rate(em_optimizer *o, double lr) {
     em_schedule_release(o->r.schedule);
     o->r.schedule = NULL;
     *(double *)o->lr->data = lr;
+    return 0;
+}
+
+int em_optimizer_set_decay_filter(em_optimizer *o, bool (*decays)(const char *name, void *ctx), void *ctx) {
+    if (!o) {
+        em__error("set_decay_filter: the optimizer is NULL");
+        return -1;
+    }
+    if (o->r.kind != OPT_ADAMW) {
+        em__error("set_decay_filter: optimizer %s has no weight decay (only AdamW decays)", o->name);
+        return -1;
+    }
+    o->r.decays = decays;
+    o->r.decays_ctx = ctx;
     return 0;
 }
 
@@ -503,6 +533,73 @@ em_tensor *em_minimize_op(em_optimizer *o, em_tape *tape, em_tensor *loss, int n
 
 int em_minimize(em_optimizer *o, em_tape *tape, em_tensor *loss, int n, em_tensor *const *vars) {
     return em_minimize_op(o, tape, loss, n, vars) ? 0 : -1;
+}
+
+/* ---- gradient accumulation ---- */
+
+/* acc += g is the gradient-descent step with rate -1 (acc - (-1) g, exact): apply_updates runs it in place,
+ * one fused pass on the device where acc lives, eagerly or in a traced graph. */
+static const em_update_rule accumulate_rule = {.kind = OPT_SGD};
+
+int em_gradients_accumulate(int n, em_tensor **acc, em_tensor **grads) {
+    const char *op = "gradients_accumulate";
+    char b1[160], b2[160];
+    if (n < 1 || !acc || !grads) {
+        em__error("%s: needs n >= 1 and arrays of n accumulators and n gradients (n = %d%s%s)", op, n,
+                  acc ? "" : ", acc NULL", grads ? "" : ", grads NULL");
+        return -1;
+    }
+    int used = 0;
+    for (int i = 0; i < n; i++) {
+        em_tensor *a = acc[i], *g = grads[i];
+        if (!g) continue;
+        used++;
+        if (!a) {
+            em__error("%s: acc[%d] is NULL but grads[%d] is not", op, i, i);
+            return -1;
+        }
+        if (!em__is_float((em_dtype)a->dtype) || g->dtype != a->dtype ||
+            !em_shape_equal(em__shape_of(g), em__shape_of(a))) {
+            em__error("%s: grads[%d] is %s %s but acc[%d] is %s %s (both the same float dtype and shape)", op, i,
+                      em_dtype_name((em_dtype)g->dtype), em__tshape(g, b1, sizeof b1), i,
+                      em_dtype_name((em_dtype)a->dtype), em__tshape(a, b2, sizeof b2));
+            return -1;
+        }
+        if (g->device != a->device) {
+            em__error("%s: grads[%d] is on %s but acc[%d] is on %s (copy it with em_to_device)", op, i,
+                      em_tensor_device(g), i, em_tensor_device(a));
+            return -1;
+        }
+        if (!a->data || !em__is_contiguous(a)) {
+            em__error("%s: acc[%d] (%s %s) is %s; it is added to in place", op, i, em_dtype_name((em_dtype)a->dtype),
+                      em__tshape(a, b1, sizeof b1), a->data ? "a strided view" : "a placeholder with no value");
+            return -1;
+        }
+    }
+    if (!used) return 0;
+    int nin = 2 + 2 * used;
+    em_tensor *small[2 + 2 * 16], **in = nin <= (int)(sizeof small / sizeof small[0]) ? small
+                                                                                        : malloc(sizeof *in * (size_t)nin);
+    if (!in) {
+        em__error("%s: out of memory", op);
+        return -1;
+    }
+    em_scope_begin();
+    {
+        EM_ON_DEVICE(0); /* the step and the rate are read on the host */
+        in[0] = em_scalar(EM_F64, 0);
+        in[1] = em_scalar(EM_F64, -1);
+    }
+    for (int i = 0, at = 2; i < n; i++)
+        if (grads[i]) {
+            in[at++] = acc[i];
+            in[at++] = grads[i];
+        }
+    em_tensor *done = em__apply(EM_OP_APPLY_UPDATES, nin, in,
+                                &(em_attrs){.i = {used}, .ni = 1, .seed = (uint64_t)(uintptr_t)&accumulate_rule});
+    em_scope_end();
+    if (in != small) free(in);
+    return done ? 0 : -1;
 }
 
 /* ---- clipping ---- */

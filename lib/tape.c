@@ -180,12 +180,14 @@ static void tapes_shutdown(em_thread *t) {
 typedef struct {
     em_tensor *grad; /* accumulated gradient, owned by the backward scope */
     bool blocked;    /* y depends on it through a value without gradient */
+    bool alone;      /* no other slot, record or view holds grad: a rule may add into it (em_call's acc) */
 } slot;
 
 typedef struct {
     em_ptrmap index;
     slot *slots;
     int64_t n, cap;
+    em_ptrmap held; /* every tensor a slot has held as its gradient */
 } tmap;
 
 static slot *tmap_get(tmap *m, const em_tensor *key) {
@@ -210,7 +212,36 @@ static slot *tmap_put(tmap *m, const em_tensor *key) {
 
 static void tmap_free(tmap *m) {
     em__ptrmap_free(&m->index);
+    em__ptrmap_free(&m->held);
     free(m->slots);
+}
+
+/* Gives slot s the gradient g; `alone` when no one else holds g. 0, or -1 when out of memory. */
+static int set_grad(tmap *m, slot *s, em_tensor *g, bool alone) {
+    s->grad = g;
+    s->alone = alone;
+    return em__ptrmap_put(&m->held, g, 1);
+}
+
+/* Whether gin[i], just given by the rule of rec, is held by no one else: not a view, no slot's gradient (the
+ * rule's own incoming one included), not the record's input or output, and no other gin[j] nor a view of it.
+ * Such a gradient may later be added to in place. */
+static bool fresh_grad(const tmap *m, record *rec, em_tensor *const *gin, int i) {
+    const em_tensor *g = gin[i];
+    if (g->base || em__ptrmap_get(&m->held, g) >= 0 || g == rec->out) return false;
+    for (int k = 0; k < rec->n; k++)
+        if (inputs(rec)[k] == g || (k != i && gin[k] && (gin[k] == g || gin[k]->base == g))) return false;
+    return true;
+}
+
+/* Whether a backward pass may add into its gradients in place: no other tape records it and no trace
+ * follows it (both need each gradient as a value of its own). */
+static bool may_accumulate_in_place(void) {
+    if (paused == 0)
+        for (int k = 0; k < live.n; k++)
+            if (live.items[k]->recording && !live.items[k]->busy) return false;
+    em_thread *th = em__thread();
+    return !(th && th->trace);
 }
 
 
@@ -231,13 +262,16 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
             }
     }
 
+    const bool in_place = may_accumulate_in_place();
     slot *sy = tmap_get(&m, y);
     if (sy) {
+        em_tensor *g;
         {
             EM_ON_DEVICE(y->device);
-            sy->grad = grad_y ? em__ref(grad_y) : em_fill_like(y, 1.0);
+            g = grad_y ? em__ref(grad_y) : em_fill_like(y, 1.0);
         }
-        if (!sy->grad) goto fail;
+        if (!g) goto fail;
+        if (set_grad(&m, sy, g, false)) goto oom;
     }
     /* Paths that cross integer or bool values (argmax, comparisons, casts to
      * int) carry no gradient; they are followed as "blocked" so that an x that
@@ -252,18 +286,25 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
         bool differentiable = so->grad && !(d->flags & EM_OPF_NONDIFF) && em__is_float((em_dtype)rec->out->dtype);
         bool need_small[4], *need = rec->n <= 4 ? need_small : malloc(sizeof(bool) * (size_t)rec->n);
         em_tensor *gin_small[4], **gin = rec->n <= 4 ? gin_small : calloc((size_t)rec->n, sizeof *gin);
-        if (!need || !gin) {
+        em_tensor *acc_small[4], **acc = rec->n <= 4 ? acc_small : calloc((size_t)rec->n, sizeof *acc);
+        if (!need || !gin || !acc) {
             if (need != need_small) free(need);
             if (gin != gin_small) free(gin);
+            if (acc != acc_small) free(acc);
             goto oom;
         }
         bool any = false;
         for (int i = 0; i < rec->n; i++) {
-            slot *si = tmap_get(&m, inputs(rec)[i]);
-            bool is_float = em__is_float((em_dtype)inputs(rec)[i]->dtype);
+            em_tensor *x = inputs(rec)[i];
+            slot *si = tmap_get(&m, x);
+            bool is_float = em__is_float((em_dtype)x->dtype);
             need[i] = differentiable && si && is_float;
             any |= need[i];
             gin[i] = NULL;
+            /* a gradient so far that only this slot holds, for an input the record takes once */
+            acc[i] = in_place && need[i] && si->grad && si->alone ? si->grad : NULL;
+            for (int k = 0; k < rec->n && acc[i]; k++)
+                if (k != i && inputs(rec)[k] == x) acc[i] = NULL;
             if (si && !need[i]) {
                 si->blocked = true;
                 if (!blocker && is_float) blocker = d->name; /* where floats became ints */
@@ -271,7 +312,7 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
         }
         int rc = 0;
         if (any) { /* on the device the op ran on */
-            em_call c = {d, rec->n, inputs(rec), &rec->a};
+            em_call c = {d, rec->n, inputs(rec), &rec->a, acc};
             EM_ON_DEVICE(rec->out->device);
             rc = d->grad(&c, rec->out, so->grad, need, gin);
         }
@@ -286,14 +327,23 @@ static int backward(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_tens
                 break;
             }
             slot *sx = tmap_get(&m, x);
+            if (acc[i] && gin[i] == acc[i]) continue; /* the rule added into it in place */
+            if (!sx->grad) {
+                if (set_grad(&m, sx, gin[i], fresh_grad(&m, rec, gin, i))) rc = -2;
+                continue;
+            }
+            em_tensor *sum;
             {
                 EM_ON_DEVICE(x->device);
-                sx->grad = sx->grad ? em_add(sx->grad, gin[i]) : gin[i];
+                sum = em_add(sx->grad, gin[i]);
             }
-            if (!sx->grad) rc = -1;
+            if (!sum) rc = -1;
+            else if (set_grad(&m, sx, sum, true)) rc = -2;
         }
         if (need != need_small) free(need);
         if (gin != gin_small) free(gin);
+        if (acc != acc_small) free(acc);
+        if (rc == -2) goto oom;
         if (rc) goto fail;
     }
     for (int i = 0; i < n; i++) {

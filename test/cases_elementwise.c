@@ -28,7 +28,8 @@
     X(SOFTPLUS, softplus, x > 30 ? x + exp(-x) : log1p(exp(x)), x_act, (2, 3), -3, 3)                                  \
     /* x Phi(x) = x erfc(-x / sqrt 2) / 2: no cancellation for negative x */                                          \
     X(GELU, gelu, 0.5 * x * erfc(-x / sqrt(2.0)), x_gelu, (3, 4), -3, 3)                                             \
-    X(SILU, silu, x / (1 + exp(-x)), x_act, (2, 3), -4, 4)
+    X(SILU, silu, x / (1 + exp(-x)), x_act, (2, 3), -4, 4)                                                            \
+    X(GELU_TANH, gelu_tanh, 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))), x_gelu, (3, 4), -3, 3)
 #define EW_UNARY_WRAPPER(ID, op, ...)                                                                                  \
     static em_tensor *w_##op(em_tensor *const *in) { return em_##op(in[0]); }
 EW_UNARY_FLOAT(EW_UNARY_WRAPPER)
@@ -92,7 +93,7 @@ static em_tensor *where_cond_col(int i) {
 W2(add) W2(sub) W2(mul) W2(div) W2(pow) W2(maximum) W2(minimum)
 W1(neg) W1(abs) W1(square) W1(sign) 
 
-WG(relu_grad, RELU_GRAD) WG(sigmoid_grad, SIGMOID_GRAD) WG(tanh_grad, TANH_GRAD)
+WG(relu_grad, RELU_GRAD) WG(sigmoid_grad, SIGMOID_GRAD) WG(tanh_grad, TANH_GRAD) WG(gelu_tanh_grad, GELU_TANH_GRAD)
 W2(equal) W2(not_equal) W2(less) W2(less_equal) W2(greater) W2(greater_equal)
 W2(logical_and) W2(logical_or) W1(logical_not)
 WC(f32, EM_F32) WC(f64, EM_F64) WC(i32, EM_I32) WC(i64, EM_I64) WC(u8, EM_U8) WC(b8, EM_BOOL)
@@ -154,6 +155,12 @@ static double r_minimum(double x, double y) { return isnan(x) || isnan(y) ? NAN 
 static double r_relu_grad(double x, double g) { return x > 0 ? g : 0; }
 static double r_sigmoid_grad(double y, double g) { return g * y * (1 - y); }
 static double r_tanh_grad(double y, double g) { return g * (1 - y * y); }
+/* g times the derivative of 0.5 x (1 + tanh(u)); the tails' slopes are 1 and 0 */
+static double r_gelu_tanh_grad(double x, double g) {
+    if (isinf(x)) return x > 0 ? g : 0 * g;
+    double k = sqrt(2 / M_PI), t = tanh(k * (x + 0.044715 * x * x * x));
+    return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x));
+}
 static double r_equal(double x, double y) { return x == y; }
 static double r_not_equal(double x, double y) { return x != y; }
 static double r_less(double x, double y) { return x < y; }
@@ -186,6 +193,7 @@ static const ew_ref ew_refs[] = {
     {"pow", NULL, pow},            {"maximum", NULL, r_maximum},
     {"minimum", NULL, r_minimum},  {"relu_grad", NULL, r_relu_grad},
     {"sigmoid_grad", NULL, r_sigmoid_grad}, {"tanh_grad", NULL, r_tanh_grad},
+    {"gelu_tanh_grad", NULL, r_gelu_tanh_grad},
     {"equal", NULL, r_equal},      {"not_equal", NULL, r_not_equal},
     {"less", NULL, r_less},        {"less_equal", NULL, r_less_equal},
     {"greater", NULL, r_greater},  {"greater_equal", NULL, r_greater_equal},
@@ -242,6 +250,7 @@ static const double bmat[] = {-1, 0, 1.5, 4, -0.0, 8};
 static const double grelu_x[] = {INF, -INF, NAN, -1, -0.0, 0, 1e-30, 2};
 static const double gsig_y[] = {0, 0.1, 0.25, 0.5, 0.9, 1, 0.73, 0.01};
 static const double gtanh_y[] = {-1, -0.9, -0.5, 0, 0.3, 0.76, 1, 0.99};
+static const double ggelu_x[] = {INF, -INF, NAN, -6, -1, -0.0, 0.5, 3};
 static const double gg[] = {1.5, 2, -3, 4, 0.5, 6, -1, 100};
 /* comparisons: NaN compares false (not_equal true), -0 == 0; signed and unsigned ordering at the extremes */
 static const double cf_a[] = {1, NAN, -0.0, INF, -INF, 2.5, 3, NAN, 1e-30, -2};
@@ -412,7 +421,7 @@ const fw_case fw_cases_elementwise[] = {
     /* ---- activations and their fused gradients ---- */
     REF1F(leaky_relu, x_act), 
     REF1F(erf, x_act),
-    REFG(relu_grad, grelu_x), REFG(sigmoid_grad, gsig_y), REFG(tanh_grad, gtanh_y),
+    REFG(relu_grad, grelu_x), REFG(sigmoid_grad, gsig_y), REFG(tanh_grad, gtanh_y), REFG(gelu_tanh_grad, ggelu_x),
     REF2(sigmoid_grad, EM_F64, "[2,4] with []", gsig_y, S(2, 4), bsc, S0, S(2, 4), TOL64),
     REF2(relu_grad, EM_F32, "[2,4] with [4]", grelu_x, S(2, 4), brow, S(4), S(2, 4), TOL32),
 
@@ -534,6 +543,8 @@ const gc_case gc_cases_elementwise[] = {
     {EM_OP_SIGMOID_GRAD, "w_sigmoid_grad (2, 3) (2, 3)", 2, {EM_SHAPE(2, 3), EM_SHAPE(2, 3)}, w_sigmoid_grad, -1, 1, 0,
      NULL},
     {EM_OP_TANH_GRAD, "w_tanh_grad (3, 2) (3, 2)", 2, {EM_SHAPE(3, 2), EM_SHAPE(3, 2)}, w_tanh_grad, -1, 1, 0, NULL},
+    {EM_OP_GELU_TANH_GRAD, "w_gelu_tanh_grad (3, 2) (3, 2)", 2, {EM_SHAPE(3, 2), EM_SHAPE(3, 2)}, w_gelu_tanh_grad, -2,
+     2, 0, NULL},
     U1(EM_OP_CLIP, w_clip, (3, 4), -1, 1),
     {EM_OP_WHERE, "where [2,3] ? [2,3] : [3]", 3, {EM_SHAPE(2, 3), EM_SHAPE(2, 3), EM_SHAPE(3)}, w_where, -1, 1, 1u,
      where_cond},

@@ -22,6 +22,20 @@ static em_tensor *sparse_xent(em_tensor *const *in) { return em_sparse_softmax_c
 static em_tensor *labels_3x4(int i) {
     return i == 0 ? em_tensor_from(EM_I64, EM_SHAPE(3), (int64_t[]){2, 0, 3}) : NULL;
 }
+/* ignore_index -100 (PyTorch's default); a vocabulary of 5 padded to 8 columns, sliced away before the loss */
+#define IGNORE (-100)
+static em_tensor *sparse_xent_ignore(em_tensor *const *in) {
+    return em_sparse_softmax_cross_entropy_ignore(in[0], in[1], IGNORE);
+}
+static em_tensor *sparse_xent_padded(em_tensor *const *in) {
+    return em_sparse_softmax_cross_entropy_ignore(in[0], em_slice(in[1], (int64_t[]){0, 0}, (int64_t[]){-1, 5}), IGNORE);
+}
+static em_tensor *labels_ignored_3(int i) {
+    return i == 0 ? em_tensor_from(EM_I64, EM_SHAPE(3), (int64_t[]){2, IGNORE, 3}) : NULL;
+}
+static em_tensor *labels_padded_3(int i) {
+    return i == 0 ? em_tensor_from(EM_I32, EM_SHAPE(3), (int32_t[]){4, IGNORE, 0}) : NULL;
+}
 
 const gc_case gc_cases_softmax[] = {
     {EM_OP_SOFTMAX, "softmax last axis [3,4]", 1, {EM_SHAPE(3, 4)}, softmax_last, -2, 2, 0, NULL},
@@ -35,6 +49,10 @@ const gc_case gc_cases_softmax[] = {
     {EM_OP_SOFTMAX_XENT, "softmax_xent [3,4]", 2, {EM_SHAPE(3, 4), EM_SHAPE(3, 4)}, softmax_xent, 0.1, 0.9, 0, NULL},
     {EM_OP_SPARSE_SOFTMAX_XENT, "sparse_softmax_xent int64 [3] x [3,4]", 2, {EM_SHAPE(3), EM_SHAPE(3, 4)},
      sparse_xent, -2, 2, 1, labels_3x4},
+    {EM_OP_SPARSE_SOFTMAX_XENT, "sparse_softmax_xent ignore_index int64 [3] x [3,4]", 2, {EM_SHAPE(3), EM_SHAPE(3, 4)},
+     sparse_xent_ignore, -2, 2, 1, labels_ignored_3},
+    {EM_OP_SPARSE_SOFTMAX_XENT, "sparse_softmax_xent ignore_index, 5 of 8 columns", 2, {EM_SHAPE(3), EM_SHAPE(3, 8)},
+     sparse_xent_padded, -2, 2, 1, labels_padded_3},
     {.fn = NULL},
 };
 
@@ -199,6 +217,26 @@ static em_tensor *f_sparse_xent(em_tensor *const *in) {
     return em_sparse_softmax_cross_entropy_with_logits(in[0], in[1]);
 }
 #define f_sparse_xent_2d f_sparse_xent
+/* lse - x[label] over the first `cols` of each row of `stride` logits; 0 where the label is IGNORE */
+static void sparse_xent_cols_ref(const fw_case *c, double *e, int64_t cols, int64_t stride) {
+    for (int64_t r = 0; r < em_shape_numel(c->out_shape); r++) {
+        int64_t label = (int64_t)c->in[0].v[r];
+        double m = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < cols; j++) m = fmax(m, fw_held_in(c, 1, r * stride + j));
+        for (int64_t j = 0; j < cols; j++) sum += exp(fw_held_in(c, 1, r * stride + j) - m);
+        e[r] = label == IGNORE ? 0 : m + log(sum) - fw_held_in(c, 1, r * stride + label);
+    }
+}
+static void sparse_xent_ignore_ref(const fw_case *c, double *e) {
+    int64_t len = c->in[1].shape.dims[c->in[1].shape.ndim - 1];
+    sparse_xent_cols_ref(c, e, len, len);
+}
+static void sparse_xent_padded_ref(const fw_case *c, double *e) { sparse_xent_cols_ref(c, e, 5, 8); }
+#define f_sparse_xent_ignore sparse_xent_ignore
+#define f_sparse_xent_padded sparse_xent_padded
+/* 3 rows of 8: 5 real columns, then padding whose values would dominate the loss if they counted */
+static const double PAD_X[24] = {0.5, -1.25, 2, 0.3, -1, 40, 41, 42,     1000, 999, -3, 0.25, 998, 40, 41, 42,
+                                 -0.7, 0.1, 1.5, -INFINITY, 2.5, 40, 41, 42};
 
 /* A row per float dtype: f_NAME, NAME_ref; float32 to 2e-6, float64 to 1e-12. */
 #define IN(DT, S, X) {DT, S, X}
@@ -237,5 +275,13 @@ const fw_case fw_cases_softmax[] = {
             XENT_X),
     FLOATS2(NNL, "sparse_softmax_xent", sparse_xent_2d, EM_SHAPE(2, 2), EM_I64, EM_SHAPE(2, 2), V(0, 2, 1, 1),
             EM_SHAPE(2, 2, 3), SMY),
+    /* ignore_index: ignored rows (one with -inf, one past float64's exp range) give 0 */
+    FLOATS2(NNL, "sparse_softmax_xent", sparse_xent_ignore, EM_SHAPE(4), EM_I32, EM_SHAPE(4), V(2, IGNORE, 1, IGNORE),
+            EM_SHAPE(4, 3), SMX),
+    FLOATS2(NNL, "sparse_softmax_xent", sparse_xent_ignore, EM_SHAPE(2, 2), EM_I64, EM_SHAPE(2, 2), V(IGNORE, 2, 0, 1),
+            EM_SHAPE(2, 2, 3), SMY),
+    /* a padded vocabulary: the loss over the 5 real columns of 8 */
+    FLOATS2(NNL, "sparse_softmax_xent", sparse_xent_padded, EM_SHAPE(3), EM_I64, EM_SHAPE(3), V(4, IGNORE, 0),
+            EM_SHAPE(3, 8), PAD_X),
     {.fn = NULL},
 };

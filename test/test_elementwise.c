@@ -165,7 +165,7 @@ START_TEST(test_float_only_ops_reject_integers) {
     } ops[] = {{em_sqrt, "sqrt"},   {em_rsqrt, "rsqrt"},     {em_exp, "exp"},   {em_log, "log"},
                {em_log1p, "log1p"}, {em_erf, "erf"},         {em_relu, "relu"}, {leaky, "leaky_relu"},
                {em_elu, "elu"},     {em_sigmoid, "sigmoid"}, {em_tanh, "tanh"}, {em_softplus, "softplus"},
-               {em_gelu, "gelu"}};
+               {em_gelu, "gelu"},   {em_gelu_tanh, "gelu_tanh"}};
     em_tensor *i = VEC(EM_I32, 1, 2), *u = VEC(EM_U8, 1);
     for (int k = 0; k < COUNT(ops); k++) {
         char want[64];

@@ -207,6 +207,63 @@ START_TEST(test_softmax_xent) {
 }
 END_TEST
 
+/* ignore_index: ignored rows have loss 0 and gradient 0; a padded vocabulary sliced to its real columns gives the
+ * unpadded loss, and its padded columns get gradient 0. */
+START_TEST(test_sparse_xent_ignore) {
+    const int64_t rows = 3, real = 5, padded = 8;
+    double w[3 * 8], w5[3 * 5];
+    for (int i = 0; i < rows * padded; i++) w[i] = (i % padded) < real ? sin(1.7 * i) : 30 + i; /* padding would dominate */
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < real; j++) w5[r * real + j] = w[r * padded + j];
+    em_tensor *labels = em_tensor_from(EM_I64, EM_SHAPE(3), (int64_t[]){4, -100, 0});
+    em_tensor *x = em_tensor_from(EM_F64, EM_SHAPE(3, 8), w), *x5 = em_tensor_from(EM_F64, EM_SHAPE(3, 5), w5);
+    em_tape *tape = em_tape_begin(false);
+    em_tensor *loss = em_sparse_softmax_cross_entropy_ignore(labels, em_slice(x, (int64_t[]){0, 0}, (int64_t[]){-1, 5}),
+                                                             -100);
+    em_tensor *g;
+    ck_assert_int_eq(em_gradients(tape, loss, 1, &x, &g), 0);
+    em_tape_release(tape);
+    /* the unpadded loss; the ignored row is 0 */
+    double expect[3];
+    for (int r = 0; r < rows; r++) {
+        double sum = 0;
+        for (int j = 0; j < real; j++) sum += exp(w5[r * real + j]);
+        expect[r] = log(sum) - w5[r * real + (r == 0 ? 4 : 0)];
+    }
+    expect[1] = 0;
+    ck_assert_tensor(loss, EM_F64, EM_SHAPE(3), expect, 1e-12);
+    ck_assert_tensor(em_sparse_softmax_cross_entropy_ignore(labels, x5, -100), EM_F64, EM_SHAPE(3), expect, 1e-12);
+    /* gradient: softmax - one_hot on counted rows' real columns; 0 on the ignored row and the padding */
+    for (int r = 0; r < rows; r++) {
+        double sum = 0;
+        for (int j = 0; j < real; j++) sum += exp(w5[r * real + j]);
+        for (int j = 0; j < padded; j++) {
+            double want = 0;
+            if (r != 1 && j < real) want = exp(w5[r * real + j]) / sum - (j == (r == 0 ? 4 : 0));
+            ck_assert_double_eq_tol(em_get(g, (int64_t[]){r, j}), want, 1e-12);
+        }
+    }
+    /* an ignore_index inside [0, C) is ignored too; float32 logits, int32 labels */
+    em_tensor *x32 = em_cast(x5, EM_F32);
+    em_tensor *l32 = em_tensor_from(EM_I32, EM_SHAPE(3), (int32_t[]){2, 1, 1});
+    em_tensor *y = em_sparse_softmax_cross_entropy_ignore(l32, x32, 1);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_double_eq(em_get(y, (int64_t[]){1}), 0);
+    ck_assert_double_eq(em_get(y, (int64_t[]){0}),
+                        em_get(em_sparse_softmax_cross_entropy_with_logits(l32, x32), (int64_t[]){0}));
+    tape = em_tape_begin(false);
+    y = em_sparse_softmax_cross_entropy_ignore(l32, x32, 1);
+    ck_assert_int_eq(em_gradients(tape, y, 1, &x32, &g), 0);
+    em_tape_release(tape);
+    for (int j = 0; j < real; j++) {
+        ck_assert_double_eq(em_get(g, (int64_t[]){1, j}), 0);
+        ck_assert_double_eq(em_get(g, (int64_t[]){2, j}), 0);
+    }
+    ck_assert_double_lt(em_get(g, (int64_t[]){0, 2}), 0); /* the counted row's label pulls its logit up */
+    em_shutdown();
+}
+END_TEST
+
 START_TEST(test_xent_errors) {
     em_tensor *x = em_ones(EM_F32, EM_SHAPE(2, 10));
     ck_assert_error(em_sparse_softmax_cross_entropy_with_logits(em_tensor_from(EM_I32, EM_SHAPE(2), (int32_t[]){3, 12}), x),
@@ -217,6 +274,15 @@ START_TEST(test_xent_errors) {
                     "sparse_softmax_xent: labels have dtype float32");
     ck_assert_error(em_sparse_softmax_cross_entropy_with_logits(em_zeros(EM_I32, EM_SHAPE(3)), x),
                     "sparse_softmax_xent: labels [3] must have the shape of logits [2,10] without its last dimension");
+    /* with ignore_index, other labels outside [0, C) are still errors */
+    ck_assert_error(em_sparse_softmax_cross_entropy_ignore(em_tensor_from(EM_I32, EM_SHAPE(2), (int32_t[]){-100, -1}), x,
+                                                           -100),
+                    "sparse_softmax_xent: label -1 at index 1 is out of range [0, 10) for logits [2,10] and is not "
+                    "ignore_index -100");
+    ck_assert_error(em_sparse_softmax_cross_entropy_ignore(em_tensor_from(EM_I64, EM_SHAPE(2), (int64_t[]){10, 3}), x, 3),
+                    "label 10 at index 0 is out of range [0, 10) for logits [2,10] and is not ignore_index 3");
+    ck_assert_error(em_sparse_softmax_cross_entropy_ignore(em_ones(EM_F32, EM_SHAPE(2)), x, -100),
+                    "sparse_softmax_xent: labels have dtype float32");
     ck_assert_error(em_softmax_cross_entropy_with_logits(em_ones(EM_F32, EM_SHAPE(2, 9)), x),
                     "softmax_xent: labels [2,9] and logits [2,10] differ in shape");
     ck_assert_error(em_softmax_cross_entropy_with_logits(em_scalar(EM_F32, 1), em_scalar(EM_F32, 1)),
@@ -527,6 +593,7 @@ int main(void) {
     tcase_add_test(tc, test_softmax_wide_rows_float32);
     tcase_add_test(tc, test_sigmoid_xent);
     tcase_add_test(tc, test_softmax_xent);
+    tcase_add_test(tc, test_sparse_xent_ignore);
     tcase_add_test(tc, test_xent_errors);
     tcase_add_test(tc, test_conv2d_values);
     tcase_add_test(tc, test_conv2d_pointwise);

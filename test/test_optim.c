@@ -322,6 +322,17 @@ START_TEST(test_schedules) {
     ck_assert_double_eq_tol(em_schedule_value(c, 50), 0.55, 1e-15);
     ck_assert_double_eq_tol(em_schedule_value(c, 100), 0.1, 1e-15);
     ck_assert_double_eq_tol(em_schedule_value(c, 250), 0.1, 1e-15);
+    /* warm-up from 0 over 10 steps, then the same cosine over the next 100 */
+    em_schedule *wc = em_warmup_cosine_decay(1.0, 10, 100, 0.1);
+    const int64_t wat[] = {0, 1, 5, 10, 35, 60, 110, 500};
+    const double wv[] = {0, 0.1, 0.5, 1.0, 0.8681980515339464, 0.55, 0.1, 0.1};
+    for (int i = 0; i < 8; i++) ck_assert_double_eq_tol(em_schedule_value(wc, wat[i]), wv[i], 1e-15);
+    em_schedule *w0 = em_warmup_cosine_decay(1.0, 0, 100, 0.1);
+    for (int64_t st = 0; st <= 120; st += 5) ck_assert_double_eq(em_schedule_value(w0, st), em_schedule_value(c, st));
+    em_schedule_release(wc);
+    em_schedule_release(w0);
+    ck_assert_error(em_warmup_cosine_decay(0.1, -1, 10, 0), "warmup_cosine_decay: warmup_steps must be >= 0, got -1");
+    ck_assert_error(em_warmup_cosine_decay(0.1, 5, 0, 0), "warmup_cosine_decay: decay_steps must be positive, got 0");
     em_schedule_release(e);
     em_schedule_release(es);
     em_schedule_release(p);
@@ -352,6 +363,118 @@ START_TEST(test_schedules) {
     ck_assert_double_eq_tol(em_item(w), -sum - 0.125, 1e-15);
     ck_assert_fails(em_optimizer_set_schedule(opt, NULL), "set_schedule: the schedule is NULL");
     em_optimizer_release(opt);
+}
+END_TEST
+
+/* AdamW's decay filter: the kernel decays, the bias does not; eagerly and in a traced graph. */
+static bool decays_unless_bias(const char *name, void *ctx) {
+    ++*(int *)ctx;
+    return strstr(name, "bias") == NULL;
+}
+
+START_TEST(test_adamw_decay_filter) {
+    const config *c = &configs[sizeof configs / sizeof configs[0] - 1];
+    config no_decay = *c;
+    no_decay.weight_decay = 0;
+    static const double B0[2] = {0.5, -2}, GW[4] = {0.3, -0.2, 1.5, -4}, GB[2] = {2, -0.5};
+    for (int traced = 0; traced < 2; traced++) {
+        em_variables_release();
+        em_tensor *w = em_get_variable("dense/kernel", EM_F64, EM_SHAPE(2, 2),
+                                       EM_INIT_FROM(em_tensor_from(EM_F64, EM_SHAPE(2, 2), W0)));
+        em_tensor *b = em_get_variable("dense/bias", EM_F64, EM_SHAPE(2),
+                                       EM_INIT_FROM(em_tensor_from(EM_F64, EM_SHAPE(2), B0)));
+        em_tensor *vars[2] = {w, b};
+        em_tensor *grads[2] = {em_tensor_from(EM_F64, EM_SHAPE(2, 2), GW), em_tensor_from(EM_F64, EM_SHAPE(2), GB)};
+        em_optimizer *opt = make(c);
+        int asked = 0;
+        ck_assert_int_eq(em_optimizer_set_decay_filter(opt, decays_unless_bias, &asked), 0);
+        const int steps = 2;
+        if (traced) {
+            em_trace_begin();
+            em_tensor *train = em_apply_gradients_op(opt, 2, grads, vars);
+            em_graph *g = em_trace_end();
+            em_tensor *out;
+            for (int t = 0; t < steps; t++) ck_assert_int_eq(em_graph_run(g, 0, NULL, 1, &train, &out), 0);
+            em_graph_release(g);
+        } else {
+            for (int t = 0; t < steps; t++) ck_assert_int_eq(em_apply_gradients(opt, 2, grads, vars), 0);
+        }
+        /* tracing on values (no placeholders) runs the update once too */
+        const int updates = steps + traced;
+        ck_assert_int_eq(em_optimizer_step(opt), updates);
+        ck_assert_int_eq(asked, 2 * updates);
+        double ew[4], eb[2];
+        for (int i = 0; i < 4; i++) {
+            double s[3] = {0};
+            ew[i] = W0[i];
+            for (int t = 1; t <= updates; t++) reference_step(c, t, GW[i], &ew[i], s);
+        }
+        for (int i = 0; i < 2; i++) {
+            double s[3] = {0};
+            eb[i] = B0[i];
+            for (int t = 1; t <= updates; t++) reference_step(&no_decay, t, GB[i], &eb[i], s);
+        }
+        ck_assert_tensor(w, EM_F64, EM_SHAPE(2, 2), ew, 1e-12);
+        ck_assert_tensor(b, EM_F64, EM_SHAPE(2), eb, 1e-12);
+        em_optimizer_release(opt);
+    }
+    em_optimizer *adam = em_adam(0.1, 0.9, 0.999, 1e-8);
+    ck_assert_fails(em_optimizer_set_decay_filter(adam, decays_unless_bias, NULL),
+                    "set_decay_filter: optimizer Adam has no weight decay (only AdamW decays)");
+    em_optimizer_release(adam);
+}
+END_TEST
+
+/* Three micro-batches' gradients accumulated in place equal the gradient of the whole batch's summed loss. */
+static em_tensor *batch_loss(em_tensor *w, const double *x, const double *y, int rows) {
+    em_tensor *xs = em_tensor_from(EM_F64, EM_SHAPE(rows, 3), x), *ys = em_tensor_from(EM_F64, EM_SHAPE(rows), y);
+    em_tensor *pred = em_sum(em_mul(xs, w), 1, (int[]){1}, false);
+    return em_sum(em_square(em_sub(pred, ys)), EM_ALL_AXES, false);
+}
+
+START_TEST(test_gradients_accumulate) {
+    static const double X[18] = {1, 2, 0.5, -1, 0, 3, 2, 2, -2, 0.25, -1, 1, 4, 0, -0.5, 1, 1, 1};
+    static const double Y[6] = {1, -2, 0.5, 3, 0, -1};
+    em_tensor *w = em_get_variable("w", EM_F64, EM_SHAPE(3), EM_INIT_FROM(em_tensor_from(EM_F64, EM_SHAPE(3), T)));
+    em_tensor *b = em_get_variable("b", EM_F64, EM_SHAPE0, EM_INIT_CONST(0.5));
+    em_tensor *vars[2] = {w, b}, *acc[2] = {NULL, NULL}, *whole[2];
+    em_tape *tape = em_tape_begin(false);
+    em_tensor *full = em_add(batch_loss(w, X, Y, 6), em_mul(b, b));
+    ck_assert_int_eq(em_gradients(tape, full, 2, vars, whole), 0);
+    em_tape_release(tape);
+    const void *held = NULL;
+    for (int k = 0; k < 3; k++) {
+        em_tensor *g[2];
+        tape = em_tape_begin(false);
+        /* b's term once, in the first micro-batch */
+        em_tensor *loss = batch_loss(w, X + 6 * k, Y + 2 * k, 2);
+        if (k == 0) loss = em_add(loss, em_mul(b, b));
+        ck_assert_int_eq(em_gradients(tape, loss, 2, vars, k == 0 ? acc : g), 0);
+        em_tape_release(tape);
+        if (k == 0) {
+            held = em_data(acc[0]);
+            continue;
+        }
+        g[1] = NULL; /* b's gradient is 0 here: a NULL leaves its accumulator alone */
+        ck_assert_int_eq(em_gradients_accumulate(2, acc, g), 0);
+    }
+    ck_assert_ptr_eq(em_data(acc[0]), held); /* in place */
+    double expect[3];
+    for (int i = 0; i < 3; i++) expect[i] = em_get(whole[0], (int64_t[]){i});
+    ck_assert_tensor(acc[0], EM_F64, EM_SHAPE(3), expect, 1e-12);
+    ck_assert_tensor(acc[1], EM_F64, EM_SHAPE0, ((double[]){1.0}), 1e-12);
+    /* errors name the index, and no accumulator changes */
+    em_tensor *bad[2] = {em_ones(EM_F64, EM_SHAPE(3)), em_ones(EM_F64, EM_SHAPE(2))};
+    ck_assert_fails(em_gradients_accumulate(2, acc, bad),
+                    "gradients_accumulate: grads[1] is float64 [2] but acc[1] is float64 []");
+    ck_assert_tensor(acc[0], EM_F64, EM_SHAPE(3), expect, 1e-12);
+    bad[1] = em_ones(EM_F32, EM_SHAPE0);
+    ck_assert_fails(em_gradients_accumulate(2, acc, bad), "grads[1] is float32 [] but acc[1] is float64 []");
+    em_tensor *strided = em_transpose(em_zeros(EM_F64, EM_SHAPE(2, 3)), 2, (int[]){1, 0});
+    ck_assert_fails(em_gradients_accumulate(1, &strided, (em_tensor *[]){em_ones(EM_F64, EM_SHAPE(3, 2))}),
+                    "gradients_accumulate: acc[0] (float64 [3,2]) is a strided view; it is added to in place");
+    ck_assert_fails(em_gradients_accumulate(1, (em_tensor *[]){NULL}, bad), "acc[0] is NULL but grads[0] is not");
+    ck_assert_fails(em_gradients_accumulate(0, acc, bad), "gradients_accumulate: needs n >= 1");
 }
 END_TEST
 
@@ -397,6 +520,8 @@ int main(void) {
     tcase_add_test(tc, test_minimize_all_trainable);
     tcase_add_test(tc, test_schedules);
     tcase_add_test(tc, test_clipping);
+    tcase_add_test(tc, test_adamw_decay_filter);
+    tcase_add_test(tc, test_gradients_accumulate);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

@@ -2,6 +2,8 @@
  * order), stop_gradient, errors for what has no gradient, and memory. */
 #include "common.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void teardown(void) { em_shutdown(); }
@@ -137,6 +139,115 @@ START_TEST(test_long_tapes) {
 }
 END_TEST
 
+/* Weight tying: W [V, C] is the embedding (gather) and the output projection (matmul with W transposed);
+ * loss = sum(R * (W[ids] W^T)). Its gradient, by loops: the projection's sum_t R[t,v] h[t,c], plus the
+ * embedding's rows (R W)[t] added at ids[t] (repeated ids add up). */
+enum { TV = 5, TC = 3, TT = 4 };
+static const int64_t TIED_IDS[TT] = {2, 0, 2, 4};
+static void tied_reference(const double *w, const double *r, double *dw) {
+    double h[TT][TC], dh[TT][TC];
+    for (int t = 0; t < TT; t++)
+        for (int c = 0; c < TC; c++) {
+            h[t][c] = w[TIED_IDS[t] * TC + c];
+            dh[t][c] = 0;
+            for (int v = 0; v < TV; v++) dh[t][c] += r[t * TV + v] * w[v * TC + c];
+        }
+    for (int v = 0; v < TV; v++)
+        for (int c = 0; c < TC; c++) {
+            dw[v * TC + c] = 0;
+            for (int t = 0; t < TT; t++) dw[v * TC + c] += r[t * TV + v] * h[t][c];
+        }
+    for (int t = 0; t < TT; t++)
+        for (int c = 0; c < TC; c++) dw[TIED_IDS[t] * TC + c] += dh[t][c];
+}
+
+START_TEST(test_tied_embedding_gradient) {
+    double w[TV * TC], r[TT * TV], expect[TV * TC];
+    for (int i = 0; i < TV * TC; i++) w[i] = sin(0.7 * i + 0.3);
+    for (int i = 0; i < TT * TV; i++) r[i] = cos(1.3 * i);
+    tied_reference(w, r, expect);
+    em_tensor *W = em_tensor_from(EM_F64, EM_SHAPE(TV, TC), w), *R = em_tensor_from(EM_F64, EM_SHAPE(TT, TV), r);
+    em_tensor *ids = em_tensor_from(EM_I64, EM_SHAPE(TT), TIED_IDS);
+    em_tape *tape = em_tape_begin(false);
+    em_tensor *logits = em_matmul_t(em_gather(W, ids, 0), W, false, true);
+    em_tensor *loss = em_sum(em_mul(R, logits), EM_ALL_AXES, false), *g;
+    ck_assert_int_eq(em_gradients(tape, loss, 1, &W, &g), 0);
+    em_tape_release(tape);
+    ck_assert_tensor(g, EM_F64, EM_SHAPE(TV, TC), expect, 1e-12);
+
+    /* W's first gradient is another tensor's too (add passes its incoming gradient on): the gather's
+     * gradient must not be added into that one, which the caller asked for as well. */
+    tape = em_tape_begin(false);
+    em_tensor *e = em_gather(W, ids, 0), *s = em_add(W, em_ones(EM_F64, EM_SHAPE(TV, TC)));
+    loss = em_add(em_sum(em_mul(e, em_ones(EM_F64, EM_SHAPE(TT, TC))), EM_ALL_AXES, false),
+                  em_sum(em_mul_scalar(s, 2), EM_ALL_AXES, false));
+    em_tensor *gs[2];
+    ck_assert_int_eq(em_gradients(tape, loss, 2, (em_tensor *[]){W, s}, gs), 0);
+    em_tape_release(tape);
+    double two[TV * TC], rows[TV * TC];
+    for (int i = 0; i < TV * TC; i++) two[i] = 2, rows[i] = 2 + (i / TC == 0 || i / TC == 4 ? 1 : i / TC == 2 ? 2 : 0);
+    ck_assert_tensor(gs[1], EM_F64, EM_SHAPE(TV, TC), two, 0);
+    ck_assert_tensor(gs[0], EM_F64, EM_SHAPE(TV, TC), rows, 0);
+
+    /* Through an outer tape (second order) the sum stays a recorded op: d/dW of sum(g * g). */
+    em_tape *outer = em_tape_begin(false);
+    tape = em_tape_begin(false);
+    logits = em_matmul_t(em_gather(W, ids, 0), W, false, true);
+    loss = em_sum(em_mul(R, logits), EM_ALL_AXES, false);
+    ck_assert_int_eq(em_gradients(tape, loss, 1, &W, &g), 0);
+    ck_assert_tensor(g, EM_F64, EM_SHAPE(TV, TC), expect, 1e-12);
+    em_tensor *gg;
+    ck_assert_int_eq(em_gradients(outer, em_sum(em_square(g), EM_ALL_AXES, false), 1, &W, &gg), 0);
+    /* against central differences of sum(g(W)^2) */
+    for (int i = 0; i < TV * TC; i += 4) {
+        double wp[TV * TC], wm[TV * TC], gp[TV * TC], gm[TV * TC], fp = 0, fm = 0;
+        memcpy(wp, w, sizeof w);
+        memcpy(wm, w, sizeof w);
+        wp[i] += 1e-6;
+        wm[i] -= 1e-6;
+        tied_reference(wp, r, gp);
+        tied_reference(wm, r, gm);
+        for (int k = 0; k < TV * TC; k++) fp += gp[k] * gp[k], fm += gm[k] * gm[k];
+        ck_assert_double_eq_tol(em_get(gg, (int64_t[]){i / TC, i % TC}), (fp - fm) / 2e-6, 1e-6);
+    }
+    em_tape_release(tape);
+    em_tape_release(outer);
+}
+END_TEST
+
+/* The backward pass of a tied [V, C] = [8192, 1024] float32 embedding holds one [V, C] buffer for W's gradient
+ * (32 MiB), not three (the projection's, the gather's and their sum): the process's peak resident memory
+ * (VmHWM, reset before) grows by less than 1.5 of them. Skipped where /proc/self/clear_refs is not writable. */
+static long status_kib(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, field, strlen(field))) v = strtol(line + strlen(field), NULL, 10);
+    if (f) fclose(f);
+    return v;
+}
+
+START_TEST(test_tied_embedding_backward_memory) {
+    const int64_t V = 8192, C = 1024, T = 16;
+    em_tensor *W = em_random_normal(EM_F32, EM_SHAPE(V, C), 0, 0.02);
+    em_tensor *ids = em_cast(em_mul_scalar(em_random_uniform(EM_F64, EM_SHAPE(T), 0, 1), V - 1), EM_I64);
+    em_tape *tape = em_tape_begin(false);
+    em_tensor *logits = em_matmul_t(em_gather(W, ids, 0), W, false, true);
+    em_tensor *loss = em_sum(em_square(logits), EM_ALL_AXES, false), *g;
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    bool can_reset = f && fputs("5", f) >= 0;
+    if (f) can_reset = fclose(f) == 0 && can_reset;
+    long before = status_kib("VmRSS:");
+    ck_assert_int_eq(em_gradients(tape, loss, 1, &W, &g), 0);
+    long peak = status_kib("VmHWM:");
+    em_tape_release(tape);
+    if (!can_reset || before < 0 || peak < 0) return;
+    double buffers = (double)(peak - before) * 1024 / ((double)V * (double)C * 4);
+    ck_assert_msg(buffers < 1.5, "the backward pass grew by %.2f [V, C] buffers", buffers);
+}
+END_TEST
+
 START_TEST(test_tapes_free_everything) {
     em_tensor *x = em_keep(vec(2, (double[]){1, 2}));
     int64_t start = em_live_tensors();
@@ -167,6 +278,8 @@ int main(void) {
     tcase_add_test(tc, test_no_gradient_through_ints_or_argmax);
     tcase_add_test(tc, test_long_tapes);
     tcase_add_test(tc, test_tapes_free_everything);
+    tcase_add_test(tc, test_tied_embedding_gradient);
+    tcase_add_test(tc, test_tied_embedding_backward_memory);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

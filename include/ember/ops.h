@@ -60,6 +60,8 @@ em_tensor *em_tanh(em_tensor *x);
 em_tensor *em_softplus(em_tensor *x);
 em_tensor *em_gelu(em_tensor *x); /* exact (erf) form */
 em_tensor *em_silu(em_tensor *x); /* x sigmoid(x), also called swish */
+/* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): GPT-2's tanh approximation of GELU */
+em_tensor *em_gelu_tanh(em_tensor *x);
 
 /* ---- reductions: axes as EM_AXES(...) or EM_ALL_AXES ---- */
 em_tensor *em_sum(em_tensor *x, int naxes, const int *axes, bool keepdims);
@@ -118,6 +120,12 @@ em_tensor *em_sigmoid_cross_entropy_with_logits(em_tensor *labels, em_tensor *lo
 em_tensor *em_softmax_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits);
 /* labels int32/int64 [...] in [0, C); logits [..., C]; result [...]. */
 em_tensor *em_sparse_softmax_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits);
+/* The same, with loss 0 and gradient 0 at positions whose label is ignore_index (padding; PyTorch's default
+ * is -100); other labels outside [0, C) are still an error. The mean over the positions that count is
+ * sum(loss) / count(labels != ignore_index). A vocabulary padded past its C real classes (GPT-2's 50,257
+ * in 50,304 columns) is sliced, not masked: pass em_slice(logits, {0, 0}, {-1, C}), whose gradient into the
+ * padded columns is 0. */
+em_tensor *em_sparse_softmax_cross_entropy_ignore(em_tensor *labels, em_tensor *logits, int64_t ignore_index);
 
 typedef enum em_padding { EM_PAD_VALID, EM_PAD_SAME } em_padding;
 /* input NHWC [N,H,W,C], filter HWIO [KH,KW,C,O]; strides and dilations are

@@ -137,6 +137,11 @@ em_schedule *em_exponential_decay(double lr, int64_t decay_steps, double decay_r
  * values[i] while boundaries[i-1] < step <= boundaries[i], values[n] after. */
 em_schedule *em_piecewise_constant(int n, const int64_t *boundaries, const double *values);
 em_schedule *em_cosine_decay(double lr, int64_t decay_steps, double alpha);
+/* Linear warm-up from 0 at step 0 to lr at warmup_steps (optax's and Hugging Face's warm-up; the first
+ * update, at step 0, uses rate 0), then em_cosine_decay's curve from lr to alpha * lr over the next
+ * decay_steps steps, alpha * lr after. decay_steps counts the decay alone (optax's decay_steps is
+ * warmup_steps + decay_steps); warmup_steps 0 is em_cosine_decay. */
+em_schedule *em_warmup_cosine_decay(double lr, int64_t warmup_steps, int64_t decay_steps, double alpha);
 double em_schedule_value(const em_schedule *schedule, int64_t step);
 /* Frees a schedule that was not given to an optimizer. */
 void em_schedule_release(em_schedule *schedule);
@@ -145,6 +150,10 @@ void em_schedule_release(em_schedule *schedule);
 int em_optimizer_set_schedule(em_optimizer *opt, em_schedule *schedule);
 /* Sets "<name>/learning_rate" (and drops a schedule). */
 int em_optimizer_set_learning_rate(em_optimizer *opt, double lr);
+/* AdamW: decays(name, ctx) says whether the variable of that full name decays, asked at each update
+ * (eager or in a graph's replay); it is typically true for matrices and false for biases and norm gains.
+ * NULL decays every variable (the default). -1 with an error for an optimizer other than AdamW. */
+int em_optimizer_set_decay_filter(em_optimizer *opt, bool (*decays)(const char *name, void *ctx), void *ctx);
 /* The rate the next update will use. */
 double em_optimizer_learning_rate(const em_optimizer *opt);
 int64_t em_optimizer_step(const em_optimizer *opt);
@@ -169,6 +178,13 @@ int em_minimize(em_optimizer *opt, em_tape *tape, em_tensor *loss, int n, em_ten
  * update (like sess.run(train_op)). NULL with an error. */
 em_tensor *em_apply_gradients_op(em_optimizer *opt, int n, em_tensor *const *grads, em_tensor *const *vars);
 em_tensor *em_minimize_op(em_optimizer *opt, em_tape *tape, em_tensor *loss, int n, em_tensor *const *vars);
+
+/* Gradient accumulation over micro-batches: acc[i] += grads[i] in place, on the device where they are (one
+ * fused pass, no copy; denormal sums flush to zero, as optimizer updates do); a NULL grads[i] leaves acc[i]
+ * as it is. acc[i] is a contiguous float tensor the caller holds (the first micro-batch's gradients, say);
+ * grads[i] has its dtype, shape and device. Every pair is checked before any acc changes. 0, or -1 with an
+ * error naming the index. */
+int em_gradients_accumulate(int n, em_tensor **acc, em_tensor **grads);
 
 /* Gradient clipping (NEW tensors), TensorFlow's definitions, built from ops.
  * g * clip_norm / max(l2norm(g), clip_norm). */

@@ -232,7 +232,7 @@ static int infer_node(builder *b, int64_t at, int64_t batch) {
         }
         b->readers[v]++;
     }
-    em_call c = {def, n->n, in, a};
+    em_call c = {def, n->n, in, a, NULL};
     em_dtype dtype;
     int ndim;
     int64_t shape[EM_MAX_DIMS];
@@ -375,7 +375,7 @@ static int64_t unit_cost(const em_graph *g, const plan *p, int64_t at) {
     const gnode *n = &g->nodes[p->order[at]];
     const em_op_def *d = em__op_def(n->op);
     if (!d->cost) return 1;
-    em_call c = {d, n->n, p->args + p->in_at[at], &n->a};
+    em_call c = {d, n->n, p->args + p->in_at[at], &n->a, NULL};
     return d->cost(&c);
 }
 
@@ -565,7 +565,7 @@ static int make_headers(builder *b) {
         }
         em_tensor *m = p->buf[n->out];
         if (p->viewed[at]) {
-            em_call c = {def, n->n, in, &p->attrs[at]};
+            em_call c = {def, n->n, in, &p->attrs[at], NULL};
             p->buf[n->out] = def->view(&c, m->ndim, m->shape);
         } else if (b->in_chain[n->out]) {
             continue; /* keeps its shape-only header: blocks get scratch */

@@ -68,7 +68,7 @@ static void run_chain_range(void *ctx, int64_t begin, int64_t end) {
             o->numel = len;
             o->data = at + 1 == ch->to ? (char *)full->data + b0 * (int64_t)em_dtype_size((em_dtype)full->dtype)
                                        : (void *)scratch[slot];
-            em_call c = {em__op_def(n->op), n->n, args, &p->attrs[at]};
+            em_call c = {em__op_def(n->op), n->n, args, &p->attrs[at], NULL};
             c.def->cpu(&c, o);
         }
     }
@@ -83,7 +83,7 @@ static int run_node(em_graph *g, plan *p, int64_t at) {
     em_tensor **in = p->args + p->in_at[at];
     for (int k = 0; k < n->n; k++)
         if (p->copy_from[p->in_at[at] + k]) em__copy_strided(in[k], p->copy_from[p->in_at[at] + k]);
-    em_call c = {def, n->n, in, a};
+    em_call c = {def, n->n, in, a, NULL};
     if (def->flags & EM_OPF_CHECKS_VALUES) { /* indices and labels are checked on the data fed */
         em_dtype dtype;
         int ndim;

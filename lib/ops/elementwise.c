@@ -312,6 +312,29 @@ static em_tensor *silu_slope(em_tensor *x) {
     return em_mul(s, em_add_scalar(em_mul(x, em_add_scalar(em_neg(s), 1)), 1));
 }
 UNARY_GRAD(silu, em_mul(g, silu_slope(x)))
+/* gelu_tanh_grad(x, g) = g f'(x) is linear in g: d/dg = gelu_tanh_grad(x, G); d/dx = G g f''(x). With
+ * v = 2k (x + a x^3) (elementwise_math.h), s = sigmoid(v) and q = s sigmoid(-v):
+ * f' = s + x q v', so f'' = q (2 v' + x (1 - 2s) v'^2 + 12 k a x^2). */
+static em_tensor *gelu_tanh_grad(em_tensor *x, em_tensor *g) {
+    return em__apply(EM_OP_GELU_TANH_GRAD, 2, (em_tensor *[]){x, g}, &(em_attrs){0});
+}
+static em_tensor *gelu_tanh_curvature(em_tensor *x) {
+    const double k = EM_EW_GELU_TANH_K, a = EM_EW_GELU_TANH_A;
+    em_tensor *x2 = em_square(x);
+    em_tensor *v = em_mul_scalar(em_add(x, em_mul_scalar(em_mul(x2, x), a)), 2 * k);
+    em_tensor *s = em_sigmoid(v), *q = em_mul(s, em_sigmoid(em_neg(v)));
+    em_tensor *dv = em_add_scalar(em_mul_scalar(x2, 6 * a * k), 2 * k);
+    em_tensor *bend = em_mul(em_mul(x, em_add_scalar(em_mul_scalar(s, -2), 1)), em_square(dv));
+    return em_mul(q, em_add(em_add(em_mul_scalar(dv, 2), bend), em_mul_scalar(x2, 12 * k * a)));
+}
+static int grad_gelu_tanh_grad(const em_call *c, em_tensor *out, em_tensor *G, const bool *need, em_tensor **gin) {
+    em_tensor *x = c->in[0], *g = c->in[1];
+    (void)out;
+    if (need[0] && !(gin[0] = unbroadcast(em_mul(em_mul(G, g), gelu_tanh_curvature(x)), x))) return -1;
+    if (need[1] && !(gin[1] = unbroadcast(gelu_tanh_grad(x, G), g))) return -1;
+    return 0;
+}
+UNARY_GRAD(gelu_tanh, gelu_tanh_grad(x, g))
 UNARY_GRAD(clip, em_where(em_logical_and(em_greater_equal(x, K(x, c->a->f[0])), em_less_equal(x, K(x, c->a->f[1]))), g,
                           K(x, 0)))
 

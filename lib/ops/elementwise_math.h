@@ -113,6 +113,22 @@ EM_EW_1(gelu, FLOATS, SAME, return (T)0.5 * x * ((T)1 + em_math_erf(x * (T)EM_EW
 /* x sigmoid(x), through sigmoid's own formula */
 #define EM_EW_SILU(E, sfx, T_, U_, C, MN, MX, ...) EM_EW_STAMP1(E, sfx, T_, U_, C, MN, MX, silu, SAME, return x * em_ew_sigmoid_##sfx(x, f);)
 EM_FOR_FLOATS(EM_EW_SILU, )
+/* GPT-2's GELU, 0.5 x (1 + tanh(u)) with u = sqrt(2/pi) (x + 0.044715 x^3),
+ * is x sigmoid(v) with v = 2u, through sigmoid's own formula: no
+ * cancellation in 1 + tanh(u) for negative x. Its slope is
+ * sigmoid(v) + x sigmoid(v) sigmoid(-v) v', v' = 2 sqrt(2/pi) (1 + 3 0.044715 x^2);
+ * where sigmoid(v) sigmoid(-v) is 0 the second term is 0, not Inf * 0. */
+#define EM_EW_GELU_TANH_K 0.79788456080286535588 /* sqrt(2/pi) */
+#define EM_EW_GELU_TANH_A 0.044715
+#define EM_EW_GELU_TANH_V(T, x) ((T)(2 * EM_EW_GELU_TANH_K) * ((x) + (T)EM_EW_GELU_TANH_A * (x) * (x) * (x)))
+#define EM_EW_GELU_TANH(E, sfx, T_, U_, C, MN, MX, ...)                                                               \
+    EM_EW_STAMP1(E, sfx, T_, U_, C, MN, MX, gelu_tanh, SAME, return x * em_ew_sigmoid_##sfx(EM_EW_GELU_TANH_V(T, x), f);) \
+    EM_EW_STAMP2(E, sfx, T_, U_, C, MN, MX, gelu_tanh_grad, SAME, {                                                   \
+        T v = EM_EW_GELU_TANH_V(T, x), s = em_ew_sigmoid_##sfx(v, f), q = s * em_ew_sigmoid_##sfx(-v, f);            \
+        T dv = (T)(2 * EM_EW_GELU_TANH_K) * ((T)1 + (T)(3 * EM_EW_GELU_TANH_A) * x * x);                              \
+        return y * (s + (q == 0 ? (T)0 : x * q * dv));                                                                 \
+    })
+EM_FOR_FLOATS(EM_EW_GELU_TANH, )
 
 /* min(max(x, lo), hi) for f[0] = lo, f[1] = hi; NaN passes through. Integer
  * bounds round inward and saturate to the dtype's range. */

@@ -18,6 +18,9 @@
 #include "../em_hd.h"
 #include "../fast_math.h"
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #ifdef __cplusplus
 #define EM_NN(name, T) em_nn_##name<T>
 #define EM_NN_DEF(T, ret, name) template <class T> EM_HD static inline ret em_nn_##name
@@ -34,7 +37,7 @@
  *   for log_softmax:         dx = g - exp(y) sum(g)
  * sigmoid_xent (z, x):       max(x, 0) - x z + log1p(exp(-|x|))
  * softmax_xent (z, x):       sum_j z_j (lse - x_j), lse = m + log(sum(e)); z_j = 0 adds nothing
- * sparse_softmax_xent:       lse - x[label] */
+ * sparse_softmax_xent:       lse - x[label], 0 for a label equal to ignore_index */
 #define EM_NN_FORMULAS(T)                                                                                              \
     /* a row's running maximum: a NaN x is skipped (it makes the sum, so every output, NaN) */                       \
     EM_NN_DEF(T, T, max)(T m, T x) { return x > m ? x : m; }                                                          \
@@ -62,6 +65,12 @@
     }                                                                                                                  \
     /* sparse_softmax_xent: the loss of a row from the logit of its label */                                          \
     EM_NN_DEF(T, T, sparse_softmax_xent)(double lse, T x_label) { return (T)(lse - x_label); }
+
+/* sparse_softmax_xent with ignore_index (attributes i[0] = 1, i[1] = the index): whether a row's label counts;
+ * a row that does not has loss 0 and gradient 0. */
+EM_HD static inline bool em_nn_sparse_xent_counts(int64_t label, bool ignoring, int64_t ignore_index) {
+    return !ignoring || label != ignore_index;
+}
 
 #ifdef __cplusplus
 EM_NN_FORMULAS(T)

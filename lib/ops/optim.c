@@ -144,8 +144,11 @@ static void apply_updates_cpu(const em_call *c, em_tensor *out) {
              }};
     if (o->kind == OPT_ADAM || o->kind == OPT_ADAMW) u.k.lr = lr * sqrt(1 - pow(o->beta2, t)) / (1 - pow(o->beta1, t));
     int per = 2 + o->nslots;
+    const double keep = u.k.keep;
     for (int64_t i = 0; i < c->a->i[0]; i++) {
         em_tensor *const *in = c->in + 2 + i * per;
+        /* the decay filter, asked at every update: a graph's replay asks it too */
+        u.k.keep = o->decays && in[0]->var && !o->decays(in[0]->var->name, o->decays_ctx) ? 1 : keep;
         if (em__is_gpu(in[0]->device)) { /* a fused update kernel on the variable's GPU */
             em_gpu_tensor t[5], *slots[3];
             for (int k = 0; k < per; k++) t[k] = em__gpu_tensor(in[k]);

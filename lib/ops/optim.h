@@ -19,6 +19,9 @@ typedef struct em_update_rule {
     /* the schedule's rate at a step: em_schedule_value (optim.c), given here
      * so that the op does not call up into the optimizers */
     double (*schedule_value)(const em_schedule *s, int64_t step);
+    /* AdamW: whether the variable of this full name decays (em_optimizer_set_decay_filter); NULL: every one */
+    bool (*decays)(const char *name, void *ctx);
+    void *decays_ctx;
 } em_update_rule;
 
 #endif

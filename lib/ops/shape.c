@@ -434,13 +434,22 @@ static void gather_cpu(const em_call *c, em_tensor *out) {
     em__parallel_for(prod(x->shape, 0, axis) * k.nidx, row_grain(k.inner_bytes), gather_rows, &k);
 }
 
+/* The rows of gout scatter-added into zeros, or straight into the gradient the tape has accumulated for
+ * params so far (a tied embedding's other use), with no params-sized temporary. */
 static int gather_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bool *need, em_tensor **gin) {
     (void)out;
     (void)need;
     const em_tensor *x = c->in[0];
     int axis = (int)(c->a->i[0] < 0 ? c->a->i[0] + x->ndim : c->a->i[0]);
+    em_tensor *in[2] = {gout, c->in[1]}, *acc = c->acc ? c->acc[0] : NULL;
+    if (acc && acc->device == gout->device && c->in[1]->device == gout->device) {
+        em_attrs into = {.ni = 3, .i = {axis, x->shape[axis], 1}};
+        if (em__run_op_into(EM_OP_GATHER_GRAD, 2, in, &into, acc)) return -1;
+        gin[0] = acc;
+        return 0;
+    }
     em_attrs a = {.ni = 2, .i = {axis, x->shape[axis]}};
-    gin[0] = em__apply(EM_OP_GATHER_GRAD, 2, (em_tensor *[]){gout, c->in[1]}, &a);
+    gin[0] = em__apply(EM_OP_GATHER_GRAD, 2, in, &a);
     return gin[0] ? 0 : -1;
 }
 
@@ -451,7 +460,8 @@ em_tensor *em_gather(em_tensor *params, em_tensor *indices, int axis) {
 
 /* gather_grad(updates, indices): zeros of the params' shape with each row of
  * updates added at its index. attrs i[0] = axis (>= 0), i[1] = the params'
- * size along axis. */
+ * size along axis, i[2] = 1 to add into the output's values instead of zeros
+ * (em__run_op_into). */
 static int gather_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     const em_tensor *u = c->in[0], *ind = c->in[1];
     int axis = (int)c->a->i[0];
@@ -513,7 +523,7 @@ static void scatter_items(void *p, int64_t begin, int64_t end) {
 
 static void gather_grad_cpu(const em_call *c, em_tensor *out) {
     int axis = (int)c->a->i[0];
-    memset(out->data, 0, (size_t)out->numel * esize(out));
+    if (!c->a->i[2]) memset(out->data, 0, (size_t)out->numel * esize(out));
     scatter_ctx k = {c->in[0], c->in[1], out, c->in[1]->numel, c->a->i[1], prod(out->shape, axis + 1, out->ndim), 0};
     k.blocks = (k.inner + SCATTER_BLOCK - 1) / SCATTER_BLOCK;
     int64_t items = prod(out->shape, 0, axis) * k.blocks;

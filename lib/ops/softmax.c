@@ -5,7 +5,9 @@
  * Attribute layouts:
  *   softmax, log_softmax: i[0] the axis (may be negative).
  *   softmax_grad (y, g): i[0] the axis, i[1] 1 for log_softmax's gradient.
- *   the cross entropies: none. */
+ *   sigmoid_xent, softmax_xent: none.
+ *   sparse_softmax_xent: i[0] 1 when positions whose label is i[1] (ignore_index) are left out (loss 0,
+ *   gradient 0); none (ni 0) counts every position. */
 #include "../gpu.h"
 #include "../internal.h"
 #include "nn.h"
@@ -18,6 +20,8 @@ typedef struct {
     void *y;
     int64_t len, inner;
     bool log;
+    bool ignoring; /* sparse_softmax_xent: labels equal to ignore_index count for nothing */
+    int64_t ignore_index;
 } rows_ctx;
 
 static int64_t row_grain(int64_t len) { return len >= 16384 ? 1 : 16384 / (len ? len : 1); }
@@ -283,17 +287,21 @@ static int sparse_softmax_xent_infer(const em_call *c, em_dtype *dtype, int *ndi
         return em__op_error(c, "labels %s must have the shape of logits %s without its last dimension",
                             em__tshape(z, s0, sizeof s0), em__tshape(x, s1, sizeof s1));
     int64_t classes = x->shape[x->ndim - 1];
+    bool ignoring = c->a->i[0] != 0;
     if (!z->data) return 0; /* shape-only tracing: a graph checks the values it is fed */
     for (int64_t i = 0; i < z->numel; i++) {
         int64_t v = read_label(z, i);
-        if (v < 0 || v >= classes)
-            return em__op_error(c, "label %lld at index %lld is out of range [0, %lld) for logits %s", (long long)v,
-                                (long long)i, (long long)classes, em__tshape(x, s1, sizeof s1));
+        if ((v < 0 || v >= classes) && em_nn_sparse_xent_counts(v, ignoring, c->a->i[1])) {
+            char ignored[64] = "";
+            if (ignoring) snprintf(ignored, sizeof ignored, " and is not ignore_index %lld", (long long)c->a->i[1]);
+            return em__op_error(c, "label %lld at index %lld is out of range [0, %lld) for logits %s%s", (long long)v,
+                                (long long)i, (long long)classes, em__tshape(x, s1, sizeof s1), ignored);
+        }
     }
     return 0;
 }
 
-/* loss = lse(x) - x[label]. */
+/* loss = lse(x) - x[label], 0 for an ignored label. */
 #define SPARSE_XENT(T, L)                                                     \
     static void sparse_softmax_xent_##T##_##L(void *ctx, int64_t begin, int64_t end) { \
         const rows_ctx *s = ctx;                                              \
@@ -301,7 +309,9 @@ static int sparse_softmax_xent_infer(const em_call *c, em_dtype *dtype, int *ndi
         T *y = s->y;                                                          \
         for (int64_t r = begin; r < end; r++) {                               \
             const T *x = (const T *)s->x + r * s->len;                        \
-            y[r] = EM_NN(sparse_softmax_xent, T)(xent_lse_##T(x, s->len), x[z[r]]); \
+            y[r] = em_nn_sparse_xent_counts(z[r], s->ignoring, s->ignore_index) \
+                       ? EM_NN(sparse_softmax_xent, T)(xent_lse_##T(x, s->len), x[z[r]]) \
+                       : (T)0;                                                \
         }                                                                     \
     }
 SPARSE_XENT(float, int32_t)
@@ -311,17 +321,23 @@ SPARSE_XENT(double, int64_t)
 
 static void sparse_softmax_xent_cpu(const em_call *c, em_tensor *out) {
     const em_tensor *z = c->in[0], *x = c->in[1];
-    rows_ctx s = {.z = z->data, .x = x->data, .y = out->data, .len = x->shape[x->ndim - 1]};
+    rows_ctx s = {.z = z->data, .x = x->data, .y = out->data, .len = x->shape[x->ndim - 1],
+                  .ignoring = c->a->i[0] != 0, .ignore_index = c->a->i[1]};
     em_range_fn fn = out->dtype == EM_F32 ? (z->dtype == EM_I32 ? sparse_softmax_xent_float_int32_t : sparse_softmax_xent_float_int64_t)
                                           : (z->dtype == EM_I32 ? sparse_softmax_xent_double_int32_t : sparse_softmax_xent_double_int64_t);
     em__parallel_for(out->numel, row_grain(s.len), fn, &s);
 }
 
-/* d/dx = ge * (softmax(x) - one_hot(labels)); labels are integers (no gradient). */
+/* d/dx = ge * (softmax(x) - one_hot(labels)), with g zeroed where the label is ignored; labels are integers
+ * (no gradient). */
 static int sparse_softmax_xent_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
     (void)out;
     em_tensor *z = c->in[0], *x = c->in[1];
     if (!need[1]) return 0;
+    if (c->a->i[0]) {
+        em_tensor *counts = em_not_equal(z, em_scalar((em_dtype)z->dtype, (double)c->a->i[1]));
+        g = em_where(counts, g, em_scalar((em_dtype)g->dtype, 0));
+    }
     em_tensor *hot = em_one_hot(z, x->shape[x->ndim - 1], 1, 0, (em_dtype)x->dtype);
     gin[1] = em_mul(em_expand_dims(g, -1), em_sub(em_softmax(x, -1), hot));
     return gin[1] ? 0 : -1;
@@ -355,4 +371,8 @@ em_tensor *em_softmax_cross_entropy_with_logits(em_tensor *labels, em_tensor *lo
 }
 em_tensor *em_sparse_softmax_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits) {
     return xent(EM_OP_SPARSE_SOFTMAX_XENT, labels, logits);
+}
+em_tensor *em_sparse_softmax_cross_entropy_ignore(em_tensor *labels, em_tensor *logits, int64_t ignore_index) {
+    return em__apply(EM_OP_SPARSE_SOFTMAX_XENT, 2, (em_tensor *[]){labels, logits},
+                     &(em_attrs){.i = {1, ignore_index}, .ni = 2});
 }

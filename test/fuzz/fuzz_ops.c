@@ -270,6 +270,15 @@ static em_tensor *run_one_hot(ops_state *s, const op_entry *e) {
     return em_one_hot(idx, depth, on, off, (em_dtype)(fz_u8(f) % (EM_DTYPE_COUNT + 1)));
 }
 
+/* ignore_index: PyTorch's -100, a small index (maybe a real class) or an extreme one */
+static em_tensor *run_sparse_xent_ignore(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *labels = ops_arg(s), *logits = ops_arg(s);
+    unsigned k = fz_u8(&s->f);
+    int64_t ignore = k < 128 ? -100 : k < 250 ? (int64_t)(k % 8) - 2 : fz_i64(&s->f);
+    return em_sparse_softmax_cross_entropy_ignore(labels, logits, ignore);
+}
+
 static em_tensor *run_pad(ops_state *s, const op_entry *e) {
     (void)e;
     int64_t pads[2 * EM_MAX_DIMS];
@@ -440,6 +449,7 @@ static const op_entry ops_table[] = {
     {"sigmoid_xent", run_binary, .binary = em_sigmoid_cross_entropy_with_logits},
     {"softmax_xent", run_binary, .binary = em_softmax_cross_entropy_with_logits},
     {"sparse_softmax_xent", run_binary, .binary = em_sparse_softmax_cross_entropy_with_logits},
+    {"sparse_softmax_cross_entropy_ignore", .run = run_sparse_xent_ignore},
     {"conv2d", .run = run_conv2d},
     {"max_pool", run_pool, .pool = em_max_pool},
     {"avg_pool", run_pool, .pool = em_avg_pool},
