@@ -1,0 +1,370 @@
+/* Layer norm and RMS norm over the last axis (float32 and float64). The
+ * formulas are norm_math.h's, which gpu/norm.cu's kernels call too.
+ *
+ * An op has one output, and the forward pass must keep each row's mean and
+ * reciprocal std for the backward pass, so a norm is two ops:
+ *   layer_norm (x, gamma, beta) computes, in one pass over x, one flat buffer
+ *     [y (numel(x)) | mean (rows) | rstd (rows)]; RMS norm's has no mean.
+ *     Its gradient is cut: y's path carries it.
+ *   layer_norm_y (buffer, x, gamma, beta) is y: a view of the buffer's front
+ *     in x's shape (no copy). Its gradient rule runs the fused backward op
+ *     layer_norm_grad (x, buffer, gamma, dy), which reads the kept statistics
+ *     and writes [dx | dgamma | dbeta], then hands out views of its parts.
+ * So the tape sees y's op with x, gamma and beta as inputs and gives it dy of
+ * y's own shape (a slice of the buffer would hand its gradient rule a padded
+ * copy of dy, an extra pass over memory). The backward op's own gradient
+ * rule recomputes the statistics from x with public ops, so derivatives of
+ * every order are right.
+ *
+ * Attributes: i[0] the axis (the last: -1 or ndim - 1), f[0] eps. */
+#include "../gpu.h"
+#include "../internal.h"
+#include "nn.h"
+#include "norm_math.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+
+
+/* Layer norm (centred, with beta), or RMS norm. */
+static bool is_layer(const em_call *c) {
+    em_op op = c->def->id;
+    return op == EM_OP_LAYER_NORM || op == EM_OP_LAYER_NORM_Y || op == EM_OP_LAYER_NORM_GRAD;
+}
+
+/* The rows of x and their length, the last dimension. */
+static int64_t row_len(const em_tensor *x) { return x->shape[x->ndim - 1]; }
+static int64_t rows_of(const em_tensor *x) { return row_len(x) ? x->numel / row_len(x) : 0; }
+/* The forward buffer's size: y, then rstd (and before it the mean, for layer norm) per row. */
+static int64_t fwd_size(const em_tensor *x, bool layer) { return x->numel + (layer ? 2 : 1) * rows_of(x); }
+/* The backward buffer's size: dx, then dgamma (and dbeta, for layer norm). */
+static int64_t bwd_size(const em_tensor *x, bool layer) { return x->numel + (layer ? 2 : 1) * row_len(x); }
+
+/* ---- shape rules ---- */
+
+/* x float with at least one dimension; gamma (and beta, layer norm) [C] of its dtype. */
+static int check_params(const em_call *c, const em_tensor *x, int gamma_at) {
+    char b1[160], b2[160];
+    if (em__nn_need_float(c, gamma_at - 1, "x")) return -1;
+    if (x->ndim < 1) return em__op_error(c, "x must have at least 1 dimension (the one normalized), got a scalar");
+    const char *names[2] = {"gamma", "beta"};
+    for (int k = 0; k < (is_layer(c) ? 2 : 1); k++) {
+        const em_tensor *p = c->in[gamma_at + k];
+        if (p->dtype != x->dtype)
+            return em__op_error(c, "%s has dtype %s but x has %s", names[k], em_dtype_name((em_dtype)p->dtype),
+                                em_dtype_name((em_dtype)x->dtype));
+        if (p->ndim != 1 || p->shape[0] != row_len(x))
+            return em__op_error(c, "%s %s must be [%" PRId64 "], the last dimension of x %s", names[k],
+                                em__tshape(p, b1, sizeof b1), row_len(x), em__tshape(x, b2, sizeof b2));
+    }
+    if (!(c->a->f[0] >= 0) || c->a->f[0] == INFINITY)
+        return em__op_error(c, "eps must be finite and at least 0, got %g", c->a->f[0]);
+    return 0;
+}
+
+/* (x, gamma[, beta]) -> the forward buffer. */
+static int norm_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    const em_tensor *x = c->in[0];
+    char b[160];
+    if (check_params(c, x, 1)) return -1;
+    int64_t axis = c->a->i[0];
+    if (axis != -1 && axis != x->ndim - 1)
+        return em__op_error(c, "axis %" PRId64 " of x %s is not supported: only the last axis (-1 or %d) is", axis,
+                            em__tshape(x, b, sizeof b), x->ndim - 1);
+    *dtype = (em_dtype)x->dtype;
+    *ndim = 1;
+    shape[0] = fwd_size(x, is_layer(c));
+    return 0;
+}
+#define layer_norm_infer norm_infer
+#define rms_norm_infer norm_infer
+
+/* A forward buffer (in[at]) that belongs to x: its dtype, 1-D, of fwd_size. */
+static int check_buffer(const em_call *c, int at, const em_tensor *x) {
+    const em_tensor *buf = c->in[at];
+    char b1[160], b2[160];
+    if (buf->dtype != x->dtype || buf->ndim != 1 || buf->shape[0] != fwd_size(x, is_layer(c)))
+        return em__op_error(c, "the forward buffer %s %s is not the one of x %s %s (%s [%" PRId64 "])",
+                            em_dtype_name((em_dtype)buf->dtype), em__tshape(buf, b1, sizeof b1),
+                            em_dtype_name((em_dtype)x->dtype), em__tshape(x, b2, sizeof b2),
+                            em_dtype_name((em_dtype)x->dtype), fwd_size(x, is_layer(c)));
+    return 0;
+}
+
+/* (buffer, x, gamma[, beta]) -> y, x's shape. */
+static int norm_y_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    const em_tensor *x = c->in[1];
+    if (check_params(c, x, 2) || check_buffer(c, 0, x)) return -1;
+    *dtype = (em_dtype)x->dtype;
+    *ndim = x->ndim;
+    memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
+    return 0;
+}
+#define layer_norm_y_infer norm_y_infer
+#define rms_norm_y_infer norm_y_infer
+
+/* (x, buffer, gamma, dy) -> the backward buffer. */
+static int norm_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    const em_tensor *x = c->in[0], *dy = c->in[3];
+    char b1[160], b2[160];
+    if (em__nn_need_float(c, 0, "x") || x->ndim < 1 || check_buffer(c, 1, x)) {
+        if (x->ndim < 1) em__op_error(c, "x must have at least 1 dimension, got a scalar");
+        return -1;
+    }
+    const em_tensor *gamma = c->in[2];
+    if (gamma->dtype != x->dtype || gamma->ndim != 1 || gamma->shape[0] != row_len(x))
+        return em__op_error(c, "gamma %s %s must be %s [%" PRId64 "], the last dimension of x %s",
+                            em_dtype_name((em_dtype)gamma->dtype), em__tshape(gamma, b1, sizeof b1),
+                            em_dtype_name((em_dtype)x->dtype), row_len(x), em__tshape(x, b2, sizeof b2));
+    if (dy->dtype != x->dtype || !em_shape_equal(em__shape_of(dy), em__shape_of(x)))
+        return em__op_error(c, "dy %s %s must have x's dtype and shape %s %s", em_dtype_name((em_dtype)dy->dtype),
+                            em__tshape(dy, b1, sizeof b1), em_dtype_name((em_dtype)x->dtype),
+                            em__tshape(x, b2, sizeof b2));
+    *dtype = (em_dtype)x->dtype;
+    *ndim = 1;
+    shape[0] = bwd_size(x, is_layer(c));
+    return 0;
+}
+#define layer_norm_grad_infer norm_grad_infer
+#define rms_norm_grad_infer norm_grad_infer
+
+/* ---- CPU kernels ---- */
+
+typedef struct {
+    const void *x, *gamma, *beta, *dy, *stats; /* stats: the forward buffer (backward) */
+    void *out;
+    int64_t rows, n;
+    double eps;
+    bool layer;
+    double *part;       /* backward: per block of rows, n partial dgamma sums then n dbeta sums */
+    int64_t block_rows; /* backward: rows per block */
+} norm_ctx;
+
+/* Rows of the forward pass share a thread by the softmax family's grain. */
+static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1); }
+/* The backward pass sums dgamma and dbeta by blocks of rows, each block's
+ * partial sums in double, then the blocks in order: the blocks depend on the
+ * row count only, so results do not depend on the thread count. */
+#define GRAD_BLOCKS_MAX 256
+#define GRAD_BLOCK_MIN_ROWS 16
+
+/* Two passes over each row while it is in cache: the mean, then the squared
+ * deviations from it (numerically sound for any offset), then y. Sums are
+ * double. The loops are compiled for AVX-512 and AVX2 (EM_HOT). */
+#define NORM_ROWS(T)                                                                                                   \
+    EM_HOT static void norm_fwd_rows_##T(void *ctx, int64_t begin, int64_t end) {                                      \
+        const norm_ctx *s = ctx;                                                                                       \
+        const int64_t n = s->n;                                                                                        \
+        const T *gamma = s->gamma, *beta = s->beta;                                                                    \
+        T *y = s->out, *mean = y + s->rows * n, *rstd = s->layer ? mean + s->rows : mean;                              \
+        for (int64_t r = begin; r < end; r++) {                                                                        \
+            const T *x = (const T *)s->x + r * n;                                                                      \
+            T *yr = y + r * n, m = 0;                                                                                  \
+            if (s->layer) {                                                                                            \
+                double sum = 0;                                                                                        \
+                _Pragma("omp simd reduction(+ : sum)") for (int64_t j = 0; j < n; j++) sum += x[j];                    \
+                m = (T)(sum / (double)n);                                                                              \
+                mean[r] = m;                                                                                           \
+            }                                                                                                          \
+            double sq = 0;                                                                                             \
+            _Pragma("omp simd reduction(+ : sq)") for (int64_t j = 0; j < n; j++) sq += EM_NORM(sq_dev, T)(x[j], m);   \
+            T rs = EM_NORM(rstd, T)(sq, n, s->eps);                                                                    \
+            rstd[r] = rs;                                                                                              \
+            if (beta) {                                                                                                \
+                _Pragma("omp simd") for (int64_t j = 0; j < n; j++) yr[j] = EM_NORM(y, T)(x[j], m, rs, gamma[j], beta[j]); \
+            } else {                                                                                                   \
+                _Pragma("omp simd") for (int64_t j = 0; j < n; j++) yr[j] = EM_NORM(y, T)(x[j], 0, rs, gamma[j], 0);  \
+            }                                                                                                          \
+        }                                                                                                              \
+    }                                                                                                                  \
+    /* A block of rows: dx, and the block's partial dgamma (and dbeta) sums. */                                      \
+    EM_HOT static void norm_bwd_blocks_##T(void *ctx, int64_t begin, int64_t end) {                                    \
+        const norm_ctx *s = ctx;                                                                                       \
+        const int64_t n = s->n;                                                                                        \
+        const T *gamma = s->gamma, *mean = (const T *)s->stats + s->rows * n;                                          \
+        const T *rstd = s->layer ? mean + s->rows : mean;                                                              \
+        T *dx = s->out;                                                                                                \
+        for (int64_t blk = begin; blk < end; blk++) {                                                                  \
+            double *pg = s->part + blk * 2 * n, *pb = pg + n;                                                          \
+            memset(pg, 0, sizeof(double) * 2 * (size_t)n);                                                             \
+            int64_t r0 = blk * s->block_rows, r1 = r0 + s->block_rows < s->rows ? r0 + s->block_rows : s->rows;        \
+            for (int64_t r = r0; r < r1; r++) {                                                                        \
+                const T *x = (const T *)s->x + r * n, *dy = (const T *)s->dy + r * n;                                  \
+                T *dxr = dx + r * n, m = s->layer ? mean[r] : 0, rs = rstd[r];                                         \
+                double s1 = 0, s2 = 0;                                                                                 \
+                _Pragma("omp simd reduction(+ : s1, s2)") for (int64_t j = 0; j < n; j++) {                            \
+                    T gy = EM_NORM(gy, T)(dy[j], gamma[j]);                                                            \
+                    s1 += gy;                                                                                          \
+                    s2 += EM_NORM_MUL((double)gy, (double)EM_NORM(xhat, T)(x[j], m, rs));                              \
+                }                                                                                                      \
+                T a = s->layer ? (T)(s1 / (double)n) : 0, b = (T)(s2 / (double)n);                                     \
+                _Pragma("omp simd") for (int64_t j = 0; j < n; j++) {                                                  \
+                    T xh = EM_NORM(xhat, T)(x[j], m, rs);                                                              \
+                    dxr[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy[j], gamma[j]), xh, rs, a, b);                            \
+                    pg[j] += EM_NORM_MUL((double)dy[j], (double)xh);                                                   \
+                    pb[j] += dy[j];                                                                                    \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+    }                                                                                                                  \
+    /* dgamma (and dbeta) after dx: the blocks' sums, in block order. */                                            \
+    static void norm_bwd_params_##T(const norm_ctx *s, int64_t blocks) {                                               \
+        T *dg = (T *)s->out + s->rows * s->n, *db = dg + s->n;                                                         \
+        for (int64_t j = 0; j < s->n; j++) {                                                                           \
+            double g = 0, b = 0;                                                                                       \
+            for (int64_t k = 0; k < blocks; k++) {                                                                     \
+                g += s->part[k * 2 * s->n + j];                                                                        \
+                b += s->part[k * 2 * s->n + s->n + j];                                                                 \
+            }                                                                                                          \
+            dg[j] = (T)g;                                                                                              \
+            if (s->layer) db[j] = (T)b;                                                                                \
+        }                                                                                                              \
+    }
+NORM_ROWS(float)
+NORM_ROWS(double)
+
+static void norm_cpu(const em_call *c, em_tensor *out) {
+    const em_tensor *x = c->in[0];
+    bool layer = is_layer(c);
+    norm_ctx s = {.x = x->data, .gamma = c->in[1]->data, .beta = layer ? c->in[2]->data : NULL, .out = out->data,
+                  .rows = rows_of(x), .n = row_len(x), .eps = c->a->f[0], .layer = layer};
+    em__parallel_for(s.rows, row_grain(s.n), out->dtype == EM_F32 ? norm_fwd_rows_float : norm_fwd_rows_double, &s);
+}
+#define layer_norm_cpu norm_cpu
+#define rms_norm_cpu norm_cpu
+
+static void norm_grad_cpu(const em_call *c, em_tensor *out) {
+    const em_tensor *x = c->in[0];
+    norm_ctx s = {.x = x->data, .stats = c->in[1]->data, .gamma = c->in[2]->data, .dy = c->in[3]->data,
+                  .out = out->data, .rows = rows_of(x), .n = row_len(x), .layer = is_layer(c)};
+    int64_t blocks = (s.rows + GRAD_BLOCK_MIN_ROWS - 1) / GRAD_BLOCK_MIN_ROWS;
+    if (blocks > GRAD_BLOCKS_MAX) blocks = GRAD_BLOCKS_MAX;
+    if (blocks < 1) blocks = 1; /* no rows: dgamma and dbeta are zeros */
+    s.block_rows = (s.rows + blocks - 1) / blocks;
+    s.part = calloc((size_t)(blocks * 2 * s.n) + 1, sizeof(double));
+    if (!s.part) {
+        em__error("%s: out of memory", c->def->name);
+        return;
+    }
+    em__parallel_for(blocks, 1, out->dtype == EM_F32 ? norm_bwd_blocks_float : norm_bwd_blocks_double, &s);
+    if (out->dtype == EM_F32)
+        norm_bwd_params_float(&s, blocks);
+    else
+        norm_bwd_params_double(&s, blocks);
+    free(s.part);
+}
+#define layer_norm_grad_cpu norm_grad_cpu
+#define rms_norm_grad_cpu norm_grad_cpu
+
+/* y: the forward buffer's first numel(x) elements in x's shape (a 1-D
+ * buffer of any stride is viewed with that stride). */
+static em_tensor *norm_y_view(const em_call *c, int ndim, const int64_t *shape) {
+    int64_t strides[EM_MAX_DIMS], step = c->in[0]->strides[0];
+    for (int d = ndim - 1; d >= 0; d--) {
+        strides[d] = step;
+        step *= shape[d];
+    }
+    return em__view(c->in[0], ndim, shape, strides, 0);
+}
+#define layer_norm_y_view norm_y_view
+#define rms_norm_y_view norm_y_view
+
+/* ---- gradient rules ---- */
+
+/* Part k of a flat buffer: n elements from `at`, in shape s. */
+static em_tensor *part(em_tensor *buf, int64_t at, int64_t n, em_shape s) {
+    return em_reshape(em_slice(buf, (int64_t[]){at}, (int64_t[]){n}), s);
+}
+
+/* y's gradient: the fused backward op, its parts handed out as views. The
+ * buffer (in[0]) gets none: it comes from the forward op, whose gradient is
+ * cut, and x, gamma and beta carry the whole derivative of y. */
+static int norm_y_grad(const em_call *c, em_tensor *out, em_tensor *dy, const bool *need, em_tensor **gin) {
+    (void)out;
+    bool layer = is_layer(c);
+    em_tensor *x = c->in[1], *gamma = c->in[2];
+    em_tensor *g = em__apply(layer ? EM_OP_LAYER_NORM_GRAD : EM_OP_RMS_NORM_GRAD, 4,
+                             (em_tensor *[]){x, c->in[0], gamma, dy}, c->a);
+    if (!g) return -1;
+    int64_t n = row_len(x);
+    em_shape row = EM_SHAPE(n);
+    if (need[1] && !(gin[1] = part(g, 0, x->numel, em__shape_of(x)))) return -1;
+    if (need[2] && !(gin[2] = part(g, x->numel, n, row))) return -1;
+    if (layer && need[3] && !(gin[3] = part(g, x->numel + n, n, row))) return -1;
+    return 0;
+}
+#define layer_norm_y_grad norm_y_grad
+#define rms_norm_y_grad norm_y_grad
+
+/* The backward op's gradient, given G = [Gx | Gg | Gb], the gradient of its
+ * output [dx | dgamma | dbeta]. Per row (n elements; s(): sums over the row,
+ * kept; mean(): s() / n; the mean terms are layer norm's), with
+ * xh = (x - mean(x)) r, gy = dy gamma, and the loss
+ * L = s(Gx dx) + s(Gg dy xh) + s(Gb dy):
+ *   d/d(dy)   = gamma H + Gg xh + Gb,  H = r (Gx - mean(Gx) - xh mean(Gx xh))
+ *   d/dgamma  = dy H summed over the rows
+ *   d/dx      = r (q - mean(q) - xh mean(q xh)) - K r^2 xh / n,  where
+ *     q = Gg dy - r (Gx s(gy xh) + gy s(Gx xh)) / n   (L's derivative in xh)
+ *     K = s(Gx gy) - mean(gy) s(Gx) - s(Gx xh) s(gy xh) / n   (L's in r).
+ * The statistics are recomputed from x with public ops (not read from the
+ * forward buffer, whose gradient is cut), so that an outer tape
+ * differentiates this rule too. */
+static int norm_grad_grad(const em_call *c, em_tensor *out, em_tensor *G, const bool *need, em_tensor **gin) {
+    (void)out;
+    bool layer = is_layer(c);
+    em_tensor *x = c->in[0], *gamma = c->in[2], *dy = c->in[3];
+    const int64_t n = row_len(x);
+    const double inv_n = 1.0 / (double)n;
+    int last = -1;
+#define ROW_SUM(t) em_sum(t, 1, &last, true)
+#define ROW_MEAN(t) em_mean(t, 1, &last, true)
+    em_tensor *Gx = part(G, 0, x->numel, em__shape_of(x)), *Gg = part(G, x->numel, n, EM_SHAPE(n));
+    em_tensor *xc = layer ? em_sub(x, ROW_MEAN(x)) : x;
+    em_tensor *r = em_rsqrt(em_add_scalar(ROW_MEAN(em_square(xc)), c->a->f[0]));
+    em_tensor *xh = em_mul(xc, r), *gy = em_mul(dy, gamma);
+    em_tensor *Gx_c = layer ? em_sub(Gx, ROW_MEAN(Gx)) : Gx;
+    em_tensor *H = em_mul(r, em_sub(Gx_c, em_mul(xh, ROW_MEAN(em_mul(Gx, xh)))));
+    if (need[3]) {
+        em_tensor *d = em_add(em_mul(gamma, H), em_mul(Gg, xh));
+        if (layer) d = em_add(d, part(G, x->numel + n, n, EM_SHAPE(n)));
+        if (!(gin[3] = d)) return -1;
+    }
+    if (need[2] && !(gin[2] = em__sum_to_shape(em_mul(dy, H), 1, (int64_t[]){n}))) return -1;
+    if (need[0]) {
+        em_tensor *A = ROW_SUM(em_mul(Gx, xh)), *B = ROW_SUM(em_mul(gy, xh));
+        em_tensor *K = em_sub(ROW_SUM(em_mul(Gx, gy)), em_mul_scalar(em_mul(A, B), inv_n));
+        if (layer) K = em_sub(K, em_mul(ROW_MEAN(gy), ROW_SUM(Gx)));
+        em_tensor *q = em_sub(em_mul(Gg, dy), em_mul_scalar(em_mul(r, em_add(em_mul(Gx, B), em_mul(gy, A))), inv_n));
+        em_tensor *q_c = layer ? em_sub(q, ROW_MEAN(q)) : q;
+        em_tensor *d = em_mul(r, em_sub(q_c, em_mul(xh, ROW_MEAN(em_mul(q, xh)))));
+        if (!(gin[0] = em_sub(d, em_mul(em_mul_scalar(em_mul(K, em_square(r)), inv_n), xh)))) return -1;
+    }
+#undef ROW_SUM
+#undef ROW_MEAN
+    return 0;
+}
+#define layer_norm_grad_grad norm_grad_grad
+#define rms_norm_grad_grad norm_grad_grad
+
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
+    EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, name##_infer, name##_cpu, name##_view, name##_grad)
+#include "norm.def"
+#undef EM_OP
+
+/* ---- public functions ---- */
+
+/* The kernel op, then y's view of its buffer (in: x, gamma[, beta]). */
+static em_tensor *norm(em_op kernel_op, em_op y_op, int n, em_tensor *const *in, int axis, double eps) {
+    em_attrs a = {.i = {axis}, .ni = 1, .f = {eps}};
+    em_tensor *buf = em__apply(kernel_op, n, in, &a);
+    if (!buf) return NULL;
+    em_tensor *y_in[4] = {buf, in[0], in[1], n == 3 ? in[2] : NULL};
+    return em__apply(y_op, n + 1, y_in, &a);
+}
+
+em_tensor *em_layer_norm(em_tensor *x, em_tensor *gamma, em_tensor *beta, int axis, double eps) {
+    return norm(EM_OP_LAYER_NORM, EM_OP_LAYER_NORM_Y, 3, (em_tensor *[]){x, gamma, beta}, axis, eps);
+}
+em_tensor *em_rms_norm(em_tensor *x, em_tensor *gamma, int axis, double eps) {
+    return norm(EM_OP_RMS_NORM, EM_OP_RMS_NORM_Y, 2, (em_tensor *[]){x, gamma}, axis, eps);
+}
