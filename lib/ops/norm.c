@@ -136,21 +136,58 @@ typedef struct {
     int64_t rows, n;
     double eps;
     bool layer;
-    double *part;       /* backward: per block of rows, n partial dgamma sums then n dbeta sums */
+    void *part;         /* backward: each block's partial dgamma and dbeta sums (block_part bytes) */
     int64_t block_rows; /* backward: rows per block */
 } norm_ctx;
 
 /* Rows of the forward pass share a thread by the softmax family's grain. */
 static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1); }
-/* The backward pass sums dgamma and dbeta by blocks of rows, each block's
- * partial sums in double, then the blocks in order: the blocks depend on the
- * row count only, so results do not depend on the thread count. */
+/* The backward pass sums dgamma and dbeta by blocks of rows, then the blocks
+ * in order: the blocks depend on the row count only, so results do not
+ * depend on the thread count. A block adds GROUP_ROWS rows at a time in T,
+ * then into its sums in double. */
 #define GRAD_BLOCKS_MAX 256
 #define GRAD_BLOCK_MIN_ROWS 16
+#define GROUP_ROWS 16
+
+/* A row's sums: four accumulators of T over the row's four quarters in one
+ * vector loop (independent chains, so the adds pipeline), added into a
+ * double total every FLUSH elements so that no lane adds up many terms.
+ * TERM(j) is element j's term; ROW_SUM2 adds two sums in one loop. */
+#define FLUSH 4096
+#define ROW_SUM2(T, n, total_a, TERM_A, total_b, TERM_B)                                                              \
+    do {                                                                                                               \
+        total_a = total_b = 0;                                                                                         \
+        for (int64_t c_ = 0; c_ < (n); c_ += FLUSH) {                                                                  \
+            const int64_t e_ = c_ + FLUSH < (n) ? c_ + FLUSH : (n), q_ = (e_ - c_) / 4;                                \
+            T a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;                                          \
+            _Pragma("omp simd reduction(+ : a0, a1, a2, a3, b0, b1, b2, b3)")                                          \
+            for (int64_t j = c_; j < c_ + q_; j++) {                                                                   \
+                a0 += TERM_A(j), a1 += TERM_A(j + q_), a2 += TERM_A(j + 2 * q_), a3 += TERM_A(j + 3 * q_);              \
+                b0 += TERM_B(j), b1 += TERM_B(j + q_), b2 += TERM_B(j + 2 * q_), b3 += TERM_B(j + 3 * q_);              \
+            }                                                                                                          \
+            for (int64_t j = c_ + 4 * q_; j < e_; j++) a0 += TERM_A(j), b0 += TERM_B(j);                               \
+            total_a += (double)a0 + (double)a1 + (double)a2 + (double)a3;                                              \
+            total_b += (double)b0 + (double)b1 + (double)b2 + (double)b3;                                              \
+        }                                                                                                              \
+    } while (0)
+#define ROW_SUM(T, n, total, TERM)                                                                                     \
+    do {                                                                                                               \
+        total = 0;                                                                                                     \
+        for (int64_t c_ = 0; c_ < (n); c_ += FLUSH) {                                                                  \
+            const int64_t e_ = c_ + FLUSH < (n) ? c_ + FLUSH : (n), q_ = (e_ - c_) / 4;                                \
+            T a0 = 0, a1 = 0, a2 = 0, a3 = 0;                                                                          \
+            _Pragma("omp simd reduction(+ : a0, a1, a2, a3)")                                                          \
+            for (int64_t j = c_; j < c_ + q_; j++)                                                                     \
+                a0 += TERM(j), a1 += TERM(j + q_), a2 += TERM(j + 2 * q_), a3 += TERM(j + 3 * q_);                     \
+            for (int64_t j = c_ + 4 * q_; j < e_; j++) a0 += TERM(j);                                                  \
+            total += (double)a0 + (double)a1 + (double)a2 + (double)a3;                                                \
+        }                                                                                                              \
+    } while (0)
 
 /* Two passes over each row while it is in cache: the mean, then the squared
- * deviations from it (numerically sound for any offset), then y. Sums are
- * double. The loops are compiled for AVX-512 and AVX2 (EM_HOT). */
+ * deviations from it (numerically sound for any offset), then y. The loops
+ * are compiled for AVX-512 and AVX2 (EM_HOT). */
 #define NORM_ROWS(T)                                                                                                   \
     EM_HOT static void norm_fwd_rows_##T(void *ctx, int64_t begin, int64_t end) {                                      \
         const norm_ctx *s = ctx;                                                                                       \
@@ -161,13 +198,13 @@ static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1
             const T *x = (const T *)s->x + r * n;                                                                      \
             T *yr = y + r * n, m = 0;                                                                                  \
             if (s->layer) {                                                                                            \
-                double sum = 0;                                                                                        \
-                _Pragma("omp simd reduction(+ : sum)") for (int64_t j = 0; j < n; j++) sum += x[j];                    \
+                double sum;                                                                                            \
+                ROW_SUM(T, n, sum, X_TERM);                                                                           \
                 m = (T)(sum / (double)n);                                                                              \
                 mean[r] = m;                                                                                           \
             }                                                                                                          \
-            double sq = 0;                                                                                             \
-            _Pragma("omp simd reduction(+ : sq)") for (int64_t j = 0; j < n; j++) sq += EM_NORM(sq_dev, T)(x[j], m);   \
+            double sq;                                                                                                 \
+            ROW_SUM(T, n, sq, SQ_TERM_##T);                                                                           \
             T rs = EM_NORM(rstd, T)(sq, n, s->eps);                                                                    \
             rstd[r] = rs;                                                                                              \
             if (beta) {                                                                                                \
@@ -177,7 +214,8 @@ static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1
             }                                                                                                          \
         }                                                                                                              \
     }                                                                                                                  \
-    /* A block of rows: dx, and the block's partial dgamma (and dbeta) sums. */                                      \
+    /* A block of rows: dx, and the block's dgamma (and dbeta) sums: n doubles                                       \
+     * each, then n T each for the group of rows being added. */                                                    \
     EM_HOT static void norm_bwd_blocks_##T(void *ctx, int64_t begin, int64_t end) {                                    \
         const norm_ctx *s = ctx;                                                                                       \
         const int64_t n = s->n;                                                                                        \
@@ -185,41 +223,53 @@ static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1
         const T *rstd = s->layer ? mean + s->rows : mean;                                                              \
         T *dx = s->out;                                                                                                \
         for (int64_t blk = begin; blk < end; blk++) {                                                                  \
-            double *pg = s->part + blk * 2 * n, *pb = pg + n;                                                          \
+            double *pg = (double *)((char *)s->part + blk * block_part(n, sizeof(T))), *pb = pg + n;                   \
+            T *tg = (T *)(pb + n), *tb = tg + n;                                                                       \
             memset(pg, 0, sizeof(double) * 2 * (size_t)n);                                                             \
             int64_t r0 = blk * s->block_rows, r1 = r0 + s->block_rows < s->rows ? r0 + s->block_rows : s->rows;        \
-            for (int64_t r = r0; r < r1; r++) {                                                                        \
-                const T *x = (const T *)s->x + r * n, *dy = (const T *)s->dy + r * n;                                  \
-                T *dxr = dx + r * n, m = s->layer ? mean[r] : 0, rs = rstd[r];                                         \
-                double s1 = 0, s2 = 0;                                                                                 \
-                _Pragma("omp simd reduction(+ : s1, s2)") for (int64_t j = 0; j < n; j++) {                            \
-                    T gy = EM_NORM(gy, T)(dy[j], gamma[j]);                                                            \
-                    s1 += gy;                                                                                          \
-                    s2 += EM_NORM_MUL((double)gy, (double)EM_NORM(xhat, T)(x[j], m, rs));                              \
+            for (int64_t g0 = r0; g0 < r1; g0 += GROUP_ROWS) {                                                         \
+                memset(tg, 0, sizeof(T) * 2 * (size_t)n);                                                              \
+                for (int64_t r = g0; r < r1 && r < g0 + GROUP_ROWS; r++) {                                             \
+                    const T *x = (const T *)s->x + r * n, *dy = (const T *)s->dy + r * n;                              \
+                    T *dxr = dx + r * n, m = s->layer ? mean[r] : 0, rs = rstd[r];                                     \
+                    double s1, s2;                                                                                     \
+                    ROW_SUM2(T, n, s1, GY_TERM_##T, s2, GY_XH_TERM_##T);                                              \
+                    T a = s->layer ? (T)(s1 / (double)n) : 0, b = (T)(s2 / (double)n);                                 \
+                    _Pragma("omp simd") for (int64_t j = 0; j < n; j++) {                                              \
+                        T xh = EM_NORM(xhat, T)(x[j], m, rs);                                                          \
+                        dxr[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy[j], gamma[j]), xh, rs, a, b);                        \
+                        tg[j] += EM_NORM(times_xh, T)(dy[j], xh);                                                      \
+                        tb[j] += dy[j];                                                                                \
+                    }                                                                                                  \
                 }                                                                                                      \
-                T a = s->layer ? (T)(s1 / (double)n) : 0, b = (T)(s2 / (double)n);                                     \
                 _Pragma("omp simd") for (int64_t j = 0; j < n; j++) {                                                  \
-                    T xh = EM_NORM(xhat, T)(x[j], m, rs);                                                              \
-                    dxr[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy[j], gamma[j]), xh, rs, a, b);                            \
-                    pg[j] += EM_NORM_MUL((double)dy[j], (double)xh);                                                   \
-                    pb[j] += dy[j];                                                                                    \
+                    pg[j] += tg[j];                                                                                    \
+                    pb[j] += tb[j];                                                                                    \
                 }                                                                                                      \
             }                                                                                                          \
         }                                                                                                              \
     }                                                                                                                  \
-    /* dgamma (and dbeta) after dx: the blocks' sums, in block order. */                                            \
+    /* dgamma (and dbeta) after dx: the blocks' sums added into block 0's, in block order. */                         \
     static void norm_bwd_params_##T(const norm_ctx *s, int64_t blocks) {                                               \
-        T *dg = (T *)s->out + s->rows * s->n, *db = dg + s->n;                                                         \
-        for (int64_t j = 0; j < s->n; j++) {                                                                           \
-            double g = 0, b = 0;                                                                                       \
-            for (int64_t k = 0; k < blocks; k++) {                                                                     \
-                g += s->part[k * 2 * s->n + j];                                                                        \
-                b += s->part[k * 2 * s->n + s->n + j];                                                                 \
-            }                                                                                                          \
-            dg[j] = (T)g;                                                                                              \
-            if (s->layer) db[j] = (T)b;                                                                                \
+        const int64_t n = s->n;                                                                                        \
+        double *sum = s->part;                                                                                         \
+        for (int64_t k = 1; k < blocks; k++) {                                                                         \
+            const double *p = (const double *)((const char *)s->part + k * block_part(n, sizeof(T)));                 \
+            for (int64_t j = 0; j < 2 * n; j++) sum[j] += p[j];                                                        \
         }                                                                                                              \
+        T *dg = (T *)s->out + s->rows * n;                                                                             \
+        for (int64_t j = 0; j < (s->layer ? 2 : 1) * n; j++) dg[j] = (T)sum[j];                                        \
     }
+/* The terms of the sums (x, m, rs, dy and gamma in scope). */
+#define X_TERM(j) x[j]
+#define SQ_TERM_float(j) EM_NORM(sq_dev, float)(x[j], m)
+#define SQ_TERM_double(j) EM_NORM(sq_dev, double)(x[j], m)
+#define GY_TERM_float(j) EM_NORM(gy, float)(dy[j], gamma[j])
+#define GY_TERM_double(j) EM_NORM(gy, double)(dy[j], gamma[j])
+#define GY_XH_TERM_float(j) EM_NORM(times_xh, float)(GY_TERM_float(j), EM_NORM(xhat, float)(x[j], m, rs))
+#define GY_XH_TERM_double(j) EM_NORM(times_xh, double)(GY_TERM_double(j), EM_NORM(xhat, double)(x[j], m, rs))
+/* A backward block's scratch: its sums in double, then those of a group of rows in T. */
+static size_t block_part(int64_t n, size_t t_size) { return 2 * (size_t)n * (sizeof(double) + t_size); }
 NORM_ROWS(float)
 NORM_ROWS(double)
 
@@ -241,7 +291,7 @@ static void norm_grad_cpu(const em_call *c, em_tensor *out) {
     if (blocks > GRAD_BLOCKS_MAX) blocks = GRAD_BLOCKS_MAX;
     if (blocks < 1) blocks = 1; /* no rows: dgamma and dbeta are zeros */
     s.block_rows = (s.rows + blocks - 1) / blocks;
-    s.part = calloc((size_t)(blocks * 2 * s.n) + 1, sizeof(double));
+    s.part = em__scratch((size_t)blocks * block_part(s.n, em_dtype_size((em_dtype)out->dtype)) + 1);
     if (!s.part) {
         em__error("%s: out of memory", c->def->name);
         return;
@@ -251,7 +301,7 @@ static void norm_grad_cpu(const em_call *c, em_tensor *out) {
         norm_bwd_params_float(&s, blocks);
     else
         norm_bwd_params_double(&s, blocks);
-    free(s.part);
+    em__scratch_free(s.part);
 }
 #define layer_norm_grad_cpu norm_grad_cpu
 #define rms_norm_grad_cpu norm_grad_cpu
@@ -316,14 +366,14 @@ static int norm_grad_grad(const em_call *c, em_tensor *out, em_tensor *G, const 
     const int64_t n = row_len(x);
     const double inv_n = 1.0 / (double)n;
     int last = -1;
-#define ROW_SUM(t) em_sum(t, 1, &last, true)
-#define ROW_MEAN(t) em_mean(t, 1, &last, true)
+#define SUM_KEPT(t) em_sum(t, 1, &last, true)
+#define MEAN_KEPT(t) em_mean(t, 1, &last, true)
     em_tensor *Gx = part(G, 0, x->numel, em__shape_of(x)), *Gg = part(G, x->numel, n, EM_SHAPE(n));
-    em_tensor *xc = layer ? em_sub(x, ROW_MEAN(x)) : x;
-    em_tensor *r = em_rsqrt(em_add_scalar(ROW_MEAN(em_square(xc)), c->a->f[0]));
+    em_tensor *xc = layer ? em_sub(x, MEAN_KEPT(x)) : x;
+    em_tensor *r = em_rsqrt(em_add_scalar(MEAN_KEPT(em_square(xc)), c->a->f[0]));
     em_tensor *xh = em_mul(xc, r), *gy = em_mul(dy, gamma);
-    em_tensor *Gx_c = layer ? em_sub(Gx, ROW_MEAN(Gx)) : Gx;
-    em_tensor *H = em_mul(r, em_sub(Gx_c, em_mul(xh, ROW_MEAN(em_mul(Gx, xh)))));
+    em_tensor *Gx_c = layer ? em_sub(Gx, MEAN_KEPT(Gx)) : Gx;
+    em_tensor *H = em_mul(r, em_sub(Gx_c, em_mul(xh, MEAN_KEPT(em_mul(Gx, xh)))));
     if (need[3]) {
         em_tensor *d = em_add(em_mul(gamma, H), em_mul(Gg, xh));
         if (layer) d = em_add(d, part(G, x->numel + n, n, EM_SHAPE(n)));
@@ -331,16 +381,16 @@ static int norm_grad_grad(const em_call *c, em_tensor *out, em_tensor *G, const 
     }
     if (need[2] && !(gin[2] = em__sum_to_shape(em_mul(dy, H), 1, (int64_t[]){n}))) return -1;
     if (need[0]) {
-        em_tensor *A = ROW_SUM(em_mul(Gx, xh)), *B = ROW_SUM(em_mul(gy, xh));
-        em_tensor *K = em_sub(ROW_SUM(em_mul(Gx, gy)), em_mul_scalar(em_mul(A, B), inv_n));
-        if (layer) K = em_sub(K, em_mul(ROW_MEAN(gy), ROW_SUM(Gx)));
+        em_tensor *A = SUM_KEPT(em_mul(Gx, xh)), *B = SUM_KEPT(em_mul(gy, xh));
+        em_tensor *K = em_sub(SUM_KEPT(em_mul(Gx, gy)), em_mul_scalar(em_mul(A, B), inv_n));
+        if (layer) K = em_sub(K, em_mul(MEAN_KEPT(gy), SUM_KEPT(Gx)));
         em_tensor *q = em_sub(em_mul(Gg, dy), em_mul_scalar(em_mul(r, em_add(em_mul(Gx, B), em_mul(gy, A))), inv_n));
-        em_tensor *q_c = layer ? em_sub(q, ROW_MEAN(q)) : q;
-        em_tensor *d = em_mul(r, em_sub(q_c, em_mul(xh, ROW_MEAN(em_mul(q, xh)))));
+        em_tensor *q_c = layer ? em_sub(q, MEAN_KEPT(q)) : q;
+        em_tensor *d = em_mul(r, em_sub(q_c, em_mul(xh, MEAN_KEPT(em_mul(q, xh)))));
         if (!(gin[0] = em_sub(d, em_mul(em_mul_scalar(em_mul(K, em_square(r)), inv_n), xh)))) return -1;
     }
-#undef ROW_SUM
-#undef ROW_MEAN
+#undef SUM_KEPT
+#undef MEAN_KEPT
     return 0;
 }
 #define layer_norm_grad_grad norm_grad_grad

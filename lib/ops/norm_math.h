@@ -32,7 +32,7 @@
 
 #define EM_NORM_FORMULAS(T)                                                                                            \
     /* a term of the row's sum of squared deviations */                                                              \
-    EM_NORM_DEF(T, double, sq_dev)(T x, double m) { return EM_NORM_MUL((double)x - m, (double)x - m); }               \
+    EM_NORM_DEF(T, T, sq_dev)(T x, T m) { return EM_NORM_MUL(x - m, x - m); }                                         \
     /* the reciprocal std from that sum over n elements */                                                           \
     EM_NORM_DEF(T, T, rstd)(double sum_sq, int64_t n, double eps) {                                                   \
         return (T)(1 / em_math_sqrt(sum_sq / (double)n + eps));                                                      \
@@ -42,6 +42,8 @@
     EM_NORM_DEF(T, T, y)(T x, T m, T r, T g, T b) { return EM_NORM_MUL((x - m) * r, g) + b; }                        \
     /* the backward pass's per-element gradient of the normalized element */                                        \
     EM_NORM_DEF(T, T, gy)(T dy, T g) { return dy * g; }                                                               \
+    /* the terms of the sums of gy xh (b) and of dy xh (dgamma) */                                                  \
+    EM_NORM_DEF(T, T, times_xh)(T v, T xh) { return EM_NORM_MUL(v, xh); }                                             \
     EM_NORM_DEF(T, T, dx)(T gy, T xh, T r, T a, T b) { return r * (gy - a - EM_NORM_MUL(xh, b)); }
 
 #ifdef __cplusplus
