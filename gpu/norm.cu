@@ -1,7 +1,7 @@
 // GPU kernels of the norm family (lib/ops/norm.c; float32 and float64):
 // layer norm and RMS norm over the last axis and their fused backward ops.
 // The buffers are the CPU's: forward [y | mean | rstd] (RMS norm: [y | rstd]),
-// backward [dx | dgamma | dbeta] (RMS norm: [dx | dgamma]).
+// backward [dgamma | dbeta | dx] (RMS norm: [dgamma | dx]).
 //
 // A block per row: its threads add up the row's sums (double) and join them
 // by a fixed tree in shared memory, so results do not depend on timing.
@@ -131,13 +131,13 @@ template <class T> int norm_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaSt
     return em_gpu_launched(c->device, c->name);
 }
 
-// (x, forward buffer, gamma, dy) -> [dx | dgamma | dbeta].
+// (x, forward buffer, gamma, dy) -> [dgamma | dbeta | dx].
 template <class T> int norm_grad_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream, bool layer) {
     const int64_t n = row_len(&c->in[0]), rows = n ? c->in[0].numel / n : 0;
-    T *dx = static_cast<T *>(out->data);
+    T *dg = static_cast<T *>(out->data), *dx = dg + (layer ? 2 : 1) * n;
     if (n == 0) return 0;
     if (rows == 0) { // dgamma and dbeta are empty sums
-        cudaError_t e = cudaMemsetAsync(dx, 0, sizeof(T) * (size_t)out->numel, stream);
+        cudaError_t e = cudaMemsetAsync(dg, 0, sizeof(T) * (size_t)out->numel, stream);
         return e == cudaSuccess ? 0 : em_gpu_fail(c->name, "cudaMemsetAsync", e);
     }
     norm_bwd_dx<T><<<row_blocks(rows), NORM_THREADS, 0, stream>>>(arg<T>(c, 0), arg<T>(c, 1), arg<T>(c, 2),
@@ -153,7 +153,7 @@ template <class T> int norm_grad_gpu(const em_gpu_call *c, em_gpu_tensor *out, c
                                                           chunk_rows, layer);
     int rc = em_gpu_launched(c->device, c->name);
     if (!rc) {
-        norm_bwd_params<T><<<em_gpu_blocks(n), EM_GPU_THREADS, 0, stream>>>(part, dx + rows * n, chunks, n, layer);
+        norm_bwd_params<T><<<em_gpu_blocks(n), EM_GPU_THREADS, 0, stream>>>(part, dg, chunks, n, layer);
         rc = em_gpu_launched(c->device, c->name);
     }
     em_gpu_scratch_free(c->device, part); // the caching allocator reuses it in stream order

@@ -81,15 +81,16 @@ static void layer_norm_y_ref(const fw_case *c, double *e) { norm_fwd_ref(c, e, t
 static void rms_norm_ref(const fw_case *c, double *e) { norm_fwd_ref(c, e, false, true); }
 static void rms_norm_y_ref(const fw_case *c, double *e) { norm_fwd_ref(c, e, false, false); }
 
-/* [dx | dgamma | dbeta] (dx only: all = false): dx = r (gy - mean(gy) -
+/* [dgamma | dbeta | dx] (dx only: all = false): dx = r (gy - mean(gy) -
  * xh mean(gy xh)) with xh = (x - m) r, gy = dy gamma; dgamma = sum of dy xh,
  * dbeta = sum of dy over the rows. */
 static void norm_bwd_ref(const fw_case *c, double *e, bool layer, bool all) {
     int64_t rows, n;
     rows_of(c, &rows, &n);
     const int dy_at = layer ? 3 : 2;
-    double *x = fw_load(c, 0, c->in[0].shape), *dy = fw_load(c, dy_at, c->in[0].shape);
-    if (all) memset(e + rows * n, 0, sizeof(double) * (size_t)((layer ? 2 : 1) * n));
+    const int64_t params = all ? (layer ? 2 : 1) * n : 0;
+    double *x = fw_load(c, 0, c->in[0].shape), *dy = fw_load(c, dy_at, c->in[0].shape), *dx = e + params;
+    memset(e, 0, sizeof(double) * (size_t)params);
     for (int64_t r = 0; r < rows; r++) {
         double m, rs, a = 0, b = 0;
         row_stats(x + r * n, n, layer, &m, &rs);
@@ -100,9 +101,9 @@ static void norm_bwd_ref(const fw_case *c, double *e, bool layer, bool all) {
         }
         for (int64_t j = 0; j < n; j++) {
             double xh = (x[r * n + j] - m) * rs, gy = dy[r * n + j] * fw_held_in(c, 1, j);
-            e[r * n + j] = rs * (gy - (layer ? a : 0) - xh * b);
-            if (all) e[rows * n + j] += dy[r * n + j] * xh;
-            if (all && layer) e[rows * n + n + j] += dy[r * n + j];
+            dx[r * n + j] = rs * (gy - (layer ? a : 0) - xh * b);
+            if (all) e[j] += dy[r * n + j] * xh;
+            if (all && layer) e[n + j] += dy[r * n + j];
         }
     }
     free(x);

@@ -114,6 +114,35 @@ START_TEST(test_norm_thread_count_independent) {
 }
 END_TEST
 
+/* A traced step with an unknown batch size (the buffers' sizes derive from
+ * it): the graph gives eager code's values for two batch sizes. */
+START_TEST(test_norm_in_a_graph) {
+    em_tensor *xp = em_placeholder(EM_F64, EM_SHAPE(-1, 8), "x");
+    em_tensor *g = em_test_uniform(EM_SHAPE(8), 0.5, 1.5, 1), *b = em_test_uniform(EM_SHAPE(8), -1, 1, 2);
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_tape *tape = em_tape_begin(false);
+    em_tensor *y = em_add(em_layer_norm(xp, g, b, -1, 1e-5), em_rms_norm(xp, g, -1, 1e-5)), *grads[3];
+    em_tensor *loss = em_sum(em_square(y), EM_ALL_AXES, false);
+    ck_assert_int_eq(em_gradients(tape, loss, 3, (em_tensor *[]){xp, g, b}, grads), 0);
+    em_tape_release(tape);
+    em_graph *graph = em_trace_end();
+    ck_assert_ptr_nonnull(graph);
+    for (int64_t rows = 3; rows <= 5; rows += 2) {
+        em_tensor *x = em_test_uniform(EM_SHAPE(rows, 8), -2, 2, 3), *out[4], *expect[4];
+        int rc = em_graph_run(graph, 1, (em_feed[]){{xp, x}}, 4, (em_tensor *[]){loss, grads[0], grads[1], grads[2]}, out);
+        ck_assert_msg(rc == 0, "graph run with %d rows: %s", (int)rows, em_last_error());
+        tape = em_tape_begin(false);
+        y = em_add(em_layer_norm(x, g, b, -1, 1e-5), em_rms_norm(x, g, -1, 1e-5));
+        expect[0] = em_sum(em_square(y), EM_ALL_AXES, false);
+        ck_assert_int_eq(em_gradients(tape, expect[0], 3, (em_tensor *[]){x, g, b}, expect + 1), 0);
+        em_tape_release(tape);
+        for (int k = 0; k < 4; k++)
+            ck_assert_tensor(out[k], EM_F64, em_tensor_shape(expect[k]), (const double *)em_data(expect[k]), 1e-12);
+    }
+    em_graph_release(graph);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("norm");
     TCase *tc = tcase_create("norm");
@@ -123,6 +152,7 @@ int main(void) {
     tcase_add_test(tc, test_layer_norm_second_order);
     tcase_add_test(tc, test_rms_norm_second_order);
     tcase_add_test(tc, test_norm_thread_count_independent);
+    tcase_add_test(tc, test_norm_in_a_graph);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

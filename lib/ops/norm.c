@@ -9,7 +9,9 @@
  *   layer_norm_y (buffer, x, gamma, beta) is y: a view of the buffer's front
  *     in x's shape (no copy). Its gradient rule runs the fused backward op
  *     layer_norm_grad (x, buffer, gamma, dy), which reads the kept statistics
- *     and writes [dx | dgamma | dbeta], then hands out views of its parts.
+ *     and writes [dgamma | dbeta | dx], then hands out views of its parts
+ *     (dx last: its slice runs to the end, so a graph traced with an unknown
+ *     batch size holds no offset derived from it).
  * So the tape sees y's op with x, gamma and beta as inputs and gives it dy of
  * y's own shape (a slice of the buffer would hand its gradient rule a padded
  * copy of dy, an extra pass over memory). The backward op's own gradient
@@ -37,7 +39,7 @@ static int64_t row_len(const em_tensor *x) { return x->shape[x->ndim - 1]; }
 static int64_t rows_of(const em_tensor *x) { return row_len(x) ? x->numel / row_len(x) : 0; }
 /* The forward buffer's size: y, then rstd (and before it the mean, for layer norm) per row. */
 static int64_t fwd_size(const em_tensor *x, bool layer) { return x->numel + (layer ? 2 : 1) * rows_of(x); }
-/* The backward buffer's size: dx, then dgamma (and dbeta, for layer norm). */
+/* The backward buffer's size: dgamma (and dbeta, for layer norm), then dx. */
 static int64_t bwd_size(const em_tensor *x, bool layer) { return x->numel + (layer ? 2 : 1) * row_len(x); }
 
 /* ---- shape rules ---- */
@@ -221,7 +223,7 @@ static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1
         const int64_t n = s->n;                                                                                        \
         const T *gamma = s->gamma, *mean = (const T *)s->stats + s->rows * n;                                          \
         const T *rstd = s->layer ? mean + s->rows : mean;                                                              \
-        T *dx = s->out;                                                                                                \
+        T *dx = (T *)s->out + (s->layer ? 2 : 1) * n;                                                                  \
         for (int64_t blk = begin; blk < end; blk++) {                                                                  \
             double *pg = (double *)((char *)s->part + blk * block_part(n, sizeof(T))), *pb = pg + n;                   \
             T *tg = (T *)(pb + n), *tb = tg + n;                                                                       \
@@ -257,7 +259,7 @@ static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1
             const double *p = (const double *)((const char *)s->part + k * block_part(n, sizeof(T)));                 \
             for (int64_t j = 0; j < 2 * n; j++) sum[j] += p[j];                                                        \
         }                                                                                                              \
-        T *dg = (T *)s->out + s->rows * n;                                                                             \
+        T *dg = s->out;                                                                                                \
         for (int64_t j = 0; j < (s->layer ? 2 : 1) * n; j++) dg[j] = (T)sum[j];                                        \
     }
 /* The terms of the sums (x, m, rs, dy and gamma in scope). */
@@ -321,7 +323,7 @@ static em_tensor *norm_y_view(const em_call *c, int ndim, const int64_t *shape) 
 
 /* ---- gradient rules ---- */
 
-/* Part k of a flat buffer: n elements from `at`, in shape s. */
+/* n elements of a flat buffer from `at` (-1: to its end), in shape s. */
 static em_tensor *part(em_tensor *buf, int64_t at, int64_t n, em_shape s) {
     return em_reshape(em_slice(buf, (int64_t[]){at}, (int64_t[]){n}), s);
 }
@@ -338,16 +340,16 @@ static int norm_y_grad(const em_call *c, em_tensor *out, em_tensor *dy, const bo
     if (!g) return -1;
     int64_t n = row_len(x);
     em_shape row = EM_SHAPE(n);
-    if (need[1] && !(gin[1] = part(g, 0, x->numel, em__shape_of(x)))) return -1;
-    if (need[2] && !(gin[2] = part(g, x->numel, n, row))) return -1;
-    if (layer && need[3] && !(gin[3] = part(g, x->numel + n, n, row))) return -1;
+    if (need[1] && !(gin[1] = part(g, (layer ? 2 : 1) * n, -1, em__shape_of(x)))) return -1;
+    if (need[2] && !(gin[2] = part(g, 0, n, row))) return -1;
+    if (layer && need[3] && !(gin[3] = part(g, n, n, row))) return -1;
     return 0;
 }
 #define layer_norm_y_grad norm_y_grad
 #define rms_norm_y_grad norm_y_grad
 
 /* The backward op's gradient, given G = [Gx | Gg | Gb], the gradient of its
- * output [dx | dgamma | dbeta]. Per row (n elements; s(): sums over the row,
+ * output [dgamma | dbeta | dx]. Per row (n elements; s(): sums over the row,
  * kept; mean(): s() / n; the mean terms are layer norm's), with
  * xh = (x - mean(x)) r, gy = dy gamma, and the loss
  * L = s(Gx dx) + s(Gg dy xh) + s(Gb dy):
@@ -368,7 +370,7 @@ static int norm_grad_grad(const em_call *c, em_tensor *out, em_tensor *G, const 
     int last = -1;
 #define SUM_KEPT(t) em_sum(t, 1, &last, true)
 #define MEAN_KEPT(t) em_mean(t, 1, &last, true)
-    em_tensor *Gx = part(G, 0, x->numel, em__shape_of(x)), *Gg = part(G, x->numel, n, EM_SHAPE(n));
+    em_tensor *Gg = part(G, 0, n, EM_SHAPE(n)), *Gx = part(G, (layer ? 2 : 1) * n, -1, em__shape_of(x));
     em_tensor *xc = layer ? em_sub(x, MEAN_KEPT(x)) : x;
     em_tensor *r = em_rsqrt(em_add_scalar(MEAN_KEPT(em_square(xc)), c->a->f[0]));
     em_tensor *xh = em_mul(xc, r), *gy = em_mul(dy, gamma);
@@ -376,7 +378,7 @@ static int norm_grad_grad(const em_call *c, em_tensor *out, em_tensor *G, const 
     em_tensor *H = em_mul(r, em_sub(Gx_c, em_mul(xh, MEAN_KEPT(em_mul(Gx, xh)))));
     if (need[3]) {
         em_tensor *d = em_add(em_mul(gamma, H), em_mul(Gg, xh));
-        if (layer) d = em_add(d, part(G, x->numel + n, n, EM_SHAPE(n)));
+        if (layer) d = em_add(d, part(G, n, n, EM_SHAPE(n)));
         if (!(gin[3] = d)) return -1;
     }
     if (need[2] && !(gin[2] = em__sum_to_shape(em_mul(dy, H), 1, (int64_t[]){n}))) return -1;
