@@ -19,7 +19,6 @@
  * every order are right.
  *
  * Attributes: i[0] the axis (the last: -1 or ndim - 1), f[0] eps. */
-#include "../gpu.h"
 #include "../internal.h"
 #include "nn.h"
 #include "norm_math.h"
@@ -109,10 +108,9 @@ static int norm_y_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *s
 static int norm_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     const em_tensor *x = c->in[0], *dy = c->in[3];
     char b1[160], b2[160];
-    if (em__nn_need_float(c, 0, "x") || x->ndim < 1 || check_buffer(c, 1, x)) {
-        if (x->ndim < 1) em__op_error(c, "x must have at least 1 dimension, got a scalar");
-        return -1;
-    }
+    if (em__nn_need_float(c, 0, "x")) return -1;
+    if (x->ndim < 1) return em__op_error(c, "x must have at least 1 dimension, got a scalar");
+    if (check_buffer(c, 1, x)) return -1;
     const em_tensor *gamma = c->in[2];
     if (gamma->dtype != x->dtype || gamma->ndim != 1 || gamma->shape[0] != row_len(x))
         return em__op_error(c, "gamma %s %s must be %s [%" PRId64 "], the last dimension of x %s",
