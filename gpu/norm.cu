@@ -77,7 +77,7 @@ __global__ void __launch_bounds__(NORM_THREADS)
         for (int64_t j = threadIdx.x; j < n; j += NORM_THREADS) {
             T gy = EM_NORM(gy, T)(dyr[j], gamma[j]);
             s1 += gy;
-            s2 += em_mul_rn((double)gy, (double)EM_NORM(xhat, T)(xr[j], m, rs));
+            s2 += EM_NORM(times_xh, T)(gy, EM_NORM(xhat, T)(xr[j], m, rs));
         }
         double2 s = block_sum2(s1, s2, buf);
         T a = layer ? (T)(s.x / (double)n) : (T)0, b = (T)(s.y / (double)n);
@@ -97,7 +97,7 @@ __global__ void norm_bwd_parts(const T *x, const T *stats, const T *dy, double *
         double g = 0, b = 0;
         for (int64_t r = r0; r < r1; r++) {
             T d = dy[r * n + j];
-            g += em_mul_rn((double)d, (double)EM_NORM(xhat, T)(x[r * n + j], layer ? mean[r] : (T)0, rstd[r]));
+            g += EM_NORM(times_xh, T)(d, EM_NORM(xhat, T)(x[r * n + j], layer ? mean[r] : (T)0, rstd[r]));
             b += d;
         }
         part[k * 2 * n + j] = g;
