@@ -15,8 +15,8 @@ namespace {
 
 constexpr int NORM_THREADS = EM_GPU_THREADS; // a power of two: the block tree halves it
 static_assert((NORM_THREADS & (NORM_THREADS - 1)) == 0, "the block tree needs a power of two");
-constexpr int64_t CHUNKS_MAX = 256;    // row chunks of the dgamma/dbeta sums ...
-constexpr int64_t CHUNK_MIN_ROWS = 16; // ... of at least this many rows (as the CPU's blocks)
+constexpr int64_t CHUNKS_MAX = 256;    // row chunks of the dgamma/dbeta sums (parallel work) ...
+constexpr int64_t CHUNK_MIN_ROWS = 16; // ... of at least this many rows
 
 unsigned row_blocks(int64_t rows) { return rows < 65535 * 32 ? (unsigned)rows : 65535u * 32u; }
 

@@ -146,8 +146,8 @@ static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1
  * in order: the blocks depend on the row count only, so results do not
  * depend on the thread count. A block adds GROUP_ROWS rows at a time in T,
  * then into its sums in double. */
-#define GRAD_BLOCKS_MAX 256
-#define GRAD_BLOCK_MIN_ROWS 16
+#define GRAD_BLOCKS_MAX 64
+#define GRAD_BLOCK_MIN_ROWS 32
 #define GROUP_ROWS 16
 
 /* A row's sums: four accumulators of T over the row's four quarters in one
@@ -199,12 +199,12 @@ static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1
             T *yr = y + r * n, m = 0;                                                                                  \
             if (s->layer) {                                                                                            \
                 double sum;                                                                                            \
-                ROW_SUM(T, n, sum, X_TERM);                                                                           \
+                ROW_SUM(T, n, sum, X_TERM);                                                                            \
                 m = (T)(sum / (double)n);                                                                              \
                 mean[r] = m;                                                                                           \
             }                                                                                                          \
             double sq;                                                                                                 \
-            ROW_SUM(T, n, sq, SQ_TERM_##T);                                                                           \
+            ROW_SUM(T, n, sq, SQ_TERM_##T);                                                                            \
             T rs = EM_NORM(rstd, T)(sq, n, s->eps);                                                                    \
             rstd[r] = rs;                                                                                              \
             if (beta) {                                                                                                \
@@ -226,14 +226,14 @@ static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1
             double *pg = (double *)((char *)s->part + blk * block_part(n, sizeof(T))), *pb = pg + n;                   \
             T *tg = (T *)(pb + n), *tb = tg + n;                                                                       \
             memset(pg, 0, sizeof(double) * 2 * (size_t)n);                                                             \
+            memset(tg, 0, sizeof(T) * 2 * (size_t)n);                                                                  \
             int64_t r0 = blk * s->block_rows, r1 = r0 + s->block_rows < s->rows ? r0 + s->block_rows : s->rows;        \
             for (int64_t g0 = r0; g0 < r1; g0 += GROUP_ROWS) {                                                         \
-                memset(tg, 0, sizeof(T) * 2 * (size_t)n);                                                              \
                 for (int64_t r = g0; r < r1 && r < g0 + GROUP_ROWS; r++) {                                             \
                     const T *x = (const T *)s->x + r * n, *dy = (const T *)s->dy + r * n;                              \
                     T *dxr = dx + r * n, m = s->layer ? mean[r] : 0, rs = rstd[r];                                     \
                     double s1, s2;                                                                                     \
-                    ROW_SUM2(T, n, s1, GY_TERM_##T, s2, GY_XH_TERM_##T);                                              \
+                    ROW_SUM2(T, n, s1, GY_TERM_##T, s2, GY_XH_TERM_##T);                                               \
                     T a = s->layer ? (T)(s1 / (double)n) : 0, b = (T)(s2 / (double)n);                                 \
                     _Pragma("omp simd") for (int64_t j = 0; j < n; j++) {                                              \
                         T xh = EM_NORM(xhat, T)(x[j], m, rs);                                                          \
@@ -243,19 +243,19 @@ static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1
                     }                                                                                                  \
                 }                                                                                                      \
                 _Pragma("omp simd") for (int64_t j = 0; j < n; j++) {                                                  \
-                    pg[j] += tg[j];                                                                                    \
-                    pb[j] += tb[j];                                                                                    \
+                    pg[j] += tg[j], tg[j] = 0;                                                                         \
+                    pb[j] += tb[j], tb[j] = 0;                                                                         \
                 }                                                                                                      \
             }                                                                                                          \
         }                                                                                                              \
     }                                                                                                                  \
     /* dgamma (and dbeta) after dx: the blocks' sums added into block 0's, in block order. */                         \
-    static void norm_bwd_params_##T(const norm_ctx *s, int64_t blocks) {                                               \
+    EM_HOT static void norm_bwd_params_##T(const norm_ctx *s, int64_t blocks) {                                               \
         const int64_t n = s->n;                                                                                        \
         double *sum = s->part;                                                                                         \
         for (int64_t k = 1; k < blocks; k++) {                                                                         \
             const double *p = (const double *)((const char *)s->part + k * block_part(n, sizeof(T)));                 \
-            for (int64_t j = 0; j < 2 * n; j++) sum[j] += p[j];                                                        \
+            _Pragma("omp simd") for (int64_t j = 0; j < 2 * n; j++) sum[j] += p[j];                                    \
         }                                                                                                              \
         T *dg = s->out;                                                                                                \
         for (int64_t j = 0; j < (s->layer ? 2 : 1) * n; j++) dg[j] = (T)sum[j];                                        \
