@@ -122,7 +122,8 @@ int main(int argc, char **argv) {
     em_tape_stop(b.tape); /* it holds y's op; backward runs from it again and again */
     double bwd = run("layer_norm backward", backward, &b, 3.0 * n * sizeof(float) + row_stats + 3 * params);
     em_tape_release(b.tape);
-    printf("fastest calls: forward %.1f GB/s = %.0f%% of the copy loop's %.1f GB/s (%.0f%% of %.1f GB/s into fresh pages); "
+    printf("fastest calls: forward %.1f GB/s = %.0f%% of the copy loop's %.1f GB/s "
+           "(%.0f%% of %.1f GB/s into fresh pages); "
            "backward %.1f GB/s = %.0f%% (%.0f%%)\n",
            fwd, 100 * fwd / copy, copy, 100 * fwd / fresh, fresh, bwd, 100 * bwd / copy, 100 * bwd / fresh);
     free(b.dst);

@@ -16,7 +16,8 @@ namespace {
 constexpr int NORM_THREADS = EM_GPU_THREADS; // a power of two: the block tree halves it
 static_assert((NORM_THREADS & (NORM_THREADS - 1)) == 0, "the block tree needs a power of two");
 constexpr int64_t CHUNKS_MAX = 256;    // row chunks of the dgamma/dbeta sums (parallel work) ...
-constexpr int64_t CHUNK_MIN_ROWS = 16; // ... of at least this many rows
+constexpr int64_t CHUNK_MIN_ROWS = 16; // ... of at least this many rows,
+constexpr size_t PARTS_MAX = (size_t)64 << 20; // ... and fewer for very long rows
 
 unsigned row_blocks(int64_t rows) { return rows < 65535 * 32 ? (unsigned)rows : 65535u * 32u; }
 
@@ -126,7 +127,8 @@ template <class T> int norm_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaSt
     const int64_t n = row_len(&c->in[0]), rows = n ? c->in[0].numel / n : 0;
     const bool layer = c->n == 3;
     if (rows == 0) return 0;
-    norm_fwd<T><<<row_blocks(rows), NORM_THREADS, 0, stream>>>(arg<T>(c, 0), arg<T>(c, 1), layer ? arg<T>(c, 2) : nullptr,
+    const T *beta = layer ? arg<T>(c, 2) : nullptr;
+    norm_fwd<T><<<row_blocks(rows), NORM_THREADS, 0, stream>>>(arg<T>(c, 0), arg<T>(c, 1), beta,
                                                                static_cast<T *>(out->data), rows, n, c->a->f[0], layer);
     return em_gpu_launched(c->device, c->name);
 }
@@ -145,6 +147,9 @@ template <class T> int norm_grad_gpu(const em_gpu_call *c, em_gpu_tensor *out, c
     if (em_gpu_launched(c->device, c->name)) return -1;
     int64_t chunks = (rows + CHUNK_MIN_ROWS - 1) / CHUNK_MIN_ROWS;
     if (chunks > CHUNKS_MAX) chunks = CHUNKS_MAX;
+    const int64_t chunks_fit = (int64_t)(PARTS_MAX / (2 * sizeof(double) * (size_t)n));
+    if (chunks > chunks_fit) chunks = chunks_fit;
+    if (chunks < 1) chunks = 1;
     const int64_t chunk_rows = (rows + chunks - 1) / chunks;
     double *part = static_cast<double *>(em_gpu_scratch(c->device, sizeof(double) * 2 * (size_t)(chunks * n)));
     if (!part) return -1;

@@ -143,10 +143,12 @@ static const double DY15[15] = {0.3, -1.1, 0.8, 2.0, -0.5, 0.25, 1.5, -0.7, 0.9,
  * x from fw_ints_a, gamma, beta and dy from fw_ints_b. */
 #define IN(DT, S, X) {DT, S, X}
 #define NORM(DT, OPN, NAME, OS, NIN, ...)                                                                              \
-    {OPN, DT, OPN " " #NAME " " #DT, f_##NAME, NIN, {__VA_ARGS__}, DT, OS, NULL, NAME##_ref, DT == EM_F32 ? 2e-5 : 1e-10}
+    {OPN, DT, OPN " " #NAME " " #DT, f_##NAME, NIN, {__VA_ARGS__}, DT, OS, NULL, NAME##_ref,                         \
+     DT == EM_F32 ? 2e-5 : 1e-10}
 #define LN(DT, OPN, NAME, OS, SX, X, SG, G, B, DY)                                                                     \
     NORM(DT, OPN, NAME, OS, 4, IN(DT, SX, X), IN(DT, SG, G), IN(DT, SG, B), IN(DT, SX, DY))
-#define RMS(DT, OPN, NAME, OS, SX, X, SG, G, DY) NORM(DT, OPN, NAME, OS, 3, IN(DT, SX, X), IN(DT, SG, G), IN(DT, SX, DY))
+#define RMS(DT, OPN, NAME, OS, SX, X, SG, G, DY)                                                                       \
+    NORM(DT, OPN, NAME, OS, 3, IN(DT, SX, X), IN(DT, SG, G), IN(DT, SX, DY))
 #define FLOATS2(R, ...) R(EM_F32, __VA_ARGS__), R(EM_F64, __VA_ARGS__)
 #define SMALL EM_SHAPE(3, 5), X15, EM_SHAPE(5), G5
 #define WIDE EM_SHAPE(2, 32), fw_ints_a, EM_SHAPE(32), fw_ints_b + 32

@@ -41,7 +41,8 @@ typedef struct {
 static double grad_dot(const second_order *s, em_tape *outer, em_tensor **outer_grads) {
     const int n = s->layer ? 3 : 2;
     em_tape *inner = em_tape_begin(false);
-    em_tensor *y = s->layer ? em_layer_norm(s->in[0], s->in[1], s->in[2], -1, 1e-3) : em_rms_norm(s->in[0], s->in[1], -1, 1e-3);
+    em_tensor *y = s->layer ? em_layer_norm(s->in[0], s->in[1], s->in[2], -1, 1e-3)
+                            : em_rms_norm(s->in[0], s->in[1], -1, 1e-3);
     em_tensor *g[3];
     ck_assert_int_eq(em_gradients(inner, em_sum(em_mul(y, s->w), EM_ALL_AXES, false), n, s->in, g), 0);
     em_tape_release(inner);
@@ -129,7 +130,8 @@ START_TEST(test_norm_in_a_graph) {
     ck_assert_ptr_nonnull(graph);
     for (int64_t rows = 3; rows <= 5; rows += 2) {
         em_tensor *x = em_test_uniform(EM_SHAPE(rows, 8), -2, 2, 3), *out[4], *expect[4];
-        int rc = em_graph_run(graph, 1, (em_feed[]){{xp, x}}, 4, (em_tensor *[]){loss, grads[0], grads[1], grads[2]}, out);
+        em_tensor *fetch[4] = {loss, grads[0], grads[1], grads[2]};
+        int rc = em_graph_run(graph, 1, (em_feed[]){{xp, x}}, 4, fetch, out);
         ck_assert_msg(rc == 0, "graph run with %d rows: %s", (int)rows, em_last_error());
         tape = em_tape_begin(false);
         y = em_add(em_layer_norm(x, g, b, -1, 1e-5), em_rms_norm(x, g, -1, 1e-5));

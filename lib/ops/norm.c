@@ -148,6 +148,7 @@ static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1
  * then into its sums in double. */
 #define GRAD_BLOCKS_MAX 64
 #define GRAD_BLOCK_MIN_ROWS 32
+#define GRAD_SCRATCH_MAX ((size_t)32 << 20) /* fewer blocks for very long rows */
 #define GROUP_ROWS 16
 
 /* A row's sums: four accumulators of T over the row's four quarters in one
@@ -163,8 +164,8 @@ static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1
             T a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;                                          \
             _Pragma("omp simd reduction(+ : a0, a1, a2, a3, b0, b1, b2, b3)")                                          \
             for (int64_t j = c_; j < c_ + q_; j++) {                                                                   \
-                a0 += TERM_A(j), a1 += TERM_A(j + q_), a2 += TERM_A(j + 2 * q_), a3 += TERM_A(j + 3 * q_);              \
-                b0 += TERM_B(j), b1 += TERM_B(j + q_), b2 += TERM_B(j + 2 * q_), b3 += TERM_B(j + 3 * q_);              \
+                a0 += TERM_A(j), a1 += TERM_A(j + q_), a2 += TERM_A(j + 2 * q_), a3 += TERM_A(j + 3 * q_);             \
+                b0 += TERM_B(j), b1 += TERM_B(j + q_), b2 += TERM_B(j + 2 * q_), b3 += TERM_B(j + 3 * q_);             \
             }                                                                                                          \
             for (int64_t j = c_ + 4 * q_; j < e_; j++) a0 += TERM_A(j), b0 += TERM_B(j);                               \
             total_a += (double)a0 + (double)a1 + (double)a2 + (double)a3;                                              \
@@ -218,7 +219,8 @@ static inline __attribute__((always_inline)) void prefetch_row(const char *p, in
                 prefetch_row((const char *)(x + PREFETCH_ROWS * n), n * sizeof(T));                                    \
             }                                                                                                          \
             if (beta) {                                                                                                \
-                _Pragma("omp simd") for (int64_t j = 0; j < n; j++) yr[j] = EM_NORM(y, T)(x[j], m, rs, gamma[j], beta[j]); \
+                _Pragma("omp simd") for (int64_t j = 0; j < n; j++)                                                    \
+                    yr[j] = EM_NORM(y, T)(x[j], m, rs, gamma[j], beta[j]);                                             \
             } else {                                                                                                   \
                 _Pragma("omp simd") for (int64_t j = 0; j < n; j++) yr[j] = EM_NORM(y, T)(x[j], 0, rs, gamma[j], 0);  \
             }                                                                                                          \
@@ -264,7 +266,7 @@ static inline __attribute__((always_inline)) void prefetch_row(const char *p, in
         }                                                                                                              \
     }                                                                                                                  \
     /* dgamma (and dbeta) after dx: the blocks' sums added into block 0's, in block order. */                         \
-    EM_HOT static void norm_bwd_params_##T(const norm_ctx *s, int64_t blocks) {                                               \
+    EM_HOT static void norm_bwd_params_##T(const norm_ctx *s, int64_t blocks) {                                      \
         const int64_t n = s->n;                                                                                        \
         double *sum = s->part;                                                                                         \
         for (int64_t k = 1; k < blocks; k++) {                                                                         \
@@ -302,10 +304,13 @@ static void norm_grad_cpu(const em_call *c, em_tensor *out) {
     norm_ctx s = {.x = x->data, .stats = c->in[1]->data, .gamma = c->in[2]->data, .dy = c->in[3]->data,
                   .out = out->data, .rows = rows_of(x), .n = row_len(x), .layer = is_layer(c)};
     int64_t blocks = (s.rows + GRAD_BLOCK_MIN_ROWS - 1) / GRAD_BLOCK_MIN_ROWS;
+    const size_t part_bytes = block_part(s.n, em_dtype_size((em_dtype)out->dtype));
     if (blocks > GRAD_BLOCKS_MAX) blocks = GRAD_BLOCKS_MAX;
+    if (part_bytes && blocks > (int64_t)(GRAD_SCRATCH_MAX / part_bytes))
+        blocks = (int64_t)(GRAD_SCRATCH_MAX / part_bytes);
     if (blocks < 1) blocks = 1; /* no rows: dgamma and dbeta are zeros */
     s.block_rows = (s.rows + blocks - 1) / blocks;
-    s.part = em__scratch((size_t)blocks * block_part(s.n, em_dtype_size((em_dtype)out->dtype)) + 1);
+    s.part = em__scratch((size_t)blocks * part_bytes + 1);
     if (!s.part) {
         em__error("%s: out of memory", c->def->name);
         return;
