@@ -150,6 +150,7 @@ static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1
 #define GRAD_BLOCK_MIN_ROWS 32
 #define GRAD_SCRATCH_MAX ((size_t)32 << 20) /* fewer blocks for very long rows */
 #define GROUP_ROWS 16
+#define BATCH 4 /* rows through dx's loop at once (norm_bwd_blocks names 4) */
 
 /* A row's sums: four accumulators of T over the row's four quarters in one
  * vector loop (independent chains, so the adds pipeline), added into a
@@ -226,8 +227,12 @@ static inline __attribute__((always_inline)) void prefetch_row(const char *p, in
             }                                                                                                          \
         }                                                                                                              \
     }                                                                                                                  \
-    /* A block of rows: dx, and the block's dgamma (and dbeta) sums: n doubles                                       \
-     * each, then n T each for the group of rows being added. */                                                    \
+    /* A block of rows: dx, and the block's dgamma (and dbeta) sums. Rows go                                        \
+     * BATCH at a time through dx's loop, so that the group's sums are loaded and                                   \
+     * stored once per BATCH rows (beside the rows' dx, they are what the loop                                      \
+     * stores); a short batch is filled with a row of zeros whose dx goes to a                                      \
+     * spare row. Scratch (block_part): the block's sums in double, then the                                        \
+     * group's in T, the zero row and the spare row. */                                                              \
     EM_HOT static void norm_bwd_blocks_##T(void *ctx, int64_t begin, int64_t end) {                                    \
         const norm_ctx *s = ctx;                                                                                       \
         const int64_t n = s->n;                                                                                        \
@@ -236,26 +241,47 @@ static inline __attribute__((always_inline)) void prefetch_row(const char *p, in
         T *dx = (T *)s->out + (s->layer ? 2 : 1) * n;                                                                  \
         for (int64_t blk = begin; blk < end; blk++) {                                                                  \
             double *pg = (double *)((char *)s->part + blk * block_part(n, sizeof(T))), *pb = pg + n;                   \
-            T *tg = (T *)(pb + n), *tb = tg + n;                                                                       \
+            T *tg = (T *)(pb + n), *tb = tg + n, *zero = tb + n, *spare = zero + n;                                    \
             memset(pg, 0, sizeof(double) * 2 * (size_t)n);                                                             \
-            memset(tg, 0, sizeof(T) * 2 * (size_t)n);                                                                  \
+            memset(tg, 0, sizeof(T) * 3 * (size_t)n);                                                                  \
             int64_t r0 = blk * s->block_rows, r1 = r0 + s->block_rows < s->rows ? r0 + s->block_rows : s->rows;        \
             for (int64_t g0 = r0; g0 < r1; g0 += GROUP_ROWS) {                                                         \
-                for (int64_t r = g0; r < r1 && r < g0 + GROUP_ROWS; r++) {                                             \
-                    const T *x = (const T *)s->x + r * n, *dy = (const T *)s->dy + r * n;                              \
-                    T *dxr = dx + r * n, m = s->layer ? mean[r] : 0, rs = rstd[r];                                     \
-                    double s1, s2;                                                                                     \
-                    ROW_SUM2(T, n, s1, GY_TERM_##T, s2, GY_XH_TERM_##T);                                               \
-                    T a = s->layer ? (T)(s1 / (double)n) : 0, b = (T)(s2 / (double)n);                                 \
-                    if (r + PREFETCH_ROWS < r1) {                                                                      \
-                        prefetch_row((const char *)(x + PREFETCH_ROWS * n), n * sizeof(T));                           \
-                        prefetch_row((const char *)(dy + PREFETCH_ROWS * n), n * sizeof(T));                           \
+                const int64_t g1 = g0 + GROUP_ROWS < r1 ? g0 + GROUP_ROWS : r1;                                        \
+                for (int64_t rb = g0; rb < g1; rb += BATCH) {                                                          \
+                    const T *xs[BATCH], *dys[BATCH];                                                                   \
+                    T *dxs[BATCH], ms[BATCH], rss[BATCH], as[BATCH], bs[BATCH];                                        \
+                    for (int k = 0; k < BATCH; k++) {                                                                  \
+                        const int64_t r = rb + k;                                                                      \
+                        if (r >= g1) {                                                                                 \
+                            xs[k] = dys[k] = zero, dxs[k] = spare, ms[k] = rss[k] = as[k] = bs[k] = 0;                 \
+                            continue;                                                                                  \
+                        }                                                                                              \
+                        const T *x = (const T *)s->x + r * n, *dy = (const T *)s->dy + r * n;                          \
+                        T m = s->layer ? mean[r] : 0, rs = rstd[r];                                                    \
+                        double s1, s2;                                                                                 \
+                        ROW_SUM2(T, n, s1, GY_TERM_##T, s2, GY_XH_TERM_##T);                                           \
+                        if (r + PREFETCH_ROWS < r1) {                                                                  \
+                            prefetch_row((const char *)(x + PREFETCH_ROWS * n), n * sizeof(T));                       \
+                            prefetch_row((const char *)(dy + PREFETCH_ROWS * n), n * sizeof(T));                      \
+                        }                                                                                              \
+                        xs[k] = x, dys[k] = dy, dxs[k] = dx + r * n, ms[k] = m, rss[k] = rs;                           \
+                        as[k] = s->layer ? (T)(s1 / (double)n) : 0, bs[k] = (T)(s2 / (double)n);                       \
                     }                                                                                                  \
+                    const T *x0 = xs[0], *x1 = xs[1], *x2 = xs[2], *x3 = xs[3];                                        \
+                    const T *dy0 = dys[0], *dy1 = dys[1], *dy2 = dys[2], *dy3 = dys[3];                                \
+                    T *dx0 = dxs[0], *dx1 = dxs[1], *dx2 = dxs[2], *dx3 = dxs[3];                                      \
                     _Pragma("omp simd") for (int64_t j = 0; j < n; j++) {                                              \
-                        T xh = EM_NORM(xhat, T)(x[j], m, rs);                                                          \
-                        dxr[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy[j], gamma[j]), xh, rs, a, b);                        \
-                        tg[j] += EM_NORM(times_xh, T)(dy[j], xh);                                                      \
-                        tb[j] += dy[j];                                                                                \
+                        T g = gamma[j];                                                                                \
+                        T xh0 = EM_NORM(xhat, T)(x0[j], ms[0], rss[0]), xh1 = EM_NORM(xhat, T)(x1[j], ms[1], rss[1]);  \
+                        T xh2 = EM_NORM(xhat, T)(x2[j], ms[2], rss[2]), xh3 = EM_NORM(xhat, T)(x3[j], ms[3], rss[3]);  \
+                        dx0[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy0[j], g), xh0, rss[0], as[0], bs[0]);                 \
+                        dx1[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy1[j], g), xh1, rss[1], as[1], bs[1]);                 \
+                        dx2[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy2[j], g), xh2, rss[2], as[2], bs[2]);                 \
+                        dx3[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy3[j], g), xh3, rss[3], as[3], bs[3]);                 \
+                        tg[j] += ((EM_NORM(times_xh, T)(dy0[j], xh0) + EM_NORM(times_xh, T)(dy1[j], xh1)) +            \
+                                  EM_NORM(times_xh, T)(dy2[j], xh2)) +                                                 \
+                                 EM_NORM(times_xh, T)(dy3[j], xh3);                                                    \
+                        tb[j] += ((dy0[j] + dy1[j]) + dy2[j]) + dy3[j];                                                \
                     }                                                                                                  \
                 }                                                                                                      \
                 _Pragma("omp simd") for (int64_t j = 0; j < n; j++) {                                                  \
@@ -284,8 +310,9 @@ static inline __attribute__((always_inline)) void prefetch_row(const char *p, in
 #define GY_TERM_double(j) EM_NORM(gy, double)(dy[j], gamma[j])
 #define GY_XH_TERM_float(j) EM_NORM(times_xh, float)(GY_TERM_float(j), EM_NORM(xhat, float)(x[j], m, rs))
 #define GY_XH_TERM_double(j) EM_NORM(times_xh, double)(GY_TERM_double(j), EM_NORM(xhat, double)(x[j], m, rs))
-/* A backward block's scratch: its sums in double, then those of a group of rows in T. */
-static size_t block_part(int64_t n, size_t t_size) { return 2 * (size_t)n * (sizeof(double) + t_size); }
+/* A backward block's scratch: its sums in double, then those of a group of
+ * rows in T, a row of zeros and a spare row. */
+static size_t block_part(int64_t n, size_t t_size) { return 2 * (size_t)n * (sizeof(double) + 2 * t_size); }
 NORM_ROWS(float)
 NORM_ROWS(double)
 
