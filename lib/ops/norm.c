@@ -190,6 +190,7 @@ static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1
 /* While a row is worked on in cache, the row PREFETCH_ROWS ahead is fetched
  * from memory: the loads of the next row's first pass then hit. */
 #define PREFETCH_ROWS 2
+#define PREFETCH_BATCH_ROWS 8 /* the backward pass: past the batch after this one */
 static inline __attribute__((always_inline)) void prefetch_row(const char *p, int64_t bytes) {
     for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
 }
@@ -260,9 +261,9 @@ static inline __attribute__((always_inline)) void prefetch_row(const char *p, in
                         T m = s->layer ? mean[r] : 0, rs = rstd[r];                                                    \
                         double s1, s2;                                                                                 \
                         ROW_SUM2(T, n, s1, GY_TERM_##T, s2, GY_XH_TERM_##T);                                           \
-                        if (r + PREFETCH_ROWS < r1) {                                                                  \
-                            prefetch_row((const char *)(x + PREFETCH_ROWS * n), n * sizeof(T));                       \
-                            prefetch_row((const char *)(dy + PREFETCH_ROWS * n), n * sizeof(T));                      \
+                        if (r + PREFETCH_BATCH_ROWS < r1) {                                                            \
+                            prefetch_row((const char *)(x + PREFETCH_BATCH_ROWS * n), n * sizeof(T));                 \
+                            prefetch_row((const char *)(dy + PREFETCH_BATCH_ROWS * n), n * sizeof(T));                \
                         }                                                                                              \
                         xs[k] = x, dys[k] = dy, dxs[k] = dx + r * n, ms[k] = m, rss[k] = rs;                           \
                         as[k] = s->layer ? (T)(s1 / (double)n) : 0, bs[k] = (T)(s2 / (double)n);                       \
