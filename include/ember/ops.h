@@ -126,6 +126,14 @@ em_tensor *em_sparse_softmax_cross_entropy_with_logits(em_tensor *labels, em_ten
  * in 50,304 columns) is sliced, not masked: pass em_slice(logits, {0, 0}, {-1, C}), whose gradient into the
  * padded columns is 0. */
 em_tensor *em_sparse_softmax_cross_entropy_ignore(em_tensor *labels, em_tensor *logits, int64_t ignore_index);
+/* Layer norm over the last axis (axis -1 or ndim - 1; other axes are an
+ * error): (x - mean) / sqrt(var + eps) * gamma + beta, gamma and beta [C].
+ * Fused: one pass forward, keeping each row's mean and 1/std for the fused
+ * backward pass (dx, dgamma and dbeta at once). */
+em_tensor *em_layer_norm(em_tensor *x, em_tensor *gamma, em_tensor *beta, int axis, double eps);
+/* RMS norm over the last axis: x / sqrt(mean(x^2) + eps) * gamma, fused the
+ * same way. */
+em_tensor *em_rms_norm(em_tensor *x, em_tensor *gamma, int axis, double eps);
 
 typedef enum em_padding { EM_PAD_VALID, EM_PAD_SAME } em_padding;
 /* input NHWC [N,H,W,C], filter HWIO [KH,KW,C,O]; strides and dilations are

@@ -1,0 +1,467 @@
+/* Layer norm and RMS norm over the last axis (float32 and float64). The
+ * formulas are norm_math.h's, which gpu/norm.cu's kernels call too.
+ *
+ * An op has one output, and the forward pass must keep each row's mean and
+ * reciprocal std for the backward pass, so a norm is two ops:
+ *   layer_norm (x, gamma, beta) computes, in one pass over x, one flat buffer
+ *     [y (numel(x)) | mean (rows) | rstd (rows)]; RMS norm's has no mean.
+ *     Its gradient is cut: y's path carries it.
+ *   layer_norm_y (buffer, x, gamma, beta) is y: a view of the buffer's front
+ *     in x's shape (no copy). Its gradient rule runs the fused backward op
+ *     layer_norm_grad (x, buffer, gamma, dy), which reads the kept statistics
+ *     and writes [dgamma | dbeta | dx], then hands out views of its parts
+ *     (dx last: its slice runs to the end, so a graph traced with an unknown
+ *     batch size holds no offset derived from it).
+ * So the tape sees y's op with x, gamma and beta as inputs and gives it dy of
+ * y's own shape (a slice of the buffer would hand its gradient rule a padded
+ * copy of dy, an extra pass over memory). The backward op's own gradient
+ * rule recomputes the statistics from x with public ops, so derivatives of
+ * every order are right.
+ *
+ * Attributes: i[0] the axis (the last: -1 or ndim - 1), f[0] eps. */
+#include "../internal.h"
+#include "nn.h"
+#include "norm_math.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+
+
+/* Layer norm (centred, with beta), or RMS norm. */
+static bool is_layer(const em_call *c) {
+    em_op op = c->def->id;
+    return op == EM_OP_LAYER_NORM || op == EM_OP_LAYER_NORM_Y || op == EM_OP_LAYER_NORM_GRAD;
+}
+
+/* The rows of x and their length, the last dimension. */
+static int64_t row_len(const em_tensor *x) { return x->shape[x->ndim - 1]; }
+static int64_t rows_of(const em_tensor *x) { return row_len(x) ? x->numel / row_len(x) : 0; }
+/* The forward buffer's size: y, then rstd (and before it the mean, for layer norm) per row. */
+static int64_t fwd_size(const em_tensor *x, bool layer) { return x->numel + (layer ? 2 : 1) * rows_of(x); }
+/* The backward buffer's size: dgamma (and dbeta, for layer norm), then dx. */
+static int64_t bwd_size(const em_tensor *x, bool layer) { return x->numel + (layer ? 2 : 1) * row_len(x); }
+
+/* ---- shape rules ---- */
+
+/* x float with at least one dimension; gamma (and beta, layer norm) [C] of its dtype. */
+static int check_params(const em_call *c, const em_tensor *x, int gamma_at) {
+    char b1[160], b2[160];
+    if (em__nn_need_float(c, gamma_at - 1, "x")) return -1;
+    if (x->ndim < 1) return em__op_error(c, "x must have at least 1 dimension (the one normalized), got a scalar");
+    const char *names[2] = {"gamma", "beta"};
+    for (int k = 0; k < (is_layer(c) ? 2 : 1); k++) {
+        const em_tensor *p = c->in[gamma_at + k];
+        if (p->dtype != x->dtype)
+            return em__op_error(c, "%s has dtype %s but x has %s", names[k], em_dtype_name((em_dtype)p->dtype),
+                                em_dtype_name((em_dtype)x->dtype));
+        if (p->ndim != 1 || p->shape[0] != row_len(x))
+            return em__op_error(c, "%s %s must be [%" PRId64 "], the last dimension of x %s", names[k],
+                                em__tshape(p, b1, sizeof b1), row_len(x), em__tshape(x, b2, sizeof b2));
+    }
+    if (!(c->a->f[0] >= 0) || c->a->f[0] == INFINITY)
+        return em__op_error(c, "eps must be finite and at least 0, got %g", c->a->f[0]);
+    return 0;
+}
+
+/* (x, gamma[, beta]) -> the forward buffer. */
+static int norm_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    const em_tensor *x = c->in[0];
+    char b[160];
+    if (check_params(c, x, 1)) return -1;
+    int64_t axis = c->a->i[0];
+    if (axis != -1 && axis != x->ndim - 1)
+        return em__op_error(c, "axis %" PRId64 " of x %s is not supported: only the last axis (-1 or %d) is", axis,
+                            em__tshape(x, b, sizeof b), x->ndim - 1);
+    *dtype = (em_dtype)x->dtype;
+    *ndim = 1;
+    shape[0] = fwd_size(x, is_layer(c));
+    return 0;
+}
+#define layer_norm_infer norm_infer
+#define rms_norm_infer norm_infer
+
+/* A forward buffer (in[at]) that belongs to x: its dtype, 1-D, of fwd_size. */
+static int check_buffer(const em_call *c, int at, const em_tensor *x) {
+    const em_tensor *buf = c->in[at];
+    char b1[160], b2[160];
+    if (buf->dtype != x->dtype || buf->ndim != 1 || buf->shape[0] != fwd_size(x, is_layer(c)))
+        return em__op_error(c, "the forward buffer %s %s is not the one of x %s %s (%s [%" PRId64 "])",
+                            em_dtype_name((em_dtype)buf->dtype), em__tshape(buf, b1, sizeof b1),
+                            em_dtype_name((em_dtype)x->dtype), em__tshape(x, b2, sizeof b2),
+                            em_dtype_name((em_dtype)x->dtype), fwd_size(x, is_layer(c)));
+    return 0;
+}
+
+/* (buffer, x, gamma[, beta]) -> y, x's shape. */
+static int norm_y_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    const em_tensor *x = c->in[1];
+    if (check_params(c, x, 2) || check_buffer(c, 0, x)) return -1;
+    *dtype = (em_dtype)x->dtype;
+    *ndim = x->ndim;
+    memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
+    return 0;
+}
+#define layer_norm_y_infer norm_y_infer
+#define rms_norm_y_infer norm_y_infer
+
+/* (x, buffer, gamma, dy) -> the backward buffer. */
+static int norm_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    const em_tensor *x = c->in[0], *dy = c->in[3];
+    char b1[160], b2[160];
+    if (em__nn_need_float(c, 0, "x")) return -1;
+    if (x->ndim < 1) return em__op_error(c, "x must have at least 1 dimension, got a scalar");
+    if (check_buffer(c, 1, x)) return -1;
+    const em_tensor *gamma = c->in[2];
+    if (gamma->dtype != x->dtype || gamma->ndim != 1 || gamma->shape[0] != row_len(x))
+        return em__op_error(c, "gamma %s %s must be %s [%" PRId64 "], the last dimension of x %s",
+                            em_dtype_name((em_dtype)gamma->dtype), em__tshape(gamma, b1, sizeof b1),
+                            em_dtype_name((em_dtype)x->dtype), row_len(x), em__tshape(x, b2, sizeof b2));
+    if (dy->dtype != x->dtype || !em_shape_equal(em__shape_of(dy), em__shape_of(x)))
+        return em__op_error(c, "dy %s %s must have x's dtype and shape %s %s", em_dtype_name((em_dtype)dy->dtype),
+                            em__tshape(dy, b1, sizeof b1), em_dtype_name((em_dtype)x->dtype),
+                            em__tshape(x, b2, sizeof b2));
+    *dtype = (em_dtype)x->dtype;
+    *ndim = 1;
+    shape[0] = bwd_size(x, is_layer(c));
+    return 0;
+}
+#define layer_norm_grad_infer norm_grad_infer
+#define rms_norm_grad_infer norm_grad_infer
+
+/* ---- CPU kernels ---- */
+
+typedef struct {
+    const void *x, *gamma, *beta, *dy, *stats; /* stats: the forward buffer (backward) */
+    void *out;
+    int64_t rows, n;
+    double eps;
+    bool layer;
+    void *part;         /* backward: each block's partial dgamma and dbeta sums (block_part bytes) */
+    int64_t block_rows; /* backward: rows per block */
+} norm_ctx;
+
+/* Rows of the forward pass share a thread by the softmax family's grain. */
+static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1); }
+/* The backward pass sums dgamma and dbeta by blocks of rows, then the blocks
+ * in order: the blocks depend on the row count only, so results do not
+ * depend on the thread count. A block adds GROUP_ROWS rows at a time in T,
+ * then into its sums in double. */
+#define GRAD_BLOCKS_MAX 64
+#define GRAD_BLOCK_MIN_ROWS 32
+#define GRAD_SCRATCH_MAX ((size_t)32 << 20) /* fewer blocks for very long rows */
+#define GROUP_ROWS 16
+#define BATCH 4 /* rows through dx's loop at once (norm_bwd_blocks names 4) */
+
+/* A row's sums: four accumulators of T over the row's four quarters in one
+ * vector loop (independent chains, so the adds pipeline), added into a
+ * double total every FLUSH elements so that no lane adds up many terms.
+ * TERM(j) is element j's term; ROW_SUM2 adds two sums in one loop. */
+#define FLUSH 4096
+#define ROW_SUM2(T, n, total_a, TERM_A, total_b, TERM_B)                                                              \
+    do {                                                                                                               \
+        total_a = total_b = 0;                                                                                         \
+        for (int64_t c_ = 0; c_ < (n); c_ += FLUSH) {                                                                  \
+            const int64_t e_ = c_ + FLUSH < (n) ? c_ + FLUSH : (n), q_ = (e_ - c_) / 4;                                \
+            T a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;                                          \
+            _Pragma("omp simd reduction(+ : a0, a1, a2, a3, b0, b1, b2, b3)")                                          \
+            for (int64_t j = c_; j < c_ + q_; j++) {                                                                   \
+                a0 += TERM_A(j), a1 += TERM_A(j + q_), a2 += TERM_A(j + 2 * q_), a3 += TERM_A(j + 3 * q_);             \
+                b0 += TERM_B(j), b1 += TERM_B(j + q_), b2 += TERM_B(j + 2 * q_), b3 += TERM_B(j + 3 * q_);             \
+            }                                                                                                          \
+            for (int64_t j = c_ + 4 * q_; j < e_; j++) a0 += TERM_A(j), b0 += TERM_B(j);                               \
+            total_a += (double)a0 + (double)a1 + (double)a2 + (double)a3;                                              \
+            total_b += (double)b0 + (double)b1 + (double)b2 + (double)b3;                                              \
+        }                                                                                                              \
+    } while (0)
+#define ROW_SUM(T, n, total, TERM)                                                                                     \
+    do {                                                                                                               \
+        total = 0;                                                                                                     \
+        for (int64_t c_ = 0; c_ < (n); c_ += FLUSH) {                                                                  \
+            const int64_t e_ = c_ + FLUSH < (n) ? c_ + FLUSH : (n), q_ = (e_ - c_) / 4;                                \
+            T a0 = 0, a1 = 0, a2 = 0, a3 = 0;                                                                          \
+            _Pragma("omp simd reduction(+ : a0, a1, a2, a3)")                                                          \
+            for (int64_t j = c_; j < c_ + q_; j++)                                                                     \
+                a0 += TERM(j), a1 += TERM(j + q_), a2 += TERM(j + 2 * q_), a3 += TERM(j + 3 * q_);                     \
+            for (int64_t j = c_ + 4 * q_; j < e_; j++) a0 += TERM(j);                                                  \
+            total += (double)a0 + (double)a1 + (double)a2 + (double)a3;                                                \
+        }                                                                                                              \
+    } while (0)
+
+/* While a row is worked on in cache, the row PREFETCH_ROWS ahead is fetched
+ * from memory: the loads of the next row's first pass then hit. */
+#define PREFETCH_ROWS 2
+#define PREFETCH_BATCH_ROWS 8 /* the backward pass: past the batch after this one */
+static inline __attribute__((always_inline)) void prefetch_row(const char *p, int64_t bytes) {
+    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
+}
+
+/* Two passes over each row while it is in cache: the mean, then the squared
+ * deviations from it (numerically sound for any offset), then y. The loops
+ * are compiled for AVX-512 and AVX2 (EM_HOT). */
+#define NORM_ROWS(T)                                                                                                   \
+    EM_HOT static void norm_fwd_rows_##T(void *ctx, int64_t begin, int64_t end) {                                      \
+        const norm_ctx *s = ctx;                                                                                       \
+        const int64_t n = s->n;                                                                                        \
+        const T *gamma = s->gamma, *beta = s->beta;                                                                    \
+        T *y = s->out, *mean = y + s->rows * n, *rstd = s->layer ? mean + s->rows : mean;                              \
+        for (int64_t r = begin; r < end; r++) {                                                                        \
+            const T *x = (const T *)s->x + r * n;                                                                      \
+            T *yr = y + r * n, m = 0;                                                                                  \
+            if (s->layer) {                                                                                            \
+                double sum;                                                                                            \
+                ROW_SUM(T, n, sum, X_TERM);                                                                            \
+                m = (T)(sum / (double)n);                                                                              \
+                mean[r] = m;                                                                                           \
+            }                                                                                                          \
+            double sq;                                                                                                 \
+            ROW_SUM(T, n, sq, SQ_TERM_##T);                                                                            \
+            T rs = EM_NORM(rstd, T)(sq, n, s->eps);                                                                    \
+            rstd[r] = rs;                                                                                              \
+            if (r + PREFETCH_ROWS < end) {                                                                             \
+                prefetch_row((const char *)(x + PREFETCH_ROWS * n), n * sizeof(T));                                    \
+            }                                                                                                          \
+            if (beta) {                                                                                                \
+                _Pragma("omp simd") for (int64_t j = 0; j < n; j++)                                                    \
+                    yr[j] = EM_NORM(y, T)(x[j], m, rs, gamma[j], beta[j]);                                             \
+            } else {                                                                                                   \
+                _Pragma("omp simd") for (int64_t j = 0; j < n; j++) yr[j] = EM_NORM(y, T)(x[j], 0, rs, gamma[j], 0);  \
+            }                                                                                                          \
+        }                                                                                                              \
+    }                                                                                                                  \
+    /* A block of rows: dx, and the block's dgamma (and dbeta) sums. Rows go                                        \
+     * BATCH at a time through dx's loop, so that the group's sums are loaded and                                   \
+     * stored once per BATCH rows (beside the rows' dx, they are what the loop                                      \
+     * stores); a short batch is filled with a row of zeros whose dx goes to a                                      \
+     * spare row. Scratch (block_part): the block's sums in double, then the                                        \
+     * group's in T, the zero row and the spare row. */                                                              \
+    EM_HOT static void norm_bwd_blocks_##T(void *ctx, int64_t begin, int64_t end) {                                    \
+        const norm_ctx *s = ctx;                                                                                       \
+        const int64_t n = s->n;                                                                                        \
+        const T *gamma = s->gamma, *mean = (const T *)s->stats + s->rows * n;                                          \
+        const T *rstd = s->layer ? mean + s->rows : mean;                                                              \
+        T *dx = (T *)s->out + (s->layer ? 2 : 1) * n;                                                                  \
+        for (int64_t blk = begin; blk < end; blk++) {                                                                  \
+            double *pg = (double *)((char *)s->part + blk * block_part(n, sizeof(T))), *pb = pg + n;                   \
+            T *tg = (T *)(pb + n), *tb = tg + n, *zero = tb + n, *spare = zero + n;                                    \
+            memset(pg, 0, sizeof(double) * 2 * (size_t)n);                                                             \
+            memset(tg, 0, sizeof(T) * 3 * (size_t)n);                                                                  \
+            int64_t r0 = blk * s->block_rows, r1 = r0 + s->block_rows < s->rows ? r0 + s->block_rows : s->rows;        \
+            for (int64_t g0 = r0; g0 < r1; g0 += GROUP_ROWS) {                                                         \
+                const int64_t g1 = g0 + GROUP_ROWS < r1 ? g0 + GROUP_ROWS : r1;                                        \
+                for (int64_t rb = g0; rb < g1; rb += BATCH) {                                                          \
+                    const T *xs[BATCH], *dys[BATCH];                                                                   \
+                    T *dxs[BATCH], ms[BATCH], rss[BATCH], as[BATCH], bs[BATCH];                                        \
+                    for (int k = 0; k < BATCH; k++) {                                                                  \
+                        const int64_t r = rb + k;                                                                      \
+                        if (r >= g1) {                                                                                 \
+                            xs[k] = dys[k] = zero, dxs[k] = spare, ms[k] = rss[k] = as[k] = bs[k] = 0;                 \
+                            continue;                                                                                  \
+                        }                                                                                              \
+                        const T *x = (const T *)s->x + r * n, *dy = (const T *)s->dy + r * n;                          \
+                        T m = s->layer ? mean[r] : 0, rs = rstd[r];                                                    \
+                        double s1, s2;                                                                                 \
+                        ROW_SUM2(T, n, s1, GY_TERM_##T, s2, GY_XH_TERM_##T);                                           \
+                        if (r + PREFETCH_BATCH_ROWS < r1) {                                                            \
+                            prefetch_row((const char *)(x + PREFETCH_BATCH_ROWS * n), n * sizeof(T));                 \
+                            prefetch_row((const char *)(dy + PREFETCH_BATCH_ROWS * n), n * sizeof(T));                \
+                        }                                                                                              \
+                        xs[k] = x, dys[k] = dy, dxs[k] = dx + r * n, ms[k] = m, rss[k] = rs;                           \
+                        as[k] = s->layer ? (T)(s1 / (double)n) : 0, bs[k] = (T)(s2 / (double)n);                       \
+                    }                                                                                                  \
+                    const T *x0 = xs[0], *x1 = xs[1], *x2 = xs[2], *x3 = xs[3];                                        \
+                    const T *dy0 = dys[0], *dy1 = dys[1], *dy2 = dys[2], *dy3 = dys[3];                                \
+                    T *dx0 = dxs[0], *dx1 = dxs[1], *dx2 = dxs[2], *dx3 = dxs[3];                                      \
+                    _Pragma("omp simd") for (int64_t j = 0; j < n; j++) {                                              \
+                        T g = gamma[j];                                                                                \
+                        T xh0 = EM_NORM(xhat, T)(x0[j], ms[0], rss[0]), xh1 = EM_NORM(xhat, T)(x1[j], ms[1], rss[1]);  \
+                        T xh2 = EM_NORM(xhat, T)(x2[j], ms[2], rss[2]), xh3 = EM_NORM(xhat, T)(x3[j], ms[3], rss[3]);  \
+                        dx0[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy0[j], g), xh0, rss[0], as[0], bs[0]);                 \
+                        dx1[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy1[j], g), xh1, rss[1], as[1], bs[1]);                 \
+                        dx2[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy2[j], g), xh2, rss[2], as[2], bs[2]);                 \
+                        dx3[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy3[j], g), xh3, rss[3], as[3], bs[3]);                 \
+                        tg[j] += ((EM_NORM(times_xh, T)(dy0[j], xh0) + EM_NORM(times_xh, T)(dy1[j], xh1)) +            \
+                                  EM_NORM(times_xh, T)(dy2[j], xh2)) +                                                 \
+                                 EM_NORM(times_xh, T)(dy3[j], xh3);                                                    \
+                        tb[j] += ((dy0[j] + dy1[j]) + dy2[j]) + dy3[j];                                                \
+                    }                                                                                                  \
+                }                                                                                                      \
+                _Pragma("omp simd") for (int64_t j = 0; j < n; j++) {                                                  \
+                    pg[j] += tg[j], tg[j] = 0;                                                                         \
+                    pb[j] += tb[j], tb[j] = 0;                                                                         \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+    }                                                                                                                  \
+    /* dgamma (and dbeta) after dx: the blocks' sums added into block 0's, in block order. */                         \
+    EM_HOT static void norm_bwd_params_##T(const norm_ctx *s, int64_t blocks) {                                      \
+        const int64_t n = s->n;                                                                                        \
+        double *sum = s->part;                                                                                         \
+        for (int64_t k = 1; k < blocks; k++) {                                                                         \
+            const double *p = (const double *)((const char *)s->part + k * block_part(n, sizeof(T)));                 \
+            _Pragma("omp simd") for (int64_t j = 0; j < 2 * n; j++) sum[j] += p[j];                                    \
+        }                                                                                                              \
+        T *dg = s->out;                                                                                                \
+        for (int64_t j = 0; j < (s->layer ? 2 : 1) * n; j++) dg[j] = (T)sum[j];                                        \
+    }
+/* The terms of the sums (x, m, rs, dy and gamma in scope). */
+#define X_TERM(j) x[j]
+#define SQ_TERM_float(j) EM_NORM(sq_dev, float)(x[j], m)
+#define SQ_TERM_double(j) EM_NORM(sq_dev, double)(x[j], m)
+#define GY_TERM_float(j) EM_NORM(gy, float)(dy[j], gamma[j])
+#define GY_TERM_double(j) EM_NORM(gy, double)(dy[j], gamma[j])
+#define GY_XH_TERM_float(j) EM_NORM(times_xh, float)(GY_TERM_float(j), EM_NORM(xhat, float)(x[j], m, rs))
+#define GY_XH_TERM_double(j) EM_NORM(times_xh, double)(GY_TERM_double(j), EM_NORM(xhat, double)(x[j], m, rs))
+/* A backward block's scratch: its sums in double, then those of a group of
+ * rows in T, a row of zeros and a spare row. */
+static size_t block_part(int64_t n, size_t t_size) { return 2 * (size_t)n * (sizeof(double) + 2 * t_size); }
+NORM_ROWS(float)
+NORM_ROWS(double)
+
+static void norm_cpu(const em_call *c, em_tensor *out) {
+    const em_tensor *x = c->in[0];
+    bool layer = is_layer(c);
+    norm_ctx s = {.x = x->data, .gamma = c->in[1]->data, .beta = layer ? c->in[2]->data : NULL, .out = out->data,
+                  .rows = rows_of(x), .n = row_len(x), .eps = c->a->f[0], .layer = layer};
+    em__parallel_for(s.rows, row_grain(s.n), out->dtype == EM_F32 ? norm_fwd_rows_float : norm_fwd_rows_double, &s);
+}
+#define layer_norm_cpu norm_cpu
+#define rms_norm_cpu norm_cpu
+
+static void norm_grad_cpu(const em_call *c, em_tensor *out) {
+    const em_tensor *x = c->in[0];
+    norm_ctx s = {.x = x->data, .stats = c->in[1]->data, .gamma = c->in[2]->data, .dy = c->in[3]->data,
+                  .out = out->data, .rows = rows_of(x), .n = row_len(x), .layer = is_layer(c)};
+    int64_t blocks = (s.rows + GRAD_BLOCK_MIN_ROWS - 1) / GRAD_BLOCK_MIN_ROWS;
+    const size_t part_bytes = block_part(s.n, em_dtype_size((em_dtype)out->dtype));
+    if (blocks > GRAD_BLOCKS_MAX) blocks = GRAD_BLOCKS_MAX;
+    if (part_bytes && blocks > (int64_t)(GRAD_SCRATCH_MAX / part_bytes))
+        blocks = (int64_t)(GRAD_SCRATCH_MAX / part_bytes);
+    if (blocks < 1) blocks = 1; /* no rows: dgamma and dbeta are zeros */
+    s.block_rows = (s.rows + blocks - 1) / blocks;
+    s.part = em__scratch((size_t)blocks * part_bytes + 1);
+    if (!s.part) {
+        em__error("%s: out of memory", c->def->name);
+        return;
+    }
+    em__parallel_for(blocks, 1, out->dtype == EM_F32 ? norm_bwd_blocks_float : norm_bwd_blocks_double, &s);
+    if (out->dtype == EM_F32)
+        norm_bwd_params_float(&s, blocks);
+    else
+        norm_bwd_params_double(&s, blocks);
+    em__scratch_free(s.part);
+}
+#define layer_norm_grad_cpu norm_grad_cpu
+#define rms_norm_grad_cpu norm_grad_cpu
+
+/* y: the forward buffer's first numel(x) elements in x's shape (a 1-D
+ * buffer of any stride is viewed with that stride). */
+static em_tensor *norm_y_view(const em_call *c, int ndim, const int64_t *shape) {
+    int64_t strides[EM_MAX_DIMS], step = c->in[0]->strides[0];
+    for (int d = ndim - 1; d >= 0; d--) {
+        strides[d] = step;
+        step *= shape[d];
+    }
+    return em__view(c->in[0], ndim, shape, strides, 0);
+}
+#define layer_norm_y_view norm_y_view
+#define rms_norm_y_view norm_y_view
+
+/* ---- gradient rules ---- */
+
+/* n elements of a flat buffer from `at` (-1: to its end), in shape s. */
+static em_tensor *part(em_tensor *buf, int64_t at, int64_t n, em_shape s) {
+    return em_reshape(em_slice(buf, (int64_t[]){at}, (int64_t[]){n}), s);
+}
+
+/* y's gradient: the fused backward op, its parts handed out as views. The
+ * buffer (in[0]) gets none: it comes from the forward op, whose gradient is
+ * cut, and x, gamma and beta carry the whole derivative of y. */
+static int norm_y_grad(const em_call *c, em_tensor *out, em_tensor *dy, const bool *need, em_tensor **gin) {
+    (void)out;
+    bool layer = is_layer(c);
+    em_tensor *x = c->in[1], *gamma = c->in[2];
+    em_tensor *g = em__apply(layer ? EM_OP_LAYER_NORM_GRAD : EM_OP_RMS_NORM_GRAD, 4,
+                             (em_tensor *[]){x, c->in[0], gamma, dy}, c->a);
+    if (!g) return -1;
+    int64_t n = row_len(x);
+    em_shape row = EM_SHAPE(n);
+    if (need[1] && !(gin[1] = part(g, (layer ? 2 : 1) * n, -1, em__shape_of(x)))) return -1;
+    if (need[2] && !(gin[2] = part(g, 0, n, row))) return -1;
+    if (layer && need[3] && !(gin[3] = part(g, n, n, row))) return -1;
+    return 0;
+}
+#define layer_norm_y_grad norm_y_grad
+#define rms_norm_y_grad norm_y_grad
+
+/* The backward op's gradient, given G = [Gx | Gg | Gb], the gradient of its
+ * output [dgamma | dbeta | dx]. Per row (n elements; s(): sums over the row,
+ * kept; mean(): s() / n; the mean terms are layer norm's), with
+ * xh = (x - mean(x)) r, gy = dy gamma, and the loss
+ * L = s(Gx dx) + s(Gg dy xh) + s(Gb dy):
+ *   d/d(dy)   = gamma H + Gg xh + Gb,  H = r (Gx - mean(Gx) - xh mean(Gx xh))
+ *   d/dgamma  = dy H summed over the rows
+ *   d/dx      = r (q - mean(q) - xh mean(q xh)) - K r^2 xh / n,  where
+ *     q = Gg dy - r (Gx s(gy xh) + gy s(Gx xh)) / n   (L's derivative in xh)
+ *     K = s(Gx gy) - mean(gy) s(Gx) - s(Gx xh) s(gy xh) / n   (L's in r).
+ * The statistics are recomputed from x with public ops (not read from the
+ * forward buffer, whose gradient is cut), so that an outer tape
+ * differentiates this rule too. */
+static int norm_grad_grad(const em_call *c, em_tensor *out, em_tensor *G, const bool *need, em_tensor **gin) {
+    (void)out;
+    bool layer = is_layer(c);
+    em_tensor *x = c->in[0], *gamma = c->in[2], *dy = c->in[3];
+    const int64_t n = row_len(x);
+    const double inv_n = 1.0 / (double)n;
+    int last = -1;
+#define SUM_KEPT(t) em_sum(t, 1, &last, true)
+#define MEAN_KEPT(t) em_mean(t, 1, &last, true)
+    em_tensor *Gg = part(G, 0, n, EM_SHAPE(n)), *Gx = part(G, (layer ? 2 : 1) * n, -1, em__shape_of(x));
+    em_tensor *xc = layer ? em_sub(x, MEAN_KEPT(x)) : x;
+    em_tensor *r = em_rsqrt(em_add_scalar(MEAN_KEPT(em_square(xc)), c->a->f[0]));
+    em_tensor *xh = em_mul(xc, r), *gy = em_mul(dy, gamma);
+    em_tensor *Gx_c = layer ? em_sub(Gx, MEAN_KEPT(Gx)) : Gx;
+    em_tensor *H = em_mul(r, em_sub(Gx_c, em_mul(xh, MEAN_KEPT(em_mul(Gx, xh)))));
+    if (need[3]) {
+        em_tensor *d = em_add(em_mul(gamma, H), em_mul(Gg, xh));
+        if (layer) d = em_add(d, part(G, n, n, EM_SHAPE(n)));
+        if (!(gin[3] = d)) return -1;
+    }
+    if (need[2] && !(gin[2] = em__sum_to_shape(em_mul(dy, H), 1, (int64_t[]){n}))) return -1;
+    if (need[0]) {
+        em_tensor *A = SUM_KEPT(em_mul(Gx, xh)), *B = SUM_KEPT(em_mul(gy, xh));
+        em_tensor *K = em_sub(SUM_KEPT(em_mul(Gx, gy)), em_mul_scalar(em_mul(A, B), inv_n));
+        if (layer) K = em_sub(K, em_mul(MEAN_KEPT(gy), SUM_KEPT(Gx)));
+        em_tensor *q = em_sub(em_mul(Gg, dy), em_mul_scalar(em_mul(r, em_add(em_mul(Gx, B), em_mul(gy, A))), inv_n));
+        em_tensor *q_c = layer ? em_sub(q, MEAN_KEPT(q)) : q;
+        em_tensor *d = em_mul(r, em_sub(q_c, em_mul(xh, MEAN_KEPT(em_mul(q, xh)))));
+        if (!(gin[0] = em_sub(d, em_mul(em_mul_scalar(em_mul(K, em_square(r)), inv_n), xh)))) return -1;
+    }
+#undef SUM_KEPT
+#undef MEAN_KEPT
+    return 0;
+}
+#define layer_norm_grad_grad norm_grad_grad
+#define rms_norm_grad_grad norm_grad_grad
+
+#define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
+    EM_OP_ROW(ID, name, arity, dtypes, grad, kernel, flags, cost, name##_infer, name##_cpu, name##_view, name##_grad)
+#include "norm.def"
+#undef EM_OP
+
+/* ---- public functions ---- */
+
+/* The kernel op, then y's view of its buffer (in: x, gamma[, beta]). */
+static em_tensor *norm(em_op kernel_op, em_op y_op, int n, em_tensor *const *in, int axis, double eps) {
+    em_attrs a = {.i = {axis}, .ni = 1, .f = {eps}};
+    em_tensor *buf = em__apply(kernel_op, n, in, &a);
+    if (!buf) return NULL;
+    em_tensor *y_in[4] = {buf, in[0], in[1], n == 3 ? in[2] : NULL};
+    return em__apply(y_op, n + 1, y_in, &a);
+}
+
+em_tensor *em_layer_norm(em_tensor *x, em_tensor *gamma, em_tensor *beta, int axis, double eps) {
+    return norm(EM_OP_LAYER_NORM, EM_OP_LAYER_NORM_Y, 3, (em_tensor *[]){x, gamma, beta}, axis, eps);
+}
+em_tensor *em_rms_norm(em_tensor *x, em_tensor *gamma, int axis, double eps) {
+    return norm(EM_OP_RMS_NORM, EM_OP_RMS_NORM_Y, 2, (em_tensor *[]){x, gamma}, axis, eps);
+}
