@@ -350,13 +350,7 @@ static void attn_plan_init(attn_plan *p, const em_call *c, int nqkv) {
     if (p->has_mask) {
         const em_tensor *m = c->in[3];
         p->mask = m->data;
-        int64_t stride = 1;
-        for (int d = 3; d >= 0; d--) {
-            int md = d - (4 - m->ndim);
-            int64_t n = md >= 0 ? m->shape[md] : 1;
-            p->ms[d] = n == 1 ? 0 : stride;
-            stride *= n;
-        }
+        em_attn_mask_strides(m->ndim, m->shape, p->ms);
     }
 #ifdef EM_REGTILE_KERNEL
     atomic_store_explicit(&regtile_ok, em__regtile_ready(), memory_order_relaxed);

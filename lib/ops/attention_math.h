@@ -43,6 +43,18 @@ EM_HD static inline double em_attn_scale(double scale, int64_t d) {
     return scale != 0 || d == 0 ? scale : 1 / sqrt((double)d);
 }
 
+/* The strides (elements) of a contiguous mask of rank ndim <= 4 over
+ * [B, H, Tq, Tk], its dims right-aligned; 0 where it broadcasts. */
+EM_HD static inline void em_attn_mask_strides(int ndim, const int64_t *shape, int64_t *ms) {
+    int64_t stride = 1;
+    for (int d = 3; d >= 0; d--) {
+        int md = d - (4 - ndim);
+        int64_t n = md >= 0 ? shape[md] : 1;
+        ms[d] = n == 1 ? 0 : stride;
+        stride *= n;
+    }
+}
+
 #define EM_ATTN_FORMULAS(T)                                                                                            \
     /* a score from the product q.k: scaled, plus the mask's value (0 without one) */                                 \
     EM_ATTN_DEF(T, T, score)(T dot, T scale, T mask) { return dot * scale + mask; }                                   \
