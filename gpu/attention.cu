@@ -79,11 +79,12 @@ __global__ void __launch_bounds__(ATTN_THREADS)
             s[j] = EM_ATTN(score, T)(dot(qi, ks + j * d, d), sc, mask_at(a, mask, bh, i, j0 + j));
             mx = s[j] > mx ? s[j] : mx;
         }
+        const T ref = EM_ATTN(ref, T)(mx);
         for (int64_t j = 0; j < vis; j++) {
-            s[j] = EM_ATTN(prob, T)(s[j], mx);
+            s[j] = EM_ATTN(prob, T)(s[j], ref);
             sum += s[j];
         }
-        const T alpha = EM_ATTN(rescale, T)(m, mx);
+        const T alpha = EM_ATTN(prob, T)(m, ref);
         l = l * alpha + sum;
         m = mx;
         for (int64_t t = 0; t < d; t++) {
@@ -113,7 +114,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
     if (active) {
         di = dot(doi, o + row * d, d) - dlse[row];
         delta[row] = di;
-        li = lse[row];
+        li = EM_ATTN(ref, T)(lse[row]);
         for (int64_t t = 0; t < d; t++) dqi[t] = 0;
     }
     const int64_t last = em_attn_last_key(i, a.tq, a.tk, a.causal);
@@ -165,7 +166,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
             const int64_t i = i0 + r;
             if (j > em_attn_last_key(i, a.tq, a.tk, a.causal)) continue;
             const T *qi = qs + r * d, *doi = dos + r * d;
-            T p = EM_ATTN(prob, T)(EM_ATTN(score, T)(dot(qi, kj, d), sc, mask_at(a, mask, bh, i, j)), ls[r]);
+            T p = EM_ATTN(prob, T)(EM_ATTN(score, T)(dot(qi, kj, d), sc, mask_at(a, mask, bh, i, j)), EM_ATTN(ref, T)(ls[r]));
             T dsc = EM_ATTN(dscore, T)(p, dot(doi, vj, d), ds_[r]) * sc;
             for (int64_t t = 0; t < d; t++) {
                 dvj[t] += p * doi[t];

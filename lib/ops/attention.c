@@ -228,12 +228,14 @@ static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
             const T *mrow = MASK_ROW(T, p, bh, i);                                                                    \
             scores_##T(sr, vis, sc, mrow ? mrow + j0 * p->ms[3] : NULL, p->ms[3]);                                    \
             _Pragma("omp simd reduction(max : mx)") for (int64_t j = 0; j < vis; j++) mx = sr[j] > mx ? sr[j] : mx; \
+            const T ref = EM_ATTN(ref, T)(mx);                                                                        \
             _Pragma("omp simd reduction(+ : sum)") for (int64_t j = 0; j < vis; j++) {                                \
-                sr[j] = EM_ATTN(prob, T)(sr[j], mx);                                                                  \
-                sum += sr[j];                                                                                         \
+                T e = EM_ATTN(prob, T)(sr[j], ref);                                                                   \
+                sr[j] = e;                                                                                            \
+                sum += e;                                                                                             \
             }                                                                                                         \
             for (int64_t j = vis; j < nk; j++) sr[j] = 0;                                                             \
-            T alpha = EM_ATTN(rescale, T)(m[r], mx);                                                                  \
+            T alpha = EM_ATTN(prob, T)(m[r], ref);                                                                    \
             l[r] = l[r] * alpha + sum;                                                                                \
             m[r] = mx;                                                                                                \
             if (alpha != (T)1) {                                                                                      \
@@ -278,7 +280,7 @@ static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
         for (int64_t r = 0; r < nq; r++) {                                                                            \
             int64_t i = i0 + r, vis = em_attn_last_key(i, p->tq, p->tk, p->causal) - j0 + 1;                          \
             vis = vis < 0 ? 0 : vis > nk ? nk : vis;                                                                  \
-            T *sr = s + r * BK, *dr = dp + r * BK, li = lse[i], di = delta[i];                                        \
+            T *sr = s + r * BK, *dr = dp + r * BK, li = EM_ATTN(ref, T)(lse[i]), di = delta[i];                       \
             const T *mrow = MASK_ROW(T, p, bh, i);                                                                    \
             scores_##T(sr, vis, sc, mrow ? mrow + j0 * p->ms[3] : NULL, p->ms[3]);                                    \
             _Pragma("omp simd") for (int64_t j = 0; j < vis; j++) {                                                   \

@@ -5,7 +5,7 @@
  *
  * For query row i and key j:  s = scale q_i.k_j + mask_ij   (key j visible)
  *   forward, online over key blocks with the running max m and sum l:
- *     p = exp(s - m), l = l exp(m_old - m) + sum p, o = sum p v_j / l,
+ *     p = exp(s - m), l = l exp(m_old - m) + sum p (the factor is prob(m_old, ref(m))), o = sum p v_j / l,
  *     lse = m + log(l)
  *   backward, from lse:  p = exp(s - lse), dp = do_i.v_j,
  *     ds = p (dp - delta_i), delta_i = do_i.o_i - dlse_i,
@@ -58,10 +58,11 @@ EM_HD static inline void em_attn_mask_strides(int ndim, const int64_t *shape, in
 #define EM_ATTN_FORMULAS(T)                                                                                            \
     /* a score from the product q.k: scaled, plus the mask's value (0 without one) */                                 \
     EM_ATTN_DEF(T, T, score)(T dot, T scale, T mask) { return dot * scale + mask; }                                   \
-    /* the factor a row's sum and output are multiplied by when its max goes from m_old to m_new */                  \
-    EM_ATTN_DEF(T, T, rescale)(T m_old, T m_new) { return m_old == m_new ? (T)1 : em_math_exp(m_old - m_new); }       \
-    /* a probability exp(s - m) against the row's max (forward) or its lse (backward); 0 in a row that sees nothing */ \
-    EM_ATTN_DEF(T, T, prob)(T s, T m) { return m == (T)-INFINITY ? (T)0 : em_math_exp(s - m); }                      \
+    /* the reference a row's exps are taken against: its max, or 0 while it is -inf (the row has seen no key, \
+     * and exp(-inf - 0) = 0 where exp(-inf - -inf) would be NaN) */                                                  \
+    EM_ATTN_DEF(T, T, ref)(T m) { return m == (T)-INFINITY ? (T)0 : m; }                                              \
+    /* a probability exp(s - ref) against the row's running max (forward) or its lse (backward), through ref */        \
+    EM_ATTN_DEF(T, T, prob)(T s, T ref) { return em_math_exp(s - ref); }                                              \
     /* the row's output from its accumulated sum of p v and its sum l of p */                                       \
     EM_ATTN_DEF(T, T, out_inv)(T l) { return l > (T)0 ? (T)1 / l : (T)0; }                                           \
     /* the row's log-sum-exp */                                                                                        \
