@@ -41,6 +41,10 @@ enum { A_CAUSAL = 0, A_SCALE = 0 };
 /* Query rows and keys per block: 48 fills the register tiles exactly for
  * D = 32 and 64 (12 x 32 and 6 x 64 and 8 x 48 tiles). */
 enum { BQ = 48, BK = 48 };
+/* Query rows of a forward task: three blocks share each transposed key block. */
+enum { FWD_ROWS = 3 * BQ };
+/* Lanes of the row reductions: a 512-bit vector of float32. */
+enum { LANES = 16 };
 
 /* ---- shape rules ---- */
 
@@ -216,6 +220,38 @@ static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
             _Pragma("omp simd") for (int64_t j = 0; j < vis; j++) s[j] = EM_ATTN(score, T)(s[j], sc, mv);           \
         }                                                                                                             \
     }                                                                                                                 \
+    /* A row's max (from init) and its sum of exps: in LANES lanes combined by halving, so that the vectors       \
+     * are not waiting on one long chain of dependent maxima or sums (n is at most a block). */                      \
+    static inline __attribute__((always_inline)) T row_max_##T(const T *x, int64_t n, T init) {                      \
+        T part[LANES];                                                                                                \
+        for (int l = 0; l < LANES; l++) part[l] = init;                                                               \
+        int64_t j = 0;                                                                                                \
+        for (; j + LANES <= n; j += LANES)                                                                            \
+            for (int l = 0; l < LANES; l++) part[l] = x[j + l] > part[l] ? x[j + l] : part[l];                       \
+        for (int l = 0; j + l < n; l++) part[l] = x[j + l] > part[l] ? x[j + l] : part[l];                           \
+        for (int w = LANES / 2; w > 0; w /= 2)                                                                        \
+            for (int l = 0; l < w; l++) part[l] = part[l + w] > part[l] ? part[l + w] : part[l];                      \
+        return part[0];                                                                                               \
+    }                                                                                                                 \
+    /* x = prob(x, ref) in place; returns their sum. */                                                               \
+    static inline __attribute__((always_inline)) T row_exp_sum_##T(T *x, int64_t n, T ref) {                         \
+        T part[LANES] = {0};                                                                                          \
+        int64_t j = 0;                                                                                                \
+        for (; j + LANES <= n; j += LANES)                                                                            \
+            for (int l = 0; l < LANES; l++) {                                                                         \
+                T e = EM_ATTN(prob, T)(x[j + l], ref);                                                                \
+                x[j + l] = e;                                                                                         \
+                part[l] += e;                                                                                         \
+            }                                                                                                         \
+        for (int l = 0; j + l < n; l++) {                                                                             \
+            T e = EM_ATTN(prob, T)(x[j + l], ref);                                                                    \
+            x[j + l] = e;                                                                                             \
+            part[l] += e;                                                                                             \
+        }                                                                                                             \
+        for (int w = LANES / 2; w > 0; w /= 2)                                                                        \
+            for (int l = 0; l < w; l++) part[l] += part[l + w];                                                       \
+        return part[0];                                                                                               \
+    }                                                                                                                 \
     /* One block of rows [i0, i0 + nq) of head bh: m, l and acc updated by keys [j0, j0 + nk). */                    \
     EM_HOT static void fwd_rows_##T(const attn_plan *p, int64_t bh, int64_t i0, int64_t nq, int64_t j0, int64_t nk,  \
                                     T *s, T *m, T *l, T *acc) {                                                       \
@@ -224,16 +260,12 @@ static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
         for (int64_t r = 0; r < nq; r++) {                                                                            \
             int64_t i = i0 + r, vis = em_attn_last_key(i, p->tq, p->tk, p->causal) - j0 + 1;                          \
             vis = vis < 0 ? 0 : vis > nk ? nk : vis;                                                                  \
-            T *sr = s + r * BK, mx = m[r], sum = 0;                                                                   \
+            T *sr = s + r * BK, mx = m[r];                                                                            \
             const T *mrow = MASK_ROW(T, p, bh, i);                                                                    \
             scores_##T(sr, vis, sc, mrow ? mrow + j0 * p->ms[3] : NULL, p->ms[3]);                                    \
-            _Pragma("omp simd reduction(max : mx)") for (int64_t j = 0; j < vis; j++) mx = sr[j] > mx ? sr[j] : mx; \
+            mx = row_max_##T(sr, vis, mx);                                                                            \
             const T ref = EM_ATTN(ref, T)(mx);                                                                        \
-            _Pragma("omp simd reduction(+ : sum)") for (int64_t j = 0; j < vis; j++) {                                \
-                T e = EM_ATTN(prob, T)(sr[j], ref);                                                                   \
-                sr[j] = e;                                                                                            \
-                sum += e;                                                                                             \
-            }                                                                                                         \
+            T sum = row_exp_sum_##T(sr, vis, ref);                                                                    \
             for (int64_t j = vis; j < nk; j++) sr[j] = 0;                                                             \
             T alpha = EM_ATTN(prob, T)(m[r], ref);                                                                    \
             l[r] = l[r] * alpha + sum;                                                                                \
@@ -244,13 +276,14 @@ static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
             }                                                                                                         \
         }                                                                                                             \
     }                                                                                                                 \
-    /* Forward task: (batch, head) bh, query rows [i0, i1). Slot: kt [D BK], s [BQ BK], acc [BQ D], m, l [BQ]. */    \
+    /* Forward task: (batch, head) bh, FWD_ROWS query rows from i0 (a transposed block of keys serves them all). \
+     * Slot: kt [D BK], s [BQ BK], acc [FWD_ROWS D], m, l [FWD_ROWS]. */                                             \
     static void fwd_task_##T(const attn_plan *p, int64_t task, T *slot) {                                             \
-        const int64_t d = p->d, bh = task / p->qblocks, i0 = task % p->qblocks * BQ;                                  \
-        const int64_t nq = p->tq - i0 < BQ ? p->tq - i0 : BQ;                                                         \
+        const int64_t d = p->d, bh = task / p->qblocks, i0 = task % p->qblocks * FWD_ROWS;                           \
+        const int64_t nq = p->tq - i0 < FWD_ROWS ? p->tq - i0 : FWD_ROWS;                                             \
         const T *q = (const T *)p->q + (bh * p->tq + i0) * d, *k = (const T *)p->k + bh * p->tk * d;                  \
         const T *v = (const T *)p->v + bh * p->tk * d;                                                                \
-        T *kt = slot, *s = kt + d * BK, *acc = s + BQ * BK, *m = acc + BQ * d, *l = m + BQ;                           \
+        T *kt = slot, *s = kt + d * BK, *acc = s + BQ * BK, *m = acc + FWD_ROWS * d, *l = m + FWD_ROWS;               \
         for (int64_t r = 0; r < nq; r++) {                                                                            \
             m[r] = (T)-INFINITY;                                                                                      \
             l[r] = 0;                                                                                                 \
@@ -261,9 +294,13 @@ static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
         for (int64_t j0 = 0; j0 < kend; j0 += BK) {                                                                   \
             int64_t nk = kend - j0 < BK ? kend - j0 : BK;                                                             \
             transpose_block_##T(k + j0 * d, nk, d, kt);                                                               \
-            mm_##T(nq, pad16(nk), d, q, d, 1, kt, BK, s, BK, false);                                                  \
-            fwd_rows_##T(p, bh, i0, nq, j0, nk, s, m, l, acc);                                                        \
-            mm_##T(nq, d, nk, s, BK, 1, v + j0 * d, d, acc, d, true);                                                 \
+            for (int64_t r0 = 0; r0 < nq; r0 += BQ) { /* the blocks of rows that see any of these keys */            \
+                int64_t rn = nq - r0 < BQ ? nq - r0 : BQ;                                                             \
+                if (em_attn_last_key(i0 + r0 + rn - 1, p->tq, p->tk, p->causal) < j0) continue;                       \
+                mm_##T(rn, pad16(nk), d, q + r0 * d, d, 1, kt, BK, s, BK, false);                                     \
+                fwd_rows_##T(p, bh, i0 + r0, rn, j0, nk, s, m + r0, l + r0, acc + r0 * d);                            \
+                mm_##T(rn, d, nk, s, BK, 1, v + j0 * d, d, acc + r0 * d, d, true);                                    \
+            }                                                                                                         \
         }                                                                                                             \
         T *o = (T *)p->out + (bh * p->tq + i0) * d, *lse = (T *)p->out_lse + bh * p->tq + i0;                         \
         for (int64_t r = 0; r < nq; r++) {                                                                            \
@@ -380,11 +417,11 @@ static void attention_cpu(const em_call *c, em_tensor *out) {
     attn_plan_init(&p, c, c->n);
     size_t es = out->dtype == EM_F32 ? sizeof(float) : sizeof(double);
     int64_t bh = c->in[0]->shape[0] * p.heads, d = p.d;
-    p.qblocks = (p.tq + BQ - 1) / BQ;
+    p.qblocks = (p.tq + FWD_ROWS - 1) / FWD_ROWS;
     p.ntasks = bh * p.qblocks;
     p.out = out->data;
     p.out_lse = (char *)out->data + (size_t)o_numel(c) * es;
-    attn_run(c, &p, (size_t)(d * BK + BQ * BK + BQ * d + 2 * BQ), es,
+    attn_run(c, &p, (size_t)(d * BK + BQ * BK + FWD_ROWS * d + 2 * FWD_ROWS), es,
              out->dtype == EM_F32 ? fwd_worker_float : fwd_worker_double);
 }
 
