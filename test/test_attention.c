@@ -67,12 +67,14 @@ static void check_against_reference(attn_shape s, em_dtype dt) {
     em_scope_end();
 }
 
-/* Query rows and keys past one block (48 of each), rows of 16 and 32 (the
- * vector kernels) and of 20 (the loops), Tq < Tk and Tq = Tk. */
+/* Query rows past one block (48) and one forward task (144), keys past one
+ * block (96), rows of 16 and 32 (the vector kernels) and of 20 (the loops),
+ * Tq < Tk and Tq = Tk. */
 START_TEST(test_matches_the_reference_across_blocks) {
     const attn_shape shapes[] = {
         {1, 2, 70, 100, 32, true, false},  {1, 2, 70, 100, 32, false, true}, {2, 1, 97, 97, 16, true, true},
         {1, 2, 50, 120, 20, true, false},  {1, 1, 1, 60, 32, true, false}, /* decoding one token */
+        {1, 1, 150, 200, 16, true, true},
     };
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         check_against_reference(shapes[i], EM_F32);
