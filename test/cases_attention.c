@@ -184,6 +184,10 @@ static em_tensor *gc_plain(em_tensor *const *in) { return attention_(in, 3, fals
 static em_tensor *gc_causal(em_tensor *const *in) { return attention_(in, 3, true, 0.8); }
 static em_tensor *gc_masked(em_tensor *const *in) { return attention_(in, 4, false, 0); }
 static em_tensor *gc_masked_causal(em_tensor *const *in) { return attention_(in, 4, true, 0); }
+/* The op's whole packed output, O and the rows' lse: the lse's gradient too. */
+static em_tensor *gc_packed(em_tensor *const *in) {
+    return em__apply(EM_OP_ATTENTION, 3, in, &(em_attrs){.i = {1}, .ni = 1, .f = {0.9}});
+}
 
 const gc_case gc_cases_attention[] = {
     {EM_OP_ATTENTION, "attention [1,2,3,4] x [1,2,5,4]", 3, {EM_SHAPE(1, 2, 3, 4), EM_SHAPE(1, 2, 5, 4), EM_SHAPE(1, 2, 5, 4)},
@@ -195,5 +199,7 @@ const gc_case gc_cases_attention[] = {
     {EM_OP_ATTENTION, "attention causal, mask [2,1,4]", 4,
      {EM_SHAPE(1, 2, 4, 3), EM_SHAPE(1, 2, 4, 3), EM_SHAPE(1, 2, 4, 3), EM_SHAPE(2, 1, 4)}, gc_masked_causal, -1, 1,
      1u << 3, NULL},
+    {EM_OP_ATTENTION, "attention packed [O | lse], causal", 3,
+     {EM_SHAPE(1, 2, 3, 4), EM_SHAPE(1, 2, 5, 4), EM_SHAPE(1, 2, 5, 4)}, gc_packed, -1, 1, 0, NULL},
     {.fn = NULL},
 };
