@@ -24,10 +24,11 @@
  * register-tile kernel (regtile.c) for float32 where the CPU has it and the
  * widths are multiples of 16, else by a loop compiled for AVX-512, AVX2 and
  * plain x86-64 (EM_HOT). The forward pass is one task per (batch, head,
- * block of query rows); the backward pass one task per (batch, head), which
- * owns its rows of dq, dk and dv, so nothing is added across threads. Tasks
- * are independent and each computes in a fixed order: results do not depend
- * on the thread count. */
+ * FWD_ROWS query rows); the backward pass one task per (batch, head), which
+ * owns its rows of dq, dk and dv, so nothing is added across threads. Each
+ * thread has one scratch slot and takes the next task from a counter (the
+ * causal cut makes tasks unequal). Tasks are independent and each computes
+ * in a fixed order: results do not depend on the thread count. */
 #include "../gpu.h"
 #include "../internal.h"
 #include "attention_math.h"
@@ -453,8 +454,6 @@ static em_tensor *packed_part(em_tensor *t, int64_t offset, em_shape shape) {
     return em_reshape(em_slice(t, &offset, &size), shape);
 }
 
-static em_shape shape4(const em_tensor *t) { return em__shape_of(t); }
-
 static int attention_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {
     if (c->n == 4 && need[3])
         return em__op_error(c, "the mask has no gradient here (it would take a [B, H, Tq, Tk] tensor); "
@@ -468,7 +467,7 @@ static int attention_grad(const em_call *c, em_tensor *out, em_tensor *g, const 
     int64_t on = o_numel(c), kn = kv_numel(c);
     const int64_t offsets[3] = {0, on, on + kn};
     for (int i = 0; i < 3; i++)
-        if (need[i] && !(gin[i] = packed_part(grads, offsets[i], shape4(c->in[i])))) return -1;
+        if (need[i] && !(gin[i] = packed_part(grads, offsets[i], em__shape_of(c->in[i])))) return -1;
     return 0;
 }
 
@@ -484,5 +483,5 @@ em_tensor *em_scaled_dot_product_attention(em_tensor *q, em_tensor *k, em_tensor
     em_tensor *in[4] = {q, k, v, mask};
     em_attrs a = {.i = {causal}, .ni = 1, .f = {scale}};
     em_tensor *packed = em__apply(EM_OP_ATTENTION, mask ? 4 : 3, in, &a);
-    return packed ? packed_part(packed, 0, shape4(q)) : NULL;
+    return packed ? packed_part(packed, 0, em__shape_of(q)) : NULL;
 }
