@@ -48,6 +48,12 @@ enum { BQ = 48, BK = 96 };
 enum { FWD_ROWS = 3 * BQ };
 /* Lanes of the row reductions: a 512-bit vector of float32. */
 enum { LANES = 16 };
+/* part[l] = op(part[l], part[l + w]) for l < w: one step of combining lanes by halving
+ * (constant widths, so that each step is one vector operation). */
+#define HALVE(part, w, op) \
+    for (int l_ = 0; l_ < (w); l_++) (part)[l_] = op((part)[l_], (part)[l_ + (w)])
+#define MAX_OF(a, b) ((b) > (a) ? (b) : (a))
+#define SUM_OF(a, b) ((a) + (b))
 
 /* ---- shape rules ---- */
 
@@ -215,7 +221,8 @@ static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
         }                                                                                                             \
     }                                                                                                                 \
     /* The scores of row s (keys j0.. of query row i; vis of them visible) in place, from the products. */           \
-    EM_HOT static void scores_##T(T *s, int64_t vis, T sc, const T *mrow, int64_t mstep) {                            \
+    static inline __attribute__((always_inline)) void scores_##T(T *s, int64_t vis, T sc, const T *mrow,            \
+                                                                 int64_t mstep) {                            \
         if (mrow && mstep) {                                                                                          \
             _Pragma("omp simd") for (int64_t j = 0; j < vis; j++) s[j] = EM_ATTN(score, T)(s[j], sc, mrow[j]);      \
         } else {                                                                                                      \
@@ -232,8 +239,10 @@ static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
         for (; j + LANES <= n; j += LANES)                                                                            \
             for (int l = 0; l < LANES; l++) part[l] = x[j + l] > part[l] ? x[j + l] : part[l];                       \
         for (int l = 0; j + l < n; l++) part[l] = x[j + l] > part[l] ? x[j + l] : part[l];                           \
-        for (int w = LANES / 2; w > 0; w /= 2)                                                                        \
-            for (int l = 0; l < w; l++) part[l] = part[l + w] > part[l] ? part[l + w] : part[l];                      \
+        HALVE(part, 8, MAX_OF);                                                                                       \
+        HALVE(part, 4, MAX_OF);                                                                                       \
+        HALVE(part, 2, MAX_OF);                                                                                       \
+        HALVE(part, 1, MAX_OF);                                                                                       \
         return part[0];                                                                                               \
     }                                                                                                                 \
     /* x = prob(x, ref) in place; returns their sum. */                                                               \
@@ -251,8 +260,10 @@ static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
             x[j + l] = e;                                                                                             \
             part[l] += e;                                                                                             \
         }                                                                                                             \
-        for (int w = LANES / 2; w > 0; w /= 2)                                                                        \
-            for (int l = 0; l < w; l++) part[l] += part[l + w];                                                       \
+        HALVE(part, 8, SUM_OF);                                                                                       \
+        HALVE(part, 4, SUM_OF);                                                                                       \
+        HALVE(part, 2, SUM_OF);                                                                                       \
+        HALVE(part, 1, SUM_OF);                                                                                       \
         return part[0];                                                                                               \
     }                                                                                                                 \
     /* One block of rows [i0, i0 + nq) of head bh: m, l and acc updated by keys [j0, j0 + nk). */                    \
