@@ -161,6 +161,34 @@ START_TEST(test_a_row_that_sees_nothing_gives_zero) {
 }
 END_TEST
 
+/* Traced with the batch unknown (the packed output's views are sized from
+ * it), a step with the gradient replays at other batch sizes as it runs
+ * eagerly: the squared norm of d(sum o^2)/dq. */
+static em_tensor *squared_grad_norm(em_tensor *q) {
+    em_tape *tape = em_tape_begin(false);
+    em_tensor *o = em_scaled_dot_product_attention(q, q, q, true, 0, NULL), *g = NULL;
+    int rc = em_gradients(tape, em_sum(em_mul(o, o), EM_ALL_AXES, false), 1, &q, &g);
+    em_tape_release(tape);
+    ck_assert_int_eq(rc, 0);
+    return em_sum(em_mul(g, g), EM_ALL_AXES, false);
+}
+START_TEST(test_a_traced_step_replays_at_other_batch_sizes) {
+    em_scope_begin();
+    em_tensor *q = em_placeholder(EM_F64, EM_SHAPE(-1, 2, 8, 4), "q");
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_tensor *norm = squared_grad_norm(q);
+    em_graph *g = em_trace_end();
+    ck_assert_ptr_nonnull(g);
+    for (int64_t b = 1; b <= 3; b += 2) {
+        em_tensor *x = em_test_uniform(EM_SHAPE(b, 2, 8, 4), -1, 1, (uint64_t)b), *got = NULL;
+        ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{q, x}}, 1, &norm, &got), 0);
+        ck_assert_double_eq_tol(em_item(got), em_item(squared_grad_norm(x)), 1e-12);
+    }
+    em_graph_release(g);
+    em_scope_end();
+}
+END_TEST
+
 /* Forward and backward at T = 1024 (B 1, H 2, D 32, float32, causal): all
  * the memory allocated on the way, outputs and gradients included, stays
  * below one [T, T] float32 matrix per head (8 MiB), the size of what the
@@ -198,6 +226,7 @@ int main(void) {
     tcase_add_test(tc, test_thread_count_does_not_change_results);
     tcase_add_test(tc, test_errors_name_the_argument_and_shapes);
     tcase_add_test(tc, test_a_row_that_sees_nothing_gives_zero);
+    tcase_add_test(tc, test_a_traced_step_replays_at_other_batch_sizes);
     tcase_add_test(tc, test_memory_stays_below_one_score_matrix_per_head);
     suite_add_tcase(s, tc);
     return em_test_run(s);
