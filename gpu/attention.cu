@@ -194,11 +194,19 @@ int too_wide(const em_gpu_call *c, int64_t d) {
     return -1;
 }
 
+// The kernels' grids give each (batch, head) pair a row of blocks: at most 65535 of them.
+int too_many_heads(const em_gpu_call *c, int64_t bh) {
+    if (bh <= 65535) return 0;
+    em_gpu_report("%s: B * H = %lld exceeds the GPU kernel's 65535 (batch, head) pairs", c->name, (long long)bh);
+    return -1;
+}
+
 template <class T> int attention_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream) {
     AttnArgs a = attn_args(c, c->n);
     const int64_t bh = c->in[0].shape[0] * a.heads, on = c->in[0].numel;
     const int kt = tile_rows<T>(2 * a.d, ATTN_MAX_TILE);
     if (kt < 1) return too_wide(c, a.d);
+    if (too_many_heads(c, bh)) return -1;
     T *o = static_cast<T *>(out->data);
     dim3 grid((unsigned)((a.tq + ATTN_THREADS - 1) / ATTN_THREADS), (unsigned)bh);
     attn_fwd<T><<<grid, ATTN_THREADS, sizeof(T) * (size_t)(2 * kt * a.d), stream>>>(
@@ -214,6 +222,7 @@ template <class T> int attention_grad_gpu(const em_gpu_call *c, em_gpu_tensor *o
     const int64_t bh = c->in[0].shape[0] * a.heads, on = c->in[0].numel, kn = c->in[1].numel;
     const int kt = tile_rows<T>(2 * a.d, ATTN_MAX_TILE), qt = tile_rows<T>(2 * a.d + 2, ATTN_MAX_TILE);
     if (kt < 1 || qt < 1) return too_wide(c, a.d);
+    if (too_many_heads(c, bh)) return -1;
     const T *q = static_cast<const T *>(c->in[0].data), *k = static_cast<const T *>(c->in[1].data);
     const T *v = static_cast<const T *>(c->in[2].data), *mask = mask_of<T>(c, nqkv);
     const T *o = static_cast<const T *>(c->in[nqkv].data), *dout = static_cast<const T *>(c->in[nqkv + 1].data);
