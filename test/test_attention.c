@@ -210,6 +210,7 @@ START_TEST(test_memory_stays_below_one_score_matrix_per_head) {
     em_tape_release(tape);
     size_t extra = em_host_memory_stats().peak - before;
     em_scope_end();
+    ck_assert_uint_eq(em_host_memory_stats().in_use, before); /* all of it given back */
     size_t limit = (size_t)(H * T * T) * sizeof(float);
     ck_assert_msg(extra < limit, "attention at T = %lld took %zu bytes beyond its inputs; the limit is %zu",
                   (long long)T, extra, limit);
