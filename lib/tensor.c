@@ -188,8 +188,9 @@ void em__blocks_shutdown(void) {
     pthread_mutex_unlock(&large_lock);
 }
 
-/* A block of at least `size` bytes, 64-byte aligned; *cap gets its real size. */
-static void *block_alloc(size_t size, size_t *cap) {
+/* A block of at least `size` bytes, 64-byte aligned (from the caches when
+ * they hold one); *cap gets its real size. */
+static void *block_take(size_t size, size_t *cap) {
     if (fail_hook && fail_hook(size, fail_ctx)) return NULL;
     int c = size_class(size);
     if (c >= 0) {
@@ -217,6 +218,25 @@ static void *block_alloc(size_t size, size_t *cap) {
     return posix_memalign(&p, EM_ALIGN, *cap) ? NULL : p;
 }
 
+/* Bytes of the blocks handed out now, and the most at once (em_host_memory_stats). */
+static atomic_size_t host_in_use, host_peak;
+
+em_host_memory em_host_memory_stats(void) {
+    return (em_host_memory){atomic_load(&host_in_use), atomic_load(&host_peak)};
+}
+
+void em_host_memory_reset_peak(void) { atomic_store(&host_peak, atomic_load(&host_in_use)); }
+
+/* block_take, counted. */
+static void *block_alloc(size_t size, size_t *cap) {
+    void *p = block_take(size, cap);
+    if (!p) return NULL;
+    size_t now = atomic_fetch_add(&host_in_use, *cap) + *cap, peak = atomic_load(&host_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&host_peak, &peak, now)) {
+    }
+    return p;
+}
+
 /* Under AddressSanitizer blocks go straight back to malloc, so that a tensor
  * used after em_release is reported instead of reading a cached block. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -228,6 +248,7 @@ static void *block_alloc(size_t size, size_t *cap) {
 #endif
 
 static void block_free(void *p, size_t cap) {
+    atomic_fetch_sub(&host_in_use, cap);
 #ifdef EM_NO_BLOCK_CACHE
     (void)cap;
     free(p);

@@ -84,8 +84,21 @@ typedef struct em_device_memory {
     size_t device_total;
     int64_t allocations; /* cudaMalloc calls so far */
 } em_device_memory;
-/* A GPU's memory statistics; -1 with an error for a CPU device. */
+/* A GPU's memory statistics; -1 with an error for a CPU device (see
+ * em_host_memory_stats). */
 int em_device_memory_stats(const char *device, em_device_memory *out);
+/* The host memory that tensors and kernel scratch hold now, and the most they
+ * held at once since the start or the last em_host_memory_reset_peak: bytes
+ * as the allocator hands its blocks out (blocks it keeps cached for reuse
+ * are not counted). What an op or a step needs is the peak around it minus
+ * what was in use before. */
+typedef struct em_host_memory {
+    size_t in_use;
+    size_t peak;
+} em_host_memory;
+em_host_memory em_host_memory_stats(void);
+/* Starts a new peak from what is in use now. */
+void em_host_memory_reset_peak(void);
 /* Waits for every op queued on the device (GPU ops run asynchronously;
  * reading a value waits by itself). An error a GPU kernel met is reported
  * here, naming the op. 0 at once for a CPU device. */

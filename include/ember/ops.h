@@ -143,6 +143,15 @@ em_tensor *em_conv2d(em_tensor *input, em_tensor *filter, const int *strides,
 /* NHWC pooling; ksize and strides are {h, w}. */
 em_tensor *em_max_pool(em_tensor *input, const int *ksize, const int *strides, em_padding padding);
 em_tensor *em_avg_pool(em_tensor *input, const int *ksize, const int *strides, em_padding padding);
+/* Scaled dot-product attention, softmax(scale q k^T + mask) v, fused: q [B,H,Tq,D],
+ * k and v [B,H,Tk,D] -> [B,H,Tq,D]. causal lets query i see keys j <= i + Tk - Tq
+ * (aligned at the end, as when decoding with a cache of keys and values); mask
+ * is NULL or an additive mask of q's dtype that broadcasts to [B,H,Tq,Tk],
+ * added before the causal cut (it gets no gradient); scale 0 means 1/sqrt(D).
+ * Never builds the [Tq,Tk] scores, forward or backward: memory O(B H T). A row
+ * that sees no key gives 0. */
+em_tensor *em_scaled_dot_product_attention(em_tensor *q, em_tensor *k, em_tensor *v, bool causal, double scale,
+                                           em_tensor *mask);
 
 /* ---- random (this thread's stream, see em_set_seed) ---- */
 em_tensor *em_random_normal(em_dtype dtype, em_shape shape, double mean, double stddev);
