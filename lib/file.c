@@ -101,7 +101,8 @@ static int create_locked_temp(const char *op, const char *path, mode_t mode, cha
     em__remove_stale_temps(dir, temp_of_base, (void *)base);
     free(parts);
     snprintf(*tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    for (int attempt = 0; attempt < 8; attempt++) {
+    int attempt;
+    for (attempt = 0; attempt < 8; attempt++) {
         int fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd < 0) {
             em__error("%s: cannot create %s: %s", op, *tmp, strerror(errno));
@@ -127,7 +128,7 @@ static int create_locked_temp(const char *op, const char *path, mode_t mode, cha
         }
         return fd;
     }
-    if (!em_last_error()) em__error("%s: cannot create %s: it kept being removed", op, *tmp);
+    if (attempt == 8) em__error("%s: cannot create %s: it kept being removed", op, *tmp);
     free(*tmp);
     *tmp = NULL;
     return -1;

@@ -256,8 +256,9 @@ static em_tensor *variable_on_host(struct em_varstore *s, const char *op, const 
     info->trainable = trainable;
     v->var = info;
     v->flags |= EM_T_VARIABLE;
+    uint64_t errors = em__error_count(); /* a step that fails silently ran out of memory */
     if (fill_init(v, init, op) || (s->pending && em__ckpt_take(s->pending, v, op))) {
-        if (!em_last_error()) em__error("%s: Variable %s: out of memory", op, full);
+        if (em__error_count() == errors) em__error("%s: Variable %s: out of memory", op, full);
         free_info(v);
         em__unref(v);
         return NULL;
@@ -293,12 +294,13 @@ em_tensor *em__variable_new(const char *op, const char *full, em_dtype dtype, em
     /* Made and initialised in host memory, then moved to a GPU scope's device. */
     int where = em__scoped_device;
     em_tensor *v;
+    uint64_t errors = em__error_count(); /* a step that fails silently ran out of memory */
     {
         EM_ON_DEVICE(em__is_gpu(where) ? 0 : where);
         v = variable_on_host(s, op, full, dtype, shape, init, trainable);
     }
     if (v && ((em__is_gpu(where) && to_gpu(v, where)) || register_var(s, v))) {
-        if (!em_last_error()) em__error("%s: Variable %s: out of memory", op, full);
+        if (em__error_count() == errors) em__error("%s: Variable %s: out of memory", op, full);
         free_info(v);
         em__unref(v);
         return NULL;
