@@ -246,26 +246,7 @@ template <class T> int attention_grad_gpu(const em_gpu_call *c, em_gpu_tensor *o
     return rc;
 }
 
-// Runs launch(T(), stream) with T the output's float type.
-template <class F> int typed(const em_gpu_call *c, em_gpu_tensor *out, F launch) {
-    if (out->numel == 0) return 0;
-    cudaStream_t stream = em_gpu_stream(c->device);
-    if (!stream) return -1;
-    switch (out->dtype) {
-    case EM_F32: return launch(float(), stream);
-    case EM_F64: return launch(double(), stream);
-    default:
-        em_gpu_report("%s: no GPU kernel for dtype %s", c->name, em_gpu_dtype_name(out->dtype));
-        return -1;
-    }
-}
-
 } // namespace
 
-int em_gpu_op_attention(const em_gpu_call *c, em_gpu_tensor *out) {
-    return typed(c, out, [&](auto zero, cudaStream_t stream) { return attention_gpu<decltype(zero)>(c, out, stream); });
-}
-int em_gpu_op_attention_grad(const em_gpu_call *c, em_gpu_tensor *out) {
-    return typed(c, out,
-                 [&](auto zero, cudaStream_t stream) { return attention_grad_gpu<decltype(zero)>(c, out, stream); });
-}
+EM_GPU_FLOAT_OP(attention, attention_gpu<T>(c, out, stream))
+EM_GPU_FLOAT_OP(attention_grad, attention_grad_gpu<T>(c, out, stream))

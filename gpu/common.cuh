@@ -119,4 +119,27 @@ static inline unsigned em_gpu_blocks(int64_t n) {
     default: break;                                          \
     }
 
+// Runs launch(T(), stream) with T the output's float type (float32 or float64).
+template <class F> int em_gpu_float_typed(const em_gpu_call *c, em_gpu_tensor *out, F launch) {
+    if (out->numel == 0) return 0;
+    cudaStream_t stream = em_gpu_stream(c->device);
+    if (!stream) return -1;
+    switch (out->dtype) {
+    case EM_F32: return launch(float(), stream);
+    case EM_F64: return launch(double(), stream);
+    default:
+        em_gpu_report("%s: no GPU kernel for dtype %s", c->name, em_gpu_dtype_name(out->dtype));
+        return -1;
+    }
+}
+// The GPU entry of a float op `name` (em_gpu_op_<name>): the expression that
+// launches it, with T its float type and `stream` the device's stream.
+#define EM_GPU_FLOAT_OP(name, ...)                                                        \
+    int em_gpu_op_##name(const em_gpu_call *c, em_gpu_tensor *out) {                      \
+        return em_gpu_float_typed(c, out, [&](auto zero, cudaStream_t stream) {           \
+            typedef decltype(zero) T;                                                     \
+            return __VA_ARGS__;                                                           \
+        });                                                                               \
+    }
+
 #endif

@@ -509,44 +509,22 @@ template <class T> int sparse_softmax_xent_gpu(const em_gpu_call *c, em_gpu_tens
     return em_gpu_launched(c->device, c->name);
 }
 
-// Runs launch(T(), stream) with T the output's float type.
-template <class F> int typed(const em_gpu_call *c, em_gpu_tensor *out, F launch) {
-    if (out->numel == 0) return 0;
-    cudaStream_t stream = em_gpu_stream(c->device);
-    if (!stream) return -1;
-    switch (out->dtype) {
-    case EM_F32: return launch(float(), stream);
-    case EM_F64: return launch(double(), stream);
-    default:
-        em_gpu_report("%s: no GPU kernel for dtype %s", c->name, em_gpu_dtype_name(out->dtype));
-        return -1;
-    }
-}
-
 } // namespace
 
-// The GPU entry of op `name` (em_gpu_op_<name>, gpu/common.cuh): the expression that launches it, with T its float type.
-#define NN_GPU(name, ...)                                                                                  \
-    int em_gpu_op_##name(const em_gpu_call *c, em_gpu_tensor *out) {                             \
-        return typed(c, out, [&](auto zero, cudaStream_t stream) {                                         \
-            typedef decltype(zero) T;                                                                      \
-            return __VA_ARGS__;                                                                            \
-        });                                                                                                \
-    }
-NN_GPU(softmax, softmax_gpu<T>(c, out, stream, false))
-NN_GPU(log_softmax, softmax_gpu<T>(c, out, stream, true))
-NN_GPU(softmax_grad, softmax_grad_gpu<T>(c, out, stream))
-NN_GPU(sigmoid_xent, per_element<T>(c, out, stream, sigmoid_xent<T>, arg<T>(c, 0), arg<T>(c, 1)))
-NN_GPU(softmax_xent, softmax_xent_gpu<T>(c, out, stream))
-NN_GPU(sparse_softmax_xent, sparse_softmax_xent_gpu<T>(c, out, stream))
-NN_GPU(conv2d, conv_gpu<T>(c, out, FWD, stream))
-NN_GPU(conv2d_backprop_input, conv_gpu<T>(c, out, BPI, stream))
-NN_GPU(conv2d_backprop_filter, conv_gpu<T>(c, out, BPF, stream))
-NN_GPU(max_pool, per_element<T>(c, out, stream, max_pool_fwd<T>, pool_geom(c, c->in[0].shape), arg<T>(c, 0)))
+EM_GPU_FLOAT_OP(softmax, softmax_gpu<T>(c, out, stream, false))
+EM_GPU_FLOAT_OP(log_softmax, softmax_gpu<T>(c, out, stream, true))
+EM_GPU_FLOAT_OP(softmax_grad, softmax_grad_gpu<T>(c, out, stream))
+EM_GPU_FLOAT_OP(sigmoid_xent, per_element<T>(c, out, stream, sigmoid_xent<T>, arg<T>(c, 0), arg<T>(c, 1)))
+EM_GPU_FLOAT_OP(softmax_xent, softmax_xent_gpu<T>(c, out, stream))
+EM_GPU_FLOAT_OP(sparse_softmax_xent, sparse_softmax_xent_gpu<T>(c, out, stream))
+EM_GPU_FLOAT_OP(conv2d, conv_gpu<T>(c, out, FWD, stream))
+EM_GPU_FLOAT_OP(conv2d_backprop_input, conv_gpu<T>(c, out, BPI, stream))
+EM_GPU_FLOAT_OP(conv2d_backprop_filter, conv_gpu<T>(c, out, BPF, stream))
+EM_GPU_FLOAT_OP(max_pool, per_element<T>(c, out, stream, max_pool_fwd<T>, pool_geom(c, c->in[0].shape), arg<T>(c, 0)))
 // (input, out_backprop); out has the input's shape
-NN_GPU(max_pool_grad,
+EM_GPU_FLOAT_OP(max_pool_grad,
        per_element<T>(c, out, stream, max_pool_grad<T>, pool_geom(c, out->shape), arg<T>(c, 0), arg<T>(c, 1)))
-NN_GPU(avg_pool, per_element<T>(c, out, stream, avg_pool_fwd<T>, pool_geom(c, c->in[0].shape), arg<T>(c, 0)))
+EM_GPU_FLOAT_OP(avg_pool, per_element<T>(c, out, stream, avg_pool_fwd<T>, pool_geom(c, c->in[0].shape), arg<T>(c, 0)))
 // (out_backprop); out has the input's shape
-NN_GPU(avg_pool_grad, per_element<T>(c, out, stream, avg_pool_grad<T>, pool_geom(c, out->shape), arg<T>(c, 0)))
+EM_GPU_FLOAT_OP(avg_pool_grad, per_element<T>(c, out, stream, avg_pool_grad<T>, pool_geom(c, out->shape), arg<T>(c, 0)))
 #undef NN_GPU

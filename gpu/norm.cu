@@ -165,31 +165,10 @@ template <class T> int norm_grad_gpu(const em_gpu_call *c, em_gpu_tensor *out, c
     return rc;
 }
 
-// Runs launch(T(), stream) with T the output's float type.
-template <class F> int typed(const em_gpu_call *c, em_gpu_tensor *out, F launch) {
-    if (out->numel == 0) return 0;
-    cudaStream_t stream = em_gpu_stream(c->device);
-    if (!stream) return -1;
-    switch (out->dtype) {
-    case EM_F32: return launch(float(), stream);
-    case EM_F64: return launch(double(), stream);
-    default:
-        em_gpu_report("%s: no GPU kernel for dtype %s", c->name, em_gpu_dtype_name(out->dtype));
-        return -1;
-    }
-}
-
 } // namespace
 
-#define NORM_GPU(name, ...)                                                                                            \
-    int em_gpu_op_##name(const em_gpu_call *c, em_gpu_tensor *out) {                                                   \
-        return typed(c, out, [&](auto zero, cudaStream_t stream) {                                                     \
-            typedef decltype(zero) T;                                                                                  \
-            return __VA_ARGS__;                                                                                        \
-        });                                                                                                            \
-    }
-NORM_GPU(layer_norm, norm_gpu<T>(c, out, stream))
-NORM_GPU(rms_norm, norm_gpu<T>(c, out, stream))
-NORM_GPU(layer_norm_grad, norm_grad_gpu<T>(c, out, stream, true))
-NORM_GPU(rms_norm_grad, norm_grad_gpu<T>(c, out, stream, false))
+EM_GPU_FLOAT_OP(layer_norm, norm_gpu<T>(c, out, stream))
+EM_GPU_FLOAT_OP(rms_norm, norm_gpu<T>(c, out, stream))
+EM_GPU_FLOAT_OP(layer_norm_grad, norm_grad_gpu<T>(c, out, stream, true))
+EM_GPU_FLOAT_OP(rms_norm_grad, norm_grad_gpu<T>(c, out, stream, false))
 #undef NORM_GPU
