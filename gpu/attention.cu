@@ -49,6 +49,14 @@ template <class T> __device__ void load_tile(T *dst, const T *src, int64_t r0, i
 }
 
 // Forward: grid (query blocks, B*H); o and lse are the packed output's parts.
+// One past the last key any query row of this block sees: the key tiles it loads.
+__device__ inline int64_t block_key_end(const AttnArgs &a) {
+    int64_t block_last = (int64_t)blockIdx.x * blockDim.x + blockDim.x - 1;
+    block_last = block_last < a.tq ? block_last : a.tq - 1;
+    int64_t kend = em_attn_last_key(block_last, a.tq, a.tk, a.causal) + 1;
+    return kend < a.tk ? kend : a.tk;
+}
+
 template <class T>
 __global__ void __launch_bounds__(ATTN_THREADS)
     attn_fwd(AttnArgs a, const T *q, const T *k, const T *v, const T *mask, T *o, T *lse, int kt) {
@@ -61,10 +69,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
     if (active)
         for (int64_t t = 0; t < d; t++) oi[t] = 0;
     const int64_t last = em_attn_last_key(i, a.tq, a.tk, a.causal);
-    int64_t block_last = (int64_t)blockIdx.x * blockDim.x + blockDim.x - 1;
-    block_last = block_last < a.tq ? block_last : a.tq - 1;
-    int64_t kend = em_attn_last_key(block_last, a.tq, a.tk, a.causal) + 1;
-    kend = kend < a.tk ? kend : a.tk;
+    const int64_t kend = block_key_end(a);
     for (int64_t j0 = 0; j0 < kend; j0 += kt) {
         const int64_t nk = kend - j0 < kt ? kend - j0 : kt;
         __syncthreads();
@@ -118,10 +123,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
         for (int64_t t = 0; t < d; t++) dqi[t] = 0;
     }
     const int64_t last = em_attn_last_key(i, a.tq, a.tk, a.causal);
-    int64_t block_last = (int64_t)blockIdx.x * blockDim.x + blockDim.x - 1;
-    block_last = block_last < a.tq ? block_last : a.tq - 1;
-    int64_t kend = em_attn_last_key(block_last, a.tq, a.tk, a.causal) + 1;
-    kend = kend < a.tk ? kend : a.tk;
+    const int64_t kend = block_key_end(a);
     for (int64_t j0 = 0; j0 < kend; j0 += kt) {
         const int64_t nk = kend - j0 < kt ? kend - j0 : kt;
         __syncthreads();
