@@ -49,6 +49,16 @@ template <class T> __device__ void load_tile(T *dst, const T *src, int64_t r0, i
 }
 
 // Forward: grid (query blocks, B*H); o and lse are the packed output's parts.
+// The block's threads load keys and values [j0, j0 + nk) into shared memory,
+// after every thread is done with the previous tiles.
+template <class T>
+__device__ inline void load_kv_tiles(T *ks, T *vs, const T *kb, const T *vb, int64_t j0, int64_t nk, int64_t d) {
+    __syncthreads();
+    load_tile(ks, kb, j0, nk, d);
+    load_tile(vs, vb, j0, nk, d);
+    __syncthreads();
+}
+
 // One past the last key any query row of this block sees: the key tiles it loads.
 __device__ inline int64_t block_key_end(const AttnArgs &a) {
     int64_t block_last = (int64_t)blockIdx.x * blockDim.x + blockDim.x - 1;
@@ -72,10 +82,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
     const int64_t kend = block_key_end(a);
     for (int64_t j0 = 0; j0 < kend; j0 += kt) {
         const int64_t nk = kend - j0 < kt ? kend - j0 : kt;
-        __syncthreads();
-        load_tile(ks, kb, j0, nk, d);
-        load_tile(vs, vb, j0, nk, d);
-        __syncthreads();
+        load_kv_tiles(ks, vs, kb, vb, j0, nk, d);
         if (!active) continue;
         int64_t vis = last - j0 + 1;
         vis = vis < 0 ? 0 : vis > nk ? nk : vis;
@@ -126,10 +133,7 @@ __global__ void __launch_bounds__(ATTN_THREADS)
     const int64_t kend = block_key_end(a);
     for (int64_t j0 = 0; j0 < kend; j0 += kt) {
         const int64_t nk = kend - j0 < kt ? kend - j0 : kt;
-        __syncthreads();
-        load_tile(ks, kb, j0, nk, d);
-        load_tile(vs, vb, j0, nk, d);
-        __syncthreads();
+        load_kv_tiles(ks, vs, kb, vb, j0, nk, d);
         if (!active) continue;
         for (int64_t j = 0; j < nk && j0 + j <= last; j++) {
             T p = EM_ATTN(prob, T)(EM_ATTN(score, T)(dot(qi, ks + j * d, d), sc, mask_at(a, mask, bh, i, j0 + j)), li);

@@ -146,6 +146,7 @@ static int64_t attention_cost(const em_call *c) {
 typedef struct {
     int64_t tq, tk, d, heads, ntasks, qblocks;
     bool causal, has_mask;
+    bool backward; /* the tasks are attention_grad's */
     double scale;
     int64_t ms[4]; /* the mask's strides over [B, H, Tq, Tk] (0 where it broadcasts) */
     const void *q, *k, *v, *mask;
@@ -376,18 +377,12 @@ static int64_t pad16(int64_t n) { return (n + 15) / 16 * 16; }
             memcpy(dv + j0 * d, dvb, sizeof(T) * (size_t)(nk * d));                                                   \
         }                                                                                                             \
     }                                                                                                                 \
-    static void fwd_worker_##T(void *ctx, int64_t begin, int64_t end) {                                               \
+    static void worker_##T(void *ctx, int64_t begin, int64_t end) {                                                   \
         attn_plan *p = ctx;                                                                                           \
         for (int64_t w = begin; w < end; w++) {                                                                       \
             T *slot = (T *)(p->scratch + (size_t)w * p->slot_bytes);                                                  \
-            for (int64_t t; (t = atomic_fetch_add(&p->next, 1)) < p->ntasks;) fwd_task_##T(p, t, slot);               \
-        }                                                                                                             \
-    }                                                                                                                 \
-    static void bwd_worker_##T(void *ctx, int64_t begin, int64_t end) {                                               \
-        attn_plan *p = ctx;                                                                                           \
-        for (int64_t w = begin; w < end; w++) {                                                                       \
-            T *slot = (T *)(p->scratch + (size_t)w * p->slot_bytes);                                                  \
-            for (int64_t t; (t = atomic_fetch_add(&p->next, 1)) < p->ntasks;) bwd_task_##T(p, t, slot);               \
+            for (int64_t t; (t = atomic_fetch_add(&p->next, 1)) < p->ntasks;)                                         \
+                (p->backward ? bwd_task_##T : fwd_task_##T)(p, t, slot);                                              \
         }                                                                                                             \
     }
 ATTN_KERNELS(float)
@@ -433,10 +428,11 @@ static void attention_cpu(const em_call *c, em_tensor *out) {
     int64_t bh = c->in[0]->shape[0] * p.heads, d = p.d;
     p.qblocks = (p.tq + FWD_ROWS - 1) / FWD_ROWS;
     p.ntasks = bh * p.qblocks;
+    p.backward = false;
     p.out = out->data;
     p.out_lse = (char *)out->data + (size_t)o_numel(c) * es;
     attn_run(c, &p, (size_t)(d * BK + BQ * BK + FWD_ROWS * d + 2 * FWD_ROWS), es,
-             out->dtype == EM_F32 ? fwd_worker_float : fwd_worker_double);
+             out->dtype == EM_F32 ? worker_float : worker_double);
 }
 
 static void attention_grad_cpu(const em_call *c, em_tensor *out) {
@@ -446,6 +442,7 @@ static void attention_grad_cpu(const em_call *c, em_tensor *out) {
     size_t es = out->dtype == EM_F32 ? sizeof(float) : sizeof(double);
     int64_t on = o_numel(c), kn = kv_numel(c), d = p.d;
     p.ntasks = c->in[0]->shape[0] * p.heads;
+    p.backward = true;
     p.o = c->in[nqkv]->data;
     p.lse = (const char *)p.o + (size_t)on * es;
     p.dout = c->in[nqkv + 1]->data;
@@ -454,7 +451,7 @@ static void attention_grad_cpu(const em_call *c, em_tensor *out) {
     p.dk = (char *)out->data + (size_t)on * es;
     p.dv = (char *)out->data + (size_t)(on + kn) * es;
     attn_run(c, &p, (size_t)(2 * d * BK + 2 * BQ * BK + 2 * BK * d + p.tq), es,
-             out->dtype == EM_F32 ? bwd_worker_float : bwd_worker_double);
+             out->dtype == EM_F32 ? worker_float : worker_double);
 }
 
 /* ---- the packed outputs' views ---- */
