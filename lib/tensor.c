@@ -227,10 +227,15 @@ em_host_memory em_host_memory_stats(void) {
 
 void em_host_memory_reset_peak(void) { atomic_store(&host_peak, atomic_load(&host_in_use)); }
 
+/* Blocks past the small classes are counted; the small ones (at most 8 KiB,
+ * from per-thread caches) are not, which keeps process-wide atomics off the
+ * path of every small op. */
+#define COUNTED_BLOCK(cap) ((cap) > ((size_t)256 << (SMALL_CLASSES - 1)))
+
 /* block_take, counted. */
 static void *block_alloc(size_t size, size_t *cap) {
     void *p = block_take(size, cap);
-    if (!p) return NULL;
+    if (!p || !COUNTED_BLOCK(*cap)) return p;
     size_t now = atomic_fetch_add(&host_in_use, *cap) + *cap, peak = atomic_load(&host_peak);
     while (now > peak && !atomic_compare_exchange_weak(&host_peak, &peak, now)) {
     }
@@ -248,7 +253,7 @@ static void *block_alloc(size_t size, size_t *cap) {
 #endif
 
 static void block_free(void *p, size_t cap) {
-    atomic_fetch_sub(&host_in_use, cap);
+    if (COUNTED_BLOCK(cap)) atomic_fetch_sub(&host_in_use, cap);
 #ifdef EM_NO_BLOCK_CACHE
     (void)cap;
     free(p);

@@ -90,8 +90,9 @@ int em_device_memory_stats(const char *device, em_device_memory *out);
 /* The host memory that tensors and kernel scratch hold now, and the most they
  * held at once since the start or the last em_host_memory_reset_peak: bytes
  * as the allocator hands its blocks out (blocks it keeps cached for reuse
- * are not counted). What an op or a step needs is the peak around it minus
- * what was in use before. */
+ * are not counted, nor are blocks of 8 KiB and less, which per-thread caches
+ * hand out on every small op). What an op or a step needs is the peak around
+ * it minus what was in use before. */
 typedef struct em_host_memory {
     size_t in_use;
     size_t peak;
