@@ -166,6 +166,8 @@ $(SHARED): $(LIB_OBJ)
 $(BUILD)/test/%: test/%.c $(TEST_COMMON_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(TEST_COMMON_OBJ) $(STATIC) -o $@ $(CHECK_LIBS) $(LDLIBS) $(PROG_RPATH)
+# The tokenizer's suite reads the GPT-2 example's corpus the way the example does.
+$(BUILD)/test/test_tokenizer: examples/gpt2_data.h test/sha256.h
 
 # The plug-in's loading, linked both ways (test/test_plugin.c): test_plugin
 # and test_plugin_shared with the stub plug-ins (every build, every machine),

@@ -20,6 +20,7 @@
 #include <ember.h>
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,15 @@ static const char *const gpt2_corpus_files[] = {
     "paradoxum",  "people",    "perl",          "pets",   "platitudes", "politics",   "pratchett",  "science",
     "songs-poems", "sports",   "startrek",      "tao",    "translate-me", "wisdom",   "work",       "zippy",
 };
+
+/* The message of a failure, cut to errsize. */
+static inline void gpt2_error(char *err, size_t errsize, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline void gpt2_error(char *err, size_t errsize, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errsize, fmt, ap);
+    va_end(ap);
+}
 
 /* Appends one document (GPT2_EOT_TEXT, then the fortune) to *text (length
  * *len, capacity *cap); 0 when out of memory. An empty fortune adds nothing. */
@@ -82,7 +92,7 @@ static inline char *gpt2_corpus_text(const char *dir, size_t *len, char *err, si
         snprintf(path, sizeof path, "%s/%s", dir, gpt2_corpus_files[i]);
         FILE *f = fopen(path, "rb");
         if (!f) {
-            snprintf(err, errsize, "cannot open %s: %s (the corpus is Debian's fortunes package: `make deps` installs it)",
+            gpt2_error(err, errsize, "cannot open %s: %s (the corpus is Debian's fortunes package: `make deps` installs it)",
                      path, strerror(errno));
             free(text);
             return NULL;
@@ -100,7 +110,7 @@ static inline char *gpt2_corpus_text(const char *dir, size_t *len, char *err, si
         int read_error = ferror(f);
         fclose(f);
         if (!data || read_error || !gpt2_append_fortunes(data, size, &text, len, &cap)) {
-            snprintf(err, errsize, "%s: %s", path, read_error ? "read error" : "out of memory");
+            gpt2_error(err, errsize, "%s: %s", path, read_error ? "read error" : "out of memory");
             free(data);
             free(text);
             return NULL;
