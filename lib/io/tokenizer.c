@@ -429,6 +429,10 @@ static em_tokenizer *parse_encoder(const char *path, const uint8_t *text, size_t
         json_punct(&j, ':');
         json_id(&j, &ids[e]);
         uint32_t bad;
+        if (n == 0) {
+            em__error(LOAD_GPT2 ": %s: token %" PRId64 " is the empty string", path, ids[e]);
+            goto fail;
+        }
         if (!unmap_chars(key, &n, &bad)) {
             em__error(LOAD_GPT2 ": %s: token %" PRId64 " has the character U+%04X, which GPT-2's byte map does not use", path,
                       ids[e], (unsigned)bad);
