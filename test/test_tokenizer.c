@@ -171,8 +171,19 @@ START_TEST(test_any_bytes_roundtrip) {
         assert_decodes_to(gpt2, ids, n, text, len);
         free(ids);
     }
+    /* megabyte-long pieces (a run of spaces, one of dashes) merge in O(n log n) */
+    size_t big = 1 << 20;
+    char *runs = malloc(2 * big + 1);
+    memset(runs, ' ', big);
+    runs[big] = 'x';
+    memset(runs + big + 1, '-', big);
     int64_t n;
-    int32_t *ids = encode_all(gpt2, "", 0, &n);
+    int32_t *ids = encode_all(gpt2, runs, 2 * big + 1, &n);
+    ck_assert_int_lt(n, (int64_t)big * 2); /* merged: fewer ids than bytes */
+    assert_decodes_to(gpt2, ids, n, runs, 2 * big + 1);
+    free(ids);
+    free(runs);
+    ids = encode_all(gpt2, "", 0, &n);
     ck_assert_int_eq(n, 0);
     ck_assert_int_eq(em_tokenizer_decode(gpt2, ids, 0, NULL, 0), 0);
     free(ids);

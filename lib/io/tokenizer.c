@@ -772,8 +772,10 @@ static size_t split_next(const em_tokenizer *t, const uint8_t *s, size_t left) {
     return at == left || last == 0 ? at : last;
 }
 
-/* The merge loop on one piece of n bytes; the ids into t->work[0 .. return). */
-static int64_t merge_piece(em_tokenizer *t, const uint8_t *s, size_t n) {
+/* The merge loop on a short piece of n bytes: a scan for the lowest rank
+ * after each merge (O(n^2), the fastest for words); the ids into
+ * t->work[0 .. return). */
+static int64_t merge_short(em_tokenizer *t, const uint8_t *s, size_t n) {
     if (!reserve((void **)&t->work, &t->work_cap, 3 * n, sizeof *t->work)) return -1;
     int32_t *ids = t->work, *rank = ids + n, *merged = rank + n;
     for (size_t i = 0; i < n; i++) ids[i] = t->byte_token[s[i]];
@@ -802,6 +804,81 @@ static int64_t merge_piece(em_tokenizer *t, const uint8_t *s, size_t n) {
     }
     return (int64_t)n;
 }
+
+/* A pair waiting in merge_long's heap: the rank it had when pushed and the
+ * position of its left token (positions keep the bytes' order, so the
+ * smallest is the leftmost). */
+typedef struct pair_entry {
+    int32_t rank, pos;
+} pair_entry;
+
+static bool pair_before(pair_entry a, pair_entry b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
+
+static void heap_push(pair_entry *h, size_t *n, pair_entry e) {
+    size_t i = (*n)++;
+    for (; i && pair_before(e, h[(i - 1) / 2]); i = (i - 1) / 2) h[i] = h[(i - 1) / 2];
+    h[i] = e;
+}
+
+static pair_entry heap_pop(pair_entry *h, size_t *n) {
+    pair_entry top = h[0], last = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && pair_before(h[c + 1], h[c])) c++;
+        if (!pair_before(h[c], last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n) h[i] = last;
+    return top;
+}
+
+/* The same merges for a long piece (a run of spaces or punctuation can be
+ * megabytes): the tokens in a linked list, the pairs in a heap by (rank,
+ * position), a popped pair skipped when a merge beside it has changed it;
+ * O(n log n). */
+static int64_t merge_long(em_tokenizer *t, const uint8_t *s, size_t n) {
+    /* ids, next, prev and 3n heap entries (n - 1 pairs, then at most 2 per merge) */
+    size_t words = 3 * n + 3 * n * sizeof(pair_entry) / sizeof(int32_t);
+    if (n > INT32_MAX / 8 || !reserve((void **)&t->work, &t->work_cap, words, sizeof *t->work)) return -1;
+    int32_t *ids = t->work, *next = ids + n, *prev = next + n;
+    pair_entry *heap = (pair_entry *)(prev + n);
+    size_t queued = 0;
+    const int32_t end = (int32_t)n;
+    for (size_t i = 0; i < n; i++) ids[i] = t->byte_token[s[i]], next[i] = (int32_t)i + 1, prev[i] = (int32_t)i - 1;
+    for (size_t i = 0; i + 1 < n; i++) {
+        const merge_slot *m = merge_find(t, ids[i], ids[i + 1]);
+        if (m->pair) heap_push(heap, &queued, (pair_entry){m->rank, (int32_t)i});
+    }
+    while (queued) {
+        pair_entry e = heap_pop(heap, &queued);
+        int32_t p = e.pos, q = next[p];
+        if (ids[p] < 0 || q == end) continue;
+        const merge_slot *m = merge_find(t, ids[p], ids[q]);
+        if (!m->pair || m->rank != e.rank) continue; /* a rank names one pair: this one changed */
+        ids[p] = m->merged;
+        ids[q] = -1;
+        next[p] = next[q];
+        if (next[p] != end) prev[next[p]] = p;
+        /* the pairs the merge made: with the token before p, and with the one after */
+        if (prev[p] >= 0) {
+            const merge_slot *before = merge_find(t, ids[prev[p]], ids[p]);
+            if (before->pair) heap_push(heap, &queued, (pair_entry){before->rank, prev[p]});
+        }
+        if (next[p] != end) {
+            const merge_slot *after = merge_find(t, ids[p], ids[next[p]]);
+            if (after->pair) heap_push(heap, &queued, (pair_entry){after->rank, p});
+        }
+    }
+    size_t k = 0;
+    for (int32_t i = 0; i != end; i = next[i]) ids[k++] = ids[i];
+    return (int64_t)k;
+}
+
+/* Pieces up to this many bytes merge with merge_short. */
+#define SHORT_PIECE 64
 
 static void cache_clear(em_tokenizer *t) {
     if (t->cache) memset(t->cache, 0, (t->cache_mask + 1) * sizeof *t->cache);
@@ -883,7 +960,7 @@ int64_t em_tokenizer_encode(em_tokenizer *t, const char *text, size_t len, int32
             got = t->cache_ids + c->ids;
             k = c->n_ids;
         } else {
-            k = merge_piece(t, piece, n);
+            k = n <= SHORT_PIECE ? merge_short(t, piece, n) : merge_long(t, piece, n);
             if (k < 0) {
                 em__error("tokenizer_encode: out of memory for a piece of %zu bytes", n);
                 return -1;
