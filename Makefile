@@ -132,7 +132,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 .PHONY: all test examples bench install clean deps mnist fuzz fuzz-run gpu-check
 all: $(STATIC) $(SHARED) $(GPU_LIBS) $(BUILD)/ember-bench $(MPI_LIBS)
 
-HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h lib/ops/*.h lib/ops/*.def lib/graph/*.h)
+HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h lib/ops/*.h lib/ops/*.def lib/graph/*.h lib/io/*.h)
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@

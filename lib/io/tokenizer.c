@@ -409,8 +409,8 @@ static em_tokenizer *parse_encoder(const char *path, const uint8_t *text, size_t
         free(key);
         return NULL;
     }
-    if (entries > INT32_MAX) {
-        em__error(LOAD_GPT2 ": %s: %zu tokens, more than int32 ids hold", path, entries);
+    if (entries > INT32_MAX || key_bytes > UINT32_MAX) {
+        em__error(LOAD_GPT2 ": %s: %zu tokens of %zu bytes, more than int32 ids and offsets hold", path, entries, key_bytes);
         free(key);
         return NULL;
     }
@@ -629,7 +629,7 @@ em_tokenizer *em_tokenizer_load_llmc(const char *path) {
         goto done;
     }
     /* every token has at least one byte */
-    if (vocab == 0 || vocab > size - header) {
+    if (vocab == 0 || vocab > size - header || vocab > INT32_MAX || size - header > UINT32_MAX) {
         em__error(LOAD_LLMC ": %s: vocabulary size %u does not fit the file's %zu bytes", path, vocab, size);
         goto done;
     }
