@@ -26,8 +26,10 @@
 
 /* Pieces longer than this are merged every time, not cached. */
 #define CACHE_MAX_PIECE 128
-/* The cache starts over when it holds this many pieces (about 40 MB). */
-#define CACHE_MAX_ENTRIES (1u << 20)
+/* The cache starts over when it holds this many pieces (the fortunes corpus
+ * has 46,697 different ones, 7.6 bytes each on average): at most 12 MiB of
+ * slots, 32 MiB of pieces and 128 MiB of ids; about 16 MiB for English. */
+#define CACHE_MAX_ENTRIES (1u << 18)
 
 typedef struct merge_slot {
     uint64_t pair; /* left id << 32 | right id; 0 is free (the pair (0, 0) is stored as ~0) */
