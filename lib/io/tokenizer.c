@@ -58,7 +58,7 @@ struct em_tokenizer {
     size_t cache_bytes_len, cache_bytes_cap;
     int32_t *cache_ids;
     size_t cache_ids_len, cache_ids_cap;
-    /* scratch of the merge loop: ids, pair ranks and pair results of one piece */
+    /* the merge loops' scratch (merge_short, merge_long) */
     int32_t *work;
     size_t work_cap;
 };
@@ -326,10 +326,11 @@ static bool json_string(json *j, uint8_t *out, size_t *n) {
         }
         if (j->p >= j->end) return json_fail(j, "unterminated string");
         c = *j->p++;
-        const char *simple = strchr("\"\\/bfnrt", c);
-        if (c && simple) {
-            static const uint8_t to[] = {'"', '\\', '/', '\b', '\f', '\n', '\r', '\t'};
-            out[len++] = to[simple - "\"\\/bfnrt"];
+        static const char escapes[] = "\"\\/bfnrt";
+        static const uint8_t unescaped[] = {'"', '\\', '/', '\b', '\f', '\n', '\r', '\t'};
+        const char *simple = c ? strchr(escapes, c) : NULL;
+        if (simple) {
+            out[len++] = unescaped[simple - escapes];
             continue;
         }
         if (c != 'u') return json_fail(j, "unknown escape in a string");
