@@ -308,8 +308,9 @@ static size_t utf8_encode(uint32_t cp, uint8_t *out) {
     return 4;
 }
 
-/* A JSON string, its escapes undone, as UTF-8 into out (at most 4 bytes per
- * input byte, which out has room for); its length in *n. */
+/* A JSON string, its escapes undone, as UTF-8 into out (never more bytes than
+ * the string takes in the JSON: \uXXXX gives at most 3, a surrogate pair 4);
+ * its length in *n. */
 static bool json_string(json *j, uint8_t *out, size_t *n) {
     json_ws(j);
     if (j->p >= j->end || *j->p != '"') return json_fail(j, "expected a string");
@@ -379,7 +380,7 @@ static em_tokenizer *parse_encoder(const char *path, const uint8_t *text, size_t
     json j = {text, text, text + size, NULL};
     /* pass 1: count the entries and check the syntax; pass 2 places them */
     size_t entries = 0, key_bytes = 0;
-    uint8_t *key = malloc(size * 4 + 4);
+    uint8_t *key = malloc(size + 4); /* an unescaped string is never longer than its JSON */
     int64_t *ids = NULL;
     size_t *key_off = NULL;
     uint8_t *keys = NULL;
