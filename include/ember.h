@@ -10,6 +10,7 @@
  *   ember/device.h   devices, device scopes, placement, copies between devices
  *   ember/train.h    variables, variable scopes, initializers, optimizers, checkpoints
  *   ember/io.h       data formats: IDX (MNIST), .npy
+ *   ember/llmc.h     llm.c's GPT-2 checkpoints and token shards, the token loader
  *   ember/summary.h  TensorBoard event files, PNG images and plots
  *   ember/bench.h    kernel microbenchmarks: timing, GFLOP/s, GB/s, % of peak
  *   ember/dist.h     multi-process training on MPI (in libember_mpi)
@@ -33,6 +34,7 @@
 #include "ember/device.h"
 #include "ember/train.h"
 #include "ember/io.h"
+#include "ember/llmc.h"
 #include "ember/summary.h"
 #include "ember/bench.h"
 #include "ember/dist.h"
