@@ -167,10 +167,11 @@ int em_llmc_load_model(const char *path, const em_llmc_config *expect, em_llmc_c
         size_t n = (size_t)em_shape_numel(s);
         if (version == MODEL_F32) {
             if (fread(dst, 4, n, f) != n) break;
-        } else { /* bfloat16 is the top half of a float32: read into the top of dst, widen from the end down */
+        } else { /* bfloat16 is the top half of a float32: read into the top half of dst, widen from the start
+                  * (float k overwrites halves 2k-n and 2k-n+1, both read already) */
             uint16_t *half = (uint16_t *)(dst + n) - n;
             if (fread(half, 2, n, f) != n) break;
-            for (size_t k = n; k-- > 0;) {
+            for (size_t k = 0; k < n; k++) {
                 uint32_t bits = (uint32_t)half[k] << 16;
                 memcpy(dst + k, &bits, 4);
             }
@@ -294,10 +295,10 @@ fail:
 
 /* Reads n ids from token `at` into dst as int32. */
 static int shard_read(const shard *s, int64_t at, int64_t n, int32_t *dst) {
-    uint16_t *raw = (uint16_t *)(dst + n) - n; /* the top half of dst; widened from the end down */
+    uint16_t *raw = (uint16_t *)(dst + n) - n; /* the top half of dst, widened from the start (as in load_model) */
     size_t bytes = (size_t)n * 2;
     if (pread(fileno(s->f), raw, bytes, HEADER_BYTES + at * 2) != (ssize_t)bytes) return -1;
-    for (int64_t k = n; k-- > 0;) dst[k] = raw[k];
+    for (int64_t k = 0; k < n; k++) dst[k] = raw[k];
     return 0;
 }
 
