@@ -6,7 +6,7 @@
  * The variables are per layer ("gpt2/h3/qkvw"), the matrices in PyTorch's
  * nn.Linear layout [out, in] like llm.c's files; gpt2_load and gpt2_save
  * convert from and to llm.c's checkpoint (ember/llmc.h), whose tensors are
- * stacked over the layers. */
+ * stacked over the layers. Its functions are static inline: each program uses some of them. */
 #ifndef EMBER_EXAMPLES_GPT2_MODEL_H
 #define EMBER_EXAMPLES_GPT2_MODEL_H
 
@@ -32,11 +32,11 @@ typedef struct gpt2_cache {
     int64_t len;
 } gpt2_cache;
 
-static bool gpt2_per_layer(int i) { return i != EM_LLMC_WTE && i != EM_LLMC_WPE && i < EM_LLMC_LNFW; }
+static inline bool gpt2_per_layer(int i) { return i != EM_LLMC_WTE && i != EM_LLMC_WPE && i < EM_LLMC_LNFW; }
 
 /* Makes the variables, initialised as llm.c's train_gpt2.py does (normal 0.02, the residual projections
  * 0.02 / sqrt(2 L), biases 0, norm gains 1; the padded rows of wte too, which no token reaches). */
-static int gpt2_create(gpt2_model *m, const em_llmc_config *config, em_dtype dtype) {
+static inline int gpt2_create(gpt2_model *m, const em_llmc_config *config, em_dtype dtype) {
     *m = (gpt2_model){.config = *config, .dtype = dtype};
     int L = config->num_layers;
     m->vars = calloc((size_t)(EM_LLMC_PARAM_COUNT * L), sizeof *m->vars);
@@ -67,20 +67,20 @@ static int gpt2_create(gpt2_model *m, const em_llmc_config *config, em_dtype dty
     return 0;
 }
 
-static void gpt2_free(gpt2_model *m) {
+static inline void gpt2_free(gpt2_model *m) {
     for (int i = 0; i < EM_LLMC_PARAM_COUNT; i++) free(m->p[i]);
     free(m->vars);
 }
 
 /* AdamW's weight decay: llm.c decays the matrices (wte, wpe and the layers' weights), not biases or norm gains. */
-static bool gpt2_decays(const char *name, void *ctx) {
+static inline bool gpt2_decays(const char *name, void *ctx) {
     (void)ctx;
     em_tensor *v = em_find_variable(name);
     return v && em_ndim(v) == 2;
 }
 
 /* Sets the variables from an llm.c checkpoint of the model's config. 0, or -1 with an error (nothing changed). */
-static int gpt2_load(gpt2_model *m, const char *path) {
+static inline int gpt2_load(gpt2_model *m, const char *path) {
     em_tensor *t[EM_LLMC_PARAM_COUNT];
     em_scope_begin();
     int rc = em_llmc_load_model(path, &m->config, NULL, t);
@@ -100,7 +100,7 @@ static int gpt2_load(gpt2_model *m, const char *path) {
 }
 
 /* Writes the variables as an llm.c checkpoint (version 3, float32). */
-static int gpt2_save(gpt2_model *m, const char *path) {
+static inline int gpt2_save(gpt2_model *m, const char *path) {
     em_tensor *t[EM_LLMC_PARAM_COUNT];
     em_scope_begin();
     for (int i = 0; i < EM_LLMC_PARAM_COUNT; i++) {
@@ -117,14 +117,14 @@ static int gpt2_save(gpt2_model *m, const char *path) {
     return rc;
 }
 
-static em_tensor *gpt2_linear(em_tensor *x, em_tensor *w, em_tensor *b) {
+static inline em_tensor *gpt2_linear(em_tensor *x, em_tensor *w, em_tensor *b) {
     return em_bias_add(em_matmul_t(x, w, false, true), b);
 }
 
 /* The final hidden states [B, T, C] (after ln_f) of tokens idx [B, T] at positions pos0 .. pos0 + T - 1.
  * With a cache, each layer's keys and values are appended to it and attention sees every cached position
  * (generation: the prefix is not recomputed); without, attention is causal over idx alone (training). */
-static em_tensor *gpt2_hidden(gpt2_model *m, em_tensor *idx, int64_t pos0, gpt2_cache *cache) {
+static inline em_tensor *gpt2_hidden(gpt2_model *m, em_tensor *idx, int64_t pos0, gpt2_cache *cache) {
     const em_llmc_config *c = &m->config;
     int64_t B = em_dim(idx, 0), T = em_dim(idx, 1), C = c->channels, NH = c->num_heads, D = C / NH;
     em_tensor **p[EM_LLMC_PARAM_COUNT];
@@ -172,28 +172,33 @@ static em_tensor *gpt2_hidden(gpt2_model *m, em_tensor *idx, int64_t pos0, gpt2_
 
 /* Logits over the real vocabulary [N, V] of hidden states [..., C]: the tied output projection (x wte^T,
  * [N, Vp]) with the padded columns sliced off. */
-static em_tensor *gpt2_logits(gpt2_model *m, em_tensor *hidden) {
+static inline em_tensor *gpt2_logits(gpt2_model *m, em_tensor *hidden) {
     int64_t C = m->config.channels;
     em_tensor *logits = em_matmul_t(em_reshape(hidden, EM_SHAPE(-1, C)), m->p[EM_LLMC_WTE][0], false, true);
     if (m->config.vocab_size == m->config.padded_vocab_size) return logits;
     return em_slice(logits, (int64_t[]){0, 0}, (int64_t[]){-1, m->config.vocab_size});
 }
 
-/* The mean next-token cross entropy of a batch [B, T + 1] (inputs and targets shifted by one). */
-static em_tensor *gpt2_loss(gpt2_model *m, em_tensor *batch) {
-    int64_t B = em_dim(batch, 0), T = em_dim(batch, 1) - 1;
-    em_tensor *inputs = em_slice(batch, (int64_t[]){0, 0}, (int64_t[]){B, T});
-    em_tensor *targets = em_reshape(em_slice(batch, (int64_t[]){0, 1}, (int64_t[]){B, T}), EM_SHAPE(B * T));
+/* The mean cross entropy of predicting targets [B, T] from inputs [B, T]. */
+static inline em_tensor *gpt2_loss_of(gpt2_model *m, em_tensor *inputs, em_tensor *targets) {
     em_tensor *logits = gpt2_logits(m, gpt2_hidden(m, inputs, 0, NULL));
     em_name_scope_begin("loss");
-    em_tensor *loss = em_mean(em_sparse_softmax_cross_entropy_ignore(targets, logits, -1), EM_ALL_AXES, false);
+    em_tensor *loss = em_mean(em_sparse_softmax_cross_entropy_ignore(em_reshape(targets, EM_SHAPE(-1)), logits, -1),
+                              EM_ALL_AXES, false);
     em_name_scope_end();
     return loss;
 }
 
+/* The mean next-token cross entropy of a batch of windows [B, T + 1] (inputs, and targets one further). */
+static inline em_tensor *gpt2_loss(gpt2_model *m, em_tensor *batch) {
+    int64_t B = em_dim(batch, 0), T = em_dim(batch, 1) - 1;
+    return gpt2_loss_of(m, em_slice(batch, (int64_t[]){0, 0}, (int64_t[]){B, T}),
+                        em_slice(batch, (int64_t[]){0, 1}, (int64_t[]){B, T}));
+}
+
 /* One training step: forward, backward from the tape, the optimizer's update. The loss (before the update),
  * or NAN with an error. */
-static double gpt2_train_step(gpt2_model *m, em_optimizer *opt, em_tensor *batch) {
+static inline double gpt2_train_step(gpt2_model *m, em_optimizer *opt, em_tensor *batch) {
     em_scope_begin();
     em_tape *tape = em_tape_begin(false);
     em_tensor *loss = gpt2_loss(m, batch);
@@ -204,14 +209,14 @@ static double gpt2_train_step(gpt2_model *m, em_optimizer *opt, em_tensor *batch
     return value;
 }
 
-static int gpt2_cache_init(gpt2_cache *cache, const gpt2_model *m) {
+static inline int gpt2_cache_init(gpt2_cache *cache, const gpt2_model *m) {
     *cache = (gpt2_cache){0};
     cache->k = calloc((size_t)m->config.num_layers, sizeof(em_tensor *));
     cache->v = calloc((size_t)m->config.num_layers, sizeof(em_tensor *));
     return cache->k && cache->v ? 0 : -1;
 }
 
-static void gpt2_cache_free(gpt2_cache *cache, const gpt2_model *m) {
+static inline void gpt2_cache_free(gpt2_cache *cache, const gpt2_model *m) {
     for (int l = 0; l < m->config.num_layers && cache->k; l++) {
         em_release(cache->k[l]);
         em_release(cache->v[l]);
@@ -222,7 +227,7 @@ static void gpt2_cache_free(gpt2_cache *cache, const gpt2_model *m) {
 }
 
 /* Logits [1, V] of the next token after tokens[0..n) fed to the cache (which holds the earlier ones). */
-static em_tensor *gpt2_next_logits(gpt2_model *m, gpt2_cache *cache, const int32_t *tokens, int64_t n) {
+static inline em_tensor *gpt2_next_logits(gpt2_model *m, gpt2_cache *cache, const int32_t *tokens, int64_t n) {
     em_tensor *idx = em_tensor_from(EM_I32, EM_SHAPE(1, n), tokens);
     em_tensor *h = gpt2_hidden(m, idx, cache->len, cache);
     if (!h) return NULL;
