@@ -57,6 +57,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench/gpt2: sizes must be positive, channels a multiple of heads, T <= 1024\n");
         return 2;
     }
+    gpt2_keep_freed_memory();
     em_set_num_threads(threads);
     em_set_seed(1);
     em_llmc_config config = {.max_seq_len = 1024, .vocab_size = 50257, .padded_vocab_size = 50304,
