@@ -166,6 +166,8 @@ $(SHARED): $(LIB_OBJ)
 $(BUILD)/test/%: test/%.c $(TEST_COMMON_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(TEST_COMMON_OBJ) $(STATIC) -o $@ $(CHECK_LIBS) $(LDLIBS) $(PROG_RPATH)
+# The tokenizer's suite reads the GPT-2 example's corpus the way the example does.
+$(BUILD)/test/test_tokenizer: examples/gpt2_data.h test/sha256.h
 
 # The plug-in's loading, linked both ways (test/test_plugin.c): test_plugin
 # and test_plugin_shared with the stub plug-ins (every build, every machine),
@@ -312,9 +314,10 @@ gpu-check:
 	@echo "make gpu-check: needs the CUDA plug-in, which this build leaves out (GPU=0, a sanitizer build, or no nvcc)"; exit 1
 endif
 
-# Installs the Debian packages the build, tests and benchmarks need.
+# Installs the Debian packages the build, tests and benchmarks need (fortunes:
+# the GPT-2 example's corpus, examples/gpt2_data.h).
 DEB_PACKAGES := build-essential pkg-config libblis-dev libblis-openmp-dev check libsubunit-dev \
-                libpng-dev zlib1g-dev python3-numpy libopenmpi-dev openmpi-bin
+                libpng-dev zlib1g-dev python3-numpy libopenmpi-dev openmpi-bin fortunes
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
