@@ -208,6 +208,7 @@ static int cmp_u64(const void *a, const void *b) {
 
 static int bigram_fit(bigram *g, const int32_t *t, int64_t n, int64_t V) {
     *g = (bigram){.V = V};
+    if (n < 2) return -1;
     uint64_t *keys = malloc(sizeof *keys * (size_t)n);
     g->totals = calloc((size_t)V, sizeof *g->totals);
     g->counts = malloc(sizeof *g->counts * (size_t)n);

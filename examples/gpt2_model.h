@@ -111,19 +111,20 @@ static inline int gpt2_load(gpt2_model *m, const char *path) {
 
 /* Writes the variables as an llm.c checkpoint (version 3, float32). */
 static inline int gpt2_save(gpt2_model *m, const char *path) {
-    em_tensor *t[EM_LLMC_PARAM_COUNT];
+    em_tensor *t[EM_LLMC_PARAM_COUNT], **layers = malloc(sizeof *layers * (size_t)m->config.num_layers);
+    if (!layers) return -1;
     em_scope_begin();
     for (int i = 0; i < EM_LLMC_PARAM_COUNT; i++) {
         if (!gpt2_per_layer(i)) {
             t[i] = m->p[i][0];
             continue;
         }
-        em_tensor *layers[1024];
         for (int l = 0; l < m->config.num_layers; l++) layers[l] = em_expand_dims(m->p[i][l], 0);
         t[i] = em_concat(m->config.num_layers, layers, 0);
     }
     int rc = em_llmc_save_model(path, &m->config, t);
     em_scope_end();
+    free(layers);
     return rc;
 }
 
