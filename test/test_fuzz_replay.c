@@ -33,6 +33,12 @@
 #define LLVMFuzzerTestOneInput fuzz_tokenizer_llmc_one
 #include "fuzz/fuzz_tokenizer_llmc.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_llmc_model_one
+#include "fuzz/fuzz_llmc_model.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_llmc_tokens_one
+#include "fuzz/fuzz_llmc_tokens.c"
+#undef LLVMFuzzerTestOneInput
 
 /* Runs every file of test/fuzz/corpus/<name>; returns how many. */
 static int replay(const char *name, int (*one)(const uint8_t *, size_t)) {
@@ -74,6 +80,8 @@ REPLAY_TEST(fuzz_graph)
 REPLAY_TEST(fuzz_ops)
 REPLAY_TEST(fuzz_tokenizer_gpt2)
 REPLAY_TEST(fuzz_tokenizer_llmc)
+REPLAY_TEST(fuzz_llmc_model)
+REPLAY_TEST(fuzz_llmc_tokens)
 
 int main(void) {
     Suite *s = suite_create("fuzz_replay");
@@ -87,6 +95,8 @@ int main(void) {
     tcase_add_test(tc, test_replay_fuzz_ops);
     tcase_add_test(tc, test_replay_fuzz_tokenizer_gpt2);
     tcase_add_test(tc, test_replay_fuzz_tokenizer_llmc);
+    tcase_add_test(tc, test_replay_fuzz_llmc_model);
+    tcase_add_test(tc, test_replay_fuzz_llmc_tokens);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }
