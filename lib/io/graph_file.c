@@ -63,6 +63,10 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "saved graphs are read
 #define MAP_MIN_BYTES ((size_t)1 << 20)
 #define MAP_MIN_TENSOR ((size_t)1 << 16)
 #define NAME_MAX_BYTES 4096
+/* No size or integer attribute a traced graph holds comes near it (an unknown
+ * batch's stand-in is below 2^25): beyond it, a file is damaged or crafted,
+ * and refused before a shape rule multiplies such numbers. */
+#define MAX_SIZE ((int64_t)1 << 40)
 
 enum { KIND_CONST, KIND_VARIABLE, KIND_PLACEHOLDER, KIND_OP };
 
@@ -534,7 +538,7 @@ static int parse(loaded *l, const image *im, uint64_t table) {
         for (int d = 0; d < it->ndim; d++) {
             it->shape[d] = (int64_t)get_u64(&r);
             bool unknown_ok = it->kind == KIND_PLACEHOLDER || it->kind == KIND_OP;
-            if (it->shape[d] < (unknown_ok ? -1 : 0))
+            if (it->shape[d] < (unknown_ok ? -1 : 0) || it->shape[d] > MAX_SIZE)
                 return bad(l, "item %" PRIu32 " ('%s') has size %" PRId64 " in dimension %d", k, it->name,
                            it->shape[d], d);
         }
@@ -583,17 +587,18 @@ static int parse(loaded *l, const image *im, uint64_t table) {
             if (r.short_read) return bad(l, "item %" PRIu32 " is cut short", k);
             if (it->a.ni < 0 || it->a.ni > 2 * EM_MAX_DIMS)
                 return bad(l, "node '%s' has %d integer attributes", it->name, it->a.ni);
+            for (int j = 0; j < 2 * EM_MAX_DIMS; j++)
+                if (it->a.i[j] > MAX_SIZE || it->a.i[j] < -MAX_SIZE)
+                    return bad(l, "node '%s' has integer attribute %d = %" PRId64 ", beyond +-2^40", it->name, j,
+                               it->a.i[j]);
         }
     }
-    l->nfetch = get_u32(&r);
-    if (r.short_read || l->nfetch > table / 8) return bad(l, "the fetch table is cut short");
-    l->fetch_names = calloc(l->nfetch ? l->nfetch : 1, sizeof(char *));
-    l->fetch_items = calloc(l->nfetch ? l->nfetch : 1, sizeof(uint32_t));
-    if (!l->fetch_names || !l->fetch_items) {
-        uint32_t n = l->nfetch;
-        l->nfetch = 0;
-        return n ? bad(l, "out of memory") : 0;
-    }
+    uint32_t nfetch = get_u32(&r);
+    if (r.short_read || nfetch > table / 8) return bad(l, "the fetch table is cut short");
+    l->fetch_names = calloc(nfetch ? nfetch : 1, sizeof(char *));
+    l->fetch_items = calloc(nfetch ? nfetch : 1, sizeof(uint32_t));
+    if (!l->fetch_names || !l->fetch_items) return bad(l, "out of memory");
+    l->nfetch = nfetch;
     for (uint32_t k = 0; k < l->nfetch; k++) {
         l->fetch_names[k] = get_str(&r);
         l->fetch_items[k] = get_u32(&r);
