@@ -154,9 +154,11 @@ static int save_item(void *ctx, const em_graph_item *it) {
         uint64_t *at = realloc(s->data_at, sizeof *at * (size_t)(s->ndata + 1));
         if (data) s->data = data;
         if (at) s->data_at = at;
-        if (!host || !data || !at) {
-            if (host) em__unref(host);
-            if (!em__error_count() || host) em__error("graph_save: out of memory");
+        if (!host || !data || !at) { /* a failed em__to_host has said why */
+            if (host) {
+                em__unref(host);
+                em__error("graph_save: out of memory");
+            }
             return -1;
         }
         s->data[s->ndata] = host;
