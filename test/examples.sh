@@ -23,6 +23,7 @@ check mnist-graph "(graph, 1 device)" "$build/examples/mnist" --steps 30 --eval-
 check mnist-devices "(graph, 2 devices)" "$build/examples/mnist" --steps 20 --eval-every 20 --quiet --graph --devices 2 --logdir "$tmp/mnist-devices"
 check mnist-files "events.out.tfevents" ls "$tmp/mnist/train"
 check mnist-plots "loss.png" ls "$tmp/mnist"
+check classify "accuracy: " "$build/examples/classify" "$tmp/mnist/model.emg" --count 300 --show 2
 # Checkpoints: the first run saved model-30 and model-60 (every --eval-every
 # steps); --resume continues from the newest to the total of --steps, and a
 # run without it starts fresh in the same directory.

@@ -24,6 +24,9 @@
 #define LLVMFuzzerTestOneInput fuzz_graph_one
 #include "fuzz/fuzz_graph.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_saved_graph_one
+#include "fuzz/fuzz_saved_graph.c"
+#undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_ops_one
 #include "fuzz/fuzz_ops.c"
 #undef LLVMFuzzerTestOneInput
@@ -77,6 +80,7 @@ REPLAY_TEST(fuzz_npy)
 REPLAY_TEST(fuzz_checkpoint)
 REPLAY_TEST(fuzz_checkpoint_manager)
 REPLAY_TEST(fuzz_graph)
+REPLAY_TEST(fuzz_saved_graph)
 REPLAY_TEST(fuzz_ops)
 REPLAY_TEST(fuzz_tokenizer_gpt2)
 REPLAY_TEST(fuzz_tokenizer_llmc)
@@ -92,6 +96,7 @@ int main(void) {
     tcase_add_test(tc, test_replay_fuzz_checkpoint);
     tcase_add_test(tc, test_replay_fuzz_checkpoint_manager);
     tcase_add_test(tc, test_replay_fuzz_graph);
+    tcase_add_test(tc, test_replay_fuzz_saved_graph);
     tcase_add_test(tc, test_replay_fuzz_ops);
     tcase_add_test(tc, test_replay_fuzz_tokenizer_gpt2);
     tcase_add_test(tc, test_replay_fuzz_tokenizer_llmc);
