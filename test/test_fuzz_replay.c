@@ -27,6 +27,9 @@
 #define LLVMFuzzerTestOneInput fuzz_ops_one
 #include "fuzz/fuzz_ops.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_safetensors_one
+#include "fuzz/fuzz_safetensors.c"
+#undef LLVMFuzzerTestOneInput
 
 /* Runs every file of test/fuzz/corpus/<name>; returns how many. */
 static int replay(const char *name, int (*one)(const uint8_t *, size_t)) {
@@ -66,6 +69,7 @@ REPLAY_TEST(fuzz_checkpoint)
 REPLAY_TEST(fuzz_checkpoint_manager)
 REPLAY_TEST(fuzz_graph)
 REPLAY_TEST(fuzz_ops)
+REPLAY_TEST(fuzz_safetensors)
 
 int main(void) {
     Suite *s = suite_create("fuzz_replay");
@@ -77,6 +81,7 @@ int main(void) {
     tcase_add_test(tc, test_replay_fuzz_checkpoint_manager);
     tcase_add_test(tc, test_replay_fuzz_graph);
     tcase_add_test(tc, test_replay_fuzz_ops);
+    tcase_add_test(tc, test_replay_fuzz_safetensors);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }
