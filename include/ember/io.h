@@ -1,4 +1,4 @@
-/* Data formats: IDX (MNIST; raw or gzip), NumPy .npy and safetensors.
+/* Data formats: IDX (MNIST; raw or gzip), NumPy .npy, safetensors, and ONNX export.
  *
  * Every file Ember writes (.npy, PNG images and plots, DOT graphs,
  * checkpoints) is written whole or not at all: to "<file>.tmp.<pid>" beside
@@ -12,6 +12,7 @@
 #define EMBER_IO_H
 
 #include "core.h"
+#include "graph.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -65,6 +66,19 @@ int em_variables_save_safetensors(const char *path, em_rename_fn rename);
  * same dtype (F16/BF16: float32) and shape; all are checked before any
  * variable changes. Variables the file lacks keep their values. */
 int em_variables_load_safetensors(const char *path, em_rename_fn rename);
+
+/* ---- ONNX ----
+ * Writes the part of traced graph g that the fetches need as an ONNX model
+ * (opset 17 to 21): the placeholders as its inputs (an unknown dimension as
+ * the symbolic "batch"), the variables' current values and the constants as
+ * initializers, and the fetches as outputs named fetch_names. Covers the
+ * inference ops: elementwise math and comparisons, reductions, matmul,
+ * shape ops, softmax, layer and RMS norm, conv2d and the pools (NHWC, as
+ * Ember computes them), gelu/gelu_tanh. Trace with dropout's keep_prob 1:
+ * random ops, gradients and optimizer updates have no mapping. An op
+ * without one is an error naming it, and nothing is written. */
+int em_graph_export_onnx(em_graph *g, const char *path, int nfetch, em_tensor *const *fetches,
+                         const char *const *fetch_names, int opset);
 
 #ifdef __cplusplus
 }
