@@ -137,11 +137,17 @@ static void gpt_block(void) {
     em_tensor *ln = em_layer_norm(x, weights("ln/g", EM_SHAPE(C)), weights("ln/b", EM_SHAPE(C)), -1, 1e-5);
     em_tensor *q = em_matmul(ln, weights("q", EM_SHAPE(C, C)));
     em_tensor *k = em_matmul(ln, weights("k", EM_SHAPE(C, C)));
+    /* the scores written out, with a mask */
     em_tensor *scores = em_mul_scalar(em_matmul_t(q, k, false, true), 1 / sqrt(C));
     float mask[T * T];
     for (int i = 0; i < T * T; i++) mask[i] = i % T > i / T ? -1e9f : 0;
     em_tensor *att = em_softmax(em_add(scores, em_tensor_from(EM_F32, EM_SHAPE(T, T), mask)), -1);
-    em_tensor *y = em_add(x, em_matmul(att, ln));
+    /* and fused, in heads: [B, T, C] -> [B, H, T, C / H] */
+    const int heads[] = {0, 2, 1, 3};
+    em_tensor *qh = em_transpose(em_reshape(q, EM_SHAPE(-1, T, 2, C / 2)), 4, heads);
+    em_tensor *kh = em_transpose(em_reshape(k, EM_SHAPE(-1, T, 2, C / 2)), 4, heads);
+    em_tensor *fused = em_scaled_dot_product_attention(qh, kh, qh, true, 0, NULL);
+    em_tensor *y = em_add(em_add(x, em_matmul(att, ln)), em_reshape(em_transpose(fused, 4, heads), EM_SHAPE(-1, T, C)));
     em_tensor *mlp = em_gelu_tanh(em_matmul(em_rms_norm(y, weights("rms/g", EM_SHAPE(C)), -1, 1e-6),
                                             weights("fc", EM_SHAPE(C, 2 * C))));
     em_tensor *out = em_add(y, em_slice(mlp, (const int64_t[]){0, 0, 0}, (const int64_t[]){-1, T, C}));

@@ -311,6 +311,48 @@ static void gelu_tanh(ox *x, const rec *r, const char *in, const char *out) {
     node(x, "Mul", out, IN(c[1], scalar(x, r, dt, 0.5, k[0], 512)));
 }
 
+/* Scaled dot-product attention written out: softmax(scale q k^T + mask) v.
+ * Ember's node is a flat buffer of the result and the statistics its
+ * gradient keeps, which a slice and a reshape take the result from: the
+ * ONNX value is the flat result alone. */
+static int attention(ox *x, const rec *r) {
+    const rec *q = find(x, r->in[0]), *k = find(x, r->in[1]);
+    if (!q || !k || q->ndim != 4 || k->ndim != 4) return fail_op(x, r, "needs 4-D q and k");
+    int64_t tq = q->shape[2], tk = k->shape[2], d = q->shape[3];
+    char b[5][512];
+    em_dtype dt = r->dtype;
+    double scale = r->attrs.f[0] ? r->attrs.f[0] : 1 / sqrt((double)d);
+    transpose(x, r->in[1], helper(x, r, b[0], 512), 4, (const int64_t[]){0, 1, 3, 2});
+    node(x, "MatMul", helper(x, r, b[1], 512), IN(r->in[0], b[0]));
+    node(x, "Mul", helper(x, r, b[0], 512), IN(b[1], scalar(x, r, dt, scale, b[2], 512)));
+    if (r->n == 4) {
+        node(x, "Add", helper(x, r, b[1], 512), IN(b[0], r->in[3]));
+        snprintf(b[0], 512, "%s", b[1]);
+    }
+    if (r->attrs.i[0]) { /* causal: query i sees keys j <= i + tk - tq */
+        if (tq < 0 || tk < 0) return fail_op(x, r, "is causal over a length that depends on the batch size");
+        size_t size = em_dtype_size(dt);
+        unsigned char *mask = calloc((size_t)(tq * tk), size);
+        if (!mask) {
+            em__error("%s: out of memory", x->op);
+            return -1;
+        }
+        for (int64_t i = 0; i < tq; i++)
+            for (int64_t j = i + tk - tq + 1; j < tk; j++) scalar_bytes(dt, -1e30, mask + (size_t)(i * tk + j) * size);
+        helper(x, r, b[3], 512);
+        initializer(x, b[3], dt, 2, (const int64_t[]){tq, tk}, mask, (size_t)(tq * tk) * size);
+        free(mask);
+        node(x, "Add", helper(x, r, b[1], 512), IN(b[0], b[3]));
+        snprintf(b[0], 512, "%s", b[1]);
+    }
+    pb n = node_begin("Softmax", helper(x, r, b[1], 512), IN(b[0]));
+    attr_int(&n, "axis", -1);
+    node_end(x, &n);
+    node(x, "MatMul", helper(x, r, b[0], 512), IN(b[1], r->in[2]));
+    node(x, "Reshape", r->name, IN(b[0], int64s(x, r, 1, (const int64_t[]){-1}, b[1], 512)));
+    return 0;
+}
+
 /* Ops that are one ONNX node with the same inputs and no attributes. */
 static const char *const SAME_OP[][2] = {
     {"add", "Add"},       {"sub", "Sub"},           {"mul", "Mul"},
@@ -448,6 +490,8 @@ static int emit(ox *x, rec *r) {
         pb n = node_begin(op[0] == 's' ? "Softmax" : "LogSoftmax", out, IN(in0));
         attr_int(&n, "axis", a->i[0]);
         node_end(x, &n);
+    } else if (!strcmp(op, "attention")) {
+        if (attention(x, r)) return -1;
     } else if (!strcmp(op, "fill_like")) {
         node(x, "Shape", helper(x, r, b[0], 512), IN(in0));
         pb n = node_begin("ConstantOfShape", out, IN(b[0]));
