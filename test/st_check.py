@@ -3,12 +3,12 @@
 test/test_safetensors.c. Both sides build the same tensors (expected() here,
 the test's own table there):
 
-  st_check.py write FILE   writes them with safetensors.numpy, with F16 too
-                           and the metadata {"note": ..., "step": "10"}
-  st_check.py read FILE    loads Ember's file of them, checks every value,
-                           dtype and shape and the metadata {"format": "pt"},
-                           and that the bytes are those safetensors writes;
-                           prints "ok"
+  st_check.py EMBER_FILE OUT_FILE
+
+loads Ember's file of them and checks every value, dtype and shape, the
+metadata {"format": "pt"}, and that the bytes are those safetensors writes;
+then writes them with safetensors.numpy into OUT_FILE for Ember to read, with
+F16 too and the metadata {"note": ..., "step": "10"}. Prints "ok".
 """
 import sys
 
@@ -31,12 +31,8 @@ def expected():
 
 
 def main():
-    mode, path = sys.argv[1], sys.argv[2]
+    path, out = sys.argv[1], sys.argv[2]
     want = expected()
-    if mode == "write":
-        want["f16"] = np.array([1.5, -2.0**-24, 65504.0], dtype=np.float16)
-        save_file(want, path, metadata={"note": 'quote " and \u00e9', "step": "10"})
-        return
     got = load_file(path)
     assert sorted(got) == sorted(want), (sorted(got), sorted(want))
     for name, w in want.items():
@@ -49,6 +45,8 @@ def main():
         mine = f.read()
     theirs = save(want, metadata={"format": "pt"})
     assert mine == theirs, "bytes differ from what safetensors writes:\n%r\n%r" % (mine[:400], theirs[:400])
+    want["f16"] = np.array([1.5, -2.0**-24, 65504.0], dtype=np.float16)
+    save_file(want, out, metadata={"note": 'quote " and \u00e9', "step": "10"})
     print("ok")
 
 
