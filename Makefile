@@ -129,7 +129,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 # Keep the shared test objects between builds of the suites.
 .SECONDARY:
 
-.PHONY: all test examples bench install clean deps mnist fuzz fuzz-run gpu-check
+.PHONY: all test examples bench bench-peers install clean deps mnist fuzz fuzz-run gpu-check
 all: $(STATIC) $(SHARED) $(GPU_LIBS) $(BUILD)/ember-bench $(MPI_LIBS)
 
 HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h lib/ops/*.h lib/ops/*.def lib/graph/*.h)
@@ -264,6 +264,17 @@ fuzz-run: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 # backend, Ember's GPU matmul and add against cuBLAS and the card's bandwidth
 # (skipped without a GPU); data parallelism over CPU devices, and over MPI
 # ranks; what the CUDA plug-in costs a CPU-only program (against a GPU=0 build).
+# Today's peers (bench/peers/run.py): PyTorch 2, TensorFlow 2 and JAX from PyPI in bench/.venv,
+# outside build/ so that `make clean` keeps it (about 7 GB with PyTorch's CUDA packages), or the
+# Python that EMBER_BENCH_PYTHON names. The same environment serves `make bench`'s PyTorch column:
+# EMBER_BENCH_PYTHON=bench/.venv/bin/python make bench.
+PEER_PACKAGES := torch==2.15.0 tensorflow-cpu==2.21.0 jax==0.10.2 jaxlib==0.10.2 numpy
+bench/.venv/bin/python:
+	python3 -m venv bench/.venv
+	bench/.venv/bin/pip install -q $(PEER_PACKAGES)
+bench-peers: $(BUILD)/bench/steps $(BUILD)/bench/cnn $(BUILD)/ember-bench $(if $(EMBER_BENCH_PYTHON),,bench/.venv/bin/python)
+	EMBER_BUILD=$(BUILD) python3 bench/peers/run.py
+
 bench: $(BENCH) $(BUILD)/ember-bench $(BUILD)/examples/mnist $(if $(MPI_LIBS),$(BUILD)/examples/mnist_mpi)
 	EMBER_BUILD=$(BUILD) bench/suite.sh
 	@for b in $(filter-out $(BUILD)/bench/cublas,$(BENCH)); do for t in 1 $$(nproc); do \
@@ -303,7 +314,7 @@ install: all
 # that run on /gpu:0, the plug-in's loading linked both ways, MNIST on
 # /gpu:0 and bench/cublas. It prints the one command to run there.
 GPU_CHECK_PROGS := $(addprefix $(BUILD)/test/,test_gpu test_ops test_plugin_cuda test_plugin_cuda_shared) \
-                   $(BUILD)/examples/mnist $(BUILD)/bench/cublas
+                   $(BUILD)/examples/mnist $(BUILD)/bench/cublas $(BUILD)/bench/attention
 ifeq ($(GPU),1)
 gpu-check: $(GPU_CHECK_PROGS) $(CUDA_PLUGIN) $(SHARED)
 	EMBER_BUILD=$(BUILD) bash tools/gpu_pack.sh

@@ -70,7 +70,7 @@ int em__graph_visit(const em_graph *g, int (*fn)(void *ctx, const em_graph_node 
         int64_t dims[EM_MAX_DIMS];
         for (int d = 0; d < out->ndim; d++) dims[d] = em__symbolic_in(out, out->shape[d]) ? -1 : out->shape[d];
         em_graph_node node = {n->name,   em__op_def(n->op)->name, n->n,  inputs, (em_dtype)out->dtype,
-                              out->ndim, dims,    em_device_name(n->device), &n->a, NULL};
+                              out->ndim, dims,    em__device_label(n->device), &n->a, NULL};
         int rc = fn(ctx, &node);
         if (inputs != small) free(inputs);
         if (buf != names) free(buf);
@@ -150,7 +150,7 @@ static int write_dot(em__file_out *out, void *g_) {
         const gnode *n = &g->nodes[idx[a]];
         if (devices) { /* the device under the op, and a colour per device */
             char label[160];
-            snprintf(label, sizeof label, "%s\n%s", em__op_def(n->op)->name, em_device_name(n->device));
+            snprintf(label, sizeof label, "%s\n%s", em__op_def(n->op)->name, em__device_label(n->device));
             dot_name(f, label);
             fprintf(f, ", style=filled, fillcolor=\"/pastel19/%d\"", n->device % 9 + 1);
         } else {
