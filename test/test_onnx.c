@@ -118,13 +118,17 @@ static void mnist_cnn(void) {
         h = em_max_pool(h, (const int[]){2, 2}, (const int[]){2, 2}, EM_PAD_SAME);
         em_variable_scope_end();
     }
+    /* the other spatial attributes: strides, VALID, dilations, and the average pool (pads not counted) */
+    em_tensor *pooled = em_avg_pool(h, (const int[]){3, 3}, (const int[]){2, 2}, EM_PAD_SAME);
+    em_tensor *strided = em_conv2d(pooled, weights("conv3/weights", EM_SHAPE(2, 2, 8, 3)), (const int[]){2, 1},
+                                   EM_PAD_VALID, (const int[]){1, 2});
     h = em_reshape(h, EM_SHAPE(-1, 7 * 7 * 8));
     em_tensor *logits = dense("fc2", em_relu(dense("fc1", h, 7 * 7 * 8, 16)), 16, 10);
     em_tensor *predictions = em_argmax(logits, 1);
     em_graph *g = em_trace_end();
     ck_assert_ptr_nonnull(g);
-    export_case("cnn", g, 1, (em_feed[]){{x, images(3)}}, (const char *[]){"x"}, 2, (em_tensor *[]){logits, predictions},
-                (const char *[]){"logits", "predictions"}, 18);
+    export_case("cnn", g, 1, (em_feed[]){{x, images(3)}}, (const char *[]){"x"}, 3,
+                (em_tensor *[]){logits, predictions, strided}, (const char *[]){"logits", "predictions", "strided"}, 18);
     em_graph_release(g);
 }
 
