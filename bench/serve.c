@@ -120,11 +120,24 @@ int main(int argc, char **argv) {
         em_graph_release(g);
         em_scope_end();
     }
+    /* PyTorch reads the weights from .npy files: its python may lack onnx */
+    em_tensor *vars[16];
+    int nvars = em_global_variables(vars, 16);
+    for (int i = 0; i < nvars; i++) {
+        char path[160];
+        int n = snprintf(path, sizeof path, "%s/", dir);
+        for (const char *c = em_variable_name(vars[i]); *c && n < 150; c++) path[n++] = *c == '/' ? '_' : *c;
+        snprintf(path + n, sizeof path - (size_t)n, ".npy");
+        if (em_save_npy(path, vars[i])) fail("saving the weights");
+    }
     if (!getenv("EMBER_BENCH_NO_PEERS")) {
-        char cmd[256];
-        snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=%d python3 bench/serve_peers.py %d %s/mlp.onnx %s/cnn.onnx", threads,
-                 threads, dir, dir);
-        if (system(cmd)) printf("(onnxruntime and PyTorch: python3 bench/serve_peers.py failed)\n");
+        char cmd[512];
+        snprintf(cmd, sizeof cmd,
+                 "export OMP_NUM_THREADS=%d; python3 bench/serve_peers.py onnxruntime %d %s; "
+                 "for py in python3 /usr/bin/python3; do if $py -c 'import torch' 2>/dev/null; then "
+                 "exec $py bench/serve_peers.py pytorch %d %s; fi; done; echo '(PyTorch is not installed: no PyTorch rows)'",
+                 threads, threads, dir, threads, dir);
+        if (system(cmd)) printf("(bench/serve_peers.py failed)\n");
     }
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

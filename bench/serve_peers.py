@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""bench/serve.c's peers: onnxruntime on the ONNX files Ember exported, and
-PyTorch eager (where installed) on the same networks with the weights read
-from those files, with the same threads. Prints rows in serve.c's format:
-net, runtime, median latency at batch 1 (us), median throughput at batch 100
-(images/s).
+"""bench/serve.c's peers: onnxruntime on the ONNX files Ember exported
+(DIR/mlp.onnx, DIR/cnn.onnx), or PyTorch eager on the same networks with
+Ember's weights (DIR/<variable name, / as _>.npy), with the same threads.
+Prints rows in serve.c's format: net, runtime, median latency at batch 1
+(us), median throughput at batch 100 (images/s).
 
-usage: serve_peers.py THREADS MLP.onnx CNN.onnx
+usage: serve_peers.py onnxruntime|pytorch THREADS DIR
 """
+import os
 import sys
 import time
 
@@ -28,13 +29,14 @@ def report(net, runtime, b1, b100):
     print("%-4s %-14s %14.1f %16.0f" % (net, runtime, b1 * 1e6, 100 / b100), flush=True)
 
 
-def onnxruntime_rows(threads, models, inputs):
+def onnxruntime_rows(threads, d, inputs):
     try:
         import onnxruntime as ort
     except ImportError:
         print("(onnxruntime is not installed: pip install onnxruntime)")
         return
-    for net, path in models:
+    for net in ("mlp", "cnn"):
+        path = os.path.join(d, net + ".onnx")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -45,19 +47,13 @@ def onnxruntime_rows(threads, models, inputs):
         report(net, "onnxruntime", median_s(run, inputs[1], runs1), median_s(run, inputs[100], runs100))
 
 
-def torch_rows(threads, models, inputs):
-    try:
-        import torch
-        import torch.nn.functional as F
-        import onnx
-        from onnx import numpy_helper
-    except ImportError:
-        print("(PyTorch is not installed: no PyTorch rows)")
-        return
+def torch_rows(threads, d, inputs):
+    import torch
+    import torch.nn.functional as F
+
     torch.set_num_threads(threads)
-    for net, path in models:
-        w = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(path).graph.initializer}
-        p = lambda name: w[name]
+    p = lambda name: torch.from_numpy(np.load(os.path.join(d, name.replace("/", "_") + ".npy")))
+    for net in ("mlp", "cnn"):
         if net == "mlp":
             def forward(x):
                 h = torch.relu(x @ p("mlp/layer1/weights") + p("mlp/layer1/biases"))
@@ -83,12 +79,10 @@ def torch_rows(threads, models, inputs):
 
 
 def main():
-    threads = int(sys.argv[1])
-    models = [("mlp", sys.argv[2]), ("cnn", sys.argv[3])]
+    which, threads, d = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     rng = np.random.default_rng(0)
-    inputs = {b: rng.random((b, 784), dtype=np.float32) for b in (1, 100)}
-    onnxruntime_rows(threads, models, inputs)
-    torch_rows(threads, models, inputs)
+    inputs = {b: rng.random((b, 784)).astype(np.float32) for b in (1, 100)}
+    (onnxruntime_rows if which == "onnxruntime" else torch_rows)(threads, d, inputs)
 
 
 if __name__ == "__main__":
