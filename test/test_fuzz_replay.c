@@ -41,6 +41,8 @@
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_llmc_tokens_one
 #include "fuzz/fuzz_llmc_tokens.c"
+#define LLVMFuzzerTestOneInput fuzz_safetensors_one
+#include "fuzz/fuzz_safetensors.c"
 #undef LLVMFuzzerTestOneInput
 
 /* Runs every file of test/fuzz/corpus/<name>; returns how many. */
@@ -86,6 +88,7 @@ REPLAY_TEST(fuzz_tokenizer_gpt2)
 REPLAY_TEST(fuzz_tokenizer_llmc)
 REPLAY_TEST(fuzz_llmc_model)
 REPLAY_TEST(fuzz_llmc_tokens)
+REPLAY_TEST(fuzz_safetensors)
 
 int main(void) {
     Suite *s = suite_create("fuzz_replay");
@@ -102,6 +105,7 @@ int main(void) {
     tcase_add_test(tc, test_replay_fuzz_tokenizer_llmc);
     tcase_add_test(tc, test_replay_fuzz_llmc_model);
     tcase_add_test(tc, test_replay_fuzz_llmc_tokens);
+    tcase_add_test(tc, test_replay_fuzz_safetensors);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }
