@@ -246,8 +246,10 @@ static int save_inference_graph(model *m, const char *path) {
     em_scope_begin();
     em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 784), "x");
     if (!x || em_trace_begin()) return -1;
+    em_device_begin("/cpu:0"); /* traced on the CPU whatever --device says: the file loads anywhere */
     em_tensor *logits = forward(m, x, 1.0);
     em_tensor *fetches[2] = {logits, em_softmax(logits, -1)};
+    em_device_end();
     em_graph *g = em_trace_end();
     int rc = g ? em_graph_save(g, path, 2, fetches, (const char *[]){"logits", "probabilities"},
                                EM_SAVE_INFERENCE | EM_SAVE_FREEZE)
