@@ -130,6 +130,27 @@ static em_tensor *forward(model *m, em_tensor *x, double keep_prob) {
 }
 
 
+/* The trained network for inference, as ONNX (onnxruntime and the others
+ * serve it): logits and probabilities of a batch of any size, no dropout. */
+static int export_onnx(const model *m, const char *logdir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/model.onnx", logdir);
+    model traced = *m;
+    em_scope_begin();
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 784), "x");
+    int rc = x && !em_trace_begin() ? 0 : -1;
+    em_tensor *logits = rc ? NULL : forward(&traced, x, 1.0);
+    em_tensor *probabilities = em_softmax(logits, -1);
+    em_graph *g = rc ? NULL : em_trace_end();
+    rc = g ? em_graph_export_onnx(g, path, 2, (em_tensor *[]){logits, probabilities},
+                                  (const char *[]){"logits", "probabilities"}, 17)
+           : -1;
+    em_graph_release(g);
+    em_scope_end();
+    if (!rc) printf("ONNX model: %s\n", path);
+    return rc;
+}
+
 static double evaluate(model *m, const dataset *test, const char *device) {
     double correct = 0;
     const int64_t chunk = 1000;
@@ -462,6 +483,7 @@ int main(int argc, char **argv) {
     em_plot_image_grid(path, em_transpose(m.w1, EM_ALL_AXES), 28, 28, 25);
     em_scope_end();
     if (em_last_error()) return fail("writing the plots");
+    if (export_onnx(&m, o.logdir)) return fail("exporting the model to ONNX");
     printf("TensorBoard logs in %s (tensorboard --logdir %s); plots: %s/{loss,accuracy,layer1_weights}.png\n",
            o.logdir, o.logdir, o.logdir);
     snprintf(path, sizeof path, "%s/model.emg", o.logdir);

@@ -215,7 +215,8 @@ static void device_scopes_reset(void) {
     em__scoped_device = -1;
 }
 
-const char *em_tensor_device(const em_tensor *t) { return t ? devices[t->device].name : NULL; }
+const char *em__device_label(int dev) { return devices[dev].name; }
+const char *em_tensor_device(const em_tensor *t) { return t ? em__device_label(t->device) : NULL; }
 
 void *em_device_pointer(em_tensor *t) {
     if (!t) return em__null_input("device_pointer");

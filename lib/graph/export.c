@@ -50,7 +50,8 @@ int em__graph_visit(const em_graph *g, int (*fn)(void *ctx, const em_graph_node 
             dims[d] = gv->kind == V_PLACEHOLDER ? t->ph->declared.dims[d] : t->shape[d];
         em_graph_node node = {value_label(g, v, names[0], sizeof names[0]),
                               gv->kind == V_PLACEHOLDER ? "Placeholder" : gv->kind == V_VARIABLE ? "Variable" : "Const",
-                              0, NULL, (em_dtype)t->dtype, t->ndim, dims, em_tensor_device(t)};
+                              0, NULL, (em_dtype)t->dtype, t->ndim, dims, em_tensor_device(t), NULL,
+                              gv->kind == V_CONST ? gv->traced : NULL};
         int rc = fn(ctx, &node);
         if (rc) return rc;
     }
@@ -69,14 +70,22 @@ int em__graph_visit(const em_graph *g, int (*fn)(void *ctx, const em_graph_node 
         const em_tensor *out = g->vals[n->out].traced;
         int64_t dims[EM_MAX_DIMS];
         for (int d = 0; d < out->ndim; d++) dims[d] = em__symbolic_in(out, out->shape[d]) ? -1 : out->shape[d];
-        em_graph_node node = {n->name,   em__op_def(n->op)->name, n->n, inputs, (em_dtype)out->dtype,
-                              out->ndim, dims,    em_device_name(n->device)};
+        em_graph_node node = {n->name,   em__op_def(n->op)->name, n->n,  inputs, (em_dtype)out->dtype,
+                              out->ndim, dims,    em__device_label(n->device), &n->a, NULL};
         int rc = fn(ctx, &node);
         if (inputs != small) free(inputs);
         if (buf != names) free(buf);
         if (rc) return rc;
     }
     return 0;
+}
+
+const char *em__graph_name_of(const em_graph *g, const em_tensor *t, char *buf, size_t size) {
+    int64_t v = t ? em__ptrmap_get(&g->index, t) : -1;
+    if (v < 0) return NULL;
+    const char *name = value_label(g, resolve(g, v), buf, size);
+    if (name != buf) snprintf(buf, size, "%s", name);
+    return buf;
 }
 
 /* ---- Graphviz ---- */
@@ -142,7 +151,7 @@ static int write_dot(em__file_out *out, void *g_) {
         const gnode *n = &g->nodes[idx[a]];
         if (devices) { /* the device under the op, and a colour per device */
             char label[160];
-            snprintf(label, sizeof label, "%s\n%s", em__op_def(n->op)->name, em_device_name(n->device));
+            snprintf(label, sizeof label, "%s\n%s", em__op_def(n->op)->name, em__device_label(n->device));
             dot_name(f, label);
             fprintf(f, ", style=filled, fillcolor=\"/pastel19/%d\"", n->device % 9 + 1);
         } else {
