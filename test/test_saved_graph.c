@@ -248,6 +248,8 @@ START_TEST(test_training_continues_after_loading) {
     ck_assert_msg(last < first, "loss %g after 5 steps, %g before", last, first);
     em_optimizer_release(opt);
     em_graph_release(h);
+    em_release(images);
+    em_release(labels);
 }
 END_TEST
 

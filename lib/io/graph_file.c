@@ -727,6 +727,12 @@ static em_graph *build(loaded *l, const image *im, bool *kept) {
             if (in != small) free(in);
         } else {
             it->value = t ? em__graph_add_input(g, t) : -1;
+            if (it->value >= 0 && it->kind == KIND_PLACEHOLDER && em__is_gpu(em__scoped_device)) {
+                /* fed in host memory: its readers read a copy on the device, as tracing in a device scope makes */
+                em_attrs to = {.i = {em__scoped_device}, .ni = 1};
+                int64_t fed = it->value;
+                it->value = em__graph_add_op(g, EM_OP_COPY_TO_DEVICE, 1, &fed, &to);
+            }
         }
         if (it->value < 0) goto fail;
     }
