@@ -129,10 +129,10 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 # Keep the shared test objects between builds of the suites.
 .SECONDARY:
 
-.PHONY: all test examples bench bench-peers install clean deps mnist fuzz fuzz-run gpu-check
+.PHONY: all test examples bench bench-peers install clean deps mnist gpt2 fuzz fuzz-run gpu-check
 all: $(STATIC) $(SHARED) $(GPU_LIBS) $(BUILD)/ember-bench $(MPI_LIBS)
 
-HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h lib/ops/*.h lib/ops/*.def lib/graph/*.h)
+HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h lib/ops/*.h lib/ops/*.def lib/graph/*.h lib/io/*.h)
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -166,6 +166,8 @@ $(SHARED): $(LIB_OBJ)
 $(BUILD)/test/%: test/%.c $(TEST_COMMON_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(TEST_COMMON_OBJ) $(STATIC) -o $@ $(CHECK_LIBS) $(LDLIBS) $(PROG_RPATH)
+# The tokenizer's suite reads the GPT-2 example's corpus the way the example does.
+$(BUILD)/test/test_tokenizer: examples/gpt2_data.h test/sha256.h
 
 # The plug-in's loading, linked both ways (test/test_plugin.c): test_plugin
 # and test_plugin_shared with the stub plug-ins (every build, every machine),
@@ -244,6 +246,9 @@ test: all $(TEST_BIN) $(EXAMPLES) $(BUILD)/ember-bench
 
 examples: $(EXAMPLES)
 
+# The GPT-2 model is one header, shared by the example, its test and its benchmark.
+$(BUILD)/test/test_gpt2 $(BUILD)/bench/gpt2: examples/gpt2_model.h
+
 # Each fuzz target runs FUZZ_SECONDS (or FUZZ_RUNS executions: the 10M of
 # issue 9 is `make fuzz FUZZ_RUNS=10000000`) from its corpus test/fuzz/corpus/<t>/;
 # new inputs and crashes go to $(BUILD)-fuzz/fuzz/ (keep the useful ones with
@@ -288,6 +293,12 @@ bench: $(BENCH) $(BUILD)/ember-bench $(BUILD)/examples/mnist $(if $(MPI_LIBS),$(
 mnist: $(BUILD)/examples/mnist
 	$(BUILD)/examples/mnist --logdir runs/mnist
 
+# The GPT-2 example (examples/gpt2.c): the fortunes corpus tokenized into llm.c's shards (runs/gpt2/data),
+# a small GPT trained on 2 cores in under 10 minutes beside a bigram model, then text generated.
+gpt2: $(BUILD)/examples/gpt2
+	$(BUILD)/examples/gpt2 --logdir runs/gpt2 --layers 4 --heads 4 --channels 256 --seq 128 --batch 8 \
+	  --steps 400 --lr 2e-3 --warmup 20 --eval-every 50
+
 # ember.pc is written here, naming the PREFIX given to this `make install`
 # (DESTDIR, a staging directory, is not part of it).
 install: all
@@ -323,9 +334,10 @@ gpu-check:
 	@echo "make gpu-check: needs the CUDA plug-in, which this build leaves out (GPU=0, a sanitizer build, or no nvcc)"; exit 1
 endif
 
-# Installs the Debian packages the build, tests and benchmarks need.
+# Installs the Debian packages the build, tests and benchmarks need (fortunes:
+# the GPT-2 example's corpus, examples/gpt2_data.h).
 DEB_PACKAGES := build-essential pkg-config libblis-dev libblis-openmp-dev check libsubunit-dev \
-                libpng-dev zlib1g-dev python3-numpy libopenmpi-dev openmpi-bin
+                libpng-dev zlib1g-dev python3-numpy libopenmpi-dev openmpi-bin fortunes
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

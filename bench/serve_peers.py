@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/serve.c's peers: onnxruntime on the ONNX files Ember exported
+"""bench/serve_onnx.c's peers: onnxruntime on the ONNX files Ember exported
 (DIR/mlp.onnx, DIR/cnn.onnx), or PyTorch eager on the same networks with
 Ember's weights (DIR/<variable name, / as _>.npy), with the same threads.
 Prints rows in serve.c's format: net, runtime, median latency at batch 1

@@ -261,6 +261,23 @@ static void traced_step_release(traced_step *t) {
     em_release(t->labels);
 }
 
+/* The trained model for serving (examples/classify.c): x, float32 [N,784] in
+ * [0,1], to "logits" and "probabilities", the weights frozen into the file. */
+static int save_inference_graph(model *m, const char *path) {
+    em_scope_begin();
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 784), "x");
+    if (!x || em_trace_begin()) return -1;
+    em_tensor *logits = forward(m, x, 1.0);
+    em_tensor *fetches[2] = {logits, em_softmax(logits, -1)};
+    em_graph *g = em_trace_end();
+    int rc = g ? em_graph_save(g, path, 2, fetches, (const char *[]){"logits", "probabilities"},
+                               EM_SAVE_INFERENCE | EM_SAVE_FREEZE)
+               : -1;
+    em_graph_release(g);
+    em_scope_end();
+    return rc;
+}
+
 /* The traced step for TensorBoard's Graphs tab. */
 static int write_graph_summary(em_summary_writer *w, const traced_step *t) { return em_summary_graph(w, t->graph); }
 
@@ -467,6 +484,9 @@ int main(int argc, char **argv) {
     if (export_onnx(&m, o.logdir)) return fail("exporting the model to ONNX");
     printf("TensorBoard logs in %s (tensorboard --logdir %s); plots: %s/{loss,accuracy,layer1_weights}.png\n",
            o.logdir, o.logdir, o.logdir);
+    snprintf(path, sizeof path, "%s/model.emg", o.logdir);
+    if (save_inference_graph(&m, path)) return fail("saving the inference graph");
+    printf("inference graph: %s (build/examples/classify %s)\n", path, path);
 
     traced_step_release(&traced);
     em_summary_writer_close(train_log);
