@@ -773,7 +773,13 @@ em_shape em_tensor_shape(const em_tensor *t) {
     return s;
 }
 int em_ndim(const em_tensor *t) { return t ? t->ndim : -1; }
-int64_t em_numel(const em_tensor *t) { return !t || em__symbolic_in(t, t->numel) ? -1 : t->numel; }
+bool em__numel_symbolic(const em_tensor *t) {
+    for (int d = 0; d < t->ndim; d++)
+        if (em__symbolic_in(t, t->shape[d])) return true;
+    return false;
+}
+
+int64_t em_numel(const em_tensor *t) { return !t || em__numel_symbolic(t) ? -1 : t->numel; }
 
 int64_t em_dim(const em_tensor *t, int axis) {
     if (!t) return -1;
