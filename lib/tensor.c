@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 static atomic_llong live_tensors;
 
@@ -184,6 +187,39 @@ static void free_thread_cache(void *unused) {
 static void make_cache_key(void) { pthread_key_create(&cache_key, free_thread_cache); }
 
 static void quarantine_trim(size_t keep);
+
+static atomic_size_t stream_threshold; /* the last-level cache's size; 0 until asked */
+
+void em__set_stream_threshold(size_t bytes) { atomic_store_explicit(&stream_threshold, bytes, memory_order_relaxed); }
+
+bool em__stream_output(size_t bytes) {
+    size_t c = atomic_load_explicit(&stream_threshold, memory_order_relaxed);
+    if (!c) {
+        long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+        c = l3 > 0 ? (size_t)l3 : l2 > 0 ? (size_t)l2 : (size_t)32 << 20;
+        atomic_store_explicit(&stream_threshold, c, memory_order_relaxed);
+    }
+    return bytes > c;
+}
+
+void em__stream_store(void *dst, const void *src, size_t bytes) {
+    char *d = dst;
+    const char *s = src;
+    size_t head = (16 - (uintptr_t)d % 16) % 16;
+    if (head > bytes) head = bytes;
+    memcpy(d, s, head);
+    size_t at = head;
+#ifdef __SSE2__ /* every x86-64 CPU: 16-byte stores that the write-combining buffers merge into lines */
+    for (; at + 16 <= bytes; at += 16) _mm_stream_si128((__m128i *)(d + at), _mm_loadu_si128((const __m128i *)(s + at)));
+#endif
+    memcpy(d + at, s + at, bytes - at);
+}
+
+void em__stream_fence(void) {
+#ifdef __SSE2__
+    _mm_sfence();
+#endif
+}
 
 /* Bytes of the blocks handed out now, the most at once (em_host_memory_stats;
  * em_host_memory_reset_peak restarts it), and the high-water mark that bounds
