@@ -159,6 +159,90 @@ em_tensor *em_random_uniform(em_dtype dtype, em_shape shape, double lo, double h
 /* Normal, redrawn beyond two standard deviations (TensorFlow's definition). */
 em_tensor *em_truncated_normal(em_dtype dtype, em_shape shape, double mean, double stddev);
 
+/* ---- your own ops: registered at run time (README "Your own ops") ----
+ * A registered op runs like a built-in one: eager dispatch, placement, NULL
+ * propagation, tapes (its gradient rule), traced graphs (replayed with its
+ * kernel) and ember-bench. The registry is process-wide and thread-safe; it
+ * owns what it copies from a definition and frees it when the process ends. */
+
+/* The most attributes one op declares. */
+#define EM_OP_MAX_ATTRS 8
+/* A registered op: what em_op_register returns and em_op_call runs. Stays
+ * valid after em_op_unregister, where using it is an error. */
+typedef struct em_op_handle em_op_handle;
+/* One named attribute of a call: a number, or a string when string is non-NULL. */
+typedef struct em_op_attr {
+    const char *name;
+    double number;
+    const char *string;
+} em_op_attr;
+/* A call's attributes, in any order; an attribute the call leaves out is 0 (number) and NULL (string). */
+typedef struct em_op_attrs {
+    int n;
+    em_op_attr a[EM_OP_MAX_ATTRS];
+} em_op_attrs;
+/* What a registered op's callbacks are told about the call. */
+typedef struct em_custom_call {
+    const struct em_custom_op *op; /* the definition as registered (its user_data, its name) */
+    int n;                         /* inputs, with their dtypes and shapes */
+    const em_dtype *dtypes;
+    const em_shape *shapes;
+    int nout;                     /* the outputs, then the tensors saved for the gradient (op->nsaved) */
+    const em_dtype *out_dtypes;   /* kernels and gradient rules: the outputs' dtypes and shapes */
+    const em_shape *out_shapes;
+    const em_op_attrs *attrs;     /* every declared attribute, in declaration order */
+    char *error;                  /* a failing callback may write why here (printf into error_size bytes) */
+    size_t error_size;
+} em_custom_call;
+/* The shape rule: each output's dtype and shape from the inputs'. 0, or non-zero to refuse the call. */
+typedef int (*em_custom_shape_fn)(const em_custom_call *c, em_dtype *out_dtypes, em_shape *out_shapes);
+/* The CPU kernel: contiguous row-major inputs in[i] and outputs out[k] (c->nout of them, saved ones
+ * included). 0, or non-zero when it fails. */
+typedef int (*em_custom_cpu_fn)(const em_custom_call *c, const void *const *in, void *const *out);
+/* The GPU kernel: the same, with device pointers, launched on `stream` (a cudaStream_t). */
+typedef int (*em_custom_gpu_fn)(const em_custom_call *c, const void *const *in, void *const *out, void *stream);
+/* The gradient rule, written with Ember's ops: grad_inputs[i] (NEW, of inputs[i]'s dtype and shape) from the
+ * inputs, the outputs, their incoming gradients (never NULL) and the saved tensors. An input whose
+ * gradient no one needs may be left NULL. 0, or non-zero when it fails. */
+typedef int (*em_custom_grad_fn)(const em_custom_call *c, em_tensor *const *inputs, em_tensor *const *outputs,
+                                 em_tensor *const *grad_outputs, em_tensor *const *saved, em_tensor **grad_inputs);
+/* Flags of a definition. */
+enum {
+    EM_CUSTOM_ELEMENTWISE = 1u << 0, /* output element i reads element i of each input (of the output's shape, or
+                                        one element): a graph may fuse it with its neighbours, block by block */
+    EM_CUSTOM_NO_GRADIENT = 1u << 1, /* no gradient rule: a gradient path through it is an error */
+};
+/* A definition; em_op_register copies what it needs (the strings too). */
+typedef struct em_custom_op {
+    const char *name;   /* unique among all ops; a saved graph records the op by it */
+    int arity;          /* tensor inputs; -1 for any number >= 1 */
+    int nout;           /* outputs em_op_call returns (0 means 1) */
+    int nsaved;         /* further outputs the kernels write, kept for the gradient rule only */
+    int nattrs;         /* declared attributes: their names, unique */
+    const char *attr_names[EM_OP_MAX_ATTRS];
+    unsigned flags;     /* EM_CUSTOM_* */
+    em_custom_shape_fn shape;    /* required */
+    em_custom_cpu_fn cpu;        /* required */
+    em_custom_gpu_fn gpu;        /* optional: without it the op runs on the CPU only (soft placement moves it) */
+    em_custom_grad_fn gradient;  /* required unless EM_CUSTOM_NO_GRADIENT */
+    void *user_data;             /* for the callbacks (c->op->user_data) */
+} em_custom_op;
+
+/* Registers def; the op lives until em_op_unregister or the end of the process. The handle, or NULL with an
+ * error for a bad definition or a name in use. */
+em_op_handle *em_op_register(const em_custom_op *def);
+/* Ends a registered op: calls of it, and its records on tapes and in graphs, are then errors. The name is
+ * free again. 0; -1 with an error for NULL or a handle unregistered already. */
+int em_op_unregister(em_op_handle *op);
+/* The registered op named `name` (borrowed), or NULL without an error. */
+em_op_handle *em_op_find(const char *name);
+/* op's definition as registered (borrowed, its strings copied), or NULL for a NULL handle. */
+const em_custom_op *em_op_definition(const em_op_handle *op);
+/* Runs op on n inputs with attrs (NULL: all 0) into outputs[0..nout-1], NEW tensors; nout must be the
+ * definition's. 0, or -1 with an error naming the op (outputs are then NULL). A NULL input propagates. */
+int em_op_call(em_op_handle *op, int n, em_tensor *const *inputs, const em_op_attrs *attrs, int nout,
+               em_tensor **outputs);
+
 #ifdef __cplusplus
 }
 #endif
