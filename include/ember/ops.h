@@ -19,6 +19,9 @@ em_tensor *em_div(em_tensor *a, em_tensor *b); /* integer division truncates; /0
 em_tensor *em_pow(em_tensor *a, em_tensor *b); /* float dtypes */
 em_tensor *em_maximum(em_tensor *a, em_tensor *b);
 em_tensor *em_minimum(em_tensor *a, em_tensor *b);
+/* TF's floormod: a - floor(a / b) b, with the sign of b. Integer a mod 0 is 0
+ * (TF raises an error); a float remainder of zero keeps a's sign (as TF). */
+em_tensor *em_floormod(em_tensor *a, em_tensor *b);
 /* x op scalar, the scalar taking x's dtype. */
 em_tensor *em_add_scalar(em_tensor *x, double s);
 em_tensor *em_mul_scalar(em_tensor *x, double s);
@@ -34,6 +37,15 @@ em_tensor *em_exp(em_tensor *x);
 em_tensor *em_log(em_tensor *x);
 em_tensor *em_log1p(em_tensor *x);
 em_tensor *em_erf(em_tensor *x);
+em_tensor *em_sin(em_tensor *x);
+em_tensor *em_cos(em_tensor *x);
+em_tensor *em_tan(em_tensor *x);
+/* floor, ceil and round have no gradient (TF's None): a path through them
+ * ends there, as through em_stop_gradient. round takes halves to even. */
+em_tensor *em_floor(em_tensor *x);
+em_tensor *em_ceil(em_tensor *x);
+em_tensor *em_round(em_tensor *x);
+em_tensor *em_reciprocal(em_tensor *x); /* 1 / x */
 /* min(max(x, lo), hi); lo <= hi. */
 em_tensor *em_clip_by_value(em_tensor *x, double lo, double hi);
 /* cond (bool) ? a : b, all three broadcast together. */
@@ -58,6 +70,9 @@ em_tensor *em_elu(em_tensor *x);
 em_tensor *em_sigmoid(em_tensor *x);
 em_tensor *em_tanh(em_tensor *x);
 em_tensor *em_softplus(em_tensor *x);
+/* clip(0.2 x + 0.5, 0, 1): TF 1's fixed slope (PyTorch's is 1/6). */
+em_tensor *em_hard_sigmoid(em_tensor *x);
+em_tensor *em_log_sigmoid(em_tensor *x); /* log(sigmoid(x)) = -softplus(-x), stable for large |x| */
 em_tensor *em_gelu(em_tensor *x); /* exact (erf) form */
 em_tensor *em_silu(em_tensor *x); /* x sigmoid(x), also called swish */
 /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): GPT-2's tanh approximation of GELU */
