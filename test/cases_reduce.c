@@ -140,7 +140,38 @@ static void ref_argmin_last(const fw_case *c, double *e) { ref_last(c, e, R_ARGM
 #define I64_MIN (-9223372036854775808.0)
 #define TWO62 4611686018427387904.0
 
+static em_tensor *any_1(em_tensor *const *in) { return em_reduce_any(in[0], EM_AXES(1), false); }
+static em_tensor *all_1(em_tensor *const *in) { return em_reduce_all(in[0], EM_AXES(1), false); }
+static em_tensor *any_0_keep(em_tensor *const *in) { return em_reduce_any(in[0], EM_AXES(-2), true); }
+static em_tensor *all_all(em_tensor *const *in) { return em_reduce_all(in[0], EM_ALL_AXES, false); }
+/* in[0] ([2,1]) broadcast to [2,70000]: few outputs over many elements, chunked */
+static em_tensor *any_wide(em_tensor *const *in) {
+    return em_reduce_any(em_broadcast_to(in[0], EM_SHAPE(2, 70000)), EM_AXES(1), false);
+}
+static em_tensor *all_wide(em_tensor *const *in) {
+    return em_reduce_all(em_broadcast_to(in[0], EM_SHAPE(2, 70000)), EM_AXES(1), false);
+}
+/* [2,0]: any over nothing is false, all over nothing true (np.any, np.all) */
+#define B24 V(0, 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1)
+
 const fw_case fw_cases_reduce[] = {
+    /* ---- reduce_any, reduce_all (np.any, np.all) ---- */
+    {"reduce_any", EM_BOOL, "reduce_any axis 1 [3,4]", any_1, 1, {{EM_BOOL, EM_SHAPE(3, 4), B24}}, EM_BOOL, EM_SHAPE(3),
+     V(0, 1, 1), NULL, 0},
+    {"reduce_all", EM_BOOL, "reduce_all axis 1 [3,4]", all_1, 1, {{EM_BOOL, EM_SHAPE(3, 4), B24}}, EM_BOOL, EM_SHAPE(3),
+     V(0, 0, 1), NULL, 0},
+    {"reduce_any", EM_BOOL, "reduce_any axis -2 keepdims [3,4]", any_0_keep, 1, {{EM_BOOL, EM_SHAPE(3, 4), B24}},
+     EM_BOOL, EM_SHAPE(1, 4), V(1, 1, 1, 1), NULL, 0},
+    {"reduce_all", EM_BOOL, "reduce_all all [3,4]", all_all, 1, {{EM_BOOL, EM_SHAPE(3, 4), B24}}, EM_BOOL, EM_SHAPE0,
+     V(0), NULL, 0},
+    {"reduce_any", EM_BOOL, "reduce_any axis 1 of empty [2,0]", any_1, 1, {{EM_BOOL, EM_SHAPE(2, 0), V(0)}}, EM_BOOL,
+     EM_SHAPE(2), V(0, 0), NULL, 0},
+    {"reduce_all", EM_BOOL, "reduce_all axis 1 of empty [2,0]", all_1, 1, {{EM_BOOL, EM_SHAPE(2, 0), V(0)}}, EM_BOOL,
+     EM_SHAPE(2), V(1, 1), NULL, 0},
+    {"reduce_any", EM_BOOL, "reduce_any axis 1 of [2,70000]", any_wide, 1, {{EM_BOOL, EM_SHAPE(2, 1), V(0, 1)}}, EM_BOOL,
+     EM_SHAPE(2), V(0, 1), NULL, 0},
+    {"reduce_all", EM_BOOL, "reduce_all axis 1 of [2,70000]", all_wide, 1, {{EM_BOOL, EM_SHAPE(2, 1), V(0, 1)}}, EM_BOOL,
+     EM_SHAPE(2), V(0, 1), NULL, 0},
     /* ---- sum ---- */
     EACH_NUMERIC(SAME, "sum", "sum axis 1 [2,3]", sum_1, EM_SHAPE(2, 3), X23, EM_SHAPE(2), V(6, 15)),
     EACH_NUMERIC(SAME, "sum", "sum axis 0 keepdims [2,3]", sum_0_keep, EM_SHAPE(2, 3), X23, EM_SHAPE(1, 3), V(5, 7, 9)),

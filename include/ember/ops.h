@@ -85,6 +85,17 @@ em_tensor *em_max(em_tensor *x, int naxes, const int *axes, bool keepdims);
 em_tensor *em_min(em_tensor *x, int naxes, const int *axes, bool keepdims);
 em_tensor *em_prod(em_tensor *x, int naxes, const int *axes, bool keepdims);
 em_tensor *em_log_sum_exp(em_tensor *x, int naxes, const int *axes, bool keepdims);
+/* bool inputs: any / all of the reduced elements (an empty reduction is false / true). */
+em_tensor *em_reduce_any(em_tensor *x, int naxes, const int *axes, bool keepdims);
+em_tensor *em_reduce_all(em_tensor *x, int naxes, const int *axes, bool keepdims);
+/* ---- scans along one axis (numeric dtypes) ----
+ * TF's cumsum and cumprod: exclusive leaves each element out of its own
+ * result (the first is 0, or 1), reverse scans from the end. Float scans
+ * accumulate in double. cumprod's gradient is TF's, cumsum(out g) / x, which is
+ * not finite at an element that is zero (as TF's). */
+em_tensor *em_cumsum(em_tensor *x, int axis, bool exclusive, bool reverse);
+em_tensor *em_cumprod(em_tensor *x, int axis, bool exclusive, bool reverse);
+
 /* Index (int64) of the first largest / smallest element along axis. */
 em_tensor *em_argmax(em_tensor *x, int axis);
 em_tensor *em_argmin(em_tensor *x, int axis);
