@@ -17,13 +17,13 @@ namespace {
 EM_FOR_NUMERIC(SCAN_LINES, cumsum)
 EM_FOR_NUMERIC(SCAN_LINES, cumprod)
 
-#define SCAN_CASE(E, sfx, T, U, C, MN, MX, name)                                                                       \
+#define SCAN_CASE(E, sfx, T, U, C, MN, MX, op)                                                                       \
     case E:                                                                                                            \
-        name##_##sfx##_lines<<<em_gpu_blocks(lines), EM_GPU_THREADS, 0, stream>>>(                                     \
+        op##_##sfx##_lines<<<em_gpu_blocks(lines), EM_GPU_THREADS, 0, stream>>>(                                     \
             static_cast<const T *>(x->data), static_cast<T *>(out->data), lines, n, inner, exclusive, reverse);        \
         return em_gpu_launched(c->device, c->name);
-#define SCAN_ENTRY(name)                                                                                               \
-    int name##_run(const em_gpu_call *c, em_gpu_tensor *out) {                                                         \
+#define SCAN_ENTRY(op)                                                                                               \
+    int op##_run(const em_gpu_call *c, em_gpu_tensor *out) {                                                         \
         const em_gpu_tensor *x = &c->in[0];                                                                            \
         int axis = (int)c->a->i[0];                                                                                    \
         int64_t n = x->shape[axis], inner = 1;                                                                         \
@@ -33,7 +33,7 @@ EM_FOR_NUMERIC(SCAN_LINES, cumprod)
         cudaStream_t stream = em_gpu_stream(c->device);                                                                \
         if (!stream) return -1;                                                                                        \
         switch (x->dtype) {                                                                                            \
-            EM_FOR_NUMERIC(SCAN_CASE, name)                                                                            \
+            EM_FOR_NUMERIC(SCAN_CASE, op)                                                                            \
         default: break;                                                                                                \
         }                                                                                                              \
         em_gpu_report("%s: no GPU kernel for input dtype %s", c->name, em_gpu_dtype_name(x->dtype));                   \

@@ -46,6 +46,7 @@ static em_tensor *f_sign(em_tensor *const *in) { return em_mul(em_sign(in[0]), i
 static em_tensor *f_cast(em_tensor *const *in) { return em_cast(in[0], EM_F64); }
 /* The gradient of exp(x)^2 and of tanh(x)*tanh(x) flows through `out`. */
 static em_tensor *f_exp_twice(em_tensor *const *in) { return em_mul(em_exp(in[0]), em_exp(in[0])); }
+static em_tensor *f_band_part(em_tensor *const *in) { return em_band_part(in[0], 1, 0); }
 static em_tensor *f_add_scalar(em_tensor *const *in) { return em_mul_scalar(em_add_scalar(in[0], 1.5), -2); }
 
 /* where's condition: a fixed bool pattern of shape [2,3] or [2,1]. */
@@ -584,5 +585,6 @@ const gc_case gc_cases_elementwise[] = {
     {EM_OP_WHERE, "where [2,1] ? [1,3] : []", 3, {EM_SHAPE(2, 1), EM_SHAPE(1, 3), EM_SHAPE0}, w_where, -1, 1, 1u,
      where_cond_col},
     U1(EM_OP_CAST, f_cast, (2, 3), -1, 1),
+    U1(EM_OP_WHERE, f_band_part, (2, 3, 4), -1, 1),
     {.fn = NULL},
 };

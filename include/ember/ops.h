@@ -96,6 +96,14 @@ em_tensor *em_reduce_all(em_tensor *x, int naxes, const int *axes, bool keepdims
 em_tensor *em_cumsum(em_tensor *x, int axis, bool exclusive, bool reverse);
 em_tensor *em_cumprod(em_tensor *x, int axis, bool exclusive, bool reverse);
 
+/* mean and variance over the axes (float dtypes), as TF's tf.nn.moments:
+ * two passes (the mean, then the mean squared deviation from it), not the
+ * cancelling E[x^2] - E[x]^2. Returns 0, or -1 with both outputs NULL. */
+int em_moments(em_tensor *x, int naxes, const int *axes, bool keepdims, em_tensor **mean, em_tensor **variance);
+/* The vector norm of the elements over the axes (float dtypes): ord 1, 2 or
+ * INFINITY. TF's tf.norm takes two axes as a matrix norm; this does not. The
+ * gradient of ord 2 at an all-zero x is NaN, as TF's. */
+em_tensor *em_norm(em_tensor *x, double ord, int naxes, const int *axes, bool keepdims);
 /* Index (int64) of the first largest / smallest element along axis. */
 em_tensor *em_argmax(em_tensor *x, int axis);
 em_tensor *em_argmin(em_tensor *x, int axis);
@@ -131,6 +139,32 @@ em_tensor *em_one_hot(em_tensor *indices, int64_t depth, double on, double off, 
 em_tensor *em_pad(em_tensor *x, const int64_t *pads, double value);
 /* multiples has ndim entries. */
 em_tensor *em_tile(em_tensor *x, const int64_t *multiples);
+
+/* ---- creation and masks ----
+ * em_eye: [num_rows, num_columns] (num_columns < 0: square), ones on the
+ * diagonal; TF's batch_shape is left to em_broadcast_to. em_linspace: num
+ * values start + i (stop - start) / (num - 1) computed in float64, as TF's
+ * (the last is that sum, which NumPy instead sets to stop); float dtypes.
+ * em_band_part: TF's matrix_band_part over the last two axes, keeping
+ * elements with row - column <= num_lower and column - row <= num_upper (a
+ * negative bound keeps that whole triangle): (x, -1, 0) is tril, (x, 0, -1) triu. */
+em_tensor *em_eye(int64_t num_rows, int64_t num_columns, em_dtype dtype);
+em_tensor *em_linspace(double start, double stop, int64_t num, em_dtype dtype);
+em_tensor *em_band_part(em_tensor *x, int64_t num_lower, int64_t num_upper);
+/* Indices (int64 [count, rank]) of the nonzero elements in row-major order:
+ * TF 1's one-argument tf.where. Its size depends on the values, so it runs
+ * eagerly only; in a traced graph it is an error. */
+em_tensor *em_where_indices(em_tensor *cond);
+
+/* ---- einsum ----
+ * One or two inputs with an explicit output ("bij,bjk->bik", "bhqd,bhkd->bhqk",
+ * "ij->ji", "ii->i", "ij->"): letters in both inputs and the output are batch
+ * axes, in both inputs only are contracted, in one input only and not the
+ * output are summed first; one batched matmul does the rest. Sizes must match
+ * (no broadcasting of size 1). Other forms (ellipses, three inputs, a letter
+ * repeated in a two-input term) are an error naming the equation. Composed of
+ * Ember's ops, so it has their gradients. */
+em_tensor *em_einsum(const char *equation, int n, em_tensor *const *inputs);
 
 /* ---- neural network (float dtypes) ---- */
 em_tensor *em_softmax(em_tensor *logits, int axis);
