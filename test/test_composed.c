@@ -1,5 +1,6 @@
 /* The TF ops Ember composes from its own ops (lib/ops/composed.c): moments,
- * norm, eye, linspace, band_part, einsum, and the eager where_indices,
+ * norm, eye, linspace, band_part, einsum, and the eager where_indices and
+ * random_shuffle,
  * against NumPy's values (tools/ops_reference.py, test/data/ops1_reference.h),
  * with NaN, empty and negative-axis cases and the errors that name the op.
  * Their gradients are the float64 checks in test/cases_*.c. */
@@ -115,6 +116,31 @@ START_TEST(test_where_indices) {
 }
 END_TEST
 
+START_TEST(test_random_shuffle) {
+    em_set_seed(7);
+    em_tensor *x = em_reshape(em_arange(EM_F64, 0, 100, 1), S(50, 2));
+    em_tensor *y = em_random_shuffle(x), *z = em_random_shuffle(x);
+    em_set_seed(7);
+    ck_assert_double_eq(em_test_max_rel_diff(em_random_shuffle(x), y), 0); /* the same seed, the same order */
+    /* rows move whole: each row is (2r, 2r + 1), and every r appears once */
+    const double *v = em_data(y);
+    bool seen[50] = {0};
+    int moved = 0, same = 0;
+    for (int i = 0; i < 50; i++) {
+        int r = (int)v[2 * i] / 2;
+        ck_assert_double_eq(v[2 * i + 1], v[2 * i] + 1);
+        ck_assert(!seen[r]);
+        seen[r] = true;
+        moved += r != i;
+        same += ((const double *)em_data(z))[2 * i] == v[2 * i];
+    }
+    ck_assert_int_gt(moved, 40);
+    ck_assert_int_lt(same, 10); /* the next draw is another order */
+    ck_assert_tensor(em_random_shuffle(em_zeros(EM_F32, S(0, 3))), EM_F32, S(0, 3), V(0), 0);
+    ck_assert_error(em_random_shuffle(em_scalar(EM_F32, 1)), "random_shuffle: x must have at least 1 dim, got []");
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("composed");
     TCase *tc = tcase_create("composed");
@@ -124,6 +150,7 @@ int main(void) {
     tcase_add_test(tc, test_eye_linspace_band_part);
     tcase_add_test(tc, test_einsum);
     tcase_add_test(tc, test_where_indices);
+    tcase_add_test(tc, test_random_shuffle);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

@@ -218,6 +218,15 @@ em_tensor *em_random_normal(em_dtype dtype, em_shape shape, double mean, double 
 em_tensor *em_random_uniform(em_dtype dtype, em_shape shape, double lo, double hi);
 /* Normal, redrawn beyond two standard deviations (TensorFlow's definition). */
 em_tensor *em_truncated_normal(em_dtype dtype, em_shape shape, double mean, double stddev);
+/* TF's categorical: int64 [batch, num_samples] class indices drawn from
+ * softmax of each row of logits [batch, classes] (float dtypes), the same on
+ * every device for a seed. A class of logit -Inf is never drawn. No gradient. */
+em_tensor *em_categorical(em_tensor *logits, int64_t num_samples);
+/* x with its rows (axis 0) in a seeded random order, through em_gather (so it
+ * has gather's gradient, where TF's has none). The permutation is drawn on
+ * the host when called; in a traced graph it is an error (a replay would
+ * repeat one permutation). */
+em_tensor *em_random_shuffle(em_tensor *x);
 
 #ifdef __cplusplus
 }
