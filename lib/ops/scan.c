@@ -2,55 +2,74 @@
  * reverse). The arithmetic is lib/ops/scan_math.h's, shared with the CUDA
  * kernels (gpu/scan.cu).
  *
- * The input (made contiguous by the dispatcher) is [outer, n, inner]. When
- * inner is wide the kernel walks the axis once for a block of SCAN_BLOCK
- * neighbouring lines, an `omp simd` loop over the block at each step; a line
- * of its own (inner 1, a scan over the last axis) runs alone. Work is cut by
- * lines and blocks only, so results do not depend on the thread count. */
+ * The input (made contiguous by the dispatcher) is [outer, n, inner]. The
+ * kernel walks the axis once for a group of lines, an `omp simd` loop over
+ * the group at each step: SCAN_BLOCK neighbouring lines when inner > 1, or
+ * SCAN_ROWS rows when each row is a line (a scan over the last axis), whose
+ * independent sums hide the add latency that bounds a single row. Each line
+ * is summed in order, so results do not depend on the thread count. */
 #include "scan_math.h"
 
 #include "../internal.h"
 
 #define SCAN_BLOCK 256   /* neighbouring lines walked together */
+#define SCAN_ROWS 4     /* rows scanned together when each is a line (inner 1) */
 #define SCAN_GRAIN 32768 /* elements per parallel chunk */
 
 typedef struct scan_job {
     const void *x;
     void *y;
-    int64_t n, inner, blocks; /* blocks: SCAN_BLOCK-wide blocks per outer index */
+    int64_t outer, n, inner, blocks; /* blocks: SCAN_BLOCK-wide blocks per outer index */
     bool exclusive, reverse;
 } scan_job;
 
-/* Block b (outer index b / blocks) of neighbouring lines, and whole lines when inner is 1. */
+/* Unit b of the work: with inner 1, rows b SCAN_ROWS .. (interleaved, so
+ * that their sums are independent chains rather than one chain of add
+ * latencies); else block b % blocks of outer index b / blocks. */
 #define SCAN_KERNEL(E, sfx, T, U, C, MN, MX, name)                                                                     \
-    EM_HOT static void name##_##sfx##_blocks(void *ctx, int64_t begin, int64_t end) {                                  \
+    EM_HOT static void name##_##sfx##_units(void *ctx, int64_t begin, int64_t end) {                                   \
         const scan_job *j = ctx;                                                                                       \
         const T *x = j->x;                                                                                             \
         T *y = j->y;                                                                                                   \
+        const int64_t n = j->n;                                                                                        \
+        const bool exclusive = j->exclusive;                                                                           \
         em_scan_##name##_##sfx##_acc acc[SCAN_BLOCK];                                                                  \
         for (int64_t b = begin; b < end; b++) {                                                                        \
-            int64_t o = b / j->blocks, i0 = b % j->blocks * SCAN_BLOCK;                                                \
-            int64_t w = j->inner - i0 < SCAN_BLOCK ? j->inner - i0 : SCAN_BLOCK;                                       \
-            if (w == 1) {                                                                                              \
-                int64_t s = o * j->n * j->inner + i0;                                                                  \
-                em_scan_##name##_##sfx(x + s, y + s, j->n, j->inner, j->exclusive, j->reverse);                        \
-                continue;                                                                                              \
+            int64_t first, w, stride; /* the unit's first line, its lines and their distance apart */                 \
+            if (j->inner == 1) {                                                                                       \
+                first = b * SCAN_ROWS * n;                                                                             \
+                w = j->outer - b * SCAN_ROWS < SCAN_ROWS ? j->outer - b * SCAN_ROWS : SCAN_ROWS;                       \
+                stride = n;                                                                                            \
+            } else {                                                                                                   \
+                int64_t i0 = b % j->blocks * SCAN_BLOCK;                                                               \
+                first = b / j->blocks * n * j->inner + i0;                                                             \
+                w = j->inner - i0 < SCAN_BLOCK ? j->inner - i0 : SCAN_BLOCK;                                           \
+                stride = 1;                                                                                            \
             }                                                                                                          \
             for (int64_t i = 0; i < w; i++) acc[i] = EM_SCAN_INIT_##name;                                              \
-            for (int64_t k = 0; k < j->n; k++) {                                                                       \
-                int64_t at = (o * j->n + (j->reverse ? j->n - 1 - k : k)) * j->inner + i0;                             \
-                const T *xr = x + at;                                                                                  \
-                T *yr = y + at;                                                                                        \
-                const bool exclusive = j->exclusive;                                                                   \
-                _Pragma("omp simd") for (int64_t i = 0; i < w; i++) yr[i] =                                            \
-                    em_scan_##name##_##sfx##_step(&acc[i], xr[i], exclusive);                                          \
+            for (int64_t k = 0; k < n; k++) {                                                                          \
+                int64_t at = first + (j->reverse ? n - 1 - k : k) * (j->inner == 1 ? 1 : j->inner);                    \
+                const T *restrict xr = x + at;                                                                         \
+                T *restrict yr = y + at;                                                                               \
+                if (stride == 1) {                                                                                     \
+                    if (exclusive) {                                                                                   \
+                        _Pragma("omp simd") for (int64_t i = 0; i < w; i++) yr[i] =                                    \
+                            em_scan_##name##_##sfx##_step(&acc[i], xr[i], true);                                       \
+                    } else {                                                                                           \
+                        _Pragma("omp simd") for (int64_t i = 0; i < w; i++) yr[i] =                                    \
+                            em_scan_##name##_##sfx##_step(&acc[i], xr[i], false);                                      \
+                    }                                                                                                  \
+                } else { /* rows: scalar, the chains overlap without gathers */                                        \
+                    for (int64_t i = 0; i < w; i++) yr[i * stride] =                                                   \
+                        em_scan_##name##_##sfx##_step(&acc[i], xr[i * stride], exclusive);                             \
+                }                                                                                                      \
             }                                                                                                          \
         }                                                                                                              \
     }
 EM_FOR_NUMERIC(SCAN_KERNEL, cumsum)
 EM_FOR_NUMERIC(SCAN_KERNEL, cumprod)
 
-#define SCAN_ENTRY(E, sfx, T, U, C, MN, MX, name) [E] = name##_##sfx##_blocks,
+#define SCAN_ENTRY(E, sfx, T, U, C, MN, MX, name) [E] = name##_##sfx##_units,
 static const em_range_fn cumsum_kernels[EM_DTYPE_COUNT] = {EM_FOR_NUMERIC(SCAN_ENTRY, cumsum)};
 static const em_range_fn cumprod_kernels[EM_DTYPE_COUNT] = {EM_FOR_NUMERIC(SCAN_ENTRY, cumprod)};
 
@@ -60,9 +79,10 @@ static void scan_run(const em_call *c, em_tensor *out, const em_range_fn *kernel
     scan_job j = {.x = x->data, .y = out->data, .n = x->shape[axis], .inner = 1,
                   .exclusive = c->a->i[1] != 0, .reverse = c->a->i[2] != 0};
     for (int d = axis + 1; d < x->ndim; d++) j.inner *= x->shape[d];
+    j.outer = x->numel / (j.n * j.inner);
     j.blocks = (j.inner + SCAN_BLOCK - 1) / SCAN_BLOCK;
-    int64_t units = x->numel / (j.n * j.inner) * j.blocks;
-    int64_t per_unit = j.n * (j.inner < SCAN_BLOCK ? j.inner : SCAN_BLOCK);
+    int64_t units = j.inner == 1 ? (j.outer + SCAN_ROWS - 1) / SCAN_ROWS : j.outer * j.blocks;
+    int64_t per_unit = j.n * (j.inner == 1 ? SCAN_ROWS : j.inner < SCAN_BLOCK ? j.inner : SCAN_BLOCK);
     em__parallel_for(units, per_unit >= SCAN_GRAIN ? 1 : SCAN_GRAIN / per_unit, kernels[x->dtype], &j);
 }
 static void cpu_cumsum(const em_call *c, em_tensor *out) { scan_run(c, out, cumsum_kernels); }
