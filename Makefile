@@ -136,7 +136,7 @@ HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h lib/ops/*.h lib/ops/
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/test/%.o: test/%.c $(HEADERS) $(wildcard test/*.h)
+$(BUILD)/test/%.o: test/%.c $(HEADERS) $(wildcard test/*.h test/data/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

@@ -19,6 +19,9 @@ em_tensor *em_div(em_tensor *a, em_tensor *b); /* integer division truncates; /0
 em_tensor *em_pow(em_tensor *a, em_tensor *b); /* float dtypes */
 em_tensor *em_maximum(em_tensor *a, em_tensor *b);
 em_tensor *em_minimum(em_tensor *a, em_tensor *b);
+/* TF's floormod: a - floor(a / b) b, with the sign of b. Integer a mod 0 is 0
+ * (TF raises an error); a float remainder of zero keeps a's sign (as TF). */
+em_tensor *em_floormod(em_tensor *a, em_tensor *b);
 /* x op scalar, the scalar taking x's dtype. */
 em_tensor *em_add_scalar(em_tensor *x, double s);
 em_tensor *em_mul_scalar(em_tensor *x, double s);
@@ -34,6 +37,15 @@ em_tensor *em_exp(em_tensor *x);
 em_tensor *em_log(em_tensor *x);
 em_tensor *em_log1p(em_tensor *x);
 em_tensor *em_erf(em_tensor *x);
+em_tensor *em_sin(em_tensor *x);
+em_tensor *em_cos(em_tensor *x);
+em_tensor *em_tan(em_tensor *x);
+/* floor, ceil and round have no gradient (TF's None): a path through them
+ * ends there, as through em_stop_gradient. round takes halves to even. */
+em_tensor *em_floor(em_tensor *x);
+em_tensor *em_ceil(em_tensor *x);
+em_tensor *em_round(em_tensor *x);
+em_tensor *em_reciprocal(em_tensor *x); /* 1 / x */
 /* min(max(x, lo), hi); lo <= hi. */
 em_tensor *em_clip_by_value(em_tensor *x, double lo, double hi);
 /* cond (bool) ? a : b, all three broadcast together. */
@@ -58,6 +70,9 @@ em_tensor *em_elu(em_tensor *x);
 em_tensor *em_sigmoid(em_tensor *x);
 em_tensor *em_tanh(em_tensor *x);
 em_tensor *em_softplus(em_tensor *x);
+/* clip(0.2 x + 0.5, 0, 1): TF 1's fixed slope (PyTorch's is 1/6). */
+em_tensor *em_hard_sigmoid(em_tensor *x);
+em_tensor *em_log_sigmoid(em_tensor *x); /* log(sigmoid(x)) = -softplus(-x), stable for large |x| */
 em_tensor *em_gelu(em_tensor *x); /* exact (erf) form */
 em_tensor *em_silu(em_tensor *x); /* x sigmoid(x), also called swish */
 /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): GPT-2's tanh approximation of GELU */
@@ -70,6 +85,25 @@ em_tensor *em_max(em_tensor *x, int naxes, const int *axes, bool keepdims);
 em_tensor *em_min(em_tensor *x, int naxes, const int *axes, bool keepdims);
 em_tensor *em_prod(em_tensor *x, int naxes, const int *axes, bool keepdims);
 em_tensor *em_log_sum_exp(em_tensor *x, int naxes, const int *axes, bool keepdims);
+/* bool inputs: any / all of the reduced elements (an empty reduction is false / true). */
+em_tensor *em_reduce_any(em_tensor *x, int naxes, const int *axes, bool keepdims);
+em_tensor *em_reduce_all(em_tensor *x, int naxes, const int *axes, bool keepdims);
+/* ---- scans along one axis (numeric dtypes) ----
+ * TF's cumsum and cumprod: exclusive leaves each element out of its own
+ * result (the first is 0, or 1), reverse scans from the end. Float scans
+ * accumulate in double. cumprod's gradient is TF's, cumsum(out g) / x, which is
+ * not finite at an element that is zero (as TF's). */
+em_tensor *em_cumsum(em_tensor *x, int axis, bool exclusive, bool reverse);
+em_tensor *em_cumprod(em_tensor *x, int axis, bool exclusive, bool reverse);
+
+/* mean and variance over the axes (float dtypes), as TF's tf.nn.moments:
+ * two passes (the mean, then the mean squared deviation from it), not the
+ * cancelling E[x^2] - E[x]^2. Returns 0, or -1 with both outputs NULL. */
+int em_moments(em_tensor *x, int naxes, const int *axes, bool keepdims, em_tensor **mean, em_tensor **variance);
+/* The vector norm of the elements over the axes (float dtypes): ord 1, 2 or
+ * INFINITY. TF's tf.norm takes two axes as a matrix norm; this does not. The
+ * gradient of ord 2 at an all-zero x is NaN, as TF's. */
+em_tensor *em_norm(em_tensor *x, double ord, int naxes, const int *axes, bool keepdims);
 /* Index (int64) of the first largest / smallest element along axis. */
 em_tensor *em_argmax(em_tensor *x, int axis);
 em_tensor *em_argmin(em_tensor *x, int axis);
@@ -105,6 +139,32 @@ em_tensor *em_one_hot(em_tensor *indices, int64_t depth, double on, double off, 
 em_tensor *em_pad(em_tensor *x, const int64_t *pads, double value);
 /* multiples has ndim entries. */
 em_tensor *em_tile(em_tensor *x, const int64_t *multiples);
+
+/* ---- creation and masks ----
+ * em_eye: [num_rows, num_columns] (num_columns < 0: square), ones on the
+ * diagonal; TF's batch_shape is left to em_broadcast_to. em_linspace: num
+ * values start + i (stop - start) / (num - 1) computed in float64, as TF's
+ * (the last is that sum, which NumPy instead sets to stop); float dtypes.
+ * em_band_part: TF's matrix_band_part over the last two axes, keeping
+ * elements with row - column <= num_lower and column - row <= num_upper (a
+ * negative bound keeps that whole triangle): (x, -1, 0) is tril, (x, 0, -1) triu. */
+em_tensor *em_eye(int64_t num_rows, int64_t num_columns, em_dtype dtype);
+em_tensor *em_linspace(double start, double stop, int64_t num, em_dtype dtype);
+em_tensor *em_band_part(em_tensor *x, int64_t num_lower, int64_t num_upper);
+/* Indices (int64 [count, rank]) of the nonzero elements in row-major order:
+ * TF 1's one-argument tf.where. Its size depends on the values, so it runs
+ * eagerly only; in a traced graph it is an error. */
+em_tensor *em_where_indices(em_tensor *cond);
+
+/* ---- einsum ----
+ * One or two inputs with an explicit output ("bij,bjk->bik", "bhqd,bhkd->bhqk",
+ * "ij->ji", "ii->i", "ij->"): letters in both inputs and the output are batch
+ * axes, in both inputs only are contracted, in one input only and not the
+ * output are summed first; one batched matmul does the rest. Sizes must match
+ * (no broadcasting of size 1). Other forms (ellipses, three inputs, a letter
+ * repeated in a two-input term) are an error naming the equation. Composed of
+ * Ember's ops, so it has their gradients. */
+em_tensor *em_einsum(const char *equation, int n, em_tensor *const *inputs);
 
 /* ---- neural network (float dtypes) ---- */
 em_tensor *em_softmax(em_tensor *logits, int axis);
@@ -158,6 +218,15 @@ em_tensor *em_random_normal(em_dtype dtype, em_shape shape, double mean, double 
 em_tensor *em_random_uniform(em_dtype dtype, em_shape shape, double lo, double hi);
 /* Normal, redrawn beyond two standard deviations (TensorFlow's definition). */
 em_tensor *em_truncated_normal(em_dtype dtype, em_shape shape, double mean, double stddev);
+/* TF's categorical: int64 [batch, num_samples] class indices drawn from
+ * softmax of each row of logits [batch, classes] (float dtypes), the same on
+ * every device for a seed. A class of logit -Inf is never drawn. No gradient. */
+em_tensor *em_categorical(em_tensor *logits, int64_t num_samples);
+/* x with its rows (axis 0) in a seeded random order, through em_gather (so it
+ * has gather's gradient, where TF's has none). The permutation is drawn on
+ * the host when called; in a traced graph it is an error (a replay would
+ * repeat one permutation). */
+em_tensor *em_random_shuffle(em_tensor *x);
 
 /* ---- your own ops: registered at run time (README "Your own ops") ----
  * A registered op runs like a built-in one: eager dispatch, placement, NULL

@@ -163,6 +163,76 @@ static em_tensor *run_scalar(ops_state *s, const op_entry *e) {
     return e->scalar(x, ops_double(&s->f));
 }
 
+/* cumsum, cumprod: axis, then exclusive and reverse from one byte */
+static em_tensor *run_scan(ops_state *s, const op_entry *e) {
+    em_tensor *x = ops_arg(s);
+    int axis = ops_int(&s->f);
+    unsigned k = fz_u8(&s->f);
+    return (e->name[3] == 's' ? em_cumsum : em_cumprod)(x, axis, k & 1, k & 2);
+}
+
+static em_tensor *run_moments(ops_state *s, const op_entry *e) {
+    (void)e;
+    fz *f = &s->f;
+    int ints[2 * EM_MAX_DIMS + 2];
+    em_tensor *x = ops_arg(s), *mean = NULL, *var = NULL;
+    int n = (int)(fz_u8(f) % 10) - 1;
+    ops_ints(f, n > 0 ? n : 0, ints);
+    FZ_CHECK(em_moments(x, n, n > 0 ? ints : NULL, fz_u8(f) & 1, &mean, &var) == 0 ? mean && var : !mean && !var);
+    return var;
+}
+
+static em_tensor *run_norm(ops_state *s, const op_entry *e) {
+    (void)e;
+    fz *f = &s->f;
+    static const double ords[] = {1, 2, INFINITY, -INFINITY, 0, 3};
+    int ints[2 * EM_MAX_DIMS + 2];
+    em_tensor *x = ops_arg(s);
+    double ord = ords[fz_u8(f) % 6];
+    int n = (int)(fz_u8(f) % 10) - 1;
+    ops_ints(f, n > 0 ? n : 0, ints);
+    return em_norm(x, ord, n, n > 0 ? ints : NULL, fz_u8(f) & 1);
+}
+
+static em_tensor *run_eye(ops_state *s, const op_entry *e) {
+    (void)e;
+    int64_t rows = ops_int(&s->f), cols = ops_int(&s->f);
+    return em_eye(rows, cols, (em_dtype)(fz_u8(&s->f) % (EM_DTYPE_COUNT + 1)));
+}
+
+static em_tensor *run_linspace(ops_state *s, const op_entry *e) {
+    (void)e;
+    double start = ops_double(&s->f), stop = ops_double(&s->f);
+    int64_t num = ops_int(&s->f);
+    return em_linspace(start, stop, num, (em_dtype)(fz_u8(&s->f) % (EM_DTYPE_COUNT + 1)));
+}
+
+static em_tensor *run_band_part(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s);
+    int64_t lower = ops_int(&s->f);
+    return em_band_part(x, lower, ops_int(&s->f));
+}
+
+/* An equation of up to 15 characters from einsum's alphabet and some it rejects, on 0 to 3 operands. */
+static em_tensor *run_einsum(ops_state *s, const op_entry *e) {
+    (void)e;
+    static const char alphabet[] = "abij,->.kA 1";
+    char eq[16];
+    int len = fz_u8(&s->f) % 16, n = fz_u8(&s->f) % 4;
+    for (int i = 0; i < len; i++) eq[i] = alphabet[fz_u8(&s->f) % (sizeof alphabet - 1)];
+    eq[len] = '\0';
+    em_tensor *in[3];
+    for (int i = 0; i < n; i++) in[i] = ops_arg(s);
+    return em_einsum(eq, n, n ? in : NULL);
+}
+
+static em_tensor *run_categorical(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *logits = ops_arg(s);
+    return em_categorical(logits, ops_int(&s->f));
+}
+
 static em_tensor *run_matmul(ops_state *s, const op_entry *e) {
     (void)e;
     em_tensor *a = ops_arg(s), *b = ops_arg(s);
@@ -423,10 +493,18 @@ static const op_entry ops_table[] = {
     {"min", run_reduce, .reduce = em_min},
     {"prod", run_reduce, .reduce = em_prod},
     {"log_sum_exp", run_reduce, .reduce = em_log_sum_exp},
+    {"reduce_any", run_reduce, .reduce = em_reduce_any},
+    {"reduce_all", run_reduce, .reduce = em_reduce_all},
+    {"moments", .run = run_moments},
+    {"norm", .run = run_norm},
     {"argmax", run_axis, .axis = em_argmax},
     {"argmin", run_axis, .axis = em_argmin},
+    /* scans */
+    {"cumsum", .run = run_scan},
+    {"cumprod", .run = run_scan},
     /* matmul */
     {"matmul", .run = run_matmul},
+    {"einsum", .run = run_einsum},
     /* shape */
     {"reshape", .run = run_reshape},
     {"transpose", .run = run_transpose},
@@ -442,6 +520,8 @@ static const op_entry ops_table[] = {
     {"one_hot", .run = run_one_hot},
     {"pad", .run = run_pad},
     {"tile", .run = run_tile},
+    {"band_part", .run = run_band_part},
+    {"where_indices", run_unary, .unary = em_where_indices},
     /* nn */
     {"softmax", run_axis, .axis = em_softmax},
     {"log_softmax", run_axis, .axis = em_log_softmax},
@@ -458,11 +538,15 @@ static const op_entry ops_table[] = {
     {"random_normal", run_random, .random = em_random_normal},
     {"random_uniform", run_random, .random = em_random_uniform},
     {"truncated_normal", run_random, .random = em_truncated_normal},
+    {"categorical", .run = run_categorical},
+    {"random_shuffle", run_unary, .unary = em_random_shuffle},
     /* new tensors */
     {"arange", .run = run_arange},
     {"fill", .run = run_fill},
     {"zeros", run_make, .make = em_zeros},
     {"ones", run_make, .make = em_ones},
+    {"eye", .run = run_eye},
+    {"linspace", .run = run_linspace},
     {"scalar", .run = run_scalar_new},
     {"copy", run_unary, .unary = em_copy},
     /* training helpers */
