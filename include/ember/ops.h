@@ -106,6 +106,28 @@ em_tensor *em_pad(em_tensor *x, const int64_t *pads, double value);
 /* multiples has ndim entries. */
 em_tensor *em_tile(em_tensor *x, const int64_t *multiples);
 
+/* ---- indexing (TensorFlow 1's; indices int32 or int64; out-of-range indices are an error naming the tuple,
+ * where TF's GPU kernels give zeros or drop them) ---- */
+/* Slices of params at index tuples: indices [..., M] -> indices.shape[:-1] + params.shape[M:]. */
+em_tensor *em_gather_nd(em_tensor *params, em_tensor *indices);
+/* Zeros of `shape` with each slice of updates (indices.shape[:-1] + shape[M:]) added at its tuple; repeated
+ * tuples add up, in order (deterministic on every device). Numeric dtypes. */
+em_tensor *em_scatter_nd(em_tensor *indices, em_tensor *updates, em_shape shape);
+/* tensor + em_scatter_nd(indices, updates, tensor's shape). */
+em_tensor *em_tensor_scatter_add(em_tensor *tensor, em_tensor *indices, em_tensor *updates);
+/* Sums of data's slices by segment: segment_ids (a prefix of data's shape) in [0, num_segments) ->
+ * [num_segments] + data.shape[segment_ids.ndim:]; empty segments are 0. A negative id is an error (TF drops it). */
+em_tensor *em_unsorted_segment_sum(em_tensor *data, em_tensor *segment_ids, int64_t num_segments);
+/* The k largest elements of each row of the last axis into *values (x's dtype) and their positions into
+ * *indices (int64; TF gives int32), largest first; equal values keep their order and NaN ranks above every
+ * number (as torch.topk). `sorted` is accepted for TF's signature: the k are always in order. Numeric
+ * dtypes. Returns 0, or -1 with both NULL. */
+int em_top_k(em_tensor *x, int64_t k, bool sorted, em_tensor **values, em_tensor **indices);
+/* x sorted along axis, stably (equal values keep their order); NaN last ascending, first descending (NumPy's
+ * and PyTorch's placement). em_argsort gives the int64 positions (TF: int32) that sort x. */
+em_tensor *em_sort(em_tensor *x, int axis, bool descending);
+em_tensor *em_argsort(em_tensor *x, int axis, bool descending);
+
 /* ---- neural network (float dtypes) ---- */
 em_tensor *em_softmax(em_tensor *logits, int axis);
 em_tensor *em_log_softmax(em_tensor *logits, int axis);
