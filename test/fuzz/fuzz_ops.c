@@ -261,6 +261,34 @@ static em_tensor *run_gather(ops_state *s, const op_entry *e) {
     return em_gather(p, idx, ops_int(&s->f));
 }
 
+static em_tensor *run_scatter_nd(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *idx = ops_arg(s), *updates = ops_arg(s);
+    return em_scatter_nd(idx, updates, ops_shape(&s->f));
+}
+
+static em_tensor *run_unsorted_segment_sum(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *data = ops_arg(s), *ids = ops_arg(s);
+    return em_unsorted_segment_sum(data, ids, fz_i64(&s->f));
+}
+
+static em_tensor *run_top_k(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s), *values = NULL, *indices = NULL;
+    int k = ops_int(&s->f);
+    bool want_indices = fz_u8(&s->f) & 1;
+    if (em_top_k(x, k, true, &values, &indices)) return NULL;
+    return want_indices ? indices : values;
+}
+
+static em_tensor *run_sort(ops_state *s, const op_entry *e) {
+    em_tensor *x = ops_arg(s);
+    int axis = ops_int(&s->f);
+    bool descending = fz_u8(&s->f) & 1;
+    return (strcmp(e->name, "argsort") ? em_sort : em_argsort)(x, axis, descending);
+}
+
 static em_tensor *run_one_hot(ops_state *s, const op_entry *e) {
     (void)e;
     fz *f = &s->f;
@@ -440,6 +468,14 @@ static const op_entry ops_table[] = {
     {"slice", .run = run_slice},
     {"gather", .run = run_gather},
     {"one_hot", .run = run_one_hot},
+    /* index */
+    {"gather_nd", run_binary, .binary = em_gather_nd},
+    {"scatter_nd", .run = run_scatter_nd},
+    {"tensor_scatter_add", run_ternary, .ternary = em_tensor_scatter_add},
+    {"unsorted_segment_sum", .run = run_unsorted_segment_sum},
+    {"top_k", .run = run_top_k},
+    {"sort", .run = run_sort},
+    {"argsort", .run = run_sort},
     {"pad", .run = run_pad},
     {"tile", .run = run_tile},
     /* nn */
