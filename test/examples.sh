@@ -32,6 +32,9 @@ check mnist-keep "model-80" cat "$tmp/mnist/model.index"
 check mnist-fresh "trained 20 steps" "$build/examples/mnist" --steps 20 --eval-every 10 --keep 2 --quiet --logdir "$tmp/mnist"
 check deep_mnist "final test accuracy" "$build/examples/deep_mnist" --steps 12 --eval-every 10 --checkpoint-every 6 --test-images 1000 --quiet --threads 1 --logdir "$tmp/deep_mnist"
 check deep_mnist-resume "resumed from $tmp/deep_mnist/model-12 at step 12" "$build/examples/deep_mnist" --steps 20 --eval-every 10 --test-images 1000 --quiet --threads 1 --resume --logdir "$tmp/deep_mnist"
+check deep_mnist-batch-norm "final test accuracy" "$build/examples/deep_mnist" --steps 3 --eval-every 10 --test-images 200 --quiet --threads 1 --batch-norm --logdir "$tmp/deep_mnist_bn"
+# Fashion-MNIST (Debian's dataset-fashion-mnist, which `make deps` installs)
+check fashion_resnet "final test accuracy" "$build/examples/fashion_resnet" --steps 2 --batch 32 --test-images 200 --quiet --threads 1
 # The MNIST example on the GPU, where there is one (its training reaches the
 # same accuracy floor as on the CPU).
 if gpu_out=$("$build/examples/mnist" --steps 300 --eval-every 300 --quiet --device /gpu:0 --logdir "$tmp/mnist-gpu" 2>&1); then
