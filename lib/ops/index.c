@@ -228,18 +228,25 @@ typedef struct {
 /* Per element type T: BEFORE(a, ia, b, ib) is index_math.h's order, MAYBE(v, w) a cheap test true at least
  * for every v that can rank before the k-th best w (vectorized over TOPK_FILTER elements). */
 #define DEFINE_TOP_K(T, BEFORE, MAYBE)                                                                           \
-    static void merge_sort_##T(const T *x, int64_t *idx, int64_t *tmp, int64_t n, bool desc) {                 \
-        for (int64_t w = 1; w < n; w *= 2) {                                                                     \
-            for (int64_t lo = 0; lo < n; lo += 2 * w) {                                                          \
-                int64_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n, a = lo, b = mid;    \
-                for (int64_t o = lo; o < hi; o++)                                                                \
-                    tmp[o] = a < mid && (b >= hi || !BEFORE(x[idx[b]], idx[b], x[idx[a]], idx[a], desc))         \
-                                 ? idx[a++]                                                                      \
-                                 : idx[b++];                                                                     \
-            }                                                                                                    \
-            memcpy(idx, tmp, sizeof(int64_t) * (size_t)n);                                                       \
-        }                                                                                                        \
-    }                                                                                                            \
+    typedef struct {                                                                                                 \
+        T v;                                                                                                         \
+        int64_t i;                                                                                                   \
+    } pair_##T;                                                                                                      \
+    /* A stable bottom-up merge sort of (value, position) pairs (no indirection in the inner loop); returns          \
+     * the buffer that holds the result. */                                                                          \
+    static pair_##T *merge_sort_##T(pair_##T *p, pair_##T *tmp, int64_t n, bool desc) {                              \
+        for (int64_t w = 1; w < n; w *= 2) {                                                                         \
+            for (int64_t lo = 0; lo < n; lo += 2 * w) {                                                              \
+                int64_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n, a = lo, b = mid;        \
+                for (int64_t o = lo; o < hi; o++)                                                                    \
+                    tmp[o] = a < mid && (b >= hi || !BEFORE(p[b].v, p[b].i, p[a].v, p[a].i, desc)) ? p[a++] : p[b++]; \
+            }                                                                                                        \
+            pair_##T *t = p;                                                                                         \
+            p = tmp;                                                                                                 \
+            tmp = t;                                                                                                 \
+        }                                                                                                            \
+        return p;                                                                                                    \
+    }                                                                                                                \
     /* The k best of row x into best[0..k-1] in order: an insertion buffer, entered only by elements that    \
      * pass the vectorized filter against the current k-th best. */                                          \
     static void select_##T(const T *x, int64_t n, int64_t k, bool desc, int64_t *best) {                       \
@@ -267,25 +274,25 @@ typedef struct {
             best[at] = j;                                                                                        \
         }                                                                                                        \
     }                                                                                                            \
-    static void top_k_rows_##T(top_k_ctx *k, int64_t begin, int64_t end) {                                     \
-        int64_t *scratch = NULL;                                                                                 \
-        bool select = k->k <= TOPK_SELECT_MAX && k->k < k->n;                                                    \
-        if (!select && !(scratch = malloc(sizeof(int64_t) * 2 * (size_t)k->n))) {                                \
-            atomic_store(&k->failed, true);                                                                      \
-            return;                                                                                              \
-        }                                                                                                        \
-        for (int64_t r = begin; r < end; r++) {                                                                  \
-            const T *x = (const T *)k->x->data + r * k->n;                                                       \
-            int64_t *out = k->out + r * k->k;                                                                    \
-            if (select) {                                                                                        \
-                select_##T(x, k->n, k->k, k->descending, out);                                                   \
-                continue;                                                                                        \
-            }                                                                                                    \
-            for (int64_t j = 0; j < k->n; j++) scratch[j] = j;                                                   \
-            merge_sort_##T(x, scratch, scratch + k->n, k->n, k->descending);                                     \
-            memcpy(out, scratch, sizeof(int64_t) * (size_t)k->k);                                                \
-        }                                                                                                        \
-        free(scratch);                                                                                           \
+    static void top_k_rows_##T(top_k_ctx *k, int64_t begin, int64_t end) {                                           \
+        pair_##T *scratch = NULL;                                                                                    \
+        bool select = k->k <= TOPK_SELECT_MAX && k->k < k->n;                                                        \
+        if (!select && !(scratch = malloc(sizeof(pair_##T) * 2 * (size_t)k->n))) {                                   \
+            atomic_store(&k->failed, true);                                                                          \
+            return;                                                                                                  \
+        }                                                                                                            \
+        for (int64_t r = begin; r < end; r++) {                                                                      \
+            const T *x = (const T *)k->x->data + r * k->n;                                                           \
+            int64_t *out = k->out + r * k->k;                                                                        \
+            if (select) {                                                                                            \
+                select_##T(x, k->n, k->k, k->descending, out);                                                       \
+                continue;                                                                                            \
+            }                                                                                                        \
+            for (int64_t j = 0; j < k->n; j++) scratch[j] = (pair_##T){x[j], j};                                     \
+            const pair_##T *sorted = merge_sort_##T(scratch, scratch + k->n, k->n, k->descending);                   \
+            for (int64_t j = 0; j < k->k; j++) out[j] = sorted[j].i;                                                 \
+        }                                                                                                            \
+        free(scratch);                                                                                               \
     }
 #define BEFORE_FLOAT(a, ia, b, ib, d) em_index_before_float(a, ia, b, ib, d)
 #define BEFORE_INT(a, ia, b, ib, d) em_index_before_int(a, ia, b, ib, d)
