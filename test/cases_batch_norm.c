@@ -1,5 +1,5 @@
 /* The batch_norm family's cases (ops/batch_norm.c), and the gradient checks of the neural-network layers that
- * TensorFlow builds from other ops (conv1d, conv2d_transpose, depthwise and separable convolutions,
+ * TensorFlow builds from other ops (conv1d, conv2d_transpose, the separable convolution,
  * l2_normalize, the smoothed and weighted cross entropies; lib/ops/nn.c), each filed under the op that carries
  * its gradient. Expected values: PyTorch's, printed by tools/ref_nn.py (the arrays below are its output). */
 #include "common.h"
@@ -17,7 +17,6 @@ static em_tensor *conv1d_same(em_tensor *const *in) { return em_conv1d(in[0], in
 static em_tensor *conv2d_transpose_valid(em_tensor *const *in) {
     return em_conv2d_transpose(in[0], in[1], EM_SHAPE(1, 5, 5, 1), (int[]){2, 2}, EM_PAD_VALID);
 }
-static em_tensor *depthwise_valid(em_tensor *const *in) { return em_depthwise_conv2d(in[0], in[1], NULL, EM_PAD_VALID, NULL); }
 static em_tensor *separable_valid(em_tensor *const *in) {
     return em_separable_conv2d(in[0], in[1], in[2], NULL, EM_PAD_VALID, NULL);
 }
@@ -33,8 +32,6 @@ const gc_case gc_cases_batch_norm[] = {
      1, 0, NULL},
     {EM_OP_CONV2D_BACKPROP_INPUT, "conv2d_transpose VALID stride 2 [1,2,2,2] * [3,3,1,2]", 2,
      {EM_SHAPE(1, 2, 2, 2), EM_SHAPE(3, 3, 1, 2)}, conv2d_transpose_valid, -1, 1, 0, NULL},
-    {EM_OP_CONV2D, "depthwise_conv2d [1,3,3,2] * [2,2,2,2]", 2, {EM_SHAPE(1, 3, 3, 2), EM_SHAPE(2, 2, 2, 2)},
-     depthwise_valid, -1, 1, 0, NULL},
     {EM_OP_CONV2D, "separable_conv2d [1,3,3,2] * [2,2,2,2] * [1,1,4,3]", 3,
      {EM_SHAPE(1, 3, 3, 2), EM_SHAPE(2, 2, 2, 2), EM_SHAPE(1, 1, 4, 3)}, separable_valid, -1, 1, 0, NULL},
     {EM_OP_RSQRT, "l2_normalize last axis [3,4]", 1, {EM_SHAPE(3, 4)}, l2_rows, -2, 2, 0, NULL},

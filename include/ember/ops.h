@@ -171,8 +171,7 @@ em_tensor *em_conv1d(em_tensor *value, em_tensor *filters, int stride, em_paddin
 em_tensor *em_conv2d_transpose(em_tensor *value, em_tensor *filter, em_shape output_shape, const int *strides,
                                em_padding padding);
 /* TF's depthwise_conv2d: input [N,H,W,C], filter [KH,KW,C,M] -> [N,H',W',C M], output channel c M + m from input
- * channel c alone. Runs em_conv2d's direct kernels on the block-diagonal [KH,KW,C,C M] filter: C times the
- * arithmetic of a true depthwise kernel, fine for the tens of channels of small models. */
+ * channel c alone; strides, padding and dilations as em_conv2d's. */
 em_tensor *em_depthwise_conv2d(em_tensor *input, em_tensor *filter, const int *strides, em_padding padding,
                                const int *dilations);
 /* TF's separable_conv2d: the depthwise convolution, then a 1x1 conv2d by pointwise_filter [1,1,C M,O]. */

@@ -138,26 +138,6 @@ em_tensor *em_conv2d_transpose(em_tensor *value, em_tensor *filter, em_shape out
     return em__apply(EM_OP_CONV2D_BACKPROP_INPUT, 2, (em_tensor *[]){filter, value}, &a);
 }
 
-em_tensor *em_depthwise_conv2d(em_tensor *input, em_tensor *filter, const int *strides, em_padding padding,
-                               const int *dilations) {
-    if (!input || !filter) return em__null_input("depthwise_conv2d");
-    char b1[160], b2[160];
-    if (filter->ndim != 4 || input->ndim != 4 || filter->shape[2] != input->shape[3]) {
-        em__error("depthwise_conv2d: filter %s must be [KH,KW,C,M] with C the channels of input %s",
-                  em__tshape(filter, b1, sizeof b1), em__tshape(input, b2, sizeof b2));
-        return NULL;
-    }
-    int64_t kh = filter->shape[0], kw = filter->shape[1], c = filter->shape[2], m = filter->shape[3];
-    em_scope_begin();
-    /* full[kh, kw, i, c m + j] = filter[kh, kw, i, j] when i == c, else 0 */
-    em_tensor *eye = em_one_hot(em_arange(EM_I64, 0, (double)c, 1), c, 1, 0, (em_dtype)filter->dtype);
-    em_tensor *full = em_mul(em_reshape(filter, EM_SHAPE(kh, kw, c, 1, m)), em_reshape(eye, EM_SHAPE(1, 1, c, c, 1)));
-    em_tensor *y = em_escape(em_conv2d(input, em_reshape(full, EM_SHAPE(kh, kw, c, c * m)), strides, padding,
-                                       dilations));
-    em_scope_end();
-    return y;
-}
-
 em_tensor *em_separable_conv2d(em_tensor *input, em_tensor *depthwise_filter, em_tensor *pointwise_filter,
                                const int *strides, em_padding padding, const int *dilations) {
     em_scope_begin();
