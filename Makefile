@@ -356,7 +356,7 @@ endif
 # Installs the Debian packages the build, tests and benchmarks need (fortunes:
 # the GPT-2 example's corpus, examples/gpt2_data.h).
 DEB_PACKAGES := build-essential pkg-config libblis-dev libblis-openmp-dev check libsubunit-dev \
-                libpng-dev zlib1g-dev python3-numpy libopenmpi-dev openmpi-bin fortunes
+                libpng-dev zlib1g-dev python3-numpy libopenmpi-dev openmpi-bin fortunes dataset-fashion-mnist
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -277,6 +277,11 @@ int em__axis(const em_call *c, int axis, int ndim, const char *argname);
  * the bitmask combines (ops/fill.c). NEW. */
 em_tensor *em__count(em_tensor *x, int64_t axes_mask);
 
+/* Batch norm in training mode (ops/batch_norm.c): y, and views of the batch's per-channel mean and biased
+ * variance (their gradients cut; for the moving averages). 0, or -1 with an error and all three NULL. NEW. */
+int em__batch_norm_train(em_tensor *x, em_tensor *scale, em_tensor *offset, double eps, em_tensor **y,
+                         em_tensor **mean, em_tensor **variance);
+
 /* Gradient helpers: sums g down to `shape` (undoing broadcasting). NEW. */
 em_tensor *em__sum_to_shape(em_tensor *g, int ndim, const int64_t *shape);
 

@@ -165,6 +165,27 @@ em_tensor *em_where_indices(em_tensor *cond);
  * repeated in a two-input term) are an error naming the equation. Composed of
  * Ember's ops, so it has their gradients. */
 em_tensor *em_einsum(const char *equation, int n, em_tensor *const *inputs);
+/* ---- indexing (TensorFlow 1's; indices int32 or int64; out-of-range indices are an error naming the tuple,
+ * where TF's GPU kernels give zeros or drop them) ---- */
+/* Slices of params at index tuples: indices [..., M] -> indices.shape[:-1] + params.shape[M:]. */
+em_tensor *em_gather_nd(em_tensor *params, em_tensor *indices);
+/* Zeros of `shape` with each slice of updates (indices.shape[:-1] + shape[M:]) added at its tuple; repeated
+ * tuples add up, in order (deterministic on every device). Numeric dtypes. */
+em_tensor *em_scatter_nd(em_tensor *indices, em_tensor *updates, em_shape shape);
+/* tensor + em_scatter_nd(indices, updates, tensor's shape). */
+em_tensor *em_tensor_scatter_add(em_tensor *tensor, em_tensor *indices, em_tensor *updates);
+/* Sums of data's slices by segment: segment_ids (a prefix of data's shape) in [0, num_segments) ->
+ * [num_segments] + data.shape[segment_ids.ndim:]; empty segments are 0. A negative id is an error (TF drops it). */
+em_tensor *em_unsorted_segment_sum(em_tensor *data, em_tensor *segment_ids, int64_t num_segments);
+/* The k largest elements of each row of the last axis into *values (x's dtype) and their positions into
+ * *indices (int64; TF gives int32), largest first; equal values keep their order and NaN ranks above every
+ * number (as torch.topk). `sorted` is accepted for TF's signature: the k are always in order. Numeric
+ * dtypes. Returns 0, or -1 with both NULL. */
+int em_top_k(em_tensor *x, int64_t k, bool sorted, em_tensor **values, em_tensor **indices);
+/* x sorted along axis, stably (equal values keep their order); NaN last ascending, first descending (NumPy's
+ * and PyTorch's placement). em_argsort gives the int64 positions (TF: int32) that sort x. */
+em_tensor *em_sort(em_tensor *x, int axis, bool descending);
+em_tensor *em_argsort(em_tensor *x, int axis, bool descending);
 
 /* ---- neural network (float dtypes) ---- */
 em_tensor *em_softmax(em_tensor *logits, int axis);
@@ -200,6 +221,34 @@ typedef enum em_padding { EM_PAD_VALID, EM_PAD_SAME } em_padding;
  * {h, w} (NULL means {1, 1}). */
 em_tensor *em_conv2d(em_tensor *input, em_tensor *filter, const int *strides,
                      em_padding padding, const int *dilations);
+/* TensorFlow 1's conv1d: value [N,W,C], filters [K,C,O] -> [N,W',O]; conv2d over a height of 1. dilation 0
+ * means 1. */
+em_tensor *em_conv1d(em_tensor *value, em_tensor *filters, int stride, em_padding padding, int dilation);
+/* The transpose of conv2d (its gradient in the input; TF's conv2d_transpose): value [N,H,W,Cin], filter
+ * [KH,KW,Cout,Cin] (conv2d's HWIO with O = Cin) -> output_shape [N,H',W',Cout], which conv2d with these strides
+ * and padding would map back to value's shape. strides NULL means {1, 1}. */
+em_tensor *em_conv2d_transpose(em_tensor *value, em_tensor *filter, em_shape output_shape, const int *strides,
+                               em_padding padding);
+/* TF's depthwise_conv2d: input [N,H,W,C], filter [KH,KW,C,M] -> [N,H',W',C M], output channel c M + m from input
+ * channel c alone; strides, padding and dilations as em_conv2d's. */
+em_tensor *em_depthwise_conv2d(em_tensor *input, em_tensor *filter, const int *strides, em_padding padding,
+                               const int *dilations);
+/* TF's separable_conv2d: the depthwise convolution, then a 1x1 conv2d by pointwise_filter [1,1,C M,O]. */
+em_tensor *em_separable_conv2d(em_tensor *input, em_tensor *depthwise_filter, em_tensor *pointwise_filter,
+                               const int *strides, em_padding padding, const int *dilations);
+/* Batch norm (TF's batch_normalization) from a given mean and variance, which broadcast against x like
+ * offset and scale (either may be NULL): (x - mean) / sqrt(variance + variance_epsilon) * scale + offset.
+ * em_fused_batch_norm (train.h) computes the statistics itself. */
+em_tensor *em_batch_normalization(em_tensor *x, em_tensor *mean, em_tensor *variance, em_tensor *offset,
+                                  em_tensor *scale, double variance_epsilon);
+/* x / sqrt(max(sum(x^2 over axes), epsilon)) (TF's l2_normalize; axes as EM_AXES(...) or EM_ALL_AXES). */
+em_tensor *em_l2_normalize(em_tensor *x, int naxes, const int *axes, double epsilon);
+/* em_softmax_cross_entropy_with_logits of labels smoothed toward the uniform distribution, as
+ * tf.losses.softmax_cross_entropy's label_smoothing: labels (1 - s) + s / C. Per example, no reduction. */
+em_tensor *em_softmax_cross_entropy_smoothed(em_tensor *labels, em_tensor *logits, double label_smoothing);
+/* TF's weighted_cross_entropy_with_logits: sigmoid cross entropy with the positive term weighted by
+ * pos_weight, (1 - z) x + (1 + (pos_weight - 1) z) (log(1 + exp(-|x|)) + max(-x, 0)); elementwise. */
+em_tensor *em_weighted_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits, double pos_weight);
 /* NHWC pooling; ksize and strides are {h, w}. */
 em_tensor *em_max_pool(em_tensor *input, const int *ksize, const int *strides, em_padding padding);
 em_tensor *em_avg_pool(em_tensor *input, const int *ksize, const int *strides, em_padding padding);

@@ -331,6 +331,34 @@ static em_tensor *run_gather(ops_state *s, const op_entry *e) {
     return em_gather(p, idx, ops_int(&s->f));
 }
 
+static em_tensor *run_scatter_nd(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *idx = ops_arg(s), *updates = ops_arg(s);
+    return em_scatter_nd(idx, updates, ops_shape(&s->f));
+}
+
+static em_tensor *run_unsorted_segment_sum(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *data = ops_arg(s), *ids = ops_arg(s);
+    return em_unsorted_segment_sum(data, ids, fz_i64(&s->f));
+}
+
+static em_tensor *run_top_k(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s), *values = NULL, *indices = NULL;
+    int k = ops_int(&s->f);
+    bool want_indices = fz_u8(&s->f) & 1;
+    if (em_top_k(x, k, true, &values, &indices)) return NULL;
+    return want_indices ? indices : values;
+}
+
+static em_tensor *run_sort(ops_state *s, const op_entry *e) {
+    em_tensor *x = ops_arg(s);
+    int axis = ops_int(&s->f);
+    bool descending = fz_u8(&s->f) & 1;
+    return (strcmp(e->name, "argsort") ? em_sort : em_argsort)(x, axis, descending);
+}
+
 static em_tensor *run_one_hot(ops_state *s, const op_entry *e) {
     (void)e;
     fz *f = &s->f;
@@ -372,6 +400,63 @@ static em_tensor *run_conv2d(ops_state *s, const op_entry *e) {
     ops_ints(&s->f, 4, ints);
     unsigned k = fz_u8(&s->f);
     return em_conv2d(in, filt, k & 1 ? ints : NULL, (em_padding)(k >> 1 & 1), k & 4 ? ints + 2 : NULL);
+}
+
+static em_tensor *run_conv1d(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *in = ops_arg(s), *filt = ops_arg(s);
+    int stride = ops_int(&s->f), dilation = ops_int(&s->f);
+    return em_conv1d(in, filt, stride, (em_padding)(fz_u8(&s->f) % 3), dilation);
+}
+
+static em_tensor *run_conv2d_transpose(ops_state *s, const op_entry *e) {
+    (void)e;
+    int ints[2];
+    em_tensor *in = ops_arg(s), *filt = ops_arg(s);
+    em_shape out = ops_shape(&s->f);
+    ops_ints(&s->f, 2, ints);
+    unsigned k = fz_u8(&s->f);
+    return em_conv2d_transpose(in, filt, out, k & 1 ? ints : NULL, (em_padding)(k >> 1 & 1));
+}
+
+/* depthwise_conv2d, and separable_conv2d with a third operand */
+static em_tensor *run_depthwise(ops_state *s, const op_entry *e) {
+    int ints[4];
+    em_tensor *in = ops_arg(s), *filt = ops_arg(s), *point = strcmp(e->name, "depthwise_conv2d") ? ops_arg(s) : NULL;
+    ops_ints(&s->f, 4, ints);
+    unsigned k = fz_u8(&s->f);
+    em_padding pad = (em_padding)(k >> 1 & 1);
+    return point ? em_separable_conv2d(in, filt, point, k & 1 ? ints : NULL, pad, k & 4 ? ints + 2 : NULL)
+                 : em_depthwise_conv2d(in, filt, k & 1 ? ints : NULL, pad, k & 4 ? ints + 2 : NULL);
+}
+
+static em_tensor *run_batch_normalization(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s), *mean = ops_arg(s), *var = ops_arg(s), *offset = ops_arg(s), *scale = ops_arg(s);
+    return em_batch_normalization(x, mean, var, offset, scale, ops_double(&s->f));
+}
+
+static em_tensor *run_fused_batch_norm(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s), *scale = ops_arg(s), *offset = ops_arg(s);
+    double eps = ops_double(&s->f), momentum = ops_double(&s->f);
+    bool training = fz_u8(&s->f) & 1;
+    return em_fused_batch_norm(x, scale, offset, eps, momentum, training, "fuzz_bn");
+}
+
+static em_tensor *run_l2_normalize(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s);
+    int axis = ops_int(&s->f);
+    return em_l2_normalize(x, 1, &axis, ops_double(&s->f));
+}
+
+/* the cross entropies with a scalar: label smoothing, pos_weight */
+static em_tensor *run_xent_scalar(ops_state *s, const op_entry *e) {
+    em_tensor *labels = ops_arg(s), *logits = ops_arg(s);
+    double v = ops_double(&s->f);
+    return strcmp(e->name, "softmax_cross_entropy_smoothed") ? em_weighted_cross_entropy_with_logits(labels, logits, v)
+                                                             : em_softmax_cross_entropy_smoothed(labels, logits, v);
 }
 
 /* max_pool, avg_pool */
@@ -518,6 +603,14 @@ static const op_entry ops_table[] = {
     {"slice", .run = run_slice},
     {"gather", .run = run_gather},
     {"one_hot", .run = run_one_hot},
+    /* index */
+    {"gather_nd", run_binary, .binary = em_gather_nd},
+    {"scatter_nd", .run = run_scatter_nd},
+    {"tensor_scatter_add", run_ternary, .ternary = em_tensor_scatter_add},
+    {"unsorted_segment_sum", .run = run_unsorted_segment_sum},
+    {"top_k", .run = run_top_k},
+    {"sort", .run = run_sort},
+    {"argsort", .run = run_sort},
     {"pad", .run = run_pad},
     {"tile", .run = run_tile},
     {"band_part", .run = run_band_part},
@@ -531,6 +624,15 @@ static const op_entry ops_table[] = {
     {"sparse_softmax_xent", run_binary, .binary = em_sparse_softmax_cross_entropy_with_logits},
     {"sparse_softmax_cross_entropy_ignore", .run = run_sparse_xent_ignore},
     {"conv2d", .run = run_conv2d},
+    {"conv1d", .run = run_conv1d},
+    {"conv2d_transpose", .run = run_conv2d_transpose},
+    {"depthwise_conv2d", .run = run_depthwise},
+    {"separable_conv2d", .run = run_depthwise},
+    {"batch_normalization", .run = run_batch_normalization},
+    {"fused_batch_norm", .run = run_fused_batch_norm},
+    {"l2_normalize", .run = run_l2_normalize},
+    {"softmax_cross_entropy_smoothed", .run = run_xent_scalar},
+    {"weighted_cross_entropy_with_logits", .run = run_xent_scalar},
     {"max_pool", run_pool, .pool = em_max_pool},
     {"avg_pool", run_pool, .pool = em_avg_pool},
     {"dropout", run_scalar, .scalar = em_dropout},
