@@ -129,14 +129,14 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 # Keep the shared test objects between builds of the suites.
 .SECONDARY:
 
-.PHONY: all test examples bench install clean deps mnist fuzz fuzz-run gpu-check
+.PHONY: all test examples bench bench-peers install clean deps mnist gpt2 fuzz fuzz-run gpu-check
 all: $(STATIC) $(SHARED) $(GPU_LIBS) $(BUILD)/ember-bench $(MPI_LIBS)
 
-HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h lib/ops/*.h lib/ops/*.def lib/graph/*.h)
+HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h lib/ops/*.h lib/ops/*.def lib/graph/*.h lib/io/*.h)
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/test/%.o: test/%.c $(HEADERS) $(wildcard test/*.h)
+$(BUILD)/test/%.o: test/%.c $(HEADERS) $(wildcard test/*.h test/data/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -166,6 +166,8 @@ $(SHARED): $(LIB_OBJ)
 $(BUILD)/test/%: test/%.c $(TEST_COMMON_OBJ) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(TEST_COMMON_OBJ) $(STATIC) -o $@ $(CHECK_LIBS) $(LDLIBS) $(PROG_RPATH)
+# The tokenizer's suite reads the GPT-2 example's corpus the way the example does.
+$(BUILD)/test/test_tokenizer: examples/gpt2_data.h test/sha256.h
 
 # The plug-in's loading, linked both ways (test/test_plugin.c): test_plugin
 # and test_plugin_shared with the stub plug-ins (every build, every machine),
@@ -192,6 +194,22 @@ $(BUILD)/test/test_plugin_shared $(BUILD)/test/test_plugin_cuda_shared: $(PLUGIN
 	$(CC) $(CFLAGS) -DSHARED_LINK $(if $(findstring cuda,$(notdir $@)),-DREAL_PLUGIN) $< -o $@ -L$(BUILD) -lember \
 	  $(LDLIBS) $(PROG_RPATH)
 
+# examples/custom_op.c's CUDA kernels, a small library of their own that the
+# example loads from beside itself (GPU builds only; without it the op runs on
+# the CPU).
+CUSTOM_OP_CUDA := $(if $(filter 1,$(GPU)),$(BUILD)/examples/libcustom_op_cuda.so)
+$(BUILD)/examples/libcustom_op_cuda.so: examples/custom_op_cuda.cu examples/bias_gelu.h $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -shared -o $@ $< -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lpthread
+$(BUILD)/examples/custom_op: $(CUSTOM_OP_CUDA)
+
+# A user's op library that ember-bench --load loads (test/test_custom_op.c):
+# its Ember symbols come from the program that loads it.
+$(BUILD)/test/libtestops.so: test/custom_ops_lib.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $<
+$(BUILD)/test/test_custom_op: $(BUILD)/test/libtestops.so $(BUILD)/test/libember_stub.so $(BUILD)/ember-bench
+
 $(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS) $(PROG_RPATH)
@@ -212,9 +230,12 @@ $(BUILD)/test/test_mpi: test/test_mpi.c $(TEST_COMMON_OBJ) $(MPI_STATIC) $(STATI
 	@mkdir -p $(dir $@)
 	$(MPICC) $(CFLAGS) $< $(TEST_COMMON_OBJ) $(MPI_STATIC) $(STATIC) -o $@ $(CHECK_LIBS) $(LDLIBS)
 
-# The kernel benchmarking tool (tools/ember_bench.c); test_bench runs it.
+# The kernel benchmarking tool (tools/ember_bench.c); test_bench runs it. It
+# holds all of libember and exports it (-rdynamic), so that a library loaded
+# with --load registers its ops with the one Ember the tool runs.
 $(BUILD)/ember-bench: tools/ember_bench.c $(STATIC)
-	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS) -Wl,-rpath,'$$ORIGIN'
+	$(CC) $(CFLAGS) $< -Wl,--whole-archive $(STATIC) -Wl,--no-whole-archive -rdynamic -o $@ $(LDLIBS) -ldl \
+	  -Wl,-rpath,'$$ORIGIN'
 
 # bench/cublas calls CUDA and cuBLAS itself, beside Ember's GPU ops (the
 # plug-in keeps its own CUDA runtime inside).
@@ -244,6 +265,9 @@ test: all $(TEST_BIN) $(EXAMPLES) $(BUILD)/ember-bench
 
 examples: $(EXAMPLES)
 
+# The GPT-2 model is one header, shared by the example, its test and its benchmark.
+$(BUILD)/test/test_gpt2 $(BUILD)/bench/gpt2: examples/gpt2_model.h
+
 # Each fuzz target runs FUZZ_SECONDS (or FUZZ_RUNS executions: the 10M of
 # issue 9 is `make fuzz FUZZ_RUNS=10000000`) from its corpus test/fuzz/corpus/<t>/;
 # new inputs and crashes go to $(BUILD)-fuzz/fuzz/ (keep the useful ones with
@@ -264,6 +288,17 @@ fuzz-run: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 # backend, Ember's GPU matmul and add against cuBLAS and the card's bandwidth
 # (skipped without a GPU); data parallelism over CPU devices, and over MPI
 # ranks; what the CUDA plug-in costs a CPU-only program (against a GPU=0 build).
+# Today's peers (bench/peers/run.py): PyTorch 2, TensorFlow 2 and JAX from PyPI in bench/.venv,
+# outside build/ so that `make clean` keeps it (about 7 GB with PyTorch's CUDA packages), or the
+# Python that EMBER_BENCH_PYTHON names. The same environment serves `make bench`'s PyTorch column:
+# EMBER_BENCH_PYTHON=bench/.venv/bin/python make bench.
+PEER_PACKAGES := torch==2.15.0 tensorflow-cpu==2.21.0 jax==0.10.2 jaxlib==0.10.2 numpy
+bench/.venv/bin/python:
+	python3 -m venv bench/.venv
+	bench/.venv/bin/pip install -q $(PEER_PACKAGES)
+bench-peers: $(BUILD)/bench/steps $(BUILD)/bench/cnn $(BUILD)/ember-bench $(if $(EMBER_BENCH_PYTHON),,bench/.venv/bin/python)
+	EMBER_BUILD=$(BUILD) python3 bench/peers/run.py
+
 bench: $(BENCH) $(BUILD)/ember-bench $(BUILD)/examples/mnist $(if $(MPI_LIBS),$(BUILD)/examples/mnist_mpi)
 	EMBER_BUILD=$(BUILD) bench/suite.sh
 	@for b in $(filter-out $(BUILD)/bench/cublas,$(BENCH)); do for t in 1 $$(nproc); do \
@@ -276,6 +311,12 @@ bench: $(BENCH) $(BUILD)/ember-bench $(BUILD)/examples/mnist $(if $(MPI_LIBS),$(
 # The README's main job: train the MNIST example with TensorBoard logs and plots.
 mnist: $(BUILD)/examples/mnist
 	$(BUILD)/examples/mnist --logdir runs/mnist
+
+# The GPT-2 example (examples/gpt2.c): the fortunes corpus tokenized into llm.c's shards (runs/gpt2/data),
+# a small GPT trained on 2 cores in under 10 minutes beside a bigram model, then text generated.
+gpt2: $(BUILD)/examples/gpt2
+	$(BUILD)/examples/gpt2 --logdir runs/gpt2 --layers 4 --heads 4 --channels 256 --seq 128 --batch 8 \
+	  --steps 400 --lr 2e-3 --warmup 20 --eval-every 50
 
 # ember.pc is written here, naming the PREFIX given to this `make install`
 # (DESTDIR, a staging directory, is not part of it).
@@ -303,7 +344,7 @@ install: all
 # that run on /gpu:0, the plug-in's loading linked both ways, MNIST on
 # /gpu:0 and bench/cublas. It prints the one command to run there.
 GPU_CHECK_PROGS := $(addprefix $(BUILD)/test/,test_gpu test_ops test_plugin_cuda test_plugin_cuda_shared) \
-                   $(BUILD)/examples/mnist $(BUILD)/bench/cublas
+                   $(BUILD)/examples/mnist $(BUILD)/examples/gpt2 $(BUILD)/bench/cublas $(BUILD)/bench/attention
 ifeq ($(GPU),1)
 gpu-check: $(GPU_CHECK_PROGS) $(CUDA_PLUGIN) $(SHARED)
 	EMBER_BUILD=$(BUILD) bash tools/gpu_pack.sh
@@ -312,9 +353,10 @@ gpu-check:
 	@echo "make gpu-check: needs the CUDA plug-in, which this build leaves out (GPU=0, a sanitizer build, or no nvcc)"; exit 1
 endif
 
-# Installs the Debian packages the build, tests and benchmarks need.
+# Installs the Debian packages the build, tests and benchmarks need (fortunes:
+# the GPT-2 example's corpus, examples/gpt2_data.h).
 DEB_PACKAGES := build-essential pkg-config libblis-dev libblis-openmp-dev check libsubunit-dev \
-                libpng-dev zlib1g-dev python3-numpy libopenmpi-dev openmpi-bin
+                libpng-dev zlib1g-dev python3-numpy libopenmpi-dev openmpi-bin fortunes dataset-fashion-mnist
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

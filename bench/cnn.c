@@ -135,8 +135,8 @@ int main(int argc, char **argv) {
         em_set_num_threads(list[i]);
         double e = step_ms(10, false), gr = step_ms(10, true);
         double t = getenv("EMBER_BENCH_NO_TORCH") ? 0 : torch_ms(list[i], version, sizeof version);
-        if (t > 0) printf("%-8d %12.1f %12.1f %12.1f %7.3f / %.3f\n", list[i], e, gr, t, e / t, gr / t);
-        else printf("%-8d %12.1f %12.1f %12s %14s\n", list[i], e, gr, "n/a", "-");
+        if (t > 0) printf("%-8d %12.2f %12.2f %12.2f %7.3f / %.3f\n", list[i], e, gr, t, e / t, gr / t);
+        else printf("%-8d %12.2f %12.2f %12s %14s\n", list[i], e, gr, "n/a", "-");
         fflush(stdout);
     }
     if (version[0]) printf("pytorch %s via /usr/bin/python3 (ratio = ember / pytorch)\n", version);

@@ -22,12 +22,12 @@ static double now(void) {
  * ended by a synchronization. */
 #define BEST_OF(reps, call, sync, out)                        \
     do {                                                      \
-        call;                                                 \
+        { call; }                                             \
         sync;                                                 \
         out = 1e30;                                           \
         for (int round = 0; round < 5; round++) {             \
             double t0 = now();                                \
-            for (int r = 0; r < (reps); r++) call;            \
+            for (int r = 0; r < (reps); r++) { call; }        \
             sync;                                             \
             double dt = (now() - t0) / (reps);                \
             if (dt < out) out = dt;                           \
@@ -60,10 +60,26 @@ int main(int argc, char **argv) {
         int n = sizes[k];
         em_scope_begin();
         em_tensor *a = em_random_uniform(EM_F32, EM_SHAPE(n, n), 0, 1), *b = em_random_uniform(EM_F32, EM_SHAPE(n, n), 0, 1);
+        em_tensor *mine = a && b ? em_matmul(a, b) : NULL;
+        if (!mine || em_device_sync("/gpu:0")) {
+            fprintf(stderr, "bench/cublas: matmul %d on /gpu:0: %s\n", n, em_last_error());
+            return 1;
+        }
         float *c;
         cudaMalloc((void **)&c, sizeof(float) * (size_t)n * (size_t)n);
         const float one = 1, zero = 0;
         const float *da = em_device_pointer(a), *db = em_device_pointer(b);
+        /* The two products agree, so both timings below time real work. */
+        cublasSgemm(handle, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, db, n, da, n, &zero, c, n);
+        cudaDeviceSynchronize();
+        em_tensor *theirs = em_zeros(EM_F32, EM_SHAPE(n, n));
+        cudaMemcpy(em_device_pointer(theirs), c, sizeof(float) * (size_t)n * (size_t)n, cudaMemcpyDeviceToDevice);
+        double diff = em_item(em_max(em_abs(em_sub(mine, theirs)), EM_ALL_AXES, false));
+        if (!(diff <= 1e-3 * n)) {
+            fprintf(stderr, "bench/cublas: Ember's and cuBLAS's %d^3 products differ by %g: %s\n", n, diff,
+                    em_last_error() ? em_last_error() : "");
+            return 1;
+        }
         int reps = n >= 4096 ? 10 : 50;
         double t_ember, t_cublas;
         BEST_OF(reps, em_scope_begin(); em_matmul(a, b); em_scope_end(), em_device_sync("/gpu:0"), t_ember);
@@ -77,6 +93,10 @@ int main(int argc, char **argv) {
     int64_t numel = (int64_t)1 << 26;
     em_scope_begin();
     em_tensor *x = em_ones(EM_F32, EM_SHAPE(numel)), *y = em_ones(EM_F32, EM_SHAPE(numel));
+    if (!x || !y || !em_add(x, y) || em_device_sync("/gpu:0")) {
+        fprintf(stderr, "bench/cublas: add on /gpu:0: %s\n", em_last_error());
+        return 1;
+    }
     double t_add;
     BEST_OF(20, em_scope_begin(); em_add(x, y); em_scope_end(), em_device_sync("/gpu:0"), t_add);
     double gbps = 3.0 * 4 * (double)numel / t_add / 1e9;

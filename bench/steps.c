@@ -194,6 +194,16 @@ static double mlp_alone_rss(int threads) {
 
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 1;
+    if (getenv("EMBER_BENCH_MLP_ONLY")) { /* bench/peers/run.py's row: the MLP step alone */
+        em_set_num_threads(threads);
+        em_set_seed(1);
+        model e = make_mlp("mlp_eager"), g = make_mlp("mlp_graph");
+        trace(&g);
+        double eager = best_us(eager_steps, &e, 50), graph = best_us(graph_steps, &g, 50);
+        printf("ember mlp eager_ms %.4f graph_ms %.4f\n", eager / 1e3, graph / 1e3);
+        em_shutdown();
+        return 0;
+    }
     double alone = mlp_alone_rss(threads); /* before this process grows */
     em_set_num_threads(threads);
     em_set_seed(1);
@@ -236,7 +246,11 @@ int main(int argc, char **argv) {
     printf("threads: %d   (MLP graph: %lld nodes, %lld fused, arena %.1f MiB vs %.1f MiB without reuse)\n", threads,
            (long long)st.nodes, (long long)st.fused, st.arena_bytes / 1048576.0, st.unplanned_bytes / 1048576.0);
     printf("%-40s %12s %12s %10s\n", "per call (us)", "ember", torch ? "pytorch" : "pytorch n/a", "ember/pt");
-#define ROW(name, e, t) printf("%-40s %12.3f %12.3f %9.3fx\n", name, e, t, torch && (t) > 0 ? (e) / (t) : 0.0)
+#define ROW(name, e, t)                                                                                               \
+    do {                                                                                                               \
+        if (torch && (t) > 0) printf("%-40s %12.3f %12.3f %9.3fx\n", name, e, t, (e) / (t));                          \
+        else printf("%-40s %12.3f %12s %10s\n", name, e, "n/a", "n/a");                                              \
+    } while (0)
     ROW("add, 1 element, no tape", add, t_add);
     ROW("add, 1 element, recording", add_tape, t_add_grad);
     ROW("MLP step: ember eager / torch eager", mlp_eager, t_mlp);
@@ -249,8 +263,7 @@ int main(int argc, char **argv) {
     ROW("MLP epoch (s): ember graph / torch eager", epoch_graph, t_epoch);
     printf("%-40s %12.2fx\n", "MLP step: ember eager / ember graph", mlp_eager / mlp_graph);
     printf("%-40s %12.2fx\n", "logreg step: ember eager / ember graph", lr_eager / lr_graph);
-    printf("%-40s %12.1f %12.1f %9.3fx\n", "peak RSS, MLP eager training alone (MiB)", alone, t_rss,
-           torch ? alone / t_rss : 0.0);
+    ROW("peak RSS, MLP eager training alone (MiB)", alone, t_rss);
     printf("%-40s %12.1f\n", "peak RSS, this whole benchmark (MiB)", rss);
     if (torch) printf("pytorch %s via /usr/bin/python3, torch.set_num_threads(%d)\n", version, threads);
     else printf("pytorch: not available (%s)\n", line[0] ? line : "no output");

@@ -240,6 +240,38 @@ static void traced_step_release(traced_step *t) {
     em_release(t->labels);
 }
 
+/* The trained network for inference, written as the two files a program
+ * serving it loads: model.emg (em_graph_load; examples/classify.c) and
+ * model.onnx (onnxruntime and the others). Logits and probabilities of a
+ * batch of any size, no dropout, the weights frozen in. A model trained on a
+ * GPU is traced on CPU copies of its weights: the files serve on the CPU. */
+static int write_inference_files(const model *m, const char *logdir) {
+    char path[1024];
+    em_scope_begin();
+    model traced = *m;
+    if (strcmp(em_tensor_device(m->w1), "/cpu:0")) {
+        traced.w1 = em_to_device(m->w1, "/cpu:0");
+        traced.b1 = em_to_device(m->b1, "/cpu:0");
+        traced.w2 = em_to_device(m->w2, "/cpu:0");
+        traced.b2 = em_to_device(m->b2, "/cpu:0");
+    }
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 784), "x");
+    int rc = x && traced.w1 && traced.b1 && traced.w2 && traced.b2 && !em_trace_begin() ? 0 : -1;
+    em_tensor *logits = rc ? NULL : forward(&traced, x, 1.0);
+    em_tensor *fetches[2] = {logits, em_softmax(logits, -1)};
+    em_graph *g = rc ? NULL : em_trace_end();
+    const char *names[2] = {"logits", "probabilities"};
+    snprintf(path, sizeof path, "%s/model.emg", logdir);
+    rc = g ? em_graph_save(g, path, 2, fetches, names, EM_SAVE_INFERENCE | EM_SAVE_FREEZE) : -1;
+    if (!rc) printf("inference graph: %s (build/examples/classify %s)\n", path, path);
+    snprintf(path, sizeof path, "%s/model.onnx", logdir);
+    if (!rc) rc = em_graph_export_onnx(g, path, 2, fetches, names, 17);
+    if (!rc) printf("ONNX model: %s\n", path);
+    em_graph_release(g);
+    em_scope_end();
+    return rc;
+}
+
 /* The traced step for TensorBoard's Graphs tab. */
 static int write_graph_summary(em_summary_writer *w, const traced_step *t) { return em_summary_graph(w, t->graph); }
 
@@ -445,6 +477,7 @@ int main(int argc, char **argv) {
     if (em_last_error()) return fail("writing the plots");
     printf("TensorBoard logs in %s (tensorboard --logdir %s); plots: %s/{loss,accuracy,layer1_weights}.png\n",
            o.logdir, o.logdir, o.logdir);
+    if (write_inference_files(&m, o.logdir)) return fail("writing model.emg and model.onnx");
 
     traced_step_release(&traced);
     em_summary_writer_close(train_log);

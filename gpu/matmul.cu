@@ -19,7 +19,7 @@
 #include "broadcast.h"
 #include "common.cuh"
 
-#include <cublas_v2.h>
+#include "gemm.cuh"
 
 
 namespace {
@@ -65,18 +65,6 @@ void matrix_strides(const em_gpu_tensor &x, bool t, int64_t *rs, int64_t *cs) {
     *cs = s[t ? 0 : 1];
 }
 
-cublasStatus_t gemm_strided(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n,
-                            int64_t k, const float *a, int64_t lda, int64_t sa, const float *b, int64_t ldb, int64_t sb,
-                            float *c, int64_t ldc, int64_t sc, int64_t count) {
-    const float one = 1, zero = 0;
-    return cublasSgemmStridedBatched_64(h, ta, tb, m, n, k, &one, a, lda, sa, b, ldb, sb, &zero, c, ldc, sc, count);
-}
-cublasStatus_t gemm_strided(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n,
-                            int64_t k, const double *a, int64_t lda, int64_t sa, const double *b, int64_t ldb,
-                            int64_t sb, double *c, int64_t ldc, int64_t sc, int64_t count) {
-    const double one = 1, zero = 0;
-    return cublasDgemmStridedBatched_64(h, ta, tb, m, n, k, &one, a, lda, sa, b, ldb, sb, &zero, c, ldc, sc, count);
-}
 cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n,
                             int64_t k, const float *const *a, int64_t lda, const float *const *b, int64_t ldb,
                             float *const *c, int64_t ldc, int64_t count) {
@@ -168,8 +156,8 @@ template <class T> int float_matmul(const em_gpu_call *c, em_gpu_tensor *out, cu
         cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
         void *ptrs = nullptr;
         if (g.batch.ndim == 1) {
-            st = gemm_strided(h, opb, opa, g.n, g.m, g.k, pb, ldb, g.batch.strides[1][0], pa, lda,
-                              g.batch.strides[0][0], pc, g.n, g.m * g.n, batches);
+            st = em_gpu_gemm_strided(h, opb, opa, g.n, g.m, g.k, (T)1, pb, ldb, g.batch.strides[1][0], pa, lda,
+                                     g.batch.strides[0][0], (T)0, pc, g.n, g.m * g.n, batches);
         } else if ((ptrs = em_gpu_scratch(c->device, 3 * (size_t)batches * sizeof(T *)))) {
             const T **arr_a = (const T **)ptrs, **arr_b = arr_a + batches;
             T **arr_c = (T **)(arr_b + batches);

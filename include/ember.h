@@ -10,6 +10,8 @@
  *   ember/device.h   devices, device scopes, placement, copies between devices
  *   ember/train.h    variables, variable scopes, initializers, optimizers, checkpoints
  *   ember/io.h       data formats: IDX (MNIST), .npy
+ *   ember/llmc.h     llm.c's GPT-2 checkpoints and token shards, the token loader
+ *   ember/text.h     GPT-2 BPE tokenizer, llm.c tokenizer files
  *   ember/summary.h  TensorBoard event files, PNG images and plots
  *   ember/bench.h    kernel microbenchmarks: timing, GFLOP/s, GB/s, % of peak
  *   ember/dist.h     multi-process training on MPI (in libember_mpi)
@@ -33,6 +35,8 @@
 #include "ember/device.h"
 #include "ember/train.h"
 #include "ember/io.h"
+#include "ember/llmc.h"
+#include "ember/text.h"
 #include "ember/summary.h"
 #include "ember/bench.h"
 #include "ember/dist.h"

@@ -215,7 +215,8 @@ static void device_scopes_reset(void) {
     em__scoped_device = -1;
 }
 
-const char *em_tensor_device(const em_tensor *t) { return t ? devices[t->device].name : NULL; }
+const char *em__device_label(int dev) { return devices[dev].name; }
+const char *em_tensor_device(const em_tensor *t) { return t ? em__device_label(t->device) : NULL; }
 
 void *em_device_pointer(em_tensor *t) {
     if (!t) return em__null_input("device_pointer");
@@ -245,7 +246,7 @@ static int place(const em_op_def *d, int n, em_tensor *const *in, const em_attrs
     int dev = em__scoped_device >= 0 && !inplace ? em__scoped_device : n ? in[0]->device : em__scoped_device;
     if (dev < 0) dev = 0;
     if (inplace) return dev;
-    if (em__is_gpu(dev) && d->cpu && !em__gpu_kernel(d->id) && !(d->flags & EM_OPF_ANY_DEVICE)) {
+    if (em__is_gpu(dev) && d->cpu && !em__op_has_gpu_kernel(d) && !(d->flags & EM_OPF_ANY_DEVICE)) {
         if (!atomic_load(&soft_placement)) {
             em__error("%s: no GPU kernel for this op on %s; turn on soft placement to run it on /cpu:0", d->name,
                       devices[dev].name);

@@ -285,3 +285,25 @@ int em__make_dirs(const char *dir) {
     free(p);
     return err;
 }
+
+/* ---- reading ---- */
+
+unsigned char *em__read_file(const char *op, const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        em__error("%s: cannot open %s: %s", op, path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    unsigned char *buf = NULL;
+    if (fstat(fileno(f), &st) == 0 && (buf = malloc(st.st_size ? (size_t)st.st_size : 1)) &&
+        fread(buf, 1, (size_t)st.st_size, f) == (size_t)st.st_size) {
+        fclose(f);
+        *size = (size_t)st.st_size;
+        return buf;
+    }
+    em__error("%s: cannot read %s: %s", op, path, buf ? strerror(errno ? errno : EIO) : "out of memory");
+    free(buf);
+    fclose(f);
+    return NULL;
+}

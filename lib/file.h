@@ -46,4 +46,8 @@ int em__remove_stale_temps(const char *dir, bool (*match)(const char *name, void
 /* Whether name is "<base>.tmp.<digits>". */
 bool em__is_temp_of(const char *name, const char *base);
 
+/* The whole file at path: malloc()ed, its size in *size. NULL with an error
+ * beginning with op. */
+unsigned char *em__read_file(const char *op, const char *path, size_t *size);
+
 #endif

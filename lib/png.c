@@ -1,4 +1,5 @@
-/* PNG output through libpng, and line plots and image grids drawn by Ember
+/* PNG files through libpng (written, and read back for programs that
+ * classify them), and line plots and image grids drawn by Ember
  * itself with a built-in 5x7 bitmap font, so a training run can leave
  * pictures behind without Python. */
 #include "file.h"
@@ -98,6 +99,34 @@ static int save_png(const char *op, const char *path, const uint8_t *px, int h, 
     int rc = em__write_file_atomic(op, path, png, size);
     free(png);
     return rc;
+}
+
+em_tensor *em_read_png(const char *path) {
+    if (!path) {
+        em__error("read_png: path is NULL");
+        return NULL;
+    }
+    png_image img = {.version = PNG_IMAGE_VERSION};
+    if (!png_image_begin_read_from_file(&img, path)) {
+        em__error("read_png: %s: %s", path, img.message);
+        png_image_free(&img);
+        return NULL;
+    }
+    /* 8 bits a sample, the file's channels, no colour map */
+    img.format &= ~(png_uint_32)(PNG_FORMAT_FLAG_COLORMAP | PNG_FORMAT_FLAG_LINEAR);
+    int c = (int)PNG_IMAGE_SAMPLE_CHANNELS(img.format);
+    em_tensor *t = em__alloc(EM_U8, 3, (int64_t[]){img.height, img.width, c});
+    if (!t) {
+        png_image_free(&img);
+        return NULL;
+    }
+    if (!png_image_finish_read(&img, NULL, t->data, 0, NULL)) {
+        em__error("read_png: %s: %s", path, img.message);
+        png_image_free(&img);
+        em__unref(t);
+        return NULL;
+    }
+    return em__own(t);
 }
 
 int em_write_png(const char *path, em_tensor *image) {

@@ -8,6 +8,7 @@
 #include "crc32c.h"
 #include "graph/export.h"
 #include "image.h"
+#include "protobuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,100 +22,6 @@
 
 #define FLUSH_SECONDS 2.0
 #define FLUSH_BYTES (1 << 20)
-
-/* ---- protobuf wire format ---- */
-
-enum { WIRE_VARINT = 0, WIRE_FIXED64 = 1, WIRE_BYTES = 2, WIRE_FIXED32 = 5 };
-
-typedef struct pb {
-    uint8_t *p;
-    size_t n, cap;
-    bool oom;
-} pb;
-
-static void pb_put(pb *b, const void *d, size_t n) {
-    if (b->oom || !n) return;
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n) cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-
-static void pb_free(pb *b) {
-    free(b->p);
-    *b = (pb){0};
-}
-
-static void pb_varint(pb *b, uint64_t v) {
-    uint8_t t[10];
-    int n = 0;
-    do {
-        t[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
-    pb_put(b, t, (size_t)n);
-}
-
-static void put_le(pb *b, uint64_t v, int bytes) {
-    uint8_t t[8];
-    for (int i = 0; i < bytes; i++) t[i] = (uint8_t)(v >> (8 * i));
-    pb_put(b, t, (size_t)bytes);
-}
-
-static void pb_key(pb *b, int field, int wire) { pb_varint(b, (uint64_t)field << 3 | (uint64_t)wire); }
-
-static void pb_int(pb *b, int field, int64_t v) {
-    pb_key(b, field, WIRE_VARINT);
-    pb_varint(b, (uint64_t)v);
-}
-
-static void pb_double(pb *b, int field, double v) {
-    uint64_t u;
-    memcpy(&u, &v, 8);
-    pb_key(b, field, WIRE_FIXED64);
-    put_le(b, u, 8);
-}
-
-static void pb_float(pb *b, int field, float v) {
-    uint32_t u;
-    memcpy(&u, &v, 4);
-    pb_key(b, field, WIRE_FIXED32);
-    put_le(b, u, 4);
-}
-
-static void pb_bytes(pb *b, int field, const void *d, size_t n) {
-    pb_key(b, field, WIRE_BYTES);
-    pb_varint(b, n);
-    pb_put(b, d, n);
-}
-
-static void pb_str(pb *b, int field, const char *s) { pb_bytes(b, field, s, strlen(s)); }
-
-/* Appends sub as an embedded message and frees it. */
-static void pb_msg(pb *b, int field, pb *sub) {
-    if (sub->oom) b->oom = true;
-    pb_bytes(b, field, sub->p, sub->n);
-    pb_free(sub);
-}
-
-static void pb_packed_doubles(pb *b, int field, const double *v, size_t n) {
-    pb_key(b, field, WIRE_BYTES);
-    pb_varint(b, n * 8);
-    for (size_t i = 0; i < n; i++) {
-        uint64_t u;
-        memcpy(&u, &v[i], 8);
-        put_le(b, u, 8);
-    }
-}
 
 /* Field numbers. */
 enum { EVENT_WALL_TIME = 1, EVENT_STEP = 2, EVENT_FILE_VERSION = 3, EVENT_GRAPH_DEF = 4, EVENT_SUMMARY = 5 };

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 void em_test_assert_tensor(em_tensor *t, em_dtype dtype, em_shape shape, const double *expect, double tol,
                            const char *file, int line) {
@@ -71,6 +73,27 @@ int em_test_run(Suite *s) {
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? 1 : 0;
+}
+
+bool em_test_gpu_present(char *why, size_t n) {
+    int fds[2];
+    snprintf(why, n, "could not ask a child process");
+    if (pipe(fds)) return false;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        int present = em_device_begin("/gpu:0") == 0;
+        const char *msg = present ? "" : em_last_error();
+        if (msg && write(fds[1], msg, strlen(msg)) < 0) _exit(2);
+        _exit(present ? 0 : 1);
+    }
+    close(fds[1]);
+    ssize_t got = pid > 0 ? read(fds[0], why, n - 1) : -1;
+    close(fds[0]);
+    if (got >= 0) why[got] = 0;
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) return false;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 double em_test_max_rel_diff(em_tensor *a, em_tensor *b) {

@@ -11,6 +11,11 @@
 /* Runs a suite; the exit status of a test program: 0 when every test passed. */
 int em_test_run(Suite *s);
 
+/* Whether "/gpu:0" opens, asked in a child process: CUDA does not survive a
+ * fork, and Check forks a process per test, so the runner itself must never
+ * load the GPU. When there is none, `why` (of size n) gets the reason. */
+bool em_test_gpu_present(char *why, size_t n);
+
 /* Asserts that t has dtype `dtype`, `shape`, and elements close to expect
  * (|a - e| <= tol * max(1, |e|)); NaNs must match NaNs. */
 #define ck_assert_tensor(t, dtype, shape, expect, tol) \

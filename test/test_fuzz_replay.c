@@ -24,8 +24,26 @@
 #define LLVMFuzzerTestOneInput fuzz_graph_one
 #include "fuzz/fuzz_graph.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_saved_graph_one
+#include "fuzz/fuzz_saved_graph.c"
+#undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_ops_one
 #include "fuzz/fuzz_ops.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_tokenizer_gpt2_one
+#include "fuzz/fuzz_tokenizer_gpt2.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_tokenizer_llmc_one
+#include "fuzz/fuzz_tokenizer_llmc.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_llmc_model_one
+#include "fuzz/fuzz_llmc_model.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_llmc_tokens_one
+#include "fuzz/fuzz_llmc_tokens.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_safetensors_one
+#include "fuzz/fuzz_safetensors.c"
 #undef LLVMFuzzerTestOneInput
 
 /* Runs every file of test/fuzz/corpus/<name>; returns how many. */
@@ -65,7 +83,13 @@ REPLAY_TEST(fuzz_npy)
 REPLAY_TEST(fuzz_checkpoint)
 REPLAY_TEST(fuzz_checkpoint_manager)
 REPLAY_TEST(fuzz_graph)
+REPLAY_TEST(fuzz_saved_graph)
 REPLAY_TEST(fuzz_ops)
+REPLAY_TEST(fuzz_tokenizer_gpt2)
+REPLAY_TEST(fuzz_tokenizer_llmc)
+REPLAY_TEST(fuzz_llmc_model)
+REPLAY_TEST(fuzz_llmc_tokens)
+REPLAY_TEST(fuzz_safetensors)
 
 int main(void) {
     Suite *s = suite_create("fuzz_replay");
@@ -76,7 +100,13 @@ int main(void) {
     tcase_add_test(tc, test_replay_fuzz_checkpoint);
     tcase_add_test(tc, test_replay_fuzz_checkpoint_manager);
     tcase_add_test(tc, test_replay_fuzz_graph);
+    tcase_add_test(tc, test_replay_fuzz_saved_graph);
     tcase_add_test(tc, test_replay_fuzz_ops);
+    tcase_add_test(tc, test_replay_fuzz_tokenizer_gpt2);
+    tcase_add_test(tc, test_replay_fuzz_tokenizer_llmc);
+    tcase_add_test(tc, test_replay_fuzz_llmc_model);
+    tcase_add_test(tc, test_replay_fuzz_llmc_tokens);
+    tcase_add_test(tc, test_replay_fuzz_safetensors);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

@@ -126,11 +126,11 @@ START_TEST(test_graph_replays_as_cuda_graph) {
 END_TEST
 
 int main(void) {
-    if (em_device_begin("/gpu:0")) {
-        printf("test_gpu: SKIPPED: %s\n", em_last_error());
+    char why[1024];
+    if (!em_test_gpu_present(why, sizeof why)) {
+        printf("test_gpu: SKIPPED: %s\n", why);
         return 77;
     }
-    em_device_end();
     Suite *s = suite_create("gpu");
     TCase *tc = tcase_create("gpu");
     tcase_add_checked_fixture(tc, NULL, teardown);

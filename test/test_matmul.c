@@ -126,6 +126,36 @@ START_TEST(test_small_float32_products_match_float64) {
 }
 END_TEST
 
+/* A row times a matrix (batch-1 inference) and a matrix times a column run
+ * BLIS's gemv: every transpose, float32 and float64, agree with the plain
+ * float64 product of the same values through gemm. */
+START_TEST(test_row_and_column_products) {
+    static const int64_t sizes[][3] = {{1, 300, 70}, {70, 300, 1}, {1, 1000, 130}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (int t = 0; t < 8; t++) {
+            em_scope_begin();
+            int64_t m = sizes[i][0], k = sizes[i][1], n = sizes[i][2];
+            bool ta = t & 1, tb = t & 2;
+            em_dtype d = t & 4 ? EM_F64 : EM_F32;
+            em_tensor *a = em_cast(em_test_uniform(ta ? EM_SHAPE(k, m) : EM_SHAPE(m, k), -1, 1, 70 + i), d);
+            em_tensor *b = em_cast(em_test_uniform(tb ? EM_SHAPE(n, k) : EM_SHAPE(k, n), -1, 1, 80 + i), d);
+            /* the reference as a [2, k] x [k, n] or [m, k] x [k, 2] gemm, half of it kept; float32 sums
+             * of k products differ by about k ulps */
+            em_tensor *a2 = em_cast(ta ? em_transpose(a, EM_ALL_AXES) : a, EM_F64);
+            em_tensor *b2 = em_cast(tb ? em_transpose(b, EM_ALL_AXES) : b, EM_F64);
+            em_tensor *ref = m == 1 ? em_slice(em_matmul(em_concat(2, (em_tensor *[]){a2, a2}, 0), b2),
+                                               (int64_t[]){0, 0}, (int64_t[]){1, -1})
+                                    : em_slice(em_matmul(a2, em_concat(2, (em_tensor *[]){b2, b2}, 1)),
+                                               (int64_t[]){0, 0}, (int64_t[]){-1, 1});
+            ck_assert_msg(em_test_max_rel_diff(em_cast(em_matmul_t(a, b, ta, tb), EM_F64), ref) < (d == EM_F32 ? 3e-8 * (double)k : 1e-12),
+                          "%lldx%lldx%lld, transposes %d, %s", (long long)m, (long long)k, (long long)n, t & 3,
+                          em_dtype_name(d));
+            em_scope_end();
+        }
+    em_shutdown();
+}
+END_TEST
+
 START_TEST(test_size_zero_and_one) {
     em_tensor *y = em_matmul(em_zeros(EM_F32, EM_SHAPE(0, 3)), em_ones(EM_F32, EM_SHAPE(3, 2)));
     ck_assert_tensor(y, EM_F32, EM_SHAPE(0, 2), NULL, 0);
@@ -223,6 +253,7 @@ int main(void) {
     tcase_add_test(tc, test_transposed_view_no_copy_needed);
     tcase_add_test(tc, test_batch_broadcast);
     tcase_add_test(tc, test_small_float32_products_match_float64);
+    tcase_add_test(tc, test_row_and_column_products);
     tcase_add_test(tc, test_size_zero_and_one);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_thread_count_independent);

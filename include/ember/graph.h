@@ -75,6 +75,52 @@ em_graph_stats em_graph_get_stats(const em_graph *g);
 /* Graphviz DOT, name scopes as clusters; written whole or not at all (ember/io.h). */
 int em_graph_write_dot(const em_graph *g, const char *path);
 
+/* ---- saved graphs ----
+ * A program that never defined the model runs it from one file:
+ *
+ *   em_graph *g = em_graph_load("model.emg");
+ *   em_tensor *x = em_graph_placeholder(g, "x"), *logits = em_graph_fetch(g, "logits"), *out;
+ *   em_graph_run(g, 1, (em_feed[]){{x, images}}, 1, &logits, &out);
+ *
+ * The file holds the ops the fetches need, by op name, with their attributes,
+ * dtypes and shapes (an unknown batch dimension stays unknown), the
+ * placeholders by name, the fetches under their names and the values of the
+ * variables and constants read. It is versioned and checksummed: a damaged
+ * file, a newer format or an op this build lacks is an error, never a crash.
+ * docs/saved_graphs.md describes the format. */
+enum em_save_flags {
+    EM_SAVE_INFERENCE = 1u << 0, /* for serving: its variables load untrainable (no optimizer or gradient
+                                      touches them; TF1's inference graphs) */
+    EM_SAVE_FREEZE = 1u << 1,    /* variables become constants (TF1's freeze_graph): loads need no variable store */
+};
+/* Writes the part of g that fetches[0..nfetch) need to path (whole or not at
+ * all), fetch k under fetch_names[k]. Variables are read by name on this
+ * thread. Gradients are ops like any (a saved loss's gradient runs after
+ * loading); an optimizer step is refused (its rule is this process's
+ * optimizer): the loading program makes its own over the loaded variables. */
+int em_graph_save(const em_graph *g, const char *path, int nfetch, em_tensor *const *fetches,
+                  const char *const *fetch_names, unsigned flags);
+
+enum em_load_flags {
+    /* A saved variable whose name exists in this thread's variable store binds
+     * to the existing one (same dtype and shape; its value is kept) instead of
+     * being an error. */
+    EM_LOAD_REUSE_VARIABLES = 1u << 0,
+};
+/* Loads a saved graph onto "/cpu:0" (owned by the caller: em_graph_release).
+ * Its variables enter this thread's variable store under their saved names
+ * (em_find_variable, optimizers and checkpoints see them); a name already
+ * there is an error. NULL with an error. */
+em_graph *em_graph_load(const char *path);
+/* em_graph_load onto device ("/gpu:0" ...): its ops, constants and variables live there. */
+em_graph *em_graph_load_on(const char *path, const char *device);
+/* em_graph_load_on with em_load_flags; device NULL is "/cpu:0". */
+em_graph *em_graph_load_with(const char *path, const char *device, unsigned flags);
+/* The placeholder of g named name, to feed; the value saved as fetch `name`,
+ * to fetch (BORROWED, owned by g). NULL with an error naming what g has not. */
+em_tensor *em_graph_placeholder(const em_graph *g, const char *name);
+em_tensor *em_graph_fetch(const em_graph *g, const char *name);
+
 /* Set to print re-plan decisions and other debug lines to stderr. */
 void em_graph_set_debug(em_graph *g, bool on);
 

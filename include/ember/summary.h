@@ -51,6 +51,9 @@ int em_summary_graph(em_summary_writer *w, const em_graph *g);
 
 /* Writes a tensor ([H,W], [H,W,C] uint8 or float in [0,1], C = 1, 3, 4) as a PNG file. */
 int em_write_png(const char *path, em_tensor *image);
+/* Reads a PNG file (any bit depth and colour type) as uint8 [H,W,C]: C = 1
+ * for grey, 2 grey and alpha, 3 RGB, 4 RGBA, as the file holds. NEW. */
+em_tensor *em_read_png(const char *path);
 
 /* ---- plots ---- */
 typedef struct em_series {

@@ -8,8 +8,10 @@
  *   plan.c      memory plans, one function per pass, and the plan cache
  *   run.c       em_graph_run: checks the call, then one executor per kind of
  *               plan (levels on one device, several devices, CUDA graph)
- *   export.c    Graphviz (em_graph_write_dot) and the node walk exporters
- *               use (em__graph_visit: TensorBoard's GraphDef)
+ *   export.c    Graphviz (em_graph_write_dot), the node walk exporters
+ *               use (em__graph_visit: TensorBoard's GraphDef), and the walk
+ *               and builder of saved graphs (lib/io/graph_file.c); names
+ *               (em_graph_placeholder, em_graph_fetch)
  *
  * Tracing: em__apply calls trace_record (lib/op.h's hook) for each op run while a trace is
  * open, so a graph is the list of ops a step ran, in order (which is a
@@ -147,6 +149,13 @@ struct em_graph {
     plan *plans;     /* most recently used first */
     em_graph_stats stats;
     bool debug;
+    /* a loaded graph (export.c's builder): its fetches by name, and what to
+     * release after its tensors */
+    char **fetch_names;
+    int64_t *fetch_values;
+    int nfetch_names;
+    void (*on_release)(void *ctx);
+    void *on_release_ctx;
 };
 
 /* The value v was merged into (v itself when it was not). */
@@ -157,6 +166,11 @@ static inline int64_t resolve(const em_graph *g, int64_t v) {
 
 /* "ember graph: ..." on stderr when em_graph_set_debug is on (trace.c). */
 void em__graph_debug(const em_graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Adds a value (trace.c): its id, or -1 on out of memory (no error set). */
+int64_t em__graph_add_value(em_graph *g, vkind kind, em_tensor *t, int64_t node);
+/* Room for one more node at g->nodes[g->nn]: 0, or -1 on out of memory (no error set). */
+int em__graph_grow_nodes(em_graph *g);
 
 /* ---- optimizations (optimize.c) ---- */
 /* At em_trace_end: sets up g->alias, folds constants, merges common

@@ -680,11 +680,11 @@ static void log_placement(const em_graph *g, const plan *p) {
         const em_tensor *in = n->n ? p->args[p->in_at[at]] : NULL;
         char b[160];
         if ((em__op_def(n->op)->flags & EM_OPF_COPIES) && in)
-            em__log_placement("graph: %s: %s -> %s (%s %s)", n->name, em_device_name(in->device),
-                              em_device_name(n->device), em_dtype_name((em_dtype)in->dtype),
+            em__log_placement("graph: %s: %s -> %s (%s %s)", n->name, em__device_label(in->device),
+                              em__device_label(n->device), em_dtype_name((em_dtype)in->dtype),
                               em__tshape(in, b, sizeof b));
         else
-            em__log_placement("graph: %s: %s", n->name, em_device_name(n->device));
+            em__log_placement("graph: %s: %s", n->name, em__device_label(n->device));
     }
 }
 

@@ -105,7 +105,7 @@ static void *grow(void *p, int64_t *cap, int64_t need, size_t size) {
     return q;
 }
 
-static int64_t add_value(em_graph *g, vkind kind, em_tensor *t, int64_t node) {
+int64_t em__graph_add_value(em_graph *g, vkind kind, em_tensor *t, int64_t node) {
     /* everything that can fail first: a failed add leaves the graph as it was */
     gval *v = grow(g->vals, &g->capv, g->nv + 1, sizeof *v);
     if (!v) return -1;
@@ -133,7 +133,14 @@ static int64_t value_of(em_graph *g, em_tensor *t) {
     int64_t v = em__ptrmap_get(&g->index, t);
     if (v >= 0) return v;
     vkind kind = t->flags & EM_T_VARIABLE ? V_VARIABLE : t->flags & EM_T_PLACEHOLDER ? V_PLACEHOLDER : V_CONST;
-    return add_value(g, kind, t, -1);
+    return em__graph_add_value(g, kind, t, -1);
+}
+
+int em__graph_grow_nodes(em_graph *g) {
+    gnode *nodes = grow(g->nodes, &g->capn, g->nn + 1, sizeof *nodes);
+    if (!nodes) return -1;
+    g->nodes = nodes;
+    return 0;
 }
 
 /* ---- tracing ---- */
@@ -156,9 +163,7 @@ int em_trace_begin(void) {
 static int trace_record(em_op op, int n, em_tensor *const *in, const em_attrs *a, em_tensor *out) {
     em_graph *g = em__thread()->trace;
     const em_op_def *d = em__op_def(op);
-    gnode *nodes = grow(g->nodes, &g->capn, g->nn + 1, sizeof *nodes);
-    if (!nodes) goto oom;
-    g->nodes = nodes;
+    if (em__graph_grow_nodes(g)) goto oom;
     gnode *node = &g->nodes[g->nn];
     *node = (gnode){.op = op, .n = n, .a = *a, .device = out->device, .runs_on = out->device};
     node->in = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
@@ -173,7 +178,7 @@ static int trace_record(em_op op, int n, em_tensor *const *in, const em_attrs *a
     for (int i = 0; i < n; i++)
         if ((node->in[i] = value_of(g, in[i])) < 0) goto oom_node;
     if ((d->flags & EM_OPF_COPIES) && g->vals[node->in[0]].kind == V_NODE) node->runs_on = in[0]->device;
-    if ((node->out = add_value(g, V_NODE, out, g->nn)) < 0) goto oom_node;
+    if ((node->out = em__graph_add_value(g, V_NODE, out, g->nn)) < 0) goto oom_node;
     g->nn++;
     g->stats.traced++;
     return 0;
@@ -238,6 +243,10 @@ void em_graph_release(em_graph *g) {
     free(g->alias);
     free(g->phs);
     free(g->vars);
+    for (int k = 0; k < g->nfetch_names; k++) free(g->fetch_names[k]);
+    free(g->fetch_names);
+    free(g->fetch_values);
+    if (g->on_release) g->on_release(g->on_release_ctx);
     free(g);
 }
 

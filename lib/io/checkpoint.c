@@ -142,27 +142,6 @@ static uint32_t get_u32(const unsigned char *p) {
     return x;
 }
 
-/* Reads the whole file. NULL with an error. */
-static unsigned char *slurp(const char *op, const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        em__error("%s: cannot open %s: %s", op, path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    unsigned char *buf = NULL;
-    if (fstat(fileno(f), &st) == 0 && (buf = malloc(st.st_size ? (size_t)st.st_size : 1)) &&
-        fread(buf, 1, (size_t)st.st_size, f) == (size_t)st.st_size) {
-        fclose(f);
-        *size = (size_t)st.st_size;
-        return buf;
-    }
-    em__error("%s: cannot read %s: %s", op, path, buf ? strerror(errno ? errno : EIO) : "out of memory");
-    free(buf);
-    fclose(f);
-    return NULL;
-}
-
 /* Checks the values section of a version 2 file, buf[*at, end): moves *at
  * past it and sets *count. -1 with an error. */
 static int parse_values(const char *op, const char *path, const unsigned char *buf, size_t end, size_t *at,
@@ -368,7 +347,7 @@ int em__checkpoint_read(const char *op, const char *path, bool apply, em__ckpt_v
     struct em_ckpt_pending **pending = em__ckpt_pending();
     if (!pending) return -1;
     size_t size;
-    unsigned char *buf = slurp(op, path, &size);
+    unsigned char *buf = em__read_file(op, path, &size);
     if (!buf) return EM__CKPT_UNUSABLE;
     entry *e;
     uint32_t ne, nv_file = 0;

@@ -48,6 +48,8 @@ static int reshape_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *
     char b1[SHAPE_BUF], b2[SHAPE_BUF];
     int infer_at = -1;
     int64_t known = 1, nonzero = 1;
+    if (c->a->ni < 0 || c->a->ni > EM_MAX_DIMS) /* em_reshape checks it; a loaded graph's attributes come here */
+        return em__op_error(c, "target rank %d is outside 0..%d", c->a->ni, EM_MAX_DIMS);
     for (int k = 0; k < c->a->ni; k++) {
         int64_t d = c->a->i[k];
         shape[k] = d;
