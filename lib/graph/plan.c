@@ -182,7 +182,7 @@ static int substitute(const gnode *n, int64_t *v, int64_t batch) {
     int64_t r, offset;
     if (!em__symbolic_parts(*v, &r, &offset)) return 0;
     int64_t g = gcd(r, EM_SYM_PARTS), num = r / g, den = EM_SYM_PARTS / g;
-    char size[64], times[24] = "", over[24] = "", plus[24] = ""; /* "?", "2*?", "?/2", "?/2-1" */
+    char size[80], times[24] = "", over[24] = "", plus[24] = ""; /* "?", "2*?", "?/2", "?/2-1" */
     if (num != 1) snprintf(times, sizeof times, "%" PRId64 "*", num);
     if (den != 1) snprintf(over, sizeof over, "/%" PRId64, den);
     if (offset) snprintf(plus, sizeof plus, "%+" PRId64, offset);
