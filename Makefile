@@ -136,7 +136,7 @@ HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h lib/ops/*.h lib/ops/
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
-$(BUILD)/test/%.o: test/%.c $(HEADERS) $(wildcard test/*.h)
+$(BUILD)/test/%.o: test/%.c $(HEADERS) $(wildcard test/*.h test/data/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -194,6 +194,22 @@ $(BUILD)/test/test_plugin_shared $(BUILD)/test/test_plugin_cuda_shared: $(PLUGIN
 	$(CC) $(CFLAGS) -DSHARED_LINK $(if $(findstring cuda,$(notdir $@)),-DREAL_PLUGIN) $< -o $@ -L$(BUILD) -lember \
 	  $(LDLIBS) $(PROG_RPATH)
 
+# examples/custom_op.c's CUDA kernels, a small library of their own that the
+# example loads from beside itself (GPU builds only; without it the op runs on
+# the CPU).
+CUSTOM_OP_CUDA := $(if $(filter 1,$(GPU)),$(BUILD)/examples/libcustom_op_cuda.so)
+$(BUILD)/examples/libcustom_op_cuda.so: examples/custom_op_cuda.cu examples/bias_gelu.h $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -shared -o $@ $< -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lpthread
+$(BUILD)/examples/custom_op: $(CUSTOM_OP_CUDA)
+
+# A user's op library that ember-bench --load loads (test/test_custom_op.c):
+# its Ember symbols come from the program that loads it.
+$(BUILD)/test/libtestops.so: test/custom_ops_lib.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $<
+$(BUILD)/test/test_custom_op: $(BUILD)/test/libtestops.so $(BUILD)/test/libember_stub.so $(BUILD)/ember-bench
+
 $(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS) $(PROG_RPATH)
@@ -214,9 +230,12 @@ $(BUILD)/test/test_mpi: test/test_mpi.c $(TEST_COMMON_OBJ) $(MPI_STATIC) $(STATI
 	@mkdir -p $(dir $@)
 	$(MPICC) $(CFLAGS) $< $(TEST_COMMON_OBJ) $(MPI_STATIC) $(STATIC) -o $@ $(CHECK_LIBS) $(LDLIBS)
 
-# The kernel benchmarking tool (tools/ember_bench.c); test_bench runs it.
+# The kernel benchmarking tool (tools/ember_bench.c); test_bench runs it. It
+# holds all of libember and exports it (-rdynamic), so that a library loaded
+# with --load registers its ops with the one Ember the tool runs.
 $(BUILD)/ember-bench: tools/ember_bench.c $(STATIC)
-	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS) -Wl,-rpath,'$$ORIGIN'
+	$(CC) $(CFLAGS) $< -Wl,--whole-archive $(STATIC) -Wl,--no-whole-archive -rdynamic -o $@ $(LDLIBS) -ldl \
+	  -Wl,-rpath,'$$ORIGIN'
 
 # bench/cublas calls CUDA and cuBLAS itself, beside Ember's GPU ops (the
 # plug-in keeps its own CUDA runtime inside).
@@ -325,7 +344,7 @@ install: all
 # that run on /gpu:0, the plug-in's loading linked both ways, MNIST on
 # /gpu:0 and bench/cublas. It prints the one command to run there.
 GPU_CHECK_PROGS := $(addprefix $(BUILD)/test/,test_gpu test_ops test_plugin_cuda test_plugin_cuda_shared) \
-                   $(BUILD)/examples/mnist $(BUILD)/bench/cublas $(BUILD)/bench/attention
+                   $(BUILD)/examples/mnist $(BUILD)/examples/gpt2 $(BUILD)/bench/cublas $(BUILD)/bench/attention
 ifeq ($(GPU),1)
 gpu-check: $(GPU_CHECK_PROGS) $(CUDA_PLUGIN) $(SHARED)
 	EMBER_BUILD=$(BUILD) bash tools/gpu_pack.sh
@@ -337,7 +356,7 @@ endif
 # Installs the Debian packages the build, tests and benchmarks need (fortunes:
 # the GPT-2 example's corpus, examples/gpt2_data.h).
 DEB_PACKAGES := build-essential pkg-config libblis-dev libblis-openmp-dev check libsubunit-dev \
-                libpng-dev zlib1g-dev python3-numpy libopenmpi-dev openmpi-bin fortunes
+                libpng-dev zlib1g-dev python3-numpy libopenmpi-dev openmpi-bin fortunes dataset-fashion-mnist
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

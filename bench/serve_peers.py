@@ -2,7 +2,7 @@
 """bench/serve_onnx.c's peers: onnxruntime on the ONNX files Ember exported
 (DIR/mlp.onnx, DIR/cnn.onnx), or PyTorch eager on the same networks with
 Ember's weights (DIR/<variable name, / as _>.npy), with the same threads.
-Prints rows in serve.c's format: net, runtime, median latency at batch 1
+Prints rows in serve_onnx.c's format: net, runtime, median latency at batch 1
 (us), median throughput at batch 100 (images/s).
 
 usage: serve_peers.py onnxruntime|pytorch THREADS DIR

@@ -130,27 +130,6 @@ static em_tensor *forward(model *m, em_tensor *x, double keep_prob) {
 }
 
 
-/* The trained network for inference, as ONNX (onnxruntime and the others
- * serve it): logits and probabilities of a batch of any size, no dropout. */
-static int export_onnx(const model *m, const char *logdir) {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/model.onnx", logdir);
-    model traced = *m;
-    em_scope_begin();
-    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 784), "x");
-    int rc = x && !em_trace_begin() ? 0 : -1;
-    em_tensor *logits = rc ? NULL : forward(&traced, x, 1.0);
-    em_tensor *probabilities = em_softmax(logits, -1);
-    em_graph *g = rc ? NULL : em_trace_end();
-    rc = g ? em_graph_export_onnx(g, path, 2, (em_tensor *[]){logits, probabilities},
-                                  (const char *[]){"logits", "probabilities"}, 17)
-           : -1;
-    em_graph_release(g);
-    em_scope_end();
-    if (!rc) printf("ONNX model: %s\n", path);
-    return rc;
-}
-
 static double evaluate(model *m, const dataset *test, const char *device) {
     double correct = 0;
     const int64_t chunk = 1000;
@@ -261,20 +240,33 @@ static void traced_step_release(traced_step *t) {
     em_release(t->labels);
 }
 
-/* The trained model for serving (examples/classify.c): x, float32 [N,784] in
- * [0,1], to "logits" and "probabilities", the weights frozen into the file. */
-static int save_inference_graph(model *m, const char *path) {
+/* The trained network for inference, written as the two files a program
+ * serving it loads: model.emg (em_graph_load; examples/classify.c) and
+ * model.onnx (onnxruntime and the others). Logits and probabilities of a
+ * batch of any size, no dropout, the weights frozen in. A model trained on a
+ * GPU is traced on CPU copies of its weights: the files serve on the CPU. */
+static int write_inference_files(const model *m, const char *logdir) {
+    char path[1024];
     em_scope_begin();
+    model traced = *m;
+    if (strcmp(em_tensor_device(m->w1), "/cpu:0")) {
+        traced.w1 = em_to_device(m->w1, "/cpu:0");
+        traced.b1 = em_to_device(m->b1, "/cpu:0");
+        traced.w2 = em_to_device(m->w2, "/cpu:0");
+        traced.b2 = em_to_device(m->b2, "/cpu:0");
+    }
     em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 784), "x");
-    if (!x || em_trace_begin()) return -1;
-    em_device_begin("/cpu:0"); /* traced on the CPU whatever --device says: the file loads anywhere */
-    em_tensor *logits = forward(m, x, 1.0);
+    int rc = x && traced.w1 && traced.b1 && traced.w2 && traced.b2 && !em_trace_begin() ? 0 : -1;
+    em_tensor *logits = rc ? NULL : forward(&traced, x, 1.0);
     em_tensor *fetches[2] = {logits, em_softmax(logits, -1)};
-    em_device_end();
-    em_graph *g = em_trace_end();
-    int rc = g ? em_graph_save(g, path, 2, fetches, (const char *[]){"logits", "probabilities"},
-                               EM_SAVE_INFERENCE | EM_SAVE_FREEZE)
-               : -1;
+    em_graph *g = rc ? NULL : em_trace_end();
+    const char *names[2] = {"logits", "probabilities"};
+    snprintf(path, sizeof path, "%s/model.emg", logdir);
+    rc = g ? em_graph_save(g, path, 2, fetches, names, EM_SAVE_INFERENCE | EM_SAVE_FREEZE) : -1;
+    if (!rc) printf("inference graph: %s (build/examples/classify %s)\n", path, path);
+    snprintf(path, sizeof path, "%s/model.onnx", logdir);
+    if (!rc) rc = em_graph_export_onnx(g, path, 2, fetches, names, 17);
+    if (!rc) printf("ONNX model: %s\n", path);
     em_graph_release(g);
     em_scope_end();
     return rc;
@@ -483,12 +475,9 @@ int main(int argc, char **argv) {
     em_plot_image_grid(path, em_transpose(m.w1, EM_ALL_AXES), 28, 28, 25);
     em_scope_end();
     if (em_last_error()) return fail("writing the plots");
-    if (export_onnx(&m, o.logdir)) return fail("exporting the model to ONNX");
     printf("TensorBoard logs in %s (tensorboard --logdir %s); plots: %s/{loss,accuracy,layer1_weights}.png\n",
            o.logdir, o.logdir, o.logdir);
-    snprintf(path, sizeof path, "%s/model.emg", o.logdir);
-    if (save_inference_graph(&m, path)) return fail("saving the inference graph");
-    printf("inference graph: %s (build/examples/classify %s)\n", path, path);
+    if (write_inference_files(&m, o.logdir)) return fail("writing model.emg and model.onnx");
 
     traced_step_release(&traced);
     em_summary_writer_close(train_log);

@@ -1,5 +1,6 @@
 /* What the MNIST examples share: loading the IDX files, batches, accuracy,
- * shuffling and a clock. Header-only, so that each example stays one program. */
+ * shuffling, checkpointed data positions and a clock. Header-only, so that each example stays one program
+ * (inline: an example that does not checkpoint leaves those functions out). */
 #ifndef EMBER_EXAMPLES_MNIST_DATA_H
 #define EMBER_EXAMPLES_MNIST_DATA_H
 
@@ -132,7 +133,7 @@ static const int64_t *data_order_batch(data_order *d, int64_t g, int64_t batch) 
 }
 
 /* The position, as values of the checkpoints the manager saves next. */
-static int data_order_save(const data_order *d, em_checkpoint_manager *m, int64_t batch) {
+static inline int data_order_save(const data_order *d, em_checkpoint_manager *m, int64_t batch) {
     char seed[24], state[24];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)d->seed);
     snprintf(state, sizeof state, "%016llx", (unsigned long long)d->state);
@@ -182,7 +183,7 @@ static int data_order_restore(data_order *d, const em_checkpoint_manager *m, int
  * and data's position. The step it resumes at, 0 when there is none (start
  * fresh), or -1 after saying why on stderr, prefixed with `who`. Notes go
  * to stdout, prefixed with `lead`, when `talk` (one rank of several talks). */
-static int64_t resume_newest(em_checkpoint_manager *ckpt, data_order *data, int64_t batch, const char *who,
+static inline int64_t resume_newest(em_checkpoint_manager *ckpt, data_order *data, int64_t batch, const char *who,
                              const char *lead, bool talk) {
     int got = em_checkpoint_manager_restore_latest(ckpt);
     if (got < 0) {

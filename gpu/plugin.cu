@@ -76,6 +76,8 @@ void backend_shutdown(void) {
     em_gpu_allocator_shutdown();
 }
 
+void *backend_stream(int ordinal) { return em_gpu_stream(ordinal); }
+
 char description[96];
 
 em_gpu_backend make_backend() {
@@ -103,6 +105,7 @@ em_gpu_backend make_backend() {
     b.update = em_gpu_update;
     b.all_reduce = em_gpu_all_reduce;
     b.shutdown = backend_shutdown;
+    b.stream = backend_stream;
     return b;
 }
 

@@ -1,5 +1,6 @@
-// Random ops on the GPU (lib/ops/random.c): random_normal, random_uniform and
-// truncated_normal draw element i from the Philox stream at position
+// Random ops on the GPU (lib/ops/random.c): categorical samples each row of
+// logits through lib/philox.h's em_rng_categorical, the CPU's code;
+// random_normal, random_uniform and truncated_normal draw element i from the Philox stream at position
 // counter + i (attrs seed, counter). Each value is lib/philox.h's function of
 // the op (em_rng_<op>_f32/_f64), the code the CPU runs, so a seed gives the
 // same numbers on either device. Uniform draws are bit-identical; normal
@@ -64,9 +65,29 @@ int draw(const em_gpu_call *c, em_gpu_tensor *out, launch_fn *f32, launch_fn *f6
     return em_gpu_launched(c->device, c->name);
 }
 
+// categorical: sample i of logits row i / samples, at position counter + i.
+template <class T, int64_t (*SAMPLE)(uint64_t, uint64_t, const T *, int64_t)>
+__global__ void categorical_kernel(int64_t *y, int64_t n, const T *logits, int64_t classes, int64_t samples,
+                                   uint64_t seed, uint64_t counter) {
+    EM_GPU_LOOP(i, n) y[i] = SAMPLE(seed, counter + (uint64_t)i, logits + i / samples * classes, classes);
+}
+
 } // namespace
 
 // The entries of lib/ops/random.def.
+int em_gpu_op_categorical(const em_gpu_call *c, em_gpu_tensor *out) {
+    const em_gpu_tensor *x = &c->in[0];
+    cudaStream_t s = em_gpu_stream(c->device);
+    if (!s) return -1;
+    int64_t classes = x->shape[1], samples = out->shape[1];
+    if (x->dtype == EM_F32)
+        categorical_kernel<float, em_rng_categorical_f32><<<em_gpu_blocks(out->numel), EM_GPU_THREADS, 0, s>>>(
+            (int64_t *)out->data, out->numel, (const float *)x->data, classes, samples, c->a->seed, c->a->counter);
+    else
+        categorical_kernel<double, em_rng_categorical_f64><<<em_gpu_blocks(out->numel), EM_GPU_THREADS, 0, s>>>(
+            (int64_t *)out->data, out->numel, (const double *)x->data, classes, samples, c->a->seed, c->a->counter);
+    return em_gpu_launched(c->device, c->name);
+}
 int em_gpu_op_random_normal(const em_gpu_call *c, em_gpu_tensor *out) {
     return draw(c, out, per_position<float, em_rng_random_normal_f32>, per_position<double, em_rng_random_normal_f64>);
 }

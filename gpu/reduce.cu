@@ -1,5 +1,5 @@
 // GPU reductions: the ops of lib/ops/reduce.c (sum, max, min, prod,
-// log_sum_exp, argmax, argmin) over any axes, following the same plan
+// log_sum_exp, reduce_any, reduce_all, argmax, argmin) over any axes, following the same plan
 // (lib/reduce_plan.h) as the CPU kernels.
 //
 // Each output element is reduced by one thread (few elements per output, or
@@ -96,6 +96,19 @@ template <class T, bool MIN> struct Arg {
     __device__ void store(int64_t *out, int64_t oi, A a) const { out[oi] = a.i; }
 };
 
+// reduce_any (AND = false) and reduce_all over bool bytes (0 or 1).
+template <class T, bool AND> struct Logic {
+    typedef T A;
+    typedef T OT;
+    static Logic make(const em_gpu_tensor *) { return {}; }
+    __device__ A init() const { return AND ? 1 : 0; }
+    __device__ A load(T v, int64_t, int64_t) const { return v; }
+    __device__ void merge(A &a, const A &p) const { a = AND ? (a & p) : (a | p); }
+    __device__ void store(T *out, int64_t oi, A a) const { out[oi] = a; }
+};
+
+template <class T> using Any = Logic<T, false>;
+template <class T> using All = Logic<T, true>;
 template <class T> using Max = Extreme<T, false>;
 template <class T> using Min = Extreme<T, true>;
 template <class T> using ArgMax = Arg<T, false>;
@@ -188,7 +201,7 @@ template <unsigned DT, template <class> class... P> int reduce(const em_gpu_call
     em_reduce_plan p;
     em_reduce_plan_init(&p, x->ndim, x->shape, x->strides, (uint64_t)c->a->i[0]);
     switch (x->dtype) {
-        EM_FOR_NUMERIC(RED_CASE, )
+        EM_FOR_ALL(RED_CASE, )
     default: break;
     }
     em_gpu_report("%s: no GPU kernel for input dtype %s", c->name, em_gpu_dtype_name(x->dtype));
@@ -204,6 +217,8 @@ typedef passes<Prod> prod_passes;
 typedef passes<Max, LseSum> log_sum_exp_passes;
 typedef passes<ArgMax> argmax_passes;
 typedef passes<ArgMin> argmin_passes;
+typedef passes<Any> reduce_any_passes;
+typedef passes<All> reduce_all_passes;
 
 } // namespace
 

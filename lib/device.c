@@ -246,7 +246,7 @@ static int place(const em_op_def *d, int n, em_tensor *const *in, const em_attrs
     int dev = em__scoped_device >= 0 && !inplace ? em__scoped_device : n ? in[0]->device : em__scoped_device;
     if (dev < 0) dev = 0;
     if (inplace) return dev;
-    if (em__is_gpu(dev) && d->cpu && !em__gpu_kernel(d->id) && !(d->flags & EM_OPF_ANY_DEVICE)) {
+    if (em__is_gpu(dev) && d->cpu && !em__op_has_gpu_kernel(d) && !(d->flags & EM_OPF_ANY_DEVICE)) {
         if (!atomic_load(&soft_placement)) {
             em__error("%s: no GPU kernel for this op on %s; turn on soft placement to run it on /cpu:0", d->name,
                       devices[dev].name);

@@ -80,12 +80,20 @@ EM_MATH_1(em_math_erf, erff, erf)
 EM_MATH_1(em_math_tanh, em__tanhf, tanh)
 EM_MATH_1(em_math_sqrt, sqrtf, sqrt)
 EM_MATH_1(em_math_fabs, fabsf, fabs)
+EM_MATH_1(em_math_sin, sinf, sin)
+EM_MATH_1(em_math_cos, cosf, cos)
+EM_MATH_1(em_math_tan, tanf, tan)
+EM_MATH_1(em_math_floor, floorf, floor)
+EM_MATH_1(em_math_ceil, ceilf, ceil)
+EM_MATH_1(em_math_rint, rintf, rint)
 /* Integer overloads: the formulas name them only in branches that floats take. */
 EM_HD static inline int32_t em_math_fabs(int32_t x) { return x; }
 EM_HD static inline int64_t em_math_fabs(int64_t x) { return x; }
 EM_HD static inline uint8_t em_math_fabs(uint8_t x) { return x; }
 EM_HD static inline float em_math_pow(float x, float y) { return powf(x, y); }
 EM_HD static inline double em_math_pow(double x, double y) { return pow(x, y); }
+EM_HD static inline float em_math_fmod(float x, float y) { return fmodf(x, y); }
+EM_HD static inline double em_math_fmod(double x, double y) { return fmod(x, y); }
 EM_HD static inline bool em_math_isnan(float x) { return x != x; }
 EM_HD static inline bool em_math_isnan(double x) { return x != x; }
 EM_HD static inline bool em_math_isnan(int64_t x) { return (void)x, false; }
@@ -101,10 +109,17 @@ EM_HD static inline bool em_math_isnan(uint8_t x) { return (void)x, false; }
 #define em_math_erf(x) EM_MATH_1(x, erff, erf)
 #define em_math_tanh(x) EM_MATH_1(x, em__tanhf, tanh)
 #define em_math_sqrt(x) EM_MATH_1(x, sqrtf, sqrt)
+#define em_math_sin(x) EM_MATH_1(x, sinf, sin)
+#define em_math_cos(x) EM_MATH_1(x, cosf, cos)
+#define em_math_tan(x) EM_MATH_1(x, tanf, tan)
+#define em_math_floor(x) EM_MATH_1(x, floorf, floor)
+#define em_math_ceil(x) EM_MATH_1(x, ceilf, ceil)
+#define em_math_rint(x) EM_MATH_1(x, rintf, rint)
 /* Integers only in branches that floats take (as the C++ overloads above). */
 static inline int64_t em__fabs_integer(int64_t x) { return x; }
 #define em_math_fabs(x) _Generic((x), float: fabsf, double: fabs, default: em__fabs_integer)(x)
 #define em_math_pow(x, y) _Generic((x), float: powf, default: pow)(x, y)
+#define em_math_fmod(x, y) _Generic((x), float: fmodf, default: fmod)(x, y)
 static inline bool em__isnan_float(float x) { return x != x; }
 static inline bool em__isnan_double(double x) { return x != x; }
 static inline bool em__isnan_integer(int64_t x) { return (void)x, false; }

@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever em_gpu_host, em_gpu_backend or the types they pass change. */
-#define EM_GPU_ABI_VERSION 1
+#define EM_GPU_ABI_VERSION 2
 /* The plug-in's one exported symbol, an em_gpu_plugin_fn. */
 #define EM_GPU_PLUGIN_ENTRY "em_gpu_plugin"
 /* The plug-in's file name; EMBER_CUDA_LIBRARY overrides where it is looked for. */
@@ -164,6 +164,8 @@ typedef struct em_gpu_backend {
     /* Frees every cached block, cuBLAS handle, NCCL communicator and stream.
      * Called by em_shutdown_process only, when no GPU memory is in use. */
     void (*shutdown)(void);
+    /* The device's stream (a cudaStream_t), on which registered ops' GPU kernels launch; NULL with an error. */
+    void *(*stream)(int ordinal);
 } em_gpu_backend;
 
 /* The plug-in's entry: checks host's version and op count, keeps host, and

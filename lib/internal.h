@@ -73,6 +73,17 @@ void em__set_alloc_fail_hook(bool (*fail)(size_t bytes, void *ctx), void *ctx);
  * in steady state; the allocation-failure hook applies). NULL when out of memory. */
 void *em__scratch(size_t bytes);
 void em__scratch_free(void *p);
+/* Whether a kernel that reads and writes `bytes` in all should write its
+ * output with streaming stores (em__stream_store): when they pass the
+ * last-level cache, the output would be evicted before it is read again
+ * anyway, and streaming stores skip reading each output line first. */
+bool em__stream_output(size_t bytes);
+/* Tests: the bytes past which em__stream_output says yes (0: the cache's size). */
+void em__set_stream_threshold(size_t bytes);
+/* Copies bytes from src (a buffer in cache) to dst with streaming stores; a
+ * kernel that used it calls em__stream_fence before its results are read. */
+void em__stream_store(void *dst, const void *src, size_t bytes);
+void em__stream_fence(void);
 /* Frees the cached free blocks (em_shutdown). */
 void em__blocks_shutdown(void);
 void em__retain(em_tensor *t);
@@ -113,26 +124,43 @@ const char *em__tshape(const em_tensor *t, char *buf, size_t size);
  * shape-only as the stand-in size EM_SYM_SIZE, a prime times a number
  * with many divisors. Shape rules stay plain integer arithmetic, and a size
  * derived from the batch by the shape rules a trace needs (split into equal
- * parts, reshape with -1, slicing, concatenation, broadcasting) is still a
- * multiple of the prime: r/EM_SYM_PARTS of the batch, where r = size / prime.
- * The memory plan re-derives such sizes (and attributes holding them) for
- * the fed batch, re-running every shape rule on real sizes, so a condition
- * the trace could not know (an odd batch split in two) is checked when the
- * graph runs. Users never see the stand-in: em_dim, em_numel and
- * em_tensor_shape give -1, messages and exported graphs "?". Only fractions
- * of the batch are tracked: a batch plus a fixed size (a slice from row 1 to
- * the end, a concat with a fixed block) traces as a plain number (the
- * stand-in's, plus or minus) and is re-derived at run time only where a
- * shape rule recomputes it (a slice's -1 size does). The stand-in (about
- * 1.7e7) is small enough that a [batch, batch, 500] tensor's element count
- * still fits. */
-#define EM_SYM_PRIME 10007 /* divides no power of 2 or of 10: real sizes are rarely its multiples */
+ * parts, reshape with -1, slicing, concatenation, broadcasting) is still
+ * near a multiple of the prime: r/EM_SYM_PARTS of the batch plus an offset,
+ * where r * prime is the nearest multiple (a slice from row 1 to the end:
+ * the batch - 1; a concat with a fixed block of k rows: the batch + k). An
+ * offset is recognized up to EM_SYM_OFFSET_MAX, on sizes from 1/16 of the
+ * batch to 16 batches. The memory plan re-derives such sizes (and
+ * attributes holding them) for the fed batch, re-running every shape rule
+ * on real sizes, so a condition the trace could not know (an odd batch
+ * split in two) is checked when the graph runs. Users never see the
+ * stand-in: em_dim, em_numel and em_tensor_shape give -1, messages and
+ * exported graphs "?". A fixed size is mistaken for a symbolic one only if
+ * it is a multiple of the prime, or within EM_SYM_OFFSET_MAX of one and
+ * above 6 million. The stand-in (about 1.0e8) is small enough that a
+ * [batch, batch, 500] tensor's element count still fits. */
+#define EM_SYM_PRIME 60013 /* divides no power of 2 or of 10: real sizes are rarely its multiples */
 #define EM_SYM_PARTS 1680  /* 16 * 3 * 5 * 7: splits into 2 to 8, 10, 12, 14, 15, 16, 20, ... parts */
 #define EM_SYM_SIZE ((int64_t)EM_SYM_PRIME * EM_SYM_PARTS)
-static inline bool em__symbolic(int64_t size) { return size > 0 && size % EM_SYM_PRIME == 0; }
+#define EM_SYM_OFFSET_MAX 1024
+/* Whether size derives from the stand-in: then size = r * EM_SYM_PRIME + *offset. */
+static inline bool em__symbolic_parts(int64_t size, int64_t *r, int64_t *offset) {
+    if (size <= 0) return false;
+    int64_t q = (size + EM_SYM_OFFSET_MAX) / EM_SYM_PRIME, k = size - q * EM_SYM_PRIME;
+    if (q < 1 || k > EM_SYM_OFFSET_MAX) return false;
+    if (k && (q < EM_SYM_PARTS / 16 || q > EM_SYM_PARTS * 16)) return false;
+    *r = q;
+    *offset = k;
+    return true;
+}
+static inline bool em__symbolic(int64_t size) {
+    int64_t r, offset;
+    return em__symbolic_parts(size, &r, &offset);
+}
 /* Whether t's dimension size `size` is symbolic: t has no data (a
  * shape-only trace) and the size derives from the stand-in. */
 static inline bool em__symbolic_in(const em_tensor *t, int64_t size) { return !t->data && em__symbolic(size); }
+/* Whether t's element count is unknown: one of its sizes is symbolic. */
+bool em__numel_symbolic(const em_tensor *t);
 /* A size of t for a message: "?" when symbolic, else the number. */
 const char *em__size_str(const em_tensor *t, int64_t size, char *buf, size_t bufsize);
 /* Copies src (any strides) into dst (contiguous, same shape and dtype), on

@@ -26,6 +26,7 @@ static const em_op_def *const builtin[EM_OP_BUILTIN_COUNT] = {
 #define EM_OP_REGISTERED_MAX 4096
 static const em_op_def *registered[EM_OP_REGISTERED_MAX];
 static _Atomic int nregistered;
+static _Atomic bool retired[EM_OP_REGISTERED_MAX]; /* unregistered: kept for their id, not found by name */
 static pthread_mutex_t register_lock = PTHREAD_MUTEX_INITIALIZER;
 
 const em_op_def *em__op_def(em_op op) {
@@ -45,9 +46,18 @@ const em_op_def *em__op_by_name(const char *name) {
     if (!name) return NULL;
     int n = em__op_count();
     for (int op = 0; op < n; op++)
-        if (strcmp(em__op_def((em_op)op)->name, name) == 0) return em__op_def((em_op)op);
+        if (strcmp(em__op_def((em_op)op)->name, name) == 0 &&
+            (op < EM_OP_BUILTIN_COUNT || !atomic_load(&retired[op - EM_OP_BUILTIN_COUNT])))
+            return em__op_def((em_op)op);
     return NULL;
 }
+
+void em__op_retire(em_op op) {
+    int k = (int)op - EM_OP_BUILTIN_COUNT;
+    if (k >= 0 && k < atomic_load(&nregistered)) atomic_store(&retired[k], true);
+}
+
+bool em__op_has_gpu_kernel(const em_op_def *d) { return d->gpu || em__gpu_kernel(d->id); }
 
 int em__op_register(em_op_def *def) {
     if (!def || !def->name || !def->name[0] || !def->infer || !def->cpu) {
@@ -137,10 +147,15 @@ static int infer_on_host(const em_call *c, em_dtype *dtype, int *ndim, int64_t *
  * plug-in's entry for the op's id, found in the table it gave at load. */
 static int run_gpu(const em_call *c, em_tensor *out) {
     const em_op_def *d = c->def;
+    if (d->gpu) {
+        uint64_t errors = em__thread()->errors;
+        d->gpu(c, out);
+        return em__thread()->errors == errors ? 0 : -1;
+    }
     em_gpu_kernel_fn gpu = em__gpu_kernel(d->id);
     if (!gpu) {
         em__error("%s: no GPU kernel for this op%s", d->name,
-                  (unsigned)d->id < EM_OP_BUILTIN_COUNT ? " in the CUDA plug-in" : " (a registered op runs on the CPU)");
+                  (unsigned)d->id < EM_OP_BUILTIN_COUNT ? " in the CUDA plug-in" : " (it was registered without one)");
         return -1;
     }
     em_gpu_tensor small[4], *in = c->n <= 4 ? small : malloc(sizeof *in * (size_t)c->n);

@@ -149,6 +149,9 @@ struct em_op_def {
     em_kernel_fn cpu;     /* NULL for ops that are always views */
     em_view_fn view;      /* NULL for computing ops */
     em_grad_fn grad;      /* NULL only with EM_OPF_NONDIFF or EM_OPF_CUT */
+    /* A registered op's GPU kernel, run on the host with contiguous inputs and out on a GPU; NULL for the
+     * built-in ops, whose GPU kernels the plug-in gives. */
+    em_kernel_fn gpu;
 };
 
 /* Every op's row, em_opdef_<name>, defined by its family's .c file. */
@@ -205,6 +208,20 @@ int em__op_count(void);
  * id, setting def->id; -1 with an error when its name is taken or it lacks a
  * shape rule or a CPU kernel. */
 int em__op_register(em_op_def *def);
+/* Frees a registered op's name for another: em__op_by_name no longer finds
+ * it; its id and row stay (tapes and graphs may still name it). */
+void em__op_retire(em_op op);
+/* Ops registered with em_op_register (lib/ops/custom.c). A call's attributes
+ * sit in em_attrs by position (attribute k: its number's bits in i[2k], its
+ * string, interned by the registry, in i[2k + 1]); a saved graph stores them
+ * by name, as em_op_attrs. */
+bool em__op_is_custom(const em_op_def *d);
+/* d's attributes in a as em_op_attrs, every declared one in order (strings borrowed from the registry). */
+void em__custom_attrs_decode(const em_op_def *d, const em_attrs *a, em_op_attrs *out);
+/* em_op_attrs (NULL: all 0) into a, by name; -1 with an error for a name d does not declare. */
+int em__custom_attrs_encode(const em_op_def *d, const em_op_attrs *in, em_attrs *a);
+/* Whether d has a GPU kernel: its own (registered ops) or the plug-in's. */
+bool em__op_has_gpu_kernel(const em_op_def *d);
 
 /* What the layers above the dispatcher do with the ops it runs. Each is set
  * once, at load, by the file that defines it (a constructor), and is NULL
@@ -220,6 +237,8 @@ typedef struct em_op_hooks {
     /* whether a shape holds a dimension derived from an unknown (-1) dimension
      * of a shape-only trace (lib/graph/trace.c) */
     bool (*trace_symbolic)(int ndim, const int64_t *shape);
+    /* pauses (true) and resumes this thread's tapes, nestably (tape.c) */
+    void (*tapes_pause)(bool pause);
 } em_op_hooks;
 extern em_op_hooks em__op_hooks;
 
@@ -257,6 +276,11 @@ int em__axis(const em_call *c, int axis, int ndim, const char *argname);
 /* A scalar of x's dtype: how many elements of x a reduction over the axes in
  * the bitmask combines (ops/fill.c). NEW. */
 em_tensor *em__count(em_tensor *x, int64_t axes_mask);
+
+/* Batch norm in training mode (ops/batch_norm.c): y, and views of the batch's per-channel mean and biased
+ * variance (their gradients cut; for the moving averages). 0, or -1 with an error and all three NULL. NEW. */
+int em__batch_norm_train(em_tensor *x, em_tensor *scale, em_tensor *offset, double eps, em_tensor **y,
+                         em_tensor **mean, em_tensor **variance);
 
 /* Gradient helpers: sums g down to `shape` (undoing broadcasting). NEW. */
 em_tensor *em__sum_to_shape(em_tensor *g, int ndim, const int64_t *shape);

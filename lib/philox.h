@@ -135,4 +135,24 @@ EM_PHILOX_FN float em_rng_random_uniform_f32(uint64_t seed, uint64_t pos, float 
     return em_rng_affine_f32(lo, width, em_rng_uniform_f32(seed, pos));
 }
 
+/* A class drawn from softmax(logits[0..n)) at stream position pos: the first
+ * class whose running sum of exp(logit - max), in double, passes u times the
+ * total for a uniform u. A class of logit -Inf is never drawn; a row with a
+ * NaN or without a finite logit gives n - 1. */
+#define EM_RNG_CATEGORICAL(sfx, T)                                                                                     \
+    EM_PHILOX_FN int64_t em_rng_categorical_##sfx(uint64_t seed, uint64_t pos, const T *logits, int64_t n) {            \
+        double m = -INFINITY, total = 0, run = 0;                                                                      \
+        for (int64_t k = 0; k < n; k++)                                                                                \
+            if ((double)logits[k] > m) m = (double)logits[k];                                                          \
+        for (int64_t k = 0; k < n; k++) total += exp((double)logits[k] - m);                                           \
+        double u = em_rng_uniform_f64(seed, pos) * total;                                                              \
+        for (int64_t k = 0; k < n - 1; k++) {                                                                          \
+            run += exp((double)logits[k] - m);                                                                         \
+            if (u < run) return k;                                                                                     \
+        }                                                                                                              \
+        return n - 1;                                                                                                  \
+    }
+EM_RNG_CATEGORICAL(f32, float)
+EM_RNG_CATEGORICAL(f64, double)
+
 #endif

@@ -8,6 +8,7 @@
 #include "tape.h"
 #include "ptrmap.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -104,6 +105,7 @@ static void tapes_shutdown(em_thread *t);
  * tapes (lib/op.h, lib/internal.h). */
 __attribute__((constructor)) static void install_hooks(void) {
     em__op_hooks.tape_record = tape_record;
+    em__op_hooks.tapes_pause = em__tapes_pause;
     em__hooks.tapes_shutdown = tapes_shutdown;
 }
 
@@ -437,4 +439,96 @@ int em_gradients(em_tape *tp, em_tensor *y, int n, em_tensor *const *xs, em_tens
 
 em_tensor *em_stop_gradient(em_tensor *x) {
     return em__apply(EM_OP_STOP_GRADIENT, 1, &x, &(em_attrs){0});
+}
+
+/* ---- em_gradcheck ---- */
+
+/* sum(fn(in) * w) in a scope of its own; NAN when fn fails. */
+static double weighted_sum(em_gradcheck_fn fn, void *ctx, int n, em_tensor *const *in, em_tensor *w) {
+    em_scope_begin();
+    em_tensor *s = em_sum(em_mul(fn(n, in, ctx), w), EM_ALL_AXES, false);
+    double v = s ? em_item(s) : NAN;
+    em_scope_end();
+    return v;
+}
+
+int em_gradcheck(em_gradcheck_fn fn, void *ctx, int n, em_tensor *const *inputs, const em_gradcheck_options *options,
+                 em_gradcheck_report *report) {
+    em_gradcheck_options o = options ? *options : (em_gradcheck_options){0};
+    double step = o.step > 0 ? o.step : 1e-6, tol = o.tolerance > 0 ? o.tolerance : 1e-6;
+    if (!fn || n < 1 || !inputs || !report) {
+        em__error("gradcheck: needs fn, n >= 1 inputs and a report (n = %d)", n);
+        return -1;
+    }
+    *report = (em_gradcheck_report){.input = -1, .element = -1, .passed = true};
+    for (int i = 0; i < n; i++) {
+        if (!inputs[i]) return em__null_input("gradcheck"), -1;
+        if (inputs[i]->dtype != EM_F64) {
+            em__error("gradcheck: input %d is %s: the check perturbs float64 inputs (cast it, or keep it inside fn)",
+                      i, em_dtype_name((em_dtype)inputs[i]->dtype));
+            return -1;
+        }
+    }
+    em_scope_begin();
+    int rc = 0;
+    em_tensor *small[8], **in = n <= 8 ? small : malloc(sizeof *in * (size_t)n), *grads_small[8],
+                         **grads = n <= 8 ? grads_small : malloc(sizeof *grads * (size_t)n);
+    if (!in || !grads) rc = -1, em__error("gradcheck: out of memory");
+    for (int i = 0; !rc && i < n; i++) /* host copies of our own, perturbed in place */
+        if (!(in[i] = em_copy(em_to_device(inputs[i], "/cpu:0")))) rc = -1;
+    em_tensor *y = rc ? NULL : fn(n, in, ctx);
+    if (!rc && (!y || y->dtype != EM_F64)) {
+        if (y) em__error("gradcheck: fn gave a %s output: it must be float64", em_dtype_name((em_dtype)y->dtype));
+        else if (!em_last_error()) em__error("gradcheck: fn returned NULL");
+        rc = -1;
+    }
+    em_tensor *w = NULL;
+    if (!rc) { /* a fixed weighting in [0.5, 1.5), so that errors that cancel in a plain sum show */
+        int64_t m = y->numel;
+        double *v = malloc(sizeof *v * (size_t)(m ? m : 1));
+        uint64_t s = 0x9E3779B97F4A7C15ULL;
+        for (int64_t k = 0; v && k < m; k++) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            v[k] = 0.5 + (double)(s >> 11) / 9007199254740992.0;
+        }
+        em_shape shape = {.ndim = y->ndim};
+        memcpy(shape.dims, y->shape, sizeof(int64_t) * (size_t)y->ndim);
+        w = v ? em_tensor_from(EM_F64, shape, v) : NULL;
+        free(v);
+        if (!w) rc = -1;
+    }
+    if (!rc) {
+        em_tape *tape = em_tape_begin(false);
+        em_tensor *loss = em_sum(em_mul(fn(n, in, ctx), w), EM_ALL_AXES, false);
+        rc = tape && loss ? em_gradients(tape, loss, n, in, grads) : -1;
+        em_tape_release(tape);
+    }
+    for (int i = 0; !rc && i < n; i++) {
+        double *x = (double *)in[i]->data;
+        const double *g = em_data(em_copy(em_to_device(grads[i], "/cpu:0")));
+        int64_t m = in[i]->numel, count = o.samples > 0 && o.samples < m ? o.samples : m;
+        for (int64_t s = 0; g && s < count && !rc; s++) {
+            int64_t j = count == m ? s : s * m / count;
+            double keep = x[j];
+            x[j] = keep + step;
+            double up = weighted_sum(fn, ctx, n, in, w);
+            x[j] = keep - step;
+            double down = weighted_sum(fn, ctx, n, in, w);
+            x[j] = keep;
+            if (isnan(up) || isnan(down)) {
+                if (!em_last_error()) em__error("gradcheck: fn gave NaN at input %d element %lld", i, (long long)j);
+                rc = -1;
+                break;
+            }
+            double num = (up - down) / (2 * step), err = fabs(g[j] - num) / fmax(1, fabs(num));
+            if (!(err <= report->worst) || report->input < 0)
+                *report = (em_gradcheck_report){err, i, j, g[j], num, true};
+        }
+        if (!g) rc = -1;
+    }
+    report->passed = rc == 0 && report->worst <= tol;
+    if (in && in != small) free(in);
+    if (grads && grads != grads_small) free(grads);
+    em_scope_end();
+    return rc ? -1 : report->passed ? 0 : 1;
 }

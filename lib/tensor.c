@@ -10,7 +10,11 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 static atomic_llong live_tensors;
 
@@ -119,14 +123,22 @@ static int check_shape(const char *what, em_dtype dtype, int ndim, const int64_t
 /* ---- memory blocks ----
  * Every tensor is one block: its header, then (for owners) its data. Freed
  * blocks are kept for reuse, small ones in per-thread lists by size class and
- * large ones in a small process-wide cache, because a training loop frees and
- * allocates the same sizes every step, and fresh pages cost a fault each. */
+ * large ones in a process-wide cache, because a training loop frees and
+ * allocates the same sizes every step, and fresh pages cost a fault each
+ * (a 384 MiB output in fresh pages takes 8x as long as in reused ones).
+ * The large cache holds up to LARGE_KEEP_BYTES, and beyond that only what
+ * keeps the blocks in use plus the cached ones within the most the process
+ * has held in use at once (its high-water mark): the cache never makes the
+ * process larger than its own peak. Blocks beyond LARGE_KEEP_BYTES are not
+ * kept while the machine is short of free memory, an allocation that fails
+ * frees the cache and tries again, and em_host_memory_trim and em_shutdown
+ * free it. */
 
 #define HEADER_SIZE ((sizeof(em_tensor) + EM_ALIGN - 1) / EM_ALIGN * EM_ALIGN)
 #define SMALL_CLASSES 6 /* 256 B .. 8 KiB */
 #define SMALL_KEEP 256  /* blocks kept per class and thread */
 #define LARGE_KEEP 64   /* blocks in the process-wide cache (a CNN step holds ~40 large ones) */
-#define LARGE_KEEP_BYTES ((size_t)512 << 20)
+#define LARGE_KEEP_BYTES ((size_t)512 << 20) /* kept whatever the high-water mark */
 
 typedef struct free_block {
     struct free_block *next;
@@ -176,16 +188,70 @@ static void make_cache_key(void) { pthread_key_create(&cache_key, free_thread_ca
 
 static void quarantine_trim(size_t keep);
 
+static atomic_size_t stream_threshold; /* the last-level cache's size; 0 until asked */
+
+void em__set_stream_threshold(size_t bytes) { atomic_store_explicit(&stream_threshold, bytes, memory_order_relaxed); }
+
+bool em__stream_output(size_t bytes) {
+    size_t c = atomic_load_explicit(&stream_threshold, memory_order_relaxed);
+    if (!c) {
+        long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+        c = l3 > 0 ? (size_t)l3 : l2 > 0 ? (size_t)l2 : (size_t)32 << 20;
+        atomic_store_explicit(&stream_threshold, c, memory_order_relaxed);
+    }
+    return bytes > c;
+}
+
+void em__stream_store(void *dst, const void *src, size_t bytes) {
+    char *d = dst;
+    const char *s = src;
+    size_t head = (16 - (uintptr_t)d % 16) % 16;
+    if (head > bytes) head = bytes;
+    memcpy(d, s, head);
+    size_t at = head;
+#ifdef __SSE2__ /* every x86-64 CPU: 16-byte stores that the write-combining buffers merge into lines */
+    for (; at + 16 <= bytes; at += 16) _mm_stream_si128((__m128i *)(d + at), _mm_loadu_si128((const __m128i *)(s + at)));
+#endif
+    memcpy(d + at, s + at, bytes - at);
+}
+
+void em__stream_fence(void) {
+#ifdef __SSE2__
+    _mm_sfence();
+#endif
+}
+
+/* Bytes of the blocks handed out now, the most at once (em_host_memory_stats;
+ * em_host_memory_reset_peak restarts it), and the high-water mark that bounds
+ * the large cache (em_host_memory_trim restarts it). */
+static atomic_size_t host_in_use, host_peak, host_high_water;
+
+/* Frees the large cache; the bytes freed. */
+static size_t large_cache_free(void) {
+    void *drop[LARGE_KEEP];
+    size_t freed;
+    pthread_mutex_lock(&large_lock);
+    for (int k = 0; k < LARGE_KEEP; k++) {
+        drop[k] = large[k].p;
+        large[k].p = NULL;
+    }
+    freed = large_bytes;
+    large_bytes = 0;
+    pthread_mutex_unlock(&large_lock);
+    for (int k = 0; k < LARGE_KEEP; k++) free(drop[k]);
+    return freed;
+}
+
+size_t em_host_memory_trim(void) {
+    size_t freed = large_cache_free();
+    atomic_store(&host_high_water, atomic_load(&host_in_use));
+    return freed;
+}
+
 void em__blocks_shutdown(void) {
     quarantine_trim(0);
     free_thread_cache(NULL);
-    pthread_mutex_lock(&large_lock);
-    for (int k = 0; k < LARGE_KEEP; k++) {
-        free(large[k].p);
-        large[k].p = NULL;
-    }
-    large_bytes = 0;
-    pthread_mutex_unlock(&large_lock);
+    em_host_memory_trim();
 }
 
 /* A block of at least `size` bytes, 64-byte aligned (from the caches when
@@ -203,6 +269,8 @@ static void *block_take(size_t size, size_t *cap) {
         }
     } else {
         *cap = (size + 4095) & ~(size_t)4095;
+        void *drop[LARGE_KEEP];
+        int ndrop = 0;
         pthread_mutex_lock(&large_lock);
         for (int k = 0; k < LARGE_KEEP; k++)
             if (large[k].p && large[k].size == *cap) {
@@ -212,14 +280,26 @@ static void *block_take(size_t size, size_t *cap) {
                 pthread_mutex_unlock(&large_lock);
                 return p;
             }
+        /* A new block: the cached ones beyond LARGE_KEEP_BYTES go first where
+         * they and the blocks in use would pass the high-water mark. */
+        size_t used = atomic_load(&host_in_use) + *cap, high = atomic_load(&host_high_water);
+        size_t limit = high > used && high - used > LARGE_KEEP_BYTES ? high - used : LARGE_KEEP_BYTES;
+        while (large_bytes > limit) {
+            int biggest = 0;
+            for (int k = 1; k < LARGE_KEEP; k++)
+                if (large[k].p && (!large[biggest].p || large[k].size > large[biggest].size)) biggest = k;
+            drop[ndrop++] = large[biggest].p;
+            large_bytes -= large[biggest].size;
+            large[biggest].p = NULL;
+        }
         pthread_mutex_unlock(&large_lock);
+        for (int k = 0; k < ndrop; k++) free(drop[k]);
     }
     void *p = NULL;
-    return posix_memalign(&p, EM_ALIGN, *cap) ? NULL : p;
+    if (!posix_memalign(&p, EM_ALIGN, *cap)) return p;
+    /* short of memory: the cached blocks go back first */
+    return large_cache_free() && !posix_memalign(&p, EM_ALIGN, *cap) ? p : NULL;
 }
-
-/* Bytes of the blocks handed out now, and the most at once (em_host_memory_stats). */
-static atomic_size_t host_in_use, host_peak;
 
 em_host_memory em_host_memory_stats(void) {
     return (em_host_memory){atomic_load(&host_in_use), atomic_load(&host_peak)};
@@ -239,6 +319,9 @@ static void *block_alloc(size_t size, size_t *cap) {
     size_t now = atomic_fetch_add(&host_in_use, *cap) + *cap, peak = atomic_load(&host_peak);
     while (now > peak && !atomic_compare_exchange_weak(&host_peak, &peak, now)) {
     }
+    size_t high = atomic_load(&host_high_water);
+    while (now > high && !atomic_compare_exchange_weak(&host_high_water, &high, now)) {
+    }
     return p;
 }
 
@@ -252,6 +335,24 @@ static void *block_alloc(size_t size, size_t *cap) {
 #endif
 #endif
 
+/* Whether the machine has less than an eighth of its memory free. */
+static bool memory_short(void) {
+    struct sysinfo si;
+    if (sysinfo(&si)) return true;
+    return si.freeram + si.bufferram < si.totalram / 8;
+}
+
+/* The most the large cache may hold when a block of cap bytes is freed (and
+ * no longer counted in use): LARGE_KEEP_BYTES, or up to the high-water mark;
+ * a single block larger than a quarter of LARGE_KEEP_BYTES is kept only
+ * within the high-water mark. */
+static size_t large_budget(size_t cap) {
+    size_t used = atomic_load(&host_in_use), high = atomic_load(&host_high_water);
+    size_t room = high > used ? high - used : 0;
+    size_t base = cap <= LARGE_KEEP_BYTES / 4 ? LARGE_KEEP_BYTES : 0;
+    return room <= base || memory_short() ? base : room;
+}
+
 static void block_free(void *p, size_t cap) {
     if (COUNTED_BLOCK(cap)) atomic_fetch_sub(&host_in_use, cap);
 #ifdef EM_NO_BLOCK_CACHE
@@ -260,6 +361,7 @@ static void block_free(void *p, size_t cap) {
     return;
 #endif
     int c = size_class(cap);
+    size_t budget;
     if (c >= 0 && (size_t)256 << c == cap) {
         if (small_count[c] < SMALL_KEEP) {
             pthread_once(&cache_key_once, make_cache_key);
@@ -270,7 +372,7 @@ static void block_free(void *p, size_t cap) {
             small_count[c]++;
             return;
         }
-    } else if (cap <= LARGE_KEEP_BYTES / 4) {
+    } else if (cap <= (budget = large_budget(cap))) {
         /* Room is made by dropping the largest cached blocks: the sizes a
          * loop uses now come back; a huge block from earlier may not. */
         void *drop[LARGE_KEEP];
@@ -283,7 +385,7 @@ static void block_free(void *p, size_t cap) {
                 if (!large[k].p) slot = slot < 0 ? k : slot;
                 else if (biggest < 0 || large[k].size > large[biggest].size) biggest = k;
             }
-            if (slot >= 0 && large_bytes + cap <= LARGE_KEEP_BYTES) break;
+            if (slot >= 0 && large_bytes + cap <= budget) break;
             drop[ndrop++] = large[biggest].p;
             large_bytes -= large[biggest].size;
             large[biggest].p = NULL;
@@ -707,7 +809,13 @@ em_shape em_tensor_shape(const em_tensor *t) {
     return s;
 }
 int em_ndim(const em_tensor *t) { return t ? t->ndim : -1; }
-int64_t em_numel(const em_tensor *t) { return !t || em__symbolic_in(t, t->numel) ? -1 : t->numel; }
+bool em__numel_symbolic(const em_tensor *t) {
+    for (int d = 0; d < t->ndim; d++)
+        if (em__symbolic_in(t, t->shape[d])) return true;
+    return false;
+}
+
+int64_t em_numel(const em_tensor *t) { return !t || em__numel_symbolic(t) ? -1 : t->numel; }
 
 int64_t em_dim(const em_tensor *t, int axis) {
     if (!t) return -1;

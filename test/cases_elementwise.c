@@ -20,12 +20,19 @@
     X(LOG, log, log(x), x_dom, (2, 3), 0.5, 2)                                                                         \
     X(LOG1P, log1p, log1p(x), x_dom, (2, 3), -0.5, 2)                                                                  \
     X(ERF, erf, erf(x), x_all, (2, 3), -1.5, 1.5)                                                                      \
+    X(SIN, sin, sin(x), x_all, (2, 3), -3, 3)                                                                          \
+    X(COS, cos, cos(x), x_all, (2, 3), -3, 3)                                                                          \
+    X(TAN, tan, tan(x), x_all, (2, 3), -1.2, 1.2)                                                                      \
+    X(RECIPROCAL, reciprocal, 1 / x, x_all, (2, 3), 0.5, 2)                                                            \
     X(RELU, relu, isnan(x) || x > 0 ? x : 0, x_act, (3, 4), -1, 1)                                                     \
     X(ELU, elu, x < 0 ? exp(x) - 1 : x, x_act, (3, 4), -2, 2)                                                          \
     X(SIGMOID, sigmoid, 1 / (1 + exp(-x)), x_act, (2, 3), -3, 3)                                                       \
     X(TANH, tanh, tanh(x), x_act, (2, 3), -2, 2)                                                                       \
     /* log(1 + e^x); past 30, x + e^-x (log1p(e^-x) to double precision) */                                           \
     X(SOFTPLUS, softplus, x > 30 ? x + exp(-x) : log1p(exp(x)), x_act, (2, 3), -3, 3)                                  \
+    /* away from the kinks at +-2.5 */                                                                                 \
+    X(HARD_SIGMOID, hard_sigmoid, isnan(x) ? x : fmin(1, fmax(0, 0.2 * x + 0.5)), x_act, (3, 4), -2.3, 2.3)          \
+    X(LOG_SIGMOID, log_sigmoid, -log1p(exp(-x)), x_act, (2, 3), -4, 4)                                                 \
     /* x Phi(x) = x erfc(-x / sqrt 2) / 2: no cancellation for negative x */                                          \
     X(GELU, gelu, 0.5 * x * erfc(-x / sqrt(2.0)), x_gelu, (3, 4), -3, 3)                                             \
     X(SILU, silu, x / (1 + exp(-x)), x_act, (2, 3), -4, 4)                                                            \
@@ -39,6 +46,7 @@ static em_tensor *f_sign(em_tensor *const *in) { return em_mul(em_sign(in[0]), i
 static em_tensor *f_cast(em_tensor *const *in) { return em_cast(in[0], EM_F64); }
 /* The gradient of exp(x)^2 and of tanh(x)*tanh(x) flows through `out`. */
 static em_tensor *f_exp_twice(em_tensor *const *in) { return em_mul(em_exp(in[0]), em_exp(in[0])); }
+static em_tensor *f_band_part(em_tensor *const *in) { return em_band_part(in[0], 1, 0); }
 static em_tensor *f_add_scalar(em_tensor *const *in) { return em_mul_scalar(em_add_scalar(in[0], 1.5), -2); }
 
 /* where's condition: a fixed bool pattern of shape [2,3] or [2,1]. */
@@ -91,7 +99,7 @@ static em_tensor *where_cond_col(int i) {
 #define WC(sfx, DT) \
     static em_tensor *w_cast_##sfx(em_tensor *const *in) { return em_cast(in[0], DT); }
 W2(add) W2(sub) W2(mul) W2(div) W2(pow) W2(maximum) W2(minimum)
-W1(neg) W1(abs) W1(square) W1(sign) 
+W1(neg) W1(abs) W1(square) W1(sign) W1(floor) W1(ceil) W1(round) W2(floormod)
 
 WG(relu_grad, RELU_GRAD) WG(sigmoid_grad, SIGMOID_GRAD) WG(tanh_grad, TANH_GRAD) WG(gelu_tanh_grad, GELU_TANH_GRAD)
 W2(equal) W2(not_equal) W2(less) W2(less_equal) W2(greater) W2(greater_equal)
@@ -142,6 +150,8 @@ static double to_f32(double v) {
     static double r_##op(double x) { return ref; }
 EW_UNARY_FLOAT(EW_UNARY_REFERENCE)
 static double r_neg(double x) { return -x; }
+static double r_floor(double x) { return floor(x); }
+static double r_ceil(double x) { return ceil(x); }
 static double r_abs(double x) { return fabs(x); }
 static double r_square(double x) { return x * x; }
 static double r_leaky_relu(double x) { return x < 0 ? LEAKY_ALPHA * x : x; }
@@ -150,6 +160,8 @@ static double r_add(double x, double y) { return x + y; }
 static double r_sub(double x, double y) { return x - y; }
 static double r_mul(double x, double y) { return x * y; }
 static double r_div(double x, double y) { return x / y; }
+/* exact for the finite inputs it is used with (binary fractions) */
+static double r_floormod(double x, double y) { return x - y * floor(x / y); }
 static double r_maximum(double x, double y) { return isnan(x) || isnan(y) ? NAN : fmax(x, y); }
 static double r_minimum(double x, double y) { return isnan(x) || isnan(y) ? NAN : fmin(x, y); }
 static double r_relu_grad(double x, double g) { return x > 0 ? g : 0; }
@@ -180,7 +192,8 @@ typedef struct ew_ref {
 static const ew_ref ew_refs[] = {
     EW_UNARY_FLOAT(EW_UNARY_REFERENCE_ENTRY)
     {"neg", r_neg, NULL},          {"abs", r_abs, NULL},
-    {"square", r_square, NULL},    
+    {"square", r_square, NULL},    {"floor", r_floor, NULL},
+    {"ceil", r_ceil, NULL},
           
                 
                 
@@ -190,6 +203,7 @@ static const ew_ref ew_refs[] = {
     {"clip", r_clip, NULL},        {"logical_not", r_logical_not, NULL},
     {"add", NULL, r_add},          {"sub", NULL, r_sub},
     {"mul", NULL, r_mul},          {"div", NULL, r_div},
+    {"floormod", NULL, r_floormod},
     {"pow", NULL, pow},            {"maximum", NULL, r_maximum},
     {"minimum", NULL, r_minimum},  {"relu_grad", NULL, r_relu_grad},
     {"sigmoid_grad", NULL, r_sigmoid_grad}, {"tanh_grad", NULL, r_tanh_grad},
@@ -417,6 +431,24 @@ const fw_case fw_cases_elementwise[] = {
     /* ---- math functions (reference: libm in double) ---- */
     
     {"exp", EM_F64, "exp f64 [2,3]", w_exp, 1, {{EM_F64, S(2, 3), bmat}}, EM_F64, S(2, 3), NULL, ref_ew, TOL64},
+    REF1F(floor, x_all), REF1F(ceil, x_all),
+    /* np.round: halves to even; float32's 2.5000002 is past the half */
+    LIT1(round, EM_F32, "halves to even", w_round, (0.5, 1.5, 2.5, -0.5, -2.5, 3.7, -3.2, 2.5000002, NAN, -INF, 8388609),
+         EM_F32, (0, 2, 2, -0.0, -2, 4, -3, 3, NAN, -INF, 8388609)),
+    LIT1(round, EM_F64, "halves to even", w_round, (0.5, 1.5, 2.5, -0.5, -3.5, 4503599627370497.0, NAN, INF, -0.0),
+         EM_F64, (0, 2, 2, -0.0, -4, 4503599627370497.0, NAN, INF, -0.0)),
+    /* np.mod (TF's floormod): the divisor's sign; x mod 0 and Inf mod y are NaN, x mod Inf is x or the Inf */
+    LIT2(floormod, EM_F32, "signs, zeros, infinities", (5.5, -5.5, 5.5, -5.5, 7, -7, 0, 1e-30, INF, 3, NAN, 2, 0.75),
+         (2, 2, -2, -2, 3.5, 3.5, 3, -1, 2, INF, 1, 0, -INF), (1.5, 0.5, -0.5, -1.5, 0, 0, 0, -1, NAN, 3, NAN, NAN, -INF)),
+    LIT2(floormod, EM_F64, "signs, zeros, infinities", (5.5, -5.5, 5.5, -5.5, 7, -7, 0, 1e-30, INF, 3, NAN, 2, 0.75),
+         (2, 2, -2, -2, 3.5, 3.5, 3, -1, 2, INF, 1, 0, -INF), (1.5, 0.5, -0.5, -1.5, 0, 0, 0, -1, NAN, 3, NAN, NAN, -INF)),
+    /* integers: np.mod; x mod 0 is 0 (np.mod's value), MIN mod -1 is 0 */
+    LIT2(floormod, EM_I32, "signs, mod 0, MIN mod -1", (7, -7, 7, -7, 6, -6, 0, 5, I32MIN, I32MAX),
+         (3, 3, -3, -3, 3, -3, 5, 0, -1, -2), (1, 2, -2, -1, 0, 0, 0, 0, 0, -1)),
+    LIT2(floormod, EM_I64, "signs, mod 0, MIN mod -1", (7, -7, 7, -7, 6, -6, 0, 5, I64MIN, P62),
+         (3, 3, -3, -3, 3, -3, 5, 0, -1, -3), (1, 2, -2, -1, 0, 0, 0, 0, 0, -2)),
+    LIT2(floormod, EM_U8, "unsigned, mod 0", (7, 255, 0, 200, 9), (3, 16, 5, 0, 255), (1, 15, 0, 0, 9)),
+    REF2O(floormod, EM_F64, "[3,1] with [4]", bcol, S(3, 1), V(2, -2, 0.5, -0.75), S(4), EM_F64, S(3, 4), 0),
 
     /* ---- activations and their fused gradients ---- */
     REF1F(leaky_relu, x_act), 
@@ -537,6 +569,8 @@ const gc_case gc_cases_elementwise[] = {
     U1(EM_OP_ABS, w_abs, (2, 3), -2, 2),
     U1(EM_OP_SQUARE, w_square, (2, 3), -2, 2),
     U1(EM_OP_SIGN, f_sign, (2, 3), -2, 2),
+    B2(EM_OP_FLOORMOD, w_floormod, (2, 3), (3), 0.5, 2),
+    B2(EM_OP_FLOORMOD, w_floormod, (3, 1), (1, 2), -2, 2),
     U1(EM_OP_EXP, f_exp_twice, (4), -1, 1),
     {EM_OP_RELU_GRAD, "w_relu_grad (3, 4) (3, 4), in g", 2, {EM_SHAPE(3, 4), EM_SHAPE(3, 4)}, w_relu_grad, -1, 1, 1u, NULL},
     U1(EM_OP_LEAKY_RELU, w_leaky_relu, (3, 4), -1, 1),
@@ -551,5 +585,6 @@ const gc_case gc_cases_elementwise[] = {
     {EM_OP_WHERE, "where [2,1] ? [1,3] : []", 3, {EM_SHAPE(2, 1), EM_SHAPE(1, 3), EM_SHAPE0}, w_where, -1, 1, 1u,
      where_cond_col},
     U1(EM_OP_CAST, f_cast, (2, 3), -1, 1),
+    U1(EM_OP_WHERE, f_band_part, (2, 3, 4), -1, 1),
     {.fn = NULL},
 };

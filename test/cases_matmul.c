@@ -7,7 +7,16 @@ static em_tensor *mm_ta(em_tensor *const *in) { return em_matmul_t(in[0], in[1],
 static em_tensor *mm_tb(em_tensor *const *in) { return em_matmul_t(in[0], in[1], false, true); }
 static em_tensor *mm_tatb(em_tensor *const *in) { return em_matmul_t(in[0], in[1], true, true); }
 
+/* einsum (lib/ops/composed.c), through the transposes, sums and batched matmul it is made of */
+static em_tensor *einsum_attn(em_tensor *const *in) { return em_einsum("bhqd,bhkd->bhqk", 2, in); }
+static em_tensor *einsum_sum_kept(em_tensor *const *in) { return em_einsum("ijx,kj->ki", 2, in); }
+static em_tensor *einsum_diag(em_tensor *const *in) { return em_einsum("ii->i", 1, in); }
+
 const gc_case gc_cases_matmul[] = {
+    {EM_OP_MATMUL, "einsum bhqd,bhkd->bhqk", 2, {EM_SHAPE(2, 2, 3, 4), EM_SHAPE(2, 2, 2, 4)}, einsum_attn, -1, 1, 0,
+     NULL},
+    {EM_OP_MATMUL, "einsum ijx,kj->ki", 2, {EM_SHAPE(3, 4, 2), EM_SHAPE(2, 4)}, einsum_sum_kept, -1, 1, 0, NULL},
+    {EM_OP_MUL, "einsum ii->i", 1, {EM_SHAPE(3, 3)}, einsum_diag, -1, 1, 0, NULL},
     {EM_OP_MATMUL, "matmul [3,4]x[4,2]", 2, {EM_SHAPE(3, 4), EM_SHAPE(4, 2)}, mm, -1, 1, 0, NULL},
     {EM_OP_MATMUL, "matmul transpose_a [4,3]x[4,2]", 2, {EM_SHAPE(4, 3), EM_SHAPE(4, 2)}, mm_ta, -1, 1, 0, NULL},
     {EM_OP_MATMUL, "matmul transpose_b [3,4]x[2,4]", 2, {EM_SHAPE(3, 4), EM_SHAPE(2, 4)}, mm_tb, -1, 1, 0, NULL},

@@ -112,6 +112,52 @@ CHECK_FN(normal_f64, em_random_normal, EM_F64, 1, 2, normal_1_2)
 CHECK_FN(truncated_f32, em_truncated_normal, EM_F32, -1, 0.5, truncated_m1_half)
 CHECK_FN(truncated_f64, em_truncated_normal, EM_F64, -1, 0.5, truncated_m1_half)
 
+/* categorical over in[0] = logits [2,4]: row 0 is log(0.1, 0.2, 0.7) and -Inf,
+ * row 1 puts everything on class 0. Indicators (1 when the check holds):
+ * 0 row 0 never draws the -Inf class and row 1 always draws class 0;
+ * 1-3 row 0's frequency of classes 0, 1, 2 is within 4 standard errors of
+ * 0.1, 0.2, 0.7; 4 reseeding gives the same samples; 5 the next draw
+ * differs (fewer than 90% of samples equal: row 0's chance agreement is 0.54). */
+enum { N_SAMPLES = 10000 };
+static const double cat_logits[] = {-2.302585092994046, -1.6094379124341003, -0.35667494393873245, -INFINITY,
+                                    0, -INFINITY, -INFINITY, -INFINITY};
+static int64_t *samples(em_tensor *logits) {
+    em_tensor *y = em_categorical(logits, N_SAMPLES);
+    int64_t *v = malloc(2 * N_SAMPLES * sizeof *v);
+    if (!y || !v || em_copy_out(y, v, 2 * N_SAMPLES * sizeof *v) != 0) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+static em_tensor *check_categorical(em_tensor *const *in) {
+    em_set_seed(SEED);
+    int64_t *a = samples(in[0]), *next = samples(in[0]);
+    em_set_seed(SEED);
+    int64_t *again = samples(in[0]);
+    em_tensor *out = NULL;
+    if (a && next && again) {
+        double count[4] = {0};
+        bool support = true;
+        int same = 0;
+        for (int i = 0; i < N_SAMPLES; i++) {
+            count[a[i]]++;
+            support = support && a[N_SAMPLES + i] == 0;
+            same += next[i] == a[i];
+        }
+        const double p[3] = {0.1, 0.2, 0.7};
+        double ok[N_CHECKS] = {support && count[3] == 0, 0, 0, 0, memcmp(a, again, 2 * N_SAMPLES * sizeof *a) == 0,
+                               same < N_SAMPLES * 9 / 10};
+        for (int k = 0; k < 3; k++)
+            ok[1 + k] = fabs(count[k] / N_SAMPLES - p[k]) <= 4 * sqrt(p[k] * (1 - p[k]) / N_SAMPLES);
+        out = em_tensor_from(EM_F64, EM_SHAPE(N_CHECKS), ok);
+    }
+    free(a);
+    free(next);
+    free(again);
+    return out;
+}
+
 #define ALL_PASS V(1, 1, 1, 1, 1, 1)
 #define CHECKS(op, dt, label, fn) {op, dt, label, fn, 0, {{0}}, dt, EM_SHAPE(N_CHECKS), ALL_PASS, NULL, 0}
 
@@ -124,6 +170,10 @@ const fw_case fw_cases_random[] = {
            truncated_f32),
     CHECKS("truncated_normal", EM_F64, "truncated_normal(-1, 0.5) float64: within 2 stddevs, moments, seeding",
            truncated_f64),
+    {"categorical", EM_F32, "categorical float32: support, frequencies, seeding", check_categorical, 1,
+     {{EM_F32, EM_SHAPE(2, 4), cat_logits}}, EM_F64, EM_SHAPE(N_CHECKS), ALL_PASS, NULL, 0},
+    {"categorical", EM_F64, "categorical float64: support, frequencies, seeding", check_categorical, 1,
+     {{EM_F64, EM_SHAPE(2, 4), cat_logits}}, EM_F64, EM_SHAPE(N_CHECKS), ALL_PASS, NULL, 0},
     {.fn = NULL},
 };
 

@@ -2,6 +2,8 @@
  * and their forward cases (test/test_ops.c). */
 #include "common.h"
 
+#include <math.h>
+
 static em_tensor *sum_02(em_tensor *const *in) { return em_sum(in[0], EM_AXES(0, 2), false); }
 static em_tensor *sum_all_keep(em_tensor *const *in) { return em_sum(in[0], EM_ALL_AXES, true); }
 static em_tensor *mean_neg(em_tensor *const *in) { return em_mean(in[0], EM_AXES(-1), true); }
@@ -13,7 +15,20 @@ static em_tensor *prod_all(em_tensor *const *in) { return em_prod(in[0], EM_ALL_
 static em_tensor *lse_last(em_tensor *const *in) { return em_log_sum_exp(in[0], EM_AXES(-1), false); }
 static em_tensor *lse_02(em_tensor *const *in) { return em_log_sum_exp(in[0], EM_AXES(0, 2), true); }
 
+/* the composed reductions (lib/ops/composed.c), through the ops they use */
+static em_tensor *variance_02(em_tensor *const *in) {
+    em_tensor *mean, *var;
+    return em_moments(in[0], EM_AXES(0, 2), false, &mean, &var) ? NULL : em_add(var, em_mul_scalar(mean, 3));
+}
+static em_tensor *norm1_last(em_tensor *const *in) { return em_norm(in[0], 1, EM_AXES(-1), false); }
+static em_tensor *norm2_0(em_tensor *const *in) { return em_norm(in[0], 2, EM_AXES(0), true); }
+static em_tensor *norminf_all(em_tensor *const *in) { return em_norm(in[0], INFINITY, EM_ALL_AXES, false); }
+
 const gc_case gc_cases_reduce[] = {
+    {EM_OP_SUM, "moments axes (0,2) [2,3,4]: variance + 3 mean", 1, {EM_SHAPE(2, 3, 4)}, variance_02, -1, 1, 0, NULL},
+    {EM_OP_SUM, "norm 1 axis -1 [3,4]", 1, {EM_SHAPE(3, 4)}, norm1_last, 0.2, 1, 0, NULL},
+    {EM_OP_SUM, "norm 2 axis 0 keepdims [3,4]", 1, {EM_SHAPE(3, 4)}, norm2_0, -1, 1, 0, NULL},
+    {EM_OP_MAX, "norm inf all [2,3]", 1, {EM_SHAPE(2, 3)}, norminf_all, 0.2, 1, 0, NULL},
     {EM_OP_SUM, "sum axes (0,2) of [2,3,4]", 1, {EM_SHAPE(2, 3, 4)}, sum_02, -1, 1, 0, NULL},
     {EM_OP_SUM, "sum all keepdims [3,4]", 1, {EM_SHAPE(3, 4)}, sum_all_keep, -1, 1, 0, NULL},
     {EM_OP_SUM, "mean axis -1 keepdims [3,4]", 1, {EM_SHAPE(3, 4)}, mean_neg, -1, 1, 0, NULL},
@@ -140,7 +155,38 @@ static void ref_argmin_last(const fw_case *c, double *e) { ref_last(c, e, R_ARGM
 #define I64_MIN (-9223372036854775808.0)
 #define TWO62 4611686018427387904.0
 
+static em_tensor *any_1(em_tensor *const *in) { return em_reduce_any(in[0], EM_AXES(1), false); }
+static em_tensor *all_1(em_tensor *const *in) { return em_reduce_all(in[0], EM_AXES(1), false); }
+static em_tensor *any_0_keep(em_tensor *const *in) { return em_reduce_any(in[0], EM_AXES(-2), true); }
+static em_tensor *all_all(em_tensor *const *in) { return em_reduce_all(in[0], EM_ALL_AXES, false); }
+/* in[0] ([2,1]) broadcast to [2,70000]: few outputs over many elements, chunked */
+static em_tensor *any_wide(em_tensor *const *in) {
+    return em_reduce_any(em_broadcast_to(in[0], EM_SHAPE(2, 70000)), EM_AXES(1), false);
+}
+static em_tensor *all_wide(em_tensor *const *in) {
+    return em_reduce_all(em_broadcast_to(in[0], EM_SHAPE(2, 70000)), EM_AXES(1), false);
+}
+/* [2,0]: any over nothing is false, all over nothing true (np.any, np.all) */
+#define B24 V(0, 0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 1)
+
 const fw_case fw_cases_reduce[] = {
+    /* ---- reduce_any, reduce_all (np.any, np.all) ---- */
+    {"reduce_any", EM_BOOL, "reduce_any axis 1 [3,4]", any_1, 1, {{EM_BOOL, EM_SHAPE(3, 4), B24}}, EM_BOOL, EM_SHAPE(3),
+     V(0, 1, 1), NULL, 0},
+    {"reduce_all", EM_BOOL, "reduce_all axis 1 [3,4]", all_1, 1, {{EM_BOOL, EM_SHAPE(3, 4), B24}}, EM_BOOL, EM_SHAPE(3),
+     V(0, 0, 1), NULL, 0},
+    {"reduce_any", EM_BOOL, "reduce_any axis -2 keepdims [3,4]", any_0_keep, 1, {{EM_BOOL, EM_SHAPE(3, 4), B24}},
+     EM_BOOL, EM_SHAPE(1, 4), V(1, 1, 1, 1), NULL, 0},
+    {"reduce_all", EM_BOOL, "reduce_all all [3,4]", all_all, 1, {{EM_BOOL, EM_SHAPE(3, 4), B24}}, EM_BOOL, EM_SHAPE0,
+     V(0), NULL, 0},
+    {"reduce_any", EM_BOOL, "reduce_any axis 1 of empty [2,0]", any_1, 1, {{EM_BOOL, EM_SHAPE(2, 0), V(0)}}, EM_BOOL,
+     EM_SHAPE(2), V(0, 0), NULL, 0},
+    {"reduce_all", EM_BOOL, "reduce_all axis 1 of empty [2,0]", all_1, 1, {{EM_BOOL, EM_SHAPE(2, 0), V(0)}}, EM_BOOL,
+     EM_SHAPE(2), V(1, 1), NULL, 0},
+    {"reduce_any", EM_BOOL, "reduce_any axis 1 of [2,70000]", any_wide, 1, {{EM_BOOL, EM_SHAPE(2, 1), V(0, 1)}}, EM_BOOL,
+     EM_SHAPE(2), V(0, 1), NULL, 0},
+    {"reduce_all", EM_BOOL, "reduce_all axis 1 of [2,70000]", all_wide, 1, {{EM_BOOL, EM_SHAPE(2, 1), V(0, 1)}}, EM_BOOL,
+     EM_SHAPE(2), V(0, 1), NULL, 0},
     /* ---- sum ---- */
     EACH_NUMERIC(SAME, "sum", "sum axis 1 [2,3]", sum_1, EM_SHAPE(2, 3), X23, EM_SHAPE(2), V(6, 15)),
     EACH_NUMERIC(SAME, "sum", "sum axis 0 keepdims [2,3]", sum_0_keep, EM_SHAPE(2, 3), X23, EM_SHAPE(1, 3), V(5, 7, 9)),

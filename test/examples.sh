@@ -45,6 +45,11 @@ check gpt2-llmc "model.bin" ls "$tmp/gpt2"
 check gpt2-graph "ms/step, graph)" "${gpt2[@]}" --steps 2 --graph --logdir "$tmp/gpt2-graph"
 check gpt2-resume "resumed from $tmp/gpt2/model-4 at step 4 (batch 4)" "${gpt2[@]}" --steps 6 --resume --logdir "$tmp/gpt2"
 check gpt2-init-from "generated (8 tokens" "${gpt2[@]}" --steps 0 --init-from "$tmp/gpt2/model.bin" --logdir "$tmp/gpt2-init"
+# Your own op: registered, gradchecked (a failed check exits 1), trained eagerly and as a graph, timed.
+check custom_op "graph: 20 more steps" "$build/examples/custom_op" --steps 20 --bench-time 0.02 --threads 1
+check deep_mnist-batch-norm "final test accuracy" "$build/examples/deep_mnist" --steps 3 --eval-every 10 --test-images 200 --quiet --threads 1 --batch-norm --logdir "$tmp/deep_mnist_bn"
+# Fashion-MNIST (Debian's dataset-fashion-mnist, which `make deps` installs)
+check fashion_resnet "final test accuracy" "$build/examples/fashion_resnet" --steps 2 --batch 32 --test-images 200 --quiet --threads 1
 # The MNIST example on the GPU, where there is one (its training reaches the
 # same accuracy floor as on the CPU).
 if gpu_out=$("$build/examples/mnist" --steps 300 --eval-every 300 --quiet --device /gpu:0 --logdir "$tmp/mnist-gpu" 2>&1); then

@@ -199,6 +199,12 @@ static int stub_count(char *why, size_t size) {
     return ndevs;
 }
 
+/* The stub's "GPU" memory is host memory and it has no streams: a token stands for one. */
+static void *stub_stream(int d) {
+    static int token[STUB_MAX];
+    return &token[d];
+}
+
 static void stub_shutdown(void) {
     int freed = 0;
     size_t in_use = 0;
@@ -273,6 +279,7 @@ static const em_gpu_backend backend = {
     .update = stub_update,
     .all_reduce = stub_all_reduce,
     .shutdown = stub_shutdown,
+    .stream = stub_stream,
 };
 
 EXPORT const em_gpu_backend *em_gpu_plugin(const em_gpu_host *h, char *why, size_t size) {

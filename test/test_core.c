@@ -1,5 +1,6 @@
 /* Tensors, scopes, errors, printing: the core runtime a user touches first. */
 #include "common.h"
+#include "internal.h" /* em__alloc: a large tensor without touching its pages */
 
 #include <string.h>
 
@@ -134,6 +135,48 @@ START_TEST(test_constant_memory_over_100000_steps) {
 }
 END_TEST
 
+/* A tensor of `bytes` whose pages are never touched. */
+static em_tensor *untouched(int64_t bytes) { return em__own(em__alloc(EM_U8, 1, (int64_t[]){bytes})); }
+
+START_TEST(test_large_blocks_are_reused_within_the_peak_and_trimmed) {
+    /* issue 17: a loop's large outputs reuse freed blocks (fresh pages cost
+     * a fault each), without growing the process past its own peak. Blocks
+     * over 128 MiB are kept only within the high-water mark. */
+    em_host_memory_trim();
+    const int64_t big = (int64_t)160 << 20; /* bytes of each tensor */
+    em_scope_begin();
+    ck_assert_ptr_nonnull(untouched(big)); /* a */
+    em_scope_begin();
+    ck_assert_ptr_nonnull(untouched(big)); /* b: in use and cached stay within the peak of a + b */
+    em_scope_end();
+    em_scope_begin();
+    ck_assert_ptr_nonnull(untouched(big)); /* c, in b's block */
+    ck_assert_ptr_nonnull(untouched(big)); /* d: a new peak, a + c + d */
+    em_scope_end();
+    em_scope_end(); /* all three fit under the peak */
+    size_t kept = em_host_memory_trim();
+#if !defined(__SANITIZE_ADDRESS__) /* freed blocks go straight back to malloc */
+    ck_assert_uint_ge(kept, 3 * (size_t)big);
+    ck_assert_uint_lt(kept, 3 * (size_t)big + ((size_t)1 << 20));
+#endif
+    ck_assert_uint_eq(em_host_memory_trim(), 0); /* all given back */
+    /* a block of a new size makes room under the mark: in use and cached
+     * stay within the peak of five blocks */
+    em_scope_begin();
+    for (int k = 0; k < 5; k++) ck_assert_ptr_nonnull(untouched(big));
+    em_scope_end();
+    em_scope_begin();
+    ck_assert_ptr_nonnull(untouched(big + ((int64_t)40 << 20)));
+    kept = em_host_memory_trim();
+    em_scope_end();
+#if !defined(__SANITIZE_ADDRESS__)
+    ck_assert_uint_ge(kept, 3 * (size_t)big);
+    ck_assert_uint_lt(kept, 3 * (size_t)big + ((size_t)1 << 20));
+#endif
+    em_host_memory_trim();
+}
+END_TEST
+
 START_TEST(test_views_keep_their_base_alive) {
     em_tensor *v;
     em_scope_begin();
@@ -183,6 +226,7 @@ int main(void) {
     tcase_add_test(tc, test_printing);
     tcase_add_test(tc, test_scopes_release_intermediates);
     tcase_add_test(tc, test_constant_memory_over_100000_steps);
+    tcase_add_test(tc, test_large_blocks_are_reused_within_the_peak_and_trimmed);
     tcase_add_test(tc, test_views_keep_their_base_alive);
     tcase_add_test(tc, test_seeded_random_is_reproducible);
     tcase_add_test(tc, test_threads_setting);

@@ -41,6 +41,7 @@
 #undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_llmc_tokens_one
 #include "fuzz/fuzz_llmc_tokens.c"
+#undef LLVMFuzzerTestOneInput
 #define LLVMFuzzerTestOneInput fuzz_safetensors_one
 #include "fuzz/fuzz_safetensors.c"
 #undef LLVMFuzzerTestOneInput

@@ -530,6 +530,80 @@ START_TEST(test_unknown_batch_is_symbolic) {
 }
 END_TEST
 
+START_TEST(test_batch_plus_or_minus_a_fixed_size_is_symbolic) {
+    /* issue 21: the batch - 1 (a slice from row 1 to the end) and the batch
+     * + 3 (a concat with a fixed block) stay unknown too */
+    em_tensor *p = em_placeholder(EM_F32, EM_SHAPE(-1, 4), "p");
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_tensor *tail = em_slice(p, (int64_t[]){1, 0}, (int64_t[]){-1, -1});
+    em_tensor *block = em_reshape(em_arange(EM_F32, 100, 112, 1), EM_SHAPE(3, 4));
+    em_tensor *grown = em_concat(2, (em_tensor *[]){p, block}, 0);
+    ck_assert_int_eq(em_dim(tail, 0), -1);
+    ck_assert_int_eq(em_dim(grown, 0), -1);
+    ck_assert_int_eq(em_dim(grown, 1), 4);
+    ck_assert_int_eq(em_numel(tail), -1);
+    ck_assert_int_eq(em_tensor_shape(grown).dims[0], -1);
+    em_tensor *flat = em_reshape(tail, EM_SHAPE(-1)); /* 4 (batch - 1) */
+    ck_assert_int_eq(em_dim(flat, 0), -1);
+    em_tensor *parts[2], *tails[2];
+    /* sizes held in attributes: grown's rows from 2 on (the batch + 1), tail's but the last 2 (the batch - 3) */
+    ck_assert_int_eq(em_split_sizes(grown, 2, (int64_t[]){2, -1}, 0, parts), 0);
+    ck_assert_int_eq(em_dim(parts[1], 0), -1);
+    ck_assert_int_eq(em_split_sizes(tail, 2, (int64_t[]){-1, 2}, 0, tails), 0);
+    ck_assert_int_eq(em_dim(tails[0], 0), -1);
+    ck_assert_int_eq(em_dim(tails[1], 0), 2);
+    ck_assert_ptr_null(em_add(tail, em_ones(EM_F32, EM_SHAPE(3, 4))));
+    ck_assert_msg(strstr(em_last_error(), "[?,4] vs [3,4]") && no_standin(em_last_error()), "%s", em_last_error());
+    em_clear_error();
+    em_tensor *halves[2]; /* the batch - 1 in two: the trace cannot know that it is even */
+    ck_assert_int_eq(em_split(tail, 2, 0, halves), -1);
+    ck_assert_msg(strstr(em_last_error(), "input [?,4] has an unknown size (the unknown dimension -1") &&
+                      no_standin(em_last_error()),
+                  "%s", em_last_error());
+    em_clear_error();
+    em_graph *g = em_trace_end();
+    ck_assert_ptr_nonnull(g);
+
+    float v[16];
+    for (int k = 0; k < 16; k++) v[k] = (float)k;
+    em_tensor *out[4];
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{p, f32(EM_SHAPE(4, 4), v)}}, 4,
+                                  (em_tensor *[]){tail, flat, parts[1], tails[0]}, out),
+                     0);
+    ck_assert_tensor(out[0], EM_F32, EM_SHAPE(3, 4), ((double[]){4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}), 0);
+    ck_assert_int_eq(em_dim(out[1], 0), 12);
+    ck_assert_tensor(out[2], EM_F32, EM_SHAPE(5, 4),
+                     ((double[]){8, 9, 10, 11, 12, 13, 14, 15, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110,
+                                 111}),
+                     0);
+    ck_assert_tensor(out[3], EM_F32, EM_SHAPE(1, 4), ((double[]){4, 5, 6, 7}), 0);
+    /* fed 2, the batch - 3 would be -1 rows: checked, with the fed size */
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{p, em_ones(EM_F32, EM_SHAPE(2, 4))}}, 1, &tails[0], out), -1);
+    ck_assert_msg(strstr(em_last_error(), "was traced with a size of ?-3, which is -1 for the fed unknown dimension "
+                                          "2: a size cannot be negative") &&
+                      no_standin(em_last_error()),
+                  "%s", em_last_error());
+    em_clear_error();
+
+    /* TensorBoard's graph: -1, never the stand-in plus or minus */
+    char dir[128];
+    em_test_tmpdir("graphoff", dir, sizeof dir);
+    em_summary_writer *w = em_summary_writer_open(dir);
+    ck_assert_int_eq(em_summary_graph(w, g), 0);
+    char saved[400];
+    snprintf(saved, sizeof saved, "%s", em_summary_writer_path(w));
+    ck_assert_int_eq(em_summary_writer_close(w), 0);
+    FILE *f = fopen(saved, "rb");
+    uint8_t bytes[8192];
+    size_t n = fread(bytes, 1, sizeof bytes, f);
+    fclose(f);
+    em_test_tmpdir_remove(dir);
+    for (int k = -3; k <= 3; k++) ck_assert(!holds_varint(bytes, n, (uint64_t)(EM_SYM_SIZE + k)));
+    ck_assert(!holds_varint(bytes, n, (uint64_t)(4 * (EM_SYM_SIZE - 1))));
+    em_graph_release(g);
+}
+END_TEST
+
 START_TEST(test_variables_are_bound_by_name_when_the_graph_runs) {
     /* issue 21: a graph kept training a released variable */
     em_tensor *W = em_get_variable("W", EM_F32, EM_SHAPE(3, 1), EM_INIT_CONST(1));
@@ -602,6 +676,7 @@ int main(void) {
     tcase_add_test(tc, test_50_steps_graph_equals_eager_bit_for_bit);
     tcase_add_test(tc, test_learning_rate_and_step_are_read_at_run_time);
     tcase_add_test(tc, test_unknown_batch_is_symbolic);
+    tcase_add_test(tc, test_batch_plus_or_minus_a_fixed_size_is_symbolic);
     tcase_add_test(tc, test_variables_are_bound_by_name_when_the_graph_runs);
     suite_add_tcase(s, tc);
     return em_test_run(s);

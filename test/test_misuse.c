@@ -155,6 +155,13 @@ START_TEST(test_element_access) {
     ck_assert_error_is("item: tensor of shape [2,3] has 6 elements, not 1");
     ck_assert(isnan(em_get(a, (int64_t[]){5, 0})));
     ck_assert_error_is("get: index out of range for shape [2,3] (axis 0)");
+    em_tensor *tuples = em_tensor_from(EM_I64, EM_SHAPE(2, 2), (int64_t[]){1, 2, 2, 0});
+    ck_assert_ptr_null(em_gather_nd(a, tuples));
+    ck_assert_error_is("gather_nd: index tuple 1 (2,0) is out of range for [2,3]");
+    em_tensor *values = a, *positions = a;
+    ck_assert_int_eq(em_top_k(a, 4, true, &values, &positions), -1);
+    ck_assert_ptr_null(values);
+    ck_assert_error_is("top_k: k = 4 is outside [0, 3], the last dimension of x [2,3]");
     float small[2];
     ck_assert_int_eq(em_copy_out(a, small, sizeof small), -1);
     ck_assert_error_is("copy_out: destination holds 8 bytes but the float32 tensor [2,3] needs 24");

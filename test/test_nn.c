@@ -585,6 +585,80 @@ START_TEST(test_pool_with_huge_window) {
 }
 END_TEST
 
+/* ---- TensorFlow 1's layers built from other ops, and batch norm: PyTorch's values (tools/ref_nn.py) on
+ * fw_ints_a and fw_ints_b ---- */
+static const double BN_Y[24] = {0.82817260066519838, 2.2676248706346622, -0.82693152841308271, -2.1720399815649305, -7.6563452013303959, -4.5352497412693245, -3.8038850307001804, -0.49769715075788667, -0.86873095973392056, 2.2676248706346622, -3.8038850307001804, -2.5069085477263395, -5.9594416409312778, -3.4014373059519931, 3.142339807969714, -0.16282858459647787, -2.5656345201330395, 0, 2.1500219738740149, -0.83256571691929548, 4.2219797214634358, 3.4014373059519931, 3.142339807969714, 0.17203998156493094};
+static const double BN_MOVING[8] = {-0.033333333333333333, -0.10000000000000001, -0.083333333333333343, 0.050000000000000003, 1.5666666666666669, 1.7400000000000002, 1.9966666666666666, 1.9700000000000002};
+static const double BN_INFER[24] = {4.2829540890002589, 6.5935585505524621, -0.17687990535314455, -3.1724837027843318, -11.690658001678365, -7.0482867264526314, -6.5445564980663482, 0.38896499030473675, 1.0882316708645341, 6.5935585505524621, -6.5445564980663482, -3.884773441402146, -8.4959355835426393, -4.774645846951783, 8.3133555515977928, 1.1012547289225505, -2.1064907472711907, 2.0462767915507643, 6.1907966873600584, -0.323324748313077, 10.672398925271708, 8.8671994300533115, 8.3133555515977928, 1.8135444675403642};
+static const double CONV1D[12] = {24, 14, -29, 9, -5, -2, -26, -5, 29, 32, 36, 28};
+static const double CONV2D_T[25] = {17, 3, 13, -3, 0, 3, 14, -7, 6, -6, -32, -23, -35, -16, -6, -3, -18, 10, -16, 10, 15, 21, 26, 18, 12};
+static const double DEPTHWISE[16] = {-8, -1, 1, -5, 10, 5, -13, -24, -34, -17, 10, 18, 14, 11, 11, 4};
+static const double SEPARABLE[12] = {-47, 11, 11, -89, 27, -147, 14, -33, 177, 39, 25, 15};
+static const double L2[6] = {0, 0, 0, 0.23076923076923078, -0.30769230769230771, 0.92307692307692313};
+static const double XENT_SMOOTH[2] = {2.0456113947384504, 1.7452462741628412};
+static const double XENT_WEIGHTED[4] = {0.12692801104297269, 1.4222309525403201, 2.3228810273606131, 120};
+
+static em_tensor *ints(const double *v, em_dtype dt, em_shape s) { return em_cast(em_tensor_from(EM_F64, s, v), dt); }
+
+START_TEST(test_tf_layers_match_pytorch) {
+    for (int k = 0; k < 2; k++) {
+        em_dtype dt = k ? EM_F64 : EM_F32;
+        double t = dt == EM_F32 ? 1e-5 : 1e-12;
+        const double *A = fw_ints_a, *B = fw_ints_b;
+        ck_assert_tensor(em_conv1d(ints(A, dt, EM_SHAPE(2, 5, 3)), ints(B, dt, EM_SHAPE(3, 3, 2)), 2, EM_PAD_SAME, 0), dt,
+                         EM_SHAPE(2, 3, 2), CONV1D, t);
+        ck_assert_tensor(em_conv2d_transpose(ints(A, dt, EM_SHAPE(1, 2, 2, 2)), ints(B, dt, EM_SHAPE(3, 3, 1, 2)),
+                                             EM_SHAPE(1, 5, 5, 1), (int[]){2, 2}, EM_PAD_VALID),
+                         dt, EM_SHAPE(1, 5, 5, 1), CONV2D_T, t);
+        em_tensor *x = ints(A, dt, EM_SHAPE(1, 3, 3, 2)), *dw = ints(B, dt, EM_SHAPE(2, 2, 2, 2));
+        ck_assert_tensor(em_depthwise_conv2d(x, dw, NULL, EM_PAD_VALID, NULL), dt, EM_SHAPE(1, 2, 2, 4), DEPTHWISE, t);
+        ck_assert_tensor(em_separable_conv2d(x, dw, ints(B + 16, dt, EM_SHAPE(1, 1, 4, 3)), NULL, EM_PAD_VALID, NULL),
+                         dt, EM_SHAPE(1, 2, 2, 3), SEPARABLE, t);
+        ck_assert_tensor(em_l2_normalize(ints(V(0, 0, 0, 3, -4, 12), dt, EM_SHAPE(2, 3)), 1, (int[]){1}, 1e-12), dt,
+                         EM_SHAPE(2, 3), L2, t);
+        em_tensor *logits = em_mul_scalar(ints(A, dt, EM_SHAPE(2, 4)), 0.5);
+        ck_assert_tensor(em_softmax_cross_entropy_smoothed(ints(V(0, 1, 0, 0, 0, 0, 0, 1), dt, EM_SHAPE(2, 4)), logits,
+                                                           0.1),
+                         dt, EM_SHAPE(2), XENT_SMOOTH, t);
+        ck_assert_tensor(em_weighted_cross_entropy_with_logits(ints(V(0, 1, 0.25, 1), dt, EM_SHAPE(4)),
+                                                               ints(V(-2, 0.5, 3, -40), dt, EM_SHAPE(4)), 3),
+                         dt, EM_SHAPE(4), XENT_WEIGHTED, t);
+    }
+}
+END_TEST
+
+/* Training normalizes by the batch and moves the averages (PyTorch's running_mean and running_var with its
+ * momentum 0.1 = 1 - TF's 0.9); inference then normalizes by them. */
+START_TEST(test_fused_batch_norm_moving_averages) {
+    em_tensor *x = ints(fw_ints_a, EM_F64, EM_SHAPE(2, 3, 4)), *scale = ints(fw_ints_b, EM_F64, EM_SHAPE(4));
+    em_tensor *offset = ints(fw_ints_b + 4, EM_F64, EM_SHAPE(4));
+    ck_assert_tensor(em_fused_batch_norm(x, scale, offset, 1e-3, 0.9, true, "bn"), EM_F64, EM_SHAPE(2, 3, 4), BN_Y,
+                     1e-12);
+    ck_assert_tensor(em_find_variable("bn/moving_mean"), EM_F64, EM_SHAPE(4), BN_MOVING, 1e-12);
+    ck_assert_tensor(em_find_variable("bn/moving_variance"), EM_F64, EM_SHAPE(4), BN_MOVING + 4, 1e-12);
+    ck_assert_int_eq(em_trainable_variables(NULL, 0), 0);
+    ck_assert_tensor(em_fused_batch_norm(x, scale, offset, 1e-3, 0.9, false, "bn"), EM_F64, EM_SHAPE(2, 3, 4), BN_INFER,
+                     1e-12);
+    ck_assert_error(em_fused_batch_norm(x, scale, offset, 1e-3, 0.9, true, NULL), "fused_batch_norm: name must name");
+    ck_assert_error(em_fused_batch_norm(x, offset, em_zeros(EM_F64, EM_SHAPE(3)), 1e-3, 0.9, true, "bn"),
+                    "batch_norm: offset [3] must be [4], the last dimension (channels) of x [2,3,4]");
+    ck_assert_error(em_fused_batch_norm(x, scale, offset, 1e-3, 1.5, true, "bn"), "momentum must be in [0, 1]");
+    em_variables_release();
+}
+END_TEST
+
+START_TEST(test_tf_layer_errors) {
+    em_tensor *x = em_zeros(EM_F32, EM_SHAPE(1, 3, 3, 2));
+    ck_assert_error(em_depthwise_conv2d(x, em_zeros(EM_F32, EM_SHAPE(2, 2, 3, 1)), NULL, EM_PAD_VALID, NULL),
+                    "depthwise_conv2d: filter [2,2,3,1] expects 3 input channels but input [1,3,3,2] has 2");
+    ck_assert_error(em_conv1d(x, em_zeros(EM_F32, EM_SHAPE(3, 2, 1)), 1, EM_PAD_VALID, 0), "conv1d: value [1,3,3,2]");
+    ck_assert_error(em_conv2d_transpose(x, em_zeros(EM_F32, EM_SHAPE(3, 3, 1, 2)), EM_SHAPE(1, 4, 4, 1), NULL,
+                                        EM_PAD_VALID),
+                    "conv2d_backprop_input");
+    ck_assert_error(em_softmax_cross_entropy_smoothed(x, x, 2), "label_smoothing must be in [0, 1], got 2");
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("nn");
     TCase *tc = tcase_create("nn");
@@ -609,6 +683,9 @@ int main(void) {
     tcase_add_test(tc, test_dropout);
     tcase_add_test(tc, test_conv_filter_gradient_of_empty_batch);
     tcase_add_test(tc, test_pool_with_huge_window);
+    tcase_add_test(tc, test_tf_layers_match_pytorch);
+    tcase_add_test(tc, test_fused_batch_norm_moving_averages);
+    tcase_add_test(tc, test_tf_layer_errors);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

@@ -2,7 +2,9 @@
  * (test/cases_norm.c): bad input, second derivatives through an outer tape,
  * and results that do not depend on the thread count. */
 #include "common.h"
+#include "internal.h" /* em__set_stream_threshold */
 
+#include <stdint.h>
 #include <string.h>
 
 static void teardown(void) { em_shutdown(); }
@@ -115,6 +117,36 @@ START_TEST(test_norm_thread_count_independent) {
 }
 END_TEST
 
+/* Outputs past the last-level cache are written with streaming stores
+ * through a stage (lib/ops/norm.c): the same bits as ordinary stores, for
+ * rows longer than a stage chunk and not a multiple of a vector. */
+START_TEST(test_norm_streamed_outputs_are_the_same) {
+    for (int d = 0; d < 2; d++) {
+        em_dtype dt = d ? EM_F64 : EM_F32;
+        em_tensor *x = em_cast(em_test_uniform(EM_SHAPE(37, 1101), -3, 3, 1), dt);
+        em_tensor *g = em_cast(em_test_uniform(EM_SHAPE(1101), 0.5, 1.5, 2), dt);
+        em_tensor *b = em_cast(em_test_uniform(EM_SHAPE(1101), -1, 1, 3), dt);
+        em_tensor *dy = em_cast(em_test_uniform(EM_SHAPE(37, 1101), -1, 1, 4), dt);
+        em_tensor *out[2][6];
+        for (int streamed = 0; streamed < 2; streamed++) {
+            em__set_stream_threshold(streamed ? 1 : SIZE_MAX);
+            em_tape *tape = em_tape_begin(true);
+            em_tensor **o = out[streamed];
+            o[0] = em_layer_norm(x, g, b, -1, 1e-5);
+            o[1] = em_rms_norm(x, g, -1, 1e-5);
+            ck_assert_int_eq(em_gradients_with(tape, o[0], dy, 3, (em_tensor *[]){x, g, b}, o + 2), 0);
+            ck_assert_int_eq(em_gradients_with(tape, o[1], dy, 1, &x, o + 5), 0);
+            em_tape_release(tape);
+        }
+        em__set_stream_threshold(0);
+        for (int k = 0; k < 6; k++)
+            ck_assert_msg(memcmp(em_data(out[0][k]), em_data(out[1][k]),
+                                 em_dtype_size(dt) * (size_t)em_numel(out[0][k])) == 0,
+                          "%s output %d differs when streamed", em_dtype_name(dt), k);
+    }
+}
+END_TEST
+
 /* A traced step with an unknown batch size (the buffers' sizes derive from
  * it): the graph gives eager code's values for two batch sizes. */
 START_TEST(test_norm_in_a_graph) {
@@ -154,6 +186,7 @@ int main(void) {
     tcase_add_test(tc, test_layer_norm_second_order);
     tcase_add_test(tc, test_rms_norm_second_order);
     tcase_add_test(tc, test_norm_thread_count_independent);
+    tcase_add_test(tc, test_norm_streamed_outputs_are_the_same);
     tcase_add_test(tc, test_norm_in_a_graph);
     suite_add_tcase(s, tc);
     return em_test_run(s);

@@ -185,6 +185,7 @@ static void other_ops(void) {
         em_log_sum_exp(em_reshape(a, EM_SHAPE(-1, 2, 2)), EM_AXES(2), false),
         em_gather(a, em_tensor_from(EM_I64, EM_SHAPE(3), (const int64_t[]){3, 0, 2}), 1),
         em_mean(a, EM_AXES(0), false),
+        em_broadcast_to(em_reshape(em_min(a, EM_AXES(0), false), EM_SHAPE(4, 1)), EM_SHAPE(2, 4, 3)),
         em_softmax(em_matmul(em_exp(em_cast(a, EM_F64)), em_fill(EM_F64, EM_SHAPE(4, 2), 0.25)), 0),
     };
     enum { NF = sizeof f / sizeof f[0] };

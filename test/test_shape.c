@@ -245,6 +245,28 @@ START_TEST(test_split) {
 }
 END_TEST
 
+/* The index family's bad input: errors name the op, the argument and the shapes. */
+START_TEST(test_index_errors) {
+    em_tensor *x = em_tensor_from(EM_F32, EM_SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6});
+    em_tensor *bad = em_tensor_from(EM_I64, EM_SHAPE(2, 2), (int64_t[]){1, 2, 2, 0});
+    ck_assert_error(em_gather_nd(x, bad), "gather_nd: index tuple 1 (2,0) is out of range for [2,3]");
+    ck_assert_error(em_gather_nd(x, em_zeros(EM_F32, EM_SHAPE(1, 2))), "gather_nd: indices must be int32 or int64");
+    ck_assert_error(em_gather_nd(x, em_zeros(EM_I32, EM_SHAPE(1, 3))),
+                    "gather_nd: index tuples of 3 components (indices [1,3]) exceed the 2 dimensions of [2,3]");
+    ck_assert_error(em_scatter_nd(em_zeros(EM_I32, EM_SHAPE(2, 1)), x, EM_SHAPE(4, 2)),
+                    "scatter_nd: updates [2,3] do not match indices [2,1] and shape [4,2]");
+    ck_assert_error(em_unsorted_segment_sum(x, em_zeros(EM_I32, EM_SHAPE(3)), 2),
+                    "unsorted_segment_sum: segment_ids [3] are not a prefix of data's shape [2,3]");
+    em_tensor *v = x, *i = x;
+    ck_assert_int_eq(em_top_k(x, 4, true, &v, &i), -1);
+    ck_assert_error(NULL, "top_k: k = 4 is outside [0, 3], the last dimension of x [2,3]");
+    ck_assert_ptr_null(v);
+    ck_assert_ptr_null(i);
+    ck_assert_error(em_sort(x, 2, false), "sort: axis 2 is out of range for x [2,3]");
+    ck_assert_error(em_argsort(em_zeros(EM_BOOL, EM_SHAPE(2)), 0, false), "top_k: x must be numeric, not bool");
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("shape");
     TCase *tc = tcase_create("shape");
@@ -265,6 +287,7 @@ int main(void) {
     tcase_add_test(tc, test_expand_dims_and_squeeze);
     tcase_add_test(tc, test_split);
     tcase_add_test(tc, test_empty_with_huge_dims);
+    tcase_add_test(tc, test_index_errors);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

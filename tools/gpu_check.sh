@@ -27,5 +27,8 @@ check 200 "$build/test/test_ops"               # every op's forward and gradient
 check 120 "$build/examples/mnist" --device /gpu:0 --steps 600 --eval-every 600 --quiet --logdir /tmp/ember-mnist-gpu
 check 60 "$build/bench/cublas" 1024 4096       # Ember's matmul and add against cuBLAS and the card's bandwidth
 check 60 "$build/bench/attention" 1 /gpu:0     # fused attention against the composed one
+if [ -f runs/gpt2/data/train.bin ]; then         # GPT-2 (make gpt2's data, carried along)
+    check 120 "$build/examples/gpt2" --device /gpu:0 --steps 60 --eval-every 30 --gen-tokens 40 --logdir /tmp/ember-gpt2-gpu
+fi
 echo "gpu-check: $failed failed"
 [ "$failed" -eq 0 ]

@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 build=${EMBER_BUILD:-build}
 progs=("$build"/test/test_plugin_cuda "$build"/test/test_plugin_cuda_shared "$build"/test/test_gpu "$build"/test/test_ops
-       "$build"/examples/mnist "$build"/bench/cublas "$build"/bench/attention)
+       "$build"/examples/mnist "$build"/examples/gpt2 "$build"/bench/cublas "$build"/bench/attention)
 files=("${progs[@]}" "$build"/libember_cuda.so "$build"/libember.so.0 "$build"/libember.so.0.1.0 data/mnist
        tools/gpu_check.sh)
 for f in "${files[@]}"; do [ -e "$f" ] || { echo "gpu_pack.sh: $f is missing (make gpu-check builds it)"; exit 1; }; done

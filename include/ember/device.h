@@ -100,6 +100,15 @@ typedef struct em_host_memory {
 em_host_memory em_host_memory_stats(void);
 /* Starts a new peak from what is in use now. */
 void em_host_memory_reset_peak(void);
+/* Frees the large blocks the allocator keeps for reuse and returns their
+ * bytes. It keeps them (so that a loop's large outputs reuse pages instead
+ * of faulting in fresh ones) up to 512 MiB, and beyond that only while the
+ * blocks in use and the kept ones stay within the most the process has held
+ * in use at once, so caching never grows the process past its own peak;
+ * after a large phase (loading, a big evaluation) this gives that memory
+ * back and starts the mark again from what is in use now. em_shutdown does
+ * the same. */
+size_t em_host_memory_trim(void);
 /* Waits for every op queued on the device (GPU ops run asynchronously;
  * reading a value waits by itself). An error a GPU kernel met is reported
  * here, naming the op. 0 at once for a CPU device. */

@@ -99,6 +99,15 @@ em_tensor *em_find_variable(const char *full_name);
 int em_assign(em_tensor *var, em_tensor *value);
 int em_assign_add(em_tensor *var, em_tensor *value);
 int em_assign_sub(em_tensor *var, em_tensor *value);
+/* Batch norm over every axis but the last (NHWC: per channel) with moving averages, as
+ * tf.layers.batch_normalization: the untrainable variables "<scope>/<name>/moving_mean" (zeros) and
+ * "<scope>/<name>/moving_variance" (ones), of x's dtype and shape [C], made on the first call and reused.
+ * training: normalizes by the batch's mean and (biased) variance in one fused kernel, forward and backward,
+ * then moves each average: a = momentum a + (1 - momentum) batch value (the variance's unbiased, as TF's
+ * fused kernel and PyTorch take it); the update is not recorded on tapes. Otherwise normalizes by the
+ * averages (em_batch_normalization). scale and offset [C] (TF's gamma and beta) are the caller's. */
+em_tensor *em_fused_batch_norm(em_tensor *x, em_tensor *scale, em_tensor *offset, double eps, double momentum,
+                               bool training, const char *name);
 /* Frees every variable of this thread (and the optimizers' slots). */
 void em_variables_release(void);
 

@@ -174,16 +174,19 @@ static int order_nodes(builder *b) {
 static int64_t gcd(int64_t a, int64_t b) { return b ? gcd(b, a % b) : a; }
 
 /* In a plan for batch size `batch` (-1: none fed), an attribute derived from
- * the stand-in size (lib/internal.h) becomes the same fraction of the batch.
- * -1 with an error naming the fed size when the batch does not divide so
- * (an odd batch split in two equal parts). */
+ * the stand-in size (lib/internal.h) becomes the same fraction of the batch,
+ * plus the same offset. -1 with an error naming the fed size when the batch
+ * does not divide so (an odd batch split in two equal parts), or when the
+ * size would be negative (the batch - 2, fed 1). */
 static int substitute(const gnode *n, int64_t *v, int64_t batch) {
-    if (!em__symbolic(*v)) return 0;
-    int64_t r = *v / EM_SYM_PRIME, g = gcd(r, EM_SYM_PARTS), num = r / g, den = EM_SYM_PARTS / g;
-    char size[48], times[24] = "", over[24] = ""; /* "?", "2*?", "?/2" */
+    int64_t r, offset;
+    if (!em__symbolic_parts(*v, &r, &offset)) return 0;
+    int64_t g = gcd(r, EM_SYM_PARTS), num = r / g, den = EM_SYM_PARTS / g;
+    char size[64], times[24] = "", over[24] = "", plus[24] = ""; /* "?", "2*?", "?/2", "?/2-1" */
     if (num != 1) snprintf(times, sizeof times, "%" PRId64 "*", num);
     if (den != 1) snprintf(over, sizeof over, "/%" PRId64, den);
-    snprintf(size, sizeof size, "%s?%s", times, over);
+    if (offset) snprintf(plus, sizeof plus, "%+" PRId64, offset);
+    snprintf(size, sizeof size, "%s?%s%s", times, over, plus);
     if (batch < 0) {
         em__error("graph_run: node '%s' has a size of %s, which derives from an unknown dimension, but no "
                   "placeholder with an unknown dimension was fed",
@@ -202,7 +205,13 @@ static int substitute(const gnode *n, int64_t *v, int64_t batch) {
                   n->name, size, den, batch);
         return -1;
     }
-    *v = batch / den * num;
+    if (batch / den * num + offset < 0) {
+        em__error("graph_run: node '%s' was traced with a size of %s, which is %" PRId64
+                  " for the fed unknown dimension %" PRId64 ": a size cannot be negative",
+                  n->name, size, batch / den * num + offset, batch);
+        return -1;
+    }
+    *v = batch / den * num + offset;
     return 0;
 }
 

@@ -453,8 +453,14 @@ static int emit(ox *x, rec *r) {
         if (unknown > 1) return fail_op(x, r, "has more than one dimension of unknown size");
         node(x, "Reshape", out, IN(in0, int64s(x, r, r->ndim, shape, b[0], 512)));
     } else if (!strcmp(op, "broadcast_to")) {
+        const rec *from = find(x, in0);
         int64_t shape[EM_MAX_DIMS];
-        for (int d = 0; d < r->ndim; d++) shape[d] = r->shape[d] < 0 ? 1 : r->shape[d]; /* Expand keeps the batch */
+        for (int d = 0; d < r->ndim; d++) {
+            int k = d - (r->ndim - (from ? from->ndim : 0)); /* the input's dimension, aligned at the end */
+            if (r->shape[d] < 0 && (k < 0 || from->shape[k] >= 0))
+                return fail_op(x, r, "broadcasts to a size that depends on the batch size");
+            shape[d] = r->shape[d] < 0 ? 1 : r->shape[d]; /* Expand keeps the input's batch */
+        }
         node(x, "Expand", out, IN(in0, int64s(x, r, r->ndim, shape, b[0], 512)));
     } else if (!strcmp(op, "transpose")) {
         int rank = r->ndim;

@@ -268,6 +268,12 @@ UNARY_GRAD(exp, em_mul(g, out))
 UNARY_GRAD(log, em_div(g, x))
 UNARY_GRAD(log1p, em_div(g, em_add_scalar(x, 1)))
 UNARY_GRAD(erf, em_mul(g, em_mul_scalar(em_exp(em_neg(em_square(x))), EM_EW_2_SQRTPI)))
+UNARY_GRAD(sin, em_mul(g, em_cos(x)))
+UNARY_GRAD(cos, em_neg(em_mul(g, em_sin(x))))
+UNARY_GRAD(tan, em_mul(g, em_add_scalar(em_square(out), 1)))
+/* TF's: d/da = 1, d/db = -floor(a / b). */
+BINARY_GRAD(floormod, g, em_neg(em_mul(g, em_floor(em_div(a, b)))))
+UNARY_GRAD(reciprocal, em_neg(em_mul(g, em_square(out))))
 /* relu_grad(x, g) is linear in g and flat in x: its own gradient goes to g alone. */
 static em_tensor *relu_grad(em_tensor *x, em_tensor *g) {
     return em__apply(EM_OP_RELU_GRAD, 2, (em_tensor *[]){x, g}, &(em_attrs){0});
@@ -305,6 +311,9 @@ static int grad_tanh_grad(const em_call *c, em_tensor *out, em_tensor *g, const 
 UNARY_GRAD(sigmoid, output_grad(EM_OP_SIGMOID_GRAD, out, g))
 UNARY_GRAD(tanh, output_grad(EM_OP_TANH_GRAD, out, g))
 UNARY_GRAD(softplus, em_mul(g, em_sigmoid(x)))
+/* Slope 0.2 where the clip passes, |x| <= 2.5 with the bounds included (TF's clip_by_value). */
+UNARY_GRAD(hard_sigmoid, em_where(em_less_equal(em_abs(x), K(x, 2.5)), em_mul_scalar(g, 0.2), K(x, 0)))
+UNARY_GRAD(log_sigmoid, em_mul(g, em_sigmoid(em_neg(x))))
 UNARY_GRAD(gelu, em_mul(g, gelu_slope(x)))
 /* d silu/dx = s (1 + x (1 - s)) with s = sigmoid(x). */
 static em_tensor *silu_slope(em_tensor *x) {

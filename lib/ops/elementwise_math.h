@@ -94,6 +94,28 @@ EM_EW_1(exp, FLOATS, SAME, return em_math_exp(x);)
 EM_EW_1(log, FLOATS, SAME, return em_math_log(x);)
 EM_EW_1(log1p, FLOATS, SAME, return em_math_log1p(x);)
 EM_EW_1(erf, FLOATS, SAME, return em_math_erf(x);)
+EM_EW_1(sin, FLOATS, SAME, return em_math_sin(x);)
+EM_EW_1(cos, FLOATS, SAME, return em_math_cos(x);)
+EM_EW_1(tan, FLOATS, SAME, return em_math_tan(x);)
+EM_EW_1(floor, FLOATS, SAME, return em_math_floor(x);)
+EM_EW_1(ceil, FLOATS, SAME, return em_math_ceil(x);)
+/* rint rounds in the default mode, to nearest with ties to even (TF's round, np.round). */
+EM_EW_1(round, FLOATS, SAME, return em_math_rint(x);)
+/* TF's floormod: x - floor(x / y) y, the sign of y. Floats from fmod as TF
+ * computes it (a zero remainder keeps fmod's sign, x's); integers: x mod 0 is 0
+ * as x / 0 is, and MIN mod -1 is 0 without the trap. */
+#define EM_EW_FLOORMOD_FLT(T)                                                                                          \
+    T r = em_math_fmod(x, y);                                                                                          \
+    return r != 0 && ((r < 0) != (y < 0)) ? r + y : r;
+#define EM_EW_FLOORMOD_SGN(T)                                                                                          \
+    if (y == 0 || y == -1) return 0;                                                                                   \
+    T r = (T)(x % y);                                                                                                  \
+    return r != 0 && ((r < 0) != (y < 0)) ? (T)(r + y) : r; /* opposite signs: no overflow */
+#define EM_EW_FLOORMOD_UNS(T) return y == 0 ? (T)0 : (T)(x % y);
+#define EM_EW_FLOORMOD(E, sfx, T_, U_, C, MN, MX, ...)                                                                 \
+    EM_EW_STAMP2(E, sfx, T_, U_, C, MN, MX, floormod, SAME, EM_EW_FLOORMOD_##C(T_))
+EM_FOR_NUMERIC(EM_EW_FLOORMOD, )
+EM_EW_1(reciprocal, FLOATS, SAME, return (T)1 / x;)
 
 /* ---- activations and their fused gradients ---- */
 EM_EW_1(relu, FLOATS, SAME, return x < 0 ? (T)0 : x;)
@@ -109,6 +131,13 @@ EM_EW_2(sigmoid_grad, FLOATS, SAME, return y * x * ((T)1 - x);)
 EM_EW_1(tanh, FLOATS, SAME, return em_math_tanh(x);)
 EM_EW_2(tanh_grad, FLOATS, SAME, return y * ((T)1 - x * x);)
 EM_EW_1(softplus, FLOATS, SAME, return (x > 0 ? x : (T)0) + em_math_log1p(em_math_exp(-em_math_fabs(x)));)
+/* TF's fixed slope and offset; NaN passes through. */
+EM_EW_1(hard_sigmoid, FLOATS, SAME, {
+    T r = (T)0.2 * x + (T)0.5;
+    return r < 0 ? (T)0 : r > 1 ? (T)1 : r;
+})
+/* -softplus(-x): one exp of -|x|, no overflow for either sign. */
+EM_EW_1(log_sigmoid, FLOATS, SAME, return (x < 0 ? x : (T)0) - em_math_log1p(em_math_exp(-em_math_fabs(x)));)
 EM_EW_1(gelu, FLOATS, SAME, return (T)0.5 * x * ((T)1 + em_math_erf(x * (T)EM_EW_SQRT1_2));)
 /* x sigmoid(x), through sigmoid's own formula */
 #define EM_EW_SILU(E, sfx, T_, U_, C, MN, MX, ...) EM_EW_STAMP1(E, sfx, T_, U_, C, MN, MX, silu, SAME, return x * em_ew_sigmoid_##sfx(x, f);)

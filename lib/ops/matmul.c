@@ -74,6 +74,22 @@ static bool tile_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t r
 }
 #endif
 
+/* c (+)= a B for one float32 row a and a B whose rows are contiguous, as
+ * batch-1 inference multiplies: one pass over the rows of B, each scaled
+ * into c (which stays in L1), skipping the rows that a zero of a selects,
+ * as the reference BLAS gemv does. Such products are bound by the bytes of B
+ * they read, and a ReLU's output is about half zeros. */
+EM_HOT static void row_times_rows(int64_t n, int64_t k, const float *a, int64_t csa, const float *b, int64_t rsb,
+                                  bool accumulate, float *restrict c) {
+    if (!accumulate) memset(c, 0, sizeof(float) * (size_t)n);
+    for (int64_t p = 0; p < k; p++) {
+        const float s = a[p * csa];
+        if (s == 0) continue;
+        const float *restrict row = b + p * rsb;
+        _Pragma("omp simd") for (int64_t j = 0; j < n; j++) c[j] += s * row[j];
+    }
+}
+
 void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
               const void *b, int64_t rsb, int64_t csb, bool accumulate, void *c, int64_t rsc, int64_t csc,
               bool single_thread) {
@@ -84,6 +100,10 @@ void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, in
         tile_gemm(m, n, k, a, rsa, csa, b, rsb, csb, accumulate, c, rsc, csc))
         return;
 #endif
+    if (dtype == EM_F32 && m == 1 && csb == 1 && csc == 1 && k > 0 && n * k > SMALL_GEMM) {
+        row_times_rows(n, k, a, csa, b, rsb, accumulate, c);
+        return;
+    }
     /* Below a few thousand multiply-adds BLIS's setup costs more than the
      * product (about 1 us a call): the plain loop runs those. */
     if (em__is_float(dtype) && k > 0 && m * n * k > SMALL_GEMM && blis_strides(m, k, &ra, &ca) &&

@@ -108,3 +108,77 @@ em_tensor *em_dropout(em_tensor *x, double keep_prob) {
     em_scope_end();
     return y;
 }
+
+/* ---- TensorFlow 1's layers built from other ops, as TF builds them ---- */
+
+em_tensor *em_conv1d(em_tensor *value, em_tensor *filters, int stride, em_padding padding, int dilation) {
+    if (!value || !filters) return em__null_input("conv1d");
+    char b1[160], b2[160];
+    if (value->ndim != 3 || filters->ndim != 3) {
+        em__error("conv1d: value %s must be [N,W,C] and filters %s [K,C,O]", em__tshape(value, b1, sizeof b1),
+                  em__tshape(filters, b2, sizeof b2));
+        return NULL;
+    }
+    em_scope_begin();
+    int strides[2] = {1, stride}, dilations[2] = {1, dilation ? dilation : 1};
+    em_tensor *y = em_conv2d(em_expand_dims(value, 1), em_expand_dims(filters, 0), strides, padding, dilations);
+    y = em_escape(em_squeeze(y, EM_AXES(1)));
+    em_scope_end();
+    return y;
+}
+
+em_tensor *em_conv2d_transpose(em_tensor *value, em_tensor *filter, em_shape output_shape, const int *strides,
+                               em_padding padding) {
+    if (output_shape.ndim != 4) {
+        em__error("conv2d_backprop_input: output_shape must have 4 dimensions [N,H,W,C], got %d", output_shape.ndim);
+        return NULL;
+    }
+    em_attrs a = {.i = {strides ? strides[0] : 1, strides ? strides[1] : 1, 1, 1, padding}, .ni = A_COUNT};
+    for (int d = 0; d < 4; d++) a.i[A_SHAPE + d] = output_shape.dims[d];
+    return em__apply(EM_OP_CONV2D_BACKPROP_INPUT, 2, (em_tensor *[]){filter, value}, &a);
+}
+
+em_tensor *em_separable_conv2d(em_tensor *input, em_tensor *depthwise_filter, em_tensor *pointwise_filter,
+                               const int *strides, em_padding padding, const int *dilations) {
+    em_scope_begin();
+    em_tensor *y = em_depthwise_conv2d(input, depthwise_filter, strides, padding, dilations);
+    y = y ? em_escape(em_conv2d(y, pointwise_filter, NULL, EM_PAD_VALID, NULL)) : NULL;
+    em_scope_end();
+    return y;
+}
+
+em_tensor *em_l2_normalize(em_tensor *x, int naxes, const int *axes, double epsilon) {
+    if (!x) return em__null_input("l2_normalize");
+    em_scope_begin();
+    em_tensor *sq = em_sum(em_square(x), naxes, axes, true);
+    em_tensor *y = em_escape(em_mul(x, em_rsqrt(em_maximum(sq, em_fill_like(sq, epsilon)))));
+    em_scope_end();
+    return y;
+}
+
+em_tensor *em_softmax_cross_entropy_smoothed(em_tensor *labels, em_tensor *logits, double label_smoothing) {
+    if (!labels || !logits) return em__null_input("softmax_cross_entropy_smoothed");
+    if (!(label_smoothing >= 0 && label_smoothing <= 1)) {
+        em__error("softmax_cross_entropy_smoothed: label_smoothing must be in [0, 1], got %g", label_smoothing);
+        return NULL;
+    }
+    if (label_smoothing == 0) return em_softmax_cross_entropy_with_logits(labels, logits);
+    int64_t classes = logits->ndim ? logits->shape[logits->ndim - 1] : 1;
+    em_scope_begin();
+    em_tensor *smooth = em_add_scalar(em_mul_scalar(labels, 1 - label_smoothing), label_smoothing / (double)classes);
+    em_tensor *y = em_escape(em_softmax_cross_entropy_with_logits(smooth, logits));
+    em_scope_end();
+    return y;
+}
+
+em_tensor *em_weighted_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits, double pos_weight) {
+    if (!labels || !logits) return em__null_input("weighted_cross_entropy_with_logits");
+    em_scope_begin();
+    /* (1 - z) x + (1 + (q - 1) z) (log1p(exp(-|x|)) + relu(-x)) */
+    em_tensor *log_weight = em_add_scalar(em_mul_scalar(labels, pos_weight - 1), 1);
+    em_tensor *soft = em_add(em_log1p(em_exp(em_neg(em_abs(logits)))), em_relu(em_neg(logits)));
+    em_tensor *y = em_add(em_mul(em_add_scalar(em_neg(labels), 1), logits), em_mul(log_weight, soft));
+    y = em_escape(y);
+    em_scope_end();
+    return y;
+}

@@ -136,6 +136,7 @@ typedef struct {
     int64_t rows, n;
     double eps;
     bool layer;
+    bool stream;        /* outputs written through a stage in cache with streaming stores */
     void *part;         /* backward: each block's partial dgamma and dbeta sums (block_part bytes) */
     int64_t block_rows; /* backward: rows per block */
 } norm_ctx;
@@ -151,6 +152,10 @@ static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1
 #define GRAD_SCRATCH_MAX ((size_t)32 << 20) /* fewer blocks for very long rows */
 #define GROUP_ROWS 16
 #define BATCH 4 /* rows through dx's loop at once (norm_bwd_blocks names 4) */
+/* Outputs that pass the last-level cache (em__stream_output) are computed
+ * STREAM_CHUNK elements of a row at a time into a stage in L1, then written
+ * with streaming stores: no read of each output line before it is written. */
+#define STREAM_CHUNK 512
 
 /* A row's sums: four accumulators of T over the row's four quarters in one
  * vector loop (independent chains, so the adds pipeline), added into a
@@ -204,6 +209,7 @@ static inline __attribute__((always_inline)) void prefetch_row(const char *p, in
         const int64_t n = s->n;                                                                                        \
         const T *gamma = s->gamma, *beta = s->beta;                                                                    \
         T *y = s->out, *mean = y + s->rows * n, *rstd = s->layer ? mean + s->rows : mean;                              \
+        T stage[STREAM_CHUNK] __attribute__((aligned(64)));                                                            \
         for (int64_t r = begin; r < end; r++) {                                                                        \
             const T *x = (const T *)s->x + r * n;                                                                      \
             T *yr = y + r * n, m = 0;                                                                                  \
@@ -220,13 +226,21 @@ static inline __attribute__((always_inline)) void prefetch_row(const char *p, in
             if (r + PREFETCH_ROWS < end) {                                                                             \
                 prefetch_row((const char *)(x + PREFETCH_ROWS * n), n * sizeof(T));                                    \
             }                                                                                                          \
-            if (beta) {                                                                                                \
-                _Pragma("omp simd") for (int64_t j = 0; j < n; j++)                                                    \
-                    yr[j] = EM_NORM(y, T)(x[j], m, rs, gamma[j], beta[j]);                                             \
-            } else {                                                                                                   \
-                _Pragma("omp simd") for (int64_t j = 0; j < n; j++) yr[j] = EM_NORM(y, T)(x[j], 0, rs, gamma[j], 0);  \
+            for (int64_t c0 = 0; c0 < n; c0 += STREAM_CHUNK) {                                                        \
+                const int64_t len = c0 + STREAM_CHUNK < n ? STREAM_CHUNK : n - c0;                                     \
+                const T *xc = x + c0, *gc = gamma + c0;                                                                \
+                T *o = s->stream ? stage : yr + c0;                                                                    \
+                if (beta) {                                                                                            \
+                    const T *bc = beta + c0;                                                                           \
+                    _Pragma("omp simd") for (int64_t j = 0; j < len; j++)                                              \
+                        o[j] = EM_NORM(y, T)(xc[j], m, rs, gc[j], bc[j]);                                              \
+                } else {                                                                                               \
+                    _Pragma("omp simd") for (int64_t j = 0; j < len; j++) o[j] = EM_NORM(y, T)(xc[j], 0, rs, gc[j], 0); \
+                }                                                                                                      \
+                if (s->stream) em__stream_store(yr + c0, stage, sizeof(T) * (size_t)len);                             \
             }                                                                                                          \
         }                                                                                                              \
+        if (s->stream) em__stream_fence();                                                                             \
     }                                                                                                                  \
     /* A block of rows: dx, and the block's dgamma (and dbeta) sums. Rows go                                        \
      * BATCH at a time through dx's loop, so that the group's sums are loaded and                                   \
@@ -240,6 +254,7 @@ static inline __attribute__((always_inline)) void prefetch_row(const char *p, in
         const T *gamma = s->gamma, *mean = (const T *)s->stats + s->rows * n;                                          \
         const T *rstd = s->layer ? mean + s->rows : mean;                                                              \
         T *dx = (T *)s->out + (s->layer ? 2 : 1) * n;                                                                  \
+        T stage[BATCH * STREAM_CHUNK] __attribute__((aligned(64)));                                                    \
         for (int64_t blk = begin; blk < end; blk++) {                                                                  \
             double *pg = (double *)((char *)s->part + blk * block_part(n, sizeof(T))), *pb = pg + n;                   \
             T *tg = (T *)(pb + n), *tb = tg + n, *zero = tb + n, *spare = zero + n;                                    \
@@ -268,21 +283,29 @@ static inline __attribute__((always_inline)) void prefetch_row(const char *p, in
                         xs[k] = x, dys[k] = dy, dxs[k] = dx + r * n, ms[k] = m, rss[k] = rs;                           \
                         as[k] = s->layer ? (T)(s1 / (double)n) : 0, bs[k] = (T)(s2 / (double)n);                       \
                     }                                                                                                  \
-                    const T *x0 = xs[0], *x1 = xs[1], *x2 = xs[2], *x3 = xs[3];                                        \
-                    const T *dy0 = dys[0], *dy1 = dys[1], *dy2 = dys[2], *dy3 = dys[3];                                \
-                    T *dx0 = dxs[0], *dx1 = dxs[1], *dx2 = dxs[2], *dx3 = dxs[3];                                      \
-                    _Pragma("omp simd") for (int64_t j = 0; j < n; j++) {                                              \
-                        T g = gamma[j];                                                                                \
-                        T xh0 = EM_NORM(xhat, T)(x0[j], ms[0], rss[0]), xh1 = EM_NORM(xhat, T)(x1[j], ms[1], rss[1]);  \
-                        T xh2 = EM_NORM(xhat, T)(x2[j], ms[2], rss[2]), xh3 = EM_NORM(xhat, T)(x3[j], ms[3], rss[3]);  \
-                        dx0[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy0[j], g), xh0, rss[0], as[0], bs[0]);                 \
-                        dx1[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy1[j], g), xh1, rss[1], as[1], bs[1]);                 \
-                        dx2[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy2[j], g), xh2, rss[2], as[2], bs[2]);                 \
-                        dx3[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy3[j], g), xh3, rss[3], as[3], bs[3]);                 \
-                        tg[j] += ((EM_NORM(times_xh, T)(dy0[j], xh0) + EM_NORM(times_xh, T)(dy1[j], xh1)) +            \
-                                  EM_NORM(times_xh, T)(dy2[j], xh2)) +                                                 \
-                                 EM_NORM(times_xh, T)(dy3[j], xh3);                                                    \
-                        tb[j] += ((dy0[j] + dy1[j]) + dy2[j]) + dy3[j];                                                \
+                    for (int64_t c0 = 0; c0 < n; c0 += STREAM_CHUNK) {                                                \
+                        const int64_t len = c0 + STREAM_CHUNK < n ? STREAM_CHUNK : n - c0;                             \
+                        const T *x0 = xs[0] + c0, *x1 = xs[1] + c0, *x2 = xs[2] + c0, *x3 = xs[3] + c0;                \
+                        const T *dy0 = dys[0] + c0, *dy1 = dys[1] + c0, *dy2 = dys[2] + c0, *dy3 = dys[3] + c0;        \
+                        const T *gc = gamma + c0;                                                                      \
+                        T *o0 = s->stream ? stage : dxs[0] + c0, *o1 = s->stream ? stage + STREAM_CHUNK : dxs[1] + c0; \
+                        T *o2 = s->stream ? stage + 2 * STREAM_CHUNK : dxs[2] + c0;                                    \
+                        T *o3 = s->stream ? stage + 3 * STREAM_CHUNK : dxs[3] + c0, *tgc = tg + c0, *tbc = tb + c0;    \
+                        _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {                                        \
+                            T g = gc[j];                                                                               \
+                            T xh0 = EM_NORM(xhat, T)(x0[j], ms[0], rss[0]), xh1 = EM_NORM(xhat, T)(x1[j], ms[1], rss[1]); \
+                            T xh2 = EM_NORM(xhat, T)(x2[j], ms[2], rss[2]), xh3 = EM_NORM(xhat, T)(x3[j], ms[3], rss[3]); \
+                            o0[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy0[j], g), xh0, rss[0], as[0], bs[0]);              \
+                            o1[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy1[j], g), xh1, rss[1], as[1], bs[1]);              \
+                            o2[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy2[j], g), xh2, rss[2], as[2], bs[2]);              \
+                            o3[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy3[j], g), xh3, rss[3], as[3], bs[3]);              \
+                            tgc[j] += ((EM_NORM(times_xh, T)(dy0[j], xh0) + EM_NORM(times_xh, T)(dy1[j], xh1)) +       \
+                                       EM_NORM(times_xh, T)(dy2[j], xh2)) +                                            \
+                                      EM_NORM(times_xh, T)(dy3[j], xh3);                                               \
+                            tbc[j] += ((dy0[j] + dy1[j]) + dy2[j]) + dy3[j];                                           \
+                        }                                                                                              \
+                        for (int k = 0; s->stream && k < BATCH && rb + k < g1; k++)                                    \
+                            em__stream_store(dxs[k] + c0, stage + k * STREAM_CHUNK, sizeof(T) * (size_t)len);          \
                     }                                                                                                  \
                 }                                                                                                      \
                 _Pragma("omp simd") for (int64_t j = 0; j < n; j++) {                                                  \
@@ -291,6 +314,7 @@ static inline __attribute__((always_inline)) void prefetch_row(const char *p, in
                 }                                                                                                      \
             }                                                                                                          \
         }                                                                                                              \
+        if (s->stream) em__stream_fence();                                                                             \
     }                                                                                                                  \
     /* dgamma (and dbeta) after dx: the blocks' sums added into block 0's, in block order. */                         \
     EM_HOT static void norm_bwd_params_##T(const norm_ctx *s, int64_t blocks) {                                      \
@@ -321,7 +345,8 @@ static void norm_cpu(const em_call *c, em_tensor *out) {
     const em_tensor *x = c->in[0];
     bool layer = is_layer(c);
     norm_ctx s = {.x = x->data, .gamma = c->in[1]->data, .beta = layer ? c->in[2]->data : NULL, .out = out->data,
-                  .rows = rows_of(x), .n = row_len(x), .eps = c->a->f[0], .layer = layer};
+                  .rows = rows_of(x), .n = row_len(x), .eps = c->a->f[0], .layer = layer,
+                  .stream = em__stream_output((size_t)(x->numel + out->numel) * em_dtype_size((em_dtype)x->dtype))};
     em__parallel_for(s.rows, row_grain(s.n), out->dtype == EM_F32 ? norm_fwd_rows_float : norm_fwd_rows_double, &s);
 }
 #define layer_norm_cpu norm_cpu
@@ -330,7 +355,8 @@ static void norm_cpu(const em_call *c, em_tensor *out) {
 static void norm_grad_cpu(const em_call *c, em_tensor *out) {
     const em_tensor *x = c->in[0];
     norm_ctx s = {.x = x->data, .stats = c->in[1]->data, .gamma = c->in[2]->data, .dy = c->in[3]->data,
-                  .out = out->data, .rows = rows_of(x), .n = row_len(x), .layer = is_layer(c)};
+                  .out = out->data, .rows = rows_of(x), .n = row_len(x), .layer = is_layer(c),
+                  .stream = em__stream_output((size_t)(3 * x->numel) * em_dtype_size((em_dtype)x->dtype))};
     int64_t blocks = (s.rows + GRAD_BLOCK_MIN_ROWS - 1) / GRAD_BLOCK_MIN_ROWS;
     const size_t part_bytes = block_part(s.n, em_dtype_size((em_dtype)out->dtype));
     if (blocks > GRAD_BLOCKS_MAX) blocks = GRAD_BLOCKS_MAX;

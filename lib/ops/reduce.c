@@ -1,5 +1,5 @@
-/* Reductions: sum, max, min, prod, log_sum_exp over any set of axes, argmax and
- * argmin over one axis; mean is a composite (sum / count).
+/* Reductions: sum, max, min, prod, log_sum_exp, reduce_any and reduce_all over
+ * any set of axes, argmax and argmin over one axis; mean is a composite (sum / count).
  *
  * attrs (every row): i[0] = bitmask of the reduced axes (bit d: axis d,
  * normalised, no duplicates), i[1] = keepdims (0 or 1), ni = 2.
@@ -181,6 +181,12 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
 #define STEP_ARGMIN(acc, v, r, ISNAN) STEP_ARG(acc, v, r, ISNAN, BETTER_LT)
 #define MERGE_ARGMIN(acc, p, ISNAN) MERGE_ARG(acc, p, ISNAN, BETTER_LT)
 
+/* bool: the byte is 0 or 1 */
+#define STEP_OR(acc, v, r, ISNAN) ((acc) |= (v))
+#define MERGE_OR(acc, p, ISNAN) ((acc) |= (p))
+#define STEP_AND(acc, v, r, ISNAN) ((acc) &= (v))
+#define MERGE_AND(acc, p, ISNAN) ((acc) &= (p))
+
 #define STORE_CAST(d, acc) ((d) = (__typeof__(d))(acc))
 #define STORE_INDEX(d, acc) ((d) = (acc).i)
 /* log_sum_exp: max + log(sum(exp(x - max))); an infinite or NaN max is the result. */
@@ -227,6 +233,9 @@ NUMERIC_TYPES(DEF_MAX)
 NUMERIC_TYPES(DEF_MIN)
 NUMERIC_TYPES(DEF_ARG)
 FLOAT_TYPES(DEF_LSE)
+DEFINE_REDUCE(reduce_any, uint8_t, uint8_t, uint8_t, uint8_t, 0, LOAD_VALUE, STEP_OR, MERGE_OR, STORE_CAST, NEVER_NAN, 32)
+DEFINE_REDUCE(reduce_all, uint8_t, uint8_t, uint8_t, uint8_t, 1, LOAD_VALUE, STEP_AND, MERGE_AND, STORE_CAST, NEVER_NAN,
+              32)
 
 /* One row kernel per op, dispatching on the input dtype (checked by the shape rule). */
 #define ENTRY_SUM(N, E, ...) [E] = sum_##N##_cpu,
@@ -260,9 +269,11 @@ static int reduce_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *s
     if (mask >> x->ndim)
         return em__op_error(c, "axes mask %#" PRIx64 " exceeds the rank %d of input %s", mask, x->ndim,
                             em__tshape(x, b, sizeof b));
-    if (x->dtype == EM_BOOL || (op == EM_OP_LOG_SUM_EXP && !em__is_float((em_dtype)x->dtype)))
+    if (!(c->def->dtypes & EM_DT(x->dtype)))
         return em__op_error(c, "input of dtype %s is not supported (%s)", em_dtype_name((em_dtype)x->dtype),
-                            op == EM_OP_LOG_SUM_EXP ? "float32 or float64" : "a numeric dtype; cast bool first");
+                            op == EM_OP_LOG_SUM_EXP                          ? "float32 or float64"
+                            : op == EM_OP_REDUCE_ANY || op == EM_OP_REDUCE_ALL ? "bool; compare with em_not_equal first"
+                                                                              : "a numeric dtype; cast bool first");
     *ndim = em_reduce_shape(x->ndim, x->shape, mask, (int)c->a->i[1], shape);
     if (op == EM_OP_MAX || op == EM_OP_MIN || op == EM_OP_ARGMAX || op == EM_OP_ARGMIN) {
         int64_t nout = 1;
@@ -385,6 +396,12 @@ em_tensor *em_prod(em_tensor *x, int naxes, const int *axes, bool keepdims) {
 }
 em_tensor *em_log_sum_exp(em_tensor *x, int naxes, const int *axes, bool keepdims) {
     return reduce(EM_OP_LOG_SUM_EXP, x, naxes, axes, keepdims);
+}
+em_tensor *em_reduce_any(em_tensor *x, int naxes, const int *axes, bool keepdims) {
+    return reduce(EM_OP_REDUCE_ANY, x, naxes, axes, keepdims);
+}
+em_tensor *em_reduce_all(em_tensor *x, int naxes, const int *axes, bool keepdims) {
+    return reduce(EM_OP_REDUCE_ALL, x, naxes, axes, keepdims);
 }
 em_tensor *em_argmax(em_tensor *x, int axis) { return reduce(EM_OP_ARGMAX, x, EM_AXES(axis), false); }
 em_tensor *em_argmin(em_tensor *x, int axis) { return reduce(EM_OP_ARGMIN, x, EM_AXES(axis), false); }

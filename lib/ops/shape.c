@@ -66,9 +66,9 @@ static int reshape_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *
     if (nonzero == INT64_MAX) /* its strides would overflow, even with no elements */
         return em__op_error(c, "target shape %s is too large", shape_str(x, c->a->ni, c->a->i, b1, sizeof b1));
     if (infer_at >= 0 ? known == 0 || x->numel % known : known != x->numel) {
-        char count[24];
-        return em__op_error(c, "cannot reshape %s (%s elements) into %s", em__tshape(x, b1, sizeof b1),
-                            em__size_str(x, x->numel, count, sizeof count),
+        char count[24] = "?";
+        if (!em__numel_symbolic(x)) snprintf(count, sizeof count, "%" PRId64, x->numel);
+        return em__op_error(c, "cannot reshape %s (%s elements) into %s", em__tshape(x, b1, sizeof b1), count,
                             shape_str(x, c->a->ni, c->a->i, b2, sizeof b2));
     }
     if (infer_at >= 0) shape[infer_at] = x->numel / known;
@@ -828,9 +828,19 @@ static int split_axis(const char *op, em_tensor *x, int n, int axis, em_tensor *
 int em_split(em_tensor *x, int n, int axis, em_tensor **out) {
     int a = split_axis("split", x, n, axis, out);
     if (a < 0) return -1;
-    if (x->shape[a] % n) {
+    int64_t r, offset;
+    const bool symbolic = !x->data && em__symbolic_parts(x->shape[a], &r, &offset);
+    /* a symbolic size splits into parts that are fractions of the batch (plus
+     * a fraction of the offset): checked on the fed size when the graph runs */
+    if (symbolic ? r % n || offset % n : x->shape[a] % n) {
         char b[SHAPE_BUF];
-        if (em__symbolic_in(x, x->shape[a])) /* checked on the fed size when n divides the stand-in */
+        if (symbolic && offset)
+            em__error("split: axis %d of input %s has an unknown size (the unknown dimension %+" PRId64
+                      ", known when the graph runs); a shape-only trace splits it into a number of equal parts "
+                      "that divides both %d and %" PRId64 ", not %d (or give the placeholder an example value with "
+                      "em_placeholder_set)",
+                      axis, em__tshape(x, b, sizeof b), offset, EM_SYM_PARTS, offset < 0 ? -offset : offset, n);
+        else if (symbolic)
             em__error("split: axis %d of input %s has an unknown size (known when the graph runs); a shape-only "
                       "trace splits it into a number of equal parts that divides %d, not %d (or give the "
                       "placeholder an example value with em_placeholder_set)",

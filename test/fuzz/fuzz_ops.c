@@ -163,6 +163,76 @@ static em_tensor *run_scalar(ops_state *s, const op_entry *e) {
     return e->scalar(x, ops_double(&s->f));
 }
 
+/* cumsum, cumprod: axis, then exclusive and reverse from one byte */
+static em_tensor *run_scan(ops_state *s, const op_entry *e) {
+    em_tensor *x = ops_arg(s);
+    int axis = ops_int(&s->f);
+    unsigned k = fz_u8(&s->f);
+    return (e->name[3] == 's' ? em_cumsum : em_cumprod)(x, axis, k & 1, k & 2);
+}
+
+static em_tensor *run_moments(ops_state *s, const op_entry *e) {
+    (void)e;
+    fz *f = &s->f;
+    int ints[2 * EM_MAX_DIMS + 2];
+    em_tensor *x = ops_arg(s), *mean = NULL, *var = NULL;
+    int n = (int)(fz_u8(f) % 10) - 1;
+    ops_ints(f, n > 0 ? n : 0, ints);
+    FZ_CHECK(em_moments(x, n, n > 0 ? ints : NULL, fz_u8(f) & 1, &mean, &var) == 0 ? mean && var : !mean && !var);
+    return var;
+}
+
+static em_tensor *run_norm(ops_state *s, const op_entry *e) {
+    (void)e;
+    fz *f = &s->f;
+    static const double ords[] = {1, 2, INFINITY, -INFINITY, 0, 3};
+    int ints[2 * EM_MAX_DIMS + 2];
+    em_tensor *x = ops_arg(s);
+    double ord = ords[fz_u8(f) % 6];
+    int n = (int)(fz_u8(f) % 10) - 1;
+    ops_ints(f, n > 0 ? n : 0, ints);
+    return em_norm(x, ord, n, n > 0 ? ints : NULL, fz_u8(f) & 1);
+}
+
+static em_tensor *run_eye(ops_state *s, const op_entry *e) {
+    (void)e;
+    int64_t rows = ops_int(&s->f), cols = ops_int(&s->f);
+    return em_eye(rows, cols, (em_dtype)(fz_u8(&s->f) % (EM_DTYPE_COUNT + 1)));
+}
+
+static em_tensor *run_linspace(ops_state *s, const op_entry *e) {
+    (void)e;
+    double start = ops_double(&s->f), stop = ops_double(&s->f);
+    int64_t num = ops_int(&s->f);
+    return em_linspace(start, stop, num, (em_dtype)(fz_u8(&s->f) % (EM_DTYPE_COUNT + 1)));
+}
+
+static em_tensor *run_band_part(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s);
+    int64_t lower = ops_int(&s->f);
+    return em_band_part(x, lower, ops_int(&s->f));
+}
+
+/* An equation of up to 15 characters from einsum's alphabet and some it rejects, on 0 to 3 operands. */
+static em_tensor *run_einsum(ops_state *s, const op_entry *e) {
+    (void)e;
+    static const char alphabet[] = "abij,->.kA 1";
+    char eq[16];
+    int len = fz_u8(&s->f) % 16, n = fz_u8(&s->f) % 4;
+    for (int i = 0; i < len; i++) eq[i] = alphabet[fz_u8(&s->f) % (sizeof alphabet - 1)];
+    eq[len] = '\0';
+    em_tensor *in[3];
+    for (int i = 0; i < n; i++) in[i] = ops_arg(s);
+    return em_einsum(eq, n, n ? in : NULL);
+}
+
+static em_tensor *run_categorical(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *logits = ops_arg(s);
+    return em_categorical(logits, ops_int(&s->f));
+}
+
 static em_tensor *run_matmul(ops_state *s, const op_entry *e) {
     (void)e;
     em_tensor *a = ops_arg(s), *b = ops_arg(s);
@@ -261,6 +331,34 @@ static em_tensor *run_gather(ops_state *s, const op_entry *e) {
     return em_gather(p, idx, ops_int(&s->f));
 }
 
+static em_tensor *run_scatter_nd(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *idx = ops_arg(s), *updates = ops_arg(s);
+    return em_scatter_nd(idx, updates, ops_shape(&s->f));
+}
+
+static em_tensor *run_unsorted_segment_sum(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *data = ops_arg(s), *ids = ops_arg(s);
+    return em_unsorted_segment_sum(data, ids, fz_i64(&s->f));
+}
+
+static em_tensor *run_top_k(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s), *values = NULL, *indices = NULL;
+    int k = ops_int(&s->f);
+    bool want_indices = fz_u8(&s->f) & 1;
+    if (em_top_k(x, k, true, &values, &indices)) return NULL;
+    return want_indices ? indices : values;
+}
+
+static em_tensor *run_sort(ops_state *s, const op_entry *e) {
+    em_tensor *x = ops_arg(s);
+    int axis = ops_int(&s->f);
+    bool descending = fz_u8(&s->f) & 1;
+    return (strcmp(e->name, "argsort") ? em_sort : em_argsort)(x, axis, descending);
+}
+
 static em_tensor *run_one_hot(ops_state *s, const op_entry *e) {
     (void)e;
     fz *f = &s->f;
@@ -302,6 +400,63 @@ static em_tensor *run_conv2d(ops_state *s, const op_entry *e) {
     ops_ints(&s->f, 4, ints);
     unsigned k = fz_u8(&s->f);
     return em_conv2d(in, filt, k & 1 ? ints : NULL, (em_padding)(k >> 1 & 1), k & 4 ? ints + 2 : NULL);
+}
+
+static em_tensor *run_conv1d(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *in = ops_arg(s), *filt = ops_arg(s);
+    int stride = ops_int(&s->f), dilation = ops_int(&s->f);
+    return em_conv1d(in, filt, stride, (em_padding)(fz_u8(&s->f) % 3), dilation);
+}
+
+static em_tensor *run_conv2d_transpose(ops_state *s, const op_entry *e) {
+    (void)e;
+    int ints[2];
+    em_tensor *in = ops_arg(s), *filt = ops_arg(s);
+    em_shape out = ops_shape(&s->f);
+    ops_ints(&s->f, 2, ints);
+    unsigned k = fz_u8(&s->f);
+    return em_conv2d_transpose(in, filt, out, k & 1 ? ints : NULL, (em_padding)(k >> 1 & 1));
+}
+
+/* depthwise_conv2d, and separable_conv2d with a third operand */
+static em_tensor *run_depthwise(ops_state *s, const op_entry *e) {
+    int ints[4];
+    em_tensor *in = ops_arg(s), *filt = ops_arg(s), *point = strcmp(e->name, "depthwise_conv2d") ? ops_arg(s) : NULL;
+    ops_ints(&s->f, 4, ints);
+    unsigned k = fz_u8(&s->f);
+    em_padding pad = (em_padding)(k >> 1 & 1);
+    return point ? em_separable_conv2d(in, filt, point, k & 1 ? ints : NULL, pad, k & 4 ? ints + 2 : NULL)
+                 : em_depthwise_conv2d(in, filt, k & 1 ? ints : NULL, pad, k & 4 ? ints + 2 : NULL);
+}
+
+static em_tensor *run_batch_normalization(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s), *mean = ops_arg(s), *var = ops_arg(s), *offset = ops_arg(s), *scale = ops_arg(s);
+    return em_batch_normalization(x, mean, var, offset, scale, ops_double(&s->f));
+}
+
+static em_tensor *run_fused_batch_norm(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s), *scale = ops_arg(s), *offset = ops_arg(s);
+    double eps = ops_double(&s->f), momentum = ops_double(&s->f);
+    bool training = fz_u8(&s->f) & 1;
+    return em_fused_batch_norm(x, scale, offset, eps, momentum, training, "fuzz_bn");
+}
+
+static em_tensor *run_l2_normalize(ops_state *s, const op_entry *e) {
+    (void)e;
+    em_tensor *x = ops_arg(s);
+    int axis = ops_int(&s->f);
+    return em_l2_normalize(x, 1, &axis, ops_double(&s->f));
+}
+
+/* the cross entropies with a scalar: label smoothing, pos_weight */
+static em_tensor *run_xent_scalar(ops_state *s, const op_entry *e) {
+    em_tensor *labels = ops_arg(s), *logits = ops_arg(s);
+    double v = ops_double(&s->f);
+    return strcmp(e->name, "softmax_cross_entropy_smoothed") ? em_weighted_cross_entropy_with_logits(labels, logits, v)
+                                                             : em_softmax_cross_entropy_smoothed(labels, logits, v);
 }
 
 /* max_pool, avg_pool */
@@ -423,10 +578,18 @@ static const op_entry ops_table[] = {
     {"min", run_reduce, .reduce = em_min},
     {"prod", run_reduce, .reduce = em_prod},
     {"log_sum_exp", run_reduce, .reduce = em_log_sum_exp},
+    {"reduce_any", run_reduce, .reduce = em_reduce_any},
+    {"reduce_all", run_reduce, .reduce = em_reduce_all},
+    {"moments", .run = run_moments},
+    {"norm", .run = run_norm},
     {"argmax", run_axis, .axis = em_argmax},
     {"argmin", run_axis, .axis = em_argmin},
+    /* scans */
+    {"cumsum", .run = run_scan},
+    {"cumprod", .run = run_scan},
     /* matmul */
     {"matmul", .run = run_matmul},
+    {"einsum", .run = run_einsum},
     /* shape */
     {"reshape", .run = run_reshape},
     {"transpose", .run = run_transpose},
@@ -440,8 +603,18 @@ static const op_entry ops_table[] = {
     {"slice", .run = run_slice},
     {"gather", .run = run_gather},
     {"one_hot", .run = run_one_hot},
+    /* index */
+    {"gather_nd", run_binary, .binary = em_gather_nd},
+    {"scatter_nd", .run = run_scatter_nd},
+    {"tensor_scatter_add", run_ternary, .ternary = em_tensor_scatter_add},
+    {"unsorted_segment_sum", .run = run_unsorted_segment_sum},
+    {"top_k", .run = run_top_k},
+    {"sort", .run = run_sort},
+    {"argsort", .run = run_sort},
     {"pad", .run = run_pad},
     {"tile", .run = run_tile},
+    {"band_part", .run = run_band_part},
+    {"where_indices", run_unary, .unary = em_where_indices},
     /* nn */
     {"softmax", run_axis, .axis = em_softmax},
     {"log_softmax", run_axis, .axis = em_log_softmax},
@@ -451,6 +624,15 @@ static const op_entry ops_table[] = {
     {"sparse_softmax_xent", run_binary, .binary = em_sparse_softmax_cross_entropy_with_logits},
     {"sparse_softmax_cross_entropy_ignore", .run = run_sparse_xent_ignore},
     {"conv2d", .run = run_conv2d},
+    {"conv1d", .run = run_conv1d},
+    {"conv2d_transpose", .run = run_conv2d_transpose},
+    {"depthwise_conv2d", .run = run_depthwise},
+    {"separable_conv2d", .run = run_depthwise},
+    {"batch_normalization", .run = run_batch_normalization},
+    {"fused_batch_norm", .run = run_fused_batch_norm},
+    {"l2_normalize", .run = run_l2_normalize},
+    {"softmax_cross_entropy_smoothed", .run = run_xent_scalar},
+    {"weighted_cross_entropy_with_logits", .run = run_xent_scalar},
     {"max_pool", run_pool, .pool = em_max_pool},
     {"avg_pool", run_pool, .pool = em_avg_pool},
     {"dropout", run_scalar, .scalar = em_dropout},
@@ -458,11 +640,15 @@ static const op_entry ops_table[] = {
     {"random_normal", run_random, .random = em_random_normal},
     {"random_uniform", run_random, .random = em_random_uniform},
     {"truncated_normal", run_random, .random = em_truncated_normal},
+    {"categorical", .run = run_categorical},
+    {"random_shuffle", run_unary, .unary = em_random_shuffle},
     /* new tensors */
     {"arange", .run = run_arange},
     {"fill", .run = run_fill},
     {"zeros", run_make, .make = em_zeros},
     {"ones", run_make, .make = em_ones},
+    {"eye", .run = run_eye},
+    {"linspace", .run = run_linspace},
     {"scalar", .run = run_scalar_new},
     {"copy", run_unary, .unary = em_copy},
     /* training helpers */
