@@ -1,6 +1,7 @@
 /* Saved graphs (em_graph_save / em_graph_load): the MNIST MLP and CNN traced,
  * saved, and run by a separate process that has nothing but the file, with
  * bit-identical results; variables entering the loading process's store;
+ * GPT-2's forward pass (examples/gpt2_model.h) the same way;
  * damaged, truncated and newer files refused with clear errors; the format's
  * fixture of every version still loading; a mapped file truncated under a
  * live graph.
@@ -10,6 +11,7 @@
  * never built the model. */
 #include "common.h"
 #include "crc32c.h"
+#include "../examples/gpt2_model.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -132,6 +134,35 @@ END_TEST
 
 START_TEST(test_cnn_frozen_in_another_process) {
     check_in_child(cnn, EM_SHAPE(-1, 8, 8, 1), EM_SHAPE(3, 8, 8, 1), EM_SAVE_FREEZE | EM_SAVE_INFERENCE);
+}
+END_TEST
+
+START_TEST(test_gpt_forward_in_another_process) {
+    static const em_llmc_config tiny = {.max_seq_len = 16, .vocab_size = 50, .padded_vocab_size = 64,
+                                        .num_layers = 2, .num_heads = 4, .channels = 32};
+    const char *path = in_dir("gpt.emg"), *input = in_dir("tokens.npy"), *output = in_dir("logits.npy");
+    gpt2_model m;
+    ck_assert_int_eq(gpt2_create(&m, &tiny, EM_F32), 0);
+    em_tensor *idx = em_keep(em_placeholder(EM_I64, EM_SHAPE(2, 8), "tokens"));
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_tensor *logits = gpt2_logits(&m, gpt2_hidden(&m, idx, 0, NULL));
+    em_graph *g = em_trace_end();
+    ck_assert_ptr_nonnull(g);
+    ck_assert_msg(em_graph_save(g, path, 1, &logits, (const char *[]){"logits"}, 0) == 0, "%s", em_last_error());
+    int64_t ids[16];
+    for (int k = 0; k < 16; k++) ids[k] = (k * 7 + 3) % tiny.vocab_size;
+    em_tensor *tokens = em_tensor_from(EM_I64, EM_SHAPE(2, 8), ids);
+    em_tensor *expect = run1(g, idx, logits, tokens);
+    ck_assert_int_eq(em_save_npy(input, tokens), 0);
+    char err[4096];
+    int rc = run_child((const char *[]){"--run", path, input, output, "tokens", "logits", NULL}, err, sizeof err);
+    ck_assert_msg(rc == 0, "the loading process failed (%d): %s", rc, err);
+    em_tensor *got = em_load_npy(output);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_msg(same_bits(got, expect), "the loaded GPT's logits differ from the traced graph's");
+    em_graph_release(g);
+    em_release(idx);
+    gpt2_free(&m);
 }
 END_TEST
 
@@ -425,6 +456,7 @@ int main(int argc, char **argv) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_mlp_in_another_process);
     tcase_add_test(tc, test_cnn_frozen_in_another_process);
+    tcase_add_test(tc, test_gpt_forward_in_another_process);
     tcase_add_test(tc, test_batch_stays_symbolic);
     tcase_add_test(tc, test_variables_enter_the_store);
     tcase_add_test(tc, test_training_continues_after_loading);

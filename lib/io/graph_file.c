@@ -6,8 +6,9 @@
  *   header (64 bytes): magic "EMBERGR\n", u32 version, u32 save flags,
  *     u64 file size, u64 size of the item table, u64 the symbolic size
  *     (EM_SYM_SIZE: attributes derived from an unknown batch dimension hold
- *     multiples of it), zeros, and at byte 60 a u32 CRC-32C of every other
- *     byte of the file;
+ *     multiples of its prime), u32 its prime and u32 its parts (zeros in the
+ *     first files: 1680 parts), zeros, and at byte 60 a u32 CRC-32C of every
+ *     other byte of the file;
  *   the item table at byte 64: u32 count, then per item its kind, name,
  *     dtype, rank and shape (-1: unknown), and
  *       a constant or variable: the offset of its data (variables: and
@@ -197,11 +198,14 @@ static int write_graph(em__file_out *out, void *ctx) {
     uint8_t header[HEADER_BYTES] = GRAPH_MAGIC;
     uint32_t version = GRAPH_VERSION, flags = s->flags;
     uint64_t sym = EM_SYM_SIZE;
+    uint32_t prime = EM_SYM_PRIME, parts = EM_SYM_PARTS;
     memcpy(header + 8, &version, 4);
     memcpy(header + 12, &flags, 4);
     memcpy(header + 16, &size, 8);
     memcpy(header + 24, &table, 8);
     memcpy(header + 32, &sym, 8);
+    memcpy(header + 40, &prime, 4);
+    memcpy(header + 44, &parts, 4);
     static const uint8_t zeros[DATA_ALIGN];
     uint32_t crc = em__crc32c(0, header, CRC_AT);
 #define EMIT(p, n) (crc = em__crc32c(crc, (p), (n)), em__file_put(out, (p), (n)))
@@ -478,6 +482,7 @@ typedef struct item {
 
 typedef struct loaded {
     const char *path;
+    int64_t sym_prime, sym_parts; /* the stand-in the file was traced with (lib/internal.h) */
     item *items;
     uint32_t nitems;
     char **fetch_names;
@@ -515,6 +520,19 @@ static int64_t numel_of(const item *it) {
         n *= it->shape[d];
     }
     return n;
+}
+
+/* An attribute derived from the file's stand-in, re-derived for this Ember's
+ * (the scheme of lib/internal.h's em__symbolic_parts with the file's prime):
+ * the same fraction of the batch, the same offset. 0, or -1 when it cannot be. */
+static int resymbolize(const loaded *l, int64_t *v) {
+    if (l->sym_prime == EM_SYM_PRIME && l->sym_parts == EM_SYM_PARTS) return 0;
+    if (*v <= 0) return 0;
+    int64_t q = (*v + EM_SYM_OFFSET_MAX) / l->sym_prime, k = *v - q * l->sym_prime;
+    if (q < 1 || k > EM_SYM_OFFSET_MAX || (k && (q < l->sym_parts / 16 || q > l->sym_parts * 16))) return 0;
+    if ((q * EM_SYM_PARTS) % l->sym_parts) return -1;
+    *v = q * EM_SYM_PARTS / l->sym_parts * EM_SYM_PRIME + k;
+    return 0;
 }
 
 /* Parses and checks the table; every error names the item. */
@@ -590,9 +608,9 @@ static int parse(loaded *l, const image *im, uint64_t table) {
             if (it->a.ni < 0 || it->a.ni > 2 * EM_MAX_DIMS)
                 return bad(l, "node '%s' has %d integer attributes", it->name, it->a.ni);
             for (int j = 0; j < 2 * EM_MAX_DIMS; j++)
-                if (it->a.i[j] > MAX_SIZE || it->a.i[j] < -MAX_SIZE)
-                    return bad(l, "node '%s' has integer attribute %d = %" PRId64 ", beyond +-2^40", it->name, j,
-                               it->a.i[j]);
+                if (it->a.i[j] > MAX_SIZE || it->a.i[j] < -MAX_SIZE || resymbolize(l, &it->a.i[j]))
+                    return bad(l, "node '%s' has integer attribute %d = %" PRId64 ", beyond +-2^40 or not re-derivable "
+                                  "for this Ember's unknown batch size", it->name, j, it->a.i[j]);
         }
     }
     uint32_t nfetch = get_u32(&r);
@@ -762,6 +780,7 @@ em_graph *em_graph_load_with(const char *path, const char *device, unsigned flag
     bool scoped = false, device_open = false, kept = false;
     uint32_t version = 0, crc = 0;
     uint64_t size = 0, table = 0, sym = 0;
+    uint32_t prime = 0, parts = 0;
     if (im.size < HEADER_BYTES || memcmp(im.p, GRAPH_MAGIC, 8)) {
         bad(&l, im.size >= 8 && memcmp(im.p, GRAPH_MAGIC, 8) ? "not an Ember saved graph (bad magic)"
                                                               : "truncated: %zu bytes, shorter than the header",
@@ -772,6 +791,8 @@ em_graph *em_graph_load_with(const char *path, const char *device, unsigned flag
     memcpy(&size, im.p + 16, 8);
     memcpy(&table, im.p + 24, 8);
     memcpy(&sym, im.p + 32, 8);
+    memcpy(&prime, im.p + 40, 4);
+    memcpy(&parts, im.p + 44, 4);
     memcpy(&crc, im.p + CRC_AT, 4);
     if (version > GRAPH_VERSION) {
         bad(&l, "format version %" PRIu32 " is newer than this Ember reads (1 to %d): load it with a newer Ember",
@@ -796,10 +817,17 @@ em_graph *em_graph_load_with(const char *path, const char *device, unsigned flag
         bad(&l, "its item table (%" PRIu64 " bytes) is larger than the file", table);
         goto done;
     }
-    if (sym != (uint64_t)EM_SYM_SIZE) {
-        bad(&l, "its unknown dimensions were traced as %" PRIu64 ", this Ember's are %" PRId64, sym, EM_SYM_SIZE);
+    if (!prime && !parts) { /* the first version 1 files: 1680 parts */
+        parts = 1680;
+        prime = (uint32_t)(sym / parts);
+    }
+    if (!prime || !parts || sym != (uint64_t)prime * parts) {
+        bad(&l, "its unknown dimensions' stand-in %" PRIu64 " is not its prime %" PRIu32 " times its %" PRIu32 " parts",
+            sym, prime, parts);
         goto done;
     }
+    l.sym_prime = prime;
+    l.sym_parts = parts;
     if (parse(&l, &im, table)) goto done;
     if (em_device_begin(device ? device : "/cpu:0")) goto done;
     device_open = true;
