@@ -192,6 +192,13 @@ $(BUILD)/test/test_plugin_shared $(BUILD)/test/test_plugin_cuda_shared: $(PLUGIN
 	$(CC) $(CFLAGS) -DSHARED_LINK $(if $(findstring cuda,$(notdir $@)),-DREAL_PLUGIN) $< -o $@ -L$(BUILD) -lember \
 	  $(LDLIBS) $(PROG_RPATH)
 
+# A user's op library that ember-bench --load loads (test/test_custom_op.c):
+# its Ember symbols come from the program that loads it.
+$(BUILD)/test/libtestops.so: test/custom_ops_lib.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $<
+$(BUILD)/test/test_custom_op: $(BUILD)/test/libtestops.so $(BUILD)/test/libember_stub.so $(BUILD)/ember-bench
+
 $(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS) $(PROG_RPATH)
@@ -212,9 +219,12 @@ $(BUILD)/test/test_mpi: test/test_mpi.c $(TEST_COMMON_OBJ) $(MPI_STATIC) $(STATI
 	@mkdir -p $(dir $@)
 	$(MPICC) $(CFLAGS) $< $(TEST_COMMON_OBJ) $(MPI_STATIC) $(STATIC) -o $@ $(CHECK_LIBS) $(LDLIBS)
 
-# The kernel benchmarking tool (tools/ember_bench.c); test_bench runs it.
+# The kernel benchmarking tool (tools/ember_bench.c); test_bench runs it. It
+# holds all of libember and exports it (-rdynamic), so that a library loaded
+# with --load registers its ops with the one Ember the tool runs.
 $(BUILD)/ember-bench: tools/ember_bench.c $(STATIC)
-	$(CC) $(CFLAGS) $< $(STATIC) -o $@ $(LDLIBS) -Wl,-rpath,'$$ORIGIN'
+	$(CC) $(CFLAGS) $< -Wl,--whole-archive $(STATIC) -Wl,--no-whole-archive -rdynamic -o $@ $(LDLIBS) -ldl \
+	  -Wl,-rpath,'$$ORIGIN'
 
 # bench/cublas calls CUDA and cuBLAS itself, beside Ember's GPU ops (the
 # plug-in keeps its own CUDA runtime inside).

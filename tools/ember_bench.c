@@ -20,6 +20,7 @@
 
 #include "op.h" /* the dtype sets of lib/ops/elementwise.def (built with -Ilib) */
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -30,11 +31,12 @@
 #define USAGE                                                                                          \
     "usage: ember-bench OP SIZES [--dtype f32|f64] [--threads N] [--backward] [--json] [--png FILE]\n" \
     "                   [--peak GFLOPS] [--time S] [--axis A|all] [--stride S|SHxSW]\n"               \
-    "                   [--padding same|valid] [--ksize K|KHxKW] [--device /cpu:0|/gpu:0]\n"
+    "                   [--padding same|valid] [--ksize K|KHxKW] [--device /cpu:0|/gpu:0]\n"        \
+    "                   [--load LIB.so]... [--compare BUILTIN_OP]\n"
 
 #define MAX_SIZES 64
 
-typedef enum family { F_UNARY, F_BINARY, F_REDUCE, F_SOFTMAX, F_MATMUL, F_CONV, F_POOL, F_MLP } family;
+typedef enum family { F_UNARY, F_BINARY, F_REDUCE, F_SOFTMAX, F_MATMUL, F_CONV, F_POOL, F_MLP, F_CUSTOM } family;
 
 typedef struct op_info {
     const char *name;
@@ -47,6 +49,8 @@ typedef struct op_info {
     em_tensor *(*pool)(em_tensor *, const int *, const int *, em_padding);
     unsigned dtypes; /* elementwise: the dtypes it accepts (one without f32 or f64 is not offered) */
     bool no_grad;    /* elementwise: no gradient (--backward does not apply) */
+    em_op_handle *custom; /* a registered op (--load): its inputs come in groups of `arity` sizes */
+    int arity, nout;
 } op_info;
 
 static const op_info ops[] = {
@@ -97,6 +101,7 @@ static bool offered(const op_info *op) {
 
 typedef struct opts {
     const op_info *op;
+    const op_info *compare; /* --compare: a built-in op timed on the same inputs */
     em_shape sizes[MAX_SIZES];
     int nsizes;
     em_dtype dtype;
@@ -221,6 +226,9 @@ static int check_sizes(const opts *o) {
     }
     if (o->op->fam == F_CONV && o->nsizes % 2)
         return usage_error("conv2d sizes come in pairs: input NxHxWxC,filter KHxKWxCxO");
+    if (o->op->fam == F_CUSTOM && o->nsizes % o->op->arity)
+        return usage_error("%s takes %d inputs: give their sizes in groups of %d, e.g. 64x128,128", name,
+                           o->op->arity, o->op->arity);
     return 0;
 }
 
@@ -234,17 +242,55 @@ static int check_options(const opts *o) {
         return usage_error("--stride and --padding apply to conv2d and pools, not %s", o->op->name);
     if (o->ksize_set && f != F_POOL) return usage_error("--ksize applies to max_pool and avg_pool, not %s", o->op->name);
     if (o->backward && o->op->no_grad) return usage_error("%s has no gradient: --backward does not apply", o->op->name);
+    if (o->compare && (o->compare->fam == F_MLP || o->compare->fam == F_MATMUL || o->compare->fam == F_CONV))
+        return usage_error("--compare takes an elementwise op, a reduction, softmax or a pool, not %s",
+                           o->compare->name);
+    if (o->compare && o->compare->fam == F_BINARY && o->op->fam == F_CUSTOM && o->op->arity < 2)
+        return usage_error("--compare %s needs two inputs; %s takes %d", o->compare->name, o->op->name, o->op->arity);
     return 0;
 }
 
+/* The built-in op named `name`, or NULL. */
+static const op_info *builtin_op(const char *name) {
+    for (int i = 0; i < NOPS; i++)
+        if (offered(&ops[i]) && !strcmp(name, ops[i].name)) return &ops[i];
+    return NULL;
+}
+
+/* Loads each --load library (RTLD_GLOBAL: it registers ops with this program's Ember, whose symbols the
+ * program exports); exits with 1 when one cannot be loaded. */
+static void load_libraries(int argc, char **argv) {
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--load")) continue;
+        if (!dlopen(argv[i + 1], RTLD_NOW | RTLD_GLOBAL)) {
+            fprintf(stderr, "ember-bench: --load %s: %s\n", argv[i + 1], dlerror());
+            exit(1);
+        }
+        if (em_last_error()) { /* an initializer's registration failed */
+            fprintf(stderr, "ember-bench: --load %s: %s\n", argv[i + 1], em_last_error());
+            exit(1);
+        }
+        i++;
+    }
+}
+
 static int parse_args(int argc, char **argv, opts *o) {
+    static op_info custom;
     *o = (opts){.dtype = EM_F32, .peak = -1, .time_s = 1.0, .axis_all = true, .axis = -1,
                 .stride = {1, 1}, .ksize = {2, 2}, .padding = EM_PAD_SAME, .device = "/cpu:0"};
-    if (argc < 2 || argv[1][0] == '-') return usage_error("no op given; %s", op_list());
-    for (int i = 0; i < NOPS; i++)
-        if (offered(&ops[i]) && !strcmp(argv[1], ops[i].name)) o->op = &ops[i];
-    if (!o->op) return usage_error("unknown op '%s'; %s", argv[1], op_list());
-    for (int i = 2; i < argc; i++) {
+    int first = 1; /* the op: after the leading --load LIB pairs */
+    while (first + 1 < argc && !strcmp(argv[first], "--load")) first += 2;
+    if (argc < first + 1 || argv[first][0] == '-') return usage_error("no op given; %s", op_list());
+    o->op = builtin_op(argv[first]);
+    em_op_handle *h = o->op ? NULL : em_op_find(argv[first]);
+    if (h) {
+        const em_custom_op *def = em_op_definition(h);
+        custom = (op_info){.name = def->name, .fam = F_CUSTOM, .custom = h, .arity = def->arity < 1 ? 1 : def->arity,
+                           .nout = def->nout, .no_grad = (def->flags & EM_CUSTOM_NO_GRADIENT) != 0};
+        o->op = &custom;
+    }
+    if (!o->op) return usage_error("unknown op '%s'; %s (or an op registered by a --load library)", argv[first], op_list());
+    for (int i = first + 1; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2)) {
             if (parse_sizes(o, a)) return 2;
@@ -260,8 +306,8 @@ static int parse_args(int argc, char **argv, opts *o) {
             else o->json = true;
             continue;
         }
-        static const char *const valued[] = {"--dtype", "--threads", "--png",    "--peak",  "--time",
-                                             "--axis",  "--stride",  "--ksize", "--padding", "--device"};
+        static const char *const valued[] = {"--dtype",  "--threads", "--png",    "--peak",   "--time", "--axis",
+                                             "--stride", "--ksize",   "--padding", "--device", "--load", "--compare"};
         bool known = false;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) known = known || !strcmp(key, valued[k]);
         if (!known) return usage_error("unknown option '%s'", key);
@@ -274,6 +320,10 @@ static int parse_args(int argc, char **argv, opts *o) {
             else return usage_error("--dtype must be f32 or f64, got '%s'", val);
         } else if (!strcmp(key, "--device")) {
             o->device = val;
+        } else if (!strcmp(key, "--load")) {
+            /* loaded before the op was looked up (load_libraries) */
+        } else if (!strcmp(key, "--compare")) {
+            if (!(o->compare = builtin_op(val))) return usage_error("--compare: unknown built-in op '%s'; %s", val, op_list());
         } else if (!strcmp(key, "--threads")) {
             if (!parse_int(val, 1, 4096, &o->threads)) return usage_error("--threads must be 1..4096, got '%s'", val);
         } else if (!strcmp(key, "--png")) {
@@ -348,6 +398,11 @@ static em_tensor *forward(const bench_case *bc) {
     case F_CONV: return em_conv2d(bc->in[0], bc->in[1], o->stride, o->padding, NULL);
     case F_POOL: return op->pool(bc->in[0], o->ksize, o->stride, o->padding);
     case F_MLP: return mlp_loss(bc);
+    case F_CUSTOM: {
+        em_tensor *outs[16] = {0};
+        if (op->nout > 16 || em_op_call(op->custom, bc->nin, bc->in, NULL, op->nout, outs)) return NULL;
+        return outs[0];
+    }
     }
     return NULL;
 }
@@ -413,6 +468,15 @@ static int setup(bench_case *bc, const opts *o, int i) {
         bc->in[bc->nin++] = input(dt, s[0]);
         bc->in[bc->nin++] = input(dt, s[0]);
         break;
+    case F_CUSTOM: {
+        size_t len = 0;
+        for (int k = 0; k < o->op->arity && k < 4; k++) {
+            shape_text(s[k], a, sizeof a);
+            len += (size_t)snprintf(bc->shape + len, sizeof bc->shape - len, k ? ",%s" : "%s", a);
+            bc->in[bc->nin++] = input(dt, s[k]);
+        }
+        break;
+    }
     case F_MATMUL: {
         int64_t m = s->dims[0], n = s->ndim == 3 ? s->dims[1] : m, k = s->ndim == 3 ? s->dims[2] : m;
         snprintf(bc->shape, sizeof bc->shape, "%lldx%lldx%lld", (long long)m, (long long)n, (long long)k);
@@ -485,6 +549,7 @@ static void work(const bench_case *bc, pass_kind pass, em_tensor *y, double *flo
         break;
     }
     case F_POOL: *flops = out_elems * o->ksize[0] * o->ksize[1]; break;
+    case F_CUSTOM: break; /* its FLOPs are unknown: rated by bytes */
     }
     if (pass == PASS_FWD) {
         if (o->op->fam != F_MLP) *bytes = in_elems * esize + out_elems * out_esize;
@@ -561,6 +626,34 @@ static int fail(const char *what, const char *shape) {
     return 1;
 }
 
+/* Times the --compare op on bc's inputs for the same pass and prints its row and the ratio of the medians. */
+static int compare(const opts *oc, const bench_case *bc, pass_kind pass, em_bench_config *cfg,
+                   const em_bench_result *mine) {
+    bench_case cb = *bc;
+    cb.o = oc;
+    cb.nin = oc->op->fam == F_BINARY ? 2 : 1;
+    em_scope_begin();
+    em_tensor *y = forward(&cb);
+    int rc = y ? 0 : fail(oc->op->name, bc->shape);
+    timed_pass tp = {&cb, pass};
+    em_bench_result r;
+    if (!rc) work(&cb, pass, y, &cfg->flops, &cfg->bytes);
+    if (!rc && (run_pass(&cb, pass) || em_bench_run(oc->op->name, timed_fn, &tp, cfg, &r)))
+        rc = fail(oc->op->name, bc->shape);
+    em_scope_end();
+    if (rc) return rc;
+    snprintf(r.device, sizeof r.device, "%s", em_device_current());
+    print_row(oc, &cb, pass, &r);
+    double ratio = r.median_s / mine->median_s; /* > 1: the first op is faster */
+    if (oc->json)
+        printf("{\"compare\":\"%s\",\"op\":\"%s\",\"shape\":\"%s\",\"pass\":\"%s\",\"ratio\":%.4f}\n",
+               oc->op->name, mine->name, bc->shape, pass_names[pass], ratio);
+    else
+        printf("# %s / %s median time: %.3fx (%s is %s)\n", oc->op->name, mine->name, ratio, mine->name,
+               ratio >= 1 ? "faster" : "slower");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf(USAGE "%s\nSIZES: comma-separated shapes, dims joined by 'x': elementwise, reductions, softmax\n"
@@ -568,6 +661,7 @@ int main(int argc, char **argv) {
                "NxHxWxC,KHxKWxCxO; mlp batch sizes (default 100).\n", op_list());
         return 0;
     }
+    load_libraries(argc, argv);
     opts o;
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc;
@@ -594,12 +688,15 @@ int main(int argc, char **argv) {
     cfg.peak_gflops = peak;
 
     print_header(&o, threads, peak);
-    int ncases = o.op->fam == F_CONV ? o.nsizes / 2 : o.nsizes;
+    int per_case = o.op->fam == F_CONV ? 2 : o.op->fam == F_CUSTOM ? o.op->arity : 1;
+    int ncases = o.nsizes / per_case;
+    opts oc = o; /* --compare: the built-in op on the same inputs */
+    oc.op = o.compare;
     double xs[MAX_SIZES], gflops[3][MAX_SIZES];
     bool known[3] = {true, true, true}; /* FLOPs known for every size of the pass */
     for (int i = 0; i < ncases && rc == 0; i++) {
         bench_case bc;
-        int setup_rc = setup(&bc, &o, o.op->fam == F_CONV ? 2 * i : i);
+        int setup_rc = setup(&bc, &o, per_case * i);
         if (setup_rc) rc = fail(o.op->name, bc.shape);
         em_scope_begin();
         em_tensor *y = setup_rc ? NULL : forward(&bc);
@@ -617,6 +714,7 @@ int main(int argc, char **argv) {
             print_row(&o, &bc, passes[p], &r);
             gflops[p][i] = r.gflops;
             known[p] = known[p] && r.flops > 0;
+            if (o.compare) rc = compare(&oc, &bc, passes[p], &cfg, &r);
         }
         em_scope_end();
         teardown(&bc);

@@ -236,6 +236,8 @@ em_op_handle *em_op_register(const em_custom_op *def);
 int em_op_unregister(em_op_handle *op);
 /* The registered op named `name` (borrowed), or NULL without an error. */
 em_op_handle *em_op_find(const char *name);
+/* op's definition as registered (borrowed, its strings copied), or NULL for a NULL handle. */
+const em_custom_op *em_op_definition(const em_op_handle *op);
 /* Runs op on n inputs with attrs (NULL: all 0) into outputs[0..nout-1], NEW tensors; nout must be the
  * definition's. 0, or -1 with an error naming the op (outputs are then NULL). A NULL input propagates. */
 int em_op_call(em_op_handle *op, int n, em_tensor *const *inputs, const em_op_attrs *attrs, int nout,

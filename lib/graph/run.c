@@ -20,12 +20,16 @@ typedef struct {
     const em_graph *g;
     const plan *p;
     int64_t from, to; /* the chain's positions */
+    _Atomic bool failed; /* a kernel reported an error (a registered op's): the first one's message */
+    char error[1100];
 } chain;
 
 /* Runs a fused chain over elements [begin, end): every node on one block at a
  * time, intermediates in a stack buffer. */
 static void run_chain_range(void *ctx, int64_t begin, int64_t end) {
-    const chain *ch = ctx;
+    chain *ch = ctx;
+    em_thread *th = em__thread();
+    uint64_t errors = th ? th->errors : 0;
     const em_graph *g = ch->g;
     const plan *p = ch->p;
     _Alignas(EM_ALIGN) unsigned char scratch[FUSE_MAX][FUSE_BLOCK * 8];
@@ -70,6 +74,10 @@ static void run_chain_range(void *ctx, int64_t begin, int64_t end) {
                                        : (void *)scratch[slot];
             em_call c = {em__op_def(n->op), n->n, args, &p->attrs[at], NULL};
             c.def->cpu(&c, o);
+            if (th && th->errors != errors) {
+                if (!atomic_exchange(&ch->failed, true)) snprintf(ch->error, sizeof ch->error, "%s", em_last_error());
+                return;
+            }
         }
     }
 }
@@ -102,9 +110,10 @@ static int run_node(em_graph *g, plan *p, int64_t at) {
 /* Runs the unit at position at: a fused chain, or one node. */
 static int run_unit(em_graph *g, plan *p, int64_t at) {
     if (!p->fuse_next[at]) return run_node(g, p, at);
-    chain ch = {g, p, at, p->fuse_next[at]};
+    chain ch = {g, p, at, p->fuse_next[at], false, ""};
     em__parallel_for(p->buf[g->nodes[p->order[at]].out]->numel, 16 * FUSE_BLOCK, run_chain_range, &ch);
-    return 0;
+    if (atomic_load(&ch.failed)) em__error("graph_run: %s", ch.error);
+    return atomic_load(&ch.failed) ? -1 : 0;
 }
 
 /* ---- executor: one device, level by level ---- */

@@ -41,11 +41,13 @@ static int custom_gradient_infer(const em_call *c, em_dtype *dtype, int *ndim, i
     return 0;
 }
 
-/* Runs forward untaped and untraced in a scope of its own; y0 NEW in the caller's scope. */
-static em_tensor *run_forward(int n, em_tensor *const *in, const em_attrs *a) {
+/* Runs forward untaped in a scope of its own; y0 NEW in the caller's scope. untraced: as a graph's node
+ * (while tracing, em_custom_gradient's own run is traced: its nodes lead nowhere, and a shape-only trace
+ * needs them for the output's shape). */
+static em_tensor *run_forward(int n, em_tensor *const *in, const em_attrs *a, bool untraced) {
     em_thread *th = em__thread();
     struct em_graph *trace = th->trace;
-    th->trace = NULL;
+    if (untraced) th->trace = NULL;
     if (em__op_hooks.tapes_pause) em__op_hooks.tapes_pause(true);
     em_scope_begin();
     em_tensor *y = em_keep(cg_forward(a)(n, in, cg_ctx(a)));
@@ -58,7 +60,7 @@ static em_tensor *run_forward(int n, em_tensor *const *in, const em_attrs *a) {
 static void custom_gradient_cpu(const em_call *c, em_tensor *out) {
     em_tensor *y = forward_done;
     em_scope_begin();
-    if (!y && !(y = run_forward(c->n, c->in, c->a))) {
+    if (!y && !(y = run_forward(c->n, c->in, c->a, true))) {
         if (!em_last_error()) em__op_error(c, "forward returned NULL");
     } else if (y->dtype != out->dtype || y->ndim != out->ndim ||
                memcmp(y->shape, out->shape, sizeof(int64_t) * (size_t)y->ndim) ||
@@ -111,7 +113,7 @@ em_tensor *em_custom_gradient(int n, em_tensor *const *inputs, em_custom_forward
     for (int i = 0; i < n; i++)
         if (!inputs[i]) return em__null_input("custom_gradient");
     em_attrs a = {.i = {[8] = (int64_t)(intptr_t)forward, [9] = (int64_t)(intptr_t)backward, [10] = (int64_t)(intptr_t)ctx}};
-    em_tensor *y = run_forward(n, inputs, &a);
+    em_tensor *y = run_forward(n, inputs, &a, false);
     if (!y) {
         if (!em_last_error()) em__error("custom_gradient: forward returned NULL");
         return NULL;
@@ -468,6 +470,8 @@ em_op_handle *em_op_find(const char *name) {
     const em_op_def *d = em__op_by_name(name);
     return d && d->infer == custom_infer ? (em_op_handle *)d : NULL;
 }
+
+const em_custom_op *em_op_definition(const em_op_handle *op) { return op ? &op->user : NULL; }
 
 int em_op_call(em_op_handle *op, int n, em_tensor *const *inputs, const em_op_attrs *attrs, int nout,
                em_tensor **outputs) {
