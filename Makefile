@@ -192,6 +192,15 @@ $(BUILD)/test/test_plugin_shared $(BUILD)/test/test_plugin_cuda_shared: $(PLUGIN
 	$(CC) $(CFLAGS) -DSHARED_LINK $(if $(findstring cuda,$(notdir $@)),-DREAL_PLUGIN) $< -o $@ -L$(BUILD) -lember \
 	  $(LDLIBS) $(PROG_RPATH)
 
+# examples/custom_op.c's CUDA kernels, a small library of their own that the
+# example loads from beside itself (GPU builds only; without it the op runs on
+# the CPU).
+CUSTOM_OP_CUDA := $(if $(filter 1,$(GPU)),$(BUILD)/examples/libcustom_op_cuda.so)
+$(BUILD)/examples/libcustom_op_cuda.so: examples/custom_op_cuda.cu examples/bias_gelu.h $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -shared -o $@ $< -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lpthread
+$(BUILD)/examples/custom_op: $(CUSTOM_OP_CUDA)
+
 # A user's op library that ember-bench --load loads (test/test_custom_op.c):
 # its Ember symbols come from the program that loads it.
 $(BUILD)/test/libtestops.so: test/custom_ops_lib.c $(HEADERS)
