@@ -32,6 +32,8 @@ check mnist-keep "model-80" cat "$tmp/mnist/model.index"
 check mnist-fresh "trained 20 steps" "$build/examples/mnist" --steps 20 --eval-every 10 --keep 2 --quiet --logdir "$tmp/mnist"
 check deep_mnist "final test accuracy" "$build/examples/deep_mnist" --steps 12 --eval-every 10 --checkpoint-every 6 --test-images 1000 --quiet --threads 1 --logdir "$tmp/deep_mnist"
 check deep_mnist-resume "resumed from $tmp/deep_mnist/model-12 at step 12" "$build/examples/deep_mnist" --steps 20 --eval-every 10 --test-images 1000 --quiet --threads 1 --resume --logdir "$tmp/deep_mnist"
+# Your own op: registered, gradchecked (a failed check exits 1), trained eagerly and as a graph, timed.
+check custom_op "graph: 20 more steps" "$build/examples/custom_op" --steps 20 --bench-time 0.02 --threads 1
 # The MNIST example on the GPU, where there is one (its training reaches the
 # same accuracy floor as on the CPU).
 if gpu_out=$("$build/examples/mnist" --steps 300 --eval-every 300 --quiet --device /gpu:0 --logdir "$tmp/mnist-gpu" 2>&1); then
