@@ -66,9 +66,10 @@ static void custom_gradient_cpu(const em_call *c, em_tensor *out) {
                memcmp(y->shape, out->shape, sizeof(int64_t) * (size_t)y->ndim) ||
                (em__is_gpu(y->device) != em__is_gpu(out->device))) {
         char b1[160], b2[160];
-        em__op_error(c, "forward gave %s %s on %s, where its traced call gave %s %s on %s",
-                     em_dtype_name((em_dtype)y->dtype), em__tshape(y, b1, sizeof b1), em_tensor_device(y),
-                     em_dtype_name((em_dtype)out->dtype), em__tshape(out, b2, sizeof b2), em_tensor_device(out));
+        em__op_error(c, "forward gave %s %s%s, where its first call gave %s %s%s", em_dtype_name((em_dtype)y->dtype),
+                     em__tshape(y, b1, sizeof b1), em__is_gpu(y->device) ? " on a GPU" : "",
+                     em_dtype_name((em_dtype)out->dtype), em__tshape(out, b2, sizeof b2),
+                     em__is_gpu(out->device) ? " on a GPU" : "");
     } else {
         em__copy_strided(out, y);
     }
@@ -340,7 +341,7 @@ static int custom_grad(const em_call *c, em_tensor *out, em_tensor *gout, const 
     int nout = h->user.nout, rc = shapes(c, &v);
     em_tensor *small[24], **t = h->nparts * 3 <= 24 ? small : malloc(sizeof *t * (size_t)h->nparts * 3);
     if (!rc && !t) rc = em__op_error(c, "out of memory");
-    em_tensor **outs = t, **gouts = t ? t + h->nparts : NULL, **saved = outs ? outs + nout : NULL;
+    em_tensor **outs = t, **gouts = t ? t + h->nparts : NULL, **saved = t && h->user.nsaved ? outs + nout : NULL;
     if (!rc && h->packed) {
         rc = unpack(out, &v, 0, h->nparts, outs) || unpack(gout, &v, 0, nout, gouts) ? -1 : 0;
     } else if (!rc) {
