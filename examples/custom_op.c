@@ -111,7 +111,7 @@ static int register_ops(void) {
                                                     .flags = EM_CUSTOM_NO_GRADIENT});
     bias_gelu = em_op_register(&(em_custom_op){.name = "bias_gelu", .arity = 2, .shape = bias_gelu_shape,
                                                .cpu = bias_gelu_cpu, .gpu = fwd_gpu, .gradient = bias_gelu_gradient});
-    if (bias_gelu) printf("registered bias_gelu (CPU kernel%s)\n", fwd_gpu ? " and CUDA kernel" : "");
+    if (bias_gelu) printf("registered bias_gelu (CPU kernel%s)\n", fwd_gpu ? "; CUDA kernel from libcustom_op_cuda.so" : "");
     return bias_gelu && bias_gelu_grad ? 0 : -1;
 }
 
