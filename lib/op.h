@@ -211,6 +211,15 @@ int em__op_register(em_op_def *def);
 /* Frees a registered op's name for another: em__op_by_name no longer finds
  * it; its id and row stay (tapes and graphs may still name it). */
 void em__op_retire(em_op op);
+/* Ops registered with em_op_register (lib/ops/custom.c). A call's attributes
+ * sit in em_attrs by position (attribute k: its number's bits in i[2k], its
+ * string, interned by the registry, in i[2k + 1]); a saved graph stores them
+ * by name, as em_op_attrs. */
+bool em__op_is_custom(const em_op_def *d);
+/* d's attributes in a as em_op_attrs, every declared one in order (strings borrowed from the registry). */
+void em__custom_attrs_decode(const em_op_def *d, const em_attrs *a, em_op_attrs *out);
+/* em_op_attrs (NULL: all 0) into a, by name; -1 with an error for a name d does not declare. */
+int em__custom_attrs_encode(const em_op_def *d, const em_op_attrs *in, em_attrs *a);
 /* Whether d has a GPU kernel: its own (registered ops) or the plug-in's. */
 bool em__op_has_gpu_kernel(const em_op_def *d);
 

@@ -219,12 +219,7 @@ static int view_begin(const em_call *c, view *v) {
         v->sh[i] = (em_shape){.ndim = c->in[i]->ndim};
         memcpy(v->sh[i].dims, c->in[i]->shape, sizeof(int64_t) * (size_t)c->in[i]->ndim);
     }
-    v->attrs.n = h->user.nattrs;
-    for (int k = 0; k < h->user.nattrs; k++) {
-        double number;
-        memcpy(&number, &c->a->i[2 * k], sizeof number);
-        v->attrs.a[k] = (em_op_attr){h->user.attr_names[k], number, (const char *)(intptr_t)c->a->i[2 * k + 1]};
-    }
+    em__custom_attrs_decode(c->def, c->a, &v->attrs);
     v->error[0] = 0;
     v->cc = (em_custom_call){&h->user, n, v->dt, v->sh, m, v->odt, v->osh, &v->attrs, v->error, sizeof v->error};
     return 0;
@@ -469,7 +464,49 @@ int em_op_unregister(em_op_handle *op) {
 
 em_op_handle *em_op_find(const char *name) {
     const em_op_def *d = em__op_by_name(name);
-    return d && d->infer == custom_infer ? (em_op_handle *)d : NULL;
+    return em__op_is_custom(d) ? (em_op_handle *)d : NULL;
+}
+
+bool em__op_is_custom(const em_op_def *d) { return d && d->infer == custom_infer; }
+
+void em__custom_attrs_decode(const em_op_def *d, const em_attrs *a, em_op_attrs *out) {
+    const em_op_handle *h = (const em_op_handle *)d;
+    out->n = h->user.nattrs;
+    for (int k = 0; k < h->user.nattrs; k++) {
+        double number;
+        memcpy(&number, &a->i[2 * k], sizeof number);
+        out->a[k] = (em_op_attr){h->user.attr_names[k], number, (const char *)(intptr_t)a->i[2 * k + 1]};
+    }
+}
+
+int em__custom_attrs_encode(const em_op_def *d, const em_op_attrs *in, em_attrs *a) {
+    em_op_handle *h = (em_op_handle *)d;
+    const char *name = h->user.name;
+    *a = (em_attrs){.ni = 2 * h->user.nattrs};
+    for (int j = 0; in && j < in->n; j++) {
+        int k = 0;
+        while (k < h->user.nattrs && (!in->a[j].name || strcmp(in->a[j].name, h->user.attr_names[k]))) k++;
+        if (in->n > EM_OP_MAX_ATTRS || k == h->user.nattrs) {
+            char known[400] = "";
+            for (int q = 0; q < h->user.nattrs; q++)
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", q ? ", " : "",
+                         h->user.attr_names[q]);
+            em__error("%s: it has no attribute \"%s\" (it declares %s)", name,
+                      in->n > EM_OP_MAX_ATTRS ? "(too many)" : in->a[j].name ? in->a[j].name : "(NULL)",
+                      h->user.nattrs ? known : "none");
+            return -1;
+        }
+        memcpy(&a->i[2 * k], &in->a[j].number, sizeof(double));
+        if (in->a[j].string) {
+            const char *s = intern(h, in->a[j].string);
+            if (!s) {
+                em__error("%s: out of memory", name);
+                return -1;
+            }
+            a->i[2 * k + 1] = (int64_t)(intptr_t)s;
+        }
+    }
+    return 0;
 }
 
 const em_custom_op *em_op_definition(const em_op_handle *op) { return op ? &op->user : NULL; }
@@ -498,30 +535,8 @@ int em_op_call(em_op_handle *op, int n, em_tensor *const *inputs, const em_op_at
     }
     for (int i = 0; i < n; i++)
         if (!inputs[i]) return em__null_input(name), -1;
-    em_attrs a = {.ni = 2 * op->user.nattrs};
-    for (int j = 0; attrs && j < attrs->n; j++) {
-        int k = 0;
-        while (k < op->user.nattrs && (!attrs->a[j].name || strcmp(attrs->a[j].name, op->user.attr_names[k]))) k++;
-        if (attrs->n > EM_OP_MAX_ATTRS || k == op->user.nattrs) {
-            char known[400] = "";
-            for (int q = 0; q < op->user.nattrs; q++)
-                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", q ? ", " : "",
-                         op->user.attr_names[q]);
-            em__error("%s: it has no attribute \"%s\" (it declares %s)", name,
-                      attrs->n > EM_OP_MAX_ATTRS ? "(too many)" : attrs->a[j].name ? attrs->a[j].name : "(NULL)",
-                      op->user.nattrs ? known : "none");
-            return -1;
-        }
-        memcpy(&a.i[2 * k], &attrs->a[j].number, sizeof(double));
-        if (attrs->a[j].string) {
-            const char *s = intern(op, attrs->a[j].string);
-            if (!s) {
-                em__error("%s: out of memory", name);
-                return -1;
-            }
-            a.i[2 * k + 1] = (int64_t)(intptr_t)s;
-        }
-    }
+    em_attrs a;
+    if (em__custom_attrs_encode(&op->def, attrs, &a)) return -1;
     em_tensor *y = em__apply(op->def.id, n, inputs, &a);
     if (!y) return -1;
     if (!op->packed) {
