@@ -9,7 +9,16 @@
 #include <string.h>
 #include <unistd.h>
 
-static void teardown(void) { em_shutdown(); }
+/* The ops a test registered, unregistered after it: without Check's fork (the sanitizer runs) the
+ * tests share one registry. */
+static em_op_handle *registered[16];
+static int nregistered;
+
+static void teardown(void) {
+    while (nregistered) em_op_unregister(registered[--nregistered]); /* an unregistered one says so: ignored */
+    em_clear_error();
+    em_shutdown();
+}
 
 /* ---- the ops under test ---- */
 
@@ -90,6 +99,7 @@ static int cube_gpu(const em_custom_call *c, const void *const *in, void *const 
 static em_op_handle *reg(em_custom_op def) {
     em_op_handle *h = em_op_register(&def);
     ck_assert_msg(h != NULL, "%s", em_last_error());
+    registered[nregistered++] = h;
     return h;
 }
 
