@@ -4,6 +4,7 @@
  * em_gradcheck on built-in and registered ops; ember-bench --load. */
 #include "common.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 
 /* The ops a test registered, unregistered after it: without Check's fork (the sanitizer runs) the
  * tests share one registry. */
-static em_op_handle *registered[16];
+static em_op_handle *registered[24];
 static int nregistered;
 
 static void teardown(void) {
@@ -184,6 +185,38 @@ START_TEST(test_registered_op_in_a_traced_graph) {
     ck_assert_error(em_graph_run(g, 1, (em_feed[]){{x, vec(3, V(1, 2, 3))}}, 1, &z, &r) ? NULL : r,
                     "test_axpy: the op was unregistered");
     em_graph_release(g);
+}
+END_TEST
+
+/* Threads registering at once: every distinct name gets its op, and of one name raced for, exactly one. */
+static void *register_two(void *arg) {
+    em_custom_op d = axpy_def;
+    char name[32];
+    snprintf(name, sizeof name, "test_thread_%d", (int)(intptr_t)arg);
+    d.name = name;
+    em_op_handle **got = malloc(2 * sizeof *got);
+    got[0] = em_op_register(&d);
+    d.name = "test_race";
+    got[1] = em_op_register(&d);
+    em_shutdown();
+    return got;
+}
+
+START_TEST(test_registration_is_thread_safe) {
+    enum { N = 8 };
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) ck_assert_int_eq(pthread_create(&th[i], NULL, register_two, (void *)(intptr_t)i), 0);
+    int raced = 0;
+    for (int i = 0; i < N; i++) {
+        em_op_handle **got;
+        pthread_join(th[i], (void **)&got);
+        ck_assert_ptr_nonnull(got[0]);
+        registered[nregistered++] = got[0];
+        if (got[1]) raced++, registered[nregistered++] = got[1];
+        free(got);
+    }
+    ck_assert_int_eq(raced, 1);
+    ck_assert_ptr_nonnull(em_op_find("test_thread_7"));
 }
 END_TEST
 
@@ -400,6 +433,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_registered_op_on_tapes_and_nested_tapes);
     tcase_add_test(tc, test_several_outputs_and_saved_tensors);
     tcase_add_test(tc, test_registered_op_in_a_traced_graph);
+    tcase_add_test(tc, test_registration_is_thread_safe);
     tcase_add_test(tc, test_bad_definitions_and_duplicates_are_refused);
     tcase_add_test(tc, test_call_errors_name_the_op);
     tcase_add_test(tc, test_missing_gpu_kernel);

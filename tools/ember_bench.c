@@ -6,7 +6,14 @@
  *   ember-bench relu 16777216        ember-bench sum 1024x1024 --axis 1
  *   ember-bench conv2d 8x56x56x64,3x3x64x64 --stride 1 --padding same
  *   ember-bench max_pool 8x56x56x64 --ksize 2      ember-bench mlp --backward
+ *   ember-bench --load ./libmyops.so myop 4096x4096 --compare gelu
  *
+ * --load loads a library whose initializer registers ops (em_op_register):
+ * the tool holds and exports all of libember, so the library registers with
+ * the Ember it runs. A registered op takes its inputs' sizes in groups of its
+ * arity and is rated by bytes (its FLOPs are unknown). --compare times a
+ * built-in op on the same inputs after each row and prints the ratio of the
+ * medians (JSON: a {"compare": ...} line).
  * Each size is timed with em_bench_run and printed as a table row (or a JSON
  * line). FLOP counts: matmul 2mnk; conv2d 2*N*OH*OW*KH*KW*C*O; pools one per
  * window tap; elementwise ops one per output element; reductions one per input
