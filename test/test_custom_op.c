@@ -316,6 +316,16 @@ static int ste_backward(int n, em_tensor *const *in, em_tensor *y, em_tensor *gy
     gin[0] = em_mul_scalar(gy, 1);
     return 0;
 }
+/* softplus with the stable gradient sigmoid(x), written with ops: differentiable again. */
+static em_tensor *softplus_forward(int n, em_tensor *const *in, void *ctx) {
+    (void)n, (void)ctx;
+    return em_log1p(em_exp(in[0]));
+}
+static int softplus_backward(int n, em_tensor *const *in, em_tensor *y, em_tensor *gy, em_tensor **gin, void *ctx) {
+    (void)n, (void)y, (void)ctx;
+    gin[0] = em_mul(gy, em_sigmoid(in[0]));
+    return 0;
+}
 static int bad_backward(int n, em_tensor *const *in, em_tensor *y, em_tensor *gy, em_tensor **gin, void *ctx) {
     (void)n, (void)in, (void)y, (void)ctx;
     gin[0] = em_sum(gy, EM_ALL_AXES, false); /* the wrong shape */
@@ -343,6 +353,18 @@ START_TEST(test_custom_gradient) {
     ck_assert_msg(em_graph_run(gr, 1, (em_feed[]){{p, vec(3, V(-4, 4, 0.5))}}, 1, &q, &r) == 0, "%s", em_last_error());
     ck_assert_tensor(r, EM_F64, EM_SHAPE(3), V(-1, 1, 1), 0);
     em_graph_release(gr);
+
+    /* on nested tapes: the second derivative of softplus, sigmoid'(x), and a finite gradient at x = 1000 */
+    em_tensor *big = vec(3, V(0, 2, 1000)), *d1, *d2;
+    em_tape *outer = em_tape_begin(false), *inner = em_tape_begin(false);
+    em_tensor *sp = em_custom_gradient(1, &big, softplus_forward, softplus_backward, NULL);
+    ck_assert_int_eq(em_gradients(inner, sp, 1, &big, &d1), 0);
+    ck_assert_int_eq(em_gradients(outer, d1, 1, &big, &d2), 0);
+    em_tape_release(inner);
+    em_tape_release(outer);
+    double s2 = 1 / (1 + exp(-2.0));
+    ck_assert_tensor(d1, EM_F64, EM_SHAPE(3), V(0.5, s2, 1), 1e-12);
+    ck_assert_tensor(d2, EM_F64, EM_SHAPE(3), V(0.25, s2 * (1 - s2), 0), 1e-12);
 
     t = em_tape_begin(false);
     y = em_custom_gradient(1, &x, ste_forward, bad_backward, NULL);

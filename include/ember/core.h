@@ -163,7 +163,9 @@ void em_shutdown(void);
  * that used Ember has called em_shutdown or ended and no tensor, variable or
  * graph lives on a GPU any more. 0; -1 with an error, freeing nothing of the
  * GPU's, while GPU memory is still in use. Without a loaded plug-in it is
- * em_shutdown. */
+ * em_shutdown. Registered ops (em_op_register) are not freed here: their
+ * registry owns them until the process ends, as their handles must stay
+ * valid. */
 int em_shutdown_process(void);
 
 #ifdef __cplusplus
