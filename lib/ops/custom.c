@@ -76,15 +76,21 @@ static void custom_gradient_cpu(const em_call *c, em_tensor *out) {
     em_scope_end();
 }
 
-/* Checks a gradient rule's gin[i] against input i; -1 with an error naming `who`. */
-static int check_gradient(const em_call *c, const char *who, int i, em_tensor *g) {
-    const em_tensor *x = c->in[i];
-    if (g->dtype == x->dtype && g->ndim == x->ndim && !memcmp(g->shape, x->shape, sizeof(int64_t) * (size_t)x->ndim))
-        return 0;
-    char b1[160], b2[160];
-    return em__op_error(c, "%s gave a %s %s gradient for input %d, which is %s %s", who,
-                        em_dtype_name((em_dtype)g->dtype), em__tshape(g, b1, sizeof b1), i,
-                        em_dtype_name((em_dtype)x->dtype), em__tshape(x, b2, sizeof b2));
+/* After a user's gradient rule (`who`): zeros for a needed gradient it left NULL, and each given one
+ * checked against its input's dtype and shape. 0, or -1 with an error. */
+static int finish_gradients(const em_call *c, const char *who, const bool *need, em_tensor **gin) {
+    for (int i = 0; i < c->n; i++) {
+        if (!gin[i] && need[i] && !(gin[i] = em_fill_like(c->in[i], 0))) return -1;
+        const em_tensor *g = gin[i], *x = c->in[i];
+        if (!g || (g->dtype == x->dtype && g->ndim == x->ndim &&
+                   !memcmp(g->shape, x->shape, sizeof(int64_t) * (size_t)x->ndim)))
+            continue;
+        char b1[160], b2[160];
+        return em__op_error(c, "%s gave a %s %s gradient for input %d, which is %s %s", who,
+                            em_dtype_name((em_dtype)g->dtype), em__tshape(g, b1, sizeof b1), i,
+                            em_dtype_name((em_dtype)x->dtype), em__tshape(x, b2, sizeof b2));
+    }
+    return 0;
 }
 
 static int custom_gradient_grad(const em_call *c, em_tensor *out, em_tensor *gout, const bool *need,
@@ -92,11 +98,7 @@ static int custom_gradient_grad(const em_call *c, em_tensor *out, em_tensor *gou
     if (cg_backward(c->a)(c->n, c->in, out, gout, gin, cg_ctx(c->a)))
         return em__op_error(c, "backward failed%s%s", em_last_error() ? ": " : "",
                             em_last_error() ? em_last_error() : "");
-    for (int i = 0; i < c->n; i++) {
-        if (!gin[i] && need[i] && !(gin[i] = em_fill_like(c->in[i], 0))) return -1;
-        if (gin[i] && check_gradient(c, "backward", i, gin[i])) return -1;
-    }
-    return 0;
+    return finish_gradients(c, "backward", need, gin);
 }
 
 #define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost) \
@@ -316,13 +318,12 @@ static void run_kernel(const em_call *c, em_tensor *out, bool gpu) {
 static void custom_cpu(const em_call *c, em_tensor *out) { run_kernel(c, out, false); }
 static void custom_gpu(const em_call *c, em_tensor *out) { run_kernel(c, out, true); }
 
-/* The parts of a packed output (or its gradient) as views of their shapes, NEW. */
-static int unpack(em_tensor *packed, const view *v, int from, int count, em_tensor **parts) {
+/* The first `count` parts of a packed output (or of its gradient) as views of their shapes, NEW. */
+static int unpack(em_tensor *packed, const view *v, int count, em_tensor **parts) {
     int64_t at = 0;
-    for (int k = 0; k < from; k++) at += em_shape_numel(v->osh[k]);
     for (int k = 0; k < count; k++) {
-        int64_t size = em_shape_numel(v->osh[from + k]);
-        parts[k] = em_reshape(em_slice(packed, &at, &size), v->osh[from + k]);
+        int64_t size = em_shape_numel(v->osh[k]);
+        parts[k] = em_reshape(em_slice(packed, &at, &size), v->osh[k]);
         if (!parts[k]) return -1;
         at += size;
     }
@@ -338,7 +339,7 @@ static int custom_grad(const em_call *c, em_tensor *out, em_tensor *gout, const 
     if (!rc && !t) rc = em__op_error(c, "out of memory");
     em_tensor **outs = t, **gouts = t ? t + h->nparts : NULL, **saved = t && h->user.nsaved ? outs + nout : NULL;
     if (!rc && h->packed) {
-        rc = unpack(out, &v, 0, h->nparts, outs) || unpack(gout, &v, 0, nout, gouts) ? -1 : 0;
+        rc = unpack(out, &v, h->nparts, outs) || unpack(gout, &v, nout, gouts) ? -1 : 0;
     } else if (!rc) {
         outs[0] = out;
         gouts[0] = gout;
@@ -347,10 +348,7 @@ static int custom_grad(const em_call *c, em_tensor *out, em_tensor *gout, const 
         int r = h->user.gradient(&v.cc, c->in, outs, gouts, saved, gin);
         if (r) rc = callback_failed(c, &v, "gradient rule", r);
     }
-    for (int i = 0; !rc && i < c->n; i++) {
-        if (!gin[i] && need[i] && !(gin[i] = em_fill_like(c->in[i], 0))) rc = -1;
-        if (!rc && gin[i]) rc = check_gradient(c, "the gradient rule", i, gin[i]);
-    }
+    if (!rc) rc = finish_gradients(c, "the gradient rule", need, gin);
     if (t != small) free(t);
     view_end(&v);
     return rc;
@@ -547,7 +545,7 @@ int em_op_call(em_op_handle *op, int n, em_tensor *const *inputs, const em_op_at
     em_call c = {&op->def, n, inputs, &a, NULL};
     view v;
     if (view_begin(&c, &v)) return -1;
-    int rc = shapes(&c, &v) || unpack(y, &v, 0, nout, outputs) ? -1 : 0;
+    int rc = shapes(&c, &v) || unpack(y, &v, nout, outputs) ? -1 : 0;
     view_end(&v);
     if (rc)
         for (int k = 0; k < nout; k++) outputs[k] = NULL;
