@@ -27,7 +27,9 @@
  * The recipe: a new unary elementwise op with a gradient is 5 edits,
  *   1. its line in lib/ops/elementwise.def;
  *   2. its formula in lib/ops/elementwise_math.h (EM_HD: the CPU and CUDA
- *      kernels both call it);
+ *      kernels both call it); a C library function it needs gets its
+ *      type-generic em_math_<fn> in lib/fast_math.h, in both lists there (C's
+ *      _Generic and CUDA's overloads), as em_math_sin did;
  *   3. its gradient rule in lib/ops/elementwise.c, with Ember's public ops;
  *   4. its declaration in include/ember/ops.h;
  *   5. its rows in test/cases_elementwise.c: a forward case per dtype it
