@@ -20,16 +20,17 @@
 #include "regtile.h"
 
 
-/* Checks input x (NHWC) against filter f (HWIO), and dy (if given) against
- * the convolution's output shape, which goes to *out. */
-static int conv_check(const em_call *c, const int64_t *xs, const int64_t *fs, const em_tensor *dy, em_conv_geom *g,
-                      int64_t *out) {
+/* Checks input shape xs (NHWC) against filter shape fs (HWIO, or depthwise's
+ * [KH,KW,C,M]: C M output channels), and dy (if given) against the
+ * convolution's output shape, which goes to *out. */
+static int conv_check(const em_call *c, bool depthwise, const int64_t *xs, const int64_t *fs, const em_tensor *dy,
+                      em_conv_geom *g, int64_t *out) {
     char b0[160], b1[160];
     if (fs[2] != xs[3])
         return em__op_error(c, "filter %s expects %lld input channels but input %s has %lld",
                             em__nn_shape_str(4, fs, b0, sizeof b0), (long long)fs[2],
                             em__nn_shape_str(4, xs, b1, sizeof b1), (long long)xs[3]);
-    if (em__nn_geom(c, xs, fs[0], fs[1], fs[3], true, g)) return -1;
+    if (em__nn_geom(c, xs, fs[0], fs[1], depthwise ? fs[2] * fs[3] : fs[3], true, g)) return -1;
     int64_t os[4] = {g->n, g->oh, g->ow, g->o};
     if (dy && (dy->ndim != 4 || memcmp(dy->shape, os, sizeof os) != 0))
         return em__op_error(c, "out_backprop %s must have the convolution's output shape %s",
@@ -38,38 +39,49 @@ static int conv_check(const em_call *c, const int64_t *xs, const int64_t *fs, co
     return 0;
 }
 
-static int conv2d_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+int em__conv_infer(const em_call *c, bool depthwise, em_dtype *dtype, int *ndim, int64_t *shape) {
     em_conv_geom g;
     if (em__nn_same_float(c, "input", "filter") || em__nn_need_rank4(c, 0, "input") ||
-        em__nn_need_rank4(c, 1, "filter") || conv_check(c, c->in[0]->shape, c->in[1]->shape, NULL, &g, shape))
+        em__nn_need_rank4(c, 1, "filter") ||
+        conv_check(c, depthwise, c->in[0]->shape, c->in[1]->shape, NULL, &g, shape))
         return -1;
     *dtype = (em_dtype)c->in[0]->dtype;
     *ndim = 4;
     return 0;
 }
 
-/* inputs (filter, out_backprop), i[5..8] the input shape. */
-static int conv2d_backprop_input_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+int em__conv_backprop_input_infer(const em_call *c, bool depthwise, em_dtype *dtype, int *ndim, int64_t *shape) {
     em_conv_geom g;
     int64_t os[4];
     if (em__nn_same_float(c, "filter", "out_backprop") || em__nn_need_rank4(c, 0, "filter") ||
-        em__nn_attr_shape(c, "input", shape) || conv_check(c, shape, c->in[0]->shape, c->in[1], &g, os))
+        em__nn_attr_shape(c, "input", shape) || conv_check(c, depthwise, shape, c->in[0]->shape, c->in[1], &g, os))
         return -1;
     *dtype = (em_dtype)c->in[0]->dtype;
     *ndim = 4;
     return 0;
 }
 
-/* inputs (input, out_backprop), i[5..8] the filter shape. */
-static int conv2d_backprop_filter_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+int em__conv_backprop_filter_infer(const em_call *c, bool depthwise, em_dtype *dtype, int *ndim, int64_t *shape) {
     em_conv_geom g;
     int64_t os[4];
     if (em__nn_same_float(c, "input", "out_backprop") || em__nn_need_rank4(c, 0, "input") ||
-        em__nn_attr_shape(c, "filter", shape) || conv_check(c, c->in[0]->shape, shape, c->in[1], &g, os))
+        em__nn_attr_shape(c, "filter", shape) || conv_check(c, depthwise, c->in[0]->shape, shape, c->in[1], &g, os))
         return -1;
     *dtype = (em_dtype)c->in[0]->dtype;
     *ndim = 4;
     return 0;
+}
+
+static int conv2d_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    return em__conv_infer(c, false, dtype, ndim, shape);
+}
+/* inputs (filter, out_backprop), i[5..8] the input shape. */
+static int conv2d_backprop_input_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    return em__conv_backprop_input_infer(c, false, dtype, ndim, shape);
+}
+/* inputs (input, out_backprop), i[5..8] the filter shape. */
+static int conv2d_backprop_filter_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    return em__conv_backprop_filter_infer(c, false, dtype, ndim, shape);
 }
 
 typedef enum { CONV_FWD, CONV_BPI, CONV_BPF } conv_kind;
@@ -381,7 +393,7 @@ static void conv_run(const em_call *c, em_tensor *out, conv_kind kind) {
     const int64_t *xs = kind == CONV_BPI ? out->shape : c->in[0]->shape;
     const int64_t *fs = kind == CONV_BPF ? out->shape : c->in[kind == CONV_FWD ? 1 : 0]->shape;
     int64_t os[4];
-    conv_check(c, xs, fs, NULL, &p.g, os);
+    conv_check(c, false, xs, fs, NULL, &p.g, os);
     if (kind == CONV_FWD) {
         p.x = c->in[0]->data;
         p.f = c->in[1]->data;

@@ -10,54 +10,15 @@
 
 #include <stdlib.h>
 
-/* Checks input shape xs (NHWC) against filter shape fs ([KH,KW,C,M]) and dy (if given) against the output
- * shape, which goes to *out. */
-static int dw_check(const em_call *c, const int64_t *xs, const int64_t *fs, const em_tensor *dy, em_conv_geom *g,
-                    int64_t *out) {
-    char b0[160], b1[160];
-    if (fs[2] != xs[3])
-        return em__op_error(c, "filter %s expects %lld input channels but input %s has %lld",
-                            em__nn_shape_str(4, fs, b0, sizeof b0), (long long)fs[2],
-                            em__nn_shape_str(4, xs, b1, sizeof b1), (long long)xs[3]);
-    if (em__nn_geom(c, xs, fs[0], fs[1], fs[2] * fs[3], true, g)) return -1;
-    int64_t os[4] = {g->n, g->oh, g->ow, g->o};
-    if (dy && (dy->ndim != 4 || memcmp(dy->shape, os, sizeof os) != 0))
-        return em__op_error(c, "out_backprop %s must have the convolution's output shape %s",
-                            em__tshape(dy, b0, sizeof b0), em__nn_shape_str(4, os, b1, sizeof b1));
-    memcpy(out, os, sizeof os);
-    return 0;
-}
-
+/* The shape rules: conv.c's, with C M output channels. */
 static int depthwise_conv2d_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
-    em_conv_geom g;
-    if (em__nn_same_float(c, "input", "filter") || em__nn_need_rank4(c, 0, "input") ||
-        em__nn_need_rank4(c, 1, "filter") || dw_check(c, c->in[0]->shape, c->in[1]->shape, NULL, &g, shape))
-        return -1;
-    *dtype = (em_dtype)c->in[0]->dtype;
-    *ndim = 4;
-    return 0;
+    return em__conv_infer(c, true, dtype, ndim, shape);
 }
-
 static int depthwise_backprop_input_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
-    em_conv_geom g;
-    int64_t os[4];
-    if (em__nn_same_float(c, "filter", "out_backprop") || em__nn_need_rank4(c, 0, "filter") ||
-        em__nn_attr_shape(c, "input", shape) || dw_check(c, shape, c->in[0]->shape, c->in[1], &g, os))
-        return -1;
-    *dtype = (em_dtype)c->in[0]->dtype;
-    *ndim = 4;
-    return 0;
+    return em__conv_backprop_input_infer(c, true, dtype, ndim, shape);
 }
-
 static int depthwise_backprop_filter_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
-    em_conv_geom g;
-    int64_t os[4];
-    if (em__nn_same_float(c, "input", "out_backprop") || em__nn_need_rank4(c, 0, "input") ||
-        em__nn_attr_shape(c, "filter", shape) || dw_check(c, c->in[0]->shape, shape, c->in[1], &g, os))
-        return -1;
-    *dtype = (em_dtype)c->in[0]->dtype;
-    *ndim = 4;
-    return 0;
+    return em__conv_backprop_filter_infer(c, true, dtype, ndim, shape);
 }
 
 /* The geometry of a call from the input and filter shapes (checked by the shape rule). */

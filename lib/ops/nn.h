@@ -33,6 +33,14 @@ int em__nn_attr_shape(const em_call *c, const char *what, int64_t *s);
  * and the attributes; conv says whether i[2..3] are dilations (conv) or the
  * window (pools, dilation 1). Checks strides, dilations, window and padding. */
 int em__nn_geom(const em_call *c, const int64_t *xs, int64_t kh, int64_t kw, int64_t o, bool conv, em_conv_geom *g);
+/* The shape rules of the convolutions (conv.c), shared by conv2d and the
+ * depthwise convolution (depthwise: filter [KH,KW,C,M], C M output channels;
+ * else HWIO): the forward op (input, filter), the input gradient (filter,
+ * out_backprop; the input shape in i[5..8]) and the filter gradient (input,
+ * out_backprop; the filter shape in i[5..8]). */
+int em__conv_infer(const em_call *c, bool depthwise, em_dtype *dtype, int *ndim, int64_t *shape);
+int em__conv_backprop_input_infer(const em_call *c, bool depthwise, em_dtype *dtype, int *ndim, int64_t *shape);
+int em__conv_backprop_filter_infer(const em_call *c, bool depthwise, em_dtype *dtype, int *ndim, int64_t *shape);
 
 /* Runs op (a gradient op of the same family) on (a, b), b NULL for one input,
  * with c's attributes and, when shape_of is given, its shape in i[5..8]. */
