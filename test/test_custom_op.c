@@ -375,6 +375,41 @@ START_TEST(test_custom_gradient) {
 }
 END_TEST
 
+/* A saved graph records a registered op by name, its attributes by name (strings included), and loads
+ * where the op is registered again; elsewhere the error names the op and em_op_register. An
+ * em_custom_gradient (function pointers of this process) is refused by the saver. */
+START_TEST(test_registered_op_in_a_saved_graph) {
+    char dir[128], path[192];
+    em_test_tmpdir("custom_saved", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/axpy.emg", dir);
+    em_op_handle *h = reg(axpy_def);
+    em_tensor *x = em_placeholder(EM_F64, EM_SHAPE(3), "x"), *c = vec(3, V(1, 2, 3));
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_tensor *y = call1(h, 2, (em_tensor *[]){x, c}, &(em_op_attrs){2, {{"alpha", 2.5, NULL}, {"why", 0, "kept"}}});
+    em_tensor *q = em_custom_gradient(1, &x, ste_forward, ste_backward, NULL);
+    em_graph *g = em_trace_end();
+    ck_assert_msg(g && y && q, "%s", em_last_error());
+    ck_assert_msg(em_graph_save(g, path, 1, &y, (const char *[]){"y"}, 0) == 0, "%s", em_last_error());
+    ck_assert_error(em_graph_save(g, path, 1, &q, (const char *[]){"q"}, 0) ? NULL : g,
+                    "is an em_custom_gradient, whose forward and backward are function pointers");
+    em_graph_release(g);
+
+    ck_assert_int_eq(em_op_unregister(h), 0); /* as in a process that never registered it */
+    ck_assert_error(em_graph_load(path), "is op 'test_axpy', which this process does not have: register it with "
+                                         "em_op_register before loading");
+
+    reg(axpy_def); /* registered again: a new registration, its strings interned anew */
+    em_graph *loaded = em_graph_load(path);
+    ck_assert_msg(loaded != NULL, "%s", em_last_error());
+    em_tensor *out, *fx = em_graph_placeholder(loaded, "x"), *fy = em_graph_fetch(loaded, "y");
+    ck_assert_msg(em_graph_run(loaded, 1, (em_feed[]){{fx, vec(3, V(2, -1, 0))}}, 1, &fy, &out) == 0, "%s",
+                  em_last_error());
+    ck_assert_tensor(out, EM_F64, EM_SHAPE(3), V(6, -0.5, 3), 0);
+    em_graph_release(loaded);
+    em_test_tmpdir_remove(dir);
+}
+END_TEST
+
 /* ---- em_gradcheck ---- */
 
 static em_tensor *tanh_of_product(int n, em_tensor *const *in, void *ctx) {
@@ -460,6 +495,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, test_call_errors_name_the_op);
     tcase_add_test(tc, test_missing_gpu_kernel);
     tcase_add_test(tc, test_custom_gradient);
+    tcase_add_test(tc, test_registered_op_in_a_saved_graph);
     tcase_add_test(tc, test_gradcheck_builtin_and_registered_ops);
     tcase_add_test(tc, test_ember_bench_loads_and_compares);
     suite_add_tcase(s, tc);

@@ -339,7 +339,7 @@ START_TEST(test_damaged_files_are_refused) {
     uint8_t *conv = memmem(p, n, "\x06\0\0\0conv2d", 10); /* the op's name, length first */
     ck_assert_ptr_nonnull(conv);
     memcpy(conv + 4, "convXd", 6);
-    ck_assert_error(em_graph_load(write_variant(p, n, true)), "op 'convXd', which this build of Ember does not have");
+    ck_assert_error(em_graph_load(write_variant(p, n, true)), "op 'convXd', which this process does not have");
     memcpy(conv + 4, "conv2d", 6);
     memcpy(p, "NOTEMBER", 8);
     ck_assert_error(em_graph_load(write_variant(p, n, false)), "not an Ember saved graph");

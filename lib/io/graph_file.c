@@ -167,16 +167,39 @@ static int save_item(void *ctx, const em_graph_item *it) {
         put_u64(b, 0); /* its offset, once the table's size is known */
         if (kind == KIND_VARIABLE) put_u8(b, value->var->trainable && !(s->flags & EM_SAVE_INFERENCE));
     } else if (kind == KIND_OP) {
-        put_str(b, em__op_def(it->op)->name);
+        const em_op_def *def = em__op_def(it->op);
+        /* custom_gradient's attributes are this process's function pointers: nothing another can run */
+        if (!strcmp(def->name, "custom_gradient")) {
+            em__error("graph_save: node '%s' is an em_custom_gradient, whose forward and backward are function "
+                      "pointers of this process: register the computation as an op (em_op_register) to save it",
+                      it->name);
+            return -1;
+        }
+        put_str(b, def->name);
         put_u32(b, (uint32_t)it->n);
         for (int k = 0; k < it->n; k++) put_u32(b, (uint32_t)it->inputs[k]);
-        const em_attrs *a = it->a;
+        /* A registered op's attributes go by name (its strings live in this process's registry): the
+         * em_attrs fields are written as zeros, then its declared attributes, each a name, a number and
+         * a string (length 0 and a flag 0: none). The loader encodes them again for its own registration. */
+        const bool custom = em__op_is_custom(def);
+        const em_attrs *a = custom ? &(em_attrs){0} : it->a;
         for (int k = 0; k < 2 * EM_MAX_DIMS; k++) put_u64(b, (uint64_t)a->i[k]);
         put_u32(b, (uint32_t)a->ni);
         for (int k = 0; k < 4; k++) put(b, &a->f[k], 8);
         put_u32(b, (uint32_t)a->dtype);
         put_u64(b, a->seed);
         put_u64(b, a->counter);
+        if (custom) {
+            em_op_attrs named;
+            em__custom_attrs_decode(def, it->a, &named);
+            put_u32(b, (uint32_t)named.n);
+            for (int k = 0; k < named.n; k++) {
+                put_str(b, named.a[k].name);
+                put(b, &named.a[k].number, 8);
+                put_u8(b, named.a[k].string != NULL);
+                put_str(b, named.a[k].string ? named.a[k].string : "");
+            }
+        }
     }
     s->nitems++;
     return 0;
@@ -535,6 +558,31 @@ static int resymbolize(const loaded *l, int64_t *v) {
     return 0;
 }
 
+/* A registered op's attributes, saved by name (save_item), encoded into it->a
+ * for this process's registration of the op: an attribute it does not
+ * declare is an error naming it. */
+static int custom_attrs(const loaded *l, reader *r, item *it) {
+    uint32_t n = get_u32(r);
+    if (r->short_read || n > EM_OP_MAX_ATTRS)
+        return bad(l, "node '%s' (%s) has %" PRIu32 " named attributes", it->name, it->def->name, n);
+    em_op_attrs named = {.n = (int)n};
+    char *strings[2 * EM_OP_MAX_ATTRS] = {0};
+    int rc = 0;
+    for (uint32_t k = 0; k < n && !rc; k++) {
+        named.a[k].name = strings[2 * k] = get_str(r);
+        get(r, &named.a[k].number, 8);
+        bool has_string = get_u8(r) != 0;
+        strings[2 * k + 1] = get_str(r);
+        named.a[k].string = has_string ? strings[2 * k + 1] : NULL;
+        if (r->short_read || !strings[2 * k] || !strings[2 * k + 1])
+            rc = bad(l, r->short_read ? "item '%s' is cut short" : "out of memory", it->name);
+    }
+    if (!rc && em__custom_attrs_encode(it->def, &named, &it->a))
+        rc = bad(l, "node '%s': %s", it->name, em_last_error());
+    for (int k = 0; k < 2 * EM_OP_MAX_ATTRS; k++) free(strings[k]);
+    return rc;
+}
+
 /* Parses and checks the table; every error names the item. */
 static int parse(loaded *l, const image *im, uint64_t table) {
     reader r = {im->p + HEADER_BYTES, im->p + HEADER_BYTES + table, false};
@@ -582,8 +630,8 @@ static int parse(loaded *l, const image *im, uint64_t table) {
             }
             it->def = em__op_by_name(op);
             if (!it->def) {
-                bad(l, "node '%s' is op '%s', which this build of Ember does not have (saved by a newer Ember, or "
-                       "with a registered op this program has not registered)",
+                bad(l, "node '%s' is op '%s', which this process does not have: register it with em_op_register "
+                       "before loading, if it is your own op (or the file is from a newer Ember)",
                     it->name, op);
                 free(op);
                 return -1;
@@ -605,6 +653,10 @@ static int parse(loaded *l, const image *im, uint64_t table) {
             it->a.seed = get_u64(&r);
             it->a.counter = get_u64(&r);
             if (r.short_read) return bad(l, "item %" PRIu32 " is cut short", k);
+            if (em__op_is_custom(it->def)) { /* its attributes by name; its em_attrs hold no sizes */
+                if (custom_attrs(l, &r, it)) return -1;
+                continue;
+            }
             if (it->a.ni < 0 || it->a.ni > 2 * EM_MAX_DIMS)
                 return bad(l, "node '%s' has %d integer attributes", it->name, it->a.ni);
             for (int j = 0; j < 2 * EM_MAX_DIMS; j++)
