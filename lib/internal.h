@@ -136,12 +136,13 @@ const char *em__tshape(const em_tensor *t, char *buf, size_t size);
  * stand-in: em_dim, em_numel and em_tensor_shape give -1, messages and
  * exported graphs "?". A fixed size is mistaken for a symbolic one only if
  * it is a multiple of the prime, or within EM_SYM_OFFSET_MAX of one and
- * above 6 million. The stand-in (about 1.0e8) is small enough that a
- * [batch, batch, 500] tensor's element count still fits. */
-#define EM_SYM_PRIME 60013 /* divides no power of 2 or of 10: real sizes are rarely its multiples */
+ * above a million (1.3% of those). The stand-in (about 1.7e7; saved graphs
+ * record it) is small enough that a [batch, batch, 500] tensor's element
+ * count still fits. */
+#define EM_SYM_PRIME 10007 /* divides no power of 2 or of 10: real sizes are rarely its multiples */
 #define EM_SYM_PARTS 1680  /* 16 * 3 * 5 * 7: splits into 2 to 8, 10, 12, 14, 15, 16, 20, ... parts */
 #define EM_SYM_SIZE ((int64_t)EM_SYM_PRIME * EM_SYM_PARTS)
-#define EM_SYM_OFFSET_MAX 1024
+#define EM_SYM_OFFSET_MAX 64
 /* Whether size derives from the stand-in: then size = r * EM_SYM_PRIME + *offset. */
 static inline bool em__symbolic_parts(int64_t size, int64_t *r, int64_t *offset) {
     if (size <= 0) return false;
