@@ -4,6 +4,9 @@
 #
 #   bench/gpt2.sh LLMC_DIR [STEPS]     (a checkout of github.com/karpathy/llm.c, f1e2ace; STEPS default 3)
 #
+# PyTorch eager runs the same step beside them (bench/torch_gpt2.py) where a PyTorch is installed:
+# in $EMBER_BENCH_PYTHON, else bench/.venv (make bench-peers), else /usr/bin/python3.
+#
 # llm.c is built with its own Makefile (`make train_gpt2`, its flags: -Ofast -march=native -fopenmp). Its
 # main() reads fixed files and trains 40 steps with generation in between, so the step is timed by a small
 # driver compiled with the same command line, which includes train_gpt2.c under -DTESTING (as llm.c's own
@@ -75,8 +78,11 @@ EOF
 "$build/bench/gpt2" 1 1 --save "$work/gpt2_124M.bin" --check "$work/tokens.bin" | grep 'initial loss'
 OMP_NUM_THREADS=1 "$work/llmc_step" "$work/gpt2_124M.bin" "$work/tokens.bin" 0 | grep 'initial loss'
 
+py=${EMBER_BENCH_PYTHON:-$root/bench/.venv/bin/python}
+[ -x "$py" ] || py=/usr/bin/python3
 for t in 1 2; do
     echo "== $t thread(s)"
     "$build/bench/gpt2" "$t" "$steps"
     OMP_NUM_THREADS=$t "$work/llmc_step" "$work/gpt2_124M.bin" "$work/tokens.bin" "$steps" | grep 'step'
+    OMP_NUM_THREADS=$t taskset -c "0-$((t - 1))" "$py" "$root/bench/torch_gpt2.py" "$t" "$steps"
 done
