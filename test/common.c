@@ -61,6 +61,14 @@ void em_test_tmpdir(const char *name, char *dir, size_t size) {
     ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 
+const char *em_test_path(const char *dir, const char *name) {
+    static char p[8][320];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
+    return p[k];
+}
+
 void em_test_tmpdir_remove(const char *dir) {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

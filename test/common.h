@@ -35,6 +35,8 @@ void em_test_assert_error(int failed, const char *needle, const char *file, int 
  * into dir (at least 64 bytes); em_test_tmpdir_remove deletes it and all it holds. */
 void em_test_tmpdir(const char *name, char *dir, size_t size);
 void em_test_tmpdir_remove(const char *dir);
+/* dir/name in one of eight rotating buffers: valid until the eighth call after it. */
+const char *em_test_path(const char *dir, const char *name);
 
 /* A float64 tensor of the shape with uniform values in [lo, hi), deterministic for a seed. */
 em_tensor *em_test_uniform(em_shape shape, double lo, double hi, uint64_t seed);

@@ -26,13 +26,7 @@ static void teardown(void) {
     em_shutdown();
 }
 
-static const char *tpath(const char *name) {
-    static char p[4][320];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", tmp, name);
-    return p[k];
-}
+static const char *tpath(const char *name) { return em_test_path(tmp, name); }
 
 static void *slurp(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");

@@ -27,13 +27,7 @@ static void expect_error_at(int failed, const char *op, const char *path, const 
     em_clear_error();
 }
 
-static const char *tpath(const char *name) {
-    static char p[8][320];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(p[k], sizeof p[k], "%s/%s", tmp, name);
-    return p[k];
-}
+static const char *tpath(const char *name) { return em_test_path(tmp, name); }
 
 static void spill(const char *path, const void *d, size_t n) {
     FILE *f = fopen(path, "wb");
