@@ -131,6 +131,8 @@ enum em_op_flags {
                                     block by block through their CPU kernels */
     EM_OPF_COPIES = 1u << 8,     /* copies its input to the device in attribute i[0]: it runs on the target,
                                     and a graph copies host inputs before a captured replay */
+    EM_OPF_PROCESS_LOCAL = 1u << 9, /* its attributes hold this process's pointers (callbacks): a saved graph
+                                       cannot hold it */
 };
 /* An elementwise op's flags. */
 #define EM_OPF_POINTWISE (EM_OPF_STRIDED | EM_OPF_FUSABLE)

@@ -168,8 +168,7 @@ static int save_item(void *ctx, const em_graph_item *it) {
         if (kind == KIND_VARIABLE) put_u8(b, value->var->trainable && !(s->flags & EM_SAVE_INFERENCE));
     } else if (kind == KIND_OP) {
         const em_op_def *def = em__op_def(it->op);
-        /* custom_gradient's attributes are this process's function pointers: nothing another can run */
-        if (!strcmp(def->name, "custom_gradient")) {
+        if (def->flags & EM_OPF_PROCESS_LOCAL) { /* em_custom_gradient: nothing another process can run */
             em__error("graph_save: node '%s' is an em_custom_gradient, whose forward and backward are function "
                       "pointers of this process: register the computation as an op (em_op_register) to save it",
                       it->name);
