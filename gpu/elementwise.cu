@@ -93,12 +93,14 @@ int no_kernel(const em_gpu_call *c, int dtype) {
         static constexpr int arity = 1;                                                                                \
         __device__ T operator()(S x, const double *f) const { return em_ew_cast_##ssfx##_##sfx(x, f); }               \
     };
-EM_FOR_ALL(EW_CAST_FUNCTOR, f32, float)
-EM_FOR_ALL(EW_CAST_FUNCTOR, f64, double)
-EM_FOR_ALL(EW_CAST_FUNCTOR, i32, int32_t)
-EM_FOR_ALL(EW_CAST_FUNCTOR, i64, int64_t)
-EM_FOR_ALL(EW_CAST_FUNCTOR, u8, uint8_t)
-EM_FOR_ALL(EW_CAST_FUNCTOR, b8, uint8_t)
+EM_FOR_EVERY(EW_CAST_FUNCTOR, f32, float)
+EM_FOR_EVERY(EW_CAST_FUNCTOR, f64, double)
+EM_FOR_EVERY(EW_CAST_FUNCTOR, i32, int32_t)
+EM_FOR_EVERY(EW_CAST_FUNCTOR, i64, int64_t)
+EM_FOR_EVERY(EW_CAST_FUNCTOR, u8, uint8_t)
+EM_FOR_EVERY(EW_CAST_FUNCTOR, b8, uint8_t)
+EM_FOR_EVERY(EW_CAST_FUNCTOR, bf16, uint16_t)
+EM_FOR_EVERY(EW_CAST_FUNCTOR, f16, uint16_t)
 
 // A cast from source type S (suffix ssfx) to the output's dtype.
 #define EW_CAST_CASE(E, sfx, T, U, C, MN, MX, ssfx, S)                                                                \
@@ -106,7 +108,7 @@ EM_FOR_ALL(EW_CAST_FUNCTOR, b8, uint8_t)
 template <int SRC> int cast_from(const em_gpu_call *c, em_gpu_tensor *out);
 #define EW_CAST_FROM(E, ssfx, S)                                                                                       \
     template <> int cast_from<E>(const em_gpu_call *c, em_gpu_tensor *out) {                                           \
-        switch (out->dtype) { EM_FOR_ALL(EW_CAST_CASE, ssfx, S) default: break; }                                      \
+        switch (out->dtype) { EM_FOR_EVERY(EW_CAST_CASE, ssfx, S) default: break; }                                      \
         return no_kernel(c, out->dtype);                                                                               \
     }
 EW_CAST_FROM(EM_F32, f32, float)
@@ -115,6 +117,8 @@ EW_CAST_FROM(EM_I32, i32, int32_t)
 EW_CAST_FROM(EM_I64, i64, int64_t)
 EW_CAST_FROM(EM_U8, u8, uint8_t)
 EW_CAST_FROM(EM_BOOL, b8, uint8_t)
+EW_CAST_FROM(EM_BF16, bf16, uint16_t)
+EW_CAST_FROM(EM_F16, f16, uint16_t)
 
 } // namespace
 
@@ -143,6 +147,8 @@ EW_CAST_FROM(EM_BOOL, b8, uint8_t)
         case EM_I64: return cast_from<EM_I64>(c, out);                                                                 \
         case EM_U8: return cast_from<EM_U8>(c, out);                                                                   \
         case EM_BOOL: return cast_from<EM_BOOL>(c, out);                                                               \
+        case EM_BF16: return cast_from<EM_BF16>(c, out);                                                               \
+        case EM_F16: return cast_from<EM_F16>(c, out);                                                                 \
         default: return no_kernel(c, c->in[0].dtype);                                                                  \
         }                                                                                                              \
     }

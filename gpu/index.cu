@@ -89,6 +89,9 @@ int em_gpu_op_gather_nd(const em_gpu_call *c, em_gpu_tensor *out) {
     case 1: gather_nd_kernel<uint8_t><<<em_gpu_blocks(out->numel), EM_GPU_THREADS, 0, stream>>>(
                 static_cast<const uint8_t *>(x->data), ind->data, idx32, g, static_cast<uint8_t *>(out->data),
                 out->numel, slice); break;
+    case 2: gather_nd_kernel<uint16_t><<<em_gpu_blocks(out->numel), EM_GPU_THREADS, 0, stream>>>(
+                static_cast<const uint16_t *>(x->data), ind->data, idx32, g, static_cast<uint16_t *>(out->data),
+                out->numel, slice); break;
     case 4: gather_nd_kernel<uint32_t><<<em_gpu_blocks(out->numel), EM_GPU_THREADS, 0, stream>>>(
                 static_cast<const uint32_t *>(x->data), ind->data, idx32, g, static_cast<uint32_t *>(out->data),
                 out->numel, slice); break;

@@ -17,6 +17,7 @@ namespace {
 #define BY_SIZE(size, E, ...)                            \
     switch (size) {                                      \
     case 1: { typedef uint8_t E; __VA_ARGS__; } break;   \
+    case 2: { typedef uint16_t E; __VA_ARGS__; } break;  \
     case 4: { typedef uint32_t E; __VA_ARGS__; } break;  \
     case 8: { typedef uint64_t E; __VA_ARGS__; } break;  \
     default: break;                                      \

@@ -219,6 +219,10 @@ int em_gpu_copy_strided(em_gpu_tensor *dst, const em_gpu_tensor *src, int ordina
         gather_kernel<uint8_t>
             <<<blocks, EM_GPU_THREADS, 0, s>>>(p, (uint8_t *)dst->data, (const uint8_t *)src->data, n);
         break;
+    case 2:
+        gather_kernel<uint16_t>
+            <<<blocks, EM_GPU_THREADS, 0, s>>>(p, (uint16_t *)dst->data, (const uint16_t *)src->data, n);
+        break;
     case 4:
         gather_kernel<uint32_t>
             <<<blocks, EM_GPU_THREADS, 0, s>>>(p, (uint32_t *)dst->data, (const uint32_t *)src->data, n);
@@ -237,6 +241,7 @@ int em_gpu_fill(em_gpu_tensor *t, double v, int ordinal) {
     // The element's bits, converted as the CPU's em__write converts.
     union {
         uint8_t b;
+        uint16_t h;
         uint32_t w;
         uint64_t d;
         float f32;
@@ -252,6 +257,8 @@ int em_gpu_fill(em_gpu_tensor *t, double v, int ordinal) {
     case EM_I64: one.i64 = em_convert_i64(v); break;
     case EM_U8: one.b = em_convert_u8(v); break;
     case EM_BOOL: one.b = em_convert_b8(v); break;
+    case EM_BF16: one.h = em_convert_bf16(v); break;
+    case EM_F16: one.h = em_convert_f16(v); break;
     default: em_gpu_report("fill: dtype %d has no GPU fill", t->dtype); return -1;
     }
     size_t es = em_gpu_dtype_size(t->dtype);
@@ -260,6 +267,8 @@ int em_gpu_fill(em_gpu_tensor *t, double v, int ordinal) {
     if (es == 1 || one.d == 0) { // one byte repeated: a memset
         cudaError_t e = cudaMemsetAsync(t->data, one.b, (size_t)t->numel * es, s);
         if (e != cudaSuccess) return em_gpu_fail("fill", "setting GPU memory", e);
+    } else if (es == 2) {
+        fill_kernel<uint16_t><<<em_gpu_blocks(t->numel), EM_GPU_THREADS, 0, s>>>((uint16_t *)t->data, one.h, t->numel);
     } else if (es == 4) {
         fill_kernel<uint32_t><<<em_gpu_blocks(t->numel), EM_GPU_THREADS, 0, s>>>((uint32_t *)t->data, one.w, t->numel);
     } else {

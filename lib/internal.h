@@ -179,7 +179,9 @@ static inline em_shape em__shape_of(const em_tensor *t) {
     memcpy(s.dims, t->shape, sizeof(int64_t) * (size_t)t->ndim);
     return s;
 }
-static inline bool em__is_float(em_dtype d) { return d == EM_F32 || d == EM_F64; }
+static inline bool em__is_float(em_dtype d) { return d == EM_F32 || d == EM_F64 || d == EM_BF16 || d == EM_F16; }
+/* bfloat16 or float16: stored in 16 bits, computed in float32 (lib/dtype_convert.h). */
+static inline bool em__is_narrow(em_dtype d) { return d == EM_BF16 || d == EM_F16; }
 
 /* ---- errors (error.c) ---- */
 /* Sets the thread's error, replacing a pending one: a call that fails on its

@@ -171,8 +171,119 @@ static int run_gpu(const em_call *c, em_tensor *out) {
     return rc;
 }
 
+/* ---- bfloat16 and float16 through float32 kernels (lib/op.h, em__narrow_call) ---- */
+
+em_dtype em__narrow_call(const em_call *c) {
+    const unsigned dts = c->def->dtypes;
+    if (!(dts & EM_DT_F32)) return EM_DTYPE_COUNT;
+    for (int i = 0; i < c->n; i++) {
+        em_dtype d = (em_dtype)c->in[i]->dtype;
+        if (em__is_narrow(d) && !(dts & EM_DT(d))) return d;
+    }
+    if (em__is_narrow((em_dtype)c->a->dtype) && !(dts & EM_DT(c->a->dtype))) return (em_dtype)c->a->dtype;
+    return EM_DTYPE_COUNT;
+}
+
+/* The call as its float32 kernels see it: headers of the narrow inputs relabelled float32 (wide[i], for the
+ * shape rule only) and the dtype attribute float32 where it names the narrow dtype. Mixing the narrow dtype
+ * with float32 or the other narrow dtype is an error, as mixing dtypes is for every op. */
+static int widen_call(const em_call *c, em_dtype narrow, em_tensor *wide, em_tensor **in, em_attrs *a,
+                      em_call *wc) {
+    int first = -1;
+    for (int i = 0; i < c->n; i++) {
+        em_dtype d = (em_dtype)c->in[i]->dtype;
+        in[i] = c->in[i];
+        if (d == narrow && first < 0) first = i;
+        if (d == narrow) {
+            wide[i] = *c->in[i];
+            wide[i].dtype = EM_F32;
+            in[i] = &wide[i];
+        }
+    }
+    for (int i = 0; i < c->n && first >= 0; i++) {
+        em_dtype d = (em_dtype)c->in[i]->dtype;
+        if (d == EM_F32 || d == EM_F64 || (em__is_narrow(d) && d != narrow)) {
+            char b1[160], b2[160];
+            return em__op_error(c, "dtypes differ: %s %s (input %d) vs %s %s (input %d) (convert one with em_cast)",
+                                em_dtype_name(narrow), em__tshape(c->in[first], b1, sizeof b1), first,
+                                em_dtype_name(d), em__tshape(c->in[i], b2, sizeof b2), i);
+        }
+    }
+    *a = *c->a;
+    if (a->dtype == (int)narrow) a->dtype = EM_F32;
+    *wc = (em_call){c->def, c->n, in, a, c->acc};
+    return 0;
+}
+
+int em__infer_rule(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    em_dtype narrow = em__narrow_call(c);
+    if (narrow == EM_DTYPE_COUNT) return c->def->infer(c, dtype, ndim, shape);
+    em_tensor wide_small[4], *in_small[4];
+    em_tensor *wide = c->n <= 4 ? wide_small : malloc(sizeof *wide * (size_t)c->n);
+    em_tensor **in = c->n <= 4 ? in_small : malloc(sizeof *in * (size_t)c->n);
+    em_attrs a;
+    em_call wc;
+    int rc = -1;
+    if (!wide || !in) em__op_error(c, "out of memory");
+    else if (!widen_call(c, narrow, wide, in, &a, &wc) && !(rc = c->def->infer(&wc, dtype, ndim, shape)))
+        if (*dtype == EM_F32) *dtype = narrow;
+    if (wide != wide_small) free(wide);
+    if (in != in_small) free(in);
+    return rc;
+}
+
+/* out = cast(x) by the cast op's kernel, on out's device. */
+static int cast_into(em_tensor *x, em_tensor *out) {
+    em_attrs a = {.dtype = out->dtype};
+    em_call cc = {&em_opdef_cast, 1, &x, &a, NULL};
+    return em__kernel(&cc, out);
+}
+
+/* c's kernel on float32 copies of its narrow inputs (and output). */
+static int kernel_widened(const em_call *c, em_dtype narrow, em_tensor *out) {
+    em_tensor wide_small[4], *in_small[4], *copy_small[4];
+    const int n = c->n;
+    em_tensor *wide = n <= 4 ? wide_small : malloc(sizeof *wide * (size_t)n);
+    em_tensor **in = n <= 4 ? in_small : malloc(sizeof *in * (size_t)n);
+    em_tensor **copy = n <= 4 ? copy_small : calloc((size_t)n, sizeof *copy);
+    em_tensor *wout = NULL;
+    em_attrs a;
+    em_call wc;
+    int rc = -1;
+    const uint64_t errors = em__thread()->errors;
+    if (copy == copy_small) memset(copy_small, 0, sizeof copy_small);
+    if (!wide || !in || !copy) {
+        em__op_error(c, "out of memory");
+        goto done;
+    }
+    if (widen_call(c, narrow, wide, in, &a, &wc)) goto done;
+    for (int i = 0; i < n; i++) {
+        if (in[i] != &wide[i]) continue;
+        em_tensor *x = c->in[i];
+        if (!(copy[i] = em__alloc_on(x->device, EM_F32, x->ndim, x->shape)) || cast_into(x, copy[i])) goto done;
+        in[i] = copy[i];
+    }
+    wout = out->dtype == (uint8_t)narrow ? em__alloc_on(out->device, EM_F32, out->ndim, out->shape) : out;
+    if (!wout || em__kernel(&wc, wout) || (wout != out && cast_into(wout, out))) goto done;
+    rc = 0;
+    if (c->def->flags & EM_OPF_INPLACE) /* the float32 copies were updated: round them back */
+        for (int i = 0; i < n && !rc; i++)
+            if (copy[i]) rc = cast_into(copy[i], c->in[i]);
+done:
+    if (wout && wout != out) em__unref(wout);
+    for (int i = 0; copy && i < n; i++)
+        if (copy[i]) em__unref(copy[i]);
+    if (wide != wide_small) free(wide);
+    if (in != in_small) free(in);
+    if (copy != copy_small) free(copy);
+    if (rc && em__thread()->errors == errors) em__op_error(c, "out of memory");
+    return rc;
+}
+
 int em__kernel(const em_call *c, em_tensor *out) {
     if (out->numel == 0) return 0; /* no element to compute (its other dims may still be huge) */
+    em_dtype narrow = em__narrow_call(c);
+    if (narrow != EM_DTYPE_COUNT) return kernel_widened(c, narrow, out);
     em_thread *th = em__thread();
     uint64_t errors = th->errors;
     if (em__is_gpu(out->device) && !(c->def->flags & EM_OPF_ANY_DEVICE)) return run_gpu(c, out);
@@ -184,7 +295,7 @@ int em__infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     if (c->def->flags & EM_OPF_CHECKS_VALUES)
         for (int i = 0; i < c->n; i++)
             if (em__is_gpu(c->in[i]->device)) return infer_on_host(c, dtype, ndim, shape);
-    return c->def->infer(c, dtype, ndim, shape);
+    return em__infer_rule(c, dtype, ndim, shape);
 }
 
 int em__run_kernel(const em_call *c, em_tensor *out) {
@@ -248,7 +359,7 @@ static int infer_on_host(const em_call *c, em_dtype *dtype, int *ndim, int64_t *
         }
     if (!rc) {
         em_call hc = {c->def, c->n, host, c->a, NULL};
-        rc = c->def->infer(&hc, dtype, ndim, shape);
+        rc = em__infer_rule(&hc, dtype, ndim, shape);
         for (int i = 0; i < c->n; i++) em__unref(host[i]);
     }
     if (host && host != small) free(host);
@@ -275,7 +386,7 @@ em_tensor *em__run_op(em_op op, int n, em_tensor *const *in, const em_attrs *a) 
     int ndim = 0;
     int64_t shape[EM_MAX_DIMS];
     int dev = em__scoped_device > 0 ? em__scoped_device : 0;
-    if (meta ? d->infer(&c, &dtype, &ndim, shape) : em__infer(&c, &dtype, &ndim, shape)) return NULL;
+    if (meta ? em__infer_rule(&c, &dtype, &ndim, shape) : em__infer(&c, &dtype, &ndim, shape)) return NULL;
     /* An op with no value inputs (random) whose shape derives from an unknown
      * dimension of a shape-only trace has no real size yet. */
     if (th && th->trace && !meta && em__op_hooks.trace_symbolic(ndim, shape)) meta = true;

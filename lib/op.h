@@ -60,6 +60,8 @@
 #define EM_DT_INDEX (EM_DT(EM_I32) | EM_DT(EM_I64))
 #define EM_DT_NUMERIC (EM_DT_FLOATS | EM_DT_INDEX | EM_DT(EM_U8))
 #define EM_DT_ALL (EM_DT_NUMERIC | EM_DT(EM_BOOL))
+#define EM_DT_NARROW (EM_DT(EM_BF16) | EM_DT(EM_F16))
+#define EM_DT_EVERY (EM_DT_ALL | EM_DT_NARROW)
 
 typedef enum em_op {
 #define EM_FAMILY(family)
@@ -267,6 +269,16 @@ int em__run_kernel(const em_call *c, em_tensor *out);
 int em__kernel(const em_call *c, em_tensor *out);
 /* c's shape rule; an op that checks values reads host copies of GPU inputs. */
 int em__infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape);
+/* c's shape rule on the inputs as they are (no host copies: shape-only traces, graph plans). */
+int em__infer_rule(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape);
+
+/* bfloat16 and float16 where an op's kernels take float32 only (its dtypes lack EM_DT_NARROW): the shape
+ * rule sees float32 in their place, and the kernel runs on float32 copies of the narrow inputs, its output
+ * rounded back to the narrow dtype (and, for an op updating inputs in place, those inputs too). So every op
+ * accepts them where it accepts float32, computing in float32; an op whose kernels read and write them
+ * natively, for speed, lists them in its dtypes. The narrow dtype of the call (an input's or the dtype
+ * attribute's), or EM_DTYPE_COUNT when the call runs as it is. */
+em_dtype em__narrow_call(const em_call *c);
 
 /* Sets the error "<op name>: <message>". Returns -1. */
 int em__op_error(const em_call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

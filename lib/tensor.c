@@ -24,6 +24,7 @@ static const struct {
 } dtypes[EM_DTYPE_COUNT] = {
     [EM_F32] = {"float32", 4}, [EM_F64] = {"float64", 8}, [EM_I32] = {"int32", 4},
     [EM_I64] = {"int64", 8},   [EM_U8] = {"uint8", 1},    [EM_BOOL] = {"bool", 1},
+    [EM_BF16] = {"bfloat16", 2}, [EM_F16] = {"float16", 2},
 };
 
 const char *em_dtype_name(em_dtype d) { return (unsigned)d < EM_DTYPE_COUNT ? dtypes[d].name : "invalid"; }
@@ -675,6 +676,9 @@ int em__copy_strided(em_tensor *dst, const em_tensor *src) {
         case 4:
             for (int64_t k = 0; k < inner; k++) ((uint32_t *)out)[k] = ((const uint32_t *)in)[k * istride];
             break;
+        case 2:
+            for (int64_t k = 0; k < inner; k++) ((uint16_t *)out)[k] = ((const uint16_t *)in)[k * istride];
+            break;
         default:
             for (int64_t k = 0; k < inner; k++) out[k] = in[k * istride];
         }
@@ -695,6 +699,8 @@ double em__read(const void *p, em_dtype d) {
     case EM_I64: return (double)*(const int64_t *)p;
     case EM_U8: return *(const uint8_t *)p;
     case EM_BOOL: return *(const uint8_t *)p ? 1.0 : 0.0;
+    case EM_BF16: return em_bf16_to_f32(*(const uint16_t *)p);
+    case EM_F16: return em_f16_to_f32(*(const uint16_t *)p);
     default: return NAN;
     }
 }
@@ -707,6 +713,8 @@ void em__write(void *p, em_dtype d, double v) {
     case EM_I64: *(int64_t *)p = em_convert_i64(v); break;
     case EM_U8: *(uint8_t *)p = em_convert_u8(v); break;
     case EM_BOOL: *(uint8_t *)p = em_convert_b8(v); break;
+    case EM_BF16: *(uint16_t *)p = em_convert_bf16(v); break;
+    case EM_F16: *(uint16_t *)p = em_convert_f16(v); break;
     default: break;
     }
 }
@@ -738,6 +746,7 @@ void em__fill_raw(em_tensor *t, double v) {
     }
     union {
         uint8_t b;
+        uint16_t h;
         uint32_t w;
         uint64_t d;
     } one;
@@ -749,6 +758,9 @@ void em__fill_raw(em_tensor *t, double v) {
         break;
     case 4:
         for (int64_t i = 0; i < t->numel; i++) ((uint32_t *)t->data)[i] = one.w;
+        break;
+    case 2:
+        for (int64_t i = 0; i < t->numel; i++) ((uint16_t *)t->data)[i] = one.h;
         break;
     default: memset(t->data, one.b, (size_t)t->numel);
     }
@@ -930,6 +942,8 @@ static void put_value(sbuf *s, em_tensor *t, const int64_t *index) {
     case EM_BOOL: put(s, "%s", v != 0 ? " True" : "False"); break;
     case EM_F32:
     case EM_F64:
+    case EM_BF16:
+    case EM_F16:
         if (v == floor(v) && fabs(v) < 1e16) put(s, "%.0f.", v);
         else put(s, "%.4g", v);
         break;

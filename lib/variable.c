@@ -533,7 +533,8 @@ static int assign(const char *op, em_tensor *var, em_tensor *value, int mode) {
         return -1;
     }
     if (!var->numel) return 0;
-    if (em__is_gpu(var->device) || em__is_gpu(value->device)) return assign_with_ops(var, value, mode);
+    if (em__is_gpu(var->device) || em__is_gpu(value->device) || em__is_narrow((em_dtype)var->dtype))
+        return assign_with_ops(var, value, mode); /* narrow values add in float32, through the ops */
     em_tensor *src = value;
     if (overlaps(var, value)) { /* read the whole value before writing any of it */
         src = em__alloc((em_dtype)value->dtype, value->ndim, value->shape);

@@ -24,14 +24,14 @@ static em_tensor *view_to_cpu0(em_tensor *const *in) {
 static em_tensor *to_cpu0_c(em_tensor *const *in) { return (to_cpu0(in)); }
 static em_tensor *to_cpu1_c(em_tensor *const *in) { return (to_cpu1(in)); }
 
-#define TOL_OF(dt) ((dt) == EM_F32 ? 1e-6 : 1e-12)
+#define TOL_OF(dt) ((dt) == EM_F32 ? 1e-6 : (dt) == EM_F64 ? 1e-12 : 0)
 /* in[0] of dtype dt and shape `shape` holding `vals`; the output is the same (expect: vals unless given). */
 #define COPY(dt, label, fn, shape, vals, oshape, expect) \
     {"copy_to_device", dt, label " " #dt, fn, 1, {{dt, shape, vals}}, dt, oshape, expect, NULL, TOL_OF(dt)}
 #define SAME(dt, label, fn, shape, vals) COPY(dt, label, fn, shape, vals, shape, vals)
 #define EACH_ALL(M, ...)                                                                                  \
     M(EM_F32, __VA_ARGS__), M(EM_F64, __VA_ARGS__), M(EM_I32, __VA_ARGS__), M(EM_I64, __VA_ARGS__), \
-        M(EM_U8, __VA_ARGS__), M(EM_BOOL, __VA_ARGS__)
+        M(EM_U8, __VA_ARGS__), M(EM_BOOL, __VA_ARGS__), M(EM_BF16, __VA_ARGS__), M(EM_F16, __VA_ARGS__)
 #define X6 V(1, 0, 1, 1, 0, 0)
 
 /* Each dtype's extremes, exactly representable in it: float32's smallest

@@ -105,6 +105,9 @@ WG(relu_grad, RELU_GRAD) WG(sigmoid_grad, SIGMOID_GRAD) WG(tanh_grad, TANH_GRAD)
 W2(equal) W2(not_equal) W2(less) W2(less_equal) W2(greater) W2(greater_equal)
 W2(logical_and) W2(logical_or) W1(logical_not)
 WC(f32, EM_F32) WC(f64, EM_F64) WC(i32, EM_I32) WC(i64, EM_I64) WC(u8, EM_U8) WC(b8, EM_BOOL)
+WC(bf16, EM_BF16) WC(f16, EM_F16)
+#define DT_bf16 EM_BF16
+#define DT_f16 EM_F16
 #define DT_f32 EM_F32
 #define DT_f64 EM_F64
 #define DT_i32 EM_I32
@@ -542,6 +545,41 @@ const fw_case fw_cases_elementwise[] = {
     CAST(b8, i64, "0 and 1", (1, 0), (1, 0)),
     CAST(b8, u8, "0 and 1", (1, 0), (1, 0)),
     CAST(b8, b8, "identity", (1, 0), (1, 0)),
+    /* bfloat16 (8 significant bits, ulp 2^-7 at 1, smallest subnormal 2^-133, largest 255 * 2^120) and
+     * float16 (11 bits, ulp 2^-10 at 1, 2^-24, 65504): to nearest even, ties included, Inf past the largest
+     * value plus half an ulp, subnormals kept. 1 + 2^-8 + 2^-40 as a float64 must not round twice (to
+     * float32's 1 + 2^-8, a tie, then down to 1). */
+    CAST(f32, bf16, "rounds to nearest even, keeps subnormals",
+         (1.00390625, 1.01171875, 1.0039063692092896, 3.4e38, 3.3961e38, -INF, NAN, -0.0, 1e-40, 2.0e-45),
+         (1, 1.015625, 1.0078125, INF, 3.3895313892515355e38, -INF, NAN, -0.0, 9.183549615799121e-41, 0)),
+    CAST(f32, f16, "rounds to nearest even, keeps subnormals",
+         (65504, 65519, 65520, 2.0009765625, 2.0029296875, 1e-8, 3e-8, 6.1e-5, -INF, NAN),
+         (65504, 65504, INF, 2, 2.00390625, 0, 5.960464477539063e-08, 6.097555160522461e-05, -INF, NAN)),
+    CAST(f64, bf16, "rounds once", (1.0039062500000009, 1.00390625, 1e39, -1e-50), (1.0078125, 1, INF, -0.0)),
+    CAST(f64, f16, "rounds once", (1.0004882812500002, 1.00048828125, 1e6, 0.1),
+         (1.0009765625, 1, INF, 0.0999755859375)),
+    CAST(i32, bf16, "rounds to nearest even", (16777217, 257, 259, -3, I32MAX), (16777216, 256, 260, -3, 2147483648.0)),
+    CAST(i64, f16, "rounds, overflows to Inf", (70000, 2049, -2051, P40), (INF, 2048, -2052, INF)),
+    CAST(u8, bf16, "exact: 8 significant bits", (255, 129, 0), (255, 129, 0)),
+    CAST(u8, f16, "exact", (255, 129, 0), (255, 129, 0)),
+    CAST(b8, bf16, "0 and 1", (1, 0), (1, 0)),
+    CAST(b8, f16, "0 and 1", (1, 0), (1, 0)),
+    CAST(bf16, f32, "exact", (1.5, -2.25, 9.183549615799121e-41, INF, NAN, -0.0), (1.5, -2.25, 9.183549615799121e-41, INF, NAN, -0.0)),
+    CAST(bf16, f64, "exact", (3.3895313892515355e38, -0.0078125), (3.3895313892515355e38, -0.0078125)),
+    CAST(bf16, i32, "truncates, saturates, NaN is 0", (1.5, -2.5, NAN, INF, 3e9), (1, -2, 0, I32MAX, I32MAX)),
+    CAST(bf16, i64, "truncates", (-7.5, 1e10), (-7, 9999220736.0)),
+    CAST(bf16, u8, "truncates, saturates", (255.9, -1, 300), (255, 0, 255)),
+    CAST(bf16, b8, "x != 0", (0, -0.0, NAN, 0.5), (0, 0, 1, 1)),
+    CAST(bf16, bf16, "identity", (1.5, INF, -0.0), (1.5, INF, -0.0)),
+    CAST(bf16, f16, "rounds to nearest even", (65536, 1.5, 0.0078125, 1e-9), (INF, 1.5, 0.0078125, 0)),
+    CAST(f16, f32, "exact", (65504, 5.960464477539063e-08, -0.0, INF, NAN), (65504, 5.960464477539063e-08, -0.0, INF, NAN)),
+    CAST(f16, f64, "exact", (0.0999755859375, -65504), (0.0999755859375, -65504)),
+    CAST(f16, i32, "truncates", (-2.5, 65504, NAN), (-2, 65504, 0)),
+    CAST(f16, i64, "truncates", (-INF, 3.75), (I64MIN, 3)),
+    CAST(f16, u8, "truncates, saturates", (255.5, 256, -3), (255, 255, 0)),
+    CAST(f16, b8, "x != 0", (0, 5.960464477539063e-08), (0, 1)),
+    CAST(f16, bf16, "rounds to nearest even", (1.0009765625, 257, 259), (1, 256, 260)),
+    CAST(f16, f16, "identity", (65504, -0.0, 1.0009765625), (65504, -0.0, 1.0009765625)),
     {.fn = NULL},
 };
 

@@ -128,9 +128,50 @@ const em_test_family em_test_families[] = {
     {NULL, NULL, NULL},
 };
 
+/* v to p significant bits, exponents down to emin (subnormals below), largest finite maxv. */
+static double round_to_format(double v, int p, int emin, double maxv) {
+    if (isnan(v) || isinf(v) || v == 0) return v;
+    int e;
+    frexp(fabs(v), &e); /* |v| = m 2^e, m in [0.5, 1) */
+    int exp = e - 1 < emin ? emin : e - 1;
+    double ulp = ldexp(1, exp - (p - 1));
+    double r = nearbyint(fabs(v) / ulp) * ulp; /* the division by a power of two is exact */
+    return copysign(r > maxv ? INFINITY : r, v);
+}
+double em_test_round_bf16(double v) { return round_to_format(v, 8, -126, ldexp(255, 120)); }
+double em_test_round_f16(double v) { return round_to_format(v, 11, -14, 65504); }
+
+/* A rounded value's fields: sign, biased exponent (0 subnormal) and stored significand bits. */
+static uint16_t format_bits(double r, int p, int emin, int ebits) {
+    const uint16_t sign = signbit(r) ? (uint16_t)(1u << 15) : 0, emax_field = (uint16_t)((1u << ebits) - 1);
+    if (isnan(r)) return (uint16_t)((emax_field << (p - 1)) | (1u << (p - 2)));
+    if (isinf(r)) return (uint16_t)(sign | (emax_field << (p - 1)));
+    if (r == 0) return sign;
+    int e;
+    double m = frexp(fabs(r), &e); /* [0.5, 1) */
+    int exp = e - 1;
+    if (exp < emin) return (uint16_t)(sign | (uint16_t)ldexp(fabs(r), -(emin - (p - 1)))); /* subnormal */
+    uint16_t field = (uint16_t)(exp - emin + 1), frac = (uint16_t)(ldexp(m, p) - ldexp(1, p - 1));
+    return (uint16_t)(sign | (field << (p - 1)) | frac);
+}
+uint16_t em_test_bf16_bits(double rounded) { return format_bits(rounded, 8, -126, 8); }
+uint16_t em_test_f16_bits(double rounded) { return format_bits(rounded, 11, -14, 5); }
+
+static double format_value(uint16_t bits, int p, int emin, int ebits) {
+    const int field = (bits >> (p - 1)) & ((1 << ebits) - 1), frac = bits & ((1 << (p - 1)) - 1);
+    const double s = bits >> 15 ? -1 : 1;
+    if (field == (1 << ebits) - 1) return frac ? NAN : s * INFINITY;
+    if (field == 0) return s * ldexp(frac, emin - (p - 1));
+    return s * ldexp(1 + ldexp(frac, -(p - 1)), field - 1 + emin);
+}
+double em_test_bf16_value(uint16_t bits) { return format_value(bits, 8, -126, 8); }
+double em_test_f16_value(uint16_t bits) { return format_value(bits, 11, -14, 5); }
+
 double fw_held(const fw_input *in, int64_t i) {
     double v = in->v[i];
     switch (in->dtype) {
+    case EM_BF16: return em_test_round_bf16(v);
+    case EM_F16: return em_test_round_f16(v);
     case EM_F32: return (float)v;
     case EM_I32: return (int32_t)v;
     case EM_I64: return (double)(int64_t)v;

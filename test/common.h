@@ -94,6 +94,17 @@ void fw_out_dim(int64_t in, int64_t k, int s, int d, em_padding pad, int64_t *ou
  * ties): random.Random(1).randint(-4, 4) and random.Random(2).randint(-4, 4). */
 extern const double fw_ints_a[64], fw_ints_b[64];
 
+/* bfloat16 and float16 as the tests compute them, independently of the library's bit-level code: v rounded
+ * in double arithmetic (frexp, ldexp, nearbyint) to nearest even, overflowing to Inf and keeping subnormals;
+ * and a rounded value's 16 bits (NaN: the default quiet NaN). */
+double em_test_round_bf16(double v);
+double em_test_round_f16(double v);
+uint16_t em_test_bf16_bits(double rounded);
+uint16_t em_test_f16_bits(double rounded);
+/* The value of 16 bits, by the formats' definitions. */
+double em_test_bf16_value(uint16_t bits);
+double em_test_f16_value(uint16_t bits);
+
 /* Literal values for a case: V(1, 2, 3). */
 #define V(...) ((const double[]){__VA_ARGS__})
 

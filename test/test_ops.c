@@ -38,6 +38,8 @@ static em_tensor *make_input(const fw_input *in) {
         case EM_I64: *(int64_t *)p = (int64_t)v; break;
         case EM_U8: *(uint8_t *)p = (uint8_t)v; break;
         case EM_BOOL: *(uint8_t *)p = v != 0; break;
+        case EM_BF16: *(uint16_t *)p = em_test_bf16_bits(em_test_round_bf16(v)); break;
+        case EM_F16: *(uint16_t *)p = em_test_f16_bits(em_test_round_f16(v)); break;
         default: ck_abort_msg("input dtype %d has no conversion in test_ops", in->dtype);
         }
     }
@@ -46,7 +48,7 @@ static em_tensor *make_input(const fw_input *in) {
     return t;
 }
 
-static bool is_float(em_dtype d) { return d == EM_F32 || d == EM_F64; }
+static bool is_float(em_dtype d) { return d == EM_F32 || d == EM_F64 || d == EM_BF16 || d == EM_F16; }
 
 /* got (any device) against want[]: NaN matches NaN, infinities match exactly. */
 static void check_values(const fw_case *c, const char *dev, em_tensor *got, const double *want) {

@@ -21,6 +21,9 @@ typedef enum em_dtype {
     EM_I64,
     EM_U8,
     EM_BOOL,
+    /* Append-only from here: checkpoints and saved graphs store the number. */
+    EM_BF16, /* bfloat16: float32's range, 8 significant bits */
+    EM_F16,  /* IEEE float16 (binary16) */
     EM_DTYPE_COUNT
 } em_dtype;
 

@@ -306,7 +306,7 @@ int64_t em__graph_add_op(em_graph *g, em_op op, int n, const int64_t *inputs, co
     em_dtype dtype;
     int ndim = 0;
     int64_t shape[EM_MAX_DIMS];
-    if (meta ? d->infer(&c, &dtype, &ndim, shape) : em__infer(&c, &dtype, &ndim, shape)) goto fail;
+    if (meta ? em__infer_rule(&c, &dtype, &ndim, shape) : em__infer(&c, &dtype, &ndim, shape)) goto fail;
     int dev = em__scoped_device > 0 ? em__scoped_device : 0;
     if (!(out = em__alloc_meta(dtype, ndim, shape))) goto fail;
     out->device = (uint8_t)dev;

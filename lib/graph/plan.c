@@ -245,7 +245,7 @@ static int infer_node(builder *b, int64_t at, int64_t batch) {
     em_dtype dtype;
     int ndim;
     int64_t shape[EM_MAX_DIMS];
-    if (def->infer(&c, &dtype, &ndim, shape)) {
+    if (em__infer_rule(&c, &dtype, &ndim, shape)) {
         char msg[1100];
         snprintf(msg, sizeof msg, "%s", em_last_error());
         em_clear_error();
@@ -292,6 +292,8 @@ static int64_t chain_end(const builder *b, int64_t at) {
         const em_op_def *def = em__op_def(n->op);
         bool ok = (def->flags & EM_OPF_FUSABLE) && p->buf[n->out]->numel == numel && numel > 0 &&
                   !em__is_gpu(n->device) && /* chains run CPU kernels block by block */
+                  em__narrow_call(&(em_call){def, n->n, p->args + p->in_at[end], &p->attrs[end], NULL}) ==
+                      EM_DTYPE_COUNT && /* and as they are */
                   n->device == g->nodes[p->order[at]].runs_on;
         bool chained = end == at;
         for (int k = 0; k < n->n && ok; k++) {

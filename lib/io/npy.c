@@ -12,6 +12,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, ".npy data is read and
 
 static const char *const descrs[EM_DTYPE_COUNT] = {
     [EM_F32] = "<f4", [EM_F64] = "<f8", [EM_I32] = "<i4", [EM_I64] = "<i8", [EM_U8] = "|u1", [EM_BOOL] = "|b1",
+    [EM_F16] = "<f2", /* bfloat16 has none: NumPy has no such dtype */
 };
 
 /* ---- a reader for the header's dict literal ---- */
@@ -147,14 +148,15 @@ static em_tensor *load(FILE *f, const char *path) {
 
     int dt = -1;
     for (int d = 0; d < EM_DTYPE_COUNT; d++)
-        if (!strcmp(descr, descrs[d]) || (descrs[d][0] == '|' && !strcmp(descr + (descr[0] == '<'), descrs[d] + 1)))
+        if (descrs[d] && (!strcmp(descr, descrs[d]) ||
+                          (descrs[d][0] == '|' && !strcmp(descr + (descr[0] == '<'), descrs[d] + 1))))
             dt = d; /* single bytes may also come as '<u1' or 'u1' */
     if (dt < 0) {
         if (descr[0] == '>')
             em__error(LOAD ": %s: big-endian data ('%s') is not supported; use arr.astype(arr.dtype.newbyteorder('<'))",
                       path, descr);
         else
-            em__error(LOAD ": %s: unsupported dtype '%s' (supported: <f4 <f8 <i4 <i8 |u1 |b1)", path, descr);
+            em__error(LOAD ": %s: unsupported dtype '%s' (supported: <f4 <f8 <f2 <i4 <i8 |u1 |b1)", path, descr);
         return NULL;
     }
     if (fortran) {
@@ -233,6 +235,12 @@ int em_save_npy(const char *path, em_tensor *t) {
         return -1;
     }
     if (!t) return em__null_input("save_npy"), -1;
+    if (!descrs[t->dtype]) {
+        char b[160];
+        em__error("save_npy: %s: NumPy has no %s dtype (tensor of shape %s); cast it to float32 with em_cast to save it",
+                  path, em_dtype_name((em_dtype)t->dtype), em__tshape(t, b, sizeof b));
+        return -1;
+    }
     const void *data = em_data(t);
     if (!data) return -1;
     /* version 1.0; the header, newline included, ends on a 64-byte boundary */

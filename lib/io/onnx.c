@@ -39,7 +39,8 @@ enum { SHAPE_DIM = 1, DIM_VALUE = 1, DIM_PARAM = 2 };
 /* TensorProto.DataType of each Ember dtype. */
 static int onnx_dtype(em_dtype d) {
     static const int map[EM_DTYPE_COUNT] = {[EM_F32] = 1, [EM_F64] = 11, [EM_I32] = 6,
-                                            [EM_I64] = 7, [EM_U8] = 2,   [EM_BOOL] = 9};
+                                            [EM_I64] = 7, [EM_U8] = 2,   [EM_BOOL] = 9,
+                                            [EM_BF16] = 16, [EM_F16] = 10};
     return map[d];
 }
 

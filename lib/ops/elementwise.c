@@ -188,16 +188,19 @@ static void ew_run(const em_call *c, em_tensor *out, ew_row_fn row) {
  * re-enter a macro inside its own expansion, so the source loop is spelled out. */
 #define EW_CAST_ROW(E, sfx, T, U, C, MN, MX, ssfx, S) EW_ROW1(row_cast_##ssfx##_##sfx, T, S, em_ew_cast_##ssfx##_##sfx)
 #define EW_CAST_ENTRY(E, sfx, T, U, C, MN, MX, ssfx) [E] = row_cast_##ssfx##_##sfx,
-EM_FOR_ALL(EW_CAST_ROW, f32, float)
-EM_FOR_ALL(EW_CAST_ROW, f64, double)
-EM_FOR_ALL(EW_CAST_ROW, i32, int32_t)
-EM_FOR_ALL(EW_CAST_ROW, i64, int64_t)
-EM_FOR_ALL(EW_CAST_ROW, u8, uint8_t)
-EM_FOR_ALL(EW_CAST_ROW, b8, uint8_t)
+EM_FOR_EVERY(EW_CAST_ROW, f32, float)
+EM_FOR_EVERY(EW_CAST_ROW, f64, double)
+EM_FOR_EVERY(EW_CAST_ROW, i32, int32_t)
+EM_FOR_EVERY(EW_CAST_ROW, i64, int64_t)
+EM_FOR_EVERY(EW_CAST_ROW, u8, uint8_t)
+EM_FOR_EVERY(EW_CAST_ROW, b8, uint8_t)
+EM_FOR_EVERY(EW_CAST_ROW, bf16, uint16_t)
+EM_FOR_EVERY(EW_CAST_ROW, f16, uint16_t)
 static const ew_row_fn cast_rows[EM_DTYPE_COUNT][EM_DTYPE_COUNT] = {
-    [EM_F32] = {EM_FOR_ALL(EW_CAST_ENTRY, f32)}, [EM_F64] = {EM_FOR_ALL(EW_CAST_ENTRY, f64)},
-    [EM_I32] = {EM_FOR_ALL(EW_CAST_ENTRY, i32)}, [EM_I64] = {EM_FOR_ALL(EW_CAST_ENTRY, i64)},
-    [EM_U8] = {EM_FOR_ALL(EW_CAST_ENTRY, u8)},   [EM_BOOL] = {EM_FOR_ALL(EW_CAST_ENTRY, b8)},
+    [EM_F32] = {EM_FOR_EVERY(EW_CAST_ENTRY, f32)},   [EM_F64] = {EM_FOR_EVERY(EW_CAST_ENTRY, f64)},
+    [EM_I32] = {EM_FOR_EVERY(EW_CAST_ENTRY, i32)},   [EM_I64] = {EM_FOR_EVERY(EW_CAST_ENTRY, i64)},
+    [EM_U8] = {EM_FOR_EVERY(EW_CAST_ENTRY, u8)},     [EM_BOOL] = {EM_FOR_EVERY(EW_CAST_ENTRY, b8)},
+    [EM_BF16] = {EM_FOR_EVERY(EW_CAST_ENTRY, bf16)}, [EM_F16] = {EM_FOR_EVERY(EW_CAST_ENTRY, f16)},
 };
 
 static int infer_cast(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {

@@ -33,10 +33,12 @@
 #define EM_EW_IS_FLOAT_SGN 0
 #define EM_EW_IS_FLOAT_UNS 0
 #define EM_EW_IS_FLOAT_BOL 0
+#define EM_EW_IS_FLOAT_NRW 1
 #define EM_EW_IS_BOOL_FLT 0
 #define EM_EW_IS_BOOL_SGN 0
 #define EM_EW_IS_BOOL_UNS 0
 #define EM_EW_IS_BOOL_BOL 1
+#define EM_EW_IS_BOOL_NRW 0
 #define EM_EW_IS_SIGNED_FLT 1
 #define EM_EW_IS_SIGNED_SGN 1
 #define EM_EW_IS_SIGNED_UNS 0
@@ -188,7 +190,8 @@ EM_EW_1(logical_not, BOOL, BOOL, return !x;)
 
 /* ---- casts: em_ew_cast_<from>_<to>(x, f) for every pair ----
  * To and from bool through x != 0; float to integer saturates (NaN is 0);
- * integer to integer wraps. */
+ * integer to integer wraps; to bfloat16 and float16 in one rounding to
+ * nearest even, from them exactly through float32. */
 #define EM_EW_CAST(E, sfx, T, U, C, MN, MX, ssfx, S, SC)                                                              \
     EM_HD static inline T em_ew_cast_##ssfx##_##sfx(S x, const double *f) {                                           \
         (void)f;                                                                                                       \
@@ -202,5 +205,32 @@ EM_FOR_ALL(EM_EW_CAST, i32, int32_t, SGN)
 EM_FOR_ALL(EM_EW_CAST, i64, int64_t, SGN)
 EM_FOR_ALL(EM_EW_CAST, u8, uint8_t, UNS)
 EM_FOR_ALL(EM_EW_CAST, b8, uint8_t, BOL)
+#define EM_EW_CAST_FROM_NARROW(E, sfx, T, U, C, MN, MX, ssfx)                                                         \
+    EM_HD static inline T em_ew_cast_##ssfx##_##sfx(uint16_t x, const double *f) {                                    \
+        return em_ew_cast_f32_##sfx(em_##ssfx##_to_f32(x), f);                                                         \
+    }
+EM_FOR_ALL(EM_EW_CAST_FROM_NARROW, bf16)
+EM_FOR_ALL(EM_EW_CAST_FROM_NARROW, f16)
+/* A float32 narrows directly; wider values and integers through one rounding from their double. */
+#define EM_EW_CAST_TO_NARROW(E, sfx, T, U, C, MN, MX, ssfx, S, SC)                                                    \
+    EM_HD static inline uint16_t em_ew_cast_##ssfx##_##sfx(S x, const double *f) {                                    \
+        (void)f;                                                                                                       \
+        if (EM_EW_IS_BOOL_##SC) return em_##sfx##_from_f32(x != 0 ? 1.0f : 0.0f);                                      \
+        if (EM_EW_IS_FLOAT_##SC && sizeof(S) <= 4) return em_##sfx##_from_f32((float)x);                               \
+        return em_convert_##sfx((double)x);                                                                            \
+    }
+EM_FOR_NARROW(EM_EW_CAST_TO_NARROW, f32, float, FLT)
+EM_FOR_NARROW(EM_EW_CAST_TO_NARROW, f64, double, FLT)
+EM_FOR_NARROW(EM_EW_CAST_TO_NARROW, i32, int32_t, SGN)
+EM_FOR_NARROW(EM_EW_CAST_TO_NARROW, i64, int64_t, SGN)
+EM_FOR_NARROW(EM_EW_CAST_TO_NARROW, u8, uint8_t, UNS)
+EM_FOR_NARROW(EM_EW_CAST_TO_NARROW, b8, uint8_t, BOL)
+#define EM_EW_CAST_NARROW_NARROW(E, sfx, T, U, C, MN, MX, ssfx)                                                       \
+    EM_HD static inline uint16_t em_ew_cast_##ssfx##_##sfx(uint16_t x, const double *f) {                             \
+        (void)f;                                                                                                       \
+        return em_##sfx##_from_f32(em_##ssfx##_to_f32(x));                                                             \
+    }
+EM_FOR_NARROW(EM_EW_CAST_NARROW_NARROW, bf16)
+EM_FOR_NARROW(EM_EW_CAST_NARROW_NARROW, f16)
 
 #endif
