@@ -62,6 +62,9 @@
 #define EM_DT_ALL (EM_DT_NUMERIC | EM_DT(EM_BOOL))
 #define EM_DT_NARROW (EM_DT(EM_BF16) | EM_DT(EM_F16))
 #define EM_DT_EVERY (EM_DT_ALL | EM_DT_NARROW)
+/* The sets of an op whose kernels also read and write bfloat16 and float16 themselves. */
+#define EM_DT_FLOATS_NARROW (EM_DT_FLOATS | EM_DT_NARROW)
+#define EM_DT_NUMERIC_NARROW (EM_DT_NUMERIC | EM_DT_NARROW)
 
 typedef enum em_op {
 #define EM_FAMILY(family)
@@ -135,6 +138,11 @@ enum em_op_flags {
                                     and a graph copies host inputs before a captured replay */
     EM_OPF_PROCESS_LOCAL = 1u << 9, /* its attributes hold this process's pointers (callbacks): a saved graph
                                        cannot hold it */
+    EM_OPF_AUTOCAST_NARROW = 1u << 10,  /* inside em_autocast_begin(dtype), its float32 inputs are cast to dtype
+                                           first: the compute-bound ops (matmul, convolution, attention) */
+    EM_OPF_AUTOCAST_FLOAT32 = 1u << 11, /* inside autocast, its bfloat16 and float16 inputs are cast to float32
+                                           first: softmax, losses, norms and sums, which need the range and
+                                           the precision */
 };
 /* An elementwise op's flags. */
 #define EM_OPF_POINTWISE (EM_OPF_STRIDED | EM_OPF_FUSABLE)
