@@ -71,10 +71,14 @@ static em_tensor *where_cond_col(int i) {
  * the inputs hold, with formulas written independently of the kernels'
  * (e.g. sigmoid as 1/(1+exp(-x)), gelu with erfc). Tolerances: float64
  * 1e-12, float32 2e-6 (relative, absolute below 1); integer and bool outputs
- * and casts are exact. */
+ * and casts are exact. bfloat16 and float16 compute in float32 and round once:
+ * against the exact value rounded to the narrow type, one unit in the last
+ * place (2^-7 and 2^-10 relative), where float32's error meets a tie. */
 
 #define TOL32 2e-6
 #define TOL64 1e-12
+#define TOLBF16 8e-3
+#define TOLF16 1e-3
 #define I32MIN (-2147483648.0)
 #define I32MAX 2147483647.0
 #define I64MIN (-9223372036854775808.0) /* -2^63 */
@@ -229,7 +233,10 @@ static void ref_ew(const fw_case *c, double *expect) {
         double x = fw_held(&c->in[0], bcast_at(&c->in[0], c->out_shape, i)), v;
         if (c->nin == 1) v = r->f1(x);
         else v = r->f2(x, fw_held(&c->in[1], bcast_at(&c->in[1], c->out_shape, i)));
-        expect[i] = c->out_dtype == EM_F32 ? to_f32(v) : v;
+        expect[i] = c->out_dtype == EM_F32    ? to_f32(v)
+                    : c->out_dtype == EM_BF16 ? em_test_round_bf16(v)
+                    : c->out_dtype == EM_F16  ? em_test_round_f16(v)
+                                              : v;
     }
 }
 
@@ -312,7 +319,8 @@ static const double wc_col[] = {0, 1}; /* cond [2,1] with a [1,3] and a scalar b
 /* Reference cases: unary on a standard 1-D input, in float32 and float64. */
 #define REF1(op, dt, x, tol) \
     {#op, dt, #op " " #dt " on " #x, w_##op, 1, {{dt, S(N(x)), x}}, dt, S(N(x)), NULL, ref_ew, tol}
-#define REF1F(op, x) REF1(op, EM_F32, x, TOL32), REF1(op, EM_F64, x, TOL64)
+#define REF1F(op, x) REF1(op, EM_F32, x, TOL32), REF1(op, EM_F64, x, TOL64), REF1(op, EM_BF16, x, TOLBF16), \
+    REF1(op, EM_F16, x, TOLF16)
 /* binary on a with shape sa and b with shape sb -> shape so, output dtype odt; what names the shapes */
 #define REF2O(op, dt, what, a, sa, b, sb, odt, so, tol) \
     {#op, dt, #op " " #dt " " #a ", " #b ": " what, w_##op, 2, {{dt, sa, a}, {dt, sb, b}}, odt, so, NULL, ref_ew, tol}
@@ -323,16 +331,23 @@ static const double wc_col[] = {0, 1}; /* cond [2,1] with a [1,3] and a scalar b
         REF2(op, EM_F64, "[3,4]", ba, S(3, 4), bb, S(3, 4), S(3, 4), TOL64),                                           \
         REF2(op, EM_F32, "[3,1] with [4]", bcol, S(3, 1), brow, S(4), S(3, 4), TOL32),                                 \
         REF2(op, EM_F64, "[] with [2,3]", bsc, S0, bmat, S(2, 3), S(2, 3), TOL64),                                     \
-        REF2(op, EM_F64, "[2,3] with []", bmat, S(2, 3), bsc, S0, S(2, 3), TOL64)
-/* a fused gradient op in both float dtypes */
+        REF2(op, EM_F64, "[2,3] with []", bmat, S(2, 3), bsc, S0, S(2, 3), TOL64),                                     \
+        REF2(op, EM_BF16, "[3,4]", ba, S(3, 4), bb, S(3, 4), S(3, 4), TOLBF16),                                        \
+        REF2(op, EM_F16, "[3,4]", ba, S(3, 4), bb, S(3, 4), S(3, 4), TOLF16),                                          \
+        REF2(op, EM_BF16, "[3,1] with [4]", bcol, S(3, 1), brow, S(4), S(3, 4), TOLBF16),                              \
+        REF2(op, EM_F16, "[] with [2,3]", bsc, S0, bmat, S(2, 3), S(2, 3), TOLF16)
+/* a fused gradient op in every float dtype */
 #define REFG(op, x)                                                                                                    \
     REF2(op, EM_F32, "1-D", x, S(N(x)), gg, S(N(gg)), S(N(x)), TOL32),                                                 \
-        REF2(op, EM_F64, "1-D", x, S(N(x)), gg, S(N(gg)), S(N(x)), TOL64)
+        REF2(op, EM_F64, "1-D", x, S(N(x)), gg, S(N(gg)), S(N(x)), TOL64),                                             \
+        REF2(op, EM_BF16, "1-D", x, S(N(x)), gg, S(N(gg)), S(N(x)), TOLBF16),                                          \
+        REF2(op, EM_F16, "1-D", x, S(N(x)), gg, S(N(gg)), S(N(x)), TOLF16)
 /* a comparison in every dtype (bool output) */
 #define CMP1(op, dt, a, b) REF2O(op, dt, "1-D", a, S(N(a)), b, S(N(b)), EM_BOOL, S(N(a)), 0)
 #define CMP(op)                                                                                                        \
     CMP1(op, EM_F32, cf_a, cf_b), CMP1(op, EM_F64, cf_a, cf_b), CMP1(op, EM_I32, ci32_a, ci32_b),                      \
-        CMP1(op, EM_I64, ci64_a, ci64_b), CMP1(op, EM_U8, cu8_a, cu8_b), CMP1(op, EM_BOOL, cb_a, cb_b)
+        CMP1(op, EM_I64, ci64_a, ci64_b), CMP1(op, EM_U8, cu8_a, cu8_b), CMP1(op, EM_BOOL, cb_a, cb_b),                \
+        CMP1(op, EM_BF16, cf_a, cf_b), CMP1(op, EM_F16, cf_a, cf_b)
 #define WHERE(dt, a, b) \
     {"where", dt, "where " #dt " [2,3] ? " #a " [2,3] : " #b " [3]", w_where, 3, \
      {{EM_BOOL, S(2, 3), wc}, {dt, S(2, 3), a}, {dt, S(3), b}}, dt, S(2, 3), NULL, ref_where, 0}
@@ -417,6 +432,10 @@ const fw_case fw_cases_elementwise[] = {
          (-1, 0, 0, 1, 1, -1, NAN, 1)),
     LIT1(sign, EM_F64, "NaN, zeros, infinities", w_sign, (-3, -0.0, 0, 2.5, INF, -INF, NAN, 1e-300, -5e-324), EM_F64,
          (-1, 0, 0, 1, 1, -1, NAN, 1, -1)),
+    LIT1(sign, EM_BF16, "NaN, zeros, infinities", w_sign, (-3, -0.0, 0, 2.5, INF, -INF, NAN, 1e-30), EM_BF16,
+         (-1, 0, 0, 1, 1, -1, NAN, 1)),
+    LIT1(sign, EM_F16, "NaN, zeros, infinities, subnormals", w_sign, (-3, -0.0, 0, 2.5, INF, -INF, NAN, 1e-7), EM_F16,
+         (-1, 0, 0, 1, 1, -1, NAN, 1)),
     LIT1(sign, EM_I32, "extremes", w_sign, (I32MIN, -5, 0, 7, I32MAX), EM_I32, (-1, -1, 0, 1, 1)),
     LIT1(sign, EM_I64, "extremes", w_sign, (I64MIN, -5, 0, P62), EM_I64, (-1, -1, 0, 1)),
     LIT1(sign, EM_U8, "unsigned", w_sign, (0, 1, 255, 128), EM_U8, (0, 1, 1, 1)),
@@ -440,6 +459,10 @@ const fw_case fw_cases_elementwise[] = {
          EM_F32, (0, 2, 2, -0.0, -2, 4, -3, 3, NAN, -INF, 8388609)),
     LIT1(round, EM_F64, "halves to even", w_round, (0.5, 1.5, 2.5, -0.5, -3.5, 4503599627370497.0, NAN, INF, -0.0),
          EM_F64, (0, 2, 2, -0.0, -4, 4503599627370497.0, NAN, INF, -0.0)),
+    LIT1(round, EM_BF16, "halves to even", w_round, (0.5, 1.5, 2.5, -0.5, -2.5, 3.75, NAN, -INF, 255),
+         EM_BF16, (0, 2, 2, -0.0, -2, 4, NAN, -INF, 255)),
+    LIT1(round, EM_F16, "halves to even", w_round, (0.5, 1.5, 2.5, -0.5, -2.5, 3.75, NAN, INF, 2049),
+         EM_F16, (0, 2, 2, -0.0, -2, 4, NAN, INF, 2048)),
     /* np.mod (TF's floormod): the divisor's sign; x mod 0 and Inf mod y are NaN, x mod Inf is x or the Inf */
     LIT2(floormod, EM_F32, "signs, zeros, infinities", (5.5, -5.5, 5.5, -5.5, 7, -7, 0, 1e-30, INF, 3, NAN, 2, 0.75),
          (2, 2, -2, -2, 3.5, 3.5, 3, -1, 2, INF, 1, 0, -INF), (1.5, 0.5, -0.5, -1.5, 0, 0, 0, -1, NAN, 3, NAN, NAN, -INF)),
@@ -452,6 +475,8 @@ const fw_case fw_cases_elementwise[] = {
          (3, 3, -3, -3, 3, -3, 5, 0, -1, -3), (1, 2, -2, -1, 0, 0, 0, 0, 0, -2)),
     LIT2(floormod, EM_U8, "unsigned, mod 0", (7, 255, 0, 200, 9), (3, 16, 5, 0, 255), (1, 15, 0, 0, 9)),
     REF2O(floormod, EM_F64, "[3,1] with [4]", bcol, S(3, 1), V(2, -2, 0.5, -0.75), S(4), EM_F64, S(3, 4), 0),
+    REF2O(floormod, EM_BF16, "[3,1] with [4]", bcol, S(3, 1), V(2, -2, 0.5, -0.75), S(4), EM_BF16, S(3, 4), 0),
+    REF2O(floormod, EM_F16, "[3,1] with [4]", bcol, S(3, 1), V(2, -2, 0.5, -0.75), S(4), EM_F16, S(3, 4), 0),
 
     /* ---- activations and their fused gradients ---- */
     REF1F(leaky_relu, x_act), 
@@ -477,6 +502,7 @@ const fw_case fw_cases_elementwise[] = {
     /* ---- where (reference: select), broadcasting ---- */
     WHERE(EM_F32, wa_f, wb_f), WHERE(EM_F64, wa_f, wb_f), WHERE(EM_I32, wa_i32, wb_i), WHERE(EM_I64, wa_i64, wb_i),
     WHERE(EM_U8, wa_u8, wb_u8), WHERE(EM_BOOL, wa_b, wb_b),
+    WHERE(EM_BF16, wa_f, wb_f), WHERE(EM_F16, wa_f, wb_f), WHERE_BC(EM_BF16, wb_f, bsc),
     WHERE_BC(EM_F32, wb_f, bsc), WHERE_BC(EM_I64, wb_i, V(I64MIN)), WHERE_BC(EM_BOOL, wb_b, V(1)),
 
     /* ---- comparisons (bool output) and logic ---- */

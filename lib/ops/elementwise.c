@@ -9,8 +9,12 @@
  * innermost axis, and each run goes to a "row" function made per op and
  * dtype around the op's formula. A row whose operands are contiguous (or
  * scalar) is an `omp simd` loop the compiler vectorizes; a contiguous
- * same-shape call is a single run per chunk. */
+ * same-shape call is a single run per chunk. bfloat16 and float16 runs go
+ * through the op's float32 row tile by tile (ew_narrow_row): each input tile
+ * widened into float32 on the stack, the result rounded back once, so the
+ * op computes in float32 and the pass moves 2 bytes an element. */
 #include "elementwise_math.h"
+#include "narrow.h"
 
 #include "../broadcast.h"
 #include "../internal.h"
@@ -163,16 +167,53 @@ static void ew_run(const em_call *c, em_tensor *out, ew_row_fn row) {
     em__parallel_for(out->numel, EW_GRAIN, ew_range, &j);
 }
 
+/* A run of a narrow dtype d through `wide`, the op's float32 row: value inputs widened a tile at a time (a
+ * broadcast scalar once, keeping the float32 row's scalar loop), where's bool condition read in place, a
+ * float output rounded back to d and a bool one written directly. */
+static void ew_narrow_row(em_dtype d, ew_row_fn wide, int arity, bool to_bool, void *out, const void *const *in,
+                          const int64_t *s, int64_t n, const double *f) {
+    float tile[3][EM_NARROW_TILE], res[EM_NARROW_TILE];
+    const int first = arity == 3; /* where (cond, a, b) */
+    const void *win[3];
+    int64_t ws[3];
+    for (int k = first; k < arity; k++) {
+        win[k] = tile[k];
+        ws[k] = s[k] != 0;
+        if (!s[k]) em__narrow_widen(d, in[k], 1, tile[k], 1);
+    }
+    for (int64_t i = 0; i < n; i += EM_NARROW_TILE) {
+        const int64_t m = n - i < EM_NARROW_TILE ? n - i : EM_NARROW_TILE;
+        if (first) {
+            win[0] = (const uint8_t *)in[0] + i * s[0];
+            ws[0] = s[0];
+        }
+        for (int k = first; k < arity; k++)
+            if (s[k]) em__narrow_widen(d, (const uint16_t *)in[k] + i * s[k], s[k], tile[k], m);
+        if (to_bool) {
+            wide((uint8_t *)out + i, win, ws, m, f);
+        } else {
+            wide(res, win, ws, m, f);
+            em__narrow_round(d, res, (uint16_t *)out + i, m);
+        }
+    }
+}
+
 /* ---- each line of elementwise.def: its rows, shape rule and kernel ---- */
 
 #define EW_TO_BOOL_SAME false
 #define EW_TO_BOOL_BOOL true
 #define EW_ROW(E, sfx, T, U, C, MN, MX, name, arity, OUT)                                                             \
     EW_ROW##arity(row_##name##_##sfx, EM_EW_OUT_##OUT(T), T, em_ew_##name##_##sfx)
+#define EW_NARROW_ROW(E, sfx, T, U, C, MN, MX, name, arity, OUT)                                                      \
+    static void row_##name##_##sfx(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {   \
+        ew_narrow_row(E, row_##name##_f32, arity, EW_TO_BOOL_##OUT, out, in, s, n, f);                                 \
+    }
 #define EW_ROW_ENTRY(E, sfx, T, U, C, MN, MX, name, ...) [E] = row_##name##_##sfx,
 #define EW_KERNELS(name, arity, dtypes, OUT)                                                                           \
-    EM_FOR_##dtypes(EW_ROW, name, arity, OUT)                                                                          \
-    static const ew_row_fn rows_##name[EM_DTYPE_COUNT] = {EM_FOR_##dtypes(EW_ROW_ENTRY, name)};                       \
+    EM_WIDE_##dtypes(EW_ROW, name, arity, OUT)                                                                         \
+    EM_NARROWS_##dtypes(EW_NARROW_ROW, name, arity, OUT)                                                               \
+    static const ew_row_fn rows_##name[EM_DTYPE_COUNT] = {EM_WIDE_##dtypes(EW_ROW_ENTRY, name)                        \
+                                                              EM_NARROWS_##dtypes(EW_ROW_ENTRY, name)};               \
     static int infer_##name(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {                            \
         return ew_infer(c, rows_##name, EW_TO_BOOL_##OUT, dtype, ndim, shape);                                         \
     }                                                                                                                  \
