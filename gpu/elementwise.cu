@@ -4,10 +4,12 @@
 // kernel template. Every input is read in place through a broadcast plan
 // (lib/broadcast.h) with its own strides (0 where broadcast); after
 // coalescing, a same-shape contiguous call is one flat loop without index
-// arithmetic. The op's shape rule has already checked the dtypes.
+// arithmetic. The op's shape rule has already checked the dtypes. bfloat16
+// and float16 run the op's float32 functor on widened values (ew_narrow).
 #include "broadcast.h"
 #include "common.cuh"
 #include "ops/elementwise_math.h"
+#include "ops/narrow.h"
 
 namespace {
 
@@ -80,12 +82,28 @@ int no_kernel(const em_gpu_call *c, int dtype) {
         static constexpr int arity = 3;                                                                                \
         __device__ T operator()(uint8_t k, T x, T y, const double *) const { return em_ew_##name##_##sfx(k, x, y); }   \
     };
-#define EW_FUNCTORS_SAME(name, arity, dtypes) EM_FOR_##dtypes(EW_FUNCTOR_##arity, name, SAME)
-#define EW_FUNCTORS_BOOL(name, arity, dtypes) EM_FOR_##dtypes(EW_FUNCTOR_##arity, name, BOOL)
+#define EW_FUNCTORS_SAME(name, arity, dtypes) EM_WIDE_##dtypes(EW_FUNCTOR_##arity, name, SAME)
+#define EW_FUNCTORS_BOOL(name, arity, dtypes) EM_WIDE_##dtypes(EW_FUNCTOR_##arity, name, BOOL)
 #define EW_FUNCTORS_CAST(name, arity, dtypes) /* below */
 #define EM_OP(ID, name, arity, dtypes, grad, kernel, flags, cost, out, api, fn) EW_FUNCTORS_##out(name, arity, dtypes)
 #include "ops/elementwise.def"
 #undef EM_OP
+
+// F32, an op's float32 functor, on the narrow dtype D: inputs widened, a float
+// result rounded back to D, a bool one (comparisons) kept.
+template <class F32, int D> struct ew_narrow {
+    static constexpr int arity = F32::arity;
+    typedef narrow_io<D> N;
+    __device__ static uint16_t put(float v) { return N::round(v); }
+    __device__ static uint8_t put(uint8_t v) { return v; }
+    __device__ auto operator()(uint16_t x, const double *f) const { return put(F32()(N::widen(x), f)); }
+    __device__ auto operator()(uint16_t x, uint16_t y, const double *f) const {
+        return put(F32()(N::widen(x), N::widen(y), f));
+    }
+    __device__ uint16_t operator()(uint8_t k, uint16_t x, uint16_t y, const double *f) const {
+        return put(F32()(k, N::widen(x), N::widen(y), f));
+    }
+};
 
 // Casts: a functor per (source, target) pair.
 #define EW_CAST_FUNCTOR(E, sfx, T, U, C, MN, MX, ssfx, S)                                                             \
@@ -130,10 +148,20 @@ EW_CAST_FROM(EM_F16, f16, uint16_t)
 #define EW_CASE_2 EW_CASE_1
 #define EW_CASE_3(E, sfx, T, U, C, MN, MX, name, OUT)                                                                 \
     case E: return launch<ew_##name##_##sfx, T, uint8_t, T, T>(c, out);
+#define EW_NARROW_OUT_SAME uint16_t
+#define EW_NARROW_OUT_BOOL uint8_t
+#define EW_NARROW_CASE_1(E, sfx, T, U, C, MN, MX, name, OUT)                                                          \
+    case E: return launch<ew_narrow<ew_##name##_f32, E>, EW_NARROW_OUT_##OUT, uint16_t>(c, out);
+#define EW_NARROW_CASE_2 EW_NARROW_CASE_1
+#define EW_NARROW_CASE_3(E, sfx, T, U, C, MN, MX, name, OUT)                                                          \
+    case E: return launch<ew_narrow<ew_##name##_f32, E>, uint16_t, uint8_t, uint16_t, uint16_t>(c, out);
 #define EW_ENTRY(name, arity, dtypes, OUT)                                                                             \
     int em_gpu_op_##name(const em_gpu_call *c, em_gpu_tensor *out) {                                         \
         int dt = c->in[c->n - 1].dtype;                                                                                \
-        switch (dt) { EM_FOR_##dtypes(EW_CASE_##arity, name, OUT) default: break; }                                    \
+        switch (dt) {                                                                                                  \
+            EM_WIDE_##dtypes(EW_CASE_##arity, name, OUT) EM_NARROWS_##dtypes(EW_NARROW_CASE_##arity, name, OUT)         \
+        default: break;                                                                                                \
+        }                                                                                                              \
         return no_kernel(c, dt);                                                                                       \
     }
 #define EW_ENTRY_SAME(name, arity, dtypes) EW_ENTRY(name, arity, dtypes, SAME)

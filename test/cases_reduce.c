@@ -132,15 +132,18 @@ static void ref_argmin_last(const fw_case *c, double *e) { ref_last(c, e, R_ARGM
 #define G64(F, b) G16(F, b), G16(F, (b) + 16), G16(F, (b) + 32), G16(F, (b) + 48)
 #define G384(F) G64(F, 0), G64(F, 64), G64(F, 128), G64(F, 192), G64(F, 256), G64(F, 320)
 
-#define TOL_OF(dt) ((dt) == EM_F32 ? 1e-6 : 1e-12)
+/* bfloat16 and float16 results are float32-accumulated values rounded once: one unit in their last place */
+#define TOL_OF(dt) ((dt) == EM_F32 ? 1e-6 : (dt) == EM_BF16 ? 8e-3 : (dt) == EM_F16 ? 1e-3 : 1e-12)
 /* One input of the case's dtype; the output of dtype odt. */
 #define R1(op, dt, label, fn, ishape, ivals, odt, oshape, expect) \
     {op, dt, label, fn, 1, {{dt, ishape, ivals}}, odt, oshape, expect, NULL, TOL_OF(dt)}
 #define R1REF(op, dt, label, fn, ishape, ivals, odt, oshape, ref) \
     {op, dt, label, fn, 1, {{dt, ishape, ivals}}, odt, oshape, NULL, ref, TOL_OF(dt)}
-/* The same case for each numeric dtype (values valid for uint8), its dtype in the label. */
-#define EACH_NUMERIC(M, ...) \
-    M(EM_F32, __VA_ARGS__), M(EM_F64, __VA_ARGS__), M(EM_I32, __VA_ARGS__), M(EM_I64, __VA_ARGS__), M(EM_U8, __VA_ARGS__)
+/* The same case for each numeric dtype (values valid for uint8, exact in bfloat16), its dtype in the label. */
+#define EACH_NUMERIC(M, ...)                                                                                          \
+    M(EM_F32, __VA_ARGS__), M(EM_F64, __VA_ARGS__), M(EM_I32, __VA_ARGS__), M(EM_I64, __VA_ARGS__), M(EM_U8, __VA_ARGS__), \
+        EACH_NARROW(M, __VA_ARGS__)
+#define EACH_NARROW(M, ...) M(EM_BF16, __VA_ARGS__), M(EM_F16, __VA_ARGS__)
 #define SAME(dt, op, label, fn, ishape, ivals, oshape, expect) \
     R1(op, dt, label " " #dt, fn, ishape, ivals, dt, oshape, expect)
 #define TO_I64(dt, op, label, fn, ishape, ivals, oshape, expect) \
@@ -212,6 +215,14 @@ const fw_case fw_cases_reduce[] = {
     /* float32(0.1) * 70000 in double: np.float64(np.float32(0.1)) * 70000 */
     SAME(EM_F32, "sum", "sum of 70000 x float32(0.1)", sum_70000, EM_SHAPE(1), V(0.1), EM_SHAPE0, V(7000.000104308128)),
     SAME(EM_F64, "sum", "sum of 70000 x 0.1", sum_70000, EM_SHAPE(1), V(0.1), EM_SHAPE0, V(7000.0)),
+    /* never accumulated in the narrow type, where 1 + 256 is 256 (bfloat16) and 32 + 2^-6 is 32 (float16):
+     * 70000 rounded to bfloat16 (a multiple of 512) is 70144; 70000 / 64 = 1093.75 rounds to 1094 in float16 */
+    SAME(EM_BF16, "sum", "sum of 70000 x 1 accumulates in float32 or wider", sum_70000, EM_SHAPE(1), V(1), EM_SHAPE0,
+         V(70144)),
+    SAME(EM_F16, "sum", "sum of 70000 x 2^-6 accumulates in float32 or wider", sum_70000, EM_SHAPE(1), V(0.015625),
+         EM_SHAPE0, V(1094)),
+    EACH_NARROW(SAME, "sum", "sum with NaN and infinities", sum_1_c, EM_SHAPE(3, 2),
+                V(1, NAN, INFINITY, -INFINITY, INFINITY, 2), EM_SHAPE(3), V(NAN, NAN, INFINITY)),
     /* 70000 * 65536 mod 2^32 = 292552704; 70000 mod 256 = 112; 70000 * 2^40 */
     SAME(EM_I32, "sum", "sum of 70000 x 65536 wraps", sum_70000, EM_SHAPE(1), V(65536), EM_SHAPE0, V(292552704)),
     SAME(EM_I64, "sum", "sum of 70000 x 2^40", sum_70000, EM_SHAPE(1), V(1099511627776.0), EM_SHAPE0,
@@ -231,6 +242,8 @@ const fw_case fw_cases_reduce[] = {
              ref_sum_last),
     SAME_REF(EM_F64, "sum", "sum long rows [2,192]", sum_last, EM_SHAPE(2, 192), V(G384(LONG_HALF)), EM_SHAPE(2),
              ref_sum_last),
+    EACH_NARROW(SAME_REF, "sum", "sum long rows [2,192]", sum_last, EM_SHAPE(2, 192), V(G384(LONG_HALF)), EM_SHAPE(2),
+                ref_sum_last),
     SAME_REF(EM_I64, "sum", "sum long rows [2,192]", sum_last, EM_SHAPE(2, 192), V(G384(LONG)), EM_SHAPE(2),
              ref_sum_last),
 
@@ -256,6 +269,11 @@ const fw_case fw_cases_reduce[] = {
              ref_max_last),
     SAME_REF(EM_F64, "max", "max long rows with NaN [2,192]", max_last_c, EM_SHAPE(2, 192), V(G384(LONG_NAN)), EM_SHAPE(2),
              ref_max_last),
+    EACH_NARROW(SAME_REF, "max", "max long rows with NaN [2,192]", max_last_c, EM_SHAPE(2, 192), V(G384(LONG_NAN)),
+                EM_SHAPE(2), ref_max_last),
+    EACH_NARROW(SAME, "max", "max with NaN", max_1_c, EM_SHAPE(4, 3),
+                V(1, NAN, 3, NAN, -1, -2, -5, -2, NAN, -INFINITY, -INFINITY, -INFINITY), EM_SHAPE(4),
+                V(NAN, NAN, NAN, -INFINITY)),
     SAME(EM_F32, "max", "max of negatives and infinities", max_1_c, EM_SHAPE(2, 2), V(-3.5, -0.25, INFINITY, 1e30),
          EM_SHAPE(2), V(-0.25, INFINITY)),
     SAME(EM_I32, "max", "max int32 extremes", max_1, EM_SHAPE(2, 3), V(-2147483648.0, 2147483647, 0, -5, -2147483648.0, -7),
@@ -291,6 +309,9 @@ const fw_case fw_cases_reduce[] = {
              ref_min_last),
     SAME_REF(EM_F64, "min", "min long rows with NaN [2,192]", min_last_c, EM_SHAPE(2, 192), V(G384(LONG_NAN)), EM_SHAPE(2),
              ref_min_last),
+    EACH_NARROW(SAME, "min", "min with NaN", min_1_c, EM_SHAPE(4, 3),
+                V(1, NAN, 3, NAN, -1, -2, -5, -2, NAN, INFINITY, INFINITY, INFINITY), EM_SHAPE(4),
+                V(NAN, NAN, NAN, INFINITY)),
     SAME(EM_F64, "min", "min of negatives and infinities", min_1_c, EM_SHAPE(2, 2), V(-3.5, -0.25, -INFINITY, -1e300),
          EM_SHAPE(2), V(-3.5, -INFINITY)),
     SAME(EM_I32, "min", "min int32 extremes", min_1, EM_SHAPE(2, 3), V(-2147483648.0, 2147483647, 0, 5, 2147483647, 7),
@@ -310,6 +331,11 @@ const fw_case fw_cases_reduce[] = {
          EM_SHAPE(2), V(-3, 0)),
     SAME(EM_F64, "prod", "prod fractions, negatives, zero", prod_1, EM_SHAPE(2, 3), V(0.5, -4, 1.5, 3, 0, -2),
          EM_SHAPE(2), V(-3, 0)),
+    /* accumulated wider: 256 * 256 / 256 is 256 in float16, whose largest value is 65504 */
+    SAME(EM_F16, "prod", "prod past float16's range inside", prod_all, EM_SHAPE(3), V(256, 256, 0.00390625), EM_SHAPE0,
+         V(256)),
+    EACH_NARROW(SAME, "prod", "prod with NaN and infinities", prod_1_c, EM_SHAPE(3, 2),
+                V(0, INFINITY, NAN, 2, INFINITY, -2), EM_SHAPE(3), V(NAN, NAN, -INFINITY)),
     /* 0 * inf is NaN; NaN propagates; inf * -2 */
     SAME(EM_F64, "prod", "prod with NaN and infinities", prod_1_c, EM_SHAPE(3, 2), V(0, INFINITY, NAN, 2, INFINITY, -2),
          EM_SHAPE(3), V(NAN, NAN, -INFINITY)),
@@ -333,6 +359,13 @@ const fw_case fw_cases_reduce[] = {
          V(2.40760596444438, 3.0658839037574293)),
     SAME(EM_F64, "log_sum_exp", "log_sum_exp axis 1 [2,3]", lse_1, EM_SHAPE(2, 3), V(0, 1, 2, -1, 0, 3), EM_SHAPE(2),
          V(2.40760596444438, 3.0658839037574293)),
+    EACH_NARROW(SAME, "log_sum_exp", "log_sum_exp axis 1 [2,3]", lse_1, EM_SHAPE(2, 3), V(0, 1, 2, -1, 0, 3),
+                EM_SHAPE(2), V(2.40760596444438, 3.0658839037574293)),
+    EACH_NARROW(SAME, "log_sum_exp", "log_sum_exp with infinities and NaN", lse_1_c, EM_SHAPE(4, 2),
+                V(INFINITY, 1, -INFINITY, -INFINITY, NAN, 1, -INFINITY, 0), EM_SHAPE(4), V(INFINITY, -INFINITY, NAN, 0)),
+    /* 1000 + ln 2 is 1000 in bfloat16 (spacing 4) and 1000.5 in float16 (spacing 0.5) */
+    EACH_NARROW(SAME, "log_sum_exp", "log_sum_exp of large values", lse_1, EM_SHAPE(2, 2), V(1000, 1000, -1000, -1000),
+                EM_SHAPE(2), V(1000.6931471805599, -999.3068528194401)),
     /* y = np.arange(12).reshape(2,3,2) * 0.25: np.log(np.exp(y).sum(axis=(0,2))), np.log(np.exp(y).sum()) */
     SAME(EM_F32, "log_sum_exp", "log_sum_exp axes (0,2) keepdims [2,3,2]", lse_02_keep, EM_SHAPE(2, 3, 2),
          V(0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75), EM_SHAPE(1, 3, 1),
@@ -379,6 +412,8 @@ const fw_case fw_cases_reduce[] = {
                EM_SHAPE(2), ref_argmax_last),
     TO_I64_REF(EM_F64, "argmax", "argmax long rows with NaN [2,192]", argmax_last, EM_SHAPE(2, 192), V(G384(LONG_NAN)),
                EM_SHAPE(2), ref_argmax_last),
+    EACH_NARROW(TO_I64_REF, "argmax", "argmax long rows with NaN [2,192]", argmax_last, EM_SHAPE(2, 192),
+                V(G384(LONG_NAN)), EM_SHAPE(2), ref_argmax_last),
     TO_I64(EM_F64, "argmax", "argmax of negatives and infinities", argmax_1, EM_SHAPE(2, 3),
            V(-3.5, -0.25, -0.5, 1e300, INFINITY, INFINITY), EM_SHAPE(2), V(1, 1)),
     TO_I64(EM_I32, "argmax", "argmax int32 extremes", argmax_1, EM_SHAPE(2, 3),
@@ -410,6 +445,8 @@ const fw_case fw_cases_reduce[] = {
                EM_SHAPE(2), ref_argmin_last),
     TO_I64_REF(EM_F64, "argmin", "argmin long rows with NaN [2,192]", argmin_last, EM_SHAPE(2, 192), V(G384(LONG_NAN)),
                EM_SHAPE(2), ref_argmin_last),
+    EACH_NARROW(TO_I64_REF, "argmin", "argmin long rows with NaN [2,192]", argmin_last, EM_SHAPE(2, 192),
+                V(G384(LONG_NAN)), EM_SHAPE(2), ref_argmin_last),
     TO_I64(EM_I32, "argmin", "argmin int32 extremes", argmin_1, EM_SHAPE(2, 3),
            V(2147483647, -2147483648.0, -2147483648.0, 2147483647, 2147483647, 2147483646), EM_SHAPE(2), V(1, 2)),
     TO_I64(EM_I64, "argmin", "argmin int64 extremes", argmin_1, EM_SHAPE(2, 3), V(TWO62, I64_MIN, -1, TWO62, TWO62, TWO62),

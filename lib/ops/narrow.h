@@ -37,6 +37,21 @@
 /* Elements per tile: 2 KiB of float32 per operand, in L1 beside the tile's narrow data. */
 #define EM_NARROW_TILE 512
 
+#ifdef __CUDACC__
+/* The GPU kernels' side (the CUDA plug-in): narrow_io<EM_BF16> and narrow_io<EM_F16> convert one element, by the
+ * CPU's rules. */
+template <int D> struct narrow_io;
+template <> struct narrow_io<EM_BF16> {
+    __device__ static float widen(uint16_t h) { return em_bf16_to_f32(h); }
+    __device__ static uint16_t round(float f) { return em_bf16_from_f32(f); }
+    __device__ static uint16_t round(double v) { return em_convert_bf16(v); }
+};
+template <> struct narrow_io<EM_F16> {
+    __device__ static float widen(uint16_t h) { return em_f16_to_f32(h); }
+    __device__ static uint16_t round(float f) { return em_f16_from_f32(f); }
+    __device__ static uint16_t round(double v) { return em_convert_f16(v); }
+};
+#else
 /* dst[i] = src[i * stride] widened, for i < n; d is EM_BF16 or EM_F16. */
 void em__narrow_widen(em_dtype d, const uint16_t *src, int64_t stride, float *dst, int64_t n);
 /* dst[i] = src[i] rounded to d, for i < n. */
@@ -46,5 +61,6 @@ bool em__narrow_f16_hardware(void);
 /* The software rule on the same runs, for the tests' sweeps. */
 void em__narrow_widen_soft(em_dtype d, const uint16_t *src, int64_t stride, float *dst, int64_t n);
 void em__narrow_round_soft(em_dtype d, const float *src, uint16_t *dst, int64_t n);
+#endif
 
 #endif

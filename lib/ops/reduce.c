@@ -9,7 +9,10 @@
  * not depend on the thread count. Only a reduction of a few outputs over many
  * elements is cut into fixed chunks whose partial results are combined in
  * order (the chunking depends on the shape alone). Float sums and products
- * accumulate in double, integer ones in uint64 (wrapping like the dtype). */
+ * accumulate in double, integer ones in uint64 (wrapping like the dtype).
+ * bfloat16 and float16 are read as they are stored, widened element by
+ * element as float32 (never accumulated in their own type), and each result
+ * is rounded once. */
 #include "../gpu.h"
 #include "../internal.h"
 #include "../reduce_plan.h"
@@ -65,7 +68,7 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
  * fixed order, which breaks the add-latency chain and vectorizes; the order
  * depends only on the shape, never on the thread count. Ops whose STEP looks
  * at the position (argmax) use one lane. */
-#define DEFINE_REDUCE(NAME, T, OT, V, A, INIT, LOAD, STEP, MERGE, STORE, ISNAN, LANES)                   \
+#define DEFINE_REDUCE(NAME, N, T, OT, V, A, INIT, LOAD, STEP, MERGE, STORE, ISNAN, LANES)                \
     EM_HOT static A NAME##_range(const rctx *k, int64_t o, int64_t r0, int64_t r1) {                     \
         const T *x = k->x;                                                                                \
         const OT *out = k->out;                                                                           \
@@ -80,13 +83,13 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
                 for (int l = 0; l < LANES; l++) lane[l] = INIT;                                           \
                 for (; j + LANES <= jend; j += LANES, r += LANES)                                         \
                     for (int l = 0; l < LANES; l++) {                                                     \
-                        V v = LOAD(px[j + l], o);                                                         \
+                        V v = LOAD(N, px[j + l], o);                                                         \
                         STEP(lane[l], v, r + l, ISNAN);                                                   \
                     }                                                                                     \
                 for (int l = 0; l < LANES; l++) MERGE(acc, lane[l], ISNAN);                               \
             }                                                                                             \
             for (; j < jend; j++, r++) {                                                                  \
-                V v = LOAD(px[j], o);                                                                     \
+                V v = LOAD(N, px[j], o);                                                                     \
                 STEP(acc, v, r, ISNAN);                                                                   \
             }                                                                                             \
             s++;                                                                                          \
@@ -109,11 +112,11 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
             for (int64_t s = 0; s < k->p.steps; s++) {                                                    \
                 const T *px = x + (k->p.nred == 1 ? base + s * stride : em_plan_at(&k->p, o, s) + b0);    \
                 _Pragma("omp simd") for (int64_t b = 0; b < n; b++) {                                     \
-                    V v = LOAD(px[b], oi + b);                                                            \
+                    V v = LOAD(N, px[b], oi + b);                                                            \
                     STEP(acc[b], v, s, ISNAN);                                                            \
                 }                                                                                         \
             }                                                                                             \
-            for (int64_t b = 0; b < n; b++) STORE(out[oi + b], acc[b]);                                   \
+            for (int64_t b = 0; b < n; b++) STORE(N, out[oi + b], acc[b]);                                   \
         }                                                                                                 \
     }                                                                                                     \
     static void NAME##_rows(void *ctx, int64_t begin, int64_t end) {                                      \
@@ -121,7 +124,7 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
         OT *out = k->out;                                                                                 \
         for (int64_t o = begin; o < end; o++) {                                                           \
             A acc = NAME##_range(k, o, 0, k->p.count);                                                    \
-            STORE(out[o], acc);                                                                           \
+            STORE(N, out[o], acc);                                                                           \
         }                                                                                                 \
     }                                                                                                     \
     static void NAME##_parts(void *ctx, int64_t begin, int64_t end) {                                     \
@@ -139,7 +142,7 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
         for (int64_t o = 0; o < k->p.outer; o++) {                                                        \
             A acc = partial[o * k->parts];                                                                \
             for (int64_t q = 1; q < k->parts; q++) MERGE(acc, partial[o * k->parts + q], ISNAN);          \
-            STORE(out[o], acc);                                                                           \
+            STORE(N, out[o], acc);                                                                           \
         }                                                                                                 \
     }                                                                                                     \
     static void NAME##_cpu(const em_call *c, em_tensor *out) {                                            \
@@ -148,13 +151,32 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
         run_reduce(c, out, partial, &fns);                                                                \
     }
 
+/* An element of dtype suffix N as the kernels compare and add it (WIDEN_N), and an accumulator written to an
+ * output element d (ROUND_N): bfloat16 and float16 are widened to float32, and their results, accumulated
+ * as float32's are (sums and products in double, extremes in float32), are rounded once. */
+#define WIDEN_f32(v) (v)
+#define WIDEN_f64(v) (v)
+#define WIDEN_i32(v) (v)
+#define WIDEN_i64(v) (v)
+#define WIDEN_u8(v) (v)
+#define WIDEN_b8(v) (v)
+#define WIDEN_bf16(v) em_bf16_to_f32(v)
+#define WIDEN_f16(v) em_f16_to_f32(v)
+#define ROUND_f32(d, acc) ((__typeof__(d))(acc))
+#define ROUND_f64 ROUND_f32
+#define ROUND_i32 ROUND_f32
+#define ROUND_i64 ROUND_f32
+#define ROUND_u8 ROUND_f32
+#define ROUND_b8 ROUND_f32
+#define ROUND_bf16(d, acc) em_convert_bf16((double)(acc))
+#define ROUND_f16(d, acc) em_convert_f16((double)(acc))
+
 #define NEVER_NAN(v) 0
-#define LOAD_AS(V) LOAD_AS_##V
-#define LOAD_VALUE(v, oi) (v)
-#define LOAD_DOUBLE(v, oi) ((double)(v))
-#define LOAD_U64(v, oi) ((uint64_t)(v))
+#define LOAD_VALUE(N, v, oi) WIDEN_##N(v)
+#define LOAD_DOUBLE(N, v, oi) ((double)WIDEN_##N(v))
+#define LOAD_U64(N, v, oi) ((uint64_t)(v))
 /* log_sum_exp's second pass: out holds the maximum (em_lse_term: lib/reduce_plan.h). */
-#define LOAD_SHIFTED_EXP(v, oi) em_lse_term((double)(v), (double)out[oi])
+#define LOAD_SHIFTED_EXP(N, v, oi) em_lse_term((double)WIDEN_##N(v), (double)WIDEN_##N(out[oi]))
 
 #define STEP_ADD(acc, v, r, ISNAN) ((acc) += (v))
 #define MERGE_ADD(acc, p, ISNAN) ((acc) += (p))
@@ -187,40 +209,43 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
 #define STEP_AND(acc, v, r, ISNAN) ((acc) &= (v))
 #define MERGE_AND(acc, p, ISNAN) ((acc) &= (p))
 
-#define STORE_CAST(d, acc) ((d) = (__typeof__(d))(acc))
-#define STORE_INDEX(d, acc) ((d) = (acc).i)
+#define STORE_CAST(N, d, acc) ((d) = ROUND_##N(d, acc))
+#define STORE_INDEX(N, d, acc) ((d) = (acc).i)
 /* log_sum_exp: max + log(sum(exp(x - max))); an infinite or NaN max is the result. */
-#define STORE_LSE(d, acc) ((d) = em_lse_result((d), (acc)))
+#define STORE_LSE(N, d, acc) ((d) = ROUND_##N(d, em_lse_result(WIDEN_##N(d), (acc))))
 
-/* dtype suffix, enum, C type, sum accumulator and its loader, lowest, highest, NaN test */
-#define FLOAT_TYPES(X)                                                              \
-    X(f32, EM_F32, float, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan)          \
-    X(f64, EM_F64, double, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan)
-#define NUMERIC_TYPES(X)                                                            \
-    FLOAT_TYPES(X)                                                                  \
-    X(i32, EM_I32, int32_t, uint64_t, LOAD_U64, INT32_MIN, INT32_MAX, NEVER_NAN)    \
-    X(i64, EM_I64, int64_t, uint64_t, LOAD_U64, INT64_MIN, INT64_MAX, NEVER_NAN)    \
-    X(u8, EM_U8, uint8_t, uint64_t, LOAD_U64, 0, UINT8_MAX, NEVER_NAN)
+/* dtype suffix, enum, C type, sum accumulator and its loader, lowest, highest, NaN test, the type values are
+ * compared in */
+#define FLOAT_TYPES(X)                                                                     \
+    X(f32, EM_F32, float, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan, float)          \
+    X(f64, EM_F64, double, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan, double)        \
+    X(bf16, EM_BF16, uint16_t, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan, float)     \
+    X(f16, EM_F16, uint16_t, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan, float)
+#define NUMERIC_TYPES(X)                                                                   \
+    FLOAT_TYPES(X)                                                                         \
+    X(i32, EM_I32, int32_t, uint64_t, LOAD_U64, INT32_MIN, INT32_MAX, NEVER_NAN, int32_t)  \
+    X(i64, EM_I64, int64_t, uint64_t, LOAD_U64, INT64_MIN, INT64_MAX, NEVER_NAN, int64_t)  \
+    X(u8, EM_U8, uint8_t, uint64_t, LOAD_U64, 0, UINT8_MAX, NEVER_NAN, uint8_t)
 
-#define DEF_SUM(N, E, T, S, LS, LO, HI, ISNAN) \
-    DEFINE_REDUCE(sum_##N, T, T, S, S, (S)0, LS, STEP_ADD, MERGE_ADD, STORE_CAST, ISNAN, 8)
-#define DEF_PROD(N, E, T, S, LS, LO, HI, ISNAN) \
-    DEFINE_REDUCE(prod_##N, T, T, S, S, (S)1, LS, STEP_MUL, MERGE_MUL, STORE_CAST, ISNAN, 8)
-#define DEF_MAX(N, E, T, S, LS, LO, HI, ISNAN) \
-    DEFINE_REDUCE(max_##N, T, T, T, T, (T)(LO), LOAD_VALUE, STEP_MAX, MERGE_MAX, STORE_CAST, ISNAN, 32)
-#define DEF_MIN(N, E, T, S, LS, LO, HI, ISNAN) \
-    DEFINE_REDUCE(min_##N, T, T, T, T, (T)(HI), LOAD_VALUE, STEP_MIN, MERGE_MIN, STORE_CAST, ISNAN, 32)
-#define DEF_ARG(N, E, T, S, LS, LO, HI, ISNAN)                                                                  \
+#define DEF_SUM(N, E, T, S, LS, LO, HI, ISNAN, V) \
+    DEFINE_REDUCE(sum_##N, N, T, T, S, S, (S)0, LS, STEP_ADD, MERGE_ADD, STORE_CAST, ISNAN, 8)
+#define DEF_PROD(N, E, T, S, LS, LO, HI, ISNAN, V) \
+    DEFINE_REDUCE(prod_##N, N, T, T, S, S, (S)1, LS, STEP_MUL, MERGE_MUL, STORE_CAST, ISNAN, 8)
+#define DEF_MAX(N, E, T, S, LS, LO, HI, ISNAN, V) \
+    DEFINE_REDUCE(max_##N, N, T, T, V, V, (V)(LO), LOAD_VALUE, STEP_MAX, MERGE_MAX, STORE_CAST, ISNAN, 32)
+#define DEF_MIN(N, E, T, S, LS, LO, HI, ISNAN, V) \
+    DEFINE_REDUCE(min_##N, N, T, T, V, V, (V)(HI), LOAD_VALUE, STEP_MIN, MERGE_MIN, STORE_CAST, ISNAN, 32)
+#define DEF_ARG(N, E, T, S, LS, LO, HI, ISNAN, V)                                                               \
     typedef struct {                                                                                            \
-        T v;                                                                                                    \
+        V v;                                                                                                    \
         int64_t i;                                                                                              \
     } arg_##N;                                                                                                  \
-    DEFINE_REDUCE(argmax_##N, T, int64_t, T, arg_##N, ((arg_##N){0, -1}), LOAD_VALUE, STEP_ARGMAX,             \
+    DEFINE_REDUCE(argmax_##N, N, T, int64_t, V, arg_##N, ((arg_##N){0, -1}), LOAD_VALUE, STEP_ARGMAX,          \
                   MERGE_ARGMAX, STORE_INDEX, ISNAN, 1)                                                          \
-    DEFINE_REDUCE(argmin_##N, T, int64_t, T, arg_##N, ((arg_##N){0, -1}), LOAD_VALUE, STEP_ARGMIN,             \
+    DEFINE_REDUCE(argmin_##N, N, T, int64_t, V, arg_##N, ((arg_##N){0, -1}), LOAD_VALUE, STEP_ARGMIN,          \
                   MERGE_ARGMIN, STORE_INDEX, ISNAN, 1)
-#define DEF_LSE(N, E, T, S, LS, LO, HI, ISNAN)                                                                  \
-    DEFINE_REDUCE(lse_pass_##N, T, T, double, double, 0.0, LOAD_SHIFTED_EXP, STEP_ADD, MERGE_ADD, STORE_LSE,   \
+#define DEF_LSE(N, E, T, S, LS, LO, HI, ISNAN, V)                                                               \
+    DEFINE_REDUCE(lse_pass_##N, N, T, T, double, double, 0.0, LOAD_SHIFTED_EXP, STEP_ADD, MERGE_ADD, STORE_LSE, \
                   ISNAN, 8)                                                                                     \
     static void lse_##N##_cpu(const em_call *c, em_tensor *out) {                                               \
         max_##N##_cpu(c, out);                                                                                  \
@@ -233,9 +258,10 @@ NUMERIC_TYPES(DEF_MAX)
 NUMERIC_TYPES(DEF_MIN)
 NUMERIC_TYPES(DEF_ARG)
 FLOAT_TYPES(DEF_LSE)
-DEFINE_REDUCE(reduce_any, uint8_t, uint8_t, uint8_t, uint8_t, 0, LOAD_VALUE, STEP_OR, MERGE_OR, STORE_CAST, NEVER_NAN, 32)
-DEFINE_REDUCE(reduce_all, uint8_t, uint8_t, uint8_t, uint8_t, 1, LOAD_VALUE, STEP_AND, MERGE_AND, STORE_CAST, NEVER_NAN,
+DEFINE_REDUCE(reduce_any, b8, uint8_t, uint8_t, uint8_t, uint8_t, 0, LOAD_VALUE, STEP_OR, MERGE_OR, STORE_CAST, NEVER_NAN,
               32)
+DEFINE_REDUCE(reduce_all, b8, uint8_t, uint8_t, uint8_t, uint8_t, 1, LOAD_VALUE, STEP_AND, MERGE_AND, STORE_CAST,
+              NEVER_NAN, 32)
 
 /* One row kernel per op, dispatching on the input dtype (checked by the shape rule). */
 #define ENTRY_SUM(N, E, ...) [E] = sum_##N##_cpu,
