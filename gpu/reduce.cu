@@ -10,11 +10,14 @@
 // run. Accumulators are the CPU's: double for float sums and products,
 // uint64 (wrapping like the dtype) for integer ones. max/min propagate NaN;
 // argmax/argmin keep the first best index (the first NaN), like the CPU.
-// log_sum_exp's arithmetic is lib/reduce_plan.h's, the CPU's.
+// log_sum_exp's arithmetic is lib/reduce_plan.h's, the CPU's. bfloat16 and
+// float16 are read as stored, widened per element and accumulated as
+// float32's are, each result rounded once (elem<narrow<D>>).
 #include <limits>
 #include <type_traits>
 
 #include "common.cuh"
+#include "ops/narrow.h"
 #include "reduce_plan.h"
 
 namespace {
@@ -33,8 +36,29 @@ template <class T> T highest() {
     else return std::numeric_limits<T>::max();
 }
 
+// An element of a narrow dtype D as stored: its 16 bits.
+template <int D> struct narrow {
+    uint16_t bits;
+};
+
+// How the kernels read an element of T (widen, to V: what is compared and
+// added) and write a result (round, from an accumulator).
+template <class T> struct elem {
+    typedef T V;
+    static constexpr bool is_float = std::is_floating_point<T>::value;
+    __device__ static T widen(T v) { return v; }
+    template <class A> __device__ static T round(A a) { return (T)a; }
+};
+template <int D> struct elem<narrow<D>> {
+    typedef float V;
+    static constexpr bool is_float = true;
+    __device__ static float widen(narrow<D> v) { return narrow_io<D>::widen(v.bits); }
+    template <class A> __device__ static narrow<D> round(A a) { return {narrow_io<D>::round((double)a)}; }
+};
+template <class T> using value_t = typename elem<T>::V;
+
 // The CPU's accumulator for sums and products.
-template <class T> using acc_t = typename std::conditional<std::is_floating_point<T>::value, double, uint64_t>::type;
+template <class T> using acc_t = typename std::conditional<elem<T>::is_float, double, uint64_t>::type;
 
 // An op folds values with load (the value of reduced element r of output oi)
 // and merge (acc = acc (+) p, where p's elements come after acc's, or, for
@@ -45,9 +69,9 @@ template <class T> struct Sum {
     typedef T OT;
     static Sum make(const em_gpu_tensor *) { return {}; }
     __device__ A init() const { return (A)0; }
-    __device__ A load(T v, int64_t, int64_t) const { return (A)v; }
+    __device__ A load(T v, int64_t, int64_t) const { return (A)elem<T>::widen(v); }
     __device__ void merge(A &a, const A &p) const { a += p; }
-    __device__ void store(T *out, int64_t oi, A a) const { out[oi] = (T)a; }
+    __device__ void store(T *out, int64_t oi, A a) const { out[oi] = elem<T>::round(a); }
 };
 
 template <class T> struct Prod {
@@ -55,24 +79,24 @@ template <class T> struct Prod {
     typedef T OT;
     static Prod make(const em_gpu_tensor *) { return {}; }
     __device__ A init() const { return (A)1; }
-    __device__ A load(T v, int64_t, int64_t) const { return (A)v; }
+    __device__ A load(T v, int64_t, int64_t) const { return (A)elem<T>::widen(v); }
     __device__ void merge(A &a, const A &p) const { a *= p; }
-    __device__ void store(T *out, int64_t oi, A a) const { out[oi] = (T)a; }
+    __device__ void store(T *out, int64_t oi, A a) const { out[oi] = elem<T>::round(a); }
 };
 
 // max (MIN = false) and min: a NaN, once seen, stays.
 template <class T, bool MIN> struct Extreme {
-    typedef T A;
+    typedef value_t<T> A;
     typedef T OT;
-    T identity;
-    static Extreme make(const em_gpu_tensor *) { return {MIN ? highest<T>() : lowest<T>()}; }
+    A identity;
+    static Extreme make(const em_gpu_tensor *) { return {MIN ? highest<A>() : lowest<A>()}; }
     __device__ A init() const { return identity; }
-    __device__ A load(T v, int64_t, int64_t) const { return v; }
+    __device__ A load(T v, int64_t, int64_t) const { return elem<T>::widen(v); }
     __device__ void merge(A &a, const A &p) const {
         bool better = MIN ? p < a : p > a;
         if (better || em_math_isnan(p)) a = p;
     }
-    __device__ void store(T *out, int64_t oi, A a) const { out[oi] = a; }
+    __device__ void store(T *out, int64_t oi, A a) const { out[oi] = elem<T>::round(a); }
 };
 
 template <class T> struct Best {
@@ -83,12 +107,13 @@ template <class T> struct Best {
 // argmax (MIN = false) and argmin. On equal values (or two NaNs) the smaller
 // index wins, so the tree finds the CPU's first best whatever the split.
 template <class T, bool MIN> struct Arg {
-    typedef Best<T> A;
+    typedef value_t<T> V;
+    typedef Best<V> A;
     typedef int64_t OT;
     static Arg make(const em_gpu_tensor *) { return {}; }
-    __device__ A init() const { return A{T(0), -1}; }
-    __device__ A load(T v, int64_t r, int64_t) const { return A{v, r}; }
-    __device__ static bool better(T x, T y) { return (MIN ? x < y : x > y) || (em_math_isnan(x) && !em_math_isnan(y)); }
+    __device__ A init() const { return A{V(0), -1}; }
+    __device__ A load(T v, int64_t r, int64_t) const { return A{elem<T>::widen(v), r}; }
+    __device__ static bool better(V x, V y) { return (MIN ? x < y : x > y) || (em_math_isnan(x) && !em_math_isnan(y)); }
     __device__ void merge(A &a, const A &p) const {
         if (p.i < 0) return;
         if (a.i < 0 || better(p.v, a.v) || (!better(a.v, p.v) && p.i < a.i)) a = p;
@@ -121,9 +146,13 @@ template <class T> struct LseSum {
     const T *max;
     static LseSum make(const em_gpu_tensor *out) { return {static_cast<const T *>(out->data)}; }
     __device__ A init() const { return 0.0; }
-    __device__ A load(T v, int64_t, int64_t oi) const { return em_lse_term((double)v, (double)max[oi]); }
+    __device__ A load(T v, int64_t, int64_t oi) const {
+        return em_lse_term((double)elem<T>::widen(v), (double)elem<T>::widen(max[oi]));
+    }
     __device__ void merge(A &a, const A &p) const { a += p; }
-    __device__ void store(T *out, int64_t oi, A a) const { out[oi] = em_lse_result(out[oi], a); }
+    __device__ void store(T *out, int64_t oi, A a) const {
+        out[oi] = elem<T>::round(em_lse_result(elem<T>::widen(out[oi]), a));
+    }
 };
 
 // One thread per output element: its reduced elements in row-major order.
@@ -202,6 +231,12 @@ template <unsigned DT, template <class> class... P> int reduce(const em_gpu_call
     em_reduce_plan_init(&p, x->ndim, x->shape, x->strides, (uint64_t)c->a->i[0]);
     switch (x->dtype) {
         EM_FOR_ALL(RED_CASE, )
+    case EM_BF16:
+        if constexpr ((DT & EM_DT(EM_BF16)) != 0) return run<narrow<EM_BF16>, P...>(c, p, out);
+        break;
+    case EM_F16:
+        if constexpr ((DT & EM_DT(EM_F16)) != 0) return run<narrow<EM_F16>, P...>(c, p, out);
+        break;
     default: break;
     }
     em_gpu_report("%s: no GPU kernel for input dtype %s", c->name, em_gpu_dtype_name(x->dtype));

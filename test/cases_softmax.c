@@ -238,27 +238,30 @@ static void sparse_xent_padded_ref(const fw_case *c, double *e) { sparse_xent_co
 static const double PAD_X[24] = {0.5, -1.25, 2, 0.3, -1, 40, 41, 42,     1000, 999, -3, 0.25, 998, 40, 41, 42,
                                  -0.7, 0.1, 1.5, -INFINITY, 2.5, 40, 41, 42};
 
-/* A row per float dtype: f_NAME, NAME_ref; float32 to 2e-6, float64 to 1e-12. */
+/* A row per float dtype: f_NAME, NAME_ref; float32 to 2e-6, float64 to 1e-12; bfloat16 and float16, computed
+ * in float32 from their inputs and rounded once, to one unit in their last place (2^-7, 2^-10 relative). */
 #define IN(DT, S, X) {DT, S, X}
+#define NN_TOL(DT) ((DT) == EM_F32 ? 2e-6 : (DT) == EM_BF16 ? 8e-3 : (DT) == EM_F16 ? 1e-3 : 1e-12)
 #define NN(DT, OPN, NAME, OS, NIN, ...)                                                                                \
-    {OPN, DT, OPN " " #NAME " " #DT, f_##NAME, NIN, {__VA_ARGS__}, DT, OS, NULL, NAME##_ref, DT == EM_F32 ? 2e-6 : 1e-12}
+    {OPN, DT, OPN " " #NAME " " #DT, f_##NAME, NIN, {__VA_ARGS__}, DT, OS, NULL, NAME##_ref, NN_TOL(DT)}
 #define NN1(DT, OPN, NAME, OS, S0, X0) NN(DT, OPN, NAME, OS, 1, IN(DT, S0, X0))
 #define NN2(DT, OPN, NAME, OS, S0, X0, S1, X1) NN(DT, OPN, NAME, OS, 2, IN(DT, S0, X0), IN(DT, S1, X1))
 /* integer labels of dtype LDT */
 #define NNL(DT, OPN, NAME, OS, LDT, S0, X0, S1, X1) NN(DT, OPN, NAME, OS, 2, IN(LDT, S0, X0), IN(DT, S1, X1))
 #define FLOATS2(R, ...) R(EM_F32, __VA_ARGS__), R(EM_F64, __VA_ARGS__)
+#define FLOATS4(R, ...) FLOATS2(R, __VA_ARGS__), R(EM_BF16, __VA_ARGS__), R(EM_F16, __VA_ARGS__)
 
 const fw_case fw_cases_softmax[] = {
-    FLOATS2(NN1, "softmax", softmax_last, EM_SHAPE(3, 4), EM_SHAPE(3, 4), SMX),
-    FLOATS2(NN1, "softmax", softmax_axis1, EM_SHAPE(2, 3, 2), EM_SHAPE(2, 3, 2), SMY),
-    FLOATS2(NN1, "softmax", softmax_axis0, EM_SHAPE(3, 4), EM_SHAPE(3, 4), SMX),
-    FLOATS2(NN1, "log_softmax", log_softmax_last, EM_SHAPE(3, 4), EM_SHAPE(3, 4), SMX),
-    FLOATS2(NN1, "log_softmax", log_softmax_axis1, EM_SHAPE(2, 3, 2), EM_SHAPE(2, 3, 2), SMY),
-    FLOATS2(NN1, "log_softmax", log_softmax_axis0, EM_SHAPE(3, 4), EM_SHAPE(3, 4), SMX),
-    FLOATS2(NN2, "softmax_grad", softmax_grad_last, EM_SHAPE(2, 3), EM_SHAPE(2, 3), Y6, EM_SHAPE(2, 3), G12),
-    FLOATS2(NN2, "softmax_grad", log_softmax_grad_axis1, EM_SHAPE(2, 3, 2), EM_SHAPE(2, 3, 2), LOGY12,
+    FLOATS4(NN1, "softmax", softmax_last, EM_SHAPE(3, 4), EM_SHAPE(3, 4), SMX),
+    FLOATS4(NN1, "softmax", softmax_axis1, EM_SHAPE(2, 3, 2), EM_SHAPE(2, 3, 2), SMY),
+    FLOATS4(NN1, "softmax", softmax_axis0, EM_SHAPE(3, 4), EM_SHAPE(3, 4), SMX),
+    FLOATS4(NN1, "log_softmax", log_softmax_last, EM_SHAPE(3, 4), EM_SHAPE(3, 4), SMX),
+    FLOATS4(NN1, "log_softmax", log_softmax_axis1, EM_SHAPE(2, 3, 2), EM_SHAPE(2, 3, 2), SMY),
+    FLOATS4(NN1, "log_softmax", log_softmax_axis0, EM_SHAPE(3, 4), EM_SHAPE(3, 4), SMX),
+    FLOATS4(NN2, "softmax_grad", softmax_grad_last, EM_SHAPE(2, 3), EM_SHAPE(2, 3), Y6, EM_SHAPE(2, 3), G12),
+    FLOATS4(NN2, "softmax_grad", log_softmax_grad_axis1, EM_SHAPE(2, 3, 2), EM_SHAPE(2, 3, 2), LOGY12,
             EM_SHAPE(2, 3, 2), G12),
-    FLOATS2(NN2, "softmax_grad", softmax_grad_axis0, EM_SHAPE(2, 3), EM_SHAPE(2, 3), Y6, EM_SHAPE(2, 3), G12),
+    FLOATS4(NN2, "softmax_grad", softmax_grad_axis0, EM_SHAPE(2, 3), EM_SHAPE(2, 3), Y6, EM_SHAPE(2, 3), G12),
     /* through the tape: the gradients of softmax and log_softmax (log_softmax's
      * gradient reads exp of its output, so it inherits that output's error) */
     FLOATS2(NN2, "softmax_grad", softmax_last_tape, EM_SHAPE(3, 4), EM_SHAPE(3, 4), SMX, EM_SHAPE(3, 4), G12),

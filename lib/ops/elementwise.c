@@ -193,7 +193,7 @@ static void ew_narrow_row(em_dtype d, ew_row_fn wide, int arity, bool to_bool, v
             wide((uint8_t *)out + i, win, ws, m, f);
         } else {
             wide(res, win, ws, m, f);
-            em__narrow_round(d, res, (uint16_t *)out + i, m);
+            em__narrow_round(d, res, (uint16_t *)out + i, 1, m);
         }
     }
 }

@@ -19,9 +19,15 @@ EM_HOT void em__narrow_widen_soft(em_dtype d, const uint16_t *restrict src, int6
     }
 }
 
-EM_HOT void em__narrow_round_soft(em_dtype d, const float *restrict src, uint16_t *restrict dst, int64_t n) {
-    if (d == EM_BF16) _Pragma("omp simd") for (int64_t i = 0; i < n; i++) dst[i] = em_bf16_from_f32(src[i]);
-    else _Pragma("omp simd") for (int64_t i = 0; i < n; i++) dst[i] = em_f16_from_f32(src[i]);
+EM_HOT void em__narrow_round_soft(em_dtype d, const float *restrict src, uint16_t *restrict dst, int64_t stride,
+                                  int64_t n) {
+    if (d == EM_BF16) {
+        if (stride == 1) _Pragma("omp simd") for (int64_t i = 0; i < n; i++) dst[i] = em_bf16_from_f32(src[i]);
+        else for (int64_t i = 0; i < n; i++) dst[i * stride] = em_bf16_from_f32(src[i]);
+    } else {
+        if (stride == 1) _Pragma("omp simd") for (int64_t i = 0; i < n; i++) dst[i] = em_f16_from_f32(src[i]);
+        else for (int64_t i = 0; i < n; i++) dst[i * stride] = em_f16_from_f32(src[i]);
+    }
 }
 
 #ifdef NARROW_F16C
@@ -68,12 +74,12 @@ void em__narrow_widen(em_dtype d, const uint16_t *src, int64_t stride, float *ds
     em__narrow_widen_soft(d, src, stride, dst, n);
 }
 
-void em__narrow_round(em_dtype d, const float *src, uint16_t *dst, int64_t n) {
+void em__narrow_round(em_dtype d, const float *src, uint16_t *dst, int64_t stride, int64_t n) {
 #ifdef NARROW_F16C
-    if (d == EM_F16 && em__narrow_f16_hardware()) {
+    if (d == EM_F16 && stride == 1 && em__narrow_f16_hardware()) {
         f16c_round(src, dst, n);
         return;
     }
 #endif
-    em__narrow_round_soft(d, src, dst, n);
+    em__narrow_round_soft(d, src, dst, stride, n);
 }

@@ -54,13 +54,13 @@ template <> struct narrow_io<EM_F16> {
 #else
 /* dst[i] = src[i * stride] widened, for i < n; d is EM_BF16 or EM_F16. */
 void em__narrow_widen(em_dtype d, const uint16_t *src, int64_t stride, float *dst, int64_t n);
-/* dst[i] = src[i] rounded to d, for i < n. */
-void em__narrow_round(em_dtype d, const float *src, uint16_t *dst, int64_t n);
+/* dst[i * stride] = src[i] rounded to d, for i < n. */
+void em__narrow_round(em_dtype d, const float *src, uint16_t *dst, int64_t stride, int64_t n);
 /* Whether float16 runs use the F16C instructions on this CPU (tests compare them with the software rule). */
 bool em__narrow_f16_hardware(void);
 /* The software rule on the same runs, for the tests' sweeps. */
 void em__narrow_widen_soft(em_dtype d, const uint16_t *src, int64_t stride, float *dst, int64_t n);
-void em__narrow_round_soft(em_dtype d, const float *src, uint16_t *dst, int64_t n);
+void em__narrow_round_soft(em_dtype d, const float *src, uint16_t *dst, int64_t stride, int64_t n);
 #endif
 
 #endif

@@ -1,5 +1,7 @@
 /* Softmax and losses (float32 and float64): softmax, log_softmax and their
  * gradient, and the sigmoid, softmax and sparse softmax cross entropies.
+ * softmax, log_softmax and their gradient take bfloat16 and float16 too, a
+ * row at a time through float32 scratch (NARROW_ROWS).
  * Their formulas are nn_math.h's, which gpu/nn.cu's kernels call too.
  *
  * Attribute layouts:
@@ -10,8 +12,11 @@
  *   gradient 0); none (ni 0) counts every position. */
 #include "../gpu.h"
 #include "../internal.h"
+#include "narrow.h"
 #include "nn.h"
 #include "nn_math.h"
+
+#include <stdlib.h>
 
 
 /* Rows of `len` elements `inner` apart: the layout of a reduction over one axis. */
@@ -115,27 +120,69 @@ static int softmax_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
 SOFTMAX_ROWS(float)
 SOFTMAX_ROWS(double)
 
-/* Runs f32/f64 over the rows along i[0]'s axis of the first input. */
-static void rows_run(const em_call *c, em_tensor *out, rows_ctx *s, em_range_fn f32, em_range_fn f64) {
+/* bfloat16 and float16 rows: each widened into float32 scratch (x, z, then y: 3 len floats per chunk of
+ * rows), run by the float32 row and rounded back once. The chunks are at most one per thread, each with its
+ * scratch. */
+typedef struct {
+    const rows_ctx *s;
+    em_dtype dtype;
+    float *scratch;
+    int64_t grain;
+} narrow_rows_ctx;
+#define NARROW_ROWS(NAME)                                                                               \
+    static void NAME##_rows_narrow(void *ctx, int64_t begin, int64_t end) {                             \
+        const narrow_rows_ctx *n = ctx;                                                                 \
+        const rows_ctx *s = n->s;                                                                       \
+        const int64_t len = s->len, st = s->inner;                                                      \
+        float *x = n->scratch + begin / n->grain * 3 * len, *z = x + len, *y = z + len;                 \
+        rows_ctx w = *s;                                                                                \
+        w.x = x, w.z = z, w.y = y;                                                                      \
+        for (int64_t r = begin; r < end; r++) {                                                         \
+            int64_t base = r / st * len * st + r % st;                                                  \
+            em__narrow_widen(n->dtype, (const uint16_t *)s->x + base, st, x, len);                      \
+            if (s->z) em__narrow_widen(n->dtype, (const uint16_t *)s->z + base, st, z, len);            \
+            NAME##_row_float(&w, 0, 1);                                                                 \
+            em__narrow_round(n->dtype, y, (uint16_t *)s->y + base, st, len);                            \
+        }                                                                                               \
+    }
+NARROW_ROWS(softmax)
+NARROW_ROWS(softmax_grad)
+
+/* Runs f32/f64/narrow over the rows along i[0]'s axis of the first input. */
+static void rows_run(const em_call *c, em_tensor *out, rows_ctx *s, em_range_fn f32, em_range_fn f64,
+                     em_range_fn narrow) {
     const em_tensor *x = c->in[0];
     int axis = em__axis(c, (int)c->a->i[0], x->ndim, "axis");
     s->len = x->shape[axis];
     s->inner = 1;
     for (int d = axis + 1; d < x->ndim; d++) s->inner *= x->shape[d];
-    int64_t rows = s->len ? x->numel / s->len : 0;
-    em__parallel_for(rows, row_grain(s->len), out->dtype == EM_F32 ? f32 : f64, s);
+    int64_t rows = s->len ? x->numel / s->len : 0, grain = row_grain(s->len);
+    if (!em__is_narrow((em_dtype)out->dtype)) {
+        em__parallel_for(rows, grain, out->dtype == EM_F32 ? f32 : f64, s);
+        return;
+    }
+    const int64_t threads = em__threads();
+    if (rows > grain * threads) grain = (rows + threads - 1) / threads;
+    narrow_rows_ctx n = {s, (em_dtype)out->dtype, malloc(sizeof(float) * 3 * (size_t)s->len *
+                                                         (size_t)((rows + grain - 1) / grain)), grain};
+    if (!n.scratch) {
+        em__op_error(c, "out of memory for the float32 rows of %lld x %lld", (long long)rows, (long long)s->len);
+        return;
+    }
+    em__parallel_for(rows, grain, narrow, &n);
+    free(n.scratch);
 }
 static void softmax_cpu(const em_call *c, em_tensor *out) {
     rows_ctx s = {.x = c->in[0]->data, .y = out->data};
-    rows_run(c, out, &s, softmax_rows_float, softmax_rows_double);
+    rows_run(c, out, &s, softmax_rows_float, softmax_rows_double, softmax_rows_narrow);
 }
 static void log_softmax_cpu(const em_call *c, em_tensor *out) {
     rows_ctx s = {.x = c->in[0]->data, .y = out->data, .log = true};
-    rows_run(c, out, &s, softmax_rows_float, softmax_rows_double);
+    rows_run(c, out, &s, softmax_rows_float, softmax_rows_double, softmax_rows_narrow);
 }
 static void softmax_grad_cpu(const em_call *c, em_tensor *out) {
     rows_ctx s = {.x = c->in[0]->data, .z = c->in[1]->data, .y = out->data, .log = c->a->i[1] != 0};
-    rows_run(c, out, &s, softmax_grad_rows_float, softmax_grad_rows_double);
+    rows_run(c, out, &s, softmax_grad_rows_float, softmax_grad_rows_double, softmax_grad_rows_narrow);
 }
 
 static em_tensor *softmax_grad_op(em_tensor *y, em_tensor *g, int axis, bool log) {
