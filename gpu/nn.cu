@@ -1,4 +1,5 @@
-// GPU kernels of the softmax, conv and pool families (lib/ops/{softmax,conv,pool}.c; float32 and float64): softmax, log_softmax
+// GPU kernels of the softmax, conv and pool families (lib/ops/{softmax,conv,pool}.c; float32 and float64, and for
+// softmax, log_softmax and softmax_grad bfloat16 and float16 computed in float32): softmax, log_softmax
 // and their gradient, the three cross entropies, conv2d and its two
 // backprops, max and average pooling and their gradients. Same arithmetic
 // and accumulator types as the CPU kernels; geometry from
@@ -22,6 +23,7 @@
 
 #include "common.cuh"
 #include "conv_geometry.h"
+#include "ops/narrow.h"
 #include "ops/nn_math.h"
 
 namespace {
@@ -102,10 +104,27 @@ AxisRows axis_rows(const em_gpu_tensor *x, int64_t axis_attr) {
         else KERNEL<false><<<em_gpu_blocks(rows), NN_THREADS, 0, stream>>>(__VA_ARGS__);   \
     } while (0)
 
+// A row op's stored element S as it computes it (T, get) and stores a result
+// (put): float32 and float64 as they are; bfloat16 and float16 (softmax and
+// its gradient) in float32, each result rounded once.
+template <class S> struct row_io {
+    typedef S T;
+    static constexpr bool exact = true;
+    __device__ static T get(S v) { return v; }
+    __device__ static S put(T v) { return v; }
+};
+template <int D> struct row_io<narrow_elem<D>> {
+    typedef float T;
+    static constexpr bool exact = false;
+    __device__ static float get(narrow_elem<D> v) { return narrow_io<D>::widen(v.bits); }
+    __device__ static narrow_elem<D> put(float v) { return {narrow_io<D>::round(v)}; }
+};
+
 // The maximum of a row (NaNs skipped), -inf when all are NaN.
-template <class T, class G> __device__ T row_max(const T *x, int64_t len, int64_t step, G g) {
+template <class S, class G, class T = typename row_io<S>::T>
+__device__ T row_max(const S *x, int64_t len, int64_t step, G g) {
     T m = -INFINITY;
-    for (int64_t j = g.lane(); j < len; j += g.size()) m = EM_NN(max, T)(m, x[j * step]);
+    for (int64_t j = g.lane(); j < len; j += g.size()) m = EM_NN(max, T)(m, row_io<S>::get(x[j * step]));
     return (T)g.combine((double)m, MaxOf{});
 }
 
@@ -117,51 +136,64 @@ template <class T, class G> __device__ double row_lse(const T *x, int64_t len, G
     return EM_NN(xent_lse, T)(m, g.combine(sum, SumOf{}));
 }
 
-// Row r of softmax over an axis of `len` elements `inner` apart.
-template <bool BLOCK, class T>
+// Row r of softmax over an axis of `len` elements `inner` apart. A narrow
+// output is not a place for exp(x - max) before the division: those rows
+// compute it again in the last pass, rounding once.
+template <bool BLOCK, class S>
 __global__ void __launch_bounds__(NN_THREADS)
-    softmax_rows(const T *x, T *y, int64_t rows, int64_t len, int64_t inner, bool log_out) {
+    softmax_rows(const S *x, S *y, int64_t rows, int64_t len, int64_t inner, bool log_out) {
+    typedef row_io<S> io;
+    typedef typename io::T T;
     __shared__ double buf[NN_THREADS];
     for_rows<BLOCK>(rows, buf, [&](int64_t r, auto g) {
         int64_t base = r / inner * len * inner + r % inner;
-        const T *xr = x + base;
-        T *yr = y + base;
+        const S *xr = x + base;
+        S *yr = y + base;
         T m = row_max(xr, len, inner, g);
         double sum = 0;
         for (int64_t j = g.lane(); j < len; j += g.size()) {
-            T e = EM_NN(softmax_exp, T)(xr[j * inner], m);
-            if (!log_out) yr[j * inner] = e;
+            T e = EM_NN(softmax_exp, T)(io::get(xr[j * inner]), m);
+            if (!log_out && io::exact) yr[j * inner] = io::put(e);
             sum += e;
         }
         sum = g.combine(sum, SumOf{});
         if (log_out) {
             T log_sum = EM_NN(log_softmax_log_sum, T)(sum);
             for (int64_t j = g.lane(); j < len; j += g.size())
-                yr[j * inner] = EM_NN(log_softmax, T)(xr[j * inner], m, log_sum);
+                yr[j * inner] = io::put(EM_NN(log_softmax, T)(io::get(xr[j * inner]), m, log_sum));
         } else {
             T inv = EM_NN(softmax_inv, T)(sum);
-            for (int64_t j = g.lane(); j < len; j += g.size()) yr[j * inner] *= inv;
+            for (int64_t j = g.lane(); j < len; j += g.size()) {
+                T e = io::exact ? io::get(yr[j * inner]) : EM_NN(softmax_exp, T)(io::get(xr[j * inner]), m);
+                yr[j * inner] = io::put(e * inv);
+            }
         }
     });
 }
 
 // Row r of softmax's gradient from its output y and the incoming g:
 // dx = y (g - sum(g y)), or for log_softmax dx = g - exp(y) sum(g).
-template <bool BLOCK, class T>
+template <bool BLOCK, class S>
 __global__ void __launch_bounds__(NN_THREADS)
-    softmax_grad_rows(const T *y, const T *g, T *dx, int64_t rows, int64_t len, int64_t inner, bool log_out) {
+    softmax_grad_rows(const S *y, const S *g, S *dx, int64_t rows, int64_t len, int64_t inner, bool log_out) {
+    typedef row_io<S> io;
+    typedef typename io::T T;
     __shared__ double buf[NN_THREADS];
     for_rows<BLOCK>(rows, buf, [&](int64_t r, auto team) {
         int64_t base = r / inner * len * inner + r % inner;
-        const T *yr = y + base, *gr = g + base;
-        T *dr = dx + base;
+        const S *yr = y + base, *gr = g + base;
+        S *dr = dx + base;
         double sum = 0;
-        for (int64_t j = team.lane(); j < len; j += team.size())
-            sum += log_out ? gr[j * inner] : EM_NN(softmax_grad_dot, T)(gr[j * inner], yr[j * inner]);
+        for (int64_t j = team.lane(); j < len; j += team.size()) {
+            T gj = io::get(gr[j * inner]);
+            sum += log_out ? gj : EM_NN(softmax_grad_dot, T)(gj, io::get(yr[j * inner]));
+        }
         T total = (T)team.combine(sum, SumOf{});
-        for (int64_t j = team.lane(); j < len; j += team.size())
-            dr[j * inner] = log_out ? EM_NN(log_softmax_grad, T)(yr[j * inner], gr[j * inner], total)
-                                    : EM_NN(softmax_grad, T)(yr[j * inner], gr[j * inner], total);
+        for (int64_t j = team.lane(); j < len; j += team.size()) {
+            T yj = io::get(yr[j * inner]), gj = io::get(gr[j * inner]);
+            dr[j * inner] = io::put(log_out ? EM_NN(log_softmax_grad, T)(yj, gj, total)
+                                            : EM_NN(softmax_grad, T)(yj, gj, total));
+        }
     });
 }
 
@@ -509,11 +541,28 @@ template <class T> int sparse_softmax_xent_gpu(const em_gpu_call *c, em_gpu_tens
     return em_gpu_launched(c->device, c->name);
 }
 
+// em_gpu_float_typed with bfloat16 and float16 too (T narrow_elem<D>), for the row ops that take them.
+template <class F> int float_or_narrow_typed(const em_gpu_call *c, em_gpu_tensor *out, F launch) {
+    if (out->dtype != EM_BF16 && out->dtype != EM_F16) return em_gpu_float_typed(c, out, launch);
+    if (out->numel == 0) return 0;
+    cudaStream_t stream = em_gpu_stream(c->device);
+    if (!stream) return -1;
+    return out->dtype == EM_BF16 ? launch(narrow_elem<EM_BF16>(), stream) : launch(narrow_elem<EM_F16>(), stream);
+}
+
 } // namespace
 
-EM_GPU_FLOAT_OP(softmax, softmax_gpu<T>(c, out, stream, false))
-EM_GPU_FLOAT_OP(log_softmax, softmax_gpu<T>(c, out, stream, true))
-EM_GPU_FLOAT_OP(softmax_grad, softmax_grad_gpu<T>(c, out, stream))
+// softmax, log_softmax and softmax_grad: float32, float64, bfloat16 and float16.
+#define NN_NARROW_OP(name, ...)                                                                                        \
+    int em_gpu_op_##name(const em_gpu_call *c, em_gpu_tensor *out) {                                                  \
+        return float_or_narrow_typed(c, out, [&](auto zero, cudaStream_t stream) {                                     \
+            typedef decltype(zero) T;                                                                                  \
+            return __VA_ARGS__;                                                                                        \
+        });                                                                                                            \
+    }
+NN_NARROW_OP(softmax, softmax_gpu<T>(c, out, stream, false))
+NN_NARROW_OP(log_softmax, softmax_gpu<T>(c, out, stream, true))
+NN_NARROW_OP(softmax_grad, softmax_grad_gpu<T>(c, out, stream))
 EM_GPU_FLOAT_OP(sigmoid_xent, per_element<T>(c, out, stream, sigmoid_xent<T>, arg<T>(c, 0), arg<T>(c, 1)))
 EM_GPU_FLOAT_OP(softmax_xent, softmax_xent_gpu<T>(c, out, stream))
 EM_GPU_FLOAT_OP(sparse_softmax_xent, sparse_softmax_xent_gpu<T>(c, out, stream))

@@ -12,7 +12,7 @@
 // argmax/argmin keep the first best index (the first NaN), like the CPU.
 // log_sum_exp's arithmetic is lib/reduce_plan.h's, the CPU's. bfloat16 and
 // float16 are read as stored, widened per element and accumulated as
-// float32's are, each result rounded once (elem<narrow<D>>).
+// float32's are, each result rounded once (elem<narrow_elem<D>>).
 #include <limits>
 #include <type_traits>
 
@@ -36,11 +36,6 @@ template <class T> T highest() {
     else return std::numeric_limits<T>::max();
 }
 
-// An element of a narrow dtype D as stored: its 16 bits.
-template <int D> struct narrow {
-    uint16_t bits;
-};
-
 // How the kernels read an element of T (widen, to V: what is compared and
 // added) and write a result (round, from an accumulator).
 template <class T> struct elem {
@@ -49,11 +44,11 @@ template <class T> struct elem {
     __device__ static T widen(T v) { return v; }
     template <class A> __device__ static T round(A a) { return (T)a; }
 };
-template <int D> struct elem<narrow<D>> {
+template <int D> struct elem<narrow_elem<D>> {
     typedef float V;
     static constexpr bool is_float = true;
-    __device__ static float widen(narrow<D> v) { return narrow_io<D>::widen(v.bits); }
-    template <class A> __device__ static narrow<D> round(A a) { return {narrow_io<D>::round((double)a)}; }
+    __device__ static float widen(narrow_elem<D> v) { return narrow_io<D>::widen(v.bits); }
+    template <class A> __device__ static narrow_elem<D> round(A a) { return {narrow_io<D>::round((double)a)}; }
 };
 template <class T> using value_t = typename elem<T>::V;
 
@@ -232,10 +227,10 @@ template <unsigned DT, template <class> class... P> int reduce(const em_gpu_call
     switch (x->dtype) {
         EM_FOR_ALL(RED_CASE, )
     case EM_BF16:
-        if constexpr ((DT & EM_DT(EM_BF16)) != 0) return run<narrow<EM_BF16>, P...>(c, p, out);
+        if constexpr ((DT & EM_DT(EM_BF16)) != 0) return run<narrow_elem<EM_BF16>, P...>(c, p, out);
         break;
     case EM_F16:
-        if constexpr ((DT & EM_DT(EM_F16)) != 0) return run<narrow<EM_F16>, P...>(c, p, out);
+        if constexpr ((DT & EM_DT(EM_F16)) != 0) return run<narrow_elem<EM_F16>, P...>(c, p, out);
         break;
     default: break;
     }

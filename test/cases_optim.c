@@ -148,12 +148,16 @@ static void ref_adamw_2(const fw_case *c, double *e) { adam_ref(c, e, WD); }
 #define W0 V(0.5, -1.25, 2, 0, 3.5, -0.75)
 #define G1 V(0.25, -0.5, 1, 0, -2, 0.125)
 #define G2 V(-0.25, 0.5, 0.75, 1, -1, 0)
-#define TOL_OF(dt) ((dt) == EM_F32 ? 1e-6 : 1e-12)
+/* bfloat16 and float16 variables keep slots of their dtype: the variable and the slots are rounded after each
+ * step, two units in the last place (2^-6, 2^-9 relative) after two steps. */
+#define TOL_OF(dt) ((dt) == EM_F32 ? 1e-6 : (dt) == EM_BF16 ? 1.6e-2 : (dt) == EM_F16 ? 2e-3 : 1e-12)
 #define STEP(dt, label, fn, ref)                                                                              \
     {"apply_updates", dt, label " " #dt, fn, 3,                                                               \
      {{dt, EM_SHAPE(2, 3), W0}, {dt, EM_SHAPE(2, 3), G1}, {dt, EM_SHAPE(2, 3), G2}}, dt, EM_SHAPE(2, 3), NULL, ref, \
      TOL_OF(dt)}
-#define BOTH(label, fn, ref) STEP(EM_F32, label, fn, ref), STEP(EM_F64, label, fn, ref)
+#define BOTH(label, fn, ref)                                                                                  \
+    STEP(EM_F32, label, fn, ref), STEP(EM_F64, label, fn, ref), STEP(EM_BF16, label, fn, ref),                \
+        STEP(EM_F16, label, fn, ref)
 
 const fw_case fw_cases_optim[] = {
     BOTH("apply_updates: GradientDescent, 1 step", sgd_1, ref_sgd_1),

@@ -41,6 +41,10 @@
 /* The GPU kernels' side (the CUDA plug-in): narrow_io<EM_BF16> and narrow_io<EM_F16> convert one element, by the
  * CPU's rules. */
 template <int D> struct narrow_io;
+/* An element of D as stored, its 16 bits: a type of its own for the kernels' templates. */
+template <int D> struct narrow_elem {
+    uint16_t bits;
+};
 template <> struct narrow_io<EM_BF16> {
     __device__ static float widen(uint16_t h) { return em_bf16_to_f32(h); }
     __device__ static uint16_t round(float f) { return em_bf16_from_f32(f); }

@@ -1,8 +1,11 @@
 /* apply_updates: one optimizer step as one op, whose kernel runs one fused
  * pass over each variable's memory (the optimizers, their slots and
- * schedules: optim.c). The rules themselves are lib/optim_math.h's, shared
+ * schedules: optim.c). bfloat16 and float16 variables keep slots of their
+ * dtype and are updated with float32 arithmetic, rounded once per step. The rules themselves are lib/optim_math.h's, shared
  * with the GPU's update kernels. */
 #include "optim.h"
+
+#include "narrow.h"
 
 #include <math.h>
 
@@ -14,6 +17,8 @@ typedef struct {
     void *s0, *s1, *s2;
     em_update_coeffs k; /* the step's scalars, shared with the GPU's update kernels (lib/gpu.h) */
     em_range_fn kernel;
+    em_range_fn wide;   /* a narrow variable's: the float32 kernel narrow_update runs on its tiles */
+    em_dtype dtype;
 } upd;
 
 /* Each loop is elementwise (no element depends on another), so `omp simd`
@@ -88,6 +93,24 @@ static const em_range_fn kernels[][2] = {
     [OPT_ADAMW] = {adam_f32, adam_f64},
 };
 
+/* A bfloat16 or float16 variable, its gradient and its slots (all of its dtype): the float32 kernel on tiles
+ * widened on the stack, the variable and the slots rounded back once per step. */
+static void narrow_update(void *ctx, int64_t b, int64_t e) {
+    const upd *u = ctx;
+    float tile[5][EM_NARROW_TILE];
+    uint16_t *const at[5] = {u->w, (uint16_t *)(uintptr_t)u->g, u->s0, u->s1, u->s2}; /* the gradient is only read */
+    upd t = *u;
+    t.w = tile[0], t.g = tile[1], t.s0 = tile[2], t.s1 = tile[3], t.s2 = tile[4];
+    for (int64_t i = b; i < e; i += EM_NARROW_TILE) {
+        const int64_t m = e - i < EM_NARROW_TILE ? e - i : EM_NARROW_TILE;
+        for (int k = 0; k < 5; k++)
+            if (at[k]) em__narrow_widen(u->dtype, at[k] + i, 1, tile[k], m);
+        u->wide(&t, 0, m);
+        for (int k = 0; k < 5; k++)
+            if (at[k] && k != 1) em__narrow_round(u->dtype, tile[k], at[k] + i, 1, m);
+    }
+}
+
 #define UPDATE_GRAIN 16384
 
 /* Runs an update kernel with denormals flushed to zero (as TensorFlow's
@@ -161,7 +184,9 @@ static void apply_updates_cpu(const em_call *c, em_tensor *out) {
         u.s0 = o->nslots > 0 ? in[2]->data : NULL;
         u.s1 = o->nslots > 1 ? in[3]->data : NULL;
         u.s2 = o->nslots > 2 ? in[4]->data : NULL;
-        u.kernel = kernels[o->kind][in[0]->dtype == EM_F64];
+        u.dtype = (em_dtype)in[0]->dtype;
+        u.wide = kernels[o->kind][0];
+        u.kernel = em__is_narrow(u.dtype) ? narrow_update : kernels[o->kind][u.dtype == EM_F64];
         em__parallel_for(in[0]->numel, UPDATE_GRAIN, update_range, &u);
     }
     *(double *)c->in[0]->data = t;
