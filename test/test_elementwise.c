@@ -5,6 +5,7 @@
 #include "common.h"
 
 #include "broadcast.h"
+#include "ops/narrow.h"
 
 #include <float.h>
 #include <stdint.h>
@@ -534,6 +535,97 @@ START_TEST(test_gradient_conventions) {
 }
 END_TEST
 
+/* ---- bfloat16 and float16 ---- */
+
+/* float16 through F16C (lib/ops/narrow.h), where the CPU has it, against the software rule of
+ * lib/dtype_convert.h: every one of the 65,536 patterns widened, and float32 values narrowed: a sweep
+ * of 2^20 patterns across the whole range, and for every float16 value the tie halfway to the next one
+ * and the float32 values either side of it (subnormals, overflow to Inf and NaNs included). Equal bit for
+ * bit, except that the hardware quiets a signalling NaN when it widens it. */
+START_TEST(test_f16_hardware_conversions_match_the_software_rule) {
+    if (!em__narrow_f16_hardware()) return; /* the software rule is all there is */
+    enum { N = 65536 };
+    static uint16_t h[N], hw16[N], sw16[N];
+    static float hw[N], sw[N], f[N];
+    for (int i = 0; i < N; i++) h[i] = (uint16_t)i;
+    em__narrow_widen(EM_F16, h, 1, hw, N);
+    em__narrow_widen_soft(EM_F16, h, 1, sw, N);
+    for (int i = 0; i < N; i++) {
+        uint32_t a, b;
+        memcpy(&a, &hw[i], 4);
+        memcpy(&b, &sw[i], 4);
+        bool signalling = (i & 0x7c00) == 0x7c00 && (i & 0x3ff) && !(i & 0x200);
+        ck_assert_msg(a == (signalling ? b | 0x00400000u : b), "float16 %#06x widens to %#010x, the rule's %#010x", i,
+                      a, b);
+    }
+    for (int pass = 0; pass < 18; pass++) {
+        for (int i = 0; i < N; i++) {
+            uint32_t u;
+            if (pass < 16) u = (uint32_t)(pass * N + i) * 4099u; /* 2^20 patterns spread over all 2^32 */
+            else {
+                /* the tie between float16 i and i + 1 (in magnitude), then a float32 ulp above it */
+                float lo = em_f16_to_f32((uint16_t)(i & 0x7fff)), hi = em_f16_to_f32((uint16_t)((i & 0x7fff) + 1));
+                float mid = (i & 0x7fff) >= 0x7bff ? 65520.0f : lo + (hi - lo) / 2;
+                memcpy(&u, &mid, 4);
+                u = (u + (uint32_t)(pass - 16)) | (uint32_t)(i & 0x8000) << 16;
+            }
+            memcpy(&f[i], &u, 4);
+        }
+        em__narrow_round(EM_F16, f, hw16, 1, N);
+        em__narrow_round_soft(EM_F16, f, sw16, 1, N);
+        for (int i = 0; i < N; i++)
+            ck_assert_msg(hw16[i] == sw16[i], "float32 %a rounds to float16 %#06x, the rule's %#06x", (double)f[i],
+                          hw16[i], sw16[i]);
+    }
+}
+END_TEST
+
+/* A narrow op is its float32 op, rounded once: bit for bit on runs longer than a tile, on strided views and
+ * with broadcast scalars and rows. */
+START_TEST(test_narrow_ops_are_float32_ops_rounded_once) {
+    const em_dtype narrow[] = {EM_BF16, EM_F16};
+    for (int k = 0; k < 2; k++) {
+        em_dtype d = narrow[k];
+        em_tensor *x = em_cast(em_random_uniform(EM_F32, EM_SHAPE(3, 700), -4, 4), d);
+        em_tensor *y = em_cast(em_random_uniform(EM_F32, EM_SHAPE(700, 3), -4, 4), d);
+        em_tensor *row = em_cast(em_random_uniform(EM_F32, EM_SHAPE(700), -4, 4), d), *s = em_scalar(d, 0.7);
+        em_tensor *yt = em_transpose(y, EM_ALL_AXES); /* [3,700], strided */
+        em_tensor *got[] = {em_mul(x, s), em_add(x, yt), em_gelu_tanh(yt), em_where(em_less(x, row), row, s),
+                            em_cast(em_greater(x, yt), EM_F32)};
+        em_tensor *w = em_cast(x, EM_F32), *wy = em_transpose(em_cast(y, EM_F32), EM_ALL_AXES);
+        em_tensor *wrow = em_cast(row, EM_F32), *ws = em_cast(s, EM_F32);
+        em_tensor *want[] = {em_cast(em_mul(w, ws), d), em_cast(em_add(w, wy), d), em_cast(em_gelu_tanh(wy), d),
+                             em_cast(em_where(em_less(w, wrow), wrow, ws), d), em_cast(em_greater(w, wy), EM_F32)};
+        for (int i = 0; i < 5; i++) {
+            ck_assert_ptr_nonnull(got[i]);
+            ck_assert_int_eq(em_tensor_dtype(got[i]), em_tensor_dtype(want[i]));
+            ck_assert_msg(!memcmp(em_data(got[i]), em_data(want[i]),
+                                  (size_t)em_numel(got[i]) * em_dtype_size(em_tensor_dtype(got[i]))),
+                          "%s op %d differs from its float32 op rounded", em_dtype_name(d), i);
+        }
+    }
+}
+END_TEST
+
+/* A traced chain of bfloat16 elementwise ops fuses (its kernels take bfloat16 themselves) and gives eager's
+ * bits. */
+START_TEST(test_bf16_chain_fuses_in_a_graph) {
+    em_tensor *x = em_placeholder(EM_BF16, EM_SHAPE(-1), "x");
+    em_trace_begin();
+    em_tensor *y = x;
+    for (int i = 0; i < 6; i++) y = em_tanh(em_mul_scalar(y, 1.5)); /* 12 elementwise nodes */
+    em_graph *g = em_trace_end();
+    em_tensor *feed = em_cast(em_random_uniform(EM_F32, EM_SHAPE(50000), -2, 2), EM_BF16), *out;
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, feed}}, 1, &y, &out), 0);
+    ck_assert_int_ge(em_graph_get_stats(g).fused, 8);
+    ck_assert_int_eq(em_tensor_dtype(out), EM_BF16);
+    em_tensor *e = feed;
+    for (int i = 0; i < 6; i++) e = em_tanh(em_mul_scalar(e, 1.5));
+    ck_assert(!memcmp(em_data(out), em_data(e), 50000 * 2));
+    em_graph_release(g);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("elementwise");
     TCase *tc = tcase_create("elementwise");
@@ -558,6 +650,9 @@ int main(void) {
     tcase_add_test(tc, test_float32_exp_and_tanh_edges);
     tcase_add_test(tc, test_results_identical_for_any_thread_count);
     tcase_add_test(tc, test_gradient_conventions);
+    tcase_add_test(tc, test_f16_hardware_conversions_match_the_software_rule);
+    tcase_add_test(tc, test_narrow_ops_are_float32_ops_rounded_once);
+    tcase_add_test(tc, test_bf16_chain_fuses_in_a_graph);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

@@ -251,6 +251,22 @@ START_TEST(test_gradients_of_max_sum_mean) {
 }
 END_TEST
 
+/* bfloat16 and float16 sums and means never accumulate in their own type, where 256 + 1 is 256 (bfloat16) and
+ * 32 + 2^-6 is 32 (float16): 100000 ones sum to 100000 rounded to bfloat16 once (99840: a multiple of 512),
+ * their mean is 1; 100000 x 2^-6 sum to 1562.5, a float16 tie, 1562. */
+START_TEST(test_narrow_sums_accumulate_in_float32) {
+    em_tensor *ones = em_ones(EM_BF16, EM_SHAPE(100000));
+    ck_assert_tensor(em_sum(ones, EM_ALL_AXES, false), EM_BF16, EM_SHAPE0, ((double[]){99840}), 0);
+    ck_assert_tensor(em_mean(ones, EM_ALL_AXES, false), EM_BF16, EM_SHAPE0, ((double[]){1}), 0);
+    em_tensor *r = em_reshape(ones, EM_SHAPE(1000, 100)); /* many outputs: the column kernel */
+    em_tensor *cols = em_sum(r, EM_AXES(0), false);
+    ck_assert_double_eq(em_item(em_max(cols, EM_ALL_AXES, false)), 1000);
+    ck_assert_double_eq(em_item(em_min(cols, EM_ALL_AXES, false)), 1000);
+    em_tensor *small = em_fill(EM_F16, EM_SHAPE(100000), 0.015625);
+    ck_assert_tensor(em_sum(small, EM_ALL_AXES, false), EM_F16, EM_SHAPE0, ((double[]){1562}), 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("reduce");
     TCase *tc = tcase_create("reduce");
@@ -266,6 +282,7 @@ int main(void) {
     tcase_add_test(tc, test_large_reductions_match_reference_and_any_thread_count);
     tcase_add_test(tc, test_errors_name_op_axis_and_shape);
     tcase_add_test(tc, test_gradients_of_max_sum_mean);
+    tcase_add_test(tc, test_narrow_sums_accumulate_in_float32);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }
