@@ -537,46 +537,54 @@ END_TEST
 
 /* ---- bfloat16 and float16 ---- */
 
-/* float16 through F16C (lib/ops/narrow.h), where the CPU has it, against the software rule of
- * lib/dtype_convert.h: every one of the 65,536 patterns widened, and float32 values narrowed: a sweep
- * of 2^20 patterns across the whole range, and for every float16 value the tie halfway to the next one
- * and the float32 values either side of it (subnormals, overflow to Inf and NaNs included). Equal bit for
- * bit, except that the hardware quiets a signalling NaN when it widens it. */
-START_TEST(test_f16_hardware_conversions_match_the_software_rule) {
-    if (!em__narrow_f16_hardware()) return; /* the software rule is all there is */
+/* float16 and bfloat16 runs through vector instructions (lib/ops/narrow.h: AVX-512F or F16C), where the CPU
+ * has them, against the software rule of lib/dtype_convert.h: every one of the 65,536 patterns widened, and
+ * float32 values narrowed: a sweep of 2^20 patterns across the whole range, and for every float16 value
+ * the tie halfway to the next one and the float32 value above it (subnormals, overflow to Inf and NaNs
+ * included), for bfloat16 the same with its ties. Equal bit for bit, except that the hardware quiets a
+ * float16 signalling NaN when it widens it. */
+static void check_hardware_rule(em_dtype d) {
+    if (!em__narrow_hardware(d)) return; /* the software rule is all there is */
+    const bool bf = d == EM_BF16;
     enum { N = 65536 };
     static uint16_t h[N], hw16[N], sw16[N];
     static float hw[N], sw[N], f[N];
     for (int i = 0; i < N; i++) h[i] = (uint16_t)i;
-    em__narrow_widen(EM_F16, h, 1, hw, N);
-    em__narrow_widen_soft(EM_F16, h, 1, sw, N);
+    em__narrow_widen(d, h, 1, hw, N);
+    em__narrow_widen_soft(d, h, 1, sw, N);
     for (int i = 0; i < N; i++) {
         uint32_t a, b;
         memcpy(&a, &hw[i], 4);
         memcpy(&b, &sw[i], 4);
-        bool signalling = (i & 0x7c00) == 0x7c00 && (i & 0x3ff) && !(i & 0x200);
-        ck_assert_msg(a == (signalling ? b | 0x00400000u : b), "float16 %#06x widens to %#010x, the rule's %#010x", i,
-                      a, b);
+        bool signalling = !bf && (i & 0x7c00) == 0x7c00 && (i & 0x3ff) && !(i & 0x200);
+        ck_assert_msg(a == (signalling ? b | 0x00400000u : b), "%s %#06x widens to %#010x, the rule's %#010x",
+                      em_dtype_name(d), i, a, b);
     }
     for (int pass = 0; pass < 18; pass++) {
         for (int i = 0; i < N; i++) {
             uint32_t u;
             if (pass < 16) u = (uint32_t)(pass * N + i) * 4099u; /* 2^20 patterns spread over all 2^32 */
             else {
-                /* the tie between float16 i and i + 1 (in magnitude), then a float32 ulp above it */
-                float lo = em_f16_to_f32((uint16_t)(i & 0x7fff)), hi = em_f16_to_f32((uint16_t)((i & 0x7fff) + 1));
-                float mid = (i & 0x7fff) >= 0x7bff ? 65520.0f : lo + (hi - lo) / 2;
+                /* the tie between the narrow values i and i + 1 (in magnitude), then a float32 ulp above it */
+                uint16_t m = (uint16_t)(i & 0x7fff);
+                float lo = bf ? em_bf16_to_f32(m) : em_f16_to_f32(m);
+                float hi = bf ? em_bf16_to_f32((uint16_t)(m + 1)) : em_f16_to_f32((uint16_t)(m + 1));
+                float mid = !bf && m >= 0x7bff ? 65520.0f : bf && m >= 0x7f7f ? lo : lo + (hi - lo) / 2;
                 memcpy(&u, &mid, 4);
                 u = (u + (uint32_t)(pass - 16)) | (uint32_t)(i & 0x8000) << 16;
             }
             memcpy(&f[i], &u, 4);
         }
-        em__narrow_round(EM_F16, f, hw16, 1, N);
-        em__narrow_round_soft(EM_F16, f, sw16, 1, N);
+        em__narrow_round(d, f, hw16, 1, N);
+        em__narrow_round_soft(d, f, sw16, 1, N);
         for (int i = 0; i < N; i++)
-            ck_assert_msg(hw16[i] == sw16[i], "float32 %a rounds to float16 %#06x, the rule's %#06x", (double)f[i],
-                          hw16[i], sw16[i]);
+            ck_assert_msg(hw16[i] == sw16[i], "float32 %a rounds to %s %#06x, the rule's %#06x", (double)f[i],
+                          em_dtype_name(d), hw16[i], sw16[i]);
     }
+}
+START_TEST(test_narrow_hardware_conversions_match_the_software_rule) {
+    check_hardware_rule(EM_F16);
+    check_hardware_rule(EM_BF16);
 }
 END_TEST
 
@@ -650,7 +658,7 @@ int main(void) {
     tcase_add_test(tc, test_float32_exp_and_tanh_edges);
     tcase_add_test(tc, test_results_identical_for_any_thread_count);
     tcase_add_test(tc, test_gradient_conventions);
-    tcase_add_test(tc, test_f16_hardware_conversions_match_the_software_rule);
+    tcase_add_test(tc, test_narrow_hardware_conversions_match_the_software_rule);
     tcase_add_test(tc, test_narrow_ops_are_float32_ops_rounded_once);
     tcase_add_test(tc, test_bf16_chain_fuses_in_a_graph);
     suite_add_tcase(s, tc);

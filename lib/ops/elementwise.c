@@ -9,10 +9,11 @@
  * innermost axis, and each run goes to a "row" function made per op and
  * dtype around the op's formula. A row whose operands are contiguous (or
  * scalar) is an `omp simd` loop the compiler vectorizes; a contiguous
- * same-shape call is a single run per chunk. bfloat16 and float16 runs go
- * through the op's float32 row tile by tile (ew_narrow_row): each input tile
- * widened into float32 on the stack, the result rounded back once, so the
- * op computes in float32 and the pass moves 2 bytes an element. */
+ * same-shape call is a single run per chunk. bfloat16 and float16 compute
+ * with the op's float32 formula and round once, so a pass moves 2 bytes an
+ * element: bfloat16 rows widen and round in the loop itself (a shift, a few
+ * integer adds), float16 rows run the float32 row tile by tile
+ * (ew_narrow_row), each input tile widened into float32 on the stack. */
 #include "elementwise_math.h"
 #include "narrow.h"
 
@@ -26,42 +27,46 @@
  * stride (elements) along the run, f the op's float attributes. */
 typedef void (*ew_row_fn)(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f);
 
-/* ---- row functions around the formulas ---- */
+/* ---- row functions around the formulas ----
+ * Values are loaded as C (the formula's type) by LD and results stored by
+ * ST: as they are, or for bfloat16 widened to float32 and rounded back in the
+ * loop (shifts and adds that vectorize with the formula). */
+#define EW_ID(v) (v)
 
-#define EW_ROW1(name, TO, TI, F)                                                                                       \
+#define EW_ROW1(name, TO, TI, F, C, LD, ST)                                                                            \
     EM_HOT static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {          \
         TO *restrict o = out;                                                                                          \
         const TI *restrict a = in[0];                                                                                  \
         const int64_t sa = s[0];                                                                                       \
         if (sa == 1) {                                                                                                 \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(a[i], f);                                                 \
+            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = ST(F(LD(a[i]), f));                                         \
         } else {                                                                                                       \
-            for (int64_t i = 0; i < n; i++) o[i] = F(a[i * sa], f);                                                    \
+            for (int64_t i = 0; i < n; i++) o[i] = ST(F(LD(a[i * sa]), f));                                            \
         }                                                                                                              \
     }
 
-#define EW_ROW2(name, TO, T, F)                                                                                        \
+#define EW_ROW2(name, TO, T, F, C, LD, ST)                                                                             \
     EM_HOT static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {          \
         TO *restrict o = out;                                                                                          \
         const T *restrict a = in[0], *restrict b = in[1];                                                              \
         const int64_t sa = s[0], sb = s[1];                                                                            \
         if (sa == 1 && sb == 1) {                                                                                      \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(a[i], b[i], f);                                           \
+            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = ST(F(LD(a[i]), LD(b[i]), f));                               \
         } else if (sa == 1 && sb == 0) {                                                                               \
-            const T y = b[0];                                                                                          \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(a[i], y, f);                                              \
+            const C y = LD(b[0]);                                                                                      \
+            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = ST(F(LD(a[i]), y, f));                                      \
         } else if (sa == 0 && sb == 1) {                                                                               \
-            const T x = a[0];                                                                                          \
-            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = F(x, b[i], f);                                              \
+            const C x = LD(a[0]);                                                                                      \
+            EW_SIMD for (int64_t i = 0; i < n; i++) o[i] = ST(F(x, LD(b[i]), f));                                      \
         } else {                                                                                                       \
-            for (int64_t i = 0; i < n; i++) o[i] = F(a[i * sa], b[i * sb], f);                                         \
+            for (int64_t i = 0; i < n; i++) o[i] = ST(F(LD(a[i * sa]), LD(b[i * sb]), f));                             \
         }                                                                                                              \
     }
 
 /* cond (bool) picks a or b; a scalar a or b (stride 0) keeps the loop
  * vectorized. Both sides are loaded unconditionally so the select vectorizes
  * (a blend, no branch). */
-#define EW_ROW3(name, TO, T, F)                                                                                        \
+#define EW_ROW3(name, TO, T, F, C, LD, ST)                                                                             \
     EM_HOT static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {          \
         TO *restrict o = out;                                                                                          \
         const uint8_t *restrict k = in[0];                                                                             \
@@ -70,23 +75,23 @@ typedef void (*ew_row_fn)(void *out, const void *const *in, const int64_t *s, in
         (void)f;                                                                                                       \
         if (sk == 1 && sa == 1 && sb == 1) {                                                                           \
             EW_SIMD for (int64_t i = 0; i < n; i++) {                                                                  \
-                const T x = a[i], y = b[i];                                                                            \
-                o[i] = F(k[i], x, y);                                                                                  \
+                const C x = LD(a[i]), y = LD(b[i]);                                                                    \
+                o[i] = ST(F(k[i], x, y));                                                                              \
             }                                                                                                          \
         } else if (sk == 1 && sa == 1 && sb == 0) {                                                                    \
-            const T y = b[0];                                                                                          \
+            const C y = LD(b[0]);                                                                                      \
             EW_SIMD for (int64_t i = 0; i < n; i++) {                                                                  \
-                const T x = a[i];                                                                                      \
-                o[i] = F(k[i], x, y);                                                                                  \
+                const C x = LD(a[i]);                                                                                  \
+                o[i] = ST(F(k[i], x, y));                                                                              \
             }                                                                                                          \
         } else if (sk == 1 && sa == 0 && sb == 1) {                                                                    \
-            const T x = a[0];                                                                                          \
+            const C x = LD(a[0]);                                                                                      \
             EW_SIMD for (int64_t i = 0; i < n; i++) {                                                                  \
-                const T y = b[i];                                                                                      \
-                o[i] = F(k[i], x, y);                                                                                  \
+                const C y = LD(b[i]);                                                                                  \
+                o[i] = ST(F(k[i], x, y));                                                                              \
             }                                                                                                          \
         } else {                                                                                                       \
-            for (int64_t i = 0; i < n; i++) o[i] = F(k[i * sk], a[i * sa], b[i * sb]);                                 \
+            for (int64_t i = 0; i < n; i++) o[i] = ST(F(k[i * sk], LD(a[i * sa]), LD(b[i * sb])));                     \
         }                                                                                                              \
     }
 
@@ -167,7 +172,7 @@ static void ew_run(const em_call *c, em_tensor *out, ew_row_fn row) {
     em__parallel_for(out->numel, EW_GRAIN, ew_range, &j);
 }
 
-/* A run of a narrow dtype d through `wide`, the op's float32 row: value inputs widened a tile at a time (a
+/* A run of float16 (or any narrow dtype d) through `wide`, the op's float32 row: value inputs widened a tile at a time (a
  * broadcast scalar once, keeping the float32 row's scalar loop), where's bool condition read in place, a
  * float output rounded back to d and a bool one written directly. */
 static void ew_narrow_row(em_dtype d, ew_row_fn wide, int arity, bool to_bool, void *out, const void *const *in,
@@ -198,22 +203,60 @@ static void ew_narrow_row(em_dtype d, ew_row_fn wide, int arity, bool to_bool, v
     }
 }
 
+/* A bfloat16 run through `wide`, the op's row from bfloat16 inputs to float32 results: a tile at a time
+ * into a float32 buffer on the stack, rounded into the output. where's condition (input 0 of 3) is bool. */
+static void ew_bf16_row(ew_row_fn wide, int arity, void *out, const void *const *in, const int64_t *s, int64_t n,
+                        const double *f) {
+    float res[EM_NARROW_TILE];
+    for (int64_t i = 0; i < n; i += EM_NARROW_TILE) {
+        const int64_t m = n - i < EM_NARROW_TILE ? n - i : EM_NARROW_TILE;
+        const void *tin[3];
+        for (int k = 0; k < arity; k++)
+            tin[k] = arity == 3 && k == 0 ? (const void *)((const uint8_t *)in[k] + i * s[k])
+                                          : (const void *)((const uint16_t *)in[k] + i * s[k]);
+        wide(res, tin, s, m, f);
+        em__narrow_round(EM_BF16, res, (uint16_t *)out + i, 1, m);
+    }
+}
+
 /* ---- each line of elementwise.def: its rows, shape rule and kernel ---- */
 
 #define EW_TO_BOOL_SAME false
 #define EW_TO_BOOL_BOOL true
-#define EW_ROW(E, sfx, T, U, C, MN, MX, name, arity, OUT)                                                             \
-    EW_ROW##arity(row_##name##_##sfx, EM_EW_OUT_##OUT(T), T, em_ew_##name##_##sfx)
-#define EW_NARROW_ROW(E, sfx, T, U, C, MN, MX, name, arity, OUT)                                                      \
-    static void row_##name##_##sfx(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {   \
+#define EW_ROW(E, sfx, T, U, C, MN, MX, name, arity, OUT)                                                              \
+    EW_ROW##arity(row_##name##_##sfx, EM_EW_OUT_##OUT(T), T, em_ew_##name##_##sfx, T, EW_ID, EW_ID)
+/* bfloat16 rows widen their inputs in the formula's loop (a shift). The arithmetic rows (dtypes
+ * NUMERIC_NARROW and EVERY: sums, products, comparisons, selects) round in the same loop, one pass; the
+ * float-only rows (math functions, whose loops the compiler does not vectorize with the rounding inside)
+ * write a float32 tile on the stack, which one more loop rounds into the output. Bool outputs are written
+ * directly. float16 rows (whose software widening does not vectorize) go through ew_narrow_row's tiles,
+ * converted by F16C or AVX-512 where the CPU has them. */
+#define EW_NARROW_ROW(E, sfx, T, U, C, MN, MX, name, arity, OUT, dtypes) EW_NARROW_ROW_##sfx(E, name, arity, OUT, dtypes)
+#define EW_NARROW_ROW_bf16(E, name, arity, OUT, dtypes) EW_BF16_ROW_##dtypes(name, arity, OUT)
+#define EW_BF16_OUT_SAME uint16_t
+#define EW_BF16_OUT_BOOL uint8_t
+#define EW_BF16_STORE_SAME em_bf16_from_f32
+#define EW_BF16_STORE_BOOL EW_ID
+#define EW_BF16_ROW_NUMERIC_NARROW(name, arity, OUT)                                                                   \
+    EW_ROW##arity(row_##name##_bf16, EW_BF16_OUT_##OUT, uint16_t, em_ew_##name##_f32, float, em_bf16_to_f32,           \
+                  EW_BF16_STORE_##OUT)
+#define EW_BF16_ROW_EVERY EW_BF16_ROW_NUMERIC_NARROW
+#define EW_BF16_ROW_FLOATS_NARROW(name, arity, OUT)                                                                    \
+    EW_ROW##arity(row_##name##_bf16_wide, float, uint16_t, em_ew_##name##_f32, float, em_bf16_to_f32, EW_ID)           \
+    static void row_##name##_bf16(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {    \
+        ew_bf16_row(row_##name##_bf16_wide, arity, out, in, s, n, f);                                                  \
+    }
+#define EW_NARROW_ROW_f16(E, name, arity, OUT, dtypes) EW_NARROW_ROW_TILES(E, name, arity, OUT)
+#define EW_NARROW_ROW_TILES(E, name, arity, OUT)                                                                       \
+    static void row_##name##_f16(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {     \
         ew_narrow_row(E, row_##name##_f32, arity, EW_TO_BOOL_##OUT, out, in, s, n, f);                                 \
     }
 #define EW_ROW_ENTRY(E, sfx, T, U, C, MN, MX, name, ...) [E] = row_##name##_##sfx,
 #define EW_KERNELS(name, arity, dtypes, OUT)                                                                           \
     EM_WIDE_##dtypes(EW_ROW, name, arity, OUT)                                                                         \
-    EM_NARROWS_##dtypes(EW_NARROW_ROW, name, arity, OUT)                                                               \
-    static const ew_row_fn rows_##name[EM_DTYPE_COUNT] = {EM_WIDE_##dtypes(EW_ROW_ENTRY, name)                        \
-                                                              EM_NARROWS_##dtypes(EW_ROW_ENTRY, name)};               \
+    EM_NARROWS_##dtypes(EW_NARROW_ROW, name, arity, OUT, dtypes)                                                       \
+    static const ew_row_fn rows_##name[EM_DTYPE_COUNT] = {EM_WIDE_##dtypes(EW_ROW_ENTRY, name)                         \
+                                                              EM_NARROWS_##dtypes(EW_ROW_ENTRY, name)};                \
     static int infer_##name(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {                            \
         return ew_infer(c, rows_##name, EW_TO_BOOL_##OUT, dtype, ndim, shape);                                         \
     }                                                                                                                  \
@@ -227,7 +270,8 @@ static void ew_narrow_row(em_dtype d, ew_row_fn wide, int arity, bool to_bool, v
 
 /* Cast rows for every (source, target) pair. The preprocessor does not
  * re-enter a macro inside its own expansion, so the source loop is spelled out. */
-#define EW_CAST_ROW(E, sfx, T, U, C, MN, MX, ssfx, S) EW_ROW1(row_cast_##ssfx##_##sfx, T, S, em_ew_cast_##ssfx##_##sfx)
+#define EW_CAST_ROW(E, sfx, T, U, C, MN, MX, ssfx, S)                                                                  \
+    EW_ROW1(row_cast_##ssfx##_##sfx, T, S, em_ew_cast_##ssfx##_##sfx, S, EW_ID, EW_ID)
 #define EW_CAST_ENTRY(E, sfx, T, U, C, MN, MX, ssfx) [E] = row_cast_##ssfx##_##sfx,
 EM_FOR_EVERY(EW_CAST_ROW, f32, float)
 EM_FOR_EVERY(EW_CAST_ROW, f64, double)

@@ -4,10 +4,13 @@
  * back, so a pass reads and writes 2 bytes an element instead of the fallback's float32 copies (lib/op.c).
  *
  * The conversions are lib/dtype_convert.h's: widening exact, narrowing to nearest even with subnormals kept.
- * bfloat16's are bit tricks that vectorize. float16's use the F16C instructions where the CPU has them
- * (VCVTPH2PS, VCVTPS2PH with round-to-nearest-even), which give the software rule's results for every
- * input (test_elementwise sweeps them) but one: widening a signalling NaN quiets it (sets the top payload
- * bit), which no op's result can show, since float32 arithmetic quiets NaNs too. */
+ * Where the CPU has AVX-512F, runs convert 16 elements an instruction: bfloat16 by the same shift and
+ * rounding add in vector instructions, float16 by VCVTPH2PS and VCVTPS2PH (round to nearest even), also
+ * used 8 wide where the CPU has F16C but not AVX-512. Elsewhere the software rule's loops (which the
+ * compiler vectorizes for bfloat16). The instructions give the software rule's results for every input
+ * (test_elementwise sweeps them) but one: widening a float16 signalling NaN quiets it (sets the top payload
+ * bit), which no op's result can show, since float32 arithmetic quiets NaNs too. No path flushes
+ * subnormals (VCVTNEPS2BF16, which does, is not used). */
 #ifndef EMBER_OPS_NARROW_H
 #define EMBER_OPS_NARROW_H
 
@@ -34,8 +37,8 @@
 #define EM_NARROWS_NUMERIC_NARROW EM_FOR_NARROW
 #define EM_NARROWS_EVERY EM_FOR_NARROW
 
-/* Elements per tile: 2 KiB of float32 per operand, in L1 beside the tile's narrow data. */
-#define EM_NARROW_TILE 512
+/* Elements per tile: 4 KiB of float32 per operand, in L1 beside the tile's narrow data. */
+#define EM_NARROW_TILE 1024
 
 #ifdef __CUDACC__
 /* The GPU kernels' side (the CUDA plug-in): narrow_io<EM_BF16> and narrow_io<EM_F16> convert one element, by the
@@ -60,8 +63,9 @@ template <> struct narrow_io<EM_F16> {
 void em__narrow_widen(em_dtype d, const uint16_t *src, int64_t stride, float *dst, int64_t n);
 /* dst[i * stride] = src[i] rounded to d, for i < n. */
 void em__narrow_round(em_dtype d, const float *src, uint16_t *dst, int64_t stride, int64_t n);
-/* Whether float16 runs use the F16C instructions on this CPU (tests compare them with the software rule). */
-bool em__narrow_f16_hardware(void);
+/* Whether runs of d use vector instructions on this CPU (AVX-512F for both dtypes, else F16C for float16),
+ * which the tests compare with the software rule. */
+bool em__narrow_hardware(em_dtype d);
 /* The software rule on the same runs, for the tests' sweeps. */
 void em__narrow_widen_soft(em_dtype d, const uint16_t *src, int64_t stride, float *dst, int64_t n);
 void em__narrow_round_soft(em_dtype d, const float *src, uint16_t *dst, int64_t stride, int64_t n);

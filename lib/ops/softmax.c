@@ -130,7 +130,7 @@ typedef struct {
     int64_t grain;
 } narrow_rows_ctx;
 #define NARROW_ROWS(NAME)                                                                               \
-    static void NAME##_rows_narrow(void *ctx, int64_t begin, int64_t end) {                             \
+    EM_HOT static void NAME##_rows_narrow(void *ctx, int64_t begin, int64_t end) {                      \
         const narrow_rows_ctx *n = ctx;                                                                 \
         const rows_ctx *s = n->s;                                                                       \
         const int64_t len = s->len, st = s->inner;                                                      \
