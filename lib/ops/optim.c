@@ -22,79 +22,112 @@ typedef struct {
 } upd;
 
 /* Each loop is elementwise (no element depends on another), so `omp simd`
- * is safe even when a gradient is its own variable. The rules themselves are
- * lib/optim_math.h's, shared with the GPU's update kernels. */
+ * is safe even when a gradient is its own variable: each element's values
+ * are read (the gradient first) before any is written. The rules themselves
+ * are lib/optim_math.h's, shared with the GPU's update kernels, computing in
+ * T (RSUF its suffix) on elements stored as S: LD widens one, ST rounds a
+ * result back (bfloat16 in the loop itself: a shift and an add). */
 #define SIMD _Pragma("omp simd")
-#define KERNELS(T, SUF)                                                                                                \
+#define ID(v) (v)
+#define KERNELS(S, SUF, T, RSUF, LD, ST)                                                                               \
     EM_HOT static void sgd_##SUF(void *c_, int64_t b, int64_t e) {                                                     \
         const upd *c = c_;                                                                                             \
-        T *w = c->w;                                                                                                   \
-        const T *g = c->g;                                                                                             \
-        em_optim_##SUF k;                                                                                              \
-        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
-        SIMD for (int64_t i = b; i < e; i++) em_optim_sgd_##SUF(&w[i], g[i], k);                                       \
+        S *w = c->w;                                                                                                   \
+        const S *g = c->g;                                                                                             \
+        em_optim_##RSUF k;                                                                                             \
+        em_optim_scalars_##RSUF(&c->k, &k);                                                                            \
+        SIMD for (int64_t i = b; i < e; i++) {                                                                         \
+            T gi = LD(g[i]), wi = LD(w[i]);                                                                            \
+            em_optim_sgd_##RSUF(&wi, gi, k);                                                                           \
+            w[i] = ST(wi);                                                                                             \
+        }                                                                                                              \
     }                                                                                                                  \
     EM_HOT static void momentum_##SUF(void *c_, int64_t b, int64_t e) {                                                \
         const upd *c = c_;                                                                                             \
-        T *w = c->w, *a = c->s0;                                                                                       \
-        const T *g = c->g;                                                                                             \
-        em_optim_##SUF k;                                                                                              \
-        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
-        SIMD for (int64_t i = b; i < e; i++) em_optim_momentum_##SUF(&w[i], &a[i], g[i], k);                           \
+        S *w = c->w, *a = c->s0;                                                                                       \
+        const S *g = c->g;                                                                                             \
+        em_optim_##RSUF k;                                                                                             \
+        em_optim_scalars_##RSUF(&c->k, &k);                                                                            \
+        SIMD for (int64_t i = b; i < e; i++) {                                                                         \
+            T gi = LD(g[i]), wi = LD(w[i]), ai = LD(a[i]);                                                             \
+            em_optim_momentum_##RSUF(&wi, &ai, gi, k);                                                                 \
+            w[i] = ST(wi), a[i] = ST(ai);                                                                              \
+        }                                                                                                              \
     }                                                                                                                  \
     EM_HOT static void adagrad_##SUF(void *c_, int64_t b, int64_t e) {                                                 \
         const upd *c = c_;                                                                                             \
-        T *w = c->w, *a = c->s0;                                                                                       \
-        const T *g = c->g;                                                                                             \
-        em_optim_##SUF k;                                                                                              \
-        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
-        SIMD for (int64_t i = b; i < e; i++) em_optim_adagrad_##SUF(&w[i], &a[i], g[i], k);                            \
+        S *w = c->w, *a = c->s0;                                                                                       \
+        const S *g = c->g;                                                                                             \
+        em_optim_##RSUF k;                                                                                             \
+        em_optim_scalars_##RSUF(&c->k, &k);                                                                            \
+        SIMD for (int64_t i = b; i < e; i++) {                                                                         \
+            T gi = LD(g[i]), wi = LD(w[i]), ai = LD(a[i]);                                                             \
+            em_optim_adagrad_##RSUF(&wi, &ai, gi, k);                                                                  \
+            w[i] = ST(wi), a[i] = ST(ai);                                                                              \
+        }                                                                                                              \
     }                                                                                                                  \
     EM_HOT static void adagrad_da_##SUF(void *c_, int64_t b, int64_t e) {                                              \
         const upd *c = c_;                                                                                             \
-        T *w = c->w, *ga = c->s0, *g2 = c->s1;                                                                         \
-        const T *g = c->g;                                                                                             \
-        em_optim_##SUF k;                                                                                              \
-        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
-        SIMD for (int64_t i = b; i < e; i++) em_optim_adagrad_da_##SUF(&w[i], &ga[i], &g2[i], g[i], k);                \
+        S *w = c->w, *ga = c->s0, *g2 = c->s1;                                                                         \
+        const S *g = c->g;                                                                                             \
+        em_optim_##RSUF k;                                                                                             \
+        em_optim_scalars_##RSUF(&c->k, &k);                                                                            \
+        SIMD for (int64_t i = b; i < e; i++) {                                                                         \
+            T gi = LD(g[i]), wi = LD(w[i]), gai = LD(ga[i]), g2i = LD(g2[i]);                                          \
+            em_optim_adagrad_da_##RSUF(&wi, &gai, &g2i, gi, k);                                                        \
+            w[i] = ST(wi), ga[i] = ST(gai), g2[i] = ST(g2i);                                                           \
+        }                                                                                                              \
     }                                                                                                                  \
     EM_HOT static void rmsprop_##SUF(void *c_, int64_t b, int64_t e) {                                                 \
         const upd *c = c_;                                                                                             \
-        T *w = c->w, *ms = c->s0, *mom = c->s1, *mg = c->s2;                                                           \
-        const T *g = c->g;                                                                                             \
-        em_optim_##SUF k;                                                                                              \
-        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
+        S *w = c->w, *ms = c->s0, *mom = c->s1, *mg = c->s2;                                                           \
+        const S *g = c->g;                                                                                             \
+        em_optim_##RSUF k;                                                                                             \
+        em_optim_scalars_##RSUF(&c->k, &k);                                                                            \
         /* one loop each way, so the per-element rule's branch folds away */                                           \
         if (c->k.centered)                                                                                             \
-            SIMD for (int64_t i = b; i < e; i++)                                                                       \
-                em_optim_rmsprop_##SUF(&w[i], &ms[i], &mom[i], &mg[i], g[i], k, true);                                 \
+            SIMD for (int64_t i = b; i < e; i++) {                                                                     \
+                T gi = LD(g[i]), wi = LD(w[i]), msi = LD(ms[i]), momi = LD(mom[i]), mgi = LD(mg[i]);                   \
+                em_optim_rmsprop_##RSUF(&wi, &msi, &momi, &mgi, gi, k, true);                                          \
+                w[i] = ST(wi), ms[i] = ST(msi), mom[i] = ST(momi), mg[i] = ST(mgi);                                    \
+            }                                                                                                          \
         else                                                                                                           \
-            SIMD for (int64_t i = b; i < e; i++)                                                                       \
-                em_optim_rmsprop_##SUF(&w[i], &ms[i], &mom[i], NULL, g[i], k, false);                                  \
+            SIMD for (int64_t i = b; i < e; i++) {                                                                     \
+                T gi = LD(g[i]), wi = LD(w[i]), msi = LD(ms[i]), momi = LD(mom[i]);                                    \
+                em_optim_rmsprop_##RSUF(&wi, &msi, &momi, NULL, gi, k, false);                                         \
+                w[i] = ST(wi), ms[i] = ST(msi), mom[i] = ST(momi);                                                     \
+            }                                                                                                          \
     }                                                                                                                  \
     EM_HOT static void adam_##SUF(void *c_, int64_t b, int64_t e) {                                                    \
         const upd *c = c_;                                                                                             \
-        T *w = c->w, *m = c->s0, *v = c->s1;                                                                           \
-        const T *g = c->g;                                                                                             \
-        em_optim_##SUF k;                                                                                              \
-        em_optim_scalars_##SUF(&c->k, &k);                                                                             \
-        SIMD for (int64_t i = b; i < e; i++) em_optim_adam_##SUF(&w[i], &m[i], &v[i], g[i], k);                        \
+        S *w = c->w, *m = c->s0, *v = c->s1;                                                                           \
+        const S *g = c->g;                                                                                             \
+        em_optim_##RSUF k;                                                                                             \
+        em_optim_scalars_##RSUF(&c->k, &k);                                                                            \
+        SIMD for (int64_t i = b; i < e; i++) {                                                                         \
+            T gi = LD(g[i]), wi = LD(w[i]), mi = LD(m[i]), vi = LD(v[i]);                                              \
+            em_optim_adam_##RSUF(&wi, &mi, &vi, gi, k);                                                                \
+            w[i] = ST(wi), m[i] = ST(mi), v[i] = ST(vi);                                                               \
+        }                                                                                                              \
     }
-KERNELS(float, f32)
-KERNELS(double, f64)
+KERNELS(float, f32, float, f32, ID, ID)
+KERNELS(double, f64, double, f64, ID, ID)
+KERNELS(uint16_t, bf16, float, f32, em_bf16_to_f32, em_bf16_from_f32)
 
-static const em_range_fn kernels[][2] = {
-    [OPT_SGD] = {sgd_f32, sgd_f64},
-    [OPT_MOMENTUM] = {momentum_f32, momentum_f64},
-    [OPT_ADAGRAD] = {adagrad_f32, adagrad_f64},
-    [OPT_ADAGRAD_DA] = {adagrad_da_f32, adagrad_da_f64},
-    [OPT_RMSPROP] = {rmsprop_f32, rmsprop_f64},
-    [OPT_ADAM] = {adam_f32, adam_f64},
-    [OPT_ADAMW] = {adam_f32, adam_f64},
+/* By rule, then float32, float64, bfloat16. */
+static const em_range_fn kernels[][3] = {
+    [OPT_SGD] = {sgd_f32, sgd_f64, sgd_bf16},
+    [OPT_MOMENTUM] = {momentum_f32, momentum_f64, momentum_bf16},
+    [OPT_ADAGRAD] = {adagrad_f32, adagrad_f64, adagrad_bf16},
+    [OPT_ADAGRAD_DA] = {adagrad_da_f32, adagrad_da_f64, adagrad_da_bf16},
+    [OPT_RMSPROP] = {rmsprop_f32, rmsprop_f64, rmsprop_bf16},
+    [OPT_ADAM] = {adam_f32, adam_f64, adam_bf16},
+    [OPT_ADAMW] = {adam_f32, adam_f64, adam_bf16},
 };
 
-/* A bfloat16 or float16 variable, its gradient and its slots (all of its dtype): the float32 kernel on tiles
- * widened on the stack, the variable and the slots rounded back once per step. */
+/* A float16 variable, its gradient and its slots (all of its dtype; float16's software conversions do not
+ * vectorize in the rules' loops): the float32 kernel on tiles widened on the stack (by F16C or AVX-512
+ * where the CPU has them), the variable and the slots rounded back once per step. */
 static void narrow_update(void *ctx, int64_t b, int64_t e) {
     const upd *u = ctx;
     float tile[5][EM_NARROW_TILE];
@@ -186,7 +219,7 @@ static void apply_updates_cpu(const em_call *c, em_tensor *out) {
         u.s2 = o->nslots > 2 ? in[4]->data : NULL;
         u.dtype = (em_dtype)in[0]->dtype;
         u.wide = kernels[o->kind][0];
-        u.kernel = em__is_narrow(u.dtype) ? narrow_update : kernels[o->kind][u.dtype == EM_F64];
+        u.kernel = u.dtype == EM_F16 ? narrow_update : kernels[o->kind][u.dtype == EM_F64 ? 1 : u.dtype == EM_BF16 ? 2 : 0];
         em__parallel_for(in[0]->numel, UPDATE_GRAIN, update_range, &u);
     }
     *(double *)c->in[0]->data = t;
