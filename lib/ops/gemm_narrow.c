@@ -44,6 +44,7 @@
 #endif
 
 #define SMALL_PRODUCT 4096
+#define SERIAL_PRODUCT (1 << 20)
 
 static atomic_bool force_float32;
 
@@ -336,8 +337,9 @@ void em__gemm_narrow(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void
         gemm_loop(dtype, m, n, k, a, rsa, csa, b, rsb, csb, accumulate, c, rsc, csc);
         return;
     }
-    /* Inside a parallel region (a graph level running nodes at once, or matmul's batches) one thread. */
-    const bool serial = single_thread || omp_in_parallel();
+    /* Inside a parallel region (a graph level running nodes at once, or matmul's batches) one thread; and
+     * below SERIAL_PRODUCT multiply-adds, where waking the threads costs more than it saves. */
+    const bool serial = single_thread || omp_in_parallel() || m * n * k < SERIAL_PRODUCT;
 #ifdef BF16_KERNEL
     if (bf16_native(dtype)) {
         gemm_bf16(m, n, k, a, rsa, csa, b, rsb, csb, accumulate, c, rsc, csc, serial);
