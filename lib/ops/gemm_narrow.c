@@ -15,8 +15,8 @@
  *       k 2^-24 sum_p |a_p b_p|  +  k 2^-126
  *   (the second term: the flushed subnormals, each below 2^-126), before the output's rounding
  *   (2^-8 |c| for bfloat16). The float32 route has the same first term and no second.
- *   On this development machine (AMD Zen 5) VDPBF16PS does twice the work of an FMA at half its rate,
- *   so the route's aim is float32's speed at half the bytes, not more.
+ *   bench/ops compares the route's speed with BLIS's float32 (the aim: at least float32's speed, at half
+ *   the bytes).
  *
  * - float16, and bfloat16 without AVX512_BF16: the matrices are widened to float32 copies and the
  *   float32 GEMM (em__gemm: BLIS) multiplies them; the result is rounded back. AVX512_FP16's
@@ -185,9 +185,9 @@ static void gemm_widened(em_dtype dtype, int64_t m, int64_t n, int64_t k, const 
 /* ---- bfloat16 on VDPBF16PS ---- */
 #ifdef BF16_KERNEL
 
-/* The tile (MR x NR sums in registers), the k block in pairs (B's KP x NR panel, 48 KiB, stays in
- * L1... of 48 KiB with A's rows streaming: KP is what measured best), and the block of C one task
- * computes (A's MC x 2 KP block, 72 KiB, stays in L2). */
+/* The tile: MR x NR float32 sums in 24 of the 32 vector registers. The k block: KP pairs, so that B's
+ * KP x NR panel (32 KiB) stays in L1 while the tiles of A's rows pass over it. A task computes an MC x NC
+ * block of C, whose A block (MC rows x KP pairs, 48 KiB) stays in L2 across its column panels. */
 enum { MR = 6, NV = 4, NR = 16 * NV, KP = 128, MC = 96, NC = 256 };
 
 static inline uint32_t pair(uint16_t lo, uint16_t hi) { return (uint32_t)lo | (uint32_t)hi << 16; }
