@@ -180,18 +180,18 @@ const fw_case fw_cases_matmul[] = {
           EM_SHAPE(2, 12, 18), ref_mm),
     MMREF(EM_F32, "matmul batch broadcast [2,1,8,20]x[3,20,16]", mm, EM_SHAPE(2, 1, 8, 20), big_a, EM_SHAPE(3, 20, 16),
           big_b, EM_SHAPE(2, 3, 8, 16), ref_mm),
-    /* bfloat16 and float16 past the plain loop (VDPBF16PS or float32 copies, lib/ops/gemm_narrow.c): tiles
-     * cut at both edges, an odd k, each transpose, a batch on both sides */
-    EACH_NARROW(MMREF, "matmul [9,25]x[25,70]", mm, EM_SHAPE(9, 25), big_a, EM_SHAPE(25, 70), big_b, EM_SHAPE(9, 70),
+    /* bfloat16 and float16 past the plain loop (VDPBF16PS or float32 copies, lib/ops/gemm_narrow.c; inputs of at
+     * most 1024 values): tiles cut at both edges, odd k, each transpose, a batch on both sides */
+    EACH_NARROW(MMREF, "matmul [9,25]x[25,40]", mm, EM_SHAPE(9, 25), big_a, EM_SHAPE(25, 40), big_b, EM_SHAPE(9, 40),
                 ref_mm),
     EACH_NARROW(MMREF, "matmul transpose_a [24,9]x[24,20]", mm_ta, EM_SHAPE(24, 9), big_a, EM_SHAPE(24, 20), big_b,
                 EM_SHAPE(9, 20), ref_mm_ta),
     EACH_NARROW(MMREF, "matmul transpose_b [16,20]x[18,20]", mm_tb, EM_SHAPE(16, 20), big_a, EM_SHAPE(18, 20), big_b,
                 EM_SHAPE(16, 18), ref_mm_tb),
-    EACH_NARROW(MMREF, "matmul both transposed [33,8]x[32,33]", mm_tatb, EM_SHAPE(33, 8), big_a, EM_SHAPE(32, 33),
+    EACH_NARROW(MMREF, "matmul both transposed [31,8]x[32,31]", mm_tatb, EM_SHAPE(31, 8), big_a, EM_SHAPE(32, 31),
                 big_b, EM_SHAPE(8, 32), ref_mm_tatb),
-    EACH_NARROW(MMREF, "matmul batch broadcast [2,1,8,20]x[3,20,32]", mm, EM_SHAPE(2, 1, 8, 20), big_a,
-                EM_SHAPE(3, 20, 32), big_b, EM_SHAPE(2, 3, 8, 32), ref_mm),
+    EACH_NARROW(MMREF, "matmul batch broadcast [2,1,16,30]x[3,30,11]", mm, EM_SHAPE(2, 1, 16, 30), big_a,
+                EM_SHAPE(3, 30, 11), big_b, EM_SHAPE(2, 3, 16, 11), ref_mm),
 
     /* integer products wrap: 65536 * 65537 + 15 = 2^32 + 65551; (2^32) (2^32 + 1) + 21 = 2^64 + 2^32 + 21;
      * 16 * 17 + 15 = 287 = 31 mod 256; -65536 * 65537 = -(2^32 + 65536) (NumPy's int matmul gives the same) */

@@ -311,7 +311,9 @@ static void gemm_bf16(int64_t m, int64_t n, int64_t k, const void *a, int64_t rs
     p.nblocks = (p.n_pad + NC - 1) / NC;
     const int64_t blocks = (p.m_pad + MC - 1) / MC * p.nblocks;
     const int threads = serial ? 1 : em__threads();
-    const size_t abytes = sizeof(uint32_t) * (size_t)(p.m_pad * p.kp), bbytes = sizeof(uint32_t) * (size_t)(p.n_pad * p.kp);
+    /* aligned_alloc takes multiples of the alignment */
+    const size_t abytes = (sizeof(uint32_t) * (size_t)(p.m_pad * p.kp) + 63) / 64 * 64,
+                 bbytes = sizeof(uint32_t) * (size_t)(p.n_pad * p.kp);
     p.ap = aligned_alloc(64, abytes);
     p.bp = aligned_alloc(64, bbytes);
     p.sums = aligned_alloc(64, sizeof(float) * MC * NC * (size_t)threads);
