@@ -18,8 +18,9 @@
  *   bench/ops compares the route's speed with BLIS's float32 (the aim: at least float32's speed, at half
  *   the bytes).
  *
- * - float16, and bfloat16 without AVX512_BF16: the matrices are widened to float32 copies and the
- *   float32 GEMM (em__gemm: BLIS) multiplies them; the result is rounded back. AVX512_FP16's
+ * - float16, and bfloat16 without AVX512_BF16: blocks of A and B (all of m and n, up to 1024 of k) are
+ *   widened to float32 copies and the float32 GEMM (em__gemm: BLIS) adds their product into a float32
+ *   copy of C, rounded back at the end. AVX512_FP16's
  *   arithmetic sums in float16, which is too short for training's sums, so float16 never uses it.
  *
  * AMX (AMX-BF16 tiles, 16 x 32 bfloat16 times 32 x 16 into 16 x 16 float32) is detected
@@ -162,19 +163,27 @@ static void gemm_loop(em_dtype dtype, int64_t m, int64_t n, int64_t k, const uin
 
 /* ---- through float32 copies ---- */
 
+/* k is cut into blocks of WIDE_K: the copies hold (m + n) WIDE_K floats, not (m + n) k, and each block's
+ * product adds into C's float32 copy (BLIS blocks k finer itself). */
+#define WIDE_K 1024
+
 static void gemm_widened(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
                          const void *b, int64_t rsb, int64_t csb, bool accumulate, void *c, int64_t rsc, int64_t csc,
                          bool serial) {
-    float *aw = malloc(sizeof(float) * (size_t)(m * k)), *bw = malloc(sizeof(float) * (size_t)(k * n)),
+    const int64_t kb = k < WIDE_K ? k : WIDE_K;
+    float *aw = malloc(sizeof(float) * (size_t)(m * kb)), *bw = malloc(sizeof(float) * (size_t)(kb * n)),
           *cw = malloc(sizeof(float) * (size_t)(m * n));
     if (!aw || !bw || !cw) {
         em__error("matrix product: out of memory for float32 copies of a %lld x %lld by %lld x %lld %s product",
                   (long long)m, (long long)k, (long long)k, (long long)n, em_dtype_name(dtype));
     } else {
-        convert(dtype, m, k, a, rsa, csa, aw, k, false, serial);
-        convert(dtype, k, n, b, rsb, csb, bw, n, false, serial);
         if (accumulate) convert(dtype, m, n, c, rsc, csc, cw, n, false, serial);
-        em__gemm(EM_F32, m, n, k, aw, k, 1, bw, n, 1, accumulate, cw, n, 1, serial);
+        for (int64_t p0 = 0; p0 < k; p0 += kb) {
+            const int64_t kc = k - p0 < kb ? k - p0 : kb;
+            convert(dtype, m, kc, (const uint16_t *)a + p0 * csa, rsa, csa, aw, kc, false, serial);
+            convert(dtype, kc, n, (const uint16_t *)b + p0 * rsb, rsb, csb, bw, n, false, serial);
+            em__gemm(EM_F32, m, n, kc, aw, kc, 1, bw, n, 1, accumulate || p0 > 0, cw, n, 1, serial);
+        }
         convert(dtype, m, n, c, rsc, csc, cw, n, true, serial);
     }
     free(aw);
