@@ -3,17 +3,17 @@
 // i[1] transpose_b), exactly as lib/ops/matmul.c.
 //
 // Float dtypes run cuBLAS; bfloat16 and float16 with float32 sums
-// (CUBLAS_COMPUTE_32F, gpu/gemm.cuh), rounded once. cuBLAS is column-major, so the row-major product
-// C = op(A) op(B) is computed as C^T = op(B)^T op(A)^T: the operands swap
-// places, and each is passed as it lies in memory (transposed or not) with its
-// leading dimension, so transposed views cost nothing. An operand whose matrix
-// strides cuBLAS cannot describe (a broadcast or otherwise strided view) is
-// first gathered into a contiguous copy. Batch dims that collapse into one
-// stride per operand run one strided-batched call; others an array of
-// pointers built on the device. The handle is the device's one from the
-// plug-in's pool (gpu/blas.cu): bound to the device's stream, with a fixed
-// workspace, so the same call picks the same algorithm and gives the same
-// bits every run.
+// (CUBLAS_COMPUTE_32F, gpu/gemm.cuh), rounded once. cuBLAS is column-major, so
+// the row-major product C = op(A) op(B) is computed as C^T = op(B)^T op(A)^T:
+// the operands swap places, and each is passed as it lies in memory
+// (transposed or not) with its leading dimension, so transposed views cost
+// nothing. An operand whose matrix strides cuBLAS cannot describe (a broadcast
+// or otherwise strided view) is first gathered into a contiguous copy. Batch
+// dims that collapse into one stride per operand run one strided-batched call;
+// others an array of pointers built on the device. The handle is the device's
+// one from the plug-in's pool (gpu/blas.cu): bound to the device's stream,
+// with a fixed workspace, so the same call picks the same algorithm and gives
+// the same bits every run.
 //
 // Integer dtypes run a plain kernel, one thread per output element, wrapping
 // modulo 2^64 as the CPU's loop does.
