@@ -18,7 +18,7 @@
  *   bench/ops compares the route's speed with BLIS's float32 (the aim: at least float32's speed, at half
  *   the bytes).
  *
- * - float16, and bfloat16 without AVX512_BF16: blocks of A and B (all of m and n, up to 1024 of k) are
+ * - float16, bfloat16 without AVX512_BF16, and a row or column (m or n 1): blocks of A and B (all of m and n, up to 1024 of k) are
  *   widened to float32 copies and the float32 GEMM (em__gemm: BLIS) adds their product into a float32
  *   copy of C, rounded back at the end. AVX512_FP16's
  *   arithmetic sums in float16, which is too short for training's sums, so float16 never uses it.
@@ -171,8 +171,8 @@ static void gemm_widened(em_dtype dtype, int64_t m, int64_t n, int64_t k, const 
                          const void *b, int64_t rsb, int64_t csb, bool accumulate, void *c, int64_t rsc, int64_t csc,
                          bool serial) {
     const int64_t kb = k < WIDE_K ? k : WIDE_K;
-    float *aw = malloc(sizeof(float) * (size_t)(m * kb)), *bw = malloc(sizeof(float) * (size_t)(kb * n)),
-          *cw = malloc(sizeof(float) * (size_t)(m * n));
+    float *aw = em__scratch(sizeof(float) * (size_t)(m * kb)), *bw = em__scratch(sizeof(float) * (size_t)(kb * n)),
+          *cw = em__scratch(sizeof(float) * (size_t)(m * n));
     if (!aw || !bw || !cw) {
         em__error("matrix product: out of memory for float32 copies of a %lld x %lld by %lld x %lld %s product",
                   (long long)m, (long long)k, (long long)k, (long long)n, em_dtype_name(dtype));
@@ -186,9 +186,9 @@ static void gemm_widened(em_dtype dtype, int64_t m, int64_t n, int64_t k, const 
         }
         convert(dtype, m, n, c, rsc, csc, cw, n, true, serial);
     }
-    free(aw);
-    free(bw);
-    free(cw);
+    em__scratch_free(aw);
+    em__scratch_free(bw);
+    em__scratch_free(cw);
 }
 
 /* ---- bfloat16 on VDPBF16PS ---- */
@@ -201,37 +201,42 @@ enum { MR = 6, NV = 4, NR = 16 * NV, KP = 128, MC = 96, NC = 256 };
 
 static inline uint32_t pair(uint16_t lo, uint16_t hi) { return (uint32_t)lo | (uint32_t)hi << 16; }
 
-/* One panel of R lanes (rows of A, or columns of B) of x, over pairs [p0, p0 + np) of the k axis:
- * out[p R + r] = pair (x[r, 2p], x[r, 2p + 1]), lane r at x + r ls, step ks along k. Lanes at and
- * past `lanes`, and the high half of an odd k's last pair, are 0 (they add nothing). */
-EM_HOT static void pack_pairs(int R, int64_t lanes, int64_t k, int64_t p0, int64_t np, const uint16_t *x,
+/* Pairs [p0, p0 + np) of the k axis of every lane (row of A, or column of B) of x, `lanes` of them, lane l
+ * at x + l ls, step ks along k, into panels of R lanes: lane l's pair p (x[l, 2p], x[l, 2p + 1]) at
+ * out[(l / R) R np + p R + l % R]. Lanes from `lanes` up to the last panel's end, and the high half of an
+ * odd k's last pair, are 0 (they add nothing). x is read in its own order: along the lanes where they are
+ * adjacent (B row-major, A transposed), else along k. */
+EM_HOT static void pack_block(int R, int64_t lanes, int64_t k, int64_t p0, int64_t np, const uint16_t *x,
                               int64_t ls, int64_t ks, uint32_t *restrict out) {
+    const int64_t padded = (lanes + R - 1) / R * R;
     int64_t full = k / 2 - p0; /* pairs of this block with both halves */
     full = full < 0 ? 0 : full > np ? np : full;
-    if (ls == 1) { /* the lanes adjacent (B row-major, A transposed): interleave two runs */
+#define AT(l, p) out[(l) / R * R * np + (p) * R + (l) % R]
+    if (ls == 1) { /* interleave two runs of lanes */
         for (int64_t p = 0; p < full; p++) {
             const uint16_t *lo = x + 2 * (p0 + p) * ks, *hi = lo + ks;
-            uint32_t *o = out + p * R;
-            for (int64_t r = 0; r < lanes; r++) o[r] = pair(lo[r], hi[r]);
-        }
-    } else if (ks == 1) { /* the pairs adjacent (A row-major, B transposed): 32-bit words */
-        for (int64_t r = 0; r < lanes; r++) {
-            const uint16_t *row = x + r * ls + 2 * p0;
-            for (int64_t p = 0; p < full; p++) {
-                uint32_t w;
-                memcpy(&w, row + 2 * p, sizeof w);
-                out[p * R + r] = w;
+            for (int64_t l0 = 0; l0 < lanes; l0 += R) {
+                uint32_t *o = out + l0 * np + p * R;
+                const int64_t w = lanes - l0 < R ? lanes - l0 : R;
+                _Pragma("omp simd") for (int64_t r = 0; r < w; r++) o[r] = pair(lo[l0 + r], hi[l0 + r]);
             }
         }
+    } else if (ks == 1) { /* a pair is a 32-bit word */
+        for (int64_t l = 0; l < lanes; l++) {
+            const uint16_t *row = x + l * ls + 2 * p0;
+            uint32_t *o = &AT(l, 0);
+            for (int64_t p = 0; p < full; p++) memcpy(o + p * R, row + 2 * p, sizeof(uint32_t));
+        }
     } else {
-        for (int64_t r = 0; r < lanes; r++)
+        for (int64_t l = 0; l < lanes; l++)
             for (int64_t p = 0; p < full; p++)
-                out[p * R + r] = pair(x[r * ls + 2 * (p0 + p) * ks], x[r * ls + (2 * (p0 + p) + 1) * ks]);
+                AT(l, p) = pair(x[l * ls + 2 * (p0 + p) * ks], x[l * ls + (2 * (p0 + p) + 1) * ks]);
     }
     if (full < np) /* k odd: the last pair */
-        for (int64_t r = 0; r < lanes; r++) out[full * R + r] = pair(x[r * ls + (k - 1) * ks], 0);
-    if (lanes < R)
-        for (int64_t p = 0; p < np; p++) memset(out + p * R + lanes, 0, sizeof(uint32_t) * (size_t)(R - lanes));
+        for (int64_t l = 0; l < lanes; l++) AT(l, full) = pair(x[l * ls + (k - 1) * ks], 0);
+    for (int64_t l = lanes; l < padded; l++)
+        for (int64_t p = 0; p < np; p++) AT(l, p) = 0;
+#undef AT
 }
 
 /* c[MR x NR] (+)= the sums over np pairs of A's packed rows ap and B's packed columns bp. */
@@ -270,23 +275,14 @@ typedef struct {
     bool accumulate, serial;
 } bf16_plan;
 
-/* Packs panels [t0, t1): A's row panels first, then B's column panels. */
-static void pack_panels(void *ctx, int64_t t0, int64_t t1) {
+/* Packs tasks [t0, t1): task 2b packs A's k block b, task 2b + 1 B's. */
+static void pack_blocks(void *ctx, int64_t t0, int64_t t1) {
     const bf16_plan *p = ctx;
-    const int64_t apanels = p->m_pad / MR;
-    for (int64_t t = t0; t < t1; t++)
-        for (int64_t p0 = 0; p0 < p->kp; p0 += KP) {
-            int64_t np = p->kp - p0 < KP ? p->kp - p0 : KP;
-            if (t < apanels) {
-                int64_t i = t * MR;
-                pack_pairs(MR, p->m - i < MR ? p->m - i : MR, p->k, p0, np, p->a + i * p->rsa, p->rsa, p->csa,
-                           p->ap + p0 * p->m_pad + i * np);
-            } else {
-                int64_t j = (t - apanels) * NR;
-                pack_pairs(NR, p->n - j < NR ? p->n - j : NR, p->k, p0, np, p->b + j * p->csb, p->csb, p->rsb,
-                           p->bp + p0 * p->n_pad + j * np);
-            }
-        }
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t p0 = t / 2 * KP, np = p->kp - p0 < KP ? p->kp - p0 : KP;
+        if (t % 2 == 0) pack_block(MR, p->m, p->k, p0, np, p->a, p->rsa, p->csa, p->ap + p0 * p->m_pad);
+        else pack_block(NR, p->n, p->k, p0, np, p->b, p->csb, p->rsb, p->bp + p0 * p->n_pad);
+    }
 }
 
 /* Computes blocks [t0, t1) of C, MC x NC each, row-block-major. */
@@ -320,23 +316,21 @@ static void gemm_bf16(int64_t m, int64_t n, int64_t k, const void *a, int64_t rs
     p.nblocks = (p.n_pad + NC - 1) / NC;
     const int64_t blocks = (p.m_pad + MC - 1) / MC * p.nblocks;
     const int threads = serial ? 1 : em__threads();
-    /* aligned_alloc takes multiples of the alignment */
-    const size_t abytes = (sizeof(uint32_t) * (size_t)(p.m_pad * p.kp) + 63) / 64 * 64,
-                 bbytes = sizeof(uint32_t) * (size_t)(p.n_pad * p.kp);
-    p.ap = aligned_alloc(64, abytes);
-    p.bp = aligned_alloc(64, bbytes);
-    p.sums = aligned_alloc(64, sizeof(float) * MC * NC * (size_t)threads);
+    /* the kernels' scratch blocks: 64-byte aligned, no page faults in steady state */
+    p.ap = em__scratch(sizeof(uint32_t) * (size_t)(p.m_pad * p.kp));
+    p.bp = em__scratch(sizeof(uint32_t) * (size_t)(p.n_pad * p.kp));
+    p.sums = em__scratch(sizeof(float) * MC * NC * (size_t)threads);
     if (!p.ap || !p.bp || !p.sums) {
         em__error("matrix product: out of memory for the packed operands of a %lld x %lld by %lld x %lld bfloat16 "
                   "product",
                   (long long)m, (long long)k, (long long)k, (long long)n);
     } else {
-        run_range(p.m_pad / MR + p.n_pad / NR, 4, pack_panels, &p, serial);
+        run_range(2 * ((p.kp + KP - 1) / KP), 1, pack_blocks, &p, serial);
         run_range(blocks, 1, c_blocks, &p, serial);
     }
-    free(p.ap);
-    free(p.bp);
-    free(p.sums);
+    em__scratch_free(p.ap);
+    em__scratch_free(p.bp);
+    em__scratch_free(p.sums);
 }
 #endif
 
@@ -352,7 +346,10 @@ void em__gemm_narrow(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void
      * below SERIAL_PRODUCT multiply-adds, where waking the threads costs more than it saves. */
     const bool serial = single_thread || omp_in_parallel() || m * n * k < SERIAL_PRODUCT;
 #ifdef BF16_KERNEL
-    if (bf16_native(dtype)) {
+    /* A row times a matrix, or a matrix times a column, is bound by the bytes of the matrix: packing it
+     * for VDPBF16PS would cost more than the products, while the float32 route's blocks stay in cache and
+     * BLIS's gemv reads them in place. */
+    if (bf16_native(dtype) && m > 1 && n > 1) {
         gemm_bf16(m, n, k, a, rsa, csa, b, rsb, csb, accumulate, c, rsc, csc, serial);
         return;
     }
