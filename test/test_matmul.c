@@ -4,6 +4,7 @@
  * within the bound of float32 sums, on both of their CPU routes, and their
  * gradients. Expectations computed with NumPy from seq(). */
 #include "common.h"
+#include "internal.h" /* em__set_alloc_fail_hook */
 #include "ops/gemm_narrow.h"
 
 #include <stdlib.h>
@@ -411,6 +412,28 @@ START_TEST(test_narrow_gradients) {
 }
 END_TEST
 
+/* Out of memory for the scratch copies: a clear error, on both routes, and no output. */
+static bool fail_large(size_t bytes, void *ctx) { return bytes > *(size_t *)ctx; }
+
+START_TEST(test_narrow_out_of_memory) {
+    em_tensor *a = em_cast(em_test_uniform(EM_SHAPE(64, 2048), -1, 1, 9), EM_BF16);
+    em_tensor *b = em_cast(em_test_uniform(EM_SHAPE(2048, 64), -1, 1, 10), EM_BF16);
+    size_t limit = 64 << 10; /* the output (8 KiB) fits; the packed or widened operands (256 KiB and more) do not */
+    for (int forced = 0; forced < 2; forced++) {
+        em__gemm_narrow_force_float32(forced);
+        em__set_alloc_fail_hook(fail_large, &limit);
+        em_tensor *y = em_matmul(a, b);
+        em__set_alloc_fail_hook(NULL, NULL);
+        ck_assert_ptr_null(y);
+        ck_assert_msg(em_last_error() && strstr(em_last_error(), "matmul: out of memory"), "error: %s",
+                      em_last_error() ? em_last_error() : "(none)");
+        em_clear_error();
+    }
+    em__gemm_narrow_force_float32(false);
+    em_shutdown();
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("matmul");
     TCase *tc = tcase_create("matmul");
@@ -430,6 +453,7 @@ int main(void) {
     tcase_add_test(tc, test_narrow_nan_stays_in_its_row);
     tcase_add_test(tc, test_narrow_thread_count_independent);
     tcase_add_test(tc, test_narrow_gradients);
+    tcase_add_test(tc, test_narrow_out_of_memory);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

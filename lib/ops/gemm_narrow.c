@@ -174,7 +174,7 @@ static void gemm_widened(em_dtype dtype, int64_t m, int64_t n, int64_t k, const 
     float *aw = em__scratch(sizeof(float) * (size_t)(m * kb)), *bw = em__scratch(sizeof(float) * (size_t)(kb * n)),
           *cw = em__scratch(sizeof(float) * (size_t)(m * n));
     if (!aw || !bw || !cw) {
-        em__error("matrix product: out of memory for float32 copies of a %lld x %lld by %lld x %lld %s product",
+        em__error("matmul: out of memory for float32 copies of a %lld x %lld by %lld x %lld %s product",
                   (long long)m, (long long)k, (long long)k, (long long)n, em_dtype_name(dtype));
     } else {
         if (accumulate) convert(dtype, m, n, c, rsc, csc, cw, n, false, serial);
@@ -321,8 +321,7 @@ static void gemm_bf16(int64_t m, int64_t n, int64_t k, const void *a, int64_t rs
     p.bp = em__scratch(sizeof(uint32_t) * (size_t)(p.n_pad * p.kp));
     p.sums = em__scratch(sizeof(float) * MC * NC * (size_t)threads);
     if (!p.ap || !p.bp || !p.sums) {
-        em__error("matrix product: out of memory for the packed operands of a %lld x %lld by %lld x %lld bfloat16 "
-                  "product",
+        em__error("matmul: out of memory for the packed operands of a %lld x %lld by %lld x %lld bfloat16 product",
                   (long long)m, (long long)k, (long long)k, (long long)n);
     } else {
         run_range(2 * ((p.kp + KP - 1) / KP), 1, pack_blocks, &p, serial);

@@ -9,7 +9,8 @@
 #include "ember/core.h"
 
 /* C (+)= A B as em__gemm, for dtype EM_BF16 or EM_F16: every product summed in float32, C rounded once
- * to the dtype at the end (accumulate: the sum starts from C's value). */
+ * to the dtype at the end (accumulate: the sum starts from C's value). Out of scratch memory, it reports
+ * "matmul: out of memory ..." (matmul is its one caller: convolutions take the narrow dtypes in float32). */
 void em__gemm_narrow(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
                      const void *b, int64_t rsb, int64_t csb, bool accumulate, void *c, int64_t rsc, int64_t csc,
                      bool single_thread);
