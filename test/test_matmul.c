@@ -434,6 +434,38 @@ START_TEST(test_narrow_out_of_memory) {
 }
 END_TEST
 
+/* em__gemm's accumulate (C += A B, the contract conv's filter gradient uses for float32) on the narrow
+ * routes and the plain loop: C's value is the sum's first term, rounded once at the end. */
+START_TEST(test_narrow_gemm_accumulates) {
+    static const int64_t sizes[][3] = {{70, 300, 90}, {3, 20, 5}}; /* past the plain loop, and in it */
+    for (int forced = 0; forced < 2; forced++) {
+        em__gemm_narrow_force_float32(forced);
+        for (em_dtype dt = EM_BF16; dt <= EM_F16; dt++)
+            for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+                em_scope_begin();
+                int64_t m = sizes[i][0], k = sizes[i][1], n = sizes[i][2];
+                em_tensor *a = em_cast(em_test_uniform(EM_SHAPE(m, k), -1, 1, 11), dt);
+                em_tensor *b = em_cast(em_test_uniform(EM_SHAPE(k, n), -1, 1, 12), dt);
+                em_tensor *c = em_cast(em_test_uniform(EM_SHAPE(m, n), -4, 4, 13), dt);
+                em_tensor *c0 = em_cast(c, EM_F64), *ref = em_add(c0, em_matmul(em_cast(a, EM_F64), em_cast(b, EM_F64)));
+                em_tensor *size = em_add(em_abs(c0), em_matmul(em_abs(em_cast(a, EM_F64)), em_abs(em_cast(b, EM_F64))));
+                em__gemm(dt, m, n, k, em_data(a), k, 1, em_data(b), n, 1, true, c->data, n, 1, false); /* c: fresh, its own */
+                em_tensor *got = em_cast(c, EM_F64);
+                const double *g = em_data(got), *r = em_data(ref), *sz = em_data(size);
+                const double u = dt == EM_BF16 ? 0x1p-8 : 0x1p-11;
+                for (int64_t j = 0; j < m * n; j++)
+                    ck_assert_msg(fabs(g[j] - r[j]) <= (double)(k + 1) * 0x1p-24 * sz[j] * (1 + u) + u * fabs(r[j]),
+                                  "%s (%s) %lldx%lldx%lld: element %lld is %g, expected %g", em_dtype_name(dt),
+                                  em__gemm_narrow_route(dt), (long long)m, (long long)k, (long long)n, (long long)j,
+                                  g[j], r[j]);
+                em_scope_end();
+            }
+    }
+    em__gemm_narrow_force_float32(false);
+    em_shutdown();
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("matmul");
     TCase *tc = tcase_create("matmul");
@@ -454,6 +486,7 @@ int main(void) {
     tcase_add_test(tc, test_narrow_thread_count_independent);
     tcase_add_test(tc, test_narrow_gradients);
     tcase_add_test(tc, test_narrow_out_of_memory);
+    tcase_add_test(tc, test_narrow_gemm_accumulates);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }
