@@ -108,8 +108,8 @@ static inline __attribute__((always_inline)) void convert_row(em_dtype dtype, bo
 
 #ifdef BF16_KERNEL
 /* float16 widened by VCVTPH2PS, 16 at a time: the same as em_f16_to_f32 on every bit pattern but a
- * signaling NaN, which it quiets. The copies are only multiplied, where a NaN gives NaN either way
- * (test_matmul checks it), and GCC does not vectorize em_f16_to_f32's branches. */
+ * signaling NaN, which it quiets. The copies are only multiplied and added, where a NaN gives NaN either
+ * way (test_matmul checks it), and GCC does not vectorize em_f16_to_f32's branches. */
 static __attribute__((target("avx512f"))) void f16_widen_avx512(int64_t n, const uint16_t *x, float *y) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))));
