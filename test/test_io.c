@@ -273,6 +273,27 @@ START_TEST(test_npy_roundtrip_every_dtype) {
 }
 END_TEST
 
+/* float16 edge values (see test_npy_files_written_by_numpy), and the same list for Python. */
+static const uint16_t F16_BITS[8] = {0x3C00, 0x8000, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0x7E00};
+#define F16_BITS_PY "[0x3C00, 0x8000, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0x7E00]"
+
+/* float16 saves as '<f2' and loads back bit for bit; bfloat16, which NumPy lacks, is an error saying what to do. */
+START_TEST(test_npy_float16_and_bfloat16) {
+    const char *p = tpath("h.npy");
+    ck_assert_int_eq(em_save_npy(p, em_tensor_from(EM_F16, EM_SHAPE(2, 4), F16_BITS)), 0);
+    size_t size;
+    uint8_t *d = slurp(p, &size);
+    ck_assert_ptr_nonnull(strstr((const char *)d + 10, "'descr': '<f2'"));
+    free(d);
+    em_tensor *h = em_load_npy(p);
+    ck_assert_int_eq(em_tensor_dtype(h), EM_F16);
+    ck_assert_mem_eq(em_data(h), F16_BITS, sizeof F16_BITS);
+    char msg[512];
+    snprintf(msg, sizeof msg, "save_npy: %s: NumPy has no bfloat16 dtype (tensor of shape [3]); cast it to float32", p);
+    ck_assert_error(em_save_npy(p, em_zeros(EM_BF16, EM_SHAPE(3))) ? NULL : "", msg);
+}
+END_TEST
+
 START_TEST(test_npy_files_written_by_numpy) {
     if (!have_numpy()) return;
     char cmd[2048];
@@ -291,9 +312,20 @@ START_TEST(test_npy_files_written_by_numpy) {
              "np.save(\"big.npy\", np.ones(3, \">f4\"))\n"
              "np.save(\"c64.npy\", np.ones(3, np.complex64))\n"
              "np.save(\"i16.npy\", np.ones(3, np.int16))\n"
+             "np.save(\"f16.npy\", np.array([[1, -0.0, 2**-24, 1023 * 2**-24], [2**-14, 65504, np.inf, np.nan]], np.float16))\n"
+             "a = np.load(\"ember_f16.npy\")\n"
+             "assert a.dtype == np.float16 and a.shape == (2, 4) and a.view(np.uint16).ravel().tolist() == %s, a\n"
              "'",
-             tmp);
+             tmp, F16_BITS_PY);
+    /* float16 both ways, bit for bit: -0, the smallest and largest subnormals, the smallest normal, the largest
+     * finite, Inf and NumPy's NaN */
+    ck_assert_int_eq(em_save_npy(tpath("ember_f16.npy"), em_tensor_from(EM_F16, EM_SHAPE(2, 4), F16_BITS)), 0);
     ck_assert_int_eq(system(cmd), 0);
+    em_tensor *f16 = em_load_npy(tpath("f16.npy"));
+    ck_assert_ptr_nonnull(f16);
+    ck_assert_int_eq(em_tensor_dtype(f16), EM_F16);
+    ck_assert(em_shape_equal(em_tensor_shape(f16), EM_SHAPE(2, 4)));
+    ck_assert_mem_eq(em_data(f16), F16_BITS, sizeof F16_BITS);
     ck_assert_tensor(em_load_npy(tpath("f32.npy")), EM_F32, EM_SHAPE(2, 2), ((double[]){1.5, -2, 3, 4.25}), 0);
     ck_assert_tensor(em_load_npy(tpath("f64.npy")), EM_F64, EM_SHAPE(3), ((double[]){1e300, -1e-300, 0.1}), 0);
     ck_assert_tensor(em_load_npy(tpath("i32.npy")), EM_I32, EM_SHAPE(2), ((double[]){-7, 2147483647}), 0);
@@ -377,6 +409,7 @@ int main(void) {
     tcase_add_test(tc, test_idx_bad_files_name_the_file);
     tcase_add_test(tc, test_npy_roundtrip_every_dtype);
     tcase_add_test(tc, test_npy_files_written_by_numpy);
+    tcase_add_test(tc, test_npy_float16_and_bfloat16);
     tcase_add_test(tc, test_npy_bad_files_name_the_file);
     suite_add_tcase(s, tc);
     return em_test_run(s);
