@@ -398,6 +398,61 @@ START_TEST(test_npy_bad_files_name_the_file) {
 }
 END_TEST
 
+/* ---- saved graphs ---- */
+
+static bool same_bits(em_tensor *a, em_tensor *b) {
+    return a && b && em_tensor_dtype(a) == em_tensor_dtype(b) && em_shape_equal(em_tensor_shape(a), em_tensor_shape(b)) &&
+           !memcmp(em_data(a), em_data(b), (size_t)em_numel(a) * em_dtype_size(em_tensor_dtype(a)));
+}
+
+/* A saved graph holds bfloat16 and float16 placeholders, variables, constants and casts (dtype numbers 6 and
+ * 7 in the file), with variables kept or frozen, and computes the same bits after loading. */
+START_TEST(test_saved_graph_with_narrow_dtypes) {
+    static const uint16_t wbits[3] = {0x3FC0, 0xBF80, 0x0001}; /* bfloat16 1.5, -1, a subnormal */
+    static const uint16_t cbits[3] = {0x3555, 0x7BFF, 0xFC00}; /* float16 0.333, 65504, -Inf */
+    em_tensor *input = em_cast(em_test_uniform(EM_SHAPE(2, 3), -2, 2, 5), EM_BF16);
+    for (int freeze = 0; freeze < 2; freeze++) {
+        em_tensor *x = em_placeholder(EM_BF16, EM_SHAPE(-1, 3), "x");
+        em_tensor *w = em_get_variable("narrow/w", EM_BF16, EM_SHAPE(3),
+                                       EM_INIT_FROM(em_tensor_from(EM_BF16, EM_SHAPE(3), wbits)));
+        em_trace_begin();
+        em_tensor *c = em_tensor_from(EM_F16, EM_SHAPE(3), cbits);
+        em_tensor *y = em_add(em_mul(x, w), em_cast(c, EM_BF16));
+        em_tensor *z = em_cast(y, EM_F16);
+        em_graph *g = em_trace_end();
+        ck_assert_ptr_nonnull(g);
+        const char *p = tpath("narrow.emg");
+        ck_assert_msg(em_graph_save(g, p, 2, (em_tensor *[]){y, z}, (const char *[]){"y", "z"},
+                                    freeze ? EM_SAVE_FREEZE : 0) == 0,
+                      "%s", em_last_error());
+        em_tensor *out[2], *want[2];
+        ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, input}}, 2, (em_tensor *[]){y, z}, out), 0);
+        want[0] = em_copy(out[0]);
+        want[1] = em_copy(out[1]);
+        ck_assert_int_eq(em_tensor_dtype(want[1]), EM_F16);
+        em_graph_release(g);
+        em_release(x);
+        em_variables_release();
+
+        em_graph *h = em_graph_load(p);
+        ck_assert_msg(h != NULL, "%s", em_last_error());
+        em_tensor *fetch[2] = {em_graph_fetch(h, "y"), em_graph_fetch(h, "z")};
+        ck_assert_int_eq(em_tensor_dtype(em_graph_placeholder(h, "x")), EM_BF16);
+        ck_assert_int_eq(em_graph_run(h, 1, (em_feed[]){{em_graph_placeholder(h, "x"), input}}, 2, fetch, out), 0);
+        ck_assert(same_bits(out[0], want[0]) && same_bits(out[1], want[1]));
+        em_tensor *loaded_w = em_find_variable("narrow/w");
+        if (freeze) {
+            ck_assert_ptr_null(loaded_w);
+            em_clear_error();
+        } else {
+            ck_assert(same_bits(loaded_w, em_tensor_from(EM_BF16, EM_SHAPE(3), wbits)));
+        }
+        em_graph_release(h);
+        em_variables_release();
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("io");
     TCase *tc = tcase_create("io");
@@ -410,6 +465,7 @@ int main(void) {
     tcase_add_test(tc, test_npy_roundtrip_every_dtype);
     tcase_add_test(tc, test_npy_files_written_by_numpy);
     tcase_add_test(tc, test_npy_float16_and_bfloat16);
+    tcase_add_test(tc, test_saved_graph_with_narrow_dtypes);
     tcase_add_test(tc, test_npy_bad_files_name_the_file);
     suite_add_tcase(s, tc);
     return em_test_run(s);
