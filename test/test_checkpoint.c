@@ -8,7 +8,9 @@
  * values, fallbacks past missing or damaged files and indexes; and a
  * training run killed with SIGKILL inside a step and inside a save, resumed
  * each time, ending with the variables of a run never stopped, bit for bit
- * (this program re-runs itself as the training process). */
+ * (this program re-runs itself as the training process). bfloat16 and
+ * float16 variables bit for bit; files of an Ember from before those dtypes
+ * (test/data/checkpoint_v1.ckpt, test/data/checkpoint_v2/) still load. */
 #include "common.h"
 #include "data/checkpoint_fixture.h"
 

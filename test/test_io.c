@@ -1,5 +1,6 @@
 /* Data files: the real MNIST IDX files, hand-made IDX files of every type
- * (raw and gzip), broken files, and .npy round trips cross-checked with NumPy. */
+ * (raw and gzip), broken files, .npy round trips cross-checked with NumPy
+ * (float16 included), and a saved graph of bfloat16 and float16 tensors. */
 #include "common.h"
 
 #include <stdlib.h>
