@@ -24,8 +24,9 @@ extern "C" {
  * magic, a truncated or corrupt file, or sizes that disagree with the data. */
 em_tensor *em_load_idx(const char *path);
 
-/* .npy arrays: float32/64, int32/64, uint8, bool; little-endian, C order
- * (Fortran order is an error). Loading reads format versions 1.0 to 3.0 and
+/* .npy arrays: float32/64, float16, int32/64, uint8, bool; little-endian, C
+ * order (Fortran order is an error). NumPy has no bfloat16: saving one is an
+ * error (em_cast it to float32). Loading reads format versions 1.0 to 3.0 and
  * returns a NEW tensor; saving writes version 1.0. */
 em_tensor *em_load_npy(const char *path);
 int em_save_npy(const char *path, em_tensor *t);
