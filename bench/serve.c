@@ -158,8 +158,9 @@ static double load_ms(const char *path) {
     return best;
 }
 
-/* The child of rss_of: load, run once, print the peak RSS in KiB before the load and at the end. */
-static int rss_child(const char *path, int64_t batch) {
+/* The child of rss_of: load, run once on threads, print the peak RSS in KiB before the load and at the end. */
+static int rss_child(const char *path, int64_t batch, int threads) {
+    em_set_num_threads(threads);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     long before = ru.ru_maxrss;
@@ -173,10 +174,11 @@ static int rss_child(const char *path, int64_t batch) {
     return 0;
 }
 
-/* Peak RSS (MiB) of a new process that loads path and runs one batch; *start: its RSS before loading. */
+/* Peak RSS (MiB) of a new process that loads path and runs one batch on this process's threads; *start: its RSS
+ * before loading. */
 static double rss_of(const char *self, const char *path, int64_t batch, double *start) {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s --rss %s %lld", self, path, (long long)batch);
+    snprintf(cmd, sizeof cmd, "%s --rss %s %lld %d", self, path, (long long)batch, em_num_threads());
     FILE *f = popen(cmd, "r");
     long before = 0, peak = 0;
     if (!f || fscanf(f, "%ld %ld", &before, &peak) != 2) fail("the RSS child");
@@ -350,7 +352,7 @@ static void large(const char *self, double mb, const char *where) {
 }
 
 int main(int argc, char **argv) {
-    if (argc == 4 && !strcmp(argv[1], "--rss")) return rss_child(argv[2], atoll(argv[3]));
+    if (argc == 5 && !strcmp(argv[1], "--rss")) return rss_child(argv[2], atoll(argv[3]), atoi(argv[4]));
     if (argc >= 3 && !strcmp(argv[1], "--large")) {
         large(argv[0], atof(argv[2]), argc > 3 ? argv[3] : "/var/tmp");
         em_shutdown();
