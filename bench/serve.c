@@ -171,6 +171,8 @@ static int rss_child(const char *path, int64_t batch, int threads) {
     if (em_graph_run(g, 1, (em_feed[]){{x, in}}, 1, &p, &out)) fail("run");
     getrusage(RUSAGE_SELF, &ru);
     printf("%ld %ld\n", before, ru.ru_maxrss);
+    em_graph_release(g);
+    em_shutdown();
     return 0;
 }
 
@@ -239,6 +241,7 @@ static void tables(const char *self, int threads) {
             int64_t batch = b ? 100 : 1;
             char file[320];
             snprintf(file, sizeof file, "%s/x%lld.npy", dir, (long long)batch);
+            em_scope_begin();
             em_tensor *in = em_load_npy(file), *out;
             if (!in) fail("the inputs");
             double s = run_seconds(g, in, &out);
@@ -247,7 +250,7 @@ static void tables(const char *self, int threads) {
             /* the peers check their outputs against these */
             snprintf(file, sizeof file, "%s/%s_probabilities%lld.npy", dir, models[m].name, (long long)batch);
             if (em_save_npy(file, out)) fail("write");
-            em_release(in);
+            em_scope_end();
         }
         em_graph_release(g);
     }
