@@ -266,7 +266,7 @@ test: all $(TEST_BIN) $(EXAMPLES) $(BUILD)/ember-bench
 examples: $(EXAMPLES)
 
 # The GPT-2 model is one header, shared by the example, its test and its benchmark.
-$(BUILD)/test/test_gpt2 $(BUILD)/test/test_saved_graph $(BUILD)/bench/gpt2: examples/gpt2_model.h
+$(BUILD)/test/test_gpt2 $(BUILD)/test/test_saved_graph $(BUILD)/test/test_onnx $(BUILD)/bench/gpt2: examples/gpt2_model.h
 
 # Each fuzz target runs FUZZ_SECONDS (or FUZZ_RUNS executions: the 10M of
 # issue 9 is `make fuzz FUZZ_RUNS=10000000`) from its corpus test/fuzz/corpus/<t>/;
@@ -343,7 +343,7 @@ install: all
 # one but no network, BLIS, libpng or Check (tools/gpu_pack.sh): the suites
 # that run on /gpu:0, the plug-in's loading linked both ways, MNIST on
 # /gpu:0 and bench/cublas. It prints the one command to run there.
-GPU_CHECK_PROGS := $(addprefix $(BUILD)/test/,test_gpu test_ops test_plugin_cuda test_plugin_cuda_shared) \
+GPU_CHECK_PROGS := $(addprefix $(BUILD)/test/,test_gpu test_ops test_dtypes test_plugin_cuda test_plugin_cuda_shared) \
                    $(BUILD)/examples/mnist $(BUILD)/examples/gpt2 $(BUILD)/bench/cublas $(BUILD)/bench/attention
 ifeq ($(GPU),1)
 gpu-check: $(GPU_CHECK_PROGS) $(CUDA_PLUGIN) $(SHARED)

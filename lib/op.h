@@ -142,7 +142,7 @@ enum em_op_flags {
                                            first: the compute-bound ops (matmul, convolution, attention) */
     EM_OPF_AUTOCAST_FLOAT32 = 1u << 11, /* inside autocast, its bfloat16 and float16 inputs are cast to float32
                                            first: softmax, losses, norms and sums, which need the range and
-                                           the precision */
+                                           the precision (and the views of their buffers, which read x too) */
 };
 /* An elementwise op's flags. */
 #define EM_OPF_POINTWISE (EM_OPF_STRIDED | EM_OPF_FUSABLE)
@@ -315,7 +315,8 @@ uint64_t em__rng_reserve(uint64_t n);
 
 /* ---- matrix multiply (ops/matmul.c) ---- */
 /* C = A B (accumulate: C += A B) for an m x k A and a k x n B, any dtype, each
- * matrix given by its row and column strides in elements. Float dtypes run
+ * matrix given by its row and column strides in elements. bfloat16 and float16
+ * sum in float32 (ops/gemm_narrow.c); float32 and float64 run
  * BLIS (single_thread: one thread, for calls inside em__parallel_for); other
  * dtypes and strides BLIS rejects (zero or negative) run a plain loop. */
 void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,
