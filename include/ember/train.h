@@ -218,10 +218,10 @@ int em_clip_by_global_norm(int n, em_tensor *const *grads, double clip_norm,
  *     casts its narrow inputs to float32, PyTorch's type promotion; outside autocast that mix is an error.
  * Only float inputs are cast, never integer labels or indices, nor the inputs of in-place updates. The
  * variables stay float32 (master weights): their casts' gradients are cast back, so gradients and optimizer
- * updates are float32. Wrap the forward pass and the loss, and end autocast before em_gradients or
- * em_minimize (as PyTorch advises): gradient rules then run in the dtypes the forward pass chose. A traced
- * graph replays the casts it recorded, autocast open or not when it runs. Nestable (the innermost dtype
- * applies), per thread; em_shutdown closes them all. */
+ * updates are float32. Wrap the forward pass and the loss; gradients may be asked inside or after the region:
+ * the gradient rules run outside autocast, in the dtypes the forward pass chose (as PyTorch's backward). A
+ * traced graph replays the casts it recorded, autocast open or not when it runs. Nestable (the innermost
+ * dtype applies), per thread; em_shutdown closes them all. */
 /* dtype: EM_BF16 or EM_F16. 0, or -1 with an error (another dtype, nesting deeper than 64). */
 int em_autocast_begin(em_dtype dtype);
 /* Closes the innermost autocast region. 0, or -1 with an error when none is open. */
