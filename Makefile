@@ -348,7 +348,7 @@ install: all
 # one but no network, BLIS, libpng or Check (tools/gpu_pack.sh): the suites
 # that run on /gpu:0, the plug-in's loading linked both ways, MNIST on
 # /gpu:0 and bench/cublas. It prints the one command to run there.
-GPU_CHECK_PROGS := $(addprefix $(BUILD)/test/,test_gpu test_ops test_plugin_cuda test_plugin_cuda_shared) \
+GPU_CHECK_PROGS := $(addprefix $(BUILD)/test/,test_gpu test_ops test_dtypes test_plugin_cuda test_plugin_cuda_shared) \
                    $(BUILD)/examples/mnist $(BUILD)/examples/gpt2 $(BUILD)/bench/cublas $(BUILD)/bench/attention
 ifeq ($(GPU),1)
 gpu-check: $(GPU_CHECK_PROGS) $(CUDA_PLUGIN) $(SHARED)

@@ -186,7 +186,8 @@ em_dtype em__narrow_call(const em_call *c) {
 
 /* The call as its float32 kernels see it: headers of the narrow inputs relabelled float32 (wide[i], for the
  * shape rule only) and the dtype attribute float32 where it names the narrow dtype. Mixing the narrow dtype
- * with float32 or the other narrow dtype is an error, as mixing dtypes is for every op. */
+ * with float32 or the other narrow dtype is an error here, where the relabelling would hide it; other
+ * dtypes meet the op's own rule. */
 static int widen_call(const em_call *c, em_dtype narrow, em_tensor *wide, em_tensor **in, em_attrs *a,
                       em_call *wc) {
     int first = -1;
@@ -202,7 +203,7 @@ static int widen_call(const em_call *c, em_dtype narrow, em_tensor *wide, em_ten
     }
     for (int i = 0; i < c->n && first >= 0; i++) {
         em_dtype d = (em_dtype)c->in[i]->dtype;
-        if (d == EM_F32 || d == EM_F64 || (em__is_narrow(d) && d != narrow)) {
+        if (d == EM_F32 || (em__is_narrow(d) && d != narrow)) {
             char b1[160], b2[160];
             return em__op_error(c, "dtypes differ: %s %s (input %d) vs %s %s (input %d) (convert one with em_cast)",
                                 em_dtype_name(narrow), em__tshape(c->in[first], b1, sizeof b1), first,

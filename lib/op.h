@@ -142,7 +142,7 @@ enum em_op_flags {
                                            first: the compute-bound ops (matmul, convolution, attention) */
     EM_OPF_AUTOCAST_FLOAT32 = 1u << 11, /* inside autocast, its bfloat16 and float16 inputs are cast to float32
                                            first: softmax, losses, norms and sums, which need the range and
-                                           the precision */
+                                           the precision (and the views of their buffers, which read x too) */
 };
 /* An elementwise op's flags. */
 #define EM_OPF_POINTWISE (EM_OPF_STRIDED | EM_OPF_FUSABLE)

@@ -37,13 +37,16 @@ static void ref_softplus(const fw_case *c, double *e) {
     for (int64_t i = 0; i < em_shape_numel(c->out_shape); i++) e[i] = log1p(exp(fw_held_in(c, 0, i)));
 }
 
-#define SOFTPLUS(dt, tol)                                                                                     \
+#define SOFTPLUS_OF(dt, tol, x)                                                                               \
     {"custom_gradient", dt, "custom_gradient softplus [2,3] " #dt, custom_softplus, 1,                        \
-     {{dt, EM_SHAPE(2, 3), V(-3, -1, 0, 0.5, 2, 30)}}, dt, EM_SHAPE(2, 3), NULL, ref_softplus, tol}
+     {{dt, EM_SHAPE(2, 3), x}}, dt, EM_SHAPE(2, 3), NULL, ref_softplus, tol}
+#define SOFTPLUS(dt, tol) SOFTPLUS_OF(dt, tol, V(-3, -1, 0, 0.5, 2, 30))
 
 const fw_case fw_cases_custom[] = {
     SOFTPLUS(EM_F32, 1e-6),
     SOFTPLUS(EM_F64, 1e-12),
+    SOFTPLUS(EM_BF16, 0x1p-8), /* the output's rounding: half an ulp */
+    SOFTPLUS_OF(EM_F16, 0x1p-11, V(-3, -1, 0, 0.5, 2, 9)), /* the forward's exp(30) would overflow float16 */
     {"custom_gradient", EM_F64, "custom_gradient product [2]x[2]", custom_product, 2,
      {{EM_F64, EM_SHAPE(2), V(1.5, -2)}, {EM_F64, EM_SHAPE(2), V(4, 3)}}, EM_F64, EM_SHAPE(2), V(6, -6), NULL, 0},
     {.fn = NULL},

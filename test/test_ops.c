@@ -203,6 +203,118 @@ START_TEST(test_gradient_cases_match_the_cpu_on_the_gpu) {
 }
 END_TEST
 
+/* ---- bfloat16 and float16 against float32 ----
+ * Every float32 forward case runs again with its float32 inputs rounded to each narrow dtype (by the test's
+ * own rounding), on every device: the output must be the float32 op's output on those same rounded inputs,
+ * rounded once to the narrow dtype (integer and bool outputs: equal). The ops compute in float32, so this
+ * holds exactly for an op run through float32 (the dispatcher's fallback); ops with native narrow kernels
+ * may differ by the tolerance their row in narrow_tols states, in units of the narrow dtype's ulp at 1
+ * (bfloat16 2^-7, float16 2^-10), relative above 1 and absolute below. */
+static const struct {
+    const char *op;
+    double ulps; /* allowed |got - want| / max(1, |want|) in narrow ulps */
+} narrow_tols[] = {
+    {"matmul", 2},    /* another accumulation order (VDPBF16PS), subnormal products flushed */
+    {"sum", 1},       /* blocked float32 sums in another order */
+    {"log_sum_exp", 1}, {"softmax", 1}, {"log_softmax", 1}, {"softmax_grad", 1},
+    {"attention", 2}, {"attention_grad", 2},
+    /* Not compared: the norms' backward ops read the statistics their forward op saved, which a narrow input
+     * rounds to its own dtype, and the gradient formulas cancel (30% off in layer_norm_tape). Autocast runs
+     * the norms in float32, and PyTorch keeps them in float32 too; narrow norms outside autocast are a known
+     * limit (README). */
+    {"layer_norm_grad", -1}, {"rms_norm_grad", -1}, {"batch_norm_grad", -1},
+    {"apply_updates", 2}, /* the variable and its slots are rounded after each step of a case's 2 */
+    /* its float32 case's forward composes exp(30), past float16's range: cases_custom.c has its narrow cases */
+    {"custom_gradient", -1},
+    {NULL, 0},
+};
+
+static double narrow_tol(const char *op, em_dtype narrow) {
+    double ulp = narrow == EM_BF16 ? 0x1p-7 : 0x1p-10, ulps = 0;
+    for (int i = 0; narrow_tols[i].op; i++)
+        if (!strcmp(narrow_tols[i].op, op)) ulps = narrow_tols[i].ulps;
+    return ulps * ulp;
+}
+
+/* The test's rounding of a double to the narrow dtype. */
+static double round_narrow(em_dtype narrow, double v) {
+    return narrow == EM_BF16 ? em_test_round_bf16(v) : em_test_round_f16(v);
+}
+
+/* Case c with its float32 inputs held as `as` (EM_F32 or a narrow dtype), their values rounded to `narrow`. */
+static em_tensor *run_narrowed(const fw_case *c, em_dtype narrow, em_dtype as, const char *dev) {
+    em_tensor *in[4] = {0};
+    for (int k = 0; k < c->nin; k++) {
+        fw_input x = c->in[k];
+        int64_t n = em_shape_numel(x.shape);
+        double *v = NULL;
+        if (x.dtype == EM_F32) {
+            v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+            for (int64_t i = 0; i < n; i++) v[i] = round_narrow(narrow, (float)x.v[i]);
+            x.v = v;
+            x.dtype = as;
+        }
+        in[k] = em_to_device(make_input(&x), dev);
+        free(v);
+        ck_assert_msg(in[k] != NULL, "%s: input %d on %s: %s", c->label, k, dev, em_last_error());
+    }
+    ck_assert_int_eq(em_device_begin(dev), 0);
+    em_tensor *y = c->fn(in);
+    em_device_end();
+    return y;
+}
+
+START_TEST(test_narrow_dtypes_match_float32) {
+    ck_assert_int_eq(em_set_cpu_devices(2, 0), 0);
+    bool gpu = has_gpu();
+    int ran[NDEV] = {0}, nbad = 0;
+    const em_dtype narrows[2] = {EM_BF16, EM_F16};
+    for (const em_test_family *f = em_test_families; f->name; f++)
+        for (const fw_case *c = f->fw; c->fn; c++) {
+            bool any = false;
+            for (int k = 0; k < c->nin; k++) any |= c->in[k].dtype == EM_F32;
+            /* cast's output dtype is its attribute's: its narrow cases are written out in cases_elementwise.c */
+            if (c->dtype != EM_F32 || !any || !strcmp(c->op, "cast") || narrow_tol(c->op, EM_BF16) < 0) continue;
+            for (int d = 0; d < NDEV; d++) {
+                if (d == 1 || (d == 2 && !gpu)) continue; /* /cpu:1 runs the same kernels as /cpu:0 */
+                for (int nk = 0; nk < 2; nk++) {
+                    em_dtype narrow = narrows[nk];
+                    em_scope_begin();
+                    em_tensor *ref = run_narrowed(c, narrow, EM_F32, devices[d]);
+                    ck_assert_msg(ref != NULL, "%s on %s (float32): %s", c->label, devices[d], em_last_error());
+                    em_tensor *got = run_narrowed(c, narrow, narrow, devices[d]);
+                    ck_assert_msg(got != NULL, "%s in %s on %s: %s", c->label, em_dtype_name(narrow), devices[d],
+                                  em_last_error());
+                    em_dtype rt = em_tensor_dtype(ref), want_dt = rt == EM_F32 ? narrow : rt;
+                    ck_assert_msg(em_tensor_dtype(got) == want_dt, "%s in %s: dtype %s, expected %s", c->label,
+                                  em_dtype_name(narrow), em_dtype_name(em_tensor_dtype(got)), em_dtype_name(want_dt));
+                    ck_assert(em_shape_equal(em_tensor_shape(got), em_tensor_shape(ref)));
+                    const double *r = em_data(em_cast(em_to_device(ref, "/cpu:0"), EM_F64));
+                    const double *g = em_data(em_cast(em_to_device(got, "/cpu:0"), EM_F64));
+                    ck_assert(r && g);
+                    double tol = rt == EM_F32 ? narrow_tol(c->op, narrow) : 0;
+                    for (int64_t i = 0; i < em_numel(got); i++) {
+                        double e = rt == EM_F32 ? round_narrow(narrow, r[i]) : r[i], a = g[i];
+                        bool ok = isnan(e) ? isnan(a) : a == e || fabs(a - e) <= tol * fmax(1, fabs(e));
+                        if (!ok && nbad++ < 12)
+                            printf("test_ops: %s in %s on %s: element %lld is %.9g, float32 gives %.9g (rounded %.9g; "
+                                   "tolerance %g)\n", c->label, em_dtype_name(narrow), devices[d], (long long)i, a,
+                                   r[i], e, tol);
+                        if (!ok) break;
+                    }
+                    ran[d]++;
+                    em_scope_end();
+                }
+            }
+        }
+    printf("test_ops: bfloat16 and float16 against float32: %d cases on /cpu:0, %s\n", ran[0],
+           gpu ? "and on /gpu:0" : "/gpu:0 not present");
+    ck_assert_int_gt(ran[0], 0);
+    ck_assert_msg(nbad == 0, "%d narrow cases differ from float32 beyond their tolerance (listed above)", nbad);
+    em_set_cpu_devices(1, 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("ops");
     TCase *tc = tcase_create("ops");
@@ -210,6 +322,7 @@ int main(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_every_op_has_a_case_per_dtype);
     tcase_add_test(tc, test_every_case_on_every_device);
+    tcase_add_test(tc, test_narrow_dtypes_match_float32);
     tcase_add_test(tc, test_gradient_cases_match_the_cpu_on_the_gpu);
     suite_add_tcase(s, tc);
     return em_test_run(s);

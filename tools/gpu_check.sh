@@ -24,6 +24,7 @@ check 30 "$build/test/test_plugin_cuda"        # the plug-in loaded by a program
 check 30 "$build/test/test_plugin_cuda_shared" # ... and with libember.so
 check 120 "$build/test/test_gpu"               # random streams, optimizers, memory, CUDA graphs
 check 200 "$build/test/test_ops"               # every op's forward and gradient cases on /gpu:0 against the CPU
+check 60 "$build/test/test_dtypes"              # bfloat16 and float16 conversions by the GPU's casts
 check 120 "$build/examples/mnist" --device /gpu:0 --steps 600 --eval-every 600 --quiet --logdir /tmp/ember-mnist-gpu
 check 60 "$build/bench/cublas" 1024 4096       # Ember's matmul and add against cuBLAS and the card's bandwidth
 check 60 "$build/bench/attention" 1 /gpu:0     # fused attention against the composed one

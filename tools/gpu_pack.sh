@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 build=${EMBER_BUILD:-build}
 progs=("$build"/test/test_plugin_cuda "$build"/test/test_plugin_cuda_shared "$build"/test/test_gpu "$build"/test/test_ops
+       "$build"/test/test_dtypes
        "$build"/examples/mnist "$build"/examples/gpt2 "$build"/bench/cublas "$build"/bench/attention)
 files=("${progs[@]}" "$build"/libember_cuda.so "$build"/libember.so.0 "$build"/libember.so.0.1.0 data/mnist
        tools/gpu_check.sh)

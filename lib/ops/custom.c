@@ -121,8 +121,8 @@ em_tensor *em_custom_gradient(int n, em_tensor *const *inputs, em_custom_forward
         if (!em_last_error()) em__error("custom_gradient: forward returned NULL");
         return NULL;
     }
-    if (y->dtype != EM_F32 && y->dtype != EM_F64) {
-        em__error("custom_gradient: forward gave a %s output: it must be float32 or float64",
+    if (!em__is_float((em_dtype)y->dtype)) {
+        em__error("custom_gradient: forward gave a %s output: it must be a float (float32, float64, bfloat16, float16)",
                   em_dtype_name((em_dtype)y->dtype));
         return NULL;
     }
