@@ -2,6 +2,7 @@
  * graphs), float32 master weights under an optimizer, and dynamic loss scaling for float16. */
 #include "common.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #define ck_assert_fails(rc, needle) em_test_assert_error((rc) != 0, (needle), __FILE__, __LINE__)
@@ -121,6 +122,14 @@ START_TEST(test_op_lists) {
 }
 END_TEST
 
+/* Another thread's ops: autocast is per thread. */
+static void *other_thread(void *ctx) {
+    em_tensor *a = em_ones(EM_F32, EM_SHAPE(2, 2));
+    *(em_dtype *)ctx = em_tensor_dtype(em_matmul(a, a));
+    em_shutdown();
+    return NULL;
+}
+
 START_TEST(test_nesting_and_errors) {
     em_tensor *a = em_ones(EM_F32, EM_SHAPE(2, 2));
     ck_assert_int_eq(em_autocast_dtype(), EM_F32);
@@ -133,6 +142,11 @@ START_TEST(test_nesting_and_errors) {
     ck_assert_int_eq(em_autocast_end(), 0);
     ck_assert_int_eq(em_autocast_dtype(), EM_BF16);
     ck_assert_int_eq(em_tensor_dtype(em_matmul(a, a)), EM_BF16);
+    em_dtype elsewhere = EM_DTYPE_COUNT;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, other_thread, &elsewhere), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(elsewhere, EM_F32);
     ck_assert_int_eq(em_autocast_end(), 0);
     ck_assert_int_eq(em_autocast_dtype(), EM_F32);
     ck_assert_int_eq(em_tensor_dtype(em_matmul(a, a)), EM_F32);
