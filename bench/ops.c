@@ -1,6 +1,8 @@
 /* Op microbenchmarks beside their baselines, same thread count, same run:
  *   matmul GFLOP/s via em_matmul vs bli_sgemm called directly (square sizes and
  *     the MNIST MLP's forward and backward shapes),
+ *   matmul 1024^3 in bfloat16 and float16 against float32 (GFLOP/s, time ratio)
+ *     on each of their CPU routes (lib/ops/gemm_narrow.c),
  *   em_add GB/s on 16M floats vs a plain C loop,
  *   conv2d forward and backward times at the CNN example's shapes.
  *
@@ -9,6 +11,8 @@
  * Each figure is the best of several rounds; em and the baseline alternate
  * rounds so that both see the same machine state. */
 #include <ember.h>
+
+#include "ops/gemm_narrow.h" /* the narrow routes, to force and name them (built with -Ilib) */
 
 #include <blis.h>
 #include <stdio.h>
@@ -86,6 +90,42 @@ static void matmul_row(const char *label, int64_t m, int64_t n, int64_t k, bool 
     }
     printf("  %-34s %9.1f %9.1f %8.3f\n", label, flops / t_em * 1e-9, flops / t_blis * 1e-9, t_blis / t_em);
     free(p.c);
+    em_scope_end();
+}
+
+/* ---- bfloat16 and float16 matmul ---- */
+
+/* [s,s] x [s,s] in float32, and in bfloat16 and float16 on each CPU route: the native one where the CPU has
+ * it (VDPBF16PS) and float32 copies through BLIS. Rounds alternate between the rows. */
+static void narrow_matmul_rows(int64_t s) {
+    static const struct {
+        em_dtype dtype;
+        bool forced; /* through float32 copies */
+    } rows[] = {{EM_F32, false}, {EM_BF16, false}, {EM_BF16, true}, {EM_F16, false}};
+    enum { NROWS = sizeof rows / sizeof rows[0] };
+    em_scope_begin();
+    em_tensor *a = em_random_uniform(EM_F32, EM_SHAPE(s, s), -1, 1), *b = em_random_uniform(EM_F32, EM_SHAPE(s, s), -1, 1);
+    mm_case p[NROWS];
+    double best[NROWS];
+    for (int i = 0; i < NROWS; i++) {
+        p[i] = (mm_case){.a = em_cast(a, rows[i].dtype), .b = em_cast(b, rows[i].dtype), .m = s, .n = s, .k = s};
+        best[i] = 1e30;
+    }
+    for (int r = 0; r < 2; r++)
+        for (int i = 0; i < NROWS; i++) {
+            em__gemm_narrow_force_float32(rows[i].forced);
+            double t = per_call(mm_em, &p[i], 3);
+            best[i] = t < best[i] ? t : best[i];
+        }
+    double flops = 2.0 * (double)s * (double)s * (double)s;
+    for (int i = 0; i < NROWS; i++) {
+        em__gemm_narrow_force_float32(rows[i].forced);
+        char label[64];
+        snprintf(label, sizeof label, "%s (%s)", em_dtype_name(rows[i].dtype),
+                 rows[i].dtype == EM_F32 ? "BLIS" : em__gemm_narrow_route(rows[i].dtype));
+        printf("  %-34s %9.1f %9.3f\n", label, flops / best[i] * 1e-9, best[i] / best[0]);
+    }
+    em__gemm_narrow_force_float32(false);
     em_scope_end();
 }
 
@@ -171,6 +211,10 @@ int main(int argc, char **argv) {
     matmul_row("bwd  dW2 = h^T g [500,100]x[100,10]", 500, 10, 100, true, false);
     matmul_row("bwd  dh = g W2^T [100,10]x[10,500]", 100, 500, 10, false, true);
     matmul_row("bwd  dW1 = x^T g [784,100]x[100,500]", 784, 500, 100, true, false);
+
+    printf("\nmatmul [1024,1024] x [1024,1024] by dtype   GFLOP/s  time / float32's   (AMX-BF16: %s)\n",
+           em__cpu_has_amx_bf16() ? "present, not used yet" : "absent");
+    narrow_matmul_rows(1024);
 
     printf("\nelementwise float32, 16M elements          em_add GB/s  C loop GB/s  (3 x 64 MB per call)\n");
     {

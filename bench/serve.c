@@ -1,20 +1,26 @@
-/* Serving saved graphs: the MNIST MLP (examples/mnist.c, 784 -> 500 -> 10)
- * and the Deep MNIST CNN (examples/deep_mnist.c, without dropout), each
- * traced, saved frozen (em_graph_save, EM_SAVE_INFERENCE | EM_SAVE_FREEZE)
- * and loaded again as a program that never defined it would: the latency of
- * one image, the throughput of batches of 100, the load time, and the peak
- * RSS of a process that only loads and runs the file (against the weights'
- * size).
+/* Serving a trained network: the MNIST MLP (examples/mnist.c, 784 -> 500 ->
+ * 10) and the Deep MNIST CNN (examples/deep_mnist.c, without dropout), each
+ * traced once and written from that trace as a frozen saved graph
+ * (em_graph_save, EM_SAVE_INFERENCE | EM_SAVE_FREEZE) and as ONNX
+ * (em_graph_export_onnx). Ember's graph loaded from its file as a program
+ * that never defined the model would, beside onnxruntime on the ONNX file
+ * and PyTorch eager on the same weights (bench/serve_peers.py; each where its
+ * Python has it), all on the same inputs and threads: the latency of one
+ * image and the throughput of batches of 100 (medians of about 0.5 s of runs:
+ * the machine may be shared), Ember's time over onnxruntime's; then the load
+ * time, and the peak RSS of a process that only loads and runs the file
+ * (against the weights' size).
  *
  *   build/bench/serve [threads]          the tables (default: 1 thread)
- *   build/bench/serve --write DIR        leaves DIR/{mlp,cnn}.emg, and the inputs
- *                                        DIR/{mlp,cnn}_x{1,100}.npy, for other runtimes
+ *   build/bench/serve --write DIR        leaves DIR/{mlp,cnn}.{emg,onnx}, the weights
+ *                                        DIR/{mlp,cnn}_<variable>.npy and the inputs DIR/x{1,100}.npy
  *   build/bench/serve --large MB [DIR]   load time of a frozen model of MB megabytes
  *                                        against the disk's read speed, cold and warm
  *
- * Each table is whitespace-separated columns under a '#'-free header line,
- * so that a script can read it and add rows for other engines (onnxruntime,
- * PyTorch) run on the files --write leaves. */
+ * The peers' Python: $EMBER_BENCH_PYTHON, else bench/.venv/bin/python (make
+ * bench-peers), else python3; EMBER_BENCH_NO_PEERS=1 leaves them out. Run
+ * from the project root. Each table is whitespace-separated columns under a
+ * '#'-free header line, for scripts. */
 #include <ember.h>
 
 #include <fcntl.h>
@@ -64,19 +70,48 @@ static em_tensor *cnn(em_tensor *x) {
     return em_softmax(em_bias_add(em_matmul(h, weights("f2", EM_SHAPE(1024, 10))), weights("fb2", EM_SHAPE(10))), -1);
 }
 
-/* Traces model on x [-1, width] and saves it frozen as path ("x" -> "probabilities"). */
-static void save_model(em_tensor *(*model)(em_tensor *), int64_t width, const char *path) {
+static const struct model {
+    const char *name;
+    em_tensor *(*forward)(em_tensor *);
+} models[2] = {{"mlp", mlp}, {"cnn", cnn}};
+
+/* Traces m on x [-1, 784] and writes, from that one trace, DIR/<name>.emg (frozen) and DIR/<name>.onnx
+ * ("x" -> "probabilities"), and the weights as DIR/<name>_<variable>.npy for PyTorch. */
+static void write_model(const struct model *m, const char *dir) {
+    char path[1024];
     em_set_seed(1);
     em_scope_begin();
-    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, width), "x");
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 784), "x");
     if (!x || em_trace_begin()) fail("trace");
-    em_tensor *p = model(x);
+    em_tensor *p = m->forward(x);
     em_graph *g = em_trace_end();
-    if (!g || em_graph_save(g, path, 1, &p, (const char *[]){"probabilities"}, EM_SAVE_INFERENCE | EM_SAVE_FREEZE))
-        fail("save");
+    const char *fetch[] = {"probabilities"};
+    snprintf(path, sizeof path, "%s/%s.emg", dir, m->name);
+    if (!g || em_graph_save(g, path, 1, &p, fetch, EM_SAVE_INFERENCE | EM_SAVE_FREEZE)) fail("save");
+    snprintf(path, sizeof path, "%s/%s.onnx", dir, m->name);
+    if (em_graph_export_onnx(g, path, 1, &p, fetch, 17)) fail("ONNX export");
+    em_tensor *vars[16];
+    int n = em_global_variables(vars, 16);
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/%s_%s.npy", dir, m->name, em_variable_name(vars[i]));
+        if (em_save_npy(path, vars[i])) fail("saving the weights");
+    }
     em_graph_release(g);
     em_scope_end();
     em_variables_release();
+}
+
+/* Both models and the inputs DIR/x1.npy and DIR/x100.npy (uniform in [0, 1), as pixels). */
+static void write_files(const char *dir) {
+    for (int m = 0; m < 2; m++) write_model(&models[m], dir);
+    for (int64_t batch = 1; batch <= 100; batch *= 100) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/x%lld.npy", dir, (long long)batch);
+        em_set_seed(2);
+        em_scope_begin();
+        if (em_save_npy(path, em_random_uniform(EM_F32, EM_SHAPE(batch, 784), 0, 1))) fail("write");
+        em_scope_end();
+    }
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -84,25 +119,23 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Median seconds of one run of the loaded graph on a batch, over about 0.5 s of runs after a warm-up. */
-static double run_seconds(em_graph *g, int64_t batch, int64_t width) {
-    em_tensor *x = em_graph_placeholder(g, "x"), *p = em_graph_fetch(g, "probabilities"), *out;
-    em_set_seed(2);
-    em_tensor *in = em_keep(em_random_uniform(EM_F32, EM_SHAPE(batch, width), 0, 1));
+/* Median seconds of one run of the loaded graph on in, over about 0.5 s of runs after a warm-up;
+ * *result: the probabilities. */
+static double run_seconds(em_graph *g, em_tensor *in, em_tensor **result) {
+    em_tensor *x = em_graph_placeholder(g, "x"), *p = em_graph_fetch(g, "probabilities");
     em_feed feed = {x, in};
     for (int k = 0; k < 3; k++)
-        if (em_graph_run(g, 1, &feed, 1, &p, &out)) fail("run");
+        if (em_graph_run(g, 1, &feed, 1, &p, result)) fail("run");
     enum { MAX_RUNS = 2000 };
     static double t[MAX_RUNS];
     int n = 0;
     double start = now();
     while (n < MAX_RUNS && (n < 5 || now() - start < 0.5)) {
         double t0 = now();
-        if (em_graph_run(g, 1, &feed, 1, &p, &out)) fail("run");
+        if (em_graph_run(g, 1, &feed, 1, &p, result)) fail("run");
         t[n++] = now() - t0;
     }
     qsort(t, (size_t)n, sizeof *t, cmp_double);
-    em_release(in);
     return t[n / 2];
 }
 
@@ -125,8 +158,9 @@ static double load_ms(const char *path) {
     return best;
 }
 
-/* The child of rss_of: load, run once, print the peak RSS in KiB before the load and at the end. */
-static int rss_child(const char *path, int64_t batch) {
+/* The child of rss_of: load, run once on threads, print the peak RSS in KiB before the load and at the end. */
+static int rss_child(const char *path, int64_t batch, int threads) {
+    em_set_num_threads(threads);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     long before = ru.ru_maxrss;
@@ -137,13 +171,16 @@ static int rss_child(const char *path, int64_t batch) {
     if (em_graph_run(g, 1, (em_feed[]){{x, in}}, 1, &p, &out)) fail("run");
     getrusage(RUSAGE_SELF, &ru);
     printf("%ld %ld\n", before, ru.ru_maxrss);
+    em_graph_release(g);
+    em_shutdown();
     return 0;
 }
 
-/* Peak RSS (MiB) of a new process that loads path and runs one batch; *start: its RSS before loading. */
+/* Peak RSS (MiB) of a new process that loads path and runs one batch on this process's threads; *start: its RSS
+ * before loading. */
 static double rss_of(const char *self, const char *path, int64_t batch, double *start) {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s --rss %s %lld", self, path, (long long)batch);
+    snprintf(cmd, sizeof cmd, "%s --rss %s %lld %d", self, path, (long long)batch, em_num_threads());
     FILE *f = popen(cmd, "r");
     long before = 0, peak = 0;
     if (!f || fscanf(f, "%ld %ld", &before, &peak) != 2) fail("the RSS child");
@@ -169,37 +206,69 @@ static const char *cpu_name(void) {
     return name;
 }
 
+/* Runs bench/serve_peers.py on dir's files and echoes its rows; ort_ms[m][b]: onnxruntime's milliseconds
+ * per run of model m at batch 1 (b = 0) or 100 (b = 1), 0 where it gave none. */
+static void peers(int threads, const char *dir, double ort_ms[2][2]) {
+    const char *py = getenv("EMBER_BENCH_PYTHON");
+    if (!py) py = access("bench/.venv/bin/python", X_OK) ? "python3" : "bench/.venv/bin/python";
+    char cmd[1024], line[512];
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=%d %s bench/serve_peers.py %d %s", threads, py, threads, dir);
+    fflush(stdout);
+    FILE *f = popen(cmd, "r");
+    while (f && fgets(line, sizeof line, f)) {
+        fputs(line, stdout);
+        char model[16], engine[64];
+        long long batch;
+        double ms;
+        if (sscanf(line, "%15s %63s %*d %lld %lf", model, engine, &batch, &ms) == 4 && !strcmp(engine, "onnxruntime"))
+            ort_ms[!strcmp(model, "cnn")][batch == 100] = ms;
+    }
+    if (!f || pclose(f)) printf("(failed: %s)\n", cmd);
+}
+
 static void tables(const char *self, int threads) {
-    char dir[] = "/tmp/ember_serve_XXXXXX";
+    char dir[] = "/tmp/ember_serve_XXXXXX", path[2][256];
     if (!mkdtemp(dir)) fail("mkdtemp");
-    struct {
-        const char *name;
-        em_tensor *(*model)(em_tensor *);
-    } models[2] = {{"mlp", mlp}, {"cnn", cnn}};
-    char path[2][256];
+    write_files(dir);
+    printf("CPU float32, %d thread(s) (%s); ember: Ember's graph loaded from its file\n", threads, cpu_name());
+    printf("model engine threads batch ms_per_run images_per_s\n");
+    double ember_ms[2][2], ort_ms[2][2] = {{0}};
     for (int m = 0; m < 2; m++) {
         snprintf(path[m], sizeof path[m], "%s/%s.emg", dir, models[m].name);
-        save_model(models[m].model, 784, path[m]);
-    }
-    printf("Ember's loaded graphs, CPU float32, %d thread(s) (%s)\n", threads, cpu_name());
-    printf("model engine threads batch ms_per_run images_per_s\n");
-    for (int m = 0; m < 2; m++) {
         em_graph *g = em_graph_load(path[m]);
         if (!g) fail("load");
-        for (int64_t batch = 1; batch <= 100; batch *= 100) {
-            double s = run_seconds(g, batch, 784);
-            printf("%s ember %d %lld %.4f %.0f\n", models[m].name, threads, (long long)batch, s * 1e3,
-                   (double)batch / s);
+        for (int b = 0; b < 2; b++) {
+            int64_t batch = b ? 100 : 1;
+            char file[320];
+            snprintf(file, sizeof file, "%s/x%lld.npy", dir, (long long)batch);
+            em_scope_begin();
+            em_tensor *in = em_load_npy(file), *out;
+            if (!in) fail("the inputs");
+            double s = run_seconds(g, in, &out);
+            ember_ms[m][b] = s * 1e3;
+            printf("%s ember %d %lld %.4f %.0f\n", models[m].name, threads, (long long)batch, s * 1e3, (double)batch / s);
+            /* the peers check their outputs against these */
+            snprintf(file, sizeof file, "%s/%s_probabilities%lld.npy", dir, models[m].name, (long long)batch);
+            if (em_save_npy(file, out)) fail("write");
+            em_scope_end();
         }
         em_graph_release(g);
+    }
+    if (!getenv("EMBER_BENCH_NO_PEERS")) {
+        peers(threads, dir, ort_ms);
+        printf("\nmodel batch ember_time_over_onnxruntime\n");
+        for (int m = 0; m < 2; m++)
+            for (int b = 0; b < 2; b++)
+                if (ort_ms[m][b] > 0) printf("%s %d %.2f\n", models[m].name, b ? 100 : 1, ember_ms[m][b] / ort_ms[m][b]);
     }
     printf("\nmodel file_mib load_ms rss_start_mib peak_rss_mib rss_beyond_weights_mib\n");
     for (int m = 0; m < 2; m++) {
         double start, peak = rss_of(self, path[m], 100, &start), mib = file_mib(path[m]);
         printf("%s %.2f %.3f %.1f %.1f %.1f\n", models[m].name, mib, load_ms(path[m]), start, peak, peak - mib);
-        unlink(path[m]);
     }
-    rmdir(dir);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) fprintf(stderr, "serve: could not remove %s\n", dir);
 }
 
 /* ---- the large model ---- */
@@ -272,8 +341,10 @@ static void large(const char *self, double mb, const char *where) {
         if (!h) fail("load");
         printf("%s_load %.3f %.0f\n", cold ? "cold" : "warm", l, mib / l);
         if (!cold) {
-            double s = run_seconds(h, 1, 4096);
-            printf("run_batch1 %.4f -\n", s);
+            /* not zeros: a row times a matrix skips the rows that zeros select */
+            em_tensor *in = em_keep(em_random_uniform(EM_F32, EM_SHAPE(1, 4096), 0, 1)), *out;
+            printf("run_batch1 %.4f -\n", run_seconds(h, in, &out));
+            em_release(in);
         }
         em_graph_release(h);
     }
@@ -285,27 +356,14 @@ static void large(const char *self, double mb, const char *where) {
 }
 
 int main(int argc, char **argv) {
-    if (argc == 4 && !strcmp(argv[1], "--rss")) return rss_child(argv[2], atoll(argv[3]));
+    if (argc == 5 && !strcmp(argv[1], "--rss")) return rss_child(argv[2], atoll(argv[3]), atoi(argv[4]));
     if (argc >= 3 && !strcmp(argv[1], "--large")) {
         large(argv[0], atof(argv[2]), argc > 3 ? argv[3] : "/var/tmp");
         em_shutdown();
         return 0;
     }
     if (argc == 3 && !strcmp(argv[1], "--write")) {
-        char path[1024];
-        struct {
-            const char *name;
-            em_tensor *(*model)(em_tensor *);
-        } models[2] = {{"mlp", mlp}, {"cnn", cnn}};
-        for (int m = 0; m < 2; m++) {
-            snprintf(path, sizeof path, "%s/%s.emg", argv[2], models[m].name);
-            save_model(models[m].model, 784, path);
-            for (int64_t batch = 1; batch <= 100; batch *= 100) {
-                em_set_seed(2);
-                snprintf(path, sizeof path, "%s/%s_x%lld.npy", argv[2], models[m].name, (long long)batch);
-                if (em_save_npy(path, em_random_uniform(EM_F32, EM_SHAPE(batch, 784), 0, 1))) fail("write");
-            }
-        }
+        write_files(argv[2]);
         em_shutdown();
         return 0;
     }

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""bench/serve_onnx.c's peers: onnxruntime on the ONNX files Ember exported
-(DIR/mlp.onnx, DIR/cnn.onnx), or PyTorch eager on the same networks with
-Ember's weights (DIR/<variable name, / as _>.npy), with the same threads.
-Prints rows in serve_onnx.c's format: net, runtime, median latency at batch 1
-(us), median throughput at batch 100 (images/s).
+"""bench/serve.c's peers, on the files `build/bench/serve --write DIR` leaves:
+onnxruntime on the ONNX files Ember exported (DIR/{mlp,cnn}.onnx), and
+PyTorch eager on the same networks with Ember's weights
+(DIR/<model>_<variable>.npy), each where this Python has it, with THREADS
+threads, on the same inputs (DIR/x{1,100}.npy). Each checks its outputs
+against Ember's (DIR/<model>_probabilities<batch>.npy) before timing.
+Prints rows in serve.c's format: model, engine, threads, batch, median
+milliseconds per run (about 0.5 s of runs), images per second.
 
-usage: serve_peers.py onnxruntime|pytorch THREADS DIR
+usage: serve_peers.py THREADS DIR
 """
 import os
 import sys
@@ -14,75 +17,84 @@ import time
 import numpy as np
 
 
-def median_s(fn, x, runs):
+def median_s(fn, x):
     for _ in range(3):
         fn(x)
     t = []
-    for _ in range(runs):
-        start = time.perf_counter()
+    start = time.perf_counter()
+    while len(t) < 2000 and (len(t) < 5 or time.perf_counter() - start < 0.5):
+        t0 = time.perf_counter()
         fn(x)
-        t.append(time.perf_counter() - start)
+        t.append(time.perf_counter() - t0)
     return float(np.median(t))
 
 
-def report(net, runtime, b1, b100):
-    print("%-4s %-14s %14.1f %16.0f" % (net, runtime, b1 * 1e6, 100 / b100), flush=True)
+def rows(engine, model, run, threads, d):
+    for batch in (1, 100):
+        x = np.load(os.path.join(d, "x%d.npy" % batch))
+        want = np.load(os.path.join(d, "%s_probabilities%d.npy" % (model, batch)))
+        got = np.asarray(run(x))
+        if not np.allclose(got, want, rtol=1e-4, atol=1e-6):
+            sys.exit("%s's %s gives other probabilities than Ember's (worst difference %g)"
+                     % (engine, model, np.abs(got - want).max()))
+        s = median_s(run, x)
+        print("%s %s %d %d %.4f %.0f" % (model, engine, threads, batch, s * 1e3, batch / s), flush=True)
 
 
-def onnxruntime_rows(threads, d, inputs):
+def onnxruntime_rows(threads, d):
     try:
         import onnxruntime as ort
     except ImportError:
-        print("(onnxruntime is not installed: pip install onnxruntime)")
+        print("(%s has no onnxruntime: no onnxruntime rows)" % sys.executable)
         return
-    for net in ("mlp", "cnn"):
-        path = os.path.join(d, net + ".onnx")
+    print("(onnxruntime %s)" % ort.__version__)
+    for model in ("mlp", "cnn"):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-        run = lambda x: sess.run(None, {"x": x})
-        runs1, runs100 = (100, 10) if net == "cnn" else (400, 100)
-        report(net, "onnxruntime", median_s(run, inputs[1], runs1), median_s(run, inputs[100], runs100))
+        sess = ort.InferenceSession(os.path.join(d, model + ".onnx"), opts, providers=["CPUExecutionProvider"])
+        rows("onnxruntime", model, lambda x: sess.run(None, {"x": x})[0], threads, d)
 
 
-def torch_rows(threads, d, inputs):
-    import torch
-    import torch.nn.functional as F
-
+def pytorch_rows(threads, d):
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        print("(%s has no PyTorch: no PyTorch rows)" % sys.executable)
+        return
+    print("(PyTorch %s, eager)" % torch.__version__)
     torch.set_num_threads(threads)
-    p = lambda name: torch.from_numpy(np.load(os.path.join(d, name.replace("/", "_") + ".npy")))
-    for net in ("mlp", "cnn"):
-        if net == "mlp":
+    for model in ("mlp", "cnn"):
+        p = lambda name: torch.from_numpy(np.load(os.path.join(d, "%s_%s.npy" % (model, name))))
+        if model == "mlp":
+            w1, b1, w2, b2 = p("w1"), p("b1"), p("w2"), p("b2")
+
             def forward(x):
-                h = torch.relu(x @ p("mlp/layer1/weights") + p("mlp/layer1/biases"))
-                return torch.softmax(h @ p("mlp/layer2/weights") + p("mlp/layer2/biases"), -1)
+                return torch.softmax(torch.relu(x @ w1 + b1) @ w2 + b2, -1)
         else:
-            conv = {k: p("cnn/%s/weights" % k).permute(3, 2, 0, 1).contiguous() for k in ("conv1", "conv2")}
+            conv = [(p(w).permute(3, 2, 0, 1).contiguous(), p(b)) for w, b in (("c1", "cb1"), ("c2", "cb2"))]
+            f1, fb1, f2, fb2 = p("f1"), p("fb1"), p("f2"), p("fb2")
 
             def forward(x):
                 h = x.reshape(-1, 1, 28, 28)
-                for k in ("conv1", "conv2"):
-                    h = F.max_pool2d(torch.relu(F.conv2d(h, conv[k], p("cnn/%s/biases" % k), padding=2)), 2)
+                for w, b in conv:
+                    h = F.max_pool2d(torch.relu(F.conv2d(h, w, b, padding=2)), 2)
                 h = h.permute(0, 2, 3, 1).reshape(-1, 7 * 7 * 64)  # Ember's NHWC order
-                h = torch.relu(h @ p("cnn/fc1/weights") + p("cnn/fc1/biases"))
-                return torch.softmax(h @ p("cnn/fc2/weights") + p("cnn/fc2/biases"), -1)
+                return torch.softmax(torch.relu(h @ f1 + fb1) @ f2 + fb2, -1)
 
         def run(x):
             with torch.inference_mode():
-                return forward(torch.from_numpy(x))
+                return forward(torch.from_numpy(x)).numpy()
 
-        runs1, runs100 = (100, 10) if net == "cnn" else (400, 100)
-        report(net, "pytorch " + torch.__version__.split("+")[0], median_s(run, inputs[1], runs1),
-               median_s(run, inputs[100], runs100))
+        rows("pytorch", model, run, threads, d)
 
 
 def main():
-    which, threads, d = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    rng = np.random.default_rng(0)
-    inputs = {b: rng.random((b, 784)).astype(np.float32) for b in (1, 100)}
-    (onnxruntime_rows if which == "onnxruntime" else torch_rows)(threads, d, inputs)
+    threads, d = int(sys.argv[1]), sys.argv[2]
+    onnxruntime_rows(threads, d)
+    pytorch_rows(threads, d)
 
 
 if __name__ == "__main__":

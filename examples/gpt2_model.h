@@ -134,7 +134,8 @@ static inline em_tensor *gpt2_linear(em_tensor *x, em_tensor *w, em_tensor *b) {
 
 /* The final hidden states [B, T, C] (after ln_f) of tokens idx [B, T] at positions pos0 .. pos0 + T - 1.
  * With a cache, each layer's keys and values are appended to it and attention sees every cached position
- * (generation: the prefix is not recomputed); without, attention is causal over idx alone (training). */
+ * (generation: the prefix is not recomputed); without, attention is causal over idx alone (training).
+ * The batch may be unknown (a placeholder [-1, T]): the graph then runs on any batch size. */
 static inline em_tensor *gpt2_hidden(gpt2_model *m, em_tensor *idx, int64_t pos0, gpt2_cache *cache) {
     const em_llmc_config *c = &m->config;
     int64_t B = em_dim(idx, 0), T = em_dim(idx, 1), C = c->channels, NH = c->num_heads, D = C / NH;
@@ -149,7 +150,7 @@ static inline em_tensor *gpt2_hidden(gpt2_model *m, em_tensor *idx, int64_t pos0
         snprintf(scope, sizeof scope, "h%d", l);
         em_name_scope_begin(scope);
         em_tensor *h = em_layer_norm(x, p[EM_LLMC_LN1W][l], p[EM_LLMC_LN1B][l], -1, 1e-5);
-        em_tensor *qkv = gpt2_linear(em_reshape(h, EM_SHAPE(B * T, C)), p[EM_LLMC_QKVW][l], p[EM_LLMC_QKVB][l]);
+        em_tensor *qkv = gpt2_linear(em_reshape(h, EM_SHAPE(-1, C)), p[EM_LLMC_QKVW][l], p[EM_LLMC_QKVB][l]);
         /* [B*T, 3C] -> [3, B, NH, T, D] */
         qkv = em_transpose(em_reshape(qkv, EM_SHAPE(B, T, 3, NH, D)), EM_AXES(2, 0, 3, 1, 4));
         em_tensor *parts[3];
@@ -168,11 +169,11 @@ static inline em_tensor *gpt2_hidden(gpt2_model *m, em_tensor *idx, int64_t pos0
             cache->v[l] = v ? em_keep(v) : NULL;
         }
         em_tensor *y = em_scaled_dot_product_attention(q, k, v, true, 0, NULL);
-        y = em_reshape(em_transpose(y, EM_AXES(0, 2, 1, 3)), EM_SHAPE(B * T, C));
+        y = em_reshape(em_transpose(y, EM_AXES(0, 2, 1, 3)), EM_SHAPE(-1, C));
         y = gpt2_linear(y, p[EM_LLMC_ATTPROJW][l], p[EM_LLMC_ATTPROJB][l]);
         x = em_add(x, em_reshape(y, EM_SHAPE(B, T, C)));
         h = em_layer_norm(x, p[EM_LLMC_LN2W][l], p[EM_LLMC_LN2B][l], -1, 1e-5);
-        h = em_gelu_tanh(gpt2_linear(em_reshape(h, EM_SHAPE(B * T, C)), p[EM_LLMC_FCW][l], p[EM_LLMC_FCB][l]));
+        h = em_gelu_tanh(gpt2_linear(em_reshape(h, EM_SHAPE(-1, C)), p[EM_LLMC_FCW][l], p[EM_LLMC_FCB][l]));
         h = gpt2_linear(h, p[EM_LLMC_FCPROJW][l], p[EM_LLMC_FCPROJB][l]);
         x = em_add(x, em_reshape(h, EM_SHAPE(B, T, C)));
         em_name_scope_end();

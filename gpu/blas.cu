@@ -1,6 +1,8 @@
 // The one cuBLAS handle pool of the plug-in: per device one handle, made on
 // first use, bound to the device's stream, with one fixed workspace (32 MiB,
-// cuBLAS's recommendation on Hopper) and full float32 math (no TF32). Every
+// cuBLAS's recommendation on Hopper) and full float32 math (no TF32; sums of
+// bfloat16 and float16 products reduced in float32, never in the output's
+// type, which cuBLAS would otherwise allow for split-k). Every
 // op that calls cuBLAS (matmul, the convolutions) uses it, so a device holds
 // one workspace, the same call picks the same algorithm and gives the same
 // bits every run, and nothing is allocated while a CUDA graph is captured
@@ -51,7 +53,8 @@ cublasHandle_t em_gpu_blas(const char *op, int ordinal) {
     }
     st = cublasSetStream(h, s);
     if (st == CUBLAS_STATUS_SUCCESS) st = cublasSetWorkspace(h, ws, BLAS_WORKSPACE);
-    if (st == CUBLAS_STATUS_SUCCESS) st = cublasSetMathMode(h, CUBLAS_DEFAULT_MATH); // full float32: no TF32
+    if (st == CUBLAS_STATUS_SUCCESS) // full float32: no TF32, no narrow reductions
+        st = cublasSetMathMode(h, (cublasMath_t)(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION));
     if (st != CUBLAS_STATUS_SUCCESS) {
         cublasDestroy(h);
         cudaFree(ws);

@@ -2,17 +2,18 @@
 // broadcast batch dims and the transpose attributes (i[0] transpose_a,
 // i[1] transpose_b), exactly as lib/ops/matmul.c.
 //
-// Float dtypes run cuBLAS. cuBLAS is column-major, so the row-major product
-// C = op(A) op(B) is computed as C^T = op(B)^T op(A)^T: the operands swap
-// places, and each is passed as it lies in memory (transposed or not) with its
-// leading dimension, so transposed views cost nothing. An operand whose matrix
-// strides cuBLAS cannot describe (a broadcast or otherwise strided view) is
-// first gathered into a contiguous copy. Batch dims that collapse into one
-// stride per operand run one strided-batched call; others an array of
-// pointers built on the device. The handle is the device's one from the
-// plug-in's pool (gpu/blas.cu): bound to the device's stream, with a fixed
-// workspace, so the same call picks the same algorithm and gives the same
-// bits every run.
+// Float dtypes run cuBLAS; bfloat16 and float16 with float32 sums
+// (CUBLAS_COMPUTE_32F, gpu/gemm.cuh), rounded once. cuBLAS is column-major, so
+// the row-major product C = op(A) op(B) is computed as C^T = op(B)^T op(A)^T:
+// the operands swap places, and each is passed as it lies in memory
+// (transposed or not) with its leading dimension, so transposed views cost
+// nothing. An operand whose matrix strides cuBLAS cannot describe (a broadcast
+// or otherwise strided view) is first gathered into a contiguous copy. Batch
+// dims that collapse into one stride per operand run one strided-batched call;
+// others an array of pointers built on the device. The handle is the device's
+// one from the plug-in's pool (gpu/blas.cu): bound to the device's stream,
+// with a fixed workspace, so the same call picks the same algorithm and gives
+// the same bits every run.
 //
 // Integer dtypes run a plain kernel, one thread per output element, wrapping
 // modulo 2^64 as the CPU's loop does.
@@ -76,6 +77,15 @@ cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperat
                             double *const *c, int64_t ldc, int64_t count) {
     const double one = 1, zero = 0;
     return cublasDgemmBatched_64(h, ta, tb, m, n, k, &one, a, lda, b, ldb, &zero, c, ldc, count);
+}
+template <class T, cudaDataType type = em_gpu_narrow_type<T>::value>
+cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int64_t m, int64_t n,
+                            int64_t k, const T *const *a, int64_t lda, const T *const *b, int64_t ldb, T *const *c,
+                            int64_t ldc, int64_t count) {
+    const float one = 1, zero = 0;
+    return cublasGemmBatchedEx_64(h, ta, tb, m, n, k, &one, (const void *const *)a, type, lda,
+                                  (const void *const *)b, type, ldb, &zero, (void *const *)c, type, ldc, count,
+                                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
 }
 
 // The matrices of batch t, for batch dims that do not collapse to one stride.
@@ -156,8 +166,9 @@ template <class T> int float_matmul(const em_gpu_call *c, em_gpu_tensor *out, cu
         cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
         void *ptrs = nullptr;
         if (g.batch.ndim == 1) {
-            st = em_gpu_gemm_strided(h, opb, opa, g.n, g.m, g.k, (T)1, pb, ldb, g.batch.strides[1][0], pa, lda,
-                                     g.batch.strides[0][0], (T)0, pc, g.n, g.m * g.n, batches);
+            using S = typename em_gpu_gemm_scalar<T>::type;
+            st = em_gpu_gemm_strided(h, opb, opa, g.n, g.m, g.k, (S)1, pb, ldb, g.batch.strides[1][0], pa, lda,
+                                     g.batch.strides[0][0], (S)0, pc, g.n, g.m * g.n, batches);
         } else if ((ptrs = em_gpu_scratch(c->device, 3 * (size_t)batches * sizeof(T *)))) {
             const T **arr_a = (const T **)ptrs, **arr_b = arr_a + batches;
             T **arr_c = (T **)(arr_b + batches);
@@ -207,6 +218,8 @@ int em_gpu_op_matmul(const em_gpu_call *c, em_gpu_tensor *out) {
     switch (out->dtype) {
     case EM_F32: return float_matmul<float>(c, out, s);
     case EM_F64: return float_matmul<double>(c, out, s);
+    case EM_BF16: return float_matmul<__nv_bfloat16>(c, out, s);
+    case EM_F16: return float_matmul<__half>(c, out, s);
     case EM_I32: return integer_matmul<int32_t>(c, out, s);
     case EM_I64: return integer_matmul<int64_t>(c, out, s);
     case EM_U8: return integer_matmul<uint8_t>(c, out, s);

@@ -315,7 +315,8 @@ uint64_t em__rng_reserve(uint64_t n);
 
 /* ---- matrix multiply (ops/matmul.c) ---- */
 /* C = A B (accumulate: C += A B) for an m x k A and a k x n B, any dtype, each
- * matrix given by its row and column strides in elements. Float dtypes run
+ * matrix given by its row and column strides in elements. bfloat16 and float16
+ * sum in float32 (ops/gemm_narrow.c); float32 and float64 run
  * BLIS (single_thread: one thread, for calls inside em__parallel_for); other
  * dtypes and strides BLIS rejects (zero or negative) run a plain loop. */
 void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, int64_t rsa, int64_t csa,

@@ -104,14 +104,19 @@ static void ref_mm_tatb(const fw_case *c, double *e) { mm_ref(c, e, true, true);
 #define G1024(F) G256(F, 0), G256(F, 256), G256(F, 512), G256(F, 768)
 static const double big_a[] = {G1024(FA)}, big_b[] = {G1024(FB)}, big_ia[] = {G1024(FIA)}, big_ib[] = {G1024(FIB)};
 
-#define TOL_OF(dt) ((dt) == EM_F32 ? 1e-6 : 1e-12)
+/* bfloat16 and float16: the inputs are exact in them and the sums exact in float32, so the one rounding
+ * of the output to the dtype is the error: 2^-8 and 2^-11 relative (within 2^-9 and 2^-12 exactly). */
+#define TOL_OF(dt) \
+    ((dt) == EM_F32 ? 1e-6 : (dt) == EM_BF16 ? 0x1p-8 : (dt) == EM_F16 ? 0x1p-11 : 1e-12)
 /* Two inputs of dtype dt, the output of dt: expected literals or a ref. */
 #define MM(dt, label, fn, sa, va, sb, vb, so, expect) \
     {"matmul", dt, label " " #dt, fn, 2, {{dt, sa, va}, {dt, sb, vb}}, dt, so, expect, NULL, TOL_OF(dt)}
 #define MMREF(dt, label, fn, sa, va, sb, vb, so, ref) \
     {"matmul", dt, label " " #dt, fn, 2, {{dt, sa, va}, {dt, sb, vb}}, dt, so, NULL, ref, TOL_OF(dt)}
+#define EACH_NARROW(M, ...) M(EM_BF16, __VA_ARGS__), M(EM_F16, __VA_ARGS__)
+#define EACH_FLOAT(M, ...) M(EM_F32, __VA_ARGS__), M(EM_F64, __VA_ARGS__), EACH_NARROW(M, __VA_ARGS__)
 #define EACH_NUMERIC(M, ...) \
-    M(EM_F32, __VA_ARGS__), M(EM_F64, __VA_ARGS__), M(EM_I32, __VA_ARGS__), M(EM_I64, __VA_ARGS__), M(EM_U8, __VA_ARGS__)
+    EACH_FLOAT(M, __VA_ARGS__), M(EM_I32, __VA_ARGS__), M(EM_I64, __VA_ARGS__), M(EM_U8, __VA_ARGS__)
 #define V6 V(1, 2, 3, 4, 5, 6)
 #define V6B V(7, 8, 9, 10, 11, 12)
 #define V18 V(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
@@ -150,15 +155,17 @@ const fw_case fw_cases_matmul[] = {
                  EM_SHAPE(8, 16), ref_mm),
 
     /* floats: fractions and signs; specials; the BLIS and register-tile sizes */
+    /* 0.1 is not exact in bfloat16 or float16: make_input rounds it, and mm_ref reads the case's value, so
+     * those dtypes' rows use exact values */
     MMREF(EM_F32, "matmul fractions [2,3]x[3,2]", mm, EM_SHAPE(2, 3), V(0.5, -1.25, 2, 3.5, -0.75, 0.125), EM_SHAPE(3, 2),
           V(-2, 0.25, 1.5, -3, 0.1, 7), EM_SHAPE(2, 2), ref_mm),
     MMREF(EM_F64, "matmul fractions [2,3]x[3,2]", mm, EM_SHAPE(2, 3), V(0.5, -1.25, 2, 3.5, -0.75, 0.125), EM_SHAPE(3, 2),
           V(-2, 0.25, 1.5, -3, 0.1, 7), EM_SHAPE(2, 2), ref_mm),
+    EACH_NARROW(MMREF, "matmul fractions [2,3]x[3,2]", mm, EM_SHAPE(2, 3), V(0.5, -1.25, 2, 3.5, -0.75, 0.125),
+                EM_SHAPE(3, 2), V(-2, 0.25, 1.5, -3, 0.0625, 7), EM_SHAPE(2, 2), ref_mm),
     /* [[inf, 1], [NaN, 0]] @ [[0, 1], [1, 2]]: inf * 0 is NaN, inf * 1 + 2 is inf, NaN propagates */
-    MM(EM_F32, "matmul with NaN and inf", mm_c, EM_SHAPE(2, 2), V(INFINITY, 1, NAN, 0), EM_SHAPE(2, 2), V(0, 1, 1, 2),
-       EM_SHAPE(2, 2), V(NAN, INFINITY, NAN, NAN)),
-    MM(EM_F64, "matmul with NaN and inf", mm_c, EM_SHAPE(2, 2), V(INFINITY, 1, NAN, 0), EM_SHAPE(2, 2), V(0, 1, 1, 2),
-       EM_SHAPE(2, 2), V(NAN, INFINITY, NAN, NAN)),
+    EACH_FLOAT(MM, "matmul with NaN and inf", mm_c, EM_SHAPE(2, 2), V(INFINITY, 1, NAN, 0), EM_SHAPE(2, 2),
+               V(0, 1, 1, 2), EM_SHAPE(2, 2), V(NAN, INFINITY, NAN, NAN)),
     MMREF(EM_F32, "matmul [8,32]x[32,32]", mm, EM_SHAPE(8, 32), big_a, EM_SHAPE(32, 32), big_b, EM_SHAPE(8, 32), ref_mm),
     MMREF(EM_F32, "matmul [9,24]x[24,20]", mm, EM_SHAPE(9, 24), big_a, EM_SHAPE(24, 20), big_b, EM_SHAPE(9, 20), ref_mm),
     MMREF(EM_F32, "matmul transpose_a [24,9]x[24,20]", mm_ta, EM_SHAPE(24, 9), big_a, EM_SHAPE(24, 20), big_b,
@@ -173,6 +180,18 @@ const fw_case fw_cases_matmul[] = {
           EM_SHAPE(2, 12, 18), ref_mm),
     MMREF(EM_F32, "matmul batch broadcast [2,1,8,20]x[3,20,16]", mm, EM_SHAPE(2, 1, 8, 20), big_a, EM_SHAPE(3, 20, 16),
           big_b, EM_SHAPE(2, 3, 8, 16), ref_mm),
+    /* bfloat16 and float16 past the plain loop (VDPBF16PS or float32 copies, lib/ops/gemm_narrow.c; inputs of at
+     * most 1024 values): tiles cut at both edges, odd k, each transpose, a batch on both sides */
+    EACH_NARROW(MMREF, "matmul [9,25]x[25,40]", mm, EM_SHAPE(9, 25), big_a, EM_SHAPE(25, 40), big_b, EM_SHAPE(9, 40),
+                ref_mm),
+    EACH_NARROW(MMREF, "matmul transpose_a [24,9]x[24,20]", mm_ta, EM_SHAPE(24, 9), big_a, EM_SHAPE(24, 20), big_b,
+                EM_SHAPE(9, 20), ref_mm_ta),
+    EACH_NARROW(MMREF, "matmul transpose_b [16,20]x[18,20]", mm_tb, EM_SHAPE(16, 20), big_a, EM_SHAPE(18, 20), big_b,
+                EM_SHAPE(16, 18), ref_mm_tb),
+    EACH_NARROW(MMREF, "matmul both transposed [31,8]x[32,31]", mm_tatb, EM_SHAPE(31, 8), big_a, EM_SHAPE(32, 31),
+                big_b, EM_SHAPE(8, 32), ref_mm_tatb),
+    EACH_NARROW(MMREF, "matmul batch broadcast [2,1,16,30]x[3,30,11]", mm, EM_SHAPE(2, 1, 16, 30), big_a,
+                EM_SHAPE(3, 30, 11), big_b, EM_SHAPE(2, 3, 16, 11), ref_mm),
 
     /* integer products wrap: 65536 * 65537 + 15 = 2^32 + 65551; (2^32) (2^32 + 1) + 21 = 2^64 + 2^32 + 21;
      * 16 * 17 + 15 = 287 = 31 mod 256; -65536 * 65537 = -(2^32 + 65536) (NumPy's int matmul gives the same) */

@@ -8,7 +8,9 @@ For each DIR: onnx.checker.check_model (full check: shapes inferred too)
 must accept DIR/model.onnx; onnxruntime (one thread) runs it on
 DIR/in_<input>.npy and every output must match DIR/out_<output>.npy to a
 relative 1e-5 (absolute 1e-6 near zero). Prints one line per graph input,
-"input <name> <dims>" with a symbolic dimension as its name, then "ok".
+"input <name> <dims>" with a symbolic dimension as its name, one per float16
+or bfloat16 initializer, "initializer <name> <data type> raw_data <bytes>",
+then "ok".
 """
 import os
 import sys
@@ -25,6 +27,9 @@ def check(d):
     for i in model.graph.input:
         dims = [x.dim_param or str(x.dim_value) for x in i.type.tensor_type.shape.dim]
         print("input", i.name, ",".join(dims))
+    for t in model.graph.initializer:
+        if t.data_type in (onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16):
+            print("initializer", t.name, t.data_type, "raw_data", len(t.raw_data))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])

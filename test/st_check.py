@@ -1,20 +1,27 @@
 #!/usr/bin/env python3
-"""safetensors files checked with Hugging Face's own library (numpy API), for
+"""safetensors files checked with Hugging Face's own library, for
 test/test_safetensors.c. Both sides build the same tensors (expected() here,
 the test's own table there):
 
   st_check.py EMBER_FILE OUT_FILE
 
-loads Ember's file of them and checks every value, dtype and shape, the
-metadata {"format": "pt"}, and that the bytes are those safetensors writes;
-then writes them with safetensors.numpy into OUT_FILE for Ember to read, with
-F16 too and the metadata {"note": ..., "step": "10"}. Prints "ok".
+parses Ember's file of them with safetensors and checks every dtype, shape and
+value (bit for bit), the metadata {"format": "pt"}, and that the bytes are
+those safetensors writes; then writes them with safetensors into OUT_FILE for
+Ember to read, with the metadata {"note": ..., "step": "10"}. Prints "ok".
+
+NumPy has no bfloat16, so that tensor is its uint16 bits, handed to
+safetensors' serializer as "bfloat16" (safetensors.numpy.save does the same
+for every array, with the array's dtype name).
 """
 import sys
 
 import numpy as np
-from safetensors import safe_open
-from safetensors.numpy import load_file, save, save_file
+from safetensors import TensorSpec, deserialize, safe_open, serialize
+
+BF16 = {"bf16"}
+ST_DTYPE = {"float32": "F32", "float64": "F64", "int32": "I32", "int64": "I64", "uint8": "U8", "bool": "BOOL",
+            "float16": "F16", "bfloat16": "BF16"}
 
 
 def expected():
@@ -27,26 +34,39 @@ def expected():
         "bool": np.array([True, False, True]),
         "empty": np.zeros((0, 3), dtype=np.float32),
         "scalar": np.array(7.25, dtype=np.float64),
+        "f16": np.array([1.5, -0.0, 2.0**-24, 65504, np.inf, np.nan], dtype=np.float16),
+        # bfloat16 1, -0, the smallest subnormal, the largest, -Inf, NaN
+        "bf16": np.array([0x3F80, 0x8000, 0x0001, 0x7F7F, 0xFF80, 0x7FC0], dtype=np.uint16).reshape(2, 3),
     }
+
+
+def dtype_name(name, a):
+    return "bfloat16" if name in BF16 else a.dtype.name
+
+
+def serialized(tensors, metadata):
+    specs = {name: TensorSpec(dtype=dtype_name(name, a), shape=a.shape, data_ptr=a.ctypes.data, data_len=a.nbytes)
+             for name, a in tensors.items()}
+    return bytes(serialize(specs, metadata=metadata))
 
 
 def main():
     path, out = sys.argv[1], sys.argv[2]
     want = expected()
-    got = load_file(path)
+    with open(path, "rb") as f:
+        mine = f.read()
+    got = dict(deserialize(mine))
     assert sorted(got) == sorted(want), (sorted(got), sorted(want))
     for name, w in want.items():
         g = got[name]
-        assert g.dtype == w.dtype and g.shape == w.shape, (name, g.dtype, g.shape, w.dtype, w.shape)
-        assert np.array_equal(g, w), (name, g, w)
+        assert g["dtype"] == ST_DTYPE[dtype_name(name, w)] and tuple(g["shape"]) == w.shape, (name, g, w)
+        assert bytes(g["data"]) == w.tobytes(), (name, g, w)
     with safe_open(path, framework="np") as f:
         assert f.metadata() == {"format": "pt"}, f.metadata()
-    with open(path, "rb") as f:
-        mine = f.read()
-    theirs = save(want, metadata={"format": "pt"})
-    assert mine == theirs, "bytes differ from what safetensors writes:\n%r\n%r" % (mine[:400], theirs[:400])
-    want["f16"] = np.array([1.5, -2.0**-24, 65504.0], dtype=np.float16)
-    save_file(want, out, metadata={"note": 'quote " and \u00e9', "step": "10"})
+    theirs = serialized(want, {"format": "pt"})
+    assert mine == theirs, "bytes differ from what safetensors writes:\n%r\n%r" % (mine[:600], theirs[:600])
+    with open(out, "wb") as f:
+        f.write(serialized(want, {"note": 'quote " and \u00e9', "step": "10"}))
     print("ok")
 
 

@@ -8,8 +8,11 @@
  * values, fallbacks past missing or damaged files and indexes; and a
  * training run killed with SIGKILL inside a step and inside a save, resumed
  * each time, ending with the variables of a run never stopped, bit for bit
- * (this program re-runs itself as the training process). */
+ * (this program re-runs itself as the training process). bfloat16 and
+ * float16 variables bit for bit; files of an Ember from before those dtypes
+ * (test/data/checkpoint_v1.ckpt, test/data/checkpoint_v2/) still load. */
 #include "common.h"
+#include "data/checkpoint_fixture.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -345,6 +348,118 @@ START_TEST(test_every_dtype_and_empty) {
     ck_assert_int_eq(em_checkpoint_save(path), 0);
     ck_assert_int_eq(em_checkpoint_restore(path), 0);
     ck_assert_fails(em_checkpoint_save(""), "checkpoint_save: the path is empty");
+}
+END_TEST
+
+/* bfloat16 and float16 variables come back bit for bit: NaN, Inf, -0, subnormals, the largest finite. A
+ * narrow checkpoint does not restore into a float32 variable of the same name, nor the other way: a dtype
+ * mismatch is an error for every dtype, with nothing converted. */
+START_TEST(test_narrow_dtypes_bit_exact) {
+    static const uint16_t bf[] = {0x3F80, 0x8000, 0x7F80, 0xFF80, 0x7FC1, 0x0001, 0x807F, 0x7F7F};
+    static const uint16_t hf[] = {0x3C00, 0x8000, 0x7C00, 0xFC00, 0x7E01, 0x0001, 0x83FF, 0x7BFF};
+    em_tensor *b = em_get_variable("b", EM_BF16, EM_SHAPE(2, 4), EM_INIT_FROM(em_tensor_from(EM_BF16, EM_SHAPE(2, 4), bf)));
+    em_tensor *h = em_get_variable("h", EM_F16, EM_SHAPE(8), EM_INIT_FROM(em_tensor_from(EM_F16, EM_SHAPE(8), hf)));
+    ck_assert_mem_eq(em_data(b), bf, sizeof bf);
+    ck_assert_int_eq(em_checkpoint_save(path), 0);
+    ck_assert_int_eq(em_assign(b, em_zeros(EM_BF16, EM_SHAPE0)), 0);
+    ck_assert_int_eq(em_assign(h, em_zeros(EM_F16, EM_SHAPE0)), 0);
+    ck_assert_int_eq(em_checkpoint_restore(path), 0);
+    ck_assert_mem_eq(em_data(b), bf, sizeof bf);
+    ck_assert_mem_eq(em_data(h), hf, sizeof hf);
+
+    em_variables_release();
+    em_get_variable("b", EM_F32, EM_SHAPE(2, 4), EM_INIT_CONST(1));
+    em_get_variable("h", EM_F16, EM_SHAPE(8), EM_INIT_CONST(1));
+    ck_assert_fails(em_checkpoint_restore(path), "variable b is float32 [2,4] here but bfloat16 [2,4] in");
+    em_variables_release();
+    em_get_variable("b", EM_BF16, EM_SHAPE(2, 4), EM_INIT_CONST(1));
+    em_get_variable("h", EM_BF16, EM_SHAPE(8), EM_INIT_CONST(1));
+    ck_assert_fails(em_checkpoint_restore(path), "variable h is bfloat16 [8] here but float16 [8] in");
+    em_variables_release();
+    em_get_variable("b", EM_BF16, EM_SHAPE(2, 4), EM_INIT_CONST(1));
+    em_get_variable("h", EM_F32, EM_SHAPE(8), EM_INIT_CONST(1));
+    ck_assert_int_eq(em_checkpoint_save(path), 0);
+    em_variables_release();
+    em_get_variable("b", EM_BF16, EM_SHAPE(2, 4), EM_INIT_CONST(1));
+    em_get_variable("h", EM_F16, EM_SHAPE(8), EM_INIT_CONST(1));
+    ck_assert_fails(em_checkpoint_restore(path), "variable h is float16 [8] here but float32 [8] in");
+}
+END_TEST
+
+/* ---- files of an older Ember (test/data/checkpoint_fixture.h says what they hold) ---- */
+
+#define NELEMS(a) (int64_t)(sizeof(a) / sizeof((a)[0]))
+
+/* The fixture's variables, zero; in another order than the file's. */
+static em_tensor **fixture_variables(em_tensor **v) {
+    v[0] = em_get_variable("scalar", EM_F64, EM_SHAPE0, EM_INIT_CONST(0));
+    v[1] = em_get_variable("flag", EM_BOOL, EM_SHAPE(2, 1, 2), EM_INIT_CONST(0));
+    v[2] = em_get_variable("u8", EM_U8, EM_SHAPE(NELEMS(FIXTURE_U8)), EM_INIT_CONST(0));
+    v[3] = em_get_variable("i64", EM_I64, EM_SHAPE(NELEMS(FIXTURE_I64)), EM_INIT_CONST(0));
+    v[4] = em_get_variable("i32", EM_I32, EM_SHAPE(2, 2), EM_INIT_CONST(0));
+    v[5] = em_get_variable("f64", EM_F64, EM_SHAPE(NELEMS(FIXTURE_F64)), EM_INIT_CONST(0));
+    v[6] = em_get_variable("net/f32", EM_F32, EM_SHAPE(2, 3), EM_INIT_CONST(0));
+    v[7] = em_get_variable("empty", EM_F32, EM_SHAPE(0, 5), EM_INIT_CONST(0));
+    for (int i = 0; i < 8; i++) ck_assert_ptr_nonnull(v[i]);
+    return v;
+}
+
+static void assert_fixture_values(em_tensor **v) {
+    ck_assert_double_eq(em_item(v[0]), -7.5);
+    ck_assert_mem_eq(em_data(v[1]), FIXTURE_BOOL, sizeof FIXTURE_BOOL);
+    ck_assert_mem_eq(em_data(v[2]), FIXTURE_U8, sizeof FIXTURE_U8);
+    ck_assert_mem_eq(em_data(v[3]), FIXTURE_I64, sizeof FIXTURE_I64);
+    ck_assert_mem_eq(em_data(v[4]), FIXTURE_I32, sizeof FIXTURE_I32);
+    ck_assert_mem_eq(em_data(v[5]), FIXTURE_F64, sizeof FIXTURE_F64);
+    ck_assert_mem_eq(em_data(v[6]), FIXTURE_F32, sizeof FIXTURE_F32);
+    ck_assert_int_eq(em_numel(v[7]), 0);
+}
+
+static void copy_file(const char *from, const char *to) {
+    long n;
+    unsigned char *b = read_all(from, &n);
+    write_all(to, b, n);
+    free(b);
+}
+
+START_TEST(test_checkpoints_of_older_ember_load) {
+    em_tensor *v[8];
+    fixture_variables(v);
+    ck_assert_int_eq(em_checkpoint_restore("test/data/checkpoint_v1.ckpt"), 0);
+    assert_fixture_values(v);
+    em_variables_release();
+
+    /* The manager's: the variables, the step, the values and the random stream. */
+    char from[128], to[256];
+    for (int i = 0; i < 2; i++) {
+        const char *name = i ? FIXTURE_PREFIX ".index" : FIXTURE_PREFIX "-7";
+        snprintf(from, sizeof from, "test/data/checkpoint_v2/%s", name);
+        snprintf(to, sizeof to, "%s/%s", dir, name);
+        copy_file(from, to);
+    }
+    float expect[4];
+    em_set_seed(FIXTURE_SEED);
+    em_scope_begin();
+    em_random_uniform(EM_F32, EM_SHAPE(FIXTURE_DRAWN), 0, 1);
+    memcpy(expect, em_data(em_random_uniform(EM_F32, EM_SHAPE(4), 0, 1)), sizeof expect);
+    em_scope_end();
+    em_set_seed(999);
+    fixture_variables(v);
+    em_checkpoint_manager *mgr = em_checkpoint_manager_open(dir, FIXTURE_PREFIX, 0);
+    ck_assert_ptr_nonnull(mgr);
+    ck_assert_int_eq(em_checkpoint_manager_restore_latest(mgr), 1);
+    assert_fixture_values(v);
+    ck_assert_int_eq(em_checkpoint_manager_step(mgr), FIXTURE_STEP);
+    double epoch;
+    const char *data;
+    ck_assert_int_eq(em_checkpoint_manager_get_value(mgr, "epoch", &epoch), 1);
+    ck_assert_double_eq(epoch, FIXTURE_EPOCH);
+    ck_assert_int_eq(em_checkpoint_manager_get_string(mgr, "data", &data), 1);
+    ck_assert_str_eq(data, FIXTURE_DATA);
+    em_scope_begin();
+    ck_assert_mem_eq(em_data(em_random_uniform(EM_F32, EM_SHAPE(4), 0, 1)), expect, sizeof expect);
+    em_scope_end();
+    em_checkpoint_manager_close(mgr);
 }
 END_TEST
 
@@ -838,6 +953,8 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_missing_and_mismatched);
     tcase_add_test(tc, test_failed_save_keeps_previous);
     tcase_add_test(tc, test_every_dtype_and_empty);
+    tcase_add_test(tc, test_narrow_dtypes_bit_exact);
+    tcase_add_test(tc, test_checkpoints_of_older_ember_load);
     tcase_add_test(tc, test_stale_temporaries);
     tcase_add_test(tc, test_manager_keeps_newest);
     tcase_add_test(tc, test_manager_restores_state);

@@ -2,6 +2,7 @@
 #include "common.h"
 #include "internal.h" /* em__alloc: a large tensor without touching its pages */
 
+#include <math.h>
 #include <string.h>
 
 static void teardown(void) { em_shutdown(); }
@@ -92,6 +93,55 @@ START_TEST(test_printing) {
     int need = em_format(em_arange(EM_I32, 0, 5, 1), buf, 4);
     ck_assert_int_eq(need, (int)strlen("tensor([0, 1, 2, 3, 4], dtype=int32)"));
     ck_assert_int_eq((int)strlen(buf), 3);
+}
+END_TEST
+
+/* bfloat16 and float16 tensors hold the 16 bits they are made from; em_data gives those bits back, em_get and
+ * em_item their values, and em_scalar / em_fill round to nearest even (ties to even, overflow to Inf,
+ * subnormals kept). They print as float32 does. */
+START_TEST(test_narrow_creation_access_printing) {
+    const uint16_t bf[4] = {0x3F80, 0xBEAB, 0xFF80, 0x7FC0}; /* 1, -0.333984375, -Inf, NaN */
+    em_tensor *b = em_tensor_from(EM_BF16, EM_SHAPE(2, 2), bf);
+    ck_assert_int_eq(em_tensor_dtype(b), EM_BF16);
+    ck_assert_uint_eq(em_dtype_size(EM_BF16), 2);
+    ck_assert_str_eq(em_dtype_name(EM_BF16), "bfloat16");
+    ck_assert_str_eq(em_dtype_name(EM_F16), "float16");
+    ck_assert_mem_eq(em_data(b), bf, sizeof bf);
+    ck_assert_double_eq(em_get(b, (int64_t[]){0, 1}), -0.333984375);
+    ck_assert_double_eq(em_get(b, (int64_t[]){1, 0}), -INFINITY);
+    ck_assert(isnan(em_get(b, (int64_t[]){1, 1})));
+    ck_assert_double_eq(em_item(em_tensor_from(EM_F16, EM_SHAPE0, (const uint16_t[]){0x0001})), 0x1p-24);
+    ck_assert_double_eq(em_item(em_tensor_from(EM_F16, EM_SHAPE(1), (const uint16_t[]){0xFBFF})), -65504);
+
+    static const struct {
+        em_dtype dtype;
+        double v;
+        uint16_t bits;
+    } rounded[] = {
+        {EM_BF16, 0.1, 0x3DCD},          {EM_BF16, 1 + 0x1p-8, 0x3F80},    /* a tie: to the even 1 */
+        {EM_BF16, 1 + 3 * 0x1p-8, 0x3F82}, {EM_BF16, 1e39, 0x7F80},     /* beyond float32's range too */
+        {EM_BF16, 0x1p-133, 0x0001},      {EM_F16, 65519, 0x7BFF},       /* below the overflow tie */
+        {EM_F16, 65520, 0x7C00},          {EM_F16, 0x1p-25, 0x0000},    /* ties to even: Inf, 0 */
+        {EM_F16, 3 * 0x1p-26, 0x0001},    {EM_F16, -0.0, 0x8000},
+    };
+    for (size_t i = 0; i < sizeof rounded / sizeof rounded[0]; i++) {
+        uint16_t got, filled[2];
+        memcpy(&got, em_data(em_scalar(rounded[i].dtype, rounded[i].v)), 2);
+        ck_assert_msg(got == rounded[i].bits, "%s %a: bits %04x, expected %04x", em_dtype_name(rounded[i].dtype),
+                      rounded[i].v, got, rounded[i].bits);
+        ck_assert_int_eq(em_copy_out(em_fill(rounded[i].dtype, EM_SHAPE(2), rounded[i].v), filled, sizeof filled), 0);
+        ck_assert_uint_eq(filled[1], rounded[i].bits);
+    }
+
+    char buf[256];
+    em_format(em_tensor_from(EM_F16, EM_SHAPE(3), (const uint16_t[]){0x3C00, 0x3556, 0x7C00}), buf, sizeof buf);
+    ck_assert_str_eq(buf, "tensor([1., 0.3335, inf], dtype=float16)");
+    em_format(b, buf, sizeof buf);
+    ck_assert_str_eq(buf, "tensor([[1., -0.334],\n        [-inf, nan]], dtype=bfloat16)");
+    em_format(em_scalar(EM_BF16, 256.5), buf, sizeof buf); /* 8 significant bits: 256 */
+    ck_assert_str_eq(buf, "tensor(256., dtype=bfloat16)");
+    em_format(em_zeros(EM_F16, EM_SHAPE(0)), buf, sizeof buf);
+    ck_assert_str_eq(buf, "tensor([], shape=[0], dtype=float16)");
 }
 END_TEST
 
@@ -228,6 +278,7 @@ int main(void) {
     tcase_add_test(tc, test_bad_shapes_are_errors);
     tcase_add_test(tc, test_first_error_wins_and_null_propagates);
     tcase_add_test(tc, test_printing);
+    tcase_add_test(tc, test_narrow_creation_access_printing);
     tcase_add_test(tc, test_scopes_release_intermediates);
     tcase_add_test(tc, test_constant_memory_over_100000_steps);
     tcase_add_test(tc, test_large_blocks_are_reused_within_the_peak_and_trimmed);

@@ -1,5 +1,6 @@
 /* Data files: the real MNIST IDX files, hand-made IDX files of every type
- * (raw and gzip), broken files, and .npy round trips cross-checked with NumPy. */
+ * (raw and gzip), broken files, .npy round trips cross-checked with NumPy
+ * (float16 included), and a saved graph of bfloat16 and float16 tensors. */
 #include "common.h"
 
 #include <stdlib.h>
@@ -273,6 +274,27 @@ START_TEST(test_npy_roundtrip_every_dtype) {
 }
 END_TEST
 
+/* float16 edge values (see test_npy_files_written_by_numpy), and the same list for Python. */
+static const uint16_t F16_BITS[8] = {0x3C00, 0x8000, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0x7E00};
+#define F16_BITS_PY "[0x3C00, 0x8000, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0x7E00]"
+
+/* float16 saves as '<f2' and loads back bit for bit; bfloat16, which NumPy lacks, is an error saying what to do. */
+START_TEST(test_npy_float16_and_bfloat16) {
+    const char *p = tpath("h.npy");
+    ck_assert_int_eq(em_save_npy(p, em_tensor_from(EM_F16, EM_SHAPE(2, 4), F16_BITS)), 0);
+    size_t size;
+    uint8_t *d = slurp(p, &size);
+    ck_assert_ptr_nonnull(strstr((const char *)d + 10, "'descr': '<f2'"));
+    free(d);
+    em_tensor *h = em_load_npy(p);
+    ck_assert_int_eq(em_tensor_dtype(h), EM_F16);
+    ck_assert_mem_eq(em_data(h), F16_BITS, sizeof F16_BITS);
+    char msg[512];
+    snprintf(msg, sizeof msg, "save_npy: %s: NumPy has no bfloat16 dtype (tensor of shape [3]); cast it to float32", p);
+    ck_assert_error(em_save_npy(p, em_zeros(EM_BF16, EM_SHAPE(3))) ? NULL : "", msg);
+}
+END_TEST
+
 START_TEST(test_npy_files_written_by_numpy) {
     if (!have_numpy()) return;
     char cmd[2048];
@@ -291,9 +313,20 @@ START_TEST(test_npy_files_written_by_numpy) {
              "np.save(\"big.npy\", np.ones(3, \">f4\"))\n"
              "np.save(\"c64.npy\", np.ones(3, np.complex64))\n"
              "np.save(\"i16.npy\", np.ones(3, np.int16))\n"
+             "np.save(\"f16.npy\", np.array([[1, -0.0, 2**-24, 1023 * 2**-24], [2**-14, 65504, np.inf, np.nan]], np.float16))\n"
+             "a = np.load(\"ember_f16.npy\")\n"
+             "assert a.dtype == np.float16 and a.shape == (2, 4) and a.view(np.uint16).ravel().tolist() == %s, a\n"
              "'",
-             tmp);
+             tmp, F16_BITS_PY);
+    /* float16 both ways, bit for bit: -0, the smallest and largest subnormals, the smallest normal, the largest
+     * finite, Inf and NumPy's NaN */
+    ck_assert_int_eq(em_save_npy(tpath("ember_f16.npy"), em_tensor_from(EM_F16, EM_SHAPE(2, 4), F16_BITS)), 0);
     ck_assert_int_eq(system(cmd), 0);
+    em_tensor *f16 = em_load_npy(tpath("f16.npy"));
+    ck_assert_ptr_nonnull(f16);
+    ck_assert_int_eq(em_tensor_dtype(f16), EM_F16);
+    ck_assert(em_shape_equal(em_tensor_shape(f16), EM_SHAPE(2, 4)));
+    ck_assert_mem_eq(em_data(f16), F16_BITS, sizeof F16_BITS);
     ck_assert_tensor(em_load_npy(tpath("f32.npy")), EM_F32, EM_SHAPE(2, 2), ((double[]){1.5, -2, 3, 4.25}), 0);
     ck_assert_tensor(em_load_npy(tpath("f64.npy")), EM_F64, EM_SHAPE(3), ((double[]){1e300, -1e-300, 0.1}), 0);
     ck_assert_tensor(em_load_npy(tpath("i32.npy")), EM_I32, EM_SHAPE(2), ((double[]){-7, 2147483647}), 0);
@@ -366,6 +399,61 @@ START_TEST(test_npy_bad_files_name_the_file) {
 }
 END_TEST
 
+/* ---- saved graphs ---- */
+
+static bool same_bits(em_tensor *a, em_tensor *b) {
+    return a && b && em_tensor_dtype(a) == em_tensor_dtype(b) && em_shape_equal(em_tensor_shape(a), em_tensor_shape(b)) &&
+           !memcmp(em_data(a), em_data(b), (size_t)em_numel(a) * em_dtype_size(em_tensor_dtype(a)));
+}
+
+/* A saved graph holds bfloat16 and float16 placeholders, variables, constants and casts (dtype numbers 6 and
+ * 7 in the file), with variables kept or frozen, and computes the same bits after loading. */
+START_TEST(test_saved_graph_with_narrow_dtypes) {
+    static const uint16_t wbits[3] = {0x3FC0, 0xBF80, 0x0001}; /* bfloat16 1.5, -1, a subnormal */
+    static const uint16_t cbits[3] = {0x3555, 0x7BFF, 0xFC00}; /* float16 0.333, 65504, -Inf */
+    em_tensor *input = em_cast(em_test_uniform(EM_SHAPE(2, 3), -2, 2, 5), EM_BF16);
+    for (int freeze = 0; freeze < 2; freeze++) {
+        em_tensor *x = em_placeholder(EM_BF16, EM_SHAPE(-1, 3), "x");
+        em_tensor *w = em_get_variable("narrow/w", EM_BF16, EM_SHAPE(3),
+                                       EM_INIT_FROM(em_tensor_from(EM_BF16, EM_SHAPE(3), wbits)));
+        em_trace_begin();
+        em_tensor *c = em_tensor_from(EM_F16, EM_SHAPE(3), cbits);
+        em_tensor *y = em_add(em_mul(x, w), em_cast(c, EM_BF16));
+        em_tensor *z = em_cast(y, EM_F16);
+        em_graph *g = em_trace_end();
+        ck_assert_ptr_nonnull(g);
+        const char *p = tpath("narrow.emg");
+        ck_assert_msg(em_graph_save(g, p, 2, (em_tensor *[]){y, z}, (const char *[]){"y", "z"},
+                                    freeze ? EM_SAVE_FREEZE : 0) == 0,
+                      "%s", em_last_error());
+        em_tensor *out[2], *want[2];
+        ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, input}}, 2, (em_tensor *[]){y, z}, out), 0);
+        want[0] = em_copy(out[0]);
+        want[1] = em_copy(out[1]);
+        ck_assert_int_eq(em_tensor_dtype(want[1]), EM_F16);
+        em_graph_release(g);
+        em_release(x);
+        em_variables_release();
+
+        em_graph *h = em_graph_load(p);
+        ck_assert_msg(h != NULL, "%s", em_last_error());
+        em_tensor *fetch[2] = {em_graph_fetch(h, "y"), em_graph_fetch(h, "z")};
+        ck_assert_int_eq(em_tensor_dtype(em_graph_placeholder(h, "x")), EM_BF16);
+        ck_assert_int_eq(em_graph_run(h, 1, (em_feed[]){{em_graph_placeholder(h, "x"), input}}, 2, fetch, out), 0);
+        ck_assert(same_bits(out[0], want[0]) && same_bits(out[1], want[1]));
+        em_tensor *loaded_w = em_find_variable("narrow/w");
+        if (freeze) {
+            ck_assert_ptr_null(loaded_w);
+            em_clear_error();
+        } else {
+            ck_assert(same_bits(loaded_w, em_tensor_from(EM_BF16, EM_SHAPE(3), wbits)));
+        }
+        em_graph_release(h);
+        em_variables_release();
+    }
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("io");
     TCase *tc = tcase_create("io");
@@ -377,6 +465,8 @@ int main(void) {
     tcase_add_test(tc, test_idx_bad_files_name_the_file);
     tcase_add_test(tc, test_npy_roundtrip_every_dtype);
     tcase_add_test(tc, test_npy_files_written_by_numpy);
+    tcase_add_test(tc, test_npy_float16_and_bfloat16);
+    tcase_add_test(tc, test_saved_graph_with_narrow_dtypes);
     tcase_add_test(tc, test_npy_bad_files_name_the_file);
     suite_add_tcase(s, tc);
     return em_test_run(s);

@@ -1,7 +1,11 @@
 /* em_matmul / em_matmul_t: values against NumPy, transposes, batch
  * broadcasting, strided views, every dtype, size-0 and size-1 dims, errors,
- * thread-count independence. Expectations computed with NumPy from seq(). */
+ * thread-count independence; bfloat16 and float16 against a float64 loop
+ * within the bound of float32 sums, on both of their CPU routes, and their
+ * gradients. Expectations computed with NumPy from seq(). */
 #include "common.h"
+#include "internal.h" /* em__set_alloc_fail_hook */
+#include "ops/gemm_narrow.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +247,225 @@ START_TEST(test_gradient_broadcast) {
 }
 END_TEST
 
+/* ---- bfloat16 and float16 (lib/ops/gemm_narrow.c) ---- */
+
+/* x with its last two dims swapped (a view). */
+static em_tensor *swap_last_two(em_tensor *x) {
+    return em_ndim(x) == 2 ? em_transpose(x, EM_ALL_AXES) : em_transpose(x, 3, (int[]){0, 2, 1});
+}
+
+/* The narrow product op(a) op(b) (a [batch, r, c] or [r, c], b [r, c]) against the float64 sum of the same
+ * values, written out here. The inputs are exactly representable, each product of two of them is exact in
+ * float32 (at most 2 x 11 significant bits), so the only errors are those of the float32 sum of k terms,
+ * at most k 2^-24 sum_p |a_p b_p| in any order of summation; VDPBF16PS's flushing of subnormals (each
+ * below 2^-126: k 2^-126 at most); and the output's one rounding to the narrow dtype, u |c| with
+ * u = 2^-8 (bfloat16) or 2^-11 (float16). Returns the largest error over that bound. */
+static double narrow_error_over_bound(em_tensor *a, em_tensor *b, bool ta, bool tb) {
+    em_dtype dt = em_tensor_dtype(a);
+    em_tensor *y = em_matmul_t(a, b, ta, tb);
+    ck_assert_msg(y != NULL, "%s", em_last_error());
+    ck_assert_int_eq(em_tensor_dtype(y), dt);
+    /* contiguous float64 copies of op(a), op(b) and the output */
+    em_tensor *av = em_cast(ta ? swap_last_two(a) : a, EM_F64), *bv = em_cast(tb ? swap_last_two(b) : b, EM_F64);
+    em_tensor *yv = em_cast(y, EM_F64);
+    int nd = em_ndim(av);
+    int64_t m = em_dim(av, nd - 2), k = em_dim(av, nd - 1), n = em_dim(bv, 1), batches = em_numel(av) / (m * k);
+    const double *A = em_data(av), *B = em_data(bv), *Y = em_data(yv);
+    const double u = dt == EM_BF16 ? 0x1p-8 : 0x1p-11;
+    double worst = 0;
+    for (int64_t t = 0; t < batches; t++)
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                double c = 0, size = 0;
+                for (int64_t p = 0; p < k; p++) {
+                    double x = A[(t * m + i) * k + p] * B[p * n + j];
+                    c += x;
+                    size += fabs(x);
+                }
+                double bound = (double)k * 0x1p-24 * size * (1 + u) + u * fabs(c) + (double)k * 0x1p-126;
+                double e = fabs(Y[(t * m + i) * n + j] - c) / bound;
+                worst = e > worst ? e : worst;
+            }
+    return worst;
+}
+
+/* Every narrow product on both CPU routes: VDPBF16PS (bfloat16, where the CPU has AVX512_BF16) and
+ * float32 copies through BLIS (float16; bfloat16 forced there). */
+START_TEST(test_narrow_products_within_float32_bound) {
+    /* m, k, n: k past 1000 and odd, the edges of the 6 x 64 tiles and of the 96 x 256 blocks, a row, a column */
+    static const int64_t sizes[][3] = {{37, 1031, 70}, {100, 200, 257}, {64, 64, 64}, {1, 300, 130}, {130, 33, 1}};
+    /* one thread: the bits do not depend on the count (test_narrow_thread_count_independent), and the time does */
+    em_set_num_threads(1);
+    for (int forced = 0; forced < 2; forced++) {
+        em__gemm_narrow_force_float32(forced);
+        for (em_dtype dt = EM_BF16; dt <= EM_F16; dt++) {
+            const char *route = em__gemm_narrow_route(dt);
+            for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+                for (int t = 0; t < 4; t++) {
+                    em_scope_begin();
+                    int64_t m = sizes[i][0], k = sizes[i][1], n = sizes[i][2];
+                    bool ta = t & 1, tb = t & 2;
+                    em_tensor *a = em_cast(em_test_uniform(ta ? EM_SHAPE(k, m) : EM_SHAPE(m, k), -1, 1, 90 + i), dt);
+                    em_tensor *b = em_cast(em_test_uniform(tb ? EM_SHAPE(n, k) : EM_SHAPE(k, n), -1, 1, 95 + i), dt);
+                    double r = narrow_error_over_bound(a, b, ta, tb);
+                    ck_assert_msg(r <= 1, "%s (%s) %lldx%lldx%lld, transposes %d: error %.3g x the bound",
+                                  em_dtype_name(dt), route, (long long)m, (long long)k, (long long)n, t, r);
+                    em_scope_end();
+                }
+            em_scope_begin();
+            /* strided views: a's rows longer than its width, b a transposed view */
+            em_tensor *a = em_slice(em_cast(em_test_uniform(EM_SHAPE(50, 300), -1, 1, 99), dt), (int64_t[]){0, 0},
+                                    (int64_t[]){50, 211});
+            em_tensor *b = em_transpose(em_cast(em_test_uniform(EM_SHAPE(90, 211), -1, 1, 98), dt), EM_ALL_AXES);
+            ck_assert_msg(narrow_error_over_bound(a, b, false, false) <= 1, "%s (%s): strided views",
+                          em_dtype_name(dt), route);
+            /* batches against one (strided) b, threaded over the batch; and transposed */
+            em_tensor *b40 = em_slice(b, (int64_t[]){0, 0}, (int64_t[]){40, 90});
+            em_tensor *batch = em_cast(em_test_uniform(EM_SHAPE(5, 20, 40), -1, 1, 97), dt);
+            em_tensor *batch_t = em_cast(em_test_uniform(EM_SHAPE(3, 40, 30), -1, 1, 96), dt);
+            ck_assert_msg(narrow_error_over_bound(batch, b40, false, false) <= 1, "%s (%s): batch", em_dtype_name(dt),
+                          route);
+            ck_assert_msg(narrow_error_over_bound(batch_t, b40, true, false) <= 1, "%s (%s): transposed batch",
+                          em_dtype_name(dt), route);
+            em_scope_end();
+        }
+    }
+    em__gemm_narrow_force_float32(false);
+    em_set_num_threads(0);
+    em_shutdown();
+}
+END_TEST
+
+/* A NaN in an input gives NaN in its row only, on both routes; a signaling one too (the float32 route widens
+ * float16 with VCVTPH2PS, which quiets it: the product's NaN is the same). */
+START_TEST(test_narrow_nan_stays_in_its_row) {
+    for (int forced = 0; forced < 2; forced++) {
+        em__gemm_narrow_force_float32(forced);
+        for (em_dtype dt = EM_BF16; dt <= EM_F16; dt++) {
+            em_scope_begin();
+            uint16_t bits[8 * 64];
+            const uint16_t one = dt == EM_BF16 ? 0x3f80 : 0x3c00, snan = dt == EM_BF16 ? 0x7f81 : 0x7c01;
+            for (int i = 0; i < 8 * 64; i++) bits[i] = one;
+            bits[3 * 64 + 17] = snan;
+            em_tensor *a = em_tensor_from(dt, EM_SHAPE(8, 64), bits);
+            em_tensor *y = em_cast(em_matmul(a, em_ones(dt, EM_SHAPE(64, 80))), EM_F64);
+            ck_assert_ptr_nonnull(y);
+            const double *v = em_data(y);
+            for (int i = 0; i < 8 * 80; i++)
+                ck_assert_msg(i / 80 == 3 ? isnan(v[i]) : v[i] == 64, "%s (%s): element %d is %g",
+                              em_dtype_name(dt), em__gemm_narrow_route(dt), i, v[i]);
+            em_scope_end();
+        }
+    }
+    em__gemm_narrow_force_float32(false);
+    em_shutdown();
+}
+END_TEST
+
+/* The same bits on 1 and 2 threads, on both routes: the blocks of C do not depend on the thread count. */
+START_TEST(test_narrow_thread_count_independent) {
+    for (int route = 0; route < 3; route++) {
+        em__gemm_narrow_force_float32(route == 2);
+        em_dtype dt = route == 1 ? EM_F16 : EM_BF16;
+        em_tensor *a = em_cast(em_test_uniform(EM_SHAPE(300, 200), -1, 1, 5), dt);
+        em_tensor *b = em_cast(em_test_uniform(EM_SHAPE(200, 150), -1, 1, 6), dt);
+        em_tensor *y[2];
+        for (int t = 0; t < 2; t++) {
+            em_set_num_threads(t + 1);
+            y[t] = em_matmul(a, b);
+            ck_assert_ptr_nonnull(y[t]);
+        }
+        em_set_num_threads(0);
+        ck_assert_msg(memcmp(em_data(y[0]), em_data(y[1]), sizeof(uint16_t) * 300 * 150) == 0, "%s (%s)",
+                      em_dtype_name(dt), em__gemm_narrow_route(dt));
+    }
+    em__gemm_narrow_force_float32(false);
+    em_shutdown();
+}
+END_TEST
+
+/* The tape differentiates a bfloat16 product in bfloat16: gradients of its dtype, equal to float32's
+ * rounded once (the sums are float32 in both). */
+START_TEST(test_narrow_gradients) {
+    for (em_dtype dt = EM_BF16; dt <= EM_F16; dt++) {
+        em_tensor *a = em_cast(em_test_uniform(EM_SHAPE(2, 20, 30), -1, 1, 7), dt);
+        em_tensor *b = em_cast(em_test_uniform(EM_SHAPE(40, 30), -1, 1, 8), dt);
+        em_tensor *a32 = em_cast(a, EM_F32), *b32 = em_cast(b, EM_F32), *g[2], *g32[2];
+        em_tape *tp = em_tape_begin(false);
+        em_tensor *y = em_matmul_t(a, b, false, true);
+        ck_assert_int_eq(em_gradients(tp, y, 2, (em_tensor *[]){a, b}, g), 0);
+        em_tape_release(tp);
+        tp = em_tape_begin(false);
+        y = em_matmul_t(a32, b32, false, true);
+        ck_assert_int_eq(em_gradients(tp, y, 2, (em_tensor *[]){a32, b32}, g32), 0);
+        em_tape_release(tp);
+        /* a's gradient is one product, rounded once; b's the sum of a product per batch, each rounded, rounded
+         * again (float32's own errors are far below these) */
+        const double u = dt == EM_BF16 ? 0x1p-8 : 0x1p-11;
+        for (int i = 0; i < 2; i++) {
+            ck_assert_int_eq(em_tensor_dtype(g[i]), dt);
+            ck_assert(em_shape_equal(em_tensor_shape(g[i]), em_tensor_shape(i ? b : a)));
+            ck_assert_double_le(em_test_max_rel_diff(em_cast(g[i], EM_F32), g32[i]), i ? 3 * u : u);
+        }
+    }
+    em_shutdown();
+}
+END_TEST
+
+/* Out of memory for the scratch copies: a clear error, on both routes, and no output. */
+static bool fail_large(size_t bytes, void *ctx) { return bytes > *(size_t *)ctx; }
+
+START_TEST(test_narrow_out_of_memory) {
+    em_tensor *a = em_cast(em_test_uniform(EM_SHAPE(64, 2048), -1, 1, 9), EM_BF16);
+    em_tensor *b = em_cast(em_test_uniform(EM_SHAPE(2048, 64), -1, 1, 10), EM_BF16);
+    size_t limit = 64 << 10; /* the output (8 KiB) fits; the packed or widened operands (256 KiB and more) do not */
+    for (int forced = 0; forced < 2; forced++) {
+        em__gemm_narrow_force_float32(forced);
+        em__set_alloc_fail_hook(fail_large, &limit);
+        em_tensor *y = em_matmul(a, b);
+        em__set_alloc_fail_hook(NULL, NULL);
+        ck_assert_ptr_null(y);
+        ck_assert_msg(em_last_error() && strstr(em_last_error(), "matmul: out of memory"), "error: %s",
+                      em_last_error() ? em_last_error() : "(none)");
+        em_clear_error();
+    }
+    em__gemm_narrow_force_float32(false);
+    em_shutdown();
+}
+END_TEST
+
+/* em__gemm's accumulate (C += A B, the contract conv's filter gradient uses for float32) on the narrow
+ * routes and the plain loop: C's value is the sum's first term, rounded once at the end. */
+START_TEST(test_narrow_gemm_accumulates) {
+    static const int64_t sizes[][3] = {{70, 300, 90}, {3, 20, 5}}; /* past the plain loop, and in it */
+    for (int forced = 0; forced < 2; forced++) {
+        em__gemm_narrow_force_float32(forced);
+        for (em_dtype dt = EM_BF16; dt <= EM_F16; dt++)
+            for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+                em_scope_begin();
+                int64_t m = sizes[i][0], k = sizes[i][1], n = sizes[i][2];
+                em_tensor *a = em_cast(em_test_uniform(EM_SHAPE(m, k), -1, 1, 11), dt);
+                em_tensor *b = em_cast(em_test_uniform(EM_SHAPE(k, n), -1, 1, 12), dt);
+                em_tensor *c = em_cast(em_test_uniform(EM_SHAPE(m, n), -4, 4, 13), dt);
+                em_tensor *c0 = em_cast(c, EM_F64), *ref = em_add(c0, em_matmul(em_cast(a, EM_F64), em_cast(b, EM_F64)));
+                em_tensor *size = em_add(em_abs(c0), em_matmul(em_abs(em_cast(a, EM_F64)), em_abs(em_cast(b, EM_F64))));
+                em__gemm(dt, m, n, k, em_data(a), k, 1, em_data(b), n, 1, true, c->data, n, 1, false); /* c: fresh, its own */
+                em_tensor *got = em_cast(c, EM_F64);
+                const double *g = em_data(got), *r = em_data(ref), *sz = em_data(size);
+                const double u = dt == EM_BF16 ? 0x1p-8 : 0x1p-11;
+                for (int64_t j = 0; j < m * n; j++)
+                    ck_assert_msg(fabs(g[j] - r[j]) <= (double)(k + 1) * 0x1p-24 * sz[j] * (1 + u) + u * fabs(r[j]),
+                                  "%s (%s) %lldx%lldx%lld: element %lld is %g, expected %g", em_dtype_name(dt),
+                                  em__gemm_narrow_route(dt), (long long)m, (long long)k, (long long)n, (long long)j,
+                                  g[j], r[j]);
+                em_scope_end();
+            }
+    }
+    em__gemm_narrow_force_float32(false);
+    em_shutdown();
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("matmul");
     TCase *tc = tcase_create("matmul");
@@ -258,6 +481,12 @@ int main(void) {
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_thread_count_independent);
     tcase_add_test(tc, test_gradient_broadcast);
+    tcase_add_test(tc, test_narrow_products_within_float32_bound);
+    tcase_add_test(tc, test_narrow_nan_stays_in_its_row);
+    tcase_add_test(tc, test_narrow_thread_count_independent);
+    tcase_add_test(tc, test_narrow_gradients);
+    tcase_add_test(tc, test_narrow_out_of_memory);
+    tcase_add_test(tc, test_narrow_gemm_accumulates);
     suite_add_tcase(s, tc);
     return em_test_run(s);
 }

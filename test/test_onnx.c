@@ -1,8 +1,10 @@
 /* ONNX export checked by the ONNX tools (test/onnx_check.py): the checker
  * accepts every file, and onnxruntime, run on the same inputs, gives Ember's
- * outputs. The MNIST MLP and CNN, the GPT block's forward ops, the other
- * mapped ops, and the errors. */
+ * outputs. The MNIST MLP and CNN, the GPT block's forward ops, GPT-2's whole
+ * forward pass, the other mapped ops, and the errors. */
 #include "common.h"
+
+#include "../examples/gpt2_model.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -204,14 +206,63 @@ static void other_ops(void) {
     em_graph_release(g);
 }
 
+/* GPT-2's whole forward pass (examples/gpt2_model.h, tiny): token and
+ * position embeddings, the blocks with fused attention, the final layer
+ * norm and the output projection tied to the token embedding, its padded
+ * columns sliced off; any batch of 8 tokens. */
+static void gpt_forward(void) {
+    static const em_llmc_config tiny = {.max_seq_len = 16, .vocab_size = 50, .padded_vocab_size = 64,
+                                        .num_layers = 2, .num_heads = 4, .channels = 32};
+    gpt2_model m;
+    ck_assert_int_eq(gpt2_create(&m, &tiny, EM_F32), 0);
+    em_tensor *idx = em_placeholder(EM_I64, EM_SHAPE(-1, 8), "tokens");
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_tensor *logits = gpt2_logits(&m, gpt2_hidden(&m, idx, 0, NULL));
+    em_graph *g = em_trace_end();
+    ck_assert_msg(g != NULL && logits != NULL, "%s", em_last_error());
+    int64_t ids[3 * 8];
+    for (int k = 0; k < 3 * 8; k++) ids[k] = (k * 7 + 3) % tiny.vocab_size;
+    export_case("gpt_forward", g, 1, (em_feed[]){{idx, em_tensor_from(EM_I64, EM_SHAPE(3, 8), ids)}},
+                (const char *[]){"tokens"}, 1, &logits, (const char *[]){"logits"}, 17);
+    em_graph_release(g);
+    gpt2_free(&m);
+}
+
+/* float16 and bfloat16: a float16 input, a bfloat16 variable and a float16 constant (initializers of data types
+ * 16 and 10, in raw_data), and casts between them and float32. onnxruntime's CPU kernels take float16 arithmetic
+ * but not bfloat16's, so bfloat16 values reach arithmetic through casts; all values are exact in both types. */
+static void narrow(void) {
+    em_tensor *h = em_placeholder(EM_F16, EM_SHAPE(-1, 4), "h");
+    em_tensor *b = em_get_variable("narrow/b", EM_BF16, EM_SHAPE(4), /* 1.5 -2 0.25 3 */
+                                   EM_INIT_FROM(em_tensor_from(EM_BF16, EM_SHAPE(4),
+                                                               (const uint16_t[]){0x3FC0, 0xC000, 0x3E80, 0x4040})));
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_tensor *c = em_tensor_from(EM_F16, EM_SHAPE(4), (const uint16_t[]){0x3800, 0x3C00, 0xC200, 0x0400}); /* .5 1 -3 2^-14 */
+    em_tensor *f[] = {
+        em_add(em_mul(h, em_cast(b, EM_F16)), c),
+        em_mul(em_cast(h, EM_F32), em_cast(b, EM_F32)),
+        em_cast(em_cast(em_mul_scalar(h, 0.5), EM_BF16), EM_F32),
+    };
+    em_graph *g = em_trace_end();
+    ck_assert_ptr_nonnull(g);
+    em_tensor *hv = em_cast(em_round(em_test_uniform(EM_SHAPE(3, 4), -50, 50, 4)), EM_F16);
+    export_case("narrow", g, 1, (em_feed[]){{h, hv}}, (const char *[]){"h"}, 3, f,
+                (const char *[]){"f16", "f32", "via_bf16"}, 17);
+    em_graph_release(g);
+}
+
 START_TEST(test_onnxruntime_gives_embers_results) {
     mnist_mlp();
     mnist_cnn();
     gpt_block();
     other_ops();
-    const char *out = check_cases(4, (const char *[]){"mlp", "cnn", "gpt_block", "other_ops"});
+    narrow();
+    gpt_forward();
+    const char *out = check_cases(6, (const char *[]){"mlp", "cnn", "gpt_block", "other_ops", "narrow", "gpt_forward"});
     /* the batch stays symbolic */
-    ck_assert_msg(!out || strstr(out, "input x batch,784\n"), "%s", out);
+    ck_assert_msg(!out || (strstr(out, "input x batch,784\n") && strstr(out, "input tokens batch,8\n")), "%s", out);
+    /* the constants: float16 and bfloat16 initializers of 4 elements */
+    ck_assert_msg(!out || (strstr(out, " 16 raw_data 8\n") && strstr(out, " 10 raw_data 8\n")), "%s", out);
 }
 END_TEST
 

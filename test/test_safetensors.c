@@ -1,6 +1,7 @@
-/* safetensors: round trips of every dtype, files checked both ways with
- * Hugging Face's own library (test/st_check.py), broken files, and a GPT-2
- * state dict in Hugging Face's names loaded into a model's variables. */
+/* safetensors: round trips of every dtype, float16 and bfloat16 bit for bit
+ * (BF16 and F16 in the file), files checked both ways with Hugging Face's own
+ * library (test/st_check.py), broken files, and a GPT-2 state dict in Hugging
+ * Face's names loaded into a model's variables. */
 #include "common.h"
 
 #include <stdlib.h>
@@ -18,8 +19,8 @@ static void teardown(void) {
 static const char *tpath(const char *name) { return em_test_path(tmp, name); }
 
 /* The tensors st_check.py's expected() builds, in its order. */
-enum { NT = 8 };
-static const char *const NAMES[NT] = {"f32", "f64", "i32", "i64", "u8", "bool", "empty", "scalar"};
+enum { NT = 10 };
+static const char *const NAMES[NT] = {"f32", "f64", "i32", "i64", "u8", "bool", "empty", "scalar", "f16", "bf16"};
 static void expected(em_tensor **t) {
     t[0] = em_tensor_from(EM_F32, EM_SHAPE(2, 3), (const float[]){-1, -0.5f, 0, 0.5f, 1, 1.5f});
     t[1] = em_tensor_from(EM_F64, EM_SHAPE(3), (const double[]){0, 1.0 / 3, 2.0 / 3});
@@ -29,6 +30,10 @@ static void expected(em_tensor **t) {
     t[5] = em_tensor_from(EM_BOOL, EM_SHAPE(3), (const bool[]){true, false, true});
     t[6] = em_zeros(EM_F32, EM_SHAPE(0, 3));
     t[7] = em_scalar(EM_F64, 7.25);
+    /* 1.5, -0, the smallest subnormal, the largest, Inf, NumPy's NaN */
+    t[8] = em_tensor_from(EM_F16, EM_SHAPE(6), (const uint16_t[]){0x3E00, 0x8000, 0x0001, 0x7BFF, 0x7C00, 0x7E00});
+    /* 1, -0, the smallest subnormal, the largest, -Inf, NaN */
+    t[9] = em_tensor_from(EM_BF16, EM_SHAPE(2, 3), (const uint16_t[]){0x3F80, 0x8000, 0x0001, 0x7F7F, 0xFF80, 0x7FC0});
 }
 
 static bool same(em_tensor *a, em_tensor *b) {
@@ -121,10 +126,8 @@ START_TEST(test_hugging_face_reads_ember_and_ember_reads_hugging_face) {
     st_check(tpath("e.safetensors"), tpath("p.safetensors"));
     loaded l = {0};
     ck_assert_int_eq(em_load_safetensors(tpath("p.safetensors"), on_tensor, on_meta, &l), 0);
-    ck_assert_int_eq(l.n, NT + 1);
+    ck_assert_int_eq(l.n, NT);
     for (int i = 0; i < NT; i++) ck_assert_msg(same(find(&l, NAMES[i]), e[i]), "%s differs", NAMES[i]);
-    /* F16 loads as float32, a subnormal and the largest half included */
-    ck_assert_tensor(find(&l, "f16"), EM_F32, EM_SHAPE(3), ((const double[]){1.5, -0x1p-24, 65504}), 0);
     ck_assert_int_eq(l.nmeta, 2);
     for (int i = 0; i < 2; i++)
         ck_assert_str_eq(l.meta[i][1], !strcmp(l.meta[i][0], "step") ? "10" : "quote \" and \xc3\xa9");
@@ -145,13 +148,53 @@ static const char *hand_made(const char *name, const char *header, const void *d
     return path;
 }
 
-START_TEST(test_bf16_loads_as_float32) {
-    /* bfloat16 1.0, -2.5, 3.140625: the top halves of their float32 bits */
-    const uint16_t bf[] = {0x3F80, 0xC020, 0x4049};
-    const char *p = hand_made("bf.safetensors", "{\"w\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[0,6]}}", bf, 6);
+/* BF16 and F16 load as bfloat16 and float16, bit for bit (a NaN's payload too), and save back as BF16 and
+ * F16. A variable takes its own dtype, or a float32 variable takes BF16/F16 widened (exactly); nothing else. */
+START_TEST(test_narrow_dtypes_bit_exact) {
+    const uint16_t bf[] = {0x3F80, 0xC020, 0x4049, 0x7FC1}; /* 1, -2.5, 3.140625, NaN */
+    const uint16_t hf[] = {0x3C00, 0x0001, 0xFC00, 0x7D01}; /* 1, 2^-24, -Inf, NaN */
+    const char *p = hand_made("bf.safetensors", "{\"w\":{\"dtype\":\"BF16\",\"shape\":[4],\"data_offsets\":[0,8]}}", bf, 8);
+    const char *q = hand_made("hf.safetensors", "{\"w\":{\"dtype\":\"F16\",\"shape\":[2,2],\"data_offsets\":[0,8]}}", hf, 8);
     loaded l = {0};
     ck_assert_int_eq(em_load_safetensors(p, on_tensor, NULL, &l), 0);
-    ck_assert_tensor(l.t[0], EM_F32, EM_SHAPE(3), ((const double[]){1, -2.5, 3.140625}), 0);
+    ck_assert_int_eq(em_load_safetensors(q, on_tensor, NULL, &l), 0);
+    ck_assert(same(l.t[0], em_tensor_from(EM_BF16, EM_SHAPE(4), bf)));
+    ck_assert(same(l.t[1], em_tensor_from(EM_F16, EM_SHAPE(2, 2), hf)));
+    ck_assert_int_eq(em_save_safetensors(tpath("both.safetensors"), 2, (const char *[]){"bf", "hf"}, l.t, 0, NULL), 0);
+    char text[256] = "";
+    FILE *f = fopen(tpath("both.safetensors"), "rb");
+    ck_assert_uint_gt(fread(text, 1, sizeof text - 1, f), 8);
+    fclose(f);
+    uint64_t header;
+    memcpy(&header, text, 8);
+    while (header && text[8 + header - 1] == ' ') header--; /* padding */
+    text[8 + header] = '\0';
+    /* in the reference's order: BF16 before F16 */
+    ck_assert_str_eq(text + 8, "{\"bf\":{\"dtype\":\"BF16\",\"shape\":[4],\"data_offsets\":[0,8]},"
+                               "\"hf\":{\"dtype\":\"F16\",\"shape\":[2,2],\"data_offsets\":[8,16]}}");
+    loaded back = {0};
+    ck_assert_int_eq(em_load_safetensors(tpath("both.safetensors"), on_tensor, NULL, &back), 0);
+    ck_assert(same(find(&back, "bf"), l.t[0]) && same(find(&back, "hf"), l.t[1]));
+
+    em_tensor *w = em_get_variable("w", EM_F32, EM_SHAPE(4), EM_INIT_CONST(0));
+    ck_assert_int_eq(em_variables_load_safetensors(p, NULL), 0);
+    ck_assert_tensor(w, EM_F32, EM_SHAPE(4), ((const double[]){1, -2.5, 3.140625, NAN}), 0);
+    em_variables_release();
+    w = em_get_variable("w", EM_BF16, EM_SHAPE(4), EM_INIT_CONST(0));
+    ck_assert_int_eq(em_variables_load_safetensors(p, NULL), 0);
+    ck_assert_mem_eq(em_data(w), bf, sizeof bf);
+    ck_assert_error(em_variables_load_safetensors(q, NULL) ? NULL : "", "has shape [2,2], variable \"w\" has shape [4]");
+    em_variables_release();
+    em_get_variable("w", EM_F16, EM_SHAPE(4), EM_INIT_CONST(0));
+    ck_assert_error(em_variables_load_safetensors(p, NULL) ? NULL : "",
+                    "tensor \"w\" has dtype BF16, variable \"w\" is float16");
+    em_variables_release();
+    em_get_variable("w", EM_BF16, EM_SHAPE(4), EM_INIT_CONST(0));
+    ck_assert_int_eq(em_save_safetensors(tpath("f32.safetensors"), 1, (const char *[]){"w"},
+                                         (em_tensor *[]){em_zeros(EM_F32, EM_SHAPE(4))}, 0, NULL),
+                     0);
+    ck_assert_error(em_variables_load_safetensors(tpath("f32.safetensors"), NULL) ? NULL : "",
+                    "tensor \"w\" has dtype F32, variable \"w\" is bfloat16");
 }
 END_TEST
 
@@ -339,7 +382,7 @@ int main(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_roundtrip_every_dtype_empty_scalar_metadata);
     tcase_add_test(tc, test_hugging_face_reads_ember_and_ember_reads_hugging_face);
-    tcase_add_test(tc, test_bf16_loads_as_float32);
+    tcase_add_test(tc, test_narrow_dtypes_bit_exact);
     tcase_add_test(tc, test_bad_files_give_clear_errors);
     tcase_add_test(tc, test_gpt2_state_dict_loads_into_the_model);
     suite_add_tcase(s, tc);

@@ -188,6 +188,35 @@ START_TEST(test_batch_stays_symbolic) {
 }
 END_TEST
 
+/* em_graph_load_on places the loaded graph on another device: a second CPU device gives the same bits, a GPU
+ * (when there is one) the same values to float32's rounding; an unknown device is an error that names it. */
+START_TEST(test_load_on_another_device) {
+    ck_assert_int_eq(em_set_cpu_devices(2, 0), 0);
+    const char *path = in_dir("mlp_on.emg");
+    em_tensor *x, *logits;
+    em_graph *g = trace_and_save(mlp, EM_SHAPE(-1, 64), path, EM_SAVE_FREEZE, &x, &logits);
+    em_tensor *images = em_cast(em_test_uniform(EM_SHAPE(5, 64), 0, 1, 11), EM_F32);
+    em_tensor *expect = run1(g, x, logits, images);
+    char why[256];
+    const char *devices[2] = {"/cpu:1", em_test_gpu_present(why, sizeof why) ? "/gpu:0" : NULL};
+    for (int d = 0; d < 2 && devices[d]; d++) {
+        em_graph *h = em_graph_load_on(path, devices[d]);
+        ck_assert_msg(h != NULL, "%s: %s", devices[d], em_last_error());
+        em_tensor *hx = em_graph_placeholder(h, "x"), *hl = em_graph_fetch(h, "logits"), *out;
+        ck_assert_int_eq(em_graph_run(h, 1, (em_feed[]){{hx, images}}, 1, &hl, &out), 0);
+        ck_assert_str_eq(em_tensor_device(out), devices[d]);
+        em_tensor *host = em_to_device(out, "/cpu:0");
+        if (d == 0) ck_assert_msg(same_bits(host, expect), "the graph loaded on /cpu:1 computes other bits");
+        else ck_assert_double_le(em_test_max_rel_diff(host, expect), 1e-5);
+        em_graph_release(h);
+    }
+    ck_assert_error(em_graph_load_on(path, "/cpu:7"), "/cpu:7");
+    em_graph_release(g);
+    em_release(x);
+    em_set_cpu_devices(1, 0);
+}
+END_TEST
+
 START_TEST(test_variables_enter_the_store) {
     const char *path = in_dir("mlp.emg");
     em_tensor *x, *logits;
@@ -458,6 +487,7 @@ int main(int argc, char **argv) {
     tcase_add_test(tc, test_cnn_frozen_in_another_process);
     tcase_add_test(tc, test_gpt_forward_in_another_process);
     tcase_add_test(tc, test_batch_stays_symbolic);
+    tcase_add_test(tc, test_load_on_another_device);
     tcase_add_test(tc, test_variables_enter_the_store);
     tcase_add_test(tc, test_training_continues_after_loading);
     tcase_add_test(tc, test_damaged_files_are_refused);

@@ -202,6 +202,9 @@ START_TEST(test_event_file_read_by_tensorboard) {
     for (int i = 0; i < 5; i++) ck_assert_int_eq(em_summary_scalar(w, "loss", i * 10, 1.0 / (i + 1)), 0);
     double hv[9] = {-2.5, -1, 0, 0, 0.5, 1e-13, 3, 3, 100};
     ck_assert_int_eq(em_summary_histogram(w, "weights", 20, em_tensor_from(EM_F64, EM_SHAPE(9), hv)), 0);
+    /* bfloat16 and float16 values are read as the numbers they hold */
+    em_tensor *hv_bf16 = em_cast(em_tensor_from(EM_F64, EM_SHAPE(9), hv), EM_BF16);
+    ck_assert_int_eq(em_summary_histogram(w, "weights_bf16", 20, hv_bf16), 0);
     uint8_t gray[20], rgba[16], one[2 * 3 * 3 * 3];
     float rgb[18], batch[3 * 4 * 4];
     for (int i = 0; i < 20; i++) gray[i] = (uint8_t)(i * 13);
@@ -211,6 +214,8 @@ START_TEST(test_event_file_read_by_tensorboard) {
     for (int i = 0; i < 48; i++) batch[i] = (float)(i % 16) / 15 + (i >= 32 ? 0.5f : 0); /* the third saturates */
     ck_assert_int_eq(em_summary_image(w, "gray", 30, em_tensor_from(EM_U8, EM_SHAPE(4, 5), gray), 1), 0);
     ck_assert_int_eq(em_summary_image(w, "rgb", 30, em_tensor_from(EM_F32, EM_SHAPE(3, 2, 3), rgb), 1), 0);
+    em_tensor *rgb_f16 = em_cast(em_tensor_from(EM_F32, EM_SHAPE(3, 2, 3), rgb), EM_F16);
+    ck_assert_int_eq(em_summary_image(w, "rgb_f16", 30, rgb_f16, 1), 0);
     ck_assert_int_eq(em_summary_image(w, "rgba", 30, em_tensor_from(EM_U8, EM_SHAPE(2, 2, 4), rgba), 1), 0);
     ck_assert_int_eq(em_summary_image(w, "batch", 40, em_tensor_from(EM_F32, EM_SHAPE(3, 4, 4, 1), batch), 2), 0);
     ck_assert_int_eq(em_summary_image(w, "one", 40, em_tensor_from(EM_U8, EM_SHAPE(2, 3, 3, 3), one), 1), 0);
@@ -219,10 +224,10 @@ START_TEST(test_event_file_read_by_tensorboard) {
     snprintf(saved, sizeof saved, "%s", path);
     ck_assert_int_eq(em_summary_writer_close(w), 0);
 
-    /* (a) framing: 1 version event + 5 scalars + 1 histogram + 5 images + 1 text */
+    /* (a) framing: 1 version event + 5 scalars + 2 histograms + 6 images + 1 text */
     size_t n, last, tail;
     uint8_t *d = slurp(saved, &n);
-    ck_assert_int_eq(scan_records(d, n, &last, &tail), 13);
+    ck_assert_int_eq(scan_records(d, n, &last, &tail), 15);
     ck_assert_uint_eq(tail, 0);
     ck_assert_ptr_nonnull(memmem(d, 64, "brain.Event:2", 13));
     free(d);
@@ -230,7 +235,7 @@ START_TEST(test_event_file_read_by_tensorboard) {
     /* (b) TensorBoard's reading */
     char *out = tb_read(saved, dump);
     if (!out) return;
-    ck_assert_ptr_nonnull(find_line(out, "events 13\n"));
+    ck_assert_ptr_nonnull(find_line(out, "events 15\n"));
     ck_assert_ptr_nonnull(find_line(out, "version brain.Event:2\n"));
     ck_assert_int_eq(count_lines(out, "scalar loss "), 5);
     for (int i = 0; i < 5; i++) {
@@ -258,6 +263,17 @@ START_TEST(test_event_file_read_by_tensorboard) {
         ck_assert_double_eq(cnt, counts[i]);
         p = strchr(p, '\n') + 1;
     }
+    double bsum = 0, bsum2 = 0;
+    for (int i = 0; i < 9; i++) {
+        double v = em_test_round_bf16(hv[i]);
+        bsum += v, bsum2 += v * v;
+    }
+    ck_assert_double_eq(field(out, "histo weights_bf16 20 ", 0), -2.5);
+    ck_assert_double_eq(field(out, "histo weights_bf16 20 ", 1), 100);
+    ck_assert_double_eq(field(out, "histo weights_bf16 20 ", 2), 9);
+    ck_assert_double_eq_tol(field(out, "histo weights_bf16 20 ", 3), bsum, 1e-12);
+    ck_assert_double_eq_tol(field(out, "histo weights_bf16 20 ", 4), bsum2, 1e-9);
+    ck_assert_int_eq(count_lines(out, "bucket weights_bf16 20 "), 6);
     /* images: size in the proto and in the PNG, TF 1's batch tags, pixels */
     ck_assert_ptr_nonnull(find_line(out, "image gray 30 5 4 5 4 0\n"));
     ck_assert_ptr_nonnull(find_line(out, "image rgb 30 2 3 2 3 2\n"));
@@ -266,7 +282,8 @@ START_TEST(test_event_file_read_by_tensorboard) {
     ck_assert_ptr_nonnull(find_line(out, "image batch/image/1 40 4 4 4 4 0\n"));
     ck_assert_ptr_null(find_line(out, "image batch/image/2 "));
     ck_assert_ptr_nonnull(find_line(out, "image one/image 40 3 3 3 3 2\n"));
-    ck_assert_int_eq(count_lines(out, "image "), 6);
+    ck_assert_ptr_nonnull(find_line(out, "image rgb_f16 30 2 3 2 3 2\n"));
+    ck_assert_int_eq(count_lines(out, "image "), 7);
     char f[400];
     int wd, ht;
     snprintf(f, sizeof f, "%s/gray.30.png", dump);
@@ -276,6 +293,10 @@ START_TEST(test_event_file_read_by_tensorboard) {
     snprintf(f, sizeof f, "%s/rgb.30.png", dump);
     px = read_png(f, PNG_FORMAT_RGB, &wd, &ht);
     for (int i = 0; i < 18; i++) ck_assert_int_eq(px[i], lrintf(rgb[i] * 255));
+    free(px);
+    snprintf(f, sizeof f, "%s/rgb_f16.30.png", dump);
+    px = read_png(f, PNG_FORMAT_RGB, &wd, &ht);
+    for (int i = 0; i < 18; i++) ck_assert_int_eq(px[i], lrint(em_test_round_f16(rgb[i]) * 255));
     free(px);
     snprintf(f, sizeof f, "%s/rgba.30.png", dump);
     px = read_png(f, PNG_FORMAT_RGBA, &wd, &ht);
@@ -441,8 +462,9 @@ START_TEST(test_graph_read_by_tensorboard) {
     em_tensor *act = em_relu(pre);
     em_name_scope_end();
     em_tensor *loss = em_mean(em_sparse_softmax_cross_entropy_with_logits(labels, act), EM_ALL_AXES, false);
+    em_tensor *half = em_cast(em_cast(act, EM_BF16), EM_F16);
     em_graph *g = em_trace_end();
-    ck_assert_msg(loss != NULL && g != NULL, "%s", em_last_error());
+    ck_assert_msg(loss != NULL && half != NULL && g != NULL, "%s", em_last_error());
 
     em_summary_writer *w = em_summary_writer_open(tmp);
     ck_assert_ptr_nonnull(w);
@@ -460,7 +482,7 @@ START_TEST(test_graph_read_by_tensorboard) {
     ck_assert_uint_eq(tail, 0);
     free(d);
 
-    /* every node with its op, inputs, DataType (float 1, int64 9) and shapes */
+    /* every node with its op, inputs, DataType (float 1, int64 9, bfloat16 14, half 19) and shapes */
     static const char *const nodes[] = {
         "node x Placeholder in=- dtype=1 shapes=[-1,784]\n",
         "node labels Placeholder in=- dtype=9 shapes=[-1]\n",
@@ -473,13 +495,15 @@ START_TEST(test_graph_read_by_tensorboard) {
         "node count_elements_4 count_elements in=sparse_softmax_xent_3 T=1 shapes=[]\n",
         "node sum_5 sum in=sparse_softmax_xent_3 T=1 shapes=[]\n",
         "node div_6 div in=sum_5,count_elements_4 T=1 shapes=[]\n",
+        "node cast_7 cast in=layer1/relu_2 T=14 shapes=[-1,10]\n",
+        "node cast_8 cast in=cast_7 T=19 shapes=[-1,10]\n",
     };
     char *out = tb_read(saved, NULL);
     if (!out) return;
     ck_assert_ptr_nonnull(find_line(out, "events 3\n")); /* the loader adds the graph as a run summary too */
-    ck_assert_ptr_nonnull(find_line(out, "graph 11\n"));
-    ck_assert_int_eq(count_lines(out, "node "), 11);
-    for (int i = 0; i < 11; i++) ck_assert_msg(find_line(out, nodes[i]) != NULL, "no %s in:\n%s", nodes[i], out);
+    ck_assert_ptr_nonnull(find_line(out, "graph 13\n"));
+    ck_assert_int_eq(count_lines(out, "node "), 13);
+    for (int i = 0; i < 13; i++) ck_assert_msg(find_line(out, nodes[i]) != NULL, "no %s in:\n%s", nodes[i], out);
     free(out);
 }
 END_TEST

@@ -24,17 +24,18 @@ extern "C" {
  * magic, a truncated or corrupt file, or sizes that disagree with the data. */
 em_tensor *em_load_idx(const char *path);
 
-/* .npy arrays: float32/64, int32/64, uint8, bool; little-endian, C order
- * (Fortran order is an error). Loading reads format versions 1.0 to 3.0 and
+/* .npy arrays: float32/64, float16, int32/64, uint8, bool; little-endian, C
+ * order (Fortran order is an error). NumPy has no bfloat16: saving one is an
+ * error (em_cast it to float32). Loading reads format versions 1.0 to 3.0 and
  * returns a NEW tensor; saving writes version 1.0. */
 em_tensor *em_load_npy(const char *path);
 int em_save_npy(const char *path, em_tensor *t);
 
 /* ---- safetensors (Hugging Face's tensor files) ----
- * float32/64, int32/64, uint8 and bool map to F32, F64, I32, I64, U8 and
- * BOOL. F16 and BF16 load as float32; the format's other dtypes (I8, I16,
- * U16, U32, U64, F8_*) are an error naming the tensor. Headers over the
- * format's limit of 100,000,000 bytes are refused. */
+ * float32/64, int32/64, uint8, bool, float16 and bfloat16 map to F32, F64,
+ * I32, I64, U8, BOOL, F16 and BF16, bit for bit both ways; the format's other
+ * dtypes (I8, I16, U16, U32, U64, F8_*) are an error naming the tensor.
+ * Headers over the format's limit of 100,000,000 bytes are refused. */
 
 /* Writes n tensors (any device; names unique) and nmeta metadata strings,
  * metadata[2 i] the key and metadata[2 i + 1] the value, as the reference
@@ -63,8 +64,10 @@ typedef bool (*em_rename_fn)(const char *name, char *renamed, size_t size, bool 
  * transformers expects. */
 int em_variables_save_safetensors(const char *path, em_rename_fn rename);
 /* Every tensor the rename keeps must load into an existing variable of the
- * same dtype (F16/BF16: float32) and shape; all are checked before any
- * variable changes. Variables the file lacks keep their values. */
+ * same dtype, or F16/BF16 into a float32 variable (widened, exactly: float32
+ * master weights from a half-precision file), and the same shape; all are
+ * checked before any variable changes. Variables the file lacks keep their
+ * values. */
 int em_variables_load_safetensors(const char *path, em_rename_fn rename);
 
 /* ---- ONNX ----

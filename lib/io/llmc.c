@@ -1,5 +1,6 @@
 /* llm.c's model checkpoints and token shards (include/ember/llmc.h), and the
  * token loader that reads shards on a background thread. */
+#include "dtype_convert.h"
 #include "file.h"
 #include "internal.h"
 
@@ -167,14 +168,11 @@ int em_llmc_load_model(const char *path, const em_llmc_config *expect, em_llmc_c
         size_t n = (size_t)em_shape_numel(s);
         if (version == MODEL_F32) {
             if (fread(dst, 4, n, f) != n) break;
-        } else { /* bfloat16 is the top half of a float32: read into the top half of dst, widen from the start
-                  * (float k overwrites halves 2k-n and 2k-n+1, both read already) */
+        } else { /* bfloat16: read into the top half of dst, widen from the start (float k overwrites halves
+                  * 2k-n and 2k-n+1, both read already) */
             uint16_t *half = (uint16_t *)(dst + n) - n;
             if (fread(half, 2, n, f) != n) break;
-            for (size_t k = 0; k < n; k++) {
-                uint32_t bits = (uint32_t)half[k] << 16;
-                memcpy(dst + k, &bits, 4);
-            }
+            for (size_t k = 0; k < n; k++) dst[k] = em_bf16_to_f32(half[k]);
         }
     }
     if (i < EM_LLMC_PARAM_COUNT) {

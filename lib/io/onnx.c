@@ -198,15 +198,9 @@ static const char *int64s(ox *x, const rec *r, int n, const int64_t *v, char *bu
     return buf;
 }
 
-/* v as one element of dtype into data; its size. */
+/* v as one element of dtype into data (rounded as em_fill rounds); its size. */
 static size_t scalar_bytes(em_dtype dtype, double v, unsigned char *data) {
-    float f = (float)v;
-    int32_t i32 = (int32_t)v;
-    int64_t i64 = (int64_t)v;
-    const void *from = dtype == EM_F32 ? (const void *)&f : dtype == EM_F64 ? (const void *)&v
-                       : dtype == EM_I32 ? (const void *)&i32 : (const void *)&i64;
-    if (dtype == EM_U8 || dtype == EM_BOOL) data[0] = (unsigned char)(dtype == EM_BOOL ? v != 0 : v);
-    else memcpy(data, from, em_dtype_size(dtype));
+    em__write(data, dtype, v);
     return em_dtype_size(dtype);
 }
 

@@ -32,16 +32,15 @@ static const struct {
     int ember;
 } DTYPES[] = {
     {"BOOL", 1, EM_BOOL}, {"U8", 1, EM_U8},     {"I8", 1, -1},      {"F8_E5M2", 1, -1}, {"F8_E4M3", 1, -1},
-    {"I16", 2, -1},       {"U16", 2, -1},       {"F16", 2, EM_F32}, {"BF16", 2, EM_F32}, {"I32", 4, EM_I32},
+    {"I16", 2, -1},       {"U16", 2, -1},       {"F16", 2, EM_F16}, {"BF16", 2, EM_BF16}, {"I32", 4, EM_I32},
     {"U32", 4, -1},       {"F32", 4, EM_F32},   {"F64", 8, EM_F64}, {"I64", 8, EM_I64}, {"U64", 8, -1},
 };
 #define NDTYPES (int)(sizeof DTYPES / sizeof DTYPES[0])
-enum { ST_F16 = 7, ST_BF16 = 8 };
 
 /* The format's dtype of an Ember dtype. */
 static int st_dtype(em_dtype d) {
     for (int i = 0; i < NDTYPES; i++)
-        if (DTYPES[i].ember == (int)d && i != ST_F16 && i != ST_BF16) return i;
+        if (DTYPES[i].ember == (int)d) return i;
     return -1;
 }
 
@@ -402,22 +401,6 @@ static int st_parse(const char *op, const char *path, st_file *f, size_t size) {
     return 0;
 }
 
-/* An IEEE half's float value. */
-static float f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = h >> 10 & 0x1F, man = h & 0x3FF, bits;
-    if (exp == 0x1F) {
-        bits = sign | 0x7F800000u | man << 13;
-    } else if (exp) {
-        bits = sign | (exp + 112) << 23 | man << 13;
-    } else { /* zero and subnormals: man * 2^-24 */
-        float v = (float)man * 0x1p-24f;
-        return sign ? -v : v;
-    }
-    float v;
-    memcpy(&v, &bits, 4);
-    return v;
-}
-
 /* Entry e's tensor, NEW. NULL with an error. */
 static em_tensor *st_tensor(const char *op, const char *path, const st_file *f, const entry *e) {
     int ember = DTYPES[e->dtype].ember;
@@ -435,26 +418,7 @@ static em_tensor *st_tensor(const char *op, const char *path, const st_file *f, 
                       src[i], (long long)i);
             return NULL;
         }
-    if (e->dtype != ST_F16 && e->dtype != ST_BF16) return em_tensor_from((em_dtype)ember, shape, src);
-    int64_t numel = (e->end - e->begin) / 2;
-    float *wide = malloc(sizeof(float) * (size_t)(numel ? numel : 1));
-    if (!wide) {
-        em__error("%s: %s: out of memory for tensor \"%s\"", op, path, e->name);
-        return NULL;
-    }
-    for (int64_t i = 0; i < numel; i++) {
-        uint16_t h;
-        memcpy(&h, src + 2 * i, 2);
-        if (e->dtype == ST_F16) {
-            wide[i] = f16_to_f32(h);
-        } else {
-            uint32_t bits = (uint32_t)h << 16;
-            memcpy(&wide[i], &bits, 4);
-        }
-    }
-    em_tensor *t = em_tensor_from(EM_F32, shape, wide);
-    free(wide);
-    return t;
+    return em_tensor_from((em_dtype)ember, shape, src);
 }
 
 static int st_open(const char *op, const char *path, st_file *f) {
@@ -738,7 +702,9 @@ int em_variables_load_safetensors(const char *path, em_rename_fn rename) {
                       transpose[i] ? " (transposed on load)" : "", name, em_shape_str(want, vs, sizeof vs));
             goto done;
         }
-        if (DTYPES[e->dtype].ember != (int)em_tensor_dtype(var[i])) {
+        em_dtype want_dtype = em_tensor_dtype(var[i]);
+        bool widened = want_dtype == EM_F32 && em__is_narrow((em_dtype)DTYPES[e->dtype].ember);
+        if (DTYPES[e->dtype].ember != (int)want_dtype && !widened) {
             em__error("%s: %s: tensor \"%s\" has dtype %s, variable \"%s\" is %s", op, path, e->name,
                       DTYPES[e->dtype].name, name, em_dtype_name(em_tensor_dtype(var[i])));
             goto done;
@@ -747,6 +713,7 @@ int em_variables_load_safetensors(const char *path, em_rename_fn rename) {
     for (int i = 0; i < f.n; i++) {
         if (!var[i]) continue;
         em_tensor *t = st_tensor(op, path, &f, &f.e[i]);
+        if (t && em_tensor_dtype(t) != em_tensor_dtype(var[i])) t = em_cast(t, em_tensor_dtype(var[i])); /* exact */
         em_tensor *value = t ? maybe_transposed(op, t, transpose[i], f.e[i].name) : NULL;
         if (!value || em_assign(var[i], value)) goto done;
     }

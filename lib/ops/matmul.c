@@ -1,12 +1,15 @@
 /* Matrix multiply: [..., m, k] x [..., k, n] -> [..., m, n], batch dims
  * broadcast. Float dtypes call BLIS's typed API with each operand's own row
  * and column strides, so transposed and strided views are multiplied in place
- * (EM_OPF_STRIDED: the dispatcher copies nothing). Integer dtypes run a plain
+ * (EM_OPF_STRIDED: the dispatcher copies nothing). bfloat16 and float16 sum
+ * in float32 (gemm_narrow.c: VDPBF16PS where the CPU has it, else float32
+ * copies through BLIS), reading any strides too. Integer dtypes run a plain
  * loop.
  *
  * Attributes: i[0] transpose_a, i[1] transpose_b (0 or 1). */
 #include "../gpu.h"
 #include "../internal.h"
+#include "gemm_narrow.h"
 #include "regtile.h"
 
 #include <blis.h>
@@ -94,6 +97,10 @@ void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, in
               const void *b, int64_t rsb, int64_t csb, bool accumulate, void *c, int64_t rsc, int64_t csc,
               bool single_thread) {
     if (m == 0 || n == 0) return;
+    if (em__is_narrow(dtype)) {
+        em__gemm_narrow(dtype, m, n, k, a, rsa, csa, b, rsb, csb, accumulate, c, rsc, csc, single_thread);
+        return;
+    }
     int64_t ra = rsa, ca = csa, rb = rsb, cb = csb, rc = rsc, cc = csc;
 #ifdef EM_REGTILE_KERNEL
     if (dtype == EM_F32 && k > 0 && m * n * k > SMALL_GEMM &&
