@@ -129,7 +129,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubu
 # Keep the shared test objects between builds of the suites.
 .SECONDARY:
 
-.PHONY: all test examples bench bench-peers install clean deps mnist gpt2 fuzz fuzz-run gpu-check
+.PHONY: all test examples bench bench-peers bench-autocast install clean deps mnist gpt2 fuzz fuzz-run gpu-check
 all: $(STATIC) $(SHARED) $(GPU_LIBS) $(BUILD)/ember-bench $(MPI_LIBS)
 
 HEADERS := $(wildcard include/*.h include/ember/*.h lib/*.h lib/ops/*.h lib/ops/*.def lib/graph/*.h lib/io/*.h)
@@ -266,7 +266,7 @@ test: all $(TEST_BIN) $(EXAMPLES) $(BUILD)/ember-bench
 examples: $(EXAMPLES)
 
 # The GPT-2 model is one header, shared by the example, its test and its benchmark.
-$(BUILD)/test/test_gpt2 $(BUILD)/test/test_saved_graph $(BUILD)/test/test_onnx $(BUILD)/bench/gpt2: examples/gpt2_model.h
+$(BUILD)/test/test_gpt2 $(BUILD)/test/test_saved_graph $(BUILD)/test/test_onnx $(BUILD)/bench/gpt2 $(BUILD)/bench/autocast: examples/gpt2_model.h
 
 # Each fuzz target runs FUZZ_SECONDS (or FUZZ_RUNS executions: the 10M of
 # issue 9 is `make fuzz FUZZ_RUNS=10000000`) from its corpus test/fuzz/corpus/<t>/;
@@ -301,12 +301,17 @@ bench-peers: $(BUILD)/bench/steps $(BUILD)/bench/cnn $(BUILD)/ember-bench $(if $
 
 bench: $(BENCH) $(BUILD)/ember-bench $(BUILD)/examples/mnist $(if $(MPI_LIBS),$(BUILD)/examples/mnist_mpi)
 	EMBER_BUILD=$(BUILD) bench/suite.sh
-	@for b in $(filter-out $(BUILD)/bench/cublas,$(BENCH)); do for t in 1 $$(nproc); do \
+	@for b in $(filter-out $(BUILD)/bench/cublas $(BUILD)/bench/autocast,$(BENCH)); do for t in 1 $$(nproc); do \
 	  echo "== $$b $$t"; $$b $$t || exit 1; done; done
 	$(if $(filter $(BUILD)/bench/cublas,$(BENCH)),$(BUILD)/bench/cublas)
 	EMBER_BUILD=$(BUILD) bench/devices.sh
 	EMBER_BUILD=$(BUILD) bench/plugin.sh
 	$(if $(MPI_LIBS),EMBER_BUILD=$(BUILD) bench/mpi.sh)
+
+# Mixed-precision training against float32 (issue 20): MNIST MLP and CNN accuracy, the small GPT's validation
+# loss, and the CNN and GPT-2 steps' memory (bench/autocast.sh; half an hour or more on 2 cores).
+bench-autocast: $(BUILD)/bench/autocast $(BUILD)/examples/mnist $(BUILD)/examples/deep_mnist $(BUILD)/examples/gpt2
+	EMBER_BUILD=$(BUILD) bench/autocast.sh
 
 # The README's main job: train the MNIST example with TensorBoard logs and plots.
 mnist: $(BUILD)/examples/mnist

@@ -29,7 +29,7 @@
 #include <time.h>
 
 typedef struct {
-    const char *data, *logdir, *checkpoint_dir;
+    const char *data, *logdir, *checkpoint_dir, *autocast;
     int steps, batch, eval_every, threads, keep, checkpoint_every, test_images;
     double lr;
     uint64_t seed;
@@ -41,6 +41,7 @@ static void usage(FILE *out) {
             "usage: deep_mnist [--data DIR] [--logdir DIR] [--steps N] [--batch N] [--eval-every N]\n"
             "                  [--lr X] [--seed S] [--threads N] [--checkpoint-dir DIR] [--keep N]\n"
             "                  [--checkpoint-every N] [--resume] [--test-images N] [--batch-norm] [--quiet]\n"
+            "                  [--autocast bf16|f16]\n"
             "  --data DIR       MNIST IDX files (default data/mnist)\n"
             "  --logdir DIR     TensorBoard scalars and loss.png (default runs/deep_mnist)\n"
             "  --steps N        training steps (default 4000: >= 99%% test accuracy)\n"
@@ -53,12 +54,14 @@ static void usage(FILE *out) {
             "  --checkpoint-every N  steps between checkpoints (default: --eval-every), and one at the end\n"
             "  --test-images N  the final evaluation's test images, the first N (default: all)\n"
             "  --batch-norm     batch norm after each convolution instead of its bias\n"
+            "  --autocast T     mixed precision: the forward pass under em_autocast_begin (bf16 or f16, which\n"
+            "                   scales the loss dynamically); the variables stay float32\n"
             "  --resume         continue from the newest checkpoint (none: start fresh); --steps counts\n"
             "                   from the start of training. Without it a run starts fresh\n");
 }
 
 static int parse(int argc, char **argv, options *o) {
-    *o = (options){"data/mnist", "runs/deep_mnist", NULL, 4000, 100, 500, 0, 5, 0, 0, 1e-3, 1, false, false, false};
+    *o = (options){"data/mnist", "runs/deep_mnist", NULL, NULL, 4000, 100, 500, 0, 5, 0, 0, 1e-3, 1, false, false, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(name, action) EXAMPLE_OPTION("deep_mnist", name, action)
@@ -74,6 +77,7 @@ static int parse(int argc, char **argv, options *o) {
         OPT("--keep", o->keep = atoi(v))
         OPT("--checkpoint-every", o->checkpoint_every = atoi(v))
         OPT("--test-images", o->test_images = atoi(v))
+        OPT("--autocast", o->autocast = v)
 #undef OPT
         EXAMPLE_FLAG("--quiet", o->quiet)
         EXAMPLE_FLAG("--resume", o->resume)
@@ -84,6 +88,10 @@ static int parse(int argc, char **argv, options *o) {
         o->test_images < 0) {
         fprintf(stderr, "deep_mnist: steps, batch, eval-every and lr must be positive, keep and checkpoint-every "
                         "not negative\n");
+        return -1;
+    }
+    if (o->autocast && strcmp(o->autocast, "bf16") && strcmp(o->autocast, "f16")) {
+        fprintf(stderr, "deep_mnist: --autocast takes bf16 or f16, not %s\n", o->autocast);
         return -1;
     }
     if (!o->checkpoint_dir) o->checkpoint_dir = o->logdir;
@@ -119,6 +127,7 @@ static layer make_layer(const char *name, em_shape wshape, int64_t out, const ch
 
 typedef struct {
     layer conv1, conv2, fc1, fc2;
+    em_dtype autocast; /* --autocast: the forward pass's autocast dtype; EM_F32: none */
 } model;
 
 /* training: batch norm normalizes by the batch and moves its averages (else it uses them). */
@@ -132,11 +141,14 @@ static em_tensor *conv_pool(const layer *l, em_tensor *x, bool training) {
 /* x [N,28,28,1] float in [0, 1] -> logits [N,10]; keep_prob 1 turns dropout off (evaluation). */
 static em_tensor *forward(const model *m, em_tensor *x, double keep_prob) {
     bool training = keep_prob < 1;
+    if (m->autocast != EM_F32) em_autocast_begin(m->autocast);
     em_tensor *h = conv_pool(&m->conv2, conv_pool(&m->conv1, x, training), training);
     h = em_reshape(h, EM_SHAPE(em_dim(x, 0), 7 * 7 * 64));
     h = em_relu(em_bias_add(em_matmul(h, m->fc1.w), m->fc1.b));
     h = em_dropout(h, keep_prob);
-    return em_bias_add(em_matmul(h, m->fc2.w), m->fc2.b);
+    em_tensor *logits = em_bias_add(em_matmul(h, m->fc2.w), m->fc2.b);
+    if (m->autocast != EM_F32) em_autocast_end();
+    return logits;
 }
 
 
@@ -173,7 +185,9 @@ int main(int argc, char **argv) {
         make_layer("conv2", EM_SHAPE(5, 5, 32, 64), 64, o.batch_norm ? "conv2/batch_norm" : NULL),
         make_layer("fc1", EM_SHAPE(7 * 7 * 64, 1024), 1024, NULL),
         make_layer("fc2", EM_SHAPE(1024, 10), 10, NULL),
+        !o.autocast ? EM_F32 : !strcmp(o.autocast, "bf16") ? EM_BF16 : EM_F16,
     };
+    if (o.autocast) printf("autocast %s: convolutions and matmuls in %s, variables float32\n", o.autocast, o.autocast);
     em_tensor *vars[10] = {m.conv1.w, m.conv1.b, m.conv2.w, m.conv2.b, m.fc1.w,
                            m.fc1.b,   m.fc2.w,   m.fc2.b,   m.conv1.gamma, m.conv2.gamma};
     int nvars = o.batch_norm ? 10 : 8;
@@ -181,6 +195,9 @@ int main(int argc, char **argv) {
         if (!vars[i]) return fail("creating variables");
     em_optimizer *adam = em_adam(o.lr, 0.9, 0.999, 1e-8);
     if (!adam) return fail("creating the optimizer");
+    /* float16's loss scaling, PyTorch's GradScaler defaults */
+    em_loss_scaler *scaler = m.autocast == EM_F16 ? em_dynamic_loss_scaler(65536, 2, 0.5, 2000) : NULL;
+    if (m.autocast == EM_F16 && !scaler) return fail("creating the loss scaler");
 
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/train", o.logdir);
@@ -208,8 +225,13 @@ int main(int argc, char **argv) {
         em_tape *tape = em_tape_begin(false);
         em_tensor *logits = forward(&m, x, 0.5);
         em_tensor *cross_entropy = em_mean(em_sparse_softmax_cross_entropy_with_logits(y, logits), EM_ALL_AXES, false);
+        em_tensor *scaled = scaler ? em_loss_scaler_scale(scaler, cross_entropy) : NULL;
         em_tape_stop(tape);
-        if (em_minimize(adam, tape, cross_entropy, nvars, vars)) return fail("training step");
+        em_tensor *grads[10];
+        if (scaler ? em_compute_gradients(adam, tape, scaled, nvars, vars, grads) ||
+                         em_loss_scaler_step(scaler, adam, nvars, grads, vars) < 0
+                   : em_minimize(adam, tape, cross_entropy, nvars, vars))
+            return fail("training step");
         em_tape_release(tape);
         double loss = em_item(cross_entropy);
         loss_curve[s] = loss;
@@ -244,6 +266,9 @@ int main(int argc, char **argv) {
     em_summary_scalar(test_log, "accuracy", total, test_acc);
     printf("final test accuracy: %.4f (%s %lld test images)\n", test_acc, count == test.n ? "all" : "the first",
            (long long)count);
+    if (scaler)
+        printf("loss scale %g, %lld steps skipped (overflow)\n", em_loss_scaler_get_scale(scaler),
+               (long long)em_loss_scaler_skipped(scaler));
 
     char path[1024];
     snprintf(path, sizeof path, "%s/loss.png", o.logdir);
@@ -256,6 +281,7 @@ int main(int argc, char **argv) {
     em_summary_writer_close(test_log);
     em_checkpoint_manager_close(ckpt);
     em_optimizer_release(adam);
+    em_loss_scaler_release(scaler);
     dataset_release(&train);
     dataset_release(&test);
     data_order_free(&data);

@@ -29,7 +29,7 @@
 #include <time.h>
 
 typedef struct options {
-    const char *data, *logdir, *device, *init_from, *corpus;
+    const char *data, *logdir, *device, *init_from, *corpus, *autocast;
     int layers, heads, channels, batch, seq, steps, warmup, eval_every, eval_batches, threads, gen_tokens, top_k;
     int checkpoint_every;
     double lr, temperature;
@@ -43,7 +43,7 @@ static void usage(FILE *out) {
             "            [--channels N] [--batch B] [--seq T] [--steps N] [--lr X] [--warmup N]\n"
             "            [--eval-every N] [--eval-batches N] [--checkpoint-every N] [--resume] [--graph]\n"
             "            [--device D] [--threads N] [--seed S] [--gen-tokens N] [--temperature X]\n"
-            "            [--top-k K]\n"
+            "            [--top-k K] [--autocast bf16|f16]\n"
             "  --data DIR        train.bin, val.bin (llm.c token shards), tokenizer.bin (default runs/gpt2/data),\n"
             "                    made from the fortunes in --corpus DIR (default " GPT2_CORPUS_DIR ") when missing\n"
             "  --prepare         make them again\n"
@@ -55,6 +55,8 @@ static void usage(FILE *out) {
             "  --graph           trace one step and replay it as a graph (default: eager)\n"
             "  --device D        /cpu:0 (default) or /gpu:0\n"
             "  --resume          continue from the newest checkpoint in the logdir\n"
+            "  --autocast T      mixed precision: the forward pass and the loss under em_autocast_begin (bf16, or\n"
+            "                    f16 with dynamic loss scaling, eager only); the variables stay float32\n"
             "  --gen-tokens N    tokens generated at the end (default 200), sampled at --temperature\n"
             "                    (default 0.8) from the --top-k (default 40) most likely\n");
 }
@@ -83,7 +85,7 @@ static int parse(int argc, char **argv, options *o) {
         }
         const struct { const char *name; const char **s; int *n; double *x; } opts[] = {
             {"--data", .s = &o->data}, {"--logdir", .s = &o->logdir}, {"--device", .s = &o->device},
-            {"--init-from", .s = &o->init_from}, {"--corpus", .s = &o->corpus},
+            {"--init-from", .s = &o->init_from}, {"--corpus", .s = &o->corpus}, {"--autocast", .s = &o->autocast},
             {"--layers", .n = &o->layers}, {"--heads", .n = &o->heads}, {"--channels", .n = &o->channels},
             {"--batch", .n = &o->batch}, {"--seq", .n = &o->seq}, {"--steps", .n = &o->steps},
             {"--warmup", .n = &o->warmup}, {"--eval-every", .n = &o->eval_every},
@@ -116,6 +118,15 @@ static int parse(int argc, char **argv, options *o) {
         o->temperature <= 0 || o->warmup < 0) {
         fprintf(stderr, "gpt2: sizes must be positive (channels a multiple of heads), steps, warmup and gen-tokens "
                         "not negative, temperature positive\n");
+        return -1;
+    }
+    if (o->autocast && strcmp(o->autocast, "bf16") && strcmp(o->autocast, "f16")) {
+        fprintf(stderr, "gpt2: --autocast takes bf16 or f16, not %s\n", o->autocast);
+        return -1;
+    }
+    if (o->autocast && !strcmp(o->autocast, "f16") && o->graph) {
+        fprintf(stderr, "gpt2: --autocast f16 trains eagerly (the loss scaler reads its overflow check back at every "
+                        "step)\n");
         return -1;
     }
     if (!o->checkpoint_every) o->checkpoint_every = o->eval_every;
@@ -266,6 +277,38 @@ static void bigram_free(bigram *g) {
     free(g->totals);
 }
 
+/* ---- mixed precision (--autocast) ---- */
+
+static em_dtype autocast = EM_F32; /* the forward pass's autocast dtype; EM_F32: none */
+
+/* gpt2_loss with the forward pass and the loss under autocast. */
+static em_tensor *loss_of(gpt2_model *m, em_tensor *batch) {
+    if (autocast == EM_F32) return gpt2_loss(m, batch);
+    if (em_autocast_begin(autocast)) return NULL;
+    em_tensor *loss = gpt2_loss(m, batch);
+    em_autocast_end();
+    return loss;
+}
+
+/* gpt2_train_step under autocast; float16's gradients are those of the scaled loss, applied through the scaler
+ * (a step it skips still returns the loss). The loss, or NAN with an error. */
+static double autocast_train_step(gpt2_model *m, em_optimizer *opt, em_loss_scaler *scaler, em_tensor *batch) {
+    em_scope_begin();
+    em_tape *tape = em_tape_begin(false);
+    em_tensor *loss = loss_of(m, batch);
+    em_tensor *scaled = scaler && loss ? em_loss_scaler_scale(scaler, loss) : loss;
+    em_tape_stop(tape);
+    em_tensor **grads = malloc(sizeof *grads * (size_t)m->nvars);
+    int rc = !grads || !scaled || em_compute_gradients(opt, tape, scaled, m->nvars, m->vars, grads) ? -1
+             : scaler ? em_loss_scaler_step(scaler, opt, m->nvars, grads, m->vars)
+                      : em_apply_gradients(opt, m->nvars, grads, m->vars);
+    double value = rc < 0 ? NAN : em_item(loss);
+    free(grads);
+    em_tape_release(tape);
+    em_scope_end();
+    return value;
+}
+
 /* ---- the step as a graph (--graph, and TensorBoard's Graphs tab) ---- */
 
 typedef struct traced_step {
@@ -278,7 +321,7 @@ static int trace_step(gpt2_model *m, em_optimizer *opt, int B, int T, traced_ste
     t->batch = em_keep(em_placeholder(EM_I32, EM_SHAPE(B, T + 1), "tokens"));
     if (!t->batch || em_trace_begin()) return -1;
     em_tape *tape = em_tape_begin(false);
-    t->loss = gpt2_loss(m, t->batch);
+    t->loss = loss_of(m, t->batch);
     em_tape_stop(tape);
     em_name_scope_begin("train");
     t->train = em_minimize_op(opt, tape, t->loss, m->nvars, m->vars);
@@ -297,7 +340,7 @@ static double validation_loss(gpt2_model *m, em_token_loader *val, int n, const 
     for (int k = 0; k < n; k++) {
         em_scope_begin();
         em_device_begin(device);
-        sum += em_item(gpt2_loss(m, em_token_loader_next(val)));
+        sum += em_item(loss_of(m, em_token_loader_next(val)));
         em_device_end();
         em_scope_end();
     }
@@ -381,6 +424,7 @@ int main(int argc, char **argv) {
     options o;
     if (parse(argc, argv, &o)) return 2;
     gpt2_keep_freed_memory();
+    if (o.autocast) autocast = !strcmp(o.autocast, "bf16") ? EM_BF16 : EM_F16;
     if (o.threads > 0) em_set_num_threads(o.threads);
     em_set_seed(o.seed);
 
@@ -419,6 +463,7 @@ int main(int argc, char **argv) {
            "%d threads, %s%s\n",
            config.num_layers, config.num_heads, config.channels, config.vocab_size, config.padded_vocab_size,
            (double)nparams / 1e6, o.batch, o.seq, em_num_threads(), o.device, o.graph ? ", graph" : "");
+    if (o.autocast) printf("autocast %s: matmuls and attention in %s, variables float32\n", o.autocast, o.autocast);
 
     int64_t eot = em_tokenizer_eot(tok);
     if (o.steps > 0) {
@@ -451,6 +496,9 @@ int main(int argc, char **argv) {
         if (!opt || em_optimizer_set_decay_filter(opt, gpt2_decays, NULL) ||
             em_optimizer_set_schedule(opt, em_warmup_cosine_decay(o.lr, o.warmup, o.steps - o.warmup > 1 ? o.steps - o.warmup : 1, 0.1)))
             return fail("making the optimizer");
+        /* float16's loss scaling, PyTorch's GradScaler defaults */
+        em_loss_scaler *scaler = autocast == EM_F16 ? em_dynamic_loss_scaler(65536, 2, 0.5, 2000) : NULL;
+        if (autocast == EM_F16 && !scaler) return fail("making the loss scaler");
         snprintf(path, sizeof path, "%s/train", o.logdir);
         em_summary_writer *train_log = em_summary_writer_open(path);
         snprintf(path, sizeof path, "%s/val", o.logdir);
@@ -498,7 +546,8 @@ int main(int argc, char **argv) {
                 loss = em_item(out[1]);
             } else {
                 em_device_begin(o.device);
-                loss = gpt2_train_step(&m, opt, batch);
+                loss = autocast == EM_F32 ? gpt2_train_step(&m, opt, batch)
+                                          : autocast_train_step(&m, opt, scaler, batch);
                 em_device_end();
                 if (isnan(loss) && em_last_error()) return fail("training step");
             }
@@ -537,6 +586,9 @@ int main(int argc, char **argv) {
         if (nval)
             printf("final validation loss %.4f, bigram model %.4f: %s\n", vloss, bigram_val,
                    vloss < bigram_val ? "the GPT is better" : "the GPT does NOT beat the bigram");
+        if (scaler)
+            printf("loss scale %g, %lld steps skipped (overflow)\n", em_loss_scaler_get_scale(scaler),
+                   (long long)em_loss_scaler_skipped(scaler));
         snprintf(path, sizeof path, "%s/loss.png", o.logdir);
         if (todo &&
             em_plot_png(path, "GPT-2 loss", "step", "cross entropy", 3,
@@ -561,6 +613,7 @@ int main(int argc, char **argv) {
         em_summary_writer_close(val_log);
         em_checkpoint_manager_close(ckpt);
         em_optimizer_release(opt);
+        em_loss_scaler_release(scaler);
     }
 
     if (o.gen_tokens > 0) {

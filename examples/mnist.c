@@ -28,7 +28,7 @@
 #include <time.h>
 
 typedef struct {
-    const char *data, *logdir, *device, *checkpoint_dir;
+    const char *data, *logdir, *device, *checkpoint_dir, *autocast;
     int epochs, max_steps, batch, eval_every, threads, devices, keep, checkpoint_every;
     double keep_prob, lr;
     uint64_t seed;
@@ -40,7 +40,7 @@ static void usage(FILE *out) {
             "usage: mnist [--data DIR] [--logdir DIR] [--epochs N] [--steps N] [--batch N]\n"
             "             [--eval-every N] [--keep-prob P] [--lr X] [--seed S] [--threads N]\n"
             "             [--device D] [--devices N] [--checkpoint-dir DIR] [--keep N]\n"
-            "             [--checkpoint-every N] [--resume] [--quiet] [--graph]\n"
+            "             [--checkpoint-every N] [--resume] [--quiet] [--graph] [--autocast bf16|f16]\n"
             "  --data DIR     MNIST-format IDX files (default data/mnist; Fashion-MNIST works too)\n"
             "  --logdir DIR   TensorBoard logs and PNG plots (default runs/mnist)\n"
             "  --steps N      stop at step N even if epochs remain (0: no limit)\n"
@@ -52,11 +52,13 @@ static void usage(FILE *out) {
             "  --graph        trace one step and replay it as a graph (default: eager)\n"
             "  --device D     where the model trains: /cpu:0 (default) or /gpu:0 (the lecture's names)\n"
             "  --devices N    data parallelism over N logical CPU devices, the cores shared out:\n"
-            "                 each takes batch/N examples, their gradients are averaged\n");
+            "                 each takes batch/N examples, their gradients are averaged\n"
+            "  --autocast T   mixed precision: the forward pass under em_autocast_begin (bf16 or f16; f16\n"
+            "                 scales the loss dynamically and trains eagerly on one device); variables stay float32\n");
 }
 
 static int parse(int argc, char **argv, options *o) {
-    *o = (options){"data/mnist", "runs/mnist", "/cpu:0", NULL, 5, 0, 100, 200, 0, 1, 5, 0, 0.9, 1e-3, 1,
+    *o = (options){"data/mnist", "runs/mnist", "/cpu:0", NULL, NULL, 5, 0, 100, 200, 0, 1, 5, 0, 0.9, 1e-3, 1,
                    false, false, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -76,6 +78,7 @@ static int parse(int argc, char **argv, options *o) {
         OPT("--checkpoint-dir", o->checkpoint_dir = v)
         OPT("--keep", o->keep = atoi(v))
         OPT("--checkpoint-every", o->checkpoint_every = atoi(v))
+        OPT("--autocast", o->autocast = v)
 #undef OPT
         EXAMPLE_FLAG("--resume", o->resume)
         EXAMPLE_FLAG("--quiet", o->quiet)
@@ -86,6 +89,15 @@ static int parse(int argc, char **argv, options *o) {
         o->checkpoint_every < 0 || o->keep < 0 || o->max_steps < 0) {
         fprintf(stderr, "mnist: epochs, batch and eval-every must be positive, steps, keep and checkpoint-every "
                         "not negative, and keep-prob in (0, 1]\n");
+        return -1;
+    }
+    if (o->autocast && strcmp(o->autocast, "bf16") && strcmp(o->autocast, "f16")) {
+        fprintf(stderr, "mnist: --autocast takes bf16 or f16, not %s\n", o->autocast);
+        return -1;
+    }
+    if (o->autocast && !strcmp(o->autocast, "f16") && (o->graph || o->devices > 1)) {
+        fprintf(stderr, "mnist: --autocast f16 trains eagerly on one device (the loss scaler reads its overflow "
+                        "check back at every step)\n");
         return -1;
     }
     if (!o->checkpoint_dir) o->checkpoint_dir = o->logdir;
@@ -111,9 +123,11 @@ static int fail(const char *what) {
 typedef struct {
     em_tensor *w1, *b1, *w2, *b2;
     em_tensor *pre_activations, *activations; /* of the last call, for histograms */
+    em_dtype autocast; /* --autocast: the forward pass's autocast dtype; EM_F32: none */
 } model;
 
 static em_tensor *forward(model *m, em_tensor *x, double keep_prob) {
+    if (m->autocast != EM_F32) em_autocast_begin(m->autocast);
     em_name_scope_begin("layer1");
     em_name_scope_begin("Wx_plus_b");
     m->pre_activations = em_add(em_matmul(x, m->w1), m->b1);
@@ -126,6 +140,7 @@ static em_tensor *forward(model *m, em_tensor *x, double keep_prob) {
     em_name_scope_begin("layer2");
     em_tensor *logits = em_add(em_matmul(dropped, m->w2), m->b2);
     em_name_scope_end();
+    if (m->autocast != EM_F32) em_autocast_end();
     return logits;
 }
 
@@ -249,6 +264,7 @@ static int write_inference_files(const model *m, const char *logdir) {
     char path[1024];
     em_scope_begin();
     model traced = *m;
+    traced.autocast = EM_F32; /* served in float32 (ONNX included) */
     if (strcmp(em_tensor_device(m->w1), "/cpu:0")) {
         traced.w1 = em_to_device(m->w1, "/cpu:0");
         traced.b1 = em_to_device(m->b1, "/cpu:0");
@@ -306,8 +322,9 @@ int main(int argc, char **argv) {
     if (load_mnist(o.data, "train", EM_SHAPE(784), &train) || load_mnist(o.data, "t10k", EM_SHAPE(784), &test)) return fail("loading MNIST");
     printf("MNIST: %lld training and %lld test images from %s, %d threads, %d device%s\n", (long long)train.n,
            (long long)test.n, o.data, em_num_threads(), o.devices, o.devices > 1 ? "s" : "");
+    if (o.autocast) printf("autocast %s: matmuls in %s, variables float32\n", o.autocast, o.autocast);
 
-    model m = {0};
+    model m = {.autocast = !o.autocast ? EM_F32 : !strcmp(o.autocast, "bf16") ? EM_BF16 : EM_F16};
     if (em_device_begin(o.device)) return fail("placing the model");
     em_variable_scope_begin("layer1", EM_REUSE_FALSE);
     m.w1 = em_get_variable("weights", EM_F32, EM_SHAPE(784, 500), EM_INIT_TRUNC_NORMAL(0, 0.1));
@@ -322,6 +339,9 @@ int main(int argc, char **argv) {
     em_tensor *vars[4] = {m.w1, m.b1, m.w2, m.b2};
     em_optimizer *adam = em_adam(o.lr, 0.9, 0.999, 1e-8);
     if (!adam) return fail("creating the optimizer");
+    /* float16's loss scaling, PyTorch's GradScaler defaults */
+    em_loss_scaler *scaler = m.autocast == EM_F16 ? em_dynamic_loss_scaler(65536, 2, 0.5, 2000) : NULL;
+    if (m.autocast == EM_F16 && !scaler) return fail("creating the loss scaler");
 
     em_summary_writer *train_log, *test_log;
     {
@@ -401,8 +421,13 @@ int main(int argc, char **argv) {
             em_tape *tape = em_tape_begin(false);
             em_tensor *logits = forward(&m, x, o.keep_prob);
             em_tensor *cross_entropy = em_mean(em_sparse_softmax_cross_entropy_with_logits(y, logits), EM_ALL_AXES, false);
+            em_tensor *scaled = scaler ? em_loss_scaler_scale(scaler, cross_entropy) : NULL;
             em_tape_stop(tape);
-            if (em_minimize(adam, tape, cross_entropy, 4, vars)) return fail("training step");
+            em_tensor *grads[4];
+            if (scaler ? em_compute_gradients(adam, tape, scaled, 4, vars, grads) ||
+                             em_loss_scaler_step(scaler, adam, 4, grads, vars) < 0
+                       : em_minimize(adam, tape, cross_entropy, 4, vars))
+                return fail("training step");
             em_tape_release(tape);
             loss = em_item(cross_entropy);
             accuracy = step % 10 == 0 ? em_item(accuracy_of(logits, y)) : 0;
@@ -460,6 +485,9 @@ int main(int argc, char **argv) {
            o.graph ? "graph" : "eager", o.devices, o.devices > 1 ? "s" : "", strcmp(o.device, "/cpu:0") ? ": " : "",
            strcmp(o.device, "/cpu:0") ? o.device : "", elapsed, ran ? 1e3 * elapsed / (double)ran : 0.0);
     printf("best test accuracy: %.4f\nfinal test accuracy: %.4f\n", best_acc, test_acc);
+    if (scaler)
+        printf("loss scale %g, %lld steps skipped (overflow)\n", em_loss_scaler_get_scale(scaler),
+               (long long)em_loss_scaler_skipped(scaler));
 
     char path[1024];
     snprintf(path, sizeof path, "%s/loss.png", o.logdir);
@@ -484,6 +512,7 @@ int main(int argc, char **argv) {
     em_summary_writer_close(test_log);
     em_checkpoint_manager_close(ckpt);
     em_optimizer_release(adam);
+    em_loss_scaler_release(scaler);
     dataset_release(&train);
     dataset_release(&test);
     data_order_free(&data);

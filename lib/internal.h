@@ -251,6 +251,7 @@ typedef struct em_scope {
 struct em_tape;
 struct em_trace;
 
+#define EM_AUTOCAST_MAX_DEPTH 64
 typedef struct em_thread {
     char error[1024];
     bool has_error;
@@ -263,6 +264,8 @@ typedef struct em_thread {
     uint64_t counter;
     struct em_varstore *vars; /* variable.c */
     struct em_graph *trace;   /* lib/graph/trace.c: the graph being traced, if any */
+    uint8_t autocast[EM_AUTOCAST_MAX_DEPTH]; /* op.c: em_autocast_begin's dtypes, innermost last */
+    int nautocast;
 } em_thread;
 
 em_thread *em__thread(void);

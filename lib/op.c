@@ -331,12 +331,99 @@ static inline em_tensor *dispatch(em_op op, int n, em_tensor *const *in, const e
     return em__run_op(op, n, in, a);
 }
 
+static inline em_tensor *apply_checked(em_op op, int n, em_tensor *const *in, const em_attrs *a);
+
 /* Debug mode: an input that was freed is an error saying so. Out of line,
  * so that with debug mode off the check costs one load and a branch. */
 static __attribute__((noinline, cold)) em_tensor *apply_debug(em_op op, int n, em_tensor *const *in,
                                                               const em_attrs *a) {
     for (int i = 0; i < n; i++)
         if (em__released_report(in[i], em__op_def(op)->name, i)) return NULL;
+    return apply_checked(op, n, in, a);
+}
+
+/* ---- autocast (include/ember/train.h) ---- */
+
+int em_autocast_begin(em_dtype dtype) {
+    if (!em__is_narrow(dtype)) {
+        em__error("autocast_begin: dtype %s (%d): autocast runs in bfloat16 or float16 (EM_BF16, EM_F16)",
+                  em_dtype_name(dtype), (int)dtype);
+        return -1;
+    }
+    em_thread *th = em__thread();
+    if (!th) {
+        em__error("autocast_begin: out of memory");
+        return -1;
+    }
+    if (th->nautocast == EM_AUTOCAST_MAX_DEPTH) {
+        em__error("autocast_begin: autocast regions nest at most %d deep", EM_AUTOCAST_MAX_DEPTH);
+        return -1;
+    }
+    th->autocast[th->nautocast++] = (uint8_t)dtype;
+    return 0;
+}
+
+int em_autocast_end(void) {
+    em_thread *th = em__thread();
+    if (!th || !th->nautocast) {
+        em__error("autocast_end: no autocast region is open on this thread (em_autocast_begin)");
+        return -1;
+    }
+    th->nautocast--;
+    return 0;
+}
+
+em_dtype em_autocast_dtype(void) {
+    em_thread *th = em__thread();
+    return th && th->nautocast ? (em_dtype)th->autocast[th->nautocast - 1] : EM_F32;
+}
+
+/* The dtype autocast gives input x of a call of op's row d inside an autocast region of dtype `narrow`
+ * (x's own when it is left alone). mixed: the call's float inputs mix a narrow dtype with float32, or the two
+ * narrow dtypes. */
+static em_dtype autocast_dtype(const em_op_def *d, const em_tensor *x, em_dtype narrow, bool mixed) {
+    const em_dtype dt = (em_dtype)x->dtype;
+    if (d->flags & EM_OPF_AUTOCAST_NARROW) return dt == EM_F32 || em__is_narrow(dt) ? narrow : dt;
+    if (d->flags & EM_OPF_AUTOCAST_FLOAT32) return em__is_narrow(dt) ? EM_F32 : dt;
+    return mixed && em__is_narrow(dt) ? EM_F32 : dt;
+}
+
+/* The call with its inputs cast as autocast says, through em_cast: the tapes and the tracer record the casts
+ * as ops of their own (the casts are new tensors of the current scope, as a composed op's temporaries are). */
+static __attribute__((noinline)) em_tensor *apply_autocast(em_op op, int n, em_tensor *const *in,
+                                                           const em_attrs *a, em_dtype narrow) {
+    const em_op_def *d = em__op_def(op);
+    if (d->flags & EM_OPF_INPLACE) return dispatch(op, n, in, a);
+    bool wide = false, bf16 = false, f16 = false;
+    for (int i = 0; i < n; i++) {
+        wide |= in[i]->dtype == EM_F32;
+        bf16 |= in[i]->dtype == EM_BF16;
+        f16 |= in[i]->dtype == EM_F16;
+    }
+    const bool mixed = (bf16 || f16) && (wide || (bf16 && f16));
+    bool casts = false;
+    for (int i = 0; i < n && !casts; i++) casts = autocast_dtype(d, in[i], narrow, mixed) != in[i]->dtype;
+    if (!casts) return dispatch(op, n, in, a);
+    em_tensor *small[4], **cast = n <= 4 ? small : malloc(sizeof *cast * (size_t)n);
+    if (!cast) {
+        em__error("%s: out of memory", d->name);
+        return NULL;
+    }
+    em_tensor *out = NULL;
+    int i = 0;
+    for (; i < n; i++) {
+        em_dtype to = autocast_dtype(d, in[i], narrow, mixed);
+        cast[i] = to == in[i]->dtype ? in[i] : em_cast(in[i], to);
+        if (!cast[i]) break;
+    }
+    if (i == n) out = dispatch(op, n, cast, a);
+    if (cast != small) free(cast);
+    return out;
+}
+
+static inline em_tensor *apply_checked(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
+    em_thread *th = em__thread();
+    if (th && th->nautocast) return apply_autocast(op, n, in, a, (em_dtype)th->autocast[th->nautocast - 1]);
     return dispatch(op, n, in, a);
 }
 
@@ -344,7 +431,7 @@ em_tensor *em__apply(em_op op, int n, em_tensor *const *in, const em_attrs *a) {
     for (int i = 0; i < n; i++)
         if (!in[i]) return em__null_input(em__op_def(op)->name);
     if (atomic_load_explicit(&em__debug, memory_order_relaxed)) return apply_debug(op, n, in, a);
-    return dispatch(op, n, in, a);
+    return apply_checked(op, n, in, a);
 }
 
 /* The shape rule of an op that checks values (indices, labels), given host

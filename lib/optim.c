@@ -660,3 +660,104 @@ int em_clip_by_global_norm(int n, em_tensor *const *grads, double clip_norm, em_
         for (int i = 0; i < n; i++) out[i] = NULL;
     return rc;
 }
+
+/* ---- dynamic loss scaling (include/ember/train.h) ---- */
+
+struct em_loss_scaler {
+    double scale, growth, backoff;
+    int interval, clean; /* clean: steps applied since the scale last changed */
+    int64_t skipped;
+};
+
+em_loss_scaler *em_dynamic_loss_scaler(double init_scale, double growth_factor, double backoff_factor,
+                                       int growth_interval) {
+    if (!(init_scale > 0) || !isfinite(init_scale) || !(growth_factor > 1) || !isfinite(growth_factor) ||
+        !(backoff_factor > 0 && backoff_factor < 1) || growth_interval < 1) {
+        em__error("dynamic_loss_scaler: needs a finite init_scale > 0, a finite growth_factor > 1, backoff_factor "
+                  "in (0, 1) and growth_interval >= 1 (got %g, %g, %g, %d)",
+                  init_scale, growth_factor, backoff_factor, growth_interval);
+        return NULL;
+    }
+    em_loss_scaler *s = malloc(sizeof *s);
+    if (!s) {
+        em__error("dynamic_loss_scaler: out of memory");
+        return NULL;
+    }
+    *s = (em_loss_scaler){init_scale, growth_factor, backoff_factor, growth_interval, 0, 0};
+    return s;
+}
+
+void em_loss_scaler_release(em_loss_scaler *s) { free(s); }
+
+double em_loss_scaler_get_scale(const em_loss_scaler *s) { return s ? s->scale : 0; }
+
+int64_t em_loss_scaler_skipped(const em_loss_scaler *s) { return s ? s->skipped : 0; }
+
+em_tensor *em_loss_scaler_scale(em_loss_scaler *s, em_tensor *loss) {
+    if (!s) {
+        em__error_null("loss_scaler_scale: the scaler is NULL");
+        return NULL;
+    }
+    if (!loss) return em__null_input("loss_scaler_scale");
+    if (!em__is_float((em_dtype)loss->dtype)) {
+        em__error("loss_scaler_scale: the loss is %s; it must be a float tensor", em_dtype_name((em_dtype)loss->dtype));
+        return NULL;
+    }
+    return em_mul_scalar(loss, s->scale);
+}
+
+int em_loss_scaler_step(em_loss_scaler *s, em_optimizer *opt, int n, em_tensor *const *grads,
+                        em_tensor *const *vars) {
+    const char *op = "loss_scaler_step";
+    if (!s || !opt) {
+        em__error_null("%s: the %s is NULL", op, s ? "optimizer" : "scaler");
+        return -1;
+    }
+    if (n < 1 || !grads || !vars) {
+        em__error("%s: needs n >= 1 gradients and variables (n = %d)", op, n);
+        return -1;
+    }
+    int used = 0;
+    for (int i = 0; i < n; i++) {
+        if (check_pair(i, grads[i], vars[i])) return -1;
+        used += grads[i] != NULL;
+    }
+    if (!used) {
+        em__error_null("%s: no gradients provided for any variable (every grad is NULL)", op);
+        return -1;
+    }
+    em_tensor **unscaled = malloc(sizeof *unscaled * (size_t)n);
+    if (!unscaled) {
+        em__error("%s: out of memory", op);
+        return -1;
+    }
+    em_scope_begin();
+    /* An Inf or a NaN anywhere makes its gradient's sum Inf or NaN (Inf - Inf is NaN); the sums are float32
+     * even for narrow gradients, so that finite ones cannot overflow them. */
+    em_tensor *total = em_zeros(EM_F64, EM_SHAPE0);
+    for (int i = 0; i < n; i++) {
+        unscaled[i] = grads[i] ? em_mul_scalar(grads[i], 1.0 / s->scale) : NULL;
+        if (!unscaled[i]) continue;
+        em_tensor *wide = em__is_narrow((em_dtype)unscaled[i]->dtype) ? em_cast(unscaled[i], EM_F32) : unscaled[i];
+        total = em_add(total, em_cast(em_sum(wide, EM_ALL_AXES, false), EM_F64));
+    }
+    int rc = -1;
+    const uint64_t errors = em__thread()->errors;
+    if (total) {
+        double check = em_item(total);
+        if (em__thread()->errors != errors) {
+            rc = -1;
+        } else if (!isfinite(check)) {
+            s->scale *= s->backoff;
+            s->clean = 0;
+            s->skipped++;
+            rc = 1;
+        } else if (!(rc = em_apply_gradients(opt, n, unscaled, vars)) && ++s->clean == s->interval) {
+            s->scale *= s->growth;
+            s->clean = 0;
+        }
+    }
+    em_scope_end();
+    free(unscaled);
+    return rc;
+}

@@ -417,8 +417,13 @@ int em_gradients_with(em_tape *tp, em_tensor *y, em_tensor *grad_y, int n, em_te
         }
     }
     tp->busy = true; /* this tape does not record its own backward pass */
+    /* The gradient rules run in the dtypes the forward pass chose, outside autocast (as PyTorch's backward). */
+    em_thread *th = em__thread();
+    const int autocast = th ? th->nautocast : 0;
+    if (th) th->nautocast = 0;
     em_scope_begin();
     int rc = backward(tp, y, grad_y, n, xs, grads);
+    if (th) th->nautocast = autocast;
     for (int i = 0; i < n; i++)
         if (rc == 0) em_escape(grads[i]);
     em_scope_end();

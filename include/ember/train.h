@@ -205,6 +205,66 @@ em_tensor *em_clip_by_norm(em_tensor *g, double clip_norm);
 int em_clip_by_global_norm(int n, em_tensor *const *grads, double clip_norm,
                            em_tensor **out, double *norm);
 
+/* ---- mixed precision: autocast and dynamic loss scaling ----
+ * As torch.autocast and Keras' mixed policy: inside em_autocast_begin(EM_BF16) ... em_autocast_end(), every op
+ * called on this thread casts its inputs first, with em_cast (so tapes differentiate through the casts and
+ * traced graphs hold them):
+ *   - matmul, conv2d, depthwise_conv2d and attention cast their float32 inputs (and those of the other
+ *     narrow dtype) to the autocast dtype: the compute-bound ops run, and keep their outputs, narrow;
+ *   - softmax, log_softmax, the cross-entropy losses, layer_norm, rms_norm, batch_norm, sum, prod,
+ *     log_sum_exp, cumsum and cumprod cast their bfloat16 and float16 inputs to float32, for the range and
+ *     the precision;
+ *   - any other op given float32 beside bfloat16 or float16 (a narrow matmul output plus a float32 bias)
+ *     casts its narrow inputs to float32, PyTorch's type promotion; outside autocast that mix is an error.
+ * Only float inputs are cast, never integer labels or indices, nor the inputs of in-place updates. The
+ * variables stay float32 (master weights): their casts' gradients are cast back, so gradients and optimizer
+ * updates are float32. Wrap the forward pass and the loss; gradients may be asked inside or after the region:
+ * the gradient rules run outside autocast, in the dtypes the forward pass chose (as PyTorch's backward). A
+ * traced graph replays the casts it recorded, autocast open or not when it runs. Nestable (the innermost
+ * dtype applies), per thread; em_shutdown closes them all. */
+/* dtype: EM_BF16 or EM_F16. 0, or -1 with an error (another dtype, nesting deeper than 64). */
+int em_autocast_begin(em_dtype dtype);
+/* Closes the innermost autocast region. 0, or -1 with an error when none is open. */
+int em_autocast_end(void);
+/* The dtype of the innermost open region; EM_F32 outside autocast. */
+em_dtype em_autocast_dtype(void);
+
+/* Dynamic loss scaling for float16 training (torch.cuda.amp.GradScaler, TF's DynamicLossScale): float16's
+ * smallest normal is 6.1e-5, so small gradients vanish unless the loss is first multiplied by a large scale;
+ * the gradients are divided by it again before the update. Too large a scale overflows them: then the step
+ * is skipped and the scale shrinks, and after growth_interval clean steps in a row it grows again.
+ *
+ *   em_loss_scaler *scaler = em_dynamic_loss_scaler(65536, 2, 0.5, 2000);
+ *   em_tape *tape = em_tape_begin(false);
+ *   em_autocast_begin(EM_F16);
+ *   em_tensor *loss = ...;
+ *   em_autocast_end();
+ *   em_tensor *scaled = em_loss_scaler_scale(scaler, loss);
+ *   em_tape_stop(tape);
+ *   em_compute_gradients(opt, tape, scaled, n, vars, grads);
+ *   em_loss_scaler_step(scaler, opt, n, grads, vars);       // 1: skipped (overflow)
+ *
+ * The step reads the overflow check back to the host: it runs eagerly, not in a traced graph. */
+typedef struct em_loss_scaler em_loss_scaler;
+/* init_scale > 0 (PyTorch's default 65536), growth_factor > 1 (2), backoff_factor in (0, 1) (0.5),
+ * growth_interval >= 1 (2000). NULL with an error for other values. */
+em_loss_scaler *em_dynamic_loss_scaler(double init_scale, double growth_factor, double backoff_factor,
+                                       int growth_interval);
+void em_loss_scaler_release(em_loss_scaler *scaler);
+/* loss * the current scale (NEW, loss's dtype): the tensor to differentiate. */
+em_tensor *em_loss_scaler_scale(em_loss_scaler *scaler, em_tensor *loss);
+/* grads are the gradients of the scaled loss for vars (em_apply_gradients' arguments; NULL grads skip their
+ * variables). Divides them by the scale and checks them for Inf and NaN together (one pass over each, one
+ * read back): with none, applies the optimizer to the unscaled gradients and returns 0, growing the scale by
+ * growth_factor after growth_interval such steps in a row; otherwise changes no variable (nor the
+ * optimizer's step count), multiplies the scale by backoff_factor and returns 1. -1 with an error
+ * (em_apply_gradients' checks; nothing changes then). */
+int em_loss_scaler_step(em_loss_scaler *scaler, em_optimizer *opt, int n, em_tensor *const *grads,
+                        em_tensor *const *vars);
+/* The current scale; the steps skipped so far. */
+double em_loss_scaler_get_scale(const em_loss_scaler *scaler);
+int64_t em_loss_scaler_skipped(const em_loss_scaler *scaler);
+
 /* ---- checkpoints: every variable of this thread and the optimizers' slots ----
  * One file: magic, format version, count, then per variable its name, dtype,
  * shape and data (little-endian), then a CRC-32 of all that. Saving writes
