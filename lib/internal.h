@@ -197,14 +197,15 @@ void *em__null_input(const char *op);
  * count unchanged after a callee failed reports the failure itself. */
 uint64_t em__error_count(void);
 
-/* Hot loops are compiled for AVX-512, AVX2 and plain x86-64, and the loader
- * picks the best the CPU has (GCC's function multi-versioning): one portable
- * library that still uses the wide vectors. Not under the sanitizers: their
+/* Hot loops are compiled for AVX-512 (x86-64-v4: F, BW, DQ, VL, whose 16-bit
+ * packs and masked moves the bfloat16 and float16 loops need), AVX2 and plain
+ * x86-64, and the loader picks the best the CPU has (GCC's function
+ * multi-versioning): one portable library that still uses the wide vectors. Not under the sanitizers: their
  * runtimes are not ready when the loader runs the resolvers (ThreadSanitizer
  * crashes there). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
     !defined(__SANITIZE_THREAD__)
-#define EM_HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#define EM_HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define EM_HOT
 #endif

@@ -380,12 +380,14 @@ em_dtype em_autocast_dtype(void) {
 
 /* The dtype autocast gives input x of a call of op's row d inside an autocast region of dtype `narrow`
  * (x's own when it is left alone). mixed: the call's float inputs mix a narrow dtype with float32, or the two
- * narrow dtypes. */
+ * narrow dtypes. An op of neither list given such a mix runs in the region's dtype, as a layer does under
+ * Keras' mixed policy (a float32 bias added to a bfloat16 product): the activations the backward pass keeps
+ * stay narrow, which is the memory a CPU gains. */
 static em_dtype autocast_dtype(const em_op_def *d, const em_tensor *x, em_dtype narrow, bool mixed) {
     const em_dtype dt = (em_dtype)x->dtype;
     if (d->flags & EM_OPF_AUTOCAST_NARROW) return dt == EM_F32 || em__is_narrow(dt) ? narrow : dt;
     if (d->flags & EM_OPF_AUTOCAST_FLOAT32) return em__is_narrow(dt) ? EM_F32 : dt;
-    return mixed && em__is_narrow(dt) ? EM_F32 : dt;
+    return mixed && (dt == EM_F32 || em__is_narrow(dt)) ? narrow : dt;
 }
 
 /* The call with its inputs cast as autocast says, through em_cast: the tapes and the tracer record the casts

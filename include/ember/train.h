@@ -215,7 +215,9 @@ int em_clip_by_global_norm(int n, em_tensor *const *grads, double clip_norm,
  *     log_sum_exp, cumsum and cumprod cast their bfloat16 and float16 inputs to float32, for the range and
  *     the precision;
  *   - any other op given float32 beside bfloat16 or float16 (a narrow matmul output plus a float32 bias)
- *     casts its narrow inputs to float32, PyTorch's type promotion; outside autocast that mix is an error.
+ *     casts them to the autocast dtype, as a layer computes under Keras' mixed policy, so that the
+ *     activations the backward pass keeps stay narrow (PyTorch would promote to float32 and keep twice the
+ *     bytes); outside autocast that mix is an error.
  * Only float inputs are cast, never integer labels or indices, nor the inputs of in-place updates. The
  * variables stay float32 (master weights): their casts' gradients are cast back, so gradients and optimizer
  * updates are float32. Wrap the forward pass and the loss; gradients may be asked inside or after the region:
