@@ -9,22 +9,20 @@
 #   EMBER_BUILD=build bench/autocast.sh            (make bench-autocast)
 #   MNIST_STEPS=3000 CNN_STEPS=1000 GPT2_STEPS=400 MODES="f32 bf16 f16" WHAT="mnist memory" bench/autocast.sh
 #
-# Measured (2026-12-04, AMD EPYC, 2 vCPUs shared with other jobs, narrow ops through float32 copies):
-#   MNIST MLP 3000 steps:  float32 98.19%, bf16 98.10% (-0.09 points), f16 98.13% (-0.06; eager, scale 65536
-#                          -> 131072, none skipped); with main's native bfloat16 matmul merged: bf16 98.15%
-#                          (-0.04), memory as below
-#   CNN 1000 steps:        float32 98.57%, bf16 98.54% (-0.03 points); at 500 steps 98.23% vs 97.95% (-0.28)
-#   GPT 4L/4H/128C 400 steps: validation loss float32 6.6173, bf16 6.6180 (+0.01%)
-#   memory (float32 -> bf16): CNN step activations 49.5 -> 65.3 MiB, step peak 95.7 -> 137.0 MiB, peak RSS
-#     145 -> 187 MiB; GPT-2 step activations 65.3 -> 107.9 MiB, step peak 358 -> 452 MiB, peak RSS 493 -> 653
-#     MiB; at examples/gpt2's default size (--layers 6 --heads 6 --channels 384 --batch 8 --seq 128)
-#     activations 481 -> 709 MiB, step peak 1923 -> 2278 MiB, peak RSS 2443 -> 3165 MiB. Autocast adds what it keeps for the backward pass: the narrow copies of the matmul and convolution
-#     inputs (weights included) beside the float32 ones, and float32 copies where a narrow output meets
-#     float32 (a separate bias add promotes, as in PyTorch; the losses take float32 logits).
+# Measured (2026-12-04, AMD EPYC Zen 5 with AVX512_BF16, 2 vCPUs; native bfloat16 matmul and elementwise
+# kernels; ops of neither autocast list run in the narrow dtype):
+#   MNIST MLP 3000 steps:  float32 98.19%, bf16 98.14% (-0.05 points); f16 98.13% (-0.06; eager, loss scale
+#                          65536 -> 131072, no step skipped; measured before the last autocast rule change)
+#   CNN 1000 steps:        float32 98.57%, bf16 98.56% (-0.01 points); run peak RSS 446 -> 386 MiB
+#   GPT 4L/4H/128C 400 steps: validation loss float32 6.6173, bf16 6.6167 (-0.01%); run peak RSS 701 -> 654 MiB
+#   step memory (float32 -> bf16): CNN activations 49.5 -> 31.3 MiB, step peak 95.7 -> 83.5 MiB, peak RSS
+#     145 -> 138 MiB; GPT-2 step activations 65.3 -> 99.1 MiB, step peak 358 -> 443 MiB, peak RSS 493 -> 630
+#     MiB. The GPT step grows because the tape holds every op's inputs: each cast keeps both copies, and
+#     layer norm and the loss take float32 copies (the loss's float32 logits are the largest part).
 #
 # The GPT is examples/gpt2's model at GPT2_SIZE (default 4 layers, 4 heads, 128 channels, batch 4 x 64: the
-# example's default size takes ~18 s a step on a busy 2-core machine). Until bfloat16 kernels land, the
-# narrow ops run through float32 copies (lib/op.c), so the times are not those of mixed precision.
+# example's default size takes ~18 s a step on a busy 2-core machine). Convolutions and norms run through
+# float32 copies (lib/op.c), so the CNN's times are not those of a native bfloat16 convolution.
 set -u
 build=${EMBER_BUILD:-build}
 out=${OUT:-runs/autocast}
