@@ -267,6 +267,7 @@ examples: $(EXAMPLES)
 
 # The GPT-2 model is one header, shared by the example, its test and its benchmark.
 $(BUILD)/test/test_gpt2 $(BUILD)/test/test_saved_graph $(BUILD)/test/test_onnx $(BUILD)/bench/gpt2 $(BUILD)/bench/autocast: examples/gpt2_model.h
+$(BUILD)/bench/cnn $(BUILD)/bench/autocast: bench/deep_mnist_cnn.h
 
 # Each fuzz target runs FUZZ_SECONDS (or FUZZ_RUNS executions: the 10M of
 # issue 9 is `make fuzz FUZZ_RUNS=10000000`) from its corpus test/fuzz/corpus/<t>/;

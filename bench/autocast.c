@@ -15,6 +15,7 @@
 #include <ember.h>
 
 #include "../examples/gpt2_model.h"
+#include "deep_mnist_cnn.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,29 +25,6 @@
 static int fail(const char *what) {
     fprintf(stderr, "bench/autocast: %s: %s\n", what, em_last_error() ? em_last_error() : "failed");
     return 1;
-}
-
-/* ---- the CNN: two 5x5 SAME convolutions with bias, ReLU and 2x2 max pool, fc 3136 -> 1024, dropout, fc 10 ---- */
-
-static void cnn_layer(const char *scope, em_shape w, int64_t out, em_tensor **vars) {
-    em_variable_scope_begin(scope, EM_REUSE_FALSE);
-    vars[0] = em_get_variable("weights", EM_F32, w, EM_INIT_TRUNC_NORMAL(0, 0.1));
-    vars[1] = em_get_variable("biases", EM_F32, EM_SHAPE(out), EM_INIT_CONST(0.1));
-    em_variable_scope_end();
-}
-
-static em_tensor *cnn_conv(em_tensor *x, em_tensor **vars) {
-    const int two[2] = {2, 2};
-    em_tensor *h = em_relu(em_bias_add(em_conv2d(x, vars[0], NULL, EM_PAD_SAME, NULL), vars[1]));
-    return em_max_pool(h, two, two, EM_PAD_SAME);
-}
-
-static em_tensor *cnn_loss(em_tensor **vars, em_tensor *x, em_tensor *y) {
-    em_tensor *h = cnn_conv(cnn_conv(x, vars), vars + 2);
-    h = em_matmul(em_reshape(h, EM_SHAPE(-1, 7 * 7 * 64)), vars[4]);
-    h = em_dropout(em_relu(em_bias_add(h, vars[5])), 0.5);
-    em_tensor *logits = em_bias_add(em_matmul(h, vars[6]), vars[7]);
-    return em_mean(em_sparse_softmax_cross_entropy_with_logits(y, logits), EM_ALL_AXES, false);
 }
 
 int main(int argc, char **argv) {
@@ -74,10 +52,7 @@ int main(int argc, char **argv) {
     gpt2_model m;
     em_optimizer *opt;
     if (cnn) {
-        cnn_layer("conv1", EM_SHAPE(5, 5, 1, 32), 32, cnn_vars);
-        cnn_layer("conv2", EM_SHAPE(5, 5, 32, 64), 64, cnn_vars + 2);
-        cnn_layer("fc1", EM_SHAPE(7 * 7 * 64, 1024), 1024, cnn_vars + 4);
-        cnn_layer("fc2", EM_SHAPE(1024, 10), 10, cnn_vars + 6);
+        cnn_variables(cnn_vars);
         x = em_keep(em_random_uniform(EM_F32, EM_SHAPE(100, 28, 28, 1), 0, 1));
         y = em_keep(em_cast(em_random_uniform(EM_F32, EM_SHAPE(100), 0, 9.99), EM_I64));
         opt = em_adam(1e-4, 0.9, 0.999, 1e-8);

@@ -9,6 +9,8 @@
  */
 #include <ember.h>
 
+#include "deep_mnist_cnn.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -17,27 +19,6 @@ static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void layer(const char *scope, em_shape w, int64_t out, em_tensor **vars) {
-    em_variable_scope_begin(scope, EM_REUSE_FALSE);
-    vars[0] = em_get_variable("weights", EM_F32, w, EM_INIT_TRUNC_NORMAL(0, 0.1));
-    vars[1] = em_get_variable("biases", EM_F32, EM_SHAPE(out), EM_INIT_CONST(0.1));
-    em_variable_scope_end();
-}
-
-static em_tensor *conv_relu_pool(em_tensor *x, em_tensor **vars) {
-    const int two[2] = {2, 2};
-    em_tensor *h = em_relu(em_bias_add(em_conv2d(x, vars[0], NULL, EM_PAD_SAME, NULL), vars[1]));
-    return em_max_pool(h, two, two, EM_PAD_SAME);
-}
-
-static em_tensor *cnn_loss(em_tensor **vars, em_tensor *x, em_tensor *y) {
-    em_tensor *h = conv_relu_pool(conv_relu_pool(x, vars), vars + 2);
-    h = em_matmul(em_reshape(h, EM_SHAPE(-1, 7 * 7 * 64)), vars[4]);
-    h = em_dropout(em_relu(em_bias_add(h, vars[5])), 0.5);
-    em_tensor *logits = em_bias_add(em_matmul(h, vars[6]), vars[7]);
-    return em_mean(em_sparse_softmax_cross_entropy_with_logits(y, logits), EM_ALL_AXES, false);
 }
 
 static void fail(const char *what) {
@@ -50,10 +31,7 @@ static void fail(const char *what) {
 static double step_ms(int steps, bool graph) {
     em_set_seed(0);
     em_tensor *vars[8];
-    layer("conv1", EM_SHAPE(5, 5, 1, 32), 32, vars);
-    layer("conv2", EM_SHAPE(5, 5, 32, 64), 64, vars + 2);
-    layer("fc1", EM_SHAPE(7 * 7 * 64, 1024), 1024, vars + 4);
-    layer("fc2", EM_SHAPE(1024, 10), 10, vars + 6);
+    cnn_variables(vars);
     em_tensor *x = em_keep(em_random_uniform(EM_F32, EM_SHAPE(100, 28, 28, 1), 0, 1));
     int64_t labels[100];
     for (int i = 0; i < 100; i++) labels[i] = i % 10;
