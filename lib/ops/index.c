@@ -346,6 +346,10 @@ em_tensor *em_gather_nd(em_tensor *params, em_tensor *indices) {
 }
 
 em_tensor *em_scatter_nd(em_tensor *indices, em_tensor *updates, em_shape shape) {
+    if (shape.ndim < 0 || shape.ndim > EM_MAX_DIMS) {
+        em__error("scatter_nd: shape rank %d is outside 0..%d", shape.ndim, EM_MAX_DIMS);
+        return NULL;
+    }
     em_attrs a = {.ni = shape.ndim};
     for (int d = 0; d < shape.ndim; d++) a.i[d] = shape.dims[d];
     return em__apply(EM_OP_SCATTER_ND, 2, (em_tensor *[]){updates, indices}, &a);

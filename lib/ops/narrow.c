@@ -4,6 +4,7 @@
 #include "../internal.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define NARROW_F16C 1
 #define PREFETCH_BYTES (4 * EM_NARROW_TILE)
@@ -100,7 +101,9 @@ static int vector_level(void) {
     int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
     if (l < 0) {
         __builtin_cpu_init();
-        l = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+        unsigned a, b, c, d; /* F16C by cpuid: clang's __builtin_cpu_supports does not know "f16c" */
+        bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+        l = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx") && f16c;
         __atomic_store_n(&level, l, __ATOMIC_RELAXED);
     }
     return l;
