@@ -28,6 +28,7 @@
  *
  * Products of at most SMALL_PRODUCT multiply-adds run a plain loop in double. */
 #include "gemm_narrow.h"
+#include "narrow.h"
 
 #include "../internal.h"
 #include "../op.h"
@@ -91,44 +92,13 @@ typedef struct {
     bool to_narrow;
 } convert_job;
 
-/* n elements of one row, x's with step cs: y = x widened, or (to_narrow) x = y rounded. Inlined with
- * cs = 1 (vectorized) and with any cs. */
-static inline __attribute__((always_inline)) void convert_row(em_dtype dtype, bool to_narrow, int64_t n,
-                                                               uint16_t *restrict x, int64_t cs, float *restrict y) {
-    if (to_narrow && dtype == EM_BF16) {
-        _Pragma("omp simd") for (int64_t i = 0; i < n; i++) x[i * cs] = em_bf16_from_f32(y[i]);
-    } else if (to_narrow) {
-        _Pragma("omp simd") for (int64_t i = 0; i < n; i++) x[i * cs] = em_f16_from_f32(y[i]);
-    } else if (dtype == EM_BF16) {
-        _Pragma("omp simd") for (int64_t i = 0; i < n; i++) y[i] = em_bf16_to_f32(x[i * cs]);
-    } else {
-        _Pragma("omp simd") for (int64_t i = 0; i < n; i++) y[i] = em_f16_to_f32(x[i * cs]);
-    }
-}
-
-#ifdef BF16_KERNEL
-/* float16 widened by VCVTPH2PS, 16 at a time: the same as em_f16_to_f32 on every bit pattern but a
- * signaling NaN, which it quiets. The copies are only multiplied and added, where a NaN gives NaN either
- * way (test_matmul checks it), and GCC does not vectorize em_f16_to_f32's branches. */
-static __attribute__((target("avx512f"))) void f16_widen_avx512(int64_t n, const uint16_t *x, float *y) {
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))));
-    for (; i < n; i++) y[i] = em_f16_to_f32(x[i]);
-}
-#endif
-
-/* Rows [r0, r1) of x into y (to_narrow: of y into x). */
-EM_HOT static void convert_rows(void *ctx, int64_t r0, int64_t r1) {
+/* Rows [r0, r1) of x into y (to_narrow: of y into x), by narrow.h's runs (AVX-512 or F16C where the CPU has
+ * them). */
+static void convert_rows(void *ctx, int64_t r0, int64_t r1) {
     const convert_job *j = ctx;
-#ifdef BF16_KERNEL
-    if (j->dtype == EM_F16 && !j->to_narrow && j->cs == 1 && __builtin_cpu_supports("avx512f")) {
-        for (int64_t r = r0; r < r1; r++) f16_widen_avx512(j->cols, j->x + r * j->rs, j->y + r * j->ld);
-        return;
-    }
-#endif
     for (int64_t r = r0; r < r1; r++) {
-        if (j->cs == 1) convert_row(j->dtype, j->to_narrow, j->cols, j->x + r * j->rs, 1, j->y + r * j->ld);
-        else convert_row(j->dtype, j->to_narrow, j->cols, j->x + r * j->rs, j->cs, j->y + r * j->ld);
+        if (j->to_narrow) em__narrow_round(j->dtype, j->y + r * j->ld, j->x + r * j->rs, j->cs, j->cols);
+        else em__narrow_widen(j->dtype, j->x + r * j->rs, j->cs, j->y + r * j->ld, j->cols);
     }
 }
 
