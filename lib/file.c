@@ -289,6 +289,10 @@ int em__make_dirs(const char *dir) {
 /* ---- reading ---- */
 
 unsigned char *em__read_file(const char *op, const char *path, size_t *size) {
+    if (!path) {
+        em__error("%s: path is NULL", op);
+        return NULL;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         em__error("%s: cannot open %s: %s", op, path, strerror(errno));

@@ -96,42 +96,6 @@ static bool reserve(void **p, size_t *cap, size_t need, size_t elem) {
     return true;
 }
 
-/* Reads a whole file; NULL with an error beginning with op. */
-static uint8_t *read_whole(const char *op, const char *path, size_t *size) {
-    if (!path) {
-        em__error("%s: path is NULL", op);
-        return NULL;
-    }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        em__error("%s: cannot open %s: %s", op, path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        uint8_t *b = realloc(buf, cap * 2);
-        if (!b) free(buf);
-        buf = b;
-        cap *= 2;
-    }
-    bool bad = buf && ferror(f);
-    fclose(f);
-    if (!buf) {
-        em__error("%s: %s: out of memory", op, path);
-        return NULL;
-    }
-    if (bad) {
-        free(buf);
-        em__error("%s: cannot read %s", op, path);
-        return NULL;
-    }
-    *size = n;
-    return buf;
-}
-
 /* Decodes one UTF-8 character at p (strict: no overlong forms, surrogates
  * or values past U+10FFFF); its length, or 0 when p does not start one. */
 static int utf8_decode(const uint8_t *p, size_t left, uint32_t *cp) {
@@ -573,12 +537,12 @@ em_tokenizer *em_tokenizer_load_gpt2(const char *encoder_json, const char *vocab
         return NULL;
     }
     size_t jsize, bsize;
-    uint8_t *json_text = read_whole(LOAD_GPT2, encoder_json, &jsize);
+    uint8_t *json_text = em__read_file(LOAD_GPT2, encoder_json, &jsize);
     if (!json_text) return NULL;
     em_tokenizer *t = parse_encoder(encoder_json, json_text, jsize);
     free(json_text);
     if (!t) return NULL;
-    uint8_t *bpe_text = read_whole(LOAD_GPT2, vocab_bpe, &bsize);
+    uint8_t *bpe_text = em__read_file(LOAD_GPT2, vocab_bpe, &bsize);
     bool ok = bpe_text && parse_merges(t, vocab_bpe, bpe_text, bsize);
     free(bpe_text);
     if (!ok) {
@@ -614,7 +578,7 @@ static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] 
 
 em_tokenizer *em_tokenizer_load_llmc(const char *path) {
     size_t size;
-    uint8_t *data = read_whole(LOAD_LLMC, path, &size);
+    uint8_t *data = em__read_file(LOAD_LLMC, path, &size);
     if (!data) return NULL;
     em_tokenizer *t = NULL;
     const size_t header = LLMC_HEADER_INTS * 4;
