@@ -4,9 +4,11 @@
  *   matmul 1024^3 in bfloat16 and float16 against float32 (GFLOP/s, time ratio)
  *     on each of their CPU routes (lib/ops/gemm_narrow.c),
  *   em_add GB/s on 16M floats vs a plain C loop,
+ *   em_sum (all axes, axis 0, axis 1) and em_max GB/s vs plain C loops, up to 1 GiB,
  *   conv2d forward and backward times at the CNN example's shapes.
  *
- *   build/bench/ops [threads]     (default: EM_NUM_THREADS, else all cores)
+ *   build/bench/ops [threads [section...]]   (default: EM_NUM_THREADS, else all cores; sections: matmul,
+ *                                             narrow, add, reduce, conv; default all)
  *
  * Each figure is the best of several rounds; em and the baseline alternate
  * rounds so that both see the same machine state. */
@@ -16,6 +18,7 @@
 
 #include <blis.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -150,6 +153,87 @@ static void add_loop(void *ctx) {
     for (int64_t i = 0; i < p->n; i++) p->out[i] = p->x[i] + p->y[i];
 }
 
+/* ---- reductions ---- */
+
+/* The plain loops: one float32 accumulator per output, vectorized by OpenMP's simd reduction (which reorders
+ * the sum freely), over Ember's thread count; compiled for AVX-512 where the CPU has it, as Ember's kernels are. */
+#define PLAIN_LOOP __attribute__((target_clones("arch=x86-64-v4", "default")))
+
+typedef struct {
+    em_tensor *a;
+    const float *x;
+    float *out;
+    int64_t rows, cols;
+    int axis; /* -1: all axes; 2: max over all axes */
+} reduce_case;
+
+static void reduce_em(void *ctx) {
+    reduce_case *p = ctx;
+    em_scope_begin();
+    if (p->axis == 2) em_max(p->a, EM_ALL_AXES, false);
+    else if (p->axis < 0) em_sum(p->a, EM_ALL_AXES, false);
+    else em_sum(p->a, EM_AXES(p->axis), false);
+    em_scope_end();
+}
+
+PLAIN_LOOP static void reduce_loop(void *ctx) {
+    reduce_case *p = ctx;
+    const float *x = p->x;
+    int64_t n = p->rows * p->cols, cols = p->cols;
+    int threads = em_num_threads();
+    if (p->axis == 2) {
+        float m = -INFINITY;
+#pragma omp parallel for simd reduction(max : m) num_threads(threads)
+        for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+        p->out[0] = m;
+    } else if (p->axis < 0) {
+        float s = 0;
+#pragma omp parallel for simd reduction(+ : s) num_threads(threads)
+        for (int64_t i = 0; i < n; i++) s += x[i];
+        p->out[0] = s;
+    } else if (p->axis == 1) {
+#pragma omp parallel for num_threads(threads)
+        for (int64_t r = 0; r < p->rows; r++) {
+            float s = 0;
+#pragma omp simd reduction(+ : s)
+            for (int64_t c = 0; c < cols; c++) s += x[r * cols + c];
+            p->out[r] = s;
+        }
+    } else {
+        /* column sums: each thread its own band of columns, the rows in order */
+        enum { BAND = 256 };
+#pragma omp parallel for num_threads(threads)
+        for (int64_t c0 = 0; c0 < cols; c0 += BAND) {
+            int64_t c1 = c0 + BAND < cols ? c0 + BAND : cols;
+            for (int64_t c = c0; c < c1; c++) p->out[c] = 0;
+            for (int64_t r = 0; r < p->rows; r++)
+#pragma omp simd
+                for (int64_t c = c0; c < c1; c++) p->out[c] += x[r * cols + c];
+        }
+    }
+}
+
+static void reduce_row(int64_t rows, int64_t cols, int axis) {
+    em_scope_begin();
+    reduce_case p = {.rows = rows, .cols = cols, .axis = axis};
+    p.a = em_random_uniform(EM_F32, EM_SHAPE(rows, cols), -1, 1);
+    p.x = em_data(p.a);
+    p.out = malloc(sizeof(float) * (size_t)(rows > cols ? rows : cols));
+    double bytes = 4.0 * (double)(rows * cols), e = 1e30, l = 1e30;
+    int rounds = bytes > 1e9 ? 2 : 5;
+    for (int r = 0; r < 2; r++) { /* alternate: em, loop, em, loop */
+        double te = per_call(reduce_em, &p, rounds), tl = per_call(reduce_loop, &p, rounds);
+        e = te < e ? te : e;
+        l = tl < l ? tl : l;
+    }
+    char label[64];
+    snprintf(label, sizeof label, "%s [%lld,%lld]%s", axis == 2 ? "max" : "sum", (long long)rows, (long long)cols,
+             axis == 0 ? " axis 0" : axis == 1 ? " axis 1" : "");
+    printf("  %-40s %11.1f %12.1f   (em / loop %.2f)\n", label, bytes / e * 1e-9, bytes / l * 1e-9, l / e);
+    free(p.out);
+    em_scope_end();
+}
+
 /* ---- conv ---- */
 
 typedef struct {
@@ -191,51 +275,77 @@ static void conv_row(const char *label, em_shape xs, em_shape ws, bool input_gra
     em_scope_end();
 }
 
+static int nsections;
+static char **sections;
+
+static bool want(const char *section) {
+    for (int i = 0; i < nsections; i++)
+        if (strcmp(sections[i], section) == 0) return true;
+    return nsections == 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) em_set_num_threads(atoi(argv[1]));
+    nsections = argc > 2 ? argc - 2 : 0;
+    sections = argv + 2;
     double start = now();
     em_set_seed(1);
     printf("threads: %d (EM_NUM_THREADS or argv[1]); BLIS threads: %d\n\n", em_num_threads(),
            (int)bli_thread_get_num_threads());
 
-    printf("matmul float32                        em GFLOP/s  BLIS GFLOP/s  BLIS time / em time\n");
-    for (int64_t s = 64; s <= 2048; s *= 2) {
-        char label[64];
-        snprintf(label, sizeof label, "[%lld,%lld] x [%lld,%lld]", (long long)s, (long long)s, (long long)s,
-                 (long long)s);
-        matmul_row(label, s, s, s, false, false);
+    if (want("matmul")) {
+        printf("matmul float32                        em GFLOP/s  BLIS GFLOP/s  BLIS time / em time\n");
+        for (int64_t s = 64; s <= 2048; s *= 2) {
+            char label[64];
+            snprintf(label, sizeof label, "[%lld,%lld] x [%lld,%lld]", (long long)s, (long long)s, (long long)s,
+                     (long long)s);
+            matmul_row(label, s, s, s, false, false);
+        }
+        printf("  MNIST MLP (batch 100, 784-500-10):\n");
+        matmul_row("fwd  x W1 [100,784]x[784,500]", 100, 500, 784, false, false);
+        matmul_row("fwd  h W2 [100,500]x[500,10]", 100, 10, 500, false, false);
+        matmul_row("bwd  dW2 = h^T g [500,100]x[100,10]", 500, 10, 100, true, false);
+        matmul_row("bwd  dh = g W2^T [100,10]x[10,500]", 100, 500, 10, false, true);
+        matmul_row("bwd  dW1 = x^T g [784,100]x[100,500]", 784, 500, 100, true, false);
+
     }
-    printf("  MNIST MLP (batch 100, 784-500-10):\n");
-    matmul_row("fwd  x W1 [100,784]x[784,500]", 100, 500, 784, false, false);
-    matmul_row("fwd  h W2 [100,500]x[500,10]", 100, 10, 500, false, false);
-    matmul_row("bwd  dW2 = h^T g [500,100]x[100,10]", 500, 10, 100, true, false);
-    matmul_row("bwd  dh = g W2^T [100,10]x[10,500]", 100, 500, 10, false, true);
-    matmul_row("bwd  dW1 = x^T g [784,100]x[100,500]", 784, 500, 100, true, false);
+    if (want("narrow")) {
+        printf("\nmatmul [1024,1024] x [1024,1024] by dtype   GFLOP/s  time / float32's   (AMX-BF16: %s)\n",
+               em__cpu_has_amx_bf16() ? "present, not used yet" : "absent");
+        narrow_matmul_rows(1024);
 
-    printf("\nmatmul [1024,1024] x [1024,1024] by dtype   GFLOP/s  time / float32's   (AMX-BF16: %s)\n",
-           em__cpu_has_amx_bf16() ? "present, not used yet" : "absent");
-    narrow_matmul_rows(1024);
-
-    printf("\nelementwise float32, 16M elements          em_add GB/s  C loop GB/s  (3 x 64 MB per call)\n");
-    {
-        em_scope_begin();
-        add_case p = {.n = (int64_t)1 << 24};
-        p.a = em_random_uniform(EM_F32, EM_SHAPE(p.n), -1, 1);
-        p.b = em_random_uniform(EM_F32, EM_SHAPE(p.n), -1, 1);
-        p.x = (float *)em_data(p.a);
-        p.y = (float *)em_data(p.b);
-        p.out = malloc(sizeof(float) * (size_t)p.n);
-        double bytes = 3.0 * 4 * (double)p.n;
-        double e = per_call(add_em, &p, 5), l = per_call(add_loop, &p, 5);
-        printf("  %-40s %11.1f %12.1f   (em / loop %.2f)\n", "a + b", bytes / e * 1e-9, bytes / l * 1e-9, l / e);
-        free(p.out);
-        em_scope_end();
     }
+    if (want("add")) {
+        printf("\nelementwise float32, 16M elements          em_add GB/s  C loop GB/s  (3 x 64 MB per call)\n");
+        {
+            em_scope_begin();
+            add_case p = {.n = (int64_t)1 << 24};
+            p.a = em_random_uniform(EM_F32, EM_SHAPE(p.n), -1, 1);
+            p.b = em_random_uniform(EM_F32, EM_SHAPE(p.n), -1, 1);
+            p.x = (float *)em_data(p.a);
+            p.y = (float *)em_data(p.b);
+            p.out = malloc(sizeof(float) * (size_t)p.n);
+            double bytes = 3.0 * 4 * (double)p.n;
+            double e = per_call(add_em, &p, 5), l = per_call(add_loop, &p, 5);
+            printf("  %-40s %11.1f %12.1f   (em / loop %.2f)\n", "a + b", bytes / e * 1e-9, bytes / l * 1e-9, l / e);
+            free(p.out);
+            em_scope_end();
+        }
 
-    printf("\nconv2d float32, 5x5 SAME (the CNN example)            forward ms  backward ms\n");
-    conv_row("conv1 [100,28,28,1] * [5,5,1,32] (dw only)", EM_SHAPE(100, 28, 28, 1), EM_SHAPE(5, 5, 1, 32), false);
-    conv_row("conv2 [100,14,14,32] * [5,5,32,64] (dw, dx)", EM_SHAPE(100, 14, 14, 32), EM_SHAPE(5, 5, 32, 64), true);
+    }
+    if (want("reduce")) {
+        printf("\nreductions float32                          em GB/s  C loop GB/s  (bytes read)\n");
+        for (int64_t s = 1024; s <= 4096; s *= 4)
+            for (int axis = -1; axis <= 2; axis++) reduce_row(s, s, axis);
+        reduce_row(16384, 16384, -1); /* 1 GiB */
+        reduce_row(16384, 16384, 2);
+    }
+    if (want("conv")) {
+        printf("\nconv2d float32, 5x5 SAME (the CNN example)            forward ms  backward ms\n");
+        conv_row("conv1 [100,28,28,1] * [5,5,1,32] (dw only)", EM_SHAPE(100, 28, 28, 1), EM_SHAPE(5, 5, 1, 32), false);
+        conv_row("conv2 [100,14,14,32] * [5,5,32,64] (dw, dx)", EM_SHAPE(100, 14, 14, 32), EM_SHAPE(5, 5, 32, 64), true);
 
+    }
     printf("\ntotal %.1f s\n", now() - start);
     em_shutdown();
     return 0;

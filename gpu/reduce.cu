@@ -7,7 +7,8 @@
 // (many elements per output): thread t of the block folds reduced elements
 // t, t + 256, ... in order, then the 256 partials are joined by a fixed tree.
 // The choice depends on the shape alone, so results are reproducible run to
-// run. Accumulators are the CPU's: double for float sums and products,
+// run. Accumulators are double for float sums and products (the CPU adds
+// float32 terms in short float32 blocks, the block sums in double),
 // uint64 (wrapping like the dtype) for integer ones. max/min propagate NaN;
 // argmax/argmin keep the first best index (the first NaN), like the CPU.
 // log_sum_exp's arithmetic is lib/reduce_plan.h's, the CPU's. bfloat16 and

@@ -100,18 +100,20 @@ START_TEST(test_nan_ties_and_first_occurrence) {
 END_TEST
 
 /* Long rows take the many-lane loops: the extreme is found wherever it lies,
- * and a NaN anywhere (even among the leftover tail) still wins. */
+ * a NaN anywhere (even among the leftover tail) still wins, and infinities are
+ * no NaN. */
 START_TEST(test_max_min_long_rows) {
     enum { LEN = 1001 };
-    static float v[3][LEN];
-    for (int r = 0; r < 3; r++)
+    static float v[4][LEN];
+    for (int r = 0; r < 4; r++)
         for (int j = 0; j < LEN; j++) v[r][j] = (float)((j * 37) % 101) - 50.0f;
     v[0][613] = 1000, v[0][614] = -1000;
     v[1][517] = NAN;
     v[2][LEN - 1] = NAN;
-    em_tensor *x = em_tensor_from(EM_F32, EM_SHAPE(3, LEN), v);
-    ck_assert_tensor(em_max(x, EM_AXES(1), false), EM_F32, EM_SHAPE(3), T(1000, NAN, NAN), 0);
-    ck_assert_tensor(em_min(x, EM_AXES(1), false), EM_F32, EM_SHAPE(3), T(-1000, NAN, NAN), 0);
+    v[3][300] = INFINITY, v[3][301] = -INFINITY; /* infinities, no NaN */
+    em_tensor *x = em_tensor_from(EM_F32, EM_SHAPE(4, LEN), v);
+    ck_assert_tensor(em_max(x, EM_AXES(1), false), EM_F32, EM_SHAPE(4), T(1000, NAN, NAN, INFINITY), 0);
+    ck_assert_tensor(em_min(x, EM_AXES(1), false), EM_F32, EM_SHAPE(4), T(-1000, NAN, NAN, -INFINITY), 0);
     ck_assert_tensor(em_max(em_slice(x, (int64_t[]){0, 0}, (int64_t[]){1, LEN}), EM_ALL_AXES, false), EM_F32, EM_SHAPE0,
                      T(1000), 0);
 }
@@ -213,6 +215,45 @@ START_TEST(test_large_reductions_match_reference_and_any_thread_count) {
 }
 END_TEST
 
+/* float32 sums add float32 lanes over short fixed blocks and the block sums in double (lib/ops/reduce.c), so
+ * each term meets at most 5 float32 roundings: on terms of both signs spread over 2^-10 to 2^14, which cancel,
+ * all axes, rows and columns stay within 5 u sum|x| + u |sum| (u = 2^-24) of the float64 sum, below pairwise
+ * float32 summation's log2(n) u sum|x| (9 to 20 here). A large term followed by 2^20 ones loses at most 3 of
+ * them, where a float32 loop adding in order would lose all. */
+START_TEST(test_float32_sums_within_blocked_error_bound) {
+    enum { R = 512, C = 2048 };
+    float *v = malloc(sizeof(float) * R * C);
+    uint64_t st = 11;
+    for (int64_t i = 0; i < (int64_t)R * C; i++) {
+        st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+        double r = (double)(st >> 11) / 9007199254740992.0; /* [0, 1) */
+        v[i] = (float)((st & 1 ? -1 : 1) * (1 + r) * ldexp(1, (int)(st >> 1 & 31) % 25 - 10));
+    }
+    em_tensor *x = em_tensor_from(EM_F32, EM_SHAPE(R, C), v);
+    em_tensor *all = em_sum(x, EM_ALL_AXES, false), *rows = em_sum(x, EM_AXES(1), false),
+              *cols = em_sum(x, EM_AXES(0), false);
+    const double u = ldexp(1, -24);
+    double s = 0, a = 0;
+    for (int64_t i = 0; i < (int64_t)R * C; i++) s += v[i], a += fabs(v[i]);
+    ck_assert_msg(fabs(em_item(all) - s) <= 5 * u * a + u * fabs(s), "all: %.9g vs %.9g", em_item(all), s);
+    const float *rv = em_data(rows), *cv = em_data(cols);
+    for (int i = 0; i < R; i++) {
+        s = a = 0;
+        for (int j = 0; j < C; j++) s += v[i * C + j], a += fabs(v[i * C + j]);
+        ck_assert_msg(fabs(rv[i] - s) <= 5 * u * a + u * fabs(s), "row %d: %.9g vs %.9g", i, rv[i], s);
+    }
+    for (int j = 0; j < C; j++) {
+        s = a = 0;
+        for (int i = 0; i < R; i++) s += v[i * C + j], a += fabs(v[i * C + j]);
+        ck_assert_msg(fabs(cv[j] - s) <= 5 * u * a + u * fabs(s), "column %d: %.9g vs %.9g", j, cv[j], s);
+    }
+    for (int64_t i = 0; i < (int64_t)R * C; i++) v[i] = i ? 1 : 16777216;
+    em_tensor *ones = em_tensor_from(EM_F32, EM_SHAPE(R * C), v);
+    ck_assert_double_le(fabs(em_item(em_sum(ones, EM_ALL_AXES, false)) - (16777216.0 + R * C - 1)), 4);
+    free(v);
+}
+END_TEST
+
 START_TEST(test_errors_name_op_axis_and_shape) {
     em_tensor *x = em_zeros(EM_F32, EM_SHAPE(2, 3));
     ck_assert_error(em_sum(x, EM_AXES(2), false), "sum: axis 2 is out of range for input of shape [2,3] (rank 2)");
@@ -280,6 +321,7 @@ int main(void) {
     tcase_add_test(tc, test_size_zero_and_size_one_dims);
     tcase_add_test(tc, test_strided_input);
     tcase_add_test(tc, test_large_reductions_match_reference_and_any_thread_count);
+    tcase_add_test(tc, test_float32_sums_within_blocked_error_bound);
     tcase_add_test(tc, test_errors_name_op_axis_and_shape);
     tcase_add_test(tc, test_gradients_of_max_sum_mean);
     tcase_add_test(tc, test_narrow_sums_accumulate_in_float32);

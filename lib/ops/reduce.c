@@ -8,7 +8,9 @@
  * accumulated in the row-major order of its reduced elements, so results do
  * not depend on the thread count. Only a reduction of a few outputs over many
  * elements is cut into fixed chunks whose partial results are combined in
- * order (the chunking depends on the shape alone). Float sums and products
+ * order (the chunking depends on the shape alone). float32 sums add float32
+ * lanes over short fixed blocks and the block sums in double (sum_run_f32:
+ * at most 5 float32 roundings per term); other float sums and products
  * accumulate in double, integer ones in uint64 (wrapping like the dtype).
  * bfloat16 and float16 are read as they are stored, widened element by
  * element as float32 (never accumulated in their own type), and each result
@@ -19,6 +21,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <string.h>
 
 
 #define COLS 256          /* outputs per work item when neighbouring outputs read neighbouring inputs */
@@ -61,6 +64,166 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
     }
 }
 
+/* Input offset of the row of column block (o, b0) at reduction step s: one reduced group (the usual case) steps
+ * by its stride, with no index arithmetic per row. */
+static inline int64_t col_row(const rctx *k, int64_t o, int64_t base, int64_t stride, int64_t b0, int64_t s) {
+    return k->p.nred == 1 ? base + s * stride : em_plan_at(&k->p, o, s) + b0;
+}
+
+/* float32 sums: float32 lanes over short fixed blocks, the block sums added in double. Each element passes
+ * through at most 5 float32 roundings on runs (SUM_BLOCK elements: 4 added in order in each of 64 lanes, the
+ * lanes folded in halves to 16) and 3 on columns (SUM_ROWS rows: a pairwise tree) before its block sum
+ * reaches a double, so the error is at most about 5 u sum|x| (u = 2^-24) plus the final rounding, whatever the
+ * length: below pairwise float32 summation's log2(n) u sum|x| from n = 32 on. Blocks start at fixed offsets
+ * from a run's or chunk's start, which depend on the shape alone, never on the thread count. Twice as fast as
+ * widening every element to double (16 lanes a vector instead of 8, no conversions); memory-bound on large
+ * arrays. */
+#define SUM_BLOCK 256 /* elements of a block: 4 to each of 64 lanes (four AVX-512 registers) */
+#define SUM_ROWS 8    /* rows of a column block summed in float32 */
+
+/* GCC's vector types spell the lanes out, so that every build target (AVX-512, AVX2, SSE2) adds in the same
+ * order; loads go through memcpy, which makes no alignment promise. Vectors pass by pointer: by value, their
+ * calling convention would differ between the build targets. */
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef double f64x8 __attribute__((vector_size(64)));
+
+static inline __attribute__((always_inline)) void add_f32x16(f32x16 *acc, const float *p) {
+    f32x16 v;
+    memcpy(&v, p, sizeof v);
+    *acc += v;
+}
+
+/* lo and hi += the 16 lanes of v, widened to double */
+static inline __attribute__((always_inline)) void add_widened(f64x8 *lo, f64x8 *hi, const f32x16 *v) {
+    *lo += __builtin_convertvector(__builtin_shufflevector(*v, *v, 0, 1, 2, 3, 4, 5, 6, 7), f64x8);
+    *hi += __builtin_convertvector(__builtin_shufflevector(*v, *v, 8, 9, 10, 11, 12, 13, 14, 15), f64x8);
+}
+
+static inline __attribute__((always_inline)) double sum_run_f32(const float *x, int64_t n) {
+    f64x8 lo = {0}, hi = {0};
+    int64_t i = 0;
+    for (; i + SUM_BLOCK <= n; i += SUM_BLOCK) {
+        f32x16 a = {0}, b = {0}, c = {0}, d = {0};
+        for (int k = 0; k < SUM_BLOCK; k += 64) {
+            add_f32x16(&a, x + i + k);
+            add_f32x16(&b, x + i + k + 16);
+            add_f32x16(&c, x + i + k + 32);
+            add_f32x16(&d, x + i + k + 48);
+        }
+        a = (a + c) + (b + d);
+        add_widened(&lo, &hi, &a);
+    }
+    /* the last partial block straight into the double lanes */
+    for (; i + 16 <= n; i += 16) {
+        f32x16 a;
+        memcpy(&a, x + i, sizeof a);
+        add_widened(&lo, &hi, &a);
+    }
+    double tail = 0;
+    for (; i < n; i++) tail += x[i];
+    lo += hi;
+    return ((lo[0] + lo[4]) + (lo[2] + lo[6])) + ((lo[1] + lo[5]) + (lo[3] + lo[7])) + tail;
+}
+
+static inline __attribute__((always_inline)) void sum_rows_f32(double *acc, const float *const *rows, int64_t n) {
+    int64_t b = 0;
+    for (; b + 16 <= n; b += 16) {
+        f32x16 p = {0}, q = {0}, u = {0}, v = {0};
+        add_f32x16(&p, rows[0] + b), add_f32x16(&p, rows[1] + b);
+        add_f32x16(&q, rows[2] + b), add_f32x16(&q, rows[3] + b);
+        add_f32x16(&u, rows[4] + b), add_f32x16(&u, rows[5] + b);
+        add_f32x16(&v, rows[6] + b), add_f32x16(&v, rows[7] + b);
+        f32x16 t = (p + q) + (u + v);
+        f64x8 lo, hi;
+        memcpy(&lo, acc + b, sizeof lo);
+        memcpy(&hi, acc + b + 8, sizeof hi);
+        add_widened(&lo, &hi, &t);
+        memcpy(acc + b, &lo, sizeof lo);
+        memcpy(acc + b + 8, &hi, sizeof hi);
+    }
+    for (; b < n; b++) {
+        float t = ((rows[0][b] + rows[1][b]) + (rows[2][b] + rows[3][b])) +
+                  ((rows[4][b] + rows[5][b]) + (rows[6][b] + rows[7][b]));
+        acc[b] += t;
+    }
+}
+
+typedef int32_t i32x16 __attribute__((vector_size(64)));
+
+/* The largest (max) or smallest element of x[0, n), n > 0, or its first NaN: four vectors of running extremes
+ * (a compare and a select each, no chain through a NaN test) beside a vector of v - v, NaN from a NaN (or an
+ * infinity) on; the rare run that has one is read again for its first NaN. (No vector NaN test: GCC spells a
+ * vector compare into a mask element by element in these multi-target functions.) */
+static inline __attribute__((always_inline)) void extreme_step(f32x16 *m, f32x16 *poison, const float *p, bool max) {
+    f32x16 v;
+    memcpy(&v, p, sizeof v);
+    i32x16 take = max ? v > *m : v < *m;
+    *m = (f32x16)((take & (i32x16)v) | (~take & (i32x16)*m));
+    *poison += v - v;
+}
+
+static inline __attribute__((always_inline)) float extreme_run_f32(const float *x, int64_t n, bool max) {
+    float e = x[0];
+    int64_t i = 0;
+    if (n >= 128) {
+        /* the first 64 elements are the start, and are stepped over again for their NaNs */
+        f32x16 m0, m1, m2, m3, p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0};
+        memcpy(&m0, x, sizeof m0), memcpy(&m1, x + 16, sizeof m1);
+        memcpy(&m2, x + 32, sizeof m2), memcpy(&m3, x + 48, sizeof m3);
+        for (i = 0; i + 64 <= n; i += 64) {
+            extreme_step(&m0, &p0, x + i, max);
+            extreme_step(&m1, &p1, x + i + 16, max);
+            extreme_step(&m2, &p2, x + i + 32, max);
+            extreme_step(&m3, &p3, x + i + 48, max);
+        }
+        f32x16 poison = (p0 + p1) + (p2 + p3);
+        for (int l = 0; l < 16; l++)
+            if (isnan(poison[l]))
+                for (int64_t j = 0; j < n; j++)
+                    if (isnan(x[j])) return x[j];
+        f32x16 m[4] = {m0, m1, m2, m3};
+        for (int q = 0; q < 4; q++)
+            for (int l = 0; l < 16; l++) e = max ? (m[q][l] > e ? m[q][l] : e) : (m[q][l] < e ? m[q][l] : e);
+    }
+    for (; i < n; i++) {
+        if (isnan(x[i])) return x[i];
+        e = max ? (x[i] > e ? x[i] : e) : (x[i] < e ? x[i] : e);
+    }
+    return e;
+}
+
+/* The RUN and COLUMNS hooks of DEFINE_REDUCE: float32 kernels take over whole runs and SUM_ROWS rows at a time;
+ * ELEMENTS leaves all to the element loops. */
+#define F32_SUM_RUN(acc, px, j, jend, r)                \
+    do {                                                \
+        (acc) += sum_run_f32((px) + (j), (jend) - (j)); \
+        (r) += (jend) - (j);                            \
+        (j) = (jend);                                   \
+    } while (0)
+#define F32_SUM_COLS(acc, x, k, o, base, stride, b0, n, s)                                          \
+    for (; (s) + SUM_ROWS <= (k)->p.steps; (s) += SUM_ROWS) {                                       \
+        const float *rows[SUM_ROWS];                                                                \
+        for (int q = 0; q < SUM_ROWS; q++) rows[q] = (x) + col_row(k, o, base, stride, b0, (s) + q); \
+        sum_rows_f32(acc, rows, n);                                                                 \
+    }
+#define F32_EXTREME_RUN(acc, px, j, jend, r, MAX, MERGE)                        \
+    do {                                                                        \
+        if ((jend) > (j)) {                                                     \
+            float e = extreme_run_f32((px) + (j), (jend) - (j), MAX);           \
+            MERGE(acc, e, isnan);                                               \
+        }                                                                       \
+        (r) += (jend) - (j);                                                    \
+        (j) = (jend);                                                           \
+    } while (0)
+#define F32_MAX_RUN(acc, px, j, jend, r) F32_EXTREME_RUN(acc, px, j, jend, r, true, MERGE_MAX)
+#define F32_MIN_RUN(acc, px, j, jend, r) F32_EXTREME_RUN(acc, px, j, jend, r, false, MERGE_MIN)
+#define ELEMENTS_RUN(acc, px, j, jend, r) ((void)0)
+#define ELEMENTS_COLS(acc, x, k, o, base, stride, b0, n, s) ((void)0)
+#define ELEMENTS_SUM_RUN ELEMENTS_RUN
+#define ELEMENTS_SUM_COLS ELEMENTS_COLS
+#define ELEMENTS_MAX_RUN ELEMENTS_RUN
+#define ELEMENTS_MIN_RUN ELEMENTS_RUN
+
 /* One kernel for input type T and output type OT: values are LOADed into V,
  * accumulated into A by STEP (r: the reduced linear index), partials joined
  * by MERGE and written by STORE (oi: the output's linear index). */
@@ -68,7 +231,10 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
  * fixed order, which breaks the add-latency chain and vectorizes; the order
  * depends only on the shape, never on the thread count. Ops whose STEP looks
  * at the position (argmax) use one lane. */
-#define DEFINE_REDUCE(NAME, N, T, OT, V, A, INIT, LOAD, STEP, MERGE, STORE, ISNAN, LANES)                \
+/* RUN(acc, px, j, jend, r) and COLUMNS(acc, x, k, o, base, stride, b0, n, s) may take over the start of a run and the
+ * first steps of a column block (float32 sums, max and min: F32_*); ELEMENTS_* leave
+ * everything to the element loops. */
+#define DEFINE_REDUCE(NAME, N, T, OT, V, A, INIT, LOAD, STEP, MERGE, STORE, ISNAN, LANES, RUN, COLUMNS)   \
     EM_HOT static A NAME##_range(const rctx *k, int64_t o, int64_t r0, int64_t r1) {                     \
         const T *x = k->x;                                                                                \
         const OT *out = k->out;                                                                           \
@@ -78,6 +244,7 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
         while (r < r1) {                                                                                  \
             const T *px = x + em_plan_at(&k->p, o, s);                                                    \
             int64_t jend = k->p.run < j + (r1 - r) ? k->p.run : j + (r1 - r);                             \
+            RUN(acc, px, j, jend, r);                                                                     \
             if (LANES > 1 && jend - j >= 4 * LANES) {                                                     \
                 A lane[LANES];                                                                            \
                 for (int l = 0; l < LANES; l++) lane[l] = INIT;                                           \
@@ -106,11 +273,12 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
             int64_t o = it / k->blocks, b0 = it % k->blocks * COLS;                                       \
             int64_t n = k->p.inner - b0 < COLS ? k->p.inner - b0 : COLS, oi = o * k->p.inner + b0;        \
             for (int64_t b = 0; b < n; b++) acc[b] = INIT;                                                \
-            /* one reduced group (the usual case) steps by its stride: no index arithmetic per row */     \
             int64_t base = em_plan_offset(k->p.nkeep, k->p.kdim, k->p.kstride, o) + b0;                    \
             int64_t stride = k->p.nred == 1 ? k->p.rstride[0] : 0;                                        \
-            for (int64_t s = 0; s < k->p.steps; s++) {                                                    \
-                const T *px = x + (k->p.nred == 1 ? base + s * stride : em_plan_at(&k->p, o, s) + b0);    \
+            int64_t s = 0;                                                                                \
+            COLUMNS(acc, x, k, o, base, stride, b0, n, s);                                                   \
+            for (; s < k->p.steps; s++) {                                                                 \
+                const T *px = x + col_row(k, o, base, stride, b0, s);                                     \
                 _Pragma("omp simd") for (int64_t b = 0; b < n; b++) {                                     \
                     V v = LOAD(N, px[b], oi + b);                                                            \
                     STEP(acc[b], v, s, ISNAN);                                                            \
@@ -215,38 +383,38 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
 #define STORE_LSE(N, d, acc) ((d) = ROUND_##N(d, em_lse_result(WIDEN_##N(d), (acc))))
 
 /* dtype suffix, enum, C type, sum accumulator and its loader, lowest, highest, NaN test, the type values are
- * compared in */
+ * compared in, whose hooks sum, max and min take (F32 or ELEMENTS) */
 #define FLOAT_TYPES(X)                                                                     \
-    X(f32, EM_F32, float, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan, float)          \
-    X(f64, EM_F64, double, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan, double)        \
-    X(bf16, EM_BF16, uint16_t, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan, float)     \
-    X(f16, EM_F16, uint16_t, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan, float)
+    X(f32, EM_F32, float, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan, float, F32)          \
+    X(f64, EM_F64, double, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan, double, ELEMENTS)        \
+    X(bf16, EM_BF16, uint16_t, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan, float, ELEMENTS)     \
+    X(f16, EM_F16, uint16_t, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan, float, ELEMENTS)
 #define NUMERIC_TYPES(X)                                                                   \
     FLOAT_TYPES(X)                                                                         \
-    X(i32, EM_I32, int32_t, uint64_t, LOAD_U64, INT32_MIN, INT32_MAX, NEVER_NAN, int32_t)  \
-    X(i64, EM_I64, int64_t, uint64_t, LOAD_U64, INT64_MIN, INT64_MAX, NEVER_NAN, int64_t)  \
-    X(u8, EM_U8, uint8_t, uint64_t, LOAD_U64, 0, UINT8_MAX, NEVER_NAN, uint8_t)
+    X(i32, EM_I32, int32_t, uint64_t, LOAD_U64, INT32_MIN, INT32_MAX, NEVER_NAN, int32_t, ELEMENTS)  \
+    X(i64, EM_I64, int64_t, uint64_t, LOAD_U64, INT64_MIN, INT64_MAX, NEVER_NAN, int64_t, ELEMENTS)  \
+    X(u8, EM_U8, uint8_t, uint64_t, LOAD_U64, 0, UINT8_MAX, NEVER_NAN, uint8_t, ELEMENTS)
 
-#define DEF_SUM(N, E, T, S, LS, LO, HI, ISNAN, V) \
-    DEFINE_REDUCE(sum_##N, N, T, T, S, S, (S)0, LS, STEP_ADD, MERGE_ADD, STORE_CAST, ISNAN, 8)
-#define DEF_PROD(N, E, T, S, LS, LO, HI, ISNAN, V) \
-    DEFINE_REDUCE(prod_##N, N, T, T, S, S, (S)1, LS, STEP_MUL, MERGE_MUL, STORE_CAST, ISNAN, 8)
-#define DEF_MAX(N, E, T, S, LS, LO, HI, ISNAN, V) \
-    DEFINE_REDUCE(max_##N, N, T, T, V, V, (V)(LO), LOAD_VALUE, STEP_MAX, MERGE_MAX, STORE_CAST, ISNAN, 32)
-#define DEF_MIN(N, E, T, S, LS, LO, HI, ISNAN, V) \
-    DEFINE_REDUCE(min_##N, N, T, T, V, V, (V)(HI), LOAD_VALUE, STEP_MIN, MERGE_MIN, STORE_CAST, ISNAN, 32)
-#define DEF_ARG(N, E, T, S, LS, LO, HI, ISNAN, V)                                                               \
+#define DEF_SUM(N, E, T, S, LS, LO, HI, ISNAN, V, SK) \
+    DEFINE_REDUCE(sum_##N, N, T, T, S, S, (S)0, LS, STEP_ADD, MERGE_ADD, STORE_CAST, ISNAN, 8, SK##_SUM_RUN, SK##_SUM_COLS)
+#define DEF_PROD(N, E, T, S, LS, LO, HI, ISNAN, V, SK) \
+    DEFINE_REDUCE(prod_##N, N, T, T, S, S, (S)1, LS, STEP_MUL, MERGE_MUL, STORE_CAST, ISNAN, 8, ELEMENTS_RUN, ELEMENTS_COLS)
+#define DEF_MAX(N, E, T, S, LS, LO, HI, ISNAN, V, SK) \
+    DEFINE_REDUCE(max_##N, N, T, T, V, V, (V)(LO), LOAD_VALUE, STEP_MAX, MERGE_MAX, STORE_CAST, ISNAN, 32, SK##_MAX_RUN, ELEMENTS_COLS)
+#define DEF_MIN(N, E, T, S, LS, LO, HI, ISNAN, V, SK) \
+    DEFINE_REDUCE(min_##N, N, T, T, V, V, (V)(HI), LOAD_VALUE, STEP_MIN, MERGE_MIN, STORE_CAST, ISNAN, 32, SK##_MIN_RUN, ELEMENTS_COLS)
+#define DEF_ARG(N, E, T, S, LS, LO, HI, ISNAN, V, SK)                                                               \
     typedef struct {                                                                                            \
         V v;                                                                                                    \
         int64_t i;                                                                                              \
     } arg_##N;                                                                                                  \
     DEFINE_REDUCE(argmax_##N, N, T, int64_t, V, arg_##N, ((arg_##N){0, -1}), LOAD_VALUE, STEP_ARGMAX,          \
-                  MERGE_ARGMAX, STORE_INDEX, ISNAN, 1)                                                          \
+                  MERGE_ARGMAX, STORE_INDEX, ISNAN, 1, ELEMENTS_RUN, ELEMENTS_COLS)                                                          \
     DEFINE_REDUCE(argmin_##N, N, T, int64_t, V, arg_##N, ((arg_##N){0, -1}), LOAD_VALUE, STEP_ARGMIN,          \
-                  MERGE_ARGMIN, STORE_INDEX, ISNAN, 1)
-#define DEF_LSE(N, E, T, S, LS, LO, HI, ISNAN, V)                                                               \
+                  MERGE_ARGMIN, STORE_INDEX, ISNAN, 1, ELEMENTS_RUN, ELEMENTS_COLS)
+#define DEF_LSE(N, E, T, S, LS, LO, HI, ISNAN, V, SK)                                                               \
     DEFINE_REDUCE(lse_pass_##N, N, T, T, double, double, 0.0, LOAD_SHIFTED_EXP, STEP_ADD, MERGE_ADD, STORE_LSE, \
-                  ISNAN, 8)                                                                                     \
+                  ISNAN, 8, ELEMENTS_RUN, ELEMENTS_COLS)                                                                                  \
     static void lse_##N##_cpu(const em_call *c, em_tensor *out) {                                               \
         max_##N##_cpu(c, out);                                                                                  \
         lse_pass_##N##_cpu(c, out);                                                                             \
@@ -259,9 +427,9 @@ NUMERIC_TYPES(DEF_MIN)
 NUMERIC_TYPES(DEF_ARG)
 FLOAT_TYPES(DEF_LSE)
 DEFINE_REDUCE(reduce_any, b8, uint8_t, uint8_t, uint8_t, uint8_t, 0, LOAD_VALUE, STEP_OR, MERGE_OR, STORE_CAST, NEVER_NAN,
-              32)
+              32, ELEMENTS_RUN, ELEMENTS_COLS)
 DEFINE_REDUCE(reduce_all, b8, uint8_t, uint8_t, uint8_t, uint8_t, 1, LOAD_VALUE, STEP_AND, MERGE_AND, STORE_CAST,
-              NEVER_NAN, 32)
+              NEVER_NAN, 32, ELEMENTS_RUN, ELEMENTS_COLS)
 
 /* One row kernel per op, dispatching on the input dtype (checked by the shape rule). */
 #define ENTRY_SUM(N, E, ...) [E] = sum_##N##_cpu,
