@@ -37,13 +37,15 @@ EM_HD static inline float em__expf_reduce(float c, float *n) {
     return (c - *n * 0.693359375f) + *n * 2.12194440e-4f;
 }
 
+/* x is clamped to [-104, 89], where 2^n spans 2^-150 to 2^128: the two halves' product overflows to Inf
+ * above ln(FLT_MAX) = 88.72 and rounds to 0 below ln(2^-150) = -103.97 by itself, with no select for
+ * either end. */
 EM_HD static inline float em__expf(float x) {
-    float c = x > 88.72283f ? 88.72283f : x < -103.97208f ? -103.97208f : x;
+    float c = x > 89.0f ? 89.0f : x < -104.0f ? -104.0f : x;
     c = c == c ? c : 0.0f; /* NaN: any finite stand-in; the result is replaced below */
     float n, p = em__expf_reduced(em__expf_reduce(c, &n));
     int32_t k = (int32_t)n, k1 = k >> 1; /* floor(k / 2): an arithmetic shift in GCC, Clang and nvcc */
     float y = p * em__bits_to_float((k1 + 127) << 23) * em__bits_to_float((k - k1 + 127) << 23);
-    y = x > 88.72283f ? INFINITY : x < -103.97208f ? 0.0f : y;
     return x == x ? y : x;
 }
 

@@ -9,7 +9,7 @@
  * not depend on the thread count. Only a reduction of a few outputs over many
  * elements is cut into fixed chunks whose partial results are combined in
  * order (the chunking depends on the shape alone). float32 sums add float32
- * lanes over short fixed blocks and the block sums in double (sum_run_f32:
+ * lanes over short fixed blocks and the block sums in double (rows_f32.h:
  * at most 5 float32 roundings per term); other float sums and products
  * accumulate in double, integer ones in uint64 (wrapping like the dtype).
  * bfloat16 and float16 are read as they are stored, widened element by
@@ -18,6 +18,7 @@
 #include "../gpu.h"
 #include "../internal.h"
 #include "../reduce_plan.h"
+#include "rows_f32.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -70,74 +71,26 @@ static inline int64_t col_row(const rctx *k, int64_t o, int64_t base, int64_t st
     return k->p.nred == 1 ? base + s * stride : em_plan_at(&k->p, o, s) + b0;
 }
 
-/* float32 sums: float32 lanes over short fixed blocks, the block sums added in double. Each element passes
- * through at most 5 float32 roundings on runs (SUM_BLOCK elements: 4 added in order in each of 64 lanes, the
- * lanes folded in halves to 16) and 3 on columns (SUM_ROWS rows: a pairwise tree) before its block sum
- * reaches a double, so the error is at most about 5 u sum|x| (u = 2^-24) plus the final rounding, whatever the
- * length: below pairwise float32 summation's log2(n) u sum|x| from n = 32 on. Blocks start at fixed offsets
- * from a run's or chunk's start, which depend on the shape alone, never on the thread count. Twice as fast as
- * widening every element to double (16 lanes a vector instead of 8, no conversions); memory-bound on large
- * arrays. */
-#define SUM_BLOCK 256 /* elements of a block: 4 to each of 64 lanes (four AVX-512 registers) */
-#define SUM_ROWS 8    /* rows of a column block summed in float32 */
-
-/* GCC's vector types spell the lanes out, so that every build target (AVX-512, AVX2, SSE2) adds in the same
- * order; loads go through memcpy, which makes no alignment promise. Vectors pass by pointer: by value, their
- * calling convention would differ between the build targets. */
-typedef float f32x16 __attribute__((vector_size(64)));
-typedef double f64x8 __attribute__((vector_size(64)));
-
-static inline __attribute__((always_inline)) void add_f32x16(f32x16 *acc, const float *p) {
-    f32x16 v;
-    memcpy(&v, p, sizeof v);
-    *acc += v;
-}
-
-/* lo and hi += the 16 lanes of v, widened to double */
-static inline __attribute__((always_inline)) void add_widened(f64x8 *lo, f64x8 *hi, const f32x16 *v) {
-    *lo += __builtin_convertvector(__builtin_shufflevector(*v, *v, 0, 1, 2, 3, 4, 5, 6, 7), f64x8);
-    *hi += __builtin_convertvector(__builtin_shufflevector(*v, *v, 8, 9, 10, 11, 12, 13, 14, 15), f64x8);
-}
-
-static inline __attribute__((always_inline)) double sum_run_f32(const float *x, int64_t n) {
-    f64x8 lo = {0}, hi = {0};
-    int64_t i = 0;
-    for (; i + SUM_BLOCK <= n; i += SUM_BLOCK) {
-        f32x16 a = {0}, b = {0}, c = {0}, d = {0};
-        for (int k = 0; k < SUM_BLOCK; k += 64) {
-            add_f32x16(&a, x + i + k);
-            add_f32x16(&b, x + i + k + 16);
-            add_f32x16(&c, x + i + k + 32);
-            add_f32x16(&d, x + i + k + 48);
-        }
-        a = (a + c) + (b + d);
-        add_widened(&lo, &hi, &a);
-    }
-    /* the last partial block straight into the double lanes */
-    for (; i + 16 <= n; i += 16) {
-        f32x16 a;
-        memcpy(&a, x + i, sizeof a);
-        add_widened(&lo, &hi, &a);
-    }
-    double tail = 0;
-    for (; i < n; i++) tail += x[i];
-    lo += hi;
-    return ((lo[0] + lo[4]) + (lo[2] + lo[6])) + ((lo[1] + lo[5]) + (lo[3] + lo[7])) + tail;
-}
+/* float32 sums: runs by em__sum_f32 (rows_f32.h: at most 5 float32 roundings a term), columns SUM_ROWS rows at a
+ * time by a pairwise float32 tree (3 roundings) whose sums go to double, so the error is at most about
+ * 5 u sum|x| (u = 2^-24) plus the final rounding, below pairwise float32 summation's log2(n) u sum|x|. Blocks
+ * start at fixed offsets from a run's or chunk's start, which depend on the shape alone, never on the thread
+ * count. */
+#define SUM_ROWS 8 /* rows of a column block summed in float32 */
 
 static inline __attribute__((always_inline)) void sum_rows_f32(double *acc, const float *const *rows, int64_t n) {
     int64_t b = 0;
     for (; b + 16 <= n; b += 16) {
-        f32x16 p = {0}, q = {0}, u = {0}, v = {0};
-        add_f32x16(&p, rows[0] + b), add_f32x16(&p, rows[1] + b);
-        add_f32x16(&q, rows[2] + b), add_f32x16(&q, rows[3] + b);
-        add_f32x16(&u, rows[4] + b), add_f32x16(&u, rows[5] + b);
-        add_f32x16(&v, rows[6] + b), add_f32x16(&v, rows[7] + b);
-        f32x16 t = (p + q) + (u + v);
-        f64x8 lo, hi;
+        em_f32x16 p = {0}, q = {0}, u = {0}, v = {0};
+        em__add_f32x16(&p, rows[0] + b), em__add_f32x16(&p, rows[1] + b);
+        em__add_f32x16(&q, rows[2] + b), em__add_f32x16(&q, rows[3] + b);
+        em__add_f32x16(&u, rows[4] + b), em__add_f32x16(&u, rows[5] + b);
+        em__add_f32x16(&v, rows[6] + b), em__add_f32x16(&v, rows[7] + b);
+        em_f32x16 t = (p + q) + (u + v);
+        em_f64x8 lo, hi;
         memcpy(&lo, acc + b, sizeof lo);
         memcpy(&hi, acc + b + 8, sizeof hi);
-        add_widened(&lo, &hi, &t);
+        em__add_widened(&lo, &hi, &t);
         memcpy(acc + b, &lo, sizeof lo);
         memcpy(acc + b + 8, &hi, sizeof hi);
     }
@@ -148,17 +101,15 @@ static inline __attribute__((always_inline)) void sum_rows_f32(double *acc, cons
     }
 }
 
-typedef int32_t i32x16 __attribute__((vector_size(64)));
-
 /* The largest (max) or smallest element of x[0, n), n > 0, or its first NaN: four vectors of running extremes
  * (a compare and a select each, no chain through a NaN test) beside a vector of v - v, NaN from a NaN (or an
  * infinity) on; the rare run that has one is read again for its first NaN. (No vector NaN test: GCC spells a
  * vector compare into a mask element by element in these multi-target functions.) */
-static inline __attribute__((always_inline)) void extreme_step(f32x16 *m, f32x16 *poison, const float *p, bool max) {
-    f32x16 v;
+static inline __attribute__((always_inline)) void extreme_step(em_f32x16 *m, em_f32x16 *poison, const float *p, bool max) {
+    em_f32x16 v;
     memcpy(&v, p, sizeof v);
-    i32x16 take = max ? v > *m : v < *m;
-    *m = (f32x16)((take & (i32x16)v) | (~take & (i32x16)*m));
+    em_i32x16 take = max ? v > *m : v < *m;
+    *m = (em_f32x16)((take & (em_i32x16)v) | (~take & (em_i32x16)*m));
     *poison += v - v;
 }
 
@@ -167,7 +118,7 @@ static inline __attribute__((always_inline)) float extreme_run_f32(const float *
     int64_t i = 0;
     if (n >= 128) {
         /* the first 64 elements are the start, and are stepped over again for their NaNs */
-        f32x16 m0, m1, m2, m3, p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0};
+        em_f32x16 m0, m1, m2, m3, p0 = {0}, p1 = {0}, p2 = {0}, p3 = {0};
         memcpy(&m0, x, sizeof m0), memcpy(&m1, x + 16, sizeof m1);
         memcpy(&m2, x + 32, sizeof m2), memcpy(&m3, x + 48, sizeof m3);
         for (i = 0; i + 64 <= n; i += 64) {
@@ -176,12 +127,12 @@ static inline __attribute__((always_inline)) float extreme_run_f32(const float *
             extreme_step(&m2, &p2, x + i + 32, max);
             extreme_step(&m3, &p3, x + i + 48, max);
         }
-        f32x16 poison = (p0 + p1) + (p2 + p3);
+        em_f32x16 poison = (p0 + p1) + (p2 + p3);
         for (int l = 0; l < 16; l++)
             if (isnan(poison[l]))
                 for (int64_t j = 0; j < n; j++)
                     if (isnan(x[j])) return x[j];
-        f32x16 m[4] = {m0, m1, m2, m3};
+        em_f32x16 m[4] = {m0, m1, m2, m3};
         for (int q = 0; q < 4; q++)
             for (int l = 0; l < 16; l++) e = max ? (m[q][l] > e ? m[q][l] : e) : (m[q][l] < e ? m[q][l] : e);
     }
@@ -196,7 +147,7 @@ static inline __attribute__((always_inline)) float extreme_run_f32(const float *
  * ELEMENTS leaves all to the element loops. */
 #define F32_SUM_RUN(acc, px, j, jend, r)                \
     do {                                                \
-        (acc) += sum_run_f32((px) + (j), (jend) - (j)); \
+        (acc) += em__sum_f32((px) + (j), (jend) - (j)); \
         (r) += (jend) - (j);                            \
         (j) = (jend);                                   \
     } while (0)

@@ -15,6 +15,7 @@
 #include "narrow.h"
 #include "nn.h"
 #include "nn_math.h"
+#include "rows_f32.h"
 
 #include <stdlib.h>
 
@@ -48,6 +49,33 @@ static int softmax_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
     return softmax_infer(c, dtype, ndim, shape);
 }
 
+/* The sum of a row's len terms st apart: float32 rows by em__sum_f32 (rows_f32.h: float32 blocks added in
+ * double, at most 5 float32 roundings a term), strided float32 ones and float64 ones in double. */
+static inline __attribute__((always_inline)) double row_sum_float(const float *v, int64_t len, int64_t st) {
+    if (st == 1) return em__sum_f32(v, len);
+    double sum = 0;
+    for (int64_t j = 0; j < len; j++) sum += v[j * st];
+    return sum;
+}
+/* A row's maximum, NaNs skipped (nn_math.h's max): contiguous float32 rows by em__max_f32 (four vectors of
+ * running maxima), the others element by element. */
+static inline __attribute__((always_inline)) float row_max_float(const float *x, int64_t len, int64_t st) {
+    if (st == 1) return em__max_f32(x, len, -INFINITY);
+    float m = -INFINITY;
+    for (int64_t j = 0; j < len; j++) m = EM_NN(max, float)(m, x[j * st]);
+    return m;
+}
+static inline __attribute__((always_inline)) double row_max_double(const double *x, int64_t len, int64_t st) {
+    double m = -INFINITY;
+    _Pragma("omp simd reduction(max : m)") for (int64_t j = 0; j < len; j++) m = EM_NN(max, double)(m, x[j * st]);
+    return m;
+}
+static inline __attribute__((always_inline)) double row_sum_double(const double *v, int64_t len, int64_t st) {
+    double sum = 0;
+    _Pragma("omp simd reduction(+ : sum)") for (int64_t j = 0; j < len; j++) sum += v[j * st];
+    return sum;
+}
+
 /* The row loop of NAME_row_T over a rows_ctx. */
 #define ROW_KERNEL(NAME, T)                                                                             \
     EM_HOT static void NAME##_rows_##T(void *ctx, int64_t begin, int64_t end) {                         \
@@ -62,7 +90,9 @@ static int softmax_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
     }
 
 /* Each row is summed by one thread in a fixed (vector-lane) order: results do
- * not depend on the thread count. A row function is inlined twice, once with
+ * not depend on the thread count. The terms of a sum are written out first
+ * (softmax's e into y, which log_softmax then overwrites; the products g y into
+ * dx), then added up by row_sum_T. A row function is inlined twice, once with
  * stride 1 (the usual last axis) so that its loops vectorize; the formulas
  * are nn_math.h's (float32 exp is the polynomial of fast_math.h).
  *   softmax:      y = exp(x - max) / sum,   log_softmax: y = x - max - log(sum)
@@ -71,19 +101,13 @@ static int softmax_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
     static inline __attribute__((always_inline)) void softmax_row_##T(const rows_ctx *s, int64_t base,  \
                                                                       int64_t st) {                     \
         const T *x = (const T *)s->x + base;                                                            \
-        T *y = (T *)s->y + base, m = -INFINITY;                                                         \
+        T *y = (T *)s->y + base;                                                                        \
         const int64_t len = s->len;                                                                     \
         const bool as_log = s->log;                                                                     \
         /* a NaN is skipped here but makes the sum, so every output, NaN */                             \
-        _Pragma("omp simd reduction(max : m)")                                                          \
-        for (int64_t j = 0; j < len; j++) m = EM_NN(max, T)(m, x[j * st]);                              \
-        double sum = 0;                                                                                 \
-        _Pragma("omp simd reduction(+ : sum)")                                                          \
-        for (int64_t j = 0; j < len; j++) {                                                             \
-            T e = EM_NN(softmax_exp, T)(x[j * st], m);                                                  \
-            if (!as_log) y[j * st] = e;                                                                 \
-            sum += e;                                                                                   \
-        }                                                                                               \
+        const T m = row_max_##T(x, len, st);                                                            \
+        _Pragma("omp simd") for (int64_t j = 0; j < len; j++) y[j * st] = EM_NN(softmax_exp, T)(x[j * st], m); \
+        double sum = row_sum_##T(y, len, st);                                                           \
         if (as_log) {                                                                                   \
             T log_sum = EM_NN(log_softmax_log_sum, T)(sum);                                                  \
             _Pragma("omp simd")                                                                         \
@@ -99,17 +123,16 @@ static int softmax_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
         T *dx = (T *)s->y + base;                                                                       \
         const int64_t len = s->len;                                                                     \
         const bool as_log = s->log;                                                                     \
-        double sum = 0;                                                                                 \
         if (as_log) {                                                                                   \
-            _Pragma("omp simd reduction(+ : sum)") for (int64_t j = 0; j < len; j++) sum += g[j * st];  \
-            T total = (T)sum;                                                                           \
+            T total = (T)row_sum_##T(g, len, st);                                                       \
             _Pragma("omp simd")                                                                         \
             for (int64_t j = 0; j < len; j++)                                                           \
                 dx[j * st] = EM_NN(log_softmax_grad, T)(y[j * st], g[j * st], total);                   \
         } else {                                                                                        \
-            _Pragma("omp simd reduction(+ : sum)")                                                      \
-            for (int64_t j = 0; j < len; j++) sum += EM_NN(softmax_grad_dot, T)(g[j * st], y[j * st]);  \
-            T total = (T)sum;                                                                           \
+            /* dx holds the terms of sum(g y) until the gradient replaces them */                      \
+            _Pragma("omp simd")                                                                         \
+            for (int64_t j = 0; j < len; j++) dx[j * st] = EM_NN(softmax_grad_dot, T)(g[j * st], y[j * st]); \
+            T total = (T)row_sum_##T(dx, len, st);                                                      \
             _Pragma("omp simd")                                                                         \
             for (int64_t j = 0; j < len; j++)                                                           \
                 dx[j * st] = EM_NN(softmax_grad, T)(y[j * st], g[j * st], total);                       \
