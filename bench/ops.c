@@ -5,10 +5,11 @@
  *     on each of their CPU routes (lib/ops/gemm_narrow.c),
  *   em_add GB/s on 16M floats vs a plain C loop,
  *   em_sum (all axes, axis 0, axis 1) and em_max GB/s vs plain C loops, up to 1 GiB,
+ *   em_exp, em_sigmoid and em_tanh GB/s on 1 GiB vs a plain copy loop,
  *   conv2d forward and backward times at the CNN example's shapes.
  *
  *   build/bench/ops [threads [section...]]   (default: EM_NUM_THREADS, else all cores; sections: matmul,
- *                                             narrow, add, reduce, conv; default all)
+ *                                             narrow, add, reduce, unary, conv; default all)
  *
  * Each figure is the best of several rounds; em and the baseline alternate
  * rounds so that both see the same machine state. */
@@ -234,6 +235,60 @@ static void reduce_row(int64_t rows, int64_t cols, int axis) {
     em_scope_end();
 }
 
+/* ---- transcendental elementwise ---- */
+
+/* Transcendental elementwise ops on an array far larger than the last-level cache, against a plain copy loop
+ * that reads and writes as many bytes: at 100%, the op streams at the memory's speed. */
+typedef struct {
+    em_tensor *a;
+    const float *x;
+    float *out;
+    int64_t n;
+    em_tensor *(*op)(em_tensor *);
+} unary_case;
+
+static void unary_em(void *ctx) {
+    unary_case *p = ctx;
+    em_scope_begin();
+    p->op(p->a);
+    em_scope_end();
+}
+
+PLAIN_LOOP static void copy_loop(void *ctx) {
+    unary_case *p = ctx;
+    const float *x = p->x;
+    float *out = p->out;
+#pragma omp parallel for simd num_threads(em_num_threads())
+    for (int64_t i = 0; i < p->n; i++) out[i] = x[i];
+}
+
+static void unary_rows(int64_t n) {
+    static const struct {
+        const char *name;
+        em_tensor *(*op)(em_tensor *);
+    } ops[] = {{"exp", em_exp}, {"sigmoid", em_sigmoid}, {"tanh", em_tanh}};
+    em_scope_begin();
+    unary_case p = {.n = n};
+    p.a = em_random_uniform(EM_F32, EM_SHAPE(n), -4, 4);
+    p.x = em_data(p.a);
+    p.out = malloc(sizeof(float) * (size_t)n);
+    double bytes = 8.0 * (double)n;
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        p.op = ops[i].op;
+        double e = 1e30, l = 1e30;
+        for (int r = 0; r < 2; r++) { /* alternate: em, loop, em, loop */
+            double te = per_call(unary_em, &p, 3), tl = per_call(copy_loop, &p, 3);
+            e = te < e ? te : e;
+            l = tl < l ? tl : l;
+        }
+        printf("  %-40s %11.1f %12.1f   (em / loop %.2f)\n", ops[i].name, bytes / e * 1e-9, bytes / l * 1e-9, l / e);
+    }
+    free(p.out);
+    em_scope_end();
+}
+
+
+
 /* ---- conv ---- */
 
 typedef struct {
@@ -339,6 +394,10 @@ int main(int argc, char **argv) {
             for (int axis = -1; axis <= 2; axis++) reduce_row(s, s, axis);
         reduce_row(16384, 16384, -1); /* 1 GiB */
         reduce_row(16384, 16384, 2);
+    }
+    if (want("unary")) {
+        printf("\nexp, sigmoid, tanh float32 on 1 GiB            em GB/s  copy loop GB/s  (bytes read + written)\n");
+        unary_rows((int64_t)1 << 28);
     }
     if (want("conv")) {
         printf("\nconv2d float32, 5x5 SAME (the CNN example)            forward ms  backward ms\n");
