@@ -216,8 +216,8 @@ START_TEST(test_large_reductions_match_reference_and_any_thread_count) {
 END_TEST
 
 /* float32 sums add float32 lanes over short fixed blocks and the block sums in double (lib/ops/reduce.c), so
- * each term meets at most 5 float32 roundings: on terms of both signs spread over 2^-10 to 2^14, which cancel,
- * all axes, rows and columns stay within 5 u sum|x| + u |sum| (u = 2^-24) of the float64 sum, below pairwise
+ * each term meets at most 6 float32 roundings: on terms of both signs spread over 2^-10 to 2^14, which cancel,
+ * all axes, rows and columns stay within 6 u sum|x| + u |sum| (u = 2^-24) of the float64 sum, below pairwise
  * float32 summation's log2(n) u sum|x| (9 to 20 here). A large term followed by 2^20 ones loses at most 3 of
  * them, where a float32 loop adding in order would lose all. */
 START_TEST(test_float32_sums_within_blocked_error_bound) {
@@ -235,17 +235,17 @@ START_TEST(test_float32_sums_within_blocked_error_bound) {
     const double u = ldexp(1, -24);
     double s = 0, a = 0;
     for (int64_t i = 0; i < (int64_t)R * C; i++) s += v[i], a += fabs(v[i]);
-    ck_assert_msg(fabs(em_item(all) - s) <= 5 * u * a + u * fabs(s), "all: %.9g vs %.9g", em_item(all), s);
+    ck_assert_msg(fabs(em_item(all) - s) <= 6 * u * a + u * fabs(s), "all: %.9g vs %.9g", em_item(all), s);
     const float *rv = em_data(rows), *cv = em_data(cols);
     for (int i = 0; i < R; i++) {
         s = a = 0;
         for (int j = 0; j < C; j++) s += v[i * C + j], a += fabs(v[i * C + j]);
-        ck_assert_msg(fabs(rv[i] - s) <= 5 * u * a + u * fabs(s), "row %d: %.9g vs %.9g", i, rv[i], s);
+        ck_assert_msg(fabs(rv[i] - s) <= 6 * u * a + u * fabs(s), "row %d: %.9g vs %.9g", i, rv[i], s);
     }
     for (int j = 0; j < C; j++) {
         s = a = 0;
         for (int i = 0; i < R; i++) s += v[i * C + j], a += fabs(v[i * C + j]);
-        ck_assert_msg(fabs(cv[j] - s) <= 5 * u * a + u * fabs(s), "column %d: %.9g vs %.9g", j, cv[j], s);
+        ck_assert_msg(fabs(cv[j] - s) <= 6 * u * a + u * fabs(s), "column %d: %.9g vs %.9g", j, cv[j], s);
     }
     for (int64_t i = 0; i < (int64_t)R * C; i++) v[i] = i ? 1 : 16777216;
     em_tensor *ones = em_tensor_from(EM_F32, EM_SHAPE(R * C), v);

@@ -10,7 +10,7 @@
  * elements is cut into fixed chunks whose partial results are combined in
  * order (the chunking depends on the shape alone). float32 sums add float32
  * lanes over short fixed blocks and the block sums in double (rows_f32.h:
- * at most 5 float32 roundings per term); other float sums and products
+ * at most 6 float32 roundings per term); other float sums and products
  * accumulate in double, integer ones in uint64 (wrapping like the dtype).
  * bfloat16 and float16 are read as they are stored, widened element by
  * element as float32 (never accumulated in their own type), and each result
@@ -71,9 +71,9 @@ static inline int64_t col_row(const rctx *k, int64_t o, int64_t base, int64_t st
     return k->p.nred == 1 ? base + s * stride : em_plan_at(&k->p, o, s) + b0;
 }
 
-/* float32 sums: runs by em__sum_f32 (rows_f32.h: at most 5 float32 roundings a term), columns SUM_ROWS rows at a
+/* float32 sums: runs by em__sum_f32 (rows_f32.h: at most 6 float32 roundings a term), columns SUM_ROWS rows at a
  * time by a pairwise float32 tree (3 roundings) whose sums go to double, so the error is at most about
- * 5 u sum|x| (u = 2^-24) plus the final rounding, below pairwise float32 summation's log2(n) u sum|x|. Blocks
+ * 6 u sum|x| (u = 2^-24) plus the final rounding, below pairwise float32 summation's log2(n) u sum|x|. Blocks
  * start at fixed offsets from a run's or chunk's start, which depend on the shape alone, never on the thread
  * count. */
 #define SUM_ROWS 8 /* rows of a column block summed in float32 */

@@ -50,7 +50,7 @@ static int softmax_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int6
 }
 
 /* The sum of a row's len terms st apart: float32 rows by em__sum_f32 (rows_f32.h: float32 blocks added in
- * double, at most 5 float32 roundings a term), strided float32 ones and float64 ones in double. */
+ * double, at most 6 float32 roundings a term), strided float32 ones and float64 ones in double. */
 static inline __attribute__((always_inline)) double row_sum_float(const float *v, int64_t len, int64_t st) {
     if (st == 1) return em__sum_f32(v, len);
     double sum = 0;
