@@ -39,10 +39,11 @@ EM_HD static inline float em__expf_reduce(float c, float *n) {
 
 /* x is clamped to [-104, 89], where 2^n spans 2^-150 to 2^128: the two halves' product overflows to Inf
  * above ln(FLT_MAX) = 88.72 and rounds to 0 below ln(2^-150) = -103.97 by itself, with no select for
- * either end. */
+ * either end. The clamp is a max and a min (one instruction each on x86), under which a NaN, comparing
+ * false, becomes -104: a finite stand-in, whose result is replaced at the end. */
 EM_HD static inline float em__expf(float x) {
-    float c = x > 89.0f ? 89.0f : x < -104.0f ? -104.0f : x;
-    c = c == c ? c : 0.0f; /* NaN: any finite stand-in; the result is replaced below */
+    float c = x > -104.0f ? x : -104.0f;
+    c = c < 89.0f ? c : 89.0f;
     float n, p = em__expf_reduced(em__expf_reduce(c, &n));
     int32_t k = (int32_t)n, k1 = k >> 1; /* floor(k / 2): an arithmetic shift in GCC, Clang and nvcc */
     float y = p * em__bits_to_float((k1 + 127) << 23) * em__bits_to_float((k - k1 + 127) << 23);
