@@ -102,9 +102,9 @@ static inline __attribute__((always_inline)) void sum_rows_f32(double *acc, cons
 }
 
 /* The largest (max) or smallest element of x[0, n), n > 0, or its first NaN: four vectors of running extremes
- * (a compare and a select each, no chain through a NaN test) beside a vector of v - v, NaN from a NaN (or an
- * infinity) on; the rare run that has one is read again for its first NaN. (No vector NaN test: GCC spells a
- * vector compare into a mask element by element in these multi-target functions.) */
+ * (a compare and a select each, no chain through a NaN test) beside vectors adding up v - v, NaN from a NaN (or
+ * an infinity) on; the rare run that has one is read again for its first NaN. (A flag or-ing v != v into an
+ * integer vector came out of GCC 12 element by element in these multi-target functions: 7 GB/s.) */
 static inline __attribute__((always_inline)) void extreme_step(em_f32x16 *m, em_f32x16 *poison, const float *p, bool max) {
     em_f32x16 v;
     memcpy(&v, p, sizeof v);
