@@ -76,6 +76,18 @@ static inline __attribute__((always_inline)) double row_sum_double(const double 
     return sum;
 }
 
+/* Asks for the row after x's (contiguous rows of up to 16 KiB, which fit L1 beside their own), so that it
+ * arrives while this row is computed: the hardware prefetcher, left to itself, waits for the next row's first
+ * misses (softmax over [4096,1000] on one core: 2.6 -> 2.0 ms). */
+#define PREFETCH_NEXT_ROW(T)                                                                            \
+    static inline __attribute__((always_inline)) void prefetch_next_row_##T(const T *x, int64_t len,   \
+                                                                            int64_t st) {              \
+        if (st == 1 && len * (int64_t)sizeof(T) <= 16384)                                               \
+            for (int64_t j = 0; j < len; j += 64 / (int64_t)sizeof(T)) __builtin_prefetch(x + len + j); \
+    }
+PREFETCH_NEXT_ROW(float)
+PREFETCH_NEXT_ROW(double)
+
 /* The row loop of NAME_row_T over a rows_ctx. */
 #define ROW_KERNEL(NAME, T)                                                                             \
     EM_HOT static void NAME##_rows_##T(void *ctx, int64_t begin, int64_t end) {                         \
@@ -106,6 +118,7 @@ static inline __attribute__((always_inline)) double row_sum_double(const double 
         const bool as_log = s->log;                                                                     \
         /* a NaN is skipped here but makes the sum, so every output, NaN */                             \
         const T m = row_max_##T(x, len, st);                                                            \
+        prefetch_next_row_##T(x, len, st); /* while this row's exps are computed */                      \
         _Pragma("omp simd") for (int64_t j = 0; j < len; j++) y[j * st] = EM_NN(softmax_exp, T)(x[j * st], m); \
         double sum = row_sum_##T(y, len, st);                                                           \
         if (as_log) {                                                                                   \
@@ -123,6 +136,8 @@ static inline __attribute__((always_inline)) double row_sum_double(const double 
         T *dx = (T *)s->y + base;                                                                       \
         const int64_t len = s->len;                                                                     \
         const bool as_log = s->log;                                                                     \
+        prefetch_next_row_##T(y, len, st);                                                              \
+        prefetch_next_row_##T(g, len, st);                                                              \
         if (as_log) {                                                                                   \
             T total = (T)row_sum_##T(g, len, st);                                                       \
             _Pragma("omp simd")                                                                         \
