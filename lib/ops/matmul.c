@@ -88,9 +88,10 @@ static bool tile_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t r
  *   read row after row;
  * - B's columns contiguous (B transposed): one panel at a time, SKINNY_KC *
  *   SKINNY_GROUP rows deep, read column after column (a gather per row).
- * Each output sums its k products in float32 runs of at most 1024, as the
- * small-product path does. Threads take contiguous ranges of panels, each
- * with its own buffer, so results do not depend on the thread count. */
+ * The last n % 16 columns are left to the caller (BLIS). Each output sums
+ * its k products in float32 runs of at most 1024, as the small-product path
+ * does. Threads take contiguous ranges of panels, each with its own buffer,
+ * so results do not depend on the thread count. */
 enum { SKINNY_MAX_M = 192, SKINNY_MIN_NK = 1 << 18, SKINNY_KC = 64, SKINNY_GROUP = 16 };
 #define SKINNY_BUFFER (SKINNY_KC * SKINNY_GROUP * EM_REGTILE_COLS)
 typedef struct {
@@ -152,20 +153,22 @@ static void skinny_panels(void *ctx, int64_t first, int64_t end) {
     }
 }
 
-static bool skinny_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b,
-                        int64_t rsb, int64_t csb, bool accumulate, float *c, int64_t rsc, int64_t csc,
-                        bool single_thread) {
-    if (m > SKINNY_MAX_M || (csb != 1 && rsb != 1) || csc != 1 || n % 16 != 0 || n * k < SKINNY_MIN_NK || !em__regtile_ready())
-        return false;
-    int64_t panels = (n + EM_REGTILE_COLS - 1) / EM_REGTILE_COLS;
+/* Computes c's first columns, a multiple of 16 (the caller does the rest); returns how many (0: not taken). */
+static int64_t skinny_gemm(int64_t m, int64_t n, int64_t k, const float *a, int64_t rsa, int64_t csa, const float *b,
+                           int64_t rsb, int64_t csb, bool accumulate, float *c, int64_t rsc, int64_t csc,
+                           bool single_thread) {
+    int64_t cols = n / 16 * 16;
+    if (m > SKINNY_MAX_M || (csb != 1 && rsb != 1) || csc != 1 || cols * k < SKINNY_MIN_NK || !em__regtile_ready())
+        return 0;
+    int64_t panels = (cols + EM_REGTILE_COLS - 1) / EM_REGTILE_COLS;
     int threads = single_thread ? 1 : em__threads();
     int64_t grain = (panels + threads - 1) / threads, chunks = (panels + grain - 1) / grain;
     float *buffers = malloc(sizeof(float) * SKINNY_BUFFER * (size_t)chunks);
-    if (!buffers) return false; /* BLIS then */
-    skinny s = {m, n, k, rsa, csa, rsb, csb, rsc, grain, a, b, c, buffers, accumulate};
+    if (!buffers) return 0; /* BLIS then */
+    skinny s = {m, cols, k, rsa, csa, rsb, csb, rsc, grain, a, b, c, buffers, accumulate};
     em__parallel_for(panels, grain, skinny_panels, &s);
     free(buffers);
-    return true;
+    return cols;
 }
 #endif
 
@@ -198,9 +201,13 @@ void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, in
     if (dtype == EM_F32 && k > 0 && m * n * k > SMALL_GEMM &&
         tile_gemm(m, n, k, a, rsa, csa, b, rsb, csb, accumulate, c, rsc, csc))
         return;
-    if (dtype == EM_F32 && m > 1 && k > 0 &&
-        skinny_gemm(m, n, k, a, rsa, csa, b, rsb, csb, accumulate, c, rsc, csc, single_thread))
-        return;
+    if (dtype == EM_F32 && m > 1 && k > 0) {
+        int64_t done = skinny_gemm(m, n, k, a, rsa, csa, b, rsb, csb, accumulate, c, rsc, csc, single_thread);
+        if (done == n) return;
+        b = (const float *)b + done * csb; /* the last n % 16 columns go on */
+        c = (float *)c + done * csc;
+        n -= done;
+    }
 #endif
     if (dtype == EM_F32 && m == 1 && csb == 1 && csc == 1 && k > 0 && n * k > SMALL_GEMM) {
         row_times_rows(n, k, a, csa, b, rsb, accumulate, c);
