@@ -69,7 +69,7 @@ typedef struct {
 
 /* Forward pools: one task per output row (n, oy). */
 #define POOL_FWD(T)                                                                           \
-    static void max_pool_##T(void *ctx, int64_t begin, int64_t end) {                         \
+    EM_HOT static void max_pool_##T(void *ctx, int64_t begin, int64_t end) {                  \
         const pool_plan *p = ctx;                                                             \
         const em_conv_geom *g = &p->g;                                                        \
         const T *x = p->x;                                                                    \
@@ -86,7 +86,7 @@ typedef struct {
                     }                                                                         \
             }                                                                                 \
     }                                                                                         \
-    static void avg_pool_##T(void *ctx, int64_t begin, int64_t end) {                         \
+    EM_HOT static void avg_pool_##T(void *ctx, int64_t begin, int64_t end) {                  \
         const pool_plan *p = ctx;                                                             \
         const em_conv_geom *g = &p->g;                                                        \
         const T *x = p->x;                                                                    \
