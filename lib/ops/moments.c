@@ -46,15 +46,17 @@ typedef struct {
         const T *x = k->x;                                                                                             \
         int64_t base = em_plan_offset(k->p.nkeep, k->p.kdim, k->p.kstride, o) + b0;                                    \
         int64_t stride = k->p.nred == 1 ? k->p.rstride[0] : 0;                                                         \
-        for (int64_t b = 0; b < n; b++) a1[b] = a2[b] = 0;                                                             \
+        double sh[COLS], s1_[COLS], s2_[COLS]; /* local: the loop knows they alias nothing */                         \
+        for (int64_t b = 0; b < n; b++) sh[b] = shift[b], s1_[b] = s2_[b] = 0;                                          \
         for (int64_t s = s0; s < s1; s++) {                                                                            \
             const T *px = x + (k->p.nred == 1 ? base + s * stride : em_plan_at(&k->p, o, s) + b0);                     \
             _Pragma("omp simd") for (int64_t b = 0; b < n; b++) {                                                      \
-                double d = (double)px[b] - shift[b];                                                                   \
-                a1[b] += d;                                                                                            \
-                a2[b] += d * d;                                                                                        \
+                double d = (double)px[b] - sh[b];                                                                      \
+                s1_[b] += d;                                                                                           \
+                s2_[b] += d * d;                                                                                       \
             }                                                                                                          \
         }                                                                                                              \
+        for (int64_t b = 0; b < n; b++) a1[b] = s1_[b], a2[b] = s2_[b];                                                \
     }                                                                                                                  \
     EM_HOT static void run_##T(const mctx *k, int64_t o, int64_t r0, int64_t r1, double shift, double *a1,             \
                                double *a2) {                                                                           \
