@@ -2,7 +2,7 @@
  * squared deviations from it), em_sum over the same axes, and a plain C loop summing the same floats (the
  * memory baseline: one read stream), same run, same threads. float32, 16M elements (64 MiB):
  *   batch norm's statistics: [64, 64, 64, 64] NHWC over axes (0, 1, 2) (64 neighbouring columns);
- *   layer norm's: [16384, 1024] over the last axis (rows);
+ *   layer norm's: [16384, 1024] and [262144, 64] over the last axis (rows);
  *   everything: [16777216] over its one axis (one output, cut into chunks).
  *
  *   build/bench/moments [threads]     (default: EM_NUM_THREADS, else all cores)
@@ -93,12 +93,13 @@ int main(int argc, char **argv) {
         int axes[3];
     } rows[] = {{"[64,64,64,64] axes (0,1,2)", EM_SHAPE(64, 64, 64, 64), 3, {0, 1, 2}},
                 {"[16384,1024] axis -1", EM_SHAPE(16384, 1024), 1, {-1}},
+                {"[262144,64] axis -1", EM_SHAPE(262144, 64), 1, {-1}},
                 {"[16777216] all", EM_SHAPE(N), 0, {0}}};
     job j = {.data = em_data(flat), .threads = em_num_threads()};
     printf("moments, float32, 64 MiB, %d threads (best of 7; GB/s: x read once)\n", em_num_threads());
     double tc = per_call(c_sum, &j);
     printf("  C sum loop (baseline)                     %7.2f ms %6.1f GB/s\n", tc * 1e3, bytes / tc * 1e-9);
-    for (int r = 0; r < 3; r++) {
+    for (int r = 0; r < 4; r++) {
         j.x = em_reshape(flat, rows[r].shape);
         j.naxes = rows[r].naxes;
         j.axes = rows[r].axes;

@@ -20,7 +20,7 @@
 #include <inttypes.h>
 
 #define COLS 256          /* neighbouring outputs summed together */
-#define LANES 16          /* interleaved partial sums of a run */
+#define LANES 16          /* interleaved partial sums of a run: 4 AVX-512 registers (32 spill to memory) */
 #define WORK_GRAIN 32768  /* input elements per parallel chunk, at least */
 #define SPLIT_UNITS 8     /* at most this many units (outputs, or blocks of COLS neighbouring ones): chunk them */
 #define SPLIT_MIN 32768   /* input elements per chunk, at least */
@@ -36,7 +36,24 @@ typedef struct {
     int64_t parts;    /* chunks per unit */
     int64_t chunk;    /* a chunk's size: steps (inner > 1) or reduced elements (inner 1) */
     double *partial;  /* parts > 1: [unit][part][2][COLS] sums */
+    int64_t row_stride; /* plain rows (rows_T): the distance between their starts */
 } mctx;
+
+/* Output oi's mean and variance from its shift and sums. */
+static void finish(const mctx *k, int64_t oi, double shift, double s1, double s2) {
+    double n = (double)k->p.count, mean = em_moments_mean(shift, s1, n), var = em_moments_variance(s1, s2, n);
+    if (k->f32) {
+        ((float *)k->out)[oi] = (float)mean;
+        ((float *)k->out)[k->nout + oi] = (float)var;
+    } else {
+        ((double *)k->out)[oi] = mean;
+        ((double *)k->out)[k->nout + oi] = var;
+    }
+}
+
+/* One step of span's tree: the upper w partials onto the lower (LANES is 16: 8, 4, 2, 1). */
+#define FOLD(w)                                                                                                        \
+    for (int l = 0; l < (w); l++) l1[l] += l1[l + (w)], l2[l] += l2[l + (w)];
 
 /* Sums of d = x - shift and of d^2 for one unit's chunk: the n outputs from b0 of row o over the reduced
  * steps [s0, s1) (inner > 1), or output o over its reduced elements [r0, r1) (inner 1). */
@@ -58,49 +75,58 @@ typedef struct {
         }                                                                                                              \
         for (int64_t b = 0; b < n; b++) a1[b] = s1_[b], a2[b] = s2_[b];                                                \
     }                                                                                                                  \
+    /* The sums of px[0, n): LANES interleaved partials (the tail in the first), joined by a fixed tree. Always    \
+     * inlined, so each EM_HOT caller's clone vectorizes it and keeps the partials in registers. */                  \
+    static inline __attribute__((always_inline)) void span_##T(const T *px, int64_t n, double shift, double *a1,       \
+                                                               double *a2) {                                           \
+        double l1[LANES] = {0}, l2[LANES] = {0};                                                                       \
+        int64_t j = 0;                                                                                                 \
+        for (; j + LANES <= n; j += LANES)                                                                             \
+            for (int l = 0; l < LANES; l++) {                                                                          \
+                double d = (double)px[j + l] - shift;                                                                  \
+                l1[l] += d;                                                                                            \
+                l2[l] += d * d;                                                                                        \
+            }                                                                                                          \
+        for (; j < n; j++) {                                                                                           \
+            double d = (double)px[j] - shift;                                                                          \
+            l1[0] += d;                                                                                                \
+            l2[0] += d * d;                                                                                            \
+        }                                                                                                              \
+        FOLD(8) FOLD(4) FOLD(2) FOLD(1)                                                                                \
+        *a1 = l1[0];                                                                                                   \
+        *a2 = l2[0];                                                                                                   \
+    }                                                                                                                  \
     EM_HOT static void run_##T(const mctx *k, int64_t o, int64_t r0, int64_t r1, double shift, double *a1,             \
                                double *a2) {                                                                           \
-        const T *x = k->x;                                                                                             \
-        double l1[LANES] = {0}, l2[LANES] = {0};                                                                       \
+        double s1 = 0, s2 = 0;                                                                                         \
         int64_t s = r0 / k->p.run, j = r0 % k->p.run, r = r0;                                                          \
-        while (r < r1) {                                                                                               \
-            const T *px = x + em_plan_at(&k->p, o, s);                                                                 \
+        while (r < r1) { /* the runs in order, each one span */                                                       \
             int64_t jend = k->p.run < j + (r1 - r) ? k->p.run : j + (r1 - r);                                          \
-            for (; j + LANES <= jend; j += LANES, r += LANES)                                                          \
-                for (int l = 0; l < LANES; l++) {                                                                      \
-                    double d = (double)px[j + l] - shift;                                                              \
-                    l1[l] += d;                                                                                        \
-                    l2[l] += d * d;                                                                                    \
-                }                                                                                                      \
-            for (; j < jend; j++, r++) {                                                                               \
-                double d = (double)px[j] - shift;                                                                      \
-                l1[0] += d;                                                                                            \
-                l2[0] += d * d;                                                                                        \
-            }                                                                                                          \
+            double t1, t2;                                                                                             \
+            span_##T((const T *)k->x + em_plan_at(&k->p, o, s) + j, jend - j, shift, &t1, &t2);                        \
+            s1 += t1;                                                                                                  \
+            s2 += t2;                                                                                                  \
+            r += jend - j;                                                                                             \
             s++;                                                                                                       \
             j = 0;                                                                                                     \
         }                                                                                                              \
-        double s1 = 0, s2 = 0;                                                                                         \
-        for (int l = 0; l < LANES; l++) s1 += l1[l], s2 += l2[l];                                                      \
         *a1 = s1;                                                                                                      \
         *a2 = s2;                                                                                                      \
+    }                                                                                                                  \
+    /* Outputs [o0, o1) of plain rows (each one contiguous run, rows `stride` apart), one chunk each: no index       \
+     * arithmetic per output; the same sums as run_ gives a whole row. */                                           \
+    EM_HOT static void rows_##T(const mctx *k, int64_t o0, int64_t o1, int64_t stride) {                               \
+        for (int64_t o = o0; o < o1; o++) {                                                                            \
+            const T *px = (const T *)k->x + o * stride;                                                                \
+            double shift = k->p.count ? em_moments_shift((double)px[0]) : 0, s1, s2;                                   \
+            span_##T(px, k->p.count, shift, &s1, &s2);                                                                 \
+            finish(k, o, shift, s1, s2);                                                                               \
+        }                                                                                                              \
     }
 MOMENTS_SUMS(float)
 MOMENTS_SUMS(double)
 
 static double load(const mctx *k, int64_t at) { return k->f32 ? ((const float *)k->x)[at] : ((const double *)k->x)[at]; }
-
-/* Output oi's mean and variance from its shift and sums. */
-static void finish(const mctx *k, int64_t oi, double shift, double s1, double s2) {
-    double n = (double)k->p.count, mean = em_moments_mean(shift, s1, n), var = em_moments_variance(s1, s2, n);
-    if (k->f32) {
-        ((float *)k->out)[oi] = (float)mean;
-        ((float *)k->out)[k->nout + oi] = (float)var;
-    } else {
-        ((double *)k->out)[oi] = mean;
-        ((double *)k->out)[k->nout + oi] = var;
-    }
-}
 
 /* Unit u's outputs: the first oi, their number n, and their shifts (each output's first element). */
 static int64_t unit_outputs(const mctx *k, int64_t u, int64_t *oi, double *shift) {
@@ -133,6 +159,12 @@ static void moments_items(void *ctx, int64_t begin, int64_t end) {
             memcpy(p + COLS, a2, sizeof(double) * (size_t)n);
         }
     }
+}
+
+static void moments_rows(void *ctx, int64_t begin, int64_t end) {
+    const mctx *k = ctx;
+    if (k->f32) rows_float(k, begin, end, k->row_stride);
+    else rows_double(k, begin, end, k->row_stride);
 }
 
 /* Adds each unit's chunk sums in chunk order and finishes its outputs. */
@@ -172,8 +204,13 @@ static void moments_cpu(const em_call *c, em_tensor *out) {
         em__error("moments: out of memory for the partial sums of x [%" PRId64 " elements]", x->numel);
         return;
     }
-    int64_t item_work = work / k.parts ? work / k.parts : 1;
-    em__parallel_for(units * k.parts, item_work >= WORK_GRAIN ? 1 : WORK_GRAIN / item_work, moments_items, &k);
+    int64_t item_work = work / k.parts ? work / k.parts : 1, grain = item_work >= WORK_GRAIN ? 1 : WORK_GRAIN / item_work;
+    if (k.p.inner == 1 && k.p.nred == 0 && k.p.nkeep <= 1 && k.parts == 1) {
+        k.row_stride = k.p.nkeep ? k.p.kstride[0] : 0;
+        em__parallel_for(units, grain, moments_rows, &k);
+        return;
+    }
+    em__parallel_for(units * k.parts, grain, moments_items, &k);
     if (k.parts > 1) {
         combine_parts(&k, units);
         em__scratch_free(k.partial);
