@@ -306,6 +306,9 @@ int em__broadcast_shapes(const em_call *c, int *ndim, int64_t *shape);
 /* Normalises a possibly negative axis for rank ndim; -1 with an error. */
 int em__axis(const em_call *c, int axis, int ndim, const char *argname);
 
+/* The bitmask of a reduction's `axes` of x (all axes when naxes is 0; negative ones count from the end), or -1
+ * with an error naming op for an axis out of range or repeated (ops/reduce.c). */
+int64_t em__axes_mask(const char *op, const em_tensor *x, int naxes, const int *axes);
 /* A scalar of x's dtype: how many elements of x a reduction over the axes in
  * the bitmask combines (ops/fill.c). NEW. */
 em_tensor *em__count(em_tensor *x, int64_t axes_mask);

@@ -172,7 +172,8 @@ static void other_ops(void) {
     em_tensor *a = em_placeholder(EM_F32, EM_SHAPE(-1, 4), "a");
     em_tensor *n = em_placeholder(EM_I32, EM_SHAPE(-1, 4), "n");
     ck_assert_int_eq(em_trace_begin(), 0);
-    em_tensor *pos = em_add_scalar(em_abs(a), 0.5);
+    em_tensor *pos = em_add_scalar(em_abs(a), 0.5), *mean, *var;
+    ck_assert_int_eq(em_moments(a, EM_AXES(0), true, &mean, &var), 0);
     em_tensor *f[] = {
         em_sum(em_mul(em_sqrt(pos), em_rsqrt(pos)), EM_AXES(1), true),
         em_max(em_sub(em_exp(a), em_log(pos)), EM_AXES(0), false),
@@ -187,6 +188,7 @@ static void other_ops(void) {
         em_log_sum_exp(em_reshape(a, EM_SHAPE(-1, 2, 2)), EM_AXES(2), false),
         em_gather(a, em_tensor_from(EM_I64, EM_SHAPE(3), (const int64_t[]){3, 0, 2}), 1),
         em_mean(a, EM_AXES(0), false),
+        em_add(mean, em_mul_scalar(var, 2)),
         em_broadcast_to(em_reshape(em_min(a, EM_AXES(0), false), EM_SHAPE(4, 1)), EM_SHAPE(2, 4, 3)),
         em_softmax(em_matmul(em_exp(em_cast(a, EM_F64)), em_fill(EM_F64, EM_SHAPE(4, 2), 0.25)), 0),
     };

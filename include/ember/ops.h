@@ -96,9 +96,12 @@ em_tensor *em_reduce_all(em_tensor *x, int naxes, const int *axes, bool keepdims
 em_tensor *em_cumsum(em_tensor *x, int axis, bool exclusive, bool reverse);
 em_tensor *em_cumprod(em_tensor *x, int axis, bool exclusive, bool reverse);
 
-/* mean and variance over the axes (float dtypes), as TF's tf.nn.moments:
- * two passes (the mean, then the mean squared deviation from it), not the
- * cancelling E[x^2] - E[x]^2. Returns 0, or -1 with both outputs NULL. */
+/* mean and variance over the axes (float dtypes), as TF's tf.nn.moments, in
+ * one op that reads x once: shifted sums in double (lib/ops/moments_math.h),
+ * not the cancelling E[x^2] - E[x]^2, so the variance keeps its precision
+ * for data with a large mean and is never negative. Over no elements both
+ * are NaN, as em_mean's. The two results are views of one buffer; the
+ * gradient of either flows back to x. Returns 0, or -1 with both NULL. */
 int em_moments(em_tensor *x, int naxes, const int *axes, bool keepdims, em_tensor **mean, em_tensor **variance);
 /* The vector norm of the elements over the axes (float dtypes): ord 1, 2 or
  * INFINITY. TF's tf.norm takes two axes as a matrix norm; this does not. The

@@ -421,6 +421,20 @@ static int emit(ox *x, rec *r) {
         int64_t axes[EM_MAX_DIMS];
         int naxes = mask_axes(a->i[0], rank_of(x, in0), axes);
         reduce(x, r, t, in0, out, naxes, axes, a->i[1] != 0);
+    } else if (!strcmp(op, "moments")) { /* [mean, variance] stacked on a new first axis, as the op packs them */
+        int64_t axes[EM_MAX_DIMS];
+        int naxes = mask_axes(a->i[0], rank_of(x, in0), axes);
+        reduce(x, r, "ReduceMean", in0, helper(x, r, b[0], 512), naxes, axes, true);
+        node(x, "Sub", helper(x, r, b[1], 512), IN(in0, b[0]));
+        node(x, "Mul", helper(x, r, b[2], 512), IN(b[1], b[1]));
+        reduce(x, r, "ReduceMean", b[2], helper(x, r, b[1], 512), naxes, axes, false); /* the variance */
+        reduce(x, r, "ReduceMean", in0, helper(x, r, b[2], 512), naxes, axes, false);  /* the mean */
+        int64s(x, r, 1, (const int64_t[]){0}, b[3], 512);
+        node(x, "Unsqueeze", helper(x, r, b[0], 512), IN(b[2], b[3]));
+        node(x, "Unsqueeze", helper(x, r, b[2], 512), IN(b[1], b[3]));
+        pb n = node_begin("Concat", out, IN(b[0], b[2]));
+        attr_int(&n, "axis", 0);
+        node_end(x, &n);
     } else if (!strcmp(op, "argmax") || !strcmp(op, "argmin")) {
         int64_t axes[EM_MAX_DIMS];
         mask_axes(a->i[0], rank_of(x, in0), axes);

@@ -373,8 +373,7 @@ static int log_sum_exp_grad(const em_call *c, em_tensor *out, em_tensor *gout, c
 
 /* ---- public functions ---- */
 
-/* The bitmask of `axes` (all axes when naxes is 0), or -1 with an error naming op. */
-static int64_t axes_mask(const char *op, const em_tensor *x, int naxes, const int *axes) {
+int64_t em__axes_mask(const char *op, const em_tensor *x, int naxes, const int *axes) {
     char b[160];
     if (naxes < 0 || (naxes && !axes)) {
         em__error("%s: %d axes given for input of shape %s", op, naxes, em__tshape(x, b, sizeof b));
@@ -402,7 +401,7 @@ static int64_t axes_mask(const char *op, const em_tensor *x, int naxes, const in
 static em_tensor *reduce(em_op op, em_tensor *x, int naxes, const int *axes, bool keepdims) {
     const char *name = em__op_def(op)->name;
     if (!x) return em__null_input(name);
-    int64_t mask = axes_mask(name, x, naxes, axes);
+    int64_t mask = em__axes_mask(name, x, naxes, axes);
     if (mask < 0) return NULL;
     em_attrs a = {.ni = 2, .i = {mask, keepdims}};
     return em__apply(op, 1, &x, &a);
@@ -437,7 +436,7 @@ em_tensor *em_argmin(em_tensor *x, int axis) { return reduce(EM_OP_ARGMIN, x, EM
  * size divides by the count it has at run time. */
 em_tensor *em_mean(em_tensor *x, int naxes, const int *axes, bool keepdims) {
     if (!x) return em__null_input("mean");
-    int64_t mask = axes_mask("mean", x, naxes, axes);
+    int64_t mask = em__axes_mask("mean", x, naxes, axes);
     if (mask < 0) return NULL;
     return em_div(em_sum(x, naxes, axes, keepdims), em__count(x, mask));
 }
