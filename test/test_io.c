@@ -133,10 +133,10 @@ START_TEST(test_idx_every_type_raw_and_gzip) {
         ck_assert_tensor(em_load_idx(p), EM_I32, EM_SHAPE(2, 3), ((double[]){1, -2, 300000, -70000, 0, 2147483647}), 0);
         const uint8_t i16[8] = {0, 1, 0xff, 0xff, 0x7f, 0xff, 0x80, 0};
         write_idx(p, 0x0B, 1, (const uint32_t[]){4}, i16, 8, 0, gz);
-        ck_assert_tensor(em_load_idx(p), EM_I32, EM_SHAPE(4), ((double[]){1, -1, 32767, -32768}), 0);
+        ck_assert_tensor(em_load_idx(p), EM_I16, EM_SHAPE(4), ((double[]){1, -1, 32767, -32768}), 0);
         const uint8_t i8[3] = {0x80, 0, 0x7f};
         write_idx(p, 0x09, 1, (const uint32_t[]){3}, i8, 3, 0, gz);
-        ck_assert_tensor(em_load_idx(p), EM_I32, EM_SHAPE(3), ((double[]){-128, 0, 127}), 0);
+        ck_assert_tensor(em_load_idx(p), EM_I8, EM_SHAPE(3), ((double[]){-128, 0, 127}), 0);
         const uint8_t f32[8] = {0x3f, 0xc0, 0, 0, 0xbe, 0x80, 0, 0}; /* 1.5, -0.25 */
         write_idx(p, 0x0D, 2, (const uint32_t[]){2, 1}, f32, 8, 0, gz);
         ck_assert_tensor(em_load_idx(p), EM_F32, EM_SHAPE(2, 1), ((double[]){1.5, -0.25}), 0);

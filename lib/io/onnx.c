@@ -40,7 +40,8 @@ enum { SHAPE_DIM = 1, DIM_VALUE = 1, DIM_PARAM = 2 };
 static int onnx_dtype(em_dtype d) {
     static const int map[EM_DTYPE_COUNT] = {[EM_F32] = 1, [EM_F64] = 11, [EM_I32] = 6,
                                             [EM_I64] = 7, [EM_U8] = 2,   [EM_BOOL] = 9,
-                                            [EM_BF16] = 16, [EM_F16] = 10};
+                                            [EM_BF16] = 16, [EM_F16] = 10,
+                                            [EM_I8] = 3,  [EM_I16] = 5,  [EM_U16] = 4};
     return map[d];
 }
 
