@@ -226,6 +226,9 @@ static const npy_case npy_cases[] = {
     {EM_U8, EM_SHAPE(1, 4), {1, 254, 0, 3}, "uint8", "(1, 4)", "[1, 254, 0, 3]"},
     {EM_U8, EM_SHAPE(0, 3), {0}, "uint8", "(0, 3)", "[]"},
     {EM_BOOL, EM_SHAPE(4), {1, 1, 0, 1}, "bool", "(4,)", "[True, True, False, True]"},
+    {EM_I8, EM_SHAPE(2, 2), {-128, -1, 0, 127}, "int8", "(2, 2)", "[-128, -1, 0, 127]"},
+    {EM_I16, EM_SHAPE(3), {-32768, 256, 32767}, "int16", "(3,)", "[-32768, 256, 32767]"},
+    {EM_U16, EM_SHAPE(1, 3), {0, 50256, 65535}, "uint16", "(1, 3)", "[0, 50256, 65535]"},
 };
 
 /* A tensor of the case's dtype holding its values. */
@@ -238,6 +241,9 @@ static em_tensor *make(const npy_case *k) {
         case EM_F64: ((double *)raw)[i] = v; break;
         case EM_I32: ((int32_t *)raw)[i] = (int32_t)v; break;
         case EM_I64: ((int64_t *)raw)[i] = (int64_t)v; break;
+        case EM_I8: ((int8_t *)raw)[i] = (int8_t)v; break;
+        case EM_I16: ((int16_t *)raw)[i] = (int16_t)v; break;
+        case EM_U16: ((uint16_t *)raw)[i] = (uint16_t)v; break;
         default: raw[i] = (uint8_t)v; break;
         }
     }
@@ -312,7 +318,10 @@ START_TEST(test_npy_files_written_by_numpy) {
              "np.save(\"fortran.npy\", np.asfortranarray(np.ones((2, 3))))\n"
              "np.save(\"big.npy\", np.ones(3, \">f4\"))\n"
              "np.save(\"c64.npy\", np.ones(3, np.complex64))\n"
-             "np.save(\"i16.npy\", np.ones(3, np.int16))\n"
+             "np.save(\"i16.npy\", np.array([-32768, 1, 32767], np.int16))\n"
+             "np.save(\"i8.npy\", np.array([[-128], [127]], np.int8))\n"
+             "np.save(\"u16.npy\", np.array([50256, 65535], np.uint16))\n"
+             "np.save(\"u32.npy\", np.ones(3, np.uint32))\n"
              "np.save(\"f16.npy\", np.array([[1, -0.0, 2**-24, 1023 * 2**-24], [2**-14, 65504, np.inf, np.nan]], np.float16))\n"
              "a = np.load(\"ember_f16.npy\")\n"
              "assert a.dtype == np.float16 and a.shape == (2, 4) and a.view(np.uint16).ravel().tolist() == %s, a\n"
@@ -336,6 +345,9 @@ START_TEST(test_npy_files_written_by_numpy) {
     ck_assert_int_eq(*(const int64_t *)em_data(i64), -9007199254740993LL); /* not a double: exact */
     ck_assert_tensor(em_load_npy(tpath("u8.npy")), EM_U8, EM_SHAPE(2, 3), ((double[]){250, 251, 252, 253, 254, 255}), 0);
     ck_assert_tensor(em_load_npy(tpath("bool.npy")), EM_BOOL, EM_SHAPE(3), ((double[]){1, 0, 1}), 0);
+    ck_assert_tensor(em_load_npy(tpath("i8.npy")), EM_I8, EM_SHAPE(2, 1), ((double[]){-128, 127}), 0);
+    ck_assert_tensor(em_load_npy(tpath("i16.npy")), EM_I16, EM_SHAPE(3), ((double[]){-32768, 1, 32767}), 0);
+    ck_assert_tensor(em_load_npy(tpath("u16.npy")), EM_U16, EM_SHAPE(2), ((double[]){50256, 65535}), 0);
     ck_assert_tensor(em_load_npy(tpath("scalar.npy")), EM_F64, EM_SHAPE0, ((double[]){2.5}), 0);
     ck_assert_tensor(em_load_npy(tpath("empty.npy")), EM_F32, EM_SHAPE(0, 3), NULL, 0);
     ck_assert_tensor(em_load_npy(tpath("v2.npy")), EM_I32, EM_SHAPE(2), ((double[]){1, 2}), 0);
@@ -345,8 +357,8 @@ START_TEST(test_npy_files_written_by_numpy) {
     expect_error(em_load_npy(p) == NULL, "big-endian data ('>f4')", p);
     p = tpath("c64.npy");
     expect_error(em_load_npy(p) == NULL, "unsupported dtype '<c8'", p);
-    p = tpath("i16.npy");
-    expect_error(em_load_npy(p) == NULL, "unsupported dtype '<i2'", p);
+    p = tpath("u32.npy");
+    expect_error(em_load_npy(p) == NULL, "unsupported dtype '<u4'", p);
 }
 END_TEST
 
