@@ -466,6 +466,41 @@ START_TEST(test_saved_graph_with_narrow_dtypes) {
 }
 END_TEST
 
+/* A saved graph with a uint16 token-id placeholder, an int8 variable (quantized weights) widened by a cast
+ * and an int16 constant (dtype numbers 10, 8 and 9 in the file) computes the same after loading. */
+START_TEST(test_saved_graph_with_integer_dtypes) {
+    static const int8_t q[6] = {-128, -1, 0, 1, 64, 127};
+    static const int16_t offs[2] = {-32768, 300};
+    static const uint16_t ids[3] = {2, 0, 2};
+    em_tensor *feed = em_tensor_from(EM_U16, EM_SHAPE(3), ids);
+    em_tensor *x = em_placeholder(EM_U16, EM_SHAPE(-1), "ids");
+    em_tensor *w = em_get_variable("int/q", EM_I8, EM_SHAPE(3, 2), EM_INIT_FROM(em_tensor_from(EM_I8, EM_SHAPE(3, 2), q)));
+    em_trace_begin();
+    em_tensor *y = em_add(em_cast(em_gather(w, x, 0), EM_I16), em_tensor_from(EM_I16, EM_SHAPE(2), offs));
+    em_graph *g = em_trace_end();
+    ck_assert_ptr_nonnull(g);
+    const char *p = tpath("int.emg");
+    ck_assert_msg(em_graph_save(g, p, 1, &y, (const char *[]){"y"}, 0) == 0, "%s", em_last_error());
+    em_tensor *out;
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, feed}}, 1, &y, &out), 0);
+    /* rows 2, 0, 2 of q plus the offsets: -32768 + 64 and 300 + 127; int16 -32768 - 128 wraps to 32640 */
+    ck_assert_tensor(out, EM_I16, EM_SHAPE(3, 2), ((double[]){-32704, 427, 32640, 299, -32704, 427}), 0);
+    em_tensor *want = em_copy(out);
+    em_graph_release(g);
+    em_release(x);
+    em_variables_release();
+    em_graph *h = em_graph_load(p);
+    ck_assert_msg(h != NULL, "%s", em_last_error());
+    ck_assert_int_eq(em_tensor_dtype(em_graph_placeholder(h, "ids")), EM_U16);
+    ck_assert_int_eq(em_tensor_dtype(em_find_variable("int/q")), EM_I8);
+    em_tensor *fetch = em_graph_fetch(h, "y");
+    ck_assert_int_eq(em_graph_run(h, 1, (em_feed[]){{em_graph_placeholder(h, "ids"), feed}}, 1, &fetch, &out), 0);
+    ck_assert(same_bits(out, want));
+    em_graph_release(h);
+    em_variables_release();
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("io");
     TCase *tc = tcase_create("io");
@@ -479,6 +514,7 @@ int main(void) {
     tcase_add_test(tc, test_npy_files_written_by_numpy);
     tcase_add_test(tc, test_npy_float16_and_bfloat16);
     tcase_add_test(tc, test_saved_graph_with_narrow_dtypes);
+    tcase_add_test(tc, test_saved_graph_with_integer_dtypes);
     tcase_add_test(tc, test_npy_bad_files_name_the_file);
     suite_add_tcase(s, tc);
     return em_test_run(s);
