@@ -215,6 +215,8 @@ struct em_op_def {
  * when it loads (gpu/plugin.cu builds its table from these .def lines: an
  * entry for each line whose kernel column is GPU or VIEW_OR_GPU). */
 
+/* Ops em_op_register may add beyond the built-in ones. */
+#define EM_OP_REGISTERED_MAX 4096
 /* The row of op id `op`, built in or registered; NULL for an unknown id. */
 const em_op_def *em__op_def(em_op op);
 /* The row named `name`, or NULL. */
@@ -278,6 +280,13 @@ int em__run_kernel(const em_call *c, em_tensor *out);
 /* c's kernel for out's device (the GPU's, or .cpu), on the inputs as they
  * are. 0, or -1 with an error. */
 int em__kernel(const em_call *c, em_tensor *out);
+/* The per-op profile (lib/profile.c). em__kernel times a kernel through
+ * em__profile_kernel while em__profiling (lib/internal.h) is set; the graph
+ * executor times a fused chain from em__profile_clock() (0 while the profile
+ * is off) to em__profile_fused. */
+int em__profile_kernel(const em_call *c, em_tensor *out, int (*kernel)(const em_call *, em_tensor *));
+int64_t em__profile_clock(void);
+void em__profile_fused(int64_t start);
 /* c's shape rule; an op that checks values reads host copies of GPU inputs. */
 int em__infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape);
 /* c's shape rule on the inputs as they are (no host copies: shape-only traces, graph plans). */
