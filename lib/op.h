@@ -57,8 +57,11 @@
 #define EM_DT_F64 EM_DT(EM_F64)
 #define EM_DT_BOOL EM_DT(EM_BOOL)
 #define EM_DT_FLOATS (EM_DT(EM_F32) | EM_DT(EM_F64))
-#define EM_DT_INDEX (EM_DT(EM_I32) | EM_DT(EM_I64))
-#define EM_DT_NUMERIC (EM_DT_FLOATS | EM_DT_INDEX | EM_DT(EM_U8))
+/* Index arguments' dtypes (dtype_convert.h's EM_FOR_INDEX, em_index_at). */
+#define EM_DT_INDEX (EM_DT(EM_I32) | EM_DT(EM_I64) | EM_DT(EM_I16) | EM_DT(EM_U16))
+/* The integer dtypes an op's kernels compute in where they take int32. */
+#define EM_DT_INTEGERS (EM_DT_INDEX | EM_DT(EM_U8) | EM_DT(EM_I8))
+#define EM_DT_NUMERIC (EM_DT_FLOATS | EM_DT_INTEGERS)
 #define EM_DT_ALL (EM_DT_NUMERIC | EM_DT(EM_BOOL))
 #define EM_DT_NARROW (EM_DT(EM_BF16) | EM_DT(EM_F16))
 #define EM_DT_EVERY (EM_DT_ALL | EM_DT_NARROW)

@@ -253,6 +253,29 @@ static void narrow(void) {
     em_graph_release(g);
 }
 
+/* int8, int16 and uint16 (data types 3, 5 and 4): uint16 token ids gather rows of an int8 variable (quantized
+ * weights; ONNX's Gather takes int64 indices, so the ids are cast first), an int16 input, casts to float32. */
+static void integers(void) {
+    em_tensor *ids = em_placeholder(EM_U16, EM_SHAPE(-1), "ids");
+    em_tensor *s = em_placeholder(EM_I16, EM_SHAPE(-1, 2), "s");
+    em_tensor *q = em_get_variable("int/q", EM_I8, EM_SHAPE(4, 2),
+                                   EM_INIT_FROM(em_tensor_from(EM_I8, EM_SHAPE(4, 2),
+                                                               (const int8_t[]){-128, -1, 0, 1, 64, 127, 5, -5})));
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_tensor *f[] = {
+        em_mul(em_cast(em_gather(q, ids, 0), EM_F32), em_cast(s, EM_F32)),
+        em_gather(s, em_tensor_from(EM_U16, EM_SHAPE(2), (const uint16_t[]){1, 0}), 1),
+        em_cast(ids, EM_F32),
+    };
+    em_graph *g = em_trace_end();
+    ck_assert_ptr_nonnull(g);
+    em_tensor *idv = em_tensor_from(EM_U16, EM_SHAPE(3), (const uint16_t[]){3, 0, 2});
+    em_tensor *sv = em_tensor_from(EM_I16, EM_SHAPE(3, 2), (const int16_t[]){-32768, 1, 300, -2, 7, 32767});
+    export_case("integers", g, 2, (em_feed[]){{ids, idv}, {s, sv}}, (const char *[]){"ids", "s"}, 3, f,
+                (const char *[]){"f32", "i16", "ids_f32"}, 17);
+    em_graph_release(g);
+}
+
 START_TEST(test_onnxruntime_gives_embers_results) {
     mnist_mlp();
     mnist_cnn();
@@ -260,7 +283,9 @@ START_TEST(test_onnxruntime_gives_embers_results) {
     other_ops();
     narrow();
     gpt_forward();
-    const char *out = check_cases(6, (const char *[]){"mlp", "cnn", "gpt_block", "other_ops", "narrow", "gpt_forward"});
+    integers();
+    const char *out = check_cases(7, (const char *[]){"mlp", "cnn", "gpt_block", "other_ops", "narrow", "gpt_forward",
+                                                      "integers"});
     /* the batch stays symbolic */
     ck_assert_msg(!out || (strstr(out, "input x batch,784\n") && strstr(out, "input tokens batch,8\n")), "%s", out);
     /* the constants: float16 and bfloat16 initializers of 4 elements */

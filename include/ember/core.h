@@ -24,6 +24,9 @@ typedef enum em_dtype {
     /* Append-only from here: checkpoints and saved graphs store the number. */
     EM_BF16, /* bfloat16: float32's range, 8 significant bits */
     EM_F16,  /* IEEE float16 (binary16) */
+    EM_I8,   /* int8: quantized data */
+    EM_I16,  /* int16 */
+    EM_U16,  /* uint16: token ids of vocabularies up to 65536 */
     EM_DTYPE_COUNT
 } em_dtype;
 

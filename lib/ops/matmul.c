@@ -266,6 +266,9 @@ void em__gemm(em_dtype dtype, int64_t m, int64_t n, int64_t k, const void *a, in
     case EM_I32: GEMM_LOOP(int32_t, uint64_t); break;
     case EM_I64: GEMM_LOOP(int64_t, uint64_t); break;
     case EM_U8: GEMM_LOOP(uint8_t, uint64_t); break;
+    case EM_I8: GEMM_LOOP(int8_t, uint64_t); break;
+    case EM_I16: GEMM_LOOP(int16_t, uint64_t); break;
+    case EM_U16: GEMM_LOOP(uint16_t, uint64_t); break;
     default: break; /* bool: rejected by the shape rule */
     }
 }

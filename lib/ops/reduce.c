@@ -160,6 +160,9 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
 #define WIDEN_i64(v) (v)
 #define WIDEN_u8(v) (v)
 #define WIDEN_b8(v) (v)
+#define WIDEN_i8(v) (v)
+#define WIDEN_i16(v) (v)
+#define WIDEN_u16(v) (v)
 #define WIDEN_bf16(v) em_bf16_to_f32(v)
 #define WIDEN_f16(v) em_f16_to_f32(v)
 #define ROUND_f32(d, acc) ((__typeof__(d))(acc))
@@ -168,6 +171,9 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
 #define ROUND_i64 ROUND_f32
 #define ROUND_u8 ROUND_f32
 #define ROUND_b8 ROUND_f32
+#define ROUND_i8 ROUND_f32
+#define ROUND_i16 ROUND_f32
+#define ROUND_u16 ROUND_f32
 #define ROUND_bf16(d, acc) em_convert_bf16((double)(acc))
 #define ROUND_f16(d, acc) em_convert_f16((double)(acc))
 
@@ -225,7 +231,10 @@ static void run_reduce(const em_call *c, em_tensor *out, void *partial, const re
     FLOAT_TYPES(X)                                                                         \
     X(i32, EM_I32, int32_t, uint64_t, LOAD_U64, INT32_MIN, INT32_MAX, NEVER_NAN, int32_t)  \
     X(i64, EM_I64, int64_t, uint64_t, LOAD_U64, INT64_MIN, INT64_MAX, NEVER_NAN, int64_t)  \
-    X(u8, EM_U8, uint8_t, uint64_t, LOAD_U64, 0, UINT8_MAX, NEVER_NAN, uint8_t)
+    X(u8, EM_U8, uint8_t, uint64_t, LOAD_U64, 0, UINT8_MAX, NEVER_NAN, uint8_t)         \
+    X(i8, EM_I8, int8_t, uint64_t, LOAD_U64, INT8_MIN, INT8_MAX, NEVER_NAN, int8_t)      \
+    X(i16, EM_I16, int16_t, uint64_t, LOAD_U64, INT16_MIN, INT16_MAX, NEVER_NAN, int16_t) \
+    X(u16, EM_U16, uint16_t, uint64_t, LOAD_U64, 0, UINT16_MAX, NEVER_NAN, uint16_t)
 
 #define DEF_SUM(N, E, T, S, LS, LO, HI, ISNAN, V) \
     DEFINE_REDUCE(sum_##N, N, T, T, S, S, (S)0, LS, STEP_ADD, MERGE_ADD, STORE_CAST, ISNAN, 8)
