@@ -4,7 +4,7 @@ conv 3x3x16 + batch norm + ReLU, residual blocks 16, 32 (stride 2), 64 (stride 2
 conv 3x3 + BN, plus the input or its 1x1 conv + BN, ReLU), global average pooling, fc 64 -> 10; softmax
 cross entropy, Adam 1e-3, batch 128, batch norm momentum 0.1 (TF's 0.9) and eps 1e-3, He-normal convolution
 filters, Glorot-uniform fc weights. NCHW (PyTorch's native layout).
-  /usr/bin/python3 bench/torch_fashion_resnet.py [THREADS] [EPOCHS] [STEPS]
+  /usr/bin/python3 bench/torch_fashion_resnet.py [THREADS] [EPOCHS] [STEPS] [SEED]
 prints the step time (after 5 warm-up steps) and the test accuracy, as the example does.
 """
 import gzip
@@ -15,12 +15,13 @@ import time
 threads = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 2
 max_steps = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+seed = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(threads)
-torch.manual_seed(1)
+torch.manual_seed(seed)
 nn = torch.nn
 DATA = "/usr/share/datasets/fashion-mnist"
 

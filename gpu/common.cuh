@@ -115,6 +115,9 @@ static inline unsigned em_gpu_blocks(int64_t n) {
     case EM_I32: { typedef int32_t T; __VA_ARGS__; } break;  \
     case EM_I64: { typedef int64_t T; __VA_ARGS__; } break;  \
     case EM_U8: { typedef uint8_t T; __VA_ARGS__; } break;   \
+    case EM_I8: { typedef int8_t T; __VA_ARGS__; } break;    \
+    case EM_I16: { typedef int16_t T; __VA_ARGS__; } break;  \
+    case EM_U16: { typedef uint16_t T; __VA_ARGS__; } break; \
     case EM_BOOL: { typedef uint8_t T; __VA_ARGS__; } break; \
     default: break;                                          \
     }

@@ -116,6 +116,9 @@ EM_FOR_EVERY(EW_CAST_FUNCTOR, f64, double)
 EM_FOR_EVERY(EW_CAST_FUNCTOR, i32, int32_t)
 EM_FOR_EVERY(EW_CAST_FUNCTOR, i64, int64_t)
 EM_FOR_EVERY(EW_CAST_FUNCTOR, u8, uint8_t)
+EM_FOR_EVERY(EW_CAST_FUNCTOR, i8, int8_t)
+EM_FOR_EVERY(EW_CAST_FUNCTOR, i16, int16_t)
+EM_FOR_EVERY(EW_CAST_FUNCTOR, u16, uint16_t)
 EM_FOR_EVERY(EW_CAST_FUNCTOR, b8, uint8_t)
 EM_FOR_EVERY(EW_CAST_FUNCTOR, bf16, uint16_t)
 EM_FOR_EVERY(EW_CAST_FUNCTOR, f16, uint16_t)
@@ -134,6 +137,9 @@ EW_CAST_FROM(EM_F64, f64, double)
 EW_CAST_FROM(EM_I32, i32, int32_t)
 EW_CAST_FROM(EM_I64, i64, int64_t)
 EW_CAST_FROM(EM_U8, u8, uint8_t)
+EW_CAST_FROM(EM_I8, i8, int8_t)
+EW_CAST_FROM(EM_I16, i16, int16_t)
+EW_CAST_FROM(EM_U16, u16, uint16_t)
 EW_CAST_FROM(EM_BOOL, b8, uint8_t)
 EW_CAST_FROM(EM_BF16, bf16, uint16_t)
 EW_CAST_FROM(EM_F16, f16, uint16_t)
@@ -174,6 +180,9 @@ EW_CAST_FROM(EM_F16, f16, uint16_t)
         case EM_I32: return cast_from<EM_I32>(c, out);                                                                 \
         case EM_I64: return cast_from<EM_I64>(c, out);                                                                 \
         case EM_U8: return cast_from<EM_U8>(c, out);                                                                   \
+        case EM_I8: return cast_from<EM_I8>(c, out);                                                                   \
+        case EM_I16: return cast_from<EM_I16>(c, out);                                                                 \
+        case EM_U16: return cast_from<EM_U16>(c, out);                                                                 \
         case EM_BOOL: return cast_from<EM_BOOL>(c, out);                                                               \
         case EM_BF16: return cast_from<EM_BF16>(c, out);                                                               \
         case EM_F16: return cast_from<EM_F16>(c, out);                                                                 \

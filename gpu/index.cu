@@ -30,23 +30,23 @@ int64_t prod(const int64_t *d, int from, int to) {
 }
 
 template <class E>
-__global__ void gather_nd_kernel(const E *x, const void *tuples, bool idx32, tuple_dims g, E *out, int64_t n,
-                                 int64_t slice) {
+__global__ void gather_nd_kernel(const E *x, const void *tuples, int idx_dtype, size_t isize, tuple_dims g, E *out,
+                                 int64_t n, int64_t slice) {
     EM_GPU_LOOP(i, n) {
         int64_t t = i / slice, b = i % slice;
-        const char *tuple = static_cast<const char *>(tuples) + t * g.m * (idx32 ? 4 : 8);
-        int64_t row = em_index_nd_row(tuple, idx32, g.m, g.d);
+        const char *tuple = static_cast<const char *>(tuples) + t * g.m * isize;
+        int64_t row = em_index_nd_row(tuple, idx_dtype, g.m, g.d);
         out[i] = row >= 0 ? x[row * slice + b] : E(0);
     }
 }
 
 template <class T>
-__global__ void scatter_nd_kernel(const T *u, const void *tuples, bool idx32, tuple_dims g, T *out, int64_t ntuples,
-                                  int64_t inner) {
+__global__ void scatter_nd_kernel(const T *u, const void *tuples, int idx_dtype, size_t isize, tuple_dims g, T *out,
+                                  int64_t ntuples, int64_t inner) {
     EM_GPU_LOOP(b, inner) {
         for (int64_t t = 0; t < ntuples; t++) {
-            const char *tuple = static_cast<const char *>(tuples) + t * g.m * (idx32 ? 4 : 8);
-            int64_t row = em_index_nd_row(tuple, idx32, g.m, g.d);
+            const char *tuple = static_cast<const char *>(tuples) + t * g.m * isize;
+            int64_t row = em_index_nd_row(tuple, idx_dtype, g.m, g.d);
             if (row >= 0) out[row * inner + b] = (T)(out[row * inner + b] + u[t * inner + b]);
         }
     }
@@ -84,19 +84,20 @@ int em_gpu_op_gather_nd(const em_gpu_call *c, em_gpu_tensor *out) {
     int m = (int)ind->shape[ind->ndim - 1];
     tuple_dims g = dims_of(x->shape, m);
     int64_t slice = prod(x->shape, m, x->ndim);
-    bool idx32 = ind->dtype == EM_I32;
+    int idx = ind->dtype;
+    size_t isize = elem_size(idx);
     switch (elem_size(x->dtype)) { // moved by element size
     case 1: gather_nd_kernel<uint8_t><<<em_gpu_blocks(out->numel), EM_GPU_THREADS, 0, stream>>>(
-                static_cast<const uint8_t *>(x->data), ind->data, idx32, g, static_cast<uint8_t *>(out->data),
+                static_cast<const uint8_t *>(x->data), ind->data, idx, isize, g, static_cast<uint8_t *>(out->data),
                 out->numel, slice); break;
     case 2: gather_nd_kernel<uint16_t><<<em_gpu_blocks(out->numel), EM_GPU_THREADS, 0, stream>>>(
-                static_cast<const uint16_t *>(x->data), ind->data, idx32, g, static_cast<uint16_t *>(out->data),
+                static_cast<const uint16_t *>(x->data), ind->data, idx, isize, g, static_cast<uint16_t *>(out->data),
                 out->numel, slice); break;
     case 4: gather_nd_kernel<uint32_t><<<em_gpu_blocks(out->numel), EM_GPU_THREADS, 0, stream>>>(
-                static_cast<const uint32_t *>(x->data), ind->data, idx32, g, static_cast<uint32_t *>(out->data),
+                static_cast<const uint32_t *>(x->data), ind->data, idx, isize, g, static_cast<uint32_t *>(out->data),
                 out->numel, slice); break;
     default: gather_nd_kernel<uint64_t><<<em_gpu_blocks(out->numel), EM_GPU_THREADS, 0, stream>>>(
-                static_cast<const uint64_t *>(x->data), ind->data, idx32, g, static_cast<uint64_t *>(out->data),
+                static_cast<const uint64_t *>(x->data), ind->data, idx, isize, g, static_cast<uint64_t *>(out->data),
                 out->numel, slice); break;
     }
     return em_gpu_launched(c->device, c->name);
@@ -115,7 +116,7 @@ int em_gpu_op_scatter_nd(const em_gpu_call *c, em_gpu_tensor *out) {
     tuple_dims g = dims_of(out->shape, m);
     EM_GPU_DTYPE_SWITCH(out->dtype, T,
                         scatter_nd_kernel<T><<<em_gpu_blocks(inner), EM_GPU_THREADS, 0, stream>>>(
-                            static_cast<const T *>(u->data), ind->data, ind->dtype == EM_I32, g,
+                            static_cast<const T *>(u->data), ind->data, ind->dtype, elem_size(ind->dtype), g,
                             static_cast<T *>(out->data), ntuples, inner));
     return em_gpu_launched(c->device, c->name);
 }

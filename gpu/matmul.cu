@@ -223,6 +223,9 @@ int em_gpu_op_matmul(const em_gpu_call *c, em_gpu_tensor *out) {
     case EM_I32: return integer_matmul<int32_t>(c, out, s);
     case EM_I64: return integer_matmul<int64_t>(c, out, s);
     case EM_U8: return integer_matmul<uint8_t>(c, out, s);
+    case EM_I8: return integer_matmul<int8_t>(c, out, s);
+    case EM_I16: return integer_matmul<int16_t>(c, out, s);
+    case EM_U16: return integer_matmul<uint16_t>(c, out, s);
     default: em_gpu_report("%s: no GPU kernel for dtype %s", c->name, em_gpu_dtype_name(out->dtype)); return -1;
     }
 }

@@ -526,18 +526,22 @@ template <class T> int softmax_xent_gpu(const em_gpu_call *c, em_gpu_tensor *out
     return em_gpu_launched(c->device, c->name);
 }
 
-// (labels int32/int64 [...], logits [..., len]).
+// (labels of an index dtype [...], logits [..., len]).
 template <class T> int sparse_softmax_xent_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream) {
     const int64_t n = out->numel, len = c->in[1].shape[c->in[1].ndim - 1];
     const bool ignoring = c->a->i[0] != 0;
     const int64_t ignore_index = c->a->i[1];
     T *y = static_cast<T *>(out->data);
-    if (c->in[0].dtype == EM_I32)
-        LAUNCH_ROWS(sparse_xent_rows, use_block(len, 1, n), n, stream, arg<int32_t>(c, 0), arg<T>(c, 1), y, n, len,
-                    ignoring, ignore_index);
-    else
-        LAUNCH_ROWS(sparse_xent_rows, use_block(len, 1, n), n, stream, arg<int64_t>(c, 0), arg<T>(c, 1), y, n, len,
-                    ignoring, ignore_index);
+#define SPARSE_XENT_CASE(E, sfx, L, ...)                                                                          \
+    case E:                                                                                                        \
+        LAUNCH_ROWS(sparse_xent_rows, use_block(len, 1, n), n, stream, arg<L>(c, 0), arg<T>(c, 1), y, n, len,      \
+                    ignoring, ignore_index);                                                                       \
+        break;
+    switch (c->in[0].dtype) {
+        EM_FOR_INDEX(SPARSE_XENT_CASE, )
+    default: em_gpu_report("%s: labels of dtype %s", c->name, em_gpu_dtype_name(c->in[0].dtype)); return -1;
+    }
+#undef SPARSE_XENT_CASE
     return em_gpu_launched(c->device, c->name);
 }
 

@@ -244,13 +244,24 @@ int tile_gpu(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream) {
 
 typedef int kernel_fn(const em_gpu_call *c, em_gpu_tensor *out, cudaStream_t stream);
 
-// An entry's work: f, or f64 when given and the op's last input (its indices) is not int32.
-int run(const em_gpu_call *c, em_gpu_tensor *out, kernel_fn *f, kernel_fn *f64 = nullptr) {
+// An entry's work: f on the device's stream.
+int run(const em_gpu_call *c, em_gpu_tensor *out, kernel_fn *f) {
     if (out->numel == 0) return 0;
     cudaStream_t stream = em_gpu_stream(c->device);
     if (!stream) return -1;
-    return (f64 && c->in[c->n - 1].dtype != EM_I32 ? f64 : f)(c, out, stream);
+    return f(c, out, stream);
 }
+
+// An indexing entry's work: kernel<I> for I the C type of its indices (the op's last input), an index dtype.
+#define INDEX_CASE(E, sfx, T, U, C, MN, MX, kernel) \
+    case E: return run(c, out, kernel<T>);
+#define BY_INDEX_DTYPE(kernel)                                                          \
+    switch (c->in[c->n - 1].dtype) {                                                    \
+        EM_FOR_INDEX(INDEX_CASE, kernel)                                                \
+    default:                                                                            \
+        em_gpu_report("%s: indices of dtype %s", c->name, em_gpu_dtype_name(c->in[c->n - 1].dtype)); \
+        return -1;                                                                      \
+    }
 
 } // namespace
 
@@ -258,13 +269,13 @@ int run(const em_gpu_call *c, em_gpu_tensor *out, kernel_fn *f, kernel_fn *f64 =
 int em_gpu_op_reshape(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, reshape_gpu); }
 int em_gpu_op_concat(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, concat_gpu); }
 int em_gpu_op_gather(const em_gpu_call *c, em_gpu_tensor *out) {
-    return run(c, out, gather_gpu<int32_t>, gather_gpu<int64_t>);
+    BY_INDEX_DTYPE(gather_gpu)
 }
 int em_gpu_op_gather_grad(const em_gpu_call *c, em_gpu_tensor *out) {
-    return run(c, out, gather_grad_gpu<int32_t>, gather_grad_gpu<int64_t>);
+    BY_INDEX_DTYPE(gather_grad_gpu)
 }
 int em_gpu_op_one_hot(const em_gpu_call *c, em_gpu_tensor *out) {
-    return run(c, out, one_hot_gpu<int32_t>, one_hot_gpu<int64_t>);
+    BY_INDEX_DTYPE(one_hot_gpu)
 }
 int em_gpu_op_pad(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, pad_gpu); }
 int em_gpu_op_tile(const em_gpu_call *c, em_gpu_tensor *out) { return run(c, out, tile_gpu); }

@@ -246,6 +246,8 @@ int em_gpu_fill(em_gpu_tensor *t, double v, int ordinal) {
         uint64_t d;
         float f32;
         double f64;
+        int8_t i8;
+        int16_t i16;
         int32_t i32;
         int64_t i64;
     } one;
@@ -259,6 +261,9 @@ int em_gpu_fill(em_gpu_tensor *t, double v, int ordinal) {
     case EM_BOOL: one.b = em_convert_b8(v); break;
     case EM_BF16: one.h = em_convert_bf16(v); break;
     case EM_F16: one.h = em_convert_f16(v); break;
+    case EM_I8: one.i8 = em_convert_i8(v); break;
+    case EM_I16: one.i16 = em_convert_i16(v); break;
+    case EM_U16: one.h = em_convert_u16(v); break;
     default: em_gpu_report("fill: dtype %d has no GPU fill", t->dtype); return -1;
     }
     size_t es = em_gpu_dtype_size(t->dtype);

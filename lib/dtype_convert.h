@@ -10,16 +10,26 @@
 
 /* Dtype lists: X(EM_dtype, suffix, C type, wrapping type, class, min, max, ...)
  * for each member. Classes: FLT float, SGN signed integer, UNS unsigned
- * integer, BOL bool. Integer arithmetic wraps in the unsigned type. */
+ * integer, BOL bool. Integer arithmetic wraps in the unsigned type, at least
+ * as wide as int for the 16-bit types (uint16_t * uint16_t would be an int
+ * product, which overflows). */
 #define EM_FOR_F32(X, ...) X(EM_F32, f32, float, float, FLT, 0, 0, __VA_ARGS__)
 #define EM_FOR_F64(X, ...) X(EM_F64, f64, double, double, FLT, 0, 0, __VA_ARGS__)
 #define EM_FOR_I32(X, ...) X(EM_I32, i32, int32_t, uint32_t, SGN, INT32_MIN, INT32_MAX, __VA_ARGS__)
 #define EM_FOR_I64(X, ...) X(EM_I64, i64, int64_t, uint64_t, SGN, INT64_MIN, INT64_MAX, __VA_ARGS__)
 #define EM_FOR_U8(X, ...) X(EM_U8, u8, uint8_t, uint8_t, UNS, 0, UINT8_MAX, __VA_ARGS__)
+#define EM_FOR_I8(X, ...) X(EM_I8, i8, int8_t, uint8_t, SGN, INT8_MIN, INT8_MAX, __VA_ARGS__)
+#define EM_FOR_I16(X, ...) X(EM_I16, i16, int16_t, uint32_t, SGN, INT16_MIN, INT16_MAX, __VA_ARGS__)
+#define EM_FOR_U16(X, ...) X(EM_U16, u16, uint16_t, uint32_t, UNS, 0, UINT16_MAX, __VA_ARGS__)
 #define EM_FOR_BOOL(X, ...) X(EM_BOOL, b8, uint8_t, uint8_t, BOL, 0, 1, __VA_ARGS__)
 #define EM_FOR_FLOATS(X, ...) EM_FOR_F32(X, __VA_ARGS__) EM_FOR_F64(X, __VA_ARGS__)
-#define EM_FOR_INDEX(X, ...) EM_FOR_I32(X, __VA_ARGS__) EM_FOR_I64(X, __VA_ARGS__)
-#define EM_FOR_NUMERIC(X, ...) EM_FOR_FLOATS(X, __VA_ARGS__) EM_FOR_INDEX(X, __VA_ARGS__) EM_FOR_U8(X, __VA_ARGS__)
+/* The dtypes of index arguments (gather's and one_hot's indices, gather_nd's
+ * tuples, sparse labels): int32 and int64, and int16 and uint16 so that token
+ * ids stored in 2 bytes index as they are. em_index_at reads one. */
+#define EM_FOR_INDEX(X, ...) \
+    EM_FOR_I32(X, __VA_ARGS__) EM_FOR_I64(X, __VA_ARGS__) EM_FOR_I16(X, __VA_ARGS__) EM_FOR_U16(X, __VA_ARGS__)
+#define EM_FOR_INTEGERS(X, ...) EM_FOR_INDEX(X, __VA_ARGS__) EM_FOR_U8(X, __VA_ARGS__) EM_FOR_I8(X, __VA_ARGS__)
+#define EM_FOR_NUMERIC(X, ...) EM_FOR_FLOATS(X, __VA_ARGS__) EM_FOR_INTEGERS(X, __VA_ARGS__)
 #define EM_FOR_ALL(X, ...) EM_FOR_NUMERIC(X, __VA_ARGS__) EM_FOR_BOOL(X, __VA_ARGS__)
 
 /* The narrow floats, bfloat16 and float16: stored as their 16 bits, computed
@@ -39,9 +49,10 @@
 #define EM_CONVERT_IS_FLOAT_BOL 0
 #define EM_CONVERT_IS_FLOAT_NRW 1
 
-/* em_convert_<suffix>(v): floats round, integers truncate toward zero and
- * saturate at their range (a plain C conversion of an out-of-range double
- * is undefined behaviour), NaN is 0, bool is v != 0. */
+/* em_convert_<suffix>(v): floats round, integers (every width, signed or
+ * not) truncate toward zero and saturate at their range (a plain C
+ * conversion of an out-of-range double is undefined behaviour), NaN is 0,
+ * bool is v != 0. */
 #define EM_CONVERT(E, sfx, T, U, C, MN, MX, ...)                                                                  \
     EM_HD static inline T em_convert_##sfx(double v) {                                                             \
         if (EM_CONVERT_IS_FLOAT_##C) return (T)v;                                                                           \
@@ -49,6 +60,20 @@
         return v != v ? (T)0 : v <= (double)(MN) ? (T)(MN) : v >= (double)(MX) ? (T)(MX) : (T)v;                     \
     }
 EM_FOR_ALL(EM_CONVERT, )
+
+/* Element j of an index argument p of dtype `dtype` (one of EM_FOR_INDEX's). */
+EM_HD static inline int64_t em_index_at(const void *p, int dtype, int64_t j) {
+    switch (dtype) {
+    case EM_I32: return ((const int32_t *)p)[j];
+    case EM_I16: return ((const int16_t *)p)[j];
+    case EM_U16: return ((const uint16_t *)p)[j];
+    default: return ((const int64_t *)p)[j];
+    }
+}
+EM_HD static inline bool em_is_index_dtype(int dtype) {
+    return dtype == EM_I32 || dtype == EM_I64 || dtype == EM_I16 || dtype == EM_U16;
+}
+#define EM_INDEX_DTYPES "int32, int64, int16 or uint16"
 
 /* ---- bfloat16 and float16 ----
  * Widening is exact for every bit pattern (NaNs stay NaN, payload kept).

@@ -108,6 +108,8 @@ static inline uint8_t em__releasing(em_release_cause why) {
 }
 /* Whether debug mode is on; hidden: read without the GOT on every op. */
 extern atomic_bool em__debug __attribute__((visibility("hidden")));
+/* The per-op profile is on (lib/profile.c, em_profile_start). */
+extern atomic_bool em__profiling __attribute__((visibility("hidden")));
 bool em__released_report(const em_tensor *t, const char *op, int input);
 /* In debug mode, whether t was freed, with an error naming op, the input
  * (-1: "the tensor"), why it was freed and the op that made it. Always false

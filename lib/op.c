@@ -23,7 +23,6 @@ static const em_op_def *const builtin[EM_OP_BUILTIN_COUNT] = {
 };
 /* Registered rows: appended under the lock, read without it (a slot is
  * written before the count that publishes it). */
-#define EM_OP_REGISTERED_MAX 4096
 static const em_op_def *registered[EM_OP_REGISTERED_MAX];
 static _Atomic int nregistered;
 static _Atomic bool retired[EM_OP_REGISTERED_MAX]; /* unregistered: kept for their id, not found by name */
@@ -281,8 +280,7 @@ done:
     return rc;
 }
 
-int em__kernel(const em_call *c, em_tensor *out) {
-    if (out->numel == 0) return 0; /* no element to compute (its other dims may still be huge) */
+static int kernel(const em_call *c, em_tensor *out) {
     em_dtype narrow = em__narrow_call(c);
     if (narrow != EM_DTYPE_COUNT) return kernel_widened(c, narrow, out);
     em_thread *th = em__thread();
@@ -290,6 +288,12 @@ int em__kernel(const em_call *c, em_tensor *out) {
     if (em__is_gpu(out->device) && !(c->def->flags & EM_OPF_ANY_DEVICE)) return run_gpu(c, out);
     c->def->cpu(c, out);
     return th->errors == errors ? 0 : -1;
+}
+
+int em__kernel(const em_call *c, em_tensor *out) {
+    if (out->numel == 0) return 0; /* no element to compute (its other dims may still be huge) */
+    if (atomic_load_explicit(&em__profiling, memory_order_relaxed)) return em__profile_kernel(c, out, kernel);
+    return kernel(c, out);
 }
 
 int em__infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {

@@ -57,8 +57,11 @@
 #define EM_DT_F64 EM_DT(EM_F64)
 #define EM_DT_BOOL EM_DT(EM_BOOL)
 #define EM_DT_FLOATS (EM_DT(EM_F32) | EM_DT(EM_F64))
-#define EM_DT_INDEX (EM_DT(EM_I32) | EM_DT(EM_I64))
-#define EM_DT_NUMERIC (EM_DT_FLOATS | EM_DT_INDEX | EM_DT(EM_U8))
+/* Index arguments' dtypes (dtype_convert.h's EM_FOR_INDEX, em_index_at). */
+#define EM_DT_INDEX (EM_DT(EM_I32) | EM_DT(EM_I64) | EM_DT(EM_I16) | EM_DT(EM_U16))
+/* The integer dtypes an op's kernels compute in where they take int32. */
+#define EM_DT_INTEGERS (EM_DT_INDEX | EM_DT(EM_U8) | EM_DT(EM_I8))
+#define EM_DT_NUMERIC (EM_DT_FLOATS | EM_DT_INTEGERS)
 #define EM_DT_ALL (EM_DT_NUMERIC | EM_DT(EM_BOOL))
 #define EM_DT_NARROW (EM_DT(EM_BF16) | EM_DT(EM_F16))
 #define EM_DT_EVERY (EM_DT_ALL | EM_DT_NARROW)
@@ -212,6 +215,8 @@ struct em_op_def {
  * when it loads (gpu/plugin.cu builds its table from these .def lines: an
  * entry for each line whose kernel column is GPU or VIEW_OR_GPU). */
 
+/* Ops em_op_register may add beyond the built-in ones. */
+#define EM_OP_REGISTERED_MAX 4096
 /* The row of op id `op`, built in or registered; NULL for an unknown id. */
 const em_op_def *em__op_def(em_op op);
 /* The row named `name`, or NULL. */
@@ -275,6 +280,13 @@ int em__run_kernel(const em_call *c, em_tensor *out);
 /* c's kernel for out's device (the GPU's, or .cpu), on the inputs as they
  * are. 0, or -1 with an error. */
 int em__kernel(const em_call *c, em_tensor *out);
+/* The per-op profile (lib/profile.c). em__kernel times a kernel through
+ * em__profile_kernel while em__profiling (lib/internal.h) is set; the graph
+ * executor times a fused chain from em__profile_clock() (0 while the profile
+ * is off) to em__profile_fused. */
+int em__profile_kernel(const em_call *c, em_tensor *out, int (*kernel)(const em_call *, em_tensor *));
+int64_t em__profile_clock(void);
+void em__profile_fused(int64_t start);
 /* c's shape rule; an op that checks values reads host copies of GPU inputs. */
 int em__infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape);
 /* c's shape rule on the inputs as they are (no host copies: shape-only traces, graph plans). */
@@ -297,6 +309,9 @@ int em__broadcast_shapes(const em_call *c, int *ndim, int64_t *shape);
 /* Normalises a possibly negative axis for rank ndim; -1 with an error. */
 int em__axis(const em_call *c, int axis, int ndim, const char *argname);
 
+/* The bitmask of a reduction's `axes` of x (all axes when naxes is 0; negative ones count from the end), or -1
+ * with an error naming op for an axis out of range or repeated (ops/reduce.c). */
+int64_t em__axes_mask(const char *op, const em_tensor *x, int naxes, const int *axes);
 /* A scalar of x's dtype: how many elements of x a reduction over the axes in
  * the bitmask combines (ops/fill.c). NEW. */
 em_tensor *em__count(em_tensor *x, int64_t axes_mask);

@@ -372,6 +372,7 @@ int em_summary_text(em_summary_writer *w, const char *tag, int64_t step, const c
 /* TensorFlow's DataType enum, indexed by em_dtype. */
 static const int tf_dtype[EM_DTYPE_COUNT] = {
     [EM_F32] = 1, [EM_F64] = 2, [EM_I32] = 3, [EM_I64] = 9, [EM_U8] = 4, [EM_BOOL] = 10, [EM_BF16] = 14, [EM_F16] = 19,
+    [EM_I8] = 6,  [EM_I16] = 5, [EM_U16] = 17,
 };
 
 /* Appends one NodeDef.attr map entry. */

@@ -24,7 +24,8 @@ static const struct {
 } dtypes[EM_DTYPE_COUNT] = {
     [EM_F32] = {"float32", 4}, [EM_F64] = {"float64", 8}, [EM_I32] = {"int32", 4},
     [EM_I64] = {"int64", 8},   [EM_U8] = {"uint8", 1},    [EM_BOOL] = {"bool", 1},
-    [EM_BF16] = {"bfloat16", 2}, [EM_F16] = {"float16", 2},
+    [EM_BF16] = {"bfloat16", 2}, [EM_F16] = {"float16", 2}, [EM_I8] = {"int8", 1},
+    [EM_I16] = {"int16", 2},    [EM_U16] = {"uint16", 2},
 };
 
 const char *em_dtype_name(em_dtype d) { return (unsigned)d < EM_DTYPE_COUNT ? dtypes[d].name : "invalid"; }
@@ -701,6 +702,9 @@ double em__read(const void *p, em_dtype d) {
     case EM_BOOL: return *(const uint8_t *)p ? 1.0 : 0.0;
     case EM_BF16: return em_bf16_to_f32(*(const uint16_t *)p);
     case EM_F16: return em_f16_to_f32(*(const uint16_t *)p);
+    case EM_I8: return *(const int8_t *)p;
+    case EM_I16: return *(const int16_t *)p;
+    case EM_U16: return *(const uint16_t *)p;
     default: return NAN;
     }
 }
@@ -715,6 +719,9 @@ void em__write(void *p, em_dtype d, double v) {
     case EM_BOOL: *(uint8_t *)p = em_convert_b8(v); break;
     case EM_BF16: *(uint16_t *)p = em_convert_bf16(v); break;
     case EM_F16: *(uint16_t *)p = em_convert_f16(v); break;
+    case EM_I8: *(int8_t *)p = em_convert_i8(v); break;
+    case EM_I16: *(int16_t *)p = em_convert_i16(v); break;
+    case EM_U16: *(uint16_t *)p = em_convert_u16(v); break;
     default: break;
     }
 }

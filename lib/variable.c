@@ -468,11 +468,14 @@ ASSIGN_KERNEL(double, assign_f64)
 ASSIGN_KERNEL(int32_t, assign_i32)
 ASSIGN_KERNEL(int64_t, assign_i64)
 ASSIGN_KERNEL(uint8_t, assign_u8)
+ASSIGN_KERNEL(uint16_t, assign_u16)
 
 typedef void (*assign_fn)(void *, const void *, int, const int64_t *, const int64_t *, int64_t, int);
 static const assign_fn assign_kernels[EM_DTYPE_COUNT] = {
     [EM_F32] = assign_f32, [EM_F64] = assign_f64, [EM_I32] = assign_i32,
     [EM_I64] = assign_i64, [EM_U8] = assign_u8,   [EM_BOOL] = assign_u8,
+    /* wrapping sums and differences have the same bits signed or not */
+    [EM_I8] = assign_u8,   [EM_I16] = assign_u16, [EM_U16] = assign_u16,
 };
 
 static bool overlaps(const em_tensor *v, const em_tensor *x) {

@@ -13,6 +13,12 @@ static em_tensor *bn_y(em_tensor *const *in) {
     em_tensor *y, *mean, *var;
     return em__batch_norm_train(in[0], in[1], in[2], 1e-3, &y, &mean, &var) ? NULL : y;
 }
+/* the backward op itself on (x, scale, offset, dy), its forward buffer made from x: its own gradient rule */
+static em_tensor *bn_grad_op(em_tensor *const *in) {
+    em_attrs a = {.f = {1e-3}};
+    em_tensor *buf = em__apply(EM_OP_BATCH_NORM, 3, in, &a);
+    return em__apply(EM_OP_BATCH_NORM_GRAD, 4, (em_tensor *[]){in[0], buf, in[1], in[3]}, &a);
+}
 static em_tensor *conv1d_same(em_tensor *const *in) { return em_conv1d(in[0], in[1], 2, EM_PAD_SAME, 1); }
 static em_tensor *conv2d_transpose_valid(em_tensor *const *in) {
     return em_conv2d_transpose(in[0], in[1], EM_SHAPE(1, 5, 5, 1), (int[]){2, 2}, EM_PAD_VALID);
@@ -28,6 +34,9 @@ const gc_case gc_cases_batch_norm[] = {
     {EM_OP_BATCH_NORM_Y, "batch_norm training [2,3,4]", 3, {EM_SHAPE(2, 3, 4), EM_SHAPE(4), EM_SHAPE(4)}, bn_y, -2, 2, 0,
      NULL},
     {EM_OP_BATCH_NORM_Y, "batch_norm training [5,3]", 3, {EM_SHAPE(5, 3), EM_SHAPE(3), EM_SHAPE(3)}, bn_y, -1, 1, 0, NULL},
+    /* offset does not reach the backward op: its gradient there is 0 (skip_mask) */
+    {EM_OP_BATCH_NORM_GRAD, "batch_norm_grad [2,3,4]", 4, {EM_SHAPE(2, 3, 4), EM_SHAPE(4), EM_SHAPE(4), EM_SHAPE(2, 3, 4)},
+     bn_grad_op, -2, 2, 1u << 2, NULL},
     {EM_OP_CONV2D, "conv1d SAME stride 2 [2,5,3] * [3,3,2]", 2, {EM_SHAPE(2, 5, 3), EM_SHAPE(3, 3, 2)}, conv1d_same, -1,
      1, 0, NULL},
     {EM_OP_CONV2D_BACKPROP_INPUT, "conv2d_transpose VALID stride 2 [1,2,2,2] * [3,3,1,2]", 2,

@@ -31,7 +31,8 @@ static em_tensor *to_cpu1_c(em_tensor *const *in) { return (to_cpu1(in)); }
 #define SAME(dt, label, fn, shape, vals) COPY(dt, label, fn, shape, vals, shape, vals)
 #define EACH_ALL(M, ...)                                                                                  \
     M(EM_F32, __VA_ARGS__), M(EM_F64, __VA_ARGS__), M(EM_I32, __VA_ARGS__), M(EM_I64, __VA_ARGS__), \
-        M(EM_U8, __VA_ARGS__), M(EM_BOOL, __VA_ARGS__), M(EM_BF16, __VA_ARGS__), M(EM_F16, __VA_ARGS__)
+        M(EM_U8, __VA_ARGS__), M(EM_BOOL, __VA_ARGS__), M(EM_BF16, __VA_ARGS__), M(EM_F16, __VA_ARGS__), \
+        M(EM_I8, __VA_ARGS__), M(EM_I16, __VA_ARGS__), M(EM_U16, __VA_ARGS__)
 #define X6 V(1, 0, 1, 1, 0, 0)
 
 /* Each dtype's extremes, exactly representable in it: float32's smallest
@@ -43,6 +44,9 @@ static em_tensor *to_cpu1_c(em_tensor *const *in) { return (to_cpu1(in)); }
 #define I64_VALS V(-9223372036854775808.0, 9223372036854774784.0, -1, 0, 9007199254740992.0, -4611686018427387904.0)
 #define U8_VALS V(0, 255, 128, 1, 127, 254)
 #define BOOL_VALS V(1, 0, 0, 1, 1, 0)
+#define I8_VALS V(-128, 127, -1, 0, 1, -99)
+#define I16_VALS V(-32768, 32767, -1, 0, 255, -256)
+#define U16_VALS V(0, 65535, 32768, 1, 50256, 255)
 #define SPECIALS V(NAN, INFINITY, -INFINITY, -0.0)
 #define SPECIAL_CODES V(NAN, INFINITY, -INFINITY, 0)
 
@@ -59,6 +63,9 @@ const fw_case fw_cases_device[] = {
     SAME(EM_I64, "copy_to_device to /cpu:1", to_cpu1, EM_SHAPE(3, 2), I64_VALS),
     SAME(EM_U8, "copy_to_device to /cpu:1", to_cpu1, EM_SHAPE(3, 2), U8_VALS),
     SAME(EM_BOOL, "copy_to_device to /cpu:1", to_cpu1, EM_SHAPE(3, 2), BOOL_VALS),
+    SAME(EM_I8, "copy_to_device to /cpu:1", to_cpu1, EM_SHAPE(3, 2), I8_VALS),
+    SAME(EM_I16, "copy_to_device to /cpu:1", to_cpu1, EM_SHAPE(3, 2), I16_VALS),
+    SAME(EM_U16, "copy_to_device to /cpu:1", to_cpu1, EM_SHAPE(3, 2), U16_VALS),
     EACH_ALL(SAME, "copy_to_device to the scope's device", to_current, EM_SHAPE(2, 3), X6),
     EACH_ALL(SAME, "copy_to_device round trip", round_trip, EM_SHAPE(6), X6),
     EACH_ALL(SAME, "copy_to_device of an empty [0,3]", to_cpu1, EM_SHAPE(0, 3), V(0)),

@@ -109,7 +109,10 @@ WG(relu_grad, RELU_GRAD) WG(sigmoid_grad, SIGMOID_GRAD) WG(tanh_grad, TANH_GRAD)
 W2(equal) W2(not_equal) W2(less) W2(less_equal) W2(greater) W2(greater_equal)
 W2(logical_and) W2(logical_or) W1(logical_not)
 WC(f32, EM_F32) WC(f64, EM_F64) WC(i32, EM_I32) WC(i64, EM_I64) WC(u8, EM_U8) WC(b8, EM_BOOL)
-WC(bf16, EM_BF16) WC(f16, EM_F16)
+WC(bf16, EM_BF16) WC(f16, EM_F16) WC(i8, EM_I8) WC(i16, EM_I16) WC(u16, EM_U16)
+#define DT_i8 EM_I8
+#define DT_i16 EM_I16
+#define DT_u16 EM_U16
 #define DT_bf16 EM_BF16
 #define DT_f16 EM_F16
 #define DT_f32 EM_F32
@@ -285,6 +288,12 @@ static const double ci64_a[] = {I64MIN, -1, 0, P62, 5, 7};
 static const double ci64_b[] = {P62, 1, 0, I64MIN, 5, 8};
 static const double cu8_a[] = {0, 255, 128, 127, 5, 5};
 static const double cu8_b[] = {255, 0, 127, 128, 5, 6};
+static const double ci8_a[] = {-128, -1, 0, 5, 127, 7};
+static const double ci8_b[] = {127, 0, 0, -5, -128, 7};
+static const double ci16_a[] = {-32768, -1, 0, 5, 32767, 7};
+static const double ci16_b[] = {32767, 0, 0, -5, -32768, 7};
+static const double cu16_a[] = {0, 65535, 32768, 32767, 5, 5};
+static const double cu16_b[] = {65535, 0, 32767, 32768, 5, 6};
 static const double cb_a[] = {0, 0, 1, 1};
 static const double cb_b[] = {0, 1, 0, 1};
 /* where: cond [2,3], a [2,3], b [3]; a NaN not selected must not leak */
@@ -296,6 +305,9 @@ static const double wa_i64[] = {I64MIN, 1, 2, P62, -5, 6};
 static const double wb_i[] = {-1, -2, -3};
 static const double wa_u8[] = {255, 1, 2, 128, 0, 6};
 static const double wb_u8[] = {7, 8, 9};
+static const double wa_i8[] = {-128, 1, 2, 127, -5, 6};
+static const double wa_i16[] = {-32768, 1, 2, 32767, -5, 6};
+static const double wa_u16[] = {65535, 1, 2, 32768, 0, 6};
 static const double wa_b[] = {1, 1, 0, 0, 1, 1};
 static const double wb_b[] = {0, 0, 1};
 static const double wc_col[] = {0, 1}; /* cond [2,1] with a [1,3] and a scalar b */
@@ -347,7 +359,8 @@ static const double wc_col[] = {0, 1}; /* cond [2,1] with a [1,3] and a scalar b
 #define CMP(op)                                                                                                        \
     CMP1(op, EM_F32, cf_a, cf_b), CMP1(op, EM_F64, cf_a, cf_b), CMP1(op, EM_I32, ci32_a, ci32_b),                      \
         CMP1(op, EM_I64, ci64_a, ci64_b), CMP1(op, EM_U8, cu8_a, cu8_b), CMP1(op, EM_BOOL, cb_a, cb_b),                \
-        CMP1(op, EM_BF16, cf_a, cf_b), CMP1(op, EM_F16, cf_a, cf_b)
+        CMP1(op, EM_BF16, cf_a, cf_b), CMP1(op, EM_F16, cf_a, cf_b), CMP1(op, EM_I8, ci8_a, ci8_b),                    \
+        CMP1(op, EM_I16, ci16_a, ci16_b), CMP1(op, EM_U16, cu16_a, cu16_b)
 #define WHERE(dt, a, b) \
     {"where", dt, "where " #dt " [2,3] ? " #a " [2,3] : " #b " [3]", w_where, 3, \
      {{EM_BOOL, S(2, 3), wc}, {dt, S(2, 3), a}, {dt, S(3), b}}, dt, S(2, 3), NULL, ref_where, 0}
@@ -392,6 +405,50 @@ const fw_case fw_cases_elementwise[] = {
     LIT2(minimum, EM_I32, "signed", (I32MIN, -1, 5, 0, 3), (I32MAX, -2, 5, I32MIN, -3), (I32MIN, -2, 5, I32MIN, -3)),
     LIT2(minimum, EM_I64, "signed", (I64MIN, P62, -1, 3), (P62, I64MIN, 1, 3), (I64MIN, I64MIN, -1, 3)),
     LIT2(minimum, EM_U8, "unsigned", (0, 255, 128, 127, 9), (255, 0, 127, 128, 9), (0, 0, 127, 127, 9)),
+    /* int8, int16, uint16: the same rules at their widths (np.int8/np.int16/np.uint16 arithmetic; division
+     * truncates, x/0 is 0, MIN/-1 and -MIN wrap to MIN, x mod 0 is 0) */
+    LIT2(add, EM_I8, "wraps", (127, -128, -5, 100, 0, -1), (1, -1, 3, -100, 0, -1), (-128, 127, -2, 0, 0, -2)),
+    LIT2(sub, EM_I8, "wraps", (-128, 127, 0, 5), (1, -1, -128, 7), (127, -128, -128, -2)),
+    LIT2(mul, EM_I8, "wraps", (16, 17, -3, -128, 12, -7), (16, 17, 4, -1, 11, 0), (0, 33, -12, -128, -124, 0)),
+    LIT2(div, EM_I8, "truncation, /0, MIN/-1", (7, -7, 7, -7, 5, -128, -128, 0, 6, -1, 127), (2, 2, -2, -2, 0, -1, 1, 3, -1, 0, -1), (3, -3, -3, 3, 0, -128, -128, 0, -6, 0, -127)),
+    LIT2(maximum, EM_I8, "extremes", (-128, -1, 5, 0, 3), (127, -2, 5, -128, -3), (127, -1, 5, 0, 3)),
+    LIT2(minimum, EM_I8, "extremes", (-128, -1, 5, 0, 3), (127, -2, 5, -128, -3), (-128, -2, 5, -128, -3)),
+    LIT1(neg, EM_I8, "wraps", w_neg, (-128, 127, -5, 0, 7, -127), EM_I8, (-128, -127, 5, 0, -7, 127)),
+    LIT1(abs, EM_I8, "abs(MIN) wraps", w_abs, (-128, 127, -5, 0, 7, -127), EM_I8, (-128, 127, 5, 0, 7, 127)),
+    LIT1(square, EM_I8, "wraps", w_square, (-128, 127, -5, 0, 7, -127), EM_I8, (0, 1, 25, 0, 49, 1)),
+    LIT1(sign, EM_I8, "extremes", w_sign, (-128, 127, -5, 0, 7, -127), EM_I8, (-1, 1, -1, 0, 1, -1)),
+    LIT2(floormod, EM_I8, "signs, mod 0, MIN mod -1", (7, -7, 7, -7, 6, -6, 0, 5, -128, 127), (3, 3, -3, -3, 3, -3, 5, 0, -1, -2), (1, 2, -2, -1, 0, 0, 0, 0, 0, -1)),
+    LIT1(clip, EM_I8, "[-2.5, 3.5] is [-2, 3]", w_clip_inward, (-128, 127, -5, 0, 7, -127), EM_I8, (-2, 3, -2, 0, 3, -2)),
+    LIT1(clip, EM_I8, "[-1e10, 1e10] saturates to the range", w_clip_wide, (-128, 127, -5, 0, 7, -127), EM_I8, (-128, 127, -5, 0, 7, -127)),
+    LIT2(add, EM_I16, "wraps", (32767, -32768, -5, 20000, 0, -1), (1, -1, 3, -30000, 0, -1), (-32768, 32767, -2, -10000, 0, -2)),
+    LIT2(sub, EM_I16, "wraps", (-32768, 32767, 0, 5), (1, -1, -32768, 7), (32767, -32768, -32768, -2)),
+    LIT2(mul, EM_I16, "wraps", (256, 257, -3, -32768, 182, -7), (256, 257, 4, -1, 181, 0), (0, 513, -12, -32768, -32594, 0)),
+    LIT2(div, EM_I16, "truncation, /0, MIN/-1", (7, -7, 7, -7, 5, -32768, -32768, 0, 6, -1, 32767), (2, 2, -2, -2, 0, -1, 1, 3, -1, 0, -1), (3, -3, -3, 3, 0, -32768, -32768, 0, -6, 0, -32767)),
+    LIT2(maximum, EM_I16, "extremes", (-32768, -1, 5, 0, 3), (32767, -2, 5, -32768, -3), (32767, -1, 5, 0, 3)),
+    LIT2(minimum, EM_I16, "extremes", (-32768, -1, 5, 0, 3), (32767, -2, 5, -32768, -3), (-32768, -2, 5, -32768, -3)),
+    LIT1(neg, EM_I16, "wraps", w_neg, (-32768, 32767, -5, 0, 7, -32767), EM_I16, (-32768, -32767, 5, 0, -7, 32767)),
+    LIT1(abs, EM_I16, "abs(MIN) wraps", w_abs, (-32768, 32767, -5, 0, 7, -32767), EM_I16, (-32768, 32767, 5, 0, 7, 32767)),
+    LIT1(square, EM_I16, "wraps", w_square, (-32768, 32767, -5, 0, 7, -32767), EM_I16, (0, 1, 25, 0, 49, 1)),
+    LIT1(sign, EM_I16, "extremes", w_sign, (-32768, 32767, -5, 0, 7, -32767), EM_I16, (-1, 1, -1, 0, 1, -1)),
+    LIT2(floormod, EM_I16, "signs, mod 0, MIN mod -1", (7, -7, 7, -7, 6, -6, 0, 5, -32768, 32767), (3, 3, -3, -3, 3, -3, 5, 0, -1, -2), (1, 2, -2, -1, 0, 0, 0, 0, 0, -1)),
+    LIT1(clip, EM_I16, "[-2.5, 3.5] is [-2, 3]", w_clip_inward, (-32768, 32767, -5, 0, 7, -32767), EM_I16, (-2, 3, -2, 0, 3, -2)),
+    LIT1(clip, EM_I16, "[-1e10, 1e10] saturates to the range", w_clip_wide, (-32768, 32767, -5, 0, 7, -32767), EM_I16, (-32768, 32767, -5, 0, 7, -32767)),
+    LIT2(add, EM_U16, "wraps", (65535, 40000, 0, 32768, 1), (1, 30000, 0, 32768, 2), (0, 4464, 0, 0, 3)),
+    LIT2(sub, EM_U16, "wraps", (0, 5, 100, 65535), (1, 10, 100, 0), (65535, 65531, 0, 65535)),
+    LIT2(mul, EM_U16, "wraps", (256, 257, 65535, 3, 0), (256, 257, 65535, 5, 9), (0, 513, 1, 15, 0)),
+    LIT2(div, EM_U16, "truncation, /0", (7, 65535, 200, 65534, 65535, 9), (2, 0, 3, 65535, 65535, 10), (3, 0, 66, 0, 1, 0)),
+    LIT2(maximum, EM_U16, "extremes", (0, 65535, 32768, 32767, 9), (65535, 0, 32767, 32768, 9), (65535, 65535, 32768, 32768, 9)),
+    LIT2(minimum, EM_U16, "extremes", (0, 65535, 32768, 32767, 9), (65535, 0, 32767, 32768, 9), (0, 0, 32767, 32767, 9)),
+    LIT1(neg, EM_U16, "wraps", w_neg, (0, 1, 65535, 32768, 5), EM_U16, (0, 65535, 1, 32768, 65531)),
+    LIT1(abs, EM_U16, "unsigned: identity", w_abs, (0, 1, 65535, 32768, 5), EM_U16, (0, 1, 65535, 32768, 5)),
+    LIT1(square, EM_U16, "wraps", w_square, (0, 1, 65535, 32768, 5), EM_U16, (0, 1, 1, 0, 25)),
+    LIT1(sign, EM_U16, "unsigned", w_sign, (0, 1, 65535, 32768, 5), EM_U16, (0, 1, 1, 1, 1)),
+    LIT2(floormod, EM_U16, "unsigned, mod 0", (7, 65535, 0, 200, 9), (3, 16, 5, 0, 65535), (1, 15, 0, 0, 9)),
+    LIT1(clip, EM_U16, "[-2.5, 3.5] is [0, 3]", w_clip_inward, (0, 1, 65535, 32768, 5), EM_U16, (0, 1, 3, 3, 3)),
+    LIT1(clip, EM_U16, "[-1e10, 1e10] saturates to [0, 65535]", w_clip_wide, (0, 1, 65535, 32768, 5), EM_U16, (0, 1, 65535, 32768, 5)),
+    {"add", EM_U16, "add u16 [2,1] + [3]: token ids plus an offset, wrapping", w_add, 2,
+     {{EM_U16, S(2, 1), V(50256, 65535)}, IN(EM_U16, (0, 1, 2))}, EM_U16, S(2, 3), V(50256, 50257, 50258, 65535, 0, 1),
+     NULL, 0},
     /* integer broadcasting */
     {"add", EM_I32, "add i32 [3,1] + [4], wrapping", w_add, 2,
      {{EM_I32, S(3, 1), V(0, 10, I32MAX)}, IN(EM_I32, (1, -1, 2, -3))},
@@ -501,7 +558,8 @@ const fw_case fw_cases_elementwise[] = {
 
     /* ---- where (reference: select), broadcasting ---- */
     WHERE(EM_F32, wa_f, wb_f), WHERE(EM_F64, wa_f, wb_f), WHERE(EM_I32, wa_i32, wb_i), WHERE(EM_I64, wa_i64, wb_i),
-    WHERE(EM_U8, wa_u8, wb_u8), WHERE(EM_BOOL, wa_b, wb_b),
+    WHERE(EM_U8, wa_u8, wb_u8), WHERE(EM_BOOL, wa_b, wb_b), WHERE(EM_I8, wa_i8, wb_i), WHERE(EM_I16, wa_i16, wb_i),
+    WHERE(EM_U16, wa_u16, wb_u8),
     WHERE(EM_BF16, wa_f, wb_f), WHERE(EM_F16, wa_f, wb_f), WHERE_BC(EM_BF16, wb_f, bsc),
     WHERE_BC(EM_F32, wb_f, bsc), WHERE_BC(EM_I64, wb_i, V(I64MIN)), WHERE_BC(EM_BOOL, wb_b, V(1)),
 
@@ -606,6 +664,67 @@ const fw_case fw_cases_elementwise[] = {
     CAST(f16, b8, "x != 0", (0, 5.960464477539063e-08), (0, 1)),
     CAST(f16, bf16, "rounds to nearest even", (1.0009765625, 257, 259), (1, 256, 260)),
     CAST(f16, f16, "identity", (65504, -0.0, 1.0009765625), (65504, -0.0, 1.0009765625)),
+    /* int8, int16 and uint16: floats (bfloat16 and float16 too) truncate toward zero and saturate at the
+     * target's range, NaN is 0; integers wrap modulo 2^bits (np.astype); to bfloat16 and float16 rounds to
+     * nearest even (uint16 65535 is past float16's 65504 + half an ulp: Inf). bfloat16 and float16 inputs
+     * are the values those types hold (40000 is bfloat16 39936). */
+    CAST(f32, i8, "truncates toward zero, saturates, NaN is 0", (1.9, -1.9, -3.9, 127.5, 128, -129, 300.7, -1, NAN, INF, -INF, 40000, 70000, -40000), (1, -1, -3, 127, 127, -128, 127, -1, 0, 127, -128, 127, 127, -128)),
+    CAST(f64, i8, "truncates toward zero, saturates, NaN is 0", (1.9, -1.9, -3.9, 127.5, 128, -129, 300.7, -1, NAN, INF, -INF, 40000, 70000, -40000), (1, -1, -3, 127, 127, -128, 127, -1, 0, 127, -128, 127, 127, -128)),
+    CAST(bf16, i8, "truncates toward zero, saturates, NaN is 0", (1.5, -2.5, -3.75, 300, -300, NAN, INF, -INF, 39936, 70144), (1, -2, -3, 127, -128, 0, 127, -128, 127, 127)),
+    CAST(f16, i8, "truncates toward zero, saturates, NaN is 0", (1.5, -2.5, -3.75, 300, -300, NAN, INF, -INF, 40000, 65504), (1, -2, -3, 127, -128, 0, 127, -128, 127, 127)),
+    CAST(f32, i16, "truncates toward zero, saturates, NaN is 0", (1.9, -1.9, -3.9, 127.5, 128, -129, 300.7, -1, NAN, INF, -INF, 40000, 70000, -40000), (1, -1, -3, 127, 128, -129, 300, -1, 0, 32767, -32768, 32767, 32767, -32768)),
+    CAST(f64, i16, "truncates toward zero, saturates, NaN is 0", (1.9, -1.9, -3.9, 127.5, 128, -129, 300.7, -1, NAN, INF, -INF, 40000, 70000, -40000), (1, -1, -3, 127, 128, -129, 300, -1, 0, 32767, -32768, 32767, 32767, -32768)),
+    CAST(bf16, i16, "truncates toward zero, saturates, NaN is 0", (1.5, -2.5, -3.75, 300, -300, NAN, INF, -INF, 39936, 70144), (1, -2, -3, 300, -300, 0, 32767, -32768, 32767, 32767)),
+    CAST(f16, i16, "truncates toward zero, saturates, NaN is 0", (1.5, -2.5, -3.75, 300, -300, NAN, INF, -INF, 40000, 65504), (1, -2, -3, 300, -300, 0, 32767, -32768, 32767, 32767)),
+    CAST(f32, u16, "truncates toward zero, saturates, NaN is 0", (1.9, -1.9, -3.9, 127.5, 128, -129, 300.7, -1, NAN, INF, -INF, 40000, 70000, -40000), (1, 0, 0, 127, 128, 0, 300, 0, 0, 65535, 0, 40000, 65535, 0)),
+    CAST(f64, u16, "truncates toward zero, saturates, NaN is 0", (1.9, -1.9, -3.9, 127.5, 128, -129, 300.7, -1, NAN, INF, -INF, 40000, 70000, -40000), (1, 0, 0, 127, 128, 0, 300, 0, 0, 65535, 0, 40000, 65535, 0)),
+    CAST(bf16, u16, "truncates toward zero, saturates, NaN is 0", (1.5, -2.5, -3.75, 300, -300, NAN, INF, -INF, 39936, 70144), (1, 0, 0, 300, 0, 0, 65535, 0, 39936, 65535)),
+    CAST(f16, u16, "truncates toward zero, saturates, NaN is 0", (1.5, -2.5, -3.75, 300, -300, NAN, INF, -INF, 40000, 65504), (1, 0, 0, 300, 0, 0, 65535, 0, 40000, 65504)),
+    CAST(i32, i8, "wraps", (-1, 70000, -70000, 127, 128, -129, 255, 65535, 65536, -2147483648, 2147483647), (-1, 112, -112, 127, -128, 127, -1, -1, 0, 0, -1)),
+    CAST(i32, i16, "wraps", (-1, 70000, -70000, 127, 128, -129, 255, 65535, 65536, -2147483648, 2147483647), (-1, 4464, -4464, 127, 128, -129, 255, -1, 0, 0, -1)),
+    CAST(i32, u16, "wraps", (-1, 70000, -70000, 127, 128, -129, 255, 65535, 65536, -2147483648, 2147483647), (65535, 4464, 61072, 127, 128, 65407, 255, 65535, 0, 0, 65535)),
+    CAST(i64, i8, "wraps", (-1, 70000, -70000, 128, -129, 65536, 4294967297, -4294967297), (-1, 112, -112, -128, 127, 0, 1, -1)),
+    CAST(i64, i16, "wraps", (-1, 70000, -70000, 128, -129, 65536, 4294967297, -4294967297), (-1, 4464, -4464, 128, -129, 0, 1, -1)),
+    CAST(i64, u16, "wraps", (-1, 70000, -70000, 128, -129, 65536, 4294967297, -4294967297), (65535, 4464, 61072, 128, 65407, 0, 1, 65535)),
+    CAST(u8, i8, "wraps", (0, 127, 128, 255), (0, 127, -128, -1)),
+    CAST(u8, i16, "exact", (0, 127, 128, 255), (0, 127, 128, 255)),
+    CAST(u8, u16, "exact", (0, 127, 128, 255), (0, 127, 128, 255)),
+    CAST(i8, i8, "identity", (-128, -1, 0, 127), (-128, -1, 0, 127)),
+    CAST(i8, i16, "exact", (-128, -1, 0, 127), (-128, -1, 0, 127)),
+    CAST(i8, u16, "wraps", (-128, -1, 0, 127), (65408, 65535, 0, 127)),
+    CAST(i16, i8, "wraps", (-32768, -129, -1, 128, 255, 256, 32767), (0, 127, -1, -128, -1, 0, -1)),
+    CAST(i16, i16, "identity", (-32768, -129, -1, 128, 255, 256, 32767), (-32768, -129, -1, 128, 255, 256, 32767)),
+    CAST(i16, u16, "wraps", (-32768, -129, -1, 128, 255, 256, 32767), (32768, 65407, 65535, 128, 255, 256, 32767)),
+    CAST(u16, i8, "wraps", (0, 127, 128, 255, 256, 32767, 32768, 65535), (0, 127, -128, -1, 0, -1, 0, -1)),
+    CAST(u16, i16, "wraps", (0, 127, 128, 255, 256, 32767, 32768, 65535), (0, 127, 128, 255, 256, 32767, -32768, -1)),
+    CAST(u16, u16, "identity", (0, 127, 128, 255, 256, 32767, 32768, 65535), (0, 127, 128, 255, 256, 32767, 32768, 65535)),
+    CAST(i8, i32, "sign-extends", (-128, -1, 0, 127), (-128, -1, 0, 127)),
+    CAST(i8, i64, "sign-extends", (-128, -1, 0, 127), (-128, -1, 0, 127)),
+    CAST(i8, u8, "wraps", (-128, -1, 0, 127), (128, 255, 0, 127)),
+    CAST(i8, f32, "exact", (-128, -1, 0, 127), (-128, -1, 0, 127)),
+    CAST(i8, f64, "exact", (-128, -1, 0, 127), (-128, -1, 0, 127)),
+    CAST(i8, b8, "x != 0", (-128, -1, 0, 127), (1, 1, 0, 1)),
+    CAST(i8, bf16, "rounds to nearest even", (-128, -1, 0, 127), (-128, -1, 0, 127)),
+    CAST(i8, f16, "exact below 2049, rounds above", (-128, -1, 0, 127), (-128, -1, 0, 127)),
+    CAST(i16, i32, "sign-extends", (-32768, -129, -1, 128, 255, 256, 32767), (-32768, -129, -1, 128, 255, 256, 32767)),
+    CAST(i16, i64, "sign-extends", (-32768, -129, -1, 128, 255, 256, 32767), (-32768, -129, -1, 128, 255, 256, 32767)),
+    CAST(i16, u8, "wraps", (-32768, -129, -1, 128, 255, 256, 32767), (0, 127, 255, 128, 255, 0, 255)),
+    CAST(i16, f32, "exact", (-32768, -129, -1, 128, 255, 256, 32767), (-32768, -129, -1, 128, 255, 256, 32767)),
+    CAST(i16, f64, "exact", (-32768, -129, -1, 128, 255, 256, 32767), (-32768, -129, -1, 128, 255, 256, 32767)),
+    CAST(i16, b8, "x != 0", (-32768, -129, -1, 128, 255, 256, 32767), (1, 1, 1, 1, 1, 1, 1)),
+    CAST(i16, bf16, "rounds to nearest even", (-32768, -129, -1, 128, 255, 256, 32767), (-32768, -129, -1, 128, 255, 256, 32768)),
+    CAST(i16, f16, "exact below 2049, rounds above", (-32768, -129, -1, 128, 255, 256, 32767), (-32768, -129, -1, 128, 255, 256, 32768)),
+    CAST(u16, i32, "no sign extension", (0, 127, 128, 255, 256, 32767, 32768, 65535), (0, 127, 128, 255, 256, 32767, 32768, 65535)),
+    CAST(u16, i64, "no sign extension", (0, 127, 128, 255, 256, 32767, 32768, 65535), (0, 127, 128, 255, 256, 32767, 32768, 65535)),
+    CAST(u16, u8, "wraps", (0, 127, 128, 255, 256, 32767, 32768, 65535), (0, 127, 128, 255, 0, 255, 0, 255)),
+    CAST(u16, f32, "exact", (0, 127, 128, 255, 256, 32767, 32768, 65535), (0, 127, 128, 255, 256, 32767, 32768, 65535)),
+    CAST(u16, f64, "exact", (0, 127, 128, 255, 256, 32767, 32768, 65535), (0, 127, 128, 255, 256, 32767, 32768, 65535)),
+    CAST(u16, b8, "x != 0", (0, 127, 128, 255, 256, 32767, 32768, 65535), (0, 1, 1, 1, 1, 1, 1, 1)),
+    CAST(u16, bf16, "rounds to nearest even", (0, 127, 128, 255, 256, 32767, 32768, 65535), (0, 127, 128, 255, 256, 32768, 32768, 65536)),
+    CAST(u16, f16, "exact below 2049, rounds above", (0, 127, 128, 255, 256, 32767, 32768, 65535), (0, 127, 128, 255, 256, 32768, 32768, INF)),
+    CAST(b8, i8, "0 and 1", (1, 0), (1, 0)),
+    CAST(b8, i16, "0 and 1", (1, 0), (1, 0)),
+    CAST(b8, u16, "0 and 1", (1, 0), (1, 0)),
     {.fn = NULL},
 };
 

@@ -42,6 +42,9 @@ static double as_dtype(em_dtype d, double v) {
     case EM_I32: return (int32_t)v;
     case EM_I64: return (double)(int64_t)v;
     case EM_U8: return (uint8_t)v;
+    case EM_I8: return (int8_t)v;
+    case EM_I16: return (int16_t)v;
+    case EM_U16: return (uint16_t)v;
     case EM_BOOL: return v != 0;
     default: return v;
     }
@@ -64,9 +67,10 @@ static void lit(const fw_case *c, const double *src, double *e) {
     ROW(OPN, NAME, DT, DT, OS, 3, IN(DT, EM_SHAPE(4, 2), XS), IN(EM_I32, EM_SHAPE(3, 1), V(1, 3, 1)),                  \
         IN(DT, EM_SHAPE(3, 2), XS))
 #define ROW1(DT, OPN, NAME, OS, S0, X0) ROW(OPN, NAME, DT, DT, OS, 1, IN(DT, S0, X0))
-#define NUMERIC5(R, ...)                                                                                               \
-    R(EM_F32, __VA_ARGS__), R(EM_F64, __VA_ARGS__), R(EM_I32, __VA_ARGS__), R(EM_I64, __VA_ARGS__), R(EM_U8, __VA_ARGS__)
-#define ALL6(R, ...) NUMERIC5(R, __VA_ARGS__), R(EM_BOOL, __VA_ARGS__)
+#define NUMERIC_ROWS(R, ...)                                                                                               \
+    R(EM_F32, __VA_ARGS__), R(EM_F64, __VA_ARGS__), R(EM_I32, __VA_ARGS__), R(EM_I64, __VA_ARGS__), R(EM_U8, __VA_ARGS__), \
+        R(EM_I8, __VA_ARGS__), R(EM_I16, __VA_ARGS__), R(EM_U16, __VA_ARGS__)
+#define ALL_ROWS(R, ...) NUMERIC_ROWS(R, __VA_ARGS__), R(EM_BOOL, __VA_ARGS__)
 
 /* gather_nd */
 static em_tensor *f_gather_nd_pairs(em_tensor *const *in) { return em_gather_nd(in[0], in[1]); }
@@ -117,30 +121,42 @@ static em_tensor *f_sort_nan_desc(em_tensor *const *in) { return em_sort(in[0], 
 EXPECT(sort_nan_desc, NAN, NAN, INFINITY, 3, 3, 1, 0, -INFINITY)
 static em_tensor *f_sort_empty(em_tensor *const *in) { return em_sort(in[0], 0, false); }
 EXPECT(sort_empty, 0) /* [0,3] along axis 0 */
+/* signed and unsigned order at the narrow integers' extremes */
+#define f_sort_i8 f_sort_desc
+EXPECT(sort_i8, 127, 5, 0, -1, -128) /* -np.sort(-np.int8([-128, 127, -1, 0, 5])) */
+#define f_sort_u16 f_sort_desc
+EXPECT(sort_u16, 65535, 32768, 32767, 1, 0) /* -np.sort(-np.uint16([0, 32768, 1, 65535, 32767])) as uint16 */
 
 const fw_case fw_cases_index[] = {
-    ALL6(ROWI, "gather_nd", gather_nd_pairs, EM_SHAPE(3, 2), EM_SHAPE(3, 2, 2), XS, EM_I64, EM_SHAPE(3, 2),
+    ALL_ROWS(ROWI, "gather_nd", gather_nd_pairs, EM_SHAPE(3, 2), EM_SHAPE(3, 2, 2), XS, EM_I64, EM_SHAPE(3, 2),
          V(1, 0, 2, 1, 1, 0)),
-    ALL6(ROWI, "gather_nd", gather_nd_rows, EM_SHAPE(2, 1, 4), EM_SHAPE(3, 4), XS, EM_I32, EM_SHAPE(2, 1, 1), V(2, 0)),
+    ALL_ROWS(ROWI, "gather_nd", gather_nd_rows, EM_SHAPE(2, 1, 4), EM_SHAPE(3, 4), XS, EM_I32, EM_SHAPE(2, 1, 1), V(2, 0)),
     ROWI(EM_F64, "gather_nd", gather_nd_elems, EM_SHAPE(2), EM_SHAPE(2, 3), XS, EM_I32, EM_SHAPE(2, 2), V(1, 2, 0, 0)),
     ROWI(EM_F32, "gather_nd", gather_nd_none, EM_SHAPE(0, 4), EM_SHAPE(3, 4), XS, EM_I64, EM_SHAPE(0, 1), NONE),
-    NUMERIC5(ROWI, "scatter_nd", scatter_nd_rows, EM_SHAPE(4, 2), EM_SHAPE(3, 2), XS, EM_I32, EM_SHAPE(3, 1),
+    NUMERIC_ROWS(ROWI, "scatter_nd", scatter_nd_rows, EM_SHAPE(4, 2), EM_SHAPE(3, 2), XS, EM_I32, EM_SHAPE(3, 1),
              V(1, 3, 1)),
     ROWI(EM_F32, "scatter_nd", scatter_nd_elems, EM_SHAPE(2, 2), EM_SHAPE(3), XS, EM_I64, EM_SHAPE(3, 2),
          V(0, 1, 1, 0, 0, 1)),
-    NUMERIC5(ROWT, "scatter_nd", tensor_scatter_add, EM_SHAPE(4, 2)),
-    NUMERIC5(ROWI, "scatter_nd", segment_sum, EM_SHAPE(3, 2), EM_SHAPE(4, 2), XS, EM_I64, EM_SHAPE(4), V(2, 0, 2, 2)),
-    NUMERIC5(ROWK, "top_k", top_k_ties, EM_SHAPE(2, 3), EM_SHAPE(2, 4), TIES),
-    NUMERIC5(ROWK, "top_k", top_k_long, EM_SHAPE(1, 3), EM_SHAPE(1, 24), XS),
+    NUMERIC_ROWS(ROWT, "scatter_nd", tensor_scatter_add, EM_SHAPE(4, 2)),
+    NUMERIC_ROWS(ROWI, "scatter_nd", segment_sum, EM_SHAPE(3, 2), EM_SHAPE(4, 2), XS, EM_I64, EM_SHAPE(4), V(2, 0, 2, 2)),
+    NUMERIC_ROWS(ROWK, "top_k", top_k_ties, EM_SHAPE(2, 3), EM_SHAPE(2, 4), TIES),
+    NUMERIC_ROWS(ROWK, "top_k", top_k_long, EM_SHAPE(1, 3), EM_SHAPE(1, 24), XS),
     ROWK(EM_F32, "top_k", top_k_long_asc, EM_SHAPE(1, 5), EM_SHAPE(1, 24), XS),
     ROWK(EM_I64, "top_k", top_k_long_asc, EM_SHAPE(1, 5), EM_SHAPE(1, 24), XS),
     ROW1(EM_F32, "top_k", top_k_values, EM_SHAPE(4), EM_SHAPE(8), NANS),
     ROWK(EM_U8, "top_k", argsort_axis0, EM_SHAPE(2, 4), EM_SHAPE(2, 4), TIES),
     ROWK(EM_I64, "top_k", argsort_axis0, EM_SHAPE(2, 4), EM_SHAPE(2, 4), TIES),
-    NUMERIC5(ROW1, "top_k", sort_desc, EM_SHAPE(3, 4), EM_SHAPE(3, 4), XS),
+    NUMERIC_ROWS(ROW1, "top_k", sort_desc, EM_SHAPE(3, 4), EM_SHAPE(3, 4), XS),
     ROWK(EM_F32, "top_k", argsort_nan_asc, EM_SHAPE(8), EM_SHAPE(8), NANS),
     ROWK(EM_F64, "top_k", argsort_nan_desc, EM_SHAPE(8), EM_SHAPE(8), NANS),
     ROW1(EM_F64, "top_k", sort_nan_desc, EM_SHAPE(8), EM_SHAPE(8), NANS),
     ROW1(EM_I32, "top_k", sort_empty, EM_SHAPE(0, 3), EM_SHAPE(0, 3), NONE),
+    ROW1(EM_I8, "top_k", sort_i8, EM_SHAPE(5), EM_SHAPE(5), V(-128, 127, -1, 0, 5)),
+    ROW1(EM_I16, "top_k", sort_i8, EM_SHAPE(5), EM_SHAPE(5), V(-128, 127, -1, 0, 5)),
+    ROW1(EM_U16, "top_k", sort_u16, EM_SHAPE(5), EM_SHAPE(5), V(0, 32768, 1, 65535, 32767)),
+    /* index tuples as int16 and uint16 */
+    ROWI(EM_F32, "gather_nd", gather_nd_pairs, EM_SHAPE(3, 2), EM_SHAPE(3, 2, 2), XS, EM_I16, EM_SHAPE(3, 2),
+         V(1, 0, 2, 1, 1, 0)),
+    ROWI(EM_I16, "scatter_nd", segment_sum, EM_SHAPE(3, 2), EM_SHAPE(4, 2), XS, EM_U16, EM_SHAPE(4), V(2, 0, 2, 2)),
     {.fn = NULL},
 };

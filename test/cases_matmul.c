@@ -45,11 +45,11 @@ static em_tensor *mm_c(em_tensor *const *in) { return (mm(in)); }
 
 /* An integer result reduced like the dtype wraps (exact below 2^53). */
 static double wrap(double s, em_dtype dt) {
-    double m = dt == EM_U8 ? 256.0 : dt == EM_I32 ? 4294967296.0 : 0;
+    double m = dt == EM_U8 || dt == EM_I8 ? 256.0 : dt == EM_I16 || dt == EM_U16 ? 65536.0 : dt == EM_I32 ? 4294967296.0 : 0;
     if (m == 0) return s; /* floats; int64 cases stay in range */
     s = fmod(s, m);
     if (s < 0) s += m;
-    return dt == EM_I32 && s >= m / 2 ? s - m : s;
+    return (dt == EM_I32 || dt == EM_I8 || dt == EM_I16) && s >= m / 2 ? s - m : s;
 }
 
 /* op(a) op(b) for the case's inputs [..., r, c], batch dimensions broadcast to out_shape's. */
@@ -116,15 +116,15 @@ static const double big_a[] = {G1024(FA)}, big_b[] = {G1024(FB)}, big_ia[] = {G1
 #define EACH_NARROW(M, ...) M(EM_BF16, __VA_ARGS__), M(EM_F16, __VA_ARGS__)
 #define EACH_FLOAT(M, ...) M(EM_F32, __VA_ARGS__), M(EM_F64, __VA_ARGS__), EACH_NARROW(M, __VA_ARGS__)
 #define EACH_NUMERIC(M, ...) \
-    EACH_FLOAT(M, __VA_ARGS__), M(EM_I32, __VA_ARGS__), M(EM_I64, __VA_ARGS__), M(EM_U8, __VA_ARGS__)
+    EACH_FLOAT(M, __VA_ARGS__), M(EM_I32, __VA_ARGS__), M(EM_I64, __VA_ARGS__), M(EM_U8, __VA_ARGS__), \
+        M(EM_I8, __VA_ARGS__), M(EM_I16, __VA_ARGS__), M(EM_U16, __VA_ARGS__)
 #define V6 V(1, 2, 3, 4, 5, 6)
 #define V6B V(7, 8, 9, 10, 11, 12)
 #define V18 V(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 
 const fw_case fw_cases_matmul[] = {
-    /* np.array([[1,2,3],[4,5,6]]) @ np.array([[7,8],[9,10],[11,12]]) */
-    EACH_NUMERIC(MM, "matmul [2,3]x[3,2]", mm, EM_SHAPE(2, 3), V6, EM_SHAPE(3, 2), V6B, EM_SHAPE(2, 2),
-                 V(58, 64, 139, 154)),
+    /* np.array([[1,2,3],[4,5,6]]) @ np.array([[7,8],[9,10],[11,12]]) = [[58,64],[139,154]] (int8: wrapped) */
+    EACH_NUMERIC(MMREF, "matmul [2,3]x[3,2]", mm, EM_SHAPE(2, 3), V6, EM_SHAPE(3, 2), V6B, EM_SHAPE(2, 2), ref_mm),
     EACH_NUMERIC(MMREF, "matmul transpose_a [3,2]x[3,2]", mm_ta, EM_SHAPE(3, 2), V6, EM_SHAPE(3, 2), V6B,
                  EM_SHAPE(2, 2), ref_mm_ta),
     EACH_NUMERIC(MMREF, "matmul transpose_b [2,3]x[2,3]", mm_tb, EM_SHAPE(2, 3), V6, EM_SHAPE(2, 3), V6B,
@@ -200,6 +200,11 @@ const fw_case fw_cases_matmul[] = {
     MM(EM_I64, "matmul int64 wraps", mm, EM_SHAPE(1, 2), V(4294967296.0, 7), EM_SHAPE(2, 1), V(4294967297.0, 3),
        EM_SHAPE(1, 1), V(4294967317.0)),
     MM(EM_U8, "matmul uint8 wraps", mm, EM_SHAPE(1, 2), V(16, 3), EM_SHAPE(2, 1), V(17, 5), EM_SHAPE(1, 1), V(31)),
+    /* 16 * 16 - 3 * 2 = 250 = -6 (int8); 256 * 256 + 3 * 5 = 15 (uint16, int16); 255 * 256 = 65280 = -256 (int16) */
+    MM(EM_I8, "matmul int8 wraps", mm, EM_SHAPE(1, 2), V(16, -3), EM_SHAPE(2, 1), V(16, 2), EM_SHAPE(1, 1), V(-6)),
+    MM(EM_I16, "matmul int16 wraps", mm, EM_SHAPE(2, 2), V(256, 3, 255, 0), EM_SHAPE(2, 1), V(256, 5), EM_SHAPE(2, 1),
+       V(15, -256)),
+    MM(EM_U16, "matmul uint16 wraps", mm, EM_SHAPE(1, 2), V(256, 3), EM_SHAPE(2, 1), V(256, 5), EM_SHAPE(1, 1), V(15)),
     MMREF(EM_I32, "matmul int32 negatives", mm_tb, EM_SHAPE(2, 3), V(-1, 2, -3, 4, -5, 6), EM_SHAPE(2, 3),
           V(-7, -8, 9, 10, -11, 12), EM_SHAPE(2, 2), ref_mm_tb),
     MMREF(EM_I64, "matmul int64 negatives", mm_ta, EM_SHAPE(3, 2), V(-1, 2, -3, 4, -5, 6), EM_SHAPE(3, 2),

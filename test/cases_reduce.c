@@ -16,16 +16,11 @@ static em_tensor *lse_last(em_tensor *const *in) { return em_log_sum_exp(in[0], 
 static em_tensor *lse_02(em_tensor *const *in) { return em_log_sum_exp(in[0], EM_AXES(0, 2), true); }
 
 /* the composed reductions (lib/ops/composed.c), through the ops they use */
-static em_tensor *variance_02(em_tensor *const *in) {
-    em_tensor *mean, *var;
-    return em_moments(in[0], EM_AXES(0, 2), false, &mean, &var) ? NULL : em_add(var, em_mul_scalar(mean, 3));
-}
 static em_tensor *norm1_last(em_tensor *const *in) { return em_norm(in[0], 1, EM_AXES(-1), false); }
 static em_tensor *norm2_0(em_tensor *const *in) { return em_norm(in[0], 2, EM_AXES(0), true); }
 static em_tensor *norminf_all(em_tensor *const *in) { return em_norm(in[0], INFINITY, EM_ALL_AXES, false); }
 
 const gc_case gc_cases_reduce[] = {
-    {EM_OP_SUM, "moments axes (0,2) [2,3,4]: variance + 3 mean", 1, {EM_SHAPE(2, 3, 4)}, variance_02, -1, 1, 0, NULL},
     {EM_OP_SUM, "norm 1 axis -1 [3,4]", 1, {EM_SHAPE(3, 4)}, norm1_last, 0.2, 1, 0, NULL},
     {EM_OP_SUM, "norm 2 axis 0 keepdims [3,4]", 1, {EM_SHAPE(3, 4)}, norm2_0, -1, 1, 0, NULL},
     {EM_OP_MAX, "norm inf all [2,3]", 1, {EM_SHAPE(2, 3)}, norminf_all, 0.2, 1, 0, NULL},
@@ -139,10 +134,11 @@ static void ref_argmin_last(const fw_case *c, double *e) { ref_last(c, e, R_ARGM
     {op, dt, label, fn, 1, {{dt, ishape, ivals}}, odt, oshape, expect, NULL, TOL_OF(dt)}
 #define R1REF(op, dt, label, fn, ishape, ivals, odt, oshape, ref) \
     {op, dt, label, fn, 1, {{dt, ishape, ivals}}, odt, oshape, NULL, ref, TOL_OF(dt)}
-/* The same case for each numeric dtype (values valid for uint8, exact in bfloat16), its dtype in the label. */
+/* The same case for each numeric dtype (values valid for uint8 and int8, exact in bfloat16), its dtype in the
+ * label. */
 #define EACH_NUMERIC(M, ...)                                                                                          \
     M(EM_F32, __VA_ARGS__), M(EM_F64, __VA_ARGS__), M(EM_I32, __VA_ARGS__), M(EM_I64, __VA_ARGS__), M(EM_U8, __VA_ARGS__), \
-        EACH_NARROW(M, __VA_ARGS__)
+        M(EM_I8, __VA_ARGS__), M(EM_I16, __VA_ARGS__), M(EM_U16, __VA_ARGS__), EACH_NARROW(M, __VA_ARGS__)
 #define EACH_NARROW(M, ...) M(EM_BF16, __VA_ARGS__), M(EM_F16, __VA_ARGS__)
 #define SAME(dt, op, label, fn, ishape, ivals, oshape, expect) \
     R1(op, dt, label " " #dt, fn, ishape, ivals, dt, oshape, expect)
@@ -228,6 +224,14 @@ const fw_case fw_cases_reduce[] = {
     SAME(EM_I64, "sum", "sum of 70000 x 2^40", sum_70000, EM_SHAPE(1), V(1099511627776.0), EM_SHAPE0,
          V(76965813944320000.0)),
     SAME(EM_U8, "sum", "sum of 70000 x 1 wraps", sum_70000, EM_SHAPE(1), V(1), EM_SHAPE0, V(112)),
+    /* 70000 mod 256 = 112; 70000 mod 65536 = 4464; -70000 mod 65536 = 61072, as int16 -4464 */
+    SAME(EM_I8, "sum", "sum of 70000 x 1 wraps", sum_70000, EM_SHAPE(1), V(1), EM_SHAPE0, V(112)),
+    SAME(EM_I16, "sum", "sum of 70000 x -1 wraps", sum_70000, EM_SHAPE(1), V(-1), EM_SHAPE0, V(-4464)),
+    SAME(EM_U16, "sum", "sum of 70000 x 1 wraps", sum_70000, EM_SHAPE(1), V(1), EM_SHAPE0, V(4464)),
+    /* 127 + 1 = -128; -128 - 1 + 5 = 132 = -124 (np.int8); 32767 + 1 = -32768; 65535 + 2 = 1 */
+    SAME(EM_I8, "sum", "sum int8 wraps", sum_1, EM_SHAPE(2, 3), V(127, 1, 0, -128, -1, 5), EM_SHAPE(2), V(-128, -124)),
+    SAME(EM_I16, "sum", "sum int16 wraps", sum_1, EM_SHAPE(2, 2), V(32767, 1, -32768, -1), EM_SHAPE(2), V(-32768, 32767)),
+    SAME(EM_U16, "sum", "sum uint16 wraps", sum_all, EM_SHAPE(2), V(65535, 2), EM_SHAPE0, V(1)),
     /* INT32_MAX + 1 = INT32_MIN; INT32_MIN - 1 + 5 = INT32_MAX + 5 = -2147483644 */
     SAME(EM_I32, "sum", "sum int32 wraps", sum_1, EM_SHAPE(2, 3), V(2147483647, 1, 0, -2147483648.0, -1, 5),
          EM_SHAPE(2), V(-2147483648.0, -2147483644)),
@@ -281,6 +285,11 @@ const fw_case fw_cases_reduce[] = {
     SAME(EM_I64, "max", "max int64 extremes", max_1, EM_SHAPE(2, 2), V(I64_MIN, TWO62, I64_MIN, I64_MIN), EM_SHAPE(2),
          V(TWO62, I64_MIN)),
     SAME(EM_U8, "max", "max uint8 extremes", max_1, EM_SHAPE(2, 2), V(0, 255, 0, 0), EM_SHAPE(2), V(255, 0)),
+    SAME(EM_I8, "max", "max int8 extremes", max_1, EM_SHAPE(2, 3), V(-128, 127, 0, -5, -128, -7), EM_SHAPE(2), V(127, -5)),
+    SAME(EM_I16, "max", "max int16 extremes", max_1, EM_SHAPE(2, 2), V(-32768, 32767, -32768, -32768), EM_SHAPE(2),
+         V(32767, -32768)),
+    SAME(EM_U16, "max", "max uint16 extremes", max_1, EM_SHAPE(2, 2), V(0, 65535, 32768, 32767), EM_SHAPE(2),
+         V(65535, 32768)),
     /* 70000 ones, then 5, 9, 9 (NaN in the float32 case): the chunks' maxima combined */
     {"max", EM_I32, "max over 70003 elements EM_I32", max_long, 2,
      {{EM_I32, EM_SHAPE(1), V(1)}, {EM_I32, EM_SHAPE(3), V(5, 9, 9)}},
@@ -319,6 +328,11 @@ const fw_case fw_cases_reduce[] = {
     SAME(EM_I64, "min", "min int64 extremes", min_1, EM_SHAPE(2, 2), V(I64_MIN, TWO62, TWO62, -1), EM_SHAPE(2),
          V(I64_MIN, -1)),
     SAME(EM_U8, "min", "min uint8 extremes", min_1, EM_SHAPE(2, 2), V(0, 255, 255, 254), EM_SHAPE(2), V(0, 254)),
+    SAME(EM_I8, "min", "min int8 extremes", min_1, EM_SHAPE(2, 3), V(-128, 127, 0, 5, 127, 7), EM_SHAPE(2), V(-128, 5)),
+    SAME(EM_I16, "min", "min int16 extremes", min_1, EM_SHAPE(2, 2), V(-32768, 32767, 32767, -1), EM_SHAPE(2),
+         V(-32768, -1)),
+    SAME(EM_U16, "min", "min uint16 extremes", min_1, EM_SHAPE(2, 2), V(0, 65535, 65535, 32768), EM_SHAPE(2),
+         V(0, 32768)),
 
     /* ---- prod ---- */
     EACH_NUMERIC(SAME, "prod", "prod axis 1 [2,3]", prod_1, EM_SHAPE(2, 3), V(1, 2, 3, 2, 2, 2), EM_SHAPE(2), V(6, 8)),
@@ -352,6 +366,12 @@ const fw_case fw_cases_reduce[] = {
     SAME(EM_I64, "prod", "prod int64 wraps", prod_1, EM_SHAPE(2, 2), V(4294967297.0, 4294967297.0, -3, 5), EM_SHAPE(2),
          V(8589934593.0, -15)),
     SAME(EM_U8, "prod", "prod uint8 wraps", prod_1, EM_SHAPE(2, 3), V(16, 17, 1, 4, 5, 36), EM_SHAPE(2), V(16, 208)),
+    /* 16 * 16 = 256 = 0 (int8); -3 * 5 * 9 = -135 = 121; 256 * 257 = 65792 = 256; 255 * 257 = 65535 = -1 (int16);
+     * 65535 * 65535 = 1 mod 2^16 */
+    SAME(EM_I8, "prod", "prod int8 wraps", prod_1, EM_SHAPE(2, 3), V(16, 16, 1, -3, 5, 9), EM_SHAPE(2), V(0, 121)),
+    SAME(EM_I16, "prod", "prod int16 wraps", prod_1, EM_SHAPE(2, 2), V(256, 257, 255, 257), EM_SHAPE(2), V(256, -1)),
+    SAME(EM_U16, "prod", "prod uint16 wraps", prod_1, EM_SHAPE(2, 2), V(65535, 65535, 256, 255), EM_SHAPE(2),
+         V(1, 65280)),
 
     /* ---- log_sum_exp ---- */
     /* np.log(np.exp([[0,1,2],[-1,0,3]]).sum(1)) */
@@ -423,6 +443,12 @@ const fw_case fw_cases_reduce[] = {
            EM_SHAPE(2), V(1, 0)),
     TO_I64(EM_U8, "argmax", "argmax uint8 extremes", argmax_1, EM_SHAPE(2, 4), V(7, 255, 0, 255, 0, 0, 1, 0), EM_SHAPE(2),
            V(1, 2)),
+    TO_I64(EM_I8, "argmax", "argmax int8 extremes", argmax_1, EM_SHAPE(2, 3), V(-128, 127, 127, -128, -128, -127),
+           EM_SHAPE(2), V(1, 2)),
+    TO_I64(EM_I16, "argmax", "argmax int16 extremes", argmax_1, EM_SHAPE(2, 3), V(-32768, 32767, 32767, -2, -1, -32768),
+           EM_SHAPE(2), V(1, 1)),
+    TO_I64(EM_U16, "argmax", "argmax uint16 extremes", argmax_1, EM_SHAPE(2, 3), V(32767, 65535, 32768, 0, 32768, 32767),
+           EM_SHAPE(2), V(1, 1)),
     /* 70000 ones then 5, 9, 9: index 70001; the float32 case has a NaN at 70001 */
     {"argmax", EM_I64, "argmax over 70003 elements EM_I64", argmax_long, 2,
      {{EM_I64, EM_SHAPE(1), V(1)}, {EM_I64, EM_SHAPE(3), V(5, 9, 9)}}, EM_I64, EM_SHAPE0, V(70001), NULL, 0},
@@ -453,6 +479,12 @@ const fw_case fw_cases_reduce[] = {
            EM_SHAPE(2), V(1, 0)),
     TO_I64(EM_U8, "argmin", "argmin uint8 extremes", argmin_1, EM_SHAPE(2, 4), V(7, 0, 255, 0, 255, 255, 254, 255),
            EM_SHAPE(2), V(1, 2)),
+    TO_I64(EM_I8, "argmin", "argmin int8 extremes", argmin_1, EM_SHAPE(2, 3), V(127, -128, -128, 127, 127, 126),
+           EM_SHAPE(2), V(1, 2)),
+    TO_I64(EM_I16, "argmin", "argmin int16 extremes", argmin_1, EM_SHAPE(2, 3), V(32767, -32768, -32768, 1, 0, 32767),
+           EM_SHAPE(2), V(1, 1)),
+    TO_I64(EM_U16, "argmin", "argmin uint16 extremes", argmin_1, EM_SHAPE(2, 3), V(32768, 0, 65535, 65535, 32767, 32768),
+           EM_SHAPE(2), V(1, 1)),
     /* 70000 fives then 5, 9, 1: index 70002; 70000 x -2 then -2, 9, -1: the first of the ties across the chunks, 0 */
     {"argmin", EM_I32, "argmin over 70003 elements EM_I32", argmin_long, 2,
      {{EM_I32, EM_SHAPE(1), V(5)}, {EM_I32, EM_SHAPE(3), V(5, 9, 1)}}, EM_I64, EM_SHAPE0, V(70002), NULL, 0},

@@ -26,6 +26,10 @@ static em_tensor *cumsum_t_last(em_tensor *const *in) {
 #define AX1(op, DT, sfx, x) \
     {#op, DT, #op " " #sfx " axis 1 [2,3,4]", op##_1, 1, {{DT, S(2, 3, 4), x}}, DT, S(2, 3, 4), ops1_##op##_ax1_##sfx, \
      NULL, 0}
+/* the same for a dtype whose results (small integers) are those of dtype suffix `as` */
+#define AX1_AS(op, DT, sfx, x, as) \
+    {#op, DT, #op " " #sfx " axis 1 [2,3,4]", op##_1, 1, {{DT, S(2, 3, 4), x}}, DT, S(2, 3, 4), ops1_##op##_ax1_##as, \
+     NULL, 0}
 #define F64(op, what, fn, shape, x, y) {#op, EM_F64, #op " f64 " what, fn, 1, {{EM_F64, shape, x}}, EM_F64, shape, y, NULL, 0}
 
 const fw_case fw_cases_scan[] = {
@@ -33,6 +37,16 @@ const fw_case fw_cases_scan[] = {
     AX1(cumsum, EM_I64, i64, ops1_x234), AX1(cumsum, EM_U8, u8, ops1_u234),
     AX1(cumprod, EM_F32, f32, ops1_u234), AX1(cumprod, EM_F64, f64, ops1_u234), AX1(cumprod, EM_I32, i32, ops1_u234),
     AX1(cumprod, EM_I64, i64, ops1_u234), AX1(cumprod, EM_U8, u8, ops1_u234),
+    AX1_AS(cumsum, EM_I8, i8, ops1_x234, i32), AX1_AS(cumsum, EM_I16, i16, ops1_x234, i32),
+    AX1_AS(cumsum, EM_U16, u16, ops1_u234, u8), AX1_AS(cumprod, EM_I8, i8, ops1_u234, i32),
+    AX1_AS(cumprod, EM_I16, i16, ops1_u234, i32), AX1_AS(cumprod, EM_U16, u16, ops1_u234, u8),
+    /* wrapping at the dtype's width (np.cumsum(np.int8([100, 100, -100, -128])) and the like) */
+    {"cumsum", EM_I8, "cumsum i8 wraps", cumsum_0, 1, {{EM_I8, S(4), V(100, 100, -100, -128)}}, EM_I8, S(4),
+     V(100, -56, 100, -28), NULL, 0},
+    {"cumsum", EM_U16, "cumsum u16 wraps", cumsum_0, 1, {{EM_U16, S(3), V(65535, 2, 65535)}}, EM_U16, S(3),
+     V(65535, 1, 0), NULL, 0},
+    {"cumprod", EM_I16, "cumprod i16 wraps", cumprod_0, 1, {{EM_I16, S(3), V(256, 256, -3)}}, EM_I16, S(3),
+     V(256, 0, 0), NULL, 0},
     F64(cumsum, "axis -1 exclusive [2,3,4]", cumsum_last_excl, S(2, 3, 4), ops1_x234, ops1_cumsum_last_excl),
     F64(cumsum, "axis 0 reverse [2,3,4]", cumsum_0_rev, S(2, 3, 4), ops1_x234, ops1_cumsum_ax0_rev),
     F64(cumsum, "axis 1 exclusive reverse [2,3,4]", cumsum_1_excl_rev, S(2, 3, 4), ops1_x234,

@@ -68,6 +68,9 @@ static double as_dtype(em_dtype d, double v) {
     case EM_I32: return (int32_t)v;
     case EM_I64: return (double)(int64_t)v;
     case EM_U8: return (uint8_t)v;
+    case EM_I8: return (int8_t)v;
+    case EM_I16: return (int16_t)v;
+    case EM_U16: return (uint16_t)v;
     case EM_BOOL: return v != 0;
     default: return v;
     }
@@ -95,9 +98,10 @@ static void lit(const fw_case *c, const double *src, double *e) {
 #define ROWG(DT, OPN, NAME, OS, S0, S1, X1, S2, X2)                                                                    \
     ROW(OPN, NAME, DT, DT, OS, 3, IN(DT, S0, XS), IN(EM_I32, S1, X1), IN(DT, S2, X2))
 /* A row per dtype of a set. */
-#define NUMERIC5(R, ...)                                                                                               \
-    R(EM_F32, __VA_ARGS__), R(EM_F64, __VA_ARGS__), R(EM_I32, __VA_ARGS__), R(EM_I64, __VA_ARGS__), R(EM_U8, __VA_ARGS__)
-#define ALL6(R, ...) NUMERIC5(R, __VA_ARGS__), R(EM_BOOL, __VA_ARGS__)
+#define NUMERIC_ROWS(R, ...)                                                                                               \
+    R(EM_F32, __VA_ARGS__), R(EM_F64, __VA_ARGS__), R(EM_I32, __VA_ARGS__), R(EM_I64, __VA_ARGS__), R(EM_U8, __VA_ARGS__), \
+        R(EM_I8, __VA_ARGS__), R(EM_I16, __VA_ARGS__), R(EM_U16, __VA_ARGS__)
+#define ALL_ROWS(R, ...) NUMERIC_ROWS(R, __VA_ARGS__), R(EM_BOOL, __VA_ARGS__)
 
 /* reshape */
 static em_tensor *f_reshape_3x(em_tensor *const *in) { return em_reshape(in[0], EM_SHAPE(3, -1)); }
@@ -161,7 +165,7 @@ static em_tensor *f_concat_view(em_tensor *const *in) {
 }
 EXPECT(concat_view, 3, 1, 0, 9, 7, 4, 2, 8) /* np.concatenate([x(2,3).T, x(1,2,off=6)], 0) */
 
-/* gather (params of the row's dtype, indices int32 or int64) */
+/* gather (params of the row's dtype, indices int32, int64, int16 or uint16) */
 static const double IDX_202[] = {2, 0, 2}, IDX_1102[] = {1, 1, 0, 2};
 static em_tensor *f_gather_rows(em_tensor *const *in) { return em_gather(in[0], in[1], 0); }
 EXPECT(gather_rows, 9, 4, 3, 0, 9, 4) /* x(4,2)[[2,0,2]] */
@@ -206,6 +210,13 @@ static em_tensor *f_one_hot_u8(em_tensor *const *in) { return em_one_hot(in[0], 
 EXPECT(one_hot_u8, 3, 9, 3, 3, 9, 3) /* [[1],[5],[0]] depth 2, on 9, off 3: [3,1,2] */
 static em_tensor *f_one_hot_i32(em_tensor *const *in) { return em_one_hot(in[0], 0, 1, 0, EM_I32); }
 EXPECT(one_hot_i32, 0) /* depth 0: [3,0] */
+/* token ids as uint16 (past int16's range) and int16 (-1: a row of off) */
+static em_tensor *f_one_hot_u16(em_tensor *const *in) { return em_one_hot(in[0], 40001, 1, 0, EM_U16); }
+static em_tensor *f_one_hot_i16(em_tensor *const *in) { return em_one_hot(in[0], 2, 1, 0, EM_I16); }
+EXPECT(one_hot_i16, 0, 1, 0, 0, 1, 0) /* [1,-1,0] depth 2 */
+static void one_hot_u16_ref(const fw_case *c, double *e) {
+    for (int64_t i = 0; i < em_shape_numel(c->out_shape); i++) e[i] = i % 40001 == (int64_t)c->in[0].v[i / 40001];
+}
 #define ONE_HOT(IDT, NAME, OUT_DT, OS, S0, X0) ROW("one_hot", NAME, IDT, OUT_DT, OS, 1, IN(IDT, S0, X0))
 
 /* pad */
@@ -239,36 +250,36 @@ static em_tensor *f_tile_view(em_tensor *const *in) { return em_tile(em_transpos
 EXPECT(tile_view, 3, 1, 3, 1, 0, 9, 0, 9, 7, 4, 7, 4) /* np.tile(x(2,3).T, (1,2)) */
 
 const fw_case fw_cases_shape[] = {
-    ALL6(ROW1, "reshape", reshape_3x, EM_SHAPE(3, 2), EM_SHAPE(2, 3), XS),
-    ALL6(ROW1, "reshape", reshape_of_transpose, EM_SHAPE(6), EM_SHAPE(2, 3), XS),
-    ALL6(ROW1, "reshape", reshape_of_slice, EM_SHAPE(2, 3), EM_SHAPE(3, 4), XS),
+    ALL_ROWS(ROW1, "reshape", reshape_3x, EM_SHAPE(3, 2), EM_SHAPE(2, 3), XS),
+    ALL_ROWS(ROW1, "reshape", reshape_of_transpose, EM_SHAPE(6), EM_SHAPE(2, 3), XS),
+    ALL_ROWS(ROW1, "reshape", reshape_of_slice, EM_SHAPE(2, 3), EM_SHAPE(3, 4), XS),
     ROW1(EM_F32, "reshape", reshape_empty, EM_SHAPE(3, 0, 2), EM_SHAPE(0, 3), NONE),
     ROW1(EM_BOOL, "reshape", reshape_empty, EM_SHAPE(3, 0, 2), EM_SHAPE(0, 3), NONE),
-    ALL6(ROW1, "transpose", transpose_201, EM_SHAPE(3, 2, 2), EM_SHAPE(2, 2, 3), XS),
-    ALL6(ROW1, "transpose", transpose_rev, EM_SHAPE(3, 2), EM_SHAPE(2, 3), XS),
+    ALL_ROWS(ROW1, "transpose", transpose_201, EM_SHAPE(3, 2, 2), EM_SHAPE(2, 2, 3), XS),
+    ALL_ROWS(ROW1, "transpose", transpose_rev, EM_SHAPE(3, 2), EM_SHAPE(2, 3), XS),
     ROW1(EM_I64, "transpose", transpose_neg, EM_SHAPE(3, 2, 2), EM_SHAPE(2, 2, 3), XS),
-    ALL6(ROW1, "slice", slice_rows, EM_SHAPE(2, 3), EM_SHAPE(3, 4), XS),
-    ALL6(ROW1, "slice", slice_empty, EM_SHAPE(0, 4), EM_SHAPE(3, 4), XS),
+    ALL_ROWS(ROW1, "slice", slice_rows, EM_SHAPE(2, 3), EM_SHAPE(3, 4), XS),
+    ALL_ROWS(ROW1, "slice", slice_empty, EM_SHAPE(0, 4), EM_SHAPE(3, 4), XS),
     ROW1(EM_F64, "slice", slice_at_end, EM_SHAPE(3, 0), EM_SHAPE(3, 4), XS),
     ROW1(EM_U8, "slice", slice_at_end, EM_SHAPE(3, 0), EM_SHAPE(3, 4), XS),
     ROW1(EM_F32, "slice", slice_of_slice, EM_SHAPE(1, 2), EM_SHAPE(3, 4), XS),
     ROW1(EM_I32, "slice", slice_of_slice, EM_SHAPE(1, 2), EM_SHAPE(3, 4), XS),
-    ALL6(ROW1, "broadcast_to", broadcast_col, EM_SHAPE(2, 3, 2), EM_SHAPE(3, 1), XS),
-    ALL6(ROW1, "broadcast_to", broadcast_scalar, EM_SHAPE(2, 2), EM_SHAPE0, XS),
-    ALL6(ROW1, "stop_gradient", stop_gradient_, EM_SHAPE(2, 3), EM_SHAPE(2, 3), XS),
+    ALL_ROWS(ROW1, "broadcast_to", broadcast_col, EM_SHAPE(2, 3, 2), EM_SHAPE(3, 1), XS),
+    ALL_ROWS(ROW1, "broadcast_to", broadcast_scalar, EM_SHAPE(2, 2), EM_SHAPE0, XS),
+    ALL_ROWS(ROW1, "stop_gradient", stop_gradient_, EM_SHAPE(2, 3), EM_SHAPE(2, 3), XS),
     ROW1(EM_F32, "stop_gradient", stop_gradient_view, EM_SHAPE(3, 2), EM_SHAPE(2, 3), XS),
     ROW1(EM_BOOL, "stop_gradient", stop_gradient_view, EM_SHAPE(3, 2), EM_SHAPE(2, 3), XS),
-    ALL6(ROW3, "concat", concat_axis1, EM_SHAPE(2, 6), EM_SHAPE(2, 1), XS, EM_SHAPE(2, 3), XS + 2, EM_SHAPE(2, 2), XS + 8),
-    ALL6(ROW3, "concat", concat_empty_part, EM_SHAPE(3, 3), EM_SHAPE(1, 3), XS, EM_SHAPE(0, 3), NONE, EM_SHAPE(2, 3), XS + 3),
+    ALL_ROWS(ROW3, "concat", concat_axis1, EM_SHAPE(2, 6), EM_SHAPE(2, 1), XS, EM_SHAPE(2, 3), XS + 2, EM_SHAPE(2, 2), XS + 8),
+    ALL_ROWS(ROW3, "concat", concat_empty_part, EM_SHAPE(3, 3), EM_SHAPE(1, 3), XS, EM_SHAPE(0, 3), NONE, EM_SHAPE(2, 3), XS + 3),
     ROW2(EM_F64, "concat", concat_all_empty, EM_SHAPE(0, 2), EM_SHAPE(0, 2), NONE, EM_SHAPE(0, 2), NONE),
     ROW2(EM_I32, "concat", concat_all_empty, EM_SHAPE(0, 2), EM_SHAPE(0, 2), NONE, EM_SHAPE(0, 2), NONE),
-    ALL6(ROW2, "concat", concat_view, EM_SHAPE(4, 2), EM_SHAPE(2, 3), XS, EM_SHAPE(1, 2), XS + 6),
-    ALL6(ROWI, "gather", gather_rows, EM_SHAPE(3, 2), EM_SHAPE(4, 2), XS, EM_I32, EM_SHAPE(3), IDX_202),
-    ALL6(ROWI, "gather", gather_axis1, EM_SHAPE(2, 2, 2, 2), EM_SHAPE(2, 3, 2), XS, EM_I64, EM_SHAPE(2, 2), IDX_1102),
+    ALL_ROWS(ROW2, "concat", concat_view, EM_SHAPE(4, 2), EM_SHAPE(2, 3), XS, EM_SHAPE(1, 2), XS + 6),
+    ALL_ROWS(ROWI, "gather", gather_rows, EM_SHAPE(3, 2), EM_SHAPE(4, 2), XS, EM_I32, EM_SHAPE(3), IDX_202),
+    ALL_ROWS(ROWI, "gather", gather_axis1, EM_SHAPE(2, 2, 2, 2), EM_SHAPE(2, 3, 2), XS, EM_I64, EM_SHAPE(2, 2), IDX_1102),
     ROWI(EM_F32, "gather", gather_none, EM_SHAPE(0, 2), EM_SHAPE(4, 2), XS, EM_I64, EM_SHAPE(0), NONE),
     ROWI(EM_BOOL, "gather", gather_none, EM_SHAPE(0, 2), EM_SHAPE(4, 2), XS, EM_I32, EM_SHAPE(0), NONE),
-    NUMERIC5(ROWI, "gather_grad", gather_grad_rows, EM_SHAPE(4, 2), EM_SHAPE(3, 2), XS, EM_I32, EM_SHAPE(3), IDX_202),
-    NUMERIC5(ROWI, "gather_grad", gather_grad_axis1, EM_SHAPE(2, 3, 2), EM_SHAPE(2, 2, 2), XS, EM_I64, EM_SHAPE(2), IDX_1102),
+    NUMERIC_ROWS(ROWI, "gather_grad", gather_grad_rows, EM_SHAPE(4, 2), EM_SHAPE(3, 2), XS, EM_I32, EM_SHAPE(3), IDX_202),
+    NUMERIC_ROWS(ROWI, "gather_grad", gather_grad_axis1, EM_SHAPE(2, 3, 2), EM_SHAPE(2, 2, 2), XS, EM_I64, EM_SHAPE(2), IDX_1102),
     ROWG(EM_F32, "gather_grad", gather_grad_tape, EM_SHAPE(4, 2), EM_SHAPE(4, 2), EM_SHAPE(3), IDX_202, EM_SHAPE(3, 2), XS),
     ROWG(EM_F64, "gather_grad", gather_grad_tape, EM_SHAPE(4, 2), EM_SHAPE(4, 2), EM_SHAPE(3), IDX_202, EM_SHAPE(3, 2), XS),
     ONE_HOT(EM_I32, one_hot_f32, EM_F32, EM_SHAPE(2, 2, 3), EM_SHAPE(2, 2), V(0, 2, -1, 3)),
@@ -277,16 +288,21 @@ const fw_case fw_cases_shape[] = {
     ONE_HOT(EM_I32, one_hot_bool, EM_BOOL, EM_SHAPE(3, 2), EM_SHAPE(3), V(1, 1, 0)),
     ONE_HOT(EM_I64, one_hot_u8, EM_U8, EM_SHAPE(3, 1, 2), EM_SHAPE(3, 1), V(1, 5, 0)),
     ONE_HOT(EM_I32, one_hot_i32, EM_I32, EM_SHAPE(3, 0), EM_SHAPE(3), V(0, 1, 2)),
-    ALL6(ROW1, "pad", pad_2d, EM_SHAPE(3, 5), EM_SHAPE(2, 3), XS),
-    ALL6(ROW1, "pad", pad_3d, EM_SHAPE(2, 3, 4), EM_SHAPE(1, 2, 2), XS),
-    ALL6(ROW1, "pad", pad_empty, EM_SHAPE(2, 3), EM_SHAPE(0, 2), NONE),
+    ONE_HOT(EM_U16, one_hot_u16, EM_U16, EM_SHAPE(2, 40001), EM_SHAPE(2), V(40000, 7)),
+    ONE_HOT(EM_I16, one_hot_i16, EM_I16, EM_SHAPE(3, 2), EM_SHAPE(3), V(1, -1, 0)),
+    ROWI(EM_F32, "gather", gather_rows, EM_SHAPE(3, 2), EM_SHAPE(4, 2), XS, EM_U16, EM_SHAPE(3), IDX_202),
+    ROWI(EM_I8, "gather", gather_axis1, EM_SHAPE(2, 2, 2, 2), EM_SHAPE(2, 3, 2), XS, EM_I16, EM_SHAPE(2, 2), IDX_1102),
+    NUMERIC_ROWS(ROWI, "gather_grad", gather_grad_rows, EM_SHAPE(4, 2), EM_SHAPE(3, 2), XS, EM_U16, EM_SHAPE(3), IDX_202),
+    ALL_ROWS(ROW1, "pad", pad_2d, EM_SHAPE(3, 5), EM_SHAPE(2, 3), XS),
+    ALL_ROWS(ROW1, "pad", pad_3d, EM_SHAPE(2, 3, 4), EM_SHAPE(1, 2, 2), XS),
+    ALL_ROWS(ROW1, "pad", pad_empty, EM_SHAPE(2, 3), EM_SHAPE(0, 2), NONE),
     ROW1(EM_F64, "pad", pad_scalar, EM_SHAPE0, EM_SHAPE0, XS),
     ROW1(EM_I32, "pad", pad_scalar, EM_SHAPE0, EM_SHAPE0, XS),
     ROW1(EM_F32, "pad", pad_view, EM_SHAPE(4, 3), EM_SHAPE(2, 3), XS),
     ROW1(EM_U8, "pad", pad_view, EM_SHAPE(4, 3), EM_SHAPE(2, 3), XS),
-    ALL6(ROW1, "tile", tile_2d, EM_SHAPE(4, 6), EM_SHAPE(2, 2), XS),
-    ALL6(ROW1, "tile", tile_3d, EM_SHAPE(2, 3, 4), EM_SHAPE(2, 1, 2), XS),
-    ALL6(ROW1, "tile", tile_zero, EM_SHAPE(0, 4), EM_SHAPE(2, 2), XS),
+    ALL_ROWS(ROW1, "tile", tile_2d, EM_SHAPE(4, 6), EM_SHAPE(2, 2), XS),
+    ALL_ROWS(ROW1, "tile", tile_3d, EM_SHAPE(2, 3, 4), EM_SHAPE(2, 1, 2), XS),
+    ALL_ROWS(ROW1, "tile", tile_zero, EM_SHAPE(0, 4), EM_SHAPE(2, 2), XS),
     ROW1(EM_I64, "tile", tile_scalar, EM_SHAPE0, EM_SHAPE0, XS),
     ROW1(EM_BOOL, "tile", tile_scalar, EM_SHAPE0, EM_SHAPE0, XS),
     ROW1(EM_F64, "tile", tile_view, EM_SHAPE(3, 4), EM_SHAPE(2, 3), XS),

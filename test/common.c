@@ -176,6 +176,9 @@ double fw_held(const fw_input *in, int64_t i) {
     case EM_I32: return (int32_t)v;
     case EM_I64: return (double)(int64_t)v;
     case EM_U8: return (uint8_t)v;
+    case EM_I8: return (int8_t)v;
+    case EM_I16: return (int16_t)v;
+    case EM_U16: return (uint16_t)v;
     case EM_BOOL: return v != 0;
     default: return v;
     }

@@ -4,7 +4,7 @@
 #   layer 0  tensor.c scope.c error.c gpu_loader.c   tensors, storage, threads, ownership
 #            file.c                                  and device scopes, errors, the plug-in's loader,
 #                                                    files written whole (every writer's, graph/ too)
-#   layer 1  op.c ops/*.c                            the dispatcher and the op definitions
+#   layer 1  op.c profile.c ops/*.c                  the dispatcher, its per-op profile and the op definitions
 #   layer 2  tape.c device.c graph/*.c               recording, placement, tracing/plans/replay
 #   layer 3  variable.c batch_norm.c optim.c bench.c  variables, batch norm's moving averages,
 #            summary.c png.c io/*.c                   optimizers, files
@@ -27,7 +27,7 @@ fi
 layer_of() {
     case $1 in
     lib/tensor.o | lib/scope.o | lib/error.o | lib/gpu_loader.o | lib/file.o) echo 0 ;;
-    lib/op.o | lib/ops/*.o) echo 1 ;;
+    lib/op.o | lib/profile.o | lib/ops/*.o) echo 1 ;;
     lib/tape.o | lib/device.o | lib/graph/*.o) echo 2 ;;
     lib/variable.o | lib/batch_norm.o | lib/optim.o | lib/bench.o | lib/summary.o | lib/png.o | lib/io/*.o) echo 3 ;;
     *) echo "" ;;
@@ -51,7 +51,7 @@ trap 'rm -f "$table"' EXIT
 (cd "$build" && nm -A -P -g $list) | awk '
     function layer(o) {
         if (o ~ /^lib\/(tensor|scope|error|gpu_loader|file)\.o$/) return 0
-        if (o ~ /^lib\/op\.o$/ || o ~ /^lib\/ops\//) return 1
+        if (o ~ /^lib\/(op|profile)\.o$/ || o ~ /^lib\/ops\//) return 1
         if (o ~ /^lib\/(tape|device)\.o$/ || o ~ /^lib\/graph\//) return 2
         if (o ~ /^lib\/(variable|batch_norm|optim|bench|summary|png)\.o$/ || o ~ /^lib\/io\//) return 3
         return -1

@@ -21,7 +21,7 @@ from safetensors import TensorSpec, deserialize, safe_open, serialize
 
 BF16 = {"bf16"}
 ST_DTYPE = {"float32": "F32", "float64": "F64", "int32": "I32", "int64": "I64", "uint8": "U8", "bool": "BOOL",
-            "float16": "F16", "bfloat16": "BF16"}
+            "float16": "F16", "bfloat16": "BF16", "int8": "I8", "int16": "I16", "uint16": "U16"}
 
 
 def expected():
@@ -37,6 +37,9 @@ def expected():
         "f16": np.array([1.5, -0.0, 2.0**-24, 65504, np.inf, np.nan], dtype=np.float16),
         # bfloat16 1, -0, the smallest subnormal, the largest, -Inf, NaN
         "bf16": np.array([0x3F80, 0x8000, 0x0001, 0x7F7F, 0xFF80, 0x7FC0], dtype=np.uint16).reshape(2, 3),
+        "i8": np.array([-128, -1, 0, 127], dtype=np.int8),
+        "i16": np.array([[-32768, -1], [256, 32767]], dtype=np.int16),
+        "u16": np.array([0, 50256, 65535], dtype=np.uint16),
     }
 
 

@@ -326,16 +326,21 @@ START_TEST(test_failed_save_keeps_previous) {
 END_TEST
 
 START_TEST(test_every_dtype_and_empty) {
-    em_tensor *v[6] = {
+    em_tensor *v[9] = {
         em_get_variable("f32", EM_F32, EM_SHAPE(2), EM_INIT_CONST(1.5)),
         em_get_variable("f64", EM_F64, EM_SHAPE0, EM_INIT_CONST(-2.25)),
         em_get_variable("i32", EM_I32, EM_SHAPE(1, 2), EM_INIT_CONST(-3)),
         em_get_variable("i64", EM_I64, EM_SHAPE(0, 5), EM_INIT_CONST(4)),
         em_get_variable("u8", EM_U8, EM_SHAPE(3), EM_INIT_CONST(200)),
         em_get_variable("flag", EM_BOOL, EM_SHAPE(2, 1, 1), EM_INIT_CONST(1)),
+        em_get_variable("i8", EM_I8, EM_SHAPE(2), EM_INIT_FROM(em_tensor_from(EM_I8, EM_SHAPE(2), (int8_t[]){-128, 127}))),
+        em_get_variable("i16", EM_I16, EM_SHAPE(1, 3),
+                        EM_INIT_FROM(em_tensor_from(EM_I16, EM_SHAPE(1, 3), (int16_t[]){-32768, -1, 32767}))),
+        em_get_variable("u16", EM_U16, EM_SHAPE(2),
+                        EM_INIT_FROM(em_tensor_from(EM_U16, EM_SHAPE(2), (uint16_t[]){50256, 65535}))),
     };
     ck_assert_int_eq(em_checkpoint_save(path), 0);
-    for (int i = 0; i < 6; i++) ck_assert_int_eq(em_assign(v[i], em_zeros(em_tensor_dtype(v[i]), EM_SHAPE0)), 0);
+    for (int i = 0; i < 9; i++) ck_assert_int_eq(em_assign(v[i], em_zeros(em_tensor_dtype(v[i]), EM_SHAPE0)), 0);
     ck_assert_int_eq(em_checkpoint_restore(path), 0);
     ck_assert_tensor(v[0], EM_F32, EM_SHAPE(2), ((double[]){1.5, 1.5}), 0);
     ck_assert_tensor(v[1], EM_F64, EM_SHAPE0, ((double[]){-2.25}), 0);
@@ -343,6 +348,23 @@ START_TEST(test_every_dtype_and_empty) {
     ck_assert_int_eq(em_numel(v[3]), 0);
     ck_assert_tensor(v[4], EM_U8, EM_SHAPE(3), ((double[]){200, 200, 200}), 0);
     ck_assert_tensor(v[5], EM_BOOL, EM_SHAPE(2, 1, 1), ((double[]){1, 1}), 0);
+    ck_assert_tensor(v[6], EM_I8, EM_SHAPE(2), ((double[]){-128, 127}), 0);
+    ck_assert_tensor(v[7], EM_I16, EM_SHAPE(1, 3), ((double[]){-32768, -1, 32767}), 0);
+    ck_assert_tensor(v[8], EM_U16, EM_SHAPE(2), ((double[]){50256, 65535}), 0);
+    /* through the manager too; assign_add wraps at the variable's width */
+    char ck[128];
+    snprintf(ck, sizeof ck, "%s/dtypes", dir);
+    em_checkpoint_manager *mgr = em_checkpoint_manager_open(ck, "model", 2);
+    ck_assert_ptr_nonnull(mgr);
+    ck_assert_int_eq(em_checkpoint_manager_save(mgr, 1), 0);
+    ck_assert_int_eq(em_assign_add(v[8], em_tensor_from(EM_U16, EM_SHAPE(2), (uint16_t[]){1, 1})), 0);
+    ck_assert_int_eq(em_assign_add(v[6], em_scalar(EM_I8, 1)), 0);
+    ck_assert_tensor(v[8], EM_U16, EM_SHAPE(2), ((double[]){50257, 0}), 0);
+    ck_assert_tensor(v[6], EM_I8, EM_SHAPE(2), ((double[]){-127, -128}), 0);
+    ck_assert_int_eq(em_checkpoint_manager_restore_latest(mgr), 1);
+    ck_assert_tensor(v[8], EM_U16, EM_SHAPE(2), ((double[]){50256, 65535}), 0);
+    ck_assert_tensor(v[6], EM_I8, EM_SHAPE(2), ((double[]){-128, 127}), 0);
+    em_checkpoint_manager_close(mgr);
     /* No variables: an empty checkpoint, which restores into nothing. */
     em_variables_release();
     ck_assert_int_eq(em_checkpoint_save(path), 0);

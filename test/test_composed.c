@@ -1,8 +1,9 @@
-/* The TF ops Ember composes from its own ops (lib/ops/composed.c): moments,
- * norm, eye, linspace, band_part, einsum, and the eager where_indices and
+/* The TF ops Ember composes from its own ops (lib/ops/composed.c): norm, eye, linspace, band_part, einsum, and the eager where_indices and
  * random_shuffle,
  * against NumPy's values (tools/ops_reference.py, test/data/ops1_reference.h),
  * with NaN, empty and negative-axis cases and the errors that name the op.
+ * And moments, once composed, now one op (lib/ops/moments.c): its values
+ * against NumPy's, and its one-pass error against float64.
  * Their gradients are the float64 checks in test/cases_*.c. */
 #include "common.h"
 #include "data/ops1_reference.h"
@@ -38,6 +39,64 @@ START_TEST(test_moments) {
     ck_assert_ptr_nonnull(strstr(em_last_error(), "moments: x must be float32 or float64, got int32 [4]"));
     ck_assert_ptr_null(mean);
     em_clear_error();
+}
+END_TEST
+
+/* moments of x [A, R, B] over axis 1 against the two-pass mean and variance of its values in long double: the
+ * largest relative errors of the means and of the variances; every variance must be >= 0. */
+static void moments_error(em_tensor *x, double *mean_err, double *var_err) {
+    em_shape s = em_tensor_shape(x);
+    int64_t A = s.dims[0], R = s.dims[1], B = s.dims[2];
+    em_tensor *mean, *var, *x64 = em_cast(x, EM_F64);
+    ck_assert_int_eq(em_moments(x, EM_AXES(1), false, &mean, &var), 0);
+    const double *v = em_data(x64), *m = em_data(em_cast(mean, EM_F64)), *q = em_data(em_cast(var, EM_F64));
+    ck_assert(v && m && q);
+    *mean_err = *var_err = 0;
+    for (int64_t a = 0; a < A; a++)
+        for (int64_t b = 0; b < B; b++) {
+            long double sum = 0, sq = 0;
+            for (int64_t r = 0; r < R; r++) sum += v[(a * R + r) * B + b];
+            long double mu = sum / R;
+            for (int64_t r = 0; r < R; r++) sq += (v[(a * R + r) * B + b] - mu) * (v[(a * R + r) * B + b] - mu);
+            double want = (double)(sq / R), got = q[a * B + b];
+            ck_assert_msg(got >= 0, "variance %g < 0", got);
+            *mean_err = fmax(*mean_err, (double)(fabsl(m[a * B + b] - mu) / fabsl(mu)));
+            *var_err = fmax(*var_err, fabs(got - want) / want);
+        }
+}
+
+/* One pass with a large mean: 1e4 + U(-1.7, 1.7) (variance about 1) in float32 keeps the variance to
+ * float32's rounding (2^-24 relative) where E[x^2] - E[x]^2 in float32 would lose every digit; float64 data
+ * at 1e8 keeps it to about 1e-14. Rows (lanes), column blocks, chunked columns and a chunked single output,
+ * each the same on 1 and 2 threads. */
+START_TEST(test_moments_one_pass_error) {
+    const em_shape shapes[] = {S(64, 4096, 1), S(16, 64, 16), S(1, 4096, 64), S(1, 262144, 1)};
+    for (int k = 0; k < 4; k++)
+        for (int f32 = 0; f32 < 2; f32++) {
+            em_scope_begin();
+            em_tensor *x = em_add_scalar(em_test_uniform(shapes[k], -1.7, 1.7, 30u + (unsigned)k), f32 ? 1e4 : 1e8);
+            if (f32) x = em_cast(x, EM_F32);
+            double me, ve;
+            moments_error(x, &me, &ve);
+            printf("test_composed: moments of %s [%lld,%lld,%lld] over axis 1: mean %.2g, variance %.2g relative error\n",
+                   f32 ? "1e4 + U float32" : "1e8 + U float64", (long long)shapes[k].dims[0],
+                   (long long)shapes[k].dims[1], (long long)shapes[k].dims[2], me, ve);
+            ck_assert_double_le(me, (f32 ? 0x1p-24 : 1e-15));
+            ck_assert_double_le(ve, (f32 ? 0x1p-24 : 1e-13));
+            em_tensor *r[2][2];
+            for (int t = 0; t < 2; t++) {
+                em_set_num_threads(t + 1);
+                ck_assert_int_eq(em_moments(x, EM_AXES(1), false, &r[t][0], &r[t][1]), 0);
+            }
+            for (int j = 0; j < 2; j++)
+                ck_assert_msg(!memcmp(em_data(r[0][j]), em_data(r[1][j]), (size_t)em_numel(r[0][j]) * em_dtype_size(em_tensor_dtype(r[0][j]))),
+                              "moments result %d differs between 1 and 2 threads", j);
+            em_scope_end();
+        }
+    /* constant data: exactly 0, never a rounding error below it */
+    em_tensor *mean, *var;
+    ck_assert_int_eq(em_moments(em_fill(EM_F32, S(3, 1000), 1e4 + 0.1), EM_AXES(-1), false, &mean, &var), 0);
+    ck_assert_tensor(var, EM_F32, S(3), V(0, 0, 0), 0);
 }
 END_TEST
 
@@ -146,6 +205,7 @@ int main(void) {
     TCase *tc = tcase_create("composed");
     tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_add_test(tc, test_moments);
+    tcase_add_test(tc, test_moments_one_pass_error);
     tcase_add_test(tc, test_norm);
     tcase_add_test(tc, test_eye_linspace_band_part);
     tcase_add_test(tc, test_einsum);

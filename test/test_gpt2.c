@@ -188,6 +188,12 @@ START_TEST(test_token_shard_bytes) {
     ck_assert_int_eq(em_llmc_save_tokens(tpath("t.bin"), em_tensor_from(EM_I32, EM_SHAPE(1), (int32_t[]){65536})), -1);
     ck_assert_ptr_nonnull(strstr(em_last_error(), "token 65536 at position 0 does not fit"));
     ck_assert_tensor(em_llmc_load_tokens(tpath("t.bin"), 0), EM_I32, EM_SHAPE(5), V(0, 1, 50256, 65535, 7), 0);
+    /* uint16 ids, the shard's own type, save as they are; int16 ones below 0 do not fit */
+    const uint16_t u16[3] = {65535, 50256, 0};
+    ck_assert_int_eq(em_llmc_save_tokens(tpath("u.bin"), em_tensor_from(EM_U16, EM_SHAPE(3), u16)), 0);
+    ck_assert_tensor(em_llmc_load_tokens(tpath("u.bin"), 0), EM_I32, EM_SHAPE(3), V(65535, 50256, 0), 0);
+    ck_assert_int_eq(em_llmc_save_tokens(tpath("u.bin"), em_tensor_from(EM_I16, EM_SHAPE(2), (int16_t[]){3, -1})), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "token -1 at position 1 does not fit"));
 }
 END_TEST
 

@@ -214,6 +214,59 @@ START_TEST(test_fusion_and_memory_plan) {
 }
 END_TEST
 
+static const em_profile_row *profile_row(const em_profile_row *rows, int n, const char *op) {
+    for (int r = 0; r < n; r++)
+        if (strcmp(rows[r].op, op) == 0) return &rows[r];
+    return NULL;
+}
+
+/* The per-op profile counts every kernel call, eager and replayed, a fused chain as one row, and nothing
+ * while it is off. */
+START_TEST(test_profile_counts_kernels) {
+    em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1), "x");
+    em_trace_begin();
+    em_tensor *y = em_sum(em_tanh(em_mul_scalar(x, 0.5)), EM_ALL_AXES, false);
+    em_graph *g = em_trace_end();
+    em_tensor *big = em_ones(EM_F32, EM_SHAPE(100000)), *out;
+    em_profile_reset();
+    em_profile_start();
+    for (int i = 0; i < 3; i++) em_tanh(big);
+    em_conv2d(em_ones(EM_BF16, EM_SHAPE(1, 4, 4, 1)), em_ones(EM_BF16, EM_SHAPE(3, 3, 1, 1)), NULL, EM_PAD_SAME, NULL);
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, big}}, 1, &y, &out), 0);
+    em_profile_stop();
+    em_tanh(big); /* not counted */
+    em_profile_row rows[64];
+    int n = em_profile_rows(rows, 64);
+    ck_assert_int_ge(n, 3);
+    ck_assert_int_le(n, 64);
+    const em_profile_row *tanh_row = profile_row(rows, n, "tanh"), *sum = profile_row(rows, n, "sum"),
+                         *fused = profile_row(rows, n, "(fused pointwise chain)");
+    ck_assert_ptr_nonnull(tanh_row);
+    ck_assert_int_eq(tanh_row->calls, 3); /* the replay's tanh ran in the fused chain */
+    ck_assert(tanh_row->seconds > 0);
+    ck_assert_ptr_nonnull(sum);
+    ck_assert_int_eq(sum->calls, 1);
+    ck_assert_ptr_nonnull(fused);
+    ck_assert_int_eq(fused->calls, 1);
+    ck_assert_ptr_null(profile_row(rows, n, "cast")); /* the bfloat16 convolution runs on float32 copies, counted in its row */
+    for (int r = 1; r < n; r++) ck_assert(rows[r - 1].seconds >= rows[r].seconds);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_int_eq(em_profile_print(f), 0);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(text, "tanh"));
+    ck_assert_ptr_nonnull(strstr(text, "(all kernels)"));
+    free(text);
+    em_profile_reset();
+    ck_assert_int_eq(em_profile_rows(rows, 64), 0);
+    ck_assert_int_eq(em_profile_rows(NULL, 1), -1);
+    ck_assert_ptr_nonnull(strstr(em_last_error(), "em_profile_rows"));
+    ck_assert_int_eq(em_profile_print(NULL), -1);
+    em_graph_release(g);
+}
+END_TEST
+
 START_TEST(test_independent_nodes_run_at_once) {
     /* two branches that do not depend on each other: one level runs both */
     em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(256, 256), "x");
@@ -666,6 +719,7 @@ int main(void) {
     tcase_add_test(tc, test_traced_with_an_example);
     tcase_add_test(tc, test_feeds_are_copied_into_stable_buffers);
     tcase_add_test(tc, test_only_needed_nodes_run);
+    tcase_add_test(tc, test_profile_counts_kernels);
     tcase_add_test(tc, test_reshape_of_a_strided_value_is_computed_each_run);
     tcase_add_test(tc, test_cse_and_constant_folding);
     tcase_add_test(tc, test_fusion_and_memory_plan);

@@ -133,10 +133,10 @@ START_TEST(test_idx_every_type_raw_and_gzip) {
         ck_assert_tensor(em_load_idx(p), EM_I32, EM_SHAPE(2, 3), ((double[]){1, -2, 300000, -70000, 0, 2147483647}), 0);
         const uint8_t i16[8] = {0, 1, 0xff, 0xff, 0x7f, 0xff, 0x80, 0};
         write_idx(p, 0x0B, 1, (const uint32_t[]){4}, i16, 8, 0, gz);
-        ck_assert_tensor(em_load_idx(p), EM_I32, EM_SHAPE(4), ((double[]){1, -1, 32767, -32768}), 0);
+        ck_assert_tensor(em_load_idx(p), EM_I16, EM_SHAPE(4), ((double[]){1, -1, 32767, -32768}), 0);
         const uint8_t i8[3] = {0x80, 0, 0x7f};
         write_idx(p, 0x09, 1, (const uint32_t[]){3}, i8, 3, 0, gz);
-        ck_assert_tensor(em_load_idx(p), EM_I32, EM_SHAPE(3), ((double[]){-128, 0, 127}), 0);
+        ck_assert_tensor(em_load_idx(p), EM_I8, EM_SHAPE(3), ((double[]){-128, 0, 127}), 0);
         const uint8_t f32[8] = {0x3f, 0xc0, 0, 0, 0xbe, 0x80, 0, 0}; /* 1.5, -0.25 */
         write_idx(p, 0x0D, 2, (const uint32_t[]){2, 1}, f32, 8, 0, gz);
         ck_assert_tensor(em_load_idx(p), EM_F32, EM_SHAPE(2, 1), ((double[]){1.5, -0.25}), 0);
@@ -226,6 +226,9 @@ static const npy_case npy_cases[] = {
     {EM_U8, EM_SHAPE(1, 4), {1, 254, 0, 3}, "uint8", "(1, 4)", "[1, 254, 0, 3]"},
     {EM_U8, EM_SHAPE(0, 3), {0}, "uint8", "(0, 3)", "[]"},
     {EM_BOOL, EM_SHAPE(4), {1, 1, 0, 1}, "bool", "(4,)", "[True, True, False, True]"},
+    {EM_I8, EM_SHAPE(2, 2), {-128, -1, 0, 127}, "int8", "(2, 2)", "[-128, -1, 0, 127]"},
+    {EM_I16, EM_SHAPE(3), {-32768, 256, 32767}, "int16", "(3,)", "[-32768, 256, 32767]"},
+    {EM_U16, EM_SHAPE(1, 3), {0, 50256, 65535}, "uint16", "(1, 3)", "[0, 50256, 65535]"},
 };
 
 /* A tensor of the case's dtype holding its values. */
@@ -238,6 +241,9 @@ static em_tensor *make(const npy_case *k) {
         case EM_F64: ((double *)raw)[i] = v; break;
         case EM_I32: ((int32_t *)raw)[i] = (int32_t)v; break;
         case EM_I64: ((int64_t *)raw)[i] = (int64_t)v; break;
+        case EM_I8: ((int8_t *)raw)[i] = (int8_t)v; break;
+        case EM_I16: ((int16_t *)raw)[i] = (int16_t)v; break;
+        case EM_U16: ((uint16_t *)raw)[i] = (uint16_t)v; break;
         default: raw[i] = (uint8_t)v; break;
         }
     }
@@ -312,7 +318,10 @@ START_TEST(test_npy_files_written_by_numpy) {
              "np.save(\"fortran.npy\", np.asfortranarray(np.ones((2, 3))))\n"
              "np.save(\"big.npy\", np.ones(3, \">f4\"))\n"
              "np.save(\"c64.npy\", np.ones(3, np.complex64))\n"
-             "np.save(\"i16.npy\", np.ones(3, np.int16))\n"
+             "np.save(\"i16.npy\", np.array([-32768, 1, 32767], np.int16))\n"
+             "np.save(\"i8.npy\", np.array([[-128], [127]], np.int8))\n"
+             "np.save(\"u16.npy\", np.array([50256, 65535], np.uint16))\n"
+             "np.save(\"u32.npy\", np.ones(3, np.uint32))\n"
              "np.save(\"f16.npy\", np.array([[1, -0.0, 2**-24, 1023 * 2**-24], [2**-14, 65504, np.inf, np.nan]], np.float16))\n"
              "a = np.load(\"ember_f16.npy\")\n"
              "assert a.dtype == np.float16 and a.shape == (2, 4) and a.view(np.uint16).ravel().tolist() == %s, a\n"
@@ -336,6 +345,9 @@ START_TEST(test_npy_files_written_by_numpy) {
     ck_assert_int_eq(*(const int64_t *)em_data(i64), -9007199254740993LL); /* not a double: exact */
     ck_assert_tensor(em_load_npy(tpath("u8.npy")), EM_U8, EM_SHAPE(2, 3), ((double[]){250, 251, 252, 253, 254, 255}), 0);
     ck_assert_tensor(em_load_npy(tpath("bool.npy")), EM_BOOL, EM_SHAPE(3), ((double[]){1, 0, 1}), 0);
+    ck_assert_tensor(em_load_npy(tpath("i8.npy")), EM_I8, EM_SHAPE(2, 1), ((double[]){-128, 127}), 0);
+    ck_assert_tensor(em_load_npy(tpath("i16.npy")), EM_I16, EM_SHAPE(3), ((double[]){-32768, 1, 32767}), 0);
+    ck_assert_tensor(em_load_npy(tpath("u16.npy")), EM_U16, EM_SHAPE(2), ((double[]){50256, 65535}), 0);
     ck_assert_tensor(em_load_npy(tpath("scalar.npy")), EM_F64, EM_SHAPE0, ((double[]){2.5}), 0);
     ck_assert_tensor(em_load_npy(tpath("empty.npy")), EM_F32, EM_SHAPE(0, 3), NULL, 0);
     ck_assert_tensor(em_load_npy(tpath("v2.npy")), EM_I32, EM_SHAPE(2), ((double[]){1, 2}), 0);
@@ -345,8 +357,8 @@ START_TEST(test_npy_files_written_by_numpy) {
     expect_error(em_load_npy(p) == NULL, "big-endian data ('>f4')", p);
     p = tpath("c64.npy");
     expect_error(em_load_npy(p) == NULL, "unsupported dtype '<c8'", p);
-    p = tpath("i16.npy");
-    expect_error(em_load_npy(p) == NULL, "unsupported dtype '<i2'", p);
+    p = tpath("u32.npy");
+    expect_error(em_load_npy(p) == NULL, "unsupported dtype '<u4'", p);
 }
 END_TEST
 
@@ -454,6 +466,41 @@ START_TEST(test_saved_graph_with_narrow_dtypes) {
 }
 END_TEST
 
+/* A saved graph with a uint16 token-id placeholder, an int8 variable (quantized weights) widened by a cast
+ * and an int16 constant (dtype numbers 10, 8 and 9 in the file) computes the same after loading. */
+START_TEST(test_saved_graph_with_integer_dtypes) {
+    static const int8_t q[6] = {-128, -1, 0, 1, 64, 127};
+    static const int16_t offs[2] = {-32768, 300};
+    static const uint16_t ids[3] = {2, 0, 2};
+    em_tensor *feed = em_tensor_from(EM_U16, EM_SHAPE(3), ids);
+    em_tensor *x = em_placeholder(EM_U16, EM_SHAPE(-1), "ids");
+    em_tensor *w = em_get_variable("int/q", EM_I8, EM_SHAPE(3, 2), EM_INIT_FROM(em_tensor_from(EM_I8, EM_SHAPE(3, 2), q)));
+    em_trace_begin();
+    em_tensor *y = em_add(em_cast(em_gather(w, x, 0), EM_I16), em_tensor_from(EM_I16, EM_SHAPE(2), offs));
+    em_graph *g = em_trace_end();
+    ck_assert_ptr_nonnull(g);
+    const char *p = tpath("int.emg");
+    ck_assert_msg(em_graph_save(g, p, 1, &y, (const char *[]){"y"}, 0) == 0, "%s", em_last_error());
+    em_tensor *out;
+    ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, feed}}, 1, &y, &out), 0);
+    /* rows 2, 0, 2 of q plus the offsets: -32768 + 64 and 300 + 127; int16 -32768 - 128 wraps to 32640 */
+    ck_assert_tensor(out, EM_I16, EM_SHAPE(3, 2), ((double[]){-32704, 427, 32640, 299, -32704, 427}), 0);
+    em_tensor *want = em_copy(out);
+    em_graph_release(g);
+    em_release(x);
+    em_variables_release();
+    em_graph *h = em_graph_load(p);
+    ck_assert_msg(h != NULL, "%s", em_last_error());
+    ck_assert_int_eq(em_tensor_dtype(em_graph_placeholder(h, "ids")), EM_U16);
+    ck_assert_int_eq(em_tensor_dtype(em_find_variable("int/q")), EM_I8);
+    em_tensor *fetch = em_graph_fetch(h, "y");
+    ck_assert_int_eq(em_graph_run(h, 1, (em_feed[]){{em_graph_placeholder(h, "ids"), feed}}, 1, &fetch, &out), 0);
+    ck_assert(same_bits(out, want));
+    em_graph_release(h);
+    em_variables_release();
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("io");
     TCase *tc = tcase_create("io");
@@ -467,6 +514,7 @@ int main(void) {
     tcase_add_test(tc, test_npy_files_written_by_numpy);
     tcase_add_test(tc, test_npy_float16_and_bfloat16);
     tcase_add_test(tc, test_saved_graph_with_narrow_dtypes);
+    tcase_add_test(tc, test_saved_graph_with_integer_dtypes);
     tcase_add_test(tc, test_npy_bad_files_name_the_file);
     suite_add_tcase(s, tc);
     return em_test_run(s);

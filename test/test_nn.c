@@ -453,7 +453,8 @@ START_TEST(test_pools) {
 END_TEST
 
 /* Ties go to the first element of the window, in every block of channels
- * (70 channels: more than one block of the gradient kernel). */
+ * (70 channels: more than one block of the gradient kernel), and NaNs as the
+ * forward pass sees them. */
 START_TEST(test_max_pool_grad_ties) {
     static const int k2[] = {2, 2};
     em_tensor *x = em_ones(EM_F32, EM_SHAPE(1, 4, 4, 70)), *g;
@@ -465,6 +466,16 @@ START_TEST(test_max_pool_grad_ties) {
         for (int64_t xx = 0; xx < 4; xx++)
             for (int64_t c = 0; c < 70; c++)
                 ck_assert_float_eq(d[(y * 4 + xx) * 70 + c], y % 2 == 0 && xx % 2 == 0 ? 1.0f : 0.0f);
+    /* With a NaN, the first NaN before the window's largest number takes the gradient (channel 0), and a NaN
+     * first takes it whatever follows (channel 1); one 2x2 window, row-major order. */
+    float w[8] = {1, NAN, NAN, 3, 5, 7, 2, 1};
+    x = em_tensor_from(EM_F32, EM_SHAPE(1, 2, 2, 2), w);
+    tp = em_tape_begin(false);
+    ck_assert_int_eq(em_gradients(tp, em_max_pool(x, k2, k2, EM_PAD_VALID), 1, &x, &g), 0);
+    em_tape_release(tp);
+    d = em_data(g);
+    static const float want[8] = {0, 1, 1, 0, 0, 0, 0, 0};
+    for (int i = 0; i < 8; i++) ck_assert_float_eq(d[i], want[i]);
     em_shutdown();
 }
 END_TEST

@@ -1,6 +1,7 @@
 /* Layer norm and RMS norm (lib/ops/norm.c) beyond the family's cases
- * (test/cases_norm.c): bad input, second derivatives through an outer tape,
- * and results that do not depend on the thread count. */
+ * (test/cases_norm.c): bad input, second derivatives through an outer tape
+ * (batch norm's too, whose backward op shares their gradient rule), and
+ * results that do not depend on the thread count. */
 #include "common.h"
 #include "internal.h" /* em__set_stream_threshold */
 
@@ -35,16 +36,21 @@ START_TEST(test_norm_errors) {
 END_TEST
 
 /* L(x, gamma[, beta]) = sum(v * first-order gradients of sum(w * norm)), the
- * first-order gradients from an inner tape: with `outer`, its gradients too. */
+ * first-order gradients from an inner tape: with `outer`, its gradients too.
+ * The norms: layer norm, RMS norm, and training-mode batch norm over the
+ * rows (em_fused_batch_norm: x [rows, C], scale and offset [C]). */
+typedef enum { LAYER, RMS, BATCH } norm_kind;
+static const char *const kind_names[] = {"layer_norm", "rms_norm", "fused_batch_norm"};
 typedef struct {
-    bool layer;
+    norm_kind kind;
     em_tensor *in[3], *w, *v[3];
 } second_order;
 static double grad_dot(const second_order *s, em_tape *outer, em_tensor **outer_grads) {
-    const int n = s->layer ? 3 : 2;
+    const int n = s->kind == RMS ? 2 : 3;
     em_tape *inner = em_tape_begin(false);
-    em_tensor *y = s->layer ? em_layer_norm(s->in[0], s->in[1], s->in[2], -1, 1e-3)
-                            : em_rms_norm(s->in[0], s->in[1], -1, 1e-3);
+    em_tensor *y = s->kind == LAYER ? em_layer_norm(s->in[0], s->in[1], s->in[2], -1, 1e-3)
+                   : s->kind == RMS ? em_rms_norm(s->in[0], s->in[1], -1, 1e-3)
+                                    : em_fused_batch_norm(s->in[0], s->in[1], s->in[2], 1e-3, 0.9, true, "bn");
     em_tensor *g[3];
     ck_assert_int_eq(em_gradients(inner, em_sum(em_mul(y, s->w), EM_ALL_AXES, false), n, s->in, g), 0);
     em_tape_release(inner);
@@ -56,10 +62,10 @@ static double grad_dot(const second_order *s, em_tape *outer, em_tensor **outer_
 
 /* The second-order gradients (the backward op's own gradient rule) against
  * central differences of the first-order ones. */
-static void check_second_order(bool layer) {
-    const int n = layer ? 3 : 2;
+static void check_second_order(norm_kind kind) {
+    const int n = kind == RMS ? 2 : 3;
     const em_shape shapes[3] = {EM_SHAPE(3, 6), EM_SHAPE(6), EM_SHAPE(6)};
-    second_order s = {.layer = layer, .w = em_test_uniform(shapes[0], 0.5, 1.5, 5)};
+    second_order s = {.kind = kind, .w = em_test_uniform(shapes[0], 0.5, 1.5, 5)};
     for (int i = 0; i < n; i++) {
         s.in[i] = em_test_uniform(shapes[i], -2, 2, 10 + (uint64_t)i);
         s.v[i] = em_test_uniform(shapes[i], -1, 1, 20 + (uint64_t)i);
@@ -87,13 +93,16 @@ static void check_second_order(bool layer) {
             scale2 += num * num;
         }
         double rel = sqrt(diff2 / (scale2 > 1e-6 ? scale2 : 1e-6));
-        ck_assert_msg(rel < 1e-6, "%s input %d: second-order relative error %.3g", layer ? "layer_norm" : "rms_norm", i,
-                      rel);
+        ck_assert_msg(rel < 1e-6, "%s input %d: second-order relative error %.3g", kind_names[kind], i, rel);
     }
+    em_variables_release();
 }
-START_TEST(test_layer_norm_second_order) { check_second_order(true); }
+START_TEST(test_layer_norm_second_order) { check_second_order(LAYER); }
 END_TEST
-START_TEST(test_rms_norm_second_order) { check_second_order(false); }
+START_TEST(test_rms_norm_second_order) { check_second_order(RMS); }
+END_TEST
+/* batch_norm_grad's gradient rule: the fused batch norm (training) differentiates twice */
+START_TEST(test_batch_norm_second_order) { check_second_order(BATCH); }
 END_TEST
 
 /* Rows split across threads, and dgamma summed by fixed blocks of rows: the
@@ -185,6 +194,7 @@ int main(void) {
     tcase_add_test(tc, test_norm_errors);
     tcase_add_test(tc, test_layer_norm_second_order);
     tcase_add_test(tc, test_rms_norm_second_order);
+    tcase_add_test(tc, test_batch_norm_second_order);
     tcase_add_test(tc, test_norm_thread_count_independent);
     tcase_add_test(tc, test_norm_streamed_outputs_are_the_same);
     tcase_add_test(tc, test_norm_in_a_graph);

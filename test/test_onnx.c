@@ -172,7 +172,8 @@ static void other_ops(void) {
     em_tensor *a = em_placeholder(EM_F32, EM_SHAPE(-1, 4), "a");
     em_tensor *n = em_placeholder(EM_I32, EM_SHAPE(-1, 4), "n");
     ck_assert_int_eq(em_trace_begin(), 0);
-    em_tensor *pos = em_add_scalar(em_abs(a), 0.5);
+    em_tensor *pos = em_add_scalar(em_abs(a), 0.5), *mean, *var;
+    ck_assert_int_eq(em_moments(a, EM_AXES(0), true, &mean, &var), 0);
     em_tensor *f[] = {
         em_sum(em_mul(em_sqrt(pos), em_rsqrt(pos)), EM_AXES(1), true),
         em_max(em_sub(em_exp(a), em_log(pos)), EM_AXES(0), false),
@@ -187,6 +188,7 @@ static void other_ops(void) {
         em_log_sum_exp(em_reshape(a, EM_SHAPE(-1, 2, 2)), EM_AXES(2), false),
         em_gather(a, em_tensor_from(EM_I64, EM_SHAPE(3), (const int64_t[]){3, 0, 2}), 1),
         em_mean(a, EM_AXES(0), false),
+        em_add(mean, em_mul_scalar(var, 2)),
         em_broadcast_to(em_reshape(em_min(a, EM_AXES(0), false), EM_SHAPE(4, 1)), EM_SHAPE(2, 4, 3)),
         em_softmax(em_matmul(em_exp(em_cast(a, EM_F64)), em_fill(EM_F64, EM_SHAPE(4, 2), 0.25)), 0),
     };
@@ -251,6 +253,29 @@ static void narrow(void) {
     em_graph_release(g);
 }
 
+/* int8, int16 and uint16 (data types 3, 5 and 4): uint16 token ids gather rows of an int8 variable (quantized
+ * weights; ONNX's Gather takes int64 indices, so the ids are cast first), an int16 input, casts to float32. */
+static void integers(void) {
+    em_tensor *ids = em_placeholder(EM_U16, EM_SHAPE(-1), "ids");
+    em_tensor *s = em_placeholder(EM_I16, EM_SHAPE(-1, 2), "s");
+    em_tensor *q = em_get_variable("int/q", EM_I8, EM_SHAPE(4, 2),
+                                   EM_INIT_FROM(em_tensor_from(EM_I8, EM_SHAPE(4, 2),
+                                                               (const int8_t[]){-128, -1, 0, 1, 64, 127, 5, -5})));
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_tensor *f[] = {
+        em_mul(em_cast(em_gather(q, ids, 0), EM_F32), em_cast(s, EM_F32)),
+        em_gather(s, em_tensor_from(EM_U16, EM_SHAPE(2), (const uint16_t[]){1, 0}), 1),
+        em_cast(ids, EM_F32),
+    };
+    em_graph *g = em_trace_end();
+    ck_assert_ptr_nonnull(g);
+    em_tensor *idv = em_tensor_from(EM_U16, EM_SHAPE(3), (const uint16_t[]){3, 0, 2});
+    em_tensor *sv = em_tensor_from(EM_I16, EM_SHAPE(3, 2), (const int16_t[]){-32768, 1, 300, -2, 7, 32767});
+    export_case("integers", g, 2, (em_feed[]){{ids, idv}, {s, sv}}, (const char *[]){"ids", "s"}, 3, f,
+                (const char *[]){"f32", "i16", "ids_f32"}, 17);
+    em_graph_release(g);
+}
+
 START_TEST(test_onnxruntime_gives_embers_results) {
     mnist_mlp();
     mnist_cnn();
@@ -258,7 +283,9 @@ START_TEST(test_onnxruntime_gives_embers_results) {
     other_ops();
     narrow();
     gpt_forward();
-    const char *out = check_cases(6, (const char *[]){"mlp", "cnn", "gpt_block", "other_ops", "narrow", "gpt_forward"});
+    integers();
+    const char *out = check_cases(7, (const char *[]){"mlp", "cnn", "gpt_block", "other_ops", "narrow", "gpt_forward",
+                                                      "integers"});
     /* the batch stays symbolic */
     ck_assert_msg(!out || (strstr(out, "input x batch,784\n") && strstr(out, "input tokens batch,8\n")), "%s", out);
     /* the constants: float16 and bfloat16 initializers of 4 elements */

@@ -37,6 +37,9 @@ static em_tensor *make_input(const fw_input *in) {
         case EM_I32: *(int32_t *)p = (int32_t)v; break;
         case EM_I64: *(int64_t *)p = (int64_t)v; break;
         case EM_U8: *(uint8_t *)p = (uint8_t)v; break;
+        case EM_I8: *(int8_t *)p = (int8_t)v; break;
+        case EM_I16: *(int16_t *)p = (int16_t)v; break;
+        case EM_U16: *(uint16_t *)p = (uint16_t)v; break;
         case EM_BOOL: *(uint8_t *)p = v != 0; break;
         case EM_BF16: *(uint16_t *)p = em_test_bf16_bits(em_test_round_bf16(v)); break;
         case EM_F16: *(uint16_t *)p = em_test_f16_bits(em_test_round_f16(v)); break;

@@ -19,8 +19,9 @@ static void teardown(void) {
 static const char *tpath(const char *name) { return em_test_path(tmp, name); }
 
 /* The tensors st_check.py's expected() builds, in its order. */
-enum { NT = 10 };
-static const char *const NAMES[NT] = {"f32", "f64", "i32", "i64", "u8", "bool", "empty", "scalar", "f16", "bf16"};
+enum { NT = 13 };
+static const char *const NAMES[NT] = {"f32",   "f64",    "i32", "i64",  "u8", "bool", "empty",
+                                      "scalar", "f16", "bf16", "i8", "i16", "u16"};
 static void expected(em_tensor **t) {
     t[0] = em_tensor_from(EM_F32, EM_SHAPE(2, 3), (const float[]){-1, -0.5f, 0, 0.5f, 1, 1.5f});
     t[1] = em_tensor_from(EM_F64, EM_SHAPE(3), (const double[]){0, 1.0 / 3, 2.0 / 3});
@@ -34,6 +35,9 @@ static void expected(em_tensor **t) {
     t[8] = em_tensor_from(EM_F16, EM_SHAPE(6), (const uint16_t[]){0x3E00, 0x8000, 0x0001, 0x7BFF, 0x7C00, 0x7E00});
     /* 1, -0, the smallest subnormal, the largest, -Inf, NaN */
     t[9] = em_tensor_from(EM_BF16, EM_SHAPE(2, 3), (const uint16_t[]){0x3F80, 0x8000, 0x0001, 0x7F7F, 0xFF80, 0x7FC0});
+    t[10] = em_tensor_from(EM_I8, EM_SHAPE(4), (const int8_t[]){-128, -1, 0, 127});
+    t[11] = em_tensor_from(EM_I16, EM_SHAPE(2, 2), (const int16_t[]){-32768, -1, 256, 32767});
+    t[12] = em_tensor_from(EM_U16, EM_SHAPE(3), (const uint16_t[]){0, 50256, 65535});
 }
 
 static bool same(em_tensor *a, em_tensor *b) {
@@ -204,7 +208,7 @@ START_TEST(test_bad_files_give_clear_errors) {
         size_t data;
         const char *needle;
     } bad[] = {
-        {"{\"w\":{\"dtype\":\"I16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4, "dtype I16, which Ember cannot hold"},
+        {"{\"w\":{\"dtype\":\"U32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "dtype U32, which Ember cannot hold"},
         {"{\"w\":{\"dtype\":\"F31\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "\"F31\", which safetensors does not define"},
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4, "do not hold its shape"},
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "starts at byte 4"},

@@ -157,7 +157,7 @@ START_TEST(test_gather) {
     ck_assert_error(em_gather(p, em_tensor_from(EM_I32, EM_SHAPE(2), (int32_t[]){1, 4}), 0),
                     "gather: index 4 (element 1 of indices) is out of range [0, 4) for axis 0 of [4,3]");
     ck_assert_error(em_gather(p, em_scalar(EM_I64, -1), 1), "gather: index -1");
-    ck_assert_error(em_gather(p, em_zeros(EM_F32, EM_SHAPE(1)), 0), "gather: indices must be int32 or int64, not float32");
+    ck_assert_error(em_gather(p, em_zeros(EM_F32, EM_SHAPE(1)), 0), "gather: indices must be int32, int64, int16 or uint16, not float32");
     ck_assert_error(em_gather(p, i32, 2), "gather: axis 2 is out of range");
 }
 END_TEST
@@ -182,7 +182,7 @@ START_TEST(test_one_hot) {
     em_tensor *j = em_tensor_from(EM_I32, EM_SHAPE(2, 1), (int32_t[]){1, 0});
     ck_assert_tensor(em_one_hot(j, 2, 5, -1, EM_I32), EM_I32, EM_SHAPE(2, 1, 2), T(-1, 5, 5, -1), 0);
     ck_assert_error(em_one_hot(em_zeros(EM_F32, EM_SHAPE(2)), 3, 1, 0, EM_F32),
-                    "one_hot: indices must be int32 or int64, not float32");
+                    "one_hot: indices must be int32, int64, int16 or uint16, not float32");
     ck_assert_error(em_one_hot(i, -2, 1, 0, EM_F32), "one_hot: depth -2 is negative");
 }
 END_TEST
@@ -250,7 +250,7 @@ START_TEST(test_index_errors) {
     em_tensor *x = em_tensor_from(EM_F32, EM_SHAPE(2, 3), (float[]){1, 2, 3, 4, 5, 6});
     em_tensor *bad = em_tensor_from(EM_I64, EM_SHAPE(2, 2), (int64_t[]){1, 2, 2, 0});
     ck_assert_error(em_gather_nd(x, bad), "gather_nd: index tuple 1 (2,0) is out of range for [2,3]");
-    ck_assert_error(em_gather_nd(x, em_zeros(EM_F32, EM_SHAPE(1, 2))), "gather_nd: indices must be int32 or int64");
+    ck_assert_error(em_gather_nd(x, em_zeros(EM_F32, EM_SHAPE(1, 2))), "gather_nd: indices must be int32, int64, int16 or uint16");
     ck_assert_error(em_gather_nd(x, em_zeros(EM_I32, EM_SHAPE(1, 3))),
                     "gather_nd: index tuples of 3 components (indices [1,3]) exceed the 2 dimensions of [2,3]");
     ck_assert_error(em_scatter_nd(em_zeros(EM_I32, EM_SHAPE(2, 1)), x, EM_SHAPE(4, 2)),

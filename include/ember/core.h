@@ -24,6 +24,9 @@ typedef enum em_dtype {
     /* Append-only from here: checkpoints and saved graphs store the number. */
     EM_BF16, /* bfloat16: float32's range, 8 significant bits */
     EM_F16,  /* IEEE float16 (binary16) */
+    EM_I8,   /* int8: quantized data */
+    EM_I16,  /* int16 */
+    EM_U16,  /* uint16: token ids of vocabularies up to 65536 */
     EM_DTYPE_COUNT
 } em_dtype;
 
@@ -135,6 +138,33 @@ int64_t em_live_tensors(void);
  * memory. A tensor freed longer ago is not recognised. Turning it off frees
  * what it kept. */
 void em_set_debug(bool on);
+
+/* ---- per-op profile ----
+ * While it is on, the wall time of every kernel is added to its op's row:
+ * eager calls, gradient ops and graph replays alike; a graph's fused chain of
+ * pointwise ops is one row, "(fused pointwise chain)". Only the time inside
+ * kernels counts (not dispatch, allocation or the tape), and a kernel that
+ * runs another (a bfloat16 op's float32 kernel and its casts) counts once.
+ * Kernels running at once on several threads each add their own time, so the
+ * sum can exceed the wall time. GPU kernels are asynchronous: their rows hold
+ * the launch. Off (the default), it costs a kernel one load and a branch.
+ * EMBER_PROFILE=1 in the environment turns it on at start and prints the
+ * table to stderr at exit. */
+typedef struct {
+    const char *op; /* the op's name (static) */
+    int64_t calls;
+    double seconds; /* summed over the calls */
+} em_profile_row;
+void em_profile_start(void);
+void em_profile_stop(void);
+/* Zeroes every row. */
+void em_profile_reset(void);
+/* The rows with at least one call, slowest first, into rows[0, max); returns
+ * how many there are (which may exceed max), or -1 with an error. */
+int em_profile_rows(em_profile_row *rows, int max);
+/* Prints the table (op, calls, total ms, us per call, share of the summed
+ * kernel time) to f. 0, or -1 with an error. */
+int em_profile_print(FILE *f);
 
 /* ---- errors (thread-local) ----
  * A failing call sets the message, replacing any earlier one: the call that

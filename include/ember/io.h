@@ -19,12 +19,12 @@ extern "C" {
 #endif
 
 /* Reads an IDX file (gzip or raw, detected from the content). The dtype
- * follows the file: ubyte -> EM_U8; sbyte, short, int -> EM_I32; float ->
- * EM_F32; double -> EM_F64. NEW; NULL with an error naming the file on a bad
+ * follows the file: ubyte -> EM_U8; sbyte -> EM_I8; short -> EM_I16; int ->
+ * EM_I32; float -> EM_F32; double -> EM_F64. NEW; NULL with an error naming the file on a bad
  * magic, a truncated or corrupt file, or sizes that disagree with the data. */
 em_tensor *em_load_idx(const char *path);
 
-/* .npy arrays: float32/64, float16, int32/64, uint8, bool; little-endian, C
+/* .npy arrays: float32/64, float16, int8/16/32/64, uint8/16, bool; little-endian, C
  * order (Fortran order is an error). NumPy has no bfloat16: saving one is an
  * error (em_cast it to float32). Loading reads format versions 1.0 to 3.0 and
  * returns a NEW tensor; saving writes version 1.0. */
@@ -32,9 +32,9 @@ em_tensor *em_load_npy(const char *path);
 int em_save_npy(const char *path, em_tensor *t);
 
 /* ---- safetensors (Hugging Face's tensor files) ----
- * float32/64, int32/64, uint8, bool, float16 and bfloat16 map to F32, F64,
- * I32, I64, U8, BOOL, F16 and BF16, bit for bit both ways; the format's other
- * dtypes (I8, I16, U16, U32, U64, F8_*) are an error naming the tensor.
+ * float32/64, int8/16/32/64, uint8/16, bool, float16 and bfloat16 map to F32,
+ * F64, I8, I16, I32, I64, U8, U16, BOOL, F16 and BF16, bit for bit both ways;
+ * the format's other dtypes (U32, U64, F8_*) are an error naming the tensor.
  * Headers over the format's limit of 100,000,000 bytes are refused. */
 
 /* Writes n tensors (any device; names unique) and nmeta metadata strings,

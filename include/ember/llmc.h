@@ -58,7 +58,7 @@ int em_llmc_save_model(const char *path, const em_llmc_config *config, em_tensor
 /* A token shard: NEW int32 [count]. Ids >= vocab_size are an error naming the
  * first one and its position (vocab_size <= 0 checks none). */
 em_tensor *em_llmc_load_tokens(const char *path, int64_t vocab_size);
-/* tokens: int32 or int64, 1-D, every id in [0, 65535]. */
+/* tokens: int32, int64, int16 or uint16, 1-D, every id in [0, 65535]. */
 int em_llmc_save_tokens(const char *path, em_tensor *tokens);
 
 /* ---- token loader ----

@@ -50,6 +50,12 @@ em_tensor *em_reciprocal(em_tensor *x); /* 1 / x */
 em_tensor *em_clip_by_value(em_tensor *x, double lo, double hi);
 /* cond (bool) ? a : b, all three broadcast together. */
 em_tensor *em_where(em_tensor *cond, em_tensor *a, em_tensor *b);
+/* Between every pair of dtypes, the same on every device. A float (bfloat16 and
+ * float16 too) to an integer truncates toward zero and saturates at the
+ * integer's range, NaN to 0 (300.7 is uint8 255, -3.9 is int8 -3, -1 is
+ * uint16 0); an integer to a narrower one wraps modulo 2^bits (int32 70000 is
+ * int16 4464, -1 is uint16 65535), as C and NumPy do; anything to bool is
+ * x != 0. To a float rounds to nearest even. */
 em_tensor *em_cast(em_tensor *x, em_dtype dtype);
 
 /* ---- comparisons and logic: bool results ---- */
@@ -96,9 +102,12 @@ em_tensor *em_reduce_all(em_tensor *x, int naxes, const int *axes, bool keepdims
 em_tensor *em_cumsum(em_tensor *x, int axis, bool exclusive, bool reverse);
 em_tensor *em_cumprod(em_tensor *x, int axis, bool exclusive, bool reverse);
 
-/* mean and variance over the axes (float dtypes), as TF's tf.nn.moments:
- * two passes (the mean, then the mean squared deviation from it), not the
- * cancelling E[x^2] - E[x]^2. Returns 0, or -1 with both outputs NULL. */
+/* mean and variance over the axes (float dtypes), as TF's tf.nn.moments, in
+ * one op that reads x once: shifted sums in double (lib/ops/moments_math.h),
+ * not the cancelling E[x^2] - E[x]^2, so the variance keeps its precision
+ * for data with a large mean and is never negative. Over no elements both
+ * are NaN, as em_mean's. The two results are views of one buffer; the
+ * gradient of either flows back to x. Returns 0, or -1 with both NULL. */
 int em_moments(em_tensor *x, int naxes, const int *axes, bool keepdims, em_tensor **mean, em_tensor **variance);
 /* The vector norm of the elements over the axes (float dtypes): ord 1, 2 or
  * INFINITY. TF's tf.norm takes two axes as a matrix norm; this does not. The
@@ -130,10 +139,11 @@ int em_split(em_tensor *x, int n, int axis, em_tensor **out);
 int em_split_sizes(em_tensor *x, int n, const int64_t *sizes, int axis, em_tensor **out);
 /* begin and size have ndim entries; a size of -1 means "to the end". */
 em_tensor *em_slice(em_tensor *x, const int64_t *begin, const int64_t *size);
-/* Rows of params along axis picked by integer indices (int32/int64):
+/* Rows of params along axis picked by integer indices (int32, int64, int16
+ * or uint16: token ids index as they are stored):
  * out shape = params.shape[:axis] + indices.shape + params.shape[axis+1:]. */
 em_tensor *em_gather(em_tensor *params, em_tensor *indices, int axis);
-/* indices (int32/int64) -> indices.shape + [depth] of dtype, on/off values. */
+/* indices (int32, int64, int16, uint16) -> indices.shape + [depth] of dtype, on/off values. */
 em_tensor *em_one_hot(em_tensor *indices, int64_t depth, double on, double off, em_dtype dtype);
 /* pads has 2*ndim entries: before and after, per axis. */
 em_tensor *em_pad(em_tensor *x, const int64_t *pads, double value);
@@ -165,8 +175,8 @@ em_tensor *em_where_indices(em_tensor *cond);
  * repeated in a two-input term) are an error naming the equation. Composed of
  * Ember's ops, so it has their gradients. */
 em_tensor *em_einsum(const char *equation, int n, em_tensor *const *inputs);
-/* ---- indexing (TensorFlow 1's; indices int32 or int64; out-of-range indices are an error naming the tuple,
- * where TF's GPU kernels give zeros or drop them) ---- */
+/* ---- indexing (TensorFlow 1's; indices int32, int64, int16 or uint16; out-of-range indices are an error
+ * naming the tuple, where TF's GPU kernels give zeros or drop them) ---- */
 /* Slices of params at index tuples: indices [..., M] -> indices.shape[:-1] + params.shape[M:]. */
 em_tensor *em_gather_nd(em_tensor *params, em_tensor *indices);
 /* Zeros of `shape` with each slice of updates (indices.shape[:-1] + shape[M:]) added at its tuple; repeated
@@ -199,7 +209,7 @@ em_tensor *em_dropout(em_tensor *x, double keep_prob);
 em_tensor *em_sigmoid_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits);
 /* Over the last axis: labels are dense probabilities [..., C]; result [...]. */
 em_tensor *em_softmax_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits);
-/* labels int32/int64 [...] in [0, C); logits [..., C]; result [...]. */
+/* labels int32, int64, int16 or uint16 [...] in [0, C); logits [..., C]; result [...]. */
 em_tensor *em_sparse_softmax_cross_entropy_with_logits(em_tensor *labels, em_tensor *logits);
 /* The same, with loss 0 and gradient 0 at positions whose label is ignore_index (padding; PyTorch's default
  * is -100); other labels outside [0, C) are still an error. The mean over the positions that count is

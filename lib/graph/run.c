@@ -111,7 +111,9 @@ static int run_node(em_graph *g, plan *p, int64_t at) {
 static int run_unit(em_graph *g, plan *p, int64_t at) {
     if (!p->fuse_next[at]) return run_node(g, p, at);
     chain ch = {g, p, at, p->fuse_next[at], false, ""};
+    int64_t start = em__profile_clock();
     em__parallel_for(p->buf[g->nodes[p->order[at]].out]->numel, 16 * FUSE_BLOCK, run_chain_range, &ch);
+    em__profile_fused(start);
     if (atomic_load(&ch.failed)) em__error("graph_run: %s", ch.error);
     return atomic_load(&ch.failed) ? -1 : 0;
 }

@@ -18,9 +18,9 @@ typedef struct idx_type {
     const char *name;
 } idx_type;
 
-/* There is no int8 or int16 dtype: signed bytes and shorts widen to int32. */
+/* Each file type loads as the dtype of its width and sign. */
 static const idx_type types[] = {
-    {0x08, 1, EM_U8, "ubyte"}, {0x09, 1, EM_I32, "sbyte"},  {0x0B, 2, EM_I32, "short"},
+    {0x08, 1, EM_U8, "ubyte"}, {0x09, 1, EM_I8, "sbyte"},   {0x0B, 2, EM_I16, "short"},
     {0x0C, 4, EM_I32, "int"},  {0x0D, 4, EM_F32, "float"}, {0x0E, 8, EM_F64, "double"},
 };
 
@@ -43,16 +43,15 @@ static uint64_t be(const uint8_t *p, int size) {
     return v;
 }
 
-/* Converts n big-endian elements of the file type, read into the start of
- * dst, into dtype in place; walking backwards lets narrower types widen. */
+/* Converts n big-endian elements of the file type, read into dst, into
+ * dtype (of the same width) in place. */
 static void convert(void *dst, int64_t n, const idx_type *ty) {
     uint8_t *raw = dst;
-    if (ty->code == 0x08) return;
+    if (ty->size == 1) return;
     for (int64_t i = n - 1; i >= 0; i--) {
         uint64_t u = be(raw + i * ty->size, ty->size);
         switch (ty->code) {
-        case 0x09: ((int32_t *)dst)[i] = (int8_t)u; break;
-        case 0x0B: ((int32_t *)dst)[i] = (int16_t)u; break;
+        case 0x0B: ((int16_t *)dst)[i] = (int16_t)(uint16_t)u; break;
         case 0x0C: ((int32_t *)dst)[i] = (int32_t)(uint32_t)u; break;
         case 0x0D: {
             uint32_t b = (uint32_t)u;

@@ -328,7 +328,7 @@ static int fill_tokens(em__file_out *out, void *ctx) {
     for (int64_t k = 0; k < p->count; k += 4096) {
         int64_t n = p->count - k < 4096 ? p->count - k : 4096;
         for (int64_t j = 0; j < n; j++)
-            buf[j] = (uint16_t)(p->dtype == EM_I32 ? ((const int32_t *)p->ids)[k + j] : ((const int64_t *)p->ids)[k + j]);
+            buf[j] = (uint16_t)em_index_at(p->ids, p->dtype, k + j);
         em__file_put(out, buf, (size_t)n * 2);
     }
     return 0;
@@ -339,9 +339,9 @@ int em_llmc_save_tokens(const char *path, em_tensor *tokens) {
     if (!path) return em__error("%s: path is NULL", op), -1;
     if (!tokens) return em__null_input(op), -1;
     em_dtype dt = em_tensor_dtype(tokens);
-    if ((dt != EM_I32 && dt != EM_I64) || em_ndim(tokens) != 1 || em_numel(tokens) > INT32_MAX) {
+    if (!em_is_index_dtype(dt) || em_ndim(tokens) != 1 || em_numel(tokens) > INT32_MAX) {
         char ss[96];
-        return em__error("%s: tokens must be a 1-D int32 or int64 tensor of at most 2^31-1 ids, got %s %s", op,
+        return em__error("%s: tokens must be a 1-D " EM_INDEX_DTYPES " tensor of at most 2^31-1 ids, got %s %s", op,
                          em_dtype_name(dt), em_shape_str(em_tensor_shape(tokens), ss, sizeof ss)),
                -1;
     }
@@ -349,7 +349,7 @@ int em_llmc_save_tokens(const char *path, em_tensor *tokens) {
     if (!ids) return -1;
     int64_t n = em_numel(tokens);
     for (int64_t k = 0; k < n; k++) {
-        int64_t v = dt == EM_I32 ? ((const int32_t *)ids)[k] : ((const int64_t *)ids)[k];
+        int64_t v = em_index_at(ids, dt, k);
         if (v < 0 || v > 65535)
             return em__error("%s: token %lld at position %lld does not fit the shard's uint16 ids", op, (long long)v,
                              (long long)k),

@@ -13,6 +13,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, ".npy data is read and
 static const char *const descrs[EM_DTYPE_COUNT] = {
     [EM_F32] = "<f4", [EM_F64] = "<f8", [EM_I32] = "<i4", [EM_I64] = "<i8", [EM_U8] = "|u1", [EM_BOOL] = "|b1",
     [EM_F16] = "<f2", /* bfloat16 has none: NumPy has no such dtype */
+    [EM_I8] = "|i1",  [EM_I16] = "<i2", [EM_U16] = "<u2",
 };
 
 /* ---- a reader for the header's dict literal ---- */

@@ -40,7 +40,8 @@ enum { SHAPE_DIM = 1, DIM_VALUE = 1, DIM_PARAM = 2 };
 static int onnx_dtype(em_dtype d) {
     static const int map[EM_DTYPE_COUNT] = {[EM_F32] = 1, [EM_F64] = 11, [EM_I32] = 6,
                                             [EM_I64] = 7, [EM_U8] = 2,   [EM_BOOL] = 9,
-                                            [EM_BF16] = 16, [EM_F16] = 10};
+                                            [EM_BF16] = 16, [EM_F16] = 10,
+                                            [EM_I8] = 3,  [EM_I16] = 5,  [EM_U16] = 4};
     return map[d];
 }
 
@@ -366,6 +367,18 @@ static int emit(ox *x, rec *r) {
     const char *out = r->name, *in0 = r->n > 0 ? r->in[0] : NULL, *in1 = r->n > 1 ? r->in[1] : NULL;
     const em_attrs *a = &r->attrs;
     char b[4][512];
+    /* ONNX's Gather takes int32 or int64 indices: int16 and uint16 token ids are cast to int64 first */
+    const rec *ind = !strcmp(r->op, "gather") ? find(x, in1) : NULL;
+    if (ind && ind->dtype != EM_I32 && ind->dtype != EM_I64) {
+        pb n = node_begin("Cast", helper(x, r, b[0], 512), IN(in1));
+        attr_int(&n, "to", onnx_dtype(EM_I64));
+        node_end(x, &n);
+        in1 = b[0];
+        pb g = node_begin("Gather", out, IN(in0, in1));
+        attr_int(&g, "axis", a->i[0]);
+        node_end(x, &g);
+        return 0;
+    }
     for (size_t i = 0; i < sizeof SAME_OP / sizeof SAME_OP[0]; i++) {
         if (strcmp(r->op, SAME_OP[i][0])) continue;
         pb n = {0};
@@ -421,6 +434,20 @@ static int emit(ox *x, rec *r) {
         int64_t axes[EM_MAX_DIMS];
         int naxes = mask_axes(a->i[0], rank_of(x, in0), axes);
         reduce(x, r, t, in0, out, naxes, axes, a->i[1] != 0);
+    } else if (!strcmp(op, "moments")) { /* [mean, variance] stacked on a new first axis, as the op packs them */
+        int64_t axes[EM_MAX_DIMS];
+        int naxes = mask_axes(a->i[0], rank_of(x, in0), axes);
+        reduce(x, r, "ReduceMean", in0, helper(x, r, b[0], 512), naxes, axes, true);
+        node(x, "Sub", helper(x, r, b[1], 512), IN(in0, b[0]));
+        node(x, "Mul", helper(x, r, b[2], 512), IN(b[1], b[1]));
+        reduce(x, r, "ReduceMean", b[2], helper(x, r, b[1], 512), naxes, axes, false); /* the variance */
+        reduce(x, r, "ReduceMean", in0, helper(x, r, b[2], 512), naxes, axes, false);  /* the mean */
+        int64s(x, r, 1, (const int64_t[]){0}, b[3], 512);
+        node(x, "Unsqueeze", helper(x, r, b[0], 512), IN(b[2], b[3]));
+        node(x, "Unsqueeze", helper(x, r, b[2], 512), IN(b[1], b[3]));
+        pb n = node_begin("Concat", out, IN(b[0], b[2]));
+        attr_int(&n, "axis", 0);
+        node_end(x, &n);
     } else if (!strcmp(op, "argmax") || !strcmp(op, "argmin")) {
         int64_t axes[EM_MAX_DIMS];
         mask_axes(a->i[0], rank_of(x, in0), axes);

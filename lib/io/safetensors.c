@@ -31,8 +31,8 @@ static const struct {
     unsigned size;
     int ember;
 } DTYPES[] = {
-    {"BOOL", 1, EM_BOOL}, {"U8", 1, EM_U8},     {"I8", 1, -1},      {"F8_E5M2", 1, -1}, {"F8_E4M3", 1, -1},
-    {"I16", 2, -1},       {"U16", 2, -1},       {"F16", 2, EM_F16}, {"BF16", 2, EM_BF16}, {"I32", 4, EM_I32},
+    {"BOOL", 1, EM_BOOL}, {"U8", 1, EM_U8},     {"I8", 1, EM_I8},   {"F8_E5M2", 1, -1}, {"F8_E4M3", 1, -1},
+    {"I16", 2, EM_I16},   {"U16", 2, EM_U16},   {"F16", 2, EM_F16}, {"BF16", 2, EM_BF16}, {"I32", 4, EM_I32},
     {"U32", 4, -1},       {"F32", 4, EM_F32},   {"F64", 8, EM_F64}, {"I64", 8, EM_I64}, {"U64", 8, -1},
 };
 #define NDTYPES (int)(sizeof DTYPES / sizeof DTYPES[0])

@@ -4,7 +4,8 @@
  *   batch_norm (x, scale, offset) writes [y | mean | rstd | var] (its
  *     gradient cut); batch_norm_y (buffer, x, scale, offset) is y, a view of
  *     the buffer's front, whose gradient rule runs batch_norm_grad
- *     (x, buffer, scale, dy) -> [dscale | doffset | dx].
+ *     (x, buffer, scale, dy) -> [dscale | doffset | dx], whose own gradient rule is layer norm's backward
+ *     op's (em__norm_backward_grad, nn.c) with the channels as the groups.
  * The per-channel sums run over fixed blocks of rows (their number depends
  * only on the shape) into double partial sums, added in block order: the
  * results do not depend on the thread count. Within a block the loop runs
@@ -283,6 +284,19 @@ static int batch_norm_y_grad(const em_call *c, em_tensor *out, em_tensor *dy, co
     if (need[1] && !(gin[1] = part(g, 2 * C, -1, em__shape_of(x)))) return -1;
     if (need[2] && !(gin[2] = part(g, 0, C, EM_SHAPE(C)))) return -1;
     if (need[3] && !(gin[3] = part(g, C, C, EM_SHAPE(C)))) return -1;
+    return 0;
+}
+
+/* The backward op's gradient: the normalizations' (nn.c) on x and dy as [rows, C], normalized over axis 0. */
+static int batch_norm_grad_grad(const em_call *c, em_tensor *out, em_tensor *G, const bool *need, em_tensor **gin) {
+    (void)out;
+    em_tensor *x = c->in[0], *g[4] = {NULL};
+    em_shape rows_c = EM_SHAPE(-1, channels(x));
+    em_tensor *x2 = em_reshape(x, rows_c), *dy2 = em_reshape(c->in[3], rows_c);
+    if (!x2 || !dy2 || em__norm_backward_grad(x2, c->in[2], dy2, G, 0, true, c->a->f[0], need, g)) return -1;
+    if (need[0] && !(gin[0] = em_reshape(g[0], em__shape_of(x)))) return -1;
+    if (need[3] && !(gin[3] = em_reshape(g[3], em__shape_of(x)))) return -1;
+    gin[2] = g[2];
     return 0;
 }
 

@@ -17,23 +17,6 @@ static bool need_float(const char *op, const em_tensor *x) {
 
 /* ---- reductions ---- */
 
-int em_moments(em_tensor *x, int naxes, const int *axes, bool keepdims, em_tensor **mean, em_tensor **variance) {
-    if (!mean || !variance) {
-        em__error("moments: mean and variance must point to where the results go");
-        return -1;
-    }
-    *mean = *variance = NULL;
-    if (!x) return em__null_input("moments"), -1;
-    if (!need_float("moments", x)) return -1;
-    em_tensor *m = em_mean(x, naxes, axes, true);
-    em_tensor *v = em_mean(em_square(em_sub(x, m)), naxes, axes, keepdims);
-    if (!keepdims && m) m = naxes ? em_squeeze(m, naxes, axes) : em_reshape(m, EM_SHAPE0);
-    if (!m || !v) return -1;
-    *mean = m;
-    *variance = v;
-    return 0;
-}
-
 em_tensor *em_norm(em_tensor *x, double ord, int naxes, const int *axes, bool keepdims) {
     char b[160];
     if (!x) return em__null_input("norm");

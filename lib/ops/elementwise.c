@@ -257,6 +257,9 @@ EM_FOR_EVERY(EW_CAST_ROW, f64, double)
 EM_FOR_EVERY(EW_CAST_ROW, i32, int32_t)
 EM_FOR_EVERY(EW_CAST_ROW, i64, int64_t)
 EM_FOR_EVERY(EW_CAST_ROW, u8, uint8_t)
+EM_FOR_EVERY(EW_CAST_ROW, i8, int8_t)
+EM_FOR_EVERY(EW_CAST_ROW, i16, int16_t)
+EM_FOR_EVERY(EW_CAST_ROW, u16, uint16_t)
 EM_FOR_EVERY(EW_CAST_ROW, b8, uint8_t)
 EM_FOR_EVERY(EW_CAST_ROW, bf16, uint16_t)
 EM_FOR_EVERY(EW_CAST_ROW, f16, uint16_t)
@@ -265,6 +268,8 @@ static const ew_row_fn cast_rows[EM_DTYPE_COUNT][EM_DTYPE_COUNT] = {
     [EM_I32] = {EM_FOR_EVERY(EW_CAST_ENTRY, i32)},   [EM_I64] = {EM_FOR_EVERY(EW_CAST_ENTRY, i64)},
     [EM_U8] = {EM_FOR_EVERY(EW_CAST_ENTRY, u8)},     [EM_BOOL] = {EM_FOR_EVERY(EW_CAST_ENTRY, b8)},
     [EM_BF16] = {EM_FOR_EVERY(EW_CAST_ENTRY, bf16)}, [EM_F16] = {EM_FOR_EVERY(EW_CAST_ENTRY, f16)},
+    [EM_I8] = {EM_FOR_EVERY(EW_CAST_ENTRY, i8)},     [EM_I16] = {EM_FOR_EVERY(EW_CAST_ENTRY, i16)},
+    [EM_U16] = {EM_FOR_EVERY(EW_CAST_ENTRY, u16)},
 };
 
 static int infer_cast(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {

@@ -189,8 +189,9 @@ EM_EW_2(logical_or, BOOL, BOOL, return x || y;)
 EM_EW_1(logical_not, BOOL, BOOL, return !x;)
 
 /* ---- casts: em_ew_cast_<from>_<to>(x, f) for every pair ----
- * To and from bool through x != 0; float to integer saturates (NaN is 0);
- * integer to integer wraps; to bfloat16 and float16 in one rounding to
+ * To and from bool through x != 0; float (bfloat16 and float16 too) to
+ * integer truncates toward zero and saturates (NaN is 0); integer to
+ * integer wraps modulo 2^bits of the target (int32 70000 is int16 4464); to bfloat16 and float16 in one rounding to
  * nearest even, from them exactly through float32. */
 #define EM_EW_CAST(E, sfx, T, U, C, MN, MX, ssfx, S, SC)                                                              \
     EM_HD static inline T em_ew_cast_##ssfx##_##sfx(S x, const double *f) {                                           \
@@ -204,6 +205,9 @@ EM_FOR_ALL(EM_EW_CAST, f64, double, FLT)
 EM_FOR_ALL(EM_EW_CAST, i32, int32_t, SGN)
 EM_FOR_ALL(EM_EW_CAST, i64, int64_t, SGN)
 EM_FOR_ALL(EM_EW_CAST, u8, uint8_t, UNS)
+EM_FOR_ALL(EM_EW_CAST, i8, int8_t, SGN)
+EM_FOR_ALL(EM_EW_CAST, i16, int16_t, SGN)
+EM_FOR_ALL(EM_EW_CAST, u16, uint16_t, UNS)
 EM_FOR_ALL(EM_EW_CAST, b8, uint8_t, BOL)
 #define EM_EW_CAST_FROM_NARROW(E, sfx, T, U, C, MN, MX, ssfx)                                                         \
     EM_HD static inline T em_ew_cast_##ssfx##_##sfx(uint16_t x, const double *f) {                                    \
@@ -224,6 +228,9 @@ EM_FOR_NARROW(EM_EW_CAST_TO_NARROW, f64, double, FLT)
 EM_FOR_NARROW(EM_EW_CAST_TO_NARROW, i32, int32_t, SGN)
 EM_FOR_NARROW(EM_EW_CAST_TO_NARROW, i64, int64_t, SGN)
 EM_FOR_NARROW(EM_EW_CAST_TO_NARROW, u8, uint8_t, UNS)
+EM_FOR_NARROW(EM_EW_CAST_TO_NARROW, i8, int8_t, SGN)
+EM_FOR_NARROW(EM_EW_CAST_TO_NARROW, i16, int16_t, SGN)
+EM_FOR_NARROW(EM_EW_CAST_TO_NARROW, u16, uint16_t, UNS)
 EM_FOR_NARROW(EM_EW_CAST_TO_NARROW, b8, uint8_t, BOL)
 #define EM_EW_CAST_NARROW_NARROW(E, sfx, T, U, C, MN, MX, ssfx)                                                       \
     EM_HD static inline uint16_t em_ew_cast_##ssfx##_##sfx(uint16_t x, const double *f) {                             \

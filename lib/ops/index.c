@@ -24,14 +24,14 @@ static int64_t prod(const int64_t *d, int from, int to) {
 
 /* ---- index tuples: the checks gather_nd and scatter_nd share ---- */
 
-/* Checks that indices are int32/int64 with a last axis of M <= limit_rank
+/* Checks that indices are of an index dtype with a last axis of M <= limit_rank
  * components (the tuple length), and, when their values are known, that every
  * tuple lies inside dims[0..M-1] (of the tensor `target`, named in errors). */
 static int check_tuples(const em_call *c, const em_tensor *ind, int limit_rank, const int64_t *dims,
                         const em_tensor *target) {
     char b1[SHAPE_BUF], b2[SHAPE_BUF];
-    if (ind->dtype != EM_I32 && ind->dtype != EM_I64)
-        return em__op_error(c, "indices must be int32 or int64, not %s", em_dtype_name((em_dtype)ind->dtype));
+    if (!em_is_index_dtype(ind->dtype))
+        return em__op_error(c, "indices must be " EM_INDEX_DTYPES ", not %s", em_dtype_name((em_dtype)ind->dtype));
     if (ind->ndim == 0) return em__op_error(c, "indices must have at least one dimension (the tuples' last), not a scalar");
     int64_t m = ind->shape[ind->ndim - 1];
     if (m > limit_rank)
@@ -49,11 +49,11 @@ static int check_tuples(const em_call *c, const em_tensor *ind, int limit_rank, 
     size_t tsize = (size_t)m * esize(dense);
     for (int64_t t = 0; t < dense->numel / m && rc == 0; t++) {
         const char *tuple = (const char *)dense->data + t * (int64_t)tsize;
-        if (em_index_nd_row(tuple, dense->dtype == EM_I32, (int)m, dims) >= 0) continue;
+        if (em_index_nd_row(tuple, dense->dtype, (int)m, dims) >= 0) continue;
         char tb[SHAPE_BUF];
         size_t at = 0;
         for (int k = 0; k < m && at < sizeof tb; k++) {
-            int64_t v = dense->dtype == EM_I32 ? ((const int32_t *)tuple)[k] : ((const int64_t *)tuple)[k];
+            int64_t v = em_index_at(tuple, dense->dtype, k);
             at += (size_t)snprintf(tb + at, sizeof tb - at, "%s%" PRId64, k ? "," : "", v);
         }
         rc = em__op_error(c, "index tuple %" PRId64 " (%s) is out of range for %s", t, tb,
@@ -83,7 +83,7 @@ typedef struct {
     char *dst;
     const int64_t *dims;
     int m;
-    bool idx32;
+    int idx_dtype;
     size_t tuple_bytes;
     int64_t slice_bytes;
 } gather_nd_ctx;
@@ -91,7 +91,7 @@ typedef struct {
 static void gather_nd_rows(void *p, int64_t begin, int64_t end) {
     const gather_nd_ctx *k = p;
     for (int64_t t = begin; t < end; t++) {
-        int64_t row = em_index_nd_row(k->tuples + t * (int64_t)k->tuple_bytes, k->idx32, k->m, k->dims);
+        int64_t row = em_index_nd_row(k->tuples + t * (int64_t)k->tuple_bytes, k->idx_dtype, k->m, k->dims);
         memcpy(k->dst + t * k->slice_bytes, k->src + row * k->slice_bytes, (size_t)k->slice_bytes);
     }
 }
@@ -101,7 +101,7 @@ static void gather_nd_cpu(const em_call *c, em_tensor *out) {
     int m = (int)ind->shape[ind->ndim - 1];
     int64_t slice = prod(x->shape, m, x->ndim) * (int64_t)esize(x), ntuples = ind->numel / (m ? m : 1);
     if (m == 0) ntuples = prod(ind->shape, 0, ind->ndim - 1);
-    gather_nd_ctx k = {x->data, ind->data, out->data, x->shape, m, ind->dtype == EM_I32, (size_t)m * esize(ind), slice};
+    gather_nd_ctx k = {x->data, ind->data, out->data, x->shape, m, ind->dtype, (size_t)m * esize(ind), slice};
     em__parallel_for(ntuples, slice >= 65536 ? 1 : 65536 / (slice ? slice : 1), gather_nd_rows, &k);
 }
 
@@ -156,7 +156,7 @@ typedef struct {
         size_t tuple_bytes = (size_t)k->m * esize(k->ind);                                                 \
         for (int64_t t = 0; t < k->ntuples; t++) {                                                         \
             int64_t row = em_index_nd_row((const char *)k->ind->data + t * (int64_t)tuple_bytes,           \
-                                          k->ind->dtype == EM_I32, k->m, k->out->shape);                   \
+                                          k->ind->dtype, k->m, k->out->shape);                              \
             T *dst = out + row * k->inner;                                                                 \
             const T *src = u + t * k->inner;                                                               \
             for (int64_t b = b0; b < b1; b++) dst[b] = (T)(dst[b] + src[b]);                               \
@@ -167,6 +167,7 @@ DEFINE_SCATTER_ND(double)
 DEFINE_SCATTER_ND(int32_t)
 DEFINE_SCATTER_ND(int64_t)
 DEFINE_SCATTER_ND(uint8_t)
+DEFINE_SCATTER_ND(uint16_t)
 
 static void scatter_nd_items(void *p, int64_t begin, int64_t end) {
     const scatter_nd_ctx *k = p;
@@ -177,7 +178,9 @@ static void scatter_nd_items(void *p, int64_t begin, int64_t end) {
         case EM_F64: scatter_nd_double(k, b0, b1); break;
         case EM_I32: scatter_nd_int32_t(k, b0, b1); break;
         case EM_I64: scatter_nd_int64_t(k, b0, b1); break;
-        default: scatter_nd_uint8_t(k, b0, b1); break;
+        case EM_I16: /* a wrapping sum has the same bits signed or not */
+        case EM_U16: scatter_nd_uint16_t(k, b0, b1); break;
+        default: scatter_nd_uint8_t(k, b0, b1); break; /* uint8, int8 */
         }
     }
 }
@@ -304,6 +307,9 @@ DEFINE_TOP_K(double, BEFORE_FLOAT, MAYBE_FLOAT)
 DEFINE_TOP_K(int32_t, BEFORE_INT, MAYBE_INT)
 DEFINE_TOP_K(int64_t, BEFORE_INT, MAYBE_INT)
 DEFINE_TOP_K(uint8_t, BEFORE_INT, MAYBE_INT)
+DEFINE_TOP_K(int8_t, BEFORE_INT, MAYBE_INT)
+DEFINE_TOP_K(int16_t, BEFORE_INT, MAYBE_INT)
+DEFINE_TOP_K(uint16_t, BEFORE_INT, MAYBE_INT)
 
 static void top_k_items(void *p, int64_t begin, int64_t end) {
     top_k_ctx *k = p;
@@ -312,6 +318,9 @@ static void top_k_items(void *p, int64_t begin, int64_t end) {
     case EM_F64: top_k_rows_double(k, begin, end); break;
     case EM_I32: top_k_rows_int32_t(k, begin, end); break;
     case EM_I64: top_k_rows_int64_t(k, begin, end); break;
+    case EM_I8: top_k_rows_int8_t(k, begin, end); break;
+    case EM_I16: top_k_rows_int16_t(k, begin, end); break;
+    case EM_U16: top_k_rows_uint16_t(k, begin, end); break;
     default: top_k_rows_uint8_t(k, begin, end); break;
     }
 }

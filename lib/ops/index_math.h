@@ -5,6 +5,7 @@
 #ifndef EMBER_INDEX_MATH_H
 #define EMBER_INDEX_MATH_H
 
+#include "../dtype_convert.h"
 #include "../em_hd.h"
 
 #include <stdbool.h>
@@ -12,11 +13,11 @@
 
 /* The row that the index tuple t[0..m-1] picks in params viewed as
  * [dims[0] * ... * dims[m-1], inner], or -1 when a component is outside
- * [0, dims[k]). idx32 says whether t holds int32 (else int64). */
-EM_HD static inline int64_t em_index_nd_row(const void *t, bool idx32, int m, const int64_t *dims) {
+ * [0, dims[k]). t holds the index dtype `dtype` (em_index_at). */
+EM_HD static inline int64_t em_index_nd_row(const void *t, int dtype, int m, const int64_t *dims) {
     int64_t row = 0;
     for (int k = 0; k < m; k++) {
-        int64_t v = idx32 ? ((const int32_t *)t)[k] : ((const int64_t *)t)[k];
+        int64_t v = em_index_at(t, dtype, k);
         if (v < 0 || v >= dims[k]) return -1;
         row = row * dims[k] + v;
     }

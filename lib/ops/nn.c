@@ -1,6 +1,7 @@
-/* What the nn families (softmax.c, conv.c, pool.c; nn.h) share: the checks
- * of their shape rules, and convolution and pooling's geometry from the
- * attributes; then the layers that are compositions of other ops: bias_add
+/* What the nn families (softmax.c, conv.c, pool.c, norm.c, batch_norm.c;
+ * nn.h) share: the checks of their shape rules, convolution and pooling's
+ * geometry from the attributes, and the normalizations' second-order
+ * gradient rule; then the layers that are compositions of other ops: bias_add
  * and dropout. */
 #include "../internal.h"
 #include "nn.h"
@@ -74,6 +75,46 @@ em_tensor *em__nn_sibling(const em_call *c, em_op op, em_tensor *a, em_tensor *b
     if (shape_of) memcpy(&at.i[A_SHAPE], shape_of->shape, sizeof(int64_t) * 4);
     em_tensor *in[2] = {a, b};
     return em__apply(op, b ? 2 : 1, in, &at);
+}
+
+/* ---- the normalizations' backward op's gradient (nn.h) ----
+ * Per group (s(): sums over the group, kept; mean(): s() / n, n its size; the mean terms only when centred),
+ * with xh = (x - mean(x)) r, r = 1 / sqrt(mean((x - mean(x))^2) + eps), gy = dy gamma, and the loss
+ * L = s(Gx dx) + s(Gg dy xh) + s(Gb dy) of the backward op's output [dgamma | dbeta | dx]:
+ *   d/d(dy)   = gamma H + Gg xh + Gb,  H = r (Gx - mean(Gx) - xh mean(Gx xh))
+ *   d/dgamma  = dy H summed over the groups
+ *   d/dx      = r (q - mean(q) - xh mean(q xh)) - k r^2 xh,  where
+ *     q = Gg dy - r (Gx b + gy a),  a = mean(Gx xh), b = mean(gy xh)   (L's derivative in xh)
+ *     k = mean(Gx gy) - a b - mean(gy) mean(Gx)                         (L's in r, over n).
+ * Means, not sums over n: em_mean counts at run time, so a graph traced for one batch size runs another. */
+int em__norm_backward_grad(em_tensor *x, em_tensor *gamma, em_tensor *dy, em_tensor *G, int axis, bool centred,
+                           double eps, const bool *need, em_tensor **gin) {
+    const int64_t C = x->shape[x->ndim - 1];
+#define MEAN(t) em_mean(t, 1, &axis, true)
+    em_tensor *Gg = em_slice(G, (int64_t[]){0}, (int64_t[]){C});
+    em_tensor *Gx = em_reshape(em_slice(G, (int64_t[]){(centred ? 2 : 1) * C}, (int64_t[]){-1}), em__shape_of(x));
+    em_tensor *xc = centred ? em_sub(x, MEAN(x)) : x;
+    em_tensor *r = em_rsqrt(em_add_scalar(MEAN(em_square(xc)), eps));
+    em_tensor *xh = em_mul(xc, r), *gy = em_mul(dy, gamma);
+    em_tensor *Gx_c = centred ? em_sub(Gx, MEAN(Gx)) : Gx;
+    em_tensor *H = em_mul(r, em_sub(Gx_c, em_mul(xh, MEAN(em_mul(Gx, xh)))));
+    if (need[3]) {
+        em_tensor *d = em_add(em_mul(gamma, H), em_mul(Gg, xh));
+        if (centred) d = em_add(d, em_slice(G, (int64_t[]){C}, (int64_t[]){C}));
+        if (!(gin[3] = d)) return -1;
+    }
+    if (need[2] && !(gin[2] = em__sum_to_shape(em_mul(dy, H), 1, (int64_t[]){C}))) return -1;
+    if (need[0]) {
+        em_tensor *a = MEAN(em_mul(Gx, xh)), *b = MEAN(em_mul(gy, xh));
+        em_tensor *k = em_sub(MEAN(em_mul(Gx, gy)), em_mul(a, b));
+        if (centred) k = em_sub(k, em_mul(MEAN(gy), MEAN(Gx)));
+        em_tensor *q = em_sub(em_mul(Gg, dy), em_mul(r, em_add(em_mul(Gx, b), em_mul(gy, a))));
+        em_tensor *q_c = centred ? em_sub(q, MEAN(q)) : q;
+        em_tensor *d = em_mul(r, em_sub(q_c, em_mul(xh, MEAN(em_mul(q, xh)))));
+        if (!(gin[0] = em_sub(d, em_mul(em_mul(k, em_square(r)), xh)))) return -1;
+    }
+#undef MEAN
+    return 0;
 }
 
 /* ---- layers ---- */

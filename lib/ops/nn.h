@@ -46,4 +46,13 @@ int em__conv_backprop_filter_infer(const em_call *c, bool depthwise, em_dtype *d
  * with c's attributes and, when shape_of is given, its shape in i[5..8]. */
 em_tensor *em__nn_sibling(const em_call *c, em_op op, em_tensor *a, em_tensor *b, const em_tensor *shape_of);
 
+/* The gradient rule of a normalization's fused backward op: layer norm's and RMS norm's (norm.c; groups: the
+ * rows, axis -1) and batch norm's (batch_norm.c; x as [rows, C], groups: the channels, axis 0). The op maps
+ * (x, its forward buffer, gamma [C], dy) to [dgamma | dbeta | dx] (centred: subtracting the group's mean;
+ * without it, RMS norm's [dgamma | dx]); G is the gradient of that output. Sets gin[0] (x), gin[2] (gamma)
+ * and gin[3] (dy) where need says, with public ops that recompute the statistics from x, so an outer tape
+ * differentiates them again. 0, or -1 with an error. */
+int em__norm_backward_grad(em_tensor *x, em_tensor *gamma, em_tensor *dy, em_tensor *G, int axis, bool centred,
+                           double eps, const bool *need, em_tensor **gin);
+
 #endif

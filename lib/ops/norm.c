@@ -419,52 +419,10 @@ static int norm_y_grad(const em_call *c, em_tensor *out, em_tensor *dy, const bo
 #define layer_norm_y_grad norm_y_grad
 #define rms_norm_y_grad norm_y_grad
 
-/* The backward op's gradient, given G = [Gx | Gg | Gb], the gradient of its
- * output [dgamma | dbeta | dx]. Per row (n elements; s(): sums over the row,
- * kept; mean(): s() / n; the mean terms are layer norm's), with
- * xh = (x - mean(x)) r, gy = dy gamma, and the loss
- * L = s(Gx dx) + s(Gg dy xh) + s(Gb dy):
- *   d/d(dy)   = gamma H + Gg xh + Gb,  H = r (Gx - mean(Gx) - xh mean(Gx xh))
- *   d/dgamma  = dy H summed over the rows
- *   d/dx      = r (q - mean(q) - xh mean(q xh)) - K r^2 xh / n,  where
- *     q = Gg dy - r (Gx s(gy xh) + gy s(Gx xh)) / n   (L's derivative in xh)
- *     K = s(Gx gy) - mean(gy) s(Gx) - s(Gx xh) s(gy xh) / n   (L's in r).
- * The statistics are recomputed from x with public ops (not read from the
- * forward buffer, whose gradient is cut), so that an outer tape
- * differentiates this rule too. */
+/* The backward op's gradient (nn.c: the formula batch norm's backward op shares). */
 static int norm_grad_grad(const em_call *c, em_tensor *out, em_tensor *G, const bool *need, em_tensor **gin) {
     (void)out;
-    bool layer = is_layer(c);
-    em_tensor *x = c->in[0], *gamma = c->in[2], *dy = c->in[3];
-    const int64_t n = row_len(x);
-    const double inv_n = 1.0 / (double)n;
-    int last = -1;
-#define SUM_KEPT(t) em_sum(t, 1, &last, true)
-#define MEAN_KEPT(t) em_mean(t, 1, &last, true)
-    em_tensor *Gg = part(G, 0, n, EM_SHAPE(n)), *Gx = part(G, (layer ? 2 : 1) * n, -1, em__shape_of(x));
-    em_tensor *xc = layer ? em_sub(x, MEAN_KEPT(x)) : x;
-    em_tensor *r = em_rsqrt(em_add_scalar(MEAN_KEPT(em_square(xc)), c->a->f[0]));
-    em_tensor *xh = em_mul(xc, r), *gy = em_mul(dy, gamma);
-    em_tensor *Gx_c = layer ? em_sub(Gx, MEAN_KEPT(Gx)) : Gx;
-    em_tensor *H = em_mul(r, em_sub(Gx_c, em_mul(xh, MEAN_KEPT(em_mul(Gx, xh)))));
-    if (need[3]) {
-        em_tensor *d = em_add(em_mul(gamma, H), em_mul(Gg, xh));
-        if (layer) d = em_add(d, part(G, n, n, EM_SHAPE(n)));
-        if (!(gin[3] = d)) return -1;
-    }
-    if (need[2] && !(gin[2] = em__sum_to_shape(em_mul(dy, H), 1, (int64_t[]){n}))) return -1;
-    if (need[0]) {
-        em_tensor *A = SUM_KEPT(em_mul(Gx, xh)), *B = SUM_KEPT(em_mul(gy, xh));
-        em_tensor *K = em_sub(SUM_KEPT(em_mul(Gx, gy)), em_mul_scalar(em_mul(A, B), inv_n));
-        if (layer) K = em_sub(K, em_mul(MEAN_KEPT(gy), SUM_KEPT(Gx)));
-        em_tensor *q = em_sub(em_mul(Gg, dy), em_mul_scalar(em_mul(r, em_add(em_mul(Gx, B), em_mul(gy, A))), inv_n));
-        em_tensor *q_c = layer ? em_sub(q, MEAN_KEPT(q)) : q;
-        em_tensor *d = em_mul(r, em_sub(q_c, em_mul(xh, MEAN_KEPT(em_mul(q, xh)))));
-        if (!(gin[0] = em_sub(d, em_mul(em_mul_scalar(em_mul(K, em_square(r)), inv_n), xh)))) return -1;
-    }
-#undef SUM_KEPT
-#undef MEAN_KEPT
-    return 0;
+    return em__norm_backward_grad(c->in[0], c->in[2], c->in[3], G, -1, is_layer(c), c->a->f[0], need, gin);
 }
 #define layer_norm_grad_grad norm_grad_grad
 #define rms_norm_grad_grad norm_grad_grad

@@ -69,7 +69,7 @@ typedef struct {
 
 /* Forward pools: one task per output row (n, oy). */
 #define POOL_FWD(T)                                                                           \
-    static void max_pool_##T(void *ctx, int64_t begin, int64_t end) {                         \
+    EM_HOT static void max_pool_##T(void *ctx, int64_t begin, int64_t end) {                  \
         const pool_plan *p = ctx;                                                             \
         const em_conv_geom *g = &p->g;                                                        \
         const T *x = p->x;                                                                    \
@@ -86,7 +86,7 @@ typedef struct {
                     }                                                                         \
             }                                                                                 \
     }                                                                                         \
-    static void avg_pool_##T(void *ctx, int64_t begin, int64_t end) {                         \
+    EM_HOT static void avg_pool_##T(void *ctx, int64_t begin, int64_t end) {                  \
         const pool_plan *p = ctx;                                                             \
         const em_conv_geom *g = &p->g;                                                        \
         const T *x = p->x;                                                                    \
@@ -108,6 +108,8 @@ POOL_FWD(float)
 POOL_FWD(double)
 
 /* Pool gradients: one task per image (windows overlap only within an image).
+ * Whole 2x2 windows that tile the input (the usual 2x2 stride-2 pool) take
+ * one pass over the channels, with the same routing.
  * max_pool_grad routes each dy to the first element of its window not less
  * than the window's maximum (the first largest; with NaNs, the first NaN that
  * precedes it), in blocks of POOL_BLOCK channels: the maximum, then a scan
@@ -137,6 +139,27 @@ enum { POOL_BLOCK = 64 };
                     int64_t y0, y1, x0, x1;                                                   \
                     em_pool_window(g, oy, ox, &y0, &y1, &x0, &x1);                            \
                     const T *d = dy + ((n * g->oh + oy) * g->ow + ox) * g->c;                 \
+                    if (tiles && y1 - y0 == 2 && x1 - x0 == 2) { /* 2x2 tiles: one pass */   \
+                        int64_t at = ((n * g->h + y0) * g->w + x0) * g->c, down = g->w * g->c; \
+                        const T *v0 = x + at, *v1 = v0 + g->c, *v2 = v0 + down, *v3 = v2 + g->c; \
+                        T *o0 = dx + at, *o1 = o0 + g->c, *o2 = o0 + down, *o3 = o2 + g->c;   \
+                        _Pragma("omp simd") for (int64_t ch = 0; ch < g->c; ch++) {           \
+                            T m = v0[ch], l = d[ch];                                          \
+                            m = v1[ch] > m ? v1[ch] : m;                                      \
+                            m = v2[ch] > m ? v2[ch] : m;                                      \
+                            m = v3[ch] > m ? v3[ch] : m;                                      \
+                            bool hit = !(v0[ch] < m);                                         \
+                            o0[ch] = hit ? l : (T)0;                                          \
+                            l = hit ? (T)0 : l;                                               \
+                            hit = !(v1[ch] < m);                                              \
+                            o1[ch] = hit ? l : (T)0;                                          \
+                            l = hit ? (T)0 : l;                                               \
+                            hit = !(v2[ch] < m);                                              \
+                            o2[ch] = hit ? l : (T)0;                                          \
+                            o3[ch] = hit ? (T)0 : !(v3[ch] < m) ? l : (T)0;                   \
+                        }                                                                     \
+                        continue;                                                             \
+                    }                                                                         \
                     for (int64_t c0 = 0; c0 < g->c; c0 += POOL_BLOCK) {                       \
                         int64_t cn = g->c - c0 < POOL_BLOCK ? g->c - c0 : POOL_BLOCK;         \
                         const T *first = x + ((n * g->h + y0) * g->w + x0) * g->c + c0;       \

@@ -279,6 +279,9 @@ static inline __attribute__((always_inline)) float extreme_run_f32(const float *
 #define WIDEN_i64(v) (v)
 #define WIDEN_u8(v) (v)
 #define WIDEN_b8(v) (v)
+#define WIDEN_i8(v) (v)
+#define WIDEN_i16(v) (v)
+#define WIDEN_u16(v) (v)
 #define WIDEN_bf16(v) em_bf16_to_f32(v)
 #define WIDEN_f16(v) em_f16_to_f32(v)
 #define ROUND_f32(d, acc) ((__typeof__(d))(acc))
@@ -287,6 +290,9 @@ static inline __attribute__((always_inline)) float extreme_run_f32(const float *
 #define ROUND_i64 ROUND_f32
 #define ROUND_u8 ROUND_f32
 #define ROUND_b8 ROUND_f32
+#define ROUND_i8 ROUND_f32
+#define ROUND_i16 ROUND_f32
+#define ROUND_u16 ROUND_f32
 #define ROUND_bf16(d, acc) em_convert_bf16((double)(acc))
 #define ROUND_f16(d, acc) em_convert_f16((double)(acc))
 
@@ -342,9 +348,12 @@ static inline __attribute__((always_inline)) float extreme_run_f32(const float *
     X(f16, EM_F16, uint16_t, double, LOAD_DOUBLE, -INFINITY, INFINITY, isnan, float, ELEMENTS)
 #define NUMERIC_TYPES(X)                                                                   \
     FLOAT_TYPES(X)                                                                         \
-    X(i32, EM_I32, int32_t, uint64_t, LOAD_U64, INT32_MIN, INT32_MAX, NEVER_NAN, int32_t, ELEMENTS)  \
-    X(i64, EM_I64, int64_t, uint64_t, LOAD_U64, INT64_MIN, INT64_MAX, NEVER_NAN, int64_t, ELEMENTS)  \
-    X(u8, EM_U8, uint8_t, uint64_t, LOAD_U64, 0, UINT8_MAX, NEVER_NAN, uint8_t, ELEMENTS)
+    X(i32, EM_I32, int32_t, uint64_t, LOAD_U64, INT32_MIN, INT32_MAX, NEVER_NAN, int32_t, ELEMENTS)   \
+    X(i64, EM_I64, int64_t, uint64_t, LOAD_U64, INT64_MIN, INT64_MAX, NEVER_NAN, int64_t, ELEMENTS)   \
+    X(u8, EM_U8, uint8_t, uint64_t, LOAD_U64, 0, UINT8_MAX, NEVER_NAN, uint8_t, ELEMENTS)             \
+    X(i8, EM_I8, int8_t, uint64_t, LOAD_U64, INT8_MIN, INT8_MAX, NEVER_NAN, int8_t, ELEMENTS)         \
+    X(i16, EM_I16, int16_t, uint64_t, LOAD_U64, INT16_MIN, INT16_MAX, NEVER_NAN, int16_t, ELEMENTS)   \
+    X(u16, EM_U16, uint16_t, uint64_t, LOAD_U64, 0, UINT16_MAX, NEVER_NAN, uint16_t, ELEMENTS)
 
 #define DEF_SUM(N, E, T, S, LS, LO, HI, ISNAN, V, SK) \
     DEFINE_REDUCE(sum_##N, N, T, T, S, S, (S)0, LS, STEP_ADD, MERGE_ADD, STORE_CAST, ISNAN, 8, SK##_SUM_RUN, SK##_SUM_COLS)
@@ -492,8 +501,7 @@ static int log_sum_exp_grad(const em_call *c, em_tensor *out, em_tensor *gout, c
 
 /* ---- public functions ---- */
 
-/* The bitmask of `axes` (all axes when naxes is 0), or -1 with an error naming op. */
-static int64_t axes_mask(const char *op, const em_tensor *x, int naxes, const int *axes) {
+int64_t em__axes_mask(const char *op, const em_tensor *x, int naxes, const int *axes) {
     char b[160];
     if (naxes < 0 || (naxes && !axes)) {
         em__error("%s: %d axes given for input of shape %s", op, naxes, em__tshape(x, b, sizeof b));
@@ -521,7 +529,7 @@ static int64_t axes_mask(const char *op, const em_tensor *x, int naxes, const in
 static em_tensor *reduce(em_op op, em_tensor *x, int naxes, const int *axes, bool keepdims) {
     const char *name = em__op_def(op)->name;
     if (!x) return em__null_input(name);
-    int64_t mask = axes_mask(name, x, naxes, axes);
+    int64_t mask = em__axes_mask(name, x, naxes, axes);
     if (mask < 0) return NULL;
     em_attrs a = {.ni = 2, .i = {mask, keepdims}};
     return em__apply(op, 1, &x, &a);
@@ -556,7 +564,7 @@ em_tensor *em_argmin(em_tensor *x, int axis) { return reduce(EM_OP_ARGMIN, x, EM
  * size divides by the count it has at run time. */
 em_tensor *em_mean(em_tensor *x, int naxes, const int *axes, bool keepdims) {
     if (!x) return em__null_input("mean");
-    int64_t mask = axes_mask("mean", x, naxes, axes);
+    int64_t mask = em__axes_mask("mean", x, naxes, axes);
     if (mask < 0) return NULL;
     return em_div(em_sum(x, naxes, axes, keepdims), em__count(x, mask));
 }

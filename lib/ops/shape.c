@@ -363,16 +363,14 @@ em_tensor *em_concat(int n, em_tensor *const *xs, int axis) {
 
 /* ---- gather / gather_grad: integer indices into one axis ---- */
 
-static int64_t index_at(const em_tensor *ind, int64_t j) {
-    return ind->dtype == EM_I32 ? ((const int32_t *)ind->data)[j] : ((const int64_t *)ind->data)[j];
-}
+static int64_t index_at(const em_tensor *ind, int64_t j) { return em_index_at(ind->data, ind->dtype, j); }
 
 /* Checks the dtype and every value of indices (kernels cannot fail); values
  * not known yet (shape-only tracing) are checked when they are. */
 static int check_indices(const em_call *c, const em_tensor *ind, int64_t limit, int axis, const em_tensor *src) {
     char b[SHAPE_BUF];
-    if (ind->dtype != EM_I32 && ind->dtype != EM_I64)
-        return em__op_error(c, "indices must be int32 or int64, not %s", em_dtype_name((em_dtype)ind->dtype));
+    if (!em_is_index_dtype(ind->dtype))
+        return em__op_error(c, "indices must be " EM_INDEX_DTYPES ", not %s", em_dtype_name((em_dtype)ind->dtype));
     if (!ind->data) return 0;
     const em_tensor *dense = ind;
     em_tensor *copy = NULL;
@@ -507,6 +505,7 @@ DEFINE_SCATTER(double)
 DEFINE_SCATTER(int32_t)
 DEFINE_SCATTER(int64_t)
 DEFINE_SCATTER(uint8_t)
+DEFINE_SCATTER(uint16_t)
 
 static void scatter_items(void *p, int64_t begin, int64_t end) {
     const scatter_ctx *k = p;
@@ -518,7 +517,9 @@ static void scatter_items(void *p, int64_t begin, int64_t end) {
         case EM_F64: scatter_double(k, o, b0, b1); break;
         case EM_I32: scatter_int32_t(k, o, b0, b1); break;
         case EM_I64: scatter_int64_t(k, o, b0, b1); break;
-        default: scatter_uint8_t(k, o, b0, b1); break;
+        case EM_I16: /* a wrapping sum has the same bits signed or not */
+        case EM_U16: scatter_uint16_t(k, o, b0, b1); break;
+        default: scatter_uint8_t(k, o, b0, b1); break; /* uint8, int8 */
         }
     }
 }
@@ -544,8 +545,8 @@ static int gather_grad_grad(const em_call *c, em_tensor *out, em_tensor *gout, c
 
 static int one_hot_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     const em_tensor *ind = c->in[0];
-    if (ind->dtype != EM_I32 && ind->dtype != EM_I64)
-        return em__op_error(c, "indices must be int32 or int64, not %s", em_dtype_name((em_dtype)ind->dtype));
+    if (!em_is_index_dtype(ind->dtype))
+        return em__op_error(c, "indices must be " EM_INDEX_DTYPES ", not %s", em_dtype_name((em_dtype)ind->dtype));
     if (c->a->i[0] < 0) return em__op_error(c, "depth %" PRId64 " is negative", c->a->i[0]);
     if ((unsigned)c->a->dtype >= EM_DTYPE_COUNT) return em__op_error(c, "invalid dtype %d", c->a->dtype);
     if (ind->ndim + 1 > EM_MAX_DIMS) return em__op_error(c, "result rank %d exceeds %d", ind->ndim + 1, EM_MAX_DIMS);

@@ -28,6 +28,7 @@ typedef struct {
     bool log;
     bool ignoring; /* sparse_softmax_xent: labels equal to ignore_index count for nothing */
     int64_t ignore_index;
+    int label_dtype; /* sparse_softmax_xent: z's, an index dtype */
 } rows_ctx;
 
 static int64_t row_grain(int64_t len) { return len >= 16384 ? 1 : 16384 / (len ? len : 1); }
@@ -359,14 +360,14 @@ static int64_t read_label(const em_tensor *t, int64_t i) {
         off += i % t->shape[d] * t->strides[d];
         i /= t->shape[d];
     }
-    return t->dtype == EM_I32 ? ((const int32_t *)t->data)[off] : ((const int64_t *)t->data)[off];
+    return em_index_at(t->data, t->dtype, off);
 }
 
 static int sparse_softmax_xent_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     const em_tensor *z = c->in[0], *x = c->in[1];
     char s0[160], s1[160];
-    if (z->dtype != EM_I32 && z->dtype != EM_I64)
-        return em__op_error(c, "labels have dtype %s; int32 or int64 is required", em_dtype_name((em_dtype)z->dtype));
+    if (!em_is_index_dtype(z->dtype))
+        return em__op_error(c, "labels have dtype %s; " EM_INDEX_DTYPES " is required", em_dtype_name((em_dtype)z->dtype));
     if (em__nn_need_float(c, 1, "logits") || xent_out(c, x, dtype, ndim, shape)) return -1;
     if (z->ndim != *ndim || memcmp(z->shape, shape, sizeof(int64_t) * z->ndim) != 0)
         return em__op_error(c, "labels %s must have the shape of logits %s without its last dimension",
@@ -387,30 +388,26 @@ static int sparse_softmax_xent_infer(const em_call *c, em_dtype *dtype, int *ndi
 }
 
 /* loss = lse(x) - x[label], 0 for an ignored label. */
-#define SPARSE_XENT(T, L)                                                     \
-    static void sparse_softmax_xent_##T##_##L(void *ctx, int64_t begin, int64_t end) { \
-        const rows_ctx *s = ctx;                                              \
-        const L *z = s->z;                                                    \
-        T *y = s->y;                                                          \
-        for (int64_t r = begin; r < end; r++) {                               \
-            const T *x = (const T *)s->x + r * s->len;                        \
-            y[r] = em_nn_sparse_xent_counts(z[r], s->ignoring, s->ignore_index) \
-                       ? EM_NN(sparse_softmax_xent, T)(xent_lse_##T(x, s->len), x[z[r]]) \
-                       : (T)0;                                                \
-        }                                                                     \
+#define SPARSE_XENT(T)                                                                \
+    static void sparse_softmax_xent_##T(void *ctx, int64_t begin, int64_t end) {     \
+        const rows_ctx *s = ctx;                                                      \
+        T *y = s->y;                                                                  \
+        for (int64_t r = begin; r < end; r++) {                                       \
+            const T *x = (const T *)s->x + r * s->len;                                \
+            int64_t z = em_index_at(s->z, s->label_dtype, r);                         \
+            y[r] = em_nn_sparse_xent_counts(z, s->ignoring, s->ignore_index)          \
+                       ? EM_NN(sparse_softmax_xent, T)(xent_lse_##T(x, s->len), x[z]) \
+                       : (T)0;                                                        \
+        }                                                                             \
     }
-SPARSE_XENT(float, int32_t)
-SPARSE_XENT(float, int64_t)
-SPARSE_XENT(double, int32_t)
-SPARSE_XENT(double, int64_t)
+SPARSE_XENT(float)
+SPARSE_XENT(double)
 
 static void sparse_softmax_xent_cpu(const em_call *c, em_tensor *out) {
     const em_tensor *z = c->in[0], *x = c->in[1];
     rows_ctx s = {.z = z->data, .x = x->data, .y = out->data, .len = x->shape[x->ndim - 1],
-                  .ignoring = c->a->i[0] != 0, .ignore_index = c->a->i[1]};
-    em_range_fn fn = out->dtype == EM_F32 ? (z->dtype == EM_I32 ? sparse_softmax_xent_float_int32_t : sparse_softmax_xent_float_int64_t)
-                                          : (z->dtype == EM_I32 ? sparse_softmax_xent_double_int32_t : sparse_softmax_xent_double_int64_t);
-    em__parallel_for(out->numel, row_grain(s.len), fn, &s);
+                  .ignoring = c->a->i[0] != 0, .ignore_index = c->a->i[1], .label_dtype = z->dtype};
+    em__parallel_for(out->numel, row_grain(s.len), out->dtype == EM_F32 ? sparse_softmax_xent_float : sparse_softmax_xent_double, &s);
 }
 
 /* d/dx = ge * (softmax(x) - one_hot(labels)), with g zeroed where the label is ignored; labels are integers
