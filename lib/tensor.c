@@ -13,7 +13,7 @@
 #include <sys/sysinfo.h>
 #include <unistd.h>
 #ifdef __SSE2__
-#include <emmintrin.h>
+#include <immintrin.h>
 #endif
 
 static atomic_llong live_tensors;
@@ -203,17 +203,44 @@ bool em__stream_output(size_t bytes) {
     return bytes > c;
 }
 
+#ifdef __SSE2__
+/* Streaming stores as wide as the CPU has: a 64-byte one writes a whole line
+ * at once, where four 16-byte ones must meet in a write-combining buffer
+ * (layer norm's forward pass at [131072, 768] ran at 70% of a copy loop's
+ * bandwidth with 16-byte stores, near 90% with 64-byte ones). Each returns
+ * the bytes it stored, whole vectors from an aligned dst. */
+__attribute__((target("avx512f"))) static size_t stream_64(char *d, const char *s, size_t bytes) {
+    size_t at = 0;
+    for (; at + 64 <= bytes; at += 64) _mm512_stream_si512((void *)(d + at), _mm512_loadu_si512(s + at));
+    return at;
+}
+__attribute__((target("avx"))) static size_t stream_32(char *d, const char *s, size_t bytes) {
+    size_t at = 0;
+    for (; at + 32 <= bytes; at += 32) _mm256_stream_si256((__m256i *)(d + at), _mm256_loadu_si256((const __m256i *)(s + at)));
+    return at;
+}
+static size_t stream_16(char *d, const char *s, size_t bytes) {
+    size_t at = 0;
+    for (; at + 16 <= bytes; at += 16) _mm_stream_si128((__m128i *)(d + at), _mm_loadu_si128((const __m128i *)(s + at)));
+    return at;
+}
+#endif
+
 void em__stream_store(void *dst, const void *src, size_t bytes) {
     char *d = dst;
     const char *s = src;
-    size_t head = (16 - (uintptr_t)d % 16) % 16;
+#ifdef __SSE2__ /* every x86-64 CPU */
+    const size_t width = __builtin_cpu_supports("avx512f") ? 64 : __builtin_cpu_supports("avx") ? 32 : 16;
+    size_t head = (width - (uintptr_t)d % width) % width;
     if (head > bytes) head = bytes;
-    memcpy(d, s, head);
-    size_t at = head;
-#ifdef __SSE2__ /* every x86-64 CPU: 16-byte stores that the write-combining buffers merge into lines */
-    for (; at + 16 <= bytes; at += 16) _mm_stream_si128((__m128i *)(d + at), _mm_loadu_si128((const __m128i *)(s + at)));
-#endif
+    memcpy(d, s, head); /* ordinary stores up to the first aligned vector */
+    size_t at = head + (width == 64   ? stream_64(d + head, s + head, bytes - head)
+                        : width == 32 ? stream_32(d + head, s + head, bytes - head)
+                                      : stream_16(d + head, s + head, bytes - head));
     memcpy(d + at, s + at, bytes - at);
+#else
+    memcpy(d, s, bytes);
+#endif
 }
 
 void em__stream_fence(void) {
