@@ -230,14 +230,19 @@ void em__stream_store(void *dst, const void *src, size_t bytes) {
     char *d = dst;
     const char *s = src;
 #ifdef __SSE2__ /* every x86-64 CPU */
-    const size_t width = __builtin_cpu_supports("avx512f") ? 64 : __builtin_cpu_supports("avx") ? 32 : 16;
-    size_t head = (width - (uintptr_t)d % width) % width;
+    static atomic_int widest; /* the stores' width, found once */
+    int width = atomic_load_explicit(&widest, memory_order_relaxed);
+    if (!width) {
+        width = __builtin_cpu_supports("avx512f") ? 64 : __builtin_cpu_supports("avx") ? 32 : 16;
+        atomic_store_explicit(&widest, width, memory_order_relaxed);
+    }
+    size_t head = ((size_t)width - (uintptr_t)d % (size_t)width) % (size_t)width;
     if (head > bytes) head = bytes;
-    memcpy(d, s, head); /* ordinary stores up to the first aligned vector */
+    if (head) memcpy(d, s, head); /* ordinary stores up to the first aligned vector */
     size_t at = head + (width == 64   ? stream_64(d + head, s + head, bytes - head)
                         : width == 32 ? stream_32(d + head, s + head, bytes - head)
                                       : stream_16(d + head, s + head, bytes - head));
-    memcpy(d + at, s + at, bytes - at);
+    if (at < bytes) memcpy(d + at, s + at, bytes - at);
 #else
     memcpy(d, s, bytes);
 #endif
