@@ -13,7 +13,7 @@
 #include <sys/sysinfo.h>
 #include <unistd.h>
 #ifdef __SSE2__
-#include <immintrin.h>
+#include <emmintrin.h>
 #endif
 
 static atomic_llong live_tensors;
@@ -193,7 +193,17 @@ static atomic_size_t stream_threshold; /* the last-level cache's size; 0 until a
 
 void em__set_stream_threshold(size_t bytes) { atomic_store_explicit(&stream_threshold, bytes, memory_order_relaxed); }
 
+atomic_int em__stream_width; /* 0 until em__stream_output is first asked */
+
 bool em__stream_output(size_t bytes) {
+    if (!atomic_load_explicit(&em__stream_width, memory_order_relaxed)) {
+#ifdef __SSE2__
+        int width = __builtin_cpu_supports("avx512f") ? 64 : __builtin_cpu_supports("avx") ? 32 : 16;
+#else
+        int width = 16; /* unused: em__stream_store copies with memcpy */
+#endif
+        atomic_store_explicit(&em__stream_width, width, memory_order_relaxed);
+    }
     size_t c = atomic_load_explicit(&stream_threshold, memory_order_relaxed);
     if (!c) {
         long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
@@ -201,51 +211,6 @@ bool em__stream_output(size_t bytes) {
         atomic_store_explicit(&stream_threshold, c, memory_order_relaxed);
     }
     return bytes > c;
-}
-
-#ifdef __SSE2__
-/* Streaming stores as wide as the CPU has: a 64-byte one writes a whole line
- * at once, where four 16-byte ones must meet in a write-combining buffer
- * (layer norm's forward pass at [131072, 768] ran at 70% of a copy loop's
- * bandwidth with 16-byte stores, near 90% with 64-byte ones). Each returns
- * the bytes it stored, whole vectors from an aligned dst. */
-__attribute__((target("avx512f"))) static size_t stream_64(char *d, const char *s, size_t bytes) {
-    size_t at = 0;
-    for (; at + 64 <= bytes; at += 64) _mm512_stream_si512((void *)(d + at), _mm512_loadu_si512(s + at));
-    return at;
-}
-__attribute__((target("avx"))) static size_t stream_32(char *d, const char *s, size_t bytes) {
-    size_t at = 0;
-    for (; at + 32 <= bytes; at += 32) _mm256_stream_si256((__m256i *)(d + at), _mm256_loadu_si256((const __m256i *)(s + at)));
-    return at;
-}
-static size_t stream_16(char *d, const char *s, size_t bytes) {
-    size_t at = 0;
-    for (; at + 16 <= bytes; at += 16) _mm_stream_si128((__m128i *)(d + at), _mm_loadu_si128((const __m128i *)(s + at)));
-    return at;
-}
-#endif
-
-void em__stream_store(void *dst, const void *src, size_t bytes) {
-    char *d = dst;
-    const char *s = src;
-#ifdef __SSE2__ /* every x86-64 CPU */
-    static atomic_int widest; /* the stores' width, found once */
-    int width = atomic_load_explicit(&widest, memory_order_relaxed);
-    if (!width) {
-        width = __builtin_cpu_supports("avx512f") ? 64 : __builtin_cpu_supports("avx") ? 32 : 16;
-        atomic_store_explicit(&widest, width, memory_order_relaxed);
-    }
-    size_t head = ((size_t)width - (uintptr_t)d % (size_t)width) % (size_t)width;
-    if (head > bytes) head = bytes;
-    if (head) memcpy(d, s, head); /* ordinary stores up to the first aligned vector */
-    size_t at = head + (width == 64   ? stream_64(d + head, s + head, bytes - head)
-                        : width == 32 ? stream_32(d + head, s + head, bytes - head)
-                                      : stream_16(d + head, s + head, bytes - head));
-    if (at < bytes) memcpy(d + at, s + at, bytes - at);
-#else
-    memcpy(d, s, bytes);
-#endif
 }
 
 void em__stream_fence(void) {

@@ -22,6 +22,7 @@
 #include "../internal.h"
 #include "nn.h"
 #include "norm_math.h"
+#include "../stream_store.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
