@@ -145,7 +145,7 @@ typedef struct {
 /* The forward pass gives each thread one contiguous range of rows (at least
  * the softmax family's grain): its rows go through in a pipeline (below)
  * that starts over with each range it is handed, and whose prefetches run
- * ahead to the range's end (ranges of 21 rows, the grain alone, ran 10% slower). */
+ * ahead to the range's end (ranges of 21 rows, the grain alone, ran about 20% slower). */
 static int64_t row_grain(int64_t rows, int64_t n) {
     const int64_t grain = n >= 16384 ? 1 : 16384 / (n ? n : 1), threads = em__threads();
     const int64_t range = (rows + threads - 1) / threads;
@@ -161,7 +161,7 @@ static int64_t row_grain(int64_t rows, int64_t n) {
 #define GRAD_SCRATCH_MAX ((size_t)32 << 20) /* fewer blocks for very long rows */
 #define GROUP_ROWS 64
 /* Both passes go through a row ROW_CHUNK elements at a time, each chunk of
- * row r's output (from cache) beside the same chunk of row r + 1's first
+ * row r's output (from cache) beside the same chunk of a later row's first
  * pass (its first read, from memory). Outputs that pass the last-level cache
  * (em__stream_output) are computed a chunk at a time into a stage in L1 and
  * written with streaming stores, which skip reading each output line before
@@ -177,7 +177,7 @@ static int64_t row_grain(int64_t rows, int64_t n) {
  * (each a 512-bit vector of float32: two chains that do not wait on each
  * other), locals that the compiler keeps in registers; one array of 32 it
  * kept in memory, a store and a load on each add's path (the backward pass
- * ran 15% slower). Lanes are combined by halving: constant widths, each step
+ * ran 15-20% slower). Lanes are combined by halving: constant widths, each step
  * one vector operation, not a chain of scalar adds. */
 #define SUM_LANES 32
 #define HALF_LANES 16
@@ -191,7 +191,7 @@ static int64_t row_grain(int64_t rows, int64_t n) {
 #define FLUSH 4096
 #define HALVE(part, w)                                                                                                 \
     for (int l_ = 0; l_ < (w); l_++) (part)[l_] += (part)[l_ + (w)]
-/* total += the sum of the lanes' terms TERM(j), j in [c, e); the lanes end at 0. */
+/* total += the sum of the SUM_LANES lanes in part, combined in place; they end at 0. */
 #define ADD_LANES(T, part, total)                                                                                      \
     do {                                                                                                               \
         HALVE(part, 16);                                                                                               \
