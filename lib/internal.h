@@ -74,15 +74,13 @@ void em__set_alloc_fail_hook(bool (*fail)(size_t bytes, void *ctx), void *ctx);
 void *em__scratch(size_t bytes);
 void em__scratch_free(void *p);
 /* Whether a kernel that reads and writes `bytes` in all should write its
- * output with streaming stores (em__stream_store): when they pass the
+ * output with streaming stores (em__stream_store, stream_store.h): when they pass the
  * last-level cache, the output would be evicted before it is read again
  * anyway, and streaming stores skip reading each output line first. */
 bool em__stream_output(size_t bytes);
 /* Tests: the bytes past which em__stream_output says yes (0: the cache's size). */
 void em__set_stream_threshold(size_t bytes);
-/* Copies bytes from src (a buffer in cache) to dst with streaming stores; a
- * kernel that used it calls em__stream_fence before its results are read. */
-void em__stream_store(void *dst, const void *src, size_t bytes);
+/* Orders a kernel's streaming stores before its results are read. */
 void em__stream_fence(void);
 /* Frees the cached free blocks (em_shutdown). */
 void em__blocks_shutdown(void);

@@ -194,7 +194,17 @@ static atomic_size_t stream_threshold; /* the last-level cache's size; 0 until a
 
 void em__set_stream_threshold(size_t bytes) { atomic_store_explicit(&stream_threshold, bytes, memory_order_relaxed); }
 
+atomic_int em__stream_width; /* 0 until em__stream_output is first asked */
+
 bool em__stream_output(size_t bytes) {
+    if (!atomic_load_explicit(&em__stream_width, memory_order_relaxed)) {
+#ifdef __SSE2__
+        int width = __builtin_cpu_supports("avx512f") ? 64 : __builtin_cpu_supports("avx") ? 32 : 16;
+#else
+        int width = 16; /* unused: em__stream_store copies with memcpy */
+#endif
+        atomic_store_explicit(&em__stream_width, width, memory_order_relaxed);
+    }
     size_t c = atomic_load_explicit(&stream_threshold, memory_order_relaxed);
     if (!c) {
         long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE), l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
@@ -202,19 +212,6 @@ bool em__stream_output(size_t bytes) {
         atomic_store_explicit(&stream_threshold, c, memory_order_relaxed);
     }
     return bytes > c;
-}
-
-void em__stream_store(void *dst, const void *src, size_t bytes) {
-    char *d = dst;
-    const char *s = src;
-    size_t head = (16 - (uintptr_t)d % 16) % 16;
-    if (head > bytes) head = bytes;
-    memcpy(d, s, head);
-    size_t at = head;
-#ifdef __SSE2__ /* every x86-64 CPU: 16-byte stores that the write-combining buffers merge into lines */
-    for (; at + 16 <= bytes; at += 16) _mm_stream_si128((__m128i *)(d + at), _mm_loadu_si128((const __m128i *)(s + at)));
-#endif
-    memcpy(d + at, s + at, bytes - at);
 }
 
 void em__stream_fence(void) {

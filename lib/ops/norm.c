@@ -22,6 +22,7 @@
 #include "../internal.h"
 #include "nn.h"
 #include "norm_math.h"
+#include "../stream_store.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -141,176 +142,241 @@ typedef struct {
     int64_t block_rows; /* backward: rows per block */
 } norm_ctx;
 
-/* Rows of the forward pass share a thread by the softmax family's grain. */
-static int64_t row_grain(int64_t n) { return n >= 16384 ? 1 : 16384 / (n ? n : 1); }
+/* The forward pass gives each thread one contiguous range of rows (at least
+ * the softmax family's grain): its rows go through in a pipeline (below)
+ * that starts over with each range it is handed, and whose prefetches run
+ * ahead to the range's end (ranges of 21 rows, the grain alone, ran about 20% slower). */
+static int64_t row_grain(int64_t rows, int64_t n) {
+    const int64_t grain = n >= 16384 ? 1 : 16384 / (n ? n : 1), threads = em__threads();
+    const int64_t range = (rows + threads - 1) / threads;
+    return range > grain ? range : grain;
+}
 /* The backward pass sums dgamma and dbeta by blocks of rows, then the blocks
  * in order: the blocks depend on the row count only, so results do not
  * depend on the thread count. A block adds GROUP_ROWS rows at a time in T,
- * then into its sums in double. */
+ * then into its sums in double (each of those adds is a pass over 2n
+ * doubles: every 16 rows, the backward pass ran 10-15% slower than every 64). */
 #define GRAD_BLOCKS_MAX 64
 #define GRAD_BLOCK_MIN_ROWS 32
 #define GRAD_SCRATCH_MAX ((size_t)32 << 20) /* fewer blocks for very long rows */
-#define GROUP_ROWS 16
-#define BATCH 4 /* rows through dx's loop at once (norm_bwd_blocks names 4) */
-/* Outputs that pass the last-level cache (em__stream_output) are computed
- * STREAM_CHUNK elements of a row at a time into a stage in L1, then written
- * with streaming stores: no read of each output line before it is written. */
-#define STREAM_CHUNK 512
+#define GROUP_ROWS 64
+/* Both passes go through a row ROW_CHUNK elements at a time, each chunk of
+ * row r's output (from cache) beside the same chunk of a later row's first
+ * pass (its first read, from memory). Outputs that pass the last-level cache
+ * (em__stream_output) are computed a chunk at a time into a stage in L1 and
+ * written with streaming stores, which skip reading each output line before
+ * writing it; in small steps, loads and streaming stores take turns and keep
+ * memory busy both ways (whole-row passes, all loads then all stores, ran
+ * the backward pass at 55% of a copy loop's bandwidth, chunks at over 80%).
+ * A multiple of SUM_LANES. */
+#define ROW_CHUNK 128
 
-/* A row's sums: four accumulators of T over the row's four quarters in one
- * vector loop (independent chains, so the adds pipeline), added into a
- * double total every FLUSH elements so that no lane adds up many terms.
- * TERM(j) is element j's term; ROW_SUM2 adds two sums in one loop. */
+/* A row's sums go into SUM_LANES lanes of T, and the lanes into a double
+ * total every FLUSH elements (at the end of a ROW_CHUNK), so that no lane
+ * adds up many terms. Within a chunk the lanes are two arrays of HALF_LANES
+ * (each a 512-bit vector of float32: two chains that do not wait on each
+ * other), locals that the compiler keeps in registers; one array of 32 it
+ * kept in memory, a store and a load on each add's path (the backward pass
+ * ran 15-20% slower). Lanes are combined by halving: constant widths, each step
+ * one vector operation, not a chain of scalar adds. */
+#define SUM_LANES 32
+#define HALF_LANES 16
+/* Elements [j, j + SUM_LANES) into the lanes h0 and h1 (locals): TERM(i)
+ * adds element i's terms into the lane array it is given. */
+#define LANES_STEP(h0, h1, TERM)                                                                                       \
+    do {                                                                                                               \
+        _Pragma("omp simd") for (int l = 0; l < HALF_LANES; l++) TERM(h0, j + l);                                      \
+        _Pragma("omp simd") for (int l = 0; l < HALF_LANES; l++) TERM(h1, j + HALF_LANES + l);                         \
+    } while (0)
 #define FLUSH 4096
-#define ROW_SUM2(T, n, total_a, TERM_A, total_b, TERM_B)                                                              \
+#define HALVE(part, w)                                                                                                 \
+    for (int l_ = 0; l_ < (w); l_++) (part)[l_] += (part)[l_ + (w)]
+/* total += the sum of the SUM_LANES lanes in part, combined in place; they end at 0. */
+#define ADD_LANES(T, part, total)                                                                                      \
     do {                                                                                                               \
-        total_a = total_b = 0;                                                                                         \
-        for (int64_t c_ = 0; c_ < (n); c_ += FLUSH) {                                                                  \
-            const int64_t e_ = c_ + FLUSH < (n) ? c_ + FLUSH : (n), q_ = (e_ - c_) / 4;                                \
-            T a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;                                          \
-            _Pragma("omp simd reduction(+ : a0, a1, a2, a3, b0, b1, b2, b3)")                                          \
-            for (int64_t j = c_; j < c_ + q_; j++) {                                                                   \
-                a0 += TERM_A(j), a1 += TERM_A(j + q_), a2 += TERM_A(j + 2 * q_), a3 += TERM_A(j + 3 * q_);             \
-                b0 += TERM_B(j), b1 += TERM_B(j + q_), b2 += TERM_B(j + 2 * q_), b3 += TERM_B(j + 3 * q_);             \
-            }                                                                                                          \
-            for (int64_t j = c_ + 4 * q_; j < e_; j++) a0 += TERM_A(j), b0 += TERM_B(j);                               \
-            total_a += (double)a0 + (double)a1 + (double)a2 + (double)a3;                                              \
-            total_b += (double)b0 + (double)b1 + (double)b2 + (double)b3;                                              \
-        }                                                                                                              \
-    } while (0)
-#define ROW_SUM(T, n, total, TERM)                                                                                     \
-    do {                                                                                                               \
-        total = 0;                                                                                                     \
-        for (int64_t c_ = 0; c_ < (n); c_ += FLUSH) {                                                                  \
-            const int64_t e_ = c_ + FLUSH < (n) ? c_ + FLUSH : (n), q_ = (e_ - c_) / 4;                                \
-            T a0 = 0, a1 = 0, a2 = 0, a3 = 0;                                                                          \
-            _Pragma("omp simd reduction(+ : a0, a1, a2, a3)")                                                          \
-            for (int64_t j = c_; j < c_ + q_; j++)                                                                     \
-                a0 += TERM(j), a1 += TERM(j + q_), a2 += TERM(j + 2 * q_), a3 += TERM(j + 3 * q_);                     \
-            for (int64_t j = c_ + 4 * q_; j < e_; j++) a0 += TERM(j);                                                  \
-            total += (double)a0 + (double)a1 + (double)a2 + (double)a3;                                                \
-        }                                                                                                              \
+        HALVE(part, 16);                                                                                               \
+        HALVE(part, 8);                                                                                                \
+        HALVE(part, 4);                                                                                                \
+        HALVE(part, 2);                                                                                                \
+        HALVE(part, 1);                                                                                                \
+        total += (double)(part)[0];                                                                                    \
+        memset(part, 0, sizeof(T) * SUM_LANES);                                                                        \
     } while (0)
 
-/* While a row is worked on in cache, the row PREFETCH_ROWS ahead is fetched
- * from memory: the loads of the next row's first pass then hit. */
-#define PREFETCH_ROWS 2
-#define PREFETCH_BATCH_ROWS 8 /* the backward pass: past the batch after this one */
-static inline __attribute__((always_inline)) void prefetch_row(const char *p, int64_t bytes) {
-    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
+/* A row's first pass also fetches the same elements of the row
+ * PREFETCH_ROWS after it from memory, so that its own loads hit when its
+ * turn comes: the hardware's prefetchers run too short a distance ahead of
+ * passes that stop at each row's end. */
+#define PREFETCH_ROWS 3
+static inline __attribute__((always_inline)) void prefetch(const void *p, int64_t bytes) {
+    for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch((const char *)p + b);
 }
 
-/* Two passes over each row while it is in cache: the mean, then the squared
- * deviations from it (numerically sound for any offset), then y. The loops
- * are compiled for AVX-512 and AVX2 (EM_HOT). */
+/* The forward pass goes through three rows at once, a chunk at a time: the
+ * first pass of row r + 2 (its sum, read from memory), the second of row
+ * r + 1 (its squared deviations from the mean, from cache: numerically
+ * sound for any offset) and row r's y, three chains that do not wait on each
+ * other. RMS norm's first pass sums the squares and it has no second. The
+ * loops are compiled for AVX-512 and AVX2 (EM_HOT). */
+/* The terms of element i (in scope: x, m; the backward's also dy, gamma,
+ * rs, tg, tb) added into lanes at lane l = i - j: the forward's sum of x or
+ * of squared deviations; the backward's sums of gy (la) and gy xh (lb), and
+ * the group's dgamma and dbeta. */
+#define X_TERM(h, i) h[l] += x[i]
+#define SQ_TERM_float(h, i) h[l] += EM_NORM(sq_dev, float)(x[i], m)
+#define SQ_TERM_double(h, i) h[l] += EM_NORM(sq_dev, double)(x[i], m)
+#define GRAD_TERMS(T, la, lb, i)                                                                                       \
+    do {                                                                                                               \
+        const T d_ = dy[i], gy_ = EM_NORM(gy, T)(d_, gamma[i]), xh_ = EM_NORM(xhat, T)(x[i], m, rs);                   \
+        la[l] += gy_, lb[l] += EM_NORM(times_xh, T)(gy_, xh_);                                                         \
+        tg[i] += EM_NORM(times_xh, T)(d_, xh_), tb[i] += d_;                                                           \
+    } while (0)
 #define NORM_ROWS(T)                                                                                                   \
+    /* Elements [c0, e) of a row into the lanes p: x (plain) or (x - m)^2; pf:                                       \
+     * the same elements of a row to fetch, or NULL. */                                                              \
+    static inline __attribute__((always_inline)) void fwd_sums_##T(const T *restrict x, bool plain, T m, int64_t c0, \
+                                                                   int64_t e, T *restrict p, const T *pf) {         \
+        T h0[HALF_LANES], h1[HALF_LANES];                                                                              \
+        memcpy(h0, p, sizeof h0), memcpy(h1, p + HALF_LANES, sizeof h1);                                               \
+        int64_t j = c0;                                                                                                \
+        for (; j + SUM_LANES <= e; j += SUM_LANES) {                                                                   \
+            if (pf) prefetch(pf + j, SUM_LANES * sizeof(T));                                                           \
+            if (plain)                                                                                                 \
+                LANES_STEP(h0, h1, X_TERM);                                                                            \
+            else                                                                                                       \
+                LANES_STEP(h0, h1, SQ_TERM_##T);                                                                       \
+        }                                                                                                              \
+        memcpy(p, h0, sizeof h0), memcpy(p + HALF_LANES, h1, sizeof h1);                                               \
+        for (int l = 0; j + l < e; l++) p[l] += plain ? x[j + l] : EM_NORM(sq_dev, T)(x[j + l], m);                   \
+    }                                                                                                                  \
     EM_HOT static void norm_fwd_rows_##T(void *ctx, int64_t begin, int64_t end) {                                      \
         const norm_ctx *s = ctx;                                                                                       \
         const int64_t n = s->n;                                                                                        \
-        const T *gamma = s->gamma, *beta = s->beta;                                                                    \
+        const T *gamma = s->gamma, *beta = s->beta, *x = s->x;                                                         \
         T *y = s->out, *mean = y + s->rows * n, *rstd = s->layer ? mean + s->rows : mean;                              \
-        T stage[STREAM_CHUNK] __attribute__((aligned(64)));                                                            \
-        for (int64_t r = begin; r < end; r++) {                                                                        \
-            const T *x = (const T *)s->x + r * n;                                                                      \
-            T *yr = y + r * n, m = 0;                                                                                  \
-            if (s->layer) {                                                                                            \
-                double sum;                                                                                            \
-                ROW_SUM(T, n, sum, X_TERM);                                                                            \
-                m = (T)(sum / (double)n);                                                                              \
-                mean[r] = m;                                                                                           \
-            }                                                                                                          \
-            double sq;                                                                                                 \
-            ROW_SUM(T, n, sq, SQ_TERM_##T);                                                                            \
-            T rs = EM_NORM(rstd, T)(sq, n, s->eps);                                                                    \
-            rstd[r] = rs;                                                                                              \
-            if (r + PREFETCH_ROWS < end) {                                                                             \
-                prefetch_row((const char *)(x + PREFETCH_ROWS * n), n * sizeof(T));                                    \
-            }                                                                                                          \
-            for (int64_t c0 = 0; c0 < n; c0 += STREAM_CHUNK) {                                                        \
-                const int64_t len = c0 + STREAM_CHUNK < n ? STREAM_CHUNK : n - c0;                                     \
-                const T *xc = x + c0, *gc = gamma + c0;                                                                \
-                T *o = s->stream ? stage : yr + c0;                                                                    \
+        T stage[ROW_CHUNK] __attribute__((aligned(64)));                                                               \
+        T p1[SUM_LANES] = {0}, p2[SUM_LANES] = {0};                                                                    \
+        T m0 = 0, rs0 = 0, m1 = 0, rs1 = 0; /* rows r and r + 1 */                                                     \
+        for (int64_t r = begin - 2; r < end; r++) {                                                                    \
+            const int64_t r1 = r + 1, r2 = r + 2;                                                                      \
+            const T *x0 = r >= begin ? x + r * n : NULL, *x1 = r1 >= begin && r1 < end ? x + r1 * n : NULL;            \
+            const T *x2 = r2 < end ? x + r2 * n : NULL, *pf = r2 + PREFETCH_ROWS < s->rows ? x + (r2 + PREFETCH_ROWS) * n : NULL; \
+            const bool second = s->layer && x1;                                                                        \
+            double sum1 = 0, sum2 = 0; /* rows r + 1 (second pass) and r + 2 (first) */                               \
+            for (int64_t c0 = 0; c0 < n; c0 += ROW_CHUNK) {                                                           \
+                const int64_t len = c0 + ROW_CHUNK < n ? ROW_CHUNK : n - c0;                                           \
+                const bool flush = (c0 + len) % FLUSH == 0 || c0 + len == n;                                           \
+                if (x2) {                                                                                              \
+                    fwd_sums_##T(x2, s->layer, 0, c0, c0 + len, p2, pf);                                               \
+                    if (flush) ADD_LANES(T, p2, sum2);                                                                 \
+                }                                                                                                      \
+                if (second) {                                                                                          \
+                    fwd_sums_##T(x1, false, m1, c0, c0 + len, p1, NULL);                                               \
+                    if (flush) ADD_LANES(T, p1, sum1);                                                                 \
+                }                                                                                                      \
+                if (!x0) continue;                                                                                     \
+                const T *xc = x0 + c0, *gc = gamma + c0;                                                               \
+                T *yc = y + r * n + c0, *o = s->stream ? stage : yc;                                                   \
                 if (beta) {                                                                                            \
                     const T *bc = beta + c0;                                                                           \
                     _Pragma("omp simd") for (int64_t j = 0; j < len; j++)                                              \
-                        o[j] = EM_NORM(y, T)(xc[j], m, rs, gc[j], bc[j]);                                              \
+                        o[j] = EM_NORM(y, T)(xc[j], m0, rs0, gc[j], bc[j]);                                            \
                 } else {                                                                                               \
-                    _Pragma("omp simd") for (int64_t j = 0; j < len; j++) o[j] = EM_NORM(y, T)(xc[j], 0, rs, gc[j], 0); \
+                    _Pragma("omp simd") for (int64_t j = 0; j < len; j++) o[j] = EM_NORM(y, T)(xc[j], 0, rs0, gc[j], 0); \
                 }                                                                                                      \
-                if (s->stream) em__stream_store(yr + c0, stage, sizeof(T) * (size_t)len);                             \
+                if (s->stream) em__stream_store(yc, stage, sizeof(T) * (size_t)len);                                   \
             }                                                                                                          \
+            if (second) rstd[r1] = rs1 = EM_NORM(rstd, T)(sum1, n, s->eps);                                            \
+            m0 = m1, rs0 = rs1;                                                                                        \
+            if (!x2) continue;                                                                                         \
+            if (s->layer)                                                                                              \
+                mean[r2] = m1 = (T)(sum2 / (double)n);                                                                 \
+            else                                                                                                       \
+                rstd[r2] = rs1 = EM_NORM(rstd, T)(sum2, n, s->eps);                                                    \
         }                                                                                                              \
         if (s->stream) em__stream_fence();                                                                             \
     }                                                                                                                  \
-    /* A block of rows: dx, and the block's dgamma (and dbeta) sums. Rows go                                        \
-     * BATCH at a time through dx's loop, so that the group's sums are loaded and                                   \
-     * stored once per BATCH rows (beside the rows' dx, they are what the loop                                      \
-     * stores); a short batch is filled with a row of zeros whose dx goes to a                                      \
-     * spare row. Scratch (block_part): the block's sums in double, then the                                        \
-     * group's in T, the zero row and the spare row. */                                                              \
+    /* Elements [c0, e) of a row's first backward pass: the lanes of its sums                                       \
+     * of gy (pa) and gy xh (pb), and its terms of dgamma and dbeta added into                                      \
+     * the group's (tg, tb); pf: the same elements of a row to fetch, or NULL. */                                   \
+    static inline __attribute__((always_inline)) void grad_sums_##T(                                                  \
+        const T *restrict x, const T *restrict dy, const T *restrict gamma, T m, T rs, int64_t c0, int64_t e,        \
+        T *restrict pa, T *restrict pb, T *restrict tg, T *restrict tb, const T *pf_x, const T *pf_dy) {             \
+        T a0[HALF_LANES], a1[HALF_LANES], b0[HALF_LANES], b1[HALF_LANES];                                              \
+        memcpy(a0, pa, sizeof a0), memcpy(a1, pa + HALF_LANES, sizeof a1);                                             \
+        memcpy(b0, pb, sizeof b0), memcpy(b1, pb + HALF_LANES, sizeof b1);                                             \
+        int64_t j = c0;                                                                                                \
+        for (; j + SUM_LANES <= e; j += SUM_LANES) {                                                                   \
+            if (pf_x) {                                                                                                \
+                prefetch(pf_x + j, SUM_LANES * sizeof(T));                                                             \
+                prefetch(pf_dy + j, SUM_LANES * sizeof(T));                                                            \
+            }                                                                                                          \
+            _Pragma("omp simd") for (int l = 0; l < HALF_LANES; l++) GRAD_TERMS(T, a0, b0, j + l);                     \
+            _Pragma("omp simd") for (int l = 0; l < HALF_LANES; l++) GRAD_TERMS(T, a1, b1, j + HALF_LANES + l);        \
+        }                                                                                                              \
+        memcpy(pa, a0, sizeof a0), memcpy(pa + HALF_LANES, a1, sizeof a1);                                             \
+        memcpy(pb, b0, sizeof b0), memcpy(pb + HALF_LANES, b1, sizeof b1);                                             \
+        for (int l = 0; j + l < e; l++) GRAD_TERMS(T, pa, pb, j + l);                                                  \
+    }                                                                                                                  \
+    /* A block of rows: dx, and the block's dgamma (and dbeta) sums. Row r's                                        \
+     * dx is written ROW_CHUNK elements at a time, each beside the same chunk                                       \
+     * of row r + 1's first pass (its sums and its dgamma and dbeta terms),                                          \
+     * which also fetches that chunk of row r + PREFETCH_ROWS. Scratch                                          \
+     * (block_part): the block's sums in double, then the group's in T. */                                           \
     EM_HOT static void norm_bwd_blocks_##T(void *ctx, int64_t begin, int64_t end) {                                    \
         const norm_ctx *s = ctx;                                                                                       \
         const int64_t n = s->n;                                                                                        \
         const T *gamma = s->gamma, *mean = (const T *)s->stats + s->rows * n;                                          \
         const T *rstd = s->layer ? mean + s->rows : mean;                                                              \
         T *dx = (T *)s->out + (s->layer ? 2 : 1) * n;                                                                  \
-        T stage[BATCH * STREAM_CHUNK] __attribute__((aligned(64)));                                                    \
+        T stage[ROW_CHUNK] __attribute__((aligned(64)));                                                              \
+        T pa[SUM_LANES] = {0}, pb[SUM_LANES] = {0};                                                                    \
         for (int64_t blk = begin; blk < end; blk++) {                                                                  \
-            double *pg = (double *)((char *)s->part + blk * block_part(n, sizeof(T))), *pb = pg + n;                   \
-            T *tg = (T *)(pb + n), *tb = tg + n, *zero = tb + n, *spare = zero + n;                                    \
+            double *pg = (double *)((char *)s->part + blk * block_part(n, sizeof(T))), *pbeta = pg + n;                \
+            T *tg = (T *)(pbeta + n), *tb = tg + n;                                                                    \
             memset(pg, 0, sizeof(double) * 2 * (size_t)n);                                                             \
-            memset(tg, 0, sizeof(T) * 3 * (size_t)n);                                                                  \
-            int64_t r0 = blk * s->block_rows, r1 = r0 + s->block_rows < s->rows ? r0 + s->block_rows : s->rows;        \
-            for (int64_t g0 = r0; g0 < r1; g0 += GROUP_ROWS) {                                                         \
-                const int64_t g1 = g0 + GROUP_ROWS < r1 ? g0 + GROUP_ROWS : r1;                                        \
-                for (int64_t rb = g0; rb < g1; rb += BATCH) {                                                          \
-                    const T *xs[BATCH], *dys[BATCH];                                                                   \
-                    T *dxs[BATCH], ms[BATCH], rss[BATCH], as[BATCH], bs[BATCH];                                        \
-                    for (int k = 0; k < BATCH; k++) {                                                                  \
-                        const int64_t r = rb + k;                                                                      \
-                        if (r >= g1) {                                                                                 \
-                            xs[k] = dys[k] = zero, dxs[k] = spare, ms[k] = rss[k] = as[k] = bs[k] = 0;                 \
-                            continue;                                                                                  \
-                        }                                                                                              \
-                        const T *x = (const T *)s->x + r * n, *dy = (const T *)s->dy + r * n;                          \
-                        T m = s->layer ? mean[r] : 0, rs = rstd[r];                                                    \
-                        double s1, s2;                                                                                 \
-                        ROW_SUM2(T, n, s1, GY_TERM_##T, s2, GY_XH_TERM_##T);                                           \
-                        if (r + PREFETCH_BATCH_ROWS < r1) {                                                            \
-                            prefetch_row((const char *)(x + PREFETCH_BATCH_ROWS * n), n * sizeof(T));                 \
-                            prefetch_row((const char *)(dy + PREFETCH_BATCH_ROWS * n), n * sizeof(T));                \
-                        }                                                                                              \
-                        xs[k] = x, dys[k] = dy, dxs[k] = dx + r * n, ms[k] = m, rss[k] = rs;                           \
-                        as[k] = s->layer ? (T)(s1 / (double)n) : 0, bs[k] = (T)(s2 / (double)n);                       \
-                    }                                                                                                  \
-                    for (int64_t c0 = 0; c0 < n; c0 += STREAM_CHUNK) {                                                \
-                        const int64_t len = c0 + STREAM_CHUNK < n ? STREAM_CHUNK : n - c0;                             \
-                        const T *x0 = xs[0] + c0, *x1 = xs[1] + c0, *x2 = xs[2] + c0, *x3 = xs[3] + c0;                \
-                        const T *dy0 = dys[0] + c0, *dy1 = dys[1] + c0, *dy2 = dys[2] + c0, *dy3 = dys[3] + c0;        \
-                        const T *gc = gamma + c0;                                                                      \
-                        T *o0 = s->stream ? stage : dxs[0] + c0, *o1 = s->stream ? stage + STREAM_CHUNK : dxs[1] + c0; \
-                        T *o2 = s->stream ? stage + 2 * STREAM_CHUNK : dxs[2] + c0;                                    \
-                        T *o3 = s->stream ? stage + 3 * STREAM_CHUNK : dxs[3] + c0, *tgc = tg + c0, *tbc = tb + c0;    \
-                        _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {                                        \
-                            T g = gc[j];                                                                               \
-                            T xh0 = EM_NORM(xhat, T)(x0[j], ms[0], rss[0]), xh1 = EM_NORM(xhat, T)(x1[j], ms[1], rss[1]); \
-                            T xh2 = EM_NORM(xhat, T)(x2[j], ms[2], rss[2]), xh3 = EM_NORM(xhat, T)(x3[j], ms[3], rss[3]); \
-                            o0[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy0[j], g), xh0, rss[0], as[0], bs[0]);              \
-                            o1[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy1[j], g), xh1, rss[1], as[1], bs[1]);              \
-                            o2[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy2[j], g), xh2, rss[2], as[2], bs[2]);              \
-                            o3[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dy3[j], g), xh3, rss[3], as[3], bs[3]);              \
-                            tgc[j] += ((EM_NORM(times_xh, T)(dy0[j], xh0) + EM_NORM(times_xh, T)(dy1[j], xh1)) +       \
-                                       EM_NORM(times_xh, T)(dy2[j], xh2)) +                                            \
-                                      EM_NORM(times_xh, T)(dy3[j], xh3);                                               \
-                            tbc[j] += ((dy0[j] + dy1[j]) + dy2[j]) + dy3[j];                                           \
-                        }                                                                                              \
-                        for (int k = 0; s->stream && k < BATCH && rb + k < g1; k++)                                    \
-                            em__stream_store(dxs[k] + c0, stage + k * STREAM_CHUNK, sizeof(T) * (size_t)len);          \
-                    }                                                                                                  \
+            memset(tg, 0, sizeof(T) * 2 * (size_t)n);                                                                  \
+            const int64_t r0 = blk * s->block_rows;                                                                    \
+            const int64_t r1 = r0 + s->block_rows < s->rows ? r0 + s->block_rows : s->rows;                           \
+            int64_t grouped = 0; /* rows in tg and tb */                                                               \
+            double s1 = 0, s2 = 0; /* the sums of the row whose dx is next */                                         \
+            /* row r (from r0 - 1): its dx, beside row r + 1's first pass */                                          \
+            for (int64_t r = r0 - 1; r < r1; r++) {                                                                    \
+                const int64_t next = r + 1;                                                                            \
+                const T *xn = (const T *)s->x + next * n, *dyn = (const T *)s->dy + next * n;                         \
+                const T *x = r < r0 ? NULL : xn - n, *dy = r < r0 ? NULL : dyn - n, *pf_x = NULL, *pf_dy = NULL;       \
+                if (next + PREFETCH_ROWS < s->rows) pf_x = xn + PREFETCH_ROWS * n, pf_dy = dyn + PREFETCH_ROWS * n; \
+                T m = 0, rs = 0, a = 0, b = 0, mn = 0, rsn = 0;                                                        \
+                if (r >= r0) {                                                                                         \
+                    m = s->layer ? mean[r] : 0, rs = rstd[r];                                                          \
+                    a = s->layer ? (T)(s1 / (double)n) : 0, b = (T)(s2 / (double)n);                                   \
                 }                                                                                                      \
-                _Pragma("omp simd") for (int64_t j = 0; j < n; j++) {                                                  \
-                    pg[j] += tg[j], tg[j] = 0;                                                                         \
-                    pb[j] += tb[j], tb[j] = 0;                                                                         \
+                if (next < r1) mn = s->layer ? mean[next] : 0, rsn = rstd[next];                                       \
+                s1 = s2 = 0;                                                                                           \
+                for (int64_t c0 = 0; c0 < n; c0 += ROW_CHUNK) {                                                      \
+                    const int64_t len = c0 + ROW_CHUNK < n ? ROW_CHUNK : n - c0;                                     \
+                    if (next < r1) {                                                                                   \
+                        grad_sums_##T(xn, dyn, gamma, mn, rsn, c0, c0 + len, pa, pb, tg, tb, pf_x, pf_dy);            \
+                        if ((c0 + len) % FLUSH == 0 || c0 + len == n) {                                                \
+                            ADD_LANES(T, pa, s1);                                                                      \
+                            ADD_LANES(T, pb, s2);                                                                      \
+                        }                                                                                              \
+                    }                                                                                                  \
+                    if (r < r0) continue;                                                                              \
+                    const T *xc = x + c0, *dyc = dy + c0, *gc = gamma + c0;                                            \
+                    T *o = s->stream ? stage : dx + r * n + c0;                                                        \
+                    _Pragma("omp simd") for (int64_t j = 0; j < len; j++) {                                            \
+                        T xh = EM_NORM(xhat, T)(xc[j], m, rs);                                                         \
+                        o[j] = EM_NORM(dx, T)(EM_NORM(gy, T)(dyc[j], gc[j]), xh, rs, a, b);                            \
+                    }                                                                                                  \
+                    if (s->stream) em__stream_store(dx + r * n + c0, stage, sizeof(T) * (size_t)len);                 \
+                }                                                                                                      \
+                if (next < r1 && (++grouped == GROUP_ROWS || next + 1 == r1)) {                                        \
+                    _Pragma("omp simd") for (int64_t j = 0; j < n; j++) {                                              \
+                        pg[j] += tg[j], tg[j] = 0;                                                                     \
+                        pbeta[j] += tb[j], tb[j] = 0;                                                                  \
+                    }                                                                                                  \
+                    grouped = 0;                                                                                       \
                 }                                                                                                      \
             }                                                                                                          \
         }                                                                                                              \
@@ -327,17 +393,8 @@ static inline __attribute__((always_inline)) void prefetch_row(const char *p, in
         T *dg = s->out;                                                                                                \
         for (int64_t j = 0; j < (s->layer ? 2 : 1) * n; j++) dg[j] = (T)sum[j];                                        \
     }
-/* The terms of the sums (x, m, rs, dy and gamma in scope). */
-#define X_TERM(j) x[j]
-#define SQ_TERM_float(j) EM_NORM(sq_dev, float)(x[j], m)
-#define SQ_TERM_double(j) EM_NORM(sq_dev, double)(x[j], m)
-#define GY_TERM_float(j) EM_NORM(gy, float)(dy[j], gamma[j])
-#define GY_TERM_double(j) EM_NORM(gy, double)(dy[j], gamma[j])
-#define GY_XH_TERM_float(j) EM_NORM(times_xh, float)(GY_TERM_float(j), EM_NORM(xhat, float)(x[j], m, rs))
-#define GY_XH_TERM_double(j) EM_NORM(times_xh, double)(GY_TERM_double(j), EM_NORM(xhat, double)(x[j], m, rs))
-/* A backward block's scratch: its sums in double, then those of a group of
- * rows in T, a row of zeros and a spare row. */
-static size_t block_part(int64_t n, size_t t_size) { return 2 * (size_t)n * (sizeof(double) + 2 * t_size); }
+/* A backward block's scratch: its sums in double, then those of a group of rows in T. */
+static size_t block_part(int64_t n, size_t t_size) { return 2 * (size_t)n * (sizeof(double) + t_size); }
 NORM_ROWS(float)
 NORM_ROWS(double)
 
@@ -347,7 +404,7 @@ static void norm_cpu(const em_call *c, em_tensor *out) {
     norm_ctx s = {.x = x->data, .gamma = c->in[1]->data, .beta = layer ? c->in[2]->data : NULL, .out = out->data,
                   .rows = rows_of(x), .n = row_len(x), .eps = c->a->f[0], .layer = layer,
                   .stream = em__stream_output((size_t)(x->numel + out->numel) * em_dtype_size((em_dtype)x->dtype))};
-    em__parallel_for(s.rows, row_grain(s.n), out->dtype == EM_F32 ? norm_fwd_rows_float : norm_fwd_rows_double, &s);
+    em__parallel_for(s.rows, row_grain(s.rows, s.n), out->dtype == EM_F32 ? norm_fwd_rows_float : norm_fwd_rows_double, &s);
 }
 #define layer_norm_cpu norm_cpu
 #define rms_norm_cpu norm_cpu
