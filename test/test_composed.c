@@ -35,6 +35,10 @@ START_TEST(test_moments) {
     ck_assert_int_eq(em_moments(f64(S(2, 2), V(1, NAN, 2, 4)), EM_AXES(1), false, &mean, &var), 0);
     ck_assert_tensor(mean, EM_F64, S(2), V(NAN, 3), 0);
     ck_assert_tensor(var, EM_F64, S(2), V(NAN, 1), 0);
+    /* nothing reduced beside kept columns (the column path; fuzz_ops found it dividing by the empty axis) */
+    ck_assert_int_eq(em_moments(em_zeros(EM_F32, S(0, 3)), EM_AXES(0), false, &mean, &var), 0);
+    ck_assert_tensor(mean, EM_F32, S(3), V(NAN, NAN, NAN), 0);
+    ck_assert_tensor(var, EM_F32, S(3), V(NAN, NAN, NAN), 0);
     ck_assert_int_eq(em_moments(em_arange(EM_I32, 0, 4, 1), EM_ALL_AXES, false, &mean, &var), -1);
     ck_assert_ptr_nonnull(strstr(em_last_error(), "moments: x must be float32 or float64, got int32 [4]"));
     ck_assert_ptr_null(mean);

@@ -132,8 +132,12 @@ static double load(const mctx *k, int64_t at) { return k->f32 ? ((const float *)
 static int64_t unit_outputs(const mctx *k, int64_t u, int64_t *oi, double *shift) {
     int64_t o = u / k->blocks, b0 = u % k->blocks * COLS;
     int64_t n = k->p.inner - b0 < COLS ? k->p.inner - b0 : COLS;
-    int64_t first = em_plan_at(&k->p, o, 0) + b0;
-    for (int64_t b = 0; b < n; b++) shift[b] = k->p.count ? em_moments_shift(load(k, first + b)) : 0;
+    if (!k->p.count) { /* nothing reduced: no first element to shift by, and a reduced dim of 0 to index by */
+        for (int64_t b = 0; b < n; b++) shift[b] = 0;
+    } else {
+        int64_t first = em_plan_at(&k->p, o, 0) + b0;
+        for (int64_t b = 0; b < n; b++) shift[b] = em_moments_shift(load(k, first + b));
+    }
     *oi = o * k->p.inner + b0;
     return n;
 }
