@@ -145,7 +145,7 @@ const char *em__tshape(const em_tensor *t, char *buf, size_t size);
 #define EM_SYM_OFFSET_MAX 64
 /* Whether size derives from the stand-in: then size = r * EM_SYM_PRIME + *offset. */
 static inline bool em__symbolic_parts(int64_t size, int64_t *r, int64_t *offset) {
-    if (size <= 0) return false;
+    if (size <= 0 || size > INT64_MAX - EM_SYM_OFFSET_MAX) return false; /* far above any stand-in */
     int64_t q = (size + EM_SYM_OFFSET_MAX) / EM_SYM_PRIME, k = size - q * EM_SYM_PRIME;
     if (q < 1 || k > EM_SYM_OFFSET_MAX) return false;
     if (k && (q < EM_SYM_PARTS / 16 || q > EM_SYM_PARTS * 16)) return false;

@@ -257,6 +257,8 @@ START_TEST(test_index_errors) {
                     "scatter_nd: updates [2,3] do not match indices [2,1] and shape [4,2]");
     ck_assert_error(em_scatter_nd(em_zeros(EM_I32, EM_SHAPE(2, 1)), x, (em_shape){.ndim = 9}),
                     "scatter_nd: shape rank 9 is outside 0..8"); /* found by fuzz_ops */
+    ck_assert_error(em_scatter_nd(em_zeros(EM_I32, EM_SHAPE(2, 2)), x, EM_SHAPE(INT64_MAX, 3)),
+                    "[9223372036854775807,3]"); /* a message naming a huge size (fuzz_ops: it overflowed) */
     ck_assert_error(em_unsorted_segment_sum(x, em_zeros(EM_I32, EM_SHAPE(3)), 2),
                     "unsorted_segment_sum: segment_ids [3] are not a prefix of data's shape [2,3]");
     em_tensor *v = x, *i = x;
