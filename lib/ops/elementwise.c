@@ -34,7 +34,8 @@ typedef void (*ew_row_fn)(void *out, const void *const *in, const int64_t *s, in
 #define EW_ID(v) (v)
 
 #define EW_ROW1(name, TO, TI, F, C, LD, ST)                                                                            \
-    EM_HOT static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {          \
+    EM_HOT_MATH                                                                                                        \
+    static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {                 \
         TO *restrict o = out;                                                                                          \
         const TI *restrict a = in[0];                                                                                  \
         const int64_t sa = s[0];                                                                                       \
@@ -46,7 +47,8 @@ typedef void (*ew_row_fn)(void *out, const void *const *in, const int64_t *s, in
     }
 
 #define EW_ROW2(name, TO, T, F, C, LD, ST)                                                                             \
-    EM_HOT static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {          \
+    EM_HOT_MATH                                                                                                        \
+    static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {                 \
         TO *restrict o = out;                                                                                          \
         const T *restrict a = in[0], *restrict b = in[1];                                                              \
         const int64_t sa = s[0], sb = s[1];                                                                            \
@@ -67,7 +69,8 @@ typedef void (*ew_row_fn)(void *out, const void *const *in, const int64_t *s, in
  * vectorized. Both sides are loaded unconditionally so the select vectorizes
  * (a blend, no branch). */
 #define EW_ROW3(name, TO, T, F, C, LD, ST)                                                                             \
-    EM_HOT static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {          \
+    EM_HOT_MATH                                                                                                        \
+    static void name(void *out, const void *const *in, const int64_t *s, int64_t n, const double *f) {                 \
         TO *restrict o = out;                                                                                          \
         const uint8_t *restrict k = in[0];                                                                             \
         const T *restrict a = in[1], *restrict b = in[2];                                                              \

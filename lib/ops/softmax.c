@@ -91,7 +91,7 @@ PREFETCH_NEXT_ROW(double)
 
 /* The row loop of NAME_row_T over a rows_ctx. */
 #define ROW_KERNEL(NAME, T)                                                                             \
-    EM_HOT static void NAME##_rows_##T(void *ctx, int64_t begin, int64_t end) {                         \
+    EM_HOT_MATH static void NAME##_rows_##T(void *ctx, int64_t begin, int64_t end) {                     \
         const rows_ctx *s = ctx;                                                                        \
         for (int64_t r = begin; r < end; r++) {                                                         \
             int64_t st = s->inner, base = r / st * s->len * st + r % st;                                \
@@ -169,7 +169,7 @@ typedef struct {
     int64_t grain;
 } narrow_rows_ctx;
 #define NARROW_ROWS(NAME)                                                                               \
-    EM_HOT static void NAME##_rows_narrow(void *ctx, int64_t begin, int64_t end) {                      \
+    EM_HOT_MATH static void NAME##_rows_narrow(void *ctx, int64_t begin, int64_t end) {                  \
         const narrow_rows_ctx *n = ctx;                                                                 \
         const rows_ctx *s = n->s;                                                                       \
         const int64_t len = s->len, st = s->inner;                                                      \
