@@ -343,7 +343,8 @@ static int st_parse(const char *op, const char *path, st_file *f, size_t size) {
     }
     json j = {(const char *)f->buf + 8, (const char *)f->buf + 8, (const char *)f->buf + 8 + n, op, path, false};
     if (!eat(&j, '{')) json_fail(&j, "the header must be a JSON object");
-    if (!j.failed && !eat(&j, '}')) do {
+    bool empty = !j.failed && eat(&j, '}'); /* "{}": a file of no tensors */
+    if (!j.failed && !empty) do {
             char *key = json_string(&j);
             if (!j.failed && !eat(&j, ':')) json_fail(&j, "':' expected");
             if (!j.failed && !strcmp(key, "__metadata__")) {
@@ -365,13 +366,13 @@ static int st_parse(const char *op, const char *path, st_file *f, size_t size) {
             *e = (entry){.name = key};
             parse_tensor(&j, e);
         } while (!j.failed && eat(&j, ','));
-    if (!j.failed && !eat(&j, '}')) json_fail(&j, "'}' or ',' expected");
+    if (!j.failed && !empty && !eat(&j, '}')) json_fail(&j, "'}' or ',' expected");
     ws(&j);
     if (!j.failed && j.p != j.end) json_fail(&j, "text after the header's object");
     if (j.failed) return -1;
     f->data = f->buf + 8 + n;
     f->data_size = size - 8 - n;
-    qsort(f->e, (size_t)f->n, sizeof(entry), by_begin);
+    if (f->n) qsort(f->e, (size_t)f->n, sizeof(entry), by_begin); /* no tensors: e is NULL */
     int64_t at = 0;
     for (int i = 0; i < f->n; i++) {
         entry *e = &f->e[i];
