@@ -163,11 +163,11 @@ static int64_t skinny_gemm(int64_t m, int64_t n, int64_t k, const float *a, int6
     int64_t panels = (cols + EM_REGTILE_COLS - 1) / EM_REGTILE_COLS;
     int threads = single_thread ? 1 : em__threads();
     int64_t grain = (panels + threads - 1) / threads, chunks = (panels + grain - 1) / grain;
-    float *buffers = malloc(sizeof(float) * SKINNY_BUFFER * (size_t)chunks);
+    float *buffers = em__scratch(sizeof(float) * SKINNY_BUFFER * (size_t)chunks); /* cached: no page faults */
     if (!buffers) return 0; /* BLIS then */
     skinny s = {m, cols, k, rsa, csa, rsb, csb, rsc, grain, a, b, c, buffers, accumulate};
     em__parallel_for(panels, grain, skinny_panels, &s);
-    free(buffers);
+    em__scratch_free(buffers);
     return cols;
 }
 #endif
