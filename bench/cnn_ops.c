@@ -5,7 +5,8 @@
  *   conv2  [100,14,14,32] * [5,5,32,64], SAME: forward, input gradient and filter gradient;
  *   fc1    [100,3136] x [3136,1024]: forward, dx = dy W^T, dW = x^T dy.
  * A convolution's backward ops are timed inside a real tape's backward pass by the per-op profile
- * (em_profile_rows). Prints "ember <product> <us>" lines: the best of 5 rounds, microseconds per call.
+ * (em_profile_rows), the products by em_bench_run. Prints "ember <product> <us>" lines: the fastest round or
+ * sample, microseconds per call.
  *
  *   build/bench/cnn_ops [threads]      (default 1)
  */
@@ -13,15 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define ROUNDS 5
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void fail(const char *what) {
     fprintf(stderr, "cnn_ops: %s: %s\n", what, em_last_error() ? em_last_error() : "failed");
@@ -70,23 +64,29 @@ static void conv(const char *name, em_shape xs, em_shape ws, bool input_grad, in
     em_release(w);
 }
 
-/* One product em_matmul_t(a, b, ta, tb), `iters` times a round: best microseconds per call. */
-static void product(const char *name, em_shape as, em_shape bs, bool ta, bool tb, int iters) {
-    em_tensor *a = em_keep(em_random_normal(EM_F32, as, 0, 1)), *b = em_keep(em_random_normal(EM_F32, bs, 0, 1));
-    double best = 1e30;
-    for (int round = 0; round <= ROUNDS; round++) {
-        double t = now();
-        for (int i = 0; i < iters; i++) {
-            em_scope_begin();
-            if (!em_matmul_t(a, b, ta, tb)) fail(name);
-            em_scope_end();
-        }
-        double us = (now() - t) / iters * 1e6;
-        if (round > 0 && us < best) best = us;
-    }
-    printf("ember %s %.1f\n", name, best);
-    em_release(a);
-    em_release(b);
+typedef struct {
+    em_tensor *a, *b;
+    bool ta, tb;
+    const char *name;
+} product_call;
+static void run_product(void *ctx) {
+    const product_call *p = ctx;
+    em_scope_begin();
+    if (!em_matmul_t(p->a, p->b, p->ta, p->tb)) fail(p->name);
+    em_scope_end();
+}
+
+/* One product em_matmul_t(a, b, ta, tb): the fastest sample of em_bench_run, microseconds per call. */
+static void product(const char *name, em_shape as, em_shape bs, bool ta, bool tb) {
+    product_call p = {em_keep(em_random_normal(EM_F32, as, 0, 1)), em_keep(em_random_normal(EM_F32, bs, 0, 1)), ta, tb,
+                      name};
+    em_bench_config cfg = em_bench_defaults();
+    cfg.min_reps = ROUNDS;
+    em_bench_result r;
+    if (em_bench_run(name, run_product, &p, &cfg, &r)) fail(name);
+    printf("ember %s %.1f\n", name, r.min_s * 1e6);
+    em_release(p.a);
+    em_release(p.b);
 }
 
 int main(int argc, char **argv) {
@@ -98,8 +98,8 @@ int main(int argc, char **argv) {
     em_set_num_threads(threads);
     conv("conv1", EM_SHAPE(100, 28, 28, 1), EM_SHAPE(5, 5, 1, 32), false, 10);
     conv("conv2", EM_SHAPE(100, 14, 14, 32), EM_SHAPE(5, 5, 32, 64), true, 5);
-    product("fc1_fwd", EM_SHAPE(100, 3136), EM_SHAPE(3136, 1024), false, false, 20);
-    product("fc1_dx", EM_SHAPE(100, 1024), EM_SHAPE(3136, 1024), false, true, 20);
-    product("fc1_dw", EM_SHAPE(100, 3136), EM_SHAPE(100, 1024), true, false, 20);
+    product("fc1_fwd", EM_SHAPE(100, 3136), EM_SHAPE(3136, 1024), false, false);
+    product("fc1_dx", EM_SHAPE(100, 1024), EM_SHAPE(3136, 1024), false, true);
+    product("fc1_dw", EM_SHAPE(100, 3136), EM_SHAPE(100, 1024), true, false);
     return 0;
 }

@@ -13,15 +13,8 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #define N (64 * 64 * 64 * 64)
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void fail(const char *what) {
     fprintf(stderr, "moments: %s: %s\n", what, em_last_error() ? em_last_error() : "failed");
@@ -63,21 +56,24 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static void c_sum(j
     j->sink = total;
 }
 
-/* Seconds per call: best of 7 samples, each >= 50 ms of calls. */
+typedef struct {
+    void (*f)(job *);
+    job *j;
+} call;
+static void run_call(void *ctx) {
+    const call *c = ctx;
+    em_scope_begin();
+    c->f(c->j);
+    em_scope_end();
+}
+
+/* Seconds per call: the fastest sample of em_bench_run (ember/bench.h). */
 static double per_call(void (*f)(job *), job *j) {
-    double best = 1e30;
-    for (int s = 0; s < 7; s++) {
-        int calls = 0;
-        double t0 = now(), t;
-        do {
-            em_scope_begin();
-            f(j);
-            em_scope_end();
-            calls++;
-        } while ((t = now() - t0) < 0.05);
-        if (t / calls < best) best = t / calls;
-    }
-    return best;
+    em_bench_config cfg = em_bench_defaults();
+    cfg.min_reps = 7;
+    em_bench_result r;
+    if (em_bench_run("moments", run_call, &(call){f, j}, &cfg, &r)) fail("em_bench_run");
+    return r.min_s;
 }
 
 int main(int argc, char **argv) {
