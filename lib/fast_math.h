@@ -23,17 +23,19 @@ EM_HD static inline float em__bits_to_float(int32_t i) {
     return f;
 }
 
-/* e^r on the reduced range |r| <= ln2 / 2, and the reduction c = n ln2 + r
+/* s e^r on the reduced range |r| <= ln2 / 2 for a power of two s (e^r - 1 times s
+ * is exact, so s e^r rounds once, as e^r does), and the reduction c = n ln2 + r
  * (ln 2 in two parts, so r keeps its low bits). */
-EM_HD static inline float em__expf_reduced(float r) {
+EM_HD static inline float em__expf_reduced_scaled(float r, float s) {
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    return p * r * r + r + 1.0f;
+    return (p * r * r + r) * s + s;
 }
+EM_HD static inline float em__expf_reduced(float r) { return em__expf_reduced_scaled(r, 1.0f); }
 EM_HD static inline float em__expf_reduce(float c, float *n) {
     *n = rintf(c * 1.44269504088896341f);
     return (c - *n * 0.693359375f) + *n * 2.12194440e-4f;
@@ -68,6 +70,40 @@ EM_HD static inline float em__tanhf(float x) {
     return a < 0.625f ? copysignf(small, x) : x == x ? large : x; /* copysign: tanh(-0) is -0 */
 }
 
+/* sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) below, e = e^-|x|: one exp, which cannot
+ * overflow, and one division, whose quotient rounds once on either side. |x| is clamped at 104, where
+ * sigmoid(-|x|) is 0 in float, so n = round(-|x| / ln 2) spans [-150, 0] and e = (2^-24 e^r) 2^(n+24)
+ * needs one power of two, normal throughout, and one multiply that rounds a denormal e once. The clamp
+ * is an unsigned min of |x|'s bits, which takes a NaN to 104 (a finite stand-in, replaced at the end)
+ * and which compilers keep as one instruction (a float min they turn into selects, pushing the
+ * arithmetic that follows into both sides). n comes from the bits of -|x| log2(e) + 1.5 2^23, whose
+ * addition rounds it to an integer: no float-to-integer conversion. 23 vector instructions for 16
+ * elements, where the guarded em__expf and a multiply after the division took 42. */
+EM_HD static inline float em__sigmoidf(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    bits &= 0x7fffffffu;
+    bits = bits < 0x42d00000u ? bits : 0x42d00000u; /* 104 */
+    float a;
+    memcpy(&a, &bits, sizeof a);
+    float t = a * -1.44269504088896341f + 12582912.0f; /* 1.5 2^23 + n: n in t's low bits */
+    float n = t - 12582912.0f;
+    float r = (-a - n * 0.693359375f) + n * 2.12194440e-4f;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits << 23) + (151u << 23); /* 2^(n + 24) */
+    float e;
+    memcpy(&e, &bits, sizeof e);
+    e *= em__expf_reduced_scaled(r, 5.9604644775390625e-8f); /* 2^-24 e^r */
+    float s = (x >= 0.0f ? 1.0f : e) / (1.0f + e);
+    return x == x ? s : x;
+}
+
+/* float64 sigmoid, the same form through libm's exp. */
+EM_HD static inline double em__sigmoid(double x) {
+    double e = exp(-fabs(x));
+    return (x >= 0 ? 1.0 : e) / (1.0 + e);
+}
+
 /* Type-generic math for the shared formulas (elementwise_math.h, the softmax
  * rows): float32 exp and tanh are the polynomials above, everything else the
  * C library's function of the argument's type. C picks by _Generic; CUDA's
@@ -83,6 +119,7 @@ EM_MATH_1(em_math_log, logf, log)
 EM_MATH_1(em_math_log1p, log1pf, log1p)
 EM_MATH_1(em_math_erf, erff, erf)
 EM_MATH_1(em_math_tanh, em__tanhf, tanh)
+EM_MATH_1(em_math_sigmoid, em__sigmoidf, em__sigmoid)
 EM_MATH_1(em_math_sqrt, sqrtf, sqrt)
 EM_MATH_1(em_math_fabs, fabsf, fabs)
 EM_MATH_1(em_math_sin, sinf, sin)
@@ -113,6 +150,7 @@ EM_HD static inline bool em_math_isnan(uint8_t x) { return (void)x, false; }
 #define em_math_log1p(x) EM_MATH_1(x, log1pf, log1p)
 #define em_math_erf(x) EM_MATH_1(x, erff, erf)
 #define em_math_tanh(x) EM_MATH_1(x, em__tanhf, tanh)
+#define em_math_sigmoid(x) EM_MATH_1(x, em__sigmoidf, em__sigmoid)
 #define em_math_sqrt(x) EM_MATH_1(x, sqrtf, sqrt)
 #define em_math_sin(x) EM_MATH_1(x, sinf, sin)
 #define em_math_cos(x) EM_MATH_1(x, cosf, cos)
