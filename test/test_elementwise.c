@@ -457,8 +457,10 @@ static double sigmoid_f64(double x) { return x >= 0 ? 1 / (1 + exp(-x)) : exp(x)
 
 /* Ember's float32 exp, sigmoid and tanh against float64 libm over every 2053rd float32 bit pattern (2.1M
  * values: both signs, huge magnitudes, denormal inputs and outputs, both infinities and NaNs): the worst
- * error in float32 ulps of the float64 value, within the figures lib/fast_math.h states (measured over
- * every 97th float: exp 1.003, sigmoid 2.28, tanh 1.31); NaN in gives NaN out, and an overflowing exp Inf. */
+ * error in float32 ulps of the float64 value stays within 1.0, 2.1 and 1.25 (this sample gave exp 0.965,
+ * sigmoid 2.024 and tanh 1.192 with FMAs, 0.917, 2.032 and 1.192 without; the bounds leave room for a
+ * compiler that fuses other multiply-adds), NaN in gives NaN out, and an overflowing exp Inf.
+ * lib/fast_math.h states the figures over every float. */
 START_TEST(test_float32_exp_sigmoid_tanh_ulps) {
     const int64_t n = ((int64_t)1 << 32) / 2053 + 1;
     float *x = malloc(sizeof(float) * (size_t)n);
@@ -472,7 +474,7 @@ START_TEST(test_float32_exp_sigmoid_tanh_ulps) {
         em_tensor *(*op)(em_tensor *);
         double (*want)(double);
         double max_ulps;
-    } fns[] = {{"exp", em_exp, exp, 1.01}, {"sigmoid", em_sigmoid, sigmoid_f64, 2.3}, {"tanh", em_tanh, tanh, 1.35}};
+    } fns[] = {{"exp", em_exp, exp, 1.0}, {"sigmoid", em_sigmoid, sigmoid_f64, 2.1}, {"tanh", em_tanh, tanh, 1.25}};
     for (size_t k = 0; k < sizeof fns / sizeof fns[0]; k++) {
         const float *y = em_data(fns[k].op(t));
         double worst = 0;
