@@ -188,9 +188,8 @@ static inline __attribute__((always_inline)) float extreme_run_f32(const float *
  * everything to the element loops. */
 #define DEFINE_REDUCE(NAME, N, T, OT, V, A, INIT, LOAD, STEP, MERGE, STORE, ISNAN, LANES, RUN, COLUMNS)   \
     /* acc joined with the elements [j, jend) of a run at px, the first of them reduced element r. */        \
-    static inline __attribute__((always_inline)) void NAME##_span(A *accp, const T *px, const OT *out, int64_t o,\
-                                                                  int64_t j, int64_t jend, int64_t r) {      \
-        A acc = *accp;                                                                                       \
+    EM_HOT static A NAME##_span(A acc, const T *px, const OT *out, int64_t o, int64_t j, int64_t jend,       \
+                                 int64_t r) {                                                                \
         (void)out, (void)o;                                                                                  \
         RUN(acc, px, j, jend, r);                                                                            \
         if (LANES > 1 && jend - j >= 4 * LANES) {                                                            \
@@ -207,7 +206,7 @@ static inline __attribute__((always_inline)) float extreme_run_f32(const float *
             V v = LOAD(N, px[j], o);                                                                         \
             STEP(acc, v, r, ISNAN);                                                                          \
         }                                                                                                    \
-        *accp = acc;                                                                                         \
+        return acc;                                                                                          \
     }                                                                                                        \
     /* Output o over its reduced elements [r0, r1). */                                                       \
     static inline __attribute__((always_inline)) A NAME##_range(const rctx *k, int64_t o, int64_t r0, int64_t r1) {\
@@ -216,7 +215,7 @@ static inline __attribute__((always_inline)) float extreme_run_f32(const float *
         int64_t s = r0 / k->p.run, j = r0 % k->p.run, r = r0;                                                \
         while (r < r1) {                                                                                     \
             int64_t jend = k->p.run < j + (r1 - r) ? k->p.run : j + (r1 - r);                                \
-            NAME##_span(&acc, x + em_plan_at(&k->p, o, s), k->out, o, j, jend, r);                           \
+            acc = NAME##_span(acc, x + em_plan_at(&k->p, o, s), k->out, o, j, jend, r);                      \
             r += jend - j;                                                                                   \
             s++;                                                                                             \
             j = 0;                                                                                           \
@@ -247,10 +246,10 @@ static inline __attribute__((always_inline)) float extreme_run_f32(const float *
         }                                                                                                 \
     }                                                                                                     \
     /* Work item it: output it / parts, its chunk it % parts (parts == 1: the whole output, stored; else a   \
-     * partial), in one hot function with the run loop inlined, so that a row costs no call. Whole outputs   \
-     * that each read one contiguous run at a fixed stride (rows of a matrix, the usual case) take a loop of \
-     * their own, without the plan's walk: through the general loop, float32 rows that stream from memory ran\
-     * 10% slower (4096 x 1024 and 4096 x 4096; the same inner loop, the cause not pinned down). */          \
+     * partial). Whole outputs that each read one contiguous run at a fixed stride (rows of a matrix, the    \
+     * usual case) take a loop of their own, without the plan's walk: through the general loop (range),      \
+     * float32 rows that stream from memory ran 10% slower (4096 x 1024 and 4096 x 4096, the same span; the  \
+     * cause not pinned down). */                                                                            \
     EM_HOT static void NAME##_runs(void *ctx, int64_t begin, int64_t end) {                                  \
         const rctx *k = ctx;                                                                                 \
         const T *x = k->x;                                                                                   \
@@ -259,8 +258,7 @@ static inline __attribute__((always_inline)) float extreme_run_f32(const float *
         if (k->parts == 1 && k->p.nred == 0 && k->p.nkeep <= 1) {                                            \
             int64_t stride = k->p.nkeep ? k->p.kstride[0] : 0;                                               \
             for (int64_t o = begin; o < end; o++) {                                                          \
-                A acc = INIT;                                                                                \
-                NAME##_span(&acc, x + o * stride, out, o, 0, k->p.count, 0);                                 \
+                A acc = NAME##_span(INIT, x + o * stride, out, o, 0, k->p.count, 0);                         \
                 STORE(N, out[o], acc);                                                                       \
             }                                                                                                \
             return;                                                                                          \
