@@ -67,6 +67,8 @@ mean 1024x1024 --axis 1 --backward
 # softmax
 softmax 100x10,256x1000,4096x1000 --backward
 log_softmax 256x1000 --backward
+softmax 1024x32,64x50304 --backward
+log_softmax 1024x32,64x50304 --backward
 # matmul
 matmul 64,256,1024 --backward
 matmul 100x500x784,1024x1024x64

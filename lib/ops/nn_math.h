@@ -46,7 +46,7 @@
     /* softmax: the factor every e of the row is multiplied by */                                                     \
     EM_NN_DEF(T, T, softmax_inv)(double sum) { return (T)(1 / sum); }                                                 \
     /* log_softmax: y = (x - m) - log(sum), so that y's rounding error scales with y, not with m */                  \
-    EM_NN_DEF(T, T, log_softmax_log_sum)(double sum) { return (T)em_math_log(sum); }                                  \
+    EM_NN_DEF(T, T, log_softmax_log_sum)(double sum) { return em_math_log((T)sum); }                                  \
     EM_NN_DEF(T, T, log_softmax)(T x, T m, T log_sum) { return (x - m) - log_sum; }                                   \
     /* softmax_grad: the term of sum(g y), then dx from total = sum(g y) */                                           \
     EM_NN_DEF(T, T, softmax_grad_dot)(T g, T y) { return EM_NN_MUL(g, y); }                                           \

@@ -22,6 +22,8 @@
 typedef float em_f32x16 __attribute__((vector_size(64)));
 typedef float em_f32x8 __attribute__((vector_size(32)));
 typedef double em_f64x8 __attribute__((vector_size(64)));
+typedef double em_f64x4 __attribute__((vector_size(32)));
+typedef double em_f64x2 __attribute__((vector_size(16)));
 typedef int32_t em_i32x16 __attribute__((vector_size(64)));
 
 static inline __attribute__((always_inline)) void em__add_f32x16(em_f32x16 *acc, const float *p) {
@@ -43,56 +45,94 @@ static inline __attribute__((always_inline)) void em__add_folded(em_f64x8 *acc, 
     *acc += __builtin_convertvector(half, em_f64x8);
 }
 
+/* em__sum_f32's blocked sum of n float32 terms, generated where they are added: the statement TERMS16(i, v)
+ * sets the em_f32x16 v to terms [i, i + 16), the expression TERM(i) is term i alone (the tail); the double
+ * `out` gets the sum. em__sum_f32 loads its terms; softmax's gradient adds the products g y as it computes
+ * them, in the same order, instead of writing them out and reading them back. */
+#define EM__SUM_F32_TERMS(n, TERMS16, TERM, out)                                                          \
+    do {                                                                                                \
+        em_f64x8 lo_ = {0}, hi_ = {0};                                                                  \
+        int64_t i_ = 0;                                                                                 \
+        for (; i_ + EM_SUM_F32_BLOCK <= (n); i_ += EM_SUM_F32_BLOCK) {                                  \
+            em_f32x16 a_ = {0}, b_ = {0}, c_ = {0}, d_ = {0}, v_;                                       \
+            for (int k_ = 0; k_ < EM_SUM_F32_BLOCK; k_ += 64) {                                         \
+                TERMS16(i_ + k_, v_);                                                                   \
+                a_ += v_;                                                                               \
+                TERMS16(i_ + k_ + 16, v_);                                                              \
+                b_ += v_;                                                                               \
+                TERMS16(i_ + k_ + 32, v_);                                                              \
+                c_ += v_;                                                                               \
+                TERMS16(i_ + k_ + 48, v_);                                                              \
+                d_ += v_;                                                                               \
+            }                                                                                           \
+            a_ = (a_ + c_) + (b_ + d_);                                                                 \
+            em__add_folded(&lo_, &a_);                                                                  \
+        }                                                                                               \
+        /* the last partial block straight into the double lanes */                                     \
+        for (; i_ + 16 <= (n); i_ += 16) {                                                              \
+            em_f32x16 a_;                                                                               \
+            TERMS16(i_, a_);                                                                            \
+            em__add_widened(&lo_, &hi_, &a_);                                                           \
+        }                                                                                               \
+        double tail_ = 0;                                                                               \
+        for (; i_ < (n); i_++) tail_ += TERM(i_);                                                       \
+        lo_ += hi_;                                                                                     \
+        /* ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), by vector halves (lane by lane, its      \
+         * extractions took a tenth of log_softmax's time over rows of 32) */                          \
+        em_f64x4 h4_ = __builtin_shufflevector(lo_, lo_, 0, 1, 2, 3) + __builtin_shufflevector(lo_, lo_, 4, 5, 6, 7); \
+        em_f64x2 h2_ = __builtin_shufflevector(h4_, h4_, 0, 1) + __builtin_shufflevector(h4_, h4_, 2, 3); \
+        (out) = (h2_[0] + h2_[1]) + tail_;                                                              \
+    } while (0)
+
 static inline __attribute__((always_inline)) double em__sum_f32(const float *x, int64_t n) {
-    em_f64x8 lo = {0}, hi = {0};
-    int64_t i = 0;
-    for (; i + EM_SUM_F32_BLOCK <= n; i += EM_SUM_F32_BLOCK) {
-        em_f32x16 a = {0}, b = {0}, c = {0}, d = {0};
-        for (int k = 0; k < EM_SUM_F32_BLOCK; k += 64) {
-            em__add_f32x16(&a, x + i + k);
-            em__add_f32x16(&b, x + i + k + 16);
-            em__add_f32x16(&c, x + i + k + 32);
-            em__add_f32x16(&d, x + i + k + 48);
-        }
-        a = (a + c) + (b + d);
-        em__add_folded(&lo, &a);
-    }
-    /* the last partial block straight into the double lanes */
-    for (; i + 16 <= n; i += 16) {
-        em_f32x16 a;
-        memcpy(&a, x + i, sizeof a);
-        em__add_widened(&lo, &hi, &a);
-    }
-    double tail = 0;
-    for (; i < n; i++) tail += x[i];
-    lo += hi;
-    return ((lo[0] + lo[4]) + (lo[2] + lo[6])) + ((lo[1] + lo[5]) + (lo[3] + lo[7])) + tail;
+    double sum;
+#define EM__SUM_LOAD16(i, v) memcpy(&(v), x + (i), sizeof(v))
+#define EM__SUM_LOAD1(i) x[i]
+    EM__SUM_F32_TERMS(n, EM__SUM_LOAD16, EM__SUM_LOAD1, sum);
+#undef EM__SUM_LOAD16
+#undef EM__SUM_LOAD1
+    return sum;
 }
 
 /* The largest of m and x[0, n), NaNs skipped (softmax's running maximum, nn_math.h's max): four vectors of
- * running maxima, so that no compare waits on the one before. */
-static inline __attribute__((always_inline)) void em__max_step(em_f32x16 *m, const float *p) {
+ * running maxima, so that no compare waits on the one before; a row of 16 or more ends with its last 16
+ * elements (some seen twice, which a maximum allows), and the vectors fold by halves, so that a short row
+ * (32 floats) is a few vector steps, not a scalar loop. */
+static inline __attribute__((always_inline)) void em__max_step(em_f32x16 *m, const em_f32x16 *v) {
+    em_i32x16 take = *v > *m;
+    *m = (em_f32x16)((take & (em_i32x16)*v) | (~take & (em_i32x16)*m));
+}
+static inline __attribute__((always_inline)) void em__max_load(em_f32x16 *m, const float *p) {
     em_f32x16 v;
     memcpy(&v, p, sizeof v);
-    em_i32x16 take = v > *m;
-    *m = (em_f32x16)((take & (em_i32x16)v) | (~take & (em_i32x16)*m));
+    em__max_step(m, &v);
 }
 static inline __attribute__((always_inline)) float em__max_f32(const float *x, int64_t n, float m) {
-    int64_t i = 0;
-    if (n >= 64) {
-        em_f32x16 a = m - (em_f32x16){0}, b = a, c = a, d = a; /* every lane m */
-        for (; i + 64 <= n; i += 64) {
-            em__max_step(&a, x + i);
-            em__max_step(&b, x + i + 16);
-            em__max_step(&c, x + i + 32);
-            em__max_step(&d, x + i + 48);
-        }
-        em_f32x16 q[4] = {a, b, c, d};
-        for (int k = 0; k < 4; k++)
-            for (int l = 0; l < 16; l++) m = q[k][l] > m ? q[k][l] : m;
+    if (n < 16) {
+        for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+        return m;
     }
-    for (; i < n; i++) m = x[i] > m ? x[i] : m;
-    return m;
+    em_f32x16 a = m - (em_f32x16){0}, b = a, c = a, d = a; /* every lane m */
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        em__max_load(&a, x + i);
+        em__max_load(&b, x + i + 16);
+        em__max_load(&c, x + i + 32);
+        em__max_load(&d, x + i + 48);
+    }
+    for (; i + 16 <= n; i += 16) em__max_load(&a, x + i);
+    if (i < n) em__max_load(&b, x + n - 16);
+    /* the lanes hold no NaN (a NaN is never taken), so the order of the folds does not matter */
+    em__max_step(&a, &b);
+    em__max_step(&c, &d);
+    em__max_step(&a, &c);
+    b = __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    em__max_step(&a, &b);
+    b = __builtin_shufflevector(a, a, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3);
+    em__max_step(&a, &b);
+    b = __builtin_shufflevector(a, a, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1);
+    em__max_step(&a, &b);
+    return a[0] > a[1] ? a[0] : a[1];
 }
 
 #endif
