@@ -1,7 +1,8 @@
 // GPU kernels of the softmax, conv and pool families (lib/ops/{softmax,conv,pool}.c; float32 and float64, and for
 // softmax, log_softmax and softmax_grad bfloat16 and float16 computed in float32): softmax, log_softmax
 // and their gradient, the three cross entropies, conv2d and its two
-// backprops, max and average pooling and their gradients. Same arithmetic
+// backprops, conv2d_bias_relu (conv2d, then its epilogue in one pass), max
+// and average pooling and their gradients. Same arithmetic
 // and accumulator types as the CPU kernels; geometry from
 // lib/conv_geometry.h.
 //
@@ -489,6 +490,11 @@ em_conv_geom pool_geom(const em_gpu_call *c, const int64_t *xs) {
     return make_geom(c->a, xs, c->a->i[2], c->a->i[3], xs[3], false);
 }
 
+// conv2d_bias_relu's epilogue, in place on the convolution's n outputs of o channels.
+template <class T> __global__ void bias_relu(const T *bias, int64_t o, T *y, int64_t n) {
+    EM_GPU_LOOP(i, n) y[i] = EM_NN(bias_relu, T)(y[i], bias[i % o]);
+}
+
 // ---- the ops' launches, for one float type T ----
 // Each runs one op into out (numel > 0) on stream: 0, or -1 after a report.
 
@@ -573,6 +579,9 @@ EM_GPU_FLOAT_OP(sparse_softmax_xent, sparse_softmax_xent_gpu<T>(c, out, stream))
 EM_GPU_FLOAT_OP(conv2d, conv_gpu<T>(c, out, FWD, stream))
 EM_GPU_FLOAT_OP(conv2d_backprop_input, conv_gpu<T>(c, out, BPI, stream))
 EM_GPU_FLOAT_OP(conv2d_backprop_filter, conv_gpu<T>(c, out, BPF, stream))
+EM_GPU_FLOAT_OP(conv2d_bias_relu, conv_gpu<T>(c, out, FWD, stream)
+                                      ? -1
+                                      : per_element<T>(c, out, stream, bias_relu<T>, arg<T>(c, 2), c->in[2].shape[0]))
 EM_GPU_FLOAT_OP(max_pool, per_element<T>(c, out, stream, max_pool_fwd<T>, pool_geom(c, c->in[0].shape), arg<T>(c, 0)))
 // (input, out_backprop); out has the input's shape
 EM_GPU_FLOAT_OP(max_pool_grad,

@@ -1,7 +1,8 @@
 /* The optimizations at em_trace_end: constant folding (nodes whose inputs
- * are all constants become constants) and common-subexpression elimination
+ * are all constants become constants), common-subexpression elimination
  * (same op, inputs and attributes: later copies become aliases of the
- * first). Random ops and in-place updates are never folded or merged. */
+ * first), and product epilogues (below). Random ops and in-place updates are
+ * never folded or merged. */
 #include "graph.h"
 
 #include <stdlib.h>
@@ -58,12 +59,119 @@ static int eliminate_common(em_graph *g) {
     return 0;
 }
 
+/* ---- product epilogues ----
+ * conv2d -> add of a per-channel bias -> relu, on a CPU in float32 or
+ * float64, becomes one conv2d_bias_relu node in relu's place, which adds the
+ * bias and takes the ReLU while each output tile is still in registers: the
+ * pre-activations never go to memory (oneDNN's post-ops). It takes a sum
+ * that only the relu and relu's gradients read, of a convolution that only
+ * the add reads. relu_grad(x, g) then reads relu's output y in x's place:
+ * y > 0 exactly where x > 0 (elsewhere y is 0, -0 or NaN), so the gradient
+ * is the same to the bit. The convolution and the add stay, absorbed: they
+ * run only for a fetch of their own values. Exports show each node as
+ * traced (gnode.traced_as). */
+
+/* The node that computes value v, or -1. */
+static int64_t producer(const em_graph *g, int64_t v) {
+    v = resolve(g, v);
+    return g->vals[v].kind == V_NODE && !g->nodes[g->vals[v].node].dead ? g->vals[v].node : -1;
+}
+
+static bool is_op(const em_graph *g, int64_t node, em_op op) { return node >= 0 && g->nodes[node].op == op; }
+
+/* Keeps n as traced in n->traced_as before it is rewritten: 0, or -1 when out of memory. */
+static int keep_traced(gnode *n) {
+    gnode *t = malloc(sizeof *t);
+    int64_t *in = malloc(sizeof(int64_t) * (size_t)n->n);
+    if (!t || !in) {
+        free(t);
+        free(in);
+        return -1;
+    }
+    memcpy(in, n->in, sizeof(int64_t) * (size_t)n->n);
+    *t = *n;
+    t->in = in;
+    n->traced_as = t;
+    return 0;
+}
+
+/* Whether relu node r reads add(conv2d(x, w), bias) that fuse as conv2d_bias_relu; sets *conv and *bias. */
+static bool epilogue_of(const em_graph *g, const int64_t *readers, int64_t r, int64_t *conv, int64_t *bias) {
+    const gnode *relu = &g->nodes[r];
+    int64_t sum = resolve(g, relu->in[0]), add = producer(g, sum);
+    if (!is_op(g, add, EM_OP_ADD)) return false;
+    const gnode *a = &g->nodes[add];
+    int k = is_op(g, producer(g, a->in[0]), EM_OP_CONV2D) ? 0 : 1;
+    *conv = producer(g, a->in[k]);
+    *bias = resolve(g, a->in[1 - k]);
+    if (!is_op(g, *conv, EM_OP_CONV2D)) return false;
+    const gnode *c = &g->nodes[*conv];
+    const em_tensor *y = g->vals[c->out].traced, *b = g->vals[*bias].traced;
+    if ((y->dtype != EM_F32 && y->dtype != EM_F64) || b->dtype != y->dtype || b->ndim != 1 ||
+        b->shape[0] != y->shape[3] || g->vals[relu->out].traced->dtype != y->dtype || em__is_gpu(c->device) ||
+        a->device != c->device || relu->device != c->device || readers[c->out] != 1)
+        return false;
+    /* the sum's other readers: relu's gradients */
+    int64_t grads = 0;
+    for (int64_t i = r + 1; i < g->nn; i++) {
+        const gnode *n = &g->nodes[i];
+        grads += !n->dead && n->op == EM_OP_RELU_GRAD && resolve(g, n->in[0]) == sum && resolve(g, n->in[1]) != sum;
+    }
+    if (readers[sum] != 1 + grads) return false;
+    /* the fused node reads x, w and the bias at relu's place: no update in between */
+    for (int64_t i = *conv + 1; i < r; i++)
+        if (!g->nodes[i].dead && (em__op_def(g->nodes[i].op)->flags & EM_OPF_INPLACE)) return false;
+    return true;
+}
+
+static int fuse_epilogues(em_graph *g) {
+    int64_t *readers = calloc((size_t)(g->nv ? g->nv : 1), sizeof(int64_t));
+    if (!readers) return -1;
+    for (int64_t i = 0; i < g->nn; i++)
+        for (int k = 0; k < g->nodes[i].n && !g->nodes[i].dead; k++) readers[resolve(g, g->nodes[i].in[k])]++;
+    for (int64_t r = 0; r < g->nn; r++) {
+        gnode *relu = &g->nodes[r];
+        int64_t conv, bias;
+        if (relu->dead || relu->op != EM_OP_RELU || !epilogue_of(g, readers, r, &conv, &bias)) continue;
+        int64_t sum = resolve(g, relu->in[0]);
+        int64_t *in = malloc(3 * sizeof(int64_t));
+        if (!in || keep_traced(relu)) {
+            free(in);
+            free(readers);
+            return -1;
+        }
+        for (int64_t i = r + 1; i < g->nn; i++) {
+            gnode *n = &g->nodes[i];
+            if (n->dead || n->op != EM_OP_RELU_GRAD || resolve(g, n->in[0]) != sum) continue;
+            if (keep_traced(n)) {
+                free(in);
+                free(readers);
+                return -1;
+            }
+            n->in[0] = relu->out;
+        }
+        const gnode *c = &g->nodes[conv];
+        in[0] = resolve(g, c->in[0]);
+        in[1] = resolve(g, c->in[1]);
+        in[2] = bias;
+        free(relu->in);
+        relu->in = in;
+        relu->n = 3;
+        relu->op = EM_OP_CONV2D_BIAS_RELU;
+        relu->a = c->a;
+        g->nodes[conv].absorbed = g->nodes[g->vals[sum].node].absorbed = true;
+        g->stats.epilogues += 2;
+    }
+    free(readers);
+    return 0;
+}
+
 int em__graph_optimize(em_graph *g) {
     g->alias = malloc(sizeof(int64_t) * (size_t)(g->nv ? g->nv : 1));
     if (!g->alias) return -1;
     for (int64_t v = 0; v < g->nv; v++) g->alias[v] = v;
     fold_constants(g);
-    if (eliminate_common(g)) return -1;
-    for (int64_t i = 0; i < g->nn; i++) g->stats.nodes += !g->nodes[i].dead;
+    if (eliminate_common(g) || fuse_epilogues(g)) return -1;
+    for (int64_t i = 0; i < g->nn; i++) g->stats.nodes += !g->nodes[i].dead && !g->nodes[i].absorbed;
     return 0;
 }
