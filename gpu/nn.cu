@@ -2,7 +2,8 @@
 // softmax, log_softmax and softmax_grad bfloat16 and float16 computed in float32): softmax, log_softmax
 // and their gradient, the three cross entropies, conv2d and its two
 // backprops, conv2d_bias_relu (conv2d, then its epilogue in one pass), max
-// and average pooling and their gradients. Same arithmetic
+// and average pooling and their gradients, and max_pool_relu_grad (the max
+// pool's gradient through relu_grad). Same arithmetic
 // and accumulator types as the CPU kernels; geometry from
 // lib/conv_geometry.h.
 //
@@ -25,6 +26,7 @@
 #include "common.cuh"
 #include "conv_geometry.h"
 #include "ops/narrow.h"
+#include "ops/elementwise_math.h"
 #include "ops/nn_math.h"
 
 namespace {
@@ -452,7 +454,13 @@ __device__ bool in_window(const em_conv_geom &g, int64_t oy, int64_t ox, int64_t
     return iy >= y0 && iy < y1 && ix >= x0 && ix < x1;
 }
 
-template <class T> __global__ void max_pool_grad(em_conv_geom g, const T *x, const T *dy, T *dx, int64_t n) {
+// max_pool_relu_grad: relu_grad's formula on the routed gradient g of an input x.
+__device__ float relu_grad_of(float x, float g) { return em_ew_relu_grad_f32(x, g, nullptr); }
+__device__ double relu_grad_of(double x, double g) { return em_ew_relu_grad_f64(x, g, nullptr); }
+
+// relu: max_pool_relu_grad, each gradient through relu_grad of its input.
+template <class T>
+__global__ void max_pool_grad(em_conv_geom g, const T *x, const T *dy, bool relu, T *dx, int64_t n) {
     EM_GPU_LOOP(i, n) {
         Pixel p = pixel(i, g.h, g.w, g.c);
         const T *xi = x + p.n * g.h * g.w * g.c + p.ch;
@@ -463,7 +471,7 @@ template <class T> __global__ void max_pool_grad(em_conv_geom g, const T *x, con
             for (int64_t ox = ox0; ox <= ox1; ox++)
                 if (in_window(g, oy, ox, p.y, p.x) && max_pick(g, xi, oy, ox) == p.y * g.w + p.x)
                     acc += dy[((p.n * g.oh + oy) * g.ow + ox) * g.c + p.ch];
-        dx[i] = acc;
+        dx[i] = relu ? relu_grad_of(x[i], acc) : acc;
     }
 }
 
@@ -585,7 +593,9 @@ EM_GPU_FLOAT_OP(conv2d_bias_relu, conv_gpu<T>(c, out, FWD, stream)
 EM_GPU_FLOAT_OP(max_pool, per_element<T>(c, out, stream, max_pool_fwd<T>, pool_geom(c, c->in[0].shape), arg<T>(c, 0)))
 // (input, out_backprop); out has the input's shape
 EM_GPU_FLOAT_OP(max_pool_grad,
-       per_element<T>(c, out, stream, max_pool_grad<T>, pool_geom(c, out->shape), arg<T>(c, 0), arg<T>(c, 1)))
+       per_element<T>(c, out, stream, max_pool_grad<T>, pool_geom(c, out->shape), arg<T>(c, 0), arg<T>(c, 1), false))
+EM_GPU_FLOAT_OP(max_pool_relu_grad,
+       per_element<T>(c, out, stream, max_pool_grad<T>, pool_geom(c, out->shape), arg<T>(c, 0), arg<T>(c, 1), true))
 EM_GPU_FLOAT_OP(avg_pool, per_element<T>(c, out, stream, avg_pool_fwd<T>, pool_geom(c, c->in[0].shape), arg<T>(c, 0)))
 // (out_backprop); out has the input's shape
 EM_GPU_FLOAT_OP(avg_pool_grad, per_element<T>(c, out, stream, avg_pool_grad<T>, pool_geom(c, out->shape), arg<T>(c, 0)))

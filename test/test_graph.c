@@ -463,9 +463,9 @@ START_TEST(test_50_steps_graph_equals_eager_bit_for_bit) {
 }
 END_TEST
 
-/* A small CNN: conv 3x3 (1 -> 16 channels, the direct kernel's shapes) + bias -> ReLU -> conv 3x3 stride 2
- * (16 -> 3, im2col) + bias -> ReLU, Adam on the mean square. With `tap`, the loss also reads the first
- * convolution's output, which then must not fuse. */
+/* A small CNN: conv 3x3 (1 -> 16 channels, the direct kernel's shapes) + bias -> ReLU -> 2x2 max pool ->
+ * conv 3x3 stride 2 (16 -> 3, im2col) + bias -> ReLU, Adam on the mean square. With `tap`, the loss also
+ * reads the first convolution's output, which then must not fuse. */
 typedef struct {
     em_tensor *w1, *b1, *w2, *b2;
 } cnn;
@@ -486,6 +486,7 @@ static em_tensor *cnn_step(cnn *n, em_optimizer *opt, em_tensor *x, bool tap, em
     em_tape *tape = em_tape_begin(false);
     *conv1 = em_conv2d(x, n->w1, NULL, EM_PAD_SAME, NULL);
     em_tensor *h = em_relu(em_bias_add(*conv1, n->b1));
+    h = em_max_pool(h, (const int[]){2, 2}, (const int[]){2, 2}, EM_PAD_SAME);
     h = em_relu(em_bias_add(em_conv2d(h, n->w2, (const int[]){2, 2}, EM_PAD_SAME, NULL), n->b2));
     *loss = em_mean(em_square(h), EM_ALL_AXES, false);
     if (tap) *loss = em_add(*loss, em_mean(*conv1, EM_ALL_AXES, false));
@@ -500,9 +501,9 @@ static bool same_bits(em_tensor *a, em_tensor *b) {
            !memcmp(em_data(a), em_data(b), (size_t)em_numel(a) * em_dtype_size(em_tensor_dtype(a)));
 }
 
-/* conv2d -> bias add -> relu runs as one conv2d_bias_relu node: training steps are eager's to the bit, in
- * float32 and float64; a convolution read elsewhere is left alone, and can still be fetched; exports show
- * the ops as traced. */
+/* conv2d -> bias add -> relu runs as one conv2d_bias_relu node, and the pool's gradient takes relu_grad:
+ * training steps are eager's to the bit, in float32 and float64; a convolution read elsewhere is left
+ * alone, and can still be fetched; exports show the ops as traced. */
 START_TEST(test_conv_bias_relu_fuse_bit_for_bit) {
     em_set_num_threads(1);
     for (int variant = 0; variant < 3; variant++) {
@@ -528,7 +529,7 @@ START_TEST(test_conv_bias_relu_fuse_bit_for_bit) {
         em_tensor *train = cnn_step(&graph, gopt, x, tap, &c1, &loss);
         em_graph *g = em_trace_end();
         ck_assert_ptr_nonnull(g);
-        ck_assert_int_eq(em_graph_get_stats(g).epilogues, tap ? 2 : 4);
+        ck_assert_int_eq(em_graph_get_stats(g).epilogues, tap ? 2 : 5);
         for (int s = 0; s < 3; s++) {
             em_tensor *out[2];
             ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, xv}}, 2, (em_tensor *[]){train, loss}, out), 0);
@@ -554,7 +555,9 @@ START_TEST(test_conv_bias_relu_fuse_bit_for_bit) {
             fclose(f);
             remove(path);
             ck_assert_ptr_null(strstr(text, "conv2d_bias_relu"));
+            ck_assert_ptr_null(strstr(text, "max_pool_relu_grad"));
             ck_assert_ptr_nonnull(strstr(text, "label=\"relu\""));
+            ck_assert_ptr_nonnull(strstr(text, "label=\"max_pool_grad\""));
         }
         em_graph_release(g);
         em_optimizer_release(eopt);

@@ -68,8 +68,11 @@ static int eliminate_common(em_graph *g) {
  * the add reads. relu_grad(x, g) then reads relu's output y in x's place:
  * y > 0 exactly where x > 0 (elsewhere y is 0, -0 or NaN), so the gradient
  * is the same to the bit. The convolution and the add stay, absorbed: they
- * run only for a fetch of their own values. Exports show each node as
- * traced (gnode.traced_as). */
+ * run only for a fetch of their own values.
+ * Then relu_grad(y, max_pool_grad(y, dy)), the gradient through the pool of
+ * a ReLU's output y, runs as max_pool_relu_grad(y, dy), which applies the
+ * ReLU's mask as it stores each routed gradient; the max_pool_grad is
+ * absorbed. Exports show each node as traced (gnode.traced_as). */
 
 /* The node that computes value v, or -1. */
 static int64_t producer(const em_graph *g, int64_t v) {
@@ -79,8 +82,9 @@ static int64_t producer(const em_graph *g, int64_t v) {
 
 static bool is_op(const em_graph *g, int64_t node, em_op op) { return node >= 0 && g->nodes[node].op == op; }
 
-/* Keeps n as traced in n->traced_as before it is rewritten: 0, or -1 when out of memory. */
+/* Keeps n as traced in n->traced_as before it is first rewritten: 0, or -1 when out of memory. */
 static int keep_traced(gnode *n) {
+    if (n->traced_as) return 0;
     gnode *t = malloc(sizeof *t);
     int64_t *in = malloc(sizeof(int64_t) * (size_t)n->n);
     if (!t || !in) {
@@ -93,6 +97,13 @@ static int keep_traced(gnode *n) {
     t->in = in;
     n->traced_as = t;
     return 0;
+}
+
+/* Whether an in-place update lies between nodes from and to: a fused node at to must not read past it. */
+static bool update_between(const em_graph *g, int64_t from, int64_t to) {
+    for (int64_t i = from + 1; i < to; i++)
+        if (!g->nodes[i].dead && (em__op_def(g->nodes[i].op)->flags & EM_OPF_INPLACE)) return true;
+    return false;
 }
 
 /* Whether relu node r reads add(conv2d(x, w), bias) that fuse as conv2d_bias_relu; sets *conv and *bias. */
@@ -118,10 +129,19 @@ static bool epilogue_of(const em_graph *g, const int64_t *readers, int64_t r, in
         grads += !n->dead && n->op == EM_OP_RELU_GRAD && resolve(g, n->in[0]) == sum && resolve(g, n->in[1]) != sum;
     }
     if (readers[sum] != 1 + grads) return false;
-    /* the fused node reads x, w and the bias at relu's place: no update in between */
-    for (int64_t i = *conv + 1; i < r; i++)
-        if (!g->nodes[i].dead && (em__op_def(g->nodes[i].op)->flags & EM_OPF_INPLACE)) return false;
-    return true;
+    return !update_between(g, *conv, r); /* the fused node reads x, w and the bias at relu's place */
+}
+
+/* Whether relu_grad node r reads max_pool_grad(its own x, dy) that fuse as max_pool_relu_grad; sets *pool. */
+static bool pool_relu_grad_of(const em_graph *g, const int64_t *readers, int64_t r, int64_t *pool) {
+    const gnode *n = &g->nodes[r];
+    *pool = producer(g, n->in[1]);
+    if (!is_op(g, *pool, EM_OP_MAX_POOL_GRAD)) return false;
+    const gnode *p = &g->nodes[*pool];
+    const em_tensor *dx = g->vals[p->out].traced;
+    return resolve(g, p->in[0]) == resolve(g, n->in[0]) && readers[p->out] == 1 &&
+           (dx->dtype == EM_F32 || dx->dtype == EM_F64) && g->vals[n->out].traced->dtype == dx->dtype &&
+           !em__is_gpu(p->device) && n->device == p->device && !update_between(g, *pool, r);
 }
 
 static int fuse_epilogues(em_graph *g) {
@@ -161,6 +181,20 @@ static int fuse_epilogues(em_graph *g) {
         relu->a = c->a;
         g->nodes[conv].absorbed = g->nodes[g->vals[sum].node].absorbed = true;
         g->stats.epilogues += 2;
+    }
+    for (int64_t r = 0; r < g->nn; r++) {
+        gnode *n = &g->nodes[r];
+        int64_t pool;
+        if (n->dead || n->op != EM_OP_RELU_GRAD || !pool_relu_grad_of(g, readers, r, &pool)) continue;
+        if (keep_traced(n)) {
+            free(readers);
+            return -1;
+        }
+        n->op = EM_OP_MAX_POOL_RELU_GRAD;
+        n->in[1] = resolve(g, g->nodes[pool].in[1]);
+        n->a = g->nodes[pool].a;
+        g->nodes[pool].absorbed = true;
+        g->stats.epilogues++;
     }
     free(readers);
     return 0;
