@@ -542,6 +542,28 @@ START_TEST(test_conv_bias_relu_fuse_bit_for_bit) {
         em_tensor *got;
         ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, xv}}, 1, &c1, &got), 0);
         ck_assert(same_bits(got, em_conv2d(xv, graph.w1, NULL, EM_PAD_SAME, NULL)));
+        if (variant == 0) { /* a saved graph holds the traced ops, and fuses again when loaded */
+            char path[] = "/tmp/ember_graph_XXXXXX";
+            int fd = mkstemp(path);
+            ck_assert_int_ge(fd, 0);
+            close(fd);
+            ck_assert_int_eq(em_graph_save(g, path, 1, &loss, (const char *const[]){"loss"}, 0), 0);
+            FILE *f = fopen(path, "rb");
+            static char bytes[1 << 16];
+            size_t len = fread(bytes, 1, sizeof bytes, f);
+            fclose(f);
+            ck_assert_ptr_null(memmem(bytes, len, "conv2d_bias_relu", 16));
+            ck_assert_ptr_nonnull(memmem(bytes, len, "relu", 4));
+            em_graph *loaded = em_graph_load_with(path, NULL, EM_LOAD_REUSE_VARIABLES);
+            remove(path);
+            ck_assert_msg(loaded != NULL, "%s", em_last_error());
+            ck_assert_int_eq(em_graph_get_stats(loaded).epilogues, 4);
+            em_tensor *mine, *theirs, *lx = em_graph_placeholder(loaded, "x"), *lloss = em_graph_fetch(loaded, "loss");
+            ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, xv}}, 1, &loss, &mine), 0);
+            ck_assert_int_eq(em_graph_run(loaded, 1, (em_feed[]){{lx, xv}}, 1, &lloss, &theirs), 0);
+            ck_assert(same_bits(mine, theirs));
+            em_graph_release(loaded);
+        }
         if (variant == 0) { /* the dot export shows the traced ops */
             char path[] = "/tmp/ember_graph_XXXXXX";
             int fd = mkstemp(path);
