@@ -1,7 +1,7 @@
 /* The optimizations at em_trace_end: constant folding (nodes whose inputs
  * are all constants become constants), common-subexpression elimination
  * (same op, inputs and attributes: later copies become aliases of the
- * first), and product epilogues (below). Random ops and in-place updates are
+ * first), and ops fused into other kernels (below). Random ops and in-place updates are
  * never folded or merged. */
 #include "graph.h"
 
@@ -59,20 +59,21 @@ static int eliminate_common(em_graph *g) {
     return 0;
 }
 
-/* ---- product epilogues ----
- * conv2d -> add of a per-channel bias -> relu, on a CPU in float32 or
- * float64, becomes one conv2d_bias_relu node in relu's place, which adds the
- * bias and takes the ReLU while each output tile is still in registers: the
- * pre-activations never go to memory (oneDNN's post-ops). It takes a sum
- * that only the relu and relu's gradients read, of a convolution that only
- * the add reads. relu_grad(x, g) then reads relu's output y in x's place:
- * y > 0 exactly where x > 0 (elsewhere y is 0, -0 or NaN), so the gradient
- * is the same to the bit. The convolution and the add stay, absorbed: they
- * run only for a fetch of their own values.
- * Then relu_grad(y, max_pool_grad(y, dy)), the gradient through the pool of
- * a ReLU's output y, runs as max_pool_relu_grad(y, dy), which applies the
- * ReLU's mask as it stores each routed gradient; the max_pool_grad is
- * absorbed. Exports show each node as traced (gnode.traced_as). */
+/* ---- ops fused into other kernels ----
+ * First, relu_grad(x, g) reads relu's output y = relu(x) in x's place where
+ * the graph computes it: y > 0 exactly where x > 0 (elsewhere y is 0, -0 or
+ * NaN), so the gradient is the same to the bit, and the pre-activation x
+ * need not outlive the forward pass. Then:
+ * - conv2d -> add of a per-channel bias -> relu, on a CPU in float32 or
+ *   float64, where only the add reads the convolution and only the relu the
+ *   sum, becomes one conv2d_bias_relu node in relu's place, which adds the
+ *   bias and takes the ReLU while each output tile is still in registers
+ *   (oneDNN's post-ops): the pre-activations never go to memory.
+ * - relu_grad(y, max_pool_grad(y, dy)), the gradient through the max pool of
+ *   a ReLU's output y, becomes max_pool_relu_grad(y, dy), which applies the
+ *   ReLU's mask as it stores each routed gradient.
+ * The nodes taken in stay, absorbed: they run only for a fetch of their own
+ * values. Exports show each node as traced (gnode.traced_as). */
 
 /* The node that computes value v, or -1. */
 static int64_t producer(const em_graph *g, int64_t v) {
@@ -81,6 +82,8 @@ static int64_t producer(const em_graph *g, int64_t v) {
 }
 
 static bool is_op(const em_graph *g, int64_t node, em_op op) { return node >= 0 && g->nodes[node].op == op; }
+
+static bool is_float(const em_tensor *t) { return t->dtype == EM_F32 || t->dtype == EM_F64; }
 
 /* Keeps n as traced in n->traced_as before it is first rewritten: 0, or -1 when out of memory. */
 static int keep_traced(gnode *n) {
@@ -106,11 +109,28 @@ static bool update_between(const em_graph *g, int64_t from, int64_t to) {
     return false;
 }
 
+/* Each relu_grad(x, g) after a relu(x) on its device reads the relu's output. */
+static int read_relu_outputs(em_graph *g) {
+    for (int64_t r = 0; r < g->nn; r++) {
+        const gnode *relu = &g->nodes[r];
+        if (relu->dead || relu->op != EM_OP_RELU) continue;
+        int64_t x = resolve(g, relu->in[0]);
+        for (int64_t i = r + 1; i < g->nn; i++) {
+            gnode *n = &g->nodes[i];
+            if (n->dead || n->op != EM_OP_RELU_GRAD || resolve(g, n->in[0]) != x || n->device != relu->device)
+                continue;
+            if (keep_traced(n)) return -1;
+            n->in[0] = relu->out;
+        }
+    }
+    return 0;
+}
+
 /* Whether relu node r reads add(conv2d(x, w), bias) that fuse as conv2d_bias_relu; sets *conv and *bias. */
-static bool epilogue_of(const em_graph *g, const int64_t *readers, int64_t r, int64_t *conv, int64_t *bias) {
+static bool conv_bias_relu_of(const em_graph *g, const int64_t *readers, int64_t r, int64_t *conv, int64_t *bias) {
     const gnode *relu = &g->nodes[r];
     int64_t sum = resolve(g, relu->in[0]), add = producer(g, sum);
-    if (!is_op(g, add, EM_OP_ADD)) return false;
+    if (!is_op(g, add, EM_OP_ADD) || readers[sum] != 1) return false;
     const gnode *a = &g->nodes[add];
     int k = is_op(g, producer(g, a->in[0]), EM_OP_CONV2D) ? 0 : 1;
     *conv = producer(g, a->in[k]);
@@ -118,86 +138,65 @@ static bool epilogue_of(const em_graph *g, const int64_t *readers, int64_t r, in
     if (!is_op(g, *conv, EM_OP_CONV2D)) return false;
     const gnode *c = &g->nodes[*conv];
     const em_tensor *y = g->vals[c->out].traced, *b = g->vals[*bias].traced;
-    if ((y->dtype != EM_F32 && y->dtype != EM_F64) || b->dtype != y->dtype || b->ndim != 1 ||
-        b->shape[0] != y->shape[3] || g->vals[relu->out].traced->dtype != y->dtype || em__is_gpu(c->device) ||
-        a->device != c->device || relu->device != c->device || readers[c->out] != 1)
-        return false;
-    /* the sum's other readers: relu's gradients */
-    int64_t grads = 0;
-    for (int64_t i = r + 1; i < g->nn; i++) {
-        const gnode *n = &g->nodes[i];
-        grads += !n->dead && n->op == EM_OP_RELU_GRAD && resolve(g, n->in[0]) == sum && resolve(g, n->in[1]) != sum;
-    }
-    if (readers[sum] != 1 + grads) return false;
-    return !update_between(g, *conv, r); /* the fused node reads x, w and the bias at relu's place */
+    return is_float(y) && b->dtype == y->dtype && b->ndim == 1 && b->shape[0] == y->shape[3] &&
+           g->vals[relu->out].traced->dtype == y->dtype && !em__is_gpu(c->device) && a->device == c->device &&
+           relu->device == c->device && readers[c->out] == 1 &&
+           !update_between(g, *conv, r); /* the fused node reads x, w and the bias at relu's place */
 }
 
 /* Whether relu_grad node r reads max_pool_grad(its own x, dy) that fuse as max_pool_relu_grad; sets *pool. */
-static bool pool_relu_grad_of(const em_graph *g, const int64_t *readers, int64_t r, int64_t *pool) {
+static bool max_pool_relu_grad_of(const em_graph *g, const int64_t *readers, int64_t r, int64_t *pool) {
     const gnode *n = &g->nodes[r];
     *pool = producer(g, n->in[1]);
     if (!is_op(g, *pool, EM_OP_MAX_POOL_GRAD)) return false;
     const gnode *p = &g->nodes[*pool];
     const em_tensor *dx = g->vals[p->out].traced;
-    return resolve(g, p->in[0]) == resolve(g, n->in[0]) && readers[p->out] == 1 &&
-           (dx->dtype == EM_F32 || dx->dtype == EM_F64) && g->vals[n->out].traced->dtype == dx->dtype &&
-           !em__is_gpu(p->device) && n->device == p->device && !update_between(g, *pool, r);
+    return resolve(g, p->in[0]) == resolve(g, n->in[0]) && readers[p->out] == 1 && is_float(dx) &&
+           g->vals[n->out].traced->dtype == dx->dtype && !em__is_gpu(p->device) && n->device == p->device &&
+           !update_between(g, *pool, r);
 }
 
-static int fuse_epilogues(em_graph *g) {
-    int64_t *readers = calloc((size_t)(g->nv ? g->nv : 1), sizeof(int64_t));
+static int fuse_into_kernels(em_graph *g) {
+    if (read_relu_outputs(g)) return -1;
+    int64_t *readers = calloc((size_t)(g->nv ? g->nv : 1), sizeof(int64_t)), *in = NULL;
     if (!readers) return -1;
     for (int64_t i = 0; i < g->nn; i++)
         for (int k = 0; k < g->nodes[i].n && !g->nodes[i].dead; k++) readers[resolve(g, g->nodes[i].in[k])]++;
+    int rc = -1;
     for (int64_t r = 0; r < g->nn; r++) {
-        gnode *relu = &g->nodes[r];
+        gnode *n = &g->nodes[r];
         int64_t conv, bias;
-        if (relu->dead || relu->op != EM_OP_RELU || !epilogue_of(g, readers, r, &conv, &bias)) continue;
-        int64_t sum = resolve(g, relu->in[0]);
-        int64_t *in = malloc(3 * sizeof(int64_t));
-        if (!in || keep_traced(relu)) {
-            free(in);
-            free(readers);
-            return -1;
-        }
-        for (int64_t i = r + 1; i < g->nn; i++) {
-            gnode *n = &g->nodes[i];
-            if (n->dead || n->op != EM_OP_RELU_GRAD || resolve(g, n->in[0]) != sum) continue;
-            if (keep_traced(n)) {
-                free(in);
-                free(readers);
-                return -1;
-            }
-            n->in[0] = relu->out;
-        }
+        if (n->dead || n->op != EM_OP_RELU || !conv_bias_relu_of(g, readers, r, &conv, &bias)) continue;
+        if (!(in = malloc(3 * sizeof(int64_t))) || keep_traced(n)) goto done;
         const gnode *c = &g->nodes[conv];
+        g->nodes[producer(g, n->in[0])].absorbed = g->nodes[conv].absorbed = true;
         in[0] = resolve(g, c->in[0]);
         in[1] = resolve(g, c->in[1]);
         in[2] = bias;
-        free(relu->in);
-        relu->in = in;
-        relu->n = 3;
-        relu->op = EM_OP_CONV2D_BIAS_RELU;
-        relu->a = c->a;
-        g->nodes[conv].absorbed = g->nodes[g->vals[sum].node].absorbed = true;
+        free(n->in);
+        n->in = in;
+        in = NULL;
+        n->n = 3;
+        n->op = EM_OP_CONV2D_BIAS_RELU;
+        n->a = c->a;
         g->stats.epilogues += 2;
     }
     for (int64_t r = 0; r < g->nn; r++) {
         gnode *n = &g->nodes[r];
         int64_t pool;
-        if (n->dead || n->op != EM_OP_RELU_GRAD || !pool_relu_grad_of(g, readers, r, &pool)) continue;
-        if (keep_traced(n)) {
-            free(readers);
-            return -1;
-        }
+        if (n->dead || n->op != EM_OP_RELU_GRAD || !max_pool_relu_grad_of(g, readers, r, &pool)) continue;
+        if (keep_traced(n)) goto done;
+        g->nodes[pool].absorbed = true;
         n->op = EM_OP_MAX_POOL_RELU_GRAD;
         n->in[1] = resolve(g, g->nodes[pool].in[1]);
         n->a = g->nodes[pool].a;
-        g->nodes[pool].absorbed = true;
         g->stats.epilogues++;
     }
+    rc = 0;
+done:
+    free(in);
     free(readers);
-    return 0;
+    return rc;
 }
 
 int em__graph_optimize(em_graph *g) {
@@ -205,7 +204,7 @@ int em__graph_optimize(em_graph *g) {
     if (!g->alias) return -1;
     for (int64_t v = 0; v < g->nv; v++) g->alias[v] = v;
     fold_constants(g);
-    if (eliminate_common(g) || fuse_epilogues(g)) return -1;
+    if (eliminate_common(g) || fuse_into_kernels(g)) return -1;
     for (int64_t i = 0; i < g->nn; i++) g->stats.nodes += !g->nodes[i].dead && !g->nodes[i].absorbed;
     return 0;
 }
