@@ -111,19 +111,22 @@ static bool update_between(const em_graph *g, int64_t from, int64_t to) {
 
 /* Each relu_grad(x, g) after a relu(x) on its device reads the relu's output. */
 static int read_relu_outputs(em_graph *g) {
-    for (int64_t r = 0; r < g->nn; r++) {
-        const gnode *relu = &g->nodes[r];
-        if (relu->dead || relu->op != EM_OP_RELU) continue;
-        int64_t x = resolve(g, relu->in[0]);
-        for (int64_t i = r + 1; i < g->nn; i++) {
-            gnode *n = &g->nodes[i];
-            if (n->dead || n->op != EM_OP_RELU_GRAD || resolve(g, n->in[0]) != x || n->device != relu->device)
-                continue;
-            if (keep_traced(n)) return -1;
-            n->in[0] = relu->out;
+    int64_t *relu_of = malloc(sizeof(int64_t) * (size_t)(g->nv ? g->nv : 1)); /* per value: the first relu of it */
+    if (!relu_of) return -1;
+    for (int64_t v = 0; v < g->nv; v++) relu_of[v] = -1;
+    int rc = 0;
+    for (int64_t i = 0; i < g->nn && !rc; i++) {
+        gnode *n = &g->nodes[i];
+        if (n->dead || (n->op != EM_OP_RELU && n->op != EM_OP_RELU_GRAD)) continue;
+        int64_t x = resolve(g, n->in[0]), r = relu_of[x];
+        if (n->op == EM_OP_RELU) {
+            if (r < 0) relu_of[x] = i;
+        } else if (r >= 0 && g->nodes[r].device == n->device && !(rc = keep_traced(n))) {
+            n->in[0] = g->nodes[r].out;
         }
     }
-    return 0;
+    free(relu_of);
+    return rc;
 }
 
 /* Whether relu node r reads add(conv2d(x, w), bias) that fuse as conv2d_bias_relu; sets *conv and *bias. */
