@@ -590,6 +590,36 @@ START_TEST(test_conv_bias_relu_fuse_bit_for_bit) {
 }
 END_TEST
 
+/* relu_grad(x, g) reads relu(x)'s output in a graph (the same mask), but not across an in-place update of x:
+ * traced after one, it reads the updated x, as eager code does. */
+START_TEST(test_relu_grad_after_an_update_reads_the_update) {
+    em_tensor *v = em_get_variable("updated/v", EM_F32, EM_SHAPE(4), EM_INIT_CONST(0));
+    ck_assert_int_eq(em_assign(v, f32(EM_SHAPE(4), (const float[]){-1, 2, -3, 4})), 0);
+    em_optimizer *sgd = em_sgd(1); /* on sum(v^2): v -= 2 v flips v's signs */
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_tape *forward = em_tape_begin(false);
+    em_tensor *y = em_relu(v), *dv;
+    em_tape_stop(forward);
+    em_tape *square = em_tape_begin(false);
+    em_tensor *loss = em_sum(em_square(v), EM_ALL_AXES, false);
+    em_tape_stop(square);
+    em_tensor *train = em_minimize_op(sgd, square, loss, 1, &v);
+    ck_assert_int_eq(em_gradients(forward, y, 1, &v, &dv), 0); /* relu_grad(v, 1) after the update */
+    em_tape_release(forward);
+    em_tape_release(square);
+    em_graph *g = em_trace_end();
+    ck_assert_ptr_nonnull(g);
+    em_tensor *out[2];
+    ck_assert_int_eq(em_graph_run(g, 0, NULL, 2, (em_tensor *[]){train, dv}, out), 0);
+    const float *now = em_data(v); /* the mask of v now, not of v when the relu ran */
+    double mask[4];
+    for (int i = 0; i < 4; i++) mask[i] = now[i] > 0;
+    ck_assert_tensor(out[1], EM_F32, EM_SHAPE(4), mask, 0);
+    em_graph_release(g);
+    em_optimizer_release(sgd);
+}
+END_TEST
+
 START_TEST(test_learning_rate_and_step_are_read_at_run_time) {
     em_tensor *w = em_get_variable("lr/w", EM_F64, EM_SHAPE(1), EM_INIT_CONST(1));
     em_optimizer *sgd = em_sgd(0.5);
@@ -856,6 +886,7 @@ int main(void) {
     tcase_add_test(tc, test_dot_export_groups_name_scopes);
     tcase_add_test(tc, test_50_steps_graph_equals_eager_bit_for_bit);
     tcase_add_test(tc, test_conv_bias_relu_fuse_bit_for_bit);
+    tcase_add_test(tc, test_relu_grad_after_an_update_reads_the_update);
     tcase_add_test(tc, test_learning_rate_and_step_are_read_at_run_time);
     tcase_add_test(tc, test_unknown_batch_is_symbolic);
     tcase_add_test(tc, test_batch_plus_or_minus_a_fixed_size_is_symbolic);

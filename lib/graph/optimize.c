@@ -109,19 +109,22 @@ static bool update_between(const em_graph *g, int64_t from, int64_t to) {
     return false;
 }
 
-/* Each relu_grad(x, g) after a relu(x) on its device reads the relu's output. */
+/* Each relu_grad(x, g) after a relu(x) on its device, with no in-place update between, reads the relu's
+ * output. */
 static int read_relu_outputs(em_graph *g) {
-    int64_t *relu_of = malloc(sizeof(int64_t) * (size_t)(g->nv ? g->nv : 1)); /* per value: the first relu of it */
+    int64_t *relu_of = malloc(sizeof(int64_t) * (size_t)(g->nv ? g->nv : 1)); /* per value: its relu since the latest update */
     if (!relu_of) return -1;
     for (int64_t v = 0; v < g->nv; v++) relu_of[v] = -1;
+    int64_t update = -1; /* the latest in-place update so far: x may be a variable it changed since the relu */
     int rc = 0;
     for (int64_t i = 0; i < g->nn && !rc; i++) {
         gnode *n = &g->nodes[i];
+        if (!n->dead && (em__op_def(n->op)->flags & EM_OPF_INPLACE)) update = i;
         if (n->dead || (n->op != EM_OP_RELU && n->op != EM_OP_RELU_GRAD)) continue;
         int64_t x = resolve(g, n->in[0]), r = relu_of[x];
         if (n->op == EM_OP_RELU) {
-            if (r < 0) relu_of[x] = i;
-        } else if (r >= 0 && g->nodes[r].device == n->device && !(rc = keep_traced(n))) {
+            if (r <= update) relu_of[x] = i; /* none yet (-1), or one from before an update */
+        } else if (r > update && g->nodes[r].device == n->device && !(rc = keep_traced(n))) {
             n->in[0] = g->nodes[r].out;
         }
     }
