@@ -57,7 +57,7 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
                  em_tensor **results);
 
 typedef struct em_graph_stats {
-    int64_t nodes;          /* nodes after optimization */
+    int64_t nodes;          /* nodes after optimization (those fused into another not counted) */
     int64_t traced;         /* ops traced */
     int64_t folded;         /* constant-folded at em_trace_end */
     int64_t cse_merged;     /* removed as common subexpressions */
