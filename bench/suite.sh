@@ -7,15 +7,19 @@
 #
 #   bench/suite.sh                 uses $EMBER_BUILD/ember-bench (default build/)
 #   EMBER_BENCH_THREADS=1 EMBER_BENCH_TIME=0.5 bench/suite.sh
+#   EMBER_BENCH_RUNS=5 bench/suite.sh   each row the median of 5 alternating runs
 #
 # EMBER_BENCH_THREADS: threads for both (default: all cores); EMBER_BENCH_TIME:
-# seconds of sampling per row (default 0.3); EMBER_BENCH_PYTHON: the Python
-# that imports torch (default /usr/bin/python3). About 2 minutes on 2 cores.
+# seconds of sampling per row (default 0.3); EMBER_BENCH_RUNS: runs of each job,
+# Ember and PyTorch alternating, each side's median kept (default 1);
+# EMBER_BENCH_PYTHON: the Python that imports torch (default /usr/bin/python3).
+# About 2 minutes a run on 2 cores.
 set -u
 cd "$(dirname "$0")/.."
 tool=${EMBER_BUILD:-build}/ember-bench
 threads=${EMBER_BENCH_THREADS:-$(nproc)}
 time_s=${EMBER_BENCH_TIME:-0.3}
+runs=${EMBER_BENCH_RUNS:-1}
 py=${EMBER_BENCH_PYTHON:-/usr/bin/python3} # Debian's python3-torch is importable by this one only
 if [ ! -x "$tool" ]; then
     echo "bench/suite.sh: $tool is not built (run: make $tool)" >&2
@@ -36,7 +40,7 @@ have_torch=yes
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-echo "Ember vs PyTorch, CPU, float32, $threads thread(s), ${time_s}s per row ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //'))"
+echo "Ember vs PyTorch, CPU, float32, $threads thread(s), ${time_s}s per row, median of $runs run(s) ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //'))"
 if [ -n "$torch_reason" ]; then
     echo "PyTorch column skipped: $torch_reason"
 else
@@ -77,6 +81,27 @@ mlp 100 --backward
 EOF
 )
 
+# Each row of the JSON-line files $@ (one file per run, the same rows in each),
+# taken from the run with the median time (the lower median for an even count).
+median_rows() {
+    awk '
+    {
+        if (!match($0, /"median_us": ?[^,}]*/)) next
+        t = substr($0, RSTART, RLENGTH); sub(/^"median_us": ?/, "", t)
+        n[FNR]++; line[FNR, n[FNR]] = $0; us[FNR, n[FNR]] = (t == "null") ? 1e300 : t + 0
+        if (FNR > rows) rows = FNR
+    }
+    END {
+        for (r = 1; r <= rows; r++) {
+            for (i = 1; i <= n[r]; i++) {
+                below = 0
+                for (j = 1; j <= n[r]; j++) if (us[r, j] < us[r, i] || (us[r, j] == us[r, i] && j < i)) below++
+                if (below == int((n[r] - 1) / 2)) { print line[r, i]; break }
+            }
+        }
+    }' "$@"
+}
+
 # Joins ember-bench's and torch_ops.py's JSON lines row by row.
 join_rows() {
     awk -v torch="$2" -v tfile="$tmp/torch" '
@@ -101,14 +126,16 @@ join_rows() {
         if (tm != "" && tm != "null" && tm + 0 > 0) {
             ratio = sprintf("%.2f", e / tm)
             printf "%s\n", log(e / tm) >> ENVIRON["RATIOS"]
+            if (e / tm > 1.05) printf "  %s %s %s: %.2f\n", op, shape, pass, e / tm >> ENVIRON["SLOWER"]
         }
         printf "%-12s %-36s %-16s %12.2f %12s %8s %9s %s\n", op, shape, pass, e,
                (tm == "" || tm == "null") ? "-" : sprintf("%.2f", tm), ratio, g == "null" ? "-" : sprintf("%.2f", g), note
     }' "$1"
 }
 
-export RATIOS="$tmp/ratios"
+export RATIOS="$tmp/ratios" SLOWER="$tmp/slower"
 : > "$RATIOS"
+: > "$SLOWER"
 status=0
 peak_arg=()
 printf '\n%-12s %-36s %-16s %12s %12s %8s %9s\n' op shape pass "ember(us)" "torch(us)" ember/pt "GFLOP/s"
@@ -117,29 +144,43 @@ while IFS= read -r job; do
         printf '%s\n' "$job"
         continue
     fi
-    # shellcheck disable=SC2086
-    if ! "$tool" $job --json --threads "$threads" --time "$time_s" "${peak_arg[@]}" > "$tmp/ember" 2> "$tmp/err"; then
-        echo "FAILED: ember-bench $job: $(cat "$tmp/err")"
+    failed=""
+    for ((r = 1; r <= runs; r++)); do
+        # shellcheck disable=SC2086
+        if ! "$tool" $job --json --threads "$threads" --time "$time_s" "${peak_arg[@]}" > "$tmp/ember.$r" 2> "$tmp/err"; then
+            echo "FAILED: ember-bench $job: $(cat "$tmp/err")"
+            failed=yes
+            break
+        fi
+        # The FMA-loop peak is measured once, by the first job.
+        if [ ${#peak_arg[@]} -eq 0 ]; then
+            peak=$(sed -n 's/.*"peak_gflops":\([0-9.]*\).*/\1/p' "$tmp/ember.$r" | head -n 1)
+            [ -n "$peak" ] && peak_arg=(--peak "$peak")
+        fi
+        : > "$tmp/torch.$r"
+        if [ -z "$torch_reason" ]; then
+            # shellcheck disable=SC2086
+            OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads MKL_NUM_THREADS=$threads \
+                "$py" bench/torch_ops.py $job --threads "$threads" --time "$time_s" > "$tmp/torch.$r" 2> "$tmp/err" ||
+                echo "PyTorch failed on $job: $(tail -n 1 "$tmp/err")"
+        fi
+    done
+    if [ -n "$failed" ]; then
         status=1
         continue
     fi
-    # The FMA-loop peak is measured once, by the first job.
-    if [ ${#peak_arg[@]} -eq 0 ]; then
-        peak=$(sed -n 's/.*"peak_gflops":\([0-9.]*\).*/\1/p' "$tmp/ember" | head -n 1)
-        [ -n "$peak" ] && peak_arg=(--peak "$peak")
-    fi
-    : > "$tmp/torch"
-    if [ -z "$torch_reason" ]; then
-        # shellcheck disable=SC2086
-        OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads MKL_NUM_THREADS=$threads \
-            "$py" bench/torch_ops.py $job --threads "$threads" --time "$time_s" > "$tmp/torch" 2> "$tmp/err" ||
-            echo "PyTorch failed on $job: $(tail -n 1 "$tmp/err")"
-    fi
+    median_rows "$tmp"/ember.* > "$tmp/ember"
+    median_rows "$tmp"/torch.* > "$tmp/torch"
+    rm -f "$tmp"/ember.* "$tmp"/torch.*
     join_rows "$tmp/ember" "$have_torch"
 done <<< "$jobs"
 
 if [ -s "$RATIOS" ]; then
     awk '{ s += $1; n++ } END { printf "\ngeometric mean of ember/torch time over %d rows: %.2f (< 1: Ember faster)\n", n, exp(s / n) }' "$RATIOS"
+fi
+if [ -s "$RATIOS" ]; then
+    echo "rows where Ember takes more than 1.05x PyTorch's time: $(wc -l < "$SLOWER")"
+    cat "$SLOWER"
 fi
 [ -n "${peak:-}" ] && echo "CPU peak (FMA loop, $threads thread(s)): $peak GFLOP/s"
 exit $status

@@ -35,14 +35,17 @@ typedef struct em_reduce_plan {
     int64_t count; /* reduced elements per output */
 } em_reduce_plan;
 
-/* Offset of linear index idx (row-major over dim[0..n-1]) given strides. */
+/* Offset of linear index idx < dim[0] * ... * dim[n-1] (row-major) given strides. What is left of idx at the
+ * outermost group is its index there, so one group (the usual case) costs no division: the kernels call this
+ * once a row. */
 static inline EM_HD int64_t em_plan_offset(int n, const int64_t *dim, const int64_t *stride, int64_t idx) {
+    if (n == 0) return 0;
     int64_t off = 0;
-    for (int k = n - 1; k >= 0; k--) {
+    for (int k = n - 1; k > 0; k--) {
         off += (idx % dim[k]) * stride[k];
         idx /= dim[k];
     }
-    return off;
+    return off + idx * stride[0];
 }
 
 /* Plans the reduction of a tensor of `shape` and `strides` (elements) over the

@@ -737,6 +737,44 @@ em_tensor *em_tensor_from(em_dtype dtype, em_shape shape, const void *data) {
     return em__own_placed(t);
 }
 
+/* A fill's range of elements: zeros by memset, other values one typed store
+ * per element in a loop `omp simd` vectorizes (at -O2, GCC's cost model left
+ * it scalar: 4M float32 ones took 1.0 ms, 5x PyTorch's ones_like). */
+typedef struct fill_job {
+    void *data;
+    size_t size;
+    uint64_t bits; /* the value's bytes, in the low `size` */
+} fill_job;
+
+EM_HOT static void fill_range(void *ctx, int64_t begin, int64_t end) {
+    const fill_job *j = ctx;
+    if (!j->bits) {
+        memset((char *)j->data + (size_t)begin * j->size, 0, (size_t)(end - begin) * j->size);
+        return;
+    }
+    switch (j->size) {
+    case 8: {
+        uint64_t *restrict d = j->data;
+        const uint64_t w = j->bits;
+        _Pragma("omp simd") for (int64_t i = begin; i < end; i++) d[i] = w;
+        break;
+    }
+    case 4: {
+        uint32_t *restrict d = j->data;
+        const uint32_t w = (uint32_t)j->bits;
+        _Pragma("omp simd") for (int64_t i = begin; i < end; i++) d[i] = w;
+        break;
+    }
+    case 2: {
+        uint16_t *restrict d = j->data;
+        const uint16_t w = (uint16_t)j->bits;
+        _Pragma("omp simd") for (int64_t i = begin; i < end; i++) d[i] = w;
+        break;
+    }
+    default: memset((char *)j->data + begin, (int)j->bits, (size_t)(end - begin));
+    }
+}
+
 void em__fill_raw(em_tensor *t, double v) {
     size_t es = dtypes[t->dtype].size;
     if (em__is_gpu(t->device)) {
@@ -744,30 +782,16 @@ void em__fill_raw(em_tensor *t, double v) {
         em__gpu->fill(&g, v, t->device - EM_GPU_BASE);
         return;
     }
-    if (v == 0 && !signbit(v)) {
-        memset(t->data, 0, (size_t)t->numel * es);
-        return;
-    }
     union {
         uint8_t b;
         uint16_t h;
         uint32_t w;
         uint64_t d;
-    } one;
+    } one = {.d = 0};
     em__write(&one, (em_dtype)t->dtype, v);
-    /* one typed store per element, by element size: a loop the compiler vectorizes */
-    switch (es) {
-    case 8:
-        for (int64_t i = 0; i < t->numel; i++) ((uint64_t *)t->data)[i] = one.d;
-        break;
-    case 4:
-        for (int64_t i = 0; i < t->numel; i++) ((uint32_t *)t->data)[i] = one.w;
-        break;
-    case 2:
-        for (int64_t i = 0; i < t->numel; i++) ((uint16_t *)t->data)[i] = one.h;
-        break;
-    default: memset(t->data, one.b, (size_t)t->numel);
-    }
+    fill_job j = {.data = t->data, .size = es,
+                  .bits = es == 8 ? one.d : es == 4 ? one.w : es == 2 ? one.h : one.b};
+    em__parallel_for(t->numel, (int64_t)((size_t)1 << 17) / (int64_t)es, fill_range, &j); /* 128 KiB chunks */
 }
 
 em_tensor *em_fill(em_dtype dtype, em_shape shape, double value) {

@@ -215,6 +215,19 @@ START_TEST(test_large_reductions_match_reference_and_any_thread_count) {
 }
 END_TEST
 
+/* Contiguous rows take a loop of their own (lib/ops/reduce.c), a strided view the general walk of the plan: a
+ * slice of [3, 7, 700] to [3, 5, 700] (its kept axes do not merge) reduces over its rows to the same bits as its
+ * contiguous copy, for each op with a row kernel of its own. */
+START_TEST(test_strided_rows_match_contiguous_rows) {
+    em_tensor *x = noise(EM_SHAPE(3, 7, 700), 7);
+    em_tensor *view = em_slice(x, (int64_t[]){0, 1, 0}, (int64_t[]){-1, 5, -1}), *copy = em_copy(view);
+    em_tensor *(*const ops[])(em_tensor *, int, const int *, bool) = {em_sum, em_max, em_min, em_log_sum_exp};
+    for (int k = 0; k < 4; k++)
+        ck_assert_msg(same_bits(ops[k](view, EM_AXES(2), false), ops[k](copy, EM_AXES(2), false)), "op %d", k);
+    ck_assert(same_bits(em_argmax(view, 2), em_argmax(copy, 2)));
+}
+END_TEST
+
 /* float32 sums add float32 lanes over short fixed blocks and the block sums in double (lib/ops/reduce.c), so
  * each term meets at most 6 float32 roundings: on terms of both signs spread over 2^-10 to 2^14, which cancel,
  * all axes, rows and columns stay within 6 u sum|x| + u |sum| (u = 2^-24) of the float64 sum, below pairwise
@@ -321,6 +334,7 @@ int main(void) {
     tcase_add_test(tc, test_size_zero_and_size_one_dims);
     tcase_add_test(tc, test_strided_input);
     tcase_add_test(tc, test_large_reductions_match_reference_and_any_thread_count);
+    tcase_add_test(tc, test_strided_rows_match_contiguous_rows);
     tcase_add_test(tc, test_float32_sums_within_blocked_error_bound);
     tcase_add_test(tc, test_errors_name_op_axis_and_shape);
     tcase_add_test(tc, test_gradients_of_max_sum_mean);

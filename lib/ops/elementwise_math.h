@@ -124,11 +124,7 @@ EM_EW_1(relu, FLOATS, SAME, return x < 0 ? (T)0 : x;)
 EM_EW_2(relu_grad, FLOATS, SAME, return x > 0 ? y : (T)0;)
 EM_EW_1(leaky_relu, FLOATS, SAME, return x < 0 ? (T)f[0] * x : x;)
 EM_EW_1(elu, FLOATS, SAME, return x < 0 ? em_math_expm1(x) : x;)
-/* One exp of -|x|, so nothing overflows and the select is branch-free. */
-EM_EW_1(sigmoid, FLOATS, SAME, {
-    T e = em_math_exp(-em_math_fabs(x)), s = (T)1 / ((T)1 + e);
-    return x >= 0 ? s : e * s;
-})
+EM_EW_1(sigmoid, FLOATS, SAME, return em_math_sigmoid(x);)
 EM_EW_2(sigmoid_grad, FLOATS, SAME, return y * x * ((T)1 - x);)
 EM_EW_1(tanh, FLOATS, SAME, return em_math_tanh(x);)
 EM_EW_2(tanh_grad, FLOATS, SAME, return y * ((T)1 - x * x);)
