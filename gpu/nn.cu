@@ -1,7 +1,9 @@
 // GPU kernels of the softmax, conv and pool families (lib/ops/{softmax,conv,pool}.c; float32 and float64, and for
 // softmax, log_softmax and softmax_grad bfloat16 and float16 computed in float32): softmax, log_softmax
 // and their gradient, the three cross entropies, conv2d and its two
-// backprops, max and average pooling and their gradients. Same arithmetic
+// backprops, conv2d_bias_relu (conv2d, then its epilogue in one pass), max
+// and average pooling and their gradients, and max_pool_relu_grad (the max
+// pool's gradient through relu_grad). Same arithmetic
 // and accumulator types as the CPU kernels; geometry from
 // lib/conv_geometry.h.
 //
@@ -24,6 +26,7 @@
 #include "common.cuh"
 #include "conv_geometry.h"
 #include "ops/narrow.h"
+#include "ops/elementwise_math.h"
 #include "ops/nn_math.h"
 
 namespace {
@@ -451,7 +454,13 @@ __device__ bool in_window(const em_conv_geom &g, int64_t oy, int64_t ox, int64_t
     return iy >= y0 && iy < y1 && ix >= x0 && ix < x1;
 }
 
-template <class T> __global__ void max_pool_grad(em_conv_geom g, const T *x, const T *dy, T *dx, int64_t n) {
+// max_pool_relu_grad: relu_grad's formula on the routed gradient g of an input x.
+__device__ float relu_grad_of(float x, float g) { return em_ew_relu_grad_f32(x, g, nullptr); }
+__device__ double relu_grad_of(double x, double g) { return em_ew_relu_grad_f64(x, g, nullptr); }
+
+// relu: max_pool_relu_grad, each gradient through relu_grad of its input.
+template <class T>
+__global__ void max_pool_grad(em_conv_geom g, const T *x, const T *dy, bool relu, T *dx, int64_t n) {
     EM_GPU_LOOP(i, n) {
         Pixel p = pixel(i, g.h, g.w, g.c);
         const T *xi = x + p.n * g.h * g.w * g.c + p.ch;
@@ -462,7 +471,7 @@ template <class T> __global__ void max_pool_grad(em_conv_geom g, const T *x, con
             for (int64_t ox = ox0; ox <= ox1; ox++)
                 if (in_window(g, oy, ox, p.y, p.x) && max_pick(g, xi, oy, ox) == p.y * g.w + p.x)
                     acc += dy[((p.n * g.oh + oy) * g.ow + ox) * g.c + p.ch];
-        dx[i] = acc;
+        dx[i] = relu ? relu_grad_of(x[i], acc) : acc;
     }
 }
 
@@ -487,6 +496,11 @@ template <class T> __global__ void avg_pool_grad(em_conv_geom g, const T *dy, T 
 // Pools' attributes: i[0..1] strides, i[2..3] the window, i[4] padding; xs the input's shape.
 em_conv_geom pool_geom(const em_gpu_call *c, const int64_t *xs) {
     return make_geom(c->a, xs, c->a->i[2], c->a->i[3], xs[3], false);
+}
+
+// conv2d_bias_relu's epilogue, in place on the convolution's n outputs of o channels.
+template <class T> __global__ void bias_relu(const T *bias, int64_t o, T *y, int64_t n) {
+    EM_GPU_LOOP(i, n) y[i] = EM_NN(bias_relu, T)(y[i], bias[i % o]);
 }
 
 // ---- the ops' launches, for one float type T ----
@@ -573,10 +587,15 @@ EM_GPU_FLOAT_OP(sparse_softmax_xent, sparse_softmax_xent_gpu<T>(c, out, stream))
 EM_GPU_FLOAT_OP(conv2d, conv_gpu<T>(c, out, FWD, stream))
 EM_GPU_FLOAT_OP(conv2d_backprop_input, conv_gpu<T>(c, out, BPI, stream))
 EM_GPU_FLOAT_OP(conv2d_backprop_filter, conv_gpu<T>(c, out, BPF, stream))
+EM_GPU_FLOAT_OP(conv2d_bias_relu, conv_gpu<T>(c, out, FWD, stream)
+                                      ? -1
+                                      : per_element<T>(c, out, stream, bias_relu<T>, arg<T>(c, 2), c->in[2].shape[0]))
 EM_GPU_FLOAT_OP(max_pool, per_element<T>(c, out, stream, max_pool_fwd<T>, pool_geom(c, c->in[0].shape), arg<T>(c, 0)))
 // (input, out_backprop); out has the input's shape
 EM_GPU_FLOAT_OP(max_pool_grad,
-       per_element<T>(c, out, stream, max_pool_grad<T>, pool_geom(c, out->shape), arg<T>(c, 0), arg<T>(c, 1)))
+       per_element<T>(c, out, stream, max_pool_grad<T>, pool_geom(c, out->shape), arg<T>(c, 0), arg<T>(c, 1), false))
+EM_GPU_FLOAT_OP(max_pool_relu_grad,
+       per_element<T>(c, out, stream, max_pool_grad<T>, pool_geom(c, out->shape), arg<T>(c, 0), arg<T>(c, 1), true))
 EM_GPU_FLOAT_OP(avg_pool, per_element<T>(c, out, stream, avg_pool_fwd<T>, pool_geom(c, c->in[0].shape), arg<T>(c, 0)))
 // (out_backprop); out has the input's shape
 EM_GPU_FLOAT_OP(avg_pool_grad, per_element<T>(c, out, stream, avg_pool_grad<T>, pool_geom(c, out->shape), arg<T>(c, 0)))

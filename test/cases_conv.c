@@ -129,6 +129,24 @@ BPF_CASE(bpf_valid, 1, 1, 1, 1, EM_PAD_VALID, 2, 2, 1, 2)
 BPF_CASE(bpf_same_d2, 1, 1, 2, 2, EM_PAD_SAME, 2, 2, 1, 2)
 BPF_CASE(bpf_same_o16, 1, 1, 1, 1, EM_PAD_SAME, 2, 2, 1, 16)
 
+/* conv2d_bias_relu(x = in[0], w = in[1], bias = in[2]): relu(conv + bias), the graph's fused op. */
+#define BIAS_RELU_CASE(NAME, SH, SW, DH, DW, PAD)                                                                      \
+    static em_tensor *f_##NAME(em_tensor *const *in) {                                                               \
+        em_attrs a = {.i = {SH, SW, DH, DW, PAD}, .ni = 5};                                                             \
+        return em__apply(EM_OP_CONV2D_BIAS_RELU, 3, in, &a);                                                          \
+    }                                                                                                                  \
+    static void NAME##_ref(const fw_case *c, double *e) {                                                              \
+        conv_ref_(c, e, (conv_at){SH, SW, DH, DW, PAD}, 0, 1, -1);                                                     \
+        int64_t o = c->out_shape.dims[3], n = em_shape_numel(c->out_shape);                                           \
+        for (int64_t i = 0; i < n; i++) {                                                                              \
+            e[i] += fw_held_in(c, 2, i % o);                                                                           \
+            if (e[i] < 0) e[i] = 0;                                                                                    \
+        }                                                                                                              \
+    }
+BIAS_RELU_CASE(bias_relu_same_s2, 2, 2, 1, 1, EM_PAD_SAME)
+/* 16 channels, stride 1: float32 takes the epilogue in the direct kernel's registers */
+BIAS_RELU_CASE(bias_relu_same_o16, 1, 1, 1, 1, EM_PAD_SAME)
+
 /* Reached through the tape: the gradients of conv2d(x = in[0], w = in[1]) given dy = in[2]. */
 static em_tensor *conv_tape_(em_tensor *const *in, conv_at a, int wrt) {
     em_tape *tape = em_tape_begin(false);
@@ -165,6 +183,10 @@ const fw_case fw_cases_conv[] = {
     FLOATS2(NN2, "conv2d", conv_1x1, S4(1, 3, 3, 2), S4(1, 3, 3, 4), fw_ints_a, S4(1, 1, 4, 2), fw_ints_b),
     FLOATS2(NN2, "conv2d", conv_valid_s12_d21, S4(1, 3, 2, 3), S4(1, 5, 5, 2), fw_ints_a, S4(2, 2, 2, 3), fw_ints_b),
     FLOATS2(NN2, "conv2d", conv_same_o16, S4(1, 4, 4, 16), S4(1, 4, 4, 1), fw_ints_a, S4(2, 2, 1, 16), fw_ints_b),
+    FLOATS2(NN3, "conv2d_bias_relu", bias_relu_same_s2, S4(1, 3, 3, 3), S4(1, 5, 6, 2), fw_ints_a, S4(3, 3, 2, 3), fw_ints_b,
+            EM_SHAPE(3), fw_ints_b + 4),
+    FLOATS2(NN3, "conv2d_bias_relu", bias_relu_same_o16, S4(1, 4, 4, 16), S4(1, 4, 4, 1), fw_ints_a, S4(2, 2, 1, 16),
+            fw_ints_b, EM_SHAPE(16), fw_ints_a + 20),
     FLOATS2(NN2, "conv2d_backprop_input", bpi_same_s2, S4(1, 5, 5, 2), S4(3, 3, 2, 3), fw_ints_b, S4(1, 3, 3, 3), fw_ints_a),
     FLOATS2(NN2, "conv2d_backprop_input", bpi_valid, S4(1, 4, 4, 2), S4(2, 2, 2, 2), fw_ints_b, S4(1, 3, 3, 2), fw_ints_a),
     FLOATS2(NN2, "conv2d_backprop_input", bpi_same_d2, S4(2, 4, 3, 1), S4(2, 2, 1, 2), fw_ints_b, S4(2, 4, 3, 2), fw_ints_a),

@@ -104,6 +104,16 @@ static em_tensor *pool_op(em_op op, int n, em_tensor *const *in, pool_at a, em_s
         return pool_op(EM_OP_MAX_POOL_GRAD, 2, in, (pool_at){KH, KW, SH, SW, PAD}, em_tensor_shape(in[0]));            \
     }                                                                                                                  \
     static void NAME##_ref(const fw_case *c, double *e) { pool_ref_(c, e, MAX_POOL_GRAD, (pool_at){KH, KW, SH, SW, PAD}); }
+/* max_pool_relu_grad(input = in[0], dy = in[1]): max_pool_grad, 0 where the input is not positive */
+#define MPRG_CASE(NAME, KH, KW, SH, SW, PAD)                                                                           \
+    static em_tensor *f_##NAME(em_tensor *const *in) {                                                               \
+        return pool_op(EM_OP_MAX_POOL_RELU_GRAD, 2, in, (pool_at){KH, KW, SH, SW, PAD}, em_tensor_shape(in[0]));       \
+    }                                                                                                                  \
+    static void NAME##_ref(const fw_case *c, double *e) {                                                              \
+        pool_ref_(c, e, MAX_POOL_GRAD, (pool_at){KH, KW, SH, SW, PAD});                                                \
+        for (int64_t i = 0; i < em_shape_numel(c->out_shape); i++)                                                     \
+            if (!(fw_held_in(c, 0, i) > 0)) e[i] = 0;                                                                  \
+    }
 /* avg_pool_grad(dy = in[0]) -> input of shape S */
 #define APG_CASE(NAME, KH, KW, SH, SW, PAD, ...)                                                                       \
     static em_tensor *f_##NAME(em_tensor *const *in) {                                                               \
@@ -115,6 +125,8 @@ static em_tensor *pool_op(em_op op, int n, em_tensor *const *in, pool_at a, em_s
 MPG_CASE(max_pool_grad_same, 3, 3, 2, 2, EM_PAD_SAME)
 MPG_CASE(max_pool_grad_tiles, 2, 2, 2, 2, EM_PAD_VALID)
 MPG_CASE(max_pool_grad_same_2x2, 2, 2, 2, 2, EM_PAD_SAME)
+MPRG_CASE(max_pool_relu_grad_same, 3, 3, 2, 2, EM_PAD_SAME)
+MPRG_CASE(max_pool_relu_grad_tiles, 2, 2, 2, 2, EM_PAD_VALID)
 APG_CASE(avg_pool_grad_same, 3, 3, 2, 2, EM_PAD_SAME, 1, 5, 6, 2)
 APG_CASE(avg_pool_grad_tiles, 2, 2, 2, 2, EM_PAD_SAME, 2, 5, 3, 2)
 
@@ -151,6 +163,10 @@ const fw_case fw_cases_pool[] = {
     FLOATS2(NN2, "max_pool_grad", max_pool_grad_same, S4(1, 5, 6, 2), S4(1, 5, 6, 2), fw_ints_a, S4(1, 3, 3, 2), fw_ints_b),
     FLOATS2(NN2, "max_pool_grad", max_pool_grad_tiles, S4(1, 4, 4, 2), S4(1, 4, 4, 2), fw_ints_a, S4(1, 2, 2, 2), fw_ints_b),
     FLOATS2(NN2, "max_pool_grad", max_pool_grad_same_2x2, S4(2, 5, 3, 2), S4(2, 5, 3, 2), fw_ints_b, S4(2, 3, 2, 2), fw_ints_a),
+    FLOATS2(NN2, "max_pool_relu_grad", max_pool_relu_grad_same, S4(1, 5, 6, 2), S4(1, 5, 6, 2), fw_ints_a, S4(1, 3, 3, 2),
+            fw_ints_b),
+    FLOATS2(NN2, "max_pool_relu_grad", max_pool_relu_grad_tiles, S4(1, 4, 4, 2), S4(1, 4, 4, 2), fw_ints_a,
+            S4(1, 2, 2, 2), fw_ints_b),
     FLOATS2(NN2, "max_pool_grad", max_pool_grad_tape_valid, S4(1, 5, 5, 2), S4(1, 5, 5, 2), fw_ints_a, S4(1, 2, 2, 2), fw_ints_b),
     FLOATS2(NN1, "avg_pool_grad", avg_pool_grad_same, S4(1, 5, 6, 2), S4(1, 3, 3, 2), fw_ints_b),
     FLOATS2(NN1, "avg_pool_grad", avg_pool_grad_tiles, S4(2, 5, 3, 2), S4(2, 3, 2, 2), fw_ints_a),

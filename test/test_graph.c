@@ -463,6 +463,163 @@ START_TEST(test_50_steps_graph_equals_eager_bit_for_bit) {
 }
 END_TEST
 
+/* A small CNN: conv 3x3 (1 -> 16 channels, the direct kernel's shapes) + bias -> ReLU -> 2x2 max pool ->
+ * conv 3x3 stride 2 (16 -> 3, im2col) + bias -> ReLU, Adam on the mean square. With `tap`, the loss also
+ * reads the first convolution's output, which then must not fuse (its pool's gradient still takes the ReLU's). */
+typedef struct {
+    em_tensor *w1, *b1, *w2, *b2;
+} cnn;
+
+static cnn make_cnn(const char *scope, em_dtype dt) {
+    em_variable_scope_begin(scope, EM_REUSE_FALSE);
+    cnn n = {
+        em_get_variable("w1", dt, EM_SHAPE(3, 3, 1, 16), (em_initializer){.kind = EM_INIT_GLOROT_UNIFORM, .seed = 5}),
+        em_get_variable("b1", dt, EM_SHAPE(16), EM_INIT_CONST(-0.05)),
+        em_get_variable("w2", dt, EM_SHAPE(3, 3, 16, 3), (em_initializer){.kind = EM_INIT_GLOROT_UNIFORM, .seed = 6}),
+        em_get_variable("b2", dt, EM_SHAPE(3), EM_INIT_CONST(0.1)),
+    };
+    em_variable_scope_end();
+    return n;
+}
+
+static em_tensor *cnn_step(cnn *n, em_optimizer *opt, em_tensor *x, bool tap, em_tensor **conv1, em_tensor **loss) {
+    em_tape *tape = em_tape_begin(false);
+    *conv1 = em_conv2d(x, n->w1, NULL, EM_PAD_SAME, NULL);
+    em_tensor *h = em_relu(em_bias_add(*conv1, n->b1));
+    h = em_max_pool(h, (const int[]){2, 2}, (const int[]){2, 2}, EM_PAD_SAME);
+    h = em_relu(em_bias_add(em_conv2d(h, n->w2, (const int[]){2, 2}, EM_PAD_SAME, NULL), n->b2));
+    *loss = em_mean(em_square(h), EM_ALL_AXES, false);
+    if (tap) *loss = em_add(*loss, em_mean(*conv1, EM_ALL_AXES, false));
+    em_tape_stop(tape);
+    em_tensor *train = em_minimize_op(opt, tape, *loss, 4, (em_tensor *[]){n->w1, n->b1, n->w2, n->b2});
+    em_tape_release(tape);
+    return train;
+}
+
+static bool same_bits(em_tensor *a, em_tensor *b) {
+    return em_numel(a) == em_numel(b) &&
+           !memcmp(em_data(a), em_data(b), (size_t)em_numel(a) * em_dtype_size(em_tensor_dtype(a)));
+}
+
+/* conv2d -> bias add -> relu runs as one conv2d_bias_relu node, and the pool's gradient takes relu_grad:
+ * training steps are eager's to the bit, in float32 and float64; a convolution read elsewhere is left
+ * alone, and can still be fetched; exports show the ops as traced. */
+START_TEST(test_conv_bias_relu_fuse_bit_for_bit) {
+    em_set_num_threads(1);
+    for (int variant = 0; variant < 3; variant++) {
+        em_dtype dt = variant == 2 ? EM_F64 : EM_F32;
+        bool tap = variant == 1;
+        char scope[32];
+        double xs[2 * 6 * 6];
+        for (int i = 0; i < 2 * 6 * 6; i++) xs[i] = sin(0.9 * i);
+        em_tensor *xv = em_cast(em_tensor_from(EM_F64, EM_SHAPE(2, 6, 6, 1), xs), dt);
+        snprintf(scope, sizeof scope, "eager%d", variant);
+        cnn eager = make_cnn(scope, dt);
+        snprintf(scope, sizeof scope, "graph%d", variant);
+        cnn graph = make_cnn(scope, dt);
+        em_optimizer *eopt = em_adam(0.01, 0.9, 0.999, 1e-8), *gopt = em_adam(0.01, 0.9, 0.999, 1e-8);
+        double eager_loss[3];
+        for (int s = 0; s < 3; s++) {
+            em_tensor *c1, *loss;
+            ck_assert_ptr_nonnull(cnn_step(&eager, eopt, xv, tap, &c1, &loss));
+            eager_loss[s] = em_item(loss);
+        }
+        em_tensor *x = em_placeholder(dt, EM_SHAPE(2, 6, 6, 1), "x"), *c1, *loss;
+        ck_assert_int_eq(em_trace_begin(), 0);
+        em_tensor *train = cnn_step(&graph, gopt, x, tap, &c1, &loss);
+        em_graph *g = em_trace_end();
+        ck_assert_ptr_nonnull(g);
+        /* each convolution's bias and ReLU (2 + 2), the first pool's gradient its ReLU's (1) */
+        ck_assert_int_eq(em_graph_get_stats(g).epilogues, tap ? 3 : 5);
+        for (int s = 0; s < 3; s++) {
+            em_tensor *out[2];
+            ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, xv}}, 2, (em_tensor *[]){train, loss}, out), 0);
+            ck_assert_msg(em_item(out[1]) == eager_loss[s], "variant %d step %d: graph %.17g, eager %.17g", variant, s,
+                          em_item(out[1]), eager_loss[s]);
+        }
+        ck_assert(same_bits(eager.w1, graph.w1) && same_bits(eager.b1, graph.b1));
+        ck_assert(same_bits(eager.w2, graph.w2) && same_bits(eager.b2, graph.b2));
+        /* the absorbed convolution runs when it is fetched */
+        em_tensor *got;
+        ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, xv}}, 1, &c1, &got), 0);
+        ck_assert(same_bits(got, em_conv2d(xv, graph.w1, NULL, EM_PAD_SAME, NULL)));
+        if (variant == 0) { /* a saved graph holds the traced ops, and fuses again when loaded */
+            char path[] = "/tmp/ember_graph_XXXXXX";
+            int fd = mkstemp(path);
+            ck_assert_int_ge(fd, 0);
+            close(fd);
+            ck_assert_int_eq(em_graph_save(g, path, 1, &loss, (const char *const[]){"loss"}, 0), 0);
+            FILE *f = fopen(path, "rb");
+            static char bytes[1 << 16];
+            size_t len = fread(bytes, 1, sizeof bytes, f);
+            fclose(f);
+            ck_assert_ptr_null(memmem(bytes, len, "conv2d_bias_relu", 16));
+            ck_assert_ptr_nonnull(memmem(bytes, len, "relu", 4));
+            em_graph *loaded = em_graph_load_with(path, NULL, EM_LOAD_REUSE_VARIABLES);
+            remove(path);
+            ck_assert_msg(loaded != NULL, "%s", em_last_error());
+            ck_assert_int_eq(em_graph_get_stats(loaded).epilogues, 4);
+            em_tensor *mine, *theirs, *lx = em_graph_placeholder(loaded, "x"), *lloss = em_graph_fetch(loaded, "loss");
+            ck_assert_int_eq(em_graph_run(g, 1, (em_feed[]){{x, xv}}, 1, &loss, &mine), 0);
+            ck_assert_int_eq(em_graph_run(loaded, 1, (em_feed[]){{lx, xv}}, 1, &lloss, &theirs), 0);
+            ck_assert(same_bits(mine, theirs));
+            em_graph_release(loaded);
+        }
+        if (variant == 0) { /* the dot export shows the traced ops */
+            char path[] = "/tmp/ember_graph_XXXXXX";
+            int fd = mkstemp(path);
+            ck_assert_int_ge(fd, 0);
+            close(fd);
+            ck_assert_int_eq(em_graph_write_dot(g, path), 0);
+            FILE *f = fopen(path, "r");
+            static char text[1 << 16];
+            size_t len = fread(text, 1, sizeof text - 1, f);
+            text[len] = '\0';
+            fclose(f);
+            remove(path);
+            ck_assert_ptr_null(strstr(text, "conv2d_bias_relu"));
+            ck_assert_ptr_null(strstr(text, "max_pool_relu_grad"));
+            ck_assert_ptr_nonnull(strstr(text, "label=\"relu\""));
+            ck_assert_ptr_nonnull(strstr(text, "label=\"max_pool_grad\""));
+        }
+        em_graph_release(g);
+        em_optimizer_release(eopt);
+        em_optimizer_release(gopt);
+    }
+    em_set_num_threads(0);
+}
+END_TEST
+
+/* relu_grad(x, g) reads relu(x)'s output in a graph (the same mask), but not across an in-place update of x:
+ * traced after one, it reads the updated x, as eager code does. */
+START_TEST(test_relu_grad_after_an_update_reads_the_update) {
+    em_tensor *v = em_get_variable("updated/v", EM_F32, EM_SHAPE(4), EM_INIT_CONST(0));
+    ck_assert_int_eq(em_assign(v, f32(EM_SHAPE(4), (const float[]){-1, 2, -3, 4})), 0);
+    em_optimizer *sgd = em_sgd(1); /* on sum(v^2): v -= 2 v flips v's signs */
+    ck_assert_int_eq(em_trace_begin(), 0);
+    em_tape *forward = em_tape_begin(false);
+    em_tensor *y = em_relu(v), *dv;
+    em_tape_stop(forward);
+    em_tape *square = em_tape_begin(false);
+    em_tensor *loss = em_sum(em_square(v), EM_ALL_AXES, false);
+    em_tape_stop(square);
+    em_tensor *train = em_minimize_op(sgd, square, loss, 1, &v);
+    ck_assert_int_eq(em_gradients(forward, y, 1, &v, &dv), 0); /* relu_grad(v, 1) after the update */
+    em_tape_release(forward);
+    em_tape_release(square);
+    em_graph *g = em_trace_end();
+    ck_assert_ptr_nonnull(g);
+    em_tensor *out[2];
+    ck_assert_int_eq(em_graph_run(g, 0, NULL, 2, (em_tensor *[]){train, dv}, out), 0);
+    const float *now = em_data(v); /* the mask of v now, not of v when the relu ran */
+    double mask[4];
+    for (int i = 0; i < 4; i++) mask[i] = now[i] > 0;
+    ck_assert_tensor(out[1], EM_F32, EM_SHAPE(4), mask, 0);
+    em_graph_release(g);
+    em_optimizer_release(sgd);
+}
+END_TEST
+
 START_TEST(test_learning_rate_and_step_are_read_at_run_time) {
     em_tensor *w = em_get_variable("lr/w", EM_F64, EM_SHAPE(1), EM_INIT_CONST(1));
     em_optimizer *sgd = em_sgd(0.5);
@@ -728,6 +885,8 @@ int main(void) {
     tcase_add_test(tc, test_random_nodes_draw_anew_each_run);
     tcase_add_test(tc, test_dot_export_groups_name_scopes);
     tcase_add_test(tc, test_50_steps_graph_equals_eager_bit_for_bit);
+    tcase_add_test(tc, test_conv_bias_relu_fuse_bit_for_bit);
+    tcase_add_test(tc, test_relu_grad_after_an_update_reads_the_update);
     tcase_add_test(tc, test_learning_rate_and_step_are_read_at_run_time);
     tcase_add_test(tc, test_unknown_batch_is_symbolic);
     tcase_add_test(tc, test_batch_plus_or_minus_a_fixed_size_is_symbolic);

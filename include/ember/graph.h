@@ -57,11 +57,13 @@ int em_graph_run(em_graph *g, int nfeeds, const em_feed *feeds, int nfetches, em
                  em_tensor **results);
 
 typedef struct em_graph_stats {
-    int64_t nodes;          /* nodes after optimization */
+    int64_t nodes;          /* nodes after optimization (those fused into another not counted) */
     int64_t traced;         /* ops traced */
     int64_t folded;         /* constant-folded at em_trace_end */
     int64_t cse_merged;     /* removed as common subexpressions */
     int64_t fused;          /* elementwise nodes run inside fused chains */
+    int64_t epilogues;      /* ops run inside another's kernel at em_trace_end: a convolution's bias add and
+                               ReLU, the ReLU gradient of a max pool's gradient */
     int64_t last_run_nodes; /* nodes the last run executed (dead nodes pruned) */
     int64_t parallel_levels;/* levels of independent nodes the last run ran at once */
     int64_t plans;          /* memory plans made (re-plans when unknown dims change) */

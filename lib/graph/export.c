@@ -1,4 +1,5 @@
-/* A graph as others see it: em__graph_visit walks the live nodes and the
+/* A graph as others see it, each node as traced (before fused products,
+ * gnode.traced_as): em__graph_visit walks the live nodes and the
  * inputs they read (TensorBoard's GraphDef, lib/summary.c, is written from
  * it), and em_graph_write_dot writes Graphviz, clustered by name scope. */
 #include "graph.h"
@@ -40,9 +41,10 @@ int em__graph_visit(const em_graph *g, int (*fn)(void *ctx, const em_graph_node 
         const gval *gv = &g->vals[v];
         if (gv->kind == V_NODE || g->alias[v] != v) continue;
         bool used = false;
-        for (int64_t i = 0; i < g->nn && !used; i++)
-            for (int k = 0; k < g->nodes[i].n && !used; k++)
-                used = !g->nodes[i].dead && resolve(g, g->nodes[i].in[k]) == v;
+        for (int64_t i = 0; i < g->nn && !used; i++) {
+            const gnode *n = as_traced(&g->nodes[i]);
+            for (int k = 0; k < n->n && !used; k++) used = !n->dead && resolve(g, n->in[k]) == v;
+        }
         if (!used) continue;
         const em_tensor *t = gv->traced;
         int64_t dims[EM_MAX_DIMS];
@@ -56,7 +58,7 @@ int em__graph_visit(const em_graph *g, int (*fn)(void *ctx, const em_graph_node 
         if (rc) return rc;
     }
     for (int64_t i = 0; i < g->nn; i++) {
-        const gnode *n = &g->nodes[i];
+        const gnode *n = as_traced(&g->nodes[i]);
         if (n->dead) continue;
         const char *small[8], **inputs = n->n <= 8 ? small : malloc(sizeof(char *) * (size_t)n->n);
         char(*buf)[64] = n->n <= 8 ? names : malloc(64 * (size_t)n->n);
@@ -148,7 +150,7 @@ static int write_dot(em__file_out *out, void *g_) {
         fprintf(f, "%*s", 2 * depth + 2, "");
         dot_name(f, name);
         fprintf(f, " [label=");
-        const gnode *n = &g->nodes[idx[a]];
+        const gnode *n = as_traced(&g->nodes[idx[a]]);
         if (devices) { /* the device under the op, and a colour per device */
             char label[160];
             snprintf(label, sizeof label, "%s\n%s", em__op_def(n->op)->name, em__device_label(n->device));
@@ -161,7 +163,7 @@ static int write_dot(em__file_out *out, void *g_) {
     }
     while (depth-- > 0) fprintf(f, "%*s}\n", 2 * depth + 2, "");
     for (int64_t a = 0; a < live; a++) {
-        const gnode *n = &g->nodes[idx[a]];
+        const gnode *n = as_traced(&g->nodes[idx[a]]);
         for (int k = 0; k < n->n; k++) {
             char buf[64];
             int64_t v = resolve(g, n->in[k]);
@@ -217,7 +219,7 @@ int em__graph_walk_needed(const em_graph *g, const char *op, int nfetch, em_tens
         need[resolve(g, v)] = true;
     }
     for (int64_t i = g->nn - 1; i >= 0; i--) {
-        const gnode *n = &g->nodes[i];
+        const gnode *n = as_traced(&g->nodes[i]);
         if (n->dead || !need[n->out]) continue;
         for (int k = 0; k < n->n; k++) need[resolve(g, n->in[k])] = true;
     }
@@ -246,7 +248,7 @@ int em__graph_walk_needed(const em_graph *g, const char *op, int nfetch, em_tens
         if ((rc = fn(ctx, &it))) goto done;
     }
     for (int64_t i = 0; i < g->nn; i++) {
-        const gnode *n = &g->nodes[i];
+        const gnode *n = as_traced(&g->nodes[i]);
         if (n->dead || !need[n->out]) continue;
         int64_t *p = realloc(ins, sizeof(int64_t) * (size_t)(n->n ? n->n : 1));
         if (!p) {

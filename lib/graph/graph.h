@@ -4,7 +4,8 @@
  *
  *   trace.c     placeholders; tracing (em_trace_begin, trace_record,
  *               em_trace_end); the graph's lifetime and stats
- *   optimize.c  constant folding and common-subexpression elimination
+ *   optimize.c  constant folding, common-subexpression elimination, and
+ *               ops fused into other kernels
  *   plan.c      memory plans, one function per pass, and the plan cache
  *   run.c       em_graph_run: checks the call, then one executor per kind of
  *               plan (levels on one device, several devices, CUDA graph)
@@ -25,8 +26,10 @@
  * Unknown dims of one run are fed one size.
  *
  * At em_trace_end: constant folding (nodes whose inputs are all constants
- * become constants) and common-subexpression elimination (same op, inputs
- * and attributes). Each run: only the nodes the fetches need run; a memory
+ * become constants), common-subexpression elimination (same op, inputs
+ * and attributes), and ops fused into other kernels (conv2d -> bias add ->
+ * relu runs as conv2d_bias_relu, a ReLU's gradient through a max pool as
+ * max_pool_relu_grad; exports still show the ops as traced). Each run: only the nodes the fetches need run; a memory
  * plan (one arena, buffers reused by liveness, headers made once) is made per
  * distinct (fetches, fed unknown dimensions) and cached, so a repeated run
  * allocates nothing; chains of same-shape elementwise nodes run fused, block
@@ -67,7 +70,7 @@ typedef struct {
     em_tensor *bound;
 } gval;
 
-typedef struct {
+typedef struct gnode {
     em_op op;
     int n;
     int64_t *in; /* value ids */
@@ -75,11 +78,18 @@ typedef struct {
     em_attrs a;
     char *name;  /* "scope/op" */
     bool dead;   /* folded or merged away */
+    bool absorbed; /* fused into its only reader's kernel (optimize.c): it runs only when fetched */
+    /* A node optimize.c rewrote (a fused kernel, or a reader of a relu's output): the node as traced, which
+     * exports and saved graphs show; NULL for a node that runs as traced. */
+    struct gnode *traced_as;
     uint8_t device;  /* where it was placed: its output lives there */
     uint8_t runs_on; /* whose thread runs it: its device, but a copy of a value computed in the graph is
                         pushed by the device that computed it (which is then idle, while the receiver may
                         still be busy) */
 } gnode;
+
+/* The node as traced: what exports and saved graphs show of n. */
+static inline const gnode *as_traced(const gnode *n) { return n->traced_as ? n->traced_as : n; }
 
 #define FUSE_BLOCK 1024 /* elements per block of a fused chain: intermediates stay in L1 */
 #define FUSE_MAX 8      /* nodes per fused chain */
@@ -174,7 +184,7 @@ int em__graph_grow_nodes(em_graph *g);
 
 /* ---- optimizations (optimize.c) ---- */
 /* At em_trace_end: sets up g->alias, folds constants, merges common
- * subexpressions, counts the live nodes. 0, or -1 when out of memory (no
+ * subexpressions, fuses ops into other kernels, counts the live nodes. 0, or -1 when out of memory (no
  * error set). */
 int em__graph_optimize(em_graph *g);
 

@@ -231,6 +231,8 @@ void em_graph_release(em_graph *g) {
     for (int64_t i = 0; i < g->nn; i++) {
         free(g->nodes[i].in);
         free(g->nodes[i].name);
+        if (g->nodes[i].traced_as) free(g->nodes[i].traced_as->in);
+        free(g->nodes[i].traced_as);
     }
     for (int64_t v = 0; v < g->nv; v++) {
         em__unref(g->vals[v].traced);

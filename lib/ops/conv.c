@@ -13,10 +13,17 @@
  * partial per task in task order, so results do not depend on the thread
  * count. Within an im2col task, output pixels are lowered in groups small
  * enough to stay in cache. Geometry (TF's padding rule) is in
- * lib/conv_geometry.h. */
+ * lib/conv_geometry.h.
+ *
+ * conv2d_bias_relu, the graph's fusion of conv2d -> bias add -> relu
+ * (lib/graph/optimize.c), is the forward convolution with relu(y + bias)
+ * applied to each output tile while it is still in registers (the direct
+ * kernel) or in cache (right after each group's gemm): the pre-activations
+ * never go to memory. */
 #include "../gpu.h"
 #include "../internal.h"
 #include "nn.h"
+#include "nn_math.h"
 #include "regtile.h"
 
 
@@ -83,6 +90,19 @@ static int conv2d_backprop_input_infer(const em_call *c, em_dtype *dtype, int *n
 static int conv2d_backprop_filter_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     return em__conv_backprop_filter_infer(c, false, dtype, ndim, shape);
 }
+/* inputs (input, filter, bias): conv2d's, and a bias of one value per output channel. */
+static int conv2d_bias_relu_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    if (em__conv_infer(c, false, dtype, ndim, shape)) return -1;
+    const em_tensor *bias = c->in[2];
+    char b0[160];
+    if (bias->dtype != c->in[0]->dtype)
+        return em__op_error(c, "bias has dtype %s but input has %s", em_dtype_name((em_dtype)bias->dtype),
+                            em_dtype_name((em_dtype)c->in[0]->dtype));
+    if (bias->ndim != 1 || bias->shape[0] != shape[3])
+        return em__op_error(c, "bias %s must be 1-D with one value per output channel (%lld)",
+                            em__tshape(bias, b0, sizeof b0), (long long)shape[3]);
+    return 0;
+}
 
 typedef enum { CONV_FWD, CONV_BPI, CONV_BPF } conv_kind;
 
@@ -121,6 +141,7 @@ typedef struct {
     const char *x, *f, *dy;
     int64_t wt_rs, wt_cs; /* backprop input: strides of W^T as f holds it */
     char *out, *partials; /* partials: one K x O block per task (backprop filter) */
+    const char *bias;     /* conv2d_bias_relu: out = relu(conv + bias) */
 } conv_plan;
 
 /* dst[c][r] = src[r][c] for a rows x cols matrix of es-byte elements. */
@@ -134,6 +155,22 @@ static void transpose2d(char *dst, const char *src, int64_t rows, int64_t cols, 
             else
                 memcpy(d, s, 8);
         }
+}
+
+/* conv2d_bias_relu's epilogue on `rows` output pixels of o channels at y, in place. */
+static void bias_relu_rows(const conv_plan *p, char *y, int64_t rows) {
+    int64_t o = p->g.o;
+    if (p->dtype == EM_F32) {
+        float *v = (float *)y;
+        const float *b = (const float *)p->bias;
+        for (int64_t r = 0; r < rows; r++, v += o)
+            _Pragma("omp simd") for (int64_t j = 0; j < o; j++) v[j] = EM_NN(bias_relu, float)(v[j], b[j]);
+    } else {
+        double *v = (double *)y;
+        const double *b = (const double *)p->bias;
+        for (int64_t r = 0; r < rows; r++, v += o)
+            _Pragma("omp simd") for (int64_t j = 0; j < o; j++) v[j] = EM_NN(bias_relu, double)(v[j], b[j]);
+    }
 }
 
 /* The filter columns [*k0, *k1) whose input column lies inside [0, w) for
@@ -221,6 +258,7 @@ static void conv_task(void *ctx, int64_t n0, int64_t n1) {
             if (!p->pointwise) im2col(p, a, b, col);
             em__gemm(p->dtype, rows, O, K, lowered, K, 1, p->f, O, 1, false, p->out + (size_t)(a * O) * es, O, 1,
                      p->single);
+            if (p->bias) bias_relu_rows(p, p->out + (size_t)(a * O) * es, rows);
             break;
         case CONV_BPI: /* dcol[rows] = dy[rows] W^T, scattered back into dx */
             em__gemm(p->dtype, rows, K, O, dyr, O, 1, p->f, p->wt_rs, p->wt_cs, false,
@@ -276,7 +314,8 @@ static void tiled_forward_task(void *ctx, int64_t n0, int64_t n1) {
         pad_image(d, n, img);
         for (int64_t o0 = 0; o0 < oc; o0 += EM_REGTILE_COLS) {
             em_regtile k = {.b = (const float *)p->f + o0, .nr = g->kh, .nt = taps, .ar = d->wp * d->c,
-                           .at = 1, .br = taps * oc, .bt = oc, .cj = oc};
+                           .at = 1, .br = taps * oc, .bt = oc, .cj = oc,
+                           .bias = p->bias ? (const float *)p->bias + o0 : NULL};
             int vecs = em__regtile_vecs(oc - o0), full = em__regtile_rows(vecs);
             for (int64_t q = 0; q < pixels; q += full) {
                 int rows = (int)(pixels - q < full ? pixels - q : full);
@@ -397,6 +436,7 @@ static void conv_run(const em_call *c, em_tensor *out, conv_kind kind) {
     if (kind == CONV_FWD) {
         p.x = c->in[0]->data;
         p.f = c->in[1]->data;
+        p.bias = c->n > 2 ? c->in[2]->data : NULL;
     } else {
         p.dy = c->in[1]->data;
         if (kind == CONV_BPI) p.f = c->in[0]->data;
@@ -409,6 +449,7 @@ static void conv_run(const em_call *c, em_tensor *out, conv_kind kind) {
     if (out->numel == 0) return;
     if (p.K == 0 || p.P1 == 0 || g->o == 0 || g->n == 0) { /* an empty sum (a filter gradient over no images) */
         memset(out->data, 0, (size_t)out->numel * p.es);
+        if (p.bias) bias_relu_rows(&p, out->data, out->numel / g->o);
         return;
     }
     /* Groups of about 256K lowered elements; tasks of about one group, at
@@ -458,6 +499,7 @@ static void conv_run(const em_call *c, em_tensor *out, conv_kind kind) {
 static void conv2d_cpu(const em_call *c, em_tensor *out) { conv_run(c, out, CONV_FWD); }
 static void conv2d_backprop_input_cpu(const em_call *c, em_tensor *out) { conv_run(c, out, CONV_BPI); }
 static void conv2d_backprop_filter_cpu(const em_call *c, em_tensor *out) { conv_run(c, out, CONV_BPF); }
+static void conv2d_bias_relu_cpu(const em_call *c, em_tensor *out) { conv_run(c, out, CONV_FWD); }
 
 /* y = conv(x, w): dx = backprop_input(w, g), dw = backprop_filter(x, g). */
 static int conv2d_grad(const em_call *c, em_tensor *out, em_tensor *g, const bool *need, em_tensor **gin) {

@@ -37,7 +37,8 @@
  *   for log_softmax:         dx = g - exp(y) sum(g)
  * sigmoid_xent (z, x):       max(x, 0) - x z + log1p(exp(-|x|))
  * softmax_xent (z, x):       sum_j z_j (lse - x_j), lse = m + log(sum(e)); z_j = 0 adds nothing
- * sparse_softmax_xent:       lse - x[label], 0 for a label equal to ignore_index */
+ * sparse_softmax_xent:       lse - x[label], 0 for a label equal to ignore_index
+ * bias_relu (y, bias):       relu(y + bias), a convolution's fused epilogue */
 #define EM_NN_FORMULAS(T)                                                                                              \
     /* a row's running maximum: a NaN x is skipped (it makes the sum, so every output, NaN) */                       \
     EM_NN_DEF(T, T, max)(T m, T x) { return x > m ? x : m; }                                                          \
@@ -64,7 +65,12 @@
         return z != 0 ? EM_NN_MUL((double)z, lse - x) : 0.0;                                                          \
     }                                                                                                                  \
     /* sparse_softmax_xent: the loss of a row from the logit of its label */                                          \
-    EM_NN_DEF(T, T, sparse_softmax_xent)(double lse, T x_label) { return (T)(lse - x_label); }
+    EM_NN_DEF(T, T, sparse_softmax_xent)(double lse, T x_label) { return (T)(lse - x_label); }                       \
+    /* conv2d_bias_relu's epilogue: the ops add and relu bit for bit (elementwise_math.h: -0 and NaN pass) */       \
+    EM_NN_DEF(T, T, bias_relu)(T y, T bias) {                                                                         \
+        T s = y + bias;                                                                                                \
+        return s < (T)0 ? (T)0 : s;                                                                                    \
+    }
 
 /* sparse_softmax_xent with ignore_index (attributes i[0] = 1, i[1] = the index): whether a row's label counts;
  * a row that does not has loss 0 and gradient 0. */

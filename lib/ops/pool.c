@@ -4,9 +4,15 @@
  * Attributes (nn.h): i[0..1] strides {h, w}, i[2..3] ksize {h, w}, i[4]
  * padding (em_padding), i[5..8] the input's NHWC shape (avg_pool_grad).
  * Windows are clipped to the input (TF's padding rule, lib/conv_geometry.h):
- * SAME padding is never pooled. */
+ * SAME padding is never pooled.
+ *
+ * max_pool_relu_grad is a graph's fusion of max_pool_grad -> relu_grad where
+ * the pool's input is the ReLU's output (lib/graph/optimize.c): each routed
+ * gradient is kept where that input is positive as it is stored, so the
+ * gradient does not make a second trip through memory. */
 #include "../gpu.h"
 #include "../internal.h"
+#include "elementwise_math.h"
 #include "nn.h"
 
 #include <math.h>
@@ -50,6 +56,11 @@ static int max_pool_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int
     return 0;
 }
 
+/* inputs (input, out_backprop), as max_pool_grad. */
+static int max_pool_relu_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
+    return max_pool_grad_infer(c, dtype, ndim, shape);
+}
+
 /* inputs (out_backprop), i[5..8] the input shape. */
 static int avg_pool_grad_infer(const em_call *c, em_dtype *dtype, int *ndim, int64_t *shape) {
     if (em__nn_need_float(c, 0, "out_backprop") || em__nn_attr_shape(c, "input", shape) ||
@@ -66,6 +77,10 @@ typedef struct {
     void *out;
     bool tiles; /* the windows cover the input without overlapping: gradients are stored, not added */
 } pool_plan;
+
+/* max_pool_relu_grad: relu_grad's formula on the routed gradient g of an input x. */
+static inline float relu_grad_float(float x, float g) { return em_ew_relu_grad_f32(x, g, NULL); }
+static inline double relu_grad_double(double x, double g) { return em_ew_relu_grad_f64(x, g, NULL); }
 
 /* Forward pools: one task per output row (n, oy). */
 #define POOL_FWD(T)                                                                           \
@@ -125,15 +140,17 @@ enum { POOL_BLOCK = 64 };
         left[ch] = hit ? (T)0 : l;                                                            \
     }
 #define POOL_BWD(T)                                                                           \
-    EM_HOT static void max_pool_grad_##T(void *ctx, int64_t begin, int64_t end) {             \
-        const pool_plan *p = ctx;                                                             \
+    /* relu: max_pool_relu_grad, each stored gradient through relu_grad */                   \
+    static inline __attribute__((always_inline)) void max_pool_grad_run_##T(const pool_plan *p, int64_t begin, \
+                                                                            int64_t end, const bool relu) { \
         const em_conv_geom *g = &p->g;                                                        \
         const T *x = p->x, *dy = p->dy;                                                       \
         T *dx = p->out;                                                                       \
         const bool tiles = p->tiles;                                                          \
-        if (!tiles)                                                                           \
-            memset(dx + begin * g->h * g->w * g->c, 0, sizeof(T) * (size_t)((end - begin) * g->h * g->w * g->c)); \
-        for (int64_t n = begin; n < end; n++)                                                 \
+        int64_t image = g->h * g->w * g->c;                                                   \
+        if (!tiles) memset(dx + begin * image, 0, sizeof(T) * (size_t)((end - begin) * image)); \
+        for (int64_t n = begin; n < end; n++) {                                               \
+            bool routed = false; /* windows that route by POOL_ROUTE: relu applies after all */ \
             for (int64_t oy = 0; oy < g->oh; oy++)                                            \
                 for (int64_t ox = 0; ox < g->ow; ox++) {                                      \
                     int64_t y0, y1, x0, x1;                                                   \
@@ -149,17 +166,22 @@ enum { POOL_BLOCK = 64 };
                             m = v2[ch] > m ? v2[ch] : m;                                      \
                             m = v3[ch] > m ? v3[ch] : m;                                      \
                             bool hit = !(v0[ch] < m);                                         \
-                            o0[ch] = hit ? l : (T)0;                                          \
+                            T r0 = hit ? l : (T)0;                                            \
                             l = hit ? (T)0 : l;                                               \
                             hit = !(v1[ch] < m);                                              \
-                            o1[ch] = hit ? l : (T)0;                                          \
+                            T r1 = hit ? l : (T)0;                                            \
                             l = hit ? (T)0 : l;                                               \
                             hit = !(v2[ch] < m);                                              \
-                            o2[ch] = hit ? l : (T)0;                                          \
-                            o3[ch] = hit ? (T)0 : !(v3[ch] < m) ? l : (T)0;                   \
+                            T r2 = hit ? l : (T)0;                                            \
+                            T r3 = hit ? (T)0 : !(v3[ch] < m) ? l : (T)0;                     \
+                            o0[ch] = relu ? relu_grad_##T(v0[ch], r0) : r0;                   \
+                            o1[ch] = relu ? relu_grad_##T(v1[ch], r1) : r1;                   \
+                            o2[ch] = relu ? relu_grad_##T(v2[ch], r2) : r2;                   \
+                            o3[ch] = relu ? relu_grad_##T(v3[ch], r3) : r3;                   \
                         }                                                                     \
                         continue;                                                             \
                     }                                                                         \
+                    routed = true;                                                            \
                     for (int64_t c0 = 0; c0 < g->c; c0 += POOL_BLOCK) {                       \
                         int64_t cn = g->c - c0 < POOL_BLOCK ? g->c - c0 : POOL_BLOCK;         \
                         const T *first = x + ((n * g->h + y0) * g->w + x0) * g->c + c0;       \
@@ -184,6 +206,16 @@ enum { POOL_BLOCK = 64 };
                             }                                                                 \
                     }                                                                         \
                 }                                                                             \
+            if (relu && routed) /* (again on the 2x2 tiles' pixels: it changes nothing there) */ \
+                _Pragma("omp simd") for (int64_t i = n * image; i < (n + 1) * image; i++)     \
+                    dx[i] = relu_grad_##T(x[i], dx[i]);                                       \
+        }                                                                                     \
+    }                                                                                         \
+    EM_HOT static void max_pool_grad_##T(void *ctx, int64_t begin, int64_t end) {             \
+        max_pool_grad_run_##T(ctx, begin, end, false);                                        \
+    }                                                                                         \
+    EM_HOT static void max_pool_relu_grad_##T(void *ctx, int64_t begin, int64_t end) {        \
+        max_pool_grad_run_##T(ctx, begin, end, true);                                         \
     }                                                                                         \
     static void avg_pool_grad_##T(void *ctx, int64_t begin, int64_t end) {                    \
         const pool_plan *p = ctx;                                                             \
@@ -231,6 +263,10 @@ static void avg_pool_cpu(const em_call *c, em_tensor *out) {
 }
 static void max_pool_grad_cpu(const em_call *c, em_tensor *out) {
     pool_run(c, out, out->shape, c->in[0]->data, c->in[1]->data, max_pool_grad_float, max_pool_grad_double, true);
+}
+static void max_pool_relu_grad_cpu(const em_call *c, em_tensor *out) {
+    pool_run(c, out, out->shape, c->in[0]->data, c->in[1]->data, max_pool_relu_grad_float, max_pool_relu_grad_double,
+             true);
 }
 static void avg_pool_grad_cpu(const em_call *c, em_tensor *out) {
     pool_run(c, out, out->shape, NULL, c->in[0]->data, avg_pool_grad_float, avg_pool_grad_double, true);

@@ -42,6 +42,15 @@ static inline __attribute__((always_inline)) AVX512 void tile_sum(const int rows
             }
         }
     }
+    if (k->bias) { /* relu(sum + bias): max(0, s) is s < 0 ? 0 : s, as bias_relu (-0 and NaN pass) */
+        __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 4
+        for (int v = 0; v < vecs; v++) {
+            __m512 bias = _mm512_loadu_ps(k->bias + 16 * v);
+#pragma GCC unroll 12
+            for (int j = 0; j < rows; j++) acc[j][v] = _mm512_max_ps(zero, _mm512_add_ps(acc[j][v], bias));
+        }
+    }
 #pragma GCC unroll 12
     for (int j = 0; j < rows; j++)
 #pragma GCC unroll 4

@@ -6,8 +6,9 @@
  * rows, v < vecs,
  *   c[j*cj + 16v..] (+)= sum over r < nr, t < nt of
  *       a[j][r*ar + t*at] * b[r*br + t*bt + 16v..]
- * (accumulate: added to what c holds). Call only when em__regtile_ready()
- * (the CPU has AVX-512). */
+ * (accumulate: added to what c holds); with bias set, relu(that + bias[16v..])
+ * is stored instead (nn_math.h's bias_relu: a convolution's fused epilogue).
+ * Call only when em__regtile_ready() (the CPU has AVX-512). */
 #ifndef EMBER_OPS_REGTILE_H
 #define EMBER_OPS_REGTILE_H
 
@@ -23,6 +24,7 @@ typedef struct {
     float *c;
     int64_t nr, nt, ar, at, br, bt, cj;
     bool accumulate;
+    const float *bias;
 } em_regtile;
 bool em__regtile_ready(void);
 /* Rows of a full tile `vecs` vectors wide (6, 8, 12 or 12). */
