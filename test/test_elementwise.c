@@ -5,6 +5,7 @@
 #include "common.h"
 
 #include "broadcast.h"
+#include "fast_math.h"
 #include "ops/narrow.h"
 
 #include <float.h>
@@ -491,6 +492,27 @@ START_TEST(test_float32_exp_sigmoid_tanh_ulps) {
 }
 END_TEST
 
+/* fast_math.h's float32 log (log_softmax's log of a row's sum) against float64 libm over every 2053rd positive
+ * normal float32 and the ends of the range: within 1 ulp; +Inf and NaN pass. */
+START_TEST(test_float32_log_of_normals_ulps) {
+    double worst = 0;
+    for (uint32_t bits = 0x00800000u; bits < 0x7f800000u; bits += 2053) {
+        float x;
+        memcpy(&x, &bits, sizeof x);
+        double want = log((double)x);
+        worst = fmax(worst, fabs(em__logf_normal(x) - want) / float_ulp(want));
+    }
+    const float ends[] = {FLT_MIN, 1.0f, 0x1.fffffep-1f, 0x1.000002p0f, (float)M_SQRT1_2, (float)M_SQRT2, FLT_MAX};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        double want = log((double)ends[i]);
+        worst = fmax(worst, want == 0 ? fabs(em__logf_normal(ends[i])) / 0x1p-149 : fabs(em__logf_normal(ends[i]) - want) / float_ulp(want));
+    }
+    ck_assert_msg(worst <= 1.0, "log: %.3f ulp (at most 1)", worst);
+    ck_assert_float_eq(em__logf_normal(INFINITY), INFINITY);
+    ck_assert(isnan(em__logf_normal(NAN)));
+}
+END_TEST
+
 START_TEST(test_results_identical_for_any_thread_count) {
     const int64_t R = 300, C = 700; /* 210000 elements: several chunks */
     em_tensor *a = big_f32(R, C, 1), *b = big_f32(R, C, 2), *bias = big_f32(1, C, 3);
@@ -708,6 +730,7 @@ int main(void) {
     tcase_add_test(tc, test_null_inputs_propagate);
     tcase_add_test(tc, test_float32_exp_and_tanh_edges);
     tcase_add_test(tc, test_float32_exp_sigmoid_tanh_ulps);
+    tcase_add_test(tc, test_float32_log_of_normals_ulps);
     tcase_add_test(tc, test_results_identical_for_any_thread_count);
     tcase_add_test(tc, test_gradient_conventions);
     tcase_add_test(tc, test_narrow_hardware_conversions_match_the_software_rule);

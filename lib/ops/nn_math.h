@@ -42,18 +42,19 @@
 #define EM_NN_FORMULAS(T)                                                                                              \
     /* a row's running maximum: a NaN x is skipped (it makes the sum, so every output, NaN) */                       \
     EM_NN_DEF(T, T, max)(T m, T x) { return x > m ? x : m; }                                                          \
-    /* a row's term exp(x - m), which sum(e) adds up */                                                                \
-    EM_NN_DEF(T, T, softmax_exp)(T x, T m) { return em_math_exp(x - m); }                                             \
+    /* a row's term exp(x - m), which sum(e) adds up: x - m <= 0 (m is the row's maximum), so the exp needs no  \
+     * guard for large arguments */                                                                                    \
+    EM_NN_DEF(T, T, softmax_exp)(T x, T m) { return em_math_exp_nonpositive(x - m); }                                 \
     /* softmax: the factor every e of the row is multiplied by */                                                     \
     EM_NN_DEF(T, T, softmax_inv)(double sum) { return (T)(1 / sum); }                                                 \
     /* log_softmax: y = (x - m) - log(sum), so that y's rounding error scales with y, not with m */                  \
-    EM_NN_DEF(T, T, log_softmax_log_sum)(double sum) { return em_math_log((T)sum); }                                  \
+    EM_NN_DEF(T, T, log_softmax_log_sum)(double sum) { return em_math_log_normal((T)sum); } /* sum >= 1 */          \
     EM_NN_DEF(T, T, log_softmax)(T x, T m, T log_sum) { return (x - m) - log_sum; }                                   \
     /* softmax_grad: the term of sum(g y), then dx from total = sum(g y) */                                           \
     EM_NN_DEF(T, T, softmax_grad_dot)(T g, T y) { return EM_NN_MUL(g, y); }                                           \
     EM_NN_DEF(T, T, softmax_grad)(T y, T g, T total) { return y * (g - total); }                                      \
-    /* log_softmax's gradient, from total = sum(g) */                                                                 \
-    EM_NN_DEF(T, T, log_softmax_grad)(T y, T g, T total) { return g - EM_NN_MUL(em_math_exp(y), total); }            \
+    /* log_softmax's gradient, from total = sum(g); y, log_softmax's output, is <= 0 */                             \
+    EM_NN_DEF(T, T, log_softmax_grad)(T y, T g, T total) { return g - EM_NN_MUL(em_math_exp_nonpositive(y), total); } \
     /* sigmoid cross entropy of labels z and logits x, stable for any x */                                            \
     EM_NN_DEF(T, T, sigmoid_xent)(T z, T x) {                                                                         \
         return (x > (T)0 ? x : (T)0) - EM_NN_MUL(x, z) + em_math_log1p(em_math_exp(-em_math_fabs(x)));              \

@@ -4,8 +4,10 @@
  * em__sum_f32: float32 lanes over short fixed blocks, the block sums added in double. Each term passes
  * through at most 6 float32 roundings (EM_SUM_F32_BLOCK terms: 4 added in order in each of 64 lanes, the lanes
  * folded in halves to 8) before its block sum reaches a double, so the error is at most about 6 u sum|x|
- * (u = 2^-24), whatever the length: below pairwise float32 summation's log2(n) u sum|x| from n = 64 on. Blocks
- * start at fixed offsets from the run's start. Twice as fast as widening every term to double (16 lanes a
+ * (u = 2^-24), whatever the length: below pairwise float32 summation's log2(n) u sum|x| from n = 64 on. A
+ * shorter row is one partial block, whose terms pass through at most 1, 2 or 3 roundings for 16, 32 or 48 to
+ * 63 terms (a tail of up to 15 terms is added in double): fewer than pairwise summation's. Blocks start at
+ * fixed offsets from the run's start. Twice as fast as widening every term to double (16 lanes a
  * vector instead of 8, no conversion per term); memory-bound on large arrays. CPU only; always inlined, so
  * that it is compiled for the caller's target (EM_HOT). */
 #ifndef EMBER_ROWS_F32_H
@@ -51,32 +53,43 @@ static inline __attribute__((always_inline)) void em__add_folded(em_f64x8 *acc, 
  * them, in the same order, instead of writing them out and reading them back. */
 #define EM__SUM_F32_TERMS(n, TERMS16, TERM, out)                                                          \
     do {                                                                                                \
-        em_f64x8 lo_ = {0}, hi_ = {0};                                                                  \
+        em_f64x8 lo_ = {0};                                                                             \
         int64_t i_ = 0;                                                                                 \
-        for (; i_ + EM_SUM_F32_BLOCK <= (n); i_ += EM_SUM_F32_BLOCK) {                                  \
+        /* blocks of EM_SUM_F32_BLOCK terms, the last one partial (its missing vectors are zeros: exact \
+         * adds), so a short row is a few float32 adds and one widening */                            \
+        while (i_ + 16 <= (n)) {                                                                        \
+            int64_t end_ = i_ + EM_SUM_F32_BLOCK <= (n) ? i_ + EM_SUM_F32_BLOCK : (n);                  \
             em_f32x16 a_ = {0}, b_ = {0}, c_ = {0}, d_ = {0}, v_;                                       \
-            for (int k_ = 0; k_ < EM_SUM_F32_BLOCK; k_ += 64) {                                         \
-                TERMS16(i_ + k_, v_);                                                                   \
+            for (; i_ + 64 <= end_; i_ += 64) {                                                         \
+                TERMS16(i_, v_);                                                                        \
                 a_ += v_;                                                                               \
-                TERMS16(i_ + k_ + 16, v_);                                                              \
+                TERMS16(i_ + 16, v_);                                                                   \
                 b_ += v_;                                                                               \
-                TERMS16(i_ + k_ + 32, v_);                                                              \
+                TERMS16(i_ + 32, v_);                                                                   \
                 c_ += v_;                                                                               \
-                TERMS16(i_ + k_ + 48, v_);                                                              \
+                TERMS16(i_ + 48, v_);                                                                   \
                 d_ += v_;                                                                               \
+            }                                                                                           \
+            if (i_ + 16 <= end_) {                                                                      \
+                TERMS16(i_, v_);                                                                        \
+                a_ += v_;                                                                               \
+                i_ += 16;                                                                               \
+            }                                                                                           \
+            if (i_ + 16 <= end_) {                                                                      \
+                TERMS16(i_, v_);                                                                        \
+                b_ += v_;                                                                               \
+                i_ += 16;                                                                               \
+            }                                                                                           \
+            if (i_ + 16 <= end_) {                                                                      \
+                TERMS16(i_, v_);                                                                        \
+                c_ += v_;                                                                               \
+                i_ += 16;                                                                               \
             }                                                                                           \
             a_ = (a_ + c_) + (b_ + d_);                                                                 \
             em__add_folded(&lo_, &a_);                                                                  \
         }                                                                                               \
-        /* the last partial block straight into the double lanes */                                     \
-        for (; i_ + 16 <= (n); i_ += 16) {                                                              \
-            em_f32x16 a_;                                                                               \
-            TERMS16(i_, a_);                                                                            \
-            em__add_widened(&lo_, &hi_, &a_);                                                           \
-        }                                                                                               \
         double tail_ = 0;                                                                               \
         for (; i_ < (n); i_++) tail_ += TERM(i_);                                                       \
-        lo_ += hi_;                                                                                     \
         /* ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), by vector halves (lane by lane, its      \
          * extractions took a tenth of log_softmax's time over rows of 32) */                          \
         em_f64x4 h4_ = __builtin_shufflevector(lo_, lo_, 0, 1, 2, 3) + __builtin_shufflevector(lo_, lo_, 4, 5, 6, 7); \

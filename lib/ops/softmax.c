@@ -176,7 +176,7 @@ static inline int64_t rows_at_once(int64_t len) {
         /* each row's factor (softmax) or log of its sum (log_softmax), then the outputs */             \
         T f[ROWS_AT_ONCE];                                                                              \
         if (s->log)                                                                                     \
-            for (int64_t i = 0; i < k; i++) f[i] = EM_NN(log_softmax_log_sum, T)(sum[i]);               \
+            _Pragma("omp simd") for (int64_t i = 0; i < k; i++) f[i] = EM_NN(log_softmax_log_sum, T)(sum[i]); \
         else                                                                                            \
             for (int64_t i = 0; i < k; i++) f[i] = EM_NN(softmax_inv, T)(sum[i]);                       \
         for (int64_t i = 0; i < k; i++) {                                                               \
