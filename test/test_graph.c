@@ -327,6 +327,21 @@ START_TEST(test_random_nodes_draw_anew_each_run) {
 }
 END_TEST
 
+/* g's Graphviz export, through a temporary file, into text (NUL-terminated, cut to size). */
+static void read_dot(em_graph *g, char *text, size_t size) {
+    char path[] = "/tmp/ember_graph_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(em_graph_write_dot(g, path), 0);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t got = fread(text, 1, size - 1, f);
+    text[got] = '\0';
+    fclose(f);
+    remove(path);
+}
+
 START_TEST(test_dot_export_groups_name_scopes) {
     em_tensor *x = em_placeholder(EM_F32, EM_SHAPE(-1, 5), "input");
     em_tensor *w = em_get_variable("W", EM_F32, EM_SHAPE(5, 1), EM_INIT_NORMAL(0, 1));
@@ -336,17 +351,8 @@ START_TEST(test_dot_export_groups_name_scopes) {
     em_name_scope_end();
     em_graph *g = em_trace_end();
     ck_assert_ptr_nonnull(y);
-    char path[] = "/tmp/ember_graph_XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    ck_assert_int_eq(em_graph_write_dot(g, path), 0);
-    FILE *f = fopen(path, "r");
-    char text[4096] = "";
-    size_t got = fread(text, 1, sizeof text - 1, f);
-    text[got] = '\0';
-    fclose(f);
-    remove(path);
+    char text[4096];
+    read_dot(g, text, sizeof text);
     ck_assert_ptr_nonnull(strstr(text, "subgraph cluster_0"));
     ck_assert_ptr_nonnull(strstr(text, "label=\"Wx_plus_b\""));
     ck_assert_ptr_nonnull(strstr(text, "\"W\" -> \"Wx_plus_b/matmul_0\""));
@@ -566,17 +572,8 @@ START_TEST(test_conv_bias_relu_fuse_bit_for_bit) {
             em_graph_release(loaded);
         }
         if (variant == 0) { /* the dot export shows the traced ops */
-            char path[] = "/tmp/ember_graph_XXXXXX";
-            int fd = mkstemp(path);
-            ck_assert_int_ge(fd, 0);
-            close(fd);
-            ck_assert_int_eq(em_graph_write_dot(g, path), 0);
-            FILE *f = fopen(path, "r");
             static char text[1 << 16];
-            size_t len = fread(text, 1, sizeof text - 1, f);
-            text[len] = '\0';
-            fclose(f);
-            remove(path);
+            read_dot(g, text, sizeof text);
             ck_assert_ptr_null(strstr(text, "conv2d_bias_relu"));
             ck_assert_ptr_null(strstr(text, "max_pool_relu_grad"));
             ck_assert_ptr_nonnull(strstr(text, "label=\"relu\""));

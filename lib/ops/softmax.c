@@ -156,6 +156,25 @@ static inline int64_t rows_at_once(int64_t len) {
  *   softmax_grad: dx = y (g - sum(g y)),    for log_softmax: dx = g - exp(y) sum(g)
  * softmax's gradient is compiled without FMAs (EM_HOT), so that the products of sum(g y) are rounded before
  * they are added, as nn_math.h promises; the others use exp (EM_HOT_MATH). */
+/* A gradient's rows: each row's total (sum(g y) for softmax, sum(g) for log_softmax: the expression TOTAL
+ * of row i's y + i * len and g + i * len), then its dx by nn_math.h's formula `name`. */
+#define GRAD_BLOCK(name, T, TOTAL)                                                                      \
+    static inline __attribute__((always_inline)) void name##_block_##T(const rows_ctx *s, int64_t base, \
+                                                                       int64_t k, int64_t st) {         \
+        const T *y = (const T *)s->x + base, *g = (const T *)s->z + base;                               \
+        T *dx = (T *)s->y + base;                                                                       \
+        const int64_t len = s->len;                                                                     \
+        T total[ROWS_AT_ONCE];                                                                          \
+        prefetch_next_row_##T(y, k * len, st);                                                          \
+        prefetch_next_row_##T(g, k * len, st);                                                          \
+        for (int64_t i = 0; i < k; i++) total[i] = (T)(TOTAL);                                         \
+        for (int64_t i = 0; i < k; i++) {                                                               \
+            const T *yi = y + i * len, *gi = g + i * len, ti = total[i];                                \
+            T *di = dx + i * len;                                                                       \
+            _Pragma("omp simd")                                                                         \
+            for (int64_t j = 0; j < len; j++) di[j * st] = EM_NN(name, T)(yi[j * st], gi[j * st], ti);  \
+        }                                                                                               \
+    }
 #define SOFTMAX_ROWS(T)                                                                                 \
     static inline __attribute__((always_inline)) void softmax_block_##T(const rows_ctx *s, int64_t base, \
                                                                         int64_t k, int64_t st) {        \
@@ -188,41 +207,8 @@ static inline int64_t rows_at_once(int64_t len) {
                 _Pragma("omp simd") for (int64_t j = 0; j < len; j++) yi[j * st] *= fi;                 \
         }                                                                                               \
     }                                                                                                   \
-    /* the gradients: each row's total (sum(g y) for softmax, sum(g) for log_softmax), then its dx */  \
-    static inline __attribute__((always_inline)) void softmax_grad_block_##T(const rows_ctx *s,         \
-                                                                             int64_t base, int64_t k,   \
-                                                                             int64_t st) {              \
-        const T *y = (const T *)s->x + base, *g = (const T *)s->z + base;                               \
-        T *dx = (T *)s->y + base;                                                                       \
-        const int64_t len = s->len;                                                                     \
-        T total[ROWS_AT_ONCE];                                                                          \
-        prefetch_next_row_##T(y, k * len, st);                                                          \
-        prefetch_next_row_##T(g, k * len, st);                                                          \
-        for (int64_t i = 0; i < k; i++) total[i] = (T)row_dot_##T(g + i * len, y + i * len, len, st);  \
-        for (int64_t i = 0; i < k; i++) {                                                               \
-            const T *yi = y + i * len, *gi = g + i * len, ti = total[i];                                \
-            T *di = dx + i * len;                                                                       \
-            _Pragma("omp simd")                                                                         \
-            for (int64_t j = 0; j < len; j++) di[j * st] = EM_NN(softmax_grad, T)(yi[j * st], gi[j * st], ti); \
-        }                                                                                               \
-    }                                                                                                   \
-    static inline __attribute__((always_inline)) void log_softmax_grad_block_##T(const rows_ctx *s,     \
-                                                                                 int64_t base, int64_t k, \
-                                                                                 int64_t st) {          \
-        const T *y = (const T *)s->x + base, *g = (const T *)s->z + base;                               \
-        T *dx = (T *)s->y + base;                                                                       \
-        const int64_t len = s->len;                                                                     \
-        T total[ROWS_AT_ONCE];                                                                          \
-        prefetch_next_row_##T(y, k * len, st);                                                          \
-        prefetch_next_row_##T(g, k * len, st);                                                          \
-        for (int64_t i = 0; i < k; i++) total[i] = (T)row_sum_##T(g + i * len, len, st);                \
-        for (int64_t i = 0; i < k; i++) {                                                               \
-            const T *yi = y + i * len, *gi = g + i * len, ti = total[i];                                \
-            T *di = dx + i * len;                                                                       \
-            _Pragma("omp simd")                                                                         \
-            for (int64_t j = 0; j < len; j++) di[j * st] = EM_NN(log_softmax_grad, T)(yi[j * st], gi[j * st], ti); \
-        }                                                                                               \
-    }                                                                                                   \
+    GRAD_BLOCK(softmax_grad, T, row_dot_##T(g + i * len, y + i * len, len, st))                        \
+    GRAD_BLOCK(log_softmax_grad, T, row_sum_##T(g + i * len, len, st))                                 \
     ROW_KERNEL(softmax, T, EM_HOT_MATH)                                                                 \
     ROW_KERNEL(softmax_grad, T, EM_HOT)                                                                 \
     ROW_KERNEL(log_softmax_grad, T, EM_HOT_MATH)
