@@ -39,9 +39,38 @@ EM_HD static inline float em__expf_reduced_scaled(float r, float s) {
     return (p * r * r + r) * s + s;
 }
 EM_HD static inline float em__expf_reduced(float r) { return em__expf_reduced_scaled(r, 1.0f); }
+/* r = c - n ln 2, ln 2 in two parts so that r keeps its low bits */
+EM_HD static inline float em__expf_remainder(float c, float n) { return (c - n * 0.693359375f) + n * 2.12194440e-4f; }
 EM_HD static inline float em__expf_reduce(float c, float *n) {
     *n = rintf(c * 1.44269504088896341f);
-    return (c - *n * 0.693359375f) + *n * 2.12194440e-4f;
+    return em__expf_remainder(c, *n);
+}
+
+/* For |c| < 2^22 ln 2: r = c - n ln 2, n = round(c / ln 2) read from the bits of the rounding add
+ * c log2(e) + 1.5 2^23 (no float-to-integer conversion), and the power of two 2^(n + bias - 127) built from
+ * them, for n + bias in [1, 254]. */
+EM_HD static inline float em__expf_split(float c, uint32_t bias, float *r) {
+    float t = c * 1.44269504088896341f + 12582912.0f; /* 1.5 2^23 + n: n in t's low bits */
+    *r = em__expf_remainder(c, t - 12582912.0f);
+    uint32_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits << 23) + (bias << 23);
+    float p;
+    memcpy(&p, &bits, sizeof p);
+    return p;
+}
+
+/* |x|, at most the float whose bits are `limit`, by an unsigned min of |x|'s bits, which compilers keep as
+ * one instruction (a float min they turn into selects, pushing the arithmetic that follows into both
+ * sides); a NaN becomes the limit, a finite stand-in for the callers to replace. */
+EM_HD static inline float em__fabs_clamped(float x, uint32_t limit) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    bits &= 0x7fffffffu;
+    bits = bits < limit ? bits : limit;
+    float a;
+    memcpy(&a, &bits, sizeof a);
+    return a;
 }
 
 /* x is clamped to [-104, 89], where 2^n spans 2^-150 to 2^128: the two halves' product overflows to Inf
@@ -61,29 +90,17 @@ EM_HD static inline float em__expf(float x) {
  * (|x| clamped at 9, where tanh is 1 in float): there 2^n is one power of two
  * and nothing overflows, so the exp needs none of em__expf's guards, which
  * made tanh 2.9x slower (0.84 against 0.29 ns an element on one Zen 5 core,
- * in L2; 0.21 now). The clamp and n are em__expf_minus_abs's (below): an unsigned
+ * in L2; 0.21 now). The clamp and n are em__expf_minus_abs's: an unsigned
  * min of |x|'s bits, and n from the bits of a rounding add. Both sides are
  * computed on |x| and take x's sign once at the end (tanh is odd, and so are
  * both formulas); a NaN selects the polynomial, which keeps it. */
 EM_HD static inline float em__tanhf(float x) {
-    uint32_t bits;
-    memcpy(&bits, &x, sizeof bits);
-    bits &= 0x7fffffffu;
-    float a;
-    memcpy(&a, &bits, sizeof a);
+    float a = fabsf(x);
     float z = a * a; /* |x| < 0.625: |x| + |x|^3 P(x^2) */
     float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
                     1.33314422036e-1f) * z - 3.33332819422e-1f) * z * a + a;
-    bits = bits < 0x41100000u ? bits : 0x41100000u; /* 9 */
-    float c;
-    memcpy(&c, &bits, sizeof c);
-    float t = c * 2.88539008177792681f + 12582912.0f; /* 1.5 2^23 + n, n = round(2c / ln 2) */
-    float n = t - 12582912.0f;
-    float r = ((c + c) - n * 0.693359375f) + n * 2.12194440e-4f;
-    memcpy(&bits, &t, sizeof bits);
-    bits = (bits << 23) + (127u << 23); /* 2^n */
-    float e;
-    memcpy(&e, &bits, sizeof e);
+    float c = em__fabs_clamped(x, 0x41100000u); /* 9 */
+    float r, e = em__expf_split(c + c, 127u, &r); /* 2^n, n = round(2c / ln 2) */
     float large = 1.0f - 2.0f / (e * em__expf_reduced(r) + 1.0f);
     return copysignf(a >= 0.625f ? large : small, x);
 }
@@ -91,24 +108,9 @@ EM_HD static inline float em__tanhf(float x) {
 /* e^-|x|, for any x but NaN (which gives a finite stand-in, replaced by the callers below), with one power
  * of two and none of em__expf's guards: |x| is clamped at 104, where e^-|x| is 0 in float, so
  * n = round(-|x| / ln 2) spans [-150, 0] and e = (2^-24 e^r) 2^(n+24) needs one power of two, normal
- * throughout, and one multiply that rounds a denormal result once. The clamp is an unsigned min of |x|'s
- * bits, which takes a NaN to 104 and which compilers keep as one instruction (a float min they turn into
- * selects, pushing the arithmetic that follows into both sides). n comes from the bits of
- * -|x| log2(e) + 1.5 2^23, whose addition rounds it to an integer: no float-to-integer conversion. */
+ * throughout, and one multiply that rounds a denormal result once (em__fabs_clamped, em__expf_split). */
 EM_HD static inline float em__expf_minus_abs(float x) {
-    uint32_t bits;
-    memcpy(&bits, &x, sizeof bits);
-    bits &= 0x7fffffffu;
-    bits = bits < 0x42d00000u ? bits : 0x42d00000u; /* 104 */
-    float a;
-    memcpy(&a, &bits, sizeof a);
-    float t = a * -1.44269504088896341f + 12582912.0f; /* 1.5 2^23 + n: n in t's low bits */
-    float n = t - 12582912.0f;
-    float r = (-a - n * 0.693359375f) + n * 2.12194440e-4f;
-    memcpy(&bits, &t, sizeof bits);
-    bits = (bits << 23) + (151u << 23); /* 2^(n + 24) */
-    float e;
-    memcpy(&e, &bits, sizeof e);
+    float r, e = em__expf_split(-em__fabs_clamped(x, 0x42d00000u), 151u, &r); /* |x| at most 104; 2^(n + 24) */
     return e * em__expf_reduced_scaled(r, 5.9604644775390625e-8f); /* 2^-24 e^r */
 }
 

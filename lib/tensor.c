@@ -746,6 +746,12 @@ typedef struct fill_job {
     uint64_t bits; /* the value's bytes, in the low `size` */
 } fill_job;
 
+#define FILL_STORES(U)                                                                                  \
+    do {                                                                                                \
+        U *restrict d = j->data;                                                                        \
+        const U w = (U)j->bits;                                                                         \
+        _Pragma("omp simd") for (int64_t i = begin; i < end; i++) d[i] = w;                             \
+    } while (0)
 EM_HOT static void fill_range(void *ctx, int64_t begin, int64_t end) {
     const fill_job *j = ctx;
     if (!j->bits) {
@@ -753,27 +759,13 @@ EM_HOT static void fill_range(void *ctx, int64_t begin, int64_t end) {
         return;
     }
     switch (j->size) {
-    case 8: {
-        uint64_t *restrict d = j->data;
-        const uint64_t w = j->bits;
-        _Pragma("omp simd") for (int64_t i = begin; i < end; i++) d[i] = w;
-        break;
-    }
-    case 4: {
-        uint32_t *restrict d = j->data;
-        const uint32_t w = (uint32_t)j->bits;
-        _Pragma("omp simd") for (int64_t i = begin; i < end; i++) d[i] = w;
-        break;
-    }
-    case 2: {
-        uint16_t *restrict d = j->data;
-        const uint16_t w = (uint16_t)j->bits;
-        _Pragma("omp simd") for (int64_t i = begin; i < end; i++) d[i] = w;
-        break;
-    }
+    case 8: FILL_STORES(uint64_t); break;
+    case 4: FILL_STORES(uint32_t); break;
+    case 2: FILL_STORES(uint16_t); break;
     default: memset((char *)j->data + begin, (int)j->bits, (size_t)(end - begin));
     }
 }
+#undef FILL_STORES
 
 void em__fill_raw(em_tensor *t, double v) {
     size_t es = dtypes[t->dtype].size;

@@ -158,20 +158,19 @@ static void transpose2d(char *dst, const char *src, int64_t rows, int64_t cols, 
 }
 
 /* conv2d_bias_relu's epilogue on `rows` output pixels of o channels at y, in place. */
+#define BIAS_RELU_ROWS(T)                                                                               \
+    do {                                                                                                \
+        T *v = (T *)y;                                                                                  \
+        const T *b = (const T *)p->bias;                                                                \
+        for (int64_t r = 0; r < rows; r++, v += o)                                                      \
+            _Pragma("omp simd") for (int64_t j = 0; j < o; j++) v[j] = EM_NN(bias_relu, T)(v[j], b[j]); \
+    } while (0)
 static void bias_relu_rows(const conv_plan *p, char *y, int64_t rows) {
     int64_t o = p->g.o;
-    if (p->dtype == EM_F32) {
-        float *v = (float *)y;
-        const float *b = (const float *)p->bias;
-        for (int64_t r = 0; r < rows; r++, v += o)
-            _Pragma("omp simd") for (int64_t j = 0; j < o; j++) v[j] = EM_NN(bias_relu, float)(v[j], b[j]);
-    } else {
-        double *v = (double *)y;
-        const double *b = (const double *)p->bias;
-        for (int64_t r = 0; r < rows; r++, v += o)
-            _Pragma("omp simd") for (int64_t j = 0; j < o; j++) v[j] = EM_NN(bias_relu, double)(v[j], b[j]);
-    }
+    if (p->dtype == EM_F32) BIAS_RELU_ROWS(float);
+    else BIAS_RELU_ROWS(double);
 }
+#undef BIAS_RELU_ROWS
 
 /* The filter columns [*k0, *k1) whose input column lies inside [0, w) for
  * output column ox; with dilation 1 they read consecutive input pixels. */
